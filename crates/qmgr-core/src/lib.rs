@@ -1,0 +1,17 @@
+//! qmgr's domain: jobs, files and legacy groups, the BITS job state machine, the scheduling
+//! policy, the crash-safe SQLite store, configuration, and the HRESULT-bearing error type.
+//!
+//! Nothing here does I/O on the network or knows about COM; the transfer engine, the
+//! service and the C ABI build on these types.
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod guid;
+pub mod hresult;
+pub mod state;
+
+pub use error::{ErrorContext, QmgrError, Result};
+pub use guid::Guid;
+pub use hresult::HResult;
+pub use state::{Event, Facts, JobState, JobType, Outcome};
