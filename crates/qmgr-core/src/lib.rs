@@ -8,11 +8,19 @@
 
 pub mod config;
 pub mod error;
+pub mod file;
+pub mod group;
 pub mod guid;
 pub mod hresult;
+pub mod job;
 pub mod state;
+pub mod time;
 
 pub use error::{ErrorContext, QmgrError, Result};
+pub use file::{FileRecord, Validator};
+pub use group::Group;
 pub use guid::Guid;
 pub use hresult::HResult;
+pub use job::{Job, JobError, JobPriority, JobProgress, JobSettings};
 pub use state::{Event, Facts, JobState, JobType, Outcome};
+pub use time::Timestamp;

@@ -1,0 +1,177 @@
+//! A file of a job, and the rules for the names a caller may give it.
+
+use std::path::Path;
+
+use crate::error::{QmgrError, Result};
+
+/// `BG_SIZE_UNKNOWN`: the size BITS reports until the server told it.
+pub const SIZE_UNKNOWN: u64 = u64::MAX;
+
+/// Longest remote name Windows accepts (BG_FILE_INFO), in characters.
+pub const MAX_REMOTE_NAME_CHARS: usize = 2200;
+/// Longest local path Linux accepts (PATH_MAX, including the terminating NUL).
+pub const MAX_LOCAL_NAME_BYTES: usize = 4095;
+
+/// What identifies one version of the remote content: a resumed transfer must see the same.
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Validator {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// One file of a job.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileRecord {
+    pub remote_name: String,
+    /// Absolute path the file gets on Complete.
+    pub local_name: String,
+    /// The partial download beside `local_name`, once the transfer started.
+    pub temp_name: Option<String>,
+    /// `SIZE_UNKNOWN` until the server says.
+    pub bytes_total: u64,
+    pub bytes_transferred: u64,
+    pub completed: bool,
+    pub validator: Validator,
+}
+
+impl FileRecord {
+    pub fn new(remote_name: &str, local_name: &str) -> Self {
+        Self {
+            remote_name: remote_name.to_owned(),
+            local_name: local_name.to_owned(),
+            temp_name: None,
+            bytes_total: SIZE_UNKNOWN,
+            bytes_transferred: 0,
+            completed: false,
+            validator: Validator::default(),
+        }
+    }
+}
+
+/// The URL schemes qmgr transfers; anything else is `E_INVALIDARG` (DESIGN.md, Decisions).
+pub const SCHEMES: [&str; 5] = ["http", "https", "ftp", "ftps", "file"];
+
+/// Checks a remote name: an http, https, ftp, ftps or file URL, or an absolute local path
+/// (a local or mounted file, as Windows takes `C:\dir\file`).
+pub fn validate_remote_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(QmgrError::invalid_arg("the remote name is empty"));
+    }
+    let chars = name.chars().count();
+    if chars > MAX_REMOTE_NAME_CHARS {
+        return Err(QmgrError::invalid_arg(format!(
+            "the remote name is {chars} characters long; the limit is {MAX_REMOTE_NAME_CHARS}"
+        )));
+    }
+    if let Some(bad) = name.chars().find(|c| c.is_control()) {
+        return Err(QmgrError::invalid_arg(format!(
+            "the remote name {name:?} contains the control character U+{:04X}",
+            u32::from(bad)
+        )));
+    }
+    if name.starts_with('/') {
+        return Ok(());
+    }
+    let Some((scheme, rest)) = name.split_once("://") else {
+        return Err(QmgrError::invalid_arg(format!(
+            "the remote name {name:?} is neither a URL (http, https, ftp, ftps, file) nor an absolute path"
+        )));
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if !SCHEMES.contains(&scheme.as_str()) {
+        return Err(QmgrError::invalid_arg(format!(
+            "the remote name {name:?} uses the unsupported scheme {scheme:?}; qmgr transfers http, https, ftp, ftps and file"
+        )));
+    }
+    if scheme == "file" {
+        if !rest.starts_with('/') {
+            return Err(QmgrError::invalid_arg(format!(
+                "the file URL {name:?} must name an absolute path"
+            )));
+        }
+    } else if rest.is_empty() || rest.starts_with('/') {
+        return Err(QmgrError::invalid_arg(format!(
+            "the URL {name:?} has no host"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a local name: an absolute path, no NUL, not longer than PATH_MAX, naming a file
+/// (not ending in `/`).
+pub fn validate_local_name(name: &str) -> Result<()> {
+    if !Path::new(name).is_absolute() {
+        return Err(QmgrError::invalid_arg(format!(
+            "the local name {name:?} is not an absolute path"
+        )));
+    }
+    if name.contains('\0') {
+        return Err(QmgrError::invalid_arg(format!(
+            "the local name {name:?} contains a NUL character"
+        )));
+    }
+    if name.len() > MAX_LOCAL_NAME_BYTES {
+        return Err(QmgrError::invalid_arg(format!(
+            "the local name is {} bytes long; the limit is {MAX_LOCAL_NAME_BYTES}",
+            name.len()
+        )));
+    }
+    if name.ends_with('/') {
+        return Err(QmgrError::invalid_arg(format!(
+            "the local name {name:?} names a directory, not a file"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hresult;
+
+    #[test]
+    fn supported_remote_names_are_accepted() {
+        for name in [
+            "http://example.com/a",
+            "HTTPS://example.com:8443/a?b=c",
+            "ftp://host/file",
+            "ftps://host/file",
+            "file:///tmp/x",
+            "/srv/mirror/file.iso",
+        ] {
+            validate_remote_name(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn unsupported_or_malformed_remote_names_are_invalid_args() {
+        for name in [
+            "",
+            "gopher://host/x",
+            "example.com/file",
+            "relative/path",
+            "http://",
+            "http:///path",
+            "file://relative",
+            "http://host/a\r\nInjected: 1",
+        ] {
+            let error = validate_remote_name(name).unwrap_err();
+            assert_eq!(error.hresult, hresult::E_INVALIDARG, "{name:?}");
+        }
+        let long = format!("http://host/{}", "a".repeat(MAX_REMOTE_NAME_CHARS));
+        assert!(validate_remote_name(&long).is_err());
+    }
+
+    #[test]
+    fn local_names_must_be_absolute_file_paths() {
+        validate_local_name("/home/u/file.bin").unwrap();
+        for name in ["file.bin", "./file", "", "/tmp/dir/", "/tmp/a\0b"] {
+            assert_eq!(
+                validate_local_name(name).unwrap_err().hresult,
+                hresult::E_INVALIDARG,
+                "{name:?}"
+            );
+        }
+        assert!(validate_local_name(&format!("/{}", "a".repeat(MAX_LOCAL_NAME_BYTES))).is_err());
+    }
+}

@@ -1,0 +1,559 @@
+//! A job: its files, settings and progress, and the operations that move it through the
+//! state machine. The service owns the jobs and calls these methods; they decide, the
+//! service acts (starts transfers, renames files, persists).
+
+use std::time::Duration;
+
+use crate::error::{ErrorContext, QmgrError, Result};
+use crate::file::{self, FileRecord, Validator};
+use crate::guid::Guid;
+use crate::hresult::{self, HResult};
+use crate::state::{self, Event, Facts, JobState, JobType, Outcome};
+use crate::time::Timestamp;
+
+/// `BG_JOB_PRIORITY`: lower value = higher priority.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[repr(u32)]
+pub enum JobPriority {
+    Foreground = 0,
+    High = 1,
+    Normal = 2,
+    Low = 3,
+}
+
+impl JobPriority {
+    pub const ALL: [JobPriority; 4] = [Self::Foreground, Self::High, Self::Normal, Self::Low];
+
+    pub fn from_raw(value: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| *p as u32 == value)
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Foreground => "FOREGROUND",
+            Self::High => "HIGH",
+            Self::Normal => "NORMAL",
+            Self::Low => "LOW",
+        }
+    }
+}
+
+/// `BG_JOB_PROXY_USAGE`.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[repr(u32)]
+pub enum ProxyUsage {
+    #[default]
+    Preconfig = 0,
+    NoProxy = 1,
+    Override = 2,
+    Autodetect = 3,
+}
+
+/// Proxy settings of a job (SetProxySettings).
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct ProxySettings {
+    pub usage: ProxyUsage,
+    pub proxy_list: Option<String>,
+    pub bypass_list: Option<String>,
+}
+
+/// The program BITS runs when the job transfers or fails (SetNotifyCmdLine).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NotifyCommand {
+    pub program: String,
+    pub parameters: Option<String>,
+}
+
+/// `BG_NOTIFY_*` flags.
+pub mod notify {
+    pub const JOB_TRANSFERRED: u32 = 0x1;
+    pub const JOB_ERROR: u32 = 0x2;
+    pub const DISABLE: u32 = 0x4;
+    pub const JOB_MODIFICATION: u32 = 0x8;
+    pub const FILE_TRANSFERRED: u32 = 0x10;
+    pub const FILE_RANGES_TRANSFERRED: u32 = 0x20;
+    /// Every flag a caller may set.
+    pub const VALID: u32 = 0x3F;
+}
+
+/// Settings a job's owner can change; stored together.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobSettings {
+    pub minimum_retry_delay: Duration,
+    pub no_progress_timeout: Duration,
+    pub notify_flags: u32,
+    pub notify_command: Option<NotifyCommand>,
+    pub proxy: ProxySettings,
+    /// Extra request headers, CRLF-separated, as IBackgroundCopyJobHttpOptions keeps them.
+    pub custom_headers: Option<String>,
+    pub security_flags: u32,
+    pub max_download_size: Option<u64>,
+    /// Files of this job transferred at once (a qmgr extension; Windows: 1).
+    pub parallel_files: u32,
+}
+
+/// Windows' defaults and the floor it applies to the retry delay.
+pub const DEFAULT_MINIMUM_RETRY_DELAY: Duration = Duration::from_secs(600);
+pub const DEFAULT_NO_PROGRESS_TIMEOUT: Duration = Duration::from_secs(1_209_600);
+pub const MINIMUM_RETRY_DELAY_FLOOR: Duration = Duration::from_secs(5);
+pub const MAX_DISPLAY_NAME_CHARS: usize = 256;
+pub const MAX_DESCRIPTION_CHARS: usize = 1024;
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            minimum_retry_delay: DEFAULT_MINIMUM_RETRY_DELAY,
+            no_progress_timeout: DEFAULT_NO_PROGRESS_TIMEOUT,
+            notify_flags: notify::JOB_TRANSFERRED | notify::JOB_ERROR,
+            notify_command: None,
+            proxy: ProxySettings::default(),
+            custom_headers: None,
+            security_flags: 0,
+            max_download_size: None,
+            parallel_files: 1,
+        }
+    }
+}
+
+/// The error a job in ERROR or TRANSIENT_ERROR reports (IBackgroundCopyError).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobError {
+    pub error: QmgrError,
+    /// Index of the file the error belongs to, if any.
+    pub file_index: Option<u32>,
+    /// "http", "https", "ftp", "file" …, when the error came from a protocol.
+    pub protocol: Option<String>,
+    pub at: Timestamp,
+}
+
+/// `BG_JOB_PROGRESS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobProgress {
+    pub bytes_total: u64,
+    pub bytes_transferred: u64,
+    pub files_total: u32,
+    pub files_transferred: u32,
+}
+
+/// `BG_JOB_TIMES`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct JobTimes {
+    pub created: Timestamp,
+    pub modified: Timestamp,
+    /// Zero until the job reaches TRANSFERRED.
+    pub transfer_completed: Timestamp,
+}
+
+/// A transfer job.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Job {
+    pub id: Guid,
+    pub job_type: JobType,
+    pub display_name: String,
+    pub description: String,
+    pub owner_uid: u32,
+    pub priority: JobPriority,
+    pub state: JobState,
+    pub files: Vec<FileRecord>,
+    pub times: JobTimes,
+    pub settings: JobSettings,
+    pub error: Option<JobError>,
+    /// Transient and permanent errors seen since the job was created.
+    pub error_count: u32,
+    /// When the current run of errors without progress began (NoProgressTimeout counts from here).
+    pub no_progress_since: Option<Timestamp>,
+    /// When a job in TRANSIENT_ERROR may run again (MinimumRetryDelay or the server's Retry-After).
+    pub retry_at: Option<Timestamp>,
+    /// The legacy group this job belongs to (qmgr.h API), if any.
+    pub group: Option<Guid>,
+}
+
+impl Job {
+    /// A new job: SUSPENDED, no files, Windows' defaults unless `settings` says otherwise.
+    pub fn new(
+        id: Guid,
+        display_name: &str,
+        job_type: JobType,
+        owner_uid: u32,
+        settings: JobSettings,
+        now: Timestamp,
+    ) -> Result<Job> {
+        check_length(display_name, MAX_DISPLAY_NAME_CHARS, "display name")?;
+        Ok(Job {
+            id,
+            job_type,
+            display_name: display_name.to_owned(),
+            description: String::new(),
+            owner_uid,
+            priority: JobPriority::Normal,
+            state: JobState::Suspended,
+            files: Vec::new(),
+            times: JobTimes {
+                created: now,
+                modified: now,
+                transfer_completed: Timestamp::ZERO,
+            },
+            settings,
+            error: None,
+            error_count: 0,
+            no_progress_since: None,
+            retry_at: None,
+            group: None,
+        })
+    }
+
+    /// The facts the state machine needs, as of `now`.
+    pub fn facts(&self, now: Timestamp) -> Facts {
+        Facts {
+            job_type: self.job_type,
+            files: u32::try_from(self.files.len()).unwrap_or(u32::MAX),
+            files_done: u32::try_from(self.files.iter().filter(|f| f.completed).count())
+                .unwrap_or(u32::MAX),
+            retries_exhausted: self.retries_exhausted(now),
+        }
+    }
+
+    /// True when a transient error must end in ERROR: NoProgressTimeout is 0 or shorter than
+    /// the retry delay (Windows does not retry then), or it has already run out.
+    fn retries_exhausted(&self, now: Timestamp) -> bool {
+        let timeout = self.settings.no_progress_timeout;
+        timeout.is_zero()
+            || self.settings.minimum_retry_delay > timeout
+            || self
+                .no_progress_since
+                .is_some_and(|since| now.since(since) >= timeout)
+    }
+
+    /// Runs `event` through the state machine and applies the outcome to the job.
+    pub fn apply(&mut self, event: Event, now: Timestamp) -> Outcome {
+        let outcome = state::transition(self.state, event, &self.facts(now));
+        if let Outcome::Apply { next, .. } = outcome {
+            self.enter(next, now);
+        }
+        outcome
+    }
+
+    /// Runs a call through the state machine: its HRESULT on success, the refusal as an error.
+    fn call(&mut self, event: Event, now: Timestamp) -> Result<HResult> {
+        match self.apply(event, now) {
+            Outcome::Apply { code, .. } => Ok(code),
+            Outcome::Refuse(code) => Err(QmgrError::from_code(code)
+                .context(format_args!("job {} is {}", self.id, self.state))),
+            Outcome::Stale => unreachable!("calls are never stale"),
+        }
+    }
+
+    /// Moves to `next`. The last error is kept in every state (the service explains a job's
+    /// history with it); GetError exposes it only in the error states.
+    fn enter(&mut self, next: JobState, now: Timestamp) {
+        if next != self.state {
+            if next == JobState::Transferred {
+                self.times.transfer_completed = now;
+            }
+            if next != JobState::TransientError {
+                self.retry_at = None;
+            }
+            self.state = next;
+        }
+        self.times.modified = now;
+    }
+
+    pub fn resume(&mut self, now: Timestamp) -> Result<HResult> {
+        self.call(Event::Resume, now)
+    }
+
+    pub fn suspend(&mut self, now: Timestamp) -> Result<HResult> {
+        self.call(Event::Suspend, now)
+    }
+
+    /// Moves the job to CANCELLED. The caller deletes the temporary files.
+    pub fn cancel(&mut self, now: Timestamp) -> Result<HResult> {
+        self.call(Event::Cancel, now)
+    }
+
+    /// Moves the job to ACKNOWLEDGED: `S_OK`, or `BG_S_PARTIAL_COMPLETE` when some files
+    /// were not finished. The caller renames the finished files before committing this.
+    pub fn complete(&mut self, now: Timestamp) -> Result<HResult> {
+        self.call(Event::Complete, now)
+    }
+
+    pub fn change_owner(&mut self, new_owner: u32, now: Timestamp) -> Result<HResult> {
+        let code = self.call(Event::ChangeOwner, now)?;
+        self.owner_uid = new_owner;
+        Ok(code)
+    }
+
+    /// Adds a file after checking the names and the `max_files` limit; returns its index.
+    pub fn add_file(
+        &mut self,
+        remote_name: &str,
+        local_name: &str,
+        max_files: u32,
+        now: Timestamp,
+    ) -> Result<u32> {
+        self.ensure_mutable()?;
+        file::validate_remote_name(remote_name)?;
+        file::validate_local_name(local_name)?;
+        if self.files.len() >= max_files as usize {
+            return Err(
+                QmgrError::from_code(hresult::BG_E_TOO_MANY_FILES_IN_JOB).context(format_args!(
+                    "job {} already has {} files",
+                    self.id,
+                    self.files.len()
+                )),
+            );
+        }
+        if self.files.iter().any(|f| f.local_name == local_name) {
+            return Err(QmgrError::invalid_arg(format!(
+                "{local_name} is already a local name in job {}",
+                self.id
+            )));
+        }
+        self.call(Event::AddFile, now)?;
+        self.files.push(FileRecord::new(remote_name, local_name));
+        Ok(u32::try_from(self.files.len() - 1).unwrap_or(u32::MAX))
+    }
+
+    /// Setters are refused once the job has left the queue (BG_E_INVALID_STATE).
+    pub fn ensure_mutable(&self) -> Result<()> {
+        if self.state.is_final() {
+            Err(QmgrError::from_code(hresult::BG_E_INVALID_STATE)
+                .context(format_args!("job {} is {}", self.id, self.state)))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn set_display_name(&mut self, name: &str, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        check_length(name, MAX_DISPLAY_NAME_CHARS, "display name")?;
+        name.clone_into(&mut self.display_name);
+        self.times.modified = now;
+        Ok(())
+    }
+
+    pub fn set_description(&mut self, description: &str, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        check_length(description, MAX_DESCRIPTION_CHARS, "description")?;
+        description.clone_into(&mut self.description);
+        self.times.modified = now;
+        Ok(())
+    }
+
+    pub fn set_priority(&mut self, priority: JobPriority, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        self.priority = priority;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    /// Values below 5 s are raised to 5 s, as Windows does.
+    pub fn set_minimum_retry_delay(&mut self, delay: Duration, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        self.settings.minimum_retry_delay = delay.max(MINIMUM_RETRY_DELAY_FLOOR);
+        self.times.modified = now;
+        Ok(())
+    }
+
+    pub fn set_no_progress_timeout(&mut self, timeout: Duration, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        self.settings.no_progress_timeout = timeout;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    pub fn set_notify_flags(&mut self, flags: u32, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        if flags & !notify::VALID != 0 {
+            return Err(QmgrError::invalid_arg(format!(
+                "notify flags 0x{flags:X} contain unknown bits"
+            )));
+        }
+        self.settings.notify_flags = flags;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    /// The scheduler gave the job a slot.
+    pub fn start_transfer(&mut self, now: Timestamp) -> Outcome {
+        self.apply(Event::TransferStarted, now)
+    }
+
+    /// Bytes of file `index` now on disk. Progress clears the no-progress clock. Bytes never
+    /// go down here; a restart from zero goes through [`Job::restart_file`].
+    pub fn record_progress(&mut self, index: usize, bytes: u64, now: Timestamp) -> Outcome {
+        let outcome = self.apply(Event::Progress, now);
+        if matches!(outcome, Outcome::Apply { .. })
+            && let Some(file) = self.files.get_mut(index)
+        {
+            if bytes > file.bytes_transferred {
+                self.no_progress_since = None;
+            }
+            file.bytes_transferred = file.bytes_transferred.max(bytes);
+        }
+        outcome
+    }
+
+    /// The server told us the size and validators of file `index`.
+    pub fn record_response(&mut self, index: usize, total: Option<u64>, validator: Validator) {
+        if let Some(file) = self.files.get_mut(index) {
+            file.bytes_total = total.unwrap_or(file::SIZE_UNKNOWN);
+            file.validator = validator;
+        }
+    }
+
+    /// File `index` starts over from byte zero (the server content changed or ignored the range).
+    pub fn restart_file(&mut self, index: usize, validator: Validator) {
+        if let Some(file) = self.files.get_mut(index) {
+            file.bytes_transferred = 0;
+            file.validator = validator;
+        }
+    }
+
+    /// File `index` is completely on disk.
+    pub fn file_done(&mut self, index: usize, now: Timestamp) -> Outcome {
+        if self.state.is_final() || !self.state.is_active() {
+            return Outcome::Stale;
+        }
+        if let Some(file) = self.files.get_mut(index) {
+            file.completed = true;
+            if file.bytes_total == file::SIZE_UNKNOWN {
+                file.bytes_total = file.bytes_transferred;
+            }
+        }
+        self.no_progress_since = None;
+        let event = if self.files.iter().all(|f| f.completed) {
+            Event::AllDone
+        } else {
+            Event::FileDone
+        };
+        self.apply(event, now)
+    }
+
+    /// A transfer failed. A transient error schedules a retry after MinimumRetryDelay (or the
+    /// server's Retry-After, if longer); when retries are exhausted the job goes to ERROR and,
+    /// if it was NoProgressTimeout that ran out, reports BG_E_NO_PROGRESS naming the last cause.
+    pub fn fail(
+        &mut self,
+        error: JobError,
+        transient: bool,
+        retry_after: Option<Duration>,
+        now: Timestamp,
+    ) -> Outcome {
+        let first_failure = self.no_progress_since.is_none();
+        if transient && first_failure {
+            self.no_progress_since = Some(now);
+        }
+        let timed_out = transient && !first_failure && self.retries_exhausted(now);
+        let outcome = self.apply(
+            if transient {
+                Event::TransientError
+            } else {
+                Event::PermanentError
+            },
+            now,
+        );
+        if let Outcome::Apply { next, .. } = outcome {
+            self.error_count = self.error_count.saturating_add(1);
+            self.error = Some(if timed_out {
+                no_progress_error(error)
+            } else {
+                error
+            });
+            if next == JobState::TransientError {
+                let delay = retry_after.map_or(self.settings.minimum_retry_delay, |server| {
+                    server.max(self.settings.minimum_retry_delay)
+                });
+                self.retry_at = Some(now.plus(delay));
+            }
+        }
+        outcome
+    }
+
+    /// Timer check for a job in TRANSIENT_ERROR: back to QUEUED when the retry time came, to
+    /// ERROR (BG_E_NO_PROGRESS) when NoProgressTimeout ran out first.
+    pub fn on_timer(&mut self, now: Timestamp) -> Outcome {
+        if self.state != JobState::TransientError {
+            return Outcome::Stale;
+        }
+        if self.retries_exhausted(now) {
+            let outcome = self.apply(Event::NoProgressTimeout, now);
+            if let Some(last) = self.error.take() {
+                self.error = Some(no_progress_error(last));
+            }
+            return outcome;
+        }
+        match self.retry_at {
+            Some(at) if now >= at => self.apply(Event::RetryTimerFired, now),
+            _ => Outcome::Stale,
+        }
+    }
+
+    /// `BG_JOB_PROGRESS`: BytesTotal is BG_SIZE_UNKNOWN while any file's size is unknown.
+    pub fn progress(&self) -> JobProgress {
+        let unknown = self
+            .files
+            .iter()
+            .any(|f| f.bytes_total == file::SIZE_UNKNOWN);
+        JobProgress {
+            bytes_total: if unknown {
+                file::SIZE_UNKNOWN
+            } else {
+                self.files
+                    .iter()
+                    .map(|f| f.bytes_total)
+                    .fold(0, u64::saturating_add)
+            },
+            bytes_transferred: self
+                .files
+                .iter()
+                .map(|f| f.bytes_transferred)
+                .fold(0, u64::saturating_add),
+            files_total: u32::try_from(self.files.len()).unwrap_or(u32::MAX),
+            files_transferred: u32::try_from(self.files.iter().filter(|f| f.completed).count())
+                .unwrap_or(u32::MAX),
+        }
+    }
+
+    /// GetError: only in ERROR and TRANSIENT_ERROR.
+    pub fn current_error(&self) -> Result<&JobError> {
+        match (&self.error, self.state) {
+            (Some(error), JobState::Error | JobState::TransientError) => Ok(error),
+            _ => Err(QmgrError::from_code(
+                hresult::BG_E_ERROR_INFORMATION_UNAVAILABLE,
+            )),
+        }
+    }
+}
+
+/// BG_E_NO_PROGRESS in the context of the last transient error, naming that cause.
+fn no_progress_error(last: JobError) -> JobError {
+    let description = format!(
+        "The job made no progress within its no-progress timeout; the last error was: {}",
+        last.error.description
+    );
+    JobError {
+        error: QmgrError::new(hresult::BG_E_NO_PROGRESS, last.error.context, description),
+        ..last
+    }
+}
+
+fn check_length(text: &str, max_chars: usize, what: &str) -> Result<()> {
+    // Windows counts UTF-16 code units.
+    let units = text.encode_utf16().count();
+    if units > max_chars {
+        Err(QmgrError::new(
+            hresult::BG_E_STRING_TOO_LONG,
+            ErrorContext::None,
+            format!("the {what} is {units} characters long; the limit is {max_chars}"),
+        ))
+    } else {
+        Ok(())
+    }
+}
