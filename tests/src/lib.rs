@@ -1,1 +1,56 @@
 //! The fault-injecting HTTP test server.
+//!
+//! [`TestServer::start`] serves deterministic files on 127.0.0.1 and misbehaves on
+//! request, so transfer, daemon, CLI and C tests can provoke every failure a real server
+//! can produce. The binary `qmgr-testserver` runs the same server for C tests and
+//! benchmarks.
+//!
+//! # URLs
+//!
+//! `/data/<size>[/anything]` is a file of `<size>` bytes (`k`/`K` = KiB and `m`/`M` = MiB
+//! suffixes allowed). Its bytes are [`content`]`(path, version, ..)`, where `path` is the
+//! URL path without the query, so extra segments (`/data/1m/a`, `/data/1m/b`) name
+//! different files. Every path starts at [`INITIAL_VERSION`]. Responses carry a strong
+//! `ETag` (`"<hash>-<size>-v<version>"`), `Last-Modified`, `Accept-Ranges: bytes` and
+//! `Content-Length`. GET and HEAD are served, with single byte ranges (206), `If-Range`
+//! by ETag or date (200 with the whole file when it names another version) and 416 for
+//! ranges past the end; multiple ranges get the whole file. Other paths answer 404.
+//!
+//! Query parameters inject faults and combine freely (values percent-decoded; see
+//! [`encode_query_value`]):
+//!
+//! | parameter | effect |
+//! |---|---|
+//! | `status=N` | answer N with a short text instead of the file (on any path) |
+//! | `retry_after=S` | add `Retry-After: S` to that answer |
+//! | `fail_first=K` | only the first K requests to the path fail (with `status`, default 503) |
+//! | `drop_after=N` | close the connection after N body bytes of this response |
+//! | `drop_once=1` | only the first response on the path that `drop_after` cuts is cut |
+//! | `rate=B` | send the body at about B bytes per second |
+//! | `ignore_range=1` | ignore Range and If-Range: always 200 with the whole file |
+//! | `no_length=1` | no Content-Length: the body ends when the connection closes |
+//! | `chunked=1` | `Transfer-Encoding: chunked` |
+//! | `change_after=K` | from the path's (K+1)-th request on, its version is one higher |
+//! | `redirect=N` | 302 to the same URL with `redirect=N-1`, then the file at 0 |
+//! | `location=URL` | 302 to URL |
+//! | `delay_ms=N` | wait N ms before the response head |
+//!
+//! Unknown parameters are ignored; a malformed value of a known one answers 400 naming
+//! it. Request counts (for `fail_first`, `change_after`) are per path, query ignored, and
+//! include every request, HEAD too.
+
+mod connection;
+mod content;
+mod exchange;
+mod http_date;
+mod range;
+mod request;
+mod response;
+mod route;
+mod server;
+mod state;
+
+pub use content::{INITIAL_VERSION, content, expected_body};
+pub use request::RecordedRequest;
+pub use route::encode_query_value;
+pub use server::TestServer;

@@ -1,0 +1,185 @@
+//! Answering one request: faults first, then the file.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use crate::content::{ContentPattern, etag, last_modified_secs};
+use crate::http_date::format_http_date;
+use crate::range::{self, Selection, Validators};
+use crate::request::RecordedRequest;
+use crate::response::{After, BodyEnd, BodyPlan, Framing, ResponseHead, send_body, send_text};
+use crate::route::{Faults, data_file_size, with_redirect_hops};
+use crate::state::Shared;
+
+/// Answers `request`, which has already been logged as the `request_number`-th request
+/// to its path. The faults apply in this order: `change_after`, `delay_ms`, `location`,
+/// `redirect`, `status`/`fail_first`; then the file, under `ignore_range`, `drop_after`,
+/// `rate`, `chunked` and `no_length`.
+pub(crate) fn answer(
+    shared: &Shared,
+    writer: &mut impl Write,
+    request: &RecordedRequest,
+    request_number: u64,
+    keep_alive: bool,
+) -> io::Result<After> {
+    let is_head = request.method == "HEAD";
+    let faults = match Faults::parse(&request.query) {
+        Ok(faults) => faults,
+        Err(reason) => return send_text(writer, 400, &reason, &[], is_head, keep_alive),
+    };
+    if faults
+        .change_after
+        .is_some_and(|unchanged_requests| request_number == unchanged_requests + 1)
+    {
+        shared.bump_version(&request.path);
+    }
+    if let Some(delay_ms) = faults.delay_ms
+        && !shared.pause(Duration::from_millis(delay_ms))
+    {
+        return Ok(After::Abort);
+    }
+    if let Some(location) = &faults.location {
+        return send_redirect(writer, location, is_head, keep_alive);
+    }
+    if let Some(hops) = faults.redirect.filter(|&hops| hops > 0) {
+        let location = format!(
+            "{}{}?{}",
+            shared.base_url(),
+            request.path,
+            with_redirect_hops(&request.query, hops - 1)
+        );
+        return send_redirect(writer, &location, is_head, keep_alive);
+    }
+    if let Some(status) = faults.injected_status(request_number) {
+        let retry_after: Vec<(&str, &str)> = faults
+            .retry_after
+            .as_deref()
+            .map(|seconds| ("Retry-After", seconds))
+            .into_iter()
+            .collect();
+        return send_text(
+            writer,
+            status,
+            "injected by the query",
+            &retry_after,
+            is_head,
+            keep_alive,
+        );
+    }
+    let Some(size) = data_file_size(&request.path) else {
+        return send_text(writer, 404, "no such file", &[], is_head, keep_alive);
+    };
+    if !is_head && request.method != "GET" {
+        return send_text(
+            writer,
+            405,
+            "files are read-only",
+            &[("Allow", "GET, HEAD")],
+            is_head,
+            keep_alive,
+        );
+    }
+    send_file(shared, writer, request, &faults, size, keep_alive)
+}
+
+fn send_redirect(
+    writer: &mut impl Write,
+    location: &str,
+    is_head: bool,
+    keep_alive: bool,
+) -> io::Result<After> {
+    send_text(
+        writer,
+        302,
+        "redirected",
+        &[("Location", location)],
+        is_head,
+        keep_alive,
+    )
+}
+
+fn send_file(
+    shared: &Shared,
+    writer: &mut impl Write,
+    request: &RecordedRequest,
+    faults: &Faults,
+    size: u64,
+    keep_alive: bool,
+) -> io::Result<After> {
+    let path = &request.path;
+    let is_head = request.method == "HEAD";
+    let version = shared.version(path);
+    let etag = etag(path, version, size);
+    let last_modified = format_http_date(last_modified_secs(path, version));
+    let selection = if faults.ignore_range {
+        Selection::Whole
+    } else {
+        range::select(
+            request.header("range"),
+            request.header("if-range"),
+            size,
+            Validators {
+                etag: &etag,
+                last_modified: &last_modified,
+            },
+        )
+    };
+    let (first, len, mut head) = match selection {
+        Selection::Whole => (0, size, ResponseHead::new(200)),
+        Selection::Partial { first, last } => {
+            let mut head = ResponseHead::new(206);
+            head.header("Content-Range", &format!("bytes {first}-{last}/{size}"));
+            (first, last - first + 1, head)
+        }
+        Selection::Unsatisfiable => {
+            let content_range = format!("bytes */{size}");
+            return send_text(
+                writer,
+                416,
+                "range not satisfiable",
+                &[("Content-Range", &content_range)],
+                is_head,
+                keep_alive,
+            );
+        }
+    };
+    head.header("Content-Type", "application/octet-stream")
+        .header("ETag", &etag)
+        .header("Last-Modified", &last_modified)
+        .header("Accept-Ranges", "bytes");
+    let framing = if faults.chunked {
+        Framing::Chunked
+    } else if faults.no_length {
+        Framing::CloseDelimited
+    } else {
+        Framing::Length(len)
+    };
+    let keep_open = head.send(writer, framing, keep_alive)?;
+    let after_complete = if keep_open {
+        After::KeepOpen
+    } else {
+        After::Close
+    };
+    if is_head {
+        return Ok(after_complete);
+    }
+
+    let plan = BodyPlan {
+        first,
+        len,
+        cut_after: faults
+            .drop_after
+            .filter(|_| !(faults.drop_once && shared.was_cut_before(path))),
+        rate: faults.rate,
+        chunked: framing == Framing::Chunked,
+    };
+    let pattern = ContentPattern::new(path, version);
+    Ok(match send_body(shared, writer, path, &pattern, plan)? {
+        BodyEnd::Complete => after_complete,
+        BodyEnd::Cut => {
+            shared.mark_cut(path);
+            After::Abort
+        }
+        BodyEnd::ShuttingDown => After::Abort,
+    })
+}

@@ -1,0 +1,167 @@
+//! The server handle, the accept loop and connection threads.
+
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::connection::serve_connection;
+use crate::request::RecordedRequest;
+use crate::state::Shared;
+
+/// A fault-injecting HTTP/1.1 server on 127.0.0.1, serving until dropped.
+///
+/// See the crate documentation for the URLs it answers.
+pub struct TestServer {
+    shared: Arc<Shared>,
+    port: u16,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for TestServer {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("TestServer")
+            .field("base_url", &self.shared.base_url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestServer {
+    /// Starts a server on a free port of 127.0.0.1.
+    ///
+    /// # Panics
+    /// If no port can be bound (tests cannot run without one).
+    pub fn start() -> TestServer {
+        TestServer::start_on_port(0)
+            .unwrap_or_else(|error| panic!("cannot start the test server on 127.0.0.1: {error}"))
+    }
+
+    /// Starts a server on 127.0.0.1:`port` (0 picks a free port).
+    pub fn start_on_port(port: u16) -> io::Result<TestServer> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
+        let port = listener.local_addr()?.port();
+        let shared = Arc::new(Shared::new(format!("http://127.0.0.1:{port}")));
+        let acceptor = thread::Builder::new()
+            .name(format!("testserver-{port}"))
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || accept_connections(&listener, &shared)
+            })?;
+        Ok(TestServer {
+            shared,
+            port,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        self.shared.base_url().to_owned()
+    }
+
+    /// The base URL followed by `path_and_query`, which must start with `/`.
+    pub fn url(&self, path_and_query: &str) -> String {
+        assert!(
+            path_and_query.starts_with('/'),
+            "a path must start with '/': {path_and_query:?}"
+        );
+        format!("{}{path_and_query}", self.shared.base_url())
+    }
+
+    /// Every request received since the start (or the last `reset_stats`), in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests()
+    }
+
+    /// File body bytes written for `path` (without query) over all its responses; error
+    /// and redirect texts do not count.
+    pub fn body_bytes_sent(&self, path: &str) -> u64 {
+        self.shared.body_bytes_sent(path)
+    }
+
+    /// Requests received for `path` (without query), whatever they were answered with.
+    pub fn request_count(&self, path: &str) -> u64 {
+        self.shared.request_count(path)
+    }
+
+    /// Forgets the recorded requests and the per-path counters, including those that
+    /// `fail_first`, `change_after` and `drop_once` count by. Content versions stay.
+    pub fn reset_stats(&self) {
+        self.shared.reset_stats();
+    }
+
+    /// Serves `version` of `path` from now on: other bytes, ETag and Last-Modified.
+    pub fn set_version(&self, path: &str, version: u32) {
+        self.shared.set_version(path, version);
+    }
+
+    /// The version of `path` being served now.
+    pub fn version(&self, path: &str) -> u32 {
+        self.shared.version(path)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shared.begin_shutdown();
+        // The acceptor is blocked in accept(); a connection of our own wakes it up to see
+        // the flag. If even that fails the thread is left behind rather than waited for.
+        let woken = TcpStream::connect_timeout(
+            &(Ipv4Addr::LOCALHOST, self.port).into(),
+            Duration::from_secs(5),
+        )
+        .is_ok();
+        if let Some(acceptor) = self.acceptor.take().filter(|_| woken) {
+            // A panic in the acceptor has already been reported; dropping must not panic.
+            let _ = acceptor.join();
+        }
+    }
+}
+
+fn accept_connections(listener: &TcpListener, shared: &Arc<Shared>) {
+    let mut workers: Vec<JoinHandle<()>> = Vec::new();
+    for incoming in listener.incoming() {
+        if shared.is_shutting_down() {
+            break;
+        }
+        workers.retain(|worker| !worker.is_finished());
+        let Ok(socket) = incoming else {
+            // Usually out of file descriptors: give connections time to finish.
+            thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        if let Some(worker) = start_worker(socket, shared) {
+            workers.push(worker);
+        }
+    }
+    shared.shut_down_connections();
+    for worker in workers {
+        // Workers do not panic on client behaviour; if one did, it was reported already.
+        let _ = worker.join();
+    }
+}
+
+/// Starts the thread serving `socket`; `None` if the connection had to be dropped.
+fn start_worker(socket: TcpStream, shared: &Arc<Shared>) -> Option<JoinHandle<()>> {
+    // Responses are written whole; waiting to coalesce small writes only adds latency.
+    socket.set_nodelay(true).ok()?;
+    let id = shared.register_connection(socket.try_clone().ok()?);
+    let worker_shared = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name(format!("testserver-conn-{id}"))
+        .spawn(move || {
+            serve_connection(&worker_shared, &socket);
+            worker_shared.unregister_connection(id);
+        });
+    if spawned.is_err() {
+        shared.unregister_connection(id);
+    }
+    spawned.ok()
+}
