@@ -13,6 +13,7 @@ pub mod group;
 pub mod guid;
 pub mod hresult;
 pub mod job;
+pub mod schedule;
 pub mod state;
 pub mod time;
 
