@@ -65,17 +65,10 @@ pub fn plan(candidates: &[Candidate], limits: Limits, now: Duration) -> Plan {
         .filter(|c| c.priority != JobPriority::Foreground)
         .collect();
     // A running job that cannot yield keeps its slot whatever else waits.
-    let pinned: Vec<&Candidate> = background
+    let (pinned, mut contenders): (Vec<&Candidate>, Vec<&Candidate>) = background
         .iter()
-        .copied()
-        .filter(|c| c.running.is_some_and(|r| !r.can_yield))
-        .collect();
+        .partition(|c| c.running.is_some_and(|r| !r.can_yield));
     let free = limits.max_background.saturating_sub(pinned.len());
-    let mut contenders: Vec<&Candidate> = background
-        .iter()
-        .copied()
-        .filter(|c| !c.running.is_some_and(|r| !r.can_yield))
-        .collect();
     let expired = |c: &Candidate| {
         c.running
             .is_some_and(|r| now.saturating_sub(r.since) >= limits.time_slice)
