@@ -195,13 +195,12 @@ pub(crate) fn send_body(
         let piece = pattern.slice_at(plan.first + sent, wanted);
         if plan.chunked {
             write!(writer, "{:x}\r\n", piece.len())?;
-            writer.write_all(piece)?;
+            write_counted(shared, path, writer, piece)?;
             writer.write_all(b"\r\n")?;
         } else {
-            writer.write_all(piece)?;
+            write_counted(shared, path, writer, piece)?;
         }
         sent += piece.len() as u64;
-        shared.add_body_bytes(path, piece.len() as u64);
         if let Some(rate) = plan.rate {
             let due = started + duration_for(sent, rate);
             let now = Instant::now();
@@ -219,6 +218,33 @@ pub(crate) fn send_body(
     }
     writer.flush()?;
     Ok(BodyEnd::Complete)
+}
+
+/// Writes `bytes`, keeping `path`'s byte counter at least as high as what the client can
+/// have received: a test that just finished reading a body may look at the counter at once.
+fn write_counted(
+    shared: &Shared,
+    path: &str,
+    writer: &mut impl Write,
+    bytes: &[u8],
+) -> io::Result<()> {
+    shared.add_body_bytes(path, bytes.len() as u64);
+    let mut unwritten = bytes;
+    while !unwritten.is_empty() {
+        match writer.write(unwritten) {
+            Ok(0) => {
+                shared.remove_body_bytes(path, unwritten.len() as u64);
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            Ok(written) => unwritten = &unwritten[written..],
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                shared.remove_body_bytes(path, unwritten.len() as u64);
+                return Err(error);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How long `bytes` take at `rate` bytes per second.

@@ -99,6 +99,13 @@ impl Shared {
         lock(&self.log).stats_mut(path).body_bytes += count;
     }
 
+    /// Takes back counted bytes that could not be written after all.
+    pub(crate) fn remove_body_bytes(&self, path: &str, count: u64) {
+        let mut log = lock(&self.log);
+        let body_bytes = &mut log.stats_mut(path).body_bytes;
+        *body_bytes = body_bytes.saturating_sub(count);
+    }
+
     pub(crate) fn was_cut_before(&self, path: &str) -> bool {
         lock(&self.log)
             .stats
