@@ -172,6 +172,9 @@ pub struct Job {
     pub retry_at: Option<Timestamp>,
     /// The legacy group this job belongs to (qmgr.h API), if any.
     pub group: Option<Guid>,
+    /// Complete was committed but the renames may not all have happened: at start-up the
+    /// service finishes them.
+    pub completing: bool,
 }
 
 impl Job {
@@ -205,6 +208,7 @@ impl Job {
             no_progress_since: None,
             retry_at: None,
             group: None,
+            completing: false,
         })
     }
 

@@ -13,8 +13,10 @@ pub mod group;
 pub mod guid;
 pub mod hresult;
 pub mod job;
+pub mod paths;
 pub mod schedule;
 pub mod state;
+pub mod store;
 pub mod time;
 
 pub use error::{ErrorContext, QmgrError, Result};

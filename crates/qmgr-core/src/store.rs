@@ -1,0 +1,828 @@
+//! The crash-safe store: SQLite in WAL mode, one transaction per state change.
+//!
+//! Durability follows DESIGN.md "Decisions": `synchronous = NORMAL` (a process crash loses
+//! nothing committed; a power cut may lose the last commits but never corrupts), progress
+//! batched to at most one write per interval, and the Complete mark committed with
+//! `synchronous = FULL`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, Transaction, params};
+
+use crate::error::{QmgrError, Result};
+use crate::file::{FileRecord, Validator};
+use crate::group::Group;
+use crate::guid::Guid;
+use crate::job::{Job, JobError, JobPriority, JobSettings, JobTimes};
+use crate::state::{JobState, JobType};
+use crate::time::Timestamp;
+
+/// The store's file name inside the state directory.
+pub const STORE_FILE: &str = "qmgr.sqlite3";
+
+/// Schema migrations, in order; `PRAGMA user_version` counts how many were applied.
+const MIGRATIONS: &[&str] = &[r"
+    CREATE TABLE jobs (
+        id                 TEXT PRIMARY KEY,
+        job_type           INTEGER NOT NULL,
+        display_name       TEXT NOT NULL,
+        description        TEXT NOT NULL,
+        owner_uid          INTEGER NOT NULL,
+        priority           INTEGER NOT NULL,
+        state              INTEGER NOT NULL,
+        created            INTEGER NOT NULL,
+        modified           INTEGER NOT NULL,
+        transfer_completed INTEGER NOT NULL,
+        settings           TEXT NOT NULL,
+        error              TEXT,
+        error_count        INTEGER NOT NULL,
+        no_progress_since  INTEGER,
+        retry_at           INTEGER,
+        group_id           TEXT,
+        completing         INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE files (
+        job_id            TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        idx               INTEGER NOT NULL,
+        remote_name       TEXT NOT NULL,
+        local_name        TEXT NOT NULL,
+        temp_name         TEXT,
+        bytes_total       INTEGER NOT NULL,
+        bytes_transferred INTEGER NOT NULL,
+        completed         INTEGER NOT NULL,
+        etag              TEXT,
+        last_modified     TEXT,
+        PRIMARY KEY (job_id, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE groups (
+        id           TEXT PRIMARY KEY,
+        owner_uid    INTEGER NOT NULL,
+        created      INTEGER NOT NULL,
+        display_name TEXT NOT NULL,
+        description  TEXT NOT NULL,
+        notify_flags INTEGER NOT NULL,
+        notify_clsid TEXT,
+        foreground   INTEGER NOT NULL,
+        job_id       TEXT
+    );
+"];
+
+/// One progress write: the bytes of one file now safely on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgressUpdate {
+    pub job: Guid,
+    pub file: u32,
+    pub bytes: u64,
+}
+
+/// The job, file and group tables.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, which must exist.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let path = dir.join(STORE_FILE);
+        let conn = Connection::open(&path).map_err(|e| store_error(&path, "cannot open", &e))?;
+        let mut store = Store { conn, path };
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn configure(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;
+                 PRAGMA foreign_keys = ON;
+                 PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(|e| self.error("cannot configure", &e))
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version = self.schema_version()? as usize;
+        if version > MIGRATIONS.len() {
+            return Err(QmgrError::internal(format!(
+                "store {} has schema version {version}, newer than this qmgr knows ({}); use a newer qmgr",
+                self.path.display(),
+                MIGRATIONS.len()
+            )));
+        }
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+            let path = self.path.clone();
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(|e| store_error(&path, "cannot migrate", &e))?;
+            tx.execute_batch(migration)
+                .map_err(|e| store_error(&path, "cannot migrate", &e))?;
+            tx.pragma_update(
+                None,
+                "user_version",
+                i64::try_from(index + 1).unwrap_or(i64::MAX),
+            )
+            .map_err(|e| store_error(&path, "cannot migrate", &e))?;
+            tx.commit()
+                .map_err(|e| store_error(&path, "cannot migrate", &e))?;
+        }
+        Ok(())
+    }
+
+    /// The schema version of this store.
+    pub fn schema_version(&self) -> Result<u32> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(|e| self.error("cannot read", &e))
+    }
+
+    fn error(&self, what: &str, error: &rusqlite::Error) -> QmgrError {
+        store_error(&self.path, what, error)
+    }
+
+    /// Runs `work` in one transaction.
+    fn write<T>(
+        &mut self,
+        what: &str,
+        work: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let path = self.path.clone();
+        let fail = |e: rusqlite::Error| store_error(&path, what, &e);
+        let tx = self.conn.transaction().map_err(fail)?;
+        let value = work(&tx).map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(value)
+    }
+
+    /// Adds a new job with its files.
+    pub fn insert_job(&mut self, job: &Job) -> Result<()> {
+        let row = JobRow::from_job(job)?;
+        self.write("cannot add a job", |tx| {
+            tx.prepare_cached(
+                "INSERT INTO jobs (id, job_type, display_name, description, owner_uid, priority, state, created,
+                    modified, transfer_completed, settings, error, error_count, no_progress_since, retry_at,
+                    group_id, completing)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )?
+            .execute(row.params(job))?;
+            write_files(tx, job)
+        })
+    }
+
+    /// Writes every field of an existing job and its files (a state change).
+    pub fn save_job(&mut self, job: &Job) -> Result<()> {
+        let row = JobRow::from_job(job)?;
+        self.write("cannot save a job", |tx| save_job_in(tx, job, &row))
+    }
+
+    /// Writes a job with `synchronous = FULL`, so the commit survives a power cut: used for
+    /// the COMPLETING mark before files are renamed.
+    pub fn save_job_durably(&mut self, job: &Job) -> Result<()> {
+        let row = JobRow::from_job(job)?;
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| self.error("cannot save a job", &e))?;
+        let saved = self.write("cannot save a job", |tx| save_job_in(tx, job, &row));
+        let restored = self
+            .conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| self.error("cannot save a job", &e));
+        saved.and(restored)
+    }
+
+    /// Removes a job and its files (after Complete or Cancel).
+    pub fn delete_job(&mut self, id: Guid) -> Result<()> {
+        self.write("cannot delete a job", |tx| {
+            tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?
+                .execute([id.to_string()])?;
+            Ok(())
+        })
+    }
+
+    /// Writes a batch of progress updates in one transaction.
+    pub fn save_progress(&mut self, updates: &[ProgressUpdate]) -> Result<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        self.write("cannot save progress", |tx| {
+            let mut update = tx.prepare_cached(
+                "UPDATE files SET bytes_transferred = ?3 WHERE job_id = ?1 AND idx = ?2",
+            )?;
+            for u in updates {
+                update.execute(params![u.job.to_string(), u.file, to_sql_u64(u.bytes)])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every job, in the order they were created.
+    pub fn load_jobs(&self) -> Result<Vec<Job>> {
+        let fail = |e: rusqlite::Error| self.error("cannot load jobs", &e);
+        let mut files: BTreeMap<String, Vec<FileRecord>> = BTreeMap::new();
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT job_id, remote_name, local_name, temp_name, bytes_total, bytes_transferred, completed, etag,
+                    last_modified FROM files ORDER BY job_id, idx",
+            )
+            .map_err(fail)?;
+        let mut rows = statement.query([]).map_err(fail)?;
+        while let Some(row) = rows.next().map_err(fail)? {
+            let job_id: String = row.get(0).map_err(fail)?;
+            files
+                .entry(job_id)
+                .or_default()
+                .push(file_from_row(row).map_err(fail)?);
+        }
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT id, job_type, display_name, description, owner_uid, priority, state, created, modified,
+                    transfer_completed, settings, error, error_count, no_progress_since, retry_at, group_id, completing
+                 FROM jobs ORDER BY rowid",
+            )
+            .map_err(fail)?;
+        let mut rows = statement.query([]).map_err(fail)?;
+        let mut jobs = Vec::new();
+        while let Some(row) = rows.next().map_err(fail)? {
+            let id: String = row.get(0).map_err(fail)?;
+            let job_files = files.remove(&id).unwrap_or_default();
+            jobs.push(self.job_from_row(row, &id, job_files)?);
+        }
+        Ok(jobs)
+    }
+
+    fn job_from_row(&self, row: &Row<'_>, id: &str, files: Vec<FileRecord>) -> Result<Job> {
+        let fail = |e: rusqlite::Error| self.error(&format!("cannot load job {id}"), &e);
+        let corrupt = |what: &str| {
+            QmgrError::internal(format!(
+                "store {}: job {id} has {what}",
+                self.path.display()
+            ))
+        };
+        let settings: String = row.get(10).map_err(fail)?;
+        let error: Option<String> = row.get(11).map_err(fail)?;
+        let group: Option<String> = row.get(15).map_err(fail)?;
+        Ok(Job {
+            id: id.parse().map_err(|_| corrupt("a malformed id"))?,
+            job_type: JobType::from_raw(row.get(1).map_err(fail)?)
+                .ok_or_else(|| corrupt("an unknown type"))?,
+            display_name: row.get(2).map_err(fail)?,
+            description: row.get(3).map_err(fail)?,
+            owner_uid: row.get(4).map_err(fail)?,
+            priority: JobPriority::from_raw(row.get(5).map_err(fail)?)
+                .ok_or_else(|| corrupt("an unknown priority"))?,
+            state: JobState::from_raw(row.get(6).map_err(fail)?)
+                .ok_or_else(|| corrupt("an unknown state"))?,
+            files,
+            times: JobTimes {
+                created: Timestamp(row.get(7).map_err(fail)?),
+                modified: Timestamp(row.get(8).map_err(fail)?),
+                transfer_completed: Timestamp(row.get(9).map_err(fail)?),
+            },
+            settings: serde_json::from_str::<JobSettings>(&settings)
+                .map_err(|_| corrupt("unreadable settings"))?,
+            error: error
+                .map(|text| serde_json::from_str::<JobError>(&text))
+                .transpose()
+                .map_err(|_| corrupt("an unreadable error record"))?,
+            error_count: row.get(12).map_err(fail)?,
+            no_progress_since: row.get::<_, Option<i64>>(13).map_err(fail)?.map(Timestamp),
+            retry_at: row.get::<_, Option<i64>>(14).map_err(fail)?.map(Timestamp),
+            group: group
+                .map(|g| g.parse())
+                .transpose()
+                .map_err(|_| corrupt("a malformed group id"))?,
+            completing: row.get(16).map_err(fail)?,
+        })
+    }
+
+    /// Adds or replaces a legacy group.
+    pub fn save_group(&mut self, group: &Group) -> Result<()> {
+        self.write("cannot save a group", |tx| {
+            tx.prepare_cached(
+                "INSERT INTO groups (id, owner_uid, created, display_name, description, notify_flags, notify_clsid,
+                    foreground, job_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (id) DO UPDATE SET owner_uid = ?2, display_name = ?4, description = ?5,
+                    notify_flags = ?6, notify_clsid = ?7, foreground = ?8, job_id = ?9",
+            )?
+            .execute(params![
+                group.id.to_string(),
+                group.owner_uid,
+                group.created.0,
+                group.display_name,
+                group.description,
+                group.notify_flags,
+                group.notify_clsid.map(|g| g.to_string()),
+                group.foreground,
+                group.job.map(|g| g.to_string()),
+            ])?;
+            Ok(())
+        })
+    }
+
+    pub fn delete_group(&mut self, id: Guid) -> Result<()> {
+        self.write("cannot delete a group", |tx| {
+            tx.prepare_cached("DELETE FROM groups WHERE id = ?1")?
+                .execute([id.to_string()])?;
+            Ok(())
+        })
+    }
+
+    /// Every legacy group, in the order they were created.
+    pub fn load_groups(&self) -> Result<Vec<Group>> {
+        let fail = |e: rusqlite::Error| self.error("cannot load groups", &e);
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT id, owner_uid, created, display_name, description, notify_flags, notify_clsid, foreground,
+                    job_id FROM groups ORDER BY rowid",
+            )
+            .map_err(fail)?;
+        let mut rows = statement.query([]).map_err(fail)?;
+        let mut groups = Vec::new();
+        while let Some(row) = rows.next().map_err(fail)? {
+            let id: String = row.get(0).map_err(fail)?;
+            let corrupt = || {
+                QmgrError::internal(format!(
+                    "store {}: group {id} is malformed",
+                    self.path.display()
+                ))
+            };
+            let parse_guid = |text: Option<String>| {
+                text.map(|t| t.parse::<Guid>())
+                    .transpose()
+                    .map_err(|_| corrupt())
+            };
+            groups.push(Group {
+                id: id.parse().map_err(|_| corrupt())?,
+                owner_uid: row.get(1).map_err(fail)?,
+                created: Timestamp(row.get(2).map_err(fail)?),
+                display_name: row.get(3).map_err(fail)?,
+                description: row.get(4).map_err(fail)?,
+                notify_flags: row.get(5).map_err(fail)?,
+                notify_clsid: parse_guid(row.get(6).map_err(fail)?)?,
+                foreground: row.get(7).map_err(fail)?,
+                job: parse_guid(row.get(8).map_err(fail)?)?,
+            });
+        }
+        Ok(groups)
+    }
+
+    /// SQLite's own consistency check: `Ok(())` when the database is sound.
+    pub fn check_integrity(&self) -> Result<()> {
+        let verdict: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+            .map_err(|e| self.error("cannot check integrity", &e))?;
+        let dangling: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT job_id FROM files WHERE job_id NOT IN (SELECT id FROM jobs) LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error("cannot check integrity", &e))?;
+        match (verdict.as_str(), dangling) {
+            ("ok", None) => Ok(()),
+            ("ok", Some(job)) => Err(QmgrError::internal(format!(
+                "store {}: files of job {job} have no job",
+                self.path.display()
+            ))),
+            (problem, _) => Err(QmgrError::internal(format!(
+                "store {}: {problem}",
+                self.path.display()
+            ))),
+        }
+    }
+}
+
+/// A job's columns, converted for binding.
+struct JobRow {
+    id: String,
+    job_type: u32,
+    priority: u32,
+    state: u32,
+    settings: String,
+    error: Option<String>,
+    no_progress_since: Option<i64>,
+    retry_at: Option<i64>,
+    group: Option<String>,
+}
+
+impl JobRow {
+    fn from_job(job: &Job) -> Result<JobRow> {
+        let encode = |what: &str, e: serde_json::Error| {
+            QmgrError::internal(format!("cannot encode the {what} of job {}: {e}", job.id))
+        };
+        Ok(JobRow {
+            id: job.id.to_string(),
+            job_type: job.job_type as u32,
+            priority: job.priority as u32,
+            state: job.state as u32,
+            settings: serde_json::to_string(&job.settings).map_err(|e| encode("settings", e))?,
+            error: job
+                .error
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| encode("error", e))?,
+            no_progress_since: job.no_progress_since.map(|t| t.0),
+            retry_at: job.retry_at.map(|t| t.0),
+            group: job.group.map(|g| g.to_string()),
+        })
+    }
+
+    /// Parameters ?1..?17 of the INSERT and UPDATE statements.
+    fn params<'a>(&'a self, job: &'a Job) -> [&'a dyn ToSql; 17] {
+        [
+            &self.id,
+            &self.job_type,
+            &job.display_name,
+            &job.description,
+            &job.owner_uid,
+            &self.priority,
+            &self.state,
+            &job.times.created.0,
+            &job.times.modified.0,
+            &job.times.transfer_completed.0,
+            &self.settings,
+            &self.error,
+            &job.error_count,
+            &self.no_progress_since,
+            &self.retry_at,
+            &self.group,
+            &job.completing,
+        ]
+    }
+}
+
+fn save_job_in(tx: &Transaction<'_>, job: &Job, row: &JobRow) -> rusqlite::Result<()> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE jobs SET job_type = ?2, display_name = ?3, description = ?4, owner_uid = ?5, priority = ?6,
+                state = ?7, created = ?8, modified = ?9, transfer_completed = ?10, settings = ?11, error = ?12,
+                error_count = ?13, no_progress_since = ?14, retry_at = ?15, group_id = ?16, completing = ?17
+             WHERE id = ?1",
+        )?
+        .execute(row.params(job))?;
+    if changed == 0 {
+        return Err(rusqlite::Error::QueryReturnedNoRows);
+    }
+    write_files(tx, job)
+}
+
+fn write_files(tx: &Transaction<'_>, job: &Job) -> rusqlite::Result<()> {
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO files (job_id, idx, remote_name, local_name, temp_name, bytes_total, bytes_transferred,
+            completed, etag, last_modified)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (job_id, idx) DO UPDATE SET remote_name = ?3, local_name = ?4, temp_name = ?5,
+            bytes_total = ?6, bytes_transferred = ?7, completed = ?8, etag = ?9, last_modified = ?10",
+    )?;
+    let id = job.id.to_string();
+    for (index, file) in job.files.iter().enumerate() {
+        upsert.execute(params![
+            id,
+            i64::try_from(index).unwrap_or(i64::MAX),
+            file.remote_name,
+            file.local_name,
+            file.temp_name,
+            to_sql_u64(file.bytes_total),
+            to_sql_u64(file.bytes_transferred),
+            file.completed,
+            file.validator.etag,
+            file.validator.last_modified,
+        ])?;
+    }
+    Ok(())
+}
+
+fn file_from_row(row: &Row<'_>) -> rusqlite::Result<FileRecord> {
+    Ok(FileRecord {
+        remote_name: row.get(1)?,
+        local_name: row.get(2)?,
+        temp_name: row.get(3)?,
+        bytes_total: from_sql_u64(row.get(4)?),
+        bytes_transferred: from_sql_u64(row.get(5)?),
+        completed: row.get(6)?,
+        validator: Validator {
+            etag: row.get(7)?,
+            last_modified: row.get(8)?,
+        },
+    })
+}
+
+/// SQLite integers are signed 64-bit; sizes keep their bit pattern (BG_SIZE_UNKNOWN = -1).
+#[allow(clippy::cast_possible_wrap)]
+fn to_sql_u64(value: u64) -> i64 {
+    value as i64
+}
+
+#[allow(clippy::cast_sign_loss)]
+fn from_sql_u64(value: i64) -> u64 {
+    value as u64
+}
+
+fn store_error(path: &Path, what: &str, error: &rusqlite::Error) -> QmgrError {
+    QmgrError::internal(format!("store {}: {what}: {error}", path.display()))
+}
+
+/// Collects progress in memory and says when to write it, so a fast transfer does not
+/// become a storm of small writes. Time is passed in (monotonic), which keeps it testable.
+#[derive(Debug)]
+pub struct ProgressBatcher {
+    interval: Duration,
+    pending: BTreeMap<(Guid, u32), u64>,
+    last_flush: Option<Duration>,
+}
+
+impl ProgressBatcher {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            pending: BTreeMap::new(),
+            last_flush: None,
+        }
+    }
+
+    /// Notes that `bytes` of `file` of `job` are on disk (the latest value wins).
+    pub fn record(&mut self, job: Guid, file: u32, bytes: u64) {
+        self.pending.insert((job, file), bytes);
+    }
+
+    /// Forgets pending progress of a job (it was saved whole, cancelled or completed).
+    pub fn forget(&mut self, job: Guid) {
+        self.pending
+            .retain(|(pending_job, _), _| *pending_job != job);
+    }
+
+    /// Whether there is something to write and the interval since the last write passed.
+    pub fn is_due(&self, now: Duration) -> bool {
+        !self.pending.is_empty()
+            && self
+                .last_flush
+                .is_none_or(|last| now.saturating_sub(last) >= self.interval)
+    }
+
+    /// When the pending progress should be written, if any is pending.
+    pub fn due_at(&self) -> Option<Duration> {
+        if self.pending.is_empty() {
+            None
+        } else {
+            Some(
+                self.last_flush
+                    .map_or(Duration::ZERO, |last| last + self.interval),
+            )
+        }
+    }
+
+    /// Takes the pending updates; `now` starts the next interval.
+    pub fn take(&mut self, now: Duration) -> Vec<ProgressUpdate> {
+        self.last_flush = Some(now);
+        std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|((job, file), bytes)| ProgressUpdate { job, file, bytes })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorContext;
+    use crate::hresult;
+    use crate::job::{NotifyCommand, ProxyUsage};
+
+    fn sample_job(now: Timestamp) -> Job {
+        let mut job = Job::new(
+            Guid::new_random(),
+            "nightly mirror",
+            JobType::Download,
+            1000,
+            JobSettings::default(),
+            now,
+        )
+        .unwrap();
+        job.add_file("http://mirror.example/a.iso", "/srv/a.iso", 200, now)
+            .unwrap();
+        job.add_file("ftp://mirror.example/b.iso", "/srv/b.iso", 200, now)
+            .unwrap();
+        job.set_description("every night", now).unwrap();
+        job.settings.notify_command = Some(NotifyCommand {
+            program: "/bin/true".into(),
+            parameters: Some("x".into()),
+        });
+        job.settings.proxy.usage = ProxyUsage::Override;
+        job.settings.proxy.proxy_list = Some("http://proxy:3128".into());
+        job.settings.custom_headers = Some("X-A: 1\r\nX-B: 2".into());
+        job.settings.max_download_size = Some(1 << 30);
+        job.files[0].bytes_total = 4096;
+        job.files[0].bytes_transferred = 1024;
+        job.files[0].temp_name = Some("/srv/.BIT1234.tmp".into());
+        job.files[0].validator = Validator {
+            etag: Some("\"abc\"".into()),
+            last_modified: Some("Mon, 01 Jan 2024 00:00:00 GMT".into()),
+        };
+        job.error = Some(JobError {
+            error: QmgrError::new(
+                hresult::BG_E_HTTP_ERROR_503,
+                ErrorContext::RemoteFile,
+                "server busy",
+            ),
+            file_index: Some(0),
+            protocol: Some("http".into()),
+            at: now,
+        });
+        job.error_count = 3;
+        job.retry_at = Some(now.plus(Duration::from_secs(600)));
+        job.no_progress_since = Some(now);
+        job.group = Some(Guid::new_random());
+        job
+    }
+
+    #[test]
+    fn jobs_round_trip_with_every_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let now = Timestamp(1_700_000_000_000_000);
+        let mut job = sample_job(now);
+        store.insert_job(&job).unwrap();
+        assert_eq!(store.load_jobs().unwrap(), vec![job.clone()]);
+
+        job.resume(now).unwrap();
+        job.set_priority(JobPriority::High, now).unwrap();
+        job.files[1].completed = true;
+        job.completing = true;
+        store.save_job(&job).unwrap();
+        drop(store);
+        let reopened = Store::open(dir.path()).unwrap();
+        assert_eq!(reopened.load_jobs().unwrap(), vec![job]);
+        reopened.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn jobs_load_in_creation_order_and_deletion_removes_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let jobs: Vec<Job> = (0..5).map(|i| sample_job(Timestamp(i))).collect();
+        for job in &jobs {
+            store.insert_job(job).unwrap();
+        }
+        // Saving a job must not move it in the order.
+        store.save_job(&jobs[0]).unwrap();
+        let ids: Vec<Guid> = store.load_jobs().unwrap().iter().map(|j| j.id).collect();
+        assert_eq!(ids, jobs.iter().map(|j| j.id).collect::<Vec<_>>());
+        store.delete_job(jobs[2].id).unwrap();
+        assert_eq!(store.load_jobs().unwrap().len(), 4);
+        let orphans: i64 = store
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM files WHERE job_id = ?1",
+                [jobs[2].id.to_string()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(orphans, 0);
+        store.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn saving_a_job_that_is_not_stored_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let error = store.save_job(&sample_job(Timestamp(1))).unwrap_err();
+        assert!(error.description.contains("cannot save a job"), "{error}");
+    }
+
+    #[test]
+    fn progress_updates_touch_only_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut job = sample_job(Timestamp(1));
+        store.insert_job(&job).unwrap();
+        store
+            .save_progress(&[
+                ProgressUpdate {
+                    job: job.id,
+                    file: 0,
+                    bytes: 2048,
+                },
+                ProgressUpdate {
+                    job: job.id,
+                    file: 1,
+                    bytes: 7,
+                },
+            ])
+            .unwrap();
+        job.files[0].bytes_transferred = 2048;
+        job.files[1].bytes_transferred = 7;
+        assert_eq!(store.load_jobs().unwrap(), vec![job]);
+    }
+
+    #[test]
+    fn size_unknown_survives_the_signed_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let job = sample_job(Timestamp(1));
+        assert_eq!(job.files[1].bytes_total, crate::file::SIZE_UNKNOWN);
+        store.insert_job(&job).unwrap();
+        assert_eq!(
+            store.load_jobs().unwrap()[0].files[1].bytes_total,
+            crate::file::SIZE_UNKNOWN
+        );
+    }
+
+    #[test]
+    fn groups_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut group = Group::new(Guid::new_random(), 1000, Timestamp(5));
+        store.save_group(&group).unwrap();
+        group.display_name = "legacy".into();
+        group.notify_flags = crate::group::notify::GROUP_DONE;
+        group.notify_clsid = Some(Guid::new_random());
+        group.foreground = true;
+        group.job = Some(Guid::new_random());
+        store.save_group(&group).unwrap();
+        assert_eq!(store.load_groups().unwrap(), vec![group.clone()]);
+        store.delete_group(group.id).unwrap();
+        assert!(store.load_groups().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_store_from_a_newer_qmgr_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap() as usize, MIGRATIONS.len());
+        store.conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(store);
+        let error = Store::open(dir.path()).unwrap_err();
+        assert!(error.description.contains("schema version 99"), "{error}");
+    }
+
+    #[test]
+    fn the_store_uses_write_ahead_logging() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mode: String = store
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn progress_is_batched_per_interval() {
+        let job = Guid::new_random();
+        let mut batcher = ProgressBatcher::new(Duration::from_secs(1));
+        let at = Duration::from_millis;
+        assert!(!batcher.is_due(at(0)), "nothing pending");
+        batcher.record(job, 0, 10);
+        assert!(batcher.is_due(at(0)), "the first write is not delayed");
+        assert_eq!(
+            batcher.take(at(0)),
+            vec![ProgressUpdate {
+                job,
+                file: 0,
+                bytes: 10
+            }]
+        );
+        batcher.record(job, 0, 20);
+        batcher.record(job, 0, 30);
+        batcher.record(job, 1, 5);
+        assert!(!batcher.is_due(at(999)));
+        assert_eq!(batcher.due_at(), Some(at(1000)));
+        assert!(batcher.is_due(at(1000)));
+        assert_eq!(
+            batcher.take(at(1000)),
+            vec![
+                ProgressUpdate {
+                    job,
+                    file: 0,
+                    bytes: 30
+                },
+                ProgressUpdate {
+                    job,
+                    file: 1,
+                    bytes: 5
+                }
+            ]
+        );
+        batcher.record(job, 0, 40);
+        batcher.forget(job);
+        assert_eq!(batcher.due_at(), None);
+    }
+}

@@ -1,0 +1,251 @@
+//! The store survives SIGKILL at any point: a writer process is killed again and again in
+//! the middle of its work, and every reopening must find a sound database that still holds
+//! everything the writer reported as committed (progress may lose only what was not yet
+//! flushed).
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use qmgr_core::store::{ProgressBatcher, Store};
+use qmgr_core::{Guid, Job, JobSettings, JobState, JobType, Timestamp};
+
+const CHILD_ENV: &str = "QMGR_STORE_CRASH_DIR";
+const KILLS: usize = 60;
+const FILES_PER_JOB: usize = 3;
+const FILE_SIZE: u64 = 1 << 20;
+
+/// The writer: runs until killed, printing a line after each commit it made.
+/// It is started by `store_survives_repeated_sigkill` and does nothing on its own.
+#[test]
+#[ignore = "runs only as the child process of store_survives_repeated_sigkill"]
+fn crash_writer() {
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let mut store = Store::open(Path::new(&dir)).unwrap();
+    let mut jobs = store.load_jobs().unwrap();
+    let mut batcher = ProgressBatcher::new(Duration::from_millis(3));
+    let clock = Instant::now();
+    let mut out = std::io::stdout().lock();
+    let mut step: u64 = 0;
+    loop {
+        step += 1;
+        let now = Timestamp::now();
+        if jobs.len() < 8 {
+            let mut job = Job::new(
+                Guid::new_random(),
+                "crash",
+                JobType::Download,
+                1,
+                JobSettings::default(),
+                now,
+            )
+            .unwrap();
+            for f in 0..FILES_PER_JOB {
+                job.add_file(
+                    &format!("http://h/{f}"),
+                    &format!("/tmp/crash/{}-{f}", job.id.to_plain_string()),
+                    200,
+                    now,
+                )
+                .unwrap();
+            }
+            store.insert_job(&job).unwrap();
+            writeln!(out, "insert {}", job.id).unwrap();
+            jobs.push(job);
+        }
+        let index = usize::try_from(step).unwrap() % jobs.len();
+        let job = &mut jobs[index];
+        match job.state {
+            JobState::Suspended => {
+                job.resume(now).unwrap();
+                store.save_job(job).unwrap();
+            }
+            JobState::Queued => {
+                job.start_transfer(now);
+                store.save_job(job).unwrap();
+            }
+            JobState::Connecting | JobState::Transferring => {
+                let file = job.files.iter().position(|f| !f.completed).unwrap();
+                let bytes =
+                    (job.files[file].bytes_transferred + 4096 * (step % 7 + 1)).min(FILE_SIZE);
+                job.record_progress(file, bytes, now);
+                batcher.record(job.id, u32::try_from(file).unwrap(), bytes);
+                if bytes == FILE_SIZE {
+                    job.files[file].bytes_total = FILE_SIZE;
+                    job.file_done(file, now);
+                    store.save_job(job).unwrap();
+                    writeln!(out, "progress {} {file} {bytes}", job.id).unwrap();
+                }
+            }
+            JobState::Transferred => {
+                job.complete(now).unwrap();
+                store.save_job_durably(job).unwrap();
+            }
+            JobState::Acknowledged => {
+                // Announced first: a kill between the commit and the report must not look like a lost job.
+                writeln!(out, "deleting {}", job.id).unwrap();
+                out.flush().unwrap();
+                store.delete_job(job.id).unwrap();
+                writeln!(out, "delete {}", job.id).unwrap();
+                jobs.remove(index);
+            }
+            other => panic!("the writer never puts a job in {other}"),
+        }
+        let elapsed = clock.elapsed();
+        if batcher.is_due(elapsed) {
+            let updates = batcher.take(elapsed);
+            store.save_progress(&updates).unwrap();
+            for u in updates {
+                writeln!(out, "progress {} {} {}", u.job, u.file, u.bytes).unwrap();
+            }
+        }
+        out.flush().unwrap();
+    }
+}
+
+/// What the writer reported as committed, over all its lives.
+#[derive(Default)]
+struct Acknowledged {
+    live: HashSet<Guid>,
+    /// Jobs whose deletion was announced; they may or may not be gone.
+    deleting: HashSet<Guid>,
+    deleted: HashSet<Guid>,
+    progress: HashMap<(Guid, u32), u64>,
+}
+
+impl Acknowledged {
+    fn absorb(&mut self, line: &str) {
+        let words: Vec<&str> = line.split(' ').collect();
+        match words.as_slice() {
+            ["insert", id] => {
+                self.live.insert(id.parse().unwrap());
+            }
+            ["deleting", id] => {
+                self.deleting.insert(id.parse().unwrap());
+            }
+            ["delete", id] => {
+                let id: Guid = id.parse().unwrap();
+                self.live.remove(&id);
+                self.deleted.insert(id);
+            }
+            ["progress", id, file, bytes] => {
+                let key = (id.parse().unwrap(), file.parse().unwrap());
+                let bytes: u64 = bytes.parse().unwrap();
+                let entry = self.progress.entry(key).or_default();
+                *entry = (*entry).max(bytes);
+            }
+            // The last line may be cut short by the kill.
+            _ => {}
+        }
+    }
+
+    /// Everything wrong with the reopened store, as readable lines.
+    fn problems(&self, store: &Store) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(error) = store.check_integrity() {
+            problems.push(error.to_string());
+        }
+        let jobs = match store.load_jobs() {
+            Ok(jobs) => jobs,
+            Err(error) => return vec![error.to_string()],
+        };
+        let stored: HashMap<Guid, &Job> = jobs.iter().map(|j| (j.id, j)).collect();
+        for id in &self.live {
+            if !stored.contains_key(id) && !self.deleting.contains(id) {
+                problems.push(format!("job {id} was committed but is gone"));
+            }
+        }
+        for id in &self.deleted {
+            if stored.contains_key(id) {
+                problems.push(format!("job {id} was deleted but is back"));
+            }
+        }
+        for job in &jobs {
+            if job.files.len() != FILES_PER_JOB {
+                problems.push(format!("job {} has {} files", job.id, job.files.len()));
+            }
+            if job.state == JobState::Transferred && !job.files.iter().all(|f| f.completed) {
+                problems.push(format!(
+                    "job {} is TRANSFERRED with unfinished files",
+                    job.id
+                ));
+            }
+            for (index, file) in job.files.iter().enumerate() {
+                let acked = self
+                    .progress
+                    .get(&(job.id, u32::try_from(index).unwrap()))
+                    .copied()
+                    .unwrap_or(0);
+                if file.bytes_transferred < acked {
+                    problems.push(format!(
+                        "job {} file {index}: {} bytes stored, {acked} were committed",
+                        job.id, file.bytes_transferred
+                    ));
+                }
+            }
+        }
+        problems
+    }
+}
+
+#[test]
+fn store_survives_repeated_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acknowledged = Acknowledged::default();
+    let mut inconsistent = 0;
+    // A fixed pseudo-random sequence of run times, so a failure can be reproduced.
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    for kill in 0..KILLS {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "crash_writer",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+        });
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(20 + seed % 80));
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "the writer must die by the signal, not exit: {status:?}"
+        );
+        for line in reader.join().unwrap() {
+            acknowledged.absorb(&line);
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let problems = acknowledged.problems(&store);
+        if !problems.is_empty() {
+            inconsistent += 1;
+            eprintln!("reopening after kill {kill}: {}", problems.join("; "));
+        }
+    }
+    let committed = acknowledged.live.len() + acknowledged.deleted.len();
+    println!("{KILLS} kills, {committed} jobs committed, {inconsistent} inconsistent reopenings");
+    assert!(
+        committed > KILLS,
+        "the writer made too little progress to test anything ({committed} jobs)"
+    );
+    assert!(!acknowledged.deleted.is_empty(), "no job ran to completion");
+    assert_eq!(inconsistent, 0);
+}
