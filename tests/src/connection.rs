@@ -1,8 +1,10 @@
 //! One client connection: requests in a loop until either side closes.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
+
+use rustls::{ServerConnection, StreamOwned};
 
 use crate::exchange::answer;
 use crate::request::{ReadError, RequestBody, discard_body, read_request_head};
@@ -14,43 +16,74 @@ const LINGER: Duration = Duration::from_secs(1);
 /// Most bytes drained from a closing connection.
 const LINGER_LIMIT: u64 = 1024 * 1024;
 
-/// Serves requests on `socket` until the client leaves, a response ends the connection,
-/// or the server shuts down; then closes it.
-pub(crate) fn serve_connection(shared: &Shared, socket: &TcpStream) {
-    match exchange_requests(shared, socket) {
-        After::KeepOpen | After::Close => close_gracefully(socket),
+/// A byte stream to a client: plain TCP, or TLS over TCP.
+pub(crate) trait Transport: Read + Write {
+    /// The TCP socket underneath, for closing.
+    fn socket(&self) -> &TcpStream;
+
+    /// Tells the client the session ends on purpose, so that it can tell a deliberate
+    /// close from a cut connection (TLS close_notify). Plain TCP has nothing to say.
+    fn announce_close(&mut self) {}
+}
+
+impl Transport for TcpStream {
+    fn socket(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Transport for StreamOwned<ServerConnection, TcpStream> {
+    fn socket(&self) -> &TcpStream {
+        self.get_ref()
+    }
+
+    fn announce_close(&mut self) {
+        self.conn.send_close_notify();
+        // If the client is gone, there is nobody left to tell.
+        let _ = self.flush();
+    }
+}
+
+/// Serves requests on `transport` until the client leaves, a response ends the
+/// connection, or the server shuts down; then closes it.
+pub(crate) fn serve_connection(shared: &Shared, transport: impl Transport) {
+    let mut reader = BufReader::new(transport);
+    let after = exchange_requests(shared, &mut reader);
+    let transport = reader.get_mut();
+    match after {
+        After::KeepOpen | After::Close => {
+            transport.announce_close();
+            close_gracefully(transport.socket());
+        }
         After::Abort => {
             // The socket may already be gone with the peer.
-            let _ = socket.shutdown(Shutdown::Both);
+            let _ = transport.socket().shutdown(Shutdown::Both);
         }
     }
 }
 
-fn exchange_requests(shared: &Shared, socket: &TcpStream) -> After {
-    let mut reader = BufReader::new(socket);
+fn exchange_requests(shared: &Shared, reader: &mut BufReader<impl Transport>) -> After {
     loop {
-        let head = match read_request_head(&mut reader) {
+        let head = match read_request_head(reader) {
             Ok(head) => head,
             Err(ReadError::Disconnected) => return After::Abort,
             Err(ReadError::Malformed(reason)) => {
-                let mut writer = socket;
-                return send_text(&mut writer, 400, &reason, &[], false, false)
+                return send_text(reader.get_mut(), 400, &reason, &[], false, false)
                     .unwrap_or(After::Abort);
             }
         };
         let request_number = shared.record(&head.request);
         let keep_alive = match head.body {
             RequestBody::Length(0) => head.keep_alive,
-            RequestBody::Length(len) => match discard_body(&mut reader, len) {
+            RequestBody::Length(len) => match discard_body(reader, len) {
                 Ok(()) => head.keep_alive,
                 Err(_) => return After::Abort,
             },
             RequestBody::Unframed => false,
         };
-        let mut writer = socket;
         match answer(
             shared,
-            &mut writer,
+            reader.get_mut(),
             &head.request,
             request_number,
             keep_alive,

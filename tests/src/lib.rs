@@ -2,7 +2,8 @@
 //!
 //! [`TestServer::start`] serves deterministic files on 127.0.0.1 and misbehaves on
 //! request, so transfer, daemon, CLI and C tests can provoke every failure a real server
-//! can produce. The binary `qmgr-testserver` runs the same server for C tests and
+//! can produce. [`TestServer::start_https`] serves the same over TLS, with a certificate
+//! signed by a CA made up at start ([`TestServer::ca_pem`]). The binary `qmgr-testserver` runs the same server for C tests and
 //! benchmarks.
 //!
 //! # URLs
@@ -49,6 +50,7 @@ mod response;
 mod route;
 mod server;
 mod state;
+mod tls;
 
 pub use content::{INITIAL_VERSION, content, expected_body};
 pub use request::RecordedRequest;

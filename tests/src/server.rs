@@ -7,17 +7,23 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+
 use crate::connection::serve_connection;
 use crate::request::RecordedRequest;
 use crate::state::Shared;
+use crate::tls::TlsIdentity;
 
-/// A fault-injecting HTTP/1.1 server on 127.0.0.1, serving until dropped.
+/// A fault-injecting HTTP/1.1 server on 127.0.0.1 (plain or over TLS), serving until
+/// dropped.
 ///
 /// See the crate documentation for the URLs it answers.
 pub struct TestServer {
     shared: Arc<Shared>,
     port: u16,
     acceptor: Option<JoinHandle<()>>,
+    /// The PEM of the CA that signed the server certificate, for HTTPS servers.
+    ca_pem: Option<String>,
 }
 
 impl fmt::Debug for TestServer {
@@ -41,27 +47,63 @@ impl TestServer {
 
     /// Starts a server on 127.0.0.1:`port` (0 picks a free port).
     pub fn start_on_port(port: u16) -> io::Result<TestServer> {
+        TestServer::launch(port, None)
+    }
+
+    /// Starts an HTTPS server on a free port of 127.0.0.1, with a certificate for
+    /// 127.0.0.1 and localhost signed by a CA made up for this server alone
+    /// ([`TestServer::ca_pem`]).
+    ///
+    /// # Panics
+    /// If no port can be bound or no certificate made.
+    pub fn start_https() -> TestServer {
+        TestServer::start_https_on_port(0).unwrap_or_else(|error| {
+            panic!("cannot start the HTTPS test server on 127.0.0.1: {error}")
+        })
+    }
+
+    /// Starts an HTTPS server on 127.0.0.1:`port` (0 picks a free port).
+    pub fn start_https_on_port(port: u16) -> io::Result<TestServer> {
+        TestServer::launch(port, Some(TlsIdentity::generate()?))
+    }
+
+    fn launch(port: u16, tls: Option<TlsIdentity>) -> io::Result<TestServer> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
         let port = listener.local_addr()?.port();
-        let shared = Arc::new(Shared::new(format!("http://127.0.0.1:{port}")));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let shared = Arc::new(Shared::new(format!("{scheme}://127.0.0.1:{port}")));
+        let (tls_config, ca_pem) = tls
+            .map(|identity| (identity.config, identity.ca_pem))
+            .unzip();
         let acceptor = thread::Builder::new()
             .name(format!("testserver-{port}"))
             .spawn({
                 let shared = Arc::clone(&shared);
-                move || accept_connections(&listener, &shared)
+                move || accept_connections(&listener, &shared, tls_config.as_ref())
             })?;
         Ok(TestServer {
             shared,
             port,
             acceptor: Some(acceptor),
+            ca_pem,
         })
+    }
+
+    /// The PEM certificate of the CA clients must trust to accept this HTTPS server.
+    ///
+    /// # Panics
+    /// If the server speaks plain HTTP.
+    pub fn ca_pem(&self) -> String {
+        self.ca_pem
+            .clone()
+            .expect("ca_pem() is only for servers started with start_https()")
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    /// `http://127.0.0.1:PORT` (`https://` for HTTPS servers), without a trailing slash.
     pub fn base_url(&self) -> String {
         self.shared.base_url().to_owned()
     }
@@ -125,7 +167,11 @@ impl Drop for TestServer {
     }
 }
 
-fn accept_connections(listener: &TcpListener, shared: &Arc<Shared>) {
+fn accept_connections(
+    listener: &TcpListener,
+    shared: &Arc<Shared>,
+    tls_config: Option<&Arc<ServerConfig>>,
+) {
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     for incoming in listener.incoming() {
         if shared.is_shutting_down() {
@@ -137,7 +183,7 @@ fn accept_connections(listener: &TcpListener, shared: &Arc<Shared>) {
             thread::sleep(Duration::from_millis(10));
             continue;
         };
-        if let Some(worker) = start_worker(socket, shared) {
+        if let Some(worker) = start_worker(socket, shared, tls_config) {
             workers.push(worker);
         }
     }
@@ -149,15 +195,29 @@ fn accept_connections(listener: &TcpListener, shared: &Arc<Shared>) {
 }
 
 /// Starts the thread serving `socket`; `None` if the connection had to be dropped.
-fn start_worker(socket: TcpStream, shared: &Arc<Shared>) -> Option<JoinHandle<()>> {
+fn start_worker(
+    socket: TcpStream,
+    shared: &Arc<Shared>,
+    tls_config: Option<&Arc<ServerConfig>>,
+) -> Option<JoinHandle<()>> {
     // Responses are written whole; waiting to coalesce small writes only adds latency.
     socket.set_nodelay(true).ok()?;
     let id = shared.register_connection(socket.try_clone().ok()?);
     let worker_shared = Arc::clone(shared);
+    let tls_config = tls_config.map(Arc::clone);
     let spawned = thread::Builder::new()
         .name(format!("testserver-conn-{id}"))
         .spawn(move || {
-            serve_connection(&worker_shared, &socket);
+            match tls_config {
+                None => serve_connection(&worker_shared, socket),
+                // The TLS handshake itself happens on the first read.
+                Some(config) => match ServerConnection::new(config) {
+                    Ok(session) => {
+                        serve_connection(&worker_shared, StreamOwned::new(session, socket));
+                    }
+                    Err(_) => drop(socket),
+                },
+            }
             worker_shared.unregister_connection(id);
         });
     if spawned.is_err() {

@@ -1,19 +1,25 @@
 //! Runs the fault-injecting test server for C tests and benchmarks.
 //!
-//! Prints its base URL (`http://127.0.0.1:PORT`) as the only line on stdout, then serves
-//! until killed, or until stdin closes with `--exit-on-stdin-eof`.
+//! Prints its base URL (`http://127.0.0.1:PORT`, or `https://` with `--https`) as the only
+//! line on stdout, then serves until killed, or until stdin closes with
+//! `--exit-on-stdin-eof`. With `--https`, `--ca-file PATH` writes the PEM of the CA to
+//! trust before the URL is printed.
 
 use std::io::{self, Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread;
 
 use qmgr_tests::TestServer;
 
-const USAGE: &str = "usage: qmgr-testserver [--port N] [--exit-on-stdin-eof]";
+const USAGE: &str =
+    "usage: qmgr-testserver [--port N] [--https [--ca-file PATH]] [--exit-on-stdin-eof]";
 
 #[derive(Debug, Default)]
 struct Options {
     port: u16,
+    https: bool,
+    ca_file: Option<PathBuf>,
     exit_on_stdin_eof: bool,
 }
 
@@ -27,11 +33,41 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
                     .parse()
                     .map_err(|_| format!("--port: {value:?} is not a port number"))?;
             }
+            "--https" => options.https = true,
+            "--ca-file" => {
+                options.ca_file = Some(args.next().ok_or("--ca-file needs a path")?.into());
+            }
             "--exit-on-stdin-eof" => options.exit_on_stdin_eof = true,
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
+    if options.ca_file.is_some() && !options.https {
+        return Err("--ca-file needs --https".into());
+    }
     Ok(options)
+}
+
+fn start(options: &Options) -> Result<TestServer, String> {
+    let started = if options.https {
+        TestServer::start_https_on_port(options.port)
+    } else {
+        TestServer::start_on_port(options.port)
+    };
+    let server =
+        started.map_err(|error| format!("cannot serve on 127.0.0.1:{}: {error}", options.port))?;
+    if let Some(ca_file) = &options.ca_file {
+        std::fs::write(ca_file, server.ca_pem()).map_err(|error| {
+            format!(
+                "cannot write the CA certificate to {}: {error}",
+                ca_file.display()
+            )
+        })?;
+    }
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{}", server.base_url())
+        .and_then(|()| stdout.flush())
+        .map_err(|error| format!("cannot write the URL to stdout: {error}"))?;
+    Ok(server)
 }
 
 fn main() -> ExitCode {
@@ -47,21 +83,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let server = match TestServer::start_on_port(options.port) {
+    let server = match start(&options) {
         Ok(server) => server,
-        Err(error) => {
-            eprintln!(
-                "qmgr-testserver: cannot listen on 127.0.0.1:{}: {error}",
-                options.port
-            );
+        Err(message) => {
+            eprintln!("qmgr-testserver: {message}");
             return ExitCode::FAILURE;
         }
     };
-    let mut stdout = io::stdout().lock();
-    if let Err(error) = writeln!(stdout, "{}", server.base_url()).and_then(|()| stdout.flush()) {
-        eprintln!("qmgr-testserver: cannot write the URL to stdout: {error}");
-        return ExitCode::FAILURE;
-    }
     if options.exit_on_stdin_eof {
         // Any input is ignored; only its end matters. A read error ends the wait too.
         let _ = io::copy(&mut io::stdin().lock().by_ref(), &mut io::sink());
