@@ -1,0 +1,69 @@
+//! `cargo xtask bench`: benchmarks whose figures go into bench/results/.
+
+use std::fs;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{cargo, project_root};
+
+pub fn run(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        None | Some("all" | "core") => core(),
+        Some(other) => bail!("unknown benchmark {other:?}; choose core or all"),
+    }
+}
+
+/// The store: create+persist and load 10,000 jobs, and the memory they take.
+fn core() -> Result<()> {
+    println!("==> bench core (qmgr-core store, release build)");
+    let output = cargo()
+        .args([
+            "run",
+            "--release",
+            "--locked",
+            "--quiet",
+            "-p",
+            "qmgr-core",
+            "--example",
+            "store_bench",
+            "--",
+            "10000",
+        ])
+        .output()
+        .context("cannot run the store benchmark")?;
+    if !output.status.success() {
+        bail!(
+            "the store benchmark failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let table = String::from_utf8(output.stdout).context("benchmark output is not UTF-8")?;
+    print!("{table}");
+    save("core.md", "Store (qmgr-core)", &table)
+}
+
+fn save(file: &str, title: &str, table: &str) -> Result<()> {
+    let dir = project_root().join("bench/results");
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(file);
+    let machine = machine_summary();
+    fs::write(&path, format!("# {title}\n\nMachine: {machine}\n\n{table}"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("saved {}", path.display());
+    Ok(())
+}
+
+/// CPU model and core count, so results can be compared across machines.
+fn machine_summary() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    format!("{cpu}, {cores} cores")
+}

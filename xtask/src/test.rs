@@ -1,0 +1,70 @@
+//! `cargo xtask test`: everything CI checks, in the order that fails fastest.
+
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::cargo;
+use crate::tally::{Tally, run_and_count};
+
+pub fn run(args: &[String]) -> Result<()> {
+    if let Some(unknown) = args.first() {
+        bail!("`cargo xtask test` takes no arguments (got {unknown:?})");
+    }
+    let mut tally = Tally::default();
+    let mut failures = Vec::new();
+
+    let checks: [(&str, Command); 2] = [
+        ("formatting (cargo fmt --check)", {
+            let mut c = cargo();
+            c.args(["fmt", "--all", "--", "--check"]);
+            c
+        }),
+        ("lints (cargo clippy -D warnings)", {
+            let mut c = cargo();
+            c.args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ]);
+            c
+        }),
+    ];
+    for (name, mut command) in checks {
+        println!("==> {name}");
+        if command.status()?.success() {
+            tally.passed += 1;
+        } else {
+            tally.failed += 1;
+            failures.push(name.to_owned());
+        }
+    }
+
+    println!("==> tests (cargo test --workspace)");
+    let mut command = cargo();
+    command.args(["test", "--workspace", "--locked"]);
+    let (tests, ok) = run_and_count(command)?;
+    tally.add(tests);
+    if !ok {
+        failures.push("cargo test".to_owned());
+        if tests.failed == 0 {
+            tally.failed += 1;
+        }
+    }
+
+    println!();
+    if !failures.is_empty() {
+        println!("failed: {}", failures.join(", "));
+    }
+    println!("checks and tests: {} ignored", tally.ignored);
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        bail!("{} step(s) failed", failures.len())
+    }
+}
