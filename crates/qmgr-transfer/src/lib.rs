@@ -1,1 +1,30 @@
-//! The transfer engine.
+//! qmgr's transfer engine: one thread driving libcurl's multi interface.
+//!
+//! Callers submit [`TransferRequest`]s to an [`Engine`] and receive [`EngineEvent`]s. The
+//! engine downloads over http, https, ftp, ftps and file into a private temporary file
+//! beside the destination, continues partial files with validated range requests, sorts
+//! failures into transient and permanent ones with their BITS HRESULTs, and shares a
+//! bandwidth cap among throttled transfers. It knows nothing of jobs, COM or the store:
+//! the service decides what to retry and calls [`finalize`] or [`discard`] on the files.
+
+mod engine;
+mod error;
+mod event;
+mod files;
+mod ftp_info;
+mod handle;
+mod http_date;
+mod request;
+mod response;
+mod sink;
+mod source;
+mod throttle;
+
+pub use engine::{Engine, EngineConfig};
+pub use error::{TransferError, hresult_for_io};
+pub use event::{EngineEvent, RestartReason};
+pub use files::{Overwrite, discard, finalize, is_temp_name, sync_partial};
+pub use request::{
+    ClientCertificate, PartialFile, ProxyChoice, Security, TransferId, TransferRequest, Validator,
+};
+pub use source::Scheme;

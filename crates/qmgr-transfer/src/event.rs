@@ -1,0 +1,81 @@
+//! What the engine reports about each transfer.
+//!
+//! Every accepted transfer ends with exactly one of `Completed`, `Failed` or `Cancelled`;
+//! after that event the engine no longer touches its temporary file.
+
+use std::path::PathBuf;
+
+use crate::error::TransferError;
+use crate::request::{TransferId, Validator};
+
+/// Why a transfer that was meant to continue a partial file started it over from zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RestartReason {
+    /// The server answered the range request with the whole file.
+    RangeIgnored,
+    /// The server's validator differs from the recorded one: the content changed.
+    ValidatorChanged,
+    /// The partial file came with no validator, so its bytes cannot be trusted to match.
+    NoValidator,
+    /// The server's partial answer did not start at our offset or gave another total.
+    RangeMismatch,
+    /// The temporary file was gone or was not a regular file; a new one was made.
+    PartialFileLost,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineEvent {
+    /// The temporary file is open; it is the one to record for resuming.
+    Started { id: TransferId, temp_path: PathBuf },
+    /// The source answered with the content. `resumed_at` is where its body goes in the
+    /// file (0 when the file starts over, with `restart` saying why).
+    Responded {
+        id: TransferId,
+        total: Option<u64>,
+        validator: Validator,
+        resumed_at: u64,
+        restart: Option<RestartReason>,
+    },
+    /// Bytes written to the temporary file so far (flushed from the engine's buffer; the
+    /// service makes them durable with [`crate::sync_partial`]). At most one every
+    /// progress interval per transfer, and one before the transfer ends.
+    Progress { id: TransferId, bytes_on_disk: u64 },
+    /// Every byte is in the temporary file and flushed; finish with [`crate::finalize`].
+    Completed {
+        id: TransferId,
+        temp_path: PathBuf,
+        bytes: u64,
+        validator: Validator,
+    },
+    /// The transfer stopped; the temporary file keeps what was written (see the last
+    /// `Progress`) for a later attempt if the error is transient.
+    Failed {
+        id: TransferId,
+        error: TransferError,
+    },
+    /// The transfer stopped on request. The temporary file is left for the caller.
+    Cancelled { id: TransferId },
+}
+
+impl EngineEvent {
+    pub fn id(&self) -> TransferId {
+        match self {
+            EngineEvent::Started { id, .. }
+            | EngineEvent::Responded { id, .. }
+            | EngineEvent::Progress { id, .. }
+            | EngineEvent::Completed { id, .. }
+            | EngineEvent::Failed { id, .. }
+            | EngineEvent::Cancelled { id } => *id,
+        }
+    }
+
+    /// Whether this is the last event of its transfer.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            EngineEvent::Completed { .. }
+                | EngineEvent::Failed { .. }
+                | EngineEvent::Cancelled { .. }
+        )
+    }
+}

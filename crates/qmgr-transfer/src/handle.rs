@@ -1,0 +1,118 @@
+//! Turning a checked request into a configured curl easy handle.
+
+use std::ffi::CString;
+use std::time::Duration;
+
+use curl::easy::{Easy2, List};
+
+use crate::request::{ProxyChoice, TransferRequest};
+use crate::sink::Sink;
+use crate::source::Source;
+
+/// curl's receive buffer: big enough for few callbacks on fast links, small enough that a
+/// throttled transfer's chunks stay smooth.
+const RECEIVE_BUFFER: usize = 64 * 1024;
+
+/// `CURLOPT_PROTOCOLS_STR` and `CURLOPT_REDIR_PROTOCOLS_STR` (curl 7.85), which curl-sys
+/// does not name.
+const CURLOPT_PROTOCOLS_STR: curl_sys::CURLoption = curl_sys::CURLOPTTYPE_OBJECTPOINT + 318;
+const CURLOPT_REDIR_PROTOCOLS_STR: curl_sys::CURLoption = curl_sys::CURLOPTTYPE_OBJECTPOINT + 319;
+
+/// Settings shared by every handle of an engine.
+#[derive(Clone, Debug)]
+pub(crate) struct HandleDefaults {
+    pub user_agent: String,
+    pub connect_timeout: Duration,
+    pub stall_timeout: Duration,
+}
+
+/// Builds the easy handle for one attempt. `offset` is where the body starts in the file;
+/// `if_range` the validator that must still hold for the server to send only the rest.
+pub(crate) fn build(
+    sink: Sink,
+    source: &Source,
+    request: &TransferRequest,
+    defaults: &HandleDefaults,
+    offset: u64,
+    if_range: Option<&str>,
+) -> Result<Easy2<Sink>, curl::Error> {
+    let mut easy = Easy2::new(sink);
+    let raw = easy.raw();
+    easy.get_mut().easy = raw;
+    easy.url(&source.url)?;
+    let protocols = source.scheme.allowed_protocols(request.allow_https_to_http);
+    set_string_option(&easy, CURLOPT_PROTOCOLS_STR, protocols)?;
+    set_string_option(&easy, CURLOPT_REDIR_PROTOCOLS_STR, protocols)?;
+    easy.useragent(&defaults.user_agent)?;
+    easy.connect_timeout(defaults.connect_timeout)?;
+    // A transfer that receives nothing for this long has stalled; curl does not count time
+    // spent paused by our throttle or by the caller.
+    easy.low_speed_limit(1)?;
+    easy.low_speed_time(defaults.stall_timeout)?;
+    easy.buffer_size(RECEIVE_BUFFER)?;
+    easy.tcp_keepalive(true)?;
+    if source.scheme.is_http() {
+        easy.follow_location(true)?;
+        easy.max_redirections(request.max_redirects)?;
+        let mut headers = List::new();
+        for (name, value) in &request.headers {
+            headers.append(&format!("{name}: {value}"))?;
+        }
+        if offset > 0 {
+            easy.range(&format!("{offset}-"))?;
+            if let Some(validator) = if_range {
+                headers.append(&format!("If-Range: {validator}"))?;
+            }
+        }
+        easy.http_headers(headers)?;
+    } else if offset > 0 {
+        easy.resume_from(offset)?;
+    }
+    if source.scheme.is_ftp() {
+        easy.fetch_filetime(true)?;
+    }
+    match &request.proxy {
+        ProxyChoice::FromEnvironment => {}
+        // An empty proxy turns proxies off, environment included.
+        ProxyChoice::Direct => easy.proxy("")?,
+        ProxyChoice::Explicit { url, bypass } => {
+            easy.proxy(url)?;
+            easy.noproxy(&bypass.join(","))?;
+        }
+    }
+    let security = &request.security;
+    if !security.verify_server {
+        easy.ssl_verify_peer(false)?;
+        easy.ssl_verify_host(false)?;
+    }
+    if let Some(bundle) = &security.ca_bundle {
+        easy.cainfo(bundle)?;
+    }
+    if let Some(client) = &security.client_certificate {
+        easy.ssl_cert(&client.certificate)?;
+        if let Some(key) = &client.key {
+            easy.ssl_key(key)?;
+        }
+        if let Some(password) = &client.key_password {
+            easy.key_password(password)?;
+        }
+    }
+    Ok(easy)
+}
+
+fn set_string_option(
+    easy: &Easy2<Sink>,
+    option: curl_sys::CURLoption,
+    value: &str,
+) -> Result<(), curl::Error> {
+    let value =
+        CString::new(value).map_err(|_| curl::Error::new(curl_sys::CURLE_BAD_FUNCTION_ARGUMENT))?;
+    // SAFETY: the handle is live; curl copies string options, so `value` may be dropped
+    // after the call.
+    let code = unsafe { curl_sys::curl_easy_setopt(easy.raw(), option, value.as_ptr()) };
+    if code == curl_sys::CURLE_OK {
+        Ok(())
+    } else {
+        Err(curl::Error::new(code))
+    }
+}

@@ -1,0 +1,337 @@
+//! What a caller asks the engine to fetch, and the checks made before any I/O.
+
+use std::path::{Path, PathBuf};
+
+use qmgr_core::QmgrError;
+
+use crate::source::{Source, parse_source};
+
+/// Identifies one transfer for the life of an engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransferId(pub u64);
+
+impl std::fmt::Display for TransferId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "transfer {}", self.0)
+    }
+}
+
+/// What tells two versions of a remote file apart: the server's entity tag and modification
+/// date as it sent them. For `file` sources the entity tag is made from the inode, size and
+/// modification time; for ftp sources only the modification date (MDTM) is known.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Validator {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validator {
+    /// The entity tag if it is a strong one: only those may be used with `If-Range`.
+    pub fn strong_etag(&self) -> Option<&str> {
+        self.etag.as_deref().filter(|tag| !tag.starts_with("W/"))
+    }
+
+    /// The value for `If-Range`: the strong entity tag, else the modification date.
+    pub fn if_range(&self) -> Option<&str> {
+        self.strong_etag().or(self.last_modified.as_deref())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+
+    /// Whether `received` proves the content is not the one this validator was taken from.
+    /// Validators that cannot be compared prove nothing.
+    pub fn differs_from(&self, received: &Validator) -> bool {
+        if let (Some(ours), Some(theirs)) = (self.etag.as_deref(), received.etag.as_deref()) {
+            return ours != theirs;
+        }
+        match (
+            self.last_modified.as_deref(),
+            received.last_modified.as_deref(),
+        ) {
+            (Some(ours), Some(theirs)) => ours != theirs,
+            _ => false,
+        }
+    }
+}
+
+/// A temporary file left by an earlier attempt, to be continued rather than started over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartialFile {
+    pub temp_path: PathBuf,
+    /// Bytes known to be good (the last checkpointed length); the file is cut to this.
+    pub bytes: u64,
+    /// The validator the server sent when the file was started.
+    pub validator: Validator,
+    /// The whole file's size as the server gave it then, if it did.
+    pub total: Option<u64>,
+}
+
+/// Which proxy to use.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ProxyChoice {
+    /// curl's standard variables: `http_proxy`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`.
+    #[default]
+    FromEnvironment,
+    /// Connect directly, whatever the environment says.
+    Direct,
+    /// This proxy, except for the hosts listed (curl's `NOPROXY` syntax, one entry each).
+    Explicit { url: String, bypass: Vec<String> },
+}
+
+/// A client certificate for TLS client authentication (PEM files).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCertificate {
+    pub certificate: PathBuf,
+    /// The private key, when it is not in the certificate file.
+    pub key: Option<PathBuf>,
+    pub key_password: Option<String>,
+}
+
+/// TLS settings; verification is on unless turned off explicitly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Security {
+    /// Check the server's certificate chain and host name.
+    pub verify_server: bool,
+    /// Trust these CA certificates (PEM bundle) instead of the system's.
+    pub ca_bundle: Option<PathBuf>,
+    pub client_certificate: Option<ClientCertificate>,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Self {
+            verify_server: true,
+            ca_bundle: None,
+            client_certificate: None,
+        }
+    }
+}
+
+/// One download: from `url` into a temporary file beside `destination`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferRequest {
+    /// http, https, ftp, ftps or file URL, or an absolute local path.
+    pub url: String,
+    /// The final name; the engine only writes a temporary file in its directory.
+    pub destination: PathBuf,
+    /// Continue this temporary file instead of starting a new one.
+    pub partial: Option<PartialFile>,
+    /// Extra request headers (http and https only).
+    pub headers: Vec<(String, String)>,
+    /// Fail with `BG_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED` beyond this many bytes.
+    pub max_size: Option<u64>,
+    pub proxy: ProxyChoice,
+    /// Let a redirect lead from https to http.
+    pub allow_https_to_http: bool,
+    pub max_redirects: u32,
+    /// Counts against the engine's global bandwidth cap (background work does; foreground
+    /// work does not).
+    pub throttled: bool,
+    pub security: Security,
+}
+
+impl TransferRequest {
+    /// Default number of redirects followed, as curl's command line tool allows.
+    pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
+
+    /// A request with the defaults: no partial file, no extra headers, no size limit,
+    /// proxy from the environment, no https→http redirects, throttled, TLS verified.
+    pub fn new(url: impl Into<String>, destination: impl Into<PathBuf>) -> Self {
+        Self {
+            url: url.into(),
+            destination: destination.into(),
+            partial: None,
+            headers: Vec::new(),
+            max_size: None,
+            proxy: ProxyChoice::default(),
+            allow_https_to_http: false,
+            max_redirects: Self::DEFAULT_MAX_REDIRECTS,
+            throttled: true,
+            security: Security::default(),
+        }
+    }
+}
+
+/// Headers the engine sets itself; a caller's copy would contradict them.
+const ENGINE_OWNED_HEADERS: [&str; 3] = ["range", "if-range", "host"];
+
+/// A request that passed every check that needs no I/O.
+#[derive(Debug)]
+pub(crate) struct CheckedRequest {
+    pub request: TransferRequest,
+    pub source: Source,
+}
+
+/// Every check that can be made without touching the network or the disk.
+pub(crate) fn check(request: TransferRequest) -> Result<CheckedRequest, QmgrError> {
+    let source = parse_source(&request.url)?;
+    check_destination(&request.destination)?;
+    for (name, value) in &request.headers {
+        check_header(name, value)?;
+    }
+    if let Some(partial) = &request.partial {
+        let same_directory = partial.temp_path.parent() == Some(directory_of(&request.destination));
+        if !same_directory {
+            return Err(QmgrError::invalid_arg(format!(
+                "the partial file {} is not in the directory of {}",
+                partial.temp_path.display(),
+                request.destination.display()
+            )));
+        }
+    }
+    if let ProxyChoice::Explicit { url, bypass } = &request.proxy {
+        let bad = |text: &str| text.chars().any(|c| c.is_control() || c == ' ');
+        if url.is_empty() || bad(url) || bypass.iter().any(|host| bad(host) || host.contains(',')) {
+            return Err(QmgrError::invalid_arg(format!(
+                "the proxy {url:?} or its bypass list {bypass:?} is malformed"
+            )));
+        }
+    }
+    Ok(CheckedRequest { request, source })
+}
+
+fn check_destination(destination: &Path) -> Result<(), QmgrError> {
+    let ends_in_separator = destination.as_os_str().as_encoded_bytes().ends_with(b"/");
+    let has_name = !ends_in_separator
+        && destination
+            .file_name()
+            .is_some_and(|name| !name.is_empty() && name != "." && name != "..");
+    if !has_name {
+        return Err(QmgrError::invalid_arg(format!(
+            "the destination {} does not name a file",
+            destination.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The directory a destination lives in (`.` for a bare file name).
+pub(crate) fn directory_of(destination: &Path) -> &Path {
+    match destination.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// A header must be `token: value` with no line breaks, or it could smuggle extra headers
+/// or a second request onto the connection.
+fn check_header(name: &str, value: &str) -> Result<(), QmgrError> {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(is_token_char) {
+        return Err(QmgrError::invalid_arg(format!(
+            "the header name {name:?} is not a valid HTTP token"
+        )));
+    }
+    if value.contains(['\r', '\n', '\0']) {
+        return Err(QmgrError::invalid_arg(format!(
+            "the value of header {name} contains a line break or NUL"
+        )));
+    }
+    if ENGINE_OWNED_HEADERS
+        .iter()
+        .any(|owned| owned.eq_ignore_ascii_case(name))
+    {
+        return Err(QmgrError::invalid_arg(format!(
+            "the header {name} is set by the transfer engine itself"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qmgr_core::hresult::E_INVALIDARG;
+
+    fn with_header(name: &str, value: &str) -> TransferRequest {
+        let mut request = TransferRequest::new("http://example.com/a", "/tmp/a");
+        request.headers.push((name.to_owned(), value.to_owned()));
+        request
+    }
+
+    #[test]
+    fn ordinary_headers_pass() {
+        assert!(check(with_header("X-Token", "abc; def=ghi")).is_ok());
+        assert!(check(with_header("Accept", "")).is_ok());
+    }
+
+    #[test]
+    fn line_breaks_and_bad_names_are_invalid_arguments() {
+        for (name, value) in [
+            ("X-A", "one\r\nX-Injected: two"),
+            ("X-A", "one\ntwo"),
+            ("X-A", "one\rtwo"),
+            ("X-A\r\nX-B", "v"),
+            ("X A", "v"),
+            ("", "v"),
+            ("X:A", "v"),
+            ("Range", "bytes=0-"),
+            ("if-range", "\"x\""),
+        ] {
+            let error = check(with_header(name, value)).unwrap_err();
+            assert_eq!(error.hresult, E_INVALIDARG, "{name:?}: {value:?}");
+        }
+    }
+
+    #[test]
+    fn destination_must_name_a_file() {
+        for destination in ["/tmp/", "/", "/tmp/..", ""] {
+            let request = TransferRequest::new("http://example.com/a", destination);
+            assert!(check(request).is_err(), "{destination}");
+        }
+    }
+
+    #[test]
+    fn a_partial_file_must_sit_beside_the_destination() {
+        let mut request = TransferRequest::new("http://example.com/a", "/data/a.iso");
+        request.partial = Some(PartialFile {
+            temp_path: "/elsewhere/.BIT00.tmp".into(),
+            bytes: 10,
+            validator: Validator::default(),
+            total: None,
+        });
+        assert!(check(request.clone()).is_err());
+        request.partial.as_mut().unwrap().temp_path = "/data/.BIT00.tmp".into();
+        assert!(check(request).is_ok());
+    }
+
+    #[test]
+    fn if_range_prefers_a_strong_etag() {
+        let both = Validator {
+            etag: Some("\"v1\"".into()),
+            last_modified: Some("Sun, 06 Nov 1994 08:49:37 GMT".into()),
+        };
+        assert_eq!(both.if_range(), Some("\"v1\""));
+        let weak = Validator {
+            etag: Some("W/\"v1\"".into()),
+            ..both.clone()
+        };
+        assert_eq!(weak.if_range(), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
+        assert_eq!(Validator::default().if_range(), None);
+    }
+
+    #[test]
+    fn validators_differ_only_when_they_prove_it() {
+        let v1 = Validator {
+            etag: Some("\"v1\"".into()),
+            last_modified: None,
+        };
+        let v2 = Validator {
+            etag: Some("\"v2\"".into()),
+            last_modified: None,
+        };
+        assert!(v1.differs_from(&v2));
+        assert!(!v1.differs_from(&v1.clone()));
+        let dated = Validator {
+            etag: None,
+            last_modified: Some("a".into()),
+        };
+        assert!(!dated.differs_from(&Validator::default()));
+        assert!(dated.differs_from(&Validator {
+            etag: None,
+            last_modified: Some("b".into())
+        }));
+    }
+}

@@ -1,0 +1,380 @@
+//! Reading an HTTP response head and deciding what its body means for the file on disk.
+
+use std::time::{Duration, SystemTime};
+
+use crate::event::RestartReason;
+use crate::http_date;
+use crate::request::Validator;
+
+/// The parts of a response head the engine acts on. curl hands over every head it sees
+/// (redirects, proxy CONNECT answers, the final response); a status line starts a new one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ResponseHead {
+    pub status: Option<u16>,
+    pub content_length: Option<u64>,
+    pub content_range: Option<ContentRange>,
+    pub validator: Validator,
+    pub retry_after: Option<String>,
+}
+
+impl ResponseHead {
+    /// Takes one header line as curl delivers it (with its CRLF).
+    pub fn absorb(&mut self, line: &[u8]) {
+        let Ok(line) = std::str::from_utf8(line) else {
+            return;
+        };
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.starts_with("HTTP/") {
+            *self = ResponseHead {
+                status: parse_status_line(line),
+                ..ResponseHead::default()
+            };
+            return;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return;
+        };
+        let value = value.trim();
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            self.content_length = value.parse().ok();
+        } else if name.eq_ignore_ascii_case("content-range") {
+            self.content_range = parse_content_range(value);
+        } else if name.eq_ignore_ascii_case("etag") {
+            self.validator.etag = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("last-modified") {
+            self.validator.last_modified = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("retry-after") {
+            self.retry_after = Some(value.to_owned());
+        }
+    }
+
+    pub fn is_success(&self) -> bool {
+        self.status
+            .is_some_and(|status| (200..300).contains(&status))
+    }
+
+    /// `Retry-After` as a delay from `now`: delta-seconds or an HTTP date.
+    pub fn retry_after(&self, now: SystemTime) -> Option<Duration> {
+        let value = self.retry_after.as_deref()?;
+        if let Ok(seconds) = value.parse::<u64>() {
+            return Some(Duration::from_secs(seconds));
+        }
+        let at = http_date::parse(value)?;
+        Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    }
+}
+
+fn parse_status_line(line: &str) -> Option<u16> {
+    let code = line.split_whitespace().nth(1)?;
+    if code.len() != 3 {
+        return None;
+    }
+    code.parse().ok()
+}
+
+/// A `Content-Range` value (RFC 9110 §14.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ContentRange {
+    /// `bytes first-last/complete` (`complete` is `*` when unknown).
+    Bytes {
+        first: u64,
+        last: u64,
+        complete: Option<u64>,
+    },
+    /// `bytes */complete`, sent with 416.
+    Unsatisfied { complete: u64 },
+}
+
+pub(crate) fn parse_content_range(value: &str) -> Option<ContentRange> {
+    let spec = value.trim().strip_prefix("bytes")?.trim_start();
+    let (range, complete) = spec.split_once('/')?;
+    let complete = match complete.trim() {
+        "*" => None,
+        number => Some(number.parse().ok()?),
+    };
+    if range.trim() == "*" {
+        return Some(ContentRange::Unsatisfied {
+            complete: complete?,
+        });
+    }
+    let (first, last) = range.split_once('-')?;
+    let (first, last): (u64, u64) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
+    if last < first || complete.is_some_and(|complete| last >= complete) {
+        return None;
+    }
+    Some(ContentRange::Bytes {
+        first,
+        last,
+        complete,
+    })
+}
+
+/// What the engine asked for: the bytes it already holds and what it knew of the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Expectation {
+    /// Bytes already in the file; the request asked for the rest.
+    pub offset: u64,
+    pub validator: Validator,
+    pub total: Option<u64>,
+}
+
+/// What to do with a response's body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum BodyPlan {
+    /// Write the body after the bytes already held.
+    Append { total: Option<u64> },
+    /// Empty the file and write the body from its start.
+    Restart {
+        reason: RestartReason,
+        total: Option<u64>,
+    },
+    /// The body is not the file's content (an error page, a 416): keep it out of the file.
+    NotContent,
+    /// A partial answer that does not fit what was asked: ask again without a range.
+    Mismatch,
+}
+
+/// Decides what a final response means. Only a 206 that starts exactly at our offset with
+/// the total we recorded may be appended; a 200 is the whole file, so a resumed file starts
+/// over (the range was ignored or, through `If-Range`, the content changed).
+pub(crate) fn plan_body(head: &ResponseHead, expected: &Expectation) -> BodyPlan {
+    if !head.is_success() {
+        return BodyPlan::NotContent;
+    }
+    if head.status == Some(206) {
+        let Some(ContentRange::Bytes {
+            first, complete, ..
+        }) = head.content_range
+        else {
+            return BodyPlan::Mismatch;
+        };
+        let total_agrees = match (expected.total, complete) {
+            (Some(recorded), Some(sent)) => recorded == sent,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        if expected.offset == 0 || first != expected.offset || !total_agrees {
+            return BodyPlan::Mismatch;
+        }
+        return BodyPlan::Append { total: complete };
+    }
+    let total = head.content_length;
+    if expected.offset == 0 {
+        return BodyPlan::Append { total };
+    }
+    let reason = if expected.validator.differs_from(&head.validator) {
+        RestartReason::ValidatorChanged
+    } else {
+        RestartReason::RangeIgnored
+    };
+    BodyPlan::Restart { reason, total }
+}
+
+/// A 416 whose `Content-Range: bytes */N` says the file has exactly the bytes we hold:
+/// the earlier attempt had already received everything.
+pub(crate) fn already_complete(head: &ResponseHead, expected: &Expectation) -> bool {
+    head.status == Some(416)
+        && expected.offset > 0
+        && head.content_range
+            == Some(ContentRange::Unsatisfied {
+                complete: expected.offset,
+            })
+        && expected.total.is_none_or(|total| total == expected.offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn head(lines: &[&str]) -> ResponseHead {
+        let mut head = ResponseHead::default();
+        for line in lines {
+            head.absorb(format!("{line}\r\n").as_bytes());
+        }
+        head
+    }
+
+    fn resuming(offset: u64, total: Option<u64>) -> Expectation {
+        Expectation {
+            offset,
+            validator: Validator {
+                etag: Some("\"v0\"".into()),
+                last_modified: None,
+            },
+            total,
+        }
+    }
+
+    #[test]
+    fn the_last_head_wins_over_redirects() {
+        let parsed = head(&[
+            "HTTP/1.1 302 Found",
+            "Location: /elsewhere",
+            "ETag: \"redirect\"",
+            "",
+            "HTTP/2 200",
+            "content-length: 42",
+            "ETag: \"v1\"",
+            "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT",
+            "",
+        ]);
+        assert_eq!(parsed.status, Some(200));
+        assert_eq!(parsed.content_length, Some(42));
+        assert_eq!(parsed.validator.etag.as_deref(), Some("\"v1\""));
+        assert!(parsed.is_success());
+    }
+
+    #[test]
+    fn content_ranges_parse_strictly() {
+        assert_eq!(
+            parse_content_range("bytes 100-199/1000"),
+            Some(ContentRange::Bytes {
+                first: 100,
+                last: 199,
+                complete: Some(1000)
+            })
+        );
+        assert_eq!(
+            parse_content_range("bytes 0-9/*"),
+            Some(ContentRange::Bytes {
+                first: 0,
+                last: 9,
+                complete: None
+            })
+        );
+        assert_eq!(
+            parse_content_range("bytes */1000"),
+            Some(ContentRange::Unsatisfied { complete: 1000 })
+        );
+        for bad in [
+            "items 0-9/10",
+            "bytes 9-0/10",
+            "bytes 0-10/10",
+            "bytes */*",
+            "bytes x-9/10",
+            "",
+        ] {
+            assert_eq!(parse_content_range(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_700);
+        assert_eq!(
+            head(&["HTTP/1.1 503 x", "Retry-After: 120"]).retry_after(now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            head(&[
+                "HTTP/1.1 503 x",
+                "Retry-After: Sun, 06 Nov 1994 08:49:37 GMT"
+            ])
+            .retry_after(now),
+            Some(Duration::from_secs(77))
+        );
+        assert_eq!(
+            head(&["HTTP/1.1 503 x", "Retry-After: soon"]).retry_after(now),
+            None
+        );
+        assert_eq!(head(&["HTTP/1.1 503 x"]).retry_after(now), None);
+    }
+
+    #[test]
+    fn a_fresh_download_appends_any_success() {
+        let fresh = Expectation::default();
+        let ok = head(&["HTTP/1.1 200 OK", "Content-Length: 5"]);
+        assert_eq!(plan_body(&ok, &fresh), BodyPlan::Append { total: Some(5) });
+        let unknown = head(&["HTTP/1.1 200 OK"]);
+        assert_eq!(
+            plan_body(&unknown, &fresh),
+            BodyPlan::Append { total: None }
+        );
+        let missing = head(&["HTTP/1.1 404 Not Found", "Content-Length: 5"]);
+        assert_eq!(plan_body(&missing, &fresh), BodyPlan::NotContent);
+    }
+
+    #[test]
+    fn a_matching_partial_answer_is_appended() {
+        let partial = head(&[
+            "HTTP/1.1 206 Partial Content",
+            "Content-Range: bytes 300-999/1000",
+        ]);
+        assert_eq!(
+            plan_body(&partial, &resuming(300, Some(1000))),
+            BodyPlan::Append { total: Some(1000) }
+        );
+        assert_eq!(
+            plan_body(&partial, &resuming(300, None)),
+            BodyPlan::Append { total: Some(1000) }
+        );
+    }
+
+    #[test]
+    fn a_partial_answer_at_another_offset_or_size_is_a_mismatch() {
+        let partial = head(&[
+            "HTTP/1.1 206 Partial Content",
+            "Content-Range: bytes 300-999/1000",
+        ]);
+        assert_eq!(
+            plan_body(&partial, &resuming(200, Some(1000))),
+            BodyPlan::Mismatch
+        );
+        assert_eq!(
+            plan_body(&partial, &resuming(300, Some(2000))),
+            BodyPlan::Mismatch
+        );
+        assert_eq!(
+            plan_body(&partial, &Expectation::default()),
+            BodyPlan::Mismatch
+        );
+        let no_range = head(&["HTTP/1.1 206 Partial Content"]);
+        assert_eq!(
+            plan_body(&no_range, &resuming(300, Some(1000))),
+            BodyPlan::Mismatch
+        );
+    }
+
+    #[test]
+    fn a_whole_file_answer_to_a_range_request_restarts_and_says_why() {
+        let same = head(&["HTTP/1.1 200 OK", "ETag: \"v0\"", "Content-Length: 1000"]);
+        assert_eq!(
+            plan_body(&same, &resuming(300, Some(1000))),
+            BodyPlan::Restart {
+                reason: RestartReason::RangeIgnored,
+                total: Some(1000)
+            }
+        );
+        let changed = head(&["HTTP/1.1 200 OK", "ETag: \"v1\"", "Content-Length: 900"]);
+        assert_eq!(
+            plan_body(&changed, &resuming(300, Some(1000))),
+            BodyPlan::Restart {
+                reason: RestartReason::ValidatorChanged,
+                total: Some(900)
+            }
+        );
+    }
+
+    #[test]
+    fn a_416_naming_our_length_means_the_file_is_complete() {
+        let done = head(&[
+            "HTTP/1.1 416 Range Not Satisfiable",
+            "Content-Range: bytes */1000",
+        ]);
+        assert!(already_complete(&done, &resuming(1000, Some(1000))));
+        assert!(already_complete(&done, &resuming(1000, None)));
+        assert!(!already_complete(&done, &resuming(999, Some(1000))));
+        assert!(!already_complete(&done, &Expectation::default()));
+        let other = head(&[
+            "HTTP/1.1 416 Range Not Satisfiable",
+            "Content-Range: bytes */5",
+        ]);
+        assert!(!already_complete(&other, &resuming(1000, Some(1000))));
+        assert_eq!(
+            plan_body(&done, &resuming(1000, Some(1000))),
+            BodyPlan::NotContent
+        );
+    }
+}
