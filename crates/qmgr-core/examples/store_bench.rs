@@ -8,7 +8,9 @@ use qmgr_core::store::Store;
 use qmgr_core::{Guid, Job, JobSettings, JobType, Timestamp};
 
 fn main() {
-    let count: usize = std::env::args().nth(1).map_or(10_000, |n| n.parse().expect("job count"));
+    let count: usize = std::env::args()
+        .nth(1)
+        .map_or(10_000, |n| n.parse().expect("job count"));
     let dir = tempfile::tempdir().expect("temporary directory");
 
     let rss_start = rss_kib();
@@ -16,9 +18,22 @@ fn main() {
     let now = Timestamp::now();
     let started = Instant::now();
     for i in 0..count {
-        let mut job = Job::new(Guid::new_random(), &format!("job {i}"), JobType::Download, 1000, JobSettings::default(), now)
-            .expect("job");
-        job.add_file(&format!("http://127.0.0.1/data/{i}"), &format!("/tmp/qmgr-bench/{i}.bin"), 200, now).expect("file");
+        let mut job = Job::new(
+            Guid::new_random(),
+            &format!("job {i}"),
+            JobType::Download,
+            1000,
+            JobSettings::default(),
+            now,
+        )
+        .expect("job");
+        job.add_file(
+            &format!("http://127.0.0.1/data/{i}"),
+            &format!("/tmp/qmgr-bench/{i}.bin"),
+            200,
+            now,
+        )
+        .expect("file");
         store.insert_job(&job).expect("insert");
     }
     let create = started.elapsed();
@@ -35,8 +50,14 @@ fn main() {
     println!("|---|---|---|");
     #[allow(clippy::cast_precision_loss)]
     let rate = count as f64 / create.as_secs_f64();
-    println!("| create+persist {count} one-file jobs | {:.0} ms ({rate:.0} jobs/s) | ≥ 5,000 jobs/s |", create.as_secs_f64() * 1e3);
-    println!("| load {count} jobs at start-up | {:.1} ms | < 200 ms |", load.as_secs_f64() * 1e3);
+    println!(
+        "| create+persist {count} one-file jobs | {:.0} ms ({rate:.0} jobs/s) | ≥ 5,000 jobs/s |",
+        create.as_secs_f64() * 1e3
+    );
+    println!(
+        "| load {count} jobs at start-up | {:.1} ms | < 200 ms |",
+        load.as_secs_f64() * 1e3
+    );
     println!(
         "| process RSS with {count} jobs loaded | {:.1} MB (before the store: {:.1} MB) | < 40 MB |",
         kib_to_mb(rss_loaded),
