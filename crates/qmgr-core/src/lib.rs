@@ -15,6 +15,7 @@ pub mod hresult;
 pub mod job;
 pub mod paths;
 pub mod schedule;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod time;

@@ -1,0 +1,387 @@
+//! The service API: the one vocabulary in which the C ABI, the CLI and Rust programs talk to
+//! the queue, whether the queue lives in `qmgrd` (reached over a socket by `qmgr-ipc`) or in
+//! the calling process (`qmgr-service`). Callers cannot tell the two apart except by latency.
+//!
+//! Requests and answers are plain data so they cross the socket unchanged; [`QueueServiceExt`]
+//! gives them typed methods. The caller's identity is not part of a request: it belongs to
+//! the connection (the daemon reads it with `SO_PEERCRED`).
+
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use crate::error::{QmgrError, Result};
+use crate::group::Group;
+use crate::guid::Guid;
+use crate::hresult::{self, HResult};
+use crate::job::{Job, JobPriority, NotifyCommand, ProxySettings};
+use crate::state::{JobState, JobType};
+use crate::time::Timestamp;
+
+/// Version of the request/answer vocabulary; the IPC handshake compares it.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A file to add: where it comes from and the absolute path it gets on Complete.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NewFile {
+    pub remote_name: String,
+    pub local_name: String,
+}
+
+/// A change to one property of a job.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum JobChange {
+    DisplayName(String),
+    Description(String),
+    Priority(JobPriority),
+    MinimumRetryDelay(Duration),
+    NoProgressTimeout(Duration),
+    NotifyFlags(u32),
+    NotifyCommand(Option<NotifyCommand>),
+    Proxy(ProxySettings),
+    /// CRLF-separated header lines; `None` removes them.
+    CustomHeaders(Option<String>),
+    SecurityFlags(u32),
+    MaxDownloadSize(Option<u64>),
+    ParallelFiles(u32),
+    /// IBackgroundCopyFile2::SetRemoteName.
+    RemoteName {
+        file: u32,
+        remote_name: String,
+    },
+}
+
+/// A change to one property of a legacy group.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum GroupChange {
+    DisplayName(String),
+    Description(String),
+    NotifyFlags(u32),
+    NotifyClsid(Option<Guid>),
+}
+
+/// Everything a client can ask of the queue.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Request {
+    Ping,
+    CreateJob {
+        display_name: String,
+        job_type: JobType,
+    },
+    GetJob {
+        job: Guid,
+    },
+    /// The caller's jobs, or every user's (administrators only: `E_ACCESSDENIED` otherwise).
+    ListJobs {
+        all_users: bool,
+    },
+    AddFiles {
+        job: Guid,
+        files: Vec<NewFile>,
+    },
+    Resume {
+        job: Guid,
+    },
+    Suspend {
+        job: Guid,
+    },
+    Cancel {
+        job: Guid,
+    },
+    Complete {
+        job: Guid,
+    },
+    TakeOwnership {
+        job: Guid,
+    },
+    SetJob {
+        job: Guid,
+        change: JobChange,
+    },
+    CreateGroup {
+        group: Guid,
+    },
+    GetGroup {
+        group: Guid,
+    },
+    ListGroups,
+    /// IBackgroundCopyGroup::CreateJob: the group's one job, with the caller's GUID.
+    CreateGroupJob {
+        group: Guid,
+        job: Guid,
+    },
+    SetGroup {
+        group: Guid,
+        change: GroupChange,
+    },
+    ResumeGroup {
+        group: Guid,
+    },
+    SuspendGroup {
+        group: Guid,
+    },
+    CancelGroup {
+        group: Guid,
+    },
+    SwitchGroupToForeground {
+        group: Guid,
+    },
+}
+
+/// Why a job is not moving bytes right now.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum WaitReason {
+    /// Suspended by its owner (every new job starts here).
+    Suspended,
+    /// Waiting for a transfer slot behind this many jobs.
+    WaitingForSlot { ahead: u32 },
+    /// Retrying at `at` after a transient error (or when the server's Retry-After ends).
+    RetryAt { at: Timestamp },
+    /// Stopped by an error that retrying will not fix.
+    Failed,
+    /// Every file is transferred; waiting for Complete.
+    AwaitingComplete,
+}
+
+/// One attempt to transfer a file, for "why is it not moving?".
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attempt {
+    pub at: Timestamp,
+    pub file: u32,
+    pub http_status: Option<u16>,
+    /// Bytes moved by this attempt.
+    pub bytes: u64,
+    pub error: Option<QmgrError>,
+}
+
+/// A job as clients see it: its data, plus why it is not moving and its recent attempts.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobView {
+    pub job: Job,
+    pub waiting: Option<WaitReason>,
+    pub attempts: Vec<Attempt>,
+}
+
+/// A legacy group and its job.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GroupView {
+    pub group: Group,
+    pub job: Option<JobView>,
+}
+
+/// The answer to a request.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Response {
+    /// The request was carried out; the success code to return (S_OK, BG_S_PARTIAL_COMPLETE …).
+    Done(HResult),
+    Pong {
+        service_version: String,
+    },
+    JobCreated(Guid),
+    Job(Box<JobView>),
+    Jobs(Vec<JobView>),
+    Group(Box<GroupView>),
+    Groups(Vec<GroupView>),
+}
+
+/// What a notification is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum NotificationKind {
+    /// The job reached TRANSFERRED (IBackgroundCopyCallback::JobTransferred).
+    Transferred,
+    /// The job reached ERROR (IBackgroundCopyCallback::JobError).
+    Error,
+    /// Any change of state or progress (IBackgroundCopyCallback::JobModification).
+    Modification,
+    /// One file finished (IBackgroundCopyCallback2::FileTransferred).
+    FileTransferred { file: u32 },
+}
+
+/// An event pushed to subscribers.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Notification {
+    pub job: Guid,
+    pub kind: NotificationKind,
+    pub state: JobState,
+}
+
+/// The queue, as every client layer sees it.
+pub trait QueueService: Send + Sync {
+    /// Carries out one request.
+    fn execute(&self, request: Request) -> Result<Response>;
+
+    /// Starts receiving notifications about the caller's jobs. Each call opens a new stream;
+    /// dropping the receiver ends it.
+    fn subscribe(&self) -> Result<Receiver<Notification>>;
+}
+
+fn unexpected(request: &str, response: &Response) -> QmgrError {
+    QmgrError::internal(format!("the service answered {request} with {response:?}"))
+}
+
+/// Typed methods over [`QueueService::execute`].
+pub trait QueueServiceExt: QueueService {
+    fn create_job(&self, display_name: &str, job_type: JobType) -> Result<Guid> {
+        match self.execute(Request::CreateJob {
+            display_name: display_name.to_owned(),
+            job_type,
+        })? {
+            Response::JobCreated(id) => Ok(id),
+            other => Err(unexpected("CreateJob", &other)),
+        }
+    }
+
+    fn job(&self, job: Guid) -> Result<JobView> {
+        match self.execute(Request::GetJob { job })? {
+            Response::Job(view) => Ok(*view),
+            other => Err(unexpected("GetJob", &other)),
+        }
+    }
+
+    fn jobs(&self, all_users: bool) -> Result<Vec<JobView>> {
+        match self.execute(Request::ListJobs { all_users })? {
+            Response::Jobs(views) => Ok(views),
+            other => Err(unexpected("ListJobs", &other)),
+        }
+    }
+
+    fn add_files(&self, job: Guid, files: Vec<NewFile>) -> Result<HResult> {
+        done(self.execute(Request::AddFiles { job, files })?, "AddFiles")
+    }
+
+    fn add_file(&self, job: Guid, remote_name: &str, local_name: &str) -> Result<HResult> {
+        self.add_files(
+            job,
+            vec![NewFile {
+                remote_name: remote_name.to_owned(),
+                local_name: local_name.to_owned(),
+            }],
+        )
+    }
+
+    fn resume(&self, job: Guid) -> Result<HResult> {
+        done(self.execute(Request::Resume { job })?, "Resume")
+    }
+
+    fn suspend(&self, job: Guid) -> Result<HResult> {
+        done(self.execute(Request::Suspend { job })?, "Suspend")
+    }
+
+    fn cancel(&self, job: Guid) -> Result<HResult> {
+        done(self.execute(Request::Cancel { job })?, "Cancel")
+    }
+
+    fn complete(&self, job: Guid) -> Result<HResult> {
+        done(self.execute(Request::Complete { job })?, "Complete")
+    }
+
+    fn take_ownership(&self, job: Guid) -> Result<HResult> {
+        done(
+            self.execute(Request::TakeOwnership { job })?,
+            "TakeOwnership",
+        )
+    }
+
+    fn set_job(&self, job: Guid, change: JobChange) -> Result<HResult> {
+        done(self.execute(Request::SetJob { job, change })?, "SetJob")
+    }
+
+    fn create_group(&self, group: Guid) -> Result<HResult> {
+        done(self.execute(Request::CreateGroup { group })?, "CreateGroup")
+    }
+
+    fn group(&self, group: Guid) -> Result<GroupView> {
+        match self.execute(Request::GetGroup { group })? {
+            Response::Group(view) => Ok(*view),
+            other => Err(unexpected("GetGroup", &other)),
+        }
+    }
+
+    fn groups(&self) -> Result<Vec<GroupView>> {
+        match self.execute(Request::ListGroups)? {
+            Response::Groups(views) => Ok(views),
+            other => Err(unexpected("ListGroups", &other)),
+        }
+    }
+}
+
+impl<T: QueueService + ?Sized> QueueServiceExt for T {}
+
+fn done(response: Response, request: &str) -> Result<HResult> {
+    match response {
+        Response::Done(code) if code.is_success() => Ok(code),
+        other => Err(unexpected(request, &other)),
+    }
+}
+
+/// The success code a plain `Done` carries.
+pub const DONE: Response = Response::Done(hresult::S_OK);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Answers every request with the next canned response and remembers the requests.
+    struct Scripted {
+        answers: Mutex<Vec<Result<Response>>>,
+        seen: Mutex<Vec<Request>>,
+    }
+
+    impl QueueService for Scripted {
+        fn execute(&self, request: Request) -> Result<Response> {
+            self.seen.lock().unwrap().push(request);
+            self.answers.lock().unwrap().remove(0)
+        }
+
+        fn subscribe(&self) -> Result<Receiver<Notification>> {
+            Err(QmgrError::from_code(hresult::E_NOTIMPL))
+        }
+    }
+
+    fn scripted(answers: Vec<Result<Response>>) -> Scripted {
+        Scripted {
+            answers: Mutex::new(answers),
+            seen: Mutex::new(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn typed_methods_send_the_right_request_and_unwrap_the_answer() {
+        let id = Guid::new_random();
+        let service = scripted(vec![
+            Ok(Response::JobCreated(id)),
+            Ok(Response::Done(hresult::BG_S_PARTIAL_COMPLETE)),
+        ]);
+        assert_eq!(service.create_job("n", JobType::Download).unwrap(), id);
+        assert_eq!(
+            service.complete(id).unwrap(),
+            hresult::BG_S_PARTIAL_COMPLETE
+        );
+        assert_eq!(
+            *service.seen.lock().unwrap(),
+            vec![
+                Request::CreateJob {
+                    display_name: "n".into(),
+                    job_type: JobType::Download
+                },
+                Request::Complete { job: id }
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_pass_through_and_mismatched_answers_are_errors() {
+        let id = Guid::new_random();
+        let service = scripted(vec![
+            Err(QmgrError::from_code(hresult::BG_E_NOT_FOUND)),
+            Ok(Response::Jobs(Vec::new())),
+        ]);
+        assert_eq!(
+            service.resume(id).unwrap_err().hresult,
+            hresult::BG_E_NOT_FOUND
+        );
+        let error = service.job(id).unwrap_err();
+        assert_eq!(error.hresult, hresult::E_FAIL);
+        assert!(error.description.contains("GetJob"), "{error}");
+    }
+}
