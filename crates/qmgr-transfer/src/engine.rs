@@ -536,9 +536,11 @@ impl Worker {
             }
         };
         let detail = easy.take_error_buf();
-        let redirect_target = easy.redirect_url().ok().flatten().map(str::to_owned);
+        let redirect_url = easy.redirect_url().ok().flatten().map(str::to_owned);
         let url = checked.source.url.clone();
         let sink = easy.get_mut();
+        let redirect_target =
+            redirect_url.or_else(|| sink.head.redirect_target().map(str::to_owned));
         let verdict = judge(
             sink,
             result,

@@ -15,6 +15,8 @@ pub(crate) struct ResponseHead {
     pub content_range: Option<ContentRange>,
     pub validator: Validator,
     pub retry_after: Option<String>,
+    /// Where a redirect points, as sent (possibly relative).
+    pub location: Option<String>,
 }
 
 impl ResponseHead {
@@ -46,12 +48,22 @@ impl ResponseHead {
             self.validator.last_modified = Some(value.to_owned());
         } else if name.eq_ignore_ascii_case("retry-after") {
             self.retry_after = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("location") {
+            self.location = Some(value.to_owned());
         }
     }
 
     pub fn is_success(&self) -> bool {
         self.status
             .is_some_and(|status| (200..300).contains(&status))
+    }
+
+    /// The target of a redirect this head announces.
+    pub fn redirect_target(&self) -> Option<&str> {
+        let redirects = self
+            .status
+            .is_some_and(|status| (300..400).contains(&status));
+        self.location.as_deref().filter(|_| redirects)
     }
 
     /// `Retry-After` as a delay from `now`: delta-seconds or an HTTP date.
@@ -224,6 +236,9 @@ mod tests {
         assert_eq!(parsed.content_length, Some(42));
         assert_eq!(parsed.validator.etag.as_deref(), Some("\"v1\""));
         assert!(parsed.is_success());
+        assert_eq!(parsed.redirect_target(), None);
+        let moved = head(&["HTTP/1.1 301 Moved", "Location: http://x/"]);
+        assert_eq!(moved.redirect_target(), Some("http://x/"));
     }
 
     #[test]

@@ -130,6 +130,11 @@ fn redirects_are_followed_within_the_limit() {
     limited.max_redirects = 2;
     let error = harness.run(limited).failed();
     assert!(!error.transient);
+    assert_eq!(
+        error.error.hresult.bits(),
+        0x8007_2F7C,
+        "WinHTTP's redirect failure"
+    );
     assert!(error.error.description.contains("redirect"), "{error}");
 }
 

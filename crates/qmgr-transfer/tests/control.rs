@@ -1,0 +1,187 @@
+//! Steering running transfers: cancel, pause and resume, bandwidth limits, shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Harness, assert_file_is};
+use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
+use qmgr_transfer::{Engine, EngineConfig, EngineEvent, ProxyChoice, TransferRequest, discard};
+
+const MIB: u64 = 1 << 20;
+
+fn is_progress(event: &EngineEvent) -> bool {
+    matches!(event, EngineEvent::Progress { .. })
+}
+
+#[test]
+fn cancel_stops_the_transfer_and_leaves_the_file_to_the_caller() {
+    let server = TestServer::start();
+    let harness = Harness::new();
+    let path = "/data/1m/cancelled";
+    let id = harness.submit(harness.request(&server.url(&format!("{path}?rate=100000")), "c"));
+    harness.wait_for(id, is_progress);
+    harness.engine.cancel(id).unwrap();
+    let finished = harness.wait(id);
+    assert!(
+        matches!(finished.last(), EngineEvent::Cancelled { .. }),
+        "{:?}",
+        finished.last()
+    );
+    let temp = finished.temp_path();
+    assert!(temp.exists(), "cancel deletes nothing");
+    let kept = std::fs::metadata(&temp).unwrap().len();
+    assert_eq!(
+        kept,
+        finished.bytes_on_disk(),
+        "the last Progress tells the length"
+    );
+    assert!(kept < MIB);
+    discard(&temp).unwrap();
+    assert!(!temp.exists());
+    harness.engine.cancel(id).unwrap();
+}
+
+#[test]
+fn a_paused_transfer_makes_no_progress_and_resumes_on_the_same_request() {
+    let server = TestServer::start();
+    let harness = Harness::new();
+    let path = "/data/1m/paused";
+    let url = server.url(&format!("{path}?delay_ms=300"));
+    let id = harness.submit(harness.request(&url, "p"));
+    harness.engine.pause(id).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let while_paused = harness.drain();
+    assert!(
+        !while_paused
+            .iter()
+            .any(|event| is_progress(event) || event.is_final()),
+        "{while_paused:?}"
+    );
+    harness.engine.resume(id).unwrap();
+    let (temp, bytes, _) = harness.wait(id).completed();
+    assert_eq!(bytes, MIB);
+    assert_file_is(&temp, &expected_body(path, INITIAL_VERSION, MIB));
+    assert_eq!(server.request_count(path), 1, "the same transfer went on");
+}
+
+#[test]
+fn a_closed_global_cap_holds_throttled_transfers_only() {
+    let server = TestServer::start();
+    let harness = Harness::with_config(EngineConfig {
+        global_limit: Some(0),
+        ..EngineConfig::default()
+    });
+    let background = harness.submit(harness.request(&server.url("/data/256k/bg"), "bg"));
+    let mut request = harness.request(&server.url("/data/256k/fg"), "fg");
+    request.throttled = false;
+    let foreground = harness.submit(request);
+    let (temp, _, _) = harness.wait(foreground).completed();
+    assert_file_is(
+        &temp,
+        &expected_body("/data/256k/fg", INITIAL_VERSION, 256 << 10),
+    );
+
+    let held = harness.drain();
+    assert!(
+        !held
+            .iter()
+            .any(|event| event.id() == background && (is_progress(event) || event.is_final())),
+        "{held:?}"
+    );
+    harness.engine.set_global_limit(None).unwrap();
+    let (temp, _, _) = harness.wait(background).completed();
+    assert_file_is(
+        &temp,
+        &expected_body("/data/256k/bg", INITIAL_VERSION, 256 << 10),
+    );
+}
+
+#[test]
+fn a_transfer_limit_holds_one_transfer_and_can_be_lifted() {
+    let server = TestServer::start();
+    let harness = Harness::new();
+    let mut held = harness.request(&server.url("/data/256k/held?delay_ms=300"), "held");
+    held.throttled = false;
+    let held = harness.submit(held);
+    harness.engine.set_transfer_limit(held, Some(0)).unwrap();
+    let free = harness.submit(harness.request(&server.url("/data/256k/free"), "free"));
+    harness.wait(free).completed();
+    assert!(
+        !harness
+            .drain()
+            .iter()
+            .any(|event| event.id() == held && (is_progress(event) || event.is_final()))
+    );
+    harness.engine.set_transfer_limit(held, None).unwrap();
+    let (temp, _, _) = harness.wait(held).completed();
+    assert_file_is(
+        &temp,
+        &expected_body("/data/256k/held", INITIAL_VERSION, 256 << 10),
+    );
+}
+
+#[test]
+fn limited_transfers_complete_intact_while_the_limits_change() {
+    let server = TestServer::start();
+    let harness = Harness::with_config(EngineConfig {
+        global_limit: Some(3 * MIB),
+        ..EngineConfig::default()
+    });
+    let ids: Vec<_> = (0..3)
+        .map(|index| {
+            let url = server.url(&format!("/data/1m/limited{index}"));
+            harness.submit(harness.request(&url, &format!("limited{index}")))
+        })
+        .collect();
+    harness
+        .engine
+        .set_transfer_limit(ids[0], Some(MIB))
+        .unwrap();
+    harness.wait_for(ids[1], is_progress);
+    harness.engine.set_global_limit(Some(6 * MIB)).unwrap();
+    harness.engine.set_transfer_limit(ids[0], None).unwrap();
+    for (index, id) in ids.into_iter().enumerate() {
+        let (temp, _, _) = harness.wait(id).completed();
+        let path = format!("/data/1m/limited{index}");
+        assert_file_is(&temp, &expected_body(&path, INITIAL_VERSION, MIB));
+    }
+}
+
+#[test]
+fn progress_reports_are_rate_limited_with_one_at_the_end() {
+    let server = TestServer::start();
+    let harness = Harness::with_config(EngineConfig {
+        progress_interval: Duration::from_secs(3600),
+        ..EngineConfig::default()
+    });
+    let finished = harness.run(harness.request(&server.url("/data/4m"), "quiet"));
+    finished.completed();
+    assert_eq!(finished.progress_count(), 1);
+    assert_eq!(finished.bytes_on_disk(), 4 * MIB);
+}
+
+#[test]
+fn shutdown_ends_running_transfers_and_keeps_their_files() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, events) = Engine::start(EngineConfig::default()).unwrap();
+    let mut request = TransferRequest::new(
+        server.url("/data/1m/slow?rate=50000"),
+        dir.path().join("slow"),
+    );
+    request.proxy = ProxyChoice::Direct;
+    let id = engine.submit(request).unwrap();
+    let started = events.recv_timeout(Duration::from_secs(60)).unwrap();
+    let EngineEvent::Started { temp_path, .. } = started else {
+        panic!("{started:?}");
+    };
+    engine.shutdown();
+    let rest: Vec<EngineEvent> = events.iter().collect();
+    assert_eq!(
+        rest.last(),
+        Some(&EngineEvent::Cancelled { id }),
+        "{rest:?}"
+    );
+    assert!(temp_path.exists());
+}
