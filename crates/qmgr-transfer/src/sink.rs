@@ -191,7 +191,13 @@ impl Sink {
                 return;
             }
             BodyPlan::Mismatch => {
-                self.failure = Some(SinkFailure::Mismatch(RestartReason::RangeMismatch));
+                // For ftp the check was of SIZE and MDTM: a mismatch is a changed file.
+                let reason = if self.scheme.is_ftp() {
+                    RestartReason::ValidatorChanged
+                } else {
+                    RestartReason::RangeMismatch
+                };
+                self.failure = Some(SinkFailure::Mismatch(reason));
                 self.body_use = Some(BodyUse::Abort);
                 return;
             }
@@ -243,11 +249,15 @@ impl Sink {
         if offset == 0 {
             return BodyPlan::Append { total };
         }
-        let unchanged = !self
-            .expectation
-            .validator
-            .differs_from(&self.ftp_validator())
-            && (self.expectation.total.is_none() || self.expectation.total == total);
+        let same_size = match (self.expectation.total, total) {
+            (Some(recorded), Some(now)) => recorded == now,
+            _ => true,
+        };
+        let unchanged = same_size
+            && !self
+                .expectation
+                .validator
+                .differs_from(&self.ftp_validator());
         if unchanged {
             BodyPlan::Append { total }
         } else {
