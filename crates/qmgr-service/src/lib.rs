@@ -1,0 +1,15 @@
+//! qmgr's queue manager and the per-user daemon `qmgrd`.
+//!
+//! [`QueueManager`] drives the domain (`qmgr-core`) and the transfer engine
+//! (`qmgr-transfer`); [`LocalService`] exposes it through the service API in-process, the
+//! way `qmgrd` exposes it over its socket.
+
+mod clock;
+mod command_line;
+mod local;
+mod manager;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use command_line::split_parameters;
+pub use local::LocalService;
+pub use manager::QueueManager;

@@ -1,0 +1,1398 @@
+//! The queue manager: owns the jobs, the store and the transfer engine, applies the state
+//! machine to calls and engine events, schedules, retries, and notifies.
+//!
+//! Calls come from any thread and run under one lock; a driver thread handles engine events
+//! and timers. Nothing scans all jobs periodically: timers live in an ordered set, and the
+//! scheduler runs only when something changed.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, select};
+use parking_lot::Mutex;
+use qmgr_core::config::Config;
+use qmgr_core::error::{ErrorContext, QmgrError, Result};
+use qmgr_core::file::SIZE_UNKNOWN;
+use qmgr_core::group::Group;
+use qmgr_core::hresult;
+use qmgr_core::job::{JobPriority, ProxyUsage, notify};
+use qmgr_core::schedule::{self, Candidate, Limits, Running};
+use qmgr_core::service::{
+    Attempt, GroupChange, GroupView, JobChange, JobView, NewFile, Notification, NotificationKind,
+    Request, Response, WaitReason,
+};
+use qmgr_core::store::{ProgressBatcher, ProgressUpdate, Store};
+use qmgr_core::{Guid, Job, JobError, JobState, JobType, Outcome, Timestamp, Validator};
+use qmgr_transfer::{
+    Engine, EngineConfig, EngineEvent, Overwrite, PartialFile, ProxyChoice, TransferId,
+    TransferRequest,
+};
+
+use crate::clock::Clock;
+use crate::command_line;
+
+/// How often progress reaches the store at most.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// Attempts remembered per job for "why is it not moving?".
+const ATTEMPTS_KEPT: usize = 5;
+/// The uid with every right.
+const ROOT: u32 = 0;
+
+/// The queue manager. Cloning gives another handle on the same queue.
+#[derive(Clone)]
+pub struct QueueManager {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for QueueManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueManager").finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    engine: Engine,
+    clock: Arc<dyn Clock>,
+    wake: Sender<()>,
+    driver: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A job and what the manager knows about it beyond the store.
+struct Entry {
+    job: Job,
+    /// Creation order.
+    seq: u64,
+    /// Place in line among equal priorities (see `schedule::Candidate::turn`).
+    turn: u64,
+    run: Option<Run>,
+    attempts: VecDeque<Attempt>,
+}
+
+/// A job holding a transfer slot.
+struct Run {
+    since: Duration,
+    transfers: Vec<TransferId>,
+}
+
+/// One file being transferred.
+struct Slot {
+    job: Guid,
+    file: usize,
+    /// The file could stop now and continue later from where it stopped.
+    can_yield: bool,
+    /// Bytes in the temporary file when this transfer began (for the attempt record).
+    started_at: u64,
+    http_status: Option<u16>,
+}
+
+struct Subscriber {
+    uid: u32,
+    sender: mpsc::Sender<Notification>,
+}
+
+struct State {
+    config: Config,
+    store: Store,
+    jobs: HashMap<Guid, Entry>,
+    groups: HashMap<Guid, Group>,
+    transfers: HashMap<TransferId, Slot>,
+    batcher: ProgressBatcher,
+    next_seq: u64,
+    next_turn: u64,
+    /// When each job in TRANSIENT_ERROR must be looked at again.
+    timers: BTreeSet<(Timestamp, Guid)>,
+    schedule_needed: bool,
+    next_decision: Option<Duration>,
+    subscribers: Vec<Subscriber>,
+    stopping: bool,
+}
+
+impl QueueManager {
+    /// Opens the store in `state_dir`, resumes what was running, and starts the engine and
+    /// the driver thread.
+    pub fn start(config: Config, state_dir: &Path, clock: Arc<dyn Clock>) -> Result<QueueManager> {
+        let store = Store::open(state_dir)?;
+        let (engine, events) = Engine::start(EngineConfig {
+            global_limit: config.bandwidth_limit,
+            ..EngineConfig::default()
+        })?;
+        let (wake, woken) = crossbeam_channel::unbounded();
+        let mut state = State {
+            batcher: ProgressBatcher::new(PROGRESS_INTERVAL),
+            config,
+            store,
+            jobs: HashMap::new(),
+            groups: HashMap::new(),
+            transfers: HashMap::new(),
+            next_seq: 0,
+            next_turn: 0,
+            timers: BTreeSet::new(),
+            schedule_needed: true,
+            next_decision: None,
+            subscribers: Vec::new(),
+            stopping: false,
+        };
+        state.recover(clock.now(), boot_changed(state_dir))?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            engine,
+            clock,
+            wake,
+            driver: Mutex::new(None),
+        });
+        let driver_shared = Arc::downgrade(&shared);
+        let driver = std::thread::Builder::new()
+            .name("qmgr-queue".into())
+            .spawn(move || drive(&driver_shared, &events, &woken))
+            .map_err(|e| QmgrError::internal(format!("cannot start the queue thread: {e}")))?;
+        *shared.driver.lock() = Some(driver);
+        Ok(QueueManager { shared })
+    }
+
+    /// Carries out a request for the user `uid`.
+    pub fn handle(&self, uid: u32, request: Request) -> Result<Response> {
+        let now = self.shared.clock.now();
+        let mut state = self.shared.state.lock();
+        let response = state.handle(&self.shared.engine, uid, request, now);
+        if state.schedule_needed {
+            drop(state);
+            let _ = self.shared.wake.send(());
+        }
+        response
+    }
+
+    /// A stream of notifications about the jobs `uid` may see.
+    pub fn subscribe(&self, uid: u32) -> mpsc::Receiver<Notification> {
+        let (sender, receiver) = mpsc::channel();
+        self.shared
+            .state
+            .lock()
+            .subscribers
+            .push(Subscriber { uid, sender });
+        receiver
+    }
+
+    /// Whether nothing is running or waiting to run (jobs may still be suspended, in
+    /// ERROR or TRANSFERRED): an on-demand daemon may exit.
+    pub fn is_idle(&self) -> bool {
+        let state = self.shared.state.lock();
+        state.transfers.is_empty()
+            && state.timers.is_empty()
+            && !state.jobs.values().any(|e| {
+                matches!(
+                    e.job.state,
+                    JobState::Queued | JobState::Connecting | JobState::Transferring
+                )
+            })
+    }
+
+    /// Wakes the driver: tests call this after moving a manual clock.
+    pub fn poke(&self) {
+        let _ = self.shared.wake.send(());
+    }
+
+    /// Stops transfers, writes pending progress and ends the driver thread. Partial files
+    /// stay for the next start.
+    pub fn shutdown(&self) {
+        {
+            let mut state = self.shared.state.lock();
+            if state.stopping {
+                return;
+            }
+            state.stopping = true;
+            let ids: Vec<TransferId> = state.transfers.keys().copied().collect();
+            for id in ids {
+                let _ = self.shared.engine.cancel(id);
+            }
+            let now = self.shared.clock.monotonic();
+            state.flush_progress(now);
+        }
+        let _ = self.shared.wake.send(());
+        let driver = self.shared.driver.lock().take();
+        if let Some(driver) = driver
+            && driver.thread().id() != std::thread::current().id()
+        {
+            let _ = driver.join();
+        }
+    }
+}
+
+/// The driver thread: engine events, timers, scheduling. It holds the queue only while it
+/// works, so dropping the last [`QueueManager`] ends it (the engine stops, its event channel
+/// closes).
+fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver<()>) {
+    loop {
+        let wait = {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let mut state = shared.state.lock();
+            if state.stopping {
+                return;
+            }
+            let now = shared.clock.now();
+            let mono = shared.clock.monotonic();
+            state.run_timers(now);
+            if state.batcher.is_due(mono) {
+                state.flush_progress(mono);
+            }
+            if state.schedule_needed || state.next_decision.is_some_and(|at| at <= mono) {
+                state.schedule(&shared.engine, now, mono);
+            }
+            state.next_wait(now, mono)
+        };
+        select! {
+            recv(events) -> event => {
+                let Ok(event) = event else { return };
+                let Some(shared) = shared.upgrade() else { return };
+                let now = shared.clock.now();
+                let mono = shared.clock.monotonic();
+                shared.state.lock().on_engine_event(&shared.engine, event, now, mono);
+            }
+            recv(woken) -> message => if message.is_err() { return },
+            default(wait) => {}
+        }
+    }
+}
+
+/// Whether the machine rebooted since the store was last used (the boot id changed); the
+/// current boot id is recorded for next time.
+fn boot_changed(state_dir: &Path) -> bool {
+    let current = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let record = state_dir.join("boot_id");
+    let previous = std::fs::read_to_string(&record).ok();
+    let _ = std::fs::write(&record, &current);
+    previous.is_some_and(|p| p != current)
+}
+
+fn not_found(what: &str, id: Guid) -> QmgrError {
+    QmgrError::from_code(hresult::BG_E_NOT_FOUND).context(format_args!("{what} {id}"))
+}
+
+impl State {
+    /// Loads the store: finishes interrupted Completes, puts running jobs back in the
+    /// queue, and trusts partial files as far as a crash or reboot allows.
+    fn recover(&mut self, now: Timestamp, rebooted: bool) -> Result<()> {
+        for group in self.store.load_groups()? {
+            self.groups.insert(group.id, group);
+        }
+        for mut job in self.store.load_jobs()? {
+            if job.completing {
+                // Complete was committed; finish its renames, then forget the job.
+                finish_renames(&job);
+                self.store.delete_job(job.id)?;
+                continue;
+            }
+            if job.state.is_active() {
+                job.state = JobState::Queued;
+            }
+            for file in &mut job.files {
+                if file.completed {
+                    continue;
+                }
+                let on_disk = file
+                    .temp_name
+                    .as_deref()
+                    .and_then(|t| std::fs::metadata(t).ok())
+                    .map(|m| m.len());
+                match on_disk {
+                    // After a process crash the page cache kept every byte written; after a
+                    // reboot only the checkpointed length is known to be good.
+                    Some(len) if !rebooted => file.bytes_transferred = len.min(file.bytes_total),
+                    Some(_) => {}
+                    None => {
+                        file.temp_name = None;
+                        file.bytes_transferred = 0;
+                    }
+                }
+            }
+            self.store.save_job(&job)?;
+            if job.state == JobState::TransientError {
+                self.arm_timer(&job, now);
+            }
+            self.add_entry(job);
+        }
+        Ok(())
+    }
+
+    fn add_entry(&mut self, job: Job) {
+        let id = job.id;
+        let entry = Entry {
+            job,
+            seq: self.next_seq,
+            turn: self.next_turn,
+            run: None,
+            attempts: VecDeque::new(),
+        };
+        self.next_seq += 1;
+        self.next_turn += 1;
+        self.jobs.insert(id, entry);
+    }
+
+    fn handle(
+        &mut self,
+        engine: &Engine,
+        uid: u32,
+        request: Request,
+        now: Timestamp,
+    ) -> Result<Response> {
+        match request {
+            Request::Ping => Ok(Response::Pong {
+                service_version: env!("CARGO_PKG_VERSION").to_owned(),
+            }),
+            Request::CreateJob {
+                display_name,
+                job_type,
+            } => self.create_job(uid, &display_name, job_type, None, now),
+            Request::GetJob { job } => {
+                let entry = self.entry(uid, job)?;
+                Ok(Response::Job(Box::new(self.view(entry))))
+            }
+            Request::ListJobs { all_users } => {
+                if all_users && uid != ROOT {
+                    return Err(QmgrError::from_code(hresult::E_ACCESSDENIED)
+                        .context("listing every user's jobs needs root"));
+                }
+                let mut entries: Vec<&Entry> = self
+                    .jobs
+                    .values()
+                    .filter(|e| all_users || e.job.owner_uid == uid)
+                    .collect();
+                entries.sort_by_key(|e| e.seq);
+                Ok(Response::Jobs(
+                    entries.into_iter().map(|e| self.view(e)).collect(),
+                ))
+            }
+            Request::AddFiles { job, files } => self.add_files(uid, job, &files, now),
+            Request::Resume { job } => self.change(engine, uid, job, now, Job::resume),
+            Request::Suspend { job } => self.change(engine, uid, job, now, Job::suspend),
+            Request::Cancel { job } => self.cancel(engine, uid, job, now),
+            Request::Complete { job } => self.complete(engine, uid, job, now),
+            Request::TakeOwnership { job } => {
+                let owner = self.entry(uid, job)?.job.owner_uid;
+                if owner != uid {
+                    return Err(QmgrError::from_code(hresult::E_NOTIMPL)
+                        .context("taking over another user's job is not supported yet"));
+                }
+                self.change(engine, uid, job, now, |job, now| job.change_owner(uid, now))
+            }
+            Request::SetJob { job, change } => self.set_job(engine, uid, job, change, now),
+            Request::CreateGroup { group } => {
+                if self.groups.contains_key(&group) {
+                    return Err(QmgrError::invalid_arg(format!(
+                        "group {group} already exists"
+                    )));
+                }
+                let new = Group::new(group, uid, now);
+                self.store.save_group(&new)?;
+                self.groups.insert(group, new);
+                Ok(Response::Done(hresult::S_OK))
+            }
+            Request::GetGroup { group } => Ok(Response::Group(Box::new(
+                self.group_view(self.group(uid, group)?),
+            ))),
+            Request::ListGroups => {
+                let mut groups: Vec<&Group> = self
+                    .groups
+                    .values()
+                    .filter(|g| g.owner_uid == uid || uid == ROOT)
+                    .collect();
+                groups.sort_by_key(|g| g.created);
+                Ok(Response::Groups(
+                    groups.into_iter().map(|g| self.group_view(g)).collect(),
+                ))
+            }
+            Request::CreateGroupJob { group, job } => {
+                if self.group(uid, group)?.job.is_some() {
+                    return Err(
+                        QmgrError::from_code(hresult::E_NOTIMPL).context(format_args!(
+                            "group {group} already has its job (a group holds one job)"
+                        )),
+                    );
+                }
+                if self.jobs.contains_key(&job) {
+                    return Err(QmgrError::invalid_arg(format!(
+                        "a job {job} already exists"
+                    )));
+                }
+                self.create_job(uid, "", JobType::Download, Some((group, job)), now)?;
+                let mut updated = self.group(uid, group)?.clone();
+                updated.job = Some(job);
+                self.store.save_group(&updated)?;
+                self.groups.insert(group, updated);
+                Ok(Response::Done(hresult::S_OK))
+            }
+            Request::SetGroup { group, change } => {
+                let mut updated = self.group(uid, group)?.clone();
+                match change {
+                    GroupChange::DisplayName(name) => updated.display_name = name,
+                    GroupChange::Description(text) => updated.description = text,
+                    GroupChange::NotifyFlags(flags) => updated.notify_flags = flags,
+                    GroupChange::NotifyClsid(clsid) => updated.notify_clsid = clsid,
+                }
+                self.store.save_group(&updated)?;
+                self.groups.insert(group, updated);
+                Ok(Response::Done(hresult::S_OK))
+            }
+            Request::ResumeGroup { group } => match self.group(uid, group)?.job {
+                Some(job) => self.change(engine, uid, job, now, Job::resume),
+                None => Ok(Response::Done(hresult::S_OK)),
+            },
+            Request::SuspendGroup { group } => match self.group(uid, group)?.job {
+                Some(job) => self.change(engine, uid, job, now, Job::suspend),
+                None => Ok(Response::Done(hresult::S_OK)),
+            },
+            Request::CancelGroup { group } => {
+                if let Some(job) = self.group(uid, group)?.job {
+                    // Files of a legacy group are finished one by one; only the rest goes.
+                    if self.jobs.contains_key(&job) {
+                        self.cancel(engine, uid, job, now)?;
+                    }
+                }
+                self.store.delete_group(group)?;
+                self.groups.remove(&group);
+                Ok(Response::Done(hresult::S_OK))
+            }
+            Request::SwitchGroupToForeground { group } => {
+                let mut updated = self.group(uid, group)?.clone();
+                updated.foreground = true;
+                self.store.save_group(&updated)?;
+                self.groups.insert(group, updated.clone());
+                match updated.job {
+                    Some(job) => self.set_job(
+                        engine,
+                        uid,
+                        job,
+                        JobChange::Priority(JobPriority::Foreground),
+                        now,
+                    ),
+                    None => Ok(Response::Done(hresult::S_OK)),
+                }
+            }
+        }
+    }
+
+    fn entry(&self, uid: u32, id: Guid) -> Result<&Entry> {
+        let entry = self.jobs.get(&id).ok_or_else(|| not_found("job", id))?;
+        if entry.job.owner_uid != uid && uid != ROOT {
+            return Err(QmgrError::from_code(hresult::E_ACCESSDENIED)
+                .context(format_args!("job {id} belongs to another user")));
+        }
+        Ok(entry)
+    }
+
+    fn group(&self, uid: u32, id: Guid) -> Result<&Group> {
+        let group = self.groups.get(&id).ok_or_else(|| {
+            QmgrError::from_code(hresult::QM_E_ITEM_NOT_FOUND).context(format_args!("group {id}"))
+        })?;
+        if group.owner_uid != uid && uid != ROOT {
+            return Err(QmgrError::from_code(hresult::E_ACCESSDENIED)
+                .context(format_args!("group {id} belongs to another user")));
+        }
+        Ok(group)
+    }
+
+    fn create_job(
+        &mut self,
+        uid: u32,
+        display_name: &str,
+        job_type: JobType,
+        group: Option<(Guid, Guid)>,
+        now: Timestamp,
+    ) -> Result<Response> {
+        if job_type != JobType::Download {
+            return Err(QmgrError::from_code(hresult::E_NOTIMPL)
+                .context("upload jobs are not supported yet"));
+        }
+        let owned = self
+            .jobs
+            .values()
+            .filter(|e| e.job.owner_uid == uid)
+            .count();
+        if uid != ROOT && owned >= self.config.max_jobs_per_user as usize {
+            return Err(
+                QmgrError::from_code(hresult::BG_E_TOO_MANY_JOBS_PER_USER).context(format_args!(
+                    "you have {owned} jobs; the limit is {} (config key max_jobs_per_user)",
+                    self.config.max_jobs_per_user
+                )),
+            );
+        }
+        let defaults = &self.config.job_defaults;
+        let settings = qmgr_core::JobSettings {
+            minimum_retry_delay: defaults.minimum_retry_delay,
+            no_progress_timeout: defaults.no_progress_timeout,
+            parallel_files: defaults.parallel_files,
+            ..qmgr_core::JobSettings::default()
+        };
+        let id = group.map_or_else(Guid::new_random, |(_, job)| job);
+        let mut job = Job::new(id, display_name, job_type, uid, settings, now)?;
+        job.priority = defaults.priority;
+        job.group = group.map(|(group, _)| group);
+        self.store.insert_job(&job)?;
+        self.add_entry(job);
+        Ok(Response::JobCreated(id))
+    }
+
+    fn add_files(
+        &mut self,
+        uid: u32,
+        id: Guid,
+        files: &[NewFile],
+        now: Timestamp,
+    ) -> Result<Response> {
+        let max_files = self.config.max_files_per_job;
+        let mut job = self.entry(uid, id)?.job.clone();
+        // The job is a copy: a refused file leaves the stored job as it was (all or nothing).
+        for file in files {
+            job.add_file(&file.remote_name, &file.local_name, max_files, now)?;
+            check_local_directory(&file.local_name)?;
+        }
+        self.commit(id, job, now)?;
+        self.schedule_needed = true;
+        Ok(Response::Done(hresult::S_OK))
+    }
+
+    /// A call that moves the job through the state machine.
+    fn change(
+        &mut self,
+        engine: &Engine,
+        uid: u32,
+        id: Guid,
+        now: Timestamp,
+        call: impl FnOnce(&mut Job, Timestamp) -> Result<qmgr_core::HResult>,
+    ) -> Result<Response> {
+        let mut job = self.entry(uid, id)?.job.clone();
+        let code = call(&mut job, now)?;
+        if !matches!(
+            job.state,
+            JobState::Queued | JobState::Connecting | JobState::Transferring
+        ) {
+            self.stop_transfers(engine, id);
+        }
+        self.commit(id, job, now)?;
+        self.schedule_needed = true;
+        Ok(Response::Done(code))
+    }
+
+    /// Saves a changed job, keeps its timers right and tells subscribers.
+    fn commit(&mut self, id: Guid, job: Job, now: Timestamp) -> Result<()> {
+        self.store.save_job(&job)?;
+        self.batcher.forget(id);
+        let entry = self.jobs.get_mut(&id).expect("committed jobs exist");
+        let before = entry.job.state;
+        entry.job = job;
+        let after = entry.job.state;
+        if before == JobState::TransientError && after != JobState::TransientError {
+            self.timers.retain(|(_, job)| *job != id);
+        }
+        self.announce(id, before, now);
+        Ok(())
+    }
+
+    fn stop_transfers(&mut self, engine: &Engine, id: Guid) {
+        if let Some(entry) = self.jobs.get_mut(&id)
+            && let Some(run) = entry.run.take()
+        {
+            for transfer in run.transfers {
+                let _ = engine.cancel(transfer);
+                self.transfers.remove(&transfer);
+            }
+        }
+    }
+
+    fn cancel(&mut self, engine: &Engine, uid: u32, id: Guid, now: Timestamp) -> Result<Response> {
+        let mut job = self.entry(uid, id)?.job.clone();
+        let mut code = job.cancel(now)?;
+        self.stop_transfers(engine, id);
+        // Every temporary file goes: unfinished ones and finished ones not yet renamed.
+        for temp in job.files.iter().filter_map(|f| f.temp_name.as_deref()) {
+            if qmgr_transfer::discard(Path::new(temp)).is_err() {
+                code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
+            }
+        }
+        self.forget(id, job, now)?;
+        Ok(Response::Done(code))
+    }
+
+    fn complete(
+        &mut self,
+        engine: &Engine,
+        uid: u32,
+        id: Guid,
+        now: Timestamp,
+    ) -> Result<Response> {
+        let mut job = self.entry(uid, id)?.job.clone();
+        // Decide first (the state machine may refuse), rename, then commit: a failed rename
+        // leaves the job as it was so the caller can fix things and call again.
+        let mut trial = job.clone();
+        let code = trial.complete(now)?;
+        self.stop_transfers(engine, id);
+        job.completing = true;
+        self.store.save_job_durably(&job)?;
+        if let Err(error) = rename_finished(&job) {
+            job.completing = false;
+            self.store.save_job(&job)?;
+            return Err(error);
+        }
+        let mut code = code;
+        for file in job.files.iter().filter(|f| !f.completed) {
+            if let Some(temp) = &file.temp_name
+                && qmgr_transfer::discard(Path::new(temp)).is_err()
+            {
+                code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
+            }
+        }
+        self.forget(id, trial, now)?;
+        Ok(Response::Done(code))
+    }
+
+    /// The job left the queue (ACKNOWLEDGED or CANCELLED).
+    fn forget(&mut self, id: Guid, job: Job, now: Timestamp) -> Result<()> {
+        self.store.delete_job(id)?;
+        self.batcher.forget(id);
+        self.timers.retain(|(_, job)| *job != id);
+        let before = self.jobs.get(&id).map_or(job.state, |e| e.job.state);
+        if let Some(entry) = self.jobs.get_mut(&id) {
+            entry.job = job;
+        }
+        self.announce(id, before, now);
+        self.jobs.remove(&id);
+        self.schedule_needed = true;
+        Ok(())
+    }
+
+    fn set_job(
+        &mut self,
+        engine: &Engine,
+        uid: u32,
+        id: Guid,
+        change: JobChange,
+        now: Timestamp,
+    ) -> Result<Response> {
+        let mut job = self.entry(uid, id)?.job.clone();
+        job.ensure_mutable()?;
+        let mut restart = false;
+        match change {
+            JobChange::DisplayName(name) => job.set_display_name(&name, now)?,
+            JobChange::Description(text) => job.set_description(&text, now)?,
+            JobChange::Priority(priority) => {
+                restart = (priority == JobPriority::Foreground)
+                    != (job.priority == JobPriority::Foreground);
+                job.set_priority(priority, now)?;
+            }
+            JobChange::MinimumRetryDelay(delay) => job.set_minimum_retry_delay(delay, now)?,
+            JobChange::NoProgressTimeout(timeout) => job.set_no_progress_timeout(timeout, now)?,
+            JobChange::NotifyFlags(flags) => job.set_notify_flags(flags, now)?,
+            JobChange::NotifyCommand(command) => job.settings.notify_command = command,
+            JobChange::Proxy(proxy) => {
+                check_proxy(&proxy)?;
+                job.settings.proxy = proxy;
+            }
+            JobChange::CustomHeaders(headers) => {
+                if let Some(text) = &headers {
+                    parse_headers(text)?;
+                }
+                job.settings.custom_headers = headers;
+            }
+            JobChange::SecurityFlags(flags) => job.settings.security_flags = flags,
+            JobChange::MaxDownloadSize(size) => job.settings.max_download_size = size,
+            JobChange::ParallelFiles(count) => {
+                if !(1..=64).contains(&count) {
+                    return Err(QmgrError::invalid_arg(format!(
+                        "parallel files must be 1 to 64, not {count}"
+                    )));
+                }
+                job.settings.parallel_files = count;
+            }
+            JobChange::RemoteName { file, remote_name } => {
+                qmgr_core::file::validate_remote_name(&remote_name)?;
+                let record = job.files.get_mut(file as usize).ok_or_else(|| {
+                    QmgrError::invalid_arg(format!("job {id} has no file {file}"))
+                })?;
+                record.remote_name = remote_name;
+                restart = true;
+            }
+        }
+        job.times.modified = now;
+        if restart {
+            // Throttling and sources are fixed per transfer: start again with the new ones.
+            self.stop_transfers(engine, id);
+            if job.state.is_active() {
+                job.state = JobState::Queued;
+            }
+        }
+        self.commit(id, job, now)?;
+        self.schedule_needed = true;
+        Ok(Response::Done(hresult::S_OK))
+    }
+
+    fn view(&self, entry: &Entry) -> JobView {
+        let job = &entry.job;
+        let waiting = match job.state {
+            JobState::Suspended => Some(WaitReason::Suspended),
+            JobState::Queued => {
+                let ahead = self
+                    .jobs
+                    .values()
+                    .filter(|other| {
+                        other.job.id != job.id
+                            && matches!(
+                                other.job.state,
+                                JobState::Queued | JobState::Connecting | JobState::Transferring
+                            )
+                            && (other.job.priority, other.run.is_none(), other.turn)
+                                < (job.priority, true, entry.turn)
+                    })
+                    .count();
+                Some(WaitReason::WaitingForSlot {
+                    ahead: u32::try_from(ahead).unwrap_or(u32::MAX),
+                })
+            }
+            JobState::TransientError => job.retry_at.map(|at| WaitReason::RetryAt { at }),
+            JobState::Error => Some(WaitReason::Failed),
+            JobState::Transferred => Some(WaitReason::AwaitingComplete),
+            _ => None,
+        };
+        JobView {
+            job: job.clone(),
+            waiting,
+            attempts: entry.attempts.iter().cloned().collect(),
+        }
+    }
+
+    fn group_view(&self, group: &Group) -> GroupView {
+        let job = group
+            .job
+            .and_then(|id| self.jobs.get(&id))
+            .map(|entry| self.view(entry));
+        GroupView {
+            group: group.clone(),
+            job,
+        }
+    }
+
+    /// Tells subscribers what changed and runs the notification command when due.
+    fn announce(&mut self, id: Guid, before: JobState, _now: Timestamp) {
+        let Some(entry) = self.jobs.get(&id) else {
+            return;
+        };
+        let job = &entry.job;
+        let mut kinds = vec![NotificationKind::Modification];
+        if before != job.state {
+            match job.state {
+                JobState::Transferred => kinds.push(NotificationKind::Transferred),
+                JobState::Error => kinds.push(NotificationKind::Error),
+                _ => {}
+            }
+        }
+        let owner = job.owner_uid;
+        let state = job.state;
+        self.subscribers.retain(|subscriber| {
+            if subscriber.uid != owner && subscriber.uid != ROOT {
+                return true;
+            }
+            kinds.iter().all(|kind| {
+                subscriber
+                    .sender
+                    .send(Notification {
+                        job: id,
+                        kind: *kind,
+                        state,
+                    })
+                    .is_ok()
+            })
+        });
+        let flags = job.settings.notify_flags;
+        let wanted = match state {
+            JobState::Transferred => flags & notify::JOB_TRANSFERRED != 0,
+            JobState::Error => flags & notify::JOB_ERROR != 0,
+            _ => false,
+        };
+        if before != state
+            && wanted
+            && flags & notify::DISABLE == 0
+            && let Some(command) = &job.settings.notify_command
+        {
+            // A failure to start the program is not the job's failure; it is logged.
+            if let Err(error) = command_line::run(command) {
+                eprintln!(
+                    "qmgr: job {id}: cannot run the notification command {}: {error}",
+                    command.program
+                );
+            }
+        }
+    }
+
+    fn notify_file(&mut self, id: Guid, file: usize) {
+        let Some(entry) = self.jobs.get(&id) else {
+            return;
+        };
+        let (owner, state) = (entry.job.owner_uid, entry.job.state);
+        let kind = NotificationKind::FileTransferred {
+            file: u32::try_from(file).unwrap_or(u32::MAX),
+        };
+        self.subscribers.retain(|s| {
+            s.uid != owner && s.uid != ROOT
+                || s.sender
+                    .send(Notification {
+                        job: id,
+                        kind,
+                        state,
+                    })
+                    .is_ok()
+        });
+    }
+
+    fn arm_timer(&mut self, job: &Job, now: Timestamp) {
+        self.timers.retain(|(_, id)| *id != job.id);
+        if job.state != JobState::TransientError {
+            return;
+        }
+        let retry = job.retry_at.unwrap_or(now);
+        let give_up = job
+            .no_progress_since
+            .map(|since| since.plus(job.settings.no_progress_timeout));
+        let at = give_up.map_or(retry, |g| g.min(retry));
+        self.timers.insert((at, job.id));
+    }
+
+    fn run_timers(&mut self, now: Timestamp) {
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(entry) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            let before = entry.job.state;
+            if let Outcome::Apply { .. } = entry.job.on_timer(now) {
+                let job = entry.job.clone();
+                if let Err(error) = self.store.save_job(&job) {
+                    eprintln!("qmgr: {error}");
+                }
+                self.announce(id, before, now);
+                self.schedule_needed = true;
+            }
+            if let Some(entry) = self.jobs.get(&id) {
+                let job = entry.job.clone();
+                self.arm_timer(&job, now);
+            }
+        }
+    }
+
+    /// Writes pending progress, after making the bytes durable (fdatasync of each partial
+    /// file) so a recorded length never runs ahead of the data.
+    fn flush_progress(&mut self, mono: Duration) {
+        let updates = self.batcher.take(mono);
+        let mut durable: Vec<ProgressUpdate> = Vec::with_capacity(updates.len());
+        for update in updates {
+            let temp = self
+                .jobs
+                .get(&update.job)
+                .and_then(|e| e.job.files.get(update.file as usize))
+                .and_then(|f| f.temp_name.clone());
+            if let Some(temp) = temp
+                && qmgr_transfer::sync_partial(Path::new(&temp)).is_ok()
+            {
+                durable.push(update);
+            }
+        }
+        if let Err(error) = self.store.save_progress(&durable) {
+            eprintln!("qmgr: {error}");
+        }
+    }
+
+    fn next_wait(&self, now: Timestamp, mono: Duration) -> Duration {
+        let mut wait = Duration::from_secs(3600);
+        if let Some((at, _)) = self.timers.first() {
+            wait = wait.min(at.since(now));
+        }
+        if let Some(due) = self.batcher.due_at() {
+            wait = wait.min(due.saturating_sub(mono));
+        }
+        if let Some(at) = self.next_decision {
+            wait = wait.min(at.saturating_sub(mono));
+        }
+        wait
+    }
+
+    /// Decides which jobs run and starts or stops transfers accordingly.
+    fn schedule(&mut self, engine: &Engine, now: Timestamp, mono: Duration) {
+        self.schedule_needed = false;
+        let candidates: Vec<Candidate> = self
+            .jobs
+            .values()
+            .filter(|e| {
+                matches!(
+                    e.job.state,
+                    JobState::Queued | JobState::Connecting | JobState::Transferring
+                )
+            })
+            .map(|e| Candidate {
+                id: e.job.id,
+                priority: e.job.priority,
+                turn: e.turn,
+                running: e.run.as_ref().map(|run| Running {
+                    since: run.since,
+                    can_yield: run
+                        .transfers
+                        .iter()
+                        .all(|t| self.transfers.get(t).is_none_or(|s| s.can_yield)),
+                }),
+            })
+            .collect();
+        let limits = Limits {
+            max_background: self.config.max_background_jobs as usize,
+            time_slice: self.config.time_slice,
+        };
+        let plan = schedule::plan(&candidates, limits, mono);
+        self.next_decision = plan.next_decision;
+        for id in plan.stop {
+            self.stop_transfers(engine, id);
+            let turn = self.next_turn;
+            self.next_turn += 1;
+            if let Some(entry) = self.jobs.get_mut(&id) {
+                entry.turn = turn;
+                let before = entry.job.state;
+                entry.job.apply(qmgr_core::Event::SliceEnded, now);
+                let job = entry.job.clone();
+                let _ = self.store.save_job(&job);
+                self.announce(id, before, now);
+            }
+        }
+        for id in plan.start {
+            self.start_job(engine, id, now, mono);
+        }
+    }
+
+    /// Gives a job its slot: CONNECTING, and transfers for its next files.
+    fn start_job(&mut self, engine: &Engine, id: Guid, now: Timestamp, mono: Duration) {
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let before = entry.job.state;
+        if before == JobState::Queued {
+            entry.job.start_transfer(now);
+        }
+        entry.run = Some(Run {
+            since: mono,
+            transfers: Vec::new(),
+        });
+        self.announce(id, before, now);
+        self.fill_transfers(engine, id, now);
+    }
+
+    /// Starts transfers for the job's unfinished files, up to its `parallel_files`.
+    fn fill_transfers(&mut self, engine: &Engine, id: Guid, now: Timestamp) {
+        let Some(entry) = self.jobs.get(&id) else {
+            return;
+        };
+        let Some(run) = &entry.run else { return };
+        let running: Vec<usize> = run
+            .transfers
+            .iter()
+            .filter_map(|t| self.transfers.get(t))
+            .map(|s| s.file)
+            .collect();
+        let free = (entry.job.settings.parallel_files as usize).saturating_sub(running.len());
+        let next: Vec<usize> = entry
+            .job
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| !f.completed && !running.contains(i))
+            .map(|(i, _)| i)
+            .take(free)
+            .collect();
+        for index in next {
+            let request = transfer_request(&self.jobs[&id].job, index);
+            match request.and_then(|r| engine.submit(r)) {
+                Ok(transfer) => {
+                    let file = &self.jobs[&id].job.files[index];
+                    let started_at = file.bytes_transferred;
+                    self.transfers.insert(
+                        transfer,
+                        Slot {
+                            job: id,
+                            file: index,
+                            can_yield: started_at == 0,
+                            started_at,
+                            http_status: None,
+                        },
+                    );
+                    if let Some(run) = self.jobs.get_mut(&id).and_then(|e| e.run.as_mut()) {
+                        run.transfers.push(transfer);
+                    }
+                }
+                Err(error) => {
+                    self.fail_job(engine, id, index, error, false, None, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_engine_event(
+        &mut self,
+        engine: &Engine,
+        event: EngineEvent,
+        now: Timestamp,
+        mono: Duration,
+    ) {
+        let transfer = event.id();
+        let Some(slot) = self.transfers.get_mut(&transfer) else {
+            return;
+        };
+        let (id, index) = (slot.job, slot.file);
+        match event {
+            EngineEvent::Started { temp_path, .. } => {
+                let Some(entry) = self.jobs.get_mut(&id) else {
+                    return;
+                };
+                entry.job.files[index].temp_name = Some(temp_path.to_string_lossy().into_owned());
+                let job = entry.job.clone();
+                let _ = self.store.save_job(&job);
+            }
+            EngineEvent::Responded {
+                total,
+                validator,
+                resumed_at,
+                restart,
+                ..
+            } => {
+                let yieldable = (resumed_at > 0 && restart.is_none())
+                    || (total.is_some()
+                        && (validator.etag.is_some() || validator.last_modified.is_some()));
+                slot.can_yield = yieldable;
+                let Some(entry) = self.jobs.get_mut(&id) else {
+                    return;
+                };
+                let validator = Validator {
+                    etag: validator.etag,
+                    last_modified: validator.last_modified,
+                };
+                if restart.is_some() {
+                    entry.job.restart_file(index, validator.clone());
+                }
+                entry.job.record_response(index, total, validator);
+                let before = entry.job.state;
+                entry.job.record_progress(index, resumed_at, now);
+                let job = entry.job.clone();
+                // A restart from zero is committed before its first byte is written.
+                let _ = self.store.save_job(&job);
+                self.announce(id, before, now);
+            }
+            EngineEvent::Progress { bytes_on_disk, .. } => {
+                let Some(entry) = self.jobs.get_mut(&id) else {
+                    return;
+                };
+                let before = entry.job.state;
+                entry.job.record_progress(index, bytes_on_disk, now);
+                self.batcher
+                    .record(id, u32::try_from(index).unwrap_or(u32::MAX), bytes_on_disk);
+                if before != entry.job.state
+                    || entry.job.settings.notify_flags & notify::JOB_MODIFICATION != 0
+                {
+                    self.announce(id, before, now);
+                }
+                let _ = mono;
+            }
+            EngineEvent::Completed {
+                temp_path, bytes, ..
+            } => {
+                let slot = self.transfers.remove(&transfer).expect("slot present");
+                self.record_attempt(
+                    id,
+                    index,
+                    slot.started_at,
+                    bytes,
+                    slot.http_status,
+                    None,
+                    now,
+                );
+                let Some(entry) = self.jobs.get_mut(&id) else {
+                    return;
+                };
+                if let Some(run) = entry.run.as_mut() {
+                    run.transfers.retain(|t| *t != transfer);
+                }
+                entry.job.record_progress(index, bytes, now);
+                if entry.job.group.is_some() {
+                    // Legacy groups have no Complete: each file gets its name when it finishes.
+                    let local = entry.job.files[index].local_name.clone();
+                    if let Err(error) =
+                        qmgr_transfer::finalize(&temp_path, Path::new(&local), Overwrite::Replace)
+                    {
+                        self.fail_job(engine, id, index, error, false, None, now);
+                        return;
+                    }
+                    if let Some(entry) = self.jobs.get_mut(&id) {
+                        entry.job.files[index].temp_name = None;
+                    }
+                }
+                let Some(entry) = self.jobs.get_mut(&id) else {
+                    return;
+                };
+                let before = entry.job.state;
+                entry.job.file_done(index, now);
+                let job = entry.job.clone();
+                let _ = self.store.save_job(&job);
+                self.batcher.forget(id);
+                self.notify_file(id, index);
+                self.announce(id, before, now);
+                if job.state == JobState::Transferred {
+                    if let Some(entry) = self.jobs.get_mut(&id) {
+                        entry.run = None;
+                    }
+                    self.schedule_needed = true;
+                } else {
+                    self.fill_transfers(engine, id, now);
+                }
+            }
+            EngineEvent::Failed { error, .. } => {
+                let slot = self.transfers.remove(&transfer).expect("slot present");
+                let bytes = self
+                    .jobs
+                    .get(&id)
+                    .map_or(0, |e| e.job.files[index].bytes_transferred);
+                self.record_attempt(
+                    id,
+                    index,
+                    slot.started_at,
+                    bytes,
+                    error.http_status,
+                    Some(error.error.clone()),
+                    now,
+                );
+                self.fail_job(
+                    engine,
+                    id,
+                    index,
+                    error.error,
+                    error.transient,
+                    error.retry_after,
+                    now,
+                );
+            }
+            EngineEvent::Cancelled { .. } => {
+                self.transfers.remove(&transfer);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_attempt(
+        &mut self,
+        id: Guid,
+        file: usize,
+        started_at: u64,
+        bytes: u64,
+        http_status: Option<u16>,
+        error: Option<QmgrError>,
+        now: Timestamp,
+    ) {
+        if let Some(entry) = self.jobs.get_mut(&id) {
+            if entry.attempts.len() == ATTEMPTS_KEPT {
+                entry.attempts.pop_front();
+            }
+            entry.attempts.push_back(Attempt {
+                at: now,
+                file: u32::try_from(file).unwrap_or(u32::MAX),
+                http_status,
+                bytes: bytes.saturating_sub(started_at),
+                error,
+            });
+        }
+    }
+
+    /// A file failed: the job stops all its transfers and goes to TRANSIENT_ERROR (retry
+    /// later) or ERROR.
+    #[allow(clippy::too_many_arguments)]
+    fn fail_job(
+        &mut self,
+        engine: &Engine,
+        id: Guid,
+        file: usize,
+        error: QmgrError,
+        transient: bool,
+        retry_after: Option<Duration>,
+        now: Timestamp,
+    ) {
+        self.stop_transfers(engine, id);
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let protocol = entry
+            .job
+            .files
+            .get(file)
+            .and_then(|f| f.remote_name.split_once("://"))
+            .map(|(s, _)| s.to_ascii_lowercase());
+        let before = entry.job.state;
+        let record = JobError {
+            error,
+            file_index: u32::try_from(file).ok(),
+            protocol,
+            at: now,
+        };
+        entry.job.fail(record, transient, retry_after, now);
+        let job = entry.job.clone();
+        let _ = self.store.save_job(&job);
+        self.arm_timer(&job, now);
+        self.announce(id, before, now);
+        self.schedule_needed = true;
+    }
+}
+
+/// Builds the engine request for file `index` of `job`.
+fn transfer_request(job: &Job, index: usize) -> Result<TransferRequest> {
+    let file = &job.files[index];
+    let mut request =
+        TransferRequest::new(file.remote_name.clone(), PathBuf::from(&file.local_name));
+    if let Some(temp) = &file.temp_name {
+        request.partial = Some(PartialFile {
+            temp_path: PathBuf::from(temp),
+            bytes: file.bytes_transferred,
+            validator: qmgr_transfer::Validator {
+                etag: file.validator.etag.clone(),
+                last_modified: file.validator.last_modified.clone(),
+            },
+            total: (file.bytes_total != SIZE_UNKNOWN).then_some(file.bytes_total),
+        });
+    }
+    if let Some(headers) = &job.settings.custom_headers {
+        request.headers = parse_headers(headers)?;
+    }
+    request.max_size = job.settings.max_download_size;
+    request.throttled = job.priority != JobPriority::Foreground;
+    request.proxy = match job.settings.proxy.usage {
+        ProxyUsage::Preconfig | ProxyUsage::Autodetect => ProxyChoice::FromEnvironment,
+        ProxyUsage::NoProxy => ProxyChoice::Direct,
+        ProxyUsage::Override => ProxyChoice::Explicit {
+            url: job.settings.proxy.proxy_list.clone().unwrap_or_default(),
+            bypass: job
+                .settings
+                .proxy
+                .bypass_list
+                .as_deref()
+                .unwrap_or_default()
+                .split([';', ' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    if s == "<local>" {
+                        "localhost".to_owned()
+                    } else {
+                        s.to_owned()
+                    }
+                })
+                .collect(),
+        },
+    };
+    Ok(request)
+}
+
+/// Splits CRLF-separated `Name: value` lines; a line without a colon is `E_INVALIDARG`.
+fn parse_headers(text: &str) -> Result<Vec<(String, String)>> {
+    text.split("\r\n")
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let (name, value) = line.split_once(':').ok_or_else(|| {
+                QmgrError::invalid_arg(format!("the header line {line:?} has no ':'"))
+            })?;
+            if name.trim().is_empty() || line.contains(['\r', '\n']) {
+                return Err(QmgrError::invalid_arg(format!(
+                    "the header line {line:?} is malformed"
+                )));
+            }
+            Ok((name.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect()
+}
+
+fn check_proxy(proxy: &qmgr_core::job::ProxySettings) -> Result<()> {
+    if proxy.usage == ProxyUsage::Override && proxy.proxy_list.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(QmgrError::invalid_arg(
+            "an override proxy setting needs a proxy list",
+        ));
+    }
+    if proxy.usage != ProxyUsage::Override
+        && (proxy.proxy_list.is_some() || proxy.bypass_list.is_some())
+    {
+        return Err(QmgrError::invalid_arg(
+            "proxy and bypass lists are allowed only with the override setting",
+        ));
+    }
+    Ok(())
+}
+
+/// AddFile's check of the local name's directory: it must exist and be writable.
+fn check_local_directory(local_name: &str) -> Result<()> {
+    let dir = Path::new(local_name).parent().unwrap_or(Path::new("/"));
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(QmgrError::new(
+                hresult::HRESULT_PATH_NOT_FOUND,
+                ErrorContext::LocalFile,
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        Err(error) => {
+            return Err(QmgrError::new(
+                qmgr_transfer::hresult_for_io(&error),
+                ErrorContext::LocalFile,
+                format!("the directory {} cannot be used: {error}", dir.display()),
+            ));
+        }
+    }
+    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).map_err(|_| {
+        QmgrError::new(
+            hresult::E_ACCESSDENIED,
+            ErrorContext::LocalFile,
+            format!("the directory {} is not writable", dir.display()),
+        )
+    })
+}
+
+/// Renames every finished file of a job to its final name.
+fn rename_finished(job: &Job) -> Result<()> {
+    for file in job.files.iter().filter(|f| f.completed) {
+        if let Some(temp) = &file.temp_name {
+            qmgr_transfer::finalize(
+                Path::new(temp),
+                Path::new(&file.local_name),
+                Overwrite::Replace,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// At start-up: the renames of a Complete that was interrupted. A temporary file already
+/// renamed is simply gone.
+fn finish_renames(job: &Job) {
+    for file in job.files.iter().filter(|f| f.completed) {
+        if let Some(temp) = &file.temp_name
+            && Path::new(temp).exists()
+            && let Err(error) = qmgr_transfer::finalize(
+                Path::new(temp),
+                Path::new(&file.local_name),
+                Overwrite::Replace,
+            )
+        {
+            eprintln!("qmgr: job {}: cannot finish Complete: {error}", job.id);
+        }
+    }
+    for file in job.files.iter().filter(|f| !f.completed) {
+        if let Some(temp) = &file.temp_name {
+            let _ = qmgr_transfer::discard(Path::new(temp));
+        }
+    }
+}

@@ -1,0 +1,571 @@
+//! The queue manager in-process, against the real engine and the fault-injecting test
+//! server. Retry delays use a manual clock; waiting for transfers polls with a generous
+//! bound (a hang fails the test, nothing here measures speed).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qmgr_core::config::Config;
+use qmgr_core::hresult;
+use qmgr_core::job::{JobPriority, NotifyCommand};
+use qmgr_core::service::{
+    JobChange, JobView, NewFile, NotificationKind, QueueService, QueueServiceExt, Request,
+    Response, WaitReason,
+};
+use qmgr_core::{ErrorContext, Guid, JobState, JobType, Timestamp};
+use qmgr_service::{LocalService, ManualClock, QueueManager, SystemClock};
+use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
+
+const UID: u32 = 1000;
+
+struct Fixture {
+    _state: tempfile::TempDir,
+    downloads: tempfile::TempDir,
+    service: LocalService,
+}
+
+impl Fixture {
+    fn new(config: Config) -> Self {
+        Self::with_clock(config, Arc::new(SystemClock::new()))
+    }
+
+    fn with_clock(config: Config, clock: Arc<dyn qmgr_service::Clock>) -> Self {
+        let state = tempfile::tempdir().unwrap();
+        let downloads = tempfile::tempdir().unwrap();
+        let manager = QueueManager::start(config, state.path(), clock).unwrap();
+        Self {
+            _state: state,
+            downloads,
+            service: LocalService::new(manager, UID),
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.downloads
+            .path()
+            .join(name)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn job_with(&self, files: &[(String, String)]) -> Guid {
+        let id = self.service.create_job("test", JobType::Download).unwrap();
+        let files = files
+            .iter()
+            .map(|(r, l)| NewFile {
+                remote_name: r.clone(),
+                local_name: l.clone(),
+            })
+            .collect();
+        self.service.add_files(id, files).unwrap();
+        id
+    }
+
+    fn wait_for(&self, id: Guid, what: &str, done: impl Fn(&JobView) -> bool) -> JobView {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let view = self.service.job(id).unwrap();
+            if done(&view) {
+                return view;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; job is {:?}",
+                view.job.state
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn wait_for_state(&self, id: Guid, state: JobState) -> JobView {
+        self.wait_for(id, state.name(), |v| v.job.state == state)
+    }
+}
+
+fn config() -> Config {
+    Config {
+        max_background_jobs: 4,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn a_three_file_job_transfers_and_completes_byte_identical() {
+    let server = TestServer::start();
+    let fx = Fixture::new(config());
+    let names = ["a.bin", "b.bin", "c.bin"];
+    let sizes = [1u64 << 20, 12_345, 0];
+    let files: Vec<(String, String)> = names
+        .iter()
+        .zip(sizes)
+        .map(|(n, s)| (server.url(&format!("/data/{s}/{n}")), fx.path(n)))
+        .collect();
+    let id = fx.job_with(&files);
+    assert_eq!(fx.service.job(id).unwrap().job.state, JobState::Suspended);
+    fx.service.resume(id).unwrap();
+    let view = fx.wait_for_state(id, JobState::Transferred);
+    let progress = view.job.progress();
+    assert_eq!(progress.files_transferred, 3);
+    assert_eq!(progress.bytes_transferred, sizes.iter().sum::<u64>());
+    assert_ne!(view.job.times.transfer_completed, Timestamp::ZERO);
+    for name in names {
+        assert!(
+            !Path::new(&fx.path(name)).exists(),
+            "nothing appears before Complete"
+        );
+    }
+    assert_eq!(fx.service.complete(id).unwrap(), hresult::S_OK);
+    for (name, size) in names.iter().zip(sizes) {
+        let body = std::fs::read(fx.path(name)).unwrap();
+        assert_eq!(
+            body,
+            expected_body(&format!("/data/{size}/{name}"), INITIAL_VERSION, size),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        fx.service.job(id).unwrap_err().hresult,
+        hresult::BG_E_NOT_FOUND,
+        "completed jobs leave the queue"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(fx.downloads.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 3, "no temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn resume_without_files_is_bg_e_empty() {
+    let fx = Fixture::new(config());
+    let id = fx.service.create_job("empty", JobType::Download).unwrap();
+    assert_eq!(
+        fx.service.resume(id).unwrap_err().hresult,
+        hresult::BG_E_EMPTY
+    );
+    assert_eq!(fx.service.job(id).unwrap().job.state, JobState::Suspended);
+}
+
+#[test]
+fn a_missing_file_is_a_permanent_error_with_context() {
+    let server = TestServer::start();
+    let fx = Fixture::new(config());
+    let id = fx.job_with(&[(server.url("/nothing-here"), fx.path("x"))]);
+    fx.service.resume(id).unwrap();
+    let view = fx.wait_for_state(id, JobState::Error);
+    let error = view.job.current_error().unwrap();
+    assert_eq!(error.error.hresult, hresult::BG_E_HTTP_ERROR_404);
+    assert_eq!(error.error.context, ErrorContext::RemoteFile);
+    assert_eq!(error.file_index, Some(0));
+    assert_eq!(view.waiting, Some(WaitReason::Failed));
+    assert_eq!(view.attempts.len(), 1);
+    assert_eq!(view.attempts[0].http_status, Some(404));
+}
+
+#[test]
+fn a_transient_error_is_retried_after_the_retry_delay() {
+    let server = TestServer::start();
+    let clock = Arc::new(ManualClock::new(Timestamp::now()));
+    let fx = Fixture::with_clock(config(), clock.clone());
+    let url = server.url("/data/4096?fail_first=1&status=503");
+    let id = fx.job_with(&[(url, fx.path("retry.bin"))]);
+    fx.service.resume(id).unwrap();
+    let view = fx.wait_for_state(id, JobState::TransientError);
+    assert_eq!(
+        view.job.current_error().unwrap().error.hresult,
+        hresult::BG_E_HTTP_ERROR_503
+    );
+    let Some(WaitReason::RetryAt { at }) = view.waiting else {
+        panic!("no retry time: {:?}", view.waiting)
+    };
+    assert_eq!(
+        at.since(clock.now_for_test()),
+        Duration::from_secs(600),
+        "MinimumRetryDelay defaults to 600 s"
+    );
+    // Nothing happens before the delay passes …
+    clock.advance(Duration::from_secs(599));
+    fx.service.manager().poke();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        fx.service.job(id).unwrap().job.state,
+        JobState::TransientError
+    );
+    // … and the retry succeeds after it.
+    clock.advance(Duration::from_secs(1));
+    fx.service.manager().poke();
+    fx.wait_for_state(id, JobState::Transferred);
+    assert_eq!(server.request_count("/data/4096"), 2);
+}
+
+trait NowForTest {
+    fn now_for_test(&self) -> Timestamp;
+}
+
+impl NowForTest for ManualClock {
+    fn now_for_test(&self) -> Timestamp {
+        qmgr_service::Clock::now(self)
+    }
+}
+
+#[test]
+fn no_progress_timeout_ends_in_bg_e_no_progress_naming_the_cause() {
+    let server = TestServer::start();
+    let clock = Arc::new(ManualClock::new(Timestamp::now()));
+    let fx = Fixture::with_clock(config(), clock.clone());
+    let id = fx.job_with(&[(server.url("/data/10?status=503"), fx.path("never.bin"))]);
+    fx.service
+        .set_job(id, JobChange::NoProgressTimeout(Duration::from_secs(900)))
+        .unwrap();
+    fx.service.resume(id).unwrap();
+    fx.wait_for_state(id, JobState::TransientError);
+    clock.advance(Duration::from_secs(600));
+    fx.service.manager().poke();
+    fx.wait_for(id, "the second failure", |v| {
+        v.attempts.len() == 2 && v.job.state == JobState::TransientError
+    });
+    clock.advance(Duration::from_secs(300));
+    fx.service.manager().poke();
+    let view = fx.wait_for_state(id, JobState::Error);
+    let error = view.job.current_error().unwrap();
+    assert_eq!(error.error.hresult, hresult::BG_E_NO_PROGRESS);
+    assert!(
+        error.error.description.contains("503"),
+        "{}",
+        error.error.description
+    );
+}
+
+#[test]
+fn cancel_deletes_partial_files_and_the_job() {
+    let server = TestServer::start();
+    let fx = Fixture::new(config());
+    let id = fx.job_with(&[(server.url("/data/4m?rate=200000"), fx.path("slow.bin"))]);
+    fx.service.resume(id).unwrap();
+    let view = fx.wait_for(id, "bytes on disk", |v| {
+        v.job.files[0].bytes_transferred > 0 && v.job.files[0].temp_name.is_some()
+    });
+    let temp = view.job.files[0].temp_name.clone().unwrap();
+    assert_eq!(fx.service.cancel(id).unwrap(), hresult::S_OK);
+    assert!(!Path::new(&temp).exists(), "the temporary file is deleted");
+    assert_eq!(
+        fx.service.job(id).unwrap_err().hresult,
+        hresult::BG_E_NOT_FOUND
+    );
+    assert_eq!(
+        fx.service.cancel(id).unwrap_err().hresult,
+        hresult::BG_E_NOT_FOUND
+    );
+}
+
+#[test]
+fn suspend_and_resume_continue_the_same_file() {
+    let server = TestServer::start();
+    let fx = Fixture::new(config());
+    let path = "/data/2m/suspend";
+    let id = fx.job_with(&[(
+        server.url(&format!("{path}?rate=1000000")),
+        fx.path("s.bin"),
+    )]);
+    fx.service.resume(id).unwrap();
+    fx.wait_for(id, "some bytes", |v| {
+        v.job.files[0].bytes_transferred > 100_000
+    });
+    fx.service.suspend(id).unwrap();
+    let paused = fx.service.job(id).unwrap();
+    assert_eq!(paused.job.state, JobState::Suspended);
+    assert_eq!(paused.waiting, Some(WaitReason::Suspended));
+    fx.service.resume(id).unwrap();
+    fx.wait_for_state(id, JobState::Transferred);
+    fx.service.complete(id).unwrap();
+    assert_eq!(
+        std::fs::read(fx.path("s.bin")).unwrap(),
+        expected_body(path, INITIAL_VERSION, 2 << 20)
+    );
+    let ranged = server
+        .requests()
+        .iter()
+        .filter(|r| r.header("range").is_some())
+        .count();
+    assert_eq!(ranged, 1, "the second attempt asked only for the rest");
+}
+
+#[test]
+fn complete_keeps_only_finished_files() {
+    let server = TestServer::start();
+    let fx = Fixture::new(config());
+    let id = fx.job_with(&[
+        (server.url("/data/1000/done"), fx.path("done.bin")),
+        (
+            server.url("/data/1000/missing?status=404"),
+            fx.path("missing.bin"),
+        ),
+    ]);
+    fx.service.resume(id).unwrap();
+    fx.wait_for_state(id, JobState::Error);
+    assert_eq!(
+        fx.service.complete(id).unwrap(),
+        hresult::BG_S_PARTIAL_COMPLETE
+    );
+    assert!(Path::new(&fx.path("done.bin")).exists());
+    assert!(!Path::new(&fx.path("missing.bin")).exists());
+}
+
+#[test]
+fn the_queue_survives_a_restart_and_continues_partial_files() {
+    let server = TestServer::start();
+    let state = tempfile::tempdir().unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    let local = downloads
+        .path()
+        .join("big.bin")
+        .to_string_lossy()
+        .into_owned();
+    let path = "/data/4m/restart";
+    let first = LocalService::new(
+        QueueManager::start(config(), state.path(), Arc::new(SystemClock::new())).unwrap(),
+        UID,
+    );
+    let id = first.create_job("restart", JobType::Download).unwrap();
+    first
+        .add_file(id, &server.url(&format!("{path}?rate=2000000")), &local)
+        .unwrap();
+    first.resume(id).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first.job(id).unwrap().job.files[0].bytes_transferred < 500_000 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    first.manager().shutdown();
+    drop(first);
+    let served_before = server.body_bytes_sent(path);
+
+    let second = LocalService::new(
+        QueueManager::start(config(), state.path(), Arc::new(SystemClock::new())).unwrap(),
+        UID,
+    );
+    let view = second.job(id).unwrap();
+    assert!(
+        matches!(
+            view.job.state,
+            JobState::Queued | JobState::Connecting | JobState::Transferring
+        ),
+        "{:?}",
+        view.job.state
+    );
+    while second.job(id).unwrap().job.state != JobState::Transferred {
+        assert!(Instant::now() < deadline + Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    second.complete(id).unwrap();
+    assert_eq!(
+        std::fs::read(&local).unwrap(),
+        expected_body(path, INITIAL_VERSION, 4 << 20)
+    );
+    let total_served = server.body_bytes_sent(path);
+    assert!(
+        total_served < (4 << 20) + served_before / 2,
+        "resumed rather than restarted: {total_served} bytes served"
+    );
+}
+
+#[test]
+fn notifications_reach_subscribers() {
+    let server = TestServer::start();
+    let fx = Fixture::new(config());
+    let events = fx.service.subscribe().unwrap();
+    let id = fx.job_with(&[(server.url("/data/100"), fx.path("n.bin"))]);
+    fx.service.resume(id).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let event = events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("a Transferred notification");
+        if event.kind == NotificationKind::Transferred {
+            assert_eq!(event.job, id);
+            assert_eq!(event.state, JobState::Transferred);
+            break;
+        }
+    }
+}
+
+#[test]
+fn the_notification_command_runs_without_a_shell() {
+    let server = TestServer::start();
+    let fx = Fixture::new(config());
+    let marker = fx.path("marker file");
+    let id = fx.job_with(&[(server.url("/data/10"), fx.path("c.bin"))]);
+    fx.service
+        .set_job(
+            id,
+            JobChange::NotifyCommand(Some(NotifyCommand {
+                program: "/usr/bin/touch".into(),
+                parameters: Some(format!("touch \"{marker}\"")),
+            })),
+        )
+        .unwrap();
+    fx.service.resume(id).unwrap();
+    fx.wait_for_state(id, JobState::Transferred);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !Path::new(&marker).exists() {
+        assert!(Instant::now() < deadline, "the command did not run");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn background_jobs_wait_for_a_slot_and_foreground_never_waits() {
+    let server = TestServer::start();
+    let mut config = config();
+    config.max_background_jobs = 1;
+    let fx = Fixture::new(config);
+    let slow = |name: &str| {
+        (
+            server.url(&format!("/data/8m/{name}?rate=500000")),
+            fx.path(name),
+        )
+    };
+    let first = fx.job_with(&[slow("first")]);
+    let second = fx.job_with(&[slow("second")]);
+    fx.service.resume(first).unwrap();
+    fx.wait_for(first, "the first job to run", |v| v.job.state.is_active());
+    fx.service.resume(second).unwrap();
+    let waiting = fx.wait_for(second, "the second job to queue", |v| {
+        v.job.state == JobState::Queued
+    });
+    assert_eq!(
+        waiting.waiting,
+        Some(WaitReason::WaitingForSlot { ahead: 1 })
+    );
+    let urgent = fx.job_with(&[slow("urgent")]);
+    fx.service
+        .set_job(urgent, JobChange::Priority(JobPriority::Foreground))
+        .unwrap();
+    fx.service.resume(urgent).unwrap();
+    fx.wait_for(urgent, "the foreground job to run", |v| {
+        v.job.state.is_active()
+    });
+    assert_eq!(fx.service.job(second).unwrap().job.state, JobState::Queued);
+    for id in [first, second, urgent] {
+        fx.service.cancel(id).unwrap();
+    }
+}
+
+#[test]
+fn legacy_groups_rename_each_file_when_it_finishes() {
+    let server = TestServer::start();
+    let fx = Fixture::new(config());
+    let group = Guid::new_random();
+    let job = Guid::new_random();
+    fx.service.create_group(group).unwrap();
+    fx.service
+        .execute(Request::CreateGroupJob { group, job })
+        .unwrap();
+    let second = fx
+        .service
+        .execute(Request::CreateGroupJob {
+            group,
+            job: Guid::new_random(),
+        })
+        .unwrap_err();
+    assert_eq!(second.hresult, hresult::E_NOTIMPL, "a group holds one job");
+    fx.service
+        .add_file(
+            job,
+            &server.url("/data/5000/legacy"),
+            &fx.path("legacy.bin"),
+        )
+        .unwrap();
+    fx.service.execute(Request::ResumeGroup { group }).unwrap();
+    fx.wait_for_state(job, JobState::Transferred);
+    assert_eq!(
+        std::fs::read(fx.path("legacy.bin")).unwrap(),
+        expected_body("/data/5000/legacy", INITIAL_VERSION, 5000)
+    );
+    let view = fx.service.group(group).unwrap();
+    let status = view.group.status(view.job.as_ref().map(|j| j.job.state));
+    assert_eq!(
+        status,
+        qmgr_core::group::status::GROUP_COMPLETE | qmgr_core::group::status::GROUP_SUSPENDED
+    );
+    fx.service.execute(Request::CancelGroup { group }).unwrap();
+    assert!(
+        Path::new(&fx.path("legacy.bin")).exists(),
+        "finished files stay after CancelGroup"
+    );
+    assert_eq!(
+        fx.service.group(group).unwrap_err().hresult,
+        hresult::QM_E_ITEM_NOT_FOUND
+    );
+}
+
+#[test]
+fn limits_and_bad_input_are_refused_with_windows_codes() {
+    let mut config = config();
+    config.max_jobs_per_user = 2;
+    config.max_files_per_job = 1;
+    let fx = Fixture::new(config);
+    let id = fx.service.create_job("a", JobType::Download).unwrap();
+    fx.service.create_job("b", JobType::Download).unwrap();
+    assert_eq!(
+        fx.service
+            .create_job("c", JobType::Download)
+            .unwrap_err()
+            .hresult,
+        hresult::BG_E_TOO_MANY_JOBS_PER_USER
+    );
+    assert_eq!(
+        fx.service
+            .add_file(id, "gopher://x/y", &fx.path("g"))
+            .unwrap_err()
+            .hresult,
+        hresult::E_INVALIDARG
+    );
+    assert_eq!(
+        fx.service
+            .add_file(id, "http://x/y", "relative/path")
+            .unwrap_err()
+            .hresult,
+        hresult::E_INVALIDARG
+    );
+    let missing_dir = fx
+        .service
+        .add_file(id, "http://x/y", "/nonexistent-dir/file")
+        .unwrap_err();
+    assert_eq!(
+        missing_dir.hresult,
+        hresult::HRESULT_PATH_NOT_FOUND,
+        "{missing_dir}"
+    );
+    fx.service
+        .add_file(id, "http://x/y", &fx.path("one"))
+        .unwrap();
+    assert_eq!(
+        fx.service
+            .add_file(id, "http://x/z", &fx.path("two"))
+            .unwrap_err()
+            .hresult,
+        hresult::BG_E_TOO_MANY_FILES_IN_JOB
+    );
+    let headers = fx
+        .service
+        .set_job(id, JobChange::CustomHeaders(Some("no colon here".into())))
+        .unwrap_err();
+    assert_eq!(headers.hresult, hresult::E_INVALIDARG);
+    assert_eq!(
+        fx.service.job(Guid::new_random()).unwrap_err().hresult,
+        hresult::BG_E_NOT_FOUND
+    );
+    assert_eq!(
+        fx.service.jobs(true).unwrap_err().hresult,
+        hresult::E_ACCESSDENIED,
+        "only root lists every user's jobs"
+    );
+    let other = LocalService::new(fx.service.manager().clone(), UID + 1);
+    assert_eq!(other.job(id).unwrap_err().hresult, hresult::E_ACCESSDENIED);
+    assert!(matches!(
+        fx.service.execute(Request::Ping).unwrap(),
+        Response::Pong { .. }
+    ));
+}
