@@ -1,1 +1,31 @@
-//! The wire between clients and qmgrd.
+//! The wire between clients and qmgrd: length-prefixed postcard frames over a Unix
+//! socket in the user's runtime directory.
+//!
+//! - [`client::Client`] implements [`qmgr_core::service::QueueService`] over the socket,
+//!   starting qmgrd on demand ([`spawn`]) when asked to.
+//! - [`server`] is what qmgrd runs: [`server::bind_listener`], [`server::accept_loop`],
+//!   and [`server::ConnectionHandler`], which qmgrd implements.
+//! - [`frame`] and [`message`] are the format both sides share.
+//!
+//! A connection starts with a handshake: the client's `Hello` names the protocol version
+//! and whether the connection carries calls or notifications; the service checks the
+//! peer's uid (`SO_PEERCRED`: the service's own uid or root) and the version, and answers
+//! `Welcome` or `Refused`.
+
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod frame;
+pub mod message;
+mod runtime_dir;
+pub mod server;
+mod socket;
+pub mod spawn;
+
+pub use client::Client;
+pub use runtime_dir::MAX_SOCKET_PATH_BYTES;
+pub use server::{
+    AcceptLoop, ConnectionError, ConnectionHandler, Peer, ServerControl, accept_loop,
+    bind_listener, serve_connection,
+};
+pub use spawn::Launcher;

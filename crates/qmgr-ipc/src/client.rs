@@ -1,0 +1,361 @@
+//! The client: [`QueueService`] over qmgrd's socket.
+//!
+//! Calls share one connection behind a mutex (a call is a write and a read of a few
+//! microseconds); each subscription has a connection and a reader thread of its own, so
+//! notifications never arrive on a thread that is waiting for an answer. A connection
+//! that broke is replaced on the next call (starting qmgrd again if the client was made by
+//! [`Client::connect_or_spawn`]); the call that saw it break fails.
+
+use std::io::{self, BufReader};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use qmgr_core::hresult;
+use qmgr_core::paths::StatePaths;
+use qmgr_core::service::{Notification, PROTOCOL_VERSION, QueueService, Request, Response};
+use qmgr_core::{ErrorContext, QmgrError, Result};
+
+use crate::frame::{FrameError, MAX_FRAME_LEN, decode, read_frame, read_payload, write_frame};
+use crate::message::{
+    ClientMessage, Purpose, ServiceMessage, handshake_version, request_name, version_mismatch,
+};
+use crate::runtime_dir::check_socket_path_len;
+use crate::socket::{NoSignalWriter, peer_credentials};
+use crate::spawn::{Launcher, spawn_and_connect};
+
+/// How long the client waits for the service's answer to its Hello.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection to qmgrd, usable from many threads.
+#[derive(Debug)]
+pub struct Client {
+    endpoint: Endpoint,
+    name: String,
+    calls: Mutex<Option<Connection>>,
+    next_call_id: AtomicU64,
+    service_uid: u32,
+    service_version: String,
+}
+
+/// Where the client's connections go, and whether it may start the service.
+#[derive(Debug)]
+enum Endpoint {
+    Socket(PathBuf),
+    Spawning {
+        paths: StatePaths,
+        launcher: Launcher,
+    },
+}
+
+impl Endpoint {
+    fn socket(&self) -> PathBuf {
+        match self {
+            Self::Socket(socket) => socket.clone(),
+            Self::Spawning { paths, .. } => paths.socket_path(),
+        }
+    }
+}
+
+impl Client {
+    /// Connects to the qmgrd of `paths`; fails with `QM_E_SERVICE_UNAVAILABLE` (naming the
+    /// socket) when none is running. Never starts one.
+    pub fn connect(paths: &StatePaths) -> Result<Client> {
+        Self::connect_socket(&paths.socket_path())
+    }
+
+    /// Connects to the qmgrd listening on `socket` (root uses this to reach each user's
+    /// service; [`Client::service_uid`] tells whose it is).
+    pub fn connect_socket(socket: &Path) -> Result<Client> {
+        Self::with_endpoint(Endpoint::Socket(socket.to_owned()))
+    }
+
+    /// Connects to the qmgrd of `paths`, starting it first if none is running (see
+    /// [`crate::spawn`]). The executable is looked up with the process environment.
+    pub fn connect_or_spawn(paths: &StatePaths) -> Result<Client> {
+        Self::connect_or_spawn_with(paths, Launcher::from_process())
+    }
+
+    /// [`Client::connect_or_spawn`] with an explicit launcher (extra environment for the
+    /// daemon, the library's directory to search, a different timeout).
+    pub fn connect_or_spawn_with(paths: &StatePaths, launcher: Launcher) -> Result<Client> {
+        Self::with_endpoint(Endpoint::Spawning {
+            paths: paths.clone(),
+            launcher,
+        })
+    }
+
+    fn with_endpoint(endpoint: Endpoint) -> Result<Client> {
+        let name = default_client_name();
+        let connection = open(&endpoint, Purpose::Calls, &name)?;
+        Ok(Client {
+            service_uid: connection.service_uid,
+            service_version: connection.service_version.clone(),
+            endpoint,
+            name,
+            calls: Mutex::new(Some(connection)),
+            next_call_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The socket this client talks to.
+    pub fn socket_path(&self) -> PathBuf {
+        self.endpoint.socket()
+    }
+
+    /// The uid of the process that answered when the client connected (`SO_PEERCRED`).
+    pub fn service_uid(&self) -> u32 {
+        self.service_uid
+    }
+
+    /// The version qmgrd reported when the client connected.
+    pub fn service_version(&self) -> &str {
+        &self.service_version
+    }
+
+    /// Asks the service to answer; returns its version.
+    pub fn ping(&self) -> Result<String> {
+        match self.execute(Request::Ping)? {
+            Response::Pong { service_version } => Ok(service_version),
+            other => Err(QmgrError::internal(format!(
+                "qmgrd answered Ping with {other:?}"
+            ))),
+        }
+    }
+}
+
+impl QueueService for Client {
+    fn execute(&self, request: Request) -> Result<Response> {
+        let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+        let connection = match &mut *calls {
+            Some(connection) => connection,
+            empty => empty.insert(open(&self.endpoint, Purpose::Calls, &self.name)?),
+        };
+        let id = self.next_call_id.fetch_add(1, Ordering::Relaxed);
+        let name = request_name(&request);
+        match connection.call(id, request) {
+            Ok(result) => result,
+            Err(broken) => {
+                *calls = None;
+                Err(broken.into_error(name, &self.endpoint.socket()))
+            }
+        }
+    }
+
+    fn subscribe(&self) -> Result<Receiver<Notification>> {
+        let connection = open(&self.endpoint, Purpose::Notifications, &self.name)?;
+        let (sender, receiver) = mpsc::channel();
+        thread::Builder::new()
+            .name("qmgr-notifications".into())
+            .spawn(move || forward_notifications(connection, &sender))
+            .map_err(|error| {
+                QmgrError::internal(format!("cannot start the notification thread: {error}"))
+            })?;
+        Ok(receiver)
+    }
+}
+
+/// Reads notifications until the service closes the stream or the receiver is gone
+/// (noticed at the next notification).
+fn forward_notifications(connection: Connection, sender: &Sender<Notification>) {
+    let Connection { mut reader, .. } = connection;
+    while let Ok(ServiceMessage::Notify(notification)) =
+        read_frame::<ServiceMessage>(&mut reader, MAX_FRAME_LEN)
+    {
+        if sender.send(notification).is_err() {
+            break;
+        }
+    }
+}
+
+fn default_client_name() -> String {
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "unknown program".into());
+    format!("{program} (pid {})", std::process::id())
+}
+
+/// One handshaken connection; writes go to the stream under the reader.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    reader: BufReader<UnixStream>,
+    service_uid: u32,
+    service_version: String,
+}
+
+/// Why a call could not complete; the connection is unusable afterwards.
+enum Broken {
+    Frame(FrameError),
+    Protocol(String),
+}
+
+impl Broken {
+    fn into_error(self, request: &str, socket: &Path) -> QmgrError {
+        let why = match self {
+            Self::Frame(FrameError::Closed) => "qmgrd closed the connection".to_owned(),
+            Self::Frame(error) => error.to_string(),
+            Self::Protocol(what) => what,
+        };
+        QmgrError::new(
+            hresult::QM_E_SERVICE_UNAVAILABLE,
+            ErrorContext::GeneralQueueManager,
+            format!(
+                "the connection to qmgrd at {} failed during {request}: {why}",
+                socket.display()
+            ),
+        )
+    }
+}
+
+impl Connection {
+    fn call(&mut self, id: u64, request: Request) -> Result<Result<Response>, Broken> {
+        write_frame(
+            &mut NoSignalWriter(self.reader.get_ref()),
+            &ClientMessage::Call { id, request },
+        )
+        .map_err(Broken::Frame)?;
+        match read_frame::<ServiceMessage>(&mut self.reader, MAX_FRAME_LEN)
+            .map_err(Broken::Frame)?
+        {
+            ServiceMessage::Answer {
+                id: answered,
+                result,
+            } if answered == id => Ok(result),
+            ServiceMessage::Answer { id: answered, .. } => Err(Broken::Protocol(format!(
+                "qmgrd answered call {answered} while call {id} was waiting"
+            ))),
+            other => Err(Broken::Protocol(format!(
+                "qmgrd sent {} instead of an answer",
+                message_kind(&other)
+            ))),
+        }
+    }
+}
+
+fn message_kind(message: &ServiceMessage) -> &'static str {
+    match message {
+        ServiceMessage::Welcome { .. } => "a Welcome",
+        ServiceMessage::Refused(_) => "a refusal",
+        ServiceMessage::Answer { .. } => "an answer",
+        ServiceMessage::Notify(_) => "a notification",
+    }
+}
+
+/// Opens a connection for `purpose`, starting qmgrd first if the endpoint allows it.
+fn open(endpoint: &Endpoint, purpose: Purpose, client_name: &str) -> Result<Connection> {
+    match endpoint {
+        Endpoint::Socket(socket) => {
+            handshake(socket, purpose, client_name).map_err(ConnectError::into_error)
+        }
+        Endpoint::Spawning { paths, launcher } => spawn_and_connect(paths, launcher, || {
+            handshake(&paths.socket_path(), purpose, client_name)
+        }),
+    }
+}
+
+/// Why connecting failed: nobody listens (starting qmgrd may help), or a service
+/// answered and refused (it would not).
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    NotRunning(QmgrError),
+    Failed(QmgrError),
+}
+
+impl ConnectError {
+    pub(crate) fn into_error(self) -> QmgrError {
+        match self {
+            Self::NotRunning(error) | Self::Failed(error) => error,
+        }
+    }
+}
+
+fn unavailable(socket: &Path, why: impl std::fmt::Display) -> QmgrError {
+    QmgrError::new(
+        hresult::QM_E_SERVICE_UNAVAILABLE,
+        ErrorContext::GeneralQueueManager,
+        format!("cannot talk to qmgrd at {}: {why}", socket.display()),
+    )
+}
+
+/// Connects to `socket` and performs the handshake.
+fn handshake(
+    socket: &Path,
+    purpose: Purpose,
+    client_name: &str,
+) -> Result<Connection, ConnectError> {
+    check_socket_path_len(socket).map_err(ConnectError::Failed)?;
+    let stream = UnixStream::connect(socket).map_err(|error| match error.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+            ConnectError::NotRunning(unavailable(socket, "qmgrd is not running"))
+        }
+        io::ErrorKind::PermissionDenied => ConnectError::Failed(QmgrError::new(
+            hresult::E_ACCESSDENIED,
+            ErrorContext::GeneralQueueManager,
+            format!("cannot connect to qmgrd at {}: {error}", socket.display()),
+        )),
+        _ => ConnectError::Failed(unavailable(socket, error)),
+    })?;
+    let failed = |why: String| ConnectError::Failed(unavailable(socket, why));
+    let mut reader = BufReader::new(stream);
+    let stream = reader.get_ref();
+    let service_uid = peer_credentials(stream)
+        .map_err(|error| failed(format!("cannot read its credentials: {error}")))?
+        .uid;
+    stream
+        .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+        .map_err(|error| failed(error.to_string()))?;
+    let hello = ClientMessage::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        purpose,
+        client_name: client_name.to_owned(),
+    };
+    // A service that refuses may close before reading the Hello; its answer is still
+    // readable, so a failed write is judged by what comes back.
+    let written = write_frame(&mut NoSignalWriter(stream), &hello);
+    let payload = match read_payload(&mut reader, MAX_FRAME_LEN) {
+        Ok(payload) => payload,
+        Err(error) => {
+            let why = match (written, error) {
+                (Err(write_error), _) => format!("sending the handshake failed: {write_error}"),
+                (Ok(()), FrameError::Closed) => {
+                    "it closed the connection during the handshake".into()
+                }
+                (Ok(()), error) => format!("reading its handshake failed: {error}"),
+            };
+            return Err(failed(why));
+        }
+    };
+    let service_version = match decode::<ServiceMessage>(&payload) {
+        Ok(ServiceMessage::Welcome {
+            protocol_version,
+            service_version,
+            ..
+        }) if protocol_version == PROTOCOL_VERSION => service_version,
+        Ok(ServiceMessage::Refused(error)) => return Err(ConnectError::Failed(error)),
+        _ => {
+            return Err(ConnectError::Failed(match handshake_version(&payload) {
+                Some(version) if version != PROTOCOL_VERSION => {
+                    version_mismatch(PROTOCOL_VERSION, version)
+                }
+                _ => unavailable(socket, "its handshake is not a qmgrd Welcome"),
+            }));
+        }
+    };
+    reader
+        .get_ref()
+        .set_read_timeout(None)
+        .map_err(|error| failed(error.to_string()))?;
+    Ok(Connection {
+        reader,
+        service_uid,
+        service_version,
+    })
+}

@@ -1,0 +1,580 @@
+//! The service side of the socket: binding the listener, the accept loop (a thread per
+//! connection), and serving one connection: handshake, peer check, then calls or a
+//! notification stream.
+//!
+//! What a peer sends can end its own connection and nothing else: every frame is bounded
+//! and decoded defensively, and a handler that panics answers that call with an error.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, BufReader};
+use std::net::Shutdown;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use qmgr_core::hresult;
+use qmgr_core::paths::StatePaths;
+use qmgr_core::service::{Notification, PROTOCOL_VERSION, Request, Response};
+use qmgr_core::{ErrorContext, QmgrError, Result};
+
+use crate::frame::{
+    FrameError, MAX_FRAME_LEN, MAX_HANDSHAKE_FRAME_LEN, decode, encode_frame, read_frame,
+    read_payload, write_frame,
+};
+use crate::message::{
+    ClientMessage, Purpose, ServiceMessage, handshake_version, request_name, version_mismatch,
+};
+use crate::runtime_dir::{
+    check_owned_if_present, check_socket_path_len, effective_uid, io_error, prepare_private_dir,
+};
+use crate::socket::{NoSignalWriter, Silence, check_silence, peer_credentials};
+
+/// How long a new connection may take to send its Hello.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a quiet notification stream checks whether its client is still there.
+const LIVENESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Longest client name kept for the log.
+const MAX_CLIENT_NAME_CHARS: usize = 256;
+
+/// The version the service reports in its Welcome.
+pub const SERVICE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The socket's mode: only its owner may connect.
+const SOCKET_MODE: u32 = 0o600;
+
+/// A connected client as the service sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// From `SO_PEERCRED`: the uid the requests are made as.
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: i32,
+    /// What the client called itself in its Hello (empty before it).
+    pub client_name: String,
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {} (uid {}", self.pid, self.uid)?;
+        if !self.client_name.is_empty() {
+            write!(f, ", {:?}", self.client_name)?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// What the service does with the connections it accepts.
+pub trait ConnectionHandler: Send + Sync {
+    /// Carries out one request on behalf of `peer`.
+    fn execute(&self, peer: &Peer, request: Request) -> Result<Response>;
+
+    /// Starts a stream of `peer`'s notifications; the stream ends when the sender is
+    /// dropped or the client goes away.
+    fn subscribe(&self, peer: &Peer) -> Result<Receiver<Notification>>;
+
+    /// Hears why a connection ended abnormally (refused, malformed, broken), for the log.
+    fn connection_failed(&self, error: &ConnectionError) {
+        let _ = error;
+    }
+}
+
+/// Why a connection ended other than by the client closing it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("cannot read the credentials of a new connection: {0}")]
+    Credentials(io::Error),
+    #[error("refused {peer}: {reason}")]
+    Refused { peer: Peer, reason: QmgrError },
+    #[error("connection from {peer}: {source}")]
+    Frame { peer: Peer, source: FrameError },
+    #[error("connection from {peer}: {what}")]
+    Protocol { peer: Peer, what: String },
+}
+
+/// Serves one connection until the client closes it or breaks the protocol: reads the
+/// Hello, checks the peer's uid (ours or root) and the protocol version, then answers
+/// calls or streams notifications. The caller closes the stream afterwards.
+pub fn serve_connection(
+    stream: &UnixStream,
+    handler: &dyn ConnectionHandler,
+) -> Result<(), ConnectionError> {
+    let credentials = peer_credentials(stream).map_err(ConnectionError::Credentials)?;
+    let mut peer = Peer {
+        uid: credentials.uid,
+        gid: credentials.gid,
+        pid: credentials.pid,
+        client_name: String::new(),
+    };
+    let mut reader = BufReader::new(stream);
+    let purpose = handshake(stream, &mut reader, &mut peer)?;
+    match purpose {
+        Purpose::Calls => {
+            send(stream, &peer, &welcome(&peer))?;
+            serve_calls(stream, &mut reader, handler, &peer)
+        }
+        Purpose::Notifications => match handler.subscribe(&peer) {
+            Ok(notifications) => {
+                send(stream, &peer, &welcome(&peer))?;
+                stream_notifications(stream, &notifications, &peer)
+            }
+            Err(reason) => Err(refuse(stream, peer, reason)),
+        },
+    }
+}
+
+fn handshake(
+    stream: &UnixStream,
+    reader: &mut BufReader<&UnixStream>,
+    peer: &mut Peer,
+) -> Result<Purpose, ConnectionError> {
+    let frame_error = |peer: &Peer, source| ConnectionError::Frame {
+        peer: peer.clone(),
+        source,
+    };
+    stream
+        .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+        .map_err(|error| frame_error(peer, error.into()))?;
+    let payload = read_payload(reader, MAX_HANDSHAKE_FRAME_LEN)
+        .map_err(|source| frame_error(peer, source))?;
+    let service_uid = effective_uid();
+    if peer.uid != service_uid && peer.uid != 0 {
+        let reason = QmgrError::new(
+            hresult::E_ACCESSDENIED,
+            ErrorContext::GeneralQueueManager,
+            format!(
+                "this qmgrd serves uid {service_uid}; uid {} may not use it",
+                peer.uid
+            ),
+        );
+        return Err(refuse(stream, peer.clone(), reason));
+    }
+    match handshake_version(&payload) {
+        None => {
+            return Err(ConnectionError::Protocol {
+                peer: peer.clone(),
+                what: "the first frame is not a Hello".into(),
+            });
+        }
+        Some(version) if version != PROTOCOL_VERSION => {
+            return Err(refuse(
+                stream,
+                peer.clone(),
+                version_mismatch(version, PROTOCOL_VERSION),
+            ));
+        }
+        Some(_) => {}
+    }
+    let ClientMessage::Hello {
+        purpose,
+        client_name,
+        ..
+    } = decode::<ClientMessage>(&payload).map_err(|source| frame_error(peer, source))?
+    else {
+        unreachable!("handshake_version accepts only the Hello variant");
+    };
+    peer.client_name = client_name.chars().take(MAX_CLIENT_NAME_CHARS).collect();
+    stream
+        .set_read_timeout(None)
+        .map_err(|error| frame_error(peer, error.into()))?;
+    Ok(purpose)
+}
+
+fn welcome(peer: &Peer) -> ServiceMessage {
+    ServiceMessage::Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        service_version: SERVICE_VERSION.to_owned(),
+        peer_uid: peer.uid,
+    }
+}
+
+/// Tells the peer why it is refused (best effort: it may be gone) and ends the connection.
+fn refuse(stream: &UnixStream, peer: Peer, reason: QmgrError) -> ConnectionError {
+    let _ = write_frame(
+        &mut NoSignalWriter(stream),
+        &ServiceMessage::Refused(reason.clone()),
+    );
+    ConnectionError::Refused { peer, reason }
+}
+
+fn send(stream: &UnixStream, peer: &Peer, message: &ServiceMessage) -> Result<(), ConnectionError> {
+    write_frame(&mut NoSignalWriter(stream), message).map_err(|source| ConnectionError::Frame {
+        peer: peer.clone(),
+        source,
+    })
+}
+
+fn serve_calls(
+    stream: &UnixStream,
+    reader: &mut BufReader<&UnixStream>,
+    handler: &dyn ConnectionHandler,
+    peer: &Peer,
+) -> Result<(), ConnectionError> {
+    loop {
+        let message = match read_frame::<ClientMessage>(reader, MAX_FRAME_LEN) {
+            Ok(message) => message,
+            Err(FrameError::Closed) => return Ok(()),
+            Err(source) => {
+                return Err(ConnectionError::Frame {
+                    peer: peer.clone(),
+                    source,
+                });
+            }
+        };
+        let ClientMessage::Call { id, request } = message else {
+            return Err(ConnectionError::Protocol {
+                peer: peer.clone(),
+                what: "a second Hello".into(),
+            });
+        };
+        let result = execute_guarded(handler, peer, request);
+        let frame = match encode_frame(&ServiceMessage::Answer { id, result }) {
+            Err(FrameError::TooLarge { len, limit }) => encode_frame(&ServiceMessage::Answer {
+                id,
+                result: Err(QmgrError::internal(format!(
+                    "the answer is {len} bytes long, more than the {limit}-byte frame limit"
+                ))),
+            }),
+            other => other,
+        }
+        .map_err(|source| ConnectionError::Frame {
+            peer: peer.clone(),
+            source,
+        })?;
+        io::Write::write_all(&mut NoSignalWriter(stream), &frame).map_err(|error| {
+            ConnectionError::Frame {
+                peer: peer.clone(),
+                source: error.into(),
+            }
+        })?;
+    }
+}
+
+/// Runs the handler; a panic becomes an error answer instead of a silently dropped call.
+fn execute_guarded(
+    handler: &dyn ConnectionHandler,
+    peer: &Peer,
+    request: Request,
+) -> Result<Response> {
+    let name = request_name(&request);
+    catch_unwind(AssertUnwindSafe(|| handler.execute(peer, request))).unwrap_or_else(|_| {
+        Err(QmgrError::new(
+            hresult::E_UNEXPECTED,
+            ErrorContext::GeneralQueueManager,
+            format!("qmgrd failed while carrying out {name}; see its log"),
+        ))
+    })
+}
+
+fn stream_notifications(
+    stream: &UnixStream,
+    notifications: &Receiver<Notification>,
+    peer: &Peer,
+) -> Result<(), ConnectionError> {
+    loop {
+        match notifications.recv_timeout(LIVENESS_INTERVAL) {
+            Ok(notification) => {
+                match write_frame(
+                    &mut NoSignalWriter(stream),
+                    &ServiceMessage::Notify(notification),
+                ) {
+                    Ok(()) => {}
+                    Err(FrameError::Io(error)) if peer_left(&error) => return Ok(()),
+                    Err(source) => {
+                        return Err(ConnectionError::Frame {
+                            peer: peer.clone(),
+                            source,
+                        });
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => match check_silence(stream) {
+                Silence::Kept => {}
+                Silence::PeerLeft => return Ok(()),
+                Silence::Broken => {
+                    return Err(ConnectionError::Protocol {
+                        peer: peer.clone(),
+                        what: "sent data on a notifications connection".into(),
+                    });
+                }
+            },
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
+}
+
+fn peer_left(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::NotConnected
+    )
+}
+
+/// Prepares the runtime directory and binds the service's socket in it: the runtime
+/// directory is created 0700 if missing; a runtime or state directory owned by another
+/// uid is refused; a stale socket is removed (a live one is not: another qmgrd answers
+/// there); the socket is made 0600.
+pub fn bind_listener(paths: &StatePaths) -> Result<UnixListener> {
+    let socket = paths.socket_path();
+    check_socket_path_len(&socket)?;
+    check_owned_if_present(paths.state_dir(), "state directory")?;
+    prepare_private_dir(&paths.runtime_dir(), "runtime directory")?;
+    remove_stale_socket(&socket)?;
+    let listener = UnixListener::bind(&socket)
+        .map_err(|error| io_error(&format!("cannot listen on {}", socket.display()), &error))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(SOCKET_MODE))
+        .map_err(|error| io_error(&format!("cannot make {} private", socket.display()), &error))?;
+    Ok(listener)
+}
+
+fn remove_stale_socket(socket: &std::path::Path) -> Result<()> {
+    let metadata = match std::fs::symlink_metadata(socket) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => {
+            return Err(io_error(
+                &format!("cannot inspect {}", socket.display()),
+                &error,
+            ));
+        }
+    };
+    if !metadata.file_type().is_socket() {
+        return Err(QmgrError::internal(format!(
+            "{} exists and is not a socket; remove it so qmgrd can listen there",
+            socket.display()
+        )));
+    }
+    if UnixStream::connect(socket).is_ok() {
+        return Err(QmgrError::new(
+            hresult::HRESULT_ALREADY_EXISTS,
+            ErrorContext::GeneralQueueManager,
+            format!("another qmgrd is already listening on {}", socket.display()),
+        ));
+    }
+    std::fs::remove_file(socket).map_err(|error| {
+        io_error(
+            &format!("cannot remove the stale socket {}", socket.display()),
+            &error,
+        )
+    })
+}
+
+/// Starts accepting connections on `listener`, each served on a thread of its own by
+/// [`serve_connection`], until [`ServerControl::stop`].
+pub fn accept_loop(
+    listener: UnixListener,
+    handler: Arc<dyn ConnectionHandler>,
+) -> Result<AcceptLoop> {
+    let wake_listener = listener
+        .try_clone()
+        .map_err(|error| io_error("cannot duplicate the listening socket", &error))?;
+    let shared = Arc::new(Shared {
+        stopping: AtomicBool::new(false),
+        listener: wake_listener,
+        registry: Mutex::new(Registry {
+            open: HashMap::new(),
+            next_id: 0,
+            idle_since: Some(Instant::now()),
+        }),
+        all_closed: Condvar::new(),
+    });
+    let control = ServerControl {
+        shared: Arc::clone(&shared),
+    };
+    let thread = thread::Builder::new()
+        .name("qmgr-accept".into())
+        .spawn(move || accept_connections(&listener, &shared, &handler))
+        .map_err(|error| io_error("cannot start the accept thread", &error))?;
+    Ok(AcceptLoop {
+        control,
+        thread: Some(thread),
+    })
+}
+
+/// The running accept loop. Dropping it stops it.
+#[derive(Debug)]
+pub struct AcceptLoop {
+    control: ServerControl,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl AcceptLoop {
+    /// A handle other threads (a signal handler thread, an idle timer) can stop it with.
+    pub fn control(&self) -> ServerControl {
+        self.control.clone()
+    }
+
+    /// Stops accepting, ends every open connection, and waits until their threads are done.
+    pub fn stop(mut self) {
+        self.control.stop();
+        self.finish();
+    }
+
+    /// Waits until some [`ServerControl::stop`] has stopped the loop and every
+    /// connection's thread is done.
+    pub fn wait(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let shared = &self.control.shared;
+        let mut registry = lock(&shared.registry);
+        while !registry.open.is_empty() {
+            registry = shared
+                .all_closed
+                .wait(registry)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl Drop for AcceptLoop {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.control.stop();
+            self.finish();
+        }
+    }
+}
+
+/// Controls a running accept loop from any thread.
+#[derive(Clone, Debug)]
+pub struct ServerControl {
+    shared: Arc<Shared>,
+}
+
+impl ServerControl {
+    /// Stops accepting and shuts every open connection down; returns at once.
+    pub fn stop(&self) {
+        let shared = &self.shared;
+        shared.stopping.store(true, Ordering::SeqCst);
+        // On Linux, shutting down a listening socket wakes the thread blocked in accept().
+        let _ = rustix::net::shutdown(&shared.listener, rustix::net::Shutdown::Read);
+        for stream in lock(&shared.registry).open.values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::SeqCst)
+    }
+
+    /// How many connections are open now.
+    pub fn open_connections(&self) -> usize {
+        lock(&self.shared.registry).open.len()
+    }
+
+    /// How long no connection has been open (`None` while one is): for exiting when idle.
+    pub fn idle_for(&self) -> Option<Duration> {
+        lock(&self.shared.registry)
+            .idle_since
+            .map(|since| since.elapsed())
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    stopping: AtomicBool,
+    /// A second handle on the listening socket, to wake the accept thread.
+    listener: UnixListener,
+    registry: Mutex<Registry>,
+    all_closed: Condvar,
+}
+
+/// The open connections, so that stopping can shut them down.
+#[derive(Debug)]
+struct Registry {
+    open: HashMap<u64, UnixStream>,
+    next_id: u64,
+    idle_since: Option<Instant>,
+}
+
+fn lock(registry: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
+    registry.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn accept_connections(
+    listener: &UnixListener,
+    shared: &Arc<Shared>,
+    handler: &Arc<dyn ConnectionHandler>,
+) {
+    while !shared.stopping.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, _)) => start_connection(stream, shared, handler),
+            Err(_) if shared.stopping.load(Ordering::SeqCst) => break,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            // Out of descriptors or memory, or a connection aborted before accept: pause
+            // briefly rather than spin, and keep serving.
+            Err(_) => thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+fn start_connection(
+    stream: UnixStream,
+    shared: &Arc<Shared>,
+    handler: &Arc<dyn ConnectionHandler>,
+) {
+    let Some(id) = register(shared, &stream) else {
+        return;
+    };
+    let registration = Registration {
+        shared: Arc::clone(shared),
+        id,
+    };
+    let handler = Arc::clone(handler);
+    let spawned = thread::Builder::new()
+        .name("qmgr-connection".into())
+        .spawn(move || {
+            let _registration = registration;
+            if let Err(error) = serve_connection(&stream, &*handler) {
+                handler.connection_failed(&error);
+            }
+        });
+    // Without a thread the connection (and its registration) is dropped: the client sees
+    // it close and may retry.
+    drop(spawned);
+}
+
+/// Records an accepted connection; `None` when the loop is stopping (or the stream cannot
+/// be duplicated), so the connection is dropped.
+fn register(shared: &Shared, stream: &UnixStream) -> Option<u64> {
+    let handle = stream.try_clone().ok()?;
+    let mut registry = lock(&shared.registry);
+    if shared.stopping.load(Ordering::SeqCst) {
+        return None;
+    }
+    let id = registry.next_id;
+    registry.next_id += 1;
+    registry.open.insert(id, handle);
+    registry.idle_since = None;
+    Some(id)
+}
+
+/// Removes its connection from the registry when the connection's thread ends, even by
+/// panic.
+struct Registration {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut registry = lock(&self.shared.registry);
+        registry.open.remove(&self.id);
+        if registry.open.is_empty() {
+            registry.idle_since = Some(Instant::now());
+            self.shared.all_closed.notify_all();
+        }
+    }
+}
