@@ -7,6 +7,7 @@
 //! bandwidth cap among throttled transfers. It knows nothing of jobs, COM or the store:
 //! the service decides what to retry and calls [`finalize`] or [`discard`] on the files.
 
+mod attempt;
 mod engine;
 mod error;
 mod event;
@@ -19,6 +20,7 @@ mod response;
 mod sink;
 mod source;
 mod throttle;
+mod worker;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::{TransferError, hresult_for_io};

@@ -3,7 +3,12 @@
 mod common;
 
 use std::fs;
+use std::io;
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
 
 use common::{Harness, assert_file_is};
 use qmgr_core::hresult;
@@ -184,6 +189,11 @@ fn a_missing_local_source_is_a_permanent_remote_error() {
     assert!(!error.transient);
     assert_eq!(error.error.hresult, hresult::HRESULT_FILE_NOT_FOUND);
     assert_eq!(error.error.context, qmgr_core::ErrorContext::RemoteFile);
+    assert_eq!(
+        fs::read_dir(harness.dir.path()).unwrap().count(),
+        0,
+        "no temporary file is made for a source that is not there"
+    );
 }
 
 #[test]
@@ -205,4 +215,47 @@ fn https_works_with_the_servers_ca_and_fails_permanently_without_it() {
     let error = harness.run(untrusted).failed();
     assert!(!error.transient, "{error}");
     assert_eq!(error.error.hresult, hresult::HRESULT_WINHTTP_SECURE_FAILURE);
+}
+
+/// Relays connections on a port of its own to `target`, counting them.
+fn counting_relay(target: u16) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let server = TcpStream::connect(("127.0.0.1", target)).unwrap();
+            let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                thread::spawn(move || {
+                    let _ = io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(Shutdown::Write);
+                })
+            };
+            pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+            pipe(server, client);
+        }
+    });
+    (port, accepted)
+}
+
+#[test]
+fn transfers_to_one_host_reuse_the_connection() {
+    let server = TestServer::start();
+    let (port, connections) = counting_relay(server.port());
+    let harness = Harness::new();
+    for index in 0..10 {
+        let url = format!("http://127.0.0.1:{port}/data/16k/reuse{index}");
+        let (temp, _, _) = harness
+            .run(harness.request(&url, &format!("reuse{index}")))
+            .completed();
+        let path = format!("/data/16k/reuse{index}");
+        assert_file_is(&temp, &expected_body(&path, INITIAL_VERSION, 16 << 10));
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "one connection for all"
+    );
 }

@@ -1,0 +1,286 @@
+//! How one attempt at a transfer begins (which file, from which offset, or why it starts
+//! over) and how it ends (complete, failed, or to be asked again from zero).
+
+use std::fs::{self, File};
+use std::io::{self, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use qmgr_core::{ErrorContext, hresult};
+
+use crate::error::TransferError;
+use crate::event::RestartReason;
+use crate::files::{create_temp, reopen_partial};
+use crate::http_date;
+use crate::request::{CheckedRequest, TransferRequest, Validator};
+use crate::response::{Expectation, already_complete};
+use crate::sink::{KnownSource, Sink, SinkFailure};
+use crate::source::Scheme;
+
+/// One request's starting point.
+pub(crate) struct Attempt {
+    pub file: File,
+    pub temp_path: PathBuf,
+    pub expectation: Expectation,
+    /// Why the bytes of an earlier attempt were dropped before this one began.
+    pub prior_restart: Option<RestartReason>,
+    pub known_source: Option<KnownSource>,
+}
+
+impl Attempt {
+    /// The first attempt: a local source is examined, the temporary file created or
+    /// reopened, and kept bytes dropped if they cannot be continued. A local source that
+    /// is missing fails before any file is made.
+    pub fn first(checked: &CheckedRequest) -> Result<Attempt, TransferError> {
+        let known_source = checked
+            .source
+            .local_path
+            .as_deref()
+            .map(|path| stat_local_source(path, &checked.source.url))
+            .transpose()?;
+        let mut opened = open_target(&checked.request)?;
+        let mut prior_restart = opened.lost.then_some(RestartReason::PartialFileLost);
+        let obstacle = (opened.kept > 0)
+            .then(|| resume_obstacle(checked, &opened, known_source.as_ref()))
+            .flatten();
+        if let Some(reason) = obstacle {
+            empty(&mut opened.file, &opened.temp_path)?;
+            opened.kept = 0;
+            prior_restart = Some(reason);
+        }
+        let partial = checked.request.partial.as_ref();
+        Ok(Attempt {
+            file: opened.file,
+            temp_path: opened.temp_path,
+            expectation: Expectation {
+                offset: opened.kept,
+                validator: partial.map(|p| p.validator.clone()).unwrap_or_default(),
+                total: partial.and_then(|p| p.total),
+            },
+            prior_restart,
+            known_source,
+        })
+    }
+
+    /// An attempt from zero in an emptied file, after an answer that did not fit.
+    pub fn over_again(
+        file: File,
+        temp_path: PathBuf,
+        reason: RestartReason,
+        known_source: Option<KnownSource>,
+    ) -> Attempt {
+        Attempt {
+            file,
+            temp_path,
+            expectation: Expectation::default(),
+            prior_restart: Some(reason),
+            known_source,
+        }
+    }
+}
+
+/// The temporary file a transfer writes to.
+struct OpenedTarget {
+    file: File,
+    temp_path: PathBuf,
+    /// Bytes kept from an earlier attempt.
+    kept: u64,
+    /// The earlier attempt's file was gone or unusable; a new one was made.
+    lost: bool,
+}
+
+fn open_target(request: &TransferRequest) -> Result<OpenedTarget, TransferError> {
+    if let Some(partial) = &request.partial {
+        match reopen_partial(&partial.temp_path, partial.bytes) {
+            Ok((file, kept)) => {
+                return Ok(OpenedTarget {
+                    file,
+                    temp_path: partial.temp_path.clone(),
+                    kept,
+                    lost: false,
+                });
+            }
+            Err(error) if is_lost_file(&error) => {}
+            Err(error) => {
+                return Err(TransferError::local(
+                    &error,
+                    "reopening",
+                    &partial.temp_path,
+                ));
+            }
+        }
+    }
+    let (file, temp_path) = create_temp(&request.destination).map_err(|error| {
+        TransferError::local(
+            &error,
+            "creating a temporary file for",
+            &request.destination,
+        )
+    })?;
+    Ok(OpenedTarget {
+        file,
+        temp_path,
+        kept: 0,
+        lost: request.partial.is_some(),
+    })
+}
+
+/// Errors that mean the partial file is simply not there to continue (deleted, replaced by
+/// a symlink or something that is not a file), as opposed to a disk or permission problem.
+fn is_lost_file(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::NotFound
+        || error.kind() == io::ErrorKind::InvalidInput
+        || error.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// Why the bytes held cannot be continued, if they cannot.
+fn resume_obstacle(
+    checked: &CheckedRequest,
+    opened: &OpenedTarget,
+    known_source: Option<&KnownSource>,
+) -> Option<RestartReason> {
+    let partial = checked.request.partial.as_ref()?;
+    match checked.source.scheme {
+        Scheme::File => {
+            let known = known_source?;
+            let unchanged = known.validator == partial.validator
+                && partial.total.is_none_or(|total| total == known.total)
+                && opened.kept <= known.total;
+            (!unchanged).then_some(RestartReason::ValidatorChanged)
+        }
+        Scheme::Http | Scheme::Https => partial
+            .validator
+            .if_range()
+            .is_none()
+            .then_some(RestartReason::NoValidator),
+        Scheme::Ftp | Scheme::Ftps => partial
+            .validator
+            .is_empty()
+            .then_some(RestartReason::NoValidator),
+    }
+}
+
+fn empty(file: &mut File, path: &Path) -> Result<(), TransferError> {
+    file.set_len(0)
+        .and_then(|()| file.seek(SeekFrom::Start(0)).map(drop))
+        .map_err(|error| TransferError::local(&error, "emptying", path))
+}
+
+/// Size and validator of a local source: the entity tag is made of inode, size and
+/// modification time in nanoseconds, so a rewrite within the same second is still seen.
+fn stat_local_source(path: &Path, url: &str) -> Result<KnownSource, TransferError> {
+    let metadata = fs::metadata(path).map_err(|error| {
+        let mut failure = TransferError::local(&error, "reading", path);
+        failure.error.context = ErrorContext::RemoteFile;
+        if error.kind() == io::ErrorKind::NotFound {
+            failure.error.hresult = hresult::HRESULT_FILE_NOT_FOUND;
+        }
+        failure.error.description = format!("{url}: {}", failure.error.description);
+        failure
+    })?;
+    if !metadata.is_file() {
+        return Err(TransferError::permanent(
+            hresult::E_INVALIDARG,
+            ErrorContext::RemoteFile,
+            format!("{url}: {} is not a regular file", path.display()),
+        ));
+    }
+    let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    Ok(KnownSource {
+        total: metadata.len(),
+        validator: Validator {
+            etag: Some(format!(
+                "\"{:x}-{:x}-{:x}.{:09}\"",
+                metadata.ino(),
+                metadata.len(),
+                metadata.mtime(),
+                metadata.mtime_nsec()
+            )),
+            last_modified: Some(http_date::format(modified)),
+        },
+    })
+}
+
+/// How an attempt ended.
+pub(crate) enum Verdict {
+    Complete,
+    Fail(TransferError),
+    /// Ask again from zero: the answer did not continue the bytes held.
+    StartOver(RestartReason),
+}
+
+/// Decides how an attempt ended, from what the sink saw and what curl reported.
+pub(crate) fn judge(
+    sink: &mut Sink,
+    result: Result<(), curl::Error>,
+    url: &str,
+    detail: Option<&str>,
+    redirect_target: Option<&str>,
+) -> Verdict {
+    if let Some(failure) = sink.failure.take() {
+        return match failure {
+            SinkFailure::Failed(error) => Verdict::Fail(error),
+            SinkFailure::Mismatch(reason) => Verdict::StartOver(reason),
+        };
+    }
+    let http = sink.head.status.is_some();
+    if let Err(error) = result {
+        let redirect_trouble = error.is_too_many_redirects() || error.is_unsupported_protocol();
+        if http && !sink.head.is_success() && !redirect_trouble {
+            return http_verdict(sink, url);
+        }
+        if error.is_bad_download_resume() || error.is_range_error() {
+            return Verdict::StartOver(RestartReason::RangeMismatch);
+        }
+        return Verdict::Fail(TransferError::transport(
+            &error,
+            url,
+            detail,
+            redirect_target,
+        ));
+    }
+    sink.decide();
+    if let Some(failure) = sink.failure.take() {
+        return match failure {
+            SinkFailure::Failed(error) => Verdict::Fail(error),
+            SinkFailure::Mismatch(reason) => Verdict::StartOver(reason),
+        };
+    }
+    if !sink.is_writing() {
+        return http_verdict(sink, url);
+    }
+    match sink.responded_total {
+        Some(total) if total != sink.length => Verdict::Fail(TransferError::transient(
+            hresult::HRESULT_WINHTTP_CONNECTION_ERROR,
+            ErrorContext::GeneralTransport,
+            format!(
+                "{url}: the transfer ended after {} of {total} bytes",
+                sink.length
+            ),
+        )),
+        _ => Verdict::Complete,
+    }
+}
+
+/// The verdict on a response that is not the file's content.
+fn http_verdict(sink: &Sink, url: &str) -> Verdict {
+    if already_complete(&sink.head, &sink.expectation) {
+        return Verdict::Complete;
+    }
+    match sink.head.status {
+        Some(416) if sink.expectation.offset > 0 => {
+            Verdict::StartOver(RestartReason::RangeMismatch)
+        }
+        Some(status) => Verdict::Fail(TransferError::http_status(
+            status,
+            url,
+            sink.head.retry_after(SystemTime::now()),
+        )),
+        None => Verdict::Fail(TransferError::transient(
+            hresult::BG_E_INVALID_SERVER_RESPONSE,
+            ErrorContext::RemoteFile,
+            format!("{url}: the server sent no status line"),
+        )),
+    }
+}

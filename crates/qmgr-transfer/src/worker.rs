@@ -1,0 +1,511 @@
+//! The engine thread's loop: apply commands, hand out bandwidth, let curl work, report
+//! progress and endings, sleep until curl, a bucket or a command needs attention.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use curl::easy::Easy2;
+use curl::multi::{Easy2Handle, Multi};
+use qmgr_core::{ErrorContext, hresult};
+
+use crate::attempt::{Attempt, Verdict, judge};
+use crate::engine::{Command, EngineConfig};
+use crate::error::TransferError;
+use crate::event::EngineEvent;
+use crate::handle::{HandleDefaults, build};
+use crate::request::{CheckedRequest, TransferId};
+use crate::sink::{Sink, SinkFailure, SinkSetup};
+use crate::throttle::{TokenBucket, fair_share};
+
+/// How long the engine sleeps when nothing needs it; a command wakes it at once.
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// The shortest sleep while waiting for a bandwidth bucket, so debt is not polled in a spin.
+const MIN_THROTTLE_WAIT: Duration = Duration::from_millis(1);
+/// How long to back off when curl cannot even wait, so a broken multi handle cannot spin.
+const ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// One transfer in flight.
+struct Transfer {
+    handle: Easy2Handle<Sink>,
+    checked: Box<CheckedRequest>,
+    own_limit: Option<TokenBucket>,
+    reported_bytes: u64,
+    reported_at: Instant,
+    /// Already asked again from zero once because of an inconsistent answer.
+    restarted_here: bool,
+}
+
+pub(crate) struct Worker {
+    multi: Multi,
+    defaults: HandleDefaults,
+    progress_interval: Duration,
+    commands: Receiver<Command>,
+    events: Sender<EngineEvent>,
+    transfers: HashMap<TransferId, Transfer>,
+    global_limit: Option<TokenBucket>,
+}
+
+impl Worker {
+    pub fn new(
+        multi: Multi,
+        config: EngineConfig,
+        commands: Receiver<Command>,
+        events: Sender<EngineEvent>,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            multi,
+            defaults: HandleDefaults {
+                user_agent: config.user_agent,
+                connect_timeout: config.connect_timeout,
+                stall_timeout: config.stall_timeout,
+            },
+            progress_interval: config.progress_interval,
+            commands,
+            events,
+            transfers: HashMap::new(),
+            global_limit: config.global_limit.map(|rate| TokenBucket::new(rate, now)),
+        }
+    }
+
+    pub fn run(mut self) {
+        loop {
+            if !self.take_commands() {
+                break;
+            }
+            self.grant_allowances(Instant::now());
+            if let Err(error) = self.multi.perform() {
+                self.fail_everything(&format!("curl's multi handle failed: {error}"));
+            }
+            self.charge_consumption();
+            self.finish_done_transfers();
+            self.report_progress(Instant::now());
+            let wait = self.next_wake(Instant::now());
+            if let Err(error) = self.multi.poll(&mut [], wait) {
+                self.fail_everything(&format!("waiting on curl's multi handle failed: {error}"));
+                std::thread::sleep(ERROR_BACKOFF);
+            }
+        }
+        self.stop_everything();
+    }
+
+    /// Applies queued commands; false when the engine must stop.
+    fn take_commands(&mut self) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => return false,
+                Ok(command) => self.apply(command),
+                Err(TryRecvError::Empty) => return true,
+            }
+        }
+    }
+
+    fn apply(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Start(id, checked) => self.start(id, checked),
+            Command::Pause(id) => {
+                if let Some(transfer) = self.transfers.get_mut(&id) {
+                    transfer.handle.get_mut().held = true;
+                }
+            }
+            Command::Resume(id) => {
+                // The next allowance round unpauses it.
+                if let Some(transfer) = self.transfers.get_mut(&id) {
+                    transfer.handle.get_mut().held = false;
+                }
+            }
+            Command::Cancel(id) => {
+                if let Some(transfer) = self.transfers.remove(&id) {
+                    self.retire(id, transfer);
+                    self.emit(EngineEvent::Cancelled { id });
+                }
+            }
+            Command::SetGlobalLimit(rate) => {
+                self.global_limit = update_limit(self.global_limit.take(), rate, now);
+            }
+            Command::SetTransferLimit(id, rate) => {
+                if let Some(transfer) = self.transfers.get_mut(&id) {
+                    transfer.own_limit = update_limit(transfer.own_limit.take(), rate, now);
+                }
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn emit(&self, event: EngineEvent) {
+        // Nobody listening is not the engine's problem; it keeps its promises to the files.
+        let _ = self.events.send(event);
+    }
+
+    /// Prepares the first attempt and hands it to curl.
+    fn start(&mut self, id: TransferId, checked: Box<CheckedRequest>) {
+        match Attempt::first(&checked) {
+            Ok(attempt) => {
+                self.emit(EngineEvent::Started {
+                    id,
+                    temp_path: attempt.temp_path.clone(),
+                });
+                self.add_attempt(id, checked, attempt, None, false);
+            }
+            Err(error) => self.emit(EngineEvent::Failed { id, error }),
+        }
+    }
+
+    /// Builds an easy handle for an attempt and adds it to the multi handle.
+    fn add_attempt(
+        &mut self,
+        id: TransferId,
+        checked: Box<CheckedRequest>,
+        attempt: Attempt,
+        own_limit: Option<TokenBucket>,
+        restarted_here: bool,
+    ) {
+        let offset = attempt.expectation.offset;
+        let if_range = attempt.expectation.validator.if_range().map(str::to_owned);
+        let sink = Sink::new(SinkSetup {
+            id,
+            scheme: checked.source.scheme,
+            url: checked.source.url.clone(),
+            temp_path: attempt.temp_path,
+            file: attempt.file,
+            expectation: attempt.expectation,
+            prior_restart: attempt.prior_restart,
+            known_source: attempt.known_source,
+            max_size: checked.request.max_size,
+            events: self.events.clone(),
+        });
+        let added = build(
+            sink,
+            &checked.source,
+            &checked.request,
+            &self.defaults,
+            offset,
+            if_range.as_deref(),
+        )
+        .map_err(|error| describe_setup_error(&error, &checked.source.url))
+        .and_then(|easy| self.add_to_multi(id, easy, &checked.source.url));
+        match added {
+            Ok(handle) => {
+                let transfer = Transfer {
+                    handle,
+                    checked,
+                    own_limit,
+                    reported_bytes: offset,
+                    reported_at: Instant::now(),
+                    restarted_here,
+                };
+                self.transfers.insert(id, transfer);
+            }
+            Err(error) => self.emit(EngineEvent::Failed { id, error }),
+        }
+    }
+
+    fn add_to_multi(
+        &self,
+        id: TransferId,
+        easy: Easy2<Sink>,
+        url: &str,
+    ) -> Result<Easy2Handle<Sink>, TransferError> {
+        let mut handle = self.multi.add2(easy).map_err(|error| {
+            TransferError::permanent(
+                hresult::E_FAIL,
+                ErrorContext::GeneralQueueManager,
+                format!("{url}: curl refused the transfer: {error}"),
+            )
+        })?;
+        let token = usize::try_from(id.0).unwrap_or(usize::MAX);
+        handle
+            .set_token(token)
+            .map_err(|error| describe_setup_error(&error, url))?;
+        Ok(handle)
+    }
+
+    /// Gives every transfer its bandwidth allowance for the next round and unpauses those
+    /// that may go on.
+    fn grant_allowances(&mut self, now: Instant) {
+        if let Some(global) = self.global_limit.as_mut() {
+            global.refill(now);
+        }
+        let participants = self
+            .transfers
+            .values_mut()
+            .filter(|transfer| {
+                transfer.checked.request.throttled && !transfer.handle.get_ref().held
+            })
+            .count();
+        let share = self
+            .global_limit
+            .as_ref()
+            .map(|global| fair_share(global.available(), participants));
+        for transfer in self.transfers.values_mut() {
+            let mut allowance = if transfer.checked.request.throttled {
+                share
+            } else {
+                None
+            };
+            if let Some(own) = transfer.own_limit.as_mut() {
+                own.refill(now);
+                let own_available = own.available();
+                allowance = Some(allowance.map_or(own_available, |a| a.min(own_available)));
+            }
+            let sink = transfer.handle.get_mut();
+            sink.allowance = allowance;
+            if sink.paused && !sink.held && allowance != Some(0) {
+                sink.paused = false;
+                // curl may deliver the held data right here; the write callback sees the
+                // new allowance.
+                if let Err(error) = transfer.handle.unpause_write() {
+                    let failure = TransferError::permanent(
+                        hresult::E_FAIL,
+                        ErrorContext::GeneralQueueManager,
+                        format!("resuming a paused transfer failed: {error}"),
+                    );
+                    transfer.handle.get_mut().failure = Some(SinkFailure::Failed(failure));
+                }
+            }
+        }
+    }
+
+    fn charge_consumption(&mut self) {
+        for transfer in self.transfers.values_mut() {
+            let consumed = transfer.handle.get_mut().take_consumed();
+            if consumed == 0 {
+                continue;
+            }
+            if let Some(global) = self
+                .global_limit
+                .as_mut()
+                .filter(|_| transfer.checked.request.throttled)
+            {
+                global.charge(consumed);
+            }
+            if let Some(own) = transfer.own_limit.as_mut() {
+                own.charge(consumed);
+            }
+        }
+    }
+
+    fn finish_done_transfers(&mut self) {
+        let mut done = Vec::new();
+        self.multi.messages(|message| {
+            if let (Ok(token), Some(result)) = (message.token(), message.result()) {
+                done.push((TransferId(token as u64), result));
+            }
+        });
+        for (id, result) in done {
+            if let Some(transfer) = self.transfers.remove(&id) {
+                self.finish(id, transfer, result);
+            }
+        }
+    }
+
+    fn finish(&mut self, id: TransferId, transfer: Transfer, result: Result<(), curl::Error>) {
+        let Transfer {
+            handle,
+            checked,
+            own_limit,
+            reported_bytes,
+            restarted_here,
+            ..
+        } = transfer;
+        let mut easy = match self.multi.remove2(handle) {
+            Ok(easy) => easy,
+            Err(error) => {
+                let error = TransferError::permanent(
+                    hresult::E_FAIL,
+                    ErrorContext::GeneralQueueManager,
+                    format!(
+                        "{}: curl could not release the transfer: {error}",
+                        checked.source.url
+                    ),
+                );
+                self.emit(EngineEvent::Failed { id, error });
+                return;
+            }
+        };
+        let detail = easy.take_error_buf();
+        let redirect_url = easy.redirect_url().ok().flatten().map(str::to_owned);
+        let url = checked.source.url.clone();
+        let sink = easy.get_mut();
+        let redirect_target =
+            redirect_url.or_else(|| sink.head.redirect_target().map(str::to_owned));
+        let verdict = judge(
+            sink,
+            result,
+            &url,
+            detail.as_deref(),
+            redirect_target.as_deref(),
+        );
+        match verdict {
+            Verdict::StartOver(reason) if !restarted_here => {
+                let temp_path = sink.temp_path.clone();
+                match sink.take_emptied_file() {
+                    Ok(file) => {
+                        let known_source = sink.known_source.take();
+                        let attempt = Attempt::over_again(file, temp_path, reason, known_source);
+                        self.add_attempt(id, checked, attempt, own_limit, true);
+                    }
+                    Err(error) => self.emit(EngineEvent::Failed { id, error }),
+                }
+            }
+            Verdict::StartOver(_) => {
+                let error = TransferError::transient(
+                    hresult::BG_E_INVALID_SERVER_RESPONSE,
+                    ErrorContext::RemoteFile,
+                    format!(
+                        "{url}: the server's partial answers do not match the file, even after starting over"
+                    ),
+                );
+                self.end(id, sink, reported_bytes, Err(error));
+            }
+            Verdict::Complete => self.end(id, sink, reported_bytes, Ok(())),
+            Verdict::Fail(error) => self.end(id, sink, reported_bytes, Err(error)),
+        }
+    }
+
+    /// Flushes the file and reports how the transfer ended.
+    fn end(
+        &self,
+        id: TransferId,
+        sink: &mut Sink,
+        reported_bytes: u64,
+        outcome: Result<(), TransferError>,
+    ) {
+        let flushed = sink.close();
+        if sink.length != reported_bytes {
+            self.emit(EngineEvent::Progress {
+                id,
+                bytes_on_disk: sink.length,
+            });
+        }
+        let event = match outcome.and(flushed) {
+            Ok(()) => EngineEvent::Completed {
+                id,
+                temp_path: sink.temp_path.clone(),
+                bytes: sink.length,
+                validator: sink.validator.clone(),
+            },
+            Err(error) => EngineEvent::Failed { id, error },
+        };
+        self.emit(event);
+    }
+
+    /// Takes a transfer out of curl, flushing its file and reporting its length.
+    fn retire(&mut self, id: TransferId, transfer: Transfer) {
+        if let Ok(mut easy) = self.multi.remove2(transfer.handle) {
+            let sink = easy.get_mut();
+            // The caller learns the length from the Progress below; a failed flush shows
+            // there as fewer bytes.
+            let _ = sink.close();
+            if sink.length != transfer.reported_bytes {
+                self.emit(EngineEvent::Progress {
+                    id,
+                    bytes_on_disk: sink.length,
+                });
+            }
+        }
+    }
+
+    fn report_progress(&mut self, now: Instant) {
+        let interval = self.progress_interval;
+        let mut reports = Vec::new();
+        for (id, transfer) in &mut self.transfers {
+            let due = now.saturating_duration_since(transfer.reported_at) >= interval;
+            let sink = transfer.handle.get_mut();
+            if !due || sink.length == transfer.reported_bytes || !sink.is_writing() {
+                continue;
+            }
+            if sink.flush().is_err() {
+                continue;
+            }
+            transfer.reported_bytes = sink.length;
+            transfer.reported_at = now;
+            reports.push(EngineEvent::Progress {
+                id: *id,
+                bytes_on_disk: sink.length,
+            });
+        }
+        for report in reports {
+            self.emit(report);
+        }
+    }
+
+    /// How long to sleep: until a progress report is due, or a bucket holding back a paused
+    /// transfer has refilled. curl's own timers shorten the wait further by themselves.
+    fn next_wake(&mut self, now: Instant) -> Duration {
+        let mut wait = IDLE_WAIT;
+        for transfer in self.transfers.values_mut() {
+            let sink = transfer.handle.get_mut();
+            if sink.length != transfer.reported_bytes {
+                let due = transfer.reported_at + self.progress_interval;
+                wait = wait.min(due.saturating_duration_since(now));
+            }
+            if sink.paused && !sink.held {
+                let global = if transfer.checked.request.throttled {
+                    self.global_limit.as_ref().map(TokenBucket::wait)
+                } else {
+                    None
+                };
+                let own = transfer.own_limit.as_ref().map(TokenBucket::wait);
+                let refill = [global, own]
+                    .into_iter()
+                    .flatten()
+                    .try_fold(Duration::ZERO, |longest, wait| wait.map(|w| longest.max(w)));
+                if let Some(refill) = refill {
+                    wait = wait.min(refill.max(MIN_THROTTLE_WAIT));
+                }
+            }
+        }
+        wait
+    }
+
+    fn fail_everything(&mut self, why: &str) {
+        let ids: Vec<TransferId> = self.transfers.keys().copied().collect();
+        for id in ids {
+            if let Some(transfer) = self.transfers.remove(&id) {
+                self.retire(id, transfer);
+                let error = TransferError::transient(
+                    hresult::E_FAIL,
+                    ErrorContext::GeneralQueueManager,
+                    why.to_owned(),
+                );
+                self.emit(EngineEvent::Failed { id, error });
+            }
+        }
+    }
+
+    fn stop_everything(&mut self) {
+        let ids: Vec<TransferId> = self.transfers.keys().copied().collect();
+        for id in ids {
+            if let Some(transfer) = self.transfers.remove(&id) {
+                self.retire(id, transfer);
+                self.emit(EngineEvent::Cancelled { id });
+            }
+        }
+    }
+}
+
+fn update_limit(
+    current: Option<TokenBucket>,
+    rate: Option<u64>,
+    now: Instant,
+) -> Option<TokenBucket> {
+    match (current, rate) {
+        (_, None) => None,
+        (Some(mut bucket), Some(rate)) => {
+            bucket.set_rate(rate, now);
+            Some(bucket)
+        }
+        (None, Some(rate)) => Some(TokenBucket::new(rate, now)),
+    }
+}
+
+fn describe_setup_error(error: &curl::Error, url: &str) -> TransferError {
+    TransferError::permanent(
+        hresult::E_INVALIDARG,
+        ErrorContext::GeneralQueueManager,
+        format!("{url}: curl refused a setting: {error}"),
+    )
+}
