@@ -81,12 +81,26 @@ pub enum ProxyChoice {
 }
 
 /// A client certificate for TLS client authentication (PEM files).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClientCertificate {
     pub certificate: PathBuf,
     /// The private key, when it is not in the certificate file.
     pub key: Option<PathBuf>,
     pub key_password: Option<String>,
+}
+
+impl std::fmt::Debug for ClientCertificate {
+    // The password stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCertificate")
+            .field("certificate", &self.certificate)
+            .field("key", &self.key)
+            .field(
+                "key_password",
+                &self.key_password.as_ref().map(|_| "<hidden>"),
+            )
+            .finish()
+    }
 }
 
 /// TLS settings; verification is on unless turned off explicitly.
@@ -295,6 +309,18 @@ mod tests {
         assert!(check(request.clone()).is_err());
         request.partial.as_mut().unwrap().temp_path = "/data/.BIT00.tmp".into();
         assert!(check(request).is_ok());
+    }
+
+    #[test]
+    fn a_key_password_is_not_shown() {
+        let certificate = ClientCertificate {
+            certificate: "/c.pem".into(),
+            key: None,
+            key_password: Some("hunter2".into()),
+        };
+        let shown = format!("{certificate:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("/c.pem"));
     }
 
     #[test]

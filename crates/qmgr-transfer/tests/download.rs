@@ -13,7 +13,7 @@ use std::thread;
 use common::{Harness, assert_file_is};
 use qmgr_core::hresult;
 use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
-use qmgr_transfer::{EngineEvent, Overwrite, finalize, is_temp_name};
+use qmgr_transfer::{EngineEvent, Overwrite, ProxyChoice, finalize, is_temp_name};
 
 #[test]
 fn a_file_arrives_byte_identical_in_a_private_temporary_file() {
@@ -258,4 +258,32 @@ fn transfers_to_one_host_reuse_the_connection() {
         1,
         "one connection for all"
     );
+}
+
+#[test]
+fn an_explicit_proxy_carries_the_request_unless_the_host_is_bypassed() {
+    let server = TestServer::start();
+    let harness = Harness::new();
+    let mut proxied = harness.request("http://files.example.invalid/data/4k/proxied", "proxied");
+    proxied.proxy = ProxyChoice::Explicit {
+        url: server.base_url(),
+        bypass: Vec::new(),
+    };
+    let (temp, _, _) = harness.run(proxied).completed();
+    assert_file_is(
+        &temp,
+        &expected_body("/data/4k/proxied", INITIAL_VERSION, 4 << 10),
+    );
+
+    let closed_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut bypassed = harness.request(&server.url("/data/4k/direct"), "direct");
+    bypassed.proxy = ProxyChoice::Explicit {
+        url: format!("http://127.0.0.1:{closed_port}"),
+        bypass: vec!["127.0.0.1".to_owned()],
+    };
+    harness.run(bypassed).completed();
 }
