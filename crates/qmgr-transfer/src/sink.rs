@@ -128,11 +128,19 @@ impl Sink {
         self.body_use == Some(BodyUse::Write)
     }
 
-    /// Flushes and closes the file.
-    pub fn close(&mut self) -> Result<(), TransferError> {
+    /// Flushes and closes the file. Returns the bytes that reached it: all of them, or
+    /// after a failed flush whatever the file's length says.
+    pub fn close(&mut self) -> (u64, Result<(), TransferError>) {
         let flushed = self.flush();
+        let on_disk = match (&flushed, self.writer.as_ref()) {
+            (Err(_), Some(writer)) => writer
+                .get_ref()
+                .metadata()
+                .map_or(0, |metadata| metadata.len()),
+            _ => self.length,
+        };
         self.writer = None;
-        flushed
+        (on_disk, flushed)
     }
 
     /// Takes the file back, emptied, for an attempt that starts over.

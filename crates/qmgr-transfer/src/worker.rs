@@ -373,11 +373,11 @@ impl Worker {
         reported_bytes: u64,
         outcome: Result<(), TransferError>,
     ) {
-        let flushed = sink.close();
-        if sink.length != reported_bytes {
+        let (on_disk, flushed) = sink.close();
+        if on_disk != reported_bytes {
             self.emit(EngineEvent::Progress {
                 id,
-                bytes_on_disk: sink.length,
+                bytes_on_disk: on_disk,
             });
         }
         let event = match outcome.and(flushed) {
@@ -395,14 +395,13 @@ impl Worker {
     /// Takes a transfer out of curl, flushing its file and reporting its length.
     fn retire(&mut self, id: TransferId, transfer: Transfer) {
         if let Ok(mut easy) = self.multi.remove2(transfer.handle) {
-            let sink = easy.get_mut();
-            // The caller learns the length from the Progress below; a failed flush shows
-            // there as fewer bytes.
-            let _ = sink.close();
-            if sink.length != transfer.reported_bytes {
+            // The caller learns from the Progress below what reached the file, also when
+            // the last flush failed.
+            let (on_disk, _) = easy.get_mut().close();
+            if on_disk != transfer.reported_bytes {
                 self.emit(EngineEvent::Progress {
                     id,
-                    bytes_on_disk: sink.length,
+                    bytes_on_disk: on_disk,
                 });
             }
         }
