@@ -12,11 +12,44 @@ pub const MAX_REMOTE_NAME_CHARS: usize = 2200;
 /// Longest local path Linux accepts (PATH_MAX, including the terminating NUL).
 pub const MAX_LOCAL_NAME_BYTES: usize = 4095;
 
-/// What identifies one version of the remote content: a resumed transfer must see the same.
-#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+/// What tells two versions of a remote file apart: the server's entity tag and modification
+/// date as it sent them. A resumed transfer must see the same; for `file` sources the entity
+/// tag is made from the inode, size and modification time, for ftp only the date is known.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub struct Validator {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+}
+
+impl Validator {
+    /// The entity tag if it is a strong one: only those may be used with `If-Range`.
+    pub fn strong_etag(&self) -> Option<&str> {
+        self.etag.as_deref().filter(|tag| !tag.starts_with("W/"))
+    }
+
+    /// The value for `If-Range`: the strong entity tag, else the modification date.
+    pub fn if_range(&self) -> Option<&str> {
+        self.strong_etag().or(self.last_modified.as_deref())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+
+    /// Whether `received` proves the content is not the one this validator was taken from.
+    /// Validators that cannot be compared prove nothing.
+    pub fn differs_from(&self, received: &Validator) -> bool {
+        if let (Some(ours), Some(theirs)) = (self.etag.as_deref(), received.etag.as_deref()) {
+            return ours != theirs;
+        }
+        match (
+            self.last_modified.as_deref(),
+            received.last_modified.as_deref(),
+        ) {
+            (Some(ours), Some(theirs)) => ours != theirs,
+            _ => false,
+        }
+    }
 }
 
 /// One file of a job.
@@ -128,6 +161,44 @@ pub fn validate_local_name(name: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::hresult;
+
+    #[test]
+    fn if_range_prefers_a_strong_etag() {
+        let both = Validator {
+            etag: Some("\"v1\"".into()),
+            last_modified: Some("Sun, 06 Nov 1994 08:49:37 GMT".into()),
+        };
+        assert_eq!(both.if_range(), Some("\"v1\""));
+        let weak = Validator {
+            etag: Some("W/\"v1\"".into()),
+            ..both.clone()
+        };
+        assert_eq!(weak.if_range(), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
+        assert_eq!(Validator::default().if_range(), None);
+    }
+
+    #[test]
+    fn validators_differ_only_when_they_prove_it() {
+        let v1 = Validator {
+            etag: Some("\"v1\"".into()),
+            last_modified: None,
+        };
+        let v2 = Validator {
+            etag: Some("\"v2\"".into()),
+            last_modified: None,
+        };
+        assert!(v1.differs_from(&v2));
+        assert!(!v1.differs_from(&v1.clone()));
+        let dated = Validator {
+            etag: None,
+            last_modified: Some("a".into()),
+        };
+        assert!(!dated.differs_from(&Validator::default()));
+        assert!(dated.differs_from(&Validator {
+            etag: None,
+            last_modified: Some("b".into())
+        }));
+    }
 
     #[test]
     fn supported_remote_names_are_accepted() {

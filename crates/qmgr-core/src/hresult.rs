@@ -132,6 +132,7 @@ hresults! {
     HRESULT_WINHTTP_NAME_NOT_RESOLVED = 0x8007_2EE7, "The server name or address could not be resolved.";
     HRESULT_WINHTTP_CANNOT_CONNECT = 0x8007_2EFD, "A connection with the server could not be established.";
     HRESULT_WINHTTP_CONNECTION_ERROR = 0x8007_2EFE, "The connection with the server was terminated abnormally.";
+    HRESULT_WINHTTP_REDIRECT_FAILED = 0x8007_2F7C, "The redirection failed because it would change the scheme (for example from HTTPS to HTTP) or it exceeded the redirect limit.";
     HRESULT_WINHTTP_SECURE_FAILURE = 0x8007_2F8F, "A security error occurred (TLS certificate or handshake).";
     // Legacy group API (qmgr.h).
     QM_E_INVALID_STATE = 0x8100_1001, "The requested action is not allowed in the current group state.";

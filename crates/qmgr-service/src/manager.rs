@@ -26,7 +26,7 @@ use qmgr_core::service::{
     Request, Response, WaitReason,
 };
 use qmgr_core::store::{ProgressBatcher, ProgressUpdate, Store};
-use qmgr_core::{Guid, Job, JobError, JobState, JobType, Outcome, Timestamp, Validator};
+use qmgr_core::{Guid, Job, JobError, JobState, JobType, Outcome, Timestamp};
 use qmgr_transfer::{
     Engine, EngineConfig, EngineEvent, Overwrite, PartialFile, ProxyChoice, TransferId,
     TransferRequest,
@@ -1066,16 +1066,12 @@ impl State {
                 restart,
                 ..
             } => {
-                let yieldable = (resumed_at > 0 && restart.is_none())
-                    || (total.is_some()
-                        && (validator.etag.is_some() || validator.last_modified.is_some()));
-                slot.can_yield = yieldable;
+                // A file can stop and continue later if the server answered a range request
+                // with 206, or gave what a later range request needs (size and validator).
+                slot.can_yield = (resumed_at > 0 && restart.is_none())
+                    || (total.is_some() && !validator.is_empty());
                 let Some(entry) = self.jobs.get_mut(&id) else {
                     return;
-                };
-                let validator = Validator {
-                    etag: validator.etag,
-                    last_modified: validator.last_modified,
                 };
                 if restart.is_some() {
                     entry.job.restart_file(index, validator.clone());
@@ -1259,10 +1255,7 @@ fn transfer_request(job: &Job, index: usize) -> Result<TransferRequest> {
         request.partial = Some(PartialFile {
             temp_path: PathBuf::from(temp),
             bytes: file.bytes_transferred,
-            validator: qmgr_transfer::Validator {
-                etag: file.validator.etag.clone(),
-                last_modified: file.validator.last_modified.clone(),
-            },
+            validator: file.validator.clone(),
             total: (file.bytes_total != SIZE_UNKNOWN).then_some(file.bytes_total),
         });
     }

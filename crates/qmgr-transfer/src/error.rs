@@ -9,10 +9,6 @@ use std::time::Duration;
 use qmgr_core::hresult::{self, HResult};
 use qmgr_core::{ErrorContext, QmgrError};
 
-/// `HRESULT_FROM_WIN32(ERROR_WINHTTP_REDIRECT_FAILED)`: WinHTTP's code for a redirect that
-/// changed scheme or went round too often.
-const HRESULT_WINHTTP_REDIRECT_FAILED: HResult = HResult::from_win32(12_156);
-
 /// HTTP statuses worth retrying: the server or a gateway is overloaded or briefly down.
 const TRANSIENT_HTTP_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
 
@@ -142,14 +138,14 @@ impl TransferError {
             )
         } else if error.is_too_many_redirects() {
             Self::permanent(
-                HRESULT_WINHTTP_REDIRECT_FAILED,
+                hresult::HRESULT_WINHTTP_REDIRECT_FAILED,
                 remote,
                 describe("too many redirects"),
             )
         } else if error.is_unsupported_protocol() && redirect_target.is_some() {
             let target = redirect_target.unwrap_or_default();
             Self::permanent(
-                HRESULT_WINHTTP_REDIRECT_FAILED,
+                hresult::HRESULT_WINHTTP_REDIRECT_FAILED,
                 remote,
                 describe(&format!(
                     "the redirect to {target} was refused: its scheme is not allowed for this transfer"

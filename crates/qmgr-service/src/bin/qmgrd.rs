@@ -1,0 +1,265 @@
+//! `qmgrd`: the per-user qmgr service.
+//!
+//! ```text
+//! qmgrd --foreground   serve in the foreground (systemd); logs go to stderr
+//! qmgrd --spawned      start a detached qmgrd and exit once it accepts connections
+//!                      (what clients run when they find no service)
+//! qmgrd --version
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qmgr_core::config::Config;
+use qmgr_core::paths::StatePaths;
+use qmgr_core::service::{Notification, Request, Response};
+use qmgr_core::{QmgrError, Result};
+use qmgr_ipc::{ConnectionError, ConnectionHandler, Peer};
+use qmgr_service::{QueueManager, SystemClock};
+
+const USAGE: &str = "usage: qmgrd --foreground | --spawned | --version";
+/// How long `--spawned` waits for the detached service to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often an on-demand service looks whether it may exit.
+const IDLE_CHECK: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Under systemd or a terminal: stays until stopped.
+    Foreground,
+    /// Started on demand: in its own session, exits when idle.
+    Detached,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["--foreground"] => serve(Mode::Foreground),
+        ["--detached"] => {
+            close_inherited_descriptors();
+            // A new session: no controlling terminal, no signals from the caller's shell.
+            let _ = rustix::process::setsid();
+            serve(Mode::Detached)
+        }
+        ["--spawned"] => launch(),
+        ["--version"] => {
+            println!("qmgrd {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("qmgrd: {}", error.description);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where state, configuration and the socket live, with the `state_dir` key applied.
+fn locate() -> Result<(StatePaths, Config)> {
+    let paths = StatePaths::from_env()?;
+    let config = Config::load(&paths.config_file())?;
+    let paths = match &config.state_dir {
+        Some(dir) => paths.with_state_dir(dir.clone()),
+        None => paths,
+    };
+    Ok((paths, config))
+}
+
+/// `--spawned`: starts the service detached (stdio on /dev/null, log file as stderr) and
+/// waits until it accepts connections, so the client that ran us can connect at once.
+fn launch() -> Result<()> {
+    let (paths, _) = locate()?;
+    create_private_dir(paths.state_dir())?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(paths.log_file())
+        .map_err(|e| {
+            QmgrError::internal(format!(
+                "cannot open the log {}: {e}",
+                paths.log_file().display()
+            ))
+        })?;
+    let exe = std::env::current_exe()
+        .map_err(|e| QmgrError::internal(format!("cannot find my own executable: {e}")))?;
+    let mut child = Command::new(exe)
+        .arg("--detached")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| QmgrError::internal(format!("cannot start the service: {e}")))?;
+    let socket = paths.socket_path();
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if qmgr_ipc::Client::connect_socket(&socket).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(QmgrError::internal(format!(
+                "the service exited at start ({status}); see {}",
+                paths.log_file().display()
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(QmgrError::internal(format!(
+                "the service did not open {} within {} s; see {}",
+                socket.display(),
+                START_TIMEOUT.as_secs(),
+                paths.log_file().display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| QmgrError::internal(format!("cannot create {}: {e}", dir.display())))
+}
+
+/// Holds the store's lock for as long as the service runs.
+struct StoreLock {
+    _file: File,
+}
+
+/// One service per store: a second qmgrd for the same store (say from an ssh session with
+/// another runtime dir) stops here with a clear message.
+fn lock_store(state_dir: &Path) -> Result<StoreLock> {
+    let path = state_dir.join("store.lock");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| QmgrError::internal(format!("cannot open {}: {e}", path.display())))?;
+    if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+        return Err(QmgrError::internal(format!(
+            "another qmgrd (pid {}) already serves the store in {}",
+            holder.trim(),
+            state_dir.display()
+        )));
+    }
+    let _ = file.set_len(0);
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(StoreLock { _file: file })
+}
+
+fn serve(mode: Mode) -> Result<()> {
+    let (paths, config) = locate()?;
+    create_private_dir(paths.state_dir())?;
+    let _lock = lock_store(paths.state_dir())?;
+    let idle_exit = config.idle_exit.filter(|_| mode == Mode::Detached);
+    let manager = QueueManager::start(config, paths.state_dir(), Arc::new(SystemClock::new()))?;
+    let listener = qmgr_ipc::bind_listener(&paths)?;
+    let server = qmgr_ipc::accept_loop(
+        listener,
+        Arc::new(Handler {
+            manager: manager.clone(),
+        }),
+    )?;
+    eprintln!(
+        "qmgrd {}: serving {} (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        paths.socket_path().display(),
+        std::process::id()
+    );
+
+    let control = server.control();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| QmgrError::internal(format!("cannot watch signals: {e}")))?;
+    let signal_control = control.clone();
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            eprintln!("qmgrd: signal {signal}: stopping");
+            signal_control.stop();
+        }
+    });
+    if let Some(idle) = idle_exit {
+        let idle_manager = manager.clone();
+        let idle_control = control.clone();
+        std::thread::spawn(move || {
+            while !idle_control.is_stopping() {
+                std::thread::sleep(IDLE_CHECK);
+                if idle_control.idle_for().is_some_and(|quiet| quiet >= idle)
+                    && idle_manager.is_idle()
+                {
+                    eprintln!("qmgrd: idle for {} s: exiting", idle.as_secs());
+                    idle_control.stop();
+                }
+            }
+        });
+    }
+    server.wait();
+    manager.shutdown();
+    let _ = std::fs::remove_file(paths.socket_path());
+    eprintln!("qmgrd: stopped");
+    Ok(())
+}
+
+/// The queue manager behind the socket: requests run as the peer's uid.
+struct Handler {
+    manager: QueueManager,
+}
+
+impl ConnectionHandler for Handler {
+    fn execute(&self, peer: &Peer, request: Request) -> Result<Response> {
+        self.manager.handle(peer.uid, request)
+    }
+
+    fn subscribe(&self, peer: &Peer) -> Result<std::sync::mpsc::Receiver<Notification>> {
+        Ok(self.manager.subscribe(peer.uid))
+    }
+
+    fn connection_failed(&self, error: &ConnectionError) {
+        eprintln!("qmgrd: {error}");
+    }
+}
+
+/// Closes every descriptor above stderr that the process that started us left open
+/// without close-on-exec, so the service never holds a caller's pipe or file.
+fn close_inherited_descriptors() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let descriptors: Vec<i32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in descriptors {
+        // SAFETY: this runs first thing in main, before the program opens any file or
+        // starts a thread, so no Rust object owns these descriptors; they were inherited.
+        // The descriptor of the /proc/self/fd listing is closed already (read_dir dropped)
+        // and closing it again would only fail with EBADF.
+        unsafe {
+            libc::close(fd);
+        }
+    }
+}
