@@ -1,0 +1,428 @@
+//! Every request, answer and notification survives encoding and decoding unchanged, and
+//! no sequence of bytes makes decoding panic.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use qmgr_core::file::FileRecord;
+use qmgr_core::group::Group;
+use qmgr_core::hresult;
+use qmgr_core::job::{JobError, JobSettings, NotifyCommand, ProxySettings, ProxyUsage};
+use qmgr_core::service::{
+    Attempt, GroupChange, GroupView, JobChange, JobView, NewFile, Notification, NotificationKind,
+    Request, Response, WaitReason,
+};
+use qmgr_core::{ErrorContext, Guid, Job, JobPriority, JobState, JobType, QmgrError, Timestamp};
+use qmgr_ipc::frame::{MAX_FRAME_LEN, decode, encode_frame, read_frame};
+use qmgr_ipc::message::{ClientMessage, Purpose, ServiceMessage, request_name};
+
+fn guid(n: u8) -> Guid {
+    Guid::from_be_bytes([n; 16])
+}
+
+fn sample_job_changes() -> Vec<JobChange> {
+    vec![
+        JobChange::DisplayName("name ✓".into()),
+        JobChange::Description(String::new()),
+        JobChange::Priority(JobPriority::Foreground),
+        JobChange::MinimumRetryDelay(Duration::from_secs(60)),
+        JobChange::NoProgressTimeout(Duration::from_millis(1500)),
+        JobChange::NotifyFlags(0x3F),
+        JobChange::NotifyCommand(Some(NotifyCommand {
+            program: "/usr/bin/notify-send".into(),
+            parameters: Some("done \"quoted\"".into()),
+        })),
+        JobChange::NotifyCommand(None),
+        JobChange::Proxy(ProxySettings {
+            usage: ProxyUsage::Override,
+            proxy_list: Some("http://proxy:3128".into()),
+            bypass_list: None,
+        }),
+        JobChange::CustomHeaders(Some("X-A: 1\r\nX-B: 2".into())),
+        JobChange::CustomHeaders(None),
+        JobChange::SecurityFlags(u32::MAX),
+        JobChange::MaxDownloadSize(Some(u64::MAX)),
+        JobChange::MaxDownloadSize(None),
+        JobChange::ParallelFiles(16),
+        JobChange::RemoteName {
+            file: 3,
+            remote_name: "https://example.invalid/a?b=c".into(),
+        },
+    ]
+}
+
+fn sample_group_changes() -> Vec<GroupChange> {
+    vec![
+        GroupChange::DisplayName("group".into()),
+        GroupChange::Description("about".into()),
+        GroupChange::NotifyFlags(0x47),
+        GroupChange::NotifyClsid(Some(guid(9))),
+        GroupChange::NotifyClsid(None),
+    ]
+}
+
+fn sample_requests() -> Vec<Request> {
+    let mut requests = vec![
+        Request::Ping,
+        Request::CreateJob {
+            display_name: "a job".into(),
+            job_type: JobType::UploadReply,
+        },
+        Request::GetJob { job: guid(1) },
+        Request::ListJobs { all_users: true },
+        Request::AddFiles {
+            job: guid(1),
+            files: vec![
+                NewFile {
+                    remote_name: "https://example.invalid/file".into(),
+                    local_name: "/tmp/file".into(),
+                },
+                NewFile {
+                    remote_name: "/srv/local copy".into(),
+                    local_name: "/tmp/ünïcode".into(),
+                },
+            ],
+        },
+        Request::Resume { job: guid(2) },
+        Request::Suspend { job: guid(3) },
+        Request::Cancel { job: guid(4) },
+        Request::Complete { job: guid(5) },
+        Request::TakeOwnership { job: guid(6) },
+        Request::CreateGroup { group: guid(7) },
+        Request::GetGroup { group: guid(7) },
+        Request::ListGroups,
+        Request::CreateGroupJob {
+            group: guid(7),
+            job: guid(8),
+        },
+        Request::ResumeGroup { group: guid(7) },
+        Request::SuspendGroup { group: guid(7) },
+        Request::CancelGroup { group: guid(7) },
+        Request::SwitchGroupToForeground { group: guid(7) },
+    ];
+    requests.extend(
+        sample_job_changes()
+            .into_iter()
+            .map(|change| Request::SetJob {
+                job: guid(1),
+                change,
+            }),
+    );
+    requests.extend(
+        sample_group_changes()
+            .into_iter()
+            .map(|change| Request::SetGroup {
+                group: guid(7),
+                change,
+            }),
+    );
+    requests
+}
+
+fn sample_error() -> QmgrError {
+    QmgrError::new(
+        hresult::HResult::from_bits(0x8019_0194),
+        ErrorContext::RemoteFile,
+        "HTTP 404 for https://example.invalid/missing",
+    )
+}
+
+fn sample_job_view() -> JobView {
+    let mut job = Job::new(
+        guid(1),
+        "full job",
+        JobType::Download,
+        1000,
+        JobSettings::default(),
+        Timestamp(1_700_000_000_000_000),
+    )
+    .unwrap();
+    let mut file = FileRecord::new("https://example.invalid/big.iso", "/tmp/big.iso");
+    file.temp_name = Some("/tmp/.big.iso.qmgr-part".into());
+    file.bytes_total = 1 << 40;
+    file.bytes_transferred = 12345;
+    file.validator.etag = Some("\"abc\"".into());
+    job.files.push(file);
+    job.files
+        .push(FileRecord::new("ftp://example.invalid/x", "/tmp/x"));
+    job.state = JobState::TransientError;
+    job.priority = JobPriority::Low;
+    job.error = Some(JobError {
+        error: sample_error(),
+        file_index: Some(0),
+        protocol: Some("https".into()),
+        at: Timestamp(-5),
+    });
+    job.error_count = 3;
+    job.retry_at = Some(Timestamp(i64::MAX));
+    job.group = Some(guid(7));
+    JobView {
+        job,
+        waiting: Some(WaitReason::RetryAt { at: Timestamp(42) }),
+        attempts: vec![
+            Attempt {
+                at: Timestamp(1),
+                file: 0,
+                http_status: Some(503),
+                bytes: 0,
+                error: Some(sample_error()),
+            },
+            Attempt {
+                at: Timestamp(2),
+                file: 1,
+                http_status: None,
+                bytes: u64::MAX,
+                error: None,
+            },
+        ],
+    }
+}
+
+fn sample_group_view() -> GroupView {
+    let mut group = Group::new(guid(7), 0, Timestamp(9));
+    group.notify_clsid = Some(guid(8));
+    group.foreground = true;
+    group.job = Some(guid(1));
+    GroupView {
+        group,
+        job: Some(sample_job_view()),
+    }
+}
+
+fn sample_responses() -> Vec<Response> {
+    let mut waiting_views = Vec::new();
+    for waiting in [
+        None,
+        Some(WaitReason::Suspended),
+        Some(WaitReason::WaitingForSlot { ahead: 4 }),
+        Some(WaitReason::Failed),
+        Some(WaitReason::AwaitingComplete),
+    ] {
+        let mut view = sample_job_view();
+        view.waiting = waiting;
+        waiting_views.push(view);
+    }
+    vec![
+        Response::Done(hresult::S_OK),
+        Response::Done(hresult::BG_S_PARTIAL_COMPLETE),
+        Response::Pong {
+            service_version: "0.1.0".into(),
+        },
+        Response::JobCreated(guid(1)),
+        Response::Job(Box::new(sample_job_view())),
+        Response::Jobs(waiting_views),
+        Response::Jobs(Vec::new()),
+        Response::Group(Box::new(sample_group_view())),
+        Response::Groups(vec![
+            sample_group_view(),
+            GroupView {
+                group: Group::new(guid(2), 5, Timestamp(0)),
+                job: None,
+            },
+        ]),
+    ]
+}
+
+/// The position of a response's variant; adding a variant breaks this match, which is
+/// the point: the samples must then cover it too.
+fn response_variant(response: &Response) -> usize {
+    match response {
+        Response::Done(_) => 0,
+        Response::Pong { .. } => 1,
+        Response::JobCreated(_) => 2,
+        Response::Job(_) => 3,
+        Response::Jobs(_) => 4,
+        Response::Group(_) => 5,
+        Response::Groups(_) => 6,
+    }
+}
+const RESPONSE_VARIANTS: usize = 7;
+
+/// `request_name` matches exhaustively on `Request`, so it names every variant there is.
+const REQUEST_VARIANTS: usize = 20;
+
+fn round_trip<T>(message: &T) -> T
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let frame = encode_frame(message).unwrap();
+    read_frame(&mut frame.as_slice(), MAX_FRAME_LEN).unwrap()
+}
+
+#[test]
+fn every_request_variant_round_trips() {
+    let requests = sample_requests();
+    let mut names: Vec<&str> = requests.iter().map(request_name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), REQUEST_VARIANTS, "samples cover {names:?}");
+    for (id, request) in requests.into_iter().enumerate() {
+        let call = ClientMessage::Call {
+            id: u64::MAX - id as u64,
+            request,
+        };
+        assert_eq!(round_trip(&call), call);
+    }
+}
+
+#[test]
+fn every_response_variant_round_trips_as_an_answer() {
+    let responses = sample_responses();
+    let mut covered = vec![false; RESPONSE_VARIANTS];
+    for response in &responses {
+        covered[response_variant(response)] = true;
+    }
+    assert!(covered.iter().all(|c| *c), "{covered:?}");
+    for (id, response) in responses.into_iter().enumerate() {
+        let answer = ServiceMessage::Answer {
+            id: id as u64,
+            result: Ok(response),
+        };
+        assert_eq!(round_trip(&answer), answer);
+    }
+    let failure = ServiceMessage::Answer {
+        id: 0,
+        result: Err(sample_error()),
+    };
+    assert_eq!(round_trip(&failure), failure);
+}
+
+#[test]
+fn handshake_messages_and_notifications_round_trip() {
+    let mut messages = vec![
+        ServiceMessage::Welcome {
+            protocol_version: 1,
+            service_version: "0.1.0".into(),
+            peer_uid: u32::MAX,
+        },
+        ServiceMessage::Refused(QmgrError::from_code(hresult::E_ACCESSDENIED)),
+    ];
+    for kind in [
+        NotificationKind::Transferred,
+        NotificationKind::Error,
+        NotificationKind::Modification,
+        NotificationKind::FileTransferred { file: 7 },
+    ] {
+        for state in JobState::ALL {
+            messages.push(ServiceMessage::Notify(Notification {
+                job: guid(3),
+                kind,
+                state,
+            }));
+        }
+    }
+    for message in messages {
+        assert_eq!(round_trip(&message), message);
+    }
+    for purpose in [Purpose::Calls, Purpose::Notifications] {
+        let hello = ClientMessage::Hello {
+            protocol_version: 1,
+            purpose,
+            client_name: "qmgr (pid 1)".into(),
+        };
+        assert_eq!(round_trip(&hello), hello);
+    }
+}
+
+fn text() -> impl Strategy<Value = String> {
+    any::<String>()
+}
+
+fn any_guid() -> impl Strategy<Value = Guid> {
+    any::<[u8; 16]>().prop_map(Guid::from_be_bytes)
+}
+
+fn any_request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        (text(), 0..3u32).prop_map(|(display_name, raw)| Request::CreateJob {
+            display_name,
+            job_type: JobType::from_raw(raw).unwrap(),
+        }),
+        (any_guid(), prop::collection::vec((text(), text()), 0..20)).prop_map(|(job, files)| {
+            Request::AddFiles {
+                job,
+                files: files
+                    .into_iter()
+                    .map(|(remote_name, local_name)| NewFile {
+                        remote_name,
+                        local_name,
+                    })
+                    .collect(),
+            }
+        }),
+        (any_guid(), text()).prop_map(|(job, headers)| Request::SetJob {
+            job,
+            change: JobChange::CustomHeaders(Some(headers)),
+        }),
+        (any_guid(), any::<u64>(), any::<u32>()).prop_map(|(job, secs, nanos)| Request::SetJob {
+            job,
+            change: JobChange::MinimumRetryDelay(Duration::new(secs, nanos % 1_000_000_000)),
+        }),
+        (any_guid(), any::<Option<u64>>()).prop_map(|(job, limit)| Request::SetJob {
+            job,
+            change: JobChange::MaxDownloadSize(limit),
+        }),
+        (any_guid(), any_guid()).prop_map(|(group, job)| Request::CreateGroupJob { group, job }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_requests_round_trip(id in any::<u64>(), request in any_request()) {
+        let call = ClientMessage::Call { id, request };
+        prop_assert_eq!(round_trip(&call), call);
+    }
+
+    #[test]
+    fn arbitrary_errors_round_trip(
+        id in any::<u64>(),
+        code in any::<i32>(),
+        context in 0..9u32,
+        description in text(),
+    ) {
+        let answer = ServiceMessage::Answer {
+            id,
+            result: Err(QmgrError::new(
+                hresult::HResult(code),
+                ErrorContext::from_raw(context).unwrap(),
+                description,
+            )),
+        };
+        prop_assert_eq!(round_trip(&answer), answer);
+    }
+
+    /// Random bytes decode to an error or to a message that itself round-trips.
+    #[test]
+    fn arbitrary_bytes_decode_to_an_error_or_a_real_message(
+        bytes in prop::collection::vec(any::<u8>(), 0..512),
+    ) {
+        if let Ok(message) = decode::<ClientMessage>(&bytes) {
+            prop_assert_eq!(round_trip(&message), message);
+        }
+        if let Ok(message) = decode::<ServiceMessage>(&bytes) {
+            prop_assert_eq!(round_trip(&message), message);
+        }
+        if let Ok(message) = read_frame::<ClientMessage>(&mut bytes.as_slice(), MAX_FRAME_LEN) {
+            prop_assert_eq!(round_trip(&message), message);
+        }
+    }
+
+    #[test]
+    fn corrupted_frames_decode_to_an_error_or_a_real_message(
+        index in 0..REQUEST_VARIANTS,
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let request = sample_requests().swap_remove(index);
+        let mut payload = encode_frame(&ClientMessage::Call { id: 1, request }).unwrap().split_off(4);
+        for (at, value) in flips {
+            let at = at.index(payload.len());
+            payload[at] ^= value;
+        }
+        for candidate in [&payload[..], &payload[..cut.index(payload.len())]] {
+            if let Ok(message) = decode::<ClientMessage>(candidate) {
+                prop_assert_eq!(round_trip(&message), message);
+            }
+        }
+    }
+}
