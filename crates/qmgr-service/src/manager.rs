@@ -71,6 +71,28 @@ struct Entry {
     turn: u64,
     run: Option<Run>,
     attempts: VecDeque<Attempt>,
+    /// Background jobs ahead of it in line, as of the last scheduling pass.
+    ahead: u32,
+}
+
+impl Entry {
+    /// The job as clients see it, with why it is not moving.
+    fn view(&self) -> JobView {
+        let job = &self.job;
+        let waiting = match job.state {
+            JobState::Suspended => Some(WaitReason::Suspended),
+            JobState::Queued => Some(WaitReason::WaitingForSlot { ahead: self.ahead }),
+            JobState::TransientError => job.retry_at.map(|at| WaitReason::RetryAt { at }),
+            JobState::Error => Some(WaitReason::Failed),
+            JobState::Transferred => Some(WaitReason::AwaitingComplete),
+            _ => None,
+        };
+        JobView {
+            job: job.clone(),
+            waiting,
+            attempts: self.attempts.iter().cloned().collect(),
+        }
+    }
 }
 
 /// A job holding a transfer slot.
@@ -254,7 +276,13 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
                 let mono = shared.clock.monotonic();
                 shared.state.lock().on_engine_event(&shared.engine, event, now, mono);
             }
-            recv(woken) -> message => if message.is_err() { return },
+            recv(woken) -> message => {
+                if message.is_err() {
+                    return;
+                }
+                // Many calls may have asked for a look; one pass serves them all.
+                while woken.try_recv().is_ok() {}
+            }
             default(wait) => {}
         }
     }
@@ -328,6 +356,7 @@ impl State {
             turn: self.next_turn,
             run: None,
             attempts: VecDeque::new(),
+            ahead: 0,
         };
         self.next_seq += 1;
         self.next_turn += 1;
@@ -351,7 +380,7 @@ impl State {
             } => self.create_job(uid, &display_name, job_type, None, now),
             Request::GetJob { job } => {
                 let entry = self.entry(uid, job)?;
-                Ok(Response::Job(Box::new(self.view(entry))))
+                Ok(Response::Job(Box::new(entry.view())))
             }
             Request::ListJobs { all_users } => {
                 if all_users && uid != ROOT {
@@ -365,7 +394,7 @@ impl State {
                     .collect();
                 entries.sort_by_key(|e| e.seq);
                 Ok(Response::Jobs(
-                    entries.into_iter().map(|e| self.view(e)).collect(),
+                    entries.into_iter().map(Entry::view).collect(),
                 ))
             }
             Request::AddFiles { job, files } => self.add_files(uid, job, &files, now),
@@ -731,45 +760,8 @@ impl State {
         Ok(Response::Done(hresult::S_OK))
     }
 
-    fn view(&self, entry: &Entry) -> JobView {
-        let job = &entry.job;
-        let waiting = match job.state {
-            JobState::Suspended => Some(WaitReason::Suspended),
-            JobState::Queued => {
-                let ahead = self
-                    .jobs
-                    .values()
-                    .filter(|other| {
-                        other.job.id != job.id
-                            && matches!(
-                                other.job.state,
-                                JobState::Queued | JobState::Connecting | JobState::Transferring
-                            )
-                            && (other.job.priority, other.run.is_none(), other.turn)
-                                < (job.priority, true, entry.turn)
-                    })
-                    .count();
-                Some(WaitReason::WaitingForSlot {
-                    ahead: u32::try_from(ahead).unwrap_or(u32::MAX),
-                })
-            }
-            JobState::TransientError => job.retry_at.map(|at| WaitReason::RetryAt { at }),
-            JobState::Error => Some(WaitReason::Failed),
-            JobState::Transferred => Some(WaitReason::AwaitingComplete),
-            _ => None,
-        };
-        JobView {
-            job: job.clone(),
-            waiting,
-            attempts: entry.attempts.iter().cloned().collect(),
-        }
-    }
-
     fn group_view(&self, group: &Group) -> GroupView {
-        let job = group
-            .job
-            .and_then(|id| self.jobs.get(&id))
-            .map(|entry| self.view(entry));
+        let job = group.job.and_then(|id| self.jobs.get(&id)).map(Entry::view);
         GroupView {
             group: group.clone(),
             job,
@@ -968,6 +960,30 @@ impl State {
         }
         for id in plan.start {
             self.start_job(engine, id, now, mono);
+        }
+        self.number_the_line();
+    }
+
+    /// Records for each waiting background job how many are ahead of it, in the order the
+    /// scheduler serves them, so "why is it not moving?" costs nothing to answer.
+    fn number_the_line(&mut self) {
+        let mut line: Vec<(JobPriority, bool, u64, Guid)> = self
+            .jobs
+            .values()
+            .filter(|e| e.job.priority != JobPriority::Foreground)
+            .filter(|e| {
+                matches!(
+                    e.job.state,
+                    JobState::Queued | JobState::Connecting | JobState::Transferring
+                )
+            })
+            .map(|e| (e.job.priority, e.run.is_none(), e.turn, e.job.id))
+            .collect();
+        line.sort_unstable();
+        for (position, (_, _, _, id)) in line.into_iter().enumerate() {
+            if let Some(entry) = self.jobs.get_mut(&id) {
+                entry.ahead = u32::try_from(position).unwrap_or(u32::MAX);
+            }
         }
     }
 

@@ -431,13 +431,11 @@ fn background_jobs_wait_for_a_slot_and_foreground_never_waits() {
     fx.service.resume(first).unwrap();
     fx.wait_for(first, "the first job to run", |v| v.job.state.is_active());
     fx.service.resume(second).unwrap();
-    let waiting = fx.wait_for(second, "the second job to queue", |v| {
+    // The line is numbered by the scheduler, which runs right after the call.
+    fx.wait_for(second, "the second job to wait behind the first", |v| {
         v.job.state == JobState::Queued
+            && v.waiting == Some(WaitReason::WaitingForSlot { ahead: 1 })
     });
-    assert_eq!(
-        waiting.waiting,
-        Some(WaitReason::WaitingForSlot { ahead: 1 })
-    );
     let urgent = fx.job_with(&[slow("urgent")]);
     fx.service
         .set_job(urgent, JobChange::Priority(JobPriority::Foreground))
