@@ -132,6 +132,8 @@ struct State {
     next_decision: Option<Duration>,
     subscribers: Vec<Subscriber>,
     stopping: bool,
+    /// When to look for jobs untouched for `job_inactivity_timeout`.
+    next_expiry_check: Timestamp,
 }
 
 impl QueueManager {
@@ -158,6 +160,7 @@ impl QueueManager {
             next_decision: None,
             subscribers: Vec::new(),
             stopping: false,
+            next_expiry_check: Timestamp::ZERO,
         };
         state.recover(clock.now(), boot_changed(state_dir))?;
         let shared = Arc::new(Shared {
@@ -260,6 +263,7 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
             let now = shared.clock.now();
             let mono = shared.clock.monotonic();
             state.run_timers(now);
+            state.expire_inactive(&shared.engine, now);
             if state.batcher.is_due(mono) {
                 state.flush_progress(mono);
             }
@@ -878,6 +882,37 @@ impl State {
         }
     }
 
+    /// Cancels jobs nobody touched for `job_inactivity_timeout` (90 days by default), as
+    /// Windows does, and plans the next look for when the next job would expire.
+    fn expire_inactive(&mut self, engine: &Engine, now: Timestamp) {
+        if now < self.next_expiry_check {
+            return;
+        }
+        let timeout = self.config.job_inactivity_timeout;
+        let (expired, live): (Vec<&Entry>, Vec<&Entry>) = self
+            .jobs
+            .values()
+            .partition(|e| now.since(e.job.times.modified) >= timeout);
+        let next = live
+            .iter()
+            .map(|e| e.job.times.modified.plus(timeout))
+            .min();
+        let expired: Vec<(Guid, u32)> = expired
+            .iter()
+            .map(|e| (e.job.id, e.job.owner_uid))
+            .collect();
+        self.next_expiry_check = next.unwrap_or(now.plus(timeout));
+        for (id, owner) in expired {
+            eprintln!(
+                "qmgr: job {id} was not touched for {} days: cancelling it",
+                timeout.as_secs() / 86_400
+            );
+            if let Err(error) = self.cancel(engine, owner, id, now) {
+                eprintln!("qmgr: cannot cancel the inactive job {id}: {error}");
+            }
+        }
+    }
+
     /// Writes pending progress, after making the bytes durable (fdatasync of each partial
     /// file) so a recorded length never runs ahead of the data.
     fn flush_progress(&mut self, mono: Duration) {
@@ -911,6 +946,7 @@ impl State {
         if let Some(at) = self.next_decision {
             wait = wait.min(at.saturating_sub(mono));
         }
+        wait = wait.min(self.next_expiry_check.since(now));
         wait
     }
 

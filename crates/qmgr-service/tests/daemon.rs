@@ -416,3 +416,27 @@ fn a_second_service_for_the_same_store_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("already serves the store"), "{stderr}");
 }
+
+#[test]
+fn an_on_demand_service_exits_when_idle_and_keeps_its_jobs() {
+    let instance = Instance::new();
+    let config_dir = instance.root.path().join("config/qmgr");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(config_dir.join("config.toml"), "idle_exit = \"1s\"\n").unwrap();
+    let client = instance.client();
+    let id = client
+        .create_job("waits suspended", JobType::Download)
+        .unwrap();
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !instance.daemons().is_empty() {
+        assert!(Instant::now() < deadline, "qmgrd did not exit when idle");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(instance.paths().log_file()).unwrap();
+    assert!(log.contains("idle"), "{log}");
+    assert_eq!(
+        instance.client().job(id).unwrap().job.state,
+        JobState::Suspended
+    );
+}

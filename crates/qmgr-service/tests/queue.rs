@@ -567,3 +567,28 @@ fn limits_and_bad_input_are_refused_with_windows_codes() {
         Response::Pong { .. }
     ));
 }
+
+#[test]
+fn jobs_untouched_for_the_inactivity_timeout_are_cancelled() {
+    let server = TestServer::start();
+    let clock = Arc::new(ManualClock::new(Timestamp::now()));
+    let fx = Fixture::with_clock(config(), clock.clone());
+    let idle = fx.job_with(&[(server.url("/data/10/idle"), fx.path("idle.bin"))]);
+    clock.advance(Duration::from_secs(60 * 86_400));
+    let touched = fx.job_with(&[(server.url("/data/10/touched"), fx.path("touched.bin"))]);
+    clock.advance(Duration::from_secs(30 * 86_400));
+    fx.service.manager().poke();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fx.service.job(idle).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the idle job was not cancelled after 90 days"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        fx.service.job(touched).unwrap().job.state,
+        JobState::Suspended,
+        "a job touched 30 days ago stays"
+    );
+}
