@@ -1,6 +1,7 @@
 //! Project automation. `cargo xtask --help` lists the commands.
 
 mod bench;
+mod install;
 mod tally;
 mod test;
 
@@ -15,6 +16,9 @@ Commands:
                  ends with a line `N passed, M failed`
   bench [WHAT]   benchmarks; WHAT is `core` (store: create, load, memory) or `all` (default);
                  results are printed and saved under bench/results/
+  install [--prefix DIR]
+                 release build of the binaries into DIR/bin (default ~/.local) and the
+                 systemd user unit into DIR/share/systemd/user
   help           this text
 ";
 
@@ -23,6 +27,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("install") => install::run(&args[1..]),
         None | Some("help" | "--help" | "-h") => {
             print!("{HELP}");
             Ok(())

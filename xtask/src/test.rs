@@ -46,7 +46,11 @@ pub fn run(args: &[String]) -> Result<()> {
 
     // The end-to-end tests run the real binaries (qmgr, qmgrd), found beside each other.
     println!("==> binaries (cargo build --workspace --bins)");
-    if !cargo().args(["build", "--workspace", "--bins", "--locked"]).status()?.success() {
+    if !cargo()
+        .args(["build", "--workspace", "--bins", "--locked"])
+        .status()?
+        .success()
+    {
         bail!("the workspace's binaries do not build");
     }
 
