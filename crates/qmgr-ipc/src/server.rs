@@ -81,9 +81,7 @@ pub trait ConnectionHandler: Send + Sync {
     fn subscribe(&self, peer: &Peer) -> Result<Receiver<Notification>>;
 
     /// Hears why a connection ended abnormally (refused, malformed, broken), for the log.
-    fn connection_failed(&self, error: &ConnectionError) {
-        let _ = error;
-    }
+    fn connection_failed(&self, _error: &ConnectionError) {}
 }
 
 /// Why a connection ended other than by the client closing it.
@@ -172,13 +170,17 @@ fn handshake(
         }
         Some(_) => {}
     }
+    let message = decode::<ClientMessage>(&payload).map_err(|source| frame_error(peer, source))?;
     let ClientMessage::Hello {
         purpose,
         client_name,
         ..
-    } = decode::<ClientMessage>(&payload).map_err(|source| frame_error(peer, source))?
+    } = message
     else {
-        unreachable!("handshake_version accepts only the Hello variant");
+        return Err(ConnectionError::Protocol {
+            peer: peer.clone(),
+            what: "the first frame is not a Hello".into(),
+        });
     };
     peer.client_name = client_name.chars().take(MAX_CLIENT_NAME_CHARS).collect();
     stream

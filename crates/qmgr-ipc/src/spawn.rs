@@ -124,13 +124,16 @@ impl Launcher {
             .spawn()
             .map_err(|error| unavailable(format!("cannot run {}: {error}", program.display())))?;
         match wait_bounded(&mut child, self.start_timeout) {
-            Some(status) if status.success() => Ok(()),
-            Some(status) => Err(unavailable(format!(
+            Waited::Exited(status) if status.success() => Ok(()),
+            Waited::Exited(status) => Err(unavailable(format!(
                 "{} {SPAWNED_ARG} could not start qmgrd ({status}); see its log {}",
                 program.display(),
                 paths.log_file().display()
             ))),
-            None => {
+            // Someone else reaped it (a host program that ignores SIGCHLD): whether it
+            // succeeded shows when connecting.
+            Waited::Reaped => Ok(()),
+            Waited::StillRunning => {
                 let _ = child.kill();
                 let _ = child.wait();
                 Err(unavailable(format!(
@@ -265,18 +268,27 @@ fn take_spawn_lock(path: &Path) -> Result<File> {
     Ok(file)
 }
 
-/// Waits for `child` to exit, at most `timeout`; `None` if it is still running.
-fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+/// How waiting for `qmgrd --spawned` ended.
+enum Waited {
+    Exited(ExitStatus),
+    /// Its status is gone: the host program reaps children itself or ignores `SIGCHLD`.
+    Reaped,
+    StillRunning,
+}
+
+/// Waits for `child` to exit, at most `timeout`.
+fn wait_bounded(child: &mut Child, timeout: Duration) -> Waited {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(1);
     loop {
         match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
+            Ok(Some(status)) => return Waited::Exited(status),
             Ok(None) if Instant::now() < deadline => {
                 thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
-            Ok(None) | Err(_) => return None,
+            Ok(None) => return Waited::StillRunning,
+            Err(_) => return Waited::Reaped,
         }
     }
 }
@@ -389,6 +401,26 @@ mod tests {
         assert!(is_executable_file(&runnable));
         assert!(!is_executable_file(temp.path()));
         assert!(!is_executable_file(&temp.path().join("absent")));
+    }
+
+    #[test]
+    fn waiting_reports_the_exit_status_or_a_child_still_running() {
+        let mut quick = Command::new("/bin/sh")
+            .args(["-c", "exit 4"])
+            .spawn()
+            .unwrap();
+        match wait_bounded(&mut quick, Duration::from_secs(30)) {
+            Waited::Exited(status) => assert_eq!(status.code(), Some(4)),
+            _ => panic!("the child exited"),
+        }
+        let mut slow = Command::new("/bin/sh")
+            .args(["-c", "sleep 30"])
+            .spawn()
+            .unwrap();
+        let waited = wait_bounded(&mut slow, Duration::from_millis(20));
+        slow.kill().unwrap();
+        slow.wait().unwrap();
+        assert!(matches!(waited, Waited::StillRunning));
     }
 
     #[test]
