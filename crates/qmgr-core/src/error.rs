@@ -3,39 +3,25 @@
 use std::fmt;
 
 use crate::hresult::{self, HResult};
+use crate::raw::raw_enum;
 
-/// Where an error happened (`BG_ERROR_CONTEXT`; values as in bits.h).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[repr(u32)]
-pub enum ErrorContext {
-    None = 0,
-    Unknown = 1,
-    GeneralQueueManager = 2,
-    QueueManagerNotification = 3,
-    LocalFile = 4,
-    RemoteFile = 5,
-    GeneralTransport = 6,
-    RemoteApplication = 7,
-    ServerCertificateCallback = 8,
+raw_enum! {
+    /// Where an error happened (`BG_ERROR_CONTEXT`; values as in bits.h).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+    pub enum ErrorContext {
+        None = 0,
+        Unknown = 1,
+        GeneralQueueManager = 2,
+        QueueManagerNotification = 3,
+        LocalFile = 4,
+        RemoteFile = 5,
+        GeneralTransport = 6,
+        RemoteApplication = 7,
+        ServerCertificateCallback = 8,
+    }
 }
 
 impl ErrorContext {
-    pub const ALL: [ErrorContext; 9] = [
-        Self::None,
-        Self::Unknown,
-        Self::GeneralQueueManager,
-        Self::QueueManagerNotification,
-        Self::LocalFile,
-        Self::RemoteFile,
-        Self::GeneralTransport,
-        Self::RemoteApplication,
-        Self::ServerCertificateCallback,
-    ];
-
-    pub fn from_raw(value: u32) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| *c as u32 == value)
-    }
-
     /// The code whose description `GetErrorContextDescription` returns for this context.
     pub const fn description_code(self) -> HResult {
         match self {

@@ -8,29 +8,25 @@ use crate::error::{ErrorContext, QmgrError, Result};
 use crate::file::{self, FileRecord, Validator};
 use crate::guid::Guid;
 use crate::hresult::{self, HResult};
+use crate::raw::raw_enum;
 use crate::state::{self, Event, Facts, JobState, JobType, Outcome};
 use crate::time::Timestamp;
 
-/// `BG_JOB_PRIORITY`: lower value = higher priority.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-#[repr(u32)]
-pub enum JobPriority {
-    Foreground = 0,
-    High = 1,
-    Normal = 2,
-    Low = 3,
+raw_enum! {
+    /// `BG_JOB_PRIORITY`: lower value = higher priority.
+    #[derive(
+        Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    )]
+    #[serde(rename_all = "lowercase")]
+    pub enum JobPriority {
+        Foreground = 0,
+        High = 1,
+        Normal = 2,
+        Low = 3,
+    }
 }
 
 impl JobPriority {
-    pub const ALL: [JobPriority; 4] = [Self::Foreground, Self::High, Self::Normal, Self::Low];
-
-    pub fn from_raw(value: u32) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| *p as u32 == value)
-    }
-
     pub const fn name(self) -> &'static str {
         match self {
             Self::Foreground => "FOREGROUND",
@@ -41,18 +37,19 @@ impl JobPriority {
     }
 }
 
-/// `BG_JOB_PROXY_USAGE`.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-#[repr(u32)]
-pub enum ProxyUsage {
-    #[default]
-    Preconfig = 0,
-    NoProxy = 1,
-    Override = 2,
-    Autodetect = 3,
+raw_enum! {
+    /// `BG_JOB_PROXY_USAGE`.
+    #[derive(
+        Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+    )]
+    #[serde(rename_all = "snake_case")]
+    pub enum ProxyUsage {
+        #[default]
+        Preconfig = 0,
+        NoProxy = 1,
+        Override = 2,
+        Autodetect = 3,
+    }
 }
 
 /// Proxy settings of a job (SetProxySettings).

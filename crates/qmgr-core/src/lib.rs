@@ -14,6 +14,7 @@ pub mod guid;
 pub mod hresult;
 pub mod job;
 pub mod paths;
+mod raw;
 pub mod schedule;
 pub mod service;
 pub mod state;

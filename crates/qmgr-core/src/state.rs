@@ -7,40 +7,26 @@
 //! "Decisions" settles.
 
 use crate::hresult::{self, HResult};
+use crate::raw::raw_enum;
 
-/// `BG_JOB_STATE`; discriminants are the values of bits.h.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[repr(u32)]
-pub enum JobState {
-    Queued = 0,
-    Connecting = 1,
-    Transferring = 2,
-    Suspended = 3,
-    Error = 4,
-    TransientError = 5,
-    Transferred = 6,
-    Acknowledged = 7,
-    Cancelled = 8,
+raw_enum! {
+    /// `BG_JOB_STATE`; discriminants are the values of bits.h.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum JobState {
+        Queued = 0,
+        Connecting = 1,
+        Transferring = 2,
+        Suspended = 3,
+        Error = 4,
+        TransientError = 5,
+        Transferred = 6,
+        Acknowledged = 7,
+        Cancelled = 8,
+    }
 }
 
 impl JobState {
-    pub const ALL: [JobState; 9] = [
-        Self::Queued,
-        Self::Connecting,
-        Self::Transferring,
-        Self::Suspended,
-        Self::Error,
-        Self::TransientError,
-        Self::Transferred,
-        Self::Acknowledged,
-        Self::Cancelled,
-    ];
-
-    pub fn from_raw(value: u32) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| *s as u32 == value)
-    }
-
     /// ACKNOWLEDGED and CANCELLED: the job has left the queue and nothing changes it again.
     pub const fn is_final(self) -> bool {
         matches!(self, Self::Acknowledged | Self::Cancelled)
@@ -73,23 +59,18 @@ impl std::fmt::Display for JobState {
     }
 }
 
-/// `BG_JOB_TYPE`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[repr(u32)]
-pub enum JobType {
-    Download = 0,
-    Upload = 1,
-    UploadReply = 2,
+raw_enum! {
+    /// `BG_JOB_TYPE`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum JobType {
+        Download = 0,
+        Upload = 1,
+        UploadReply = 2,
+    }
 }
 
 impl JobType {
-    pub fn from_raw(value: u32) -> Option<Self> {
-        [Self::Download, Self::Upload, Self::UploadReply]
-            .into_iter()
-            .find(|t| *t as u32 == value)
-    }
-
     pub const fn is_upload(self) -> bool {
         !matches!(self, Self::Download)
     }
