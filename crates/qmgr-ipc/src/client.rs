@@ -81,7 +81,7 @@ impl Client {
     }
 
     /// [`Client::connect_or_spawn`] with an explicit launcher (extra environment for the
-    /// daemon, the library's directory to search, a different timeout).
+    /// daemon, the library's directory to search).
     pub fn connect_or_spawn_with(paths: &StatePaths, launcher: Launcher) -> Result<Client> {
         Self::with_endpoint(Endpoint::Spawning {
             paths: paths.clone(),

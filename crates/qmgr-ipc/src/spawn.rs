@@ -36,10 +36,10 @@ pub const QMGRD_EXECUTABLE: &str = "qmgrd";
 pub const SPAWNED_ARG: &str = "--spawned";
 
 /// How long `qmgrd --spawned` may take to report that it listens (or failed).
-const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
+const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long to keep trying to connect once it reported success.
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The lock file of `paths`' instance.
 pub fn spawn_lock_path(paths: &StatePaths) -> PathBuf {
@@ -54,8 +54,6 @@ pub struct Launcher {
     env: Vec<(OsString, OsString)>,
     current_exe: Option<PathBuf>,
     library_dir: Option<PathBuf>,
-    start_timeout: Duration,
-    connect_timeout: Duration,
 }
 
 impl Launcher {
@@ -65,8 +63,6 @@ impl Launcher {
             env: Vec::new(),
             current_exe: std::env::current_exe().ok(),
             library_dir: None,
-            start_timeout: DEFAULT_START_TIMEOUT,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
 
@@ -85,13 +81,6 @@ impl Launcher {
     #[must_use]
     pub fn library_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.library_dir = Some(dir.into());
-        self
-    }
-
-    /// How long `qmgrd --spawned` may take to exit.
-    #[must_use]
-    pub fn start_timeout(mut self, timeout: Duration) -> Self {
-        self.start_timeout = timeout;
         self
     }
 
@@ -123,7 +112,7 @@ impl Launcher {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|error| unavailable(format!("cannot run {}: {error}", program.display())))?;
-        match wait_bounded(&mut child, self.start_timeout) {
+        match wait_bounded(&mut child, START_TIMEOUT) {
             Waited::Exited(status) if status.success() => Ok(()),
             Waited::Exited(status) => Err(unavailable(format!(
                 "{} {SPAWNED_ARG} could not start qmgrd ({status}); see its log {}",
@@ -137,9 +126,8 @@ impl Launcher {
                 let _ = child.kill();
                 let _ = child.wait();
                 Err(unavailable(format!(
-                    "{} {SPAWNED_ARG} did not report within {:?}; see its log {}",
+                    "{} {SPAWNED_ARG} did not report within {START_TIMEOUT:?}; see its log {}",
                     program.display(),
-                    self.start_timeout,
                     paths.log_file().display()
                 )))
             }
@@ -233,15 +221,15 @@ pub(crate) fn spawn_and_connect<T>(
     }
     let program = launcher.locate()?;
     launcher.start(&program, paths)?;
-    let deadline = Instant::now() + launcher.connect_timeout;
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
     let mut pause = Duration::from_millis(2);
     loop {
         match connect() {
             Err(ConnectError::NotRunning(error)) if Instant::now() >= deadline => {
                 return Err(error.context(format!(
-                    "{} {SPAWNED_ARG} reported success, but no service answered within {:?}",
-                    program.display(),
-                    launcher.connect_timeout
+                    "{} {SPAWNED_ARG} reported success, but no service answered within \
+                     {CONNECT_TIMEOUT:?}",
+                    program.display()
                 )));
             }
             Err(ConnectError::NotRunning(_)) => {
