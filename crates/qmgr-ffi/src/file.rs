@@ -1,0 +1,165 @@
+//! The file object: IBackgroundCopyFile, File2 and File3 through one vtable.
+//!
+//! It names its job and index and reads the file from the service on every call; once the
+//! job has left the queue it answers from the record it was made with.
+
+#![allow(
+    clippy::wildcard_imports,
+    reason = "the ABI modules are imported whole: their names are Windows'"
+)]
+
+use qmgr_core::file::FileRecord;
+use qmgr_core::hresult::{self, HResult};
+use qmgr_core::service::{JobChange, QueueServiceExt};
+use qmgr_core::{Guid, JobState, QmgrError, Result};
+
+use crate::abi::bits::*;
+use crate::abi::types::*;
+use crate::boundary::thunks;
+use crate::com::{Class, ComObject, unknown_vtbl};
+use crate::local;
+use crate::runtime::Queue;
+use crate::strings::to_co_task;
+
+pub(crate) struct FileObject {
+    queue: Queue,
+    job: Guid,
+    index: u32,
+    snapshot: FileRecord,
+}
+
+// SAFETY: one vtable reference at offset 0; File3's vtable extends File2's and File's.
+unsafe impl Class for FileObject {
+    type Header = &'static IBackgroundCopyFile3Vtbl;
+    const HEADER: Self::Header = &FILE_VTBL;
+    const INTERFACES: &'static [(GUID, usize)] = &[
+        (IID_IUnknown, 0),
+        (IID_IBackgroundCopyFile, 0),
+        (IID_IBackgroundCopyFile2, 0),
+        (IID_IBackgroundCopyFile3, 0),
+    ];
+}
+
+impl FileObject {
+    /// A new object for file `index` of `job`, last seen as `snapshot`.
+    pub(crate) fn create(
+        queue: Queue,
+        job: Guid,
+        index: u32,
+        snapshot: FileRecord,
+    ) -> *mut IBackgroundCopyFile {
+        ComObject::create(FileObject {
+            queue,
+            job,
+            index,
+            snapshot,
+        })
+    }
+
+    /// The file now, or as last seen once its job has left the queue.
+    fn record(&self) -> FileRecord {
+        self.queue
+            .job(self.job)
+            .ok()
+            .and_then(|view| view.job.files.get(self.index as usize).cloned())
+            .unwrap_or_else(|| self.snapshot.clone())
+    }
+
+    fn set_remote_name(&self, remote_name: String) -> Result<HResult> {
+        let view = self.queue.job(self.job).map_err(|error| {
+            if error.hresult == hresult::BG_E_NOT_FOUND {
+                QmgrError::from_code(hresult::BG_E_INVALID_STATE)
+                    .context(format_args!("job {} has left the queue", self.job))
+            } else {
+                error
+            }
+        })?;
+        if view.job.state == JobState::Transferred {
+            return Err(QmgrError::from_code(hresult::BG_E_INVALID_STATE)
+                .context(format_args!("job {} is TRANSFERRED", self.job)));
+        }
+        self.queue.set_job(
+            self.job,
+            JobChange::RemoteName {
+                file: self.index,
+                remote_name,
+            },
+        )
+    }
+}
+
+thunks! { FileObject, IBackgroundCopyFile, 0;
+    fn GetRemoteName(file, pVal: *mut LPWSTR) {
+        let out = pVal.out("pVal")?;
+        out.set(to_co_task(&file.record().remote_name)?);
+        Ok(hresult::S_OK)
+    }
+    fn GetLocalName(file, pVal: *mut LPWSTR) {
+        let out = pVal.out("pVal")?;
+        out.set(to_co_task(&file.record().local_name)?);
+        Ok(hresult::S_OK)
+    }
+    fn GetProgress(file, pVal: *mut BG_FILE_PROGRESS) {
+        let out = pVal.out("pVal")?;
+        let record = file.record();
+        out.set(BG_FILE_PROGRESS {
+            BytesTotal: record.bytes_total,
+            BytesTransferred: record.bytes_transferred,
+            Completed: BOOL::from(record.completed),
+        });
+        Ok(hresult::S_OK)
+    }
+}
+
+thunks! { FileObject, IBackgroundCopyFile2, 0;
+    fn GetFileRanges(file, RangeCount: *mut DWORD, Ranges: *mut *mut BG_FILE_RANGE) {
+        let (count, ranges) = (RangeCount.out("RangeCount")?, Ranges.out("Ranges")?);
+        let _ = file;
+        // Ranges cannot be requested yet (AddFileWithRanges): every file is whole.
+        count.set(0);
+        ranges.set(std::ptr::null_mut());
+        Ok(hresult::S_OK)
+    }
+    fn SetRemoteName(file, Val: LPCWSTR) {
+        file.set_remote_name(Val.required_string("Val")?)
+    }
+}
+
+thunks! { FileObject, IBackgroundCopyFile3, 0;
+    fn GetTemporaryName(file, pFilename: *mut LPWSTR) {
+        let out = pFilename.out("pFilename")?;
+        // Empty until the file's transfer has started and its temporary file exists.
+        out.set(to_co_task(file.record().temp_name.as_deref().unwrap_or(""))?);
+        Ok(hresult::S_OK)
+    }
+    fn SetValidationState(file, state: BOOL) {
+        local::set_validation_state(file.job, file.index, state != FALSE);
+        Ok(hresult::S_OK)
+    }
+    fn GetValidationState(file, pState: *mut BOOL) {
+        pState.out("pState")?.set(BOOL::from(local::validation_state(file.job, file.index)));
+        Ok(hresult::S_OK)
+    }
+    fn IsDownloadedFromPeer(file, pVal: *mut BOOL) {
+        let _ = file;
+        pVal.out("pVal")?.set(FALSE);
+        Ok(hresult::S_OK)
+    }
+}
+
+const FILE_VTBL: IBackgroundCopyFile3Vtbl = IBackgroundCopyFile3Vtbl {
+    base: IBackgroundCopyFile2Vtbl {
+        base: IBackgroundCopyFileVtbl {
+            base: unknown_vtbl::<FileObject, 0>(),
+            GetRemoteName,
+            GetLocalName,
+            GetProgress,
+        },
+        GetFileRanges,
+        SetRemoteName,
+    },
+    GetTemporaryName,
+    SetValidationState,
+    GetValidationState,
+    IsDownloadedFromPeer,
+};

@@ -1,0 +1,744 @@
+//! The job object: IBackgroundCopyJob … IBackgroundCopyJob5 through one vtable (each
+//! version extends the previous one), and IBackgroundCopyJobHttpOptions through a second
+//! vtable pointer in the same object.
+//!
+//! The object holds the job's GUID and asks the service on every call, so every object
+//! for one job sees the same job. After the job left the queue (Complete, Cancel) reads
+//! answer from the last view seen, in state ACKNOWLEDGED or CANCELLED, and changes are
+//! `BG_E_INVALID_STATE`, as on Windows.
+
+#![allow(
+    clippy::wildcard_imports,
+    reason = "the ABI modules are imported whole: their names are Windows'"
+)]
+
+use std::mem::offset_of;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use qmgr_core::hresult::{self, HResult};
+use qmgr_core::job::{JobPriority, NotifyCommand, ProxySettings, ProxyUsage};
+use qmgr_core::service::{JobChange, JobView, NewFile, QueueServiceExt};
+use qmgr_core::{Guid, JobState, QmgrError, Result};
+
+use crate::abi::bits::*;
+use crate::abi::types::*;
+use crate::boundary::{Ptr, thunks};
+use crate::com::{Class, ComObject, unknown_vtbl};
+use crate::enums::{EnumFilesObject, FileItem};
+use crate::error::ErrorObject;
+use crate::local;
+use crate::notify;
+use crate::runtime::Queue;
+use crate::strings::{to_co_task, to_co_task_optional};
+
+/// The longest custom header block, in UTF-16 units without the NUL (16 384 with it).
+const MAX_CUSTOM_HEADERS_UNITS: usize = 16_383;
+/// Files one AddFileSet call may carry (the service's per-job limit is far lower).
+const MAX_FILE_SET: u32 = 65_536;
+/// The security flags SetSecurityFlags accepts (`BG_SSL_*`, `BG_HTTP_REDIRECT_POLICY_*`).
+const VALID_SECURITY_FLAGS: u32 = 0x001F | BG_HTTP_REDIRECT_POLICY_MASK | 0x0800;
+/// `SECURITY_MANDATORY_MEDIUM_RID` and `_HIGH_RID`: what GetOwnerIntegrityLevel reports for
+/// an ordinary user and for root.
+const INTEGRITY_MEDIUM: u32 = 0x2000;
+const INTEGRITY_HIGH: u32 = 0x3000;
+
+/// A job, as one COM object.
+pub(crate) struct JobObject {
+    queue: Queue,
+    id: Guid,
+    last_seen: Mutex<Option<JobView>>,
+}
+
+#[repr(C)]
+pub(crate) struct JobHeader {
+    job: &'static IBackgroundCopyJob5Vtbl,
+    http_options: &'static IBackgroundCopyJobHttpOptionsVtbl,
+}
+
+const HTTP_OPTIONS: usize = offset_of!(JobHeader, http_options);
+
+// SAFETY: JobHeader is #[repr(C)] of two vtable references; offset 0 serves every job
+// interface (Job5's vtable extends Job4's … Job's), HTTP_OPTIONS the HttpOptions one.
+unsafe impl Class for JobObject {
+    type Header = JobHeader;
+    const HEADER: JobHeader = JobHeader {
+        job: &JOB_VTBL,
+        http_options: &HTTP_OPTIONS_VTBL,
+    };
+    const INTERFACES: &'static [(GUID, usize)] = &[
+        (IID_IUnknown, 0),
+        (IID_IBackgroundCopyJob, 0),
+        (IID_IBackgroundCopyJob2, 0),
+        (IID_IBackgroundCopyJob3, 0),
+        (IID_IBackgroundCopyJob4, 0),
+        (IID_IBackgroundCopyJob5, 0),
+        (IID_IBackgroundCopyJobHttpOptions, HTTP_OPTIONS),
+    ];
+}
+
+impl JobObject {
+    /// A new object for job `id` (seen as `view`, if known), as `IBackgroundCopyJob*`.
+    pub(crate) fn create(queue: Queue, id: Guid, view: Option<JobView>) -> *mut IBackgroundCopyJob {
+        ComObject::create(JobObject {
+            queue,
+            id,
+            last_seen: Mutex::new(view),
+        })
+    }
+
+    /// The job now; after it left the queue, the last view seen in its final state.
+    pub(crate) fn view(&self) -> Result<JobView> {
+        match self.queue.job(self.id) {
+            Ok(view) => {
+                *self.last_seen.lock() = Some(view.clone());
+                Ok(view)
+            }
+            Err(error) if error.hresult == hresult::BG_E_NOT_FOUND => {
+                let mut view = self.last_seen.lock().clone().ok_or(error)?;
+                view.job.state = local::final_state(self.id).unwrap_or(JobState::Cancelled);
+                Ok(view)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A request that changes the job: a job that left the queue is `BG_E_INVALID_STATE`.
+    fn change(&self, request: impl FnOnce(&Queue) -> Result<HResult>) -> Result<HResult> {
+        request(&self.queue).map_err(|error| {
+            if error.hresult == hresult::BG_E_NOT_FOUND {
+                QmgrError::from_code(hresult::BG_E_INVALID_STATE)
+                    .context(format_args!("job {} has left the queue", self.id))
+            } else {
+                error
+            }
+        })
+    }
+
+    fn set(&self, change: JobChange) -> Result<HResult> {
+        self.change(|queue| queue.set_job(self.id, change))
+    }
+
+    /// For settings kept in this process: refused once the job left the queue.
+    fn ensure_in_queue(&self) -> Result<JobView> {
+        let view = self.view()?;
+        view.job.ensure_mutable()?;
+        Ok(view)
+    }
+
+    /// The job ended through this object: remember how, drop its callback.
+    fn left_queue(&self, state: JobState) {
+        if let Some(view) = self.last_seen.lock().as_mut() {
+            view.job.state = state;
+        }
+        local::ended(self.id, state);
+        notify::unregister(self.id);
+    }
+
+    fn add_files(&self, files: Vec<NewFile>) -> Result<HResult> {
+        self.change(|queue| queue.add_files(self.id, files))
+    }
+
+    fn complete(&self) -> Result<HResult> {
+        self.view()?;
+        let code = self.change(|queue| queue.complete(self.id))?;
+        self.left_queue(JobState::Acknowledged);
+        Ok(code)
+    }
+
+    fn cancel(&self) -> Result<HResult> {
+        self.view()?;
+        let code = self.change(|queue| queue.cancel(self.id))?;
+        self.left_queue(JobState::Cancelled);
+        Ok(code)
+    }
+
+    fn enum_files(&self) -> Result<*mut IEnumBackgroundCopyFiles> {
+        let view = self.view()?;
+        let items = (0u32..)
+            .zip(view.job.files)
+            .map(|(index, record)| FileItem {
+                job: self.id,
+                index,
+                record,
+            })
+            .collect();
+        Ok(EnumFilesObject::create(self.queue.clone(), items))
+    }
+
+    fn error(&self) -> Result<*mut IBackgroundCopyError> {
+        let view = self.view()?;
+        let error = view.job.current_error()?.clone();
+        let file = error
+            .file_index
+            .and_then(|index| view.job.files.get(index as usize).cloned());
+        Ok(ErrorObject::create(
+            self.queue.clone(),
+            self.id,
+            error,
+            file,
+        ))
+    }
+
+    fn replace_remote_prefix(&self, old: &str, new: &str) -> Result<HResult> {
+        if old.is_empty() || new.is_empty() {
+            return Err(QmgrError::invalid_arg("a prefix is empty"));
+        }
+        let view = self.ensure_in_queue()?;
+        if view.job.job_type != qmgr_core::JobType::Download {
+            return Err(QmgrError::from_code(hresult::E_NOTIMPL)
+                .context("ReplaceRemotePrefix works on download jobs only"));
+        }
+        let renames: Vec<(u32, String)> = (0u32..)
+            .zip(&view.job.files)
+            .filter_map(|(index, file)| {
+                file.remote_name
+                    .strip_prefix(old)
+                    .map(|rest| (index, format!("{new}{rest}")))
+            })
+            .collect();
+        // Check every new name before changing any, so a bad one changes nothing.
+        for (_, name) in &renames {
+            qmgr_core::file::validate_remote_name(name)?;
+        }
+        if renames.is_empty() {
+            return Ok(hresult::S_FALSE);
+        }
+        for (file, remote_name) in renames {
+            self.set(JobChange::RemoteName { file, remote_name })?;
+        }
+        Ok(hresult::S_OK)
+    }
+
+    fn set_property(
+        &self,
+        id: BITS_JOB_PROPERTY_ID,
+        value: BITS_JOB_PROPERTY_VALUE,
+    ) -> Result<HResult> {
+        self.ensure_in_queue()?;
+        match id {
+            BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE => {
+                // SAFETY: for this id the caller wrote the Uint64 member (plain data).
+                let size = unsafe { value.Uint64 };
+                return self.set(JobChange::MaxDownloadSize((size != 0).then_some(size)));
+            }
+            BITS_JOB_PROPERTY_ID_COST_FLAGS => {
+                // SAFETY: for this id the caller wrote the Dword member (plain data).
+                let flags = unsafe { value.Dword };
+                local::update_settings(self.id, |s| s.cost_flags = flags);
+            }
+            BITS_JOB_PROPERTY_DYNAMIC_CONTENT => {
+                // SAFETY: for this id the caller wrote the Enable member (plain data).
+                let enable = unsafe { value.Enable } != FALSE;
+                local::update_settings(self.id, |s| s.dynamic_content = enable);
+            }
+            BITS_JOB_PROPERTY_HIGH_PERFORMANCE => {
+                // SAFETY: for this id the caller wrote the Enable member (plain data).
+                let enable = unsafe { value.Enable } != FALSE;
+                local::update_settings(self.id, |s| s.high_performance = enable);
+            }
+            other => return Err(unsupported_property(other)),
+        }
+        Ok(hresult::S_OK)
+    }
+
+    fn property(&self, id: BITS_JOB_PROPERTY_ID) -> Result<BITS_JOB_PROPERTY_VALUE> {
+        let settings = local::settings(self.id);
+        Ok(match id {
+            BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE => BITS_JOB_PROPERTY_VALUE {
+                Uint64: self.view()?.job.settings.max_download_size.unwrap_or(0),
+            },
+            BITS_JOB_PROPERTY_ID_COST_FLAGS => BITS_JOB_PROPERTY_VALUE {
+                Dword: settings.cost_flags,
+            },
+            BITS_JOB_PROPERTY_DYNAMIC_CONTENT => BITS_JOB_PROPERTY_VALUE {
+                Enable: BOOL::from(settings.dynamic_content),
+            },
+            BITS_JOB_PROPERTY_HIGH_PERFORMANCE => BITS_JOB_PROPERTY_VALUE {
+                Enable: BOOL::from(settings.high_performance),
+            },
+            other => return Err(unsupported_property(other)),
+        })
+    }
+}
+
+fn unsupported_property(id: BITS_JOB_PROPERTY_ID) -> QmgrError {
+    match id {
+        BITS_JOB_PROPERTY_NOTIFICATION_CLSID
+        | BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS
+        | BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS
+        | BITS_JOB_PROPERTY_ON_DEMAND_MODE => QmgrError::from_code(hresult::E_NOTIMPL)
+            .context(format_args!("job property {id} is not supported")),
+        _ => QmgrError::from_code(hresult::BG_E_UNKNOWN_PROPERTY_ID)
+            .context(format_args!("job property {id}")),
+    }
+}
+
+/// `S-1-22-1-<uid>`: the SID form Samba gives Unix users.
+pub(crate) fn owner_sid(uid: u32) -> String {
+    format!("S-1-22-1-{uid}")
+}
+
+fn seconds(duration: Duration) -> u32 {
+    u32::try_from(duration.as_secs()).unwrap_or(u32::MAX)
+}
+
+fn proxy_usage(raw: BG_JOB_PROXY_USAGE) -> Result<ProxyUsage> {
+    Ok(match raw {
+        BG_JOB_PROXY_USAGE_PRECONFIG => ProxyUsage::Preconfig,
+        BG_JOB_PROXY_USAGE_NO_PROXY => ProxyUsage::NoProxy,
+        BG_JOB_PROXY_USAGE_OVERRIDE => ProxyUsage::Override,
+        BG_JOB_PROXY_USAGE_AUTODETECT => ProxyUsage::Autodetect,
+        other => return Err(QmgrError::invalid_arg(format!("proxy usage {other}"))),
+    })
+}
+
+fn file_set(entries: &[BG_FILE_INFO]) -> Result<Vec<NewFile>> {
+    entries
+        .iter()
+        .map(|entry| {
+            // SAFETY: the strings of a BG_FILE_INFO array the caller passed are null or
+            // NUL-terminated UTF-16 (the interface's contract), which `string` checks.
+            let (remote, local) = unsafe {
+                (
+                    crate::boundary::FromCaller::checked(entry.RemoteName),
+                    crate::boundary::FromCaller::checked(entry.LocalName),
+                )
+            };
+            Ok(NewFile {
+                remote_name: Ptr::required_string(remote, "RemoteName")?,
+                local_name: Ptr::required_string(local, "LocalName")?,
+            })
+        })
+        .collect()
+}
+
+fn not_implemented(what: &str) -> Result<HResult> {
+    Err(QmgrError::from_code(hresult::E_NOTIMPL).context(what))
+}
+
+thunks! { JobObject, IBackgroundCopyJob, 0;
+    fn AddFileSet(job, cFileCount: ULONG, pFileSet: *mut BG_FILE_INFO) {
+        if cFileCount == 0 {
+            return Err(QmgrError::invalid_arg("cFileCount is 0"));
+        }
+        if cFileCount > MAX_FILE_SET {
+            return Err(QmgrError::from_code(hresult::BG_E_TOO_MANY_FILES_IN_JOB)
+                .context(format_args!("{cFileCount} files in one call")));
+        }
+        job.add_files(file_set(pFileSet.slice(cFileCount as usize, "pFileSet")?)?)
+    }
+    fn AddFile(job, RemoteUrl: LPCWSTR, LocalName: LPCWSTR) {
+        job.add_files(vec![NewFile {
+            remote_name: RemoteUrl.required_string("RemoteUrl")?,
+            local_name: LocalName.required_string("LocalName")?,
+        }])
+    }
+    fn EnumFiles(job, pEnum: *mut *mut IEnumBackgroundCopyFiles) {
+        let out = pEnum.out("pEnum")?;
+        out.set(job.enum_files()?);
+        Ok(hresult::S_OK)
+    }
+    fn Suspend(job) { job.change(|queue| queue.suspend(job.id)) }
+    fn Resume(job) { job.change(|queue| queue.resume(job.id)) }
+    fn Cancel(job) { job.cancel() }
+    fn Complete(job) { job.complete() }
+    fn GetId(job, pVal: *mut GUID) {
+        pVal.out("pVal")?.set(job.id.into());
+        Ok(hresult::S_OK)
+    }
+    fn GetType(job, pVal: *mut BG_JOB_TYPE) {
+        let out = pVal.out("pVal")?;
+        out.set(job.view()?.job.job_type as BG_JOB_TYPE);
+        Ok(hresult::S_OK)
+    }
+    fn GetProgress(job, pVal: *mut BG_JOB_PROGRESS) {
+        let out = pVal.out("pVal")?;
+        let progress = job.view()?.job.progress();
+        out.set(BG_JOB_PROGRESS {
+            BytesTotal: progress.bytes_total,
+            BytesTransferred: progress.bytes_transferred,
+            FilesTotal: progress.files_total,
+            FilesTransferred: progress.files_transferred,
+        });
+        Ok(hresult::S_OK)
+    }
+    fn GetTimes(job, pVal: *mut BG_JOB_TIMES) {
+        let out = pVal.out("pVal")?;
+        let times = job.view()?.job.times;
+        out.set(BG_JOB_TIMES {
+            CreationTime: FILETIME::from_ticks(times.created.to_filetime()),
+            ModificationTime: FILETIME::from_ticks(times.modified.to_filetime()),
+            TransferCompletionTime: FILETIME::from_ticks(times.transfer_completed.to_filetime()),
+        });
+        Ok(hresult::S_OK)
+    }
+    fn GetState(job, pVal: *mut BG_JOB_STATE) {
+        let out = pVal.out("pVal")?;
+        out.set(job.view()?.job.state as BG_JOB_STATE);
+        Ok(hresult::S_OK)
+    }
+    fn GetError(job, ppError: *mut *mut IBackgroundCopyError) {
+        let out = ppError.out("ppError")?;
+        out.set(job.error()?);
+        Ok(hresult::S_OK)
+    }
+    fn GetOwner(job, pVal: *mut LPWSTR) {
+        let out = pVal.out("pVal")?;
+        out.set(to_co_task(&owner_sid(job.view()?.job.owner_uid))?);
+        Ok(hresult::S_OK)
+    }
+    fn SetDisplayName(job, Val: LPCWSTR) {
+        job.set(JobChange::DisplayName(Val.required_string("Val")?))
+    }
+    fn GetDisplayName(job, pVal: *mut LPWSTR) {
+        let out = pVal.out("pVal")?;
+        out.set(to_co_task(&job.view()?.job.display_name)?);
+        Ok(hresult::S_OK)
+    }
+    fn SetDescription(job, Val: LPCWSTR) {
+        job.set(JobChange::Description(Val.required_string("Val")?))
+    }
+    fn GetDescription(job, pVal: *mut LPWSTR) {
+        let out = pVal.out("pVal")?;
+        out.set(to_co_task(&job.view()?.job.description)?);
+        Ok(hresult::S_OK)
+    }
+    fn SetPriority(job, Val: BG_JOB_PRIORITY) {
+        // Windows answers E_NOTIMPL, not E_INVALIDARG, for a priority outside 0..=3.
+        let priority = JobPriority::from_raw(Val).ok_or_else(|| {
+            QmgrError::from_code(hresult::E_NOTIMPL).context(format_args!("priority {Val}"))
+        })?;
+        job.set(JobChange::Priority(priority))
+    }
+    fn GetPriority(job, pVal: *mut BG_JOB_PRIORITY) {
+        let out = pVal.out("pVal")?;
+        out.set(job.view()?.job.priority as BG_JOB_PRIORITY);
+        Ok(hresult::S_OK)
+    }
+    fn SetNotifyFlags(job, Val: ULONG) { job.set(JobChange::NotifyFlags(Val)) }
+    fn GetNotifyFlags(job, pVal: *mut ULONG) {
+        let out = pVal.out("pVal")?;
+        out.set(job.view()?.job.settings.notify_flags);
+        Ok(hresult::S_OK)
+    }
+    fn SetNotifyInterface(job, Val: *mut IUnknown) {
+        let view = job.ensure_in_queue()?;
+        notify::register(&job.queue, &view, Val.raw())?;
+        Ok(hresult::S_OK)
+    }
+    fn GetNotifyInterface(job, pVal: *mut *mut IUnknown) {
+        let out = pVal.out("pVal")?;
+        out.set(notify::registered(job.id));
+        Ok(hresult::S_OK)
+    }
+    fn SetMinimumRetryDelay(job, Seconds: ULONG) {
+        job.set(JobChange::MinimumRetryDelay(Duration::from_secs(Seconds.into())))
+    }
+    fn GetMinimumRetryDelay(job, Seconds: *mut ULONG) {
+        let out = Seconds.out("Seconds")?;
+        out.set(seconds(job.view()?.job.settings.minimum_retry_delay));
+        Ok(hresult::S_OK)
+    }
+    fn SetNoProgressTimeout(job, Seconds: ULONG) {
+        job.set(JobChange::NoProgressTimeout(Duration::from_secs(Seconds.into())))
+    }
+    fn GetNoProgressTimeout(job, Seconds: *mut ULONG) {
+        let out = Seconds.out("Seconds")?;
+        out.set(seconds(job.view()?.job.settings.no_progress_timeout));
+        Ok(hresult::S_OK)
+    }
+    fn GetErrorCount(job, Errors: *mut ULONG) {
+        let out = Errors.out("Errors")?;
+        out.set(job.view()?.job.error_count);
+        Ok(hresult::S_OK)
+    }
+    fn SetProxySettings(job, ProxyUsage: BG_JOB_PROXY_USAGE, ProxyList: *const WCHAR, ProxyBypassList: *const WCHAR) {
+        job.set(JobChange::Proxy(ProxySettings {
+            usage: proxy_usage(ProxyUsage)?,
+            proxy_list: ProxyList.string("ProxyList")?,
+            bypass_list: ProxyBypassList.string("ProxyBypassList")?,
+        }))
+    }
+    fn GetProxySettings(job, pProxyUsage: *mut BG_JOB_PROXY_USAGE, pProxyList: *mut LPWSTR, pProxyBypassList: *mut LPWSTR) {
+        let (usage, list, bypass) = (
+            pProxyUsage.out("pProxyUsage")?,
+            pProxyList.out("pProxyList")?,
+            pProxyBypassList.out("pProxyBypassList")?,
+        );
+        let proxy = job.view()?.job.settings.proxy;
+        let list_text = to_co_task_optional(proxy.proxy_list.as_deref())?;
+        let bypass_text = to_co_task_optional(proxy.bypass_list.as_deref())?;
+        usage.set(proxy.usage as BG_JOB_PROXY_USAGE);
+        list.set(list_text);
+        bypass.set(bypass_text);
+        Ok(hresult::S_OK)
+    }
+    fn TakeOwnership(job) { job.change(|queue| queue.take_ownership(job.id)) }
+}
+
+thunks! { JobObject, IBackgroundCopyJob2, 0;
+    fn SetNotifyCmdLine(job, prog: LPCWSTR, params: LPCWSTR) {
+        let command = match prog.string("prog")? {
+            Some(program) => Some(NotifyCommand { program, parameters: params.string("params")? }),
+            None => None,
+        };
+        job.set(JobChange::NotifyCommand(command))
+    }
+    fn GetNotifyCmdLine(job, prog: *mut LPWSTR, params: *mut LPWSTR) {
+        let (program_out, parameters_out) = (prog.out("prog")?, params.out("params")?);
+        let command = job.view()?.job.settings.notify_command;
+        let program = to_co_task_optional(command.as_ref().map(|c| c.program.as_str()))?;
+        let parameters = to_co_task_optional(command.as_ref().and_then(|c| c.parameters.as_deref()))?;
+        program_out.set(program);
+        parameters_out.set(parameters);
+        Ok(hresult::S_OK)
+    }
+    fn GetReplyProgress(job, progress: *mut BG_JOB_REPLY_PROGRESS) {
+        if progress.is_null() {
+            return Err(QmgrError::invalid_arg("progress is NULL"));
+        }
+        job.view()?;
+        not_implemented("reply progress exists only for upload-reply jobs")
+    }
+    fn GetReplyData(job, pBuffer: *mut *mut byte, pLength: *mut UINT64) {
+        pBuffer.out("pBuffer")?;
+        pLength.out("pLength")?;
+        job.view()?;
+        not_implemented("reply data exists only for upload-reply jobs")
+    }
+    fn SetReplyFileName(job, filename: LPCWSTR) {
+        filename.string("filename")?;
+        job.view()?;
+        not_implemented("a reply file exists only for upload-reply jobs")
+    }
+    fn GetReplyFileName(job, pFilename: *mut LPWSTR) {
+        pFilename.out("pFilename")?;
+        job.view()?;
+        not_implemented("a reply file exists only for upload-reply jobs")
+    }
+    fn SetCredentials(job, cred: *mut BG_AUTH_CREDENTIALS) {
+        cred.read("cred")?;
+        job.view()?;
+        not_implemented("credentials are not supported yet")
+    }
+    fn RemoveCredentials(job, target: BG_AUTH_TARGET, scheme: BG_AUTH_SCHEME) {
+        let _ = (target, scheme);
+        job.view()?;
+        not_implemented("credentials are not supported yet")
+    }
+}
+
+thunks! { JobObject, IBackgroundCopyJob3, 0;
+    fn ReplaceRemotePrefix(job, OldPrefix: LPCWSTR, NewPrefix: LPCWSTR) {
+        job.replace_remote_prefix(
+            &OldPrefix.required_string("OldPrefix")?,
+            &NewPrefix.required_string("NewPrefix")?,
+        )
+    }
+    fn AddFileWithRanges(job, RemoteUrl: LPCWSTR, LocalName: LPCWSTR, RangeCount: DWORD, Ranges: *mut BG_FILE_RANGE) {
+        let _ = (RemoteUrl, LocalName, RangeCount, Ranges);
+        job.view()?;
+        not_implemented("downloading ranges of a file is not supported yet")
+    }
+    fn SetFileACLFlags(job, Flags: DWORD) {
+        if Flags & !BG_COPY_FILE_ALL != 0 {
+            return Err(QmgrError::invalid_arg(format!("file ACL flags 0x{Flags:X}")));
+        }
+        job.ensure_in_queue()?;
+        local::update_settings(job.id, |s| s.file_acl_flags = Flags);
+        Ok(hresult::S_OK)
+    }
+    fn GetFileACLFlags(job, Flags: *mut DWORD) {
+        Flags.out("Flags")?.set(local::settings(job.id).file_acl_flags);
+        Ok(hresult::S_OK)
+    }
+}
+
+thunks! { JobObject, IBackgroundCopyJob4, 0;
+    fn SetPeerCachingFlags(job, flags: DWORD) {
+        let valid = BG_JOB_ENABLE_PEERCACHING_CLIENT | BG_JOB_ENABLE_PEERCACHING_SERVER | BG_JOB_DISABLE_BRANCH_CACHE;
+        if flags & !valid != 0 {
+            return Err(QmgrError::invalid_arg(format!("peer caching flags 0x{flags:X}")));
+        }
+        job.ensure_in_queue()?;
+        local::update_settings(job.id, |s| s.peer_caching_flags = flags);
+        Ok(hresult::S_OK)
+    }
+    fn GetPeerCachingFlags(job, flags: *mut DWORD) {
+        flags.out("flags")?.set(local::settings(job.id).peer_caching_flags);
+        Ok(hresult::S_OK)
+    }
+    fn GetOwnerIntegrityLevel(job, level: *mut ULONG) {
+        let out = level.out("level")?;
+        let root = job.view()?.job.owner_uid == 0;
+        out.set(if root { INTEGRITY_HIGH } else { INTEGRITY_MEDIUM });
+        Ok(hresult::S_OK)
+    }
+    fn GetOwnerElevationState(job, elevated: *mut WINBOOL) {
+        let out = elevated.out("elevated")?;
+        out.set(BOOL::from(job.view()?.job.owner_uid == 0));
+        Ok(hresult::S_OK)
+    }
+    fn SetMaximumDownloadTime(job, timeout: ULONG) {
+        job.ensure_in_queue()?;
+        local::update_settings(job.id, |s| s.maximum_download_time = timeout);
+        Ok(hresult::S_OK)
+    }
+    fn GetMaximumDownloadTime(job, timeout: *mut ULONG) {
+        timeout.out("timeout")?.set(local::settings(job.id).maximum_download_time);
+        Ok(hresult::S_OK)
+    }
+}
+
+thunks! { JobObject, IBackgroundCopyJob5, 0;
+    fn SetProperty(job, id: BITS_JOB_PROPERTY_ID, value: BITS_JOB_PROPERTY_VALUE) {
+        job.set_property(id, value)
+    }
+    fn GetProperty(job, id: BITS_JOB_PROPERTY_ID, value: *mut BITS_JOB_PROPERTY_VALUE) {
+        let out = value.out("value")?;
+        out.set(job.property(id)?);
+        Ok(hresult::S_OK)
+    }
+}
+
+thunks! { JobObject, IBackgroundCopyJobHttpOptions, HTTP_OPTIONS;
+    fn SetClientCertificateByID(job, StoreLocation: BG_CERT_STORE_LOCATION, StoreName: LPCWSTR, pCertHashBlob: *mut BYTE) {
+        let _ = (StoreLocation, StoreName, pCertHashBlob);
+        job.view()?;
+        not_implemented("client certificates are not supported yet")
+    }
+    fn SetClientCertificateByName(job, StoreLocation: BG_CERT_STORE_LOCATION, StoreName: LPCWSTR, SubjectName: LPCWSTR) {
+        let _ = (StoreLocation, StoreName, SubjectName);
+        job.view()?;
+        not_implemented("client certificates are not supported yet")
+    }
+    fn RemoveClientCertificate(job) {
+        job.ensure_in_queue()?;
+        Ok(hresult::S_FALSE)
+    }
+    fn GetClientCertificate(job, pStoreLocation: *mut BG_CERT_STORE_LOCATION, pStoreName: *mut LPWSTR, ppCertHashBlob: *mut *mut BYTE, pSubjectName: *mut LPWSTR) {
+        let outs = (
+            pStoreLocation.out("pStoreLocation")?,
+            pStoreName.out("pStoreName")?,
+            ppCertHashBlob.out("ppCertHashBlob")?,
+            pSubjectName.out("pSubjectName")?,
+        );
+        job.view()?;
+        // No certificate can be set yet: "none" is S_FALSE with empty answers.
+        outs.0.set(BG_CERT_STORE_LOCATION_CURRENT_USER);
+        outs.1.set(std::ptr::null_mut());
+        outs.2.set(std::ptr::null_mut());
+        outs.3.set(std::ptr::null_mut());
+        Ok(hresult::S_FALSE)
+    }
+    fn SetCustomHeaders(job, RequestHeaders: LPCWSTR) {
+        let headers = RequestHeaders.string("RequestHeaders")?;
+        if let Some(text) = &headers {
+            let units = text.encode_utf16().count();
+            if units > MAX_CUSTOM_HEADERS_UNITS {
+                return Err(QmgrError::from_code(hresult::BG_E_STRING_TOO_LONG).context(format_args!(
+                    "the custom headers are {units} characters long; the limit is {MAX_CUSTOM_HEADERS_UNITS}"
+                )));
+            }
+        }
+        job.set(JobChange::CustomHeaders(headers))
+    }
+    fn GetCustomHeaders(job, pRequestHeaders: *mut LPWSTR) {
+        let out = pRequestHeaders.out("pRequestHeaders")?;
+        if let Some(text) = job.view()?.job.settings.custom_headers {
+            out.set(to_co_task(&text)?);
+            Ok(hresult::S_OK)
+        } else {
+            out.set(std::ptr::null_mut());
+            Ok(hresult::S_FALSE)
+        }
+    }
+    fn SetSecurityFlags(job, Flags: ULONG) {
+        if Flags & !VALID_SECURITY_FLAGS != 0 {
+            return Err(QmgrError::invalid_arg(format!("security flags 0x{Flags:X}")));
+        }
+        job.set(JobChange::SecurityFlags(Flags))
+    }
+    fn GetSecurityFlags(job, pFlags: *mut ULONG) {
+        let out = pFlags.out("pFlags")?;
+        out.set(job.view()?.job.settings.security_flags);
+        Ok(hresult::S_OK)
+    }
+}
+
+const JOB_VTBL: IBackgroundCopyJob5Vtbl = IBackgroundCopyJob5Vtbl {
+    base: IBackgroundCopyJob4Vtbl {
+        base: IBackgroundCopyJob3Vtbl {
+            base: IBackgroundCopyJob2Vtbl {
+                base: IBackgroundCopyJobVtbl {
+                    base: unknown_vtbl::<JobObject, 0>(),
+                    AddFileSet,
+                    AddFile,
+                    EnumFiles,
+                    Suspend,
+                    Resume,
+                    Cancel,
+                    Complete,
+                    GetId,
+                    GetType,
+                    GetProgress,
+                    GetTimes,
+                    GetState,
+                    GetError,
+                    GetOwner,
+                    SetDisplayName,
+                    GetDisplayName,
+                    SetDescription,
+                    GetDescription,
+                    SetPriority,
+                    GetPriority,
+                    SetNotifyFlags,
+                    GetNotifyFlags,
+                    SetNotifyInterface,
+                    GetNotifyInterface,
+                    SetMinimumRetryDelay,
+                    GetMinimumRetryDelay,
+                    SetNoProgressTimeout,
+                    GetNoProgressTimeout,
+                    GetErrorCount,
+                    SetProxySettings,
+                    GetProxySettings,
+                    TakeOwnership,
+                },
+                SetNotifyCmdLine,
+                GetNotifyCmdLine,
+                GetReplyProgress,
+                GetReplyData,
+                SetReplyFileName,
+                GetReplyFileName,
+                SetCredentials,
+                RemoveCredentials,
+            },
+            ReplaceRemotePrefix,
+            AddFileWithRanges,
+            SetFileACLFlags,
+            GetFileACLFlags,
+        },
+        SetPeerCachingFlags,
+        GetPeerCachingFlags,
+        GetOwnerIntegrityLevel,
+        GetOwnerElevationState,
+        SetMaximumDownloadTime,
+        GetMaximumDownloadTime,
+    },
+    SetProperty,
+    GetProperty,
+};
+
+const HTTP_OPTIONS_VTBL: IBackgroundCopyJobHttpOptionsVtbl = IBackgroundCopyJobHttpOptionsVtbl {
+    base: unknown_vtbl::<JobObject, HTTP_OPTIONS>(),
+    SetClientCertificateByID,
+    SetClientCertificateByName,
+    RemoveClientCertificate,
+    GetClientCertificate,
+    SetCustomHeaders,
+    GetCustomHeaders,
+    SetSecurityFlags,
+    GetSecurityFlags,
+};

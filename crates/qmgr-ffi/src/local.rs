@@ -1,0 +1,84 @@
+//! What this process remembers about jobs beyond what the service stores: settings that
+//! have no effect on Linux and are kept only so that a Set is answered by the matching Get
+//! (file ACL flags, peer caching, the Job5 properties the engine does not use, file
+//! validation states), and the final state of jobs that left the queue through this
+//! process, so that an interface pointer still held reads ACKNOWLEDGED or CANCELLED.
+//!
+//! None of it is persisted; another process sees the defaults.
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use qmgr_core::{Guid, JobState};
+
+use crate::abi::types::BITS_JOB_TRANSFER_POLICY_ALWAYS;
+
+/// The Windows default of MaximumDownloadTime: 90 days, in seconds.
+pub(crate) const DEFAULT_MAXIMUM_DOWNLOAD_TIME: u32 = 7_776_000;
+
+/// Per-job settings kept in this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LocalSettings {
+    pub file_acl_flags: u32,
+    pub peer_caching_flags: u32,
+    pub maximum_download_time: u32,
+    pub dynamic_content: bool,
+    pub high_performance: bool,
+    pub cost_flags: u32,
+}
+
+impl Default for LocalSettings {
+    fn default() -> Self {
+        Self {
+            file_acl_flags: 0,
+            peer_caching_flags: 0,
+            maximum_download_time: DEFAULT_MAXIMUM_DOWNLOAD_TIME,
+            dynamic_content: false,
+            high_performance: false,
+            cost_flags: BITS_JOB_TRANSFER_POLICY_ALWAYS,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Memory {
+    settings: HashMap<Guid, LocalSettings>,
+    validation: HashMap<(Guid, u32), bool>,
+    ended: HashMap<Guid, JobState>,
+}
+
+static MEMORY: Mutex<Option<Memory>> = Mutex::new(None);
+
+fn with<R>(f: impl FnOnce(&mut Memory) -> R) -> R {
+    f(MEMORY.lock().get_or_insert_with(Memory::default))
+}
+
+pub(crate) fn settings(job: Guid) -> LocalSettings {
+    with(|m| m.settings.get(&job).copied().unwrap_or_default())
+}
+
+pub(crate) fn update_settings(job: Guid, change: impl FnOnce(&mut LocalSettings)) {
+    with(|m| change(m.settings.entry(job).or_default()));
+}
+
+pub(crate) fn validation_state(job: Guid, file: u32) -> bool {
+    with(|m| m.validation.get(&(job, file)).copied().unwrap_or(false))
+}
+
+pub(crate) fn set_validation_state(job: Guid, file: u32, valid: bool) {
+    with(|m| m.validation.insert((job, file), valid));
+}
+
+/// The job left the queue in `state`; its local settings go.
+pub(crate) fn ended(job: Guid, state: JobState) {
+    with(|m| {
+        m.settings.remove(&job);
+        m.validation.retain(|(id, _), _| *id != job);
+        m.ended.insert(job, state);
+    });
+}
+
+/// How the job left the queue, if it did so through this process.
+pub(crate) fn final_state(job: Guid) -> Option<JobState> {
+    with(|m| m.ended.get(&job).copied())
+}

@@ -1,0 +1,86 @@
+//! The manager object (IBackgroundCopyManager): CoCreateInstance's answer for
+//! `CLSID_BackgroundCopyManager` and its versioned CLSIDs.
+
+#![allow(
+    clippy::wildcard_imports,
+    reason = "the ABI modules are imported whole: their names are Windows'"
+)]
+
+use qmgr_core::hresult::{self, HResult, description_for};
+use qmgr_core::service::QueueServiceExt;
+use qmgr_core::{Guid, JobType, QmgrError};
+
+use crate::abi::bits::*;
+use crate::abi::types::*;
+use crate::boundary::thunks;
+use crate::com::{Class, ComObject, unknown_vtbl};
+use crate::enums::EnumJobsObject;
+use crate::job::JobObject;
+use crate::runtime::Queue;
+use crate::strings::to_co_task;
+
+pub(crate) struct ManagerObject {
+    queue: Queue,
+}
+
+// SAFETY: one vtable reference at offset 0 serving IBackgroundCopyManager.
+unsafe impl Class for ManagerObject {
+    type Header = &'static IBackgroundCopyManagerVtbl;
+    const HEADER: Self::Header = &MANAGER_VTBL;
+    const INTERFACES: &'static [(GUID, usize)] =
+        &[(IID_IUnknown, 0), (IID_IBackgroundCopyManager, 0)];
+}
+
+impl ManagerObject {
+    pub(crate) fn create(queue: Queue) -> *mut IBackgroundCopyManager {
+        ComObject::create(ManagerObject { queue })
+    }
+}
+
+thunks! { ManagerObject, IBackgroundCopyManager, 0;
+    fn CreateJob(manager, DisplayName: LPCWSTR, Type: BG_JOB_TYPE, pJobId: *mut GUID, ppJob: *mut *mut IBackgroundCopyJob) {
+        let (id_out, job_out) = (pJobId.out("pJobId")?, ppJob.out("ppJob")?);
+        let name = DisplayName.required_string("DisplayName")?;
+        let job_type = JobType::from_raw(Type)
+            .ok_or_else(|| QmgrError::invalid_arg(format!("job type {Type}")))?;
+        let id = manager.queue.create_job(&name, job_type)?;
+        id_out.set(id.into());
+        job_out.set(JobObject::create(manager.queue.clone(), id, None));
+        Ok(hresult::S_OK)
+    }
+    fn GetJob(manager, jobID: REFGUID, ppJob: *mut *mut IBackgroundCopyJob) {
+        let out = ppJob.out("ppJob")?;
+        let id = Guid::from(jobID.read("jobID")?);
+        let view = manager.queue.job(id)?;
+        out.set(JobObject::create(manager.queue.clone(), id, Some(view)));
+        Ok(hresult::S_OK)
+    }
+    fn EnumJobs(manager, dwFlags: DWORD, ppEnum: *mut *mut IEnumBackgroundCopyJobs) {
+        let out = ppEnum.out("ppEnum")?;
+        if dwFlags & !BG_JOB_ENUM_ALL_USERS != 0 {
+            return Err(QmgrError::invalid_arg(format!("EnumJobs flags 0x{dwFlags:X}")));
+        }
+        let jobs = manager.queue.jobs(dwFlags & BG_JOB_ENUM_ALL_USERS != 0)?;
+        out.set(EnumJobsObject::create(manager.queue.clone(), jobs));
+        Ok(hresult::S_OK)
+    }
+    fn GetErrorDescription(manager, hResult: HRESULT, LanguageId: DWORD, pErrorDescription: *mut LPWSTR) {
+        // Descriptions exist in English only; every language gets them.
+        let _ = (manager, LanguageId);
+        let out = pErrorDescription.out("pErrorDescription")?;
+        let text = description_for(HResult(hResult)).ok_or_else(|| {
+            QmgrError::from_code(hresult::HRESULT_MR_MID_NOT_FOUND)
+                .context(format_args!("no description for {}", HResult(hResult)))
+        })?;
+        out.set(to_co_task(&text)?);
+        Ok(hresult::S_OK)
+    }
+}
+
+const MANAGER_VTBL: IBackgroundCopyManagerVtbl = IBackgroundCopyManagerVtbl {
+    base: unknown_vtbl::<ManagerObject, 0>(),
+    CreateJob,
+    GetJob,
+    EnumJobs,
+    GetErrorDescription,
+};

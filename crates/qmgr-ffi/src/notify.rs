@@ -1,0 +1,253 @@
+//! IBackgroundCopyCallback: the client's objects registered with SetNotifyInterface, and
+//! the one dispatcher thread per process that calls them.
+//!
+//! A registration belongs to the job (keyed by its GUID), not to the job object it was
+//! made through: as on Windows, the client may release its job pointer and still be called.
+//! The library holds one reference to the callback (QueryInterface'd for
+//! IID_IBackgroundCopyCallback) until it is replaced, cleared with NULL, or the job leaves
+//! the queue. Calls come on the dispatcher thread, never on a thread waiting for the
+//! service, so a callback may call back into the API (Complete inside JobTransferred).
+//! Callback objects must therefore accept calls from another thread, as BITS requires of
+//! them (it calls from its own RPC threads).
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::mpsc::{self, Sender};
+
+use parking_lot::Mutex;
+use qmgr_core::hresult;
+use qmgr_core::service::{JobView, Notification, NotificationKind, QueueServiceExt};
+use qmgr_core::{Guid, JobState, QmgrError, Result};
+
+use crate::abi::bits::{
+    IBackgroundCopyCallback, IBackgroundCopyCallback2, IID_IBackgroundCopyCallback,
+    IID_IBackgroundCopyCallback2,
+};
+use crate::abi::types::{
+    BG_NOTIFY_DISABLE, BG_NOTIFY_FILE_TRANSFERRED, BG_NOTIFY_JOB_ERROR, BG_NOTIFY_JOB_MODIFICATION,
+    BG_NOTIFY_JOB_TRANSFERRED, IUnknown,
+};
+use crate::com::foreign;
+use crate::error::ErrorObject;
+use crate::file::FileObject;
+use crate::job::JobObject;
+use crate::local;
+use crate::runtime::Queue;
+
+/// A reference to a client's callback object, released when dropped.
+struct Callback {
+    primary: *mut IBackgroundCopyCallback,
+    /// The same object as IBackgroundCopyCallback2, when it implements it.
+    files: Option<*mut IBackgroundCopyCallback2>,
+}
+
+// SAFETY: callback objects are called from the dispatcher thread by contract (module docs),
+// and the references held here are only AddRef'd/Released, which COM objects allow from
+// any thread.
+unsafe impl Send for Callback {}
+
+impl Callback {
+    /// Another reference to the same object.
+    fn share(&self) -> Callback {
+        // SAFETY: both pointers are live references held by `self`.
+        unsafe {
+            foreign::add_ref(self.primary.cast());
+            if let Some(files) = self.files {
+                foreign::add_ref(files.cast());
+            }
+        }
+        Callback {
+            primary: self.primary,
+            files: self.files,
+        }
+    }
+}
+
+impl Drop for Callback {
+    fn drop(&mut self) {
+        // SAFETY: each pointer is a reference this value owns.
+        unsafe {
+            foreign::release(self.primary.cast());
+            if let Some(files) = self.files {
+                foreign::release(files.cast());
+            }
+        }
+    }
+}
+
+struct Registry {
+    callbacks: HashMap<Guid, Callback>,
+    dispatcher: Option<Sender<Notification>>,
+}
+
+static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+
+fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    f(REGISTRY.lock().get_or_insert_with(|| Registry {
+        callbacks: HashMap::new(),
+        dispatcher: None,
+    }))
+}
+
+/// SetNotifyInterface: `object` (NULL clears) becomes the job's callback. A job already
+/// TRANSFERRED or in ERROR is reported at once, as Windows does.
+pub(crate) fn register(queue: &Queue, view: &JobView, object: *mut IUnknown) -> Result<()> {
+    let job = view.job.id;
+    if object.is_null() {
+        unregister(job);
+        return Ok(());
+    }
+    // SAFETY: a non-null IUnknown the caller passed (COM's contract).
+    let primary =
+        unsafe { foreign::query(object, &IID_IBackgroundCopyCallback) }.ok_or_else(|| {
+            QmgrError::from_code(hresult::E_NOINTERFACE)
+                .context("the notify interface does not implement IBackgroundCopyCallback")
+        })?;
+    // SAFETY: as above.
+    let files = unsafe { foreign::query(object, &IID_IBackgroundCopyCallback2) };
+    let callback = Callback {
+        primary: primary.cast(),
+        files: files.map(<*mut c_void>::cast),
+    };
+    let dispatcher = dispatcher(queue)?;
+    let replaced = with(|r| r.callbacks.insert(job, callback));
+    drop(replaced);
+    let pending = match view.job.state {
+        JobState::Transferred => Some(NotificationKind::Transferred),
+        JobState::Error => Some(NotificationKind::Error),
+        _ => None,
+    };
+    if let Some(kind) = pending {
+        let _ = dispatcher.send(Notification {
+            job,
+            kind,
+            state: view.job.state,
+        });
+    }
+    Ok(())
+}
+
+/// Drops the job's callback, if any.
+pub(crate) fn unregister(job: Guid) {
+    let removed = with(|r| r.callbacks.remove(&job));
+    drop(removed);
+}
+
+/// GetNotifyInterface: a new reference to the job's callback, or NULL.
+pub(crate) fn registered(job: Guid) -> *mut IUnknown {
+    with(|r| {
+        r.callbacks.get(&job).map(|callback| {
+            let object: *mut IUnknown = callback.primary.cast();
+            // SAFETY: a live reference the registry holds; the new one goes to the caller.
+            unsafe { foreign::add_ref(object) };
+            object
+        })
+    })
+    .unwrap_or(std::ptr::null_mut())
+}
+
+/// The dispatcher's queue of notifications, starting the dispatcher on first use: one
+/// thread forwards the service's notifications, one calls the callbacks.
+fn dispatcher(queue: &Queue) -> Result<Sender<Notification>> {
+    let mut slot = REGISTRY.lock();
+    let registry = slot.get_or_insert_with(|| Registry {
+        callbacks: HashMap::new(),
+        dispatcher: None,
+    });
+    if let Some(sender) = &registry.dispatcher {
+        return Ok(sender.clone());
+    }
+    let events = queue.subscribe()?;
+    let (sender, inbox) = mpsc::channel::<Notification>();
+    let forward = sender.clone();
+    std::thread::Builder::new()
+        .name("qmgr-notify-in".into())
+        .spawn(move || {
+            for event in events {
+                if forward.send(event).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| QmgrError::internal(format!("cannot start the notification thread: {e}")))?;
+    let dispatch_queue = queue.clone();
+    std::thread::Builder::new()
+        .name("qmgr-callbacks".into())
+        .spawn(move || {
+            for event in inbox {
+                crate::boundary::guarded((), || dispatch(&dispatch_queue, &event));
+            }
+        })
+        .map_err(|e| QmgrError::internal(format!("cannot start the callback thread: {e}")))?;
+    registry.dispatcher = Some(sender.clone());
+    Ok(sender)
+}
+
+/// Delivers one notification to the job's callback, as its notify flags allow.
+fn dispatch(queue: &Queue, event: &Notification) {
+    if event.state.is_final() {
+        local::ended(event.job, event.state);
+        unregister(event.job);
+        return;
+    }
+    let Some(callback) = with(|r| r.callbacks.get(&event.job).map(Callback::share)) else {
+        return;
+    };
+    let Ok(view) = queue.job(event.job) else {
+        return;
+    };
+    let flags = view.job.settings.notify_flags;
+    if flags & BG_NOTIFY_DISABLE != 0 {
+        return;
+    }
+    let wanted = match event.kind {
+        NotificationKind::Transferred => flags & BG_NOTIFY_JOB_TRANSFERRED,
+        NotificationKind::Error => flags & BG_NOTIFY_JOB_ERROR,
+        NotificationKind::Modification => flags & BG_NOTIFY_JOB_MODIFICATION,
+        NotificationKind::FileTransferred { .. } => flags & BG_NOTIFY_FILE_TRANSFERRED,
+    };
+    if wanted == 0 {
+        return;
+    }
+    let job = JobObject::create(queue.clone(), event.job, Some(view.clone()));
+    let primary = callback.primary;
+    // In the calls below, `primary` and `files` are live references `callback` holds for
+    // the whole call, and `job` and the objects made for the call are references the
+    // library owns and releases afterwards.
+    match event.kind {
+        NotificationKind::Transferred => {
+            // SAFETY: see above.
+            unsafe { ((*(*primary).lpVtbl).JobTransferred)(primary, job) };
+        }
+        NotificationKind::Modification => {
+            // SAFETY: see above.
+            unsafe { ((*(*primary).lpVtbl).JobModification)(primary, job, 0) };
+        }
+        NotificationKind::Error => {
+            if let Ok(error) = view.job.current_error() {
+                let file = error
+                    .file_index
+                    .and_then(|index| view.job.files.get(index as usize).cloned());
+                let error = ErrorObject::create(queue.clone(), event.job, error.clone(), file);
+                // SAFETY: see above.
+                unsafe {
+                    ((*(*primary).lpVtbl).JobError)(primary, job, error);
+                    foreign::release(error.cast());
+                }
+            }
+        }
+        NotificationKind::FileTransferred { file } => {
+            if let (Some(files), Some(record)) = (callback.files, view.job.files.get(file as usize))
+            {
+                let file = FileObject::create(queue.clone(), event.job, file, record.clone());
+                // SAFETY: see above.
+                unsafe {
+                    ((*(*files).lpVtbl).FileTransferred)(files, job, file);
+                    foreign::release(file.cast());
+                }
+            }
+        }
+    }
+    // SAFETY: the reference `create` gave the library.
+    unsafe { foreign::release(job.cast()) };
+}
