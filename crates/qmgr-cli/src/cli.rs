@@ -1,0 +1,442 @@
+//! The command line as clap sees it: every subcommand, option and help text.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use qmgr_core::JobPriority;
+use qmgr_core::job::ProxyUsage;
+
+use crate::failure::EXIT_CODES_HELP;
+
+/// The most files a job transfers at once (the service's limit for `parallel_files`).
+pub const MAX_PARALLEL_FILES: u32 = 64;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "qmgr",
+    version,
+    about = "Background transfers that outlive the programs that start them",
+    long_about = "qmgr drives qmgrd, the per-user transfer queue (Windows' Background Intelligent \
+                  Transfer Service for Linux). Jobs keep going, resume after crashes and reboots, \
+                  and retry through network trouble whether or not a qmgr command is watching. \
+                  The first command that needs qmgrd starts it.\n\n\
+                  Download now, with progress:   qmgr transfer URL -o FILE\n\
+                  Queue for later:               qmgr transfer --background --priority low URL --dir DIR\n\
+                  See what the queue is doing:   qmgr list, qmgr info JOB, qmgr monitor\n\n\
+                  A JOB is named by its GUID, a unique prefix of its GUID, or its unique display \
+                  name, in that order.",
+    after_help = EXIT_CODES_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Download URLs now, with progress, and finish the job (the one-shot command)
+    #[command(after_help = TRANSFER_AFTER_HELP)]
+    Transfer(TransferArgs),
+    /// Create an empty, suspended download job and print its GUID
+    Create {
+        /// Display name of the job
+        name: String,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// Add one file to a job
+    #[command(alias = "add-file")]
+    Addfile {
+        /// The job (GUID, GUID prefix or display name)
+        job: String,
+        /// Where the file comes from: http, https, ftp, ftps or file URL, or an absolute path
+        url: String,
+        /// Where the file goes; a relative path is taken from the current directory
+        path: PathBuf,
+    },
+    /// Add the files listed in FILE (lines of `URL PATH`; `-` reads standard input)
+    #[command(alias = "add-file-set")]
+    Addfileset {
+        /// The job (GUID, GUID prefix or display name)
+        job: String,
+        /// A file of `URL PATH` lines; blank lines and lines starting with `#` are skipped
+        file: PathBuf,
+    },
+    /// Let jobs transfer (new jobs start suspended)
+    Resume(JobsArg),
+    /// Stop jobs transferring, keeping what they have
+    Suspend(JobsArg),
+    /// Remove jobs and delete their unfinished files
+    Cancel(JobsArg),
+    /// Finish jobs: move their transferred files to their final names
+    Complete(JobsArg),
+    /// List jobs in the queue
+    #[command(alias = "ls")]
+    List(ListArgs),
+    /// Everything about one job: state, why it waits, files, error, recent attempts
+    Info {
+        /// The job (GUID, GUID prefix or display name)
+        job: String,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// Set a job's priority
+    #[command(alias = "set-priority")]
+    Setpriority {
+        /// The job (GUID, GUID prefix or display name)
+        job: String,
+        #[arg(value_enum)]
+        priority: PriorityArg,
+    },
+    /// Set how long a job waits before retrying after a transient error (at least 5 s)
+    #[command(alias = "set-retry-delay")]
+    Setretrydelay {
+        /// The job (GUID, GUID prefix or display name)
+        job: String,
+        /// Seconds, or a duration such as 90s, 5m, 1h30m
+        #[arg(value_parser = parse_duration_arg)]
+        delay: Duration,
+    },
+    /// Set how long a job may fail without progress before it gives up (0: never retry)
+    #[command(alias = "set-no-progress-timeout")]
+    Setnoprogresstimeout {
+        /// The job (GUID, GUID prefix or display name)
+        job: String,
+        /// Seconds, or a duration such as 90s, 5m, 14d
+        #[arg(value_parser = parse_duration_arg)]
+        timeout: Duration,
+    },
+    /// Set the program run when a job transfers or fails (run without a shell)
+    #[command(alias = "set-notify-cmd-line")]
+    Setnotifycmdline {
+        /// The job (GUID, GUID prefix or display name)
+        job: String,
+        /// Absolute path of the program
+        #[arg(required_unless_present = "clear")]
+        program: Option<String>,
+        /// Its command line, split as Windows splits one (CommandLineToArgvW); as on Windows
+        /// the first word is the program's own name
+        parameters: Option<String>,
+        /// Remove the notification command
+        #[arg(long, conflicts_with_all = ["program", "parameters"])]
+        clear: bool,
+    },
+    /// Replace a job's extra HTTP request headers
+    #[command(alias = "set-headers")]
+    Setheaders {
+        /// The job (GUID, GUID prefix or display name)
+        job: String,
+        /// Header lines such as 'Authorization: Bearer x'
+        #[arg(value_parser = parse_header_arg, required_unless_present = "clear")]
+        headers: Vec<String>,
+        /// Remove every extra header
+        #[arg(long, conflicts_with = "headers")]
+        clear: bool,
+    },
+    /// Choose how a job reaches servers: the environment's proxy, none, or an explicit one
+    #[command(alias = "set-proxy")]
+    Setproxy {
+        /// The job (GUID, GUID prefix or display name)
+        job: String,
+        #[arg(value_enum)]
+        usage: ProxyArg,
+        /// With `override`: the proxy, such as http://proxy.example:3128
+        list: Option<String>,
+        /// With `override`: hosts reached directly, separated by `;`, space or `,`
+        /// (`<local>` means localhost)
+        bypass: Option<String>,
+    },
+    /// Make one of your jobs yours again after a change of identity (another user's: not supported)
+    #[command(alias = "takeownership")]
+    TakeOwnership {
+        /// The job (GUID, GUID prefix or display name)
+        job: String,
+    },
+    /// List legacy groups (the BITS 1.x qmgr.h API) with their status bits
+    Groups {
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// A live, full-screen view of every job; q or Ctrl-C quits
+    Monitor {
+        /// Time between refreshes, such as 1s or 500ms
+        #[arg(long, default_value = "1s", value_parser = parse_interval_arg)]
+        interval: Duration,
+        /// Stop after this many refreshes (plain-text mode is handy in scripts)
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// The qmgrd service: status, stop
+    #[command(subcommand)]
+    Daemon(DaemonCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Whether qmgrd runs, its version, socket, pid and number of jobs (exit 3: not running)
+    Status {
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// Stop qmgrd with SIGTERM (its pid is in <state dir>/store.lock); jobs resume when it
+    /// next starts
+    Stop,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON (a stable schema, documented in the README under "JSON output")
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArg {
+    /// Jobs (GUID, GUID prefix or display name)
+    #[arg(required = true)]
+    pub jobs: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Every user's jobs (root only)
+    #[arg(long = "all-users", visible_alias = "all")]
+    pub all_users: bool,
+    /// Only jobs in these states (comma-separated or repeated)
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub state: Vec<StateArg>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+const TRANSFER_AFTER_HELP: &str = "\
+Examples:
+  qmgr transfer https://example.com/big.iso -o big.iso
+  qmgr transfer --dir downloads https://example.com/a.tar https://example.com/b.tar
+  qmgr transfer file:///etc/hostname -o /tmp/hostname
+  qmgr transfer --background --priority low https://example.com/nightly.tar --dir /srv/cache
+
+Ctrl-C suspends the job and keeps every byte: `qmgr resume JOB` continues it in the
+background. On failure the job stays in the queue (`qmgr info JOB` explains, `qmgr resume
+JOB` retries, `qmgr cancel JOB` removes it) and qmgr exits 1. More URLs than the service's
+max_files_per_job (config.toml, default 200) are split into several jobs that share the
+--parallel budget.";
+
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// What to download: http, https, ftp, ftps or file URLs, or absolute paths
+    #[arg(required = true, value_name = "URL")]
+    pub urls: Vec<String>,
+    /// Save the (single) URL to this file
+    #[arg(short, long, value_name = "PATH", conflicts_with = "dir")]
+    pub output: Option<PathBuf>,
+    /// Save every URL into this directory under the last segment of its path [default: .]
+    #[arg(short, long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Print the job's GUID and return at once; the job goes on in qmgrd
+    #[arg(short, long)]
+    pub background: bool,
+    /// With --background: print the created jobs as JSON (the `list --json` schema)
+    #[arg(long, requires = "background")]
+    pub json: bool,
+    /// Job priority; foreground is never throttled and never waits for a slot
+    #[arg(long, value_enum, default_value_t = PriorityArg::Foreground)]
+    pub priority: PriorityArg,
+    /// Files transferred at once, shared among the jobs of a split transfer (1-64)
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PARALLEL_FILES)))]
+    pub parallel: u32,
+    /// Extra request header such as 'Authorization: Bearer x' (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'", value_parser = parse_header_arg)]
+    pub headers: Vec<String>,
+    /// Wait this long before retrying after a transient error [default: config, 10m]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_arg)]
+    pub retry_delay: Option<Duration>,
+    /// Give up after failing this long without progress [default: config, 14d]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_arg)]
+    pub no_progress_timeout: Option<Duration>,
+    /// Per-job bandwidth limit: NOT SUPPORTED yet (qmgrd has only the global
+    /// `bandwidth_limit` in config.toml, which caps non-foreground jobs); any limit is refused
+    #[arg(long, value_name = "RATE", value_parser = parse_rate_arg)]
+    pub limit: Option<RateArg>,
+    /// Refuse to overwrite files that exist (checked before the job is created and again
+    /// before its files are moved into place)
+    #[arg(long)]
+    pub no_clobber: bool,
+    /// Display name of the job [default: "qmgr transfer" and the first file's name]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// No progress display
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// A parsed `--limit`: bytes per second, or no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateArg(pub Option<u64>);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PriorityArg {
+    Foreground,
+    High,
+    Normal,
+    Low,
+}
+
+impl From<PriorityArg> for JobPriority {
+    fn from(priority: PriorityArg) -> Self {
+        match priority {
+            PriorityArg::Foreground => JobPriority::Foreground,
+            PriorityArg::High => JobPriority::High,
+            PriorityArg::Normal => JobPriority::Normal,
+            PriorityArg::Low => JobPriority::Low,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProxyArg {
+    /// The proxy of the environment (http_proxy, https_proxy, no_proxy)
+    Preconfig,
+    /// No proxy
+    #[value(name = "no_proxy", alias = "no-proxy")]
+    NoProxy,
+    /// The proxy LIST, except for the hosts in BYPASS
+    Override,
+    /// As preconfig (there is no WPAD on Linux)
+    Autodetect,
+}
+
+impl From<ProxyArg> for ProxyUsage {
+    fn from(usage: ProxyArg) -> Self {
+        match usage {
+            ProxyArg::Preconfig => ProxyUsage::Preconfig,
+            ProxyArg::NoProxy => ProxyUsage::NoProxy,
+            ProxyArg::Override => ProxyUsage::Override,
+            ProxyArg::Autodetect => ProxyUsage::Autodetect,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum StateArg {
+    Queued,
+    Connecting,
+    Transferring,
+    Suspended,
+    Error,
+    TransientError,
+    Transferred,
+    Acknowledged,
+    Cancelled,
+}
+
+impl StateArg {
+    pub fn matches(self, state: qmgr_core::JobState) -> bool {
+        use qmgr_core::JobState as S;
+        let wanted = match self {
+            Self::Queued => S::Queued,
+            Self::Connecting => S::Connecting,
+            Self::Transferring => S::Transferring,
+            Self::Suspended => S::Suspended,
+            Self::Error => S::Error,
+            Self::TransientError => S::TransientError,
+            Self::Transferred => S::Transferred,
+            Self::Acknowledged => S::Acknowledged,
+            Self::Cancelled => S::Cancelled,
+        };
+        wanted == state
+    }
+}
+
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    qmgr_core::config::parse_duration(text).map_err(|error| error.description)
+}
+
+/// Monitor intervals may be shorter than a second: `500ms` is accepted besides durations.
+fn parse_interval_arg(text: &str) -> Result<Duration, String> {
+    let interval = match text.trim().strip_suffix("ms") {
+        Some(millis) => millis
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("invalid interval {text:?}: write 500ms, 2s, 1m …"))?,
+        None => parse_duration_arg(text)?,
+    };
+    if interval < Duration::from_millis(100) {
+        return Err(format!("the interval {text:?} is shorter than 100ms"));
+    }
+    Ok(interval)
+}
+
+fn parse_rate_arg(text: &str) -> Result<RateArg, String> {
+    qmgr_core::config::parse_rate(text)
+        .map(RateArg)
+        .map_err(|error| error.description)
+}
+
+/// A header line as the service stores it: `Name: value`, no CR or LF.
+fn parse_header_arg(text: &str) -> Result<String, String> {
+    if text.contains(['\r', '\n']) {
+        return Err(format!("the header {text:?} contains a line break"));
+    }
+    match text.split_once(':') {
+        Some((name, _)) if !name.trim().is_empty() && !name.contains(char::is_whitespace) => {
+            Ok(text.to_owned())
+        }
+        _ => Err(format!(
+            "the header {text:?} is not of the form 'Name: value'"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn headers_must_have_a_name_and_no_line_breaks() {
+        assert_eq!(parse_header_arg("X-A: 1").unwrap(), "X-A: 1");
+        assert_eq!(parse_header_arg("X-Empty:").unwrap(), "X-Empty:");
+        for bad in ["no colon", ": value", "Two Words: x", "X: a\r\nY: b"] {
+            assert!(parse_header_arg(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn intervals_take_milliseconds_and_durations() {
+        assert_eq!(
+            parse_interval_arg("500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(parse_interval_arg("2s").unwrap(), Duration::from_secs(2));
+        assert!(parse_interval_arg("10ms").is_err());
+        assert!(parse_interval_arg("0").is_err());
+        assert!(parse_interval_arg("fast").is_err());
+    }
+
+    #[test]
+    fn state_filters_use_the_bitsadmin_names_in_lower_case() {
+        let cli =
+            Cli::try_parse_from(["qmgr", "list", "--state", "transient_error,queued"]).unwrap();
+        let Command::List(args) = cli.command else {
+            panic!("not a list command")
+        };
+        assert_eq!(args.state, [StateArg::TransientError, StateArg::Queued]);
+        assert!(StateArg::TransientError.matches(qmgr_core::JobState::TransientError));
+        assert!(!StateArg::Queued.matches(qmgr_core::JobState::Suspended));
+    }
+}

@@ -1,0 +1,152 @@
+//! `qmgr info`: everything about one job.
+
+use std::fmt::Write as _;
+
+use qmgr_core::Timestamp;
+use qmgr_core::service::{JobView, QueueServiceExt};
+use qmgr_ipc::Client;
+
+use crate::failure::Failure;
+use crate::human;
+use crate::json::{self, JobJson};
+use crate::resolve::resolve_job;
+
+pub fn run(client: &Client, name: &str, as_json: bool) -> Result<(), Failure> {
+    let id = resolve_job(client, name)?;
+    let view = client.job(id)?;
+    if as_json {
+        json::print(&JobJson::from(&view));
+    } else {
+        print!("{}", describe(&view, Timestamp::now()));
+    }
+    Ok(())
+}
+
+/// The text `qmgr info` prints.
+pub fn describe(view: &JobView, now: Timestamp) -> String {
+    let job = &view.job;
+    let settings = &job.settings;
+    let progress = job.progress();
+    let mut text = String::new();
+    let mut line = |label: &str, value: &str| {
+        let _ = writeln!(text, "{:<20}{value}", format!("{label}:"));
+    };
+    line("Job", &job.id.to_string());
+    line("Name", &job.display_name);
+    if !job.description.is_empty() {
+        line("Description", &job.description);
+    }
+    line("State", job.state.name());
+    if let Some(why) = human::waiting(view.waiting.as_ref(), job.id, now) {
+        line("Waiting", &why);
+    }
+    line("Type", json::job_type_name(job.job_type));
+    line("Priority", job.priority.name());
+    line("Owner", &human::owner(job.owner_uid));
+    let percent = human::percent(progress.bytes_transferred, progress.bytes_total)
+        .map(|p| format!(" ({p}%)"))
+        .unwrap_or_default();
+    line(
+        "Progress",
+        &format!(
+            "{}/{} files, {}{percent}",
+            progress.files_transferred,
+            progress.files_total,
+            human::bytes_of(progress.bytes_transferred, progress.bytes_total)
+        ),
+    );
+    line("Created", &human::rfc3339(job.times.created));
+    line("Modified", &human::rfc3339(job.times.modified));
+    if job.times.transfer_completed != Timestamp::ZERO {
+        line("Transferred", &human::rfc3339(job.times.transfer_completed));
+    }
+    line(
+        "Retry delay",
+        &human::duration(settings.minimum_retry_delay),
+    );
+    line(
+        "No-progress timeout",
+        &human::duration(settings.no_progress_timeout),
+    );
+    line("Parallel files", &settings.parallel_files.to_string());
+    for header in human::header_lines(settings.custom_headers.as_deref()) {
+        line("Header", &header);
+    }
+    let mut proxy = json::proxy_usage_name(settings.proxy.usage).to_owned();
+    if let Some(list) = &settings.proxy.proxy_list {
+        let _ = write!(proxy, " {list}");
+    }
+    if let Some(bypass) = &settings.proxy.bypass_list {
+        let _ = write!(proxy, " (bypass {bypass})");
+    }
+    line("Proxy", &proxy);
+    if let Some(command) = &settings.notify_command {
+        line(
+            "Notify command",
+            &format!(
+                "{} {}",
+                command.program,
+                command.parameters.as_deref().unwrap_or_default()
+            ),
+        );
+    }
+    if let Some(limit) = settings.max_download_size {
+        line("Max download size", &human::bytes(limit));
+    }
+    if let Some(group) = job.group {
+        line("Legacy group", &group.to_string());
+    }
+    line("Errors so far", &job.error_count.to_string());
+    if let Some(error) = &job.error {
+        let current = matches!(
+            job.state,
+            qmgr_core::JobState::Error | qmgr_core::JobState::TransientError
+        );
+        let _ = writeln!(
+            text,
+            "\n{}",
+            if current {
+                "Error:"
+            } else {
+                "Last error (since retried):"
+            }
+        );
+        text.push_str(&human::error_block(error, &job.files, "  "));
+    }
+    let _ = writeln!(text, "\nFiles:");
+    for (index, file) in job.files.iter().enumerate() {
+        let status = if file.completed {
+            "done".to_owned()
+        } else {
+            human::percent(file.bytes_transferred, file.bytes_total)
+                .map_or_else(|| "?".to_owned(), |p| format!("{p}%"))
+        };
+        let _ = writeln!(
+            text,
+            "  #{index:<3} {status:>5}  {:<24} {} -> {}",
+            human::bytes_of(file.bytes_transferred, file.bytes_total),
+            file.remote_name,
+            file.local_name
+        );
+    }
+    if !view.attempts.is_empty() {
+        let _ = writeln!(text, "\nRecent attempts:");
+        for attempt in &view.attempts {
+            let status = attempt
+                .http_status
+                .map_or_else(|| "-".to_owned(), |code| format!("HTTP {code}"));
+            let outcome = attempt
+                .error
+                .as_ref()
+                .map_or_else(|| "ok".to_owned(), ToString::to_string);
+            let _ = writeln!(
+                text,
+                "  {}  file #{}  {status}  {}  {outcome}",
+                human::rfc3339(attempt.at),
+                attempt.file,
+                human::bytes(attempt.bytes)
+            );
+        }
+    }
+    text
+}

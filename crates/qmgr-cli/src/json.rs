@@ -1,0 +1,376 @@
+//! The JSON that `--json` prints: structs of this crate, filled from the service's types, so
+//! the schema stays put when internal types change. The schema (version 1) is documented
+//! in the crate docs (`main.rs`) and the README; a change that removes or renames a field
+//! needs a new version.
+
+use qmgr_core::file::SIZE_UNKNOWN;
+use qmgr_core::group::Group;
+use qmgr_core::job::ProxyUsage;
+use qmgr_core::service::{Attempt, GroupView, JobView, WaitReason};
+use qmgr_core::{JobError, JobPriority, JobType, QmgrError, Timestamp};
+use serde::Serialize;
+
+use crate::human;
+
+/// `qmgr list --json` and `qmgr transfer --background --json`.
+#[derive(Debug, Serialize)]
+pub struct JobList {
+    pub jobs: Vec<JobJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobJson {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// `download`, `upload` or `upload_reply`.
+    #[serde(rename = "type")]
+    pub job_type: &'static str,
+    /// bitsadmin's names: `QUEUED`, `CONNECTING`, `TRANSFERRING`, `SUSPENDED`, `ERROR`,
+    /// `TRANSIENT_ERROR`, `TRANSFERRED`, `ACKNOWLEDGED`, `CANCELLED`.
+    pub state: &'static str,
+    /// `foreground`, `high`, `normal` or `low`.
+    pub priority: &'static str,
+    pub owner: OwnerJson,
+    pub group: Option<String>,
+    pub progress: ProgressJson,
+    pub times: TimesJson,
+    pub settings: SettingsJson,
+    pub waiting: Option<WaitingJson>,
+    /// The last error the job met; current while `state` is ERROR or TRANSIENT_ERROR.
+    pub error: Option<JobErrorJson>,
+    pub error_count: u32,
+    pub files: Vec<FileJson>,
+    pub attempts: Vec<AttemptJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OwnerJson {
+    pub uid: u32,
+    /// The SID Windows programs see: `S-1-22-1-<uid>`.
+    pub sid: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProgressJson {
+    /// `null` while any file's size is unknown.
+    pub bytes_total: Option<u64>,
+    pub bytes_transferred: u64,
+    pub files_total: u32,
+    pub files_transferred: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TimesJson {
+    /// RFC 3339, UTC, whole seconds.
+    pub created: String,
+    pub modified: String,
+    /// `null` until the job reached TRANSFERRED.
+    pub transfer_completed: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettingsJson {
+    pub minimum_retry_delay_secs: u64,
+    pub no_progress_timeout_secs: u64,
+    pub parallel_files: u32,
+    /// `Name: value` lines.
+    pub headers: Vec<String>,
+    pub proxy: ProxyJson,
+    pub notify_command: Option<NotifyCommandJson>,
+    /// `BG_NOTIFY_*` bits.
+    pub notify_flags: u32,
+    pub max_download_size: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProxyJson {
+    /// `preconfig`, `no_proxy`, `override` or `autodetect`.
+    pub usage: &'static str,
+    pub proxy_list: Option<String>,
+    pub bypass_list: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NotifyCommandJson {
+    pub program: String,
+    pub parameters: Option<String>,
+}
+
+/// Why the job is not moving bytes.
+#[derive(Debug, Serialize)]
+pub struct WaitingJson {
+    /// `suspended`, `waiting_for_slot`, `retry_at`, `failed` or `awaiting_complete`.
+    pub reason: &'static str,
+    /// With `waiting_for_slot`: background jobs ahead in line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs_ahead: Option<u32>,
+    /// With `retry_at`: when the next attempt starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorJson {
+    /// `0x` and eight upper-case hex digits.
+    pub hresult: String,
+    /// `BG_E_HTTP_ERROR_404` and the like, when the code has a name.
+    pub hresult_name: Option<&'static str>,
+    pub description: String,
+    /// `none`, `unknown`, `general_queue_manager`, `queue_manager_notification`,
+    /// `local_file`, `remote_file`, `general_transport`, `remote_application`,
+    /// `server_certificate_callback`.
+    pub context: &'static str,
+    pub context_description: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobErrorJson {
+    #[serde(flatten)]
+    pub error: ErrorJson,
+    pub file_index: Option<u32>,
+    pub protocol: Option<String>,
+    pub at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileJson {
+    pub index: u32,
+    pub remote_name: String,
+    pub local_name: String,
+    /// `null` until the server told the size.
+    pub bytes_total: Option<u64>,
+    pub bytes_transferred: u64,
+    pub completed: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttemptJson {
+    pub at: String,
+    pub file: u32,
+    pub http_status: Option<u16>,
+    pub bytes: u64,
+    pub error: Option<ErrorJson>,
+}
+
+/// `qmgr groups --json`.
+#[derive(Debug, Serialize)]
+pub struct GroupList {
+    pub groups: Vec<GroupJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GroupJson {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub created: String,
+    /// `QM_STATUS_*` bits as `IBackgroundCopyGroup::GetStatus` returns them.
+    pub status: u32,
+    /// The names of the set bits: `GROUP_COMPLETE`, `GROUP_SUSPENDED` …
+    pub status_flags: Vec<&'static str>,
+    pub foreground: bool,
+    pub job: Option<JobJson>,
+}
+
+/// `qmgr daemon status --json`.
+#[derive(Debug, Serialize)]
+pub struct DaemonStatusJson {
+    pub running: bool,
+    pub version: Option<String>,
+    pub socket: String,
+    pub state_dir: String,
+    pub pid: Option<u32>,
+    pub jobs: Option<usize>,
+}
+
+/// `qmgr create --json`.
+#[derive(Debug, Serialize)]
+pub struct CreatedJson {
+    pub id: String,
+}
+
+fn size(bytes: u64) -> Option<u64> {
+    (bytes != SIZE_UNKNOWN).then_some(bytes)
+}
+
+fn time_or_null(at: Timestamp) -> Option<String> {
+    (at != Timestamp::ZERO).then(|| human::rfc3339(at))
+}
+
+pub fn job_type_name(job_type: JobType) -> &'static str {
+    match job_type {
+        JobType::Download => "download",
+        JobType::Upload => "upload",
+        JobType::UploadReply => "upload_reply",
+    }
+}
+
+pub fn priority_name(priority: JobPriority) -> &'static str {
+    match priority {
+        JobPriority::Foreground => "foreground",
+        JobPriority::High => "high",
+        JobPriority::Normal => "normal",
+        JobPriority::Low => "low",
+    }
+}
+
+pub fn proxy_usage_name(usage: ProxyUsage) -> &'static str {
+    match usage {
+        ProxyUsage::Preconfig => "preconfig",
+        ProxyUsage::NoProxy => "no_proxy",
+        ProxyUsage::Override => "override",
+        ProxyUsage::Autodetect => "autodetect",
+    }
+}
+
+impl From<&JobView> for JobJson {
+    fn from(view: &JobView) -> Self {
+        let job = &view.job;
+        let progress = job.progress();
+        let settings = &job.settings;
+        JobJson {
+            id: job.id.to_string(),
+            name: job.display_name.clone(),
+            description: job.description.clone(),
+            job_type: job_type_name(job.job_type),
+            state: job.state.name(),
+            priority: priority_name(job.priority),
+            owner: OwnerJson {
+                uid: job.owner_uid,
+                sid: human::owner_sid(job.owner_uid),
+            },
+            group: job.group.map(|group| group.to_string()),
+            progress: ProgressJson {
+                bytes_total: size(progress.bytes_total),
+                bytes_transferred: progress.bytes_transferred,
+                files_total: progress.files_total,
+                files_transferred: progress.files_transferred,
+            },
+            times: TimesJson {
+                created: human::rfc3339(job.times.created),
+                modified: human::rfc3339(job.times.modified),
+                transfer_completed: time_or_null(job.times.transfer_completed),
+            },
+            settings: SettingsJson {
+                minimum_retry_delay_secs: settings.minimum_retry_delay.as_secs(),
+                no_progress_timeout_secs: settings.no_progress_timeout.as_secs(),
+                parallel_files: settings.parallel_files,
+                headers: human::header_lines(settings.custom_headers.as_deref()),
+                proxy: ProxyJson {
+                    usage: proxy_usage_name(settings.proxy.usage),
+                    proxy_list: settings.proxy.proxy_list.clone(),
+                    bypass_list: settings.proxy.bypass_list.clone(),
+                },
+                notify_command: settings
+                    .notify_command
+                    .as_ref()
+                    .map(|command| NotifyCommandJson {
+                        program: command.program.clone(),
+                        parameters: command.parameters.clone(),
+                    }),
+                notify_flags: settings.notify_flags,
+                max_download_size: settings.max_download_size,
+            },
+            waiting: view.waiting.as_ref().map(WaitingJson::from),
+            error: job.error.as_ref().map(JobErrorJson::from),
+            error_count: job.error_count,
+            files: job
+                .files
+                .iter()
+                .zip(0u32..)
+                .map(|(file, index)| FileJson {
+                    index,
+                    remote_name: file.remote_name.clone(),
+                    local_name: file.local_name.clone(),
+                    bytes_total: size(file.bytes_total),
+                    bytes_transferred: file.bytes_transferred,
+                    completed: file.completed,
+                })
+                .collect(),
+            attempts: view.attempts.iter().map(AttemptJson::from).collect(),
+        }
+    }
+}
+
+impl From<&WaitReason> for WaitingJson {
+    fn from(reason: &WaitReason) -> Self {
+        let plain = |reason| WaitingJson {
+            reason,
+            jobs_ahead: None,
+            retry_at: None,
+        };
+        match reason {
+            WaitReason::Suspended => plain("suspended"),
+            WaitReason::WaitingForSlot { ahead } => WaitingJson {
+                jobs_ahead: Some(*ahead),
+                ..plain("waiting_for_slot")
+            },
+            WaitReason::RetryAt { at } => WaitingJson {
+                retry_at: Some(human::rfc3339(*at)),
+                ..plain("retry_at")
+            },
+            WaitReason::Failed => plain("failed"),
+            WaitReason::AwaitingComplete => plain("awaiting_complete"),
+        }
+    }
+}
+
+impl From<&QmgrError> for ErrorJson {
+    fn from(error: &QmgrError) -> Self {
+        ErrorJson {
+            hresult: format!("0x{:08X}", error.hresult.bits()),
+            hresult_name: error.hresult.name(),
+            description: error.description.clone(),
+            context: human::context_key(error.context),
+            context_description: human::context_description(error.context),
+        }
+    }
+}
+
+impl From<&JobError> for JobErrorJson {
+    fn from(error: &JobError) -> Self {
+        JobErrorJson {
+            error: ErrorJson::from(&error.error),
+            file_index: error.file_index,
+            protocol: error.protocol.clone(),
+            at: human::rfc3339(error.at),
+        }
+    }
+}
+
+impl From<&Attempt> for AttemptJson {
+    fn from(attempt: &Attempt) -> Self {
+        AttemptJson {
+            at: human::rfc3339(attempt.at),
+            file: attempt.file,
+            http_status: attempt.http_status,
+            bytes: attempt.bytes,
+            error: attempt.error.as_ref().map(ErrorJson::from),
+        }
+    }
+}
+
+impl From<&GroupView> for GroupJson {
+    fn from(view: &GroupView) -> Self {
+        let group: &Group = &view.group;
+        let status = group.status(view.job.as_ref().map(|job| job.job.state));
+        GroupJson {
+            id: group.id.to_string(),
+            name: group.display_name.clone(),
+            description: group.description.clone(),
+            created: human::rfc3339(group.created),
+            status,
+            status_flags: human::group_status_flags(status),
+            foreground: group.foreground,
+            job: view.job.as_ref().map(JobJson::from),
+        }
+    }
+}
+
+/// Serializes `value` as pretty JSON followed by a newline.
+pub fn print<T: Serialize>(value: &T) {
+    // Serializing these plain structs cannot fail.
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    println!("{text}");
+}
