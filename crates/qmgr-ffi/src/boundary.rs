@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use qmgr_core::hresult::{self, HResult};
 use qmgr_core::{QmgrError, Result};
 
-use crate::abi::types::{BITS_JOB_PROPERTY_VALUE, GUID, HRESULT, WCHAR};
+use crate::abi::types::{BITS_FILE_PROPERTY_VALUE, BITS_JOB_PROPERTY_VALUE, GUID, HRESULT, WCHAR};
 use crate::strings;
 
 /// Runs the Rust side of a call and turns its outcome into the HRESULT C sees.
@@ -52,7 +52,13 @@ macro_rules! by_value {
         }
     )*};
 }
-by_value!(u32, i32, GUID, BITS_JOB_PROPERTY_VALUE);
+by_value!(
+    u32,
+    i32,
+    GUID,
+    BITS_JOB_PROPERTY_VALUE,
+    BITS_FILE_PROPERTY_VALUE
+);
 
 impl<T> FromCaller for *mut T {
     type Checked = Ptr<'static, T>;

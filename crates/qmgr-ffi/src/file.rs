@@ -1,4 +1,4 @@
-//! The file object: IBackgroundCopyFile, File2 and File3 through one vtable.
+//! The file object: IBackgroundCopyFile … File5 through one vtable.
 //!
 //! It names its job and index and reads the file from the service on every call; once the
 //! job has left the queue it answers from the record it was made with.
@@ -28,15 +28,17 @@ pub(crate) struct FileObject {
     snapshot: FileRecord,
 }
 
-// SAFETY: one vtable reference at offset 0; File3's vtable extends File2's and File's.
+// SAFETY: one vtable reference at offset 0; File5's vtable extends File4's … File's.
 unsafe impl Class for FileObject {
-    type Header = &'static IBackgroundCopyFile3Vtbl;
+    type Header = &'static IBackgroundCopyFile5Vtbl;
     const HEADER: Self::Header = &FILE_VTBL;
     const INTERFACES: &'static [(GUID, usize)] = &[
         (IID_IUnknown, 0),
         (IID_IBackgroundCopyFile, 0),
         (IID_IBackgroundCopyFile2, 0),
         (IID_IBackgroundCopyFile3, 0),
+        (IID_IBackgroundCopyFile4, 0),
+        (IID_IBackgroundCopyFile5, 0),
     ];
 }
 
@@ -147,19 +149,59 @@ thunks! { FileObject, IBackgroundCopyFile3, 0;
     }
 }
 
-const FILE_VTBL: IBackgroundCopyFile3Vtbl = IBackgroundCopyFile3Vtbl {
-    base: IBackgroundCopyFile2Vtbl {
-        base: IBackgroundCopyFileVtbl {
-            base: unknown_vtbl::<FileObject, 0>(),
-            GetRemoteName,
-            GetLocalName,
-            GetProgress,
+thunks! { FileObject, IBackgroundCopyFile4, 0;
+    fn GetPeerDownloadStats(file, pFromOrigin: *mut UINT64, pFromPeers: *mut UINT64) {
+        let (origin, peers) = (pFromOrigin.out("pFromOrigin")?, pFromPeers.out("pFromPeers")?);
+        // Every byte comes from the origin: there is no peer caching.
+        origin.set(file.record().bytes_transferred);
+        peers.set(0);
+        Ok(hresult::S_OK)
+    }
+}
+
+thunks! { FileObject, IBackgroundCopyFile5, 0;
+    fn SetProperty(file, PropertyId: BITS_FILE_PROPERTY_ID, PropertyValue: BITS_FILE_PROPERTY_VALUE) {
+        let _ = (file, PropertyValue);
+        Err(file_property(PropertyId, "is read-only", hresult::BG_E_READ_ONLY_PROPERTY))
+    }
+    fn GetProperty(file, PropertyId: BITS_FILE_PROPERTY_ID, PropertyValue: *mut BITS_FILE_PROPERTY_VALUE) {
+        PropertyValue.out("PropertyValue")?;
+        let _ = file;
+        Err(file_property(PropertyId, "is not kept", hresult::E_NOTIMPL))
+    }
+}
+
+/// The answer about a file property: `code` for the response headers (the only one), else
+/// BG_E_UNKNOWN_PROPERTY_ID.
+fn file_property(id: BITS_FILE_PROPERTY_ID, why: &str, code: HResult) -> QmgrError {
+    if id == BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS {
+        QmgrError::from_code(code).context(format_args!("the HTTP response headers property {why}"))
+    } else {
+        QmgrError::from_code(hresult::BG_E_UNKNOWN_PROPERTY_ID)
+            .context(format_args!("file property {id}"))
+    }
+}
+
+const FILE_VTBL: IBackgroundCopyFile5Vtbl = IBackgroundCopyFile5Vtbl {
+    base: IBackgroundCopyFile4Vtbl {
+        base: IBackgroundCopyFile3Vtbl {
+            base: IBackgroundCopyFile2Vtbl {
+                base: IBackgroundCopyFileVtbl {
+                    base: unknown_vtbl::<FileObject, 0>(),
+                    GetRemoteName,
+                    GetLocalName,
+                    GetProgress,
+                },
+                GetFileRanges,
+                SetRemoteName,
+            },
+            GetTemporaryName,
+            SetValidationState,
+            GetValidationState,
+            IsDownloadedFromPeer,
         },
-        GetFileRanges,
-        SetRemoteName,
+        GetPeerDownloadStats,
     },
-    GetTemporaryName,
-    SetValidationState,
-    GetValidationState,
-    IsDownloadedFromPeer,
+    SetProperty,
+    GetProperty,
 };

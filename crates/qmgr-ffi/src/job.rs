@@ -1,6 +1,6 @@
 //! The job object: IBackgroundCopyJob … IBackgroundCopyJob5 through one vtable (each
-//! version extends the previous one), and IBackgroundCopyJobHttpOptions through a second
-//! vtable pointer in the same object.
+//! version extends the previous one), IBackgroundCopyJobHttpOptions and IBitsTokenOptions
+//! through further vtable pointers in the same object.
 //!
 //! The object holds the job's GUID and asks the service on every call, so every object
 //! for one job sees the same job. After the job left the queue (Complete, Cancel) reads
@@ -54,17 +54,21 @@ pub(crate) struct JobObject {
 pub(crate) struct JobHeader {
     job: &'static IBackgroundCopyJob5Vtbl,
     http_options: &'static IBackgroundCopyJobHttpOptionsVtbl,
+    token_options: &'static IBitsTokenOptionsVtbl,
 }
 
 const HTTP_OPTIONS: usize = offset_of!(JobHeader, http_options);
+const TOKEN_OPTIONS: usize = offset_of!(JobHeader, token_options);
 
-// SAFETY: JobHeader is #[repr(C)] of two vtable references; offset 0 serves every job
-// interface (Job5's vtable extends Job4's … Job's), HTTP_OPTIONS the HttpOptions one.
+// SAFETY: JobHeader is #[repr(C)] of vtable references; offset 0 serves every job
+// interface (Job5's vtable extends Job4's … Job's), HTTP_OPTIONS the HttpOptions one and
+// TOKEN_OPTIONS IBitsTokenOptions.
 unsafe impl Class for JobObject {
     type Header = JobHeader;
     const HEADER: JobHeader = JobHeader {
         job: &JOB_VTBL,
         http_options: &HTTP_OPTIONS_VTBL,
+        token_options: &TOKEN_OPTIONS_VTBL,
     };
     const INTERFACES: &'static [(GUID, usize)] = &[
         (IID_IUnknown, 0),
@@ -74,6 +78,7 @@ unsafe impl Class for JobObject {
         (IID_IBackgroundCopyJob4, 0),
         (IID_IBackgroundCopyJob5, 0),
         (IID_IBackgroundCopyJobHttpOptions, HTTP_OPTIONS),
+        (IID_IBitsTokenOptions, TOKEN_OPTIONS),
     ];
 }
 
@@ -741,4 +746,41 @@ const HTTP_OPTIONS_VTBL: IBackgroundCopyJobHttpOptionsVtbl = IBackgroundCopyJobH
     GetCustomHeaders,
     SetSecurityFlags,
     GetSecurityFlags,
+};
+
+/// Windows helper tokens have no meaning on Linux: the transfers run as the job's owner.
+fn no_helper_tokens() -> Result<HResult> {
+    not_implemented("helper tokens do not exist on Linux")
+}
+
+thunks! { JobObject, IBitsTokenOptions, TOKEN_OPTIONS;
+    fn SetHelperTokenFlags(job, UsageFlags: BG_TOKEN) {
+        let _ = (job, UsageFlags);
+        no_helper_tokens()
+    }
+    fn GetHelperTokenFlags(job, pFlags: *mut BG_TOKEN) {
+        let _ = (job, pFlags);
+        no_helper_tokens()
+    }
+    fn SetHelperToken(job) {
+        let _ = job;
+        no_helper_tokens()
+    }
+    fn ClearHelperToken(job) {
+        let _ = job;
+        no_helper_tokens()
+    }
+    fn GetHelperTokenSid(job, pSid: *mut LPWSTR) {
+        let _ = (job, pSid);
+        no_helper_tokens()
+    }
+}
+
+const TOKEN_OPTIONS_VTBL: IBitsTokenOptionsVtbl = IBitsTokenOptionsVtbl {
+    base: unknown_vtbl::<JobObject, TOKEN_OPTIONS>(),
+    SetHelperTokenFlags,
+    GetHelperTokenFlags,
+    SetHelperToken,
+    ClearHelperToken,
+    GetHelperTokenSid,
 };

@@ -58,8 +58,6 @@ fn classes_are_refused_before_coinitialize_and_checked_after() {
     // Versions whose interfaces are not all implemented are "not registered" — refused
     // before any connection to the queue is needed.
     for clsid in [
-        CLSID_BackgroundCopyManager4_0,
-        CLSID_BackgroundCopyManager5_0,
         CLSID_BackgroundCopyManager10_1,
         CLSID_BackgroundCopyManager10_2,
         CLSID_BackgroundCopyManager10_3,

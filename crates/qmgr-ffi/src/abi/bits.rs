@@ -27,7 +27,7 @@ pub static IID_IUnknown: IID = GUID::new(
     [0xC0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x46],
 );
 
-/// `IID_IBackgroundCopyFile4` (bits4_0.h; not implemented).
+/// `IID_IBackgroundCopyFile4` (bits4_0.h).
 #[unsafe(no_mangle)]
 pub static IID_IBackgroundCopyFile4: IID = GUID::new(
     0xEF7E0655,
@@ -36,7 +36,7 @@ pub static IID_IBackgroundCopyFile4: IID = GUID::new(
     [0xB0, 0xE5, 0x73, 0x08, 0x46, 0xE0, 0x34, 0x92],
 );
 
-/// `IID_IBackgroundCopyFile5` (bits5_0.h; not implemented).
+/// `IID_IBackgroundCopyFile5` (bits5_0.h).
 #[unsafe(no_mangle)]
 pub static IID_IBackgroundCopyFile5: IID = GUID::new(
     0x85C1657F,
@@ -90,7 +90,7 @@ pub static IID_IBackgroundCopyServerCertificateValidationCallback: IID = GUID::n
     [0x81, 0x3A, 0xC3, 0x2A, 0x46, 0x94, 0x5F, 0xF7],
 );
 
-/// `IID_IBitsTokenOptions` (bits4_0.h; not implemented).
+/// `IID_IBitsTokenOptions` (bits4_0.h).
 #[unsafe(no_mangle)]
 pub static IID_IBitsTokenOptions: IID = GUID::new(
     0x9A2584C3,
@@ -896,3 +896,179 @@ pub static IID_IBackgroundCopyJobHttpOptions: IID = GUID::new(
     0x4BDC,
     [0x80, 0x36, 0xF0, 0x9B, 0x70, 0x09, 0x50, 0x66],
 );
+
+/// File additions of BITS 4.0 (bits4_0.h; not in mingw-w64).
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBackgroundCopyFile4 {
+    pub lpVtbl: *const IBackgroundCopyFile4Vtbl,
+}
+
+/// The methods of [`IBackgroundCopyFile4`], after those of its parent.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBackgroundCopyFile4Vtbl {
+    pub base: IBackgroundCopyFile3Vtbl,
+    pub GetPeerDownloadStats: unsafe extern "C" fn(
+        This: *mut IBackgroundCopyFile4,
+        pFromOrigin: *mut UINT64,
+        pFromPeers: *mut UINT64,
+    ) -> HRESULT,
+}
+
+/// File additions of BITS 5.0 (bits5_0.h; not in mingw-w64).
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBackgroundCopyFile5 {
+    pub lpVtbl: *const IBackgroundCopyFile5Vtbl,
+}
+
+/// The methods of [`IBackgroundCopyFile5`], after those of its parent.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBackgroundCopyFile5Vtbl {
+    pub base: IBackgroundCopyFile4Vtbl,
+    pub SetProperty: unsafe extern "C" fn(
+        This: *mut IBackgroundCopyFile5,
+        PropertyId: BITS_FILE_PROPERTY_ID,
+        PropertyValue: BITS_FILE_PROPERTY_VALUE,
+    ) -> HRESULT,
+    pub GetProperty: unsafe extern "C" fn(
+        This: *mut IBackgroundCopyFile5,
+        PropertyId: BITS_FILE_PROPERTY_ID,
+        PropertyValue: *mut BITS_FILE_PROPERTY_VALUE,
+    ) -> HRESULT,
+}
+
+/// File additions of BITS 10.1 (bits10_1.h; not implemented).
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBackgroundCopyFile6 {
+    pub lpVtbl: *const IBackgroundCopyFile6Vtbl,
+}
+
+/// The methods of [`IBackgroundCopyFile6`], after those of its parent.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBackgroundCopyFile6Vtbl {
+    pub base: IBackgroundCopyFile5Vtbl,
+    pub UpdateDownloadPosition:
+        unsafe extern "C" fn(This: *mut IBackgroundCopyFile6, offset: UINT64) -> HRESULT,
+    pub RequestFileRanges: unsafe extern "C" fn(
+        This: *mut IBackgroundCopyFile6,
+        rangeCount: DWORD,
+        ranges: *const BG_FILE_RANGE,
+    ) -> HRESULT,
+    pub GetFilledFileRanges: unsafe extern "C" fn(
+        This: *mut IBackgroundCopyFile6,
+        rangeCount: *mut DWORD,
+        ranges: *mut *mut BG_FILE_RANGE,
+    ) -> HRESULT,
+}
+
+/// HTTP option additions of BITS 10.2 (bits10_2.h; not implemented).
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBackgroundCopyJobHttpOptions2 {
+    pub lpVtbl: *const IBackgroundCopyJobHttpOptions2Vtbl,
+}
+
+/// The methods of [`IBackgroundCopyJobHttpOptions2`], after those of its parent.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBackgroundCopyJobHttpOptions2Vtbl {
+    pub base: IBackgroundCopyJobHttpOptionsVtbl,
+    pub SetHttpMethod:
+        unsafe extern "C" fn(This: *mut IBackgroundCopyJobHttpOptions2, method: LPCWSTR) -> HRESULT,
+    pub GetHttpMethod: unsafe extern "C" fn(
+        This: *mut IBackgroundCopyJobHttpOptions2,
+        method: *mut LPWSTR,
+    ) -> HRESULT,
+}
+
+/// HTTP option additions of BITS 10.3 (bits10_3.h; not implemented).
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBackgroundCopyJobHttpOptions3 {
+    pub lpVtbl: *const IBackgroundCopyJobHttpOptions3Vtbl,
+}
+
+/// The methods of [`IBackgroundCopyJobHttpOptions3`], after those of its parent.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBackgroundCopyJobHttpOptions3Vtbl {
+    pub base: IBackgroundCopyJobHttpOptions2Vtbl,
+    pub SetServerCertificateValidationInterface: unsafe extern "C" fn(
+        This: *mut IBackgroundCopyJobHttpOptions3,
+        certValidationCallback: *mut IUnknown,
+    ) -> HRESULT,
+    pub MakeCustomHeadersWriteOnly:
+        unsafe extern "C" fn(This: *mut IBackgroundCopyJobHttpOptions3) -> HRESULT,
+}
+
+/// Implemented by the client: told of transferred ranges (bits10_1.h; not called).
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBackgroundCopyCallback3 {
+    pub lpVtbl: *const IBackgroundCopyCallback3Vtbl,
+}
+
+/// The methods of [`IBackgroundCopyCallback3`], after those of its parent.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBackgroundCopyCallback3Vtbl {
+    pub base: IBackgroundCopyCallback2Vtbl,
+    pub FileRangesTransferred: unsafe extern "C" fn(
+        This: *mut IBackgroundCopyCallback3,
+        job: *mut IBackgroundCopyJob,
+        file: *mut IBackgroundCopyFile,
+        rangeCount: DWORD,
+        ranges: *const BG_FILE_RANGE,
+    ) -> HRESULT,
+}
+
+/// Implemented by the client: validates server certificates (bits10_3.h; not called).
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBackgroundCopyServerCertificateValidationCallback {
+    pub lpVtbl: *const IBackgroundCopyServerCertificateValidationCallbackVtbl,
+}
+
+/// The methods of [`IBackgroundCopyServerCertificateValidationCallback`], after those of its parent.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBackgroundCopyServerCertificateValidationCallbackVtbl {
+    pub base: IUnknownVtbl,
+    pub ValidateServerCertificate: unsafe extern "C" fn(
+        This: *mut IBackgroundCopyServerCertificateValidationCallback,
+        job: *mut IBackgroundCopyJob,
+        file: *mut IBackgroundCopyFile,
+        certLength: DWORD,
+        certData: *const BYTE,
+        certEncodingType: DWORD,
+        certStoreLength: DWORD,
+        certStoreData: *const BYTE,
+    ) -> HRESULT,
+}
+
+/// Helper tokens of a job, reached by QueryInterface on the job (bits4_0.h). Windows tokens have no Linux meaning: every method is E_NOTIMPL.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBitsTokenOptions {
+    pub lpVtbl: *const IBitsTokenOptionsVtbl,
+}
+
+/// The methods of [`IBitsTokenOptions`], after those of its parent.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBitsTokenOptionsVtbl {
+    pub base: IUnknownVtbl,
+    pub SetHelperTokenFlags:
+        unsafe extern "C" fn(This: *mut IBitsTokenOptions, UsageFlags: BG_TOKEN) -> HRESULT,
+    pub GetHelperTokenFlags:
+        unsafe extern "C" fn(This: *mut IBitsTokenOptions, pFlags: *mut BG_TOKEN) -> HRESULT,
+    pub SetHelperToken: unsafe extern "C" fn(This: *mut IBitsTokenOptions) -> HRESULT,
+    pub ClearHelperToken: unsafe extern "C" fn(This: *mut IBitsTokenOptions) -> HRESULT,
+    pub GetHelperTokenSid:
+        unsafe extern "C" fn(This: *mut IBitsTokenOptions, pSid: *mut LPWSTR) -> HRESULT,
+}

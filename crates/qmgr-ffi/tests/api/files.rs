@@ -138,6 +138,32 @@ fn add_file_set_and_the_file_enumerator() {
     assert_eq!(vcall!(file3, SetValidationState(TRUE)), 0);
     vcall!(file3, GetValidationState(&raw mut flag));
     assert_eq!(flag, TRUE);
+    let file5: *mut IBackgroundCopyFile5 = query(one, &IID_IBackgroundCopyFile5).unwrap();
+    let (mut origin, mut peers) = (9, 9);
+    let file4: *mut IBackgroundCopyFile4 = query(one, &IID_IBackgroundCopyFile4).unwrap();
+    assert_eq!(
+        vcall!(file4, GetPeerDownloadStats(&raw mut origin, &raw mut peers)),
+        0
+    );
+    assert_eq!((origin, peers), (0, 0));
+    release(file4);
+    let mut value = BITS_FILE_PROPERTY_VALUE {
+        String: std::ptr::null_mut(),
+    };
+    let headers = BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS;
+    assert_eq!(
+        vcall!(file5, SetProperty(headers, value)),
+        hr(hresult::BG_E_READ_ONLY_PROPERTY)
+    );
+    assert_eq!(
+        vcall!(file5, GetProperty(headers, &raw mut value)),
+        hr(hresult::E_NOTIMPL)
+    );
+    assert_eq!(
+        vcall!(file5, GetProperty(2, &raw mut value)),
+        hr(hresult::BG_E_UNKNOWN_PROPERTY_ID)
+    );
+    release(file5);
     let mut temp = std::ptr::null_mut();
     assert_eq!(vcall!(file3, GetTemporaryName(&raw mut temp)), 0);
     assert_eq!(

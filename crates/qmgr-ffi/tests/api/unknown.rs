@@ -61,6 +61,19 @@ fn a_job_answers_every_job_version_and_http_options_as_one_object() {
         assert_eq!(versioned, job, "the versions share the primary vtable");
         release(versioned);
     }
+    let tokens: *mut IBitsTokenOptions = query(job, &IID_IBitsTokenOptions).unwrap();
+    let mut flags = 0;
+    assert_eq!(
+        vcall!(tokens, GetHelperTokenFlags(&raw mut flags)),
+        hr(hresult::E_NOTIMPL)
+    );
+    let tokens_job: *mut IBackgroundCopyJob = query(tokens, &IID_IBackgroundCopyJob).unwrap();
+    assert_eq!(
+        tokens_job, job,
+        "the third vtable pointer leads back to the job"
+    );
+    release(tokens_job);
+    release(tokens);
     let http: *mut IBackgroundCopyJobHttpOptions =
         query(job, &IID_IBackgroundCopyJobHttpOptions).unwrap();
     assert_ne!(http.cast(), job, "HttpOptions is a second vtable pointer");
@@ -84,13 +97,15 @@ fn a_job_answers_every_job_version_and_http_options_as_one_object() {
 }
 
 #[test]
-fn versioned_clsids_up_to_3_0_create_the_manager() {
+fn versioned_clsids_up_to_5_0_create_the_manager() {
     setup();
     for clsid in [
         CLSID_BackgroundCopyManager1_5,
         CLSID_BackgroundCopyManager2_0,
         CLSID_BackgroundCopyManager2_5,
         CLSID_BackgroundCopyManager3_0,
+        CLSID_BackgroundCopyManager4_0,
+        CLSID_BackgroundCopyManager5_0,
     ] {
         let mut out: *mut std::ffi::c_void = std::ptr::null_mut();
         // SAFETY: valid GUIDs and out-pointer.
