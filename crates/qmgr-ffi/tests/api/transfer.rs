@@ -117,6 +117,7 @@ enum Seen {
 struct Callback {
     vtbl: *const IBackgroundCopyCallbackVtbl,
     references: AtomicU32,
+    modifications: AtomicU32,
     seen: Mutex<Sender<Seen>>,
 }
 
@@ -189,10 +190,13 @@ unsafe extern "C" fn job_error(
 }
 
 unsafe extern "C" fn job_modification(
-    _: *mut IBackgroundCopyCallback,
+    this: *mut IBackgroundCopyCallback,
     _: *mut IBackgroundCopyJob,
     _: DWORD,
 ) -> HRESULT {
+    callback_of(this.cast())
+        .modifications
+        .fetch_add(1, Ordering::SeqCst);
     0
 }
 
@@ -212,6 +216,7 @@ fn new_callback() -> (Box<Callback>, Receiver<Seen>) {
     let callback = Box::new(Callback {
         vtbl: &raw const CALLBACK_VTBL,
         references: AtomicU32::new(1),
+        modifications: AtomicU32::new(0),
         seen: Mutex::new(sender),
     });
     (callback, receiver)
@@ -257,10 +262,16 @@ fn a_callback_completes_the_job_inside_job_transferred() {
     assert_eq!(registered, object);
     release(registered);
 
+    let flags = BG_NOTIFY_JOB_TRANSFERRED | BG_NOTIFY_JOB_ERROR | BG_NOTIFY_JOB_MODIFICATION;
+    assert_eq!(vcall!(job, SetNotifyFlags(flags)), 0);
     assert_eq!(vcall!(job, Resume()), 0);
     let event = seen
         .recv_timeout(Duration::from_secs(60))
         .expect("JobTransferred");
+    assert!(
+        callback.modifications.load(Ordering::SeqCst) > 0,
+        "BG_NOTIFY_JOB_MODIFICATION brings JobModification calls"
+    );
     assert_eq!(
         event,
         Seen::Transferred(0),
