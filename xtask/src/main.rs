@@ -1,6 +1,8 @@
 //! Project automation. `cargo xtask --help` lists the commands.
 
 mod bench;
+mod ctests;
+mod headers;
 mod install;
 mod tally;
 mod test;
@@ -16,6 +18,9 @@ Commands:
                  ends with a line `N passed, M failed`
   bench [WHAT]   benchmarks; WHAT is `core` (store: create, load, memory) or `all` (default);
                  results are printed and saved under bench/results/
+  headers [--check]
+                 regenerate include/*.h from qmgr-ffi's abi modules (--check: fail if
+                 the committed headers differ)
   install [--prefix DIR]
                  release build of the binaries into DIR/bin (default ~/.local) and the
                  systemd user unit into DIR/share/systemd/user
@@ -27,6 +32,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("headers") => headers::run(&args[1..]),
         Some("install") => install::run(&args[1..]),
         None | Some("help" | "--help" | "-h") => {
             print!("{HELP}");

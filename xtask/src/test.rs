@@ -4,8 +4,8 @@ use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::cargo;
 use crate::tally::{Tally, run_and_count};
+use crate::{cargo, ctests};
 
 pub fn run(args: &[String]) -> Result<()> {
     if let Some(unknown) = args.first() {
@@ -65,6 +65,8 @@ pub fn run(args: &[String]) -> Result<()> {
             tally.failed += 1;
         }
     }
+
+    ctests::run(&mut tally, &mut failures);
 
     println!();
     if !failures.is_empty() {

@@ -1,0 +1,348 @@
+//! `cargo xtask headers [--check]`: the C/C++ headers under `include/`, generated from
+//! qmgr-ffi's `abi` modules (the single source of the interfaces, types and IIDs) and the
+//! HRESULT table of qmgr-core.
+//!
+//! - `bits.h`: the job API of every BITS version, the HRESULT codes, the COM plumbing.
+//! - `qmgr.h`: the legacy group API; includes `bits.h`.
+//! - `bits1_5.h` … `bits10_3.h`, `bitsmsg.h`: the names Windows code includes, each a thin
+//!   header including `bits.h`.
+//!
+//! cbindgen writes the flat declarations ([`flat`]); the interfaces, whose vtables must
+//! repeat inherited slots flat and come with call macros and C++ classes, are printed
+//! here ([`com`]).
+
+mod com;
+mod flat;
+mod hresults;
+pub mod model;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::project_root;
+use hresults::HresultConstant;
+use model::{AbiModel, Header};
+
+/// The version headers of the Windows SDK, each reduced to `#include "bits.h"`.
+const THIN_HEADERS: [(&str, &str); 10] = [
+    ("bits1_5.h", "BITS 1.5"),
+    ("bits2_0.h", "BITS 2.0"),
+    ("bits2_5.h", "BITS 2.5"),
+    ("bits3_0.h", "BITS 3.0"),
+    ("bits4_0.h", "BITS 4.0"),
+    ("bits5_0.h", "BITS 5.0"),
+    ("bits10_1.h", "BITS 10.1"),
+    ("bits10_2.h", "BITS 10.2"),
+    ("bits10_3.h", "BITS 10.3"),
+    ("bitsmsg.h", "the BITS HRESULT codes"),
+];
+
+/// `VARIANT` accessors: macro, member of the VARIANT's value union.
+const VARIANT_ACCESSORS: [(&str, &str); 16] = [
+    ("V_BSTR", "bstrVal"),
+    ("V_I1", "cVal"),
+    ("V_I2", "iVal"),
+    ("V_I4", "lVal"),
+    ("V_I8", "llVal"),
+    ("V_UI1", "bVal"),
+    ("V_UI2", "uiVal"),
+    ("V_UI4", "ulVal"),
+    ("V_UI8", "ullVal"),
+    ("V_INT", "intVal"),
+    ("V_UINT", "uintVal"),
+    ("V_BOOL", "boolVal"),
+    ("V_R4", "fltVal"),
+    ("V_R8", "dblVal"),
+    ("V_ERROR", "scode"),
+    ("V_UNKNOWN", "punkVal"),
+];
+
+pub fn run(args: &[String]) -> Result<()> {
+    match args {
+        [] => {
+            for (path, text) in generate()? {
+                fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+        [flag] if flag == "--check" => {
+            let stale = stale_headers()?;
+            if stale.is_empty() {
+                println!("include/ is up to date");
+                Ok(())
+            } else {
+                bail!(
+                    "headers differ from what `cargo xtask headers` generates: {}",
+                    stale.join(", ")
+                )
+            }
+        }
+        _ => bail!("usage: cargo xtask headers [--check]"),
+    }
+}
+
+/// The headers under `include/` whose committed text differs from freshly generated text
+/// (or that are missing); extra files there are reported too.
+pub fn stale_headers() -> Result<Vec<String>> {
+    let generated = generate()?;
+    let mut stale = Vec::new();
+    for (path, text) in &generated {
+        let committed = fs::read_to_string(path).unwrap_or_default();
+        if committed != *text {
+            stale.push(display_name(path));
+        }
+    }
+    let include = include_dir();
+    for entry in
+        fs::read_dir(&include).with_context(|| format!("cannot list {}", include.display()))?
+    {
+        let path = entry?.path();
+        if !generated.iter().any(|(p, _)| *p == path) {
+            stale.push(format!("{} (not generated)", display_name(&path)));
+        }
+    }
+    Ok(stale)
+}
+
+fn display_name(path: &Path) -> String {
+    path.strip_prefix(project_root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+pub fn include_dir() -> PathBuf {
+    project_root().join("include")
+}
+
+/// Every header, as (path, text).
+pub fn generate() -> Result<Vec<(PathBuf, String)>> {
+    let root = project_root();
+    let ffi_crate = root.join("crates/qmgr-ffi");
+    let model = AbiModel::load(&ffi_crate.join("src"))?;
+    let hresults = hresults::load(&root.join("crates/qmgr-core/src/hresult.rs"))?;
+    let include = include_dir();
+    let mut headers = vec![
+        (
+            include.join("bits.h"),
+            bits_h(
+                &model,
+                &hresults,
+                &flat::generate(&ffi_crate, &model, Header::Bits)?,
+            )?,
+        ),
+        (
+            include.join("qmgr.h"),
+            qmgr_h(
+                &model,
+                &hresults,
+                &flat::generate(&ffi_crate, &model, Header::Qmgr)?,
+            ),
+        ),
+    ];
+    for (name, what) in THIN_HEADERS {
+        headers.push((include.join(name), thin_header(name, what)));
+    }
+    Ok(headers)
+}
+
+fn banner(name: &str, summary: &[&str], sources: &[&str]) -> String {
+    let mut lines: Vec<String> = summary.iter().map(|&line| line.to_owned()).collect();
+    lines[0] = format!("{name}: {}", lines[0]);
+    lines.push(String::new());
+    lines.push(format!(
+        "Generated by `cargo xtask headers` from {}",
+        sources[0]
+    ));
+    lines.extend(sources[1..].iter().map(|&line| line.to_owned()));
+    lines.push("Do not edit: change the sources and regenerate.".to_owned());
+    let body: Vec<String> = lines
+        .iter()
+        .map(|line| format!(" * {line}").trim_end().to_owned())
+        .collect();
+    format!("/*{}\n */\n", &body.join("\n")[2..])
+}
+
+fn guard(name: &str) -> String {
+    format!(
+        "QMGR_{}",
+        name.to_ascii_uppercase().replace(['.', '-'], "_")
+    )
+}
+
+fn bits_h(model: &AbiModel, hresults: &[HresultConstant], flat: &str) -> Result<String> {
+    let mut out = banner(
+        "bits.h",
+        &[
+            "the Background Intelligent Transfer Service job API of libqmgr",
+            "(IBackgroundCopyManager and the interfaces of every BITS version up to 10.3),",
+            "the HRESULT codes of bitsmsg.h, and the COM pieces they need.",
+        ],
+        &[
+            "crates/qmgr-ffi/src/abi/{types,bits}.rs,",
+            "the library's exported functions and crates/qmgr-core/src/hresult.rs.",
+        ],
+    );
+    let guard = guard("bits.h");
+    writeln!(out, "#ifndef {guard}\n#define {guard}\n").unwrap();
+    out.push_str(include_str!("headers/platform.h"));
+    out.push('\n');
+    out.push_str(&com::forward_declarations(model, Header::Bits));
+    out.push('\n');
+    out.push_str(flat);
+    out.push_str("\n\n");
+    out.push_str(&hresult_block(hresults, Header::Bits));
+    out.push('\n');
+    out.push_str(include_str!("headers/helpers.h"));
+    out.push_str(&variant_accessors(model)?);
+    out.push('\n');
+    out.push_str(&com::interfaces(model, Header::Bits));
+    out.push('\n');
+    out.push_str(&com::uuid_associations(model, Header::Bits));
+    writeln!(out, "\n#endif /* {guard} */").unwrap();
+    Ok(out)
+}
+
+fn qmgr_h(model: &AbiModel, hresults: &[HresultConstant], flat: &str) -> String {
+    let mut out = banner(
+        "qmgr.h",
+        &[
+            "the legacy BITS 1.0 group API of libqmgr (IBackgroundCopyQMgr,",
+            "IBackgroundCopyGroup, IBackgroundCopyJob1 and their enumerators).",
+        ],
+        &[
+            "crates/qmgr-ffi/src/abi/qmgr.rs",
+            "and crates/qmgr-core/src/hresult.rs.",
+        ],
+    );
+    let guard = guard("qmgr.h");
+    writeln!(out, "#ifndef {guard}\n#define {guard}\n").unwrap();
+    out.push_str("#include \"bits.h\"\n\n");
+    out.push_str(&com::forward_declarations(model, Header::Qmgr));
+    out.push('\n');
+    out.push_str(flat);
+    out.push_str("\n\n");
+    out.push_str(&hresult_block(hresults, Header::Qmgr));
+    out.push('\n');
+    out.push_str(&com::interfaces(model, Header::Qmgr));
+    out.push('\n');
+    out.push_str(&com::uuid_associations(model, Header::Qmgr));
+    writeln!(out, "\n#endif /* {guard} */").unwrap();
+    out
+}
+
+fn thin_header(name: &str, what: &str) -> String {
+    let include_line =
+        format!("this header exists so that `#include <{name}>` works as on Windows.");
+    let mut out = banner(
+        name,
+        &[
+            &format!("{what}. libqmgr declares every BITS version in bits.h;"),
+            &include_line,
+        ],
+        &["xtask/src/headers.rs."],
+    );
+    let guard = guard(name);
+    writeln!(
+        out,
+        "#ifndef {guard}\n#define {guard}\n\n#include \"bits.h\"\n\n#endif /* {guard} */"
+    )
+    .unwrap();
+    out
+}
+
+fn hresult_block(hresults: &[HresultConstant], header: Header) -> String {
+    let mut out = String::from(
+        "/* HRESULT codes, typed so that `hr == BG_E_NOT_FOUND` compiles cleanly and holds. */\n",
+    );
+    for constant in hresults.iter().filter(|c| c.header() == Some(header)) {
+        let name = &constant.name;
+        writeln!(out, "#ifndef {name}").unwrap();
+        if !constant.description.is_empty() {
+            writeln!(out, "/* {} */", constant.description.replace("*/", "* /")).unwrap();
+        }
+        writeln!(out, "#define {name} {}\n#endif", constant.definition()).unwrap();
+    }
+    out
+}
+
+/// `V_VT(&v)`, `V_BSTR(&v)` …, over the VARIANT layout the abi declares.
+fn variant_accessors(model: &AbiModel) -> Result<String> {
+    let variant = model
+        .records
+        .iter()
+        .find(|r| r.name == "VARIANT")
+        .context("the abi declares no VARIANT")?;
+    ensure!(
+        variant.fields.iter().any(|(name, _)| name == "vt"),
+        "VARIANT has no `vt` field"
+    );
+    let (value_field, value_type) = variant
+        .fields
+        .iter()
+        .find(|(_, ty)| model.records.iter().any(|r| r.is_union && r.name == *ty))
+        .context("VARIANT has no union field for its value")?;
+    let union = model
+        .records
+        .iter()
+        .find(|r| r.name == *value_type)
+        .context("VARIANT's value union")?;
+    let mut out = String::from("#ifndef V_VT\n#define V_VT(X) ((X)->vt)\n");
+    for (accessor, member) in VARIANT_ACCESSORS {
+        ensure!(
+            union.fields.iter().any(|(name, _)| name == member),
+            "{value_type} has no member {member} for {accessor}"
+        );
+        writeln!(out, "#define {accessor}(X) ((X)->{value_field}.{member})").unwrap();
+    }
+    out.push_str("#endif\n");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thin_headers_include_bits_h_under_their_own_guard() {
+        let text = thin_header("bits3_0.h", "BITS 3.0");
+        assert!(
+            text.contains(
+                "#ifndef QMGR_BITS3_0_H\n#define QMGR_BITS3_0_H\n\n#include \"bits.h\"\n"
+            )
+        );
+        assert!(text.trim_end().ends_with("#endif /* QMGR_BITS3_0_H */"));
+    }
+
+    #[test]
+    fn hresults_are_typed_and_sorted_into_their_header() {
+        let constants = vec![
+            HresultConstant {
+                name: "BG_E_NOT_FOUND".into(),
+                bits: 0x8020_0001,
+                description: "No job.".into(),
+            },
+            HresultConstant {
+                name: "QM_E_ITEM_NOT_FOUND".into(),
+                bits: 0x8100_1004,
+                description: String::new(),
+            },
+            HresultConstant {
+                name: "HRESULT_FILE_NOT_FOUND".into(),
+                bits: 0x8007_0002,
+                description: String::new(),
+            },
+        ];
+        let bits = hresult_block(&constants, Header::Bits);
+        assert!(bits.contains("/* No job. */\n#define BG_E_NOT_FOUND ((HRESULT)0x80200001)\n"));
+        assert!(!bits.contains("QM_E_"));
+        assert!(!bits.contains("HRESULT_FILE_NOT_FOUND"));
+        let qmgr = hresult_block(&constants, Header::Qmgr);
+        assert!(qmgr.contains("#define QM_E_ITEM_NOT_FOUND ((HRESULT)0x81001004)"));
+    }
+}

@@ -1,0 +1,49 @@
+/* ---------------------------------------------------------------------------------------
+ * Helpers Windows code uses with these interfaces.
+ */
+#ifndef SUCCEEDED
+#define SUCCEEDED(hr) (((HRESULT)(hr)) >= 0)
+#endif
+#ifndef FAILED
+#define FAILED(hr) (((HRESULT)(hr)) < 0)
+#endif
+
+#ifdef __cplusplus
+extern "C++" {
+inline bool IsEqualGUID(REFGUID rguid1, REFGUID rguid2)
+{
+    return memcmp(&rguid1, &rguid2, sizeof(GUID)) == 0;
+}
+inline bool operator==(REFGUID rguid1, REFGUID rguid2)
+{
+    return IsEqualGUID(rguid1, rguid2);
+}
+inline bool operator!=(REFGUID rguid1, REFGUID rguid2)
+{
+    return !IsEqualGUID(rguid1, rguid2);
+}
+
+/* __uuidof(X) names the IID of interface X or the CLSID of class X (or of the type an
+ * expression X has, through pointers), as mingw-w64 provides it for g++. */
+template <typename T> struct qmgr_uuidof_traits;
+template <typename T> struct qmgr_uuidof_traits<T *> : qmgr_uuidof_traits<T> {};
+template <typename T> struct qmgr_uuidof_traits<const T> : qmgr_uuidof_traits<T> {};
+}
+#ifndef __uuidof
+#define __uuidof(x) (qmgr_uuidof_traits<__typeof__(x)>::value())
+#endif
+#ifndef IID_PPV_ARGS
+#define IID_PPV_ARGS(pp) __uuidof(**(pp)), reinterpret_cast<void **>(pp)
+#endif
+#else
+static inline int IsEqualGUID(REFGUID rguid1, REFGUID rguid2)
+{
+    return memcmp(rguid1, rguid2, sizeof(GUID)) == 0;
+}
+#endif
+#ifndef IsEqualIID
+#define IsEqualIID(riid1, riid2) IsEqualGUID(riid1, riid2)
+#endif
+#ifndef IsEqualCLSID
+#define IsEqualCLSID(rclsid1, rclsid2) IsEqualGUID(rclsid1, rclsid2)
+#endif
