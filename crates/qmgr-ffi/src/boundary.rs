@@ -212,3 +212,63 @@ macro_rules! thunks {
     )*};
 }
 pub(crate) use thunks;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panics_become_e_unexpected_and_errors_their_code() {
+        assert_eq!(hresult(|| panic!("a bug")), hresult::E_UNEXPECTED.0);
+        assert_eq!(
+            hresult(|| Err(QmgrError::from_code(hresult::BG_E_NOT_FOUND))),
+            hresult::BG_E_NOT_FOUND.0
+        );
+        assert_eq!(hresult(|| Ok(hresult::S_FALSE)), hresult::S_FALSE.0);
+        assert_eq!(guarded(7, || panic!("a bug")), 7);
+    }
+
+    #[test]
+    fn pointers_are_checked_before_use() {
+        let mut slot = 0u32;
+        // SAFETY: null, or a live local.
+        let (null, live) = unsafe {
+            (
+                std::ptr::null_mut::<u32>().checked(),
+                (&raw mut slot).checked(),
+            )
+        };
+        assert_eq!(null.out("x").err().unwrap().hresult, hresult::E_POINTER);
+        assert_eq!(null.read("x").unwrap_err().hresult, hresult::E_POINTER);
+        assert!(null.slice(0, "x").unwrap().is_empty());
+        live.out("x").unwrap().set(5);
+        assert_eq!(live.read("x").unwrap(), 5);
+    }
+
+    #[test]
+    fn in_strings_are_validated() {
+        let good = crate::strings::wide("chemin/é");
+        let unpaired = [0x61_u16, 0xDC00, 0];
+        let long: Vec<u16> = std::iter::repeat_n(0x61, crate::strings::MAX_WIDE_UNITS + 1)
+            .chain([0])
+            .collect();
+        // SAFETY: NUL-terminated buffers that outlive the calls, or null.
+        let (good, unpaired, long, null) = unsafe {
+            (
+                good.as_ptr().checked(),
+                unpaired.as_ptr().checked(),
+                long.as_ptr().checked(),
+                std::ptr::null::<u16>().checked(),
+            )
+        };
+        assert_eq!(good.required_string("s").unwrap(), "chemin/é");
+        for bad in [unpaired, long] {
+            assert_eq!(bad.string("s").unwrap_err().hresult, hresult::E_INVALIDARG);
+        }
+        assert_eq!(null.string("s").unwrap(), None);
+        assert_eq!(
+            null.required_string("s").unwrap_err().hresult,
+            hresult::E_INVALIDARG
+        );
+    }
+}

@@ -15,6 +15,7 @@ use qmgr_core::hresult;
 use qmgr_core::{QmgrError, Result};
 
 use crate::abi::types::{GUID, HRESULT, IUnknown, IUnknownVtbl, REFIID, ULONG};
+use crate::boundary::guarded;
 
 /// A class of COM objects.
 ///
@@ -77,6 +78,23 @@ unsafe extern "C" fn query_interface<T: Class, const OFFSET: usize>(
     riid: REFIID,
     ppv_object: *mut *mut c_void,
 ) -> HRESULT {
+    // SAFETY: the arguments are passed on unchanged under the same contract.
+    guarded(hresult::E_UNEXPECTED.0, || unsafe {
+        answer_query::<T, OFFSET>(this, riid, ppv_object)
+    })
+}
+
+/// QueryInterface's work, apart so that [`query_interface`] can guard it.
+///
+/// # Safety
+///
+/// COM's contract for QueryInterface: `this` is an interface pointer of a live
+/// `ComObject<T>` at `OFFSET`; `riid` and `ppv_object` are null or valid.
+unsafe fn answer_query<T: Class, const OFFSET: usize>(
+    this: *mut IUnknown,
+    riid: REFIID,
+    ppv_object: *mut *mut c_void,
+) -> HRESULT {
     if ppv_object.is_null() {
         return hresult::E_POINTER.0;
     }
@@ -119,24 +137,28 @@ fn count_of<T: Class>(object: *const ComObject<T>) -> ULONG {
 }
 
 unsafe extern "C" fn add_ref<T: Class, const OFFSET: usize>(this: *mut IUnknown) -> ULONG {
-    if this.is_null() {
-        return 0;
-    }
-    let object = object_of::<T, OFFSET>(this);
-    // SAFETY: the caller holds a reference to this live object.
-    unsafe { Arc::increment_strong_count(object) };
-    count_of(object)
+    guarded(0, || {
+        if this.is_null() {
+            return 0;
+        }
+        let object = object_of::<T, OFFSET>(this);
+        // SAFETY: the caller holds a reference to this live object.
+        unsafe { Arc::increment_strong_count(object) };
+        count_of(object)
+    })
 }
 
 unsafe extern "C" fn release<T: Class, const OFFSET: usize>(this: *mut IUnknown) -> ULONG {
-    if this.is_null() {
-        return 0;
-    }
-    let object = object_of::<T, OFFSET>(this);
-    let remaining = count_of(object).saturating_sub(1);
-    // SAFETY: the caller gives up the reference it holds; the last one frees the object.
-    unsafe { Arc::decrement_strong_count(object) };
-    remaining
+    guarded(0, || {
+        if this.is_null() {
+            return 0;
+        }
+        let object = object_of::<T, OFFSET>(this);
+        let remaining = count_of(object).saturating_sub(1);
+        // SAFETY: the caller gives up the reference it holds; the last one frees the object.
+        unsafe { Arc::decrement_strong_count(object) };
+        remaining
+    })
 }
 
 /// The IUnknown part of every vtable of class `T` whose pointer sits at `OFFSET`.

@@ -8,8 +8,8 @@
 //!
 //! - [`abi`] declares what C sees: types with Windows' widths, interfaces and vtables in
 //!   Windows' slot order, IIDs and CLSIDs. The generated headers come from it.
-//! - Every object is a [`com`] object: vtable pointers in front of Rust state in an `Arc`,
-//!   with one generic IUnknown. Calls enter through [`boundary`], which catches panics,
+//! - Every object is a `com` object: vtable pointers in front of Rust state in an `Arc`,
+//!   with one generic IUnknown. Calls enter through `boundary`, which catches panics,
 //!   checks pointers and turns errors into HRESULTs.
 //! - Objects talk to the queue through the service API of `qmgr-core`: by default the
 //!   `qmgrd` daemon over its socket (started on demand); with the cargo feature
