@@ -90,10 +90,18 @@ mod resolve;
 mod session;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `qmgr list | head` would fail writing; like other Unix
+    // tools, qmgr ends quietly when its reader goes away.
+    let _ = signal_hook::flag::register_conditional_default(
+        signal_hook::consts::SIGPIPE,
+        Arc::new(AtomicBool::new(true)),
+    );
     let cli = cli::Cli::parse();
     match commands::run(cli.command) {
         Ok(()) => ExitCode::from(failure::Exit::Success.code()),

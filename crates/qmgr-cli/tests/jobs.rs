@@ -385,6 +385,19 @@ fn help_completions_and_usage_errors() {
             "{shell}"
         );
     }
+    // A reader that goes away early ends qmgr quietly, as it ends other Unix tools.
+    let mut child = instance.command(&["completions", "bash"]);
+    let mut child = child
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before qmgr, still starting, writes its first byte.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
     instance.qmgr(&["frobnicate"]).expect(2);
     instance.qmgr(&[]).expect(2);
     assert!(instance.daemon_pid().is_none(), "help starts no daemon");

@@ -70,6 +70,13 @@ pub fn run(session: &Session, args: &TransferArgs) -> Result<(), Failure> {
         }
     }
     if args.background {
+        if interrupted.load(Ordering::SeqCst) {
+            cancel_all(&client, &jobs);
+            return Err(Failure::new(
+                Exit::Interrupted,
+                "interrupted before the jobs were queued; nothing was left behind",
+            ));
+        }
         report_background(&client, &jobs, args.json)?;
         return Ok(());
     }
