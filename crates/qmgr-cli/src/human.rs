@@ -140,7 +140,7 @@ pub fn error_block(error: &JobError, files: &[qmgr_core::FileRecord], indent: &s
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "{indent}Error:        {}",
+        "{indent}Code:         {}",
         hresult_label(&error.error)
     );
     let _ = writeln!(text, "{indent}Description:  {}", error.error.description);

@@ -29,7 +29,7 @@ pub fn describe(view: &JobView, now: Timestamp) -> String {
     let progress = job.progress();
     let mut text = String::new();
     let mut line = |label: &str, value: &str| {
-        let _ = writeln!(text, "{:<20}{value}", format!("{label}:"));
+        let _ = writeln!(text, "{:<22}{value}", format!("{label}:"));
     };
     line("Job", &job.id.to_string());
     line("Name", &job.display_name);
