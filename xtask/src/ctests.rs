@@ -1,7 +1,8 @@
-//! The C side of `cargo xtask test`: the committed headers match the generator.
+//! The C side of `cargo xtask test`: the committed headers match the generator and
+//! mingw-w64's headers.
 
-use crate::headers;
 use crate::tally::Tally;
+use crate::{compat, headers};
 
 /// Runs the C checks, adding one result per check to `tally` and the name of each failed
 /// one to `failures`.
@@ -16,6 +17,20 @@ pub fn run(tally: &mut Tally, failures: &mut Vec<String>) {
         Err(error) => Err(format!("{error:#}")),
     };
     count("headers", verdict, tally, failures);
+
+    println!("==> compat (include/ against mingw-w64's headers)");
+    let verdict = match compat::check() {
+        Ok(report) => {
+            print!("{}", report.text);
+            if report.mismatches == 0 {
+                Ok(())
+            } else {
+                Err(format!("{} declaration(s) differ", report.mismatches))
+            }
+        }
+        Err(error) => Err(format!("{error:#}")),
+    };
+    count("compat", verdict, tally, failures);
 }
 
 fn count(name: &str, verdict: Result<(), String>, tally: &mut Tally, failures: &mut Vec<String>) {

@@ -1,6 +1,7 @@
 //! Project automation. `cargo xtask --help` lists the commands.
 
 mod bench;
+mod compat;
 mod ctests;
 mod headers;
 mod install;
@@ -21,6 +22,9 @@ Commands:
   headers [--check]
                  regenerate include/*.h from qmgr-ffi's abi modules (--check: fail if
                  the committed headers differ)
+  compat         check include/ against mingw-w64's bits*.h and qmgr.h (installs
+                 mingw-w64-common with apt-get if missing): every interface, slot, GUID,
+                 constant and struct both declare must match
   install [--prefix DIR]
                  release build of the binaries into DIR/bin (default ~/.local) and the
                  systemd user unit into DIR/share/systemd/user
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("headers") => headers::run(&args[1..]),
+        Some("compat") => compat::run(&args[1..]),
         Some("install") => install::run(&args[1..]),
         None | Some("help" | "--help" | "-h") => {
             print!("{HELP}");
