@@ -8,8 +8,17 @@ use crate::{cargo, project_root};
 
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
-        None | Some("all" | "core") => core(),
-        Some(other) => bail!("unknown benchmark {other:?}; choose core or all"),
+        Some("core") => core(),
+        Some("transfer") => crate::bench_transfer::run(),
+        Some("service") => crate::bench_service::run(),
+        None | Some("all") => {
+            core()?;
+            crate::bench_transfer::run()?;
+            crate::bench_service::run()
+        }
+        Some(other) => {
+            bail!("unknown benchmark {other:?}; choose core, transfer, service or all")
+        }
     }
 }
 
@@ -42,7 +51,7 @@ fn core() -> Result<()> {
     save("core.md", "Store (qmgr-core)", &table)
 }
 
-fn save(file: &str, title: &str, table: &str) -> Result<()> {
+pub(crate) fn save(file: &str, title: &str, table: &str) -> Result<()> {
     let dir = project_root().join("bench/results");
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(file);

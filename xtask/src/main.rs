@@ -1,6 +1,14 @@
 //! Project automation. `cargo xtask --help` lists the commands.
 
 mod bench;
+mod bench_build;
+mod bench_nginx;
+mod bench_qmgr;
+mod bench_run;
+mod bench_service;
+mod bench_table;
+mod bench_tools;
+mod bench_transfer;
 mod compat;
 mod ctests;
 mod headers;
@@ -17,8 +25,10 @@ cargo xtask <command>
 Commands:
   test           formatting check, clippy (-D warnings) and every test of the workspace;
                  ends with a line `N passed, M failed`
-  bench [WHAT]   benchmarks; WHAT is `core` (store: create, load, memory) or `all` (default);
-                 results are printed and saved under bench/results/
+  bench [WHAT]   benchmarks; WHAT is `core` (store: create, load, memory), `transfer`
+                 (engine beside curl and aria2c; installs nginx, curl, aria2 if missing),
+                 `service` (IPC and in-process latency, qmgrd with 10,000 jobs) or `all`
+                 (default); results are printed and saved under bench/results/
   headers [--check]
                  regenerate include/*.h from qmgr-ffi's abi modules (--check: fail if
                  the committed headers differ)
