@@ -261,8 +261,8 @@ pub struct TransferArgs {
     /// Give up after failing this long without progress [default: config, 14d]
     #[arg(long, value_name = "DUR", value_parser = parse_duration_arg)]
     pub no_progress_timeout: Option<Duration>,
-    /// Per-job bandwidth limit: NOT SUPPORTED yet (qmgrd has only the global
-    /// `bandwidth_limit` in config.toml, which caps non-foreground jobs); any limit is refused
+    /// Bandwidth cap for this transfer, e.g. 20MB/s or 512KiB/s (shared by the jobs when the
+    /// URLs are split into several); applies at any priority
     #[arg(long, value_name = "RATE", value_parser = parse_rate_arg)]
     pub limit: Option<RateArg>,
     /// Refuse to overwrite files that exist (checked before the job is created and again

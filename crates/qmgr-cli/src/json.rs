@@ -81,6 +81,8 @@ pub struct SettingsJson {
     /// `BG_NOTIFY_*` bits.
     pub notify_flags: u32,
     pub max_download_size: Option<u64>,
+    /// The job's own bandwidth cap in bytes per second, if it has one.
+    pub bandwidth_limit: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -271,6 +273,7 @@ impl From<&JobView> for JobJson {
                     }),
                 notify_flags: settings.notify_flags,
                 max_download_size: settings.max_download_size,
+                bandwidth_limit: settings.bandwidth_limit,
             },
             waiting: view.waiting.as_ref().map(WaitingJson::from),
             error: job.error.as_ref().map(JobErrorJson::from),

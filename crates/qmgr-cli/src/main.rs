@@ -56,7 +56,8 @@
 //!                "proxy": {"usage": "preconfig" | "no_proxy" | "override" | "autodetect",
 //!                          "proxy_list": str | null, "bypass_list": str | null},
 //!                "notify_command": {"program": str, "parameters": str | null} | null,
-//!                "notify_flags": int, "max_download_size": int | null},
+//!                "notify_flags": int, "max_download_size": int | null,
+//!                "bandwidth_limit": int | null},
 //!   "waiting": null | {"reason": "suspended" | "waiting_for_slot" | "retry_at" | "failed"
 //!                                | "awaiting_complete",
 //!                      "jobs_ahead": int (waiting_for_slot only),

@@ -131,6 +131,8 @@ fn background_returns_at_once_then_info_and_complete_finish_the_job() {
             "1h",
             "-H",
             "X-Qmgr-Test: yes",
+            "--limit",
+            "5MB/s",
             &server.url(path),
             "-o",
             "background.bin",
@@ -144,6 +146,7 @@ fn background_returns_at_once_then_info_and_complete_finish_the_job() {
     assert_eq!(job["settings"]["minimum_retry_delay_secs"], 30);
     assert_eq!(job["settings"]["no_progress_timeout_secs"], 3600);
     assert_eq!(job["settings"]["headers"][0], "X-Qmgr-Test: yes");
+    assert_eq!(job["settings"]["bandwidth_limit"], 5_000_000);
     assert_eq!(
         job["files"][0]["local_name"],
         instance
@@ -253,10 +256,6 @@ fn bad_input_is_refused_with_the_documented_codes_before_any_job_exists() {
             "invalid duration",
         ),
         (vec!["transfer", &url, "--limit", "fast"], "fast"),
-        (
-            vec!["transfer", &url, "--limit", "1MB/s"],
-            "no per-job bandwidth limit",
-        ),
         (
             vec!["transfer", &url, "-o", "exists", "--no-clobber"],
             "already exist",

@@ -93,6 +93,9 @@ pub struct JobSettings {
     pub max_download_size: Option<u64>,
     /// Files of this job transferred at once (a qmgr extension; Windows: 1).
     pub parallel_files: u32,
+    /// This job's own bandwidth cap in bytes per second, shared by its files (a qmgr extension).
+    #[serde(default)]
+    pub bandwidth_limit: Option<u64>,
 }
 
 /// Windows' defaults and the floor it applies to the retry delay.
@@ -114,6 +117,7 @@ impl Default for JobSettings {
             security_flags: 0,
             max_download_size: None,
             parallel_files: 1,
+            bandwidth_limit: None,
         }
     }
 }

@@ -43,6 +43,9 @@ pub enum JobChange {
     SecurityFlags(u32),
     MaxDownloadSize(Option<u64>),
     ParallelFiles(u32),
+    /// A bandwidth cap for this job alone, in bytes per second (a qmgr extension; `None`
+    /// removes it). It applies at any priority, FOREGROUND included.
+    BandwidthLimit(Option<u64>),
     /// IBackgroundCopyFile2::SetRemoteName.
     RemoteName {
         file: u32,
@@ -88,6 +91,11 @@ pub enum Request {
         job: Guid,
     },
     Complete {
+        job: Guid,
+    },
+    /// Complete, but refuse to replace an existing destination (RENAME_NOREPLACE): the job
+    /// then stays as it was, as after any failed rename.
+    CompleteWithoutReplacing {
         job: Guid,
     },
     TakeOwnership {
@@ -272,6 +280,13 @@ pub trait QueueServiceExt: QueueService {
 
     fn complete(&self, job: Guid) -> Result<HResult> {
         done(self.execute(Request::Complete { job })?, "Complete")
+    }
+
+    fn complete_without_replacing(&self, job: Guid) -> Result<HResult> {
+        done(
+            self.execute(Request::CompleteWithoutReplacing { job })?,
+            "CompleteWithoutReplacing",
+        )
     }
 
     fn take_ownership(&self, job: Guid) -> Result<HResult> {

@@ -101,6 +101,7 @@ pub fn request_name(request: &Request) -> &'static str {
         Request::Suspend { .. } => "Suspend",
         Request::Cancel { .. } => "Cancel",
         Request::Complete { .. } => "Complete",
+        Request::CompleteWithoutReplacing { .. } => "CompleteWithoutReplacing",
         Request::TakeOwnership { .. } => "TakeOwnership",
         Request::SetJob { .. } => "SetJob",
         Request::CreateGroup { .. } => "CreateGroup",

@@ -44,6 +44,8 @@ fn sample_job_changes() -> Vec<JobChange> {
         JobChange::MaxDownloadSize(Some(u64::MAX)),
         JobChange::MaxDownloadSize(None),
         JobChange::ParallelFiles(16),
+        JobChange::BandwidthLimit(Some(20_000_000)),
+        JobChange::BandwidthLimit(None),
         JobChange::RemoteName {
             file: 3,
             remote_name: "https://example.invalid/a?b=c".into(),
@@ -87,6 +89,7 @@ fn sample_requests() -> Vec<Request> {
         Request::Suspend { job: guid(3) },
         Request::Cancel { job: guid(4) },
         Request::Complete { job: guid(5) },
+        Request::CompleteWithoutReplacing { job: guid(5) },
         Request::TakeOwnership { job: guid(6) },
         Request::CreateGroup { group: guid(7) },
         Request::GetGroup { group: guid(7) },

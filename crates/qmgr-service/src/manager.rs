@@ -405,7 +405,10 @@ impl State {
             Request::Resume { job } => self.change(engine, uid, job, now, Job::resume),
             Request::Suspend { job } => self.change(engine, uid, job, now, Job::suspend),
             Request::Cancel { job } => self.cancel(engine, uid, job, now),
-            Request::Complete { job } => self.complete(engine, uid, job, now),
+            Request::Complete { job } => self.complete(engine, uid, job, Overwrite::Replace, now),
+            Request::CompleteWithoutReplacing { job } => {
+                self.complete(engine, uid, job, Overwrite::NoClobber, now)
+            }
             Request::TakeOwnership { job } => {
                 let owner = self.entry(uid, job)?.job.owner_uid;
                 if owner != uid {
@@ -657,6 +660,7 @@ impl State {
         engine: &Engine,
         uid: u32,
         id: Guid,
+        overwrite: Overwrite,
         now: Timestamp,
     ) -> Result<Response> {
         let mut job = self.entry(uid, id)?.job.clone();
@@ -667,9 +671,11 @@ impl State {
         self.stop_transfers(engine, id);
         job.completing = true;
         self.store.save_job_durably(&job)?;
-        if let Err(error) = rename_finished(&job) {
+        if let Err(error) = rename_finished(&mut job, overwrite) {
+            // The files renamed so far stay renamed (as on Windows); the job waits for
+            // another Complete or a Cancel.
             job.completing = false;
-            self.store.save_job(&job)?;
+            self.commit(id, job, now)?;
             return Err(error);
         }
         let mut code = code;
@@ -742,6 +748,14 @@ impl State {
                 }
                 job.settings.parallel_files = count;
             }
+            JobChange::BandwidthLimit(limit) => {
+                if limit == Some(0) {
+                    return Err(QmgrError::invalid_arg(
+                        "a bandwidth limit of 0 would stop the job; suspend it instead",
+                    ));
+                }
+                job.settings.bandwidth_limit = limit;
+            }
             JobChange::RemoteName { file, remote_name } => {
                 qmgr_core::file::validate_remote_name(&remote_name)?;
                 let record = job.files.get_mut(file as usize).ok_or_else(|| {
@@ -760,6 +774,7 @@ impl State {
             }
         }
         self.commit(id, job, now)?;
+        self.share_job_limit(engine, id);
         self.schedule_needed = true;
         Ok(Response::Done(hresult::S_OK))
     }
@@ -1088,6 +1103,26 @@ impl State {
                 }
             }
         }
+        self.share_job_limit(engine, id);
+    }
+
+    /// Divides the job's own bandwidth cap among its running transfers.
+    fn share_job_limit(&self, engine: &Engine, id: Guid) {
+        let Some(entry) = self.jobs.get(&id) else {
+            return;
+        };
+        let Some(run) = &entry.run else { return };
+        let count = u64::try_from(run.transfers.len())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let share = entry
+            .job
+            .settings
+            .bandwidth_limit
+            .map(|limit| (limit / count).max(1));
+        for transfer in &run.transfers {
+            let _ = engine.set_transfer_limit(*transfer, share);
+        }
     }
 
     fn on_engine_event(
@@ -1407,14 +1442,12 @@ fn check_local_directory(local_name: &str) -> Result<()> {
 }
 
 /// Renames every finished file of a job to its final name.
-fn rename_finished(job: &Job) -> Result<()> {
-    for file in job.files.iter().filter(|f| f.completed) {
+fn rename_finished(job: &mut Job, overwrite: Overwrite) -> Result<()> {
+    for file in job.files.iter_mut().filter(|f| f.completed) {
         if let Some(temp) = &file.temp_name {
-            qmgr_transfer::finalize(
-                Path::new(temp),
-                Path::new(&file.local_name),
-                Overwrite::Replace,
-            )?;
+            qmgr_transfer::finalize(Path::new(temp), Path::new(&file.local_name), overwrite)?;
+            // A finished file without a temporary name is in place: a later Complete skips it.
+            file.temp_name = None;
         }
     }
     Ok(())

@@ -592,3 +592,70 @@ fn jobs_untouched_for_the_inactivity_timeout_are_cancelled() {
         "a job touched 30 days ago stays"
     );
 }
+
+#[test]
+fn complete_without_replacing_keeps_an_existing_destination_and_the_job() {
+    let server = TestServer::start();
+    let fx = Fixture::new(config());
+    let taken = fx.path("taken.bin");
+    std::fs::write(&taken, b"mine").unwrap();
+    let id = fx.job_with(&[
+        (server.url("/data/100/free"), fx.path("free.bin")),
+        (server.url("/data/100/taken"), taken.clone()),
+    ]);
+    fx.service.resume(id).unwrap();
+    fx.wait_for_state(id, JobState::Transferred);
+    let refused = fx.service.complete_without_replacing(id).unwrap_err();
+    assert_eq!(
+        std::fs::read(&taken).unwrap(),
+        b"mine",
+        "the existing file is untouched"
+    );
+    assert!(refused.description.contains("taken.bin"), "{refused}");
+    let view = fx.service.job(id).unwrap();
+    assert_eq!(
+        view.job.state,
+        JobState::Transferred,
+        "a failed rename leaves the job as it was"
+    );
+    // Complete (which replaces, as on Windows) then finishes the job; the file renamed by the
+    // first attempt stays in place.
+    assert_eq!(fx.service.complete(id).unwrap(), hresult::S_OK);
+    assert_eq!(
+        std::fs::read(&taken).unwrap(),
+        expected_body("/data/100/taken", INITIAL_VERSION, 100)
+    );
+    assert_eq!(
+        std::fs::read(fx.path("free.bin")).unwrap(),
+        expected_body("/data/100/free", INITIAL_VERSION, 100)
+    );
+}
+
+#[test]
+fn a_job_bandwidth_limit_is_kept_and_the_transfer_still_completes() {
+    let server = TestServer::start();
+    let fx = Fixture::new(config());
+    let id = fx.job_with(&[(server.url("/data/300000/limited"), fx.path("limited.bin"))]);
+    assert_eq!(
+        fx.service
+            .set_job(id, JobChange::BandwidthLimit(Some(0)))
+            .unwrap_err()
+            .hresult,
+        hresult::E_INVALIDARG,
+        "0 would stop the job for good"
+    );
+    fx.service
+        .set_job(id, JobChange::BandwidthLimit(Some(1_000_000)))
+        .unwrap();
+    assert_eq!(
+        fx.service.job(id).unwrap().job.settings.bandwidth_limit,
+        Some(1_000_000)
+    );
+    fx.service.resume(id).unwrap();
+    fx.wait_for_state(id, JobState::Transferred);
+    fx.service.complete(id).unwrap();
+    assert_eq!(
+        std::fs::read(fx.path("limited.bin")).unwrap(),
+        expected_body("/data/300000/limited", INITIAL_VERSION, 300_000)
+    );
+}

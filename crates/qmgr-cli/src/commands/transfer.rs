@@ -29,15 +29,6 @@ const POLL: Duration = Duration::from_millis(200);
 const DEFAULT_NAME_CHARS: usize = 120;
 
 pub fn run(session: &Session, args: &TransferArgs) -> Result<(), Failure> {
-    if let Some(RateArg(Some(rate))) = args.limit {
-        return Err(Failure::usage(format!(
-            "--limit {}/s: qmgrd has no per-job bandwidth limit yet. The global cap \
-             `bandwidth_limit` in {} limits every job that is not FOREGROUND: set it there and \
-             use --priority normal (or high/low)",
-            human::bytes(rate),
-            session.paths.config_file().display()
-        )));
-    }
     let cwd = std::env::current_dir()
         .map_err(|error| Failure::usage(format!("cannot read the current directory: {error}")))?;
     let target = match (&args.output, &args.dir) {
@@ -49,13 +40,19 @@ pub fn run(session: &Session, args: &TransferArgs) -> Result<(), Failure> {
     let chunk_size = usize::try_from(session.config.max_files_per_job.max(1)).unwrap_or(usize::MAX);
     let chunks: Vec<&[Planned]> = planned.chunks(chunk_size).collect();
     let shares = parallel_shares(args.parallel, chunks.len());
+    let job_limit = match args.limit {
+        Some(RateArg(Some(rate))) => {
+            Some((rate / u64::try_from(chunks.len().max(1)).unwrap_or(u64::MAX)).max(1))
+        }
+        _ => None,
+    };
 
     let interrupted = watch_interrupts()?;
     let client = session.connect()?;
     let mut jobs: Vec<Guid> = Vec::new();
     for (part, (chunk, parallel)) in chunks.iter().zip(&shares).enumerate() {
         let name = job_name(args.name.as_deref(), chunk, part, chunks.len());
-        match create_job(&client, &name, chunk, *parallel, args) {
+        match create_job(&client, &name, chunk, *parallel, job_limit, args) {
             Ok(id) => jobs.push(id),
             Err(failure) => {
                 cancel_all(&client, &jobs);
@@ -145,12 +142,16 @@ fn create_job(
     name: &str,
     files: &[Planned],
     parallel: u32,
+    limit: Option<u64>,
     args: &TransferArgs,
 ) -> Result<Guid, Failure> {
     let id = client.create_job(name, JobType::Download)?;
     let setup = || -> qmgr_core::Result<()> {
         client.set_job(id, JobChange::Priority(JobPriority::from(args.priority)))?;
         client.set_job(id, JobChange::ParallelFiles(parallel))?;
+        if limit.is_some() {
+            client.set_job(id, JobChange::BandwidthLimit(limit))?;
+        }
         if !args.headers.is_empty() {
             client.set_job(
                 id,
@@ -317,22 +318,20 @@ impl Watch<'_> {
 
     fn complete(&self, view: &JobView) -> Outcome {
         let plain = view.job.id.to_plain_string();
-        if self.no_clobber
-            && let Err(refusal) = destinations::refuse_existing(
-                view.job
-                    .files
-                    .iter()
-                    .map(|file| Path::new(&file.local_name)),
-            )
-        {
-            return Outcome::Failed(format!(
-                "{refusal} (it appeared during the transfer). Job {} is left TRANSFERRED: \
-                 `qmgr complete {plain}` overwrites, `qmgr cancel {plain}` discards the download.",
-                view.job.id
-            ));
-        }
-        match self.client.complete(view.job.id) {
+        // --no-clobber: the service renames with RENAME_NOREPLACE, so a file that appeared
+        // during the transfer is never replaced.
+        let completed = if self.no_clobber {
+            self.client.complete_without_replacing(view.job.id)
+        } else {
+            self.client.complete(view.job.id)
+        };
+        match completed {
             Ok(_) => Outcome::Completed,
+            Err(error) if self.no_clobber => Outcome::Failed(format!(
+                "job {} transferred but was not completed: {error}. Job {} is left TRANSFERRED: \
+                 `qmgr complete {plain}` overwrites, `qmgr cancel {plain}` discards the download.",
+                view.job.id, view.job.id
+            )),
             Err(error) => Outcome::Failed(format!(
                 "job {} transferred but could not be completed: {error}. `qmgr complete {plain}` \
                  tries again.",
