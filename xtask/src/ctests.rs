@@ -1,11 +1,42 @@
-//! The C side of `cargo xtask test`: the committed headers match the generator and
-//! mingw-w64's headers.
+//! The C side of `cargo xtask test`, and `cargo xtask c-tests`:
+//!
+//! 1. the committed headers match the generator;
+//! 2. they agree with mingw-w64's (`cargo xtask compat`);
+//! 3. every example of examples-c/ and every test of tests/c/ compiles with gcc/g++
+//!    (`-Wall -Wextra -Werror -pedantic`, C11 or C++17) against include/ and libqmgr,
+//!    then runs against the test server in a qmgr instance of its own, then again under
+//!    valgrind (a definite leak or any memory error fails it); the Python example runs
+//!    with python3. Each program counts as one test.
+
+mod instance;
+mod programs;
+mod server;
+
+use std::fs::{self, File};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
 
 use crate::tally::Tally;
-use crate::{compat, headers};
+use crate::{cargo, compat, headers, project_root};
+use instance::Instance;
+use programs::{Arguments, PROGRAMS, PYTHON_EXAMPLE, Program};
+use server::TestServer;
 
-/// Runs the C checks, adding one result per check to `tally` and the name of each failed
-/// one to `failures`.
+const PLAIN_TIMEOUT: Duration = Duration::from_secs(300);
+const VALGRIND_TIMEOUT: Duration = Duration::from_secs(900);
+const VALGRIND: [&str; 4] = [
+    "--error-exitcode=99",
+    "--leak-check=full",
+    "--errors-for-leak-kinds=definite",
+    "--quiet",
+];
+
+/// Every C check of `cargo xtask test`, adding one result per check (and per program) to
+/// `tally` and the name of each failed one to `failures`.
 pub fn run(tally: &mut Tally, failures: &mut Vec<String>) {
     println!("==> headers (include/ matches `cargo xtask headers`)");
     let verdict = match headers::stale_headers() {
@@ -31,6 +62,24 @@ pub fn run(tally: &mut Tally, failures: &mut Vec<String>) {
         Err(error) => Err(format!("{error:#}")),
     };
     count("compat", verdict, tally, failures);
+
+    run_programs(tally, failures);
+}
+
+/// `cargo xtask c-tests`: only the C and C++ programs and the Python example.
+pub fn run_command(args: &[String]) -> Result<()> {
+    if let Some(unknown) = args.first() {
+        bail!("`cargo xtask c-tests` takes no arguments (got {unknown:?})");
+    }
+    let mut tally = Tally::default();
+    let mut failures = Vec::new();
+    run_programs(&mut tally, &mut failures);
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        bail!("failed: {}", failures.join(", "))
+    }
 }
 
 fn count(name: &str, verdict: Result<(), String>, tally: &mut Tally, failures: &mut Vec<String>) {
@@ -41,5 +90,233 @@ fn count(name: &str, verdict: Result<(), String>, tally: &mut Tally, failures: &
             tally.failed += 1;
             failures.push(name.to_owned());
         }
+    }
+}
+
+fn run_programs(tally: &mut Tally, failures: &mut Vec<String>) {
+    println!("==> C ABI programs: building libqmgr, qmgrd and qmgr-testserver");
+    let server = match build_prerequisites()
+        .and_then(|()| TestServer::start(&programs::library_dir().join("qmgr-testserver")))
+    {
+        Ok(server) => server,
+        Err(error) => {
+            count("C ABI programs", Err(format!("{error:#}")), tally, failures);
+            return;
+        }
+    };
+    for program in &PROGRAMS {
+        println!("==> C: {} ({})", program.name, program.source);
+        let verdict = programs::compile(program)
+            .and_then(|binary| run_program(program, &binary, server.base_url()));
+        report(program.name, verdict, tally, failures);
+    }
+    println!("==> Python: {PYTHON_EXAMPLE}");
+    let verdict = run_python(server.base_url());
+    report("python download.py", verdict, tally, failures);
+    if let Err(error) = server.stop() {
+        println!("warning: {error:#}");
+    }
+}
+
+fn report(name: &str, verdict: Result<String>, tally: &mut Tally, failures: &mut Vec<String>) {
+    let verdict = verdict
+        .map(|summary| println!("ok: {summary}"))
+        .map_err(|error| format!("{error:#}"));
+    count(name, verdict, tally, failures);
+}
+
+fn build_prerequisites() -> Result<()> {
+    let builds: [&[&str]; 3] = [
+        &["build", "--locked", "-p", "qmgr-ffi", "--lib"],
+        &["build", "--locked", "-p", "qmgr-service", "--bin", "qmgrd"],
+        &[
+            "build",
+            "--locked",
+            "-p",
+            "qmgr-tests",
+            "--bin",
+            "qmgr-testserver",
+        ],
+    ];
+    for args in builds {
+        let status = cargo().args(args).status()?;
+        if !status.success() {
+            bail!("cargo {} failed", args.join(" "));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `binary` plainly, then under valgrind, each in a fresh instance; the summary is
+/// the program's last line of output.
+fn run_program(program: &Program, binary: &Path, base_url: &str) -> Result<String> {
+    let summary = run_once(program, "plain", PLAIN_TIMEOUT, |instance| {
+        let mut command = Command::new(binary);
+        command.args(arguments(program, base_url, instance));
+        command
+    })?;
+    run_once(program, "valgrind", VALGRIND_TIMEOUT, |instance| {
+        let mut command = Command::new("valgrind");
+        command
+            .args(VALGRIND)
+            .arg(binary)
+            .args(arguments(program, base_url, instance));
+        command
+    })
+    .map(|_| format!("{summary} (and clean under valgrind)"))
+}
+
+fn arguments(program: &Program, base_url: &str, instance: &Instance) -> Vec<String> {
+    match program.arguments {
+        Arguments::Download { url_path } => vec![
+            format!("{base_url}{url_path}"),
+            instance
+                .work_dir()
+                .join(format!("{}.out", program.name))
+                .display()
+                .to_string(),
+        ],
+        Arguments::Test => vec![
+            base_url.to_owned(),
+            instance.work_dir().display().to_string(),
+        ],
+    }
+}
+
+fn run_python(base_url: &str) -> Result<String> {
+    let program = Program {
+        name: "download_py",
+        source: PYTHON_EXAMPLE,
+        language: programs::Language::C,
+        short_wchar: false,
+        arguments: Arguments::Download {
+            url_path: "/data/200k/download_py",
+        },
+    };
+    let script = project_root().join(PYTHON_EXAMPLE);
+    let library = programs::library_dir().join("libqmgr.so");
+    run_once(&program, "python3", PLAIN_TIMEOUT, |instance| {
+        let mut command = Command::new("python3");
+        command
+            .arg(&script)
+            .args(arguments(&program, base_url, instance))
+            .env("QMGR_LIBRARY", &library);
+        command
+    })
+}
+
+/// One run in a new instance, its output in target/c-abi/logs/. The instance is removed
+/// after a success and kept (for a look) after a failure.
+fn run_once(
+    program: &Program,
+    mode: &str,
+    timeout: Duration,
+    command_for: impl FnOnce(&Instance) -> Command,
+) -> Result<String> {
+    let instance = Instance::create(&format!("{}-{mode}", program.name))?;
+    let log_dir = programs::build_dir().join("logs");
+    fs::create_dir_all(&log_dir).with_context(|| format!("cannot create {}", log_dir.display()))?;
+    let log = log_dir.join(format!("{}-{mode}.log", program.name));
+    let log_file =
+        File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+    let mut command = command_for(&instance);
+    instance.configure(&mut command, &programs::library_dir().join("qmgrd"));
+    command
+        .current_dir(instance.work_dir())
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file);
+    let child = command
+        .spawn()
+        .with_context(|| format!("cannot start {command:?}"))?;
+    let outcome = wait_with_timeout(child, timeout);
+    let stopped = instance.stop_daemon();
+    let output = fs::read_to_string(&log).unwrap_or_default();
+    match (outcome, stopped) {
+        (Ok(status), Ok(())) if status.success() => {
+            instance.remove()?;
+            Ok(output.lines().last().unwrap_or("").to_owned())
+        }
+        (outcome, stopped) => {
+            let what = match outcome {
+                Ok(status) => format!("exited with {status}"),
+                Err(error) => format!("{error:#}"),
+            };
+            let daemon = stopped
+                .err()
+                .map(|e| format!("; {e:#}"))
+                .unwrap_or_default();
+            bail!(
+                "the {mode} run {what}{daemon}\n  log: {}\n  instance kept: {}\n{}",
+                log.display(),
+                instance.root().display(),
+                tail(&output, 40)
+            )
+        }
+    }
+}
+
+fn wait_with_timeout(mut child: Child, timeout: Duration) -> Result<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().context("waiting for the program")? {
+            return Ok(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "did not finish within {} s and was killed",
+                timeout.as_secs()
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    let mut out = String::new();
+    for line in &all[all.len().saturating_sub(lines)..] {
+        out.push_str("    ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn examples_get_a_url_and_a_destination_tests_the_base_and_a_directory() {
+        let instance = Instance::create("arguments").unwrap();
+        let download = PROGRAMS.iter().find(|p| p.name == "download").unwrap();
+        let args = arguments(download, "http://127.0.0.1:9", &instance);
+        assert_eq!(args[0], "http://127.0.0.1:9/data/256k/download");
+        assert!(args[1].ends_with("/work/download.out"), "{args:?}");
+        let test = PROGRAMS.iter().find(|p| p.name == "test_job").unwrap();
+        let args = arguments(test, "http://127.0.0.1:9", &instance);
+        assert_eq!(
+            args,
+            [
+                "http://127.0.0.1:9",
+                &instance.work_dir().display().to_string()
+            ]
+        );
+        instance.remove().unwrap();
+    }
+
+    #[test]
+    fn a_program_that_overruns_is_killed() {
+        let child = Command::new("sleep").arg("30").spawn().unwrap();
+        let error = wait_with_timeout(child, Duration::from_millis(50)).unwrap_err();
+        assert!(format!("{error}").contains("killed"), "{error}");
+    }
+
+    #[test]
+    fn the_tail_keeps_the_last_lines() {
+        assert_eq!(tail("a\nb\nc\n", 2), "    b\n    c\n");
     }
 }

@@ -35,6 +35,9 @@ Commands:
   compat         check include/ against mingw-w64's bits*.h and qmgr.h (installs
                  mingw-w64-common with apt-get if missing): every interface, slot, GUID,
                  constant and struct both declare must match
+  c-tests        build examples-c/ and tests/c/ against include/ and the debug libqmgr,
+                 run each against the test server in an instance of its own, then under
+                 valgrind; run the Python example
   install [--prefix DIR]
                  release build of the binaries into DIR/bin (default ~/.local) and the
                  systemd user unit into DIR/share/systemd/user
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("headers") => headers::run(&args[1..]),
         Some("compat") => compat::run(&args[1..]),
+        Some("c-tests") => ctests::run_command(&args[1..]),
         Some("install") => install::run(&args[1..]),
         None | Some("help" | "--help" | "-h") => {
             print!("{HELP}");

@@ -1,0 +1,138 @@
+/* download.c: the classic BITS download, written in C as on Windows.
+ *
+ *   download URL DESTINATION
+ *
+ * Creates a job, adds one file, resumes the job, polls its state until it is
+ * TRANSFERRED (then Complete renames the file into place) or ERROR (then the error is
+ * printed and the job cancelled). Exits 0 on success, 1 on failure.
+ *
+ * Build: cc -std=c11 download.c -I../include -L../target/debug -lqmgr
+ */
+#define COBJMACROS
+#include <bits.h>
+
+#include <stdio.h>
+
+#include "win32_compat.h"
+
+static const char *state_name(BG_JOB_STATE state)
+{
+    static const char *const names[] = {
+        "QUEUED", "CONNECTING", "TRANSFERRING", "SUSPENDED", "ERROR",
+        "TRANSIENT_ERROR", "TRANSFERRED", "ACKNOWLEDGED", "CANCELLED",
+    };
+    return state < sizeof names / sizeof names[0] ? names[state] : "?";
+}
+
+/* Prints what went wrong, as the job's IBackgroundCopyError describes it. */
+static void print_job_error(IBackgroundCopyJob *job)
+{
+    IBackgroundCopyError *error = NULL;
+    BG_ERROR_CONTEXT context;
+    HRESULT code;
+    LPWSTR description = NULL;
+
+    if (FAILED(IBackgroundCopyJob_GetError(job, &error))) {
+        fprintf(stderr, "the job failed, but has no error to show\n");
+        return;
+    }
+    IBackgroundCopyError_GetError(error, &context, &code);
+    fprintf(stderr, "error 0x%08X in context %u: ", (unsigned)code, (unsigned)context);
+    if (SUCCEEDED(IBackgroundCopyError_GetErrorDescription(error, 0x0409, &description))) {
+        fprint_wide(stderr, description); /* glibc: not wprintf(L"%s") */
+        CoTaskMemFree(description);
+    }
+    fputc('\n', stderr);
+    IBackgroundCopyError_Release(error);
+}
+
+int main(int argc, char **argv)
+{
+    IBackgroundCopyManager *manager = NULL;
+    IBackgroundCopyJob *job = NULL;
+    GUID job_id;
+    BG_JOB_STATE state = BG_JOB_STATE_QUEUED;
+    BG_JOB_PROGRESS progress;
+    WCHAR *url, *destination;
+    HRESULT hr;
+    int result = 1;
+
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s URL DESTINATION\n", argv[0]);
+        return 2;
+    }
+    /* glibc: main receives UTF-8, not wmain's wide strings. */
+    url = widen(argv[1]);
+    destination = widen(argv[2]);
+
+    hr = CoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
+    if (FAILED(hr)) {
+        fprintf(stderr, "CoInitializeEx failed: 0x%08X\n", (unsigned)hr);
+        goto done;
+    }
+    hr = CoCreateInstance(&CLSID_BackgroundCopyManager, NULL, CLSCTX_LOCAL_SERVER,
+                          &IID_IBackgroundCopyManager, (void **)&manager);
+    if (FAILED(hr)) {
+        fprintf(stderr, "CoCreateInstance failed: 0x%08X\n", (unsigned)hr);
+        goto uninitialize;
+    }
+    hr = IBackgroundCopyManager_CreateJob(manager, u"download.c", BG_JOB_TYPE_DOWNLOAD,
+                                          &job_id, &job);
+    if (FAILED(hr)) {
+        fprintf(stderr, "CreateJob failed: 0x%08X\n", (unsigned)hr);
+        goto release_manager;
+    }
+    hr = IBackgroundCopyJob_AddFile(job, url, destination);
+    if (FAILED(hr)) {
+        fprintf(stderr, "AddFile failed: 0x%08X\n", (unsigned)hr);
+        IBackgroundCopyJob_Cancel(job);
+        goto release_job;
+    }
+    hr = IBackgroundCopyJob_Resume(job);
+    if (FAILED(hr)) {
+        fprintf(stderr, "Resume failed: 0x%08X\n", (unsigned)hr);
+        IBackgroundCopyJob_Cancel(job);
+        goto release_job;
+    }
+
+    for (;;) {
+        hr = IBackgroundCopyJob_GetState(job, &state);
+        if (FAILED(hr)) {
+            fprintf(stderr, "GetState failed: 0x%08X\n", (unsigned)hr);
+            break;
+        }
+        if (state == BG_JOB_STATE_TRANSFERRED) {
+            hr = IBackgroundCopyJob_Complete(job);
+            if (SUCCEEDED(hr)) {
+                IBackgroundCopyJob_GetProgress(job, &progress);
+                printf("downloaded %llu bytes to %s\n",
+                       (unsigned long long)progress.BytesTransferred, argv[2]);
+                result = 0;
+            } else {
+                fprintf(stderr, "Complete failed: 0x%08X\n", (unsigned)hr);
+            }
+            break;
+        }
+        if (state == BG_JOB_STATE_ERROR) {
+            print_job_error(job);
+            IBackgroundCopyJob_Cancel(job);
+            break;
+        }
+        if (state == BG_JOB_STATE_CANCELLED || state == BG_JOB_STATE_ACKNOWLEDGED) {
+            fprintf(stderr, "the job ended elsewhere (%s)\n", state_name(state));
+            break;
+        }
+        Sleep(100);
+    }
+
+release_job:
+    IBackgroundCopyJob_Release(job);
+release_manager:
+    IBackgroundCopyManager_Release(manager);
+uninitialize:
+    CoUninitialize();
+done:
+    free(url);
+    free(destination);
+    return result;
+}

@@ -1,0 +1,155 @@
+/* support.h: what the C tests share. Each test program is run as
+ *
+ *   test_NAME BASE_URL WORK_DIR
+ *
+ * with BASE_URL the test server's (http://127.0.0.1:PORT) and WORK_DIR an empty
+ * directory of its own, in a qmgr instance of its own (XDG directories set by the
+ * runner).
+ */
+#ifndef QMGR_TESTS_SUPPORT_H
+#define QMGR_TESTS_SUPPORT_H
+
+#define COBJMACROS
+#include <bits.h>
+#include <qmgr.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "win32_compat.h"
+
+typedef struct {
+    const char *base_url;
+    const char *work_dir;
+} TestPlace;
+
+static inline TestPlace test_place(int argc, char **argv)
+{
+    TestPlace place;
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s BASE_URL WORK_DIR\n", argv[0]);
+        exit(2);
+    }
+    place.base_url = argv[1];
+    place.work_dir = argv[2];
+    return place;
+}
+
+/* A malloc'ed "<first><second>". */
+static inline char *concat(const char *first, const char *second)
+{
+    size_t first_length = strlen(first), second_length = strlen(second);
+    char *joined = (char *)malloc(first_length + second_length + 1);
+    if (joined == NULL) {
+        abort();
+    }
+    memcpy(joined, first, first_length);
+    memcpy(joined + first_length, second, second_length + 1);
+    return joined;
+}
+
+/* A malloc'ed UTF-16 "<base URL><path>". */
+static inline WCHAR *url_of(const TestPlace *place, const char *path)
+{
+    char *url = concat(place->base_url, path);
+    WCHAR *wide = widen(url);
+    free(url);
+    return wide;
+}
+
+/* A malloc'ed UTF-8 "<work dir>/<name>". */
+static inline char *work_path(const TestPlace *place, const char *name)
+{
+    char *directory = concat(place->work_dir, "/");
+    char *path = concat(directory, name);
+    free(directory);
+    return path;
+}
+
+/* A malloc'ed UTF-16 "<work dir>/<name>". */
+static inline WCHAR *work_path_wide(const TestPlace *place, const char *name)
+{
+    char *path = work_path(place, name);
+    WCHAR *wide = widen(path);
+    free(path);
+    return wide;
+}
+
+/* Whether a UTF-16 string equals an ASCII one. */
+static inline int wide_is(const WCHAR *text, const char *ascii)
+{
+    if (text == NULL) {
+        return 0;
+    }
+    for (; *ascii != 0; text++, ascii++) {
+        if (*text != (WCHAR)(unsigned char)*ascii) {
+            return 0;
+        }
+    }
+    return *text == 0;
+}
+
+/* The size of a file, or -1 when it does not exist. */
+static inline long long file_size(const char *path)
+{
+    struct stat status;
+    return stat(path, &status) == 0 ? (long long)status.st_size : -1;
+}
+
+/* Polls the job until it reaches `wanted`, a final or error state, or `seconds` pass;
+ * returns the last state seen. */
+static inline BG_JOB_STATE wait_for_state(IBackgroundCopyJob *job, BG_JOB_STATE wanted,
+                                          unsigned seconds)
+{
+    BG_JOB_STATE state = BG_JOB_STATE_QUEUED;
+    unsigned waited_ms = 0;
+    while (SUCCEEDED(IBackgroundCopyJob_GetState(job, &state)) && state != wanted &&
+           state != BG_JOB_STATE_ERROR && state != BG_JOB_STATE_ACKNOWLEDGED &&
+           state != BG_JOB_STATE_CANCELLED && waited_ms < seconds * 1000) {
+        Sleep(20);
+        waited_ms += 20;
+    }
+    return state;
+}
+
+static inline IBackgroundCopyManager *new_manager(void)
+{
+    IBackgroundCopyManager *manager = NULL;
+    if (!CHECK_HR(CoCreateInstance(&CLSID_BackgroundCopyManager, NULL, CLSCTX_LOCAL_SERVER,
+                                   &IID_IBackgroundCopyManager, (void **)&manager),
+                  S_OK)) {
+        fprintf(stderr, "no manager: the remaining checks cannot run\n");
+        exit(check_summary("setup"));
+    }
+    return manager;
+}
+
+static inline IBackgroundCopyJob *new_job(IBackgroundCopyManager *manager, const WCHAR *name)
+{
+    IBackgroundCopyJob *job = NULL;
+    GUID id;
+    if (!CHECK_HR(IBackgroundCopyManager_CreateJob(manager, name, BG_JOB_TYPE_DOWNLOAD, &id,
+                                                   &job),
+                  S_OK)) {
+        exit(check_summary("setup"));
+    }
+    return job;
+}
+
+/* A job with one file of the test server, not resumed yet. */
+static inline IBackgroundCopyJob *new_job_with_file(IBackgroundCopyManager *manager,
+                                                    const TestPlace *place,
+                                                    const char *url_path, const char *local)
+{
+    IBackgroundCopyJob *job = new_job(manager, u"qmgr C test");
+    WCHAR *url = url_of(place, url_path);
+    WCHAR *path = work_path_wide(place, local);
+    CHECK_HR(IBackgroundCopyJob_AddFile(job, url, path), S_OK);
+    free(url);
+    free(path);
+    return job;
+}
+
+#endif

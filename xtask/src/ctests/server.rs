@@ -1,0 +1,60 @@
+//! The test server the C programs download from: `target/debug/qmgr-testserver`, which
+//! prints its base URL first and stops when its stdin closes.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use anyhow::{Context, Result, ensure};
+
+#[derive(Debug)]
+pub struct TestServer {
+    child: Child,
+    /// Held open: closing it tells the server to exit.
+    stdin: Option<ChildStdin>,
+    base_url: String,
+}
+
+impl TestServer {
+    pub fn start(binary: &Path) -> Result<TestServer> {
+        let mut child = Command::new(binary)
+            .arg("--exit-on-stdin-eof")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .context("the test server has no stdout")?;
+        let mut first_line = String::new();
+        let read = BufReader::new(stdout).read_line(&mut first_line);
+        let base_url = first_line.trim().to_owned();
+        if read.is_err() || !base_url.starts_with("http://") {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!(
+                "{} printed {base_url:?} instead of its URL",
+                binary.display()
+            );
+        }
+        Ok(TestServer {
+            child,
+            stdin,
+            base_url,
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Closes the server's stdin and waits for it to exit.
+    pub fn stop(mut self) -> Result<()> {
+        drop(self.stdin.take());
+        let status = self.child.wait().context("waiting for the test server")?;
+        ensure!(status.success(), "the test server exited with {status}");
+        Ok(())
+    }
+}
