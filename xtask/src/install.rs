@@ -1,4 +1,5 @@
-//! `cargo xtask install [--prefix DIR]`: the binaries and the systemd user unit.
+//! `cargo xtask install [--prefix DIR]`: the binaries, the C library with its headers and
+//! pkg-config file (see [`crate::install_library`]), and the systemd user unit.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub fn run(args: &[String]) -> Result<()> {
         let from = project_root().join("target/release").join(binary);
         copy(&from, &bin_dir.join(binary))?;
     }
+    crate::install_library::install(&prefix)?;
     let unit_dir = prefix.join("share/systemd/user");
     fs::create_dir_all(&unit_dir)
         .with_context(|| format!("cannot create {}", unit_dir.display()))?;

@@ -13,6 +13,7 @@ mod compat;
 mod ctests;
 mod headers;
 mod install;
+mod install_library;
 mod tally;
 mod test;
 
@@ -39,8 +40,10 @@ Commands:
                  run each against the test server in an instance of its own, then under
                  valgrind; run the Python example
   install [--prefix DIR]
-                 release build of the binaries into DIR/bin (default ~/.local) and the
-                 systemd user unit into DIR/share/systemd/user
+                 release build of the binaries into DIR/bin (default ~/.local), libqmgr
+                 with its soname links and libqmgr.a into DIR/lib, the headers into
+                 DIR/include/qmgr, qmgr.pc into DIR/lib/pkgconfig, and the systemd user
+                 unit into DIR/share/systemd/user
   help           this text
 ";
 
