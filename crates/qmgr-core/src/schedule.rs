@@ -75,16 +75,23 @@ pub fn plan(candidates: &[Candidate], limits: Limits, now: Duration) -> Plan {
     };
     // Within a priority: running jobs inside their slice first, then waiting jobs by turn,
     // then running jobs whose slice is over (they keep running only if nobody else waits).
-    contenders.sort_by_key(|c| {
+    let key = |c: &&Candidate| {
         let class = match c.running {
             Some(_) if expired(c) => 2,
             Some(_) => 0,
             None => 1,
         };
         (c.priority, class, c.turn)
-    });
+    };
+    // Only the first `free` matter: select them in linear time, then order just those, so a
+    // queue of thousands costs little to plan.
+    if free < contenders.len() {
+        contenders.select_nth_unstable_by_key(free, key);
+        contenders.truncate(free);
+    }
+    contenders.sort_by_key(key);
     chosen.extend(pinned);
-    chosen.extend(contenders.iter().copied().take(free));
+    chosen.extend(contenders);
 
     let chosen_ids: HashSet<Guid> = chosen.iter().map(|c| c.id).collect();
     let start = chosen

@@ -134,6 +134,10 @@ struct State {
     stopping: bool,
     /// When to look for jobs untouched for `job_inactivity_timeout`.
     next_expiry_check: Timestamp,
+    /// The scheduler ran since the line was last numbered (see `number_the_line`).
+    line_stale: bool,
+    /// Jobs per owner, for `max_jobs_per_user` without counting the whole queue.
+    owned: HashMap<u32, usize>,
 }
 
 impl QueueManager {
@@ -161,6 +165,8 @@ impl QueueManager {
             subscribers: Vec::new(),
             stopping: false,
             next_expiry_check: Timestamp::ZERO,
+            line_stale: false,
+            owned: HashMap::new(),
         };
         state.recover(clock.now(), boot_changed(state_dir))?;
         let shared = Arc::new(Shared {
@@ -353,6 +359,7 @@ impl State {
     }
 
     fn add_entry(&mut self, job: Job) {
+        *self.owned.entry(job.owner_uid).or_default() += 1;
         let id = job.id;
         let entry = Entry {
             job,
@@ -374,6 +381,15 @@ impl State {
         request: Request,
         now: Timestamp,
     ) -> Result<Response> {
+        if matches!(
+            request,
+            Request::GetJob { .. }
+                | Request::ListJobs { .. }
+                | Request::GetGroup { .. }
+                | Request::ListGroups
+        ) {
+            self.number_the_line();
+        }
         match request {
             Request::Ping => Ok(Response::Pong {
                 service_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -545,11 +561,7 @@ impl State {
             return Err(QmgrError::from_code(hresult::E_NOTIMPL)
                 .context("upload jobs are not supported yet"));
         }
-        let owned = self
-            .jobs
-            .values()
-            .filter(|e| e.job.owner_uid == uid)
-            .count();
+        let owned = self.owned.get(&uid).copied().unwrap_or(0);
         if uid != ROOT && owned >= self.config.max_jobs_per_user as usize {
             return Err(
                 QmgrError::from_code(hresult::BG_E_TOO_MANY_JOBS_PER_USER).context(format_args!(
@@ -700,7 +712,11 @@ impl State {
             entry.job = job;
         }
         self.announce(id, before, now);
-        self.jobs.remove(&id);
+        if let Some(entry) = self.jobs.remove(&id)
+            && let Some(count) = self.owned.get_mut(&entry.job.owner_uid)
+        {
+            *count = count.saturating_sub(1);
+        }
         self.schedule_needed = true;
         Ok(())
     }
@@ -1012,12 +1028,17 @@ impl State {
         for id in plan.start {
             self.start_job(engine, id, now, mono);
         }
-        self.number_the_line();
+        self.line_stale = true;
     }
 
     /// Records for each waiting background job how many are ahead of it, in the order the
-    /// scheduler serves them, so "why is it not moving?" costs nothing to answer.
+    /// scheduler serves them. Done when someone looks, at most once per scheduling pass, so
+    /// neither a burst of calls nor a view pays for sorting the whole queue each time.
     fn number_the_line(&mut self) {
+        if !self.line_stale {
+            return;
+        }
+        self.line_stale = false;
         let mut line: Vec<(JobPriority, bool, u64, Guid)> = self
             .jobs
             .values()
