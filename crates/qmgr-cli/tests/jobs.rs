@@ -377,7 +377,10 @@ fn help_completions_and_usage_errors() {
         assert!(help.contains(expected), "{expected}: {help}");
     }
     let transfer = instance.qmgr(&["transfer", "--help"]).expect(0).stdout;
-    assert!(transfer.contains("--limit") && transfer.contains("Bandwidth cap"), "{transfer}");
+    assert!(
+        transfer.contains("--limit") && transfer.contains("Bandwidth cap"),
+        "{transfer}"
+    );
     for shell in ["bash", "zsh", "fish"] {
         let script = instance.qmgr(&["completions", shell]).expect(0).stdout;
         assert!(
