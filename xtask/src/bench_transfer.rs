@@ -73,6 +73,7 @@ pub fn run() -> Result<()> {
     let fetch = release_dir().join("examples/fetch");
     let cli = qmgr_cli();
 
+    let load_at_start = load_average();
     let scratch = Scratch::create()?;
     println!("==> test files in {}", scratch.www().display());
     let files = TestFiles::write(&scratch.www())?;
@@ -95,7 +96,11 @@ pub fn run() -> Result<()> {
         bench.many_files()?,
         bench.throttled()?,
     ];
-    let report = sections.join("\n");
+    // Other work on the machine shows in the figures; the reader should know of it.
+    let report = format!(
+        "Load average when the run started (1, 5, 15 min): {load_at_start}.\n\n{}",
+        sections.join("\n")
+    );
     print!("\n{report}");
     // qmgrd first, then nginx, then the files (the reverse of their creation).
     drop(qmgr);
@@ -636,6 +641,19 @@ impl Bench<'_> {
         );
         Ok(section)
     }
+}
+
+/// The first three fields of /proc/loadavg.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".to_owned(),
+        |text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+    )
 }
 
 /// The list under a table: how each tool was run and how the figures were taken.

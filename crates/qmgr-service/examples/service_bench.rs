@@ -1,7 +1,9 @@
 //! Service figures, printed as a Markdown table (progress goes to stderr):
 //!
 //! - the round trip of a property get (`GetJob` of one job) over the socket to a real
-//!   qmgrd, and in-process through [`LocalService`];
+//!   qmgrd, and in-process through [`LocalService`]; over the socket once more with the
+//!   client and qmgrd pinned to one CPU (with `taskset`), which separates the cost of the
+//!   call from the cost of waking a thread on the other CPU;
 //! - creating and resuming 10,000 one-file jobs over the socket;
 //! - qmgrd's resident memory with those jobs queued, and its CPU while they sit suspended.
 //!
@@ -13,6 +15,7 @@
 //! answers, so the one job the scheduler lets transfer stays connecting and the rest stay
 //! queued, as they would behind a slow server.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::net::{TcpListener, TcpStream};
@@ -32,6 +35,9 @@ use qmgr_service::{LocalService, QueueManager, SystemClock};
 const CALLS: usize = 100_000;
 const WARM_UP_CALLS: usize = 10_000;
 const JOBS: usize = 10_000;
+/// Jobs at the start and at the end of the creation run whose rate is shown apart, to
+/// show how the rate changes as the queue grows.
+const SAMPLE: usize = 1_000;
 const IDLE_WINDOW: Duration = Duration::from_secs(10);
 /// How long qmgrd gets to settle after a burst of calls before it is measured.
 const SETTLE: Duration = Duration::from_secs(1);
@@ -58,7 +64,10 @@ fn run() -> Result<String, Failure> {
     let root = tempfile::tempdir()?;
     let instance = Instance::new(root.path(), PathBuf::from(qmgrd))?;
     let stall = StallingServer::start()?;
-    let mut report = Report::default();
+    let mut report = Report {
+        load_at_start: load_average(),
+        ..Report::default()
+    };
 
     progress("in-process GetJob (LocalService)");
     let in_process = in_process_latency(&root.path().join("in-process"), &stall)?;
@@ -84,40 +93,45 @@ fn run() -> Result<String, Failure> {
         Some(ipc.median <= Duration::from_micros(30)),
     );
 
-    progress(&format!("creating and resuming {JOBS} jobs over IPC"));
-    let mut jobs = Vec::with_capacity(JOBS);
-    // Time spent in each of the three calls, to tell where the time goes.
-    let mut spent = [Duration::ZERO; 3];
-    let mut timed = |slot: usize, started: Instant| spent[slot] += started.elapsed();
-    for index in 0..JOBS {
-        let name = format!("job-{index}");
-        let started = Instant::now();
-        let id = client.create_job(&name, JobType::Download)?;
-        timed(0, started);
-        let started = Instant::now();
-        add_one_file(&client, id, &stall, &instance.downloads, &name)?;
-        timed(1, started);
-        let started = Instant::now();
-        client.resume(id)?;
-        timed(2, started);
-        jobs.push(id);
+    progress("GetJob over IPC, client and qmgrd on one CPU");
+    match on_one_cpu(&daemon, || latency(|| client.job(probe).map(drop)))? {
+        Some(pinned) => report.row(
+            "… the same with the client and qmgrd pinned to one CPU (no cross-CPU wake-ups)",
+            &pinned.cell(),
+            "—",
+            None,
+        ),
+        None => progress("(taskset is missing: no pinned figure)"),
     }
-    let creating: Duration = spent.iter().sum();
-    let jobs_per_second = count(JOBS) / creating.as_secs_f64();
-    let mean = |slot: usize| microseconds(spent[slot] / u32::try_from(JOBS).unwrap_or(u32::MAX));
+
+    progress(&format!("creating and resuming {JOBS} jobs over IPC"));
+    let created = create_jobs(&client, &stall, &instance.downloads)?;
+    let jobs_per_second = created.jobs_per_second(0..JOBS);
     report.row(
         &format!("create + add one file + resume, {JOBS} jobs over IPC"),
         &format!(
-            "{:.2} s ({jobs_per_second:.0} jobs/s; mean per call: CreateJob {}, AddFiles {}, \
-             Resume {})",
-            creating.as_secs_f64(),
-            mean(0),
-            mean(1),
-            mean(2)
+            "{:.2} s ({jobs_per_second:.0} jobs/s; first {SAMPLE}: {:.0} jobs/s, last {SAMPLE}: \
+             {:.0} jobs/s)",
+            created.per_job.iter().sum::<Duration>().as_secs_f64(),
+            created.jobs_per_second(0..SAMPLE),
+            created.jobs_per_second(JOBS - SAMPLE..JOBS),
         ),
         "≥ 2,000 jobs/s",
         Some(jobs_per_second >= 2_000.0),
     );
+    let mean = |total: Duration| microseconds(total / u32::try_from(JOBS).unwrap_or(u32::MAX));
+    report.row(
+        "… mean time per call while creating them",
+        &format!(
+            "CreateJob {}, AddFiles {}, Resume {}",
+            mean(created.per_call[0]),
+            mean(created.per_call[1]),
+            mean(created.per_call[2])
+        ),
+        "—",
+        None,
+    );
+    let jobs = created.ids;
 
     progress("GetJob over IPC with the queue full");
     let full = latency(|| client.job(probe).map(drop))?;
@@ -160,20 +174,20 @@ fn run() -> Result<String, Failure> {
         "qmgrd idle for {} s with {JOBS} suspended jobs",
         IDLE_WINDOW.as_secs()
     ));
-    let (cpu_before, wakeups_before) = (daemon.cpu()?, daemon.context_switches()?);
+    let (cpu_before, threads_before) = (daemon.cpu()?, daemon.threads()?);
     std::thread::sleep(IDLE_WINDOW);
-    let (cpu_after, wakeups_after) = (daemon.cpu()?, daemon.context_switches()?);
+    let (cpu_after, threads_after) = (daemon.cpu()?, daemon.threads()?);
     let idle_cpu = cpu_after.saturating_sub(cpu_before);
     let share = idle_cpu.as_secs_f64() / IDLE_WINDOW.as_secs_f64() * 100.0;
+    let (switches, threads) = thread_activity(&threads_before, &threads_after);
     report.row(
         &format!(
             "qmgrd CPU (user+sys) over {} s idle, {JOBS} suspended jobs",
             IDLE_WINDOW.as_secs()
         ),
         &format!(
-            "{} ms ({share:.2}% of a core; {} context switches)",
+            "{} ms ({share:.2}% of a core); {switches} context switches ({threads})",
             idle_cpu.as_millis(),
-            wakeups_after.saturating_sub(wakeups_before)
         ),
         "≈ 0 (≤ 10 ms)",
         Some(idle_cpu <= Duration::from_millis(10)),
@@ -282,32 +296,44 @@ impl Daemon {
 
     /// User plus system time of all its threads so far.
     fn cpu(&self) -> Result<Duration, Failure> {
-        let stat = self.proc_file("stat")?;
-        // The command name, field 2, is in parentheses; utime and stime are fields 14
-        // and 15, so the 12th and 13th after the name.
-        let after_name = stat.rsplit_once(')').ok_or("malformed stat")?.1;
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        let ticks = |index: usize| -> Result<u64, Failure> {
-            Ok(fields.get(index).ok_or("short stat")?.parse()?)
-        };
-        let total = ticks(11)? + ticks(12)?;
-        Ok(Duration::from_secs_f64(
-            count(total) / clock_ticks_per_second(),
-        ))
+        let (_, ticks) = parse_stat(&self.proc_file("stat")?)?;
+        Ok(from_ticks(ticks))
     }
 
-    /// Voluntary plus involuntary context switches of all its threads: how often it ran.
-    fn context_switches(&self) -> Result<u64, Failure> {
-        let mut total = 0;
+    /// Each thread's name, CPU ticks and context switches (voluntary plus involuntary:
+    /// how often it ran), by thread id.
+    fn threads(&self) -> Result<HashMap<String, ThreadUsage>, Failure> {
+        let mut threads = HashMap::new();
         for task in fs::read_dir(format!("/proc/{}/task", self.pid))? {
-            let status = fs::read_to_string(task?.path().join("status")).unwrap_or_default();
-            total += status
+            let dir = task?.path();
+            // A thread that ended since the listing has nothing left to count.
+            let (Ok(stat), Ok(status)) = (
+                fs::read_to_string(dir.join("stat")),
+                fs::read_to_string(dir.join("status")),
+            ) else {
+                continue;
+            };
+            let (name, cpu_ticks) = parse_stat(&stat)?;
+            let switches = status
                 .lines()
                 .filter(|line| line.contains("ctxt_switches:"))
                 .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum::<u64>();
+                .sum();
+            let id = dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            threads.insert(
+                id,
+                ThreadUsage {
+                    name,
+                    cpu_ticks,
+                    switches,
+                },
+            );
         }
-        Ok(total)
+        Ok(threads)
     }
 
     fn running(&self) -> bool {
@@ -339,6 +365,62 @@ impl Drop for Daemon {
     }
 }
 
+struct ThreadUsage {
+    name: String,
+    cpu_ticks: u64,
+    switches: u64,
+}
+
+/// What each thread did between two snapshots: the total context switches, and the
+/// threads that ran, busiest first (`name: switches`, and CPU time if any).
+fn thread_activity(
+    before: &HashMap<String, ThreadUsage>,
+    after: &HashMap<String, ThreadUsage>,
+) -> (u64, String) {
+    let mut active: Vec<(u64, u64, &str)> = after
+        .iter()
+        .map(|(id, now)| {
+            let (ticks, switches) = before
+                .get(id)
+                .map_or((0, 0), |then| (then.cpu_ticks, then.switches));
+            (
+                now.cpu_ticks.saturating_sub(ticks),
+                now.switches.saturating_sub(switches),
+                now.name.as_str(),
+            )
+        })
+        .filter(|(ticks, switches, _)| *ticks > 0 || *switches > 0)
+        .collect();
+    active.sort_unstable_by(|a, b| b.cmp(a));
+    let total = active.iter().map(|(_, switches, _)| switches).sum();
+    let threads = active
+        .iter()
+        .map(|(ticks, switches, name)| match ticks {
+            0 => format!("{name}: {switches}"),
+            _ => format!("{name}: {switches}, {} ms", from_ticks(*ticks).as_millis()),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    (total, threads)
+}
+
+/// The command name (field 2, in parentheses) and utime + stime (fields 14 and 15) of a
+/// /proc stat line.
+fn parse_stat(stat: &str) -> Result<(String, u64), Failure> {
+    let (head, after_name) = stat.rsplit_once(')').ok_or("malformed stat")?;
+    let name = head.split_once('(').map_or("", |(_, name)| name).to_owned();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Field 3 (state) is the first after the name.
+    let field = |number: usize| -> Result<u64, Failure> {
+        Ok(fields.get(number - 3).ok_or("short stat")?.parse()?)
+    };
+    Ok((name, field(14)? + field(15)?))
+}
+
+fn from_ticks(ticks: u64) -> Duration {
+    Duration::from_secs_f64(count(ticks) / clock_ticks_per_second())
+}
+
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf reads a system constant and touches no memory of ours.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -347,6 +429,44 @@ fn clock_ticks_per_second() -> f64 {
     } else {
         100.0
     }
+}
+
+/// Runs `measure` with every thread of this process and of qmgrd confined to one CPU,
+/// then gives both back the CPUs this process had. `None` if `taskset` cannot be run.
+fn on_one_cpu<T>(
+    daemon: &Daemon,
+    measure: impl FnOnce() -> Result<T, Failure>,
+) -> Result<Option<T>, Failure> {
+    let me = std::process::id().to_string();
+    let Ok(output) = std::process::Command::new("taskset")
+        .args(["-c", "-p", &me])
+        .output()
+    else {
+        return Ok(None);
+    };
+    // "pid 123's current affinity list: 0,1"
+    let text = String::from_utf8_lossy(&output.stdout);
+    let original = text
+        .rsplit_once(": ")
+        .map(|(_, list)| list.trim().to_owned())
+        .ok_or_else(|| format!("unexpected taskset output: {text}"))?;
+    let first = original.split([',', '-']).next().unwrap_or("0").to_owned();
+    let pin = |cpus: &str| -> Result<(), Failure> {
+        for pid in [me.clone(), daemon.pid.to_string()] {
+            let status = std::process::Command::new("taskset")
+                .args(["-a", "-c", "-p", cpus, &pid])
+                .stdout(std::process::Stdio::null())
+                .status()?;
+            if !status.success() {
+                return Err(format!("taskset -a -c -p {cpus} {pid}: {status}").into());
+            }
+        }
+        Ok(())
+    };
+    pin(&first)?;
+    let measured = measure();
+    pin(&original)?;
+    measured.map(Some)
 }
 
 /// A server that accepts connections and never answers: transfers to it stay connecting.
@@ -402,6 +522,54 @@ fn add_one_file(
     Ok(())
 }
 
+/// What creating the jobs took.
+struct Created {
+    ids: Vec<Guid>,
+    /// CreateJob, AddFiles and Resume, each summed over all jobs.
+    per_call: [Duration; 3],
+    /// The three calls of each job, in creation order.
+    per_job: Vec<Duration>,
+}
+
+impl Created {
+    fn jobs_per_second(&self, jobs: std::ops::Range<usize>) -> f64 {
+        let spent: Duration = self.per_job[jobs.clone()].iter().sum();
+        count(jobs.len()) / spent.as_secs_f64()
+    }
+}
+
+/// Creates `JOBS` one-file jobs and resumes each, timing every call.
+fn create_jobs(
+    client: &Client,
+    stall: &StallingServer,
+    downloads: &Path,
+) -> Result<Created, Failure> {
+    let mut created = Created {
+        ids: Vec::with_capacity(JOBS),
+        per_call: [Duration::ZERO; 3],
+        per_job: Vec::with_capacity(JOBS),
+    };
+    for index in 0..JOBS {
+        let name = format!("job-{index}");
+        let mut calls = [Duration::ZERO; 3];
+        let started = Instant::now();
+        let id = client.create_job(&name, JobType::Download)?;
+        calls[0] = started.elapsed();
+        let started = Instant::now();
+        add_one_file(client, id, stall, downloads, &name)?;
+        calls[1] = started.elapsed();
+        let started = Instant::now();
+        client.resume(id)?;
+        calls[2] = started.elapsed();
+        for (total, call) in created.per_call.iter_mut().zip(calls) {
+            *total += call;
+        }
+        created.per_job.push(calls.iter().sum());
+        created.ids.push(id);
+    }
+    Ok(created)
+}
+
 /// `GetJob` through the queue manager hosted in this process.
 fn in_process_latency(state_dir: &Path, stall: &StallingServer) -> Result<Latency, Failure> {
     let downloads = state_dir.join("downloads");
@@ -448,6 +616,19 @@ fn latency<E: Into<Failure>>(mut call: impl FnMut() -> Result<(), E>) -> Result<
     })
 }
 
+/// The first three fields of /proc/loadavg.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".to_owned(),
+        |text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+    )
+}
+
 fn microseconds(duration: Duration) -> String {
     format!("{:.2} µs", duration.as_secs_f64() * 1e6)
 }
@@ -465,6 +646,8 @@ fn count(n: impl TryInto<u64>) -> f64 {
 #[derive(Default)]
 struct Report {
     rows: String,
+    /// Other work on the machine shows in the latencies; the reader should know of it.
+    load_at_start: String,
 }
 
 impl Report {
@@ -486,8 +669,8 @@ impl Report {
              Latencies: {CALLS} calls timed one by one after {WARM_UP_CALLS} untimed ones; \
              one client, one connection. MB = 10⁶ bytes. The jobs' files point at a local \
              listener that never answers, `max_background_jobs = 1`, so one job is \
-             connecting and the rest are queued.\n",
-            self.rows
+             connecting and the rest are queued. Load average at start (1, 5, 15 min): {}.\n",
+            self.rows, self.load_at_start
         )
     }
 }
