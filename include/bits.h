@@ -348,6 +348,32 @@ typedef union BITS_FILE_PROPERTY_VALUE {
 
 #define COINIT_SPEED_OVER_MEMORY 8
 
+#define RPC_C_AUTHN_LEVEL_DEFAULT 0
+
+#define RPC_C_AUTHN_LEVEL_NONE 1
+
+#define RPC_C_AUTHN_LEVEL_CONNECT 2
+
+#define RPC_C_AUTHN_LEVEL_CALL 3
+
+#define RPC_C_AUTHN_LEVEL_PKT 4
+
+#define RPC_C_AUTHN_LEVEL_PKT_INTEGRITY 5
+
+#define RPC_C_AUTHN_LEVEL_PKT_PRIVACY 6
+
+#define RPC_C_IMP_LEVEL_DEFAULT 0
+
+#define RPC_C_IMP_LEVEL_ANONYMOUS 1
+
+#define RPC_C_IMP_LEVEL_IDENTIFY 2
+
+#define RPC_C_IMP_LEVEL_IMPERSONATE 3
+
+#define RPC_C_IMP_LEVEL_DELEGATE 4
+
+#define EOAC_NONE 0
+
 #define VT_EMPTY 0
 
 #define VT_NULL 1
@@ -863,7 +889,7 @@ BSTR SysAllocString(LPCOLESTR psz);
 
  `strIn` is NULL or points at `ui` readable UTF-16 units.
  */
-BSTR SysAllocStringLen(const uint16_t *strIn, UINT ui);
+BSTR SysAllocStringLen(const OLECHAR *strIn, UINT ui);
 
 /*
  Frees a BSTR; NULL is ignored.
@@ -1025,6 +1051,10 @@ HRESULT VariantClear(struct VARIANT *pvarg);
 #ifndef BG_E_MISSING_FILE_SIZE
 /* Server did not return a file size (no Content-Length / HEAD failed) — BITS needs it for downloads. */
 #define BG_E_MISSING_FILE_SIZE ((HRESULT)0x80200011)
+#endif
+#ifndef BG_E_INSUFFICIENT_HTTP_SUPPORT
+/* The server does not support the HTTP features a download needs (HTTP/1.1, or size and range requests). */
+#define BG_E_INSUFFICIENT_HTTP_SUPPORT ((HRESULT)0x80200012)
 #endif
 #ifndef BG_E_INSUFFICIENT_RANGE_SUPPORT
 /* Server does not honour Range requests (needed for resume / ranges) — see state-machine.md §8. */

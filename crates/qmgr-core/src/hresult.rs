@@ -157,6 +157,7 @@ hresults! {
     BG_E_ERROR_INFORMATION_UNAVAILABLE = 0x8020_000F, "No error information is available: the job is not in an error state.";
     BG_E_NETWORK_DISCONNECTED = 0x8020_0010, "No network connection; job waits (transient; not retried by timer but on reconnect).";
     BG_E_MISSING_FILE_SIZE = 0x8020_0011, "Server did not return a file size (no Content-Length / HEAD failed) — BITS needs it for downloads.";
+    BG_E_INSUFFICIENT_HTTP_SUPPORT = 0x8020_0012, "The server does not support the HTTP features a download needs (HTTP/1.1, or size and range requests).";
     BG_E_INSUFFICIENT_RANGE_SUPPORT = 0x8020_0013, "Server does not honour Range requests (needed for resume / ranges) — see state-machine.md §8.";
     BG_E_REMOTE_NOT_SUPPORTED = 0x8020_0014, "Remote use of BITS is not supported (called across machines).";
     BG_E_NEW_OWNER_DIFF_MAPPING = 0x8020_0015, "TakeOwnership: drive mapping of the new owner differs from the job's.";

@@ -104,13 +104,18 @@ impl<'a, T> Ptr<'a, T> {
         self.raw
     }
 
-    /// An out-parameter: checked now, written (if at all) by [`Out::set`].
+    /// An out-parameter: checked and cleared now, written with the answer by [`Out::set`].
+    /// Clearing first is COM's rule: an out pointer is NULL (and an out value zero) when the
+    /// call fails, so a caller that releases what it got on failure releases nothing.
     pub(crate) fn out(self, what: &str) -> Result<Out<'a, T>> {
         if self.raw.is_null() {
-            Err(null_pointer(what))
-        } else {
-            Ok(Out(self))
+            return Err(null_pointer(what));
         }
+        // SAFETY: non-null and writable per the wrapping contract; out-parameter types are
+        // plain C data (pointers, integers, structs of those) for which all-zero bytes are
+        // the NULL/empty value, and no Rust value of `T` is made from them.
+        unsafe { self.raw.write_bytes(0, 1) };
+        Ok(Out(self))
     }
 
     /// An out-parameter the caller may leave NULL.
@@ -230,7 +235,7 @@ mod tests {
 
     #[test]
     fn pointers_are_checked_before_use() {
-        let mut slot = 0u32;
+        let mut slot = 7u32;
         // SAFETY: null, or a live local.
         let (null, live) = unsafe {
             (
@@ -241,7 +246,13 @@ mod tests {
         assert_eq!(null.out("x").err().unwrap().hresult, hresult::E_POINTER);
         assert_eq!(null.read("x").unwrap_err().hresult, hresult::E_POINTER);
         assert!(null.slice(0, "x").unwrap().is_empty());
-        live.out("x").unwrap().set(5);
+        let out = live.out("x").unwrap();
+        assert_eq!(
+            live.read("x").unwrap(),
+            0,
+            "an out-parameter is cleared before the call works"
+        );
+        out.set(5);
         assert_eq!(live.read("x").unwrap(), 5);
     }
 

@@ -11,8 +11,8 @@ use qmgr_core::hresult::{self, HResult};
 use qmgr_core::{QmgrError, Result};
 
 use crate::abi::types::{
-    BSTR, HRESULT, LPCOLESTR, UINT, VARIANT, VT_ARRAY, VT_BSTR, VT_BYREF, VT_DISPATCH, VT_EMPTY,
-    VT_UNKNOWN,
+    BSTR, HRESULT, LPCOLESTR, OLECHAR, UINT, VARIANT, VT_ARRAY, VT_BSTR, VT_BYREF, VT_DISPATCH,
+    VT_EMPTY, VT_UNKNOWN,
 };
 use crate::boundary::{self, guarded};
 use crate::com::foreign;
@@ -89,7 +89,7 @@ pub unsafe extern "C" fn SysAllocString(psz: LPCOLESTR) -> BSTR {
 ///
 /// `strIn` is NULL or points at `ui` readable UTF-16 units.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SysAllocStringLen(strIn: *const u16, ui: UINT) -> BSTR {
+pub unsafe extern "C" fn SysAllocStringLen(strIn: *const OLECHAR, ui: UINT) -> BSTR {
     guarded(std::ptr::null_mut(), || alloc_bstr(strIn, ui as usize))
 }
 

@@ -160,6 +160,21 @@ pub const COINIT_APARTMENTTHREADED: DWORD = 0x2;
 pub const COINIT_DISABLE_OLE1DDE: DWORD = 0x4;
 pub const COINIT_SPEED_OVER_MEMORY: DWORD = 0x8;
 
+// The arguments Microsoft's samples pass to CoInitializeSecurity (which accepts any).
+pub const RPC_C_AUTHN_LEVEL_DEFAULT: DWORD = 0;
+pub const RPC_C_AUTHN_LEVEL_NONE: DWORD = 1;
+pub const RPC_C_AUTHN_LEVEL_CONNECT: DWORD = 2;
+pub const RPC_C_AUTHN_LEVEL_CALL: DWORD = 3;
+pub const RPC_C_AUTHN_LEVEL_PKT: DWORD = 4;
+pub const RPC_C_AUTHN_LEVEL_PKT_INTEGRITY: DWORD = 5;
+pub const RPC_C_AUTHN_LEVEL_PKT_PRIVACY: DWORD = 6;
+pub const RPC_C_IMP_LEVEL_DEFAULT: DWORD = 0;
+pub const RPC_C_IMP_LEVEL_ANONYMOUS: DWORD = 1;
+pub const RPC_C_IMP_LEVEL_IDENTIFY: DWORD = 2;
+pub const RPC_C_IMP_LEVEL_IMPERSONATE: DWORD = 3;
+pub const RPC_C_IMP_LEVEL_DELEGATE: DWORD = 4;
+pub const EOAC_NONE: DWORD = 0;
+
 // ---------------------------------------------------------------------------------------
 // OLE automation: VARIANT.
 

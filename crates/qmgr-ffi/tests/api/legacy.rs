@@ -68,11 +68,13 @@ fn a_group_downloads_its_job_s_files_without_complete() {
     let group_id = random_guid();
     let mut group = std::ptr::null_mut();
     assert_eq!(vcall!(qmgr, CreateGroup(group_id, &raw mut group)), 0);
+    let mut duplicate = group;
     assert_eq!(
-        vcall!(qmgr, CreateGroup(group_id, &raw mut group)),
+        vcall!(qmgr, CreateGroup(group_id, &raw mut duplicate)),
         hr(hresult::E_INVALIDARG),
         "the GUID is taken"
     );
+    assert!(duplicate.is_null(), "a failed call leaves NULL in its out-parameter");
     assert_eq!(
         status(group),
         QM_STATUS_GROUP_SUSPENDED | QM_STATUS_GROUP_INCOMPLETE

@@ -74,7 +74,9 @@ fn get_job_finds_jobs_and_reports_missing_ones() {
     assert_eq!(found_id, id);
     release(found);
     let missing = GUID::new(1, 2, 3, [4; 8]);
-    let mut nothing = std::ptr::null_mut();
+    // A stale pointer in the out-parameter must come back NULL on failure (COM's rule), so a
+    // caller that releases what it got does no harm.
+    let mut nothing = found;
     assert_eq!(
         vcall!(manager, GetJob(&missing, &raw mut nothing)),
         hr(hresult::BG_E_NOT_FOUND)
@@ -137,10 +139,12 @@ fn enum_jobs_is_a_snapshot_with_cursor_semantics() {
         hr(hresult::E_INVALIDARG)
     );
 
+    let mut refused = later;
     assert_eq!(
-        vcall!(manager, EnumJobs(0x10, &raw mut later)),
+        vcall!(manager, EnumJobs(0x10, &raw mut refused)),
         hr(hresult::E_INVALIDARG)
     );
+    assert!(refused.is_null(), "a failed call leaves NULL in its out-parameter");
     let mut all = std::ptr::null_mut();
     assert_eq!(
         vcall!(manager, EnumJobs(BG_JOB_ENUM_ALL_USERS, &raw mut all)),
