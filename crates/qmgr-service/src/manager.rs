@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
 use parking_lot::Mutex;
@@ -37,6 +37,8 @@ use crate::command_line;
 
 /// How often progress reaches the store at most.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// The shortest time between two scheduling passes asked for by calls.
+const MIN_PASS_INTERVAL: Duration = Duration::from_millis(5);
 /// Attempts remembered per job for "why is it not moving?".
 const ATTEMPTS_KEPT: usize = 5;
 /// The uid with every right.
@@ -257,6 +259,7 @@ impl QueueManager {
 /// works, so dropping the last [`QueueManager`] ends it (the engine stops, its event channel
 /// closes).
 fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver<()>) {
+    let mut last_pass: Option<Instant> = None;
     loop {
         let wait = {
             let Some(shared) = shared.upgrade() else {
@@ -273,10 +276,20 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
             if state.batcher.is_due(mono) {
                 state.flush_progress(mono);
             }
-            if state.schedule_needed || state.next_decision.is_some_and(|at| at <= mono) {
+            // A burst of calls (thousands of Resumes) asks for many passes; one every few
+            // milliseconds serves them all and keeps the lock free for the calls.
+            let since_pass = last_pass.map_or(MIN_PASS_INTERVAL, |at| at.elapsed());
+            let decision_due = state.next_decision.is_some_and(|at| at <= mono);
+            if decision_due || (state.schedule_needed && since_pass >= MIN_PASS_INTERVAL) {
                 state.schedule(&shared.engine, now, mono);
+                last_pass = Some(Instant::now());
             }
-            state.next_wait(now, mono)
+            let wait = state.next_wait(now, mono);
+            if state.schedule_needed {
+                wait.min(MIN_PASS_INTERVAL.saturating_sub(since_pass))
+            } else {
+                wait
+            }
         };
         select! {
             recv(events) -> event => {
