@@ -191,8 +191,10 @@ impl QueueManager {
     pub fn handle(&self, uid: u32, request: Request) -> Result<Response> {
         let now = self.shared.clock.now();
         let mut state = self.shared.state.lock();
+        let already_asked = state.schedule_needed;
         let response = state.handle(&self.shared.engine, uid, request, now);
-        if state.schedule_needed {
+        // The driver needs one wake-up per pending pass, not one per call.
+        if state.schedule_needed && !already_asked {
             drop(state);
             let _ = self.shared.wake.send(());
         }
@@ -394,13 +396,16 @@ impl State {
         request: Request,
         now: Timestamp,
     ) -> Result<Response> {
-        if matches!(
-            request,
-            Request::GetJob { .. }
-                | Request::ListJobs { .. }
-                | Request::GetGroup { .. }
-                | Request::ListGroups
-        ) {
+        // Only a view of a job waiting in line shows its place in it.
+        let shows_the_line = match &request {
+            Request::GetJob { job } => self
+                .jobs
+                .get(job)
+                .is_some_and(|e| e.job.state == JobState::Queued),
+            Request::ListJobs { .. } | Request::GetGroup { .. } | Request::ListGroups => true,
+            _ => false,
+        };
+        if shows_the_line {
             self.number_the_line();
         }
         match request {
