@@ -11,13 +11,15 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("core") => core(),
         Some("transfer") => crate::bench_transfer::run(),
         Some("service") => crate::bench_service::run(),
+        Some("ffi") => crate::bench_ffi::run(),
         None | Some("all") => {
             core()?;
             crate::bench_transfer::run()?;
-            crate::bench_service::run()
+            crate::bench_service::run()?;
+            crate::bench_ffi::run()
         }
         Some(other) => {
-            bail!("unknown benchmark {other:?}; choose core, transfer, service or all")
+            bail!("unknown benchmark {other:?}; choose core, transfer, service, ffi or all")
         }
     }
 }

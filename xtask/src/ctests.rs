@@ -8,7 +8,7 @@
 //!    valgrind (a definite leak or any memory error fails it); the Python example runs
 //!    with python3. Each program counts as one test.
 
-mod instance;
+pub(crate) mod instance;
 mod programs;
 mod server;
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_build;
+mod bench_ffi;
 mod bench_nginx;
 mod bench_qmgr;
 mod bench_run;
@@ -28,8 +29,9 @@ Commands:
                  ends with a line `N passed, M failed`
   bench [WHAT]   benchmarks; WHAT is `core` (store: create, load, memory), `transfer`
                  (engine beside curl and aria2c; installs nginx, curl, aria2 if missing),
-                 `service` (IPC and in-process latency, qmgrd with 10,000 jobs) or `all`
-                 (default); results are printed and saved under bench/results/
+                 `service` (IPC and in-process latency, qmgrd with 10,000 jobs), `ffi`
+                 (C GetState round trip, enumerating 10,000 jobs) or `all` (default);
+                 results are printed and saved under bench/results/
   headers [--check]
                  regenerate include/*.h from qmgr-ffi's abi modules (--check: fail if
                  the committed headers differ)
