@@ -74,7 +74,10 @@ fn a_group_downloads_its_job_s_files_without_complete() {
         hr(hresult::E_INVALIDARG),
         "the GUID is taken"
     );
-    assert!(duplicate.is_null(), "a failed call leaves NULL in its out-parameter");
+    assert!(
+        duplicate.is_null(),
+        "a failed call leaves NULL in its out-parameter"
+    );
     assert_eq!(
         status(group),
         QM_STATUS_GROUP_SUSPENDED | QM_STATUS_GROUP_INCOMPLETE

@@ -144,7 +144,10 @@ fn enum_jobs_is_a_snapshot_with_cursor_semantics() {
         vcall!(manager, EnumJobs(0x10, &raw mut refused)),
         hr(hresult::E_INVALIDARG)
     );
-    assert!(refused.is_null(), "a failed call leaves NULL in its out-parameter");
+    assert!(
+        refused.is_null(),
+        "a failed call leaves NULL in its out-parameter"
+    );
     let mut all = std::ptr::null_mut();
     assert_eq!(
         vcall!(manager, EnumJobs(BG_JOB_ENUM_ALL_USERS, &raw mut all)),
