@@ -180,10 +180,15 @@ pub fn waiting(reason: Option<&WaitReason>, id: Guid, now: Timestamp) -> Option<
         WaitReason::WaitingForSlot { ahead } => {
             format!("waiting for a transfer slot ({ahead} background jobs ahead)")
         }
-        WaitReason::RetryAt { at } => format!(
-            "retrying {} ({}) after a transient error",
+        WaitReason::RetryAt { at, server_asked } => format!(
+            "retrying {} ({}) after a transient error{}",
             relative(*at, now),
-            rfc3339(*at)
+            rfc3339(*at),
+            if *server_asked {
+                "; the server asked to wait that long (Retry-After)"
+            } else {
+                ""
+            }
         ),
         WaitReason::Failed => {
             format!("failed; `qmgr resume {plain}` retries, `qmgr cancel {plain}` removes it")
@@ -200,7 +205,7 @@ pub fn waiting_short(reason: Option<&WaitReason>, now: Timestamp) -> String {
         None => String::new(),
         Some(WaitReason::Suspended) => "suspended".into(),
         Some(WaitReason::WaitingForSlot { ahead }) => format!("{ahead} ahead"),
-        Some(WaitReason::RetryAt { at }) => format!("retry {}", relative(*at, now)),
+        Some(WaitReason::RetryAt { at, .. }) => format!("retry {}", relative(*at, now)),
         Some(WaitReason::Failed) => "failed".into(),
         Some(WaitReason::AwaitingComplete) => "needs complete".into(),
     }

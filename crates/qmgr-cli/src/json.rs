@@ -110,6 +110,9 @@ pub struct WaitingJson {
     /// With `retry_at`: when the next attempt starts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<String>,
+    /// With `retry_at`: whether the server's `Retry-After` set that time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_asked: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -302,6 +305,7 @@ impl From<&WaitReason> for WaitingJson {
             reason,
             jobs_ahead: None,
             retry_at: None,
+            server_asked: None,
         };
         match reason {
             WaitReason::Suspended => plain("suspended"),
@@ -309,8 +313,9 @@ impl From<&WaitReason> for WaitingJson {
                 jobs_ahead: Some(*ahead),
                 ..plain("waiting_for_slot")
             },
-            WaitReason::RetryAt { at } => WaitingJson {
+            WaitReason::RetryAt { at, server_asked } => WaitingJson {
                 retry_at: Some(human::rfc3339(*at)),
+                server_asked: Some(*server_asked),
                 ..plain("retry_at")
             },
             WaitReason::Failed => plain("failed"),

@@ -61,7 +61,8 @@
 //!   "waiting": null | {"reason": "suspended" | "waiting_for_slot" | "retry_at" | "failed"
 //!                                | "awaiting_complete",
 //!                      "jobs_ahead": int (waiting_for_slot only),
-//!                      "retry_at": time (retry_at only)},
+//!                      "retry_at": time (retry_at only),
+//!                      "server_asked": bool (retry_at only: Retry-After set the time)},
 //!   "error": null | ERROR + {"file_index": int | null, "protocol": str | null, "at": time},
 //!   "error_count": int,
 //!   "files": [{"index": int, "remote_name": str, "local_name": str,

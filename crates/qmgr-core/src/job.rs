@@ -131,6 +131,9 @@ pub struct JobError {
     /// "http", "https", "ftp", "file" …, when the error came from a protocol.
     pub protocol: Option<String>,
     pub at: Timestamp,
+    /// How long the server asked to wait before the next attempt (`Retry-After`).
+    #[serde(default)]
+    pub retry_after: Option<Duration>,
 }
 
 /// `BG_JOB_PROGRESS`.
@@ -466,6 +469,10 @@ impl Job {
         );
         if let Outcome::Apply { next, .. } = outcome {
             self.error_count = self.error_count.saturating_add(1);
+            let error = JobError {
+                retry_after,
+                ..error
+            };
             self.error = Some(if timed_out {
                 no_progress_error(error)
             } else {

@@ -142,8 +142,9 @@ pub enum WaitReason {
     Suspended,
     /// Waiting for a transfer slot behind this many jobs.
     WaitingForSlot { ahead: u32 },
-    /// Retrying at `at` after a transient error (or when the server's Retry-After ends).
-    RetryAt { at: Timestamp },
+    /// Retrying at `at` after a transient error; `server_asked` when the server's
+    /// `Retry-After` set that time (it asked for longer than MinimumRetryDelay).
+    RetryAt { at: Timestamp, server_asked: bool },
     /// Stopped by an error that retrying will not fix.
     Failed,
     /// Every file is transferred; waiting for Complete.

@@ -645,6 +645,7 @@ mod tests {
             file_index: Some(0),
             protocol: Some("http".into()),
             at: now,
+            retry_after: Some(Duration::from_secs(120)),
         });
         job.error_count = 3;
         job.retry_at = Some(now.plus(Duration::from_secs(600)));

@@ -73,6 +73,7 @@ fn error(now: Timestamp) -> JobError {
         file_index: Some(0),
         protocol: Some("http".into()),
         at: now,
+        retry_after: None,
     }
 }
 

@@ -155,13 +155,17 @@ fn sample_job_view() -> JobView {
         file_index: Some(0),
         protocol: Some("https".into()),
         at: Timestamp(-5),
+        retry_after: Some(std::time::Duration::from_secs(30)),
     });
     job.error_count = 3;
     job.retry_at = Some(Timestamp(i64::MAX));
     job.group = Some(guid(7));
     JobView {
         job,
-        waiting: Some(WaitReason::RetryAt { at: Timestamp(42) }),
+        waiting: Some(WaitReason::RetryAt {
+            at: Timestamp(42),
+            server_asked: true,
+        }),
         attempts: vec![
             Attempt {
                 at: Timestamp(1),

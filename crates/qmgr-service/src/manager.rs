@@ -84,7 +84,14 @@ impl Entry {
         let waiting = match job.state {
             JobState::Suspended => Some(WaitReason::Suspended),
             JobState::Queued => Some(WaitReason::WaitingForSlot { ahead: self.ahead }),
-            JobState::TransientError => job.retry_at.map(|at| WaitReason::RetryAt { at }),
+            JobState::TransientError => job.retry_at.map(|at| WaitReason::RetryAt {
+                at,
+                server_asked: job
+                    .error
+                    .as_ref()
+                    .and_then(|e| e.retry_after)
+                    .is_some_and(|asked| asked > job.settings.minimum_retry_delay),
+            }),
             JobState::Error => Some(WaitReason::Failed),
             JobState::Transferred => Some(WaitReason::AwaitingComplete),
             _ => None,
@@ -1362,6 +1369,7 @@ impl State {
             file_index: u32::try_from(file).ok(),
             protocol,
             at: now,
+            retry_after: None,
         };
         entry.job.fail(record, transient, retry_after, now);
         let job = entry.job.clone();

@@ -176,7 +176,7 @@ fn a_transient_error_is_retried_after_the_retry_delay() {
         view.job.current_error().unwrap().error.hresult,
         hresult::BG_E_HTTP_ERROR_503
     );
-    let Some(WaitReason::RetryAt { at }) = view.waiting else {
+    let Some(WaitReason::RetryAt { at, server_asked }) = view.waiting else {
         panic!("no retry time: {:?}", view.waiting)
     };
     assert_eq!(
@@ -184,6 +184,7 @@ fn a_transient_error_is_retried_after_the_retry_delay() {
         Duration::from_secs(600),
         "MinimumRetryDelay defaults to 600 s"
     );
+    assert!(!server_asked, "no Retry-After came with this 503");
     // Nothing happens before the delay passes …
     clock.advance(Duration::from_secs(599));
     fx.service.manager().poke();
@@ -658,4 +659,37 @@ fn a_job_bandwidth_limit_is_kept_and_the_transfer_still_completes() {
         std::fs::read(fx.path("limited.bin")).unwrap(),
         expected_body("/data/300000/limited", INITIAL_VERSION, 300_000)
     );
+}
+
+#[test]
+fn a_longer_retry_after_from_the_server_sets_the_retry_time_and_says_so() {
+    let server = TestServer::start();
+    let clock = Arc::new(ManualClock::new(Timestamp::now()));
+    let fx = Fixture::with_clock(config(), clock.clone());
+    let url = server.url("/data/10?fail_first=1&status=503&retry_after=1800");
+    let id = fx.job_with(&[(url, fx.path("later.bin"))]);
+    fx.service.resume(id).unwrap();
+    let view = fx.wait_for_state(id, JobState::TransientError);
+    assert_eq!(
+        view.waiting,
+        Some(WaitReason::RetryAt {
+            at: clock.now_for_test().plus(Duration::from_secs(1800)),
+            server_asked: true
+        })
+    );
+    assert_eq!(
+        view.job.current_error().unwrap().retry_after,
+        Some(Duration::from_secs(1800))
+    );
+    clock.advance(Duration::from_secs(600));
+    fx.service.manager().poke();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        fx.service.job(id).unwrap().job.state,
+        JobState::TransientError,
+        "the server's wait is honoured"
+    );
+    clock.advance(Duration::from_secs(1200));
+    fx.service.manager().poke();
+    fx.wait_for_state(id, JobState::Transferred);
 }
