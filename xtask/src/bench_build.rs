@@ -5,7 +5,7 @@ use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{cargo, project_root};
+use crate::cargo;
 
 /// `cargo build --release --locked ARGS`, echoing cargo's progress.
 pub fn build_release(args: &[&str]) -> Result<()> {
@@ -33,12 +33,5 @@ pub fn package_exists(name: &str) -> bool {
 
 /// `target/release`, or its place under `CARGO_TARGET_DIR`.
 pub fn release_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| project_root().join("target"), PathBuf::from);
-    let target = if target.is_absolute() {
-        target
-    } else {
-        project_root().join(target)
-    };
-    target.join("release")
+    crate::target_dir().join("release")
 }

@@ -29,7 +29,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let bin_dir = prefix.join("bin");
     fs::create_dir_all(&bin_dir).with_context(|| format!("cannot create {}", bin_dir.display()))?;
     for (binary, _) in BINARIES {
-        let from = project_root().join("target/release").join(binary);
+        let from = crate::target_dir().join("release").join(binary);
         copy(&from, &bin_dir.join(binary))?;
     }
     crate::install_library::install(&prefix)?;

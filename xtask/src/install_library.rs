@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{cargo, headers, project_root};
+use crate::{cargo, headers};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -46,7 +46,7 @@ pub fn install(prefix: &Path) -> Result<()> {
     if !status.success() {
         bail!("the release build of libqmgr failed");
     }
-    let release = project_root().join("target/release");
+    let release = crate::target_dir().join("release");
     let pc = pkg_config(prefix);
     let pc_in_target = release.join("qmgr.pc");
     fs::write(&pc_in_target, &pc)

@@ -81,6 +81,18 @@ fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR` if set (relative to the workspace), else
+/// the workspace's `target/`.
+fn target_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| project_root().join("target"), PathBuf::from);
+    if target.is_absolute() {
+        target
+    } else {
+        project_root().join(target)
+    }
+}
+
 /// `cargo`, as the environment names it.
 fn cargo() -> std::process::Command {
     let mut command =

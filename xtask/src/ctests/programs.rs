@@ -90,12 +90,12 @@ pub const PYTHON_EXAMPLE: &str = "examples-c/python/download.py";
 
 /// Where the programs are built and their logs kept.
 pub fn build_dir() -> PathBuf {
-    project_root().join("target/c-abi")
+    crate::target_dir().join("c-abi")
 }
 
 /// The directory of the debug libqmgr.so and qmgrd.
 pub fn library_dir() -> PathBuf {
-    project_root().join("target/debug")
+    crate::target_dir().join("debug")
 }
 
 /// The compiler command for `program` (without running it).
