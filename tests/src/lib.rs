@@ -3,7 +3,9 @@
 //! [`TestServer::start`] serves deterministic files on 127.0.0.1 and misbehaves on
 //! request, so transfer, daemon, CLI and C tests can provoke every failure a real server
 //! can produce. [`TestServer::start_https`] serves the same over TLS, with a certificate
-//! signed by a CA made up at start ([`TestServer::ca_pem`]). The binary `qmgr-testserver` runs the same server for C tests and
+//! signed by a CA made up at start ([`TestServer::ca_pem`]);
+//! [`TestServer::start_https_with_client_auth`] also requires a client certificate signed
+//! by that CA ([`TestServer::client_certificate`]). The binary `qmgr-testserver` runs the same server for C tests and
 //! benchmarks.
 //!
 //! # URLs
@@ -56,3 +58,4 @@ pub use content::{INITIAL_VERSION, content, expected_body};
 pub use request::RecordedRequest;
 pub use route::encode_query_value;
 pub use server::TestServer;
+pub use tls::ClientIdentity;

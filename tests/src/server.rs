@@ -12,7 +12,7 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use crate::connection::serve_connection;
 use crate::request::RecordedRequest;
 use crate::state::Shared;
-use crate::tls::TlsIdentity;
+use crate::tls::{CertificateIssuer, ClientIdentity, TlsIdentity};
 
 /// A fault-injecting HTTP/1.1 server on 127.0.0.1 (plain or over TLS), serving until
 /// dropped.
@@ -24,6 +24,8 @@ pub struct TestServer {
     acceptor: Option<JoinHandle<()>>,
     /// The PEM of the CA that signed the server certificate, for HTTPS servers.
     ca_pem: Option<String>,
+    /// The CA that signed the server certificate, for HTTPS servers.
+    issuer: Option<CertificateIssuer>,
 }
 
 impl fmt::Debug for TestServer {
@@ -64,7 +66,34 @@ impl TestServer {
 
     /// Starts an HTTPS server on 127.0.0.1:`port` (0 picks a free port).
     pub fn start_https_on_port(port: u16) -> io::Result<TestServer> {
-        TestServer::launch(port, Some(TlsIdentity::generate()?))
+        TestServer::launch(port, Some(TlsIdentity::generate(false)?))
+    }
+
+    /// Starts an HTTPS server, as [`TestServer::start_https`], that completes a handshake
+    /// only with clients presenting a certificate signed by its CA
+    /// ([`TestServer::client_certificate`] makes one).
+    ///
+    /// # Panics
+    /// If no port can be bound or no certificate made.
+    pub fn start_https_with_client_auth() -> TestServer {
+        TlsIdentity::generate(true)
+            .and_then(|identity| TestServer::launch(0, Some(identity)))
+            .unwrap_or_else(|error| {
+                panic!("cannot start the HTTPS test server on 127.0.0.1: {error}")
+            })
+    }
+
+    /// A new client certificate with the subject `CN=<common_name>`, signed by this HTTPS
+    /// server's CA.
+    ///
+    /// # Panics
+    /// If the server speaks plain HTTP or no certificate can be made.
+    pub fn client_certificate(&self, common_name: &str) -> ClientIdentity {
+        self.issuer
+            .as_ref()
+            .expect("client_certificate() is only for HTTPS servers")
+            .client_certificate(common_name)
+            .unwrap_or_else(|error| panic!("cannot make a client certificate: {error}"))
     }
 
     fn launch(port: u16, tls: Option<TlsIdentity>) -> io::Result<TestServer> {
@@ -72,9 +101,14 @@ impl TestServer {
         let port = listener.local_addr()?.port();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared::new(format!("{scheme}://127.0.0.1:{port}")));
-        let (tls_config, ca_pem) = tls
-            .map(|identity| (identity.config, identity.ca_pem))
-            .unzip();
+        let (tls_config, ca_pem, issuer) = match tls {
+            Some(identity) => (
+                Some(identity.config),
+                Some(identity.ca_pem),
+                Some(identity.issuer),
+            ),
+            None => (None, None, None),
+        };
         let acceptor = thread::Builder::new()
             .name(format!("testserver-{port}"))
             .spawn({
@@ -86,6 +120,7 @@ impl TestServer {
             port,
             acceptor: Some(acceptor),
             ca_pem,
+            issuer,
         })
     }
 

@@ -1,5 +1,6 @@
 //! HTTPS: a certificate authority made up at start, a server certificate for 127.0.0.1
-//! and localhost signed by it, and the rustls configuration serving with them.
+//! and localhost signed by it, and the rustls configuration serving with them. The same
+//! CA signs client certificates, which a server may require.
 
 use std::io;
 use std::sync::Arc;
@@ -8,9 +9,10 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use rustls::ServerConfig;
 use rustls::crypto::ring;
 use rustls::pki_types::PrivatePkcs8KeyDer;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
 
 /// What an HTTPS server needs: its TLS configuration, and the CA certificate clients must
 /// trust to accept it.
@@ -18,10 +20,55 @@ use rustls::pki_types::PrivatePkcs8KeyDer;
 pub(crate) struct TlsIdentity {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) ca_pem: String,
+    pub(crate) issuer: CertificateIssuer,
+}
+
+/// The test CA, able to sign client certificates.
+pub(crate) struct CertificateIssuer(Arc<Issuer<'static, KeyPair>>);
+
+impl std::fmt::Debug for CertificateIssuer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("CertificateIssuer(qmgr test CA)")
+    }
+}
+
+/// A client certificate and its private key, signed by a test server's CA.
+#[derive(Clone, Debug)]
+pub struct ClientIdentity {
+    /// The certificate, PEM.
+    pub certificate_pem: String,
+    /// The PKCS#8 private key, PEM.
+    pub key_pem: String,
+    /// The certificate, DER (what its SHA-1 thumbprint is computed over).
+    pub certificate_der: Vec<u8>,
+}
+
+impl CertificateIssuer {
+    /// A certificate for client authentication with the subject `CN=<common_name>`.
+    pub(crate) fn client_certificate(&self, common_name: &str) -> io::Result<ClientIdentity> {
+        let key = KeyPair::generate().map_err(|error| certificate_error("a client key", &error))?;
+        let mut params = CertificateParams::new(Vec::<String>::new())
+            .map_err(|error| certificate_error("a client certificate", &error))?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        let certificate = params
+            .signed_by(&key, &self.0)
+            .map_err(|error| certificate_error("a client certificate", &error))?;
+        Ok(ClientIdentity {
+            certificate_pem: certificate.pem(),
+            key_pem: key.serialize_pem(),
+            certificate_der: certificate.der().to_vec(),
+        })
+    }
 }
 
 impl TlsIdentity {
-    pub(crate) fn generate() -> io::Result<TlsIdentity> {
+    /// `require_client_certificate`: the handshake fails unless the client presents a
+    /// certificate signed by the test CA.
+    pub(crate) fn generate(require_client_certificate: bool) -> io::Result<TlsIdentity> {
         let ca_key =
             KeyPair::generate().map_err(|error| certificate_error("the CA key", &error))?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())
@@ -38,7 +85,7 @@ impl TlsIdentity {
         let ca_certificate = ca_params
             .self_signed(&ca_key)
             .map_err(|error| certificate_error("the CA certificate", &error))?;
-        let issuer = Issuer::new(ca_params, ca_key);
+        let issuer = Arc::new(Issuer::new(ca_params, ca_key));
 
         let server_key =
             KeyPair::generate().map_err(|error| certificate_error("the server key", &error))?;
@@ -54,20 +101,36 @@ impl TlsIdentity {
             .signed_by(&server_key, &issuer)
             .map_err(|error| certificate_error("the server certificate", &error))?;
 
-        let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        let provider = Arc::new(ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
-            .and_then(|builder| {
-                builder.with_no_client_auth().with_single_cert(
-                    vec![server_certificate.der().clone()],
-                    PrivatePkcs8KeyDer::from(server_key.serialize_der()).into(),
-                )
-            })
+            .map_err(|error| io::Error::other(format!("configuring TLS: {error}")))?;
+        let builder = if require_client_certificate {
+            let mut roots = RootCertStore::empty();
+            roots
+                .add(ca_certificate.der().clone())
+                .map_err(|error| io::Error::other(format!("trusting the test CA: {error}")))?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|error| {
+                    io::Error::other(format!("configuring client authentication: {error}"))
+                })?;
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder
+            .with_single_cert(
+                vec![server_certificate.der().clone()],
+                PrivatePkcs8KeyDer::from(server_key.serialize_der()).into(),
+            )
             .map_err(|error| io::Error::other(format!("configuring TLS: {error}")))?;
         // The server speaks HTTP/1.1 only; saying so keeps clients from trying h2.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(TlsIdentity {
             config: Arc::new(config),
             ca_pem: ca_certificate.pem(),
+            issuer: CertificateIssuer(issuer),
         })
     }
 }

@@ -6,10 +6,10 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use qmgr_tests::{INITIAL_VERSION, TestServer, content, expected_body};
+use qmgr_tests::{ClientIdentity, INITIAL_VERSION, TestServer, content, expected_body};
 use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 struct Exchange {
@@ -20,6 +20,11 @@ struct Exchange {
 }
 
 fn client_config(ca_pem: &str) -> Arc<ClientConfig> {
+    client_config_as(ca_pem, None)
+}
+
+/// A client trusting `ca_pem` that presents `identity`, if given, when asked.
+fn client_config_as(ca_pem: &str, identity: Option<&ClientIdentity>) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("a PEM certificate"))
@@ -27,16 +32,28 @@ fn client_config(ca_pem: &str) -> Arc<ClientConfig> {
     let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some(identity) => config
+            .with_client_auth_cert(
+                vec![CertificateDer::from(identity.certificate_der.clone())],
+                PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes()).expect("a PEM key"),
+            )
+            .expect("a usable client certificate"),
+        None => config.with_no_client_auth(),
+    };
     Arc::new(config)
 }
 
 /// Sends one GET with `Connection: close` to `port` as `host`, trusting `ca_pem`, and
 /// reads until the connection ends.
 fn fetch(port: u16, host: &str, ca_pem: &str, target: &str) -> Exchange {
+    fetch_with(port, host, client_config(ca_pem), target)
+}
+
+fn fetch_with(port: u16, host: &str, config: Arc<ClientConfig>, target: &str) -> Exchange {
     let name = ServerName::try_from(host.to_owned()).expect("a server name");
-    let session = ClientConnection::new(client_config(ca_pem), name).expect("a TLS session");
+    let session = ClientConnection::new(config, name).expect("a TLS session");
     let socket = TcpStream::connect(("127.0.0.1", port)).expect("connecting");
     let mut stream = StreamOwned::new(session, socket);
     let mut raw = Vec::new();
@@ -157,6 +174,56 @@ fn every_server_has_its_own_ca() {
     let mistrusted = fetch(second.port(), "127.0.0.1", &first.ca_pem(), "/data/10");
     assert!(mistrusted.end.is_err());
     assert!(mistrusted.head.is_empty() && mistrusted.body.is_empty());
+}
+
+#[test]
+fn client_authentication_admits_only_certificates_of_its_ca() {
+    let server = TestServer::start_https_with_client_auth();
+    let ca_pem = server.ca_pem();
+    let port = server.port();
+
+    let client = server.client_certificate("client");
+    assert!(client.certificate_pem.contains("BEGIN CERTIFICATE"));
+    let admitted = fetch_with(
+        port,
+        "127.0.0.1",
+        client_config_as(&ca_pem, Some(&client)),
+        "/data/2000",
+    );
+    admitted.end.expect("a clean end of the session");
+    assert_eq!(
+        admitted.body,
+        expected_body("/data/2000", INITIAL_VERSION, 2000)
+    );
+
+    let anonymous = fetch(port, "127.0.0.1", &ca_pem, "/data/2000");
+    assert!(anonymous.end.is_err());
+    assert!(anonymous.head.is_empty() && anonymous.body.is_empty());
+
+    let stranger = TestServer::start_https().client_certificate("client");
+    let refused = fetch_with(
+        port,
+        "127.0.0.1",
+        client_config_as(&ca_pem, Some(&stranger)),
+        "/data/2000",
+    );
+    assert!(refused.end.is_err());
+    assert!(refused.head.is_empty() && refused.body.is_empty());
+    assert_eq!(server.request_count("/data/2000"), 1);
+}
+
+#[test]
+fn servers_without_client_authentication_ignore_client_certificates() {
+    let server = TestServer::start_https();
+    let client = server.client_certificate("client");
+    let exchange = fetch_with(
+        server.port(),
+        "127.0.0.1",
+        client_config_as(&server.ca_pem(), Some(&client)),
+        "/data/10",
+    );
+    exchange.end.expect("a clean end of the session");
+    assert!(exchange.head.starts_with("HTTP/1.1 200 OK\r\n"));
 }
 
 #[test]

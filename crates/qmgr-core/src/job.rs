@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::certificate::ClientCertificate;
 use crate::error::{ErrorContext, QmgrError, Result};
 use crate::file::{self, FileRecord, Validator};
 use crate::guid::Guid;
@@ -96,6 +97,10 @@ pub struct JobSettings {
     /// This job's own bandwidth cap in bytes per second, shared by its files (a qmgr extension).
     #[serde(default)]
     pub bandwidth_limit: Option<u64>,
+    /// The certificate offered for TLS client authentication
+    /// (IBackgroundCopyJobHttpOptions::SetClientCertificateByName / ByID).
+    #[serde(default)]
+    pub client_certificate: Option<ClientCertificate>,
 }
 
 /// Windows' defaults and the floor it applies to the retry delay.
@@ -118,6 +123,7 @@ impl Default for JobSettings {
             max_download_size: None,
             parallel_files: 1,
             bandwidth_limit: None,
+            client_certificate: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod certificate;
 pub mod config;
 pub mod error;
 pub mod file;

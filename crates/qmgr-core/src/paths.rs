@@ -79,6 +79,17 @@ impl StatePaths {
         })
     }
 
+    /// An instance kept entirely inside `root`, for tests and benchmarks: the store in
+    /// `root` itself, the configuration (and certificate stores) in `root/config`, the
+    /// runtime directory in `root/run`. The environment plays no part.
+    pub fn isolated(root: &Path) -> Self {
+        Self {
+            state_dir: root.to_owned(),
+            config_dir: root.join("config"),
+            runtime: RuntimeDir::InsideStateDir,
+        }
+    }
+
     /// The same paths with the store in `state_dir` instead (the `state_dir` config key).
     /// A runtime directory that was the fallback inside the old state directory moves
     /// along; one from `XDG_RUNTIME_DIR` stays.
@@ -262,6 +273,18 @@ mod tests {
             .unwrap()
             .with_state_dir(PathBuf::from("/srv/qmgr"));
         assert_eq!(paths.runtime_dir(), Path::new("/run/user/7/qmgr"));
+    }
+
+    #[test]
+    fn an_isolated_instance_stays_inside_its_root() {
+        let paths = StatePaths::isolated(Path::new("/t"));
+        assert_eq!(paths.state_dir(), Path::new("/t"));
+        assert_eq!(paths.config_file(), Path::new("/t/config/config.toml"));
+        assert_eq!(paths.runtime_dir(), Path::new("/t/run"));
+        assert_eq!(
+            paths.certs_dir("MY").unwrap(),
+            Path::new("/t/config/certs/MY")
+        );
     }
 
     #[test]

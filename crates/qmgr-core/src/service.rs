@@ -9,6 +9,7 @@
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
+use crate::certificate::ClientCertificate;
 use crate::error::{QmgrError, Result};
 use crate::group::Group;
 use crate::guid::Guid;
@@ -46,6 +47,10 @@ pub enum JobChange {
     /// A bandwidth cap for this job alone, in bytes per second (a qmgr extension; `None`
     /// removes it). It applies at any priority, FOREGROUND included.
     BandwidthLimit(Option<u64>),
+    /// The certificate for TLS client authentication; `None` removes it. The store name
+    /// must name a directory under the certs directory (`E_INVALIDARG` otherwise); the
+    /// certificate itself is looked up when a transfer starts.
+    ClientCertificate(Option<ClientCertificate>),
     /// IBackgroundCopyFile2::SetRemoteName.
     RemoteName {
         file: u32,

@@ -101,7 +101,7 @@ fn connect() -> Result<Queue> {
             ))
         })?;
     let config = Config::load(&paths.config_file())?;
-    let manager = QueueManager::start(config, paths.state_dir(), Arc::new(SystemClock::new()))?;
+    let manager = QueueManager::start(config, &paths, Arc::new(SystemClock::new()))?;
     Ok(Arc::new(LocalService::new(manager, current_uid())))
 }
 

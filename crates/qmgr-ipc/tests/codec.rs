@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
+use qmgr_core::certificate::{CertificateSelector, ClientCertificate};
 use qmgr_core::file::FileRecord;
 use qmgr_core::group::Group;
 use qmgr_core::hresult;
@@ -46,6 +47,17 @@ fn sample_job_changes() -> Vec<JobChange> {
         JobChange::ParallelFiles(16),
         JobChange::BandwidthLimit(Some(20_000_000)),
         JobChange::BandwidthLimit(None),
+        JobChange::ClientCertificate(Some(ClientCertificate {
+            store_location: 1,
+            store_name: "MY".into(),
+            selector: CertificateSelector::Subject("CN=client".into()),
+        })),
+        JobChange::ClientCertificate(Some(ClientCertificate {
+            store_location: 0,
+            store_name: "Trusted People".into(),
+            selector: CertificateSelector::Sha1([0xAB; 20]),
+        })),
+        JobChange::ClientCertificate(None),
         JobChange::RemoteName {
             file: 3,
             remote_name: "https://example.invalid/a?b=c".into(),
@@ -160,6 +172,11 @@ fn sample_job_view() -> JobView {
     job.error_count = 3;
     job.retry_at = Some(Timestamp(i64::MAX));
     job.group = Some(guid(7));
+    job.settings.client_certificate = Some(ClientCertificate {
+        store_location: 7,
+        store_name: "MY".into(),
+        selector: CertificateSelector::Sha1([0x5A; 20]),
+    });
     JobView {
         job,
         waiting: Some(WaitReason::RetryAt {

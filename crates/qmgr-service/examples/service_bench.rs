@@ -574,7 +574,11 @@ fn create_jobs(
 fn in_process_latency(state_dir: &Path, stall: &StallingServer) -> Result<Latency, Failure> {
     let downloads = state_dir.join("downloads");
     fs::create_dir_all(&downloads)?;
-    let manager = QueueManager::start(Config::default(), state_dir, Arc::new(SystemClock::new()))?;
+    let manager = QueueManager::start(
+        Config::default(),
+        &StatePaths::isolated(state_dir),
+        Arc::new(SystemClock::new()),
+    )?;
     let service = LocalService::new(manager.clone(), rustix::process::getuid().as_raw());
     let id = one_file_job(&service, stall, &downloads, "probe")?;
     let measured = latency(|| service.job(id).map(drop));

@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
 use parking_lot::Mutex;
+use qmgr_core::certificate::{self, CertificateSelector, ClientCertificate};
 use qmgr_core::config::Config;
 use qmgr_core::error::{ErrorContext, QmgrError, Result};
 use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::group::Group;
 use qmgr_core::hresult;
 use qmgr_core::job::{JobPriority, ProxyUsage, notify};
+use qmgr_core::paths::StatePaths;
 use qmgr_core::schedule::{self, Candidate, Limits, Running};
 use qmgr_core::service::{
     Attempt, GroupChange, GroupView, JobChange, JobView, NewFile, Notification, NotificationKind,
@@ -128,6 +130,8 @@ struct Subscriber {
 
 struct State {
     config: Config,
+    /// Where the client certificate stores are (`certs_dir`).
+    paths: StatePaths,
     store: Store,
     jobs: HashMap<Guid, Entry>,
     groups: HashMap<Guid, Group>,
@@ -150,9 +154,15 @@ struct State {
 }
 
 impl QueueManager {
-    /// Opens the store in `state_dir`, resumes what was running, and starts the engine and
-    /// the driver thread.
-    pub fn start(config: Config, state_dir: &Path, clock: Arc<dyn Clock>) -> Result<QueueManager> {
+    /// Opens the store in `paths.state_dir()`, resumes what was running, and starts the
+    /// engine and the driver thread. Client certificates come from the stores under
+    /// `paths.config_dir()`.
+    pub fn start(
+        config: Config,
+        paths: &StatePaths,
+        clock: Arc<dyn Clock>,
+    ) -> Result<QueueManager> {
+        let state_dir = paths.state_dir();
         let store = Store::open(state_dir)?;
         let (engine, events) = Engine::start(EngineConfig {
             global_limit: config.bandwidth_limit,
@@ -162,6 +172,7 @@ impl QueueManager {
         let mut state = State {
             batcher: ProgressBatcher::new(PROGRESS_INTERVAL),
             config,
+            paths: paths.clone(),
             store,
             jobs: HashMap::new(),
             groups: HashMap::new(),
@@ -797,6 +808,17 @@ impl State {
                 }
                 job.settings.bandwidth_limit = limit;
             }
+            JobChange::ClientCertificate(certificate) => {
+                match &certificate {
+                    Some(setting) => check_client_certificate(&self.paths, setting)?,
+                    None if job.settings.client_certificate.is_none() => {
+                        return Ok(Response::Done(hresult::S_FALSE));
+                    }
+                    None => {}
+                }
+                job.settings.client_certificate = certificate;
+                restart = true;
+            }
             JobChange::RemoteName { file, remote_name } => {
                 qmgr_core::file::validate_remote_name(&remote_name)?;
                 let record = job.files.get_mut(file as usize).ok_or_else(|| {
@@ -1124,7 +1146,7 @@ impl State {
             .take(free)
             .collect();
         for index in next {
-            let request = transfer_request(&self.jobs[&id].job, index);
+            let request = transfer_request(&self.jobs[&id].job, index, &self.paths);
             match request.and_then(|r| engine.submit(r)) {
                 Ok(transfer) => {
                     let file = &self.jobs[&id].job.files[index];
@@ -1380,8 +1402,9 @@ impl State {
     }
 }
 
-/// Builds the engine request for file `index` of `job`.
-fn transfer_request(job: &Job, index: usize) -> Result<TransferRequest> {
+/// Builds the engine request for file `index` of `job`; its client certificate is looked up
+/// in the stores of `paths`.
+fn transfer_request(job: &Job, index: usize, paths: &StatePaths) -> Result<TransferRequest> {
     let file = &job.files[index];
     let mut request =
         TransferRequest::new(file.remote_name.clone(), PathBuf::from(&file.local_name));
@@ -1397,6 +1420,15 @@ fn transfer_request(job: &Job, index: usize) -> Result<TransferRequest> {
         request.headers = parse_headers(headers)?;
     }
     request.max_size = job.settings.max_download_size;
+    if let Some(setting) = &job.settings.client_certificate {
+        let found =
+            certificate::resolve(&paths.certs_dir(&setting.store_name)?, &setting.selector)?;
+        request.security.client_certificate = Some(qmgr_transfer::ClientCertificate {
+            certificate: found.certificate,
+            key: found.key,
+            key_password: None,
+        });
+    }
     request.throttled = job.priority != JobPriority::Foreground;
     request.proxy = match job.settings.proxy.usage {
         ProxyUsage::Preconfig | ProxyUsage::Autodetect => ProxyChoice::FromEnvironment,
@@ -1422,6 +1454,22 @@ fn transfer_request(job: &Job, index: usize) -> Result<TransferRequest> {
         },
     };
     Ok(request)
+}
+
+/// What SetClientCertificateByName/ByID check before recording a certificate: a known
+/// store location, a store name that stays in the certs directory, a subject that says
+/// something. The store itself is read only when a transfer starts.
+fn check_client_certificate(paths: &StatePaths, setting: &ClientCertificate) -> Result<()> {
+    certificate::check_store_location(setting.store_location)?;
+    paths.certs_dir(&setting.store_name)?;
+    if let CertificateSelector::Subject(subject) = &setting.selector
+        && subject.trim().is_empty()
+    {
+        return Err(QmgrError::invalid_arg(
+            "the certificate subject name is empty",
+        ));
+    }
+    Ok(())
 }
 
 /// Splits CRLF-separated `Name: value` lines; a line without a colon is `E_INVALIDARG`.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use qmgr_core::config::Config;
 use qmgr_core::hresult;
 use qmgr_core::job::{JobPriority, NotifyCommand};
+use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{
     JobChange, JobView, NewFile, NotificationKind, QueueService, QueueServiceExt, Request,
     Response, WaitReason,
@@ -33,7 +34,8 @@ impl Fixture {
     fn with_clock(config: Config, clock: Arc<dyn qmgr_service::Clock>) -> Self {
         let state = tempfile::tempdir().unwrap();
         let downloads = tempfile::tempdir().unwrap();
-        let manager = QueueManager::start(config, state.path(), clock).unwrap();
+        let manager =
+            QueueManager::start(config, &StatePaths::isolated(state.path()), clock).unwrap();
         Self {
             _state: state,
             downloads,
@@ -325,7 +327,12 @@ fn the_queue_survives_a_restart_and_continues_partial_files() {
         .into_owned();
     let path = "/data/4m/restart";
     let first = LocalService::new(
-        QueueManager::start(config(), state.path(), Arc::new(SystemClock::new())).unwrap(),
+        QueueManager::start(
+            config(),
+            &StatePaths::isolated(state.path()),
+            Arc::new(SystemClock::new()),
+        )
+        .unwrap(),
         UID,
     );
     let id = first.create_job("restart", JobType::Download).unwrap();
@@ -343,7 +350,12 @@ fn the_queue_survives_a_restart_and_continues_partial_files() {
     let served_before = server.body_bytes_sent(path);
 
     let second = LocalService::new(
-        QueueManager::start(config(), state.path(), Arc::new(SystemClock::new())).unwrap(),
+        QueueManager::start(
+            config(),
+            &StatePaths::isolated(state.path()),
+            Arc::new(SystemClock::new()),
+        )
+        .unwrap(),
         UID,
     );
     let view = second.job(id).unwrap();

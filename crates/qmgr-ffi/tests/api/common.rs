@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use qmgr::abi::bits::*;
 use qmgr::abi::types::*;
 use qmgr_core::config::Config;
+use qmgr_core::paths::StatePaths;
 use qmgr_service::{LocalService, QueueManager, SystemClock};
 
 /// The uid the in-process queue believes the caller has (not root, so that root-only
@@ -41,7 +42,12 @@ pub fn setup() -> &'static Fixture {
             max_jobs_per_user: 100_000,
             ..Config::default()
         };
-        let manager = QueueManager::start(config, &state, Arc::new(SystemClock::new())).unwrap();
+        let manager = QueueManager::start(
+            config,
+            &StatePaths::isolated(&state),
+            Arc::new(SystemClock::new()),
+        )
+        .unwrap();
         assert!(qmgr::install_service(Arc::new(LocalService::new(
             manager, UID
         ))));

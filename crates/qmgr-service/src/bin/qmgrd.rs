@@ -174,7 +174,7 @@ fn serve(mode: Mode) -> Result<()> {
     create_private_dir(paths.state_dir())?;
     let _lock = lock_store(paths.state_dir())?;
     let idle_exit = config.idle_exit.filter(|_| mode == Mode::Detached);
-    let manager = QueueManager::start(config, paths.state_dir(), Arc::new(SystemClock::new()))?;
+    let manager = QueueManager::start(config, &paths, Arc::new(SystemClock::new()))?;
     let listener = qmgr_ipc::bind_listener(&paths)?;
     let server = qmgr_ipc::accept_loop(
         listener,
