@@ -984,6 +984,14 @@ HRESULT VariantClear(struct VARIANT *pvarg);
 /* CoInitialize has not been called. */
 #define CO_E_NOTINITIALIZED ((HRESULT)0x800401F0)
 #endif
+#ifndef CRYPT_E_NOT_FOUND
+/* Cannot find object or property. */
+#define CRYPT_E_NOT_FOUND ((HRESULT)0x80092004)
+#endif
+#ifndef NTE_NO_KEY
+/* Key does not exist. */
+#define NTE_NO_KEY ((HRESULT)0x8009000D)
+#endif
 #ifndef BG_E_NOT_FOUND
 /* The requested job was not found. */
 #define BG_E_NOT_FOUND ((HRESULT)0x80200001)

@@ -302,18 +302,47 @@ static void http_options(IBackgroundCopyJob *job)
     CHECK_HR(IBackgroundCopyJob_QueryInterface(job, &IID_IBackgroundCopyJobHttpOptions3, &none),
              E_NOINTERFACE);
 
-    memset(sha1, 0x11, sizeof sha1);
-    CHECK_HR(IBackgroundCopyJobHttpOptions_SetClientCertificateByID(
-                 options, BG_CERT_STORE_LOCATION_CURRENT_USER, u"MY", sha1),
-             E_NOTIMPL);
-    CHECK_HR(IBackgroundCopyJobHttpOptions_SetClientCertificateByName(
-                 options, BG_CERT_STORE_LOCATION_CURRENT_USER, u"MY", u"CN=client"),
-             E_NOTIMPL);
-    CHECK_HR(IBackgroundCopyJobHttpOptions_RemoveClientCertificate(options), S_FALSE);
+    /* No certificate yet: Get answers as Windows does, Remove has nothing to do. */
     CHECK_HR(IBackgroundCopyJobHttpOptions_GetClientCertificate(options, &location, &store,
                                                                 &hash, &subject),
-             S_FALSE);
+             (HRESULT)0x800706F7 /* HRESULT_FROM_WIN32(RPC_X_BAD_STUB_DATA) */);
     CHECK(store == NULL && hash == NULL && subject == NULL);
+    CHECK_HR(IBackgroundCopyJobHttpOptions_RemoveClientCertificate(options), S_FALSE);
+
+    memset(sha1, 0x11, sizeof sha1);
+    CHECK_HR(IBackgroundCopyJobHttpOptions_SetClientCertificateByID(
+                 options, BG_CERT_STORE_LOCATION_LOCAL_MACHINE, u"MY", sha1),
+             S_OK);
+    CHECK_HR(IBackgroundCopyJobHttpOptions_GetClientCertificate(options, &location, &store,
+                                                                &hash, &subject),
+             S_OK);
+    CHECK(location == BG_CERT_STORE_LOCATION_LOCAL_MACHINE);
+    CHECK(wide_is(store, "MY"));
+    CHECK(hash != NULL && memcmp(hash, sha1, sizeof sha1) == 0);
+    CHECK(subject != NULL);
+    CoTaskMemFree(store);
+    CoTaskMemFree(hash);
+    CoTaskMemFree(subject);
+
+    CHECK_HR(IBackgroundCopyJobHttpOptions_SetClientCertificateByName(
+                 options, BG_CERT_STORE_LOCATION_CURRENT_USER, u"MY", u"CN=client"),
+             S_OK);
+    CHECK_HR(IBackgroundCopyJobHttpOptions_GetClientCertificate(options, &location, &store,
+                                                                &hash, &subject),
+             S_OK);
+    CHECK(location == BG_CERT_STORE_LOCATION_CURRENT_USER);
+    CHECK(wide_is(subject, "CN=client"));
+    CoTaskMemFree(store);
+    CoTaskMemFree(hash);
+    CoTaskMemFree(subject);
+    CHECK_HR(IBackgroundCopyJobHttpOptions_SetClientCertificateByName(options, 8, u"MY",
+                                                                      u"CN=client"),
+             E_INVALIDARG);
+    CHECK_HR(IBackgroundCopyJobHttpOptions_SetClientCertificateByName(
+                 options, BG_CERT_STORE_LOCATION_CURRENT_USER, u"../MY", u"CN=client"),
+             E_INVALIDARG);
+    CHECK_HR(IBackgroundCopyJobHttpOptions_RemoveClientCertificate(options), S_OK);
+    CHECK_HR(IBackgroundCopyJobHttpOptions_RemoveClientCertificate(options), S_FALSE);
 
     CHECK_HR(IBackgroundCopyJobHttpOptions_GetCustomHeaders(options, &headers), S_FALSE);
     CHECK(headers == NULL);

@@ -128,7 +128,7 @@ hresults! {
     HRESULT_ALREADY_EXISTS = 0x8007_00B7, "Cannot create a file when that file already exists.";
     HRESULT_MR_MID_NOT_FOUND = 0x8007_013D, "The system cannot find message text for the message number.";
     HRESULT_NOT_LOGGED_ON = 0x8007_04DD, "The operation being requested was not performed because the user has not logged on to the network.";
-    RPC_X_BAD_STUB_DATA = 0x8007_06F7, "The stub received bad data.";
+    HRESULT_RPC_X_BAD_STUB_DATA = 0x8007_06F7, "The stub received bad data.";
     CRYPT_E_NOT_FOUND = 0x8009_2004, "Cannot find object or property.";
     NTE_NO_KEY = 0x8009_000D, "Key does not exist.";
     HRESULT_WINHTTP_TIMEOUT = 0x8007_2EE2, "The operation timed out.";

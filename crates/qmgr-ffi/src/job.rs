@@ -16,8 +16,10 @@ use std::mem::offset_of;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use qmgr_core::certificate::{self, CERTIFICATE_HASH_LEN, CertificateSelector, ClientCertificate};
 use qmgr_core::hresult::{self, HResult};
 use qmgr_core::job::{JobPriority, NotifyCommand, ProxySettings, ProxyUsage};
+use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{JobChange, JobView, NewFile, QueueServiceExt};
 use qmgr_core::{Guid, JobState, QmgrError, Result};
 
@@ -28,6 +30,7 @@ use crate::com::{Class, ComObject, unknown_vtbl};
 use crate::enums::{EnumFilesObject, FileItem};
 use crate::error::ErrorObject;
 use crate::local;
+use crate::memory;
 use crate::notify;
 use crate::runtime::Queue;
 use crate::strings::{to_co_task, to_co_task_optional};
@@ -316,6 +319,24 @@ fn file_set(entries: &[BG_FILE_INFO]) -> Result<Vec<NewFile>> {
             })
         })
         .collect()
+}
+
+/// The hash and subject GetClientCertificate reports: what the caller set, completed from
+/// the certificate in the store when this process can find it (the store is read at
+/// transfer time, so it may not exist yet). Unknown, the subject is empty and the hash
+/// all zeros.
+fn certificate_identity(setting: &ClientCertificate) -> ([u8; CERTIFICATE_HASH_LEN], String) {
+    let found = StatePaths::from_env()
+        .and_then(|paths| paths.certs_dir(&setting.store_name))
+        .and_then(|store| certificate::resolve(&store, &setting.selector))
+        .ok();
+    match &setting.selector {
+        CertificateSelector::Sha1(hash) => (*hash, found.map(|f| f.subject).unwrap_or_default()),
+        CertificateSelector::Subject(subject) => (
+            found.map_or([0; CERTIFICATE_HASH_LEN], |f| f.sha1),
+            subject.clone(),
+        ),
+    }
 }
 
 fn not_implemented(what: &str) -> Result<HResult> {
@@ -609,18 +630,27 @@ thunks! { JobObject, IBackgroundCopyJob5, 0;
 
 thunks! { JobObject, IBackgroundCopyJobHttpOptions, HTTP_OPTIONS;
     fn SetClientCertificateByID(job, StoreLocation: BG_CERT_STORE_LOCATION, StoreName: LPCWSTR, pCertHashBlob: *mut BYTE) {
-        let _ = (StoreLocation, StoreName, pCertHashBlob);
-        job.view()?;
-        not_implemented("client certificates are not supported yet")
+        let store_name = StoreName.required_string("StoreName")?;
+        let hash = pCertHashBlob.slice(CERTIFICATE_HASH_LEN, "pCertHashBlob")?;
+        let hash = <[u8; CERTIFICATE_HASH_LEN]>::try_from(hash)
+            .map_err(|_| QmgrError::internal("a certificate hash of the wrong length"))?;
+        job.set(JobChange::ClientCertificate(Some(ClientCertificate {
+            store_location: StoreLocation,
+            store_name,
+            selector: CertificateSelector::Sha1(hash),
+        })))
     }
     fn SetClientCertificateByName(job, StoreLocation: BG_CERT_STORE_LOCATION, StoreName: LPCWSTR, SubjectName: LPCWSTR) {
-        let _ = (StoreLocation, StoreName, SubjectName);
-        job.view()?;
-        not_implemented("client certificates are not supported yet")
+        let store_name = StoreName.required_string("StoreName")?;
+        let subject = SubjectName.required_string("SubjectName")?;
+        job.set(JobChange::ClientCertificate(Some(ClientCertificate {
+            store_location: StoreLocation,
+            store_name,
+            selector: CertificateSelector::Subject(subject),
+        })))
     }
     fn RemoveClientCertificate(job) {
-        job.ensure_in_queue()?;
-        Ok(hresult::S_FALSE)
+        job.set(JobChange::ClientCertificate(None))
     }
     fn GetClientCertificate(job, pStoreLocation: *mut BG_CERT_STORE_LOCATION, pStoreName: *mut LPWSTR, ppCertHashBlob: *mut *mut BYTE, pSubjectName: *mut LPWSTR) {
         let outs = (
@@ -629,13 +659,20 @@ thunks! { JobObject, IBackgroundCopyJobHttpOptions, HTTP_OPTIONS;
             ppCertHashBlob.out("ppCertHashBlob")?,
             pSubjectName.out("pSubjectName")?,
         );
-        job.view()?;
-        // No certificate can be set yet: "none" is S_FALSE with empty answers.
-        outs.0.set(BG_CERT_STORE_LOCATION_CURRENT_USER);
-        outs.1.set(std::ptr::null_mut());
-        outs.2.set(std::ptr::null_mut());
-        outs.3.set(std::ptr::null_mut());
-        Ok(hresult::S_FALSE)
+        let Some(setting) = job.view()?.job.settings.client_certificate else {
+            // What Windows answers for a job without a certificate.
+            return Err(QmgrError::from_code(hresult::HRESULT_RPC_X_BAD_STUB_DATA)
+                .context("the job has no client certificate"));
+        };
+        let (hash, subject) = certificate_identity(&setting);
+        let store_name = to_co_task(&setting.store_name)?;
+        let hash = memory::co_task_copy(&hash)?;
+        let subject = to_co_task(&subject)?;
+        outs.0.set(setting.store_location);
+        outs.1.set(store_name);
+        outs.2.set(hash);
+        outs.3.set(subject);
+        Ok(hresult::S_OK)
     }
     fn SetCustomHeaders(job, RequestHeaders: LPCWSTR) {
         let headers = RequestHeaders.string("RequestHeaders")?;

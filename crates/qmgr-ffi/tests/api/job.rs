@@ -415,6 +415,59 @@ fn http_options_keep_headers_and_security_flags() {
         hr(hresult::E_INVALIDARG)
     );
 
+    vcall!(job, Cancel());
+    release(http);
+    release(job);
+    release(manager);
+}
+
+/// GetClientCertificate's four answers, each freed; the hash read as its 20 bytes.
+fn client_certificate(
+    http: *mut IBackgroundCopyJobHttpOptions,
+) -> Result<(BG_CERT_STORE_LOCATION, String, Vec<u8>, String), HRESULT> {
+    let (mut location, mut store, mut hash, mut subject) = (
+        9,
+        std::ptr::null_mut(),
+        std::ptr::null_mut::<BYTE>(),
+        std::ptr::null_mut(),
+    );
+    let code = vcall!(
+        http,
+        GetClientCertificate(
+            &raw mut location,
+            &raw mut store,
+            &raw mut hash,
+            &raw mut subject
+        )
+    );
+    if code != 0 {
+        assert!(store.is_null() && hash.is_null() && subject.is_null());
+        assert_eq!(location, 0, "out-parameters are cleared on failure");
+        return Err(code);
+    }
+    // SAFETY: a successful call returns a 20-byte CoTaskMemAlloc'ed hash.
+    let bytes = unsafe { std::slice::from_raw_parts(hash, 20) }.to_vec();
+    // SAFETY: allocated by the library for the caller to free.
+    unsafe { qmgr::CoTaskMemFree(hash.cast()) };
+    Ok((location, take_string(store), bytes, take_string(subject)))
+}
+
+#[test]
+fn http_options_keep_a_client_certificate_by_name_or_hash() {
+    let manager = manager();
+    let (job, _) = create_job(manager, "client certificate");
+    let http: *mut IBackgroundCopyJobHttpOptions =
+        query(job, &IID_IBackgroundCopyJobHttpOptions).unwrap();
+
+    assert_eq!(
+        client_certificate(http),
+        Err(hr(hresult::HRESULT_RPC_X_BAD_STUB_DATA))
+    );
+    assert_eq!(
+        vcall!(http, RemoveClientCertificate()),
+        hr(hresult::S_FALSE)
+    );
+
     let store = wide("MY");
     let subject = wide("CN=client");
     assert_eq!(
@@ -426,31 +479,168 @@ fn http_options_keep_headers_and_security_flags() {
                 subject.as_ptr()
             )
         ),
-        hr(hresult::E_NOTIMPL)
+        0
     );
+    // The store does not exist: the subject is as set, the hash unknown (zeros).
+    assert_eq!(
+        client_certificate(http),
+        Ok((
+            BG_CERT_STORE_LOCATION_CURRENT_USER,
+            "MY".to_owned(),
+            vec![0; 20],
+            "CN=client".to_owned()
+        ))
+    );
+
+    let mut hash = [0x11_u8; 20];
+    hash[19] = 0xFE;
+    let other_store = wide("Trusted People");
+    assert_eq!(
+        vcall!(
+            http,
+            SetClientCertificateByID(
+                BG_CERT_STORE_LOCATION_LOCAL_MACHINE,
+                other_store.as_ptr(),
+                hash.as_mut_ptr()
+            )
+        ),
+        0
+    );
+    assert_eq!(
+        client_certificate(http),
+        Ok((
+            BG_CERT_STORE_LOCATION_LOCAL_MACHINE,
+            "Trusted People".to_owned(),
+            hash.to_vec(),
+            String::new()
+        ))
+    );
+
+    assert_eq!(vcall!(http, RemoveClientCertificate()), 0);
     assert_eq!(
         vcall!(http, RemoveClientCertificate()),
         hr(hresult::S_FALSE)
     );
-    let (mut location, mut store_name, mut hash, mut subject_name) = (
-        9,
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
+    assert_eq!(
+        client_certificate(http),
+        Err(hr(hresult::HRESULT_RPC_X_BAD_STUB_DATA))
     );
+
+    vcall!(job, Cancel());
+    assert_eq!(
+        vcall!(
+            http,
+            SetClientCertificateByID(0, store.as_ptr(), hash.as_mut_ptr())
+        ),
+        hr(hresult::BG_E_INVALID_STATE)
+    );
+    release(http);
+    release(job);
+    release(manager);
+}
+
+#[test]
+fn client_certificate_arguments_are_checked() {
+    let manager = manager();
+    let (job, _) = create_job(manager, "client certificate arguments");
+    let http: *mut IBackgroundCopyJobHttpOptions =
+        query(job, &IID_IBackgroundCopyJobHttpOptions).unwrap();
+    let store = wide("MY");
+    let subject = wide("client");
+    let mut hash = [0x22_u8; 20];
+    let invalid = hr(hresult::E_INVALIDARG);
+
+    assert_eq!(
+        vcall!(
+            http,
+            SetClientCertificateByName(8, store.as_ptr(), subject.as_ptr())
+        ),
+        invalid
+    );
+    assert_eq!(
+        vcall!(
+            http,
+            SetClientCertificateByID(
+                BG_CERT_STORE_LOCATION_LOCAL_MACHINE_ENTERPRISE + 1,
+                store.as_ptr(),
+                hash.as_mut_ptr()
+            )
+        ),
+        invalid
+    );
+    for bad_store in [wide(""), wide("../MY"), wide("a/b"), vec![0xD800, 0]] {
+        assert_eq!(
+            vcall!(
+                http,
+                SetClientCertificateByName(0, bad_store.as_ptr(), subject.as_ptr())
+            ),
+            invalid
+        );
+    }
+    assert_eq!(
+        vcall!(
+            http,
+            SetClientCertificateByName(0, std::ptr::null(), subject.as_ptr())
+        ),
+        invalid
+    );
+    assert_eq!(
+        vcall!(
+            http,
+            SetClientCertificateByName(0, store.as_ptr(), std::ptr::null())
+        ),
+        invalid
+    );
+    let empty = wide("");
+    assert_eq!(
+        vcall!(
+            http,
+            SetClientCertificateByName(0, store.as_ptr(), empty.as_ptr())
+        ),
+        invalid
+    );
+    assert_eq!(
+        vcall!(
+            http,
+            SetClientCertificateByID(0, std::ptr::null(), hash.as_mut_ptr())
+        ),
+        invalid
+    );
+    assert_eq!(
+        vcall!(
+            http,
+            SetClientCertificateByID(0, store.as_ptr(), std::ptr::null_mut())
+        ),
+        hr(hresult::E_POINTER)
+    );
+    assert_eq!(
+        client_certificate(http),
+        Err(hr(hresult::HRESULT_RPC_X_BAD_STUB_DATA)),
+        "nothing refused was recorded"
+    );
+
+    assert_eq!(
+        vcall!(
+            http,
+            SetClientCertificateByID(0, store.as_ptr(), hash.as_mut_ptr())
+        ),
+        0
+    );
+    let (mut location, mut store_name, mut subject_name) =
+        (0, std::ptr::null_mut(), std::ptr::null_mut());
     assert_eq!(
         vcall!(
             http,
             GetClientCertificate(
                 &raw mut location,
                 &raw mut store_name,
-                &raw mut hash,
+                std::ptr::null_mut(),
                 &raw mut subject_name
             )
         ),
-        hr(hresult::S_FALSE)
+        hr(hresult::E_POINTER)
     );
-    assert!(store_name.is_null() && hash.is_null() && subject_name.is_null());
+    assert!(store_name.is_null() && subject_name.is_null());
 
     vcall!(job, Cancel());
     release(http);
