@@ -1420,7 +1420,18 @@ fn transfer_request(job: &Job, index: usize, paths: &StatePaths) -> Result<Trans
         request.headers = parse_headers(headers)?;
     }
     request.max_size = job.settings.max_download_size;
-    if let Some(setting) = &job.settings.client_certificate {
+    // Only TLS uses the certificate: a missing one does not hold up an http or file URL.
+    let uses_tls = ["https://", "ftps://"].iter().any(|scheme| {
+        file.remote_name
+            .get(..scheme.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
+    });
+    if let Some(setting) = job
+        .settings
+        .client_certificate
+        .as_ref()
+        .filter(|_| uses_tls)
+    {
         let found =
             certificate::resolve(&paths.certs_dir(&setting.store_name)?, &setting.selector)?;
         request.security.client_certificate = Some(qmgr_transfer::ClientCertificate {

@@ -150,6 +150,32 @@ fn a_certificate_missing_from_its_store_is_a_permanent_local_error() {
 }
 
 #[test]
+fn only_tls_transfers_look_for_the_certificate() {
+    let root = tempfile::tempdir().unwrap();
+    let service = service_in(root.path());
+    let source = root.path().join("source.bin");
+    std::fs::write(&source, b"local bytes").unwrap();
+    let local = root.path().join("copy.bin");
+    let id = service
+        .create_job("certificate", JobType::Download)
+        .unwrap();
+    service
+        .add_file(
+            id,
+            &format!("file://{}", source.display()),
+            local.to_str().unwrap(),
+        )
+        .unwrap();
+    service
+        .set_job(id, JobChange::ClientCertificate(Some(by_name("client"))))
+        .unwrap();
+    service.resume(id).unwrap();
+    wait_for(&service, id, |v| v.job.state == JobState::Transferred);
+    service.complete(id).unwrap();
+    assert_eq!(std::fs::read(&local).unwrap(), b"local bytes");
+}
+
+#[test]
 fn a_server_requiring_a_client_certificate_accepts_the_one_from_the_store() {
     if let (Some(root), Some(server)) =
         (std::env::var_os(CHILD_ROOT), std::env::var_os(CHILD_SERVER))
