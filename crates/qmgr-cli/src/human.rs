@@ -190,6 +190,13 @@ pub fn waiting(reason: Option<&WaitReason>, id: Guid, now: Timestamp) -> Option<
                 ""
             }
         ),
+        WaitReason::NoNetwork => {
+            "waiting for the network (no default route); it retries when the network is back"
+                .to_owned()
+        }
+        WaitReason::Throttled { bytes_per_second } => {
+            format!("held to {}/s by a bandwidth cap", bytes(*bytes_per_second))
+        }
         WaitReason::Failed => {
             format!("failed; `qmgr resume {plain}` retries, `qmgr cancel {plain}` removes it")
         }
@@ -206,6 +213,10 @@ pub fn waiting_short(reason: Option<&WaitReason>, now: Timestamp) -> String {
         Some(WaitReason::Suspended) => "suspended".into(),
         Some(WaitReason::WaitingForSlot { ahead }) => format!("{ahead} ahead"),
         Some(WaitReason::RetryAt { at, .. }) => format!("retry {}", relative(*at, now)),
+        Some(WaitReason::NoNetwork) => "no network".into(),
+        Some(WaitReason::Throttled { bytes_per_second }) => {
+            format!("capped {}/s", bytes(*bytes_per_second))
+        }
         Some(WaitReason::Failed) => "failed".into(),
         Some(WaitReason::AwaitingComplete) => "needs complete".into(),
     }

@@ -102,7 +102,8 @@ pub struct NotifyCommandJson {
 /// Why the job is not moving bytes.
 #[derive(Debug, Serialize)]
 pub struct WaitingJson {
-    /// `suspended`, `waiting_for_slot`, `retry_at`, `failed` or `awaiting_complete`.
+    /// `suspended`, `waiting_for_slot`, `retry_at`, `no_network`, `throttled`, `failed` or
+    /// `awaiting_complete` (a throttled job is moving, only held to a rate).
     pub reason: &'static str,
     /// With `waiting_for_slot`: background jobs ahead in line.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,6 +114,9 @@ pub struct WaitingJson {
     /// With `retry_at`: whether the server's `Retry-After` set that time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_asked: Option<bool>,
+    /// With `throttled`: the cap in bytes per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_second: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -306,6 +310,7 @@ impl From<&WaitReason> for WaitingJson {
             jobs_ahead: None,
             retry_at: None,
             server_asked: None,
+            bytes_per_second: None,
         };
         match reason {
             WaitReason::Suspended => plain("suspended"),
@@ -317,6 +322,11 @@ impl From<&WaitReason> for WaitingJson {
                 retry_at: Some(human::rfc3339(*at)),
                 server_asked: Some(*server_asked),
                 ..plain("retry_at")
+            },
+            WaitReason::NoNetwork => plain("no_network"),
+            WaitReason::Throttled { bytes_per_second } => WaitingJson {
+                bytes_per_second: Some(*bytes_per_second),
+                ..plain("throttled")
             },
             WaitReason::Failed => plain("failed"),
             WaitReason::AwaitingComplete => plain("awaiting_complete"),

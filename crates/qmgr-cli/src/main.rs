@@ -58,11 +58,12 @@
 //!                "notify_command": {"program": str, "parameters": str | null} | null,
 //!                "notify_flags": int, "max_download_size": int | null,
 //!                "bandwidth_limit": int | null},
-//!   "waiting": null | {"reason": "suspended" | "waiting_for_slot" | "retry_at" | "failed"
-//!                                | "awaiting_complete",
+//!   "waiting": null | {"reason": "suspended" | "waiting_for_slot" | "retry_at" | "no_network"
+//!                                | "throttled" | "failed" | "awaiting_complete",
 //!                      "jobs_ahead": int (waiting_for_slot only),
 //!                      "retry_at": time (retry_at only),
-//!                      "server_asked": bool (retry_at only: Retry-After set the time)},
+//!                      "server_asked": bool (retry_at only: Retry-After set the time),
+//!                      "bytes_per_second": int (throttled only: the cap)},
 //!   "error": null | ERROR + {"file_index": int | null, "protocol": str | null, "at": time},
 //!   "error_count": int,
 //!   "files": [{"index": int, "remote_name": str, "local_name": str,

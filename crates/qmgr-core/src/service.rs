@@ -150,6 +150,12 @@ pub enum WaitReason {
     /// Retrying at `at` after a transient error; `server_asked` when the server's
     /// `Retry-After` set that time (it asked for longer than MinimumRetryDelay).
     RetryAt { at: Timestamp, server_asked: bool },
+    /// Retrying when the network is back: the last attempt failed in the transport and the
+    /// machine has no default route.
+    NoNetwork,
+    /// Moving, but held to this many bytes per second by a bandwidth cap (the job's own, or
+    /// the global `bandwidth_limit` for background jobs).
+    Throttled { bytes_per_second: u64 },
     /// Stopped by an error that retrying will not fix.
     Failed,
     /// Every file is transferred; waiting for Complete.

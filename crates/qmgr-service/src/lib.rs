@@ -8,6 +8,7 @@ mod clock;
 mod command_line;
 mod local;
 mod manager;
+mod network;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command_line::split_parameters;

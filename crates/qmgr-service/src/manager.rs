@@ -80,10 +80,28 @@ struct Entry {
 }
 
 impl Entry {
-    /// The job as clients see it, with why it is not moving.
-    fn view(&self) -> JobView {
+    /// The job as clients see it, with why it is not moving (or not faster). `global_cap` is
+    /// the configured bandwidth cap for background jobs.
+    fn view(&self, global_cap: Option<u64>) -> JobView {
         let job = &self.job;
         let waiting = match job.state {
+            JobState::Connecting | JobState::Transferring => {
+                let background_cap = global_cap.filter(|_| job.priority != JobPriority::Foreground);
+                let cap = match (job.settings.bandwidth_limit, background_cap) {
+                    (Some(own), Some(global)) => Some(own.min(global)),
+                    (own, global) => own.or(global),
+                };
+                cap.map(|bytes_per_second| WaitReason::Throttled { bytes_per_second })
+            }
+            JobState::TransientError
+                if job
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.error.context == ErrorContext::GeneralTransport)
+                    && !crate::network::has_default_route() =>
+            {
+                Some(WaitReason::NoNetwork)
+            }
             JobState::Suspended => Some(WaitReason::Suspended),
             JobState::Queued => Some(WaitReason::WaitingForSlot { ahead: self.ahead }),
             JobState::TransientError => job.retry_at.map(|at| WaitReason::RetryAt {
@@ -436,7 +454,9 @@ impl State {
             } => self.create_job(uid, &display_name, job_type, None, now),
             Request::GetJob { job } => {
                 let entry = self.entry(uid, job)?;
-                Ok(Response::Job(Box::new(entry.view())))
+                Ok(Response::Job(Box::new(
+                    entry.view(self.config.bandwidth_limit),
+                )))
             }
             Request::ListJobs { all_users } => {
                 if all_users && uid != ROOT {
@@ -450,7 +470,10 @@ impl State {
                     .collect();
                 entries.sort_by_key(|e| e.seq);
                 Ok(Response::Jobs(
-                    entries.into_iter().map(Entry::view).collect(),
+                    entries
+                        .into_iter()
+                        .map(|e| e.view(self.config.bandwidth_limit))
+                        .collect(),
                 ))
             }
             Request::AddFiles { job, files } => self.add_files(uid, job, &files, now),
@@ -843,7 +866,10 @@ impl State {
     }
 
     fn group_view(&self, group: &Group) -> GroupView {
-        let job = group.job.and_then(|id| self.jobs.get(&id)).map(Entry::view);
+        let job = group
+            .job
+            .and_then(|id| self.jobs.get(&id))
+            .map(|e| e.view(self.config.bandwidth_limit));
         GroupView {
             group: group.clone(),
             job,

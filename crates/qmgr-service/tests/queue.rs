@@ -674,6 +674,54 @@ fn a_job_bandwidth_limit_is_kept_and_the_transfer_still_completes() {
 }
 
 #[test]
+fn a_capped_job_says_what_holds_it_and_foreground_ignores_the_global_cap() {
+    let server = TestServer::start();
+    let fx = Fixture::new(Config {
+        bandwidth_limit: Some(4_000_000),
+        ..config()
+    });
+    // Slow enough on the server side that the jobs are still moving when looked at.
+    let slow = |name: &str| {
+        (
+            server.url(&format!("/data/4m/{name}?rate=1000000")),
+            fx.path(name),
+        )
+    };
+    let background = fx.job_with(&[slow("background")]);
+    let own = fx.job_with(&[slow("own")]);
+    fx.service
+        .set_job(own, JobChange::BandwidthLimit(Some(500_000)))
+        .unwrap();
+    let urgent = fx.job_with(&[slow("urgent")]);
+    fx.service
+        .set_job(urgent, JobChange::Priority(JobPriority::Foreground))
+        .unwrap();
+    for id in [background, own, urgent] {
+        fx.service.resume(id).unwrap();
+    }
+    fx.wait_for(background, "the global cap", |v| {
+        v.job.state.is_active()
+            && v.waiting
+                == Some(WaitReason::Throttled {
+                    bytes_per_second: 4_000_000,
+                })
+    });
+    fx.wait_for(own, "the job's own, smaller cap", |v| {
+        v.job.state.is_active()
+            && v.waiting
+                == Some(WaitReason::Throttled {
+                    bytes_per_second: 500_000,
+                })
+    });
+    fx.wait_for(urgent, "a foreground job moving unthrottled", |v| {
+        v.job.state.is_active() && v.waiting.is_none()
+    });
+    for id in [background, own, urgent] {
+        fx.service.cancel(id).unwrap();
+    }
+}
+
+#[test]
 fn a_longer_retry_after_from_the_server_sets_the_retry_time_and_says_so() {
     let server = TestServer::start();
     let clock = Arc::new(ManualClock::new(Timestamp::now()));
