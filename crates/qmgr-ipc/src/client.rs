@@ -25,7 +25,7 @@ use crate::message::{
     ClientMessage, Purpose, ServiceMessage, handshake_version, request_name, version_mismatch,
 };
 use crate::runtime_dir::check_socket_path_len;
-use crate::socket::{NoSignalWriter, peer_credentials};
+use crate::socket::{NoSignalWriter, peer_credentials, wait_eagerly};
 use crate::spawn::{Launcher, spawn_and_connect};
 
 /// How long the client waits for the service's answer to its Hello.
@@ -222,6 +222,9 @@ impl Connection {
             &ClientMessage::Call { id, request },
         )
         .map_err(Broken::Frame)?;
+        if self.reader.buffer().is_empty() {
+            wait_eagerly(self.reader.get_ref());
+        }
         match read_frame::<ServiceMessage>(&mut self.reader, MAX_FRAME_LEN)
             .map_err(Broken::Frame)?
         {

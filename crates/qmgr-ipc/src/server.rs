@@ -33,7 +33,7 @@ use crate::message::{
 use crate::runtime_dir::{
     check_owned_if_present, check_socket_path_len, effective_uid, io_error, prepare_private_dir,
 };
-use crate::socket::{NoSignalWriter, Silence, check_silence, peer_credentials};
+use crate::socket::{NoSignalWriter, Silence, check_silence, peer_credentials, wait_eagerly};
 
 /// How long a new connection may take to send its Hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -220,6 +220,9 @@ fn serve_calls(
     peer: &Peer,
 ) -> Result<(), ConnectionError> {
     loop {
+        if reader.buffer().is_empty() {
+            wait_eagerly(stream);
+        }
         let message = match read_frame::<ClientMessage>(reader, MAX_FRAME_LEN) {
             Ok(message) => message,
             Err(FrameError::Closed) => return Ok(()),
