@@ -80,6 +80,26 @@ pub mod notify {
     pub const VALID: u32 = 0x3F;
 }
 
+/// The bits of `IBackgroundCopyJobHttpOptions::SetSecurityFlags` (`BG_SSL_*`,
+/// `BG_HTTP_REDIRECT_POLICY_*`).
+pub mod security {
+    pub const ENABLE_CRL_CHECK: u32 = 0x0001;
+    pub const IGNORE_CERT_CN_INVALID: u32 = 0x0002;
+    pub const IGNORE_CERT_DATE_INVALID: u32 = 0x0004;
+    pub const IGNORE_UNKNOWN_CA: u32 = 0x0008;
+    pub const IGNORE_CERT_WRONG_USAGE: u32 = 0x0010;
+    /// Any of the flags that lower certificate checking.
+    pub const IGNORE_ANY: u32 = IGNORE_CERT_CN_INVALID
+        | IGNORE_CERT_DATE_INVALID
+        | IGNORE_UNKNOWN_CA
+        | IGNORE_CERT_WRONG_USAGE;
+    pub const REDIRECT_POLICY_MASK: u32 = 0x0700;
+    pub const REDIRECT_ALLOW_SILENT: u32 = 0x0000;
+    pub const REDIRECT_ALLOW_REPORT: u32 = 0x0100;
+    pub const REDIRECT_DISALLOW: u32 = 0x0200;
+    pub const REDIRECT_ALLOW_HTTPS_TO_HTTP: u32 = 0x0800;
+}
+
 /// Settings a job's owner can change; stored together.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobSettings {

@@ -20,7 +20,7 @@ use qmgr_core::error::{ErrorContext, QmgrError, Result};
 use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::group::Group;
 use qmgr_core::hresult;
-use qmgr_core::job::{JobPriority, ProxyUsage, notify};
+use qmgr_core::job::{JobPriority, ProxyUsage, notify, security};
 use qmgr_core::paths::StatePaths;
 use qmgr_core::schedule::{self, Candidate, Limits, Running};
 use qmgr_core::service::{
@@ -1466,6 +1466,16 @@ fn transfer_request(job: &Job, index: usize, paths: &StatePaths) -> Result<Trans
             key_password: None,
         });
     }
+    let flags = job.settings.security_flags;
+    // curl checks a server's chain and name together, so any of Windows' "ignore" flags
+    // turns checking off for the job (coarser than Windows, never stricter).
+    if flags & security::IGNORE_ANY != 0 {
+        request.security.verify_server = false;
+    }
+    if flags & security::REDIRECT_POLICY_MASK == security::REDIRECT_DISALLOW {
+        request.max_redirects = 0;
+    }
+    request.allow_https_to_http = flags & security::REDIRECT_ALLOW_HTTPS_TO_HTTP != 0;
     request.throttled = job.priority != JobPriority::Foreground;
     request.proxy = match job.settings.proxy.usage {
         ProxyUsage::Preconfig | ProxyUsage::Autodetect => ProxyChoice::FromEnvironment,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use qmgr_core::config::Config;
 use qmgr_core::hresult;
-use qmgr_core::job::{JobPriority, NotifyCommand};
+use qmgr_core::job::{JobPriority, NotifyCommand, security};
 use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{
     JobChange, JobView, NewFile, NotificationKind, QueueService, QueueServiceExt, Request,
@@ -752,4 +752,48 @@ fn a_longer_retry_after_from_the_server_sets_the_retry_time_and_says_so() {
     clock.advance(Duration::from_secs(1200));
     fx.service.manager().poke();
     fx.wait_for_state(id, JobState::Transferred);
+}
+
+#[test]
+fn security_flags_reach_the_transfer() {
+    let https = TestServer::start_https();
+    let http = TestServer::start();
+    let fx = Fixture::new(config());
+    // The HTTPS server's certificate comes from a CA of its own that nothing trusts.
+    let checked = fx.job_with(&[(https.url("/data/1000/checked"), fx.path("checked.bin"))]);
+    let trusting = fx.job_with(&[(https.url("/data/1000/trusting"), fx.path("trusting.bin"))]);
+    fx.service
+        .set_job(
+            trusting,
+            JobChange::SecurityFlags(security::IGNORE_UNKNOWN_CA),
+        )
+        .unwrap();
+    // A redirect is followed unless the policy forbids it.
+    let redirected = fx.job_with(&[(
+        http.url("/data/1000/redirected?redirect=1"),
+        fx.path("redirected.bin"),
+    )]);
+    let forbidden = fx.job_with(&[(
+        http.url("/data/1000/forbidden?redirect=1"),
+        fx.path("forbidden.bin"),
+    )]);
+    fx.service
+        .set_job(
+            forbidden,
+            JobChange::SecurityFlags(security::REDIRECT_DISALLOW),
+        )
+        .unwrap();
+    for id in [checked, trusting, redirected, forbidden] {
+        fx.service.resume(id).unwrap();
+    }
+    let refused = fx.wait_for_state(checked, JobState::Error);
+    assert_eq!(
+        refused.job.current_error().unwrap().error.context,
+        ErrorContext::GeneralTransport,
+        "{:?}",
+        refused.job.error
+    );
+    fx.wait_for_state(trusting, JobState::Transferred);
+    fx.wait_for_state(redirected, JobState::Transferred);
+    fx.wait_for_state(forbidden, JobState::Error);
 }
