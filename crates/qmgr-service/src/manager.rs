@@ -79,11 +79,26 @@ struct Entry {
     ahead: u32,
 }
 
+/// What views of jobs share within one request: the global cap, and whether the machine has
+/// a network (looked up at most once per request, and only if some view needs it).
+struct ViewContext {
+    global_cap: Option<u64>,
+    network_up: std::cell::OnceCell<bool>,
+}
+
+impl ViewContext {
+    fn network_up(&self) -> bool {
+        *self
+            .network_up
+            .get_or_init(crate::network::has_default_route)
+    }
+}
+
 impl Entry {
-    /// The job as clients see it, with why it is not moving (or not faster). `global_cap` is
-    /// the configured bandwidth cap for background jobs.
-    fn view(&self, global_cap: Option<u64>) -> JobView {
+    /// The job as clients see it, with why it is not moving (or not faster).
+    fn view(&self, context: &ViewContext) -> JobView {
         let job = &self.job;
+        let global_cap = context.global_cap;
         let waiting = match job.state {
             JobState::Connecting | JobState::Transferring => {
                 let background_cap = global_cap.filter(|_| job.priority != JobPriority::Foreground);
@@ -98,7 +113,7 @@ impl Entry {
                     .error
                     .as_ref()
                     .is_some_and(|e| e.error.context == ErrorContext::GeneralTransport)
-                    && !crate::network::has_default_route() =>
+                    && !context.network_up() =>
             {
                 Some(WaitReason::NoNetwork)
             }
@@ -454,9 +469,7 @@ impl State {
             } => self.create_job(uid, &display_name, job_type, None, now),
             Request::GetJob { job } => {
                 let entry = self.entry(uid, job)?;
-                Ok(Response::Job(Box::new(
-                    entry.view(self.config.bandwidth_limit),
-                )))
+                Ok(Response::Job(Box::new(entry.view(&self.view_context()))))
             }
             Request::ListJobs { all_users } => {
                 if all_users && uid != ROOT {
@@ -469,11 +482,9 @@ impl State {
                     .filter(|e| all_users || e.job.owner_uid == uid)
                     .collect();
                 entries.sort_by_key(|e| e.seq);
+                let context = self.view_context();
                 Ok(Response::Jobs(
-                    entries
-                        .into_iter()
-                        .map(|e| e.view(self.config.bandwidth_limit))
-                        .collect(),
+                    entries.into_iter().map(|e| e.view(&context)).collect(),
                 ))
             }
             Request::AddFiles { job, files } => self.add_files(uid, job, &files, now),
@@ -585,6 +596,13 @@ impl State {
                     None => Ok(Response::Done(hresult::S_OK)),
                 }
             }
+        }
+    }
+
+    fn view_context(&self) -> ViewContext {
+        ViewContext {
+            global_cap: self.config.bandwidth_limit,
+            network_up: std::cell::OnceCell::new(),
         }
     }
 
@@ -869,7 +887,7 @@ impl State {
         let job = group
             .job
             .and_then(|id| self.jobs.get(&id))
-            .map(|e| e.view(self.config.bandwidth_limit));
+            .map(|e| e.view(&self.view_context()));
         GroupView {
             group: group.clone(),
             job,
