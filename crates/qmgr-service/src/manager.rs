@@ -516,7 +516,7 @@ impl State {
                 Ok(Response::Done(hresult::S_OK))
             }
             Request::GetGroup { group } => Ok(Response::Group(Box::new(
-                self.group_view(self.group(uid, group)?),
+                self.group_view(self.group(uid, group)?, &self.view_context()),
             ))),
             Request::ListGroups => {
                 let mut groups: Vec<&Group> = self
@@ -525,8 +525,12 @@ impl State {
                     .filter(|g| g.owner_uid == uid || uid == ROOT)
                     .collect();
                 groups.sort_by_key(|g| g.created);
+                let context = self.view_context();
                 Ok(Response::Groups(
-                    groups.into_iter().map(|g| self.group_view(g)).collect(),
+                    groups
+                        .into_iter()
+                        .map(|g| self.group_view(g, &context))
+                        .collect(),
                 ))
             }
             Request::CreateGroupJob { group, job } => {
@@ -883,11 +887,11 @@ impl State {
         Ok(Response::Done(hresult::S_OK))
     }
 
-    fn group_view(&self, group: &Group) -> GroupView {
+    fn group_view(&self, group: &Group, context: &ViewContext) -> GroupView {
         let job = group
             .job
             .and_then(|id| self.jobs.get(&id))
-            .map(|e| e.view(&self.view_context()));
+            .map(|e| e.view(context));
         GroupView {
             group: group.clone(),
             job,
