@@ -53,6 +53,7 @@ mod route;
 mod server;
 mod state;
 mod tls;
+pub mod users;
 
 pub use content::{INITIAL_VERSION, content, expected_body};
 pub use request::RecordedRequest;
