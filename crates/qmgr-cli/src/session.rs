@@ -1,6 +1,7 @@
 //! Where this user's qmgr instance lives and how to reach its qmgrd.
 
 use qmgr_core::config::Config;
+use qmgr_core::instance::{Instance, STORE_LOCK_FILE};
 use qmgr_core::paths::StatePaths;
 use qmgr_ipc::Client;
 
@@ -15,15 +16,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// Reads the environment and the config file. A config file qmgrd would refuse is
-    /// refused here too, with the same message.
+    /// Reads the environment and the config file. A config file qmgrd would refuse
+    /// (unreadable, invalid, or one another user could have written) is refused here too,
+    /// with the same message.
     pub fn locate() -> Result<Session, Failure> {
-        let paths = StatePaths::from_env()?;
-        let config = Config::load(&paths.config_file())?;
-        let paths = match &config.state_dir {
-            Some(dir) => paths.with_state_dir(dir.clone()),
-            None => paths,
-        };
+        let (paths, config) = Instance::locate()?.into_parts();
         Ok(Session { paths, config })
     }
 
@@ -39,6 +36,6 @@ impl Session {
 
     /// The file in which qmgrd records its pid while it holds the store.
     pub fn store_lock_file(&self) -> std::path::PathBuf {
-        self.paths.state_dir().join("store.lock")
+        self.paths.state_dir().join(STORE_LOCK_FILE)
     }
 }

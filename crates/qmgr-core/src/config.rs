@@ -136,20 +136,15 @@ impl Default for JobDefaults {
 
 impl Config {
     /// Reads the config file at `path`. A file that does not exist gives the defaults; one
-    /// that cannot be read is an error, and so is one with an unknown key or a bad value
-    /// (`E_INVALIDARG`, naming the key, the file and the line).
+    /// that cannot be read, or that another user could have written (a symbolic link, an
+    /// untrusted directory on its way, another owner, writable by others: `E_ACCESSDENIED`),
+    /// is an error, and so is one with an unknown key or a bad value (`E_INVALIDARG`,
+    /// naming the key, the file and the line).
     pub fn load(path: &Path) -> Result<Config> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Config::default());
-            }
-            Err(error) => {
-                return Err(QmgrError::internal(format!(
-                    "cannot read config file {}: {error}",
-                    path.display()
-                )));
-            }
+        // Whoever could write the file could point `state_dir` anywhere: only a file that
+        // this user (or root) controls is read (see `trust`).
+        let Some(bytes) = crate::trust::read_trusted_file(path, "config file")? else {
+            return Ok(Config::default());
         };
         let text = String::from_utf8(bytes).map_err(|error| {
             QmgrError::invalid_arg(format!(
@@ -958,7 +953,7 @@ mod tests {
         assert!(error.hresult.is_failure());
         assert!(
             error.description.starts_with(&format!(
-                "cannot read config file {}: ",
+                "refusing the config file {}: it is not a regular file",
                 dir.path().display()
             )),
             "{error}"

@@ -52,6 +52,21 @@ impl Validator {
     }
 }
 
+/// Temporary files are `.BIT<16 hex digits>.tmp`, hidden beside their local name.
+pub const TEMP_NAME_PREFIX: &str = ".BIT";
+/// See [`TEMP_NAME_PREFIX`].
+pub const TEMP_NAME_SUFFIX: &str = ".tmp";
+
+/// Whether a file name has the shape of qmgr's temporary files.
+pub fn is_temp_file_name(name: &std::ffi::OsStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let name = name.as_bytes();
+    name.len() > TEMP_NAME_PREFIX.len() + TEMP_NAME_SUFFIX.len()
+        && name.starts_with(TEMP_NAME_PREFIX.as_bytes())
+        && name.ends_with(TEMP_NAME_SUFFIX.as_bytes())
+        && !name.contains(&b'/')
+}
+
 /// One file of a job.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileRecord {
@@ -77,6 +92,42 @@ impl FileRecord {
             bytes_transferred: 0,
             completed: false,
             validator: Validator::default(),
+        }
+    }
+}
+
+impl FileRecord {
+    /// Checks the paths of a file read back from the store before anything uses them: the
+    /// local name is a valid absolute path, and a temporary name has qmgr's shape and sits
+    /// in the local name's directory. Whatever fails this is never renamed, opened or
+    /// deleted: a store is only as trustworthy as whoever could write it.
+    pub fn check_stored_paths(&self) -> Result<()> {
+        validate_local_name(&self.local_name)?;
+        let local = Path::new(&self.local_name);
+        if local
+            .components()
+            .any(|part| matches!(part, std::path::Component::ParentDir))
+        {
+            return Err(QmgrError::invalid_arg(format!(
+                "the stored local name {:?} contains \"..\"",
+                self.local_name
+            )));
+        }
+        let Some(temp) = &self.temp_name else {
+            return Ok(());
+        };
+        let temp = Path::new(temp);
+        let beside_local = temp.parent().is_some_and(|dir| Some(dir) == local.parent());
+        let shaped = temp.file_name().is_some_and(is_temp_file_name);
+        if temp.is_absolute() && beside_local && shaped && !temp.as_os_str().is_empty() {
+            Ok(())
+        } else {
+            Err(QmgrError::invalid_arg(format!(
+                "the stored temporary name {} is not a qmgr temporary file (.BIT*.tmp) \
+                 beside the local name {:?}",
+                temp.display(),
+                self.local_name
+            )))
         }
     }
 }
@@ -161,6 +212,30 @@ pub fn validate_local_name(name: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::hresult;
+
+    #[test]
+    fn stored_paths_must_be_a_local_name_and_a_temp_file_beside_it() {
+        let mut file = FileRecord::new("http://h/f", "/home/ann/f.iso");
+        assert!(file.check_stored_paths().is_ok());
+        file.temp_name = Some("/home/ann/.BIT0123456789abcdef.tmp".into());
+        assert!(file.check_stored_paths().is_ok());
+        for bad_temp in [
+            "/etc/shadow",
+            "/home/ann/../ann/.BIT0123456789abcdef.tmp",
+            "/tmp/.BIT0123456789abcdef.tmp",
+            "home/ann/.BIT0123456789abcdef.tmp",
+            "/home/ann/.BIT.tmp",
+            "/home/ann/sub/.BIT0123456789abcdef.tmp",
+        ] {
+            file.temp_name = Some(bad_temp.into());
+            let error = file.check_stored_paths().unwrap_err();
+            assert_eq!(error.hresult, hresult::E_INVALIDARG, "{bad_temp}");
+        }
+        for bad_local in ["relative/f", "/home/ann/../../etc/passwd", "/home/ann/"] {
+            let file = FileRecord::new("http://h/f", bad_local);
+            assert!(file.check_stored_paths().is_err(), "{bad_local}");
+        }
+    }
 
     #[test]
     fn if_range_prefers_a_strong_etag() {

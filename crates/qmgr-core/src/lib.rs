@@ -13,6 +13,7 @@ pub mod file;
 pub mod group;
 pub mod guid;
 pub mod hresult;
+pub mod instance;
 pub mod job;
 pub mod paths;
 mod raw;
@@ -21,6 +22,7 @@ pub mod service;
 pub mod state;
 pub mod store;
 pub mod time;
+pub mod trust;
 
 pub use error::{ErrorContext, QmgrError, Result};
 pub use file::{FileRecord, Validator};

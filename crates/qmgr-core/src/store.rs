@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Row, ToSql, Transaction, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, Transaction, params};
 
 use crate::error::{QmgrError, Result};
 use crate::file::{FileRecord, Validator};
@@ -18,6 +18,7 @@ use crate::guid::Guid;
 use crate::job::{Job, JobError, JobPriority, JobSettings, JobTimes};
 use crate::state::{JobState, JobType};
 use crate::time::Timestamp;
+use crate::trust;
 
 /// The store's file name inside the state directory.
 pub const STORE_FILE: &str = "qmgr.sqlite3";
@@ -85,10 +86,31 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir`, which must exist.
+    /// Opens (creating if needed) the store in `dir`. The directory is created 0700 or
+    /// checked first, and so is every file of the store (the database, its `-wal` and
+    /// `-shm`): each must be a regular file of ours, never a symbolic link, and is made
+    /// 0600 (see [`crate::trust`]). SQLite gives the `-wal` and `-shm` files the
+    /// database's mode, so creating the database 0600 keeps all three private.
     pub fn open(dir: &Path) -> Result<Store> {
+        trust::prepare_private_dir(dir, "state directory")?;
         let path = dir.join(STORE_FILE);
-        let conn = Connection::open(&path).map_err(|e| store_error(&path, "cannot open", &e))?;
+        for suffix in ["-wal", "-shm"] {
+            let mut companion = path.clone().into_os_string();
+            companion.push(suffix);
+            trust::check_private_file_if_present(Path::new(&companion), "store file")?;
+        }
+        drop(trust::open_private_file(
+            &path,
+            trust::Access::ReadWriteCreate,
+            "store",
+        )?);
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(&path, flags)
+            .map_err(|e| store_error(&path, "cannot open", &e))?;
         let mut store = Store { conn, path };
         store.configure()?;
         store.migrate()?;

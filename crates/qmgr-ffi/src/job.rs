@@ -19,7 +19,6 @@ use parking_lot::Mutex;
 use qmgr_core::certificate::{self, CERTIFICATE_HASH_LEN, CertificateSelector, ClientCertificate};
 use qmgr_core::hresult::{self, HResult};
 use qmgr_core::job::{JobPriority, NotifyCommand, ProxySettings, ProxyUsage};
-use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{JobChange, JobView, NewFile, QueueServiceExt};
 use qmgr_core::{Guid, JobState, QmgrError, Result};
 
@@ -326,8 +325,8 @@ fn file_set(entries: &[BG_FILE_INFO]) -> Result<Vec<NewFile>> {
 /// transfer time, so it may not exist yet). Unknown, the subject is empty and the hash
 /// all zeros.
 fn certificate_identity(setting: &ClientCertificate) -> ([u8; CERTIFICATE_HASH_LEN], String) {
-    let found = StatePaths::from_env()
-        .and_then(|paths| paths.certs_dir(&setting.store_name))
+    let found = crate::runtime::locate_instance()
+        .and_then(|instance| instance.paths().certs_dir(&setting.store_name))
         .and_then(|store| certificate::resolve(&store, &setting.selector))
         .ok();
     match &setting.selector {

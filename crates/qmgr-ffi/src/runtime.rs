@@ -50,15 +50,86 @@ fn current_uid() -> u32 {
 
 #[cfg(not(feature = "in-process"))]
 fn connect() -> Result<Queue> {
-    use qmgr_core::paths::StatePaths;
     use qmgr_ipc::{Client, Launcher};
 
-    let paths = StatePaths::from_env()?;
+    let (paths, _) = locate_instance()?.into_parts();
     let mut launcher = Launcher::from_process();
+    if is_secure_execution() {
+        // A setuid or setgid program: qmgrd gets only what the library resolved itself,
+        // never the caller's environment.
+        launcher = launcher.clean_environment();
+        for name in [
+            "HOME",
+            "XDG_STATE_HOME",
+            "XDG_CONFIG_HOME",
+            "XDG_RUNTIME_DIR",
+        ] {
+            if let Some(value) = secure_env(name) {
+                launcher = launcher.env(name, value);
+            }
+        }
+    }
     if let Some(dir) = library_dir() {
         launcher = launcher.library_dir(dir);
     }
     Ok(Arc::new(Client::connect_or_spawn_with(&paths, launcher)?))
+}
+
+/// The user's instance, found with [`secure_env`].
+pub(crate) fn locate_instance() -> Result<qmgr_core::instance::Instance> {
+    qmgr_core::instance::Instance::locate_with(secure_env)
+}
+
+/// An environment variable as `secure_getenv` reads it: in a setuid or setgid program
+/// (secure execution) every variable is unset, so the caller's environment cannot steer
+/// which directories, sockets or executables the library uses. `HOME` then comes from the
+/// password database entry of the effective uid.
+pub(crate) fn secure_env(name: &str) -> Option<std::ffi::OsString> {
+    use std::ffi::{CStr, CString, OsStr};
+    use std::os::unix::ffi::OsStrExt;
+
+    let c_name = CString::new(name).ok()?;
+    // SAFETY: `c_name` is a NUL-terminated string that outlives the call; secure_getenv
+    // returns NULL or a pointer into the environment, valid until the environment changes,
+    // and it is copied at once.
+    let value = unsafe { secure_getenv(c_name.as_ptr()) };
+    if !value.is_null() {
+        // SAFETY: non-NULL: a NUL-terminated string in the environment (see above).
+        let bytes = unsafe { CStr::from_ptr(value) }.to_bytes();
+        return Some(OsStr::from_bytes(bytes).to_owned());
+    }
+    if name == "HOME" && is_secure_execution() {
+        return home_of_effective_user();
+    }
+    None
+}
+
+// glibc's secure_getenv (since 2.17), which the libc crate does not declare.
+unsafe extern "C" {
+    fn secure_getenv(name: *const libc::c_char) -> *mut libc::c_char;
+}
+
+/// Whether the process runs in secure-execution mode (setuid, setgid, capabilities).
+fn is_secure_execution() -> bool {
+    // SAFETY: getauxval only reads the auxiliary vector; AT_SECURE always exists on Linux.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// The home directory the password database gives the effective uid.
+fn home_of_effective_user() -> Option<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
+
+    let uid = rustix::process::geteuid().as_raw();
+    let passwd = std::fs::read("/etc/passwd").ok()?;
+    passwd.split(|byte| *byte == b'\n').find_map(|line| {
+        let fields: Vec<&[u8]> = line.split(|byte| *byte == b':').collect();
+        let entry_uid = std::str::from_utf8(fields.get(2)?)
+            .ok()?
+            .parse::<u32>()
+            .ok()?;
+        let home = fields.get(5)?;
+        (entry_uid == uid).then(|| std::ffi::OsStr::from_bytes(home).to_owned())
+    })
 }
 
 /// The directory of the file this library was loaded from (qmgrd is looked for beside it).
@@ -82,27 +153,17 @@ fn library_dir() -> Option<std::path::PathBuf> {
 
 #[cfg(feature = "in-process")]
 fn connect() -> Result<Queue> {
-    use std::os::unix::fs::DirBuilderExt;
-
-    use qmgr_core::QmgrError;
-    use qmgr_core::config::Config;
-    use qmgr_core::paths::StatePaths;
     use qmgr_service::{LocalService, QueueManager, SystemClock};
 
-    let paths = StatePaths::from_env()?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(paths.state_dir())
-        .map_err(|error| {
-            QmgrError::internal(format!(
-                "cannot create the state directory {}: {error}",
-                paths.state_dir().display()
-            ))
-        })?;
-    let config = Config::load(&paths.config_file())?;
+    let instance = locate_instance()?;
+    // One queue manager per store: a running qmgrd (or another program hosting the queue)
+    // holds the lock, and this fails naming its pid.
+    let lock = instance.lock()?;
+    let (paths, config) = instance.into_parts();
     let manager = QueueManager::start(config, &paths, Arc::new(SystemClock::new()))?;
-    Ok(Arc::new(LocalService::new(manager, current_uid())))
+    Ok(Arc::new(
+        LocalService::new(manager, current_uid()).holding(lock),
+    ))
 }
 
 /// CoInitialize(Ex): one more user of COM in this process; true for the first.

@@ -7,6 +7,7 @@
 //! [`Client::connect_or_spawn`]); the call that saw it break fails.
 
 use std::io::{self, BufReader};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +25,9 @@ use crate::frame::{FrameError, MAX_FRAME_LEN, decode, read_frame, read_payload, 
 use crate::message::{
     ClientMessage, Purpose, ServiceMessage, handshake_version, request_name, version_mismatch,
 };
-use crate::runtime_dir::check_socket_path_len;
+use qmgr_core::trust::{check_private_dir_of, describe_uid};
+
+use crate::runtime_dir::{check_socket_path_len, effective_uid};
 use crate::socket::{NoSignalWriter, peer_credentials, wait_eagerly};
 use crate::spawn::{Launcher, spawn_and_connect};
 
@@ -45,7 +48,8 @@ pub struct Client {
 /// Where the client's connections go, and whether it may start the service.
 #[derive(Debug)]
 enum Endpoint {
-    Socket(PathBuf),
+    /// A socket served by `owner`.
+    Socket { socket: PathBuf, owner: u32 },
     Spawning {
         paths: StatePaths,
         launcher: Launcher,
@@ -55,7 +59,7 @@ enum Endpoint {
 impl Endpoint {
     fn socket(&self) -> PathBuf {
         match self {
-            Self::Socket(socket) => socket.clone(),
+            Self::Socket { socket, .. } => socket.clone(),
             Self::Spawning { paths, .. } => paths.socket_path(),
         }
     }
@@ -68,10 +72,19 @@ impl Client {
         Self::connect_socket(&paths.socket_path())
     }
 
-    /// Connects to the qmgrd listening on `socket` (root uses this to reach each user's
-    /// service; [`Client::service_uid`] tells whose it is).
+    /// Connects to our own qmgrd listening on `socket`.
     pub fn connect_socket(socket: &Path) -> Result<Client> {
-        Self::with_endpoint(Endpoint::Socket(socket.to_owned()))
+        Self::connect_socket_of(socket, effective_uid())
+    }
+
+    /// Connects to the qmgrd of user `owner` listening on `socket` (root uses this to
+    /// reach each user's service). Nothing is sent unless the socket, the directory
+    /// holding it and the process answering all belong to `owner`.
+    pub fn connect_socket_of(socket: &Path, owner: u32) -> Result<Client> {
+        Self::with_endpoint(Endpoint::Socket {
+            socket: socket.to_owned(),
+            owner,
+        })
     }
 
     /// Connects to the qmgrd of `paths`, starting it first if none is running (see
@@ -255,11 +268,11 @@ fn message_kind(message: &ServiceMessage) -> &'static str {
 /// Opens a connection for `purpose`, starting qmgrd first if the endpoint allows it.
 fn open(endpoint: &Endpoint, purpose: Purpose, client_name: &str) -> Result<Connection> {
     match endpoint {
-        Endpoint::Socket(socket) => {
-            handshake(socket, purpose, client_name).map_err(ConnectError::into_error)
+        Endpoint::Socket { socket, owner } => {
+            handshake(socket, *owner, purpose, client_name).map_err(ConnectError::into_error)
         }
         Endpoint::Spawning { paths, launcher } => spawn_and_connect(paths, launcher, || {
-            handshake(&paths.socket_path(), purpose, client_name)
+            handshake(&paths.socket_path(), effective_uid(), purpose, client_name)
         }),
     }
 }
@@ -288,13 +301,60 @@ fn unavailable(socket: &Path, why: impl std::fmt::Display) -> QmgrError {
     )
 }
 
-/// Connects to `socket` and performs the handshake.
+/// Before anything is sent: the directory holding `socket` must be `owner`'s, reached
+/// through directories only root and `owner` control, not writable by others; the socket
+/// must be a socket of `owner`'s. A missing directory or socket means no qmgrd runs.
+fn check_socket_owner(socket: &Path, owner: u32) -> Result<(), ConnectError> {
+    let refused = |why: String| {
+        ConnectError::Failed(unavailable(
+            socket,
+            format!("refusing to talk to it: {why}"),
+        ))
+    };
+    let Some(dir) = socket.parent() else {
+        return Err(refused("it has no directory".into()));
+    };
+    match std::fs::symlink_metadata(dir) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            return Err(ConnectError::NotRunning(unavailable(
+                socket,
+                "qmgrd is not running",
+            )));
+        }
+        _ => check_private_dir_of(dir, owner, "runtime directory")
+            .map_err(|error| refused(error.description))?,
+    }
+    let metadata = match std::fs::symlink_metadata(socket) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            return Err(ConnectError::NotRunning(unavailable(
+                socket,
+                "qmgrd is not running",
+            )));
+        }
+        Err(error) => return Err(refused(format!("cannot inspect it: {error}"))),
+    };
+    if !metadata.file_type().is_socket() {
+        return Err(refused("it is not a socket".into()));
+    }
+    if metadata.uid() != owner {
+        return Err(refused(format!(
+            "it belongs to {}, not to uid {owner}",
+            describe_uid(metadata.uid())
+        )));
+    }
+    Ok(())
+}
+
+/// Connects to `socket`, served by `owner`, and performs the handshake.
 fn handshake(
     socket: &Path,
+    owner: u32,
     purpose: Purpose,
     client_name: &str,
 ) -> Result<Connection, ConnectError> {
     check_socket_path_len(socket).map_err(ConnectError::Failed)?;
+    check_socket_owner(socket, owner)?;
     let stream = UnixStream::connect(socket).map_err(|error| match error.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
             ConnectError::NotRunning(unavailable(socket, "qmgrd is not running"))
@@ -312,6 +372,14 @@ fn handshake(
     let service_uid = peer_credentials(stream)
         .map_err(|error| failed(format!("cannot read its credentials: {error}")))?
         .uid;
+    if service_uid != owner {
+        return Err(failed(format!(
+            "refusing to talk to it: the process listening there runs as {}, not as uid \
+             {owner} whose qmgrd it \
+             should be; nothing was sent to it",
+            describe_uid(service_uid)
+        )));
+    }
     stream
         .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
         .map_err(|error| failed(error.to_string()))?;

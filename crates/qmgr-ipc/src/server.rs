@@ -30,9 +30,9 @@ use crate::frame::{
 use crate::message::{
     ClientMessage, Purpose, ServiceMessage, handshake_version, request_name, version_mismatch,
 };
-use crate::runtime_dir::{
-    check_owned_if_present, check_socket_path_len, effective_uid, io_error, prepare_private_dir,
-};
+use qmgr_core::trust::{check_trusted_path, prepare_private_dir};
+
+use crate::runtime_dir::{check_socket_path_len, effective_uid, io_error};
 use crate::socket::{NoSignalWriter, Silence, check_silence, peer_credentials, wait_eagerly};
 
 /// How long a new connection may take to send its Hello.
@@ -329,7 +329,7 @@ fn peer_left(error: &io::Error) -> bool {
 pub fn bind_listener(paths: &StatePaths) -> Result<UnixListener> {
     let socket = paths.socket_path();
     check_socket_path_len(&socket)?;
-    check_owned_if_present(paths.state_dir(), "state directory")?;
+    check_trusted_path(paths.state_dir(), "state directory")?;
     prepare_private_dir(&paths.runtime_dir(), "runtime directory")?;
     remove_stale_socket(&socket)?;
     let listener = UnixListener::bind(&socket)

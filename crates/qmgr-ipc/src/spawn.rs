@@ -12,8 +12,8 @@
 //! a daemon while it starts would wait for it to exit.
 
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
@@ -24,7 +24,7 @@ use qmgr_core::paths::StatePaths;
 use qmgr_core::{ErrorContext, QmgrError, Result};
 
 use crate::client::ConnectError;
-use crate::runtime_dir::{io_error, prepare_private_dir};
+use qmgr_core::trust::{Access, open_private_file, prepare_private_dir};
 
 /// The file racing clients lock while one of them starts qmgrd.
 pub const SPAWN_LOCK_FILE_NAME: &str = "qmgrd.lock";
@@ -46,6 +46,9 @@ pub fn spawn_lock_path(paths: &StatePaths) -> PathBuf {
     paths.runtime_dir().join(SPAWN_LOCK_FILE_NAME)
 }
 
+/// The search path of a launcher that ignores the process environment.
+const CLEAN_PATH: &str = "/usr/bin:/bin";
+
 /// How to find and run qmgrd.
 #[derive(Clone, Debug)]
 pub struct Launcher {
@@ -54,6 +57,8 @@ pub struct Launcher {
     env: Vec<(OsString, OsString)>,
     current_exe: Option<PathBuf>,
     library_dir: Option<PathBuf>,
+    /// Whether the process environment plays no part (see [`Launcher::clean_environment`]).
+    clean: bool,
 }
 
 impl Launcher {
@@ -63,7 +68,17 @@ impl Launcher {
             env: Vec::new(),
             current_exe: std::env::current_exe().ok(),
             library_dir: None,
+            clean: false,
         }
+    }
+
+    /// Ignores the process environment: qmgrd is looked for with the variables set with
+    /// [`Launcher::env`] only, and started with those and `PATH=/usr/bin:/bin` alone. For
+    /// setuid programs, whose environment belongs to whoever started them.
+    #[must_use]
+    pub fn clean_environment(mut self) -> Self {
+        self.clean = true;
+        self
     }
 
     /// Sets a variable for finding qmgrd (`QMGRD`, `PATH`) and in qmgrd's environment
@@ -87,6 +102,7 @@ impl Launcher {
     fn lookup(&self, name: &str) -> Option<OsString> {
         match self.env.iter().find(|(var, _)| var == name) {
             Some((_, value)) => Some(value.clone()),
+            None if self.clean => (name == "PATH").then(|| CLEAN_PATH.into()),
             None => std::env::var_os(name),
         }
     }
@@ -103,22 +119,38 @@ impl Launcher {
 
     /// Runs `program --spawned` and waits for it to report.
     fn start(&self, program: &Path, paths: &StatePaths) -> Result<()> {
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        if self.clean {
+            command.env_clear().env("PATH", CLEAN_PATH);
+        }
+        let mut child = command
             .arg(SPAWNED_ARG)
             .envs(self.env.iter().map(|(name, value)| (name, value)))
             .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // What `--spawned` says when it cannot start (a refused state directory, a bad
+            // config) is the reason the caller needs; the daemon it starts logs elsewhere.
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|error| unavailable(format!("cannot run {}: {error}", program.display())))?;
         match wait_bounded(&mut child, START_TIMEOUT) {
             Waited::Exited(status) if status.success() => Ok(()),
-            Waited::Exited(status) => Err(unavailable(format!(
-                "{} {SPAWNED_ARG} could not start qmgrd ({status}); see its log {}",
-                program.display(),
-                paths.log_file().display()
-            ))),
+            Waited::Exited(status) => {
+                let said = child_stderr(&mut child);
+                Err(unavailable(if said.is_empty() {
+                    format!(
+                        "{} {SPAWNED_ARG} could not start qmgrd ({status}); see its log {}",
+                        program.display(),
+                        paths.log_file().display()
+                    )
+                } else {
+                    format!(
+                        "{} {SPAWNED_ARG} could not start qmgrd ({status}): {said}",
+                        program.display()
+                    )
+                }))
+            }
             // Someone else reaped it (a host program that ignores SIGCHLD): whether it
             // succeeded shows when connecting.
             Waited::Reaped => Ok(()),
@@ -243,17 +275,20 @@ pub(crate) fn spawn_and_connect<T>(
 
 /// Opens and exclusively locks the spawn lock file; the lock lasts as long as the file.
 fn take_spawn_lock(path: &Path) -> Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(|error| io_error(&format!("cannot open {}", path.display()), &error))?;
+    let file = open_private_file(path, Access::ReadWriteCreate, "spawn lock")?;
     file.lock()
-        .map_err(|error| io_error(&format!("cannot lock {}", path.display()), &error))?;
+        .map_err(|error| QmgrError::internal(format!("cannot lock {}: {error}", path.display())))?;
     Ok(file)
+}
+
+/// What an exited child wrote on its standard error (at most 4 KiB, trimmed).
+fn child_stderr(child: &mut Child) -> String {
+    use std::io::Read;
+    let mut said = Vec::new();
+    if let Some(stderr) = child.stderr.take() {
+        let _ = stderr.take(4096).read_to_end(&mut said);
+    }
+    String::from_utf8_lossy(&said).trim().to_owned()
 }
 
 /// How waiting for `qmgrd --spawned` ended.

@@ -146,11 +146,23 @@ fn a_state_dir_of_another_uid_is_refused() {
 }
 
 #[test]
-fn an_open_runtime_dir_is_made_private() {
+fn a_readable_runtime_dir_is_made_private() {
+    let root = tempfile::tempdir().unwrap();
+    let paths = paths_in(root.path());
+    fs::create_dir_all(paths.runtime_dir()).unwrap();
+    fs::set_permissions(paths.runtime_dir(), fs::Permissions::from_mode(0o755)).unwrap();
+    let _listener = bind_listener(&paths).unwrap();
+    assert_eq!(mode(&paths.runtime_dir()), 0o700);
+}
+
+#[test]
+fn a_runtime_dir_others_may_write_is_refused() {
     let root = tempfile::tempdir().unwrap();
     let paths = paths_in(root.path());
     fs::create_dir_all(paths.runtime_dir()).unwrap();
     fs::set_permissions(paths.runtime_dir(), fs::Permissions::from_mode(0o777)).unwrap();
-    let _listener = bind_listener(&paths).unwrap();
-    assert_eq!(mode(&paths.runtime_dir()), 0o700);
+    let error = bind_listener(&paths).unwrap_err();
+    assert_eq!(error.hresult, hresult::E_ACCESSDENIED);
+    assert!(error.description.contains("others may write"), "{error}");
+    assert!(!paths.socket_path().exists());
 }

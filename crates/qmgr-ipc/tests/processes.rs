@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     match args.get(1).map(String::as_str) {
         Some(SPAWNED_ARG) => fake_qmgrd_spawned(),
         Some(SERVE_ARG) => fake_qmgrd_serve(),
-        Some(CLIENT_ARG) => connect_and_report(Path::new(&args[2])),
+        Some(CLIENT_ARG) => connect_and_report(Path::new(&args[2]), args[3].parse().unwrap()),
         _ => run_tests(&args[1..]),
     }
 }
@@ -152,8 +152,9 @@ fn fake_qmgrd_serve() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn connect_and_report(socket: &Path) -> ExitCode {
-    match Client::connect_socket(socket) {
+/// Connects to the qmgrd of uid `owner` at `socket` and prints what happened.
+fn connect_and_report(socket: &Path, owner: u32) -> ExitCode {
+    match Client::connect_socket_of(socket, owner) {
         Ok(client) => println!("connected to uid {}", client.service_uid()),
         Err(error) => println!("{:#010x} {}", error.hresult.bits(), error.description),
     }
@@ -288,7 +289,14 @@ fn a_peer_of_another_uid_is_refused() {
     let handler: Arc<dyn ConnectionHandler> = queue.clone();
     let server = accept_loop(listener, handler).unwrap();
 
-    let output = command.arg(CLIENT_ARG).arg(&socket).output().unwrap();
+    // The client means to reach root's service, so its own checks pass and the
+    // service's uid check is what refuses it.
+    let output = command
+        .arg(CLIENT_ARG)
+        .arg(&socket)
+        .arg("0")
+        .output()
+        .unwrap();
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{output:?}");
     assert!(

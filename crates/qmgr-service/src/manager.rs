@@ -221,7 +221,7 @@ impl QueueManager {
             line_stale: false,
             owned: HashMap::new(),
         };
-        state.recover(clock.now(), boot_changed(state_dir))?;
+        state.recover(clock.now(), boot_changed(state_dir)?)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             engine,
@@ -366,12 +366,19 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
 
 /// Whether the machine rebooted since the store was last used (the boot id changed); the
 /// current boot id is recorded for next time.
-fn boot_changed(state_dir: &Path) -> bool {
+fn boot_changed(state_dir: &Path) -> Result<bool> {
+    use qmgr_core::trust::{Access, open_private_file};
+    use std::io::{Read, Seek, Write};
+
     let current = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let record = state_dir.join("boot_id");
-    let previous = std::fs::read_to_string(&record).ok();
-    let _ = std::fs::write(&record, &current);
-    previous.is_some_and(|p| p != current)
+    let mut file = open_private_file(&record, Access::ReadWriteCreate, "boot id record")?;
+    let mut previous = String::new();
+    let _ = file.read_to_string(&mut previous);
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = file.write_all(current.as_bytes());
+    Ok(!previous.is_empty() && previous != current)
 }
 
 fn not_found(what: &str, id: Guid) -> QmgrError {
@@ -386,6 +393,11 @@ impl State {
             self.groups.insert(group.id, group);
         }
         for mut job in self.store.load_jobs()? {
+            if quarantine_untrusted_paths(&mut job, now) {
+                self.store.save_job(&job)?;
+                self.add_entry(job);
+                continue;
+            }
             if job.completing {
                 // Complete was committed; finish its renames, then forget the job.
                 finish_renames(&job);
@@ -1617,12 +1629,47 @@ fn rename_finished(job: &mut Job, overwrite: Overwrite) -> Result<()> {
     Ok(())
 }
 
+/// Checks the paths of a job read back from the store (see
+/// `FileRecord::check_stored_paths`). A job with a path qmgr would never have written is
+/// put in ERROR with the bad temporary names forgotten, so nothing of it is ever renamed,
+/// opened or deleted; returns whether that happened.
+fn quarantine_untrusted_paths(job: &mut Job, now: Timestamp) -> bool {
+    let mut first_bad = None;
+    for (index, file) in job.files.iter_mut().enumerate() {
+        if let Err(error) = file.check_stored_paths() {
+            eprintln!("qmgr: job {}: file {index}: {}", job.id, error.description);
+            file.temp_name = None;
+            file.completed = false;
+            file.bytes_transferred = 0;
+            first_bad.get_or_insert((index, error));
+        }
+    }
+    let Some((index, error)) = first_bad else {
+        return false;
+    };
+    job.completing = false;
+    job.state = JobState::Error;
+    let mut error = error;
+    error.context = ErrorContext::LocalFile;
+    job.error = Some(JobError {
+        error: error.context(format_args!(
+            "the store of this job holds a path qmgr would not have written; nothing was \
+             renamed or deleted"
+        )),
+        file_index: u32::try_from(index).ok(),
+        protocol: None,
+        at: now,
+        retry_after: None,
+    });
+    true
+}
+
 /// At start-up: the renames of a Complete that was interrupted. A temporary file already
 /// renamed is simply gone.
 fn finish_renames(job: &Job) {
     for file in job.files.iter().filter(|f| f.completed) {
         if let Some(temp) = &file.temp_name
-            && Path::new(temp).exists()
+            && is_our_file(Path::new(temp))
             && let Err(error) = qmgr_transfer::finalize(
                 Path::new(temp),
                 Path::new(&file.local_name),
@@ -1633,8 +1680,18 @@ fn finish_renames(job: &Job) {
         }
     }
     for file in job.files.iter().filter(|f| !f.completed) {
-        if let Some(temp) = &file.temp_name {
+        if let Some(temp) = &file.temp_name
+            && is_our_file(Path::new(temp))
+        {
             let _ = qmgr_transfer::discard(Path::new(temp));
         }
     }
+}
+
+/// Whether `path` is a regular file (not a link) of the user qmgr runs as: only those are
+/// renamed into place or deleted when a Complete is finished at start-up.
+fn is_our_file(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.is_file() && m.uid() == qmgr_core::trust::effective_uid())
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use qmgr_core::hresult;
 use qmgr_core::service::QueueServiceExt;
+use qmgr_core::trust::{self, Access};
 use rustix::process::{Pid, Signal};
 
 use crate::failure::{Exit, Failure};
@@ -100,7 +101,11 @@ pub fn stop(session: &Session) -> Result<(), Failure> {
 
 /// The pid in `store.lock`, if it names a live qmgrd.
 fn daemon_pid(session: &Session) -> Option<u32> {
-    let text = std::fs::read_to_string(session.store_lock_file()).ok()?;
+    // Read without following a link and only if it is our file (qmgr_core::trust).
+    let file =
+        trust::open_private_file(&session.store_lock_file(), Access::Read, "store lock").ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut &file, &mut text).ok()?;
     let pid = text.trim().parse::<u32>().ok()?;
     is_qmgrd(pid).then_some(pid)
 }

@@ -7,17 +7,13 @@
 //! qmgrd --version
 //! ```
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use qmgr_core::config::Config;
-use qmgr_core::paths::StatePaths;
+use qmgr_core::instance::Instance;
 use qmgr_core::service::{Notification, Request, Response};
+use qmgr_core::trust::{self, Access};
 use qmgr_core::{QmgrError, Result};
 use qmgr_ipc::{ConnectionError, ConnectionHandler, Peer};
 use qmgr_service::{QueueManager, SystemClock};
@@ -70,33 +66,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Where state, configuration and the socket live, with the `state_dir` key applied.
-fn locate() -> Result<(StatePaths, Config)> {
-    let paths = StatePaths::from_env()?;
-    let config = Config::load(&paths.config_file())?;
-    let paths = match &config.state_dir {
-        Some(dir) => paths.with_state_dir(dir.clone()),
-        None => paths,
-    };
-    Ok((paths, config))
+/// Where state, configuration and the socket live, with the `state_dir` key applied; a
+/// config file another user could have written is refused before anything is touched.
+fn locate() -> Result<Instance> {
+    Instance::locate()
 }
 
 /// `--spawned`: starts the service detached (stdio on /dev/null, log file as stderr) and
 /// waits until it accepts connections, so the client that ran us can connect at once.
 fn launch() -> Result<()> {
-    let (paths, _) = locate()?;
-    create_private_dir(paths.state_dir())?;
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(paths.log_file())
-        .map_err(|e| {
-            QmgrError::internal(format!(
-                "cannot open the log {}: {e}",
-                paths.log_file().display()
-            ))
-        })?;
+    let instance = locate()?;
+    instance.prepare_state_dir()?;
+    let paths = instance.paths();
+    let log = trust::open_private_file(&paths.log_file(), Access::AppendCreate, "log")?;
     let exe = std::env::current_exe()
         .map_err(|e| QmgrError::internal(format!("cannot find my own executable: {e}")))?;
     let mut child = Command::new(exe)
@@ -130,49 +112,12 @@ fn launch() -> Result<()> {
     }
 }
 
-fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| QmgrError::internal(format!("cannot create {}: {e}", dir.display())))
-}
-
-/// Holds the store's lock for as long as the service runs.
-struct StoreLock {
-    _file: File,
-}
-
-/// One service per store: a second qmgrd for the same store (say from an ssh session with
-/// another runtime dir) stops here with a clear message.
-fn lock_store(state_dir: &Path) -> Result<StoreLock> {
-    let path = state_dir.join("store.lock");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| QmgrError::internal(format!("cannot open {}: {e}", path.display())))?;
-    if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-        let holder = std::fs::read_to_string(&path).unwrap_or_default();
-        return Err(QmgrError::internal(format!(
-            "another qmgrd (pid {}) already serves the store in {}",
-            holder.trim(),
-            state_dir.display()
-        )));
-    }
-    let _ = file.set_len(0);
-    let _ = writeln!(file, "{}", std::process::id());
-    Ok(StoreLock { _file: file })
-}
-
 fn serve(mode: Mode) -> Result<()> {
-    let (paths, config) = locate()?;
-    create_private_dir(paths.state_dir())?;
-    let _lock = lock_store(paths.state_dir())?;
+    let instance = locate()?;
+    // Taking the lock checks the state directory and every file of it before anything
+    // there is written (see qmgr_core::trust).
+    let _lock = instance.lock()?;
+    let (paths, config) = instance.into_parts();
     let idle_exit = config.idle_exit.filter(|_| mode == Mode::Detached);
     let manager = QueueManager::start(config, &paths, Arc::new(SystemClock::new()))?;
     let listener = qmgr_ipc::bind_listener(&paths)?;
