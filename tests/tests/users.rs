@@ -18,7 +18,9 @@ fn a_second_user_runs_programs_as_itself_and_is_removed_afterwards() {
     drop(user);
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
     assert!(
-        !passwd.lines().any(|line| line.starts_with(&format!("{name}:"))),
+        !passwd
+            .lines()
+            .any(|line| line.starts_with(&format!("{name}:"))),
         "{name} is still in /etc/passwd"
     );
 }

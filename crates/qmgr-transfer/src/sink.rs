@@ -54,8 +54,10 @@ pub(crate) struct Sink {
     writer: Option<BufWriter<File>>,
     pub expectation: Expectation,
     /// A restart already decided before the request (lost file, no validator, changed file).
-    prior_restart: Option<RestartReason>,
+    pub prior_restart: Option<RestartReason>,
     pub known_source: Option<KnownSource>,
+    /// The local source curl reads through `/proc/self/fd`; open as long as the handle.
+    pub source_file: Option<File>,
     max_size: Option<u64>,
     events: Sender<EngineEvent>,
     /// The easy handle this sink belongs to, for ftp facts only curl knows.
@@ -91,6 +93,7 @@ pub(crate) struct SinkSetup {
     pub expectation: Expectation,
     pub prior_restart: Option<RestartReason>,
     pub known_source: Option<KnownSource>,
+    pub source_file: Option<File>,
     pub max_size: Option<u64>,
     pub events: Sender<EngineEvent>,
 }
@@ -109,6 +112,7 @@ impl Sink {
             expectation: setup.expectation,
             prior_restart: setup.prior_restart,
             known_source: setup.known_source,
+            source_file: setup.source_file,
             max_size: setup.max_size,
             events: setup.events,
             easy: std::ptr::null_mut(),
@@ -121,6 +125,11 @@ impl Sink {
             paused: false,
             held: false,
         }
+    }
+
+    /// Whether this transfer speaks http or https (and so may be redirected).
+    pub fn scheme_is_http(&self) -> bool {
+        self.scheme.is_http()
     }
 
     /// Whether the response being received is the file's content.
@@ -146,6 +155,12 @@ impl Sink {
     /// Takes the file back, emptied, for an attempt that starts over.
     pub fn take_emptied_file(&mut self) -> Result<File, TransferError> {
         self.empty_file()?;
+        self.take_file()
+    }
+
+    /// Takes the file back as it is, for the next request of the same attempt (a
+    /// redirect's target continues where this one would have).
+    pub fn take_file(&mut self) -> Result<File, TransferError> {
         let writer = self.writer.take().ok_or_else(|| {
             TransferError::permanent(
                 hresult::E_FAIL,
