@@ -1,6 +1,7 @@
 //! How one attempt at a transfer begins (which file, from which offset, or why it starts
 //! over) and how it ends (complete, failed, or to be asked again from zero).
 
+use std::ffi::c_long;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
@@ -244,6 +245,7 @@ pub(crate) fn judge(
     url: &str,
     detail: Option<&str>,
     redirect_target: Option<&str>,
+    verify_result: Option<c_long>,
 ) -> Verdict {
     if let Some(failure) = sink.failure.take() {
         return match failure {
@@ -265,6 +267,7 @@ pub(crate) fn judge(
             url,
             detail,
             redirect_target,
+            verify_result,
         ));
     }
     sink.decide();

@@ -3,7 +3,7 @@
 use std::ffi::CString;
 use std::time::Duration;
 
-use curl::easy::{Easy2, List};
+use curl::easy::{Easy2, HttpVersion, List};
 
 use crate::request::{ProxyChoice, TransferRequest};
 use crate::sink::Sink;
@@ -99,9 +99,20 @@ pub(crate) fn build(
         }
     }
     let security = &request.security;
-    if !security.verify_server {
-        easy.ssl_verify_peer(false)?;
+    let ignore = security.ignore;
+    if ignore.host_name {
         easy.ssl_verify_host(false)?;
+    }
+    if ignore.any() {
+        // The chain checks are relaxed in the SSL_CTX hook (see `tls`). A connection or
+        // TLS session made that way must serve no other transfer, which curl would not
+        // know to keep apart: no cached sessions, no connection reused in either
+        // direction, and no HTTP/2 that would let other transfers share it meanwhile.
+        easy.get_mut().ignored_certificate_errors = ignore;
+        easy.ssl_sessionid_cache(false)?;
+        easy.fresh_connect(true)?;
+        easy.forbid_reuse(true)?;
+        easy.http_version(HttpVersion::V11)?;
     }
     if let Some(bundle) = &security.ca_bundle {
         easy.cainfo(bundle)?;

@@ -12,10 +12,10 @@ use qmgr_core::{ErrorContext, hresult};
 
 use crate::error::TransferError;
 use crate::event::{EngineEvent, RestartReason};
-use crate::request::{TransferId, Validator};
+use crate::request::{IgnoredCertificateErrors, TransferId, Validator};
 use crate::response::{BodyPlan, Expectation, ResponseHead, plan_body};
 use crate::source::Scheme;
-use crate::{ftp_info, http_date};
+use crate::{ftp_info, http_date, tls};
 
 /// The file buffer: large writes, few syscalls, and still a bounded amount of data that a
 /// crash of the process can lose.
@@ -81,6 +81,8 @@ pub(crate) struct Sink {
     pub paused: bool,
     /// The caller paused the transfer.
     pub held: bool,
+    /// Certificate checks this transfer relaxes (applied in curl's SSL_CTX hook).
+    pub ignored_certificate_errors: IgnoredCertificateErrors,
 }
 
 /// Everything a sink starts from.
@@ -124,6 +126,7 @@ impl Sink {
             consumed: 0,
             paused: false,
             held: false,
+            ignored_certificate_errors: IgnoredCertificateErrors::default(),
         }
     }
 
@@ -321,6 +324,13 @@ impl Sink {
 }
 
 impl Handler for Sink {
+    fn ssl_ctx(&mut self, ssl_ctx: *mut std::ffi::c_void) -> Result<(), curl::Error> {
+        if self.ignored_certificate_errors.any() {
+            tls::relax_checks(ssl_ctx, self.ignored_certificate_errors)?;
+        }
+        Ok(())
+    }
+
     fn header(&mut self, line: &[u8]) -> bool {
         if self.scheme.is_http() && self.body_use.is_none() {
             self.head.absorb(line);

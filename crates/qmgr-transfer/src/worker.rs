@@ -18,6 +18,7 @@ use crate::request::{CheckedRequest, TransferId};
 use crate::sink::{Sink, SinkFailure, SinkSetup};
 use crate::source::{parse_source, same_origin};
 use crate::throttle::{TokenBucket, fair_share};
+use crate::tls;
 
 /// How long the engine sleeps when nothing needs it; a command wakes it at once.
 const IDLE_WAIT: Duration = Duration::from_secs(5);
@@ -356,6 +357,7 @@ impl Worker {
             }
         };
         let detail = easy.take_error_buf();
+        let verify_result = tls::verify_result(easy.raw());
         let redirect_url = easy.redirect_url().ok().flatten().map(str::to_owned);
         let url = checked.source.url.clone();
         let sink = easy.get_mut();
@@ -389,6 +391,7 @@ impl Worker {
             &url,
             detail.as_deref(),
             redirect_target.as_deref(),
+            verify_result,
         );
         match verdict {
             Verdict::StartOver(reason) if !restarted_here => {
