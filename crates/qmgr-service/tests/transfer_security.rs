@@ -4,6 +4,7 @@
 //! fresh XDG directories and stops it.
 
 use std::ffi::OsString;
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -211,7 +212,6 @@ fn a_fifo_at_a_suspended_jobs_temp_path_neither_stalls_nor_corrupts_the_download
         std::fs::read(&local).unwrap() == expected_body(path, INITIAL_VERSION, SIZE),
         "the file is the server's, whole"
     );
-    use std::os::unix::fs::FileTypeExt;
     assert!(
         std::fs::symlink_metadata(&recorded)
             .unwrap()

@@ -117,7 +117,7 @@ impl std::error::Error for NotOurFile {}
 pub(crate) fn is_unusable_partial(error: &io::Error) -> bool {
     if error
         .get_ref()
-        .is_some_and(|inner| inner.is::<NotOurFile>())
+        .is_some_and(<dyn std::error::Error + Send + Sync>::is::<NotOurFile>)
     {
         return true;
     }

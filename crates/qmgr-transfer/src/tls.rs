@@ -101,7 +101,7 @@ fn encode(ignored: IgnoredCertificateErrors) -> usize {
 }
 
 fn decode(value: usize) -> Option<IgnoredCertificateErrors> {
-    (value & PRESENT != 0).then(|| IgnoredCertificateErrors {
+    (value & PRESENT != 0).then_some(IgnoredCertificateErrors {
         host_name: value & 1 != 0,
         dates: value & 1 << 1 != 0,
         unknown_ca: value & 1 << 2 != 0,
