@@ -374,7 +374,9 @@ impl Worker {
                     });
                     match attempt {
                         Ok(attempt) => {
+                            let held = sink.held;
                             self.add_attempt(id, checked, attempt, own_limit, restarted_here, next);
+                            self.keep_hold(id, held);
                         }
                         Err(error) => self.end(id, sink, reported_bytes, Err(error)),
                     }
@@ -402,7 +404,9 @@ impl Worker {
                         let source_file = sink.source_file.take();
                         let attempt =
                             Attempt::over_again(file, temp_path, reason, known_source, source_file);
+                        let held = sink.held;
                         self.add_attempt(id, checked, attempt, own_limit, true, hop);
+                        self.keep_hold(id, held);
                     }
                     Err(error) => self.emit(EngineEvent::Failed { id, error }),
                 }
@@ -419,6 +423,14 @@ impl Worker {
             }
             Verdict::Complete => self.end(id, sink, reported_bytes, Ok(())),
             Verdict::Fail(error) => self.end(id, sink, reported_bytes, Err(error)),
+        }
+    }
+
+    /// A transfer the caller paused stays paused in its next request (after a redirect or
+    /// a start over), which curl knows nothing of.
+    fn keep_hold(&mut self, id: TransferId, held: bool) {
+        if let Some(transfer) = self.transfers.get_mut(&id) {
+            transfer.handle.get_mut().held = held;
         }
     }
 

@@ -141,3 +141,28 @@ fn a_resumed_transfer_keeps_its_range_across_a_redirect() {
         Some(format!("bytes={}-", partial.bytes).as_str())
     );
 }
+
+#[test]
+fn a_paused_transfer_stays_paused_across_a_redirect() {
+    let server = TestServer::start();
+    let harness = Harness::new();
+    let path = "/data/1m/paused-redirect";
+    // The redirect comes late, so the pause reaches the transfer during its first request.
+    let start = server.url(&format!(
+        "/start?delay_ms=300&location={}",
+        encode_query_value(&server.url(path))
+    ));
+    let id = harness.submit(harness.request(&start, "paused"));
+    harness.engine.pause(id).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let while_paused = harness.drain();
+    assert!(
+        !while_paused.iter().any(|event| {
+            matches!(event, qmgr_transfer::EngineEvent::Progress { .. }) || event.is_final()
+        }),
+        "{while_paused:?}"
+    );
+    harness.engine.resume(id).unwrap();
+    let (temp, _, _) = harness.wait(id).completed();
+    assert_file_is(&temp, &expected_body(path, INITIAL_VERSION, 1 << 20));
+}
