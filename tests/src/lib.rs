@@ -5,7 +5,10 @@
 //! can produce. [`TestServer::start_https`] serves the same over TLS, with a certificate
 //! signed by a CA made up at start ([`TestServer::ca_pem`]);
 //! [`TestServer::start_https_with_client_auth`] also requires a client certificate signed
-//! by that CA ([`TestServer::client_certificate`]). The binary `qmgr-testserver` runs the same server for C tests and
+//! by that CA ([`TestServer::client_certificate`]);
+//! [`TestServer::start_https_with_defect`] serves a certificate with one
+//! [`CertificateDefect`] (expired, for another host, from an unknown CA, or for client
+//! authentication only). The binary `qmgr-testserver` runs the same server for C tests and
 //! benchmarks.
 //!
 //! # URLs
@@ -59,4 +62,4 @@ pub use content::{INITIAL_VERSION, content, expected_body};
 pub use request::RecordedRequest;
 pub use route::encode_query_value;
 pub use server::TestServer;
-pub use tls::ClientIdentity;
+pub use tls::{CertificateDefect, ClientIdentity};

@@ -12,7 +12,7 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use crate::connection::serve_connection;
 use crate::request::RecordedRequest;
 use crate::state::Shared;
-use crate::tls::{CertificateIssuer, ClientIdentity, TlsIdentity};
+use crate::tls::{CertificateDefect, CertificateIssuer, ClientIdentity, TlsIdentity};
 
 /// A fault-injecting HTTP/1.1 server on 127.0.0.1 (plain or over TLS), serving until
 /// dropped.
@@ -67,6 +67,20 @@ impl TestServer {
     /// Starts an HTTPS server on 127.0.0.1:`port` (0 picks a free port).
     pub fn start_https_on_port(port: u16) -> io::Result<TestServer> {
         TestServer::launch(port, Some(TlsIdentity::generate(false)?))
+    }
+
+    /// Starts an HTTPS server, as [`TestServer::start_https`], whose certificate has
+    /// `defect` (and nothing else wrong with it); [`TestServer::ca_pem`] is still the CA a
+    /// client would trust.
+    ///
+    /// # Panics
+    /// If no port can be bound or no certificate made.
+    pub fn start_https_with_defect(defect: CertificateDefect) -> TestServer {
+        TlsIdentity::generate_with(false, Some(defect))
+            .and_then(|identity| TestServer::launch(0, Some(identity)))
+            .unwrap_or_else(|error| {
+                panic!("cannot start the HTTPS test server on 127.0.0.1: {error}")
+            })
     }
 
     /// Starts an HTTPS server, as [`TestServer::start_https`], that completes a handshake

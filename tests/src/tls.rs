@@ -65,10 +65,33 @@ impl CertificateIssuer {
     }
 }
 
+/// One thing wrong with an HTTPS test server's certificate, for tests of the checks a
+/// client makes (and of the flags that relax them). Each defect comes alone: everything
+/// else about the certificate is as good as the plain server's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertificateDefect {
+    /// Valid from 2000 to 2001 only.
+    Expired,
+    /// Names `wrong.example` only, not 127.0.0.1 or localhost.
+    WrongHost,
+    /// Signed by a CA other than the one [`crate::TestServer::ca_pem`] gives.
+    UnknownCa,
+    /// Its extended key usage is client authentication only.
+    ClientAuthOnly,
+}
+
 impl TlsIdentity {
     /// `require_client_certificate`: the handshake fails unless the client presents a
     /// certificate signed by the test CA.
     pub(crate) fn generate(require_client_certificate: bool) -> io::Result<TlsIdentity> {
+        TlsIdentity::generate_with(require_client_certificate, None)
+    }
+
+    /// As [`TlsIdentity::generate`], with a server certificate that has `defect`.
+    pub(crate) fn generate_with(
+        require_client_certificate: bool,
+        defect: Option<CertificateDefect>,
+    ) -> io::Result<TlsIdentity> {
         let ca_key =
             KeyPair::generate().map_err(|error| certificate_error("the CA key", &error))?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())
@@ -85,21 +108,46 @@ impl TlsIdentity {
         let ca_certificate = ca_params
             .self_signed(&ca_key)
             .map_err(|error| certificate_error("the CA certificate", &error))?;
-        let issuer = Arc::new(Issuer::new(ca_params, ca_key));
+        let issuer = Arc::new(Issuer::new(ca_params.clone(), ca_key));
 
         let server_key =
             KeyPair::generate().map_err(|error| certificate_error("the server key", &error))?;
-        let mut server_params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-                .map_err(|error| certificate_error("the server certificate", &error))?;
+        let names = if defect == Some(CertificateDefect::WrongHost) {
+            vec!["wrong.example".to_owned()]
+        } else {
+            vec!["127.0.0.1".to_owned(), "localhost".to_owned()]
+        };
+        let common_name = names[0].clone();
+        let mut server_params = CertificateParams::new(names)
+            .map_err(|error| certificate_error("the server certificate", &error))?;
         server_params
             .distinguished_name
-            .push(DnType::CommonName, "127.0.0.1");
-        server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+            .push(DnType::CommonName, common_name);
+        server_params.extended_key_usages = if defect == Some(CertificateDefect::ClientAuthOnly) {
+            vec![ExtendedKeyUsagePurpose::ClientAuth]
+        } else {
+            vec![ExtendedKeyUsagePurpose::ServerAuth]
+        };
+        if defect == Some(CertificateDefect::Expired) {
+            server_params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            server_params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
         server_params.use_authority_key_identifier_extension = true;
-        let server_certificate = server_params
-            .signed_by(&server_key, &issuer)
-            .map_err(|error| certificate_error("the server certificate", &error))?;
+        let server_certificate = if defect == Some(CertificateDefect::UnknownCa) {
+            // A CA like the test CA under another name, which no client is given.
+            let stranger_key = KeyPair::generate()
+                .map_err(|error| certificate_error("the unknown CA's key", &error))?;
+            let mut stranger_params = ca_params;
+            stranger_params.distinguished_name = rcgen::DistinguishedName::new();
+            stranger_params
+                .distinguished_name
+                .push(DnType::CommonName, "qmgr unknown test CA");
+            let stranger = Issuer::new(stranger_params, stranger_key);
+            server_params.signed_by(&server_key, &stranger)
+        } else {
+            server_params.signed_by(&server_key, &issuer)
+        }
+        .map_err(|error| certificate_error("the server certificate", &error))?;
 
         let provider = Arc::new(ring::default_provider());
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))

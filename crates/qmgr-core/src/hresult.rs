@@ -137,6 +137,12 @@ hresults! {
     HRESULT_WINHTTP_CONNECTION_ERROR = 0x8007_2EFE, "The connection with the server was terminated abnormally.";
     HRESULT_WINHTTP_REDIRECT_FAILED = 0x8007_2F7C, "The redirection failed because it would change the scheme (for example from HTTPS to HTTP) or it exceeded the redirect limit.";
     HRESULT_WINHTTP_SECURE_FAILURE = 0x8007_2F8F, "A security error occurred (TLS certificate or handshake).";
+    HRESULT_WINHTTP_SECURE_CERT_DATE_INVALID = 0x8007_2F05, "The server's TLS certificate has expired or is not yet valid.";
+    HRESULT_WINHTTP_SECURE_CERT_CN_INVALID = 0x8007_2F06, "The server's TLS certificate does not name the host.";
+    HRESULT_WINHTTP_SECURE_INVALID_CA = 0x8007_2F0D, "The certificate authority of the server's TLS certificate is not trusted.";
+    HRESULT_WINHTTP_SECURE_CERT_REV_FAILED = 0x8007_2F19, "The revocation of the server's TLS certificate could not be checked.";
+    HRESULT_WINHTTP_SECURE_CERT_REVOKED = 0x8007_2F8A, "The server's TLS certificate has been revoked.";
+    HRESULT_WINHTTP_SECURE_CERT_WRONG_USAGE = 0x8007_2F93, "The server's TLS certificate is not meant for server authentication.";
     // Legacy group API (qmgr.h).
     QM_E_INVALID_STATE = 0x8100_1001, "The requested action is not allowed in the current group state.";
     QM_E_SERVICE_UNAVAILABLE = 0x8100_1002, "The queue manager service is not available.";

@@ -1501,11 +1501,13 @@ fn transfer_request(job: &Job, index: usize, paths: &StatePaths) -> Result<Trans
         });
     }
     let flags = job.settings.security_flags;
-    // curl checks a server's chain and name together, so any of Windows' "ignore" flags
-    // turns checking off for the job (coarser than Windows, never stricter).
-    if flags & security::IGNORE_ANY != 0 {
-        request.security.verify_server = false;
-    }
+    // Each of Windows' "ignore" flags relaxes only the check it names.
+    request.security.ignore = qmgr_transfer::IgnoredCertificateErrors {
+        host_name: flags & security::IGNORE_CERT_CN_INVALID != 0,
+        dates: flags & security::IGNORE_CERT_DATE_INVALID != 0,
+        unknown_ca: flags & security::IGNORE_UNKNOWN_CA != 0,
+        wrong_usage: flags & security::IGNORE_CERT_WRONG_USAGE != 0,
+    };
     if flags & security::REDIRECT_POLICY_MASK == security::REDIRECT_DISALLOW {
         request.max_redirects = 0;
     }

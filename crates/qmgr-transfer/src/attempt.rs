@@ -1,17 +1,20 @@
 //! How one attempt at a transfer begins (which file, from which offset, or why it starts
 //! over) and how it ends (complete, failed, or to be asked again from zero).
 
-use std::fs::{self, File};
+use std::ffi::c_long;
+use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use qmgr_core::{ErrorContext, hresult};
+use rustix::fs::{Mode, OFlags};
 
 use crate::error::TransferError;
 use crate::event::RestartReason;
-use crate::files::{create_temp, reopen_partial};
+use crate::files::{TempDirectory, is_unusable_partial};
 use crate::http_date;
 use crate::request::{CheckedRequest, TransferRequest, Validator};
 use crate::response::{Expectation, already_complete};
@@ -26,6 +29,9 @@ pub(crate) struct Attempt {
     /// Why the bytes of an earlier attempt were dropped before this one began.
     pub prior_restart: Option<RestartReason>,
     pub known_source: Option<KnownSource>,
+    /// A local source, opened and checked by us; curl reads it through
+    /// `/proc/self/fd/N`, so it must stay open for the whole attempt.
+    pub source_file: Option<File>,
 }
 
 impl Attempt {
@@ -33,12 +39,13 @@ impl Attempt {
     /// reopened, and kept bytes dropped if they cannot be continued. A local source that
     /// is missing fails before any file is made.
     pub fn first(checked: &CheckedRequest) -> Result<Attempt, TransferError> {
-        let known_source = checked
+        let local_source = checked
             .source
             .local_path
             .as_deref()
-            .map(|path| stat_local_source(path, &checked.source.url))
+            .map(|path| open_local_source(path, &checked.source.url))
             .transpose()?;
+        let (source_file, known_source) = local_source.unzip();
         let mut opened = open_target(&checked.request)?;
         let mut prior_restart = opened.lost.then_some(RestartReason::PartialFileLost);
         let obstacle = (opened.kept > 0)
@@ -60,6 +67,7 @@ impl Attempt {
             },
             prior_restart,
             known_source,
+            source_file,
         })
     }
 
@@ -69,6 +77,7 @@ impl Attempt {
         temp_path: PathBuf,
         reason: RestartReason,
         known_source: Option<KnownSource>,
+        source_file: Option<File>,
     ) -> Attempt {
         Attempt {
             file,
@@ -76,6 +85,7 @@ impl Attempt {
             expectation: Expectation::default(),
             prior_restart: Some(reason),
             known_source,
+            source_file,
         }
     }
 }
@@ -91,8 +101,11 @@ struct OpenedTarget {
 }
 
 fn open_target(request: &TransferRequest) -> Result<OpenedTarget, TransferError> {
+    let directory = TempDirectory::of(&request.destination).map_err(|error| {
+        TransferError::local(&error, "opening the directory of", &request.destination)
+    })?;
     if let Some(partial) = &request.partial {
-        match reopen_partial(&partial.temp_path, partial.bytes) {
+        match directory.reopen_partial(&partial.temp_path, partial.bytes) {
             Ok((file, kept)) => {
                 return Ok(OpenedTarget {
                     file,
@@ -101,7 +114,8 @@ fn open_target(request: &TransferRequest) -> Result<OpenedTarget, TransferError>
                     lost: false,
                 });
             }
-            Err(error) if is_lost_file(&error) => {}
+            // Whatever is there now is left alone: it may be another user's file.
+            Err(error) if is_unusable_partial(&error) => {}
             Err(error) => {
                 return Err(TransferError::local(
                     &error,
@@ -111,7 +125,7 @@ fn open_target(request: &TransferRequest) -> Result<OpenedTarget, TransferError>
             }
         }
     }
-    let (file, temp_path) = create_temp(&request.destination).map_err(|error| {
+    let (file, temp_path) = directory.create_temp().map_err(|error| {
         TransferError::local(
             &error,
             "creating a temporary file for",
@@ -124,14 +138,6 @@ fn open_target(request: &TransferRequest) -> Result<OpenedTarget, TransferError>
         kept: 0,
         lost: request.partial.is_some(),
     })
-}
-
-/// Errors that mean the partial file is simply not there to continue (deleted, replaced by
-/// a symlink or something that is not a file), as opposed to a disk or permission problem.
-fn is_lost_file(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::NotFound
-        || error.kind() == io::ErrorKind::InvalidInput
-        || error.raw_os_error() == Some(libc::ELOOP)
 }
 
 /// Why the bytes held cannot be continued, if they cannot.
@@ -167,10 +173,14 @@ fn empty(file: &mut File, path: &Path) -> Result<(), TransferError> {
         .map_err(|error| TransferError::local(&error, "emptying", path))
 }
 
-/// Size and validator of a local source: the entity tag is made of inode, size and
-/// modification time in nanoseconds, so a rewrite within the same second is still seen.
-fn stat_local_source(path: &Path, url: &str) -> Result<KnownSource, TransferError> {
-    let metadata = fs::metadata(path).map_err(|error| {
+/// Opens a local source and takes its size and validator from the open descriptor, so
+/// what is checked is what is read. `O_NONBLOCK` keeps a FIFO (or a device) put under the
+/// name from stalling the engine thread in open(2); anything but a regular file is
+/// refused, and the flag is cleared on the regular file that remains. The entity tag is
+/// made of inode, size and modification time in nanoseconds, so a rewrite within the same
+/// second is still seen.
+fn open_local_source(path: &Path, url: &str) -> Result<(File, KnownSource), TransferError> {
+    let describe = |error: io::Error| {
         let mut failure = TransferError::local(&error, "reading", path);
         failure.error.context = ErrorContext::RemoteFile;
         if error.kind() == io::ErrorKind::NotFound {
@@ -178,7 +188,15 @@ fn stat_local_source(path: &Path, url: &str) -> Result<KnownSource, TransferErro
         }
         failure.error.description = format!("{url}: {}", failure.error.description);
         failure
-    })?;
+    };
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(|error| describe(error.into()))?;
+    let file = File::from(fd);
+    let metadata = file.metadata().map_err(describe)?;
     if !metadata.is_file() {
         return Err(TransferError::permanent(
             hresult::E_INVALIDARG,
@@ -186,8 +204,11 @@ fn stat_local_source(path: &Path, url: &str) -> Result<KnownSource, TransferErro
             format!("{url}: {} is not a regular file", path.display()),
         ));
     }
+    rustix::fs::fcntl_getfl(&file)
+        .and_then(|flags| rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK))
+        .map_err(|error| describe(error.into()))?;
     let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-    Ok(KnownSource {
+    let known = KnownSource {
         total: metadata.len(),
         validator: Validator {
             etag: Some(format!(
@@ -199,7 +220,14 @@ fn stat_local_source(path: &Path, url: &str) -> Result<KnownSource, TransferErro
             )),
             last_modified: Some(http_date::format(modified)),
         },
-    })
+    };
+    Ok((file, known))
+}
+
+/// The URL curl reads a local source through: the descriptor we opened and checked, by
+/// its `/proc` name, which reopens that very inode whatever the path points to now.
+pub(crate) fn local_source_url(source: &File) -> String {
+    format!("file:///proc/self/fd/{}", source.as_raw_fd())
 }
 
 /// How an attempt ended.
@@ -217,6 +245,7 @@ pub(crate) fn judge(
     url: &str,
     detail: Option<&str>,
     redirect_target: Option<&str>,
+    verify_result: Option<c_long>,
 ) -> Verdict {
     if let Some(failure) = sink.failure.take() {
         return match failure {
@@ -238,6 +267,7 @@ pub(crate) fn judge(
             url,
             detail,
             redirect_target,
+            verify_result,
         ));
     }
     sink.decide();

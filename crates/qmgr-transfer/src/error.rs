@@ -1,6 +1,7 @@
 //! How a failed transfer is reported: the BITS HRESULT and context, a description naming
 //! the URL or path, and whether trying again later can help.
 
+use std::ffi::c_long;
 use std::fmt;
 use std::io;
 use std::path::Path;
@@ -8,6 +9,8 @@ use std::time::Duration;
 
 use qmgr_core::hresult::{self, HResult};
 use qmgr_core::{ErrorContext, QmgrError};
+
+use crate::tls::Defect;
 
 /// HTTP statuses worth retrying: the server or a gateway is overloaded or briefly down.
 const TRANSIENT_HTTP_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
@@ -67,12 +70,14 @@ impl TransferError {
     }
 
     /// curl failed to fetch `url`. `detail` is curl's error buffer, `redirect_target` the
-    /// Location being followed when it failed.
+    /// Location being followed when it failed, `verify_result` OpenSSL's verdict on the
+    /// server's certificate chain (`CURLINFO_SSL_VERIFYRESULT`).
     pub fn transport(
         error: &curl::Error,
         url: &str,
         detail: Option<&str>,
         redirect_target: Option<&str>,
+        verify_result: Option<c_long>,
     ) -> Self {
         let what = detail
             .filter(|text| !text.is_empty())
@@ -115,11 +120,29 @@ impl TransferError {
             || error.is_ssl_cacert()
             || error.is_ssl_issuer_error()
         {
-            Self::permanent(
-                hresult::HRESULT_WINHTTP_SECURE_FAILURE,
-                transport,
-                describe("the server's TLS certificate could not be verified"),
-            )
+            // curl checks the host name itself, before it records the chain's verdict: a
+            // failed check leaves the verdict at X509_V_OK (0) or at the "not verified
+            // yet" mark (1, X509_V_ERR_UNSPECIFIED) it starts each connection with.
+            let defect = match verify_result {
+                Some(code) if code > 1 => Defect::of_verify_error(code),
+                _ if error.is_peer_failed_verification() => Defect::HostName,
+                _ => Defect::Other,
+            };
+            let summary = match defect {
+                Defect::HostName => "the server's TLS certificate does not name this host",
+                Defect::Dates => "the server's TLS certificate has expired or is not yet valid",
+                Defect::UnknownCa => {
+                    "the server's TLS certificate is not issued by a trusted certificate authority"
+                }
+                Defect::WrongUsage => {
+                    "the server's TLS certificate is not meant for server authentication"
+                }
+                Defect::Revoked => "the server's TLS certificate has been revoked",
+                Defect::RevocationUnknown | Defect::Other => {
+                    "the server's TLS certificate could not be verified"
+                }
+            };
+            Self::permanent(defect.hresult(), transport, describe(summary))
         } else if error.is_ssl_connect_error() {
             Self::transient(
                 hresult::HRESULT_WINHTTP_SECURE_FAILURE,
@@ -294,7 +317,7 @@ mod tests {
                 hresult::HRESULT_WINHTTP_CONNECTION_ERROR,
             ),
         ] {
-            let error = TransferError::transport(&curl_error(code), "http://h/", None, None);
+            let error = TransferError::transport(&curl_error(code), "http://h/", None, None, None);
             assert!(error.transient, "{code}");
             assert_eq!(error.error.hresult, hresult, "{code}");
             assert_eq!(error.error.context, ErrorContext::GeneralTransport);
@@ -308,15 +331,31 @@ mod tests {
             "https://h/",
             Some("self-signed certificate"),
             None,
+            Some(18),
         );
         assert!(!tls.transient);
-        assert_eq!(tls.error.hresult, hresult::HRESULT_WINHTTP_SECURE_FAILURE);
+        assert_eq!(
+            tls.error.hresult,
+            hresult::HRESULT_WINHTTP_SECURE_INVALID_CA
+        );
         assert!(tls.error.description.contains("self-signed certificate"));
+        let wrong_host = TransferError::transport(
+            &curl_error(curl_sys::CURLE_PEER_FAILED_VERIFICATION),
+            "https://h/",
+            Some("no alternative certificate subject name matches"),
+            None,
+            Some(0),
+        );
+        assert_eq!(
+            wrong_host.error.hresult,
+            hresult::HRESULT_WINHTTP_SECURE_CERT_CN_INVALID
+        );
         let downgrade = TransferError::transport(
             &curl_error(curl_sys::CURLE_UNSUPPORTED_PROTOCOL),
             "https://h/",
             None,
             Some("http://h/"),
+            None,
         );
         assert!(!downgrade.transient);
         assert_eq!(downgrade.error.hresult.bits(), 0x8007_2F7C);
@@ -324,6 +363,7 @@ mod tests {
         let loop_ = TransferError::transport(
             &curl_error(curl_sys::CURLE_TOO_MANY_REDIRECTS),
             "http://h/",
+            None,
             None,
             None,
         );

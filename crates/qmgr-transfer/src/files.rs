@@ -1,13 +1,22 @@
 //! Temporary files and their fate: created beside the destination so the final rename stays
 //! on one file system, private until finished, renamed into place only when complete.
+//!
+//! Destination directories may be shared with other users (`/tmp`), so a name recorded
+//! earlier proves nothing: between two attempts anyone who can write there may have put
+//! a FIFO, a device node or a file of their own under it. Every temporary file is
+//! therefore looked up relative to a descriptor of its directory, opened without following
+//! symlinks and without blocking, and used only if `fstat` of the opened descriptor shows a
+//! regular file with one link that belongs to this process's effective uid.
 
-use std::fs::{self, File, OpenOptions, Permissions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use qmgr_core::QmgrError;
+use qmgr_core::{QmgrError, hresult};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat};
 
 use crate::error::local_error;
 use crate::request::directory_of;
@@ -28,25 +37,156 @@ pub enum Overwrite {
     NoClobber,
 }
 
-/// Creates a new private temporary file in the destination's directory.
-pub(crate) fn create_temp(destination: &Path) -> io::Result<(File, PathBuf)> {
-    let directory = directory_of(destination);
-    let mut last_error = None;
-    for _ in 0..NAME_ATTEMPTS {
-        let path = directory.join(random_temp_name()?);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-        {
-            Ok(file) => return Ok((file, path)),
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => last_error = Some(error),
-            Err(error) => return Err(error),
-        }
+/// The directory a transfer's temporary files live in, held open so that every name is
+/// looked up in that one directory even if a component of its path is swapped meanwhile.
+#[derive(Debug)]
+pub(crate) struct TempDirectory {
+    /// `O_PATH`: enough for `*at` calls, and needs no read permission on the directory.
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl TempDirectory {
+    /// Opens the directory that holds (or will hold) `destination`.
+    pub(crate) fn of(destination: &Path) -> io::Result<TempDirectory> {
+        let path = directory_of(destination).to_path_buf();
+        let fd = rustix::fs::open(
+            &path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(TempDirectory { fd, path })
     }
-    Err(last_error.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates a new private temporary file (`O_EXCL`, mode 0600) in this directory.
+    pub(crate) fn create_temp(&self) -> io::Result<(File, PathBuf)> {
+        let mut last_error = None;
+        for _ in 0..NAME_ATTEMPTS {
+            let name = random_temp_name()?;
+            match rustix::fs::openat(
+                &self.fd,
+                name.as_str(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            ) {
+                Ok(fd) => return Ok((File::from(fd), self.path.join(name))),
+                Err(rustix::io::Errno::EXIST) => {
+                    last_error = Some(io::Error::from(rustix::io::Errno::EXIST));
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
+    }
+
+    /// Opens an earlier attempt's temporary file `temp` (a name in this directory), cuts it
+    /// to at most `keep` bytes and positions it at its end. Returns the length kept (less
+    /// than `keep` if the file is shorter). A name that no longer holds a file of ours is
+    /// an error for which [`is_unusable_partial`] is true; that file is left alone.
+    pub(crate) fn reopen_partial(&self, temp: &Path, keep: u64) -> io::Result<(File, u64)> {
+        let name = name_in(temp, &self.path)?;
+        let mut file = open_own_file(&self.fd, name, OFlags::WRONLY)?;
+        let length = file.metadata()?.len();
+        let kept = length.min(keep);
+        file.set_len(kept)?;
+        file.seek(SeekFrom::Start(kept))?;
+        Ok((file, kept))
+    }
+}
+
+/// Why a file found under a temporary name is not one to use.
+#[derive(Debug)]
+struct NotOurFile(&'static str);
+
+impl std::fmt::Display for NotOurFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for NotOurFile {}
+
+/// Errors of [`TempDirectory::reopen_partial`] that mean the partial file is simply not
+/// there to continue — deleted, or replaced by a symlink, a FIFO, a device, a directory
+/// or another user's file — as opposed to a disk or quota problem. The transfer then
+/// starts over in a new temporary file.
+pub(crate) fn is_unusable_partial(error: &io::Error) -> bool {
+    if error
+        .get_ref()
+        .is_some_and(<dyn std::error::Error + Send + Sync>::is::<NotOurFile>)
+    {
+        return true;
+    }
+    matches!(
+        error.raw_os_error(),
+        Some(
+            libc::ENOENT
+                | libc::ELOOP
+                | libc::ENXIO
+                | libc::EACCES
+                | libc::EPERM
+                | libc::EISDIR
+                | libc::ETXTBSY
+                | libc::EAGAIN
+        )
+    )
+}
+
+/// Opens `name` in `directory` only if it is a file this process could have made there: a
+/// regular file with a single link, owned by the effective uid. `O_NONBLOCK` keeps a FIFO
+/// or device under the name from stalling the open (a FIFO without reader fails with
+/// `ENXIO`, one with a reader opens and is refused by the check); it is cleared again on
+/// the regular file, where it means nothing anyway.
+fn open_own_file(directory: &OwnedFd, name: &OsStr, access: OFlags) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        directory,
+        name,
+        access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    check_own_regular_file(&rustix::fs::fstat(&fd)?)?;
+    let flags = rustix::fs::fcntl_getfl(&fd)?;
+    rustix::fs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK)?;
+    Ok(File::from(fd))
+}
+
+fn check_own_regular_file(stat: &Stat) -> io::Result<()> {
+    let problem = if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        Some("not a regular file")
+    } else if stat.st_uid != rustix::process::geteuid().as_raw() {
+        Some("owned by another user")
+    } else if stat.st_nlink != 1 {
+        Some("linked under another name too")
+    } else {
+        None
+    };
+    match problem {
+        Some(why) => Err(io::Error::new(io::ErrorKind::InvalidInput, NotOurFile(why))),
+        None => Ok(()),
+    }
+}
+
+/// The file name of `path`, which must lie directly in `directory`.
+fn name_in<'a>(path: &'a Path, directory: &Path) -> io::Result<&'a OsStr> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    match path.file_name() {
+        Some(name) if parent == directory => Ok(name),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is not a file directly in {}",
+                path.display(),
+                directory.display()
+            ),
+        )),
+    }
 }
 
 fn random_temp_name() -> io::Result<String> {
@@ -64,30 +204,20 @@ pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
         && name.ends_with(TEMP_SUFFIX.as_bytes())
 }
 
-/// Opens an earlier attempt's temporary file, cuts it to at most `keep` bytes and positions
-/// it at its end. Returns the length kept (less than `keep` if the file is shorter).
-pub(crate) fn reopen_partial(path: &Path, keep: u64) -> io::Result<(File, u64)> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)?;
-    let metadata = file.metadata()?;
-    if !metadata.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    let kept = metadata.len().min(keep);
-    file.set_len(kept)?;
-    file.seek(SeekFrom::Start(kept))?;
-    Ok((file, kept))
+/// Opens the temporary file `temp` for reading, with the same checks as a reopened partial
+/// file: a FIFO, device, symlink or someone else's file under the name is refused.
+fn open_temp_for_reading(temp: &Path) -> io::Result<(TempDirectory, File)> {
+    let directory = TempDirectory::of(temp)?;
+    let name = name_in(temp, directory.path())?;
+    let file = open_own_file(&directory.fd, name, OFlags::RDONLY)?;
+    Ok((directory, file))
 }
 
 /// Makes the bytes written so far durable (`fdatasync`) and returns the file's length. The
 /// service calls this at a checkpoint before recording the length, off the engine thread.
 pub fn sync_partial(temp: &Path) -> Result<u64, QmgrError> {
-    let file = open_existing(temp).map_err(|error| local_error(&error, "opening", temp))?;
+    let (_, file) =
+        open_temp_for_reading(temp).map_err(|error| local_error(&error, "opening", temp))?;
     file.sync_data()
         .map_err(|error| local_error(&error, "syncing", temp))?;
     let length = file
@@ -98,83 +228,91 @@ pub fn sync_partial(temp: &Path) -> Result<u64, QmgrError> {
 }
 
 /// Moves a finished temporary file onto its final name: gives it the permissions a new file
-/// would get (0666 less the umask), makes its content durable, renames it, and makes the
-/// rename durable.
+/// would get (0666 less the umask), makes its content durable, renames it within its
+/// directory, and makes the rename durable. The temporary file must be beside
+/// `destination` and must still be ours (see the module documentation).
 pub fn finalize(temp: &Path, destination: &Path, overwrite: Overwrite) -> Result<(), QmgrError> {
-    let file = open_existing(temp).map_err(|error| local_error(&error, "opening", temp))?;
-    file.set_permissions(Permissions::from_mode(0o666 & !current_umask()))
-        .map_err(|error| local_error(&error, "setting the permissions of", temp))?;
+    let (directory, file) = open_temp_for_reading(temp).map_err(|error| {
+        let mut failure = local_error(&error, "opening", temp);
+        if is_unusable_partial(&error) && error.kind() == io::ErrorKind::InvalidInput {
+            failure.hresult = hresult::E_ACCESSDENIED;
+        }
+        failure
+    })?;
+    let temp_name =
+        name_in(temp, directory.path()).map_err(|error| local_error(&error, "finding", temp))?;
+    let destination_name = name_in(destination, directory.path())
+        .map_err(|error| local_error(&error, "moving the finished file onto", destination))?;
+    rustix::fs::fchmod(&file, Mode::from_raw_mode(0o666 & !current_umask()))
+        .map_err(|error| local_error(&error.into(), "setting the permissions of", temp))?;
     file.sync_all()
         .map_err(|error| local_error(&error, "syncing", temp))?;
     drop(file);
     match overwrite {
-        Overwrite::Replace => fs::rename(temp, destination),
-        Overwrite::NoClobber => rename_no_clobber(temp, destination),
+        Overwrite::Replace => {
+            rustix::fs::renameat(&directory.fd, temp_name, &directory.fd, destination_name)
+                .map_err(io::Error::from)
+        }
+        Overwrite::NoClobber => rename_no_clobber(&directory.fd, temp_name, destination_name),
     }
     .map_err(|error| local_error(&error, "moving the finished file onto", destination))?;
-    let directory = directory_of(destination);
-    File::open(directory)
-        .and_then(|directory| directory.sync_all())
-        .map_err(|error| local_error(&error, "syncing the directory", directory))
+    rustix::fs::openat(
+        &directory.fd,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .and_then(rustix::fs::fsync)
+    .map_err(|error| local_error(&error.into(), "syncing the directory", directory.path()))
 }
 
-/// Deletes a temporary file; one that is already gone is fine.
+/// Deletes a temporary file; one that is already gone is fine. Whatever sits under the
+/// name and does not belong to this process's effective uid is left where it is (in a
+/// shared directory another user may have put it there after our file vanished).
 pub fn discard(temp: &Path) -> Result<(), QmgrError> {
-    match fs::remove_file(temp) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => {
-            Err(local_error(&error, "deleting", temp))
-        }
+    let gone = |error: &io::Error| error.kind() == io::ErrorKind::NotFound;
+    let directory = match TempDirectory::of(temp) {
+        Ok(directory) => directory,
+        Err(error) if gone(&error) => return Ok(()),
+        Err(error) => return Err(local_error(&error, "deleting", temp)),
+    };
+    let name =
+        name_in(temp, directory.path()).map_err(|error| local_error(&error, "deleting", temp))?;
+    let stat = match rustix::fs::statat(&directory.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) => stat,
+        Err(error) if gone(&error.into()) => return Ok(()),
+        Err(error) => return Err(local_error(&error.into(), "deleting", temp)),
+    };
+    if stat.st_uid != rustix::process::geteuid().as_raw() {
+        return Ok(());
+    }
+    match rustix::fs::unlinkat(&directory.fd, name, AtFlags::empty()) {
+        Err(error) if !gone(&error.into()) => Err(local_error(&error.into(), "deleting", temp)),
         _ => Ok(()),
     }
-}
-
-fn open_existing(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
 }
 
 /// `renameat2(RENAME_NOREPLACE)`; where the file system lacks it, a hard link (which also
 /// refuses an existing name) and an unlink. Never a check followed by a plain rename, which
 /// could replace a file created in between.
-fn rename_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
-    let from_c = c_path(from)?;
-    let to_c = c_path(to)?;
-    // SAFETY: both arguments are NUL-terminated paths that live across the call;
-    // AT_FDCWD makes them relative to the working directory like rename(2).
-    let result = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            from_c.as_ptr(),
-            libc::AT_FDCWD,
-            to_c.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if result == 0 {
-        return Ok(());
-    }
-    let error = io::Error::last_os_error();
-    match error.raw_os_error() {
-        Some(libc::EINVAL | libc::ENOSYS | libc::ENOTSUP) => {
-            fs::hard_link(from, to)?;
-            fs::remove_file(from)
+fn rename_no_clobber(directory: &OwnedFd, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    let directory = directory.as_fd();
+    match rustix::fs::renameat_with(directory, from, directory, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::NOTSUP) => {
+            rustix::fs::linkat(directory, from, directory, to, AtFlags::empty())?;
+            rustix::fs::unlinkat(directory, from, AtFlags::empty())?;
+            Ok(())
         }
-        _ => Err(error),
+        Err(error) => Err(error.into()),
     }
-}
-
-fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
-    std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
 /// The process umask, read without changing it (umask(2) can only read by setting, which
 /// would race with other threads creating files).
 fn current_umask() -> u32 {
     const FALLBACK: u32 = 0o022;
-    let Ok(status) = fs::read_to_string("/proc/self/status") else {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return FALLBACK;
     };
     status
@@ -187,10 +325,30 @@ fn current_umask() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::io::Write;
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     use qmgr_core::hresult;
+
+    fn create_temp(destination: &Path) -> io::Result<(File, PathBuf)> {
+        TempDirectory::of(destination)?.create_temp()
+    }
+
+    fn reopen_partial(temp: &Path, keep: u64) -> io::Result<(File, u64)> {
+        TempDirectory::of(temp)?.reopen_partial(temp, keep)
+    }
+
+    fn mkfifo(path: &Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            FileType::Fifo,
+            Mode::from_raw_mode(0o666),
+            0,
+        )
+        .unwrap();
+    }
 
     #[test]
     fn temp_files_are_private_hidden_and_beside_the_destination() {
@@ -203,6 +361,17 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         let (_second, other) = create_temp(&dir.path().join("out.bin")).unwrap();
         assert_ne!(path, other);
+    }
+
+    #[test]
+    fn temp_files_can_be_made_in_a_directory_we_may_write_but_not_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let drop_box = dir.path().join("box");
+        fs::create_dir(&drop_box).unwrap();
+        fs::set_permissions(&drop_box, fs::Permissions::from_mode(0o300)).unwrap();
+        let made = create_temp(&drop_box.join("out.bin"));
+        fs::set_permissions(&drop_box, fs::Permissions::from_mode(0o700)).unwrap();
+        made.unwrap();
     }
 
     #[test]
@@ -226,8 +395,44 @@ mod tests {
         fs::write(&target, b"keep me").unwrap();
         let link = dir.path().join(".BITlink.tmp");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(reopen_partial(&link, 0).is_err());
+        let error = reopen_partial(&link, 0).unwrap_err();
+        assert!(is_unusable_partial(&error), "{error}");
         assert_eq!(fs::read(&target).unwrap(), b"keep me");
+    }
+
+    #[test]
+    fn a_fifo_under_the_partial_name_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join(".BITfifo.tmp");
+        mkfifo(&fifo);
+        // Without a reader the open itself fails (ENXIO); with one, the check refuses it.
+        let error = reopen_partial(&fifo, 10).unwrap_err();
+        assert!(is_unusable_partial(&error), "{error}");
+        let _reader = rustix::fs::open(
+            &fifo,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        let error = reopen_partial(&fifo, 10).unwrap_err();
+        assert!(is_unusable_partial(&error), "{error}");
+        assert!(error.to_string().contains("not a regular file"), "{error}");
+        let error = sync_partial(&fifo).unwrap_err();
+        assert!(
+            error.description.contains("not a regular file"),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_partial_file_with_a_second_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".BITlinked.tmp");
+        fs::write(&path, b"0123").unwrap();
+        fs::hard_link(&path, dir.path().join("elsewhere")).unwrap();
+        let error = reopen_partial(&path, 4).unwrap_err();
+        assert!(is_unusable_partial(&error), "{error}");
+        assert_eq!(fs::read(&path).unwrap(), b"0123");
     }
 
     #[test]
@@ -264,6 +469,25 @@ mod tests {
     }
 
     #[test]
+    fn finalize_refuses_what_is_not_our_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let destination = dir.path().join("final.txt");
+        let fifo = dir.path().join(".BITfifo.tmp");
+        mkfifo(&fifo);
+        let error = finalize(&fifo, &destination, Overwrite::Replace).unwrap_err();
+        assert_eq!(error.hresult, hresult::E_ACCESSDENIED, "{error:?}");
+        assert!(!destination.exists());
+        let (_file, elsewhere) = create_temp(&dir.path().join("sub-less")).unwrap();
+        let other_dir = tempfile::tempdir().unwrap();
+        let error =
+            finalize(&elsewhere, &other_dir.path().join("x"), Overwrite::Replace).unwrap_err();
+        assert!(
+            error.description.contains("is not a file directly in"),
+            "{error:?}"
+        );
+    }
+
+    #[test]
     fn discard_and_sync_report_missing_files_sensibly() {
         let dir = tempfile::tempdir().unwrap();
         let (mut file, temp) = create_temp(&dir.path().join("x")).unwrap();
@@ -274,5 +498,6 @@ mod tests {
         discard(&temp).unwrap();
         let error = sync_partial(&temp).unwrap_err();
         assert_eq!(error.hresult, hresult::HRESULT_PATH_NOT_FOUND);
+        discard(&dir.path().join("no-such-dir/.BITx.tmp")).unwrap();
     }
 }

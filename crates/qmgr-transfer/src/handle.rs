@@ -3,11 +3,11 @@
 use std::ffi::CString;
 use std::time::Duration;
 
-use curl::easy::{Easy2, List};
+use curl::easy::{Easy2, HttpVersion, List};
 
 use crate::request::{ProxyChoice, TransferRequest};
 use crate::sink::Sink;
-use crate::source::Source;
+use crate::source::Scheme;
 
 /// curl's receive buffer: big enough for few callbacks on fast links, small enough that a
 /// throttled transfer's chunks stay smooth.
@@ -26,21 +26,38 @@ pub(crate) struct HandleDefaults {
     pub stall_timeout: Duration,
 }
 
-/// Builds the easy handle for one attempt. `offset` is where the body starts in the file;
-/// `if_range` the validator that must still hold for the server to send only the rest.
+/// What one request of a transfer asks for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Target<'a> {
+    /// The URL curl fetches: the caller's, a redirect target, or the `/proc` name of a
+    /// local source we opened.
+    pub url: &'a str,
+    /// Whether the caller's extra headers go along: only to the origin the caller named.
+    pub send_headers: bool,
+    /// Where the body starts in the file.
+    pub offset: u64,
+    /// The validator that must still hold for the server to send only the rest.
+    pub if_range: Option<&'a str>,
+}
+
+/// Builds the easy handle for one request. `scheme` is the scheme of the caller's URL,
+/// which decides the protocols allowed for this and every later request of the transfer.
+///
+/// curl does not follow redirects itself: it would send the caller's headers to any host
+/// a server points at (it strips only `Authorization` and `Cookie`). The engine follows
+/// them instead, one request per hop, and decides per hop which headers go.
 pub(crate) fn build(
     sink: Sink,
-    source: &Source,
+    target: Target<'_>,
+    scheme: Scheme,
     request: &TransferRequest,
     defaults: &HandleDefaults,
-    offset: u64,
-    if_range: Option<&str>,
 ) -> Result<Easy2<Sink>, curl::Error> {
     let mut easy = Easy2::new(sink);
     let raw = easy.raw();
     easy.get_mut().easy = raw;
-    easy.url(&source.url)?;
-    let protocols = source.scheme.allowed_protocols(request.allow_https_to_http);
+    easy.url(target.url)?;
+    let protocols = scheme.allowed_protocols(request.allow_https_to_http);
     set_string_option(&easy, CURLOPT_PROTOCOLS_STR, protocols)?;
     set_string_option(&easy, CURLOPT_REDIR_PROTOCOLS_STR, protocols)?;
     easy.useragent(&defaults.user_agent)?;
@@ -51,24 +68,25 @@ pub(crate) fn build(
     easy.low_speed_time(defaults.stall_timeout)?;
     easy.buffer_size(RECEIVE_BUFFER)?;
     easy.tcp_keepalive(true)?;
-    if source.scheme.is_http() {
-        easy.follow_location(true)?;
-        easy.max_redirections(request.max_redirects)?;
+    easy.follow_location(false)?;
+    if scheme.is_http() {
         let mut headers = List::new();
-        for (name, value) in &request.headers {
-            headers.append(&format!("{name}: {value}"))?;
+        if target.send_headers {
+            for (name, value) in &request.headers {
+                headers.append(&format!("{name}: {value}"))?;
+            }
         }
-        if offset > 0 {
-            easy.range(&format!("{offset}-"))?;
-            if let Some(validator) = if_range {
+        if target.offset > 0 {
+            easy.range(&format!("{}-", target.offset))?;
+            if let Some(validator) = target.if_range {
                 headers.append(&format!("If-Range: {validator}"))?;
             }
         }
         easy.http_headers(headers)?;
-    } else if offset > 0 {
-        easy.resume_from(offset)?;
+    } else if target.offset > 0 {
+        easy.resume_from(target.offset)?;
     }
-    if source.scheme.is_ftp() {
+    if scheme.is_ftp() {
         easy.fetch_filetime(true)?;
     }
     match &request.proxy {
@@ -81,9 +99,20 @@ pub(crate) fn build(
         }
     }
     let security = &request.security;
-    if !security.verify_server {
-        easy.ssl_verify_peer(false)?;
+    let ignore = security.ignore;
+    if ignore.host_name {
         easy.ssl_verify_host(false)?;
+    }
+    if ignore.any() {
+        // The chain checks are relaxed in the SSL_CTX hook (see `tls`). A connection or
+        // TLS session made that way must serve no other transfer, which curl would not
+        // know to keep apart: no cached sessions, no connection reused in either
+        // direction, and no HTTP/2 that would let other transfers share it meanwhile.
+        easy.get_mut().ignored_certificate_errors = ignore;
+        easy.ssl_sessionid_cache(false)?;
+        easy.fresh_connect(true)?;
+        easy.forbid_reuse(true)?;
+        easy.http_version(HttpVersion::V11)?;
     }
     if let Some(bundle) = &security.ca_bundle {
         easy.cainfo(bundle)?;

@@ -20,6 +20,7 @@ mod response;
 mod sink;
 mod source;
 mod throttle;
+mod tls;
 mod worker;
 
 pub use engine::{Engine, EngineConfig};
@@ -27,6 +28,7 @@ pub use error::{TransferError, hresult_for_io};
 pub use event::{EngineEvent, RestartReason};
 pub use files::{Overwrite, discard, finalize, is_temp_name, sync_partial};
 pub use request::{
-    ClientCertificate, PartialFile, ProxyChoice, Security, TransferId, TransferRequest, Validator,
+    ClientCertificate, IgnoredCertificateErrors, PartialFile, ProxyChoice, Security, TransferId,
+    TransferRequest, Validator,
 };
 pub use source::Scheme;

@@ -64,24 +64,37 @@ impl std::fmt::Debug for ClientCertificate {
     }
 }
 
-/// TLS settings; verification is on unless turned off explicitly.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Certificate defects a caller accepts, one per `BG_SSL_IGNORE_*` flag. Each relaxes
+/// exactly the check it names; every other check of the server's certificate stays on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IgnoredCertificateErrors {
+    /// `BG_SSL_IGNORE_CERT_CN_INVALID`: the certificate need not name the host.
+    pub host_name: bool,
+    /// `BG_SSL_IGNORE_CERT_DATE_INVALID`: it may be expired or not yet valid.
+    pub dates: bool,
+    /// `BG_SSL_IGNORE_UNKNOWN_CA`: its chain need not lead to a trusted root (a
+    /// self-signed certificate, or one whose issuer is unknown).
+    pub unknown_ca: bool,
+    /// `BG_SSL_IGNORE_CERT_WRONG_USAGE`: it need not be meant for TLS servers (extended
+    /// key usage or key usage).
+    pub wrong_usage: bool,
+}
+
+impl IgnoredCertificateErrors {
+    /// Whether any check is relaxed.
+    pub fn any(self) -> bool {
+        self.host_name || self.dates || self.unknown_ca || self.wrong_usage
+    }
+}
+
+/// TLS settings; every check of the server's certificate is on unless relaxed explicitly.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Security {
-    /// Check the server's certificate chain and host name.
-    pub verify_server: bool,
+    /// Certificate defects to accept (none by default).
+    pub ignore: IgnoredCertificateErrors,
     /// Trust these CA certificates (PEM bundle) instead of the system's.
     pub ca_bundle: Option<PathBuf>,
     pub client_certificate: Option<ClientCertificate>,
-}
-
-impl Default for Security {
-    fn default() -> Self {
-        Self {
-            verify_server: true,
-            ca_bundle: None,
-            client_certificate: None,
-        }
-    }
 }
 
 /// One download: from `url` into a temporary file beside `destination`.

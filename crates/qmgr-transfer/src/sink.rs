@@ -12,10 +12,10 @@ use qmgr_core::{ErrorContext, hresult};
 
 use crate::error::TransferError;
 use crate::event::{EngineEvent, RestartReason};
-use crate::request::{TransferId, Validator};
+use crate::request::{IgnoredCertificateErrors, TransferId, Validator};
 use crate::response::{BodyPlan, Expectation, ResponseHead, plan_body};
 use crate::source::Scheme;
-use crate::{ftp_info, http_date};
+use crate::{ftp_info, http_date, tls};
 
 /// The file buffer: large writes, few syscalls, and still a bounded amount of data that a
 /// crash of the process can lose.
@@ -54,8 +54,10 @@ pub(crate) struct Sink {
     writer: Option<BufWriter<File>>,
     pub expectation: Expectation,
     /// A restart already decided before the request (lost file, no validator, changed file).
-    prior_restart: Option<RestartReason>,
+    pub prior_restart: Option<RestartReason>,
     pub known_source: Option<KnownSource>,
+    /// The local source curl reads through `/proc/self/fd`; open as long as the handle.
+    pub source_file: Option<File>,
     max_size: Option<u64>,
     events: Sender<EngineEvent>,
     /// The easy handle this sink belongs to, for ftp facts only curl knows.
@@ -79,6 +81,8 @@ pub(crate) struct Sink {
     pub paused: bool,
     /// The caller paused the transfer.
     pub held: bool,
+    /// Certificate checks this transfer relaxes (applied in curl's SSL_CTX hook).
+    pub ignored_certificate_errors: IgnoredCertificateErrors,
 }
 
 /// Everything a sink starts from.
@@ -91,6 +95,7 @@ pub(crate) struct SinkSetup {
     pub expectation: Expectation,
     pub prior_restart: Option<RestartReason>,
     pub known_source: Option<KnownSource>,
+    pub source_file: Option<File>,
     pub max_size: Option<u64>,
     pub events: Sender<EngineEvent>,
 }
@@ -109,6 +114,7 @@ impl Sink {
             expectation: setup.expectation,
             prior_restart: setup.prior_restart,
             known_source: setup.known_source,
+            source_file: setup.source_file,
             max_size: setup.max_size,
             events: setup.events,
             easy: std::ptr::null_mut(),
@@ -120,7 +126,13 @@ impl Sink {
             consumed: 0,
             paused: false,
             held: false,
+            ignored_certificate_errors: IgnoredCertificateErrors::default(),
         }
+    }
+
+    /// Whether this transfer speaks http or https (and so may be redirected).
+    pub fn scheme_is_http(&self) -> bool {
+        self.scheme.is_http()
     }
 
     /// Whether the response being received is the file's content.
@@ -146,6 +158,12 @@ impl Sink {
     /// Takes the file back, emptied, for an attempt that starts over.
     pub fn take_emptied_file(&mut self) -> Result<File, TransferError> {
         self.empty_file()?;
+        self.take_file()
+    }
+
+    /// Takes the file back as it is, for the next request of the same attempt (a
+    /// redirect's target continues where this one would have).
+    pub fn take_file(&mut self) -> Result<File, TransferError> {
         let writer = self.writer.take().ok_or_else(|| {
             TransferError::permanent(
                 hresult::E_FAIL,
@@ -306,6 +324,13 @@ impl Sink {
 }
 
 impl Handler for Sink {
+    fn ssl_ctx(&mut self, ssl_ctx: *mut std::ffi::c_void) -> Result<(), curl::Error> {
+        if self.ignored_certificate_errors.any() {
+            tls::relax_checks(ssl_ctx, self.ignored_certificate_errors)?;
+        }
+        Ok(())
+    }
+
     fn header(&mut self, line: &[u8]) -> bool {
         if self.scheme.is_http() && self.body_use.is_none() {
             self.head.absorb(line);

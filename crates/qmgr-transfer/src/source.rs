@@ -46,6 +46,17 @@ impl Scheme {
             .find(|scheme| scheme.as_str().eq_ignore_ascii_case(name))
     }
 
+    /// The port a URL of this scheme means when it names none; `None` for `file`.
+    fn default_port(self) -> Option<u16> {
+        match self {
+            Scheme::Http => Some(80),
+            Scheme::Https => Some(443),
+            Scheme::Ftp => Some(21),
+            Scheme::Ftps => Some(990),
+            Scheme::File => None,
+        }
+    }
+
     pub(crate) fn is_http(self) -> bool {
         matches!(self, Scheme::Http | Scheme::Https)
     }
@@ -138,6 +149,42 @@ pub(crate) fn parse_source(remote: &str) -> Result<Source, QmgrError> {
         scheme,
         local_path: None,
     })
+}
+
+/// The origin of a URL — scheme, host and port — as curl compares them before sending
+/// credentials to a redirect target. `None` when the URL cannot be read with certainty
+/// (no scheme, an unknown one, a bad port, an encoded host): callers treat that as a
+/// different origin.
+fn origin(url: &str) -> Option<(Scheme, String, u16)> {
+    let (scheme_name, rest) = url.split_once("://")?;
+    let scheme = Scheme::from_name(scheme_name)?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_and_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let (host, port) = if let Some(bracketed) = host_and_port.strip_prefix('[') {
+        let (address, after) = bracketed.split_once(']')?;
+        (address, after.strip_prefix(':'))
+    } else {
+        match host_and_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_and_port, None),
+        }
+    };
+    if host.is_empty() || host.contains('%') {
+        return None;
+    }
+    let port = match port {
+        None | Some("") => scheme.default_port()?,
+        Some(digits) => digits.parse().ok()?,
+    };
+    Some((scheme, host.to_ascii_lowercase(), port))
+}
+
+/// Whether two URLs share scheme, host and port. Hosts are compared as written:
+/// `127.0.0.1` and `localhost` are different hosts, as they are to curl.
+pub(crate) fn same_origin(first: &str, second: &str) -> bool {
+    origin(first).is_some_and(|first| origin(second) == Some(first))
 }
 
 fn is_scheme_syntax(name: &str) -> bool {
@@ -268,6 +315,31 @@ mod tests {
         assert_eq!(source.local_path.unwrap(), Path::new("/tmp/a b"));
         let source = parse_source("file:///tmp/x?query").unwrap();
         assert_eq!(source.local_path.unwrap(), Path::new("/tmp/x"));
+    }
+
+    #[test]
+    fn origins_differ_by_scheme_host_or_port() {
+        for (first, second) in [
+            ("http://h/a", "http://h:80/b?x"),
+            ("https://H.example/a", "https://h.example:443/"),
+            ("http://user:pw@h:8080/a", "http://h:8080"),
+            ("http://[::1]:81/a", "http://[::1]:81/b"),
+        ] {
+            assert!(same_origin(first, second), "{first} vs {second}");
+        }
+        for (first, second) in [
+            ("http://h/a", "https://h/a"),
+            ("http://h/a", "http://h:81/a"),
+            ("http://127.0.0.1:80/", "http://localhost:80/"),
+            ("http://h/a", "http://h.evil/a"),
+            ("http://h:80@evil/a", "http://h/a"),
+            ("http://[::1]/", "http://[::2]/"),
+            ("http://h/", "not a url"),
+            ("http://h:99999/", "http://h:99999/"),
+            ("http://h%2e/", "http://h%2e/"),
+        ] {
+            assert!(!same_origin(first, second), "{first} vs {second}");
+        }
     }
 
     #[test]

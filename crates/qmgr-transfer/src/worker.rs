@@ -9,14 +9,16 @@ use curl::easy::Easy2;
 use curl::multi::{Easy2Handle, Multi};
 use qmgr_core::{ErrorContext, hresult};
 
-use crate::attempt::{Attempt, Verdict, judge};
+use crate::attempt::{Attempt, Verdict, judge, local_source_url};
 use crate::engine::{Command, EngineConfig};
 use crate::error::TransferError;
 use crate::event::EngineEvent;
-use crate::handle::{HandleDefaults, build};
+use crate::handle::{HandleDefaults, Target, build};
 use crate::request::{CheckedRequest, TransferId};
 use crate::sink::{Sink, SinkFailure, SinkSetup};
+use crate::source::{parse_source, same_origin};
 use crate::throttle::{TokenBucket, fair_share};
+use crate::tls;
 
 /// How long the engine sleeps when nothing needs it; a command wakes it at once.
 const IDLE_WAIT: Duration = Duration::from_secs(5);
@@ -34,7 +36,19 @@ struct Transfer {
     reported_at: Instant,
     /// Already asked again from zero once because of an inconsistent answer.
     restarted_here: bool,
+    hop: Hop,
 }
+
+/// Where a transfer's current request goes: the caller's URL, or the target of the last
+/// redirect followed.
+#[derive(Clone, Debug)]
+struct Hop {
+    url: String,
+    redirects: u32,
+}
+
+/// HTTP statuses whose `Location` the engine follows, as curl would.
+const REDIRECT_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
 
 pub(crate) struct Worker {
     multi: Multi,
@@ -147,7 +161,11 @@ impl Worker {
                     id,
                     temp_path: attempt.temp_path.clone(),
                 });
-                self.add_attempt(id, checked, attempt, None, false);
+                let hop = Hop {
+                    url: checked.source.url.clone(),
+                    redirects: 0,
+                };
+                self.add_attempt(id, checked, attempt, None, false, hop);
             }
             Err(error) => self.emit(EngineEvent::Failed { id, error }),
         }
@@ -161,9 +179,14 @@ impl Worker {
         attempt: Attempt,
         own_limit: Option<TokenBucket>,
         restarted_here: bool,
+        hop: Hop,
     ) {
         let offset = attempt.expectation.offset;
         let if_range = attempt.expectation.validator.if_range().map(str::to_owned);
+        let url = attempt
+            .source_file
+            .as_ref()
+            .map_or_else(|| hop.url.clone(), local_source_url);
         let sink = Sink::new(SinkSetup {
             id,
             scheme: checked.source.scheme,
@@ -173,16 +196,22 @@ impl Worker {
             expectation: attempt.expectation,
             prior_restart: attempt.prior_restart,
             known_source: attempt.known_source,
+            source_file: attempt.source_file,
             max_size: checked.request.max_size,
             events: self.events.clone(),
         });
+        let target = Target {
+            url: &url,
+            send_headers: same_origin(&checked.source.url, &hop.url),
+            offset,
+            if_range: if_range.as_deref(),
+        };
         let added = build(
             sink,
-            &checked.source,
+            target,
+            checked.source.scheme,
             &checked.request,
             &self.defaults,
-            offset,
-            if_range.as_deref(),
         )
         .map_err(|error| describe_setup_error(&error, &checked.source.url))
         .and_then(|easy| self.add_to_multi(id, easy, &checked.source.url));
@@ -195,6 +224,7 @@ impl Worker {
                     reported_bytes: offset,
                     reported_at: Instant::now(),
                     restarted_here,
+                    hop,
                 };
                 self.transfers.insert(id, transfer);
             }
@@ -308,6 +338,7 @@ impl Worker {
             own_limit,
             reported_bytes,
             restarted_here,
+            hop,
             ..
         } = transfer;
         let mut easy = match self.multi.remove2(handle) {
@@ -326,9 +357,34 @@ impl Worker {
             }
         };
         let detail = easy.take_error_buf();
+        let verify_result = tls::verify_result(easy.raw());
         let redirect_url = easy.redirect_url().ok().flatten().map(str::to_owned);
         let url = checked.source.url.clone();
         let sink = easy.get_mut();
+        if let Some(next) = redirect_to_follow(sink, result.as_ref(), redirect_url.as_deref()) {
+            match next_hop(&checked, &hop, next) {
+                Ok(next) => {
+                    let attempt = sink.take_file().map(|file| Attempt {
+                        file,
+                        temp_path: sink.temp_path.clone(),
+                        expectation: sink.expectation.clone(),
+                        prior_restart: sink.prior_restart,
+                        known_source: None,
+                        source_file: None,
+                    });
+                    match attempt {
+                        Ok(attempt) => {
+                            let held = sink.held;
+                            self.add_attempt(id, checked, attempt, own_limit, restarted_here, next);
+                            self.keep_hold(id, held);
+                        }
+                        Err(error) => self.end(id, sink, reported_bytes, Err(error)),
+                    }
+                }
+                Err(error) => self.end(id, sink, reported_bytes, Err(error)),
+            }
+            return;
+        }
         let redirect_target =
             redirect_url.or_else(|| sink.head.redirect_target().map(str::to_owned));
         let verdict = judge(
@@ -337,6 +393,7 @@ impl Worker {
             &url,
             detail.as_deref(),
             redirect_target.as_deref(),
+            verify_result,
         );
         match verdict {
             Verdict::StartOver(reason) if !restarted_here => {
@@ -344,8 +401,12 @@ impl Worker {
                 match sink.take_emptied_file() {
                     Ok(file) => {
                         let known_source = sink.known_source.take();
-                        let attempt = Attempt::over_again(file, temp_path, reason, known_source);
-                        self.add_attempt(id, checked, attempt, own_limit, true);
+                        let source_file = sink.source_file.take();
+                        let attempt =
+                            Attempt::over_again(file, temp_path, reason, known_source, source_file);
+                        let held = sink.held;
+                        self.add_attempt(id, checked, attempt, own_limit, true, hop);
+                        self.keep_hold(id, held);
                     }
                     Err(error) => self.emit(EngineEvent::Failed { id, error }),
                 }
@@ -362,6 +423,14 @@ impl Worker {
             }
             Verdict::Complete => self.end(id, sink, reported_bytes, Ok(())),
             Verdict::Fail(error) => self.end(id, sink, reported_bytes, Err(error)),
+        }
+    }
+
+    /// A transfer the caller paused stays paused in its next request (after a redirect or
+    /// a start over), which curl knows nothing of.
+    fn keep_hold(&mut self, id: TransferId, held: bool) {
+        if let Some(transfer) = self.transfers.get_mut(&id) {
+            transfer.handle.get_mut().held = held;
         }
     }
 
@@ -499,6 +568,62 @@ fn update_limit(
         }
         (None, Some(rate)) => Some(TokenBucket::new(rate, now)),
     }
+}
+
+/// The redirect an ended request asks the engine to follow, if it is one: a complete
+/// redirect answer with a `Location` curl resolved against the request's URL.
+fn redirect_to_follow<'a>(
+    sink: &Sink,
+    result: Result<&(), &curl::Error>,
+    redirect_url: Option<&'a str>,
+) -> Option<&'a str> {
+    let redirects = sink
+        .head
+        .status
+        .is_some_and(|status| REDIRECT_STATUSES.contains(&status));
+    let clean = result.is_ok() && sink.failure.is_none();
+    redirect_url.filter(|_| redirects && clean && sink.scheme_is_http())
+}
+
+/// The next request after a redirect to `location`, within the transfer's redirect limit
+/// and allowed schemes (http may move to https; https to http only if the caller allows
+/// it). A refused redirect fails the transfer with `ERROR_WINHTTP_REDIRECT_FAILED`.
+fn next_hop(checked: &CheckedRequest, hop: &Hop, location: &str) -> Result<Hop, TransferError> {
+    let url = &checked.source.url;
+    let refuse = |why: String| {
+        TransferError::permanent(
+            hresult::HRESULT_WINHTTP_REDIRECT_FAILED,
+            ErrorContext::RemoteFile,
+            format!("{url}: {why}"),
+        )
+    };
+    let max = checked.request.max_redirects;
+    if hop.redirects >= max {
+        return Err(refuse(if max == 0 {
+            format!("the server redirected to {location}, and this transfer may not be redirected")
+        } else {
+            format!("too many redirects (more than {max}); the last pointed to {location}")
+        }));
+    }
+    let allowed = checked
+        .source
+        .scheme
+        .allowed_protocols(checked.request.allow_https_to_http);
+    let scheme_allowed = parse_source(location).is_ok_and(|target| {
+        target.scheme.is_http()
+            && allowed
+                .split(',')
+                .any(|name| name == target.scheme.as_str())
+    });
+    if !scheme_allowed {
+        return Err(refuse(format!(
+            "the redirect to {location} was refused: its scheme is not allowed for this transfer"
+        )));
+    }
+    Ok(Hop {
+        url: location.to_owned(),
+        redirects: hop.redirects + 1,
+    })
 }
 
 fn describe_setup_error(error: &curl::Error, url: &str) -> TransferError {

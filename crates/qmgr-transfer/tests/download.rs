@@ -214,7 +214,10 @@ fn https_works_with_the_servers_ca_and_fails_permanently_without_it() {
     let untrusted = harness.request(&server.url("/data/100k"), "insecure");
     let error = harness.run(untrusted).failed();
     assert!(!error.transient, "{error}");
-    assert_eq!(error.error.hresult, hresult::HRESULT_WINHTTP_SECURE_FAILURE);
+    assert_eq!(
+        error.error.hresult,
+        hresult::HRESULT_WINHTTP_SECURE_INVALID_CA
+    );
 }
 
 /// Relays connections on a port of its own to `target`, counting them.
