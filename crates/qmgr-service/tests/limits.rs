@@ -18,6 +18,7 @@ use qmgr_core::service::{GroupChange, JobChange, NewFile, QueueService, QueueSer
 use qmgr_core::store::Store;
 use qmgr_core::{Guid, JobState, JobType, QmgrError};
 use qmgr_ipc::{Client, Launcher};
+use qmgr_tests::users::OtherUser;
 
 /// A private qmgrd instance: its own state, config and runtime directories, plus whatever
 /// extra environment the test gives the daemon.
@@ -471,4 +472,72 @@ fn a_relative_program_from_an_older_store_is_not_run() {
         instance.log()
     );
     assert!(!marker.exists(), "the relative program ran");
+}
+
+const QUOTA_CHILD_ENV: &str = "QMGR_LIMITS_QUOTA_CHILD";
+const QUOTA: u32 = 3;
+
+/// The other user's side of `legacy_groups_count_against_max_jobs_per_user`: with
+/// `max_jobs_per_user` = [`QUOTA`], its own qmgrd takes three groups and then refuses both a
+/// fourth group and a job.
+#[test]
+#[ignore = "runs only as another user, started by legacy_groups_count_against_max_jobs_per_user"]
+fn quota_child() {
+    let Some(root) = std::env::var_os(QUOTA_CHILD_ENV).map(PathBuf::from) else {
+        return;
+    };
+    let config = root.join("config/qmgr");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        format!("max_jobs_per_user = {QUOTA}\n"),
+    )
+    .unwrap();
+    let client = Client::connect_or_spawn(&StatePaths::from_env().unwrap()).unwrap();
+    assert_ne!(client.service_uid(), 0, "the child runs as another user");
+    for _ in 0..QUOTA {
+        client.create_group(Guid::new_random()).unwrap();
+    }
+    refused(
+        client.create_group(Guid::new_random()),
+        hresult::BG_E_TOO_MANY_JOBS_PER_USER,
+        &["max_jobs_per_user", "3"],
+    );
+    refused(
+        client.create_job("one too many", JobType::Download),
+        hresult::BG_E_TOO_MANY_JOBS_PER_USER,
+        &["legacy groups"],
+    );
+    assert_eq!(client.groups().unwrap().len(), QUOTA as usize);
+    println!("quota held");
+}
+
+#[test]
+fn legacy_groups_count_against_max_jobs_per_user() {
+    let Some(user) = OtherUser::create("legacy_groups_count_against_max_jobs_per_user") else {
+        return;
+    };
+    let root = user.home().join("qmgr-test");
+    let output = user
+        .command(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "quota_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(QUOTA_CHILD_ENV, &root)
+        .env("XDG_STATE_HOME", root.join("state"))
+        .env("XDG_CONFIG_HOME", root.join("config"))
+        .env("XDG_RUNTIME_DIR", root.join("run"))
+        .env("QMGRD", env!("CARGO_BIN_EXE_qmgrd"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("quota held"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
