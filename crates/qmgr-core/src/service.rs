@@ -29,7 +29,9 @@ pub const LIST_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Where a listing continues: the position of the last item sent. Items are ordered by
 /// `(key, id)`: creation order for jobs, creation time for groups. Items created or removed
-/// between two pages appear or vanish as they would in a later listing; none repeats.
+/// between two pages appear or vanish as they would in a later listing; none repeats. A
+/// cursor belongs to the service run that made it: job positions are numbered afresh when
+/// qmgrd starts, so a listing that spans a restart of qmgrd may miss jobs.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
