@@ -108,12 +108,13 @@ pub enum Command {
         #[arg(value_parser = parse_duration_arg)]
         timeout: Duration,
     },
-    /// Set the program run when a job transfers or fails (run without a shell)
+    /// Set the program run when a job transfers or fails: an absolute path, run without a
+    /// shell, with PATH=/usr/bin:/bin and only HOME, USER, LOGNAME and LANG besides
     #[command(alias = "set-notify-cmd-line")]
     Setnotifycmdline {
         /// The job (GUID, GUID prefix or display name)
         job: String,
-        /// Absolute path of the program
+        /// Absolute path of the program (at most 260 characters; a relative one is refused)
         #[arg(required_unless_present = "clear")]
         program: Option<String>,
         /// Its command line, split as Windows splits one (CommandLineToArgvW); as on Windows

@@ -141,7 +141,8 @@ pub fn validate_remote_name(name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(QmgrError::invalid_arg("the remote name is empty"));
     }
-    let chars = name.chars().count();
+    // Windows counts UTF-16 code units; so a name is at most 3 bytes a character here.
+    let chars = name.encode_utf16().count();
     if chars > MAX_REMOTE_NAME_CHARS {
         return Err(QmgrError::invalid_arg(format!(
             "the remote name is {chars} characters long; the limit is {MAX_REMOTE_NAME_CHARS}"

@@ -64,8 +64,50 @@ pub struct ProxySettings {
 /// The program BITS runs when the job transfers or fails (SetNotifyCmdLine).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NotifyCommand {
+    /// An absolute path: qmgrd never searches its `PATH` or its working directory.
     pub program: String,
     pub parameters: Option<String>,
+}
+
+impl NotifyCommand {
+    /// SetNotifyCmdLine's rules, all `E_INVALIDARG`: the program is an absolute path of at
+    /// most [`MAX_NOTIFY_PROGRAM_CHARS`] characters (Windows' MAX_PATH), the parameters at
+    /// most [`MAX_NOTIFY_PARAMETERS_CHARS`], and neither holds a NUL. The service checks a
+    /// command when it is set and again before it runs one read back from an older store.
+    pub fn validate(&self) -> Result<()> {
+        check_length(
+            &self.program,
+            MAX_NOTIFY_PROGRAM_CHARS,
+            "notify program",
+            hresult::E_INVALIDARG,
+        )?;
+        if self.program.contains('\0') {
+            return Err(QmgrError::invalid_arg(
+                "the notify program contains a NUL character",
+            ));
+        }
+        if !self.program.starts_with('/') {
+            return Err(QmgrError::invalid_arg(format!(
+                "the notify program {:?} is not an absolute path; qmgrd never searches its \
+                 PATH or its working directory",
+                self.program
+            )));
+        }
+        if let Some(parameters) = &self.parameters {
+            check_length(
+                parameters,
+                MAX_NOTIFY_PARAMETERS_CHARS,
+                "notify parameters",
+                hresult::E_INVALIDARG,
+            )?;
+            if parameters.contains('\0') {
+                return Err(QmgrError::invalid_arg(
+                    "the notify parameters contain a NUL character",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `BG_NOTIFY_*` flags.
@@ -127,8 +169,24 @@ pub struct JobSettings {
 pub const DEFAULT_MINIMUM_RETRY_DELAY: Duration = Duration::from_secs(600);
 pub const DEFAULT_NO_PROGRESS_TIMEOUT: Duration = Duration::from_secs(1_209_600);
 pub const MINIMUM_RETRY_DELAY_FLOOR: Duration = Duration::from_secs(5);
+
+// Lengths are counted in UTF-16 code units (Windows' characters), without the NUL.
+/// Display names of jobs and legacy groups (`BG_E_STRING_TOO_LONG` for jobs).
 pub const MAX_DISPLAY_NAME_CHARS: usize = 256;
+/// Descriptions of jobs and legacy groups (`BG_E_STRING_TOO_LONG` for jobs).
 pub const MAX_DESCRIPTION_CHARS: usize = 1024;
+/// SetNotifyCmdLine's program: MAX_PATH (`E_INVALIDARG`).
+pub const MAX_NOTIFY_PROGRAM_CHARS: usize = 260;
+/// SetNotifyCmdLine's parameters (`E_INVALIDARG`).
+pub const MAX_NOTIFY_PARAMETERS_CHARS: usize = 4000;
+/// SetCustomHeaders' block: 16,384 characters with the NUL (`BG_E_STRING_TOO_LONG`).
+pub const MAX_CUSTOM_HEADERS_CHARS: usize = 16_383;
+/// SetProxySettings' proxy list and bypass list, each (`BG_E_PROXY_LIST_TOO_LARGE`,
+/// `BG_E_PROXY_BYPASS_LIST_TOO_LARGE`).
+pub const MAX_PROXY_LIST_CHARS: usize = 32_000;
+/// An entity tag or Last-Modified value longer than this is not kept: no real server sends
+/// one, and a file's record must stay small (a longer one is treated as absent).
+pub const MAX_VALIDATOR_BYTES: usize = 1024;
 
 impl Default for JobSettings {
     fn default() -> Self {
@@ -217,7 +275,12 @@ impl Job {
         settings: JobSettings,
         now: Timestamp,
     ) -> Result<Job> {
-        check_length(display_name, MAX_DISPLAY_NAME_CHARS, "display name")?;
+        check_length(
+            display_name,
+            MAX_DISPLAY_NAME_CHARS,
+            "display name",
+            hresult::BG_E_STRING_TOO_LONG,
+        )?;
         Ok(Job {
             id,
             job_type,
@@ -366,7 +429,12 @@ impl Job {
 
     pub fn set_display_name(&mut self, name: &str, now: Timestamp) -> Result<()> {
         self.ensure_mutable()?;
-        check_length(name, MAX_DISPLAY_NAME_CHARS, "display name")?;
+        check_length(
+            name,
+            MAX_DISPLAY_NAME_CHARS,
+            "display name",
+            hresult::BG_E_STRING_TOO_LONG,
+        )?;
         name.clone_into(&mut self.display_name);
         self.times.modified = now;
         Ok(())
@@ -374,7 +442,12 @@ impl Job {
 
     pub fn set_description(&mut self, description: &str, now: Timestamp) -> Result<()> {
         self.ensure_mutable()?;
-        check_length(description, MAX_DESCRIPTION_CHARS, "description")?;
+        check_length(
+            description,
+            MAX_DESCRIPTION_CHARS,
+            "description",
+            hresult::BG_E_STRING_TOO_LONG,
+        )?;
         description.clone_into(&mut self.description);
         self.times.modified = now;
         Ok(())
@@ -434,11 +507,12 @@ impl Job {
         outcome
     }
 
-    /// The server told us the size and validators of file `index`.
+    /// The server told us the size and validators of file `index`. A validator longer
+    /// than [`MAX_VALIDATOR_BYTES`] is dropped.
     pub fn record_response(&mut self, index: usize, total: Option<u64>, validator: Validator) {
         if let Some(file) = self.files.get_mut(index) {
             file.bytes_total = total.unwrap_or(file::SIZE_UNKNOWN);
-            file.validator = validator;
+            file.validator = bounded(validator);
         }
     }
 
@@ -446,7 +520,7 @@ impl Job {
     pub fn restart_file(&mut self, index: usize, validator: Validator) {
         if let Some(file) = self.files.get_mut(index) {
             file.bytes_transferred = 0;
-            file.validator = validator;
+            file.validator = bounded(validator);
         }
     }
 
@@ -582,12 +656,22 @@ fn no_progress_error(last: JobError) -> JobError {
     }
 }
 
-fn check_length(text: &str, max_chars: usize, what: &str) -> Result<()> {
-    // Windows counts UTF-16 code units.
+/// A validator without the values longer than [`MAX_VALIDATOR_BYTES`].
+fn bounded(validator: Validator) -> Validator {
+    let keep = |value: Option<String>| value.filter(|v| v.len() <= MAX_VALIDATOR_BYTES);
+    Validator {
+        etag: keep(validator.etag),
+        last_modified: keep(validator.last_modified),
+    }
+}
+
+/// Refuses `text` longer than `max_chars` characters with `code`, naming what it is and the
+/// limit. Windows counts UTF-16 code units, and so does this.
+pub fn check_length(text: &str, max_chars: usize, what: &str, code: HResult) -> Result<()> {
     let units = text.encode_utf16().count();
     if units > max_chars {
         Err(QmgrError::new(
-            hresult::BG_E_STRING_TOO_LONG,
+            code,
             ErrorContext::None,
             format!("the {what} is {units} characters long; the limit is {max_chars}"),
         ))

@@ -19,7 +19,26 @@ use crate::state::{JobState, JobType};
 use crate::time::Timestamp;
 
 /// Version of the request/answer vocabulary; the IPC handshake compares it.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: listings come in pages (`ListJobs`/`ListGroups` take a cursor, answer a page).
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The size a page of a listing stays under, as encoded on the wire (it always holds at
+/// least one item). With the limits on names, files and settings, one job fits a frame;
+/// pages make any number of jobs fit.
+pub const LIST_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Where a listing continues: the position of the last item sent. Items are ordered by
+/// `(key, id)`: creation order for jobs, creation time for groups. Items created or removed
+/// between two pages appear or vanish as they would in a later listing; none repeats. A
+/// cursor belongs to the service run that made it: job positions are numbered afresh when
+/// qmgrd starts, so a listing that spans a restart of qmgrd may miss jobs.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct ListCursor {
+    pub key: i64,
+    pub id: Guid,
+}
 
 /// A file to add: where it comes from and the absolute path it gets on Complete.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -78,9 +97,11 @@ pub enum Request {
     GetJob {
         job: Guid,
     },
-    /// The caller's jobs, or every user's (administrators only: `E_ACCESSDENIED` otherwise).
+    /// The caller's jobs, or every user's (administrators only: `E_ACCESSDENIED` otherwise),
+    /// one page from just after `after` (from the start when `None`); see [`LIST_PAGE_BYTES`].
     ListJobs {
         all_users: bool,
+        after: Option<ListCursor>,
     },
     AddFiles {
         job: Guid,
@@ -116,7 +137,10 @@ pub enum Request {
     GetGroup {
         group: Guid,
     },
-    ListGroups,
+    /// The caller's legacy groups (every user's, for root), one page at a time as ListJobs.
+    ListGroups {
+        after: Option<ListCursor>,
+    },
     /// IBackgroundCopyGroup::CreateJob: the group's one job, with the caller's GUID.
     CreateGroupJob {
         group: Guid,
@@ -198,9 +222,17 @@ pub enum Response {
     },
     JobCreated(Guid),
     Job(Box<JobView>),
-    Jobs(Vec<JobView>),
+    /// A page of a job listing; `next` is the cursor for the next page, `None` after the last.
+    JobPage {
+        jobs: Vec<JobView>,
+        next: Option<ListCursor>,
+    },
     Group(Box<GroupView>),
-    Groups(Vec<GroupView>),
+    /// A page of a group listing, as [`Response::JobPage`].
+    GroupPage {
+        groups: Vec<GroupView>,
+        next: Option<ListCursor>,
+    },
 }
 
 /// What a notification is about.
@@ -257,10 +289,21 @@ pub trait QueueServiceExt: QueueService {
         }
     }
 
+    /// Every page of the job listing, concatenated.
     fn jobs(&self, all_users: bool) -> Result<Vec<JobView>> {
-        match self.execute(Request::ListJobs { all_users })? {
-            Response::Jobs(views) => Ok(views),
-            other => Err(unexpected("ListJobs", &other)),
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            match self.execute(Request::ListJobs { all_users, after })? {
+                Response::JobPage { jobs, next } => {
+                    all.extend(jobs);
+                    match advance(after, next, "ListJobs")? {
+                        Some(cursor) => after = Some(cursor),
+                        None => return Ok(all),
+                    }
+                }
+                other => return Err(unexpected("ListJobs", &other)),
+            }
         }
     }
 
@@ -323,15 +366,41 @@ pub trait QueueServiceExt: QueueService {
         }
     }
 
+    /// Every page of the group listing, concatenated.
     fn groups(&self) -> Result<Vec<GroupView>> {
-        match self.execute(Request::ListGroups)? {
-            Response::Groups(views) => Ok(views),
-            other => Err(unexpected("ListGroups", &other)),
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            match self.execute(Request::ListGroups { after })? {
+                Response::GroupPage { groups, next } => {
+                    all.extend(groups);
+                    match advance(after, next, "ListGroups")? {
+                        Some(cursor) => after = Some(cursor),
+                        None => return Ok(all),
+                    }
+                }
+                other => return Err(unexpected("ListGroups", &other)),
+            }
         }
     }
 }
 
 impl<T: QueueService + ?Sized> QueueServiceExt for T {}
+
+/// The cursor of the next page, refusing one that does not move forward (a listing that
+/// would never end).
+fn advance(
+    after: Option<ListCursor>,
+    next: Option<ListCursor>,
+    request: &str,
+) -> Result<Option<ListCursor>> {
+    match (after, next) {
+        (Some(before), Some(next)) if next <= before => Err(QmgrError::internal(format!(
+            "the service answered {request} with a page that does not move forward"
+        ))),
+        (_, next) => Ok(next),
+    }
+}
 
 fn done(response: Response, request: &str) -> Result<HResult> {
     match response {
@@ -396,12 +465,84 @@ mod tests {
         );
     }
 
+    fn view(name: &str) -> JobView {
+        let job = Job::new(
+            Guid::new_random(),
+            name,
+            JobType::Download,
+            1000,
+            crate::job::JobSettings::default(),
+            Timestamp::ZERO,
+        )
+        .unwrap();
+        JobView {
+            job,
+            waiting: None,
+            attempts: Vec::new(),
+        }
+    }
+
+    fn cursor(key: i64) -> ListCursor {
+        ListCursor {
+            key,
+            id: Guid::default(),
+        }
+    }
+
+    #[test]
+    fn listings_fetch_every_page_in_order() {
+        let (a, b, c) = (view("a"), view("b"), view("c"));
+        let service = scripted(vec![
+            Ok(Response::JobPage {
+                jobs: vec![a.clone(), b.clone()],
+                next: Some(cursor(2)),
+            }),
+            Ok(Response::JobPage {
+                jobs: vec![c.clone()],
+                next: None,
+            }),
+        ]);
+        assert_eq!(service.jobs(false).unwrap(), vec![a, b, c]);
+        assert_eq!(
+            *service.seen.lock().unwrap(),
+            vec![
+                Request::ListJobs {
+                    all_users: false,
+                    after: None
+                },
+                Request::ListJobs {
+                    all_users: false,
+                    after: Some(cursor(2))
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_listing_whose_cursor_does_not_move_forward_is_an_error() {
+        let page = |key| {
+            Ok(Response::GroupPage {
+                groups: Vec::new(),
+                next: Some(cursor(key)),
+            })
+        };
+        let service = scripted(vec![page(5), page(5)]);
+        let error = service.groups().unwrap_err();
+        assert!(
+            error.description.contains("does not move forward"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn errors_pass_through_and_mismatched_answers_are_errors() {
         let id = Guid::new_random();
         let service = scripted(vec![
             Err(QmgrError::from_code(hresult::BG_E_NOT_FOUND)),
-            Ok(Response::Jobs(Vec::new())),
+            Ok(Response::JobPage {
+                jobs: Vec::new(),
+                next: None,
+            }),
         ]);
         assert_eq!(
             service.resume(id).unwrap_err().hresult,

@@ -34,8 +34,6 @@ use crate::notify;
 use crate::runtime::Queue;
 use crate::strings::{to_co_task, to_co_task_optional};
 
-/// The longest custom header block, in UTF-16 units without the NUL (16 384 with it).
-const MAX_CUSTOM_HEADERS_UNITS: usize = 16_383;
 /// Files one AddFileSet call may carry (the service's per-job limit is far lower).
 const MAX_FILE_SET: u32 = 65_536;
 /// The security flags SetSecurityFlags accepts (`BG_SSL_*`, `BG_HTTP_REDIRECT_POLICY_*`).
@@ -674,16 +672,8 @@ thunks! { JobObject, IBackgroundCopyJobHttpOptions, HTTP_OPTIONS;
         Ok(hresult::S_OK)
     }
     fn SetCustomHeaders(job, RequestHeaders: LPCWSTR) {
-        let headers = RequestHeaders.string("RequestHeaders")?;
-        if let Some(text) = &headers {
-            let units = text.encode_utf16().count();
-            if units > MAX_CUSTOM_HEADERS_UNITS {
-                return Err(QmgrError::from_code(hresult::BG_E_STRING_TOO_LONG).context(format_args!(
-                    "the custom headers are {units} characters long; the limit is {MAX_CUSTOM_HEADERS_UNITS}"
-                )));
-            }
-        }
-        job.set(JobChange::CustomHeaders(headers))
+        // The service checks the block's length (BG_E_STRING_TOO_LONG) and its lines.
+        job.set(JobChange::CustomHeaders(RequestHeaders.string("RequestHeaders")?))
     }
     fn GetCustomHeaders(job, pRequestHeaders: *mut LPWSTR) {
         let out = pRequestHeaders.out("pRequestHeaders")?;

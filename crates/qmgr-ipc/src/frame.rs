@@ -54,6 +54,14 @@ pub fn encode_frame<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
     Ok(bytes)
 }
 
+/// How many bytes `message` takes in a frame's payload, without encoding it (the service
+/// measures listing pages with this).
+pub fn encoded_len<T: Serialize + ?Sized>(message: &T) -> usize {
+    // Measuring cannot fail where encoding would not: a message that cannot be encoded
+    // counts as too large.
+    postcard::experimental::serialized_size(message).unwrap_or(usize::MAX)
+}
+
 /// Writes `message` as one frame with a single `write_all`, so a frame is never
 /// interleaved with another writer's and costs one system call.
 pub fn write_frame<T: Serialize>(writer: &mut impl Write, message: &T) -> Result<(), FrameError> {
@@ -148,6 +156,12 @@ mod tests {
         let len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
         assert_eq!(len, bytes.len() - 4);
         assert_eq!(&bytes[4..], postcard::to_stdvec(&sample()).unwrap());
+    }
+
+    #[test]
+    fn the_measured_length_is_the_payload_length() {
+        let bytes = encode_frame(&sample()).unwrap();
+        assert_eq!(encoded_len(&sample()), bytes.len() - 4);
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub fn request_name(request: &Request) -> &'static str {
         Request::SetJob { .. } => "SetJob",
         Request::CreateGroup { .. } => "CreateGroup",
         Request::GetGroup { .. } => "GetGroup",
-        Request::ListGroups => "ListGroups",
+        Request::ListGroups { .. } => "ListGroups",
         Request::CreateGroupJob { .. } => "CreateGroupJob",
         Request::SetGroup { .. } => "SetGroup",
         Request::ResumeGroup { .. } => "ResumeGroup",

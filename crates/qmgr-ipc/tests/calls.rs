@@ -59,7 +59,9 @@ fn errors_cross_the_wire_with_code_and_description() {
     let error = client.job(missing).unwrap_err();
     assert_eq!(error.hresult, hresult::BG_E_NOT_FOUND);
     assert!(error.description.contains(&missing.to_string()), "{error}");
-    let error = client.execute(Request::ListGroups).unwrap_err();
+    let error = client
+        .execute(Request::ListGroups { after: None })
+        .unwrap_err();
     assert_eq!(error.hresult, hresult::E_NOTIMPL);
     // Validation inside the handler (an over-long display name) comes back as it was made.
     let error = client
@@ -329,10 +331,16 @@ fn typed_answers_match_the_request() {
     let instance = Instance::start();
     let client = Client::connect(&instance.paths).unwrap();
     assert!(matches!(
-        client.execute(Request::ListJobs { all_users: false }),
-        Ok(Response::Jobs(_))
+        client.execute(Request::ListJobs {
+            all_users: false,
+            after: None
+        }),
+        Ok(Response::JobPage { .. })
     ));
-    let all_users = client.execute(Request::ListJobs { all_users: true });
+    let all_users = client.execute(Request::ListJobs {
+        all_users: true,
+        after: None,
+    });
     if client.service_uid() == 0 {
         assert!(all_users.is_ok());
     } else {

@@ -10,8 +10,8 @@ use qmgr_core::group::Group;
 use qmgr_core::hresult;
 use qmgr_core::job::{JobError, JobSettings, NotifyCommand, ProxySettings, ProxyUsage};
 use qmgr_core::service::{
-    Attempt, GroupChange, GroupView, JobChange, JobView, NewFile, Notification, NotificationKind,
-    Request, Response, WaitReason,
+    Attempt, GroupChange, GroupView, JobChange, JobView, ListCursor, NewFile, Notification,
+    NotificationKind, Request, Response, WaitReason,
 };
 use qmgr_core::{ErrorContext, Guid, Job, JobPriority, JobState, JobType, QmgrError, Timestamp};
 use qmgr_ipc::frame::{MAX_FRAME_LEN, decode, encode_frame, read_frame};
@@ -83,7 +83,17 @@ fn sample_requests() -> Vec<Request> {
             job_type: JobType::UploadReply,
         },
         Request::GetJob { job: guid(1) },
-        Request::ListJobs { all_users: true },
+        Request::ListJobs {
+            all_users: true,
+            after: None,
+        },
+        Request::ListJobs {
+            all_users: false,
+            after: Some(ListCursor {
+                key: 41,
+                id: guid(9),
+            }),
+        },
         Request::AddFiles {
             job: guid(1),
             files: vec![
@@ -105,7 +115,13 @@ fn sample_requests() -> Vec<Request> {
         Request::TakeOwnership { job: guid(6) },
         Request::CreateGroup { group: guid(7) },
         Request::GetGroup { group: guid(7) },
-        Request::ListGroups,
+        Request::ListGroups { after: None },
+        Request::ListGroups {
+            after: Some(ListCursor {
+                key: -3,
+                id: guid(7),
+            }),
+        },
         Request::CreateGroupJob {
             group: guid(7),
             job: guid(8),
@@ -234,16 +250,28 @@ fn sample_responses() -> Vec<Response> {
         },
         Response::JobCreated(guid(1)),
         Response::Job(Box::new(sample_job_view())),
-        Response::Jobs(waiting_views),
-        Response::Jobs(Vec::new()),
+        Response::JobPage {
+            jobs: waiting_views,
+            next: Some(ListCursor {
+                key: 7,
+                id: guid(1),
+            }),
+        },
+        Response::JobPage {
+            jobs: Vec::new(),
+            next: None,
+        },
         Response::Group(Box::new(sample_group_view())),
-        Response::Groups(vec![
-            sample_group_view(),
-            GroupView {
-                group: Group::new(guid(2), 5, Timestamp(0)),
-                job: None,
-            },
-        ]),
+        Response::GroupPage {
+            groups: vec![
+                sample_group_view(),
+                GroupView {
+                    group: Group::new(guid(2), 5, Timestamp(0)),
+                    job: None,
+                },
+            ],
+            next: None,
+        },
     ]
 }
 
@@ -255,9 +283,9 @@ fn response_variant(response: &Response) -> usize {
         Response::Pong { .. } => 1,
         Response::JobCreated(_) => 2,
         Response::Job(_) => 3,
-        Response::Jobs(_) => 4,
+        Response::JobPage { .. } => 4,
         Response::Group(_) => 5,
-        Response::Groups(_) => 6,
+        Response::GroupPage { .. } => 6,
     }
 }
 const RESPONSE_VARIANTS: usize = 7;
@@ -309,6 +337,73 @@ fn every_response_variant_round_trips_as_an_answer() {
         result: Err(sample_error()),
     };
     assert_eq!(round_trip(&failure), failure);
+}
+
+/// A job with every name and setting at its longest (three UTF-8 bytes a character where
+/// the limit counts characters) and `max_files_per_job` at its ceiling still travels in one
+/// answer frame, with room for a page's worth more: so a listing page always fits.
+#[test]
+fn a_job_at_every_limit_fits_one_frame() {
+    use qmgr_core::config::MAX_FILES_PER_JOB_CEILING;
+    use qmgr_core::file::{MAX_LOCAL_NAME_BYTES, MAX_REMOTE_NAME_CHARS};
+    use qmgr_core::job::{
+        MAX_CUSTOM_HEADERS_CHARS, MAX_DESCRIPTION_CHARS, MAX_DISPLAY_NAME_CHARS,
+        MAX_NOTIFY_PARAMETERS_CHARS, MAX_NOTIFY_PROGRAM_CHARS, MAX_PROXY_LIST_CHARS,
+        MAX_VALIDATOR_BYTES,
+    };
+    use qmgr_core::service::LIST_PAGE_BYTES;
+    let wide = |chars: usize| "€".repeat(chars);
+    let mut view = sample_job_view();
+    let job = &mut view.job;
+    job.display_name = wide(MAX_DISPLAY_NAME_CHARS);
+    job.description = wide(MAX_DESCRIPTION_CHARS);
+    job.settings.notify_command = Some(NotifyCommand {
+        program: wide(MAX_NOTIFY_PROGRAM_CHARS),
+        parameters: Some(wide(MAX_NOTIFY_PARAMETERS_CHARS)),
+    });
+    job.settings.custom_headers = Some(wide(MAX_CUSTOM_HEADERS_CHARS));
+    job.settings.proxy = ProxySettings {
+        usage: ProxyUsage::Override,
+        proxy_list: Some(wide(MAX_PROXY_LIST_CHARS)),
+        bypass_list: Some(wide(MAX_PROXY_LIST_CHARS)),
+    };
+    job.settings.client_certificate = Some(ClientCertificate {
+        store_location: 0,
+        store_name: "s".repeat(255),
+        selector: CertificateSelector::Subject(wide(1024)),
+    });
+    let local = "l".repeat(MAX_LOCAL_NAME_BYTES);
+    let mut file = FileRecord::new(&wide(MAX_REMOTE_NAME_CHARS), &local);
+    file.temp_name = Some(format!("{local}/BIT0123456789ABCDEF.tmp"));
+    file.validator.etag = Some("e".repeat(MAX_VALIDATOR_BYTES));
+    file.validator.last_modified = Some("m".repeat(MAX_VALIDATOR_BYTES));
+    job.files = vec![file; MAX_FILES_PER_JOB_CEILING as usize];
+    // Errors name URLs and paths; give each of the six kept a generous 64 KiB.
+    let mut error = sample_error();
+    error.description = "d".repeat(64 * 1024);
+    job.error.as_mut().unwrap().error = error.clone();
+    view.attempts = vec![
+        Attempt {
+            at: Timestamp(1),
+            file: 0,
+            http_status: Some(500),
+            bytes: 1,
+            error: Some(error),
+        };
+        5
+    ];
+    let answer = ServiceMessage::Answer {
+        id: u64::MAX,
+        result: Ok(Response::Group(Box::new(GroupView {
+            group: Group::new(guid(2), 5, Timestamp(0)),
+            job: Some(view),
+        }))),
+    };
+    let len = encode_frame(&answer).unwrap().len();
+    assert!(
+        len + LIST_PAGE_BYTES <= MAX_FRAME_LEN as usize,
+        "the largest job takes {len} bytes"
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The notification command line (SetNotifyCmdLine): its parameters are split as Windows'
-//! `CommandLineToArgvW` splits them, and the program runs without a shell.
+//! `CommandLineToArgvW` splits them, and the program runs without a shell and with a minimal
+//! environment.
 
 use std::process::{Command, Stdio};
 
@@ -66,12 +67,33 @@ pub fn split_parameters(text: &str) -> Vec<String> {
     args
 }
 
-/// Starts the program of a notification command, detached, with no shell and the standard
-/// streams on /dev/null. Windows passes the whole parameter string, whose first word is
-/// conventionally the program name again; qmgr follows that: the first parsed parameter
-/// is argv[0] when the string is given.
+/// The `PATH` a notification program gets.
+pub const NOTIFY_PATH: &str = "/usr/bin:/bin";
+
+/// Variables a notification program gets from qmgrd's own environment, when set there.
+/// Nothing else of it passes: qmgrd's environment is that of whichever client started it.
+pub const NOTIFY_INHERITED: [&str; 4] = ["HOME", "USER", "LOGNAME", "LANG"];
+
+/// Starts the program of a notification command, detached, with no shell, the standard
+/// streams on /dev/null and a minimal environment (`PATH` = [`NOTIFY_PATH`] and the
+/// [`NOTIFY_INHERITED`] variables). Windows passes the whole parameter string, whose first
+/// word is conventionally the program name again; qmgr follows that: the first parsed
+/// parameter is argv[0] when the string is given. The program must be an absolute path
+/// (the service checks; this refuses anything else too, so no `PATH` search ever happens).
 pub fn run(command: &NotifyCommand) -> std::io::Result<()> {
+    if !command.program.starts_with('/') {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the program is not an absolute path",
+        ));
+    }
     let mut process = Command::new(&command.program);
+    process.env_clear().env("PATH", NOTIFY_PATH);
+    for name in NOTIFY_INHERITED {
+        if let Some(value) = std::env::var_os(name) {
+            process.env(name, value);
+        }
+    }
     if let Some(parameters) = &command.parameters {
         let mut words = split_parameters(parameters).into_iter();
         if let Some(first) = words.next() {

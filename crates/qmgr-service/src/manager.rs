@@ -20,15 +20,19 @@ use qmgr_core::error::{ErrorContext, QmgrError, Result};
 use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::group::Group;
 use qmgr_core::hresult;
-use qmgr_core::job::{JobPriority, ProxyUsage, notify, security};
+use qmgr_core::job::{
+    JobPriority, MAX_CUSTOM_HEADERS_CHARS, MAX_DESCRIPTION_CHARS, MAX_DISPLAY_NAME_CHARS,
+    MAX_PROXY_LIST_CHARS, ProxyUsage, check_length, notify, security,
+};
 use qmgr_core::paths::StatePaths;
 use qmgr_core::schedule::{self, Candidate, Limits, Running};
 use qmgr_core::service::{
-    Attempt, GroupChange, GroupView, JobChange, JobView, NewFile, Notification, NotificationKind,
-    Request, Response, WaitReason,
+    Attempt, GroupChange, GroupView, JobChange, JobView, LIST_PAGE_BYTES, ListCursor, NewFile,
+    Notification, NotificationKind, Request, Response, WaitReason,
 };
 use qmgr_core::store::{ProgressBatcher, ProgressUpdate, Store};
 use qmgr_core::{Guid, Job, JobError, JobState, JobType, Outcome, Timestamp};
+use qmgr_ipc::frame::encoded_len;
 use qmgr_transfer::{
     Engine, EngineConfig, EngineEvent, Overwrite, PartialFile, ProxyChoice, TransferId,
     TransferRequest,
@@ -45,6 +49,10 @@ const MIN_PASS_INTERVAL: Duration = Duration::from_millis(5);
 const ATTEMPTS_KEPT: usize = 5;
 /// The uid with every right.
 const ROOT: u32 = 0;
+/// A certificate store name is one directory name (NAME_MAX bytes).
+const MAX_CERTIFICATE_STORE_NAME_BYTES: usize = 255;
+/// SetClientCertificateByName's subject, in characters.
+const MAX_CERTIFICATE_SUBJECT_CHARS: usize = 1024;
 
 /// The queue manager. Cloning gives another handle on the same queue.
 #[derive(Clone)]
@@ -465,7 +473,9 @@ impl State {
                 .jobs
                 .get(job)
                 .is_some_and(|e| e.job.state == JobState::Queued),
-            Request::ListJobs { .. } | Request::GetGroup { .. } | Request::ListGroups => true,
+            Request::ListJobs { .. } | Request::GetGroup { .. } | Request::ListGroups { .. } => {
+                true
+            }
             _ => false,
         };
         if shows_the_line {
@@ -483,21 +493,26 @@ impl State {
                 let entry = self.entry(uid, job)?;
                 Ok(Response::Job(Box::new(entry.view(&self.view_context()))))
             }
-            Request::ListJobs { all_users } => {
+            Request::ListJobs { all_users, after } => {
                 if all_users && uid != ROOT {
                     return Err(QmgrError::from_code(hresult::E_ACCESSDENIED)
                         .context("listing every user's jobs needs root"));
                 }
-                let mut entries: Vec<&Entry> = self
+                let cursor = |e: &Entry| ListCursor {
+                    key: i64::try_from(e.seq).unwrap_or(i64::MAX),
+                    id: e.job.id,
+                };
+                let mut entries: Vec<(ListCursor, &Entry)> = self
                     .jobs
                     .values()
                     .filter(|e| all_users || e.job.owner_uid == uid)
+                    .map(|e| (cursor(e), e))
+                    .filter(|(at, _)| after.is_none_or(|after| *at > after))
                     .collect();
-                entries.sort_by_key(|e| e.seq);
+                entries.sort_unstable_by_key(|(at, _)| *at);
                 let context = self.view_context();
-                Ok(Response::Jobs(
-                    entries.into_iter().map(|e| e.view(&context)).collect(),
-                ))
+                let (jobs, next) = page(entries, |e| e.view(&context), encoded_len);
+                Ok(Response::JobPage { jobs, next })
             }
             Request::AddFiles { job, files } => self.add_files(uid, job, &files, now),
             Request::Resume { job } => self.change(engine, uid, job, now, Job::resume),
@@ -522,6 +537,7 @@ impl State {
                         "group {group} already exists"
                     )));
                 }
+                self.check_job_quota(uid)?;
                 let new = Group::new(group, uid, now);
                 self.store.save_group(&new)?;
                 self.groups.insert(group, new);
@@ -530,20 +546,24 @@ impl State {
             Request::GetGroup { group } => Ok(Response::Group(Box::new(
                 self.group_view(self.group(uid, group)?, &self.view_context()),
             ))),
-            Request::ListGroups => {
-                let mut groups: Vec<&Group> = self
+            Request::ListGroups { after } => {
+                let mut groups: Vec<(ListCursor, &Group)> = self
                     .groups
                     .values()
                     .filter(|g| g.owner_uid == uid || uid == ROOT)
+                    .map(|g| {
+                        let at = ListCursor {
+                            key: g.created.0,
+                            id: g.id,
+                        };
+                        (at, g)
+                    })
+                    .filter(|(at, _)| after.is_none_or(|after| *at > after))
                     .collect();
-                groups.sort_by_key(|g| g.created);
+                groups.sort_unstable_by_key(|(at, _)| *at);
                 let context = self.view_context();
-                Ok(Response::Groups(
-                    groups
-                        .into_iter()
-                        .map(|g| self.group_view(g, &context))
-                        .collect(),
-                ))
+                let (groups, next) = page(groups, |g| self.group_view(g, &context), encoded_len);
+                Ok(Response::GroupPage { groups, next })
             }
             Request::CreateGroupJob { group, job } => {
                 if self.group(uid, group)?.job.is_some() {
@@ -567,9 +587,26 @@ impl State {
             }
             Request::SetGroup { group, change } => {
                 let mut updated = self.group(uid, group)?.clone();
+                // The legacy API knows no BG_E_* codes: too long is E_INVALIDARG there.
                 match change {
-                    GroupChange::DisplayName(name) => updated.display_name = name,
-                    GroupChange::Description(text) => updated.description = text,
+                    GroupChange::DisplayName(name) => {
+                        check_length(
+                            &name,
+                            MAX_DISPLAY_NAME_CHARS,
+                            "group display name",
+                            hresult::E_INVALIDARG,
+                        )?;
+                        updated.display_name = name;
+                    }
+                    GroupChange::Description(text) => {
+                        check_length(
+                            &text,
+                            MAX_DESCRIPTION_CHARS,
+                            "group description",
+                            hresult::E_INVALIDARG,
+                        )?;
+                        updated.description = text;
+                    }
                     GroupChange::NotifyFlags(flags) => updated.notify_flags = flags,
                     GroupChange::NotifyClsid(clsid) => updated.notify_clsid = clsid,
                 }
@@ -654,14 +691,9 @@ impl State {
             return Err(QmgrError::from_code(hresult::E_NOTIMPL)
                 .context("upload jobs are not supported yet"));
         }
-        let owned = self.owned.get(&uid).copied().unwrap_or(0);
-        if uid != ROOT && owned >= self.config.max_jobs_per_user as usize {
-            return Err(
-                QmgrError::from_code(hresult::BG_E_TOO_MANY_JOBS_PER_USER).context(format_args!(
-                    "you have {owned} jobs; the limit is {} (config key max_jobs_per_user)",
-                    self.config.max_jobs_per_user
-                )),
-            );
+        // A group's job takes the place its group already counts for.
+        if group.is_none() {
+            self.check_job_quota(uid)?;
         }
         let defaults = &self.config.job_defaults;
         let settings = qmgr_core::JobSettings {
@@ -677,6 +709,30 @@ impl State {
         self.store.insert_job(&job)?;
         self.add_entry(job);
         Ok(Response::JobCreated(id))
+    }
+
+    /// `max_jobs_per_user` (root is unlimited): a user's jobs and legacy groups count, a
+    /// group together with its job once.
+    fn check_job_quota(&self, uid: u32) -> Result<()> {
+        if uid == ROOT {
+            return Ok(());
+        }
+        let jobs = self.owned.get(&uid).copied().unwrap_or(0);
+        let groups = self
+            .groups
+            .values()
+            .filter(|g| g.owner_uid == uid && g.job.is_none_or(|job| !self.jobs.contains_key(&job)))
+            .count();
+        let limit = self.config.max_jobs_per_user as usize;
+        if jobs + groups >= limit {
+            return Err(
+                QmgrError::from_code(hresult::BG_E_TOO_MANY_JOBS_PER_USER).context(format_args!(
+                    "you have {jobs} jobs and {groups} legacy groups without one; the limit is \
+                     {limit} (config key max_jobs_per_user)"
+                )),
+            );
+        }
+        Ok(())
     }
 
     fn add_files(
@@ -836,13 +892,24 @@ impl State {
             JobChange::MinimumRetryDelay(delay) => job.set_minimum_retry_delay(delay, now)?,
             JobChange::NoProgressTimeout(timeout) => job.set_no_progress_timeout(timeout, now)?,
             JobChange::NotifyFlags(flags) => job.set_notify_flags(flags, now)?,
-            JobChange::NotifyCommand(command) => job.settings.notify_command = command,
+            JobChange::NotifyCommand(command) => {
+                if let Some(command) = &command {
+                    command.validate()?;
+                }
+                job.settings.notify_command = command;
+            }
             JobChange::Proxy(proxy) => {
                 check_proxy(&proxy)?;
                 job.settings.proxy = proxy;
             }
             JobChange::CustomHeaders(headers) => {
                 if let Some(text) = &headers {
+                    check_length(
+                        text,
+                        MAX_CUSTOM_HEADERS_CHARS,
+                        "custom header block",
+                        hresult::BG_E_STRING_TOO_LONG,
+                    )?;
                     parse_headers(text)?;
                 }
                 job.settings.custom_headers = headers;
@@ -952,8 +1019,15 @@ impl State {
             && flags & notify::DISABLE == 0
             && let Some(command) = &job.settings.notify_command
         {
-            // A failure to start the program is not the job's failure; it is logged.
-            if let Err(error) = command_line::run(command) {
+            // A failure to start the program is not the job's failure; it is logged. A
+            // command from an older store that breaks today's rules (a relative program)
+            // is not run at all.
+            if let Err(error) = command.validate() {
+                eprintln!(
+                    "qmgr: job {id}: not running the notification command: {}",
+                    error.description
+                );
+            } else if let Err(error) = command_line::run(command) {
                 eprintln!(
                     "qmgr: job {id}: cannot run the notification command {}: {error}",
                     command.program
@@ -1544,6 +1618,21 @@ fn transfer_request(job: &Job, index: usize, paths: &StatePaths) -> Result<Trans
 /// something. The store itself is read only when a transfer starts.
 fn check_client_certificate(paths: &StatePaths, setting: &ClientCertificate) -> Result<()> {
     certificate::check_store_location(setting.store_location)?;
+    if setting.store_name.len() > MAX_CERTIFICATE_STORE_NAME_BYTES {
+        return Err(QmgrError::invalid_arg(format!(
+            "the certificate store name is {} bytes long; the limit is \
+             {MAX_CERTIFICATE_STORE_NAME_BYTES} (one directory name)",
+            setting.store_name.len()
+        )));
+    }
+    if let CertificateSelector::Subject(subject) = &setting.selector {
+        check_length(
+            subject,
+            MAX_CERTIFICATE_SUBJECT_CHARS,
+            "certificate subject name",
+            hresult::E_INVALIDARG,
+        )?;
+    }
     paths.certs_dir(&setting.store_name)?;
     if let CertificateSelector::Subject(subject) = &setting.selector
         && subject.trim().is_empty()
@@ -1573,7 +1662,25 @@ fn parse_headers(text: &str) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// SetProxySettings' rules: the lists' lengths, and lists only with the override setting.
 fn check_proxy(proxy: &qmgr_core::job::ProxySettings) -> Result<()> {
+    let lists = [
+        (
+            &proxy.proxy_list,
+            "proxy list",
+            hresult::BG_E_PROXY_LIST_TOO_LARGE,
+        ),
+        (
+            &proxy.bypass_list,
+            "proxy bypass list",
+            hresult::BG_E_PROXY_BYPASS_LIST_TOO_LARGE,
+        ),
+    ];
+    for (list, what, code) in lists {
+        if let Some(list) = list {
+            check_length(list, MAX_PROXY_LIST_CHARS, what, code)?;
+        }
+    }
     if proxy.usage == ProxyUsage::Override && proxy.proxy_list.as_deref().is_none_or(str::is_empty)
     {
         return Err(QmgrError::invalid_arg(
@@ -1617,6 +1724,30 @@ fn check_local_directory(local_name: &str) -> Result<()> {
             format!("the directory {} is not writable", dir.display()),
         )
     })
+}
+
+/// One page of a listing sorted by cursor: items while their encoded size stays within
+/// [`LIST_PAGE_BYTES`] (at least one), and the cursor of the last one if more follow.
+fn page<T, V>(
+    sorted: Vec<(ListCursor, T)>,
+    view: impl Fn(T) -> V,
+    encoded_len: impl Fn(&V) -> usize,
+) -> (Vec<V>, Option<ListCursor>) {
+    let total = sorted.len();
+    let mut views = Vec::new();
+    let mut bytes = 0usize;
+    let mut last = None;
+    for (at, item) in sorted {
+        let item = view(item);
+        bytes = bytes.saturating_add(encoded_len(&item));
+        if !views.is_empty() && bytes > LIST_PAGE_BYTES {
+            break;
+        }
+        views.push(item);
+        last = Some(at);
+    }
+    let next = if views.len() < total { last } else { None };
+    (views, next)
 }
 
 /// Renames every finished file of a job to its final name.

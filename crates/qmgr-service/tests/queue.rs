@@ -512,6 +512,112 @@ fn legacy_groups_rename_each_file_when_it_finishes() {
 }
 
 #[test]
+fn legacy_groups_count_against_max_jobs_per_user() {
+    let mut config = config();
+    config.max_jobs_per_user = 3;
+    let fx = Fixture::new(config);
+    let too_many = |error: qmgr_core::QmgrError| {
+        assert_eq!(
+            error.hresult,
+            hresult::BG_E_TOO_MANY_JOBS_PER_USER,
+            "{error}"
+        );
+        assert!(error.description.contains("max_jobs_per_user"), "{error}");
+    };
+    let (empty, full) = (Guid::new_random(), Guid::new_random());
+    fx.service.create_group(empty).unwrap();
+    fx.service.create_group(full).unwrap();
+    // A group's job takes the place its group already has.
+    fx.service
+        .execute(Request::CreateGroupJob {
+            group: full,
+            job: Guid::new_random(),
+        })
+        .unwrap();
+    let job = fx.service.create_job("third", JobType::Download).unwrap();
+    too_many(fx.service.create_group(Guid::new_random()).unwrap_err());
+    too_many(
+        fx.service
+            .create_job("fourth", JobType::Download)
+            .unwrap_err(),
+    );
+    assert_eq!(fx.service.groups().unwrap().len(), 2, "nothing was added");
+    // Freeing a place frees it for either kind.
+    fx.service.cancel(job).unwrap();
+    fx.service.create_group(Guid::new_random()).unwrap();
+    too_many(
+        fx.service
+            .create_job("fourth", JobType::Download)
+            .unwrap_err(),
+    );
+    fx.service
+        .execute(Request::CancelGroup { group: empty })
+        .unwrap();
+    fx.service.create_job("fourth", JobType::Download).unwrap();
+    // Root is not limited.
+    let root = LocalService::new(fx.service.manager().clone(), 0);
+    for _ in 0..5 {
+        root.create_group(Guid::new_random()).unwrap();
+    }
+}
+
+#[test]
+fn listings_come_in_pages_that_together_hold_every_job() {
+    use qmgr_core::service::{LIST_PAGE_BYTES, ListCursor};
+    let fx = Fixture::new(config());
+    // Views of about 1.4 MB each (200 remote names of 6.5 kB): three to a page at most.
+    let long_remote = format!("https://example.invalid/{}", "€".repeat(2150));
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let id = fx
+            .service
+            .create_job(&format!("job {n}"), JobType::Download)
+            .unwrap();
+        let files = (0..200)
+            .map(|i| NewFile {
+                remote_name: format!("{long_remote}/{i}"),
+                local_name: fx.path(&format!("{n}-{i}-{}", "l".repeat(200))),
+            })
+            .collect();
+        fx.service.add_files(id, files).unwrap();
+        ids.push(id);
+    }
+    let mut after: Option<ListCursor> = None;
+    let mut listed = Vec::new();
+    let mut pages = 0;
+    loop {
+        let Response::JobPage { jobs, next } = fx
+            .service
+            .execute(Request::ListJobs {
+                all_users: false,
+                after,
+            })
+            .unwrap()
+        else {
+            panic!("ListJobs answers a page")
+        };
+        pages += 1;
+        assert!(!jobs.is_empty());
+        assert!(jobs.len() == 1 || qmgr_ipc::frame::encoded_len(&jobs) <= LIST_PAGE_BYTES);
+        listed.extend(jobs.into_iter().map(|view| view.job.id));
+        match next {
+            Some(cursor) => after = Some(cursor),
+            None => break,
+        }
+    }
+    assert!(pages >= 3, "{pages} pages");
+    assert_eq!(listed, ids, "every job once, in creation order");
+    let all: Vec<Guid> = fx
+        .service
+        .jobs(false)
+        .unwrap()
+        .iter()
+        .map(|v| v.job.id)
+        .collect();
+    assert_eq!(all, ids);
+}
+
+#[test]
 fn limits_and_bad_input_are_refused_with_windows_codes() {
     let mut config = config();
     config.max_jobs_per_user = 2;

@@ -100,13 +100,16 @@ impl ConnectionHandler for FakeQueue {
                 .get(&job)
                 .map(|view| Response::Job(Box::new(view.clone())))
                 .ok_or_else(|| not_found(job)),
-            Request::ListJobs { all_users } => {
+            Request::ListJobs { all_users, .. } => {
                 if all_users && peer.uid != 0 {
                     return Err(QmgrError::from_code(hresult::E_ACCESSDENIED));
                 }
                 let mut views: Vec<JobView> = jobs.values().cloned().collect();
                 views.sort_by(|a, b| a.job.display_name.cmp(&b.job.display_name));
-                Ok(Response::Jobs(views))
+                Ok(Response::JobPage {
+                    jobs: views,
+                    next: None,
+                })
             }
             Request::Resume { job } => {
                 let view = jobs.get_mut(&job).ok_or_else(|| not_found(job))?;
