@@ -13,6 +13,7 @@
 //! | `job_inactivity_timeout` | `"90d"` | jobs untouched this long are cancelled; at least 1 s |
 //! | `idle_exit` | `"5m"` | a qmgrd started on demand exits after this long with no jobs to run and no clients; `"never"` disables; at least 1 s |
 //! | `state_dir` | `$XDG_STATE_HOME/qmgr` | the store directory; an absolute path (`~` is not expanded) |
+//! | `max_connections` | `256` | client connections qmgrd serves at once (each subscription is one); beyond them a client is refused with `QM_E_SERVICE_UNAVAILABLE`; 8 to 65,536 |
 //! | `log_level` | `"info"` | `"error"`, `"warn"`, `"info"`, `"debug"` or `"trace"` |
 //! | `[job_defaults]` `minimum_retry_delay` | `"10m"` (600 s) | MinimumRetryDelay of new jobs; values below 5 s are raised to 5 s, as Windows does |
 //! | `[job_defaults]` `no_progress_timeout` | `"14d"` (1,209,600 s) | NoProgressTimeout of new jobs; `0` means an error is never retried |
@@ -57,6 +58,8 @@ pub struct Config {
     pub bandwidth_limit: Option<u64>,
     /// Jobs one user may have (root is not limited).
     pub max_jobs_per_user: u32,
+    /// Client connections qmgrd serves at once.
+    pub max_connections: u32,
     /// Files one job may have.
     pub max_files_per_job: u32,
     /// Jobs untouched this long are cancelled.
@@ -105,6 +108,8 @@ impl LogLevel {
 }
 
 const MAX_CONCURRENT_TRANSFERS: u32 = 64;
+/// The default of `max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 256;
 /// The most `max_files_per_job` may be: a job of this many files, each with the longest
 /// names allowed, still travels in one IPC frame.
 pub const MAX_FILES_PER_JOB_CEILING: u32 = 1000;
@@ -117,6 +122,7 @@ impl Default for Config {
             bandwidth_limit: None,
             max_jobs_per_user: 60,
             max_files_per_job: 200,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             job_inactivity_timeout: Duration::from_secs(90 * 24 * 3600),
             idle_exit: Some(Duration::from_secs(5 * 60)),
             state_dir: None,
@@ -353,6 +359,7 @@ struct RawConfig {
     bandwidth_limit: Option<Spanned<Value>>,
     max_jobs_per_user: Option<Spanned<Value>>,
     max_files_per_job: Option<Spanned<Value>>,
+    max_connections: Option<Spanned<Value>>,
     job_inactivity_timeout: Option<Spanned<Value>>,
     idle_exit: Option<Spanned<Value>>,
     state_dir: Option<Spanned<Value>>,
@@ -403,6 +410,12 @@ impl RawConfig {
                 self.max_files_per_job,
                 defaults.max_files_per_job,
                 |key, value| check.integer_in(key, value, 1, MAX_FILES_PER_JOB_CEILING),
+            )?,
+            max_connections: read_key(
+                "max_connections",
+                self.max_connections,
+                defaults.max_connections,
+                |key, value| check.integer_in(key, value, 8, 65_536),
             )?,
             job_inactivity_timeout: read_key(
                 "job_inactivity_timeout",
@@ -709,6 +722,7 @@ mod tests {
             bandwidth_limit = "20MB/s"
             max_jobs_per_user = 10000
             max_files_per_job = 1000
+            max_connections = 1024
             job_inactivity_timeout = "30d"
             idle_exit = "never"
             state_dir = "/srv/qmgr"
@@ -730,6 +744,7 @@ mod tests {
                 bandwidth_limit: Some(20_000_000),
                 max_jobs_per_user: 10_000,
                 max_files_per_job: 1000,
+                max_connections: 1024,
                 job_inactivity_timeout: secs(30 * 86_400),
                 idle_exit: None,
                 state_dir: Some(PathBuf::from("/srv/qmgr")),

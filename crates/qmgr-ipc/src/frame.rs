@@ -91,8 +91,10 @@ pub fn read_payload(reader: &mut impl Read, limit: u32) -> Result<Vec<u8>, Frame
         });
     }
     let expected = len as usize;
-    let mut payload = vec![0; expected];
-    let received = read_fully(reader, &mut payload)?;
+    // The buffer grows as bytes arrive: a length prefix alone reserves at most one chunk,
+    // so a peer that announces a large frame and sends nothing costs almost nothing.
+    let mut payload = Vec::with_capacity(expected.min(INITIAL_PAYLOAD_CAPACITY));
+    let received = read_growing(reader, &mut payload, expected)?;
     if received < expected {
         return Err(FrameError::Truncated { expected, received });
     }
@@ -119,6 +121,20 @@ pub fn read_frame<T: DeserializeOwned>(
     decode(&read_payload(reader, limit)?)
 }
 
+/// How much a payload buffer reserves before its bytes arrive.
+const INITIAL_PAYLOAD_CAPACITY: usize = 64 * 1024;
+
+/// Appends up to `expected` bytes to `payload`, growing it only as bytes arrive; returns
+/// how many bytes arrived before the stream ended.
+fn read_growing(
+    reader: &mut impl Read,
+    payload: &mut Vec<u8>,
+    expected: usize,
+) -> io::Result<usize> {
+    reader.take(expected as u64).read_to_end(payload)?;
+    Ok(payload.len())
+}
+
 /// Fills `buf` unless the stream ends first; returns how many bytes arrived.
 fn read_fully(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
@@ -136,6 +152,23 @@ fn read_fully(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_announced_length_reserves_memory_only_as_bytes_arrive() {
+        // A peer announces the largest frame and sends ten bytes of it.
+        let mut input = MAX_FRAME_LEN.to_le_bytes().to_vec();
+        input.extend_from_slice(&[7; 10]);
+        let error = read_payload(&mut input.as_slice(), MAX_FRAME_LEN).unwrap_err();
+        assert!(
+            matches!(error, FrameError::Truncated { received: 10, .. }),
+            "{error}"
+        );
+        let mut payload = Vec::with_capacity(16);
+        let announced = MAX_FRAME_LEN as usize;
+        let received = read_growing(&mut [7u8; 10].as_slice(), &mut payload, announced).unwrap();
+        assert_eq!(received, 10);
+        assert!(payload.capacity() < 1024 * 1024, "{}", payload.capacity());
+    }
 
     #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
     struct Sample {

@@ -25,7 +25,7 @@ pub mod spawn;
 pub use client::Client;
 pub use runtime_dir::MAX_SOCKET_PATH_BYTES;
 pub use server::{
-    AcceptLoop, ConnectionError, ConnectionHandler, Peer, ServerControl, accept_loop,
-    bind_listener, serve_connection,
+    AcceptLoop, ConnectionError, ConnectionHandler, DEFAULT_MAX_CONNECTIONS, Peer, ServerControl,
+    accept_loop, accept_loop_capped, bind_listener, serve_connection,
 };
 pub use spawn::Launcher;

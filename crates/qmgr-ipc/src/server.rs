@@ -377,11 +377,27 @@ pub fn accept_loop(
     listener: UnixListener,
     handler: Arc<dyn ConnectionHandler>,
 ) -> Result<AcceptLoop> {
+    accept_loop_capped(listener, handler, DEFAULT_MAX_CONNECTIONS)
+}
+
+/// The connections a service serves at once unless told otherwise (config
+/// `max_connections`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = qmgr_core::config::DEFAULT_MAX_CONNECTIONS as usize;
+
+/// [`accept_loop`] serving at most `max_connections` connections at once: a client beyond
+/// them is told why (`QM_E_SERVICE_UNAVAILABLE`, naming the limit) and its connection
+/// closed, so a flood of clients costs the service one short write each, not a thread.
+pub fn accept_loop_capped(
+    listener: UnixListener,
+    handler: Arc<dyn ConnectionHandler>,
+    max_connections: usize,
+) -> Result<AcceptLoop> {
     let wake_listener = listener
         .try_clone()
         .map_err(|error| io_error("cannot duplicate the listening socket", &error))?;
     let shared = Arc::new(Shared {
         stopping: AtomicBool::new(false),
+        max_connections: max_connections.max(1),
         listener: wake_listener,
         registry: Mutex::new(Registry {
             open: HashMap::new(),
@@ -490,6 +506,7 @@ impl ServerControl {
 #[derive(Debug)]
 struct Shared {
     stopping: AtomicBool,
+    max_connections: usize,
     /// A second handle on the listening socket, to wake the accept thread.
     listener: UnixListener,
     registry: Mutex<Registry>,
@@ -530,8 +547,13 @@ fn start_connection(
     shared: &Arc<Shared>,
     handler: &Arc<dyn ConnectionHandler>,
 ) {
-    let Some(id) = register(shared, &stream) else {
-        return;
+    let id = match register(shared, &stream) {
+        Registered::Open(id) => id,
+        Registered::Stopping => return,
+        Registered::Full => {
+            refuse_over_capacity(&stream, shared.max_connections);
+            return;
+        }
     };
     let registration = Registration {
         shared: Arc::clone(shared),
@@ -551,19 +573,51 @@ fn start_connection(
     drop(spawned);
 }
 
-/// Records an accepted connection; `None` when the loop is stopping (or the stream cannot
-/// be duplicated), so the connection is dropped.
-fn register(shared: &Shared, stream: &UnixStream) -> Option<u64> {
-    let handle = stream.try_clone().ok()?;
+/// What became of an accepted connection.
+enum Registered {
+    Open(u64),
+    /// The loop is stopping (or the stream cannot be duplicated): drop it.
+    Stopping,
+    /// `max_connections` are open already.
+    Full,
+}
+
+/// Records an accepted connection.
+fn register(shared: &Shared, stream: &UnixStream) -> Registered {
+    let Ok(handle) = stream.try_clone() else {
+        return Registered::Stopping;
+    };
     let mut registry = lock(&shared.registry);
     if shared.stopping.load(Ordering::SeqCst) {
-        return None;
+        return Registered::Stopping;
+    }
+    if registry.open.len() >= shared.max_connections {
+        return Registered::Full;
     }
     let id = registry.next_id;
     registry.next_id += 1;
     registry.open.insert(id, handle);
     registry.idle_since = None;
-    Some(id)
+    Registered::Open(id)
+}
+
+/// Tells a client beyond the connection limit why it is turned away, without waiting on it:
+/// the frame fits the socket's empty buffer, and a client that is gone is simply dropped.
+fn refuse_over_capacity(stream: &UnixStream, max_connections: usize) {
+    let reason = QmgrError::new(
+        hresult::QM_E_SERVICE_UNAVAILABLE,
+        ErrorContext::GeneralQueueManager,
+        format!(
+            "qmgrd serves at most {max_connections} connections at once and all are in use; \
+             close idle clients or raise max_connections in config.toml"
+        ),
+    );
+    if stream.set_nonblocking(true).is_ok() {
+        let _ = write_frame(
+            &mut NoSignalWriter(stream),
+            &ServiceMessage::Refused(reason),
+        );
+    }
 }
 
 /// Removes its connection from the registry when the connection's thread ends, even by

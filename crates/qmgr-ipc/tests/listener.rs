@@ -166,3 +166,43 @@ fn a_runtime_dir_others_may_write_is_refused() {
     assert!(error.description.contains("others may write"), "{error}");
     assert!(!paths.socket_path().exists());
 }
+
+#[test]
+fn clients_beyond_the_connection_limit_are_told_why_and_the_others_are_served() {
+    let root = tempfile::tempdir().unwrap();
+    let paths = paths_in(root.path());
+    let queue = common::FakeQueue::new();
+    let handler: std::sync::Arc<dyn qmgr_ipc::ConnectionHandler> = queue.clone();
+    let server = qmgr_ipc::accept_loop_capped(bind_listener(&paths).unwrap(), handler, 8).unwrap();
+    let socket = paths.socket_path();
+    let admitted: Vec<Client> = (0..8)
+        .map(|_| Client::connect_socket(&socket).unwrap())
+        .collect();
+    for _ in 0..20 {
+        let error = Client::connect_socket(&socket).unwrap_err();
+        assert_eq!(error.hresult, hresult::QM_E_SERVICE_UNAVAILABLE, "{error}");
+        assert!(
+            error.description.contains("at most 8 connections"),
+            "{error}"
+        );
+        assert!(error.description.contains("max_connections"), "{error}");
+    }
+    // The admitted clients are unaffected, and a place that frees up is given again.
+    for client in &admitted {
+        assert!(client.ping().is_ok());
+    }
+    drop(admitted);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let client = loop {
+        match Client::connect_socket(&socket) {
+            Ok(client) => break client,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(error) => panic!("no place freed up: {error}"),
+        }
+    };
+    assert!(client.ping().is_ok());
+    drop(client);
+    server.stop();
+}

@@ -118,14 +118,16 @@ fn serve(mode: Mode) -> Result<()> {
     // there is written (see qmgr_core::trust).
     let _lock = instance.lock()?;
     let (paths, config) = instance.into_parts();
+    let max_connections = usize::try_from(config.max_connections).unwrap_or(usize::MAX);
     let idle_exit = config.idle_exit.filter(|_| mode == Mode::Detached);
     let manager = QueueManager::start(config, &paths, Arc::new(SystemClock::new()))?;
     let listener = qmgr_ipc::bind_listener(&paths)?;
-    let server = qmgr_ipc::accept_loop(
+    let server = qmgr_ipc::accept_loop_capped(
         listener,
         Arc::new(Handler {
             manager: manager.clone(),
         }),
+        max_connections,
     )?;
     eprintln!(
         "qmgrd {}: serving {} (pid {})",
