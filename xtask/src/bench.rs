@@ -1,5 +1,15 @@
 //! `cargo xtask bench`: benchmarks whose figures go into bench/results/.
 
+pub(crate) mod build;
+pub(crate) mod ffi;
+pub(crate) mod nginx;
+pub(crate) mod qmgr;
+pub(crate) mod run;
+pub(crate) mod service;
+pub(crate) mod table;
+pub(crate) mod tools;
+pub(crate) mod transfer;
+
 use std::fs;
 
 use anyhow::{Context, Result, bail};
@@ -9,14 +19,14 @@ use crate::{cargo, project_root};
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("core") => core(),
-        Some("transfer") => crate::bench_transfer::run(),
-        Some("service") => crate::bench_service::run(),
-        Some("ffi") => crate::bench_ffi::run(),
+        Some("transfer") => crate::bench::transfer::run(),
+        Some("service") => crate::bench::service::run(),
+        Some("ffi") => crate::bench::ffi::run(),
         None | Some("all") => {
             core()?;
-            crate::bench_transfer::run()?;
-            crate::bench_service::run()?;
-            crate::bench_ffi::run()
+            crate::bench::transfer::run()?;
+            crate::bench::service::run()?;
+            crate::bench::ffi::run()
         }
         Some(other) => {
             bail!("unknown benchmark {other:?}; choose core, transfer, service, ffi or all")

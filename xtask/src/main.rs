@@ -1,15 +1,6 @@
 //! Project automation. `cargo xtask --help` lists the commands.
 
 mod bench;
-mod bench_build;
-mod bench_ffi;
-mod bench_nginx;
-mod bench_qmgr;
-mod bench_run;
-mod bench_service;
-mod bench_table;
-mod bench_tools;
-mod bench_transfer;
 mod compat;
 mod ctests;
 mod headers;

@@ -30,7 +30,7 @@ pub fn run() -> Result<()> {
         }
     }
     let root = project_root();
-    let release = crate::bench_build::release_dir();
+    let release = crate::bench::build::release_dir();
     let binary = release.join("ffi_bench");
     let compiled = Command::new("gcc")
         .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"])

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::bench_run::send_signal;
+use crate::bench::run::send_signal;
 
 #[derive(Debug)]
 pub struct QmgrInstance {

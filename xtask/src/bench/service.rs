@@ -6,8 +6,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+use crate::bench::build::{build_release, release_dir};
 use crate::bench::save;
-use crate::bench_build::{build_release, release_dir};
 
 pub fn run() -> Result<()> {
     println!("==> bench service (qmgrd over IPC and in-process, release build)");

@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 
+use crate::bench::build::{build_release, package_exists, release_dir};
+use crate::bench::nginx::Nginx;
+use crate::bench::qmgr::{QmgrInstance, peak_rss, process_cpu, reset_peak_rss};
+use crate::bench::run::{Measured, measure, median_by, range_by};
 use crate::bench::save;
-use crate::bench_build::{build_release, package_exists, release_dir};
-use crate::bench_nginx::Nginx;
-use crate::bench_qmgr::{QmgrInstance, peak_rss, process_cpu, reset_peak_rss};
-use crate::bench_run::{Measured, measure, median_by, range_by};
-use crate::bench_table::{Table, verdict};
-use crate::bench_tools::{Needed, ensure_installed};
+use crate::bench::table::{Table, verdict};
+use crate::bench::tools::{Needed, ensure_installed};
 
 /// How many times each tool runs: untimed rounds first (binaries and files into the page
 /// cache, the daemon started), then timed ones.
