@@ -4,6 +4,8 @@
 //! (`qmgr-transfer`); [`LocalService`] exposes it through the service API in-process, the
 //! way `qmgrd` exposes it over its socket.
 
+#![deny(unsafe_code)]
+
 mod clock;
 mod command_line;
 mod local;
