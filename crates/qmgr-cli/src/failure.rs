@@ -98,7 +98,8 @@ pub fn exit_for(error: &QmgrError) -> Exit {
 
 impl From<QmgrError> for Failure {
     fn from(error: QmgrError) -> Self {
-        Failure::new(exit_for(&error), error.to_string())
+        // The description may carry a server's words: escaped like every such text.
+        Failure::new(exit_for(&error), crate::human::clean(&error.to_string()))
     }
 }
 

@@ -99,6 +99,7 @@ impl Progress {
 
     /// A message that must not be lost between redraws.
     pub fn note(&self, text: &str) {
+        let text = &*human::clean_lines(text);
         match self {
             Self::Bars(bars) => {
                 let _ = bars.multi.println(text);

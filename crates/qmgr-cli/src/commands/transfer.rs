@@ -298,7 +298,8 @@ impl Watch<'_> {
                 job.outcome = Outcome::Failed(format!(
                     "job {} ({}) failed:\n{error}The job stays in the queue: `qmgr info {plain}` \
                      shows it, `qmgr resume {plain}` retries it, `qmgr cancel {plain}` removes it.",
-                    view.job.id, view.job.display_name
+                    view.job.id,
+                    human::clean(&view.job.display_name)
                 ));
             }
             _ => {}
@@ -310,7 +311,7 @@ impl Watch<'_> {
         {
             progress.note(&format!(
                 "qmgr: transient error, will retry: {}",
-                error.error
+                human::clean(&error.error.to_string())
             ));
         }
         job.last = Some(view);
@@ -429,20 +430,26 @@ fn snapshot(jobs: &[Watched]) -> Snapshot {
         for file in &view.job.files {
             let local = PathBuf::from(&file.local_name);
             snapshot.files.push(FileState {
-                name: local
-                    .file_name()
-                    .map(|name| name.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                path: file.local_name.clone(),
+                name: human::clean(
+                    &local
+                        .file_name()
+                        .map(|name| name.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                )
+                .into_owned(),
+                path: human::clean(&file.local_name).into_owned(),
                 total: (file.bytes_total != SIZE_UNKNOWN).then_some(file.bytes_total),
                 done: file.bytes_transferred,
                 completed: file.completed,
             });
         }
+        // A FOREGROUND job never waits for a slot: QUEUED only means it is starting.
         if matches!(job.outcome, Outcome::Running)
             && snapshot.status.is_none()
             && let Some(reason) = &view.waiting
             && !matches!(reason, WaitReason::AwaitingComplete)
+            && !(view.job.priority == JobPriority::Foreground
+                && matches!(reason, WaitReason::WaitingForSlot { .. }))
         {
             snapshot.status = human::waiting(Some(reason), view.job.id, now);
         }
