@@ -398,7 +398,7 @@ fn screen(
 
     let mut lines = vec![human::fit(
         &format!(
-            "qmgr monitor  {}  {}  (q quits)",
+            "qmgr monitor  {}  (q quits)  {}",
             human::plural(
                 u64::try_from(views.len()).unwrap_or(u64::MAX),
                 "job",

@@ -250,15 +250,14 @@ impl Watch<'_> {
         let mut progress = Progress::choose(self.quiet, file_count);
         loop {
             if self.interrupted.load(Ordering::SeqCst) {
-                let snapshot = snapshot(&jobs);
-                progress.finish(&snapshot);
+                progress.interrupt();
                 return Err(self.suspend_all(&jobs));
             }
             for job in jobs
                 .iter_mut()
                 .filter(|j| matches!(j.outcome, Outcome::Running))
             {
-                self.look_at(job, &progress);
+                self.look_at(job, &mut progress);
             }
             let snapshot = snapshot(&jobs);
             progress.update(&snapshot);
@@ -272,7 +271,7 @@ impl Watch<'_> {
 
     /// Fetches a running job and moves it on: completes it when transferred, records a
     /// failure when it stopped for good.
-    fn look_at(&self, job: &mut Watched, progress: &Progress) {
+    fn look_at(&self, job: &mut Watched, progress: &mut Progress) {
         let view = match self.client.job(job.id) {
             Ok(view) => view,
             Err(error) if error.hresult == hresult::BG_E_NOT_FOUND => {
@@ -487,5 +486,48 @@ mod tests {
             "qmgr transfer a.iso and 1 more (part 2 of 3)"
         );
         assert_eq!(job_name(Some("nightly"), &files, 0, 1), "nightly");
+    }
+
+    fn queued(priority: JobPriority, local_name: &str) -> Watched {
+        let mut job = qmgr_core::Job::new(
+            Guid::new_random(),
+            "job",
+            JobType::Download,
+            1000,
+            qmgr_core::JobSettings::default(),
+            Timestamp(0),
+        )
+        .unwrap();
+        job.priority = priority;
+        job.state = JobState::Queued;
+        job.files
+            .push(qmgr_core::FileRecord::new("http://h/f", local_name));
+        Watched {
+            id: job.id,
+            last: Some(JobView {
+                job,
+                waiting: Some(WaitReason::WaitingForSlot { ahead: 1 }),
+                attempts: Vec::new(),
+            }),
+            outcome: Outcome::Running,
+        }
+    }
+
+    #[test]
+    fn a_foreground_transfer_never_waits_for_a_slot() {
+        let shown = snapshot(&[queued(JobPriority::Foreground, "/d/f")]);
+        assert_eq!(shown.status, None);
+        let shown = snapshot(&[queued(JobPriority::Low, "/d/f")]);
+        assert_eq!(
+            shown.status.as_deref(),
+            Some("waiting for a transfer slot (1 background job ahead)")
+        );
+    }
+
+    #[test]
+    fn file_names_in_the_progress_are_escaped() {
+        let shown = snapshot(&[queued(JobPriority::Foreground, "/d/a\u{1b}]0;x\u{7}b")]);
+        assert_eq!(shown.files[0].name, r"a\u{1b}]0;x\u{7}b");
+        assert_eq!(shown.files[0].path, r"/d/a\u{1b}]0;x\u{7}b");
     }
 }
