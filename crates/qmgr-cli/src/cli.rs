@@ -164,7 +164,8 @@ pub enum Command {
         #[command(flatten)]
         output: JsonFlag,
     },
-    /// A live, full-screen view of every job; q or Ctrl-C quits
+    /// A live, full-screen view of every job, moving ones first; ↑/↓, PgUp/PgDn, Home/End
+    /// scroll; q or Ctrl-C quits
     Monitor {
         /// Time between refreshes, such as 1s or 500ms
         #[arg(long, default_value = "1s", value_parser = parse_interval_arg)]

@@ -13,7 +13,7 @@
 //! | 1 | a job failed, or qmgrd refused the request (wrong state, access denied) |
 //! | 2 | usage error or bad input: bad option, URL, path, duration or rate; ambiguous job name |
 //! | 3 | qmgrd is not running and cannot be started; for `daemon status`: not running |
-//! | 4 | no such job or group |
+//! | 4 | no such job or group; for `resume`, `suspend`, `cancel` and `complete`: any of the JOBs named (the others are still done) |
 //! | 130 | `qmgr transfer` was interrupted (Ctrl-C, SIGTERM); its jobs are suspended |
 //!
 //! # Naming jobs

@@ -496,9 +496,9 @@ impl Lines {
     fn summary(&self, snapshot: &Snapshot) -> String {
         let done = snapshot.done();
         let mut line = format!(
-            "{}/{} files, {}",
+            "{}/{}, {}",
             snapshot.files_completed(),
-            snapshot.files.len(),
+            human::plural(snapshot.files.len() as u64, "file", "files"),
             human::bytes(done)
         );
         if snapshot.size_unknown() {

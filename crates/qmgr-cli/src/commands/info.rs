@@ -51,9 +51,9 @@ pub fn describe(view: &JobView, now: Timestamp) -> String {
     line(
         "Progress",
         &format!(
-            "{}/{} files, {}{percent}",
+            "{}/{}, {}{percent}",
             progress.files_transferred,
-            progress.files_total,
+            human::plural(progress.files_total, "file", "files"),
             human::bytes_of(progress.bytes_transferred, progress.bytes_total)
         ),
     );

@@ -70,7 +70,7 @@ pub fn run(command: Command) -> Result<(), Failure> {
             clear: _,
         } => {
             let what = match &program {
-                Some(program) => format!("notification command {program}"),
+                Some(program) => format!("notification command {}", human::clean(program)),
                 None => "no notification command".to_owned(),
             };
             jobs::set(

@@ -1,6 +1,7 @@
 //! `qmgr monitor`: every job at a glance, refreshed. On a terminal it is a full-screen view
-//! in plain ANSI (alternate screen, no mouse, so it works over SSH) that quits on q, Esc or
-//! Ctrl-C; otherwise it prints one snapshot per interval.
+//! in plain ANSI (alternate screen, no mouse, so it works over SSH): moving jobs first, then
+//! waiting ones, then finished ones; the arrow keys, PgUp/PgDn and Home/End scroll when they
+//! do not all fit; q, Esc or Ctrl-C quit. Otherwise it prints one snapshot per interval.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
