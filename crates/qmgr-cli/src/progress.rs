@@ -328,8 +328,8 @@ impl Progress {
     pub fn interrupt(&mut self) {
         match self {
             Self::Bars(bars) => bars.clear(),
-            Self::Lines(_) => eprintln!(),
-            Self::Quiet => {}
+            // Whole lines only: nothing to take back.
+            Self::Lines(_) | Self::Quiet => {}
         }
     }
 }
