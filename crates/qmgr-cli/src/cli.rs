@@ -65,12 +65,16 @@ pub enum Command {
         file: PathBuf,
     },
     /// Let jobs transfer (new jobs start suspended)
+    #[command(after_help = JOBS_AFTER_HELP)]
     Resume(JobsArg),
     /// Stop jobs transferring, keeping what they have
+    #[command(after_help = JOBS_AFTER_HELP)]
     Suspend(JobsArg),
     /// Remove jobs and delete their unfinished files
+    #[command(after_help = JOBS_AFTER_HELP)]
     Cancel(JobsArg),
     /// Finish jobs: move their transferred files to their final names
+    #[command(after_help = JOBS_AFTER_HELP)]
     Complete(JobsArg),
     /// List jobs in the queue
     #[command(alias = "ls")]
@@ -160,7 +164,8 @@ pub enum Command {
         #[command(flatten)]
         output: JsonFlag,
     },
-    /// A live, full-screen view of every job; q or Ctrl-C quits
+    /// A live, full-screen view of every job, moving ones first; ↑/↓, PgUp/PgDn, Home/End
+    /// scroll; q or Ctrl-C quits
     Monitor {
         /// Time between refreshes, such as 1s or 500ms
         #[arg(long, default_value = "1s", value_parser = parse_interval_arg)]
@@ -210,12 +215,19 @@ pub struct ListArgs {
     /// Every user's jobs (root only)
     #[arg(long = "all-users", visible_alias = "all")]
     pub all_users: bool,
-    /// Only jobs in these states (comma-separated or repeated)
-    #[arg(long, value_enum, value_delimiter = ',')]
+    /// Only jobs in these states (comma-separated or repeated), named as `list` prints them
+    /// or in lower case, with `_` or `-`: TRANSIENT_ERROR, transient-error …
+    #[arg(long, value_delimiter = ',', value_parser = StateParser)]
     pub state: Vec<StateArg>,
     #[command(flatten)]
     pub output: JsonFlag,
 }
+
+const JOBS_AFTER_HELP: &str = "\
+Every JOB is tried, even after one fails. Each job done is reported on stdout, each one
+not done on stderr, and with several JOBs a last line counts them and names those not
+found. Exit code: 0 when every JOB was done, 4 when any JOB was not found (the others are
+still done), 2 for an ambiguous name, 1 when qmgrd refused one (wrong state).";
 
 const TRANSFER_AFTER_HELP: &str = "\
 Examples:
@@ -339,6 +351,44 @@ pub enum StateArg {
     Cancelled,
 }
 
+/// Parses a `--state` name in any case, with `_` or `-` between words, offering the
+/// canonical names for completion and help.
+#[derive(Clone, Copy, Debug)]
+struct StateParser;
+
+impl clap::builder::TypedValueParser for StateParser {
+    type Value = StateArg;
+
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<StateArg, clap::Error> {
+        let normalized = value
+            .to_str()
+            .map(|text| text.trim().to_ascii_lowercase().replace('-', "_"));
+        if let Some(state) = normalized
+            .as_deref()
+            .and_then(|text| StateArg::from_str(text, false).ok())
+        {
+            return Ok(state);
+        }
+        // Anything else: clap's own message, listing the valid names.
+        clap::builder::EnumValueParser::<StateArg>::new().parse_ref(command, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            StateArg::value_variants()
+                .iter()
+                .filter_map(ValueEnum::to_possible_value),
+        ))
+    }
+}
+
 impl StateArg {
     pub fn matches(self, state: qmgr_core::JobState) -> bool {
         use qmgr_core::JobState as S;
@@ -427,6 +477,43 @@ mod tests {
         assert!(parse_interval_arg("10ms").is_err());
         assert!(parse_interval_arg("0").is_err());
         assert!(parse_interval_arg("fast").is_err());
+    }
+
+    #[test]
+    fn state_filters_take_the_names_list_prints_in_any_case_and_spelling() {
+        for spelling in [
+            "TRANSIENT_ERROR",
+            "transient_error",
+            "transient-error",
+            "Transient-Error",
+            "TRANSIENT-ERROR",
+        ] {
+            let cli = Cli::try_parse_from(["qmgr", "list", "--state", spelling])
+                .unwrap_or_else(|error| panic!("{spelling}: {error}"));
+            let Command::List(args) = cli.command else {
+                panic!("not a list command")
+            };
+            assert_eq!(args.state, [StateArg::TransientError], "{spelling}");
+        }
+        let cli = Cli::try_parse_from([
+            "qmgr",
+            "list",
+            "--state",
+            "QUEUED,suspended",
+            "--state",
+            "ERROR",
+        ])
+        .unwrap();
+        let Command::List(args) = cli.command else {
+            panic!("not a list command")
+        };
+        assert_eq!(
+            args.state,
+            [StateArg::Queued, StateArg::Suspended, StateArg::Error]
+        );
+        let error = Cli::try_parse_from(["qmgr", "list", "--state", "sleeping"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::InvalidValue);
+        assert!(error.to_string().contains("transient_error"), "{error}");
     }
 
     #[test]

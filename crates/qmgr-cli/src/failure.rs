@@ -29,7 +29,8 @@ Exit codes:
   1    a job failed, or qmgrd refused the request (wrong state, access denied)
   2    usage error or bad input (bad URL, path, duration or rate; ambiguous job name)
   3    qmgrd is not running and cannot be started (`daemon status`: not running)
-  4    no such job or group
+  4    no such job or group (resume, suspend, cancel, complete: any JOB named; the
+       others are still done)
   130  interrupted: `qmgr transfer` suspended its jobs (`qmgr resume JOB` continues)";
 
 impl Exit {
@@ -98,7 +99,8 @@ pub fn exit_for(error: &QmgrError) -> Exit {
 
 impl From<QmgrError> for Failure {
     fn from(error: QmgrError) -> Self {
-        Failure::new(exit_for(&error), error.to_string())
+        // The description may carry a server's words: escaped like every such text.
+        Failure::new(exit_for(&error), crate::human::clean(&error.to_string()))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Text for people: sizes, times, states, errors and why a job waits.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -9,6 +10,76 @@ use qmgr_core::group::status;
 use qmgr_core::hresult;
 use qmgr_core::service::WaitReason;
 use qmgr_core::{ErrorContext, Guid, JobError, QmgrError, Timestamp};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+/// Whether a character may not reach a terminal as it is: control characters (C0, DEL,
+/// C1: escape sequences, line breaks, tabs), the invisible bidirectional controls that
+/// reorder what follows them, and the Unicode line and paragraph separators.
+pub fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+fn push_escaped(text: &mut String, c: char) {
+    match c {
+        '\n' => text.push_str("\\n"),
+        '\r' => text.push_str("\\r"),
+        '\t' => text.push_str("\\t"),
+        _ => {
+            let _ = write!(text, "\\u{{{:x}}}", u32::from(c));
+        }
+    }
+}
+
+/// Text that came from a user or a server (a display name, description, URL, file name,
+/// header, command line, error text) made safe to print: every control character is
+/// written as an escape (`\n`, `\t`, `\u{1b}` …), so the text stays on its line and
+/// cannot move the cursor, retitle the window or break a table. Every human-readable
+/// output goes through this (or [`clean_lines`]); `--json` escapes the same characters
+/// (see `json::print`).
+pub fn clean(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if needs_escape(c) {
+            push_escaped(&mut escaped, c);
+        } else {
+            escaped.push(c);
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+/// [`clean`] for a message of several lines that qmgr wrote itself: its line breaks stay,
+/// every other control character is escaped.
+pub fn clean_lines(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| c != '\n' && needs_escape(c)) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(text.split('\n').map(clean).collect::<Vec<_>>().join("\n"))
+}
+
+/// "1 job", "2 jobs": a count with its noun in the right number.
+pub fn plural(count: impl Into<u64>, one: &str, many: &str) -> String {
+    let count = count.into();
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
+/// Columns `text` takes on a terminal (wide characters count two).
+pub fn width(text: &str) -> usize {
+    UnicodeWidthStr::width(text)
+}
 
 /// RFC 3339 in UTC, whole seconds: `2024-05-01T12:00:00Z`.
 pub fn rfc3339(at: Timestamp) -> String {
@@ -60,6 +131,45 @@ pub fn bytes_of(done: u64, total: u64) -> String {
         format!("{} / ?", bytes(done))
     } else {
         format!("{} / {}", bytes(done), bytes(total))
+    }
+}
+
+/// The inside of a progress bar, `inner` cells: `fraction` (done, total) filled with
+/// `fill`, or `?` while the total is unknown. A bar is full only when `finished`: bytes
+/// may all be there while a file is still open, and an empty job (0 of 0) is no progress.
+pub fn bar(inner: usize, fraction: Option<(u64, u64)>, finished: bool, fill: char) -> String {
+    if inner == 0 {
+        return String::new();
+    }
+    let Some((done, total)) = fraction.filter(|_| !finished) else {
+        return if finished {
+            fill.to_string().repeat(inner)
+        } else {
+            format!("?{}", " ".repeat(inner - 1))
+        };
+    };
+    let cells = if total == 0 {
+        0
+    } else {
+        let cells = u128::from(done.min(total)) * inner as u128 / u128::from(total);
+        usize::try_from(cells).unwrap_or(inner).min(inner - 1)
+    };
+    format!(
+        "{}{}",
+        fill.to_string().repeat(cells),
+        " ".repeat(inner - cells)
+    )
+}
+
+/// Whole percent of a job or transfer with files left: at most 99 until it is finished,
+/// `None` while the total is unknown or there is nothing to transfer.
+pub fn percent_left(done: u64, total: u64, finished: bool) -> Option<u64> {
+    if finished {
+        return Some(100);
+    }
+    match total {
+        SIZE_UNKNOWN | 0 => None,
+        _ => percent(done, total).map(|p| p.min(99)),
     }
 }
 
@@ -143,7 +253,11 @@ pub fn error_block(error: &JobError, files: &[qmgr_core::FileRecord], indent: &s
         "{indent}Code:         {}",
         hresult_label(&error.error)
     );
-    let _ = writeln!(text, "{indent}Description:  {}", error.error.description);
+    let _ = writeln!(
+        text,
+        "{indent}Description:  {}",
+        clean(&error.error.description)
+    );
     let _ = writeln!(
         text,
         "{indent}Context:      {} ({})",
@@ -156,7 +270,8 @@ pub fn error_block(error: &JobError, files: &[qmgr_core::FileRecord], indent: &s
                 let _ = writeln!(
                     text,
                     "{indent}File:         #{index} {} -> {}",
-                    file.remote_name, file.local_name
+                    clean(&file.remote_name),
+                    clean(&file.local_name)
                 );
             }
             None => {
@@ -165,7 +280,7 @@ pub fn error_block(error: &JobError, files: &[qmgr_core::FileRecord], indent: &s
         }
     }
     if let Some(protocol) = &error.protocol {
-        let _ = writeln!(text, "{indent}Protocol:     {protocol}");
+        let _ = writeln!(text, "{indent}Protocol:     {}", clean(protocol));
     }
     let _ = writeln!(text, "{indent}At:           {}", rfc3339(error.at));
     text
@@ -177,9 +292,10 @@ pub fn waiting(reason: Option<&WaitReason>, id: Guid, now: Timestamp) -> Option<
     Some(match reason? {
         WaitReason::Suspended => format!("suspended (`qmgr resume {plain}` lets it run)"),
         WaitReason::WaitingForSlot { ahead: 0 } => "waiting for a transfer slot".to_owned(),
-        WaitReason::WaitingForSlot { ahead } => {
-            format!("waiting for a transfer slot ({ahead} background jobs ahead)")
-        }
+        WaitReason::WaitingForSlot { ahead } => format!(
+            "waiting for a transfer slot ({} ahead)",
+            plural(*ahead, "background job", "background jobs")
+        ),
         WaitReason::RetryAt { at, server_asked } => format!(
             "retrying {} ({}) after a transient error{}",
             relative(*at, now),
@@ -243,14 +359,34 @@ pub fn group_status_flags(bits: u32) -> Vec<&'static str> {
     .collect()
 }
 
-/// Cuts `text` to at most `width` characters, marking the cut with `…`.
-pub fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
+/// Cuts `text` to at most `columns` terminal columns, marking the cut with `…`.
+pub fn fit(text: &str, columns: usize) -> String {
+    if width(text) <= columns {
         return text.to_owned();
     }
-    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    if columns == 0 {
+        return String::new();
+    }
+    let mut cut = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let cells = c.width().unwrap_or(0);
+        if used + cells > columns - 1 {
+            break;
+        }
+        used += cells;
+        cut.push(c);
+    }
     cut.push('…');
     cut
+}
+
+/// `text` cut to `columns` and padded with spaces to exactly that width.
+pub fn fit_pad(text: &str, columns: usize) -> String {
+    let mut fitted = fit(text, columns);
+    let used = width(&fitted);
+    fitted.extend(std::iter::repeat_n(' ', columns.saturating_sub(used)));
+    fitted
 }
 
 #[cfg(test)]
@@ -285,6 +421,23 @@ mod tests {
     }
 
     #[test]
+    fn bars_are_full_only_when_finished() {
+        assert_eq!(bar(4, Some((0, 10)), false, '#'), "    ");
+        assert_eq!(bar(4, Some((5, 10)), false, '#'), "##  ");
+        // All bytes there, a file still open: not full.
+        assert_eq!(bar(4, Some((10, 10)), false, '#'), "### ");
+        assert_eq!(bar(4, Some((10, 10)), true, '#'), "####");
+        // An empty job, an unknown size.
+        assert_eq!(bar(4, Some((0, 0)), false, '#'), "    ");
+        assert_eq!(bar(4, None, false, '#'), "?   ");
+        assert_eq!(bar(4, None, true, '='), "====");
+        assert_eq!(percent_left(10, 10, false), Some(99));
+        assert_eq!(percent_left(0, 0, false), None);
+        assert_eq!(percent_left(0, SIZE_UNKNOWN, false), None);
+        assert_eq!(percent_left(0, 0, true), Some(100));
+    }
+
+    #[test]
     fn group_status_bits_are_named() {
         assert_eq!(
             group_status_flags(status::GROUP_COMPLETE | status::GROUP_SUSPENDED),
@@ -297,6 +450,46 @@ mod tests {
     fn long_text_is_cut_with_an_ellipsis() {
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(fit("abc", 4), "abc");
+        assert_eq!(fit("abc", 0), "");
+        // Wide characters take two columns each.
+        assert_eq!(fit("日本語のファイル", 7), "日本語…");
+        assert_eq!(width(&fit("日本語のファイル", 8)), 7);
+        assert_eq!(fit_pad("ab", 4), "ab  ");
+        assert_eq!(fit_pad("日本語", 4), "日… ");
+    }
+
+    #[test]
+    fn control_characters_from_users_and_servers_are_escaped() {
+        assert_eq!(clean("plain name"), "plain name");
+        assert!(matches!(clean("plain"), Cow::Borrowed(_)));
+        assert_eq!(clean("\u{1b}]0;owned\u{7}"), "\\u{1b}]0;owned\\u{7}");
+        assert_eq!(clean("two\nlines\r\tx"), "two\\nlines\\r\\tx");
+        // DEL, C1 (CSI), a right-to-left override and a line separator.
+        assert_eq!(
+            clean("a\u{7f}b\u{9b}c\u{202e}d\u{2028}"),
+            "a\\u{7f}b\\u{9b}c\\u{202e}d\\u{2028}"
+        );
+        // Non-ASCII text that is not a control character is left alone.
+        assert_eq!(clean("naïve 日本"), "naïve 日本");
+        // qmgr's own line breaks survive clean_lines; everything else is escaped.
+        assert_eq!(
+            clean_lines("job \u{1b}[2J failed:\n  Code: x\r"),
+            "job \\u{1b}[2J failed:\n  Code: x\\r"
+        );
+    }
+
+    #[test]
+    fn counts_take_the_right_number() {
+        assert_eq!(plural(1u32, "job", "jobs"), "1 job");
+        assert_eq!(plural(0u32, "job", "jobs"), "0 jobs");
+        assert_eq!(plural(2u64, "file", "files"), "2 files");
+        let one = waiting(
+            Some(&WaitReason::WaitingForSlot { ahead: 1 }),
+            Guid::new_random(),
+            Timestamp(0),
+        )
+        .unwrap();
+        assert!(one.contains("(1 background job ahead)"), "{one}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! in the crate docs (`main.rs`) and the README; a change that removes or renames a field
 //! needs a new version.
 
+use std::fmt::Write as _;
+
 use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::group::Group;
 use qmgr_core::job::ProxyUsage;
@@ -388,7 +390,66 @@ impl From<&GroupView> for GroupJson {
 
 /// Serializes `value` as pretty JSON followed by a newline.
 pub fn print<T: Serialize>(value: &T) {
+    println!("{}", to_text(value));
+}
+
+/// The JSON text of `value`, safe on a terminal: serde_json escapes C0 control characters
+/// (`\u001b`), and this escapes the ones it leaves raw (DEL, C1 such as the 8-bit CSI, the
+/// bidirectional controls, line separators). JSON allows `\uXXXX` for any character inside
+/// a string, and these characters can only occur inside strings, so the text means the
+/// same to every parser.
+fn to_text<T: Serialize>(value: &T) -> String {
     // Serializing these plain structs cannot fail.
     let text = serde_json::to_string_pretty(value).unwrap_or_default();
-    println!("{text}");
+    let mut safe = String::with_capacity(text.len());
+    for c in text.chars() {
+        // Pretty printing's own line breaks are the only control characters left raw
+        // outside strings; those inside strings are already `\n`.
+        if c != '\n' && human::needs_escape(c) {
+            // Every such character is in the Basic Multilingual Plane: one `\uXXXX`.
+            let _ = write!(safe, "\\u{:04x}", u32::from(c));
+        } else {
+            safe.push(c);
+        }
+    }
+    safe
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qmgr_core::{Guid, Job, JobSettings};
+
+    #[test]
+    fn json_output_escapes_every_control_character() {
+        let name = "evil\u{1b}]0;title\u{7}\nname\u{9b}2J\u{7f}\u{202e}";
+        let mut job = Job::new(
+            Guid::new_random(),
+            name,
+            JobType::Download,
+            1000,
+            JobSettings::default(),
+            Timestamp(0),
+        )
+        .unwrap();
+        job.description = "line\r\nbreak".into();
+        let view = JobView {
+            job,
+            waiting: None,
+            attempts: Vec::new(),
+        };
+        let text = to_text(&JobJson::from(&view));
+        assert!(
+            !text.chars().any(|c| c != '\n' && human::needs_escape(c)),
+            "{text}"
+        );
+        assert!(
+            text.contains(r"\u001b]0;title\u0007\nname\u009b2J\u007f\u202e"),
+            "{text}"
+        );
+        // It still means the same.
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["name"], name);
+        assert_eq!(parsed["description"], "line\r\nbreak");
+    }
 }

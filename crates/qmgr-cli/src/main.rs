@@ -13,7 +13,7 @@
 //! | 1 | a job failed, or qmgrd refused the request (wrong state, access denied) |
 //! | 2 | usage error or bad input: bad option, URL, path, duration or rate; ambiguous job name |
 //! | 3 | qmgrd is not running and cannot be started; for `daemon status`: not running |
-//! | 4 | no such job or group |
+//! | 4 | no such job or group; for `resume`, `suspend`, `cancel` and `complete`: any of the JOBs named (the others are still done) |
 //! | 130 | `qmgr transfer` was interrupted (Ctrl-C, SIGTERM); its jobs are suspended |
 //!
 //! # Naming jobs
@@ -23,6 +23,9 @@
 //! listing them; one that fits none exits 4.
 //!
 //! # JSON output (schema version 1)
+//!
+//! The README's section "JSON output" describes the same schema for users; keep the two
+//! in step (a test checks that the README names every field `info --json` prints).
 //!
 //! `--json` is accepted by `list`, `info`, `groups`, `create`, `daemon status` and
 //! `transfer --background`. Fields are only ever added; removing or renaming one would be
@@ -34,8 +37,8 @@
 //! - `groups`: `{"groups": [{"id", "name", "description", "created", "status" (QM_STATUS_*
 //!   bits), "status_flags" (their names), "foreground", "job": JOB | null}, …]}`
 //! - `create`: `{"id": GUID}`
-//! - `daemon status`: `{"running", "version", "socket", "state_dir", "pid", "jobs"}` (the
-//!   last three `null` when it is not running)
+//! - `daemon status`: `{"running", "version", "socket", "state_dir", "pid", "jobs"}`
+//!   (`version`, `pid` and `jobs` `null` when it is not running)
 //!
 //! `JOB` is:
 //!
@@ -110,7 +113,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::from(failure::Exit::Success.code()),
         Err(failure) => {
             if !failure.message.is_empty() {
-                eprintln!("qmgr: {}", failure.message);
+                // Names and server text in messages are escaped where they are put in;
+                // this catches any control character that slipped through.
+                eprintln!("qmgr: {}", human::clean_lines(&failure.message));
             }
             ExitCode::from(failure.exit.code())
         }

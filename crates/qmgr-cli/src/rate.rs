@@ -1,10 +1,15 @@
-//! Transfer rate over the last few seconds, from byte counts sampled at any moments.
+//! Transfer rate over the last few seconds, from byte counts sampled at any moments. The
+//! caller passes the time of each sample, so tests drive the clock.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// How far back the rate looks: long enough to smooth bursts, short enough to follow changes.
 const WINDOW: Duration = Duration::from_secs(5);
+/// No rate until the samples span this long: the first fraction of a second after a
+/// start (or a restart) is all burst (buffers filling, a small file arriving whole), and a
+/// rate over it would claim tens of MiB/s that the transfer never keeps up.
+const MIN_SPAN: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 pub struct RateMeter {
@@ -33,12 +38,12 @@ impl RateMeter {
         }
     }
 
-    /// Bytes per second over the window; `None` until two samples exist.
+    /// Bytes per second over the window; `None` until the samples span a second.
     pub fn per_second(&self) -> Option<u64> {
         let (first_at, first) = self.samples.front()?;
         let (last_at, last) = self.samples.back()?;
         let span = last_at.duration_since(*first_at);
-        if span.is_zero() {
+        if span < MIN_SPAN {
             return None;
         }
         Some(per_second(last - first, span))
@@ -82,5 +87,30 @@ mod tests {
         assert_eq!(meter.per_second(), None);
         meter.record(start + Duration::from_secs(2), 510);
         assert_eq!(meter.per_second(), Some(500));
+    }
+
+    #[test]
+    fn bursts_do_not_spike_the_rate() {
+        const MIB: u64 = 1 << 20;
+        let start = Instant::now();
+        let at = |millis: u64| start + Duration::from_millis(millis);
+        let mut meter = RateMeter::new();
+        // A first file arrives whole in 200 ms: no rate yet rather than 72 MiB/s.
+        meter.record(at(0), 0);
+        meter.record(at(200), 14 * MIB + MIB / 2);
+        assert_eq!(meter.per_second(), None);
+        // Then 1 MiB/s for a while.
+        let mut bytes = 14 * MIB + MIB / 2;
+        for second in 1..=10 {
+            bytes += MIB;
+            meter.record(at(200 + second * 1000), bytes);
+        }
+        assert_eq!(meter.per_second(), Some(MIB));
+        // A new file's first 10 MiB land between two looks 200 ms apart: the rate moves
+        // (the window holds the burst) but stays far from 50 MiB/s.
+        bytes += 10 * MIB;
+        meter.record(at(10_400), bytes);
+        let rate = meter.per_second().unwrap();
+        assert!(rate < 4 * MIB, "{rate}");
     }
 }

@@ -82,7 +82,7 @@ pub fn resolve_job(client: &Client, name: &str) -> Result<Guid, Failure> {
                 candidates.len()
             );
             for (id, display_name) in candidates {
-                let _ = write!(message, "\n  {id}  {display_name}");
+                let _ = write!(message, "\n  {id}  {}", crate::human::clean(&display_name));
             }
             Err(Failure::usage(message))
         }

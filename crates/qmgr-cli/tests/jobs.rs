@@ -4,7 +4,7 @@ mod common;
 
 use common::{Instance, plain_id};
 use qmgr_core::Guid;
-use qmgr_core::service::QueueServiceExt;
+use qmgr_core::service::{JobChange, QueueServiceExt};
 use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
 
 #[test]
@@ -186,11 +186,37 @@ fn suspend_and_cancel_take_several_jobs() {
     for job in instance.jobs() {
         assert_eq!(job["state"], "SUSPENDED");
     }
-    // One unknown name among known ones: the known ones are still cancelled.
+    // --state takes the names `list` prints, and lower case with dashes or underscores.
+    for spelling in ["SUSPENDED", "suspended", "QUEUED,SUSPENDED"] {
+        let listed = instance
+            .qmgr(&["list", "--state", spelling, "--json"])
+            .expect(0)
+            .json();
+        assert_eq!(listed["jobs"].as_array().unwrap().len(), 2, "{spelling}");
+    }
+    for spelling in ["TRANSIENT_ERROR", "transient-error"] {
+        let run = instance.qmgr(&["list", "--state", spelling]).expect(0);
+        assert_eq!(run.stdout.trim(), "No jobs.", "{spelling}");
+    }
+    // One unknown name among known ones: the known ones are still cancelled, each is
+    // reported, and the last line says which were not found.
     let run = instance
         .qmgr(&["cancel", "first", "nope", &second])
         .expect(4);
     assert!(run.stderr.contains("\"nope\""), "{}", run.stderr);
+    assert_eq!(
+        run.stdout.matches("cancelled.").count(),
+        2,
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains(&first_guid(&first)), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("cancelled 2 of 3 jobs; not found: \"nope\""),
+        "{}",
+        run.stderr
+    );
     assert!(instance.jobs().is_empty());
     // Resuming an empty job is refused by the service: exit 1 with its reason.
     instance.qmgr(&["create", "empty"]).expect(0);
@@ -404,4 +430,137 @@ fn help_completions_and_usage_errors() {
     instance.qmgr(&["frobnicate"]).expect(2);
     instance.qmgr(&[]).expect(2);
     assert!(instance.daemon_pid().is_none(), "help starts no daemon");
+}
+
+/// The `{GUID}` form (as `Job … cancelled.` prints it) of a plain GUID.
+fn first_guid(plain: &str) -> String {
+    plain.parse::<Guid>().unwrap().to_string()
+}
+
+/// Every key of a JSON value, nested ones included.
+fn json_keys(value: &serde_json::Value, keys: &mut std::collections::BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                keys.insert(key.clone());
+                json_keys(inner, keys);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| json_keys(item, keys)),
+        _ => {}
+    }
+}
+
+#[test]
+fn json_help_points_to_a_readme_section_that_documents_every_field() {
+    let instance = Instance::new();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    for command in [
+        &["list", "--help"][..],
+        &["info", "--help"],
+        &["groups", "--help"],
+    ] {
+        let help = instance.qmgr(command).expect(0).stdout;
+        assert!(
+            help.contains("README under \"JSON output\""),
+            "{command:?}: {help}"
+        );
+    }
+    let section = readme
+        .split("\n## JSON output\n")
+        .nth(1)
+        .expect("the README has a section \"JSON output\"");
+    let section = section.split("\n## ").next().unwrap();
+    assert!(
+        readme.contains("Exit codes: 0 ok"),
+        "the README lists the exit codes"
+    );
+    assert!(section.contains("exit codes"), "{section}");
+
+    // Every field `info --json` prints is described there.
+    let id = instance.qmgr(&["create", "documented"]).expect(0).stdout;
+    instance
+        .qmgr(&["addfile", "documented", "file:///etc/hostname", "h"])
+        .expect(0);
+    instance
+        .qmgr(&["setnotifycmdline", "documented", "/bin/true", "true x"])
+        .expect(0);
+    let info = instance
+        .qmgr(&["info", id.trim(), "--json"])
+        .expect(0)
+        .json();
+    let mut keys = std::collections::BTreeSet::new();
+    json_keys(&info, &mut keys);
+    for key in keys {
+        assert!(
+            section.contains(&format!("\"{key}\"")) || section.contains(&format!("`{key}`")),
+            "README \"JSON output\" does not describe {key:?}"
+        );
+    }
+}
+
+#[test]
+fn control_characters_in_names_urls_and_settings_are_printed_escaped() {
+    let server = TestServer::start();
+    let instance = Instance::new();
+    let name = "evil\u{1b}]0;pwned\u{7}\nsecond row\u{9b}2J";
+    let id = instance.qmgr(&["create", name]).expect(0).stdout;
+    let id: Guid = id.trim().parse().unwrap();
+    instance
+        .client()
+        .set_job(id, JobChange::Description("clear\u{1b}[2J\r".into()))
+        .unwrap();
+    let plain = id.to_plain_string();
+    instance
+        .qmgr(&[
+            "addfile",
+            &plain,
+            &server.url("/data/1k/f?x=%1b"),
+            "local\u{1b}[31mname",
+        ])
+        .expect(0);
+    instance
+        .qmgr(&["setnotifycmdline", &plain, "/bin/true", "true \u{1b}[5m"])
+        .expect(0);
+    instance
+        .qmgr(&["setheaders", &plain, "X-Evil: \u{1b}]2;x\u{7}"])
+        .expect(0);
+
+    let clean = |text: &str, what: &str| {
+        assert!(
+            !text.contains(['\u{1b}', '\u{7}', '\u{9b}', '\r']),
+            "{what} printed a raw control character:\n{text:?}"
+        );
+    };
+    let list = instance.qmgr(&["list"]).expect(0).stdout;
+    clean(&list, "list");
+    assert_eq!(list.lines().count(), 2, "one header, one row:\n{list}");
+    assert!(list.contains(r"evil\u{1b}]0;pwned\u{7}\nse"), "{list}");
+
+    let info = instance.qmgr(&["info", &plain]).expect(0).stdout;
+    clean(&info, "info");
+    for shown in [
+        r"evil\u{1b}]0;pwned\u{7}\nsecond row\u{9b}2J",
+        r"clear\u{1b}[2J\r",
+        r"local\u{1b}[31mname",
+        r"true \u{1b}[5m",
+        r"X-Evil: \u{1b}]2;x\u{7}",
+    ] {
+        assert!(info.contains(shown), "{shown}:\n{info}");
+    }
+
+    let monitor = instance.qmgr(&["monitor", "--count", "1"]).expect(0).stdout;
+    clean(&monitor, "monitor");
+    assert!(monitor.contains(r"evil\u{1b}]0;pwned"), "{monitor}");
+
+    // JSON keeps the text, escaped the JSON way.
+    let json = instance.qmgr(&["info", &plain, "--json"]).expect(0);
+    clean(&json.stdout, "info --json");
+    assert_eq!(json.json()["name"], name);
+
+    // Ambiguous and unknown names in error messages.
+    instance.qmgr(&["create", name]).expect(0);
+    let run = instance.qmgr(&["info", name]).expect(2);
+    clean(&run.stderr, "the ambiguity message");
 }

@@ -30,6 +30,11 @@ impl Tmux {
 
     /// Runs `qmgr ARGS` (with the instance's environment) in a 120x30 terminal.
     fn start(&self, instance: &Instance, args: &str) {
+        self.start_sized(instance, args, 120, 30);
+    }
+
+    /// Runs `qmgr ARGS` in a terminal of `columns` x `rows`.
+    fn start_sized(&self, instance: &Instance, args: &str, columns: u16, rows: u16) {
         let assignments: Vec<String> = instance
             .env()
             .into_iter()
@@ -50,9 +55,9 @@ impl Tmux {
                 "-s",
                 "qmgr",
                 "-x",
-                "120",
+                &columns.to_string(),
                 "-y",
-                "30",
+                &rows.to_string(),
                 &shell_command,
             ])
             .status()
@@ -75,6 +80,15 @@ impl Tmux {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    fn send_keys(&self, keys: &str) {
+        let sent = self
+            .command()
+            .args(["send-keys", "-t", "qmgr", keys])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "tmux send-keys {keys}");
     }
 
     fn command(&self) -> Command {
@@ -217,4 +231,131 @@ fn monitor_prints_snapshots_when_stdout_is_not_a_terminal() {
         "no escape sequences:\n{}",
         run.stdout
     );
+}
+
+#[test]
+fn transfer_fits_a_narrow_terminal_and_ctrl_c_leaves_no_stale_line() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED: tmux is not installed, so progress bars cannot be tested");
+        return;
+    }
+    let server = TestServer::start();
+    let instance = Instance::new();
+    let tmux = Tmux::new(line!());
+    // A file of unknown size and one of known size, both slow; names wider than the
+    // terminal allows.
+    tmux.start_sized(
+        &instance,
+        &format!(
+            "transfer --dir . '{}' '{}'; echo TRANSFER-ENDED",
+            server.url(
+                "/data/4m/a-stream-of-unknown-length-with-a-long-name.bin?no_length=1&rate=100000"
+            ),
+            server.url("/data/4m/a-file-of-known-length-with-a-long-name.bin?rate=100000"),
+        ),
+        50,
+        20,
+    );
+    let screen = tmux.wait_for_screen("both bars, the total and a rate", |screen| {
+        screen.contains("a-stream")
+            && screen.contains("a-file-of")
+            && screen.contains("total 0/2")
+            && screen.contains("KiB/s")
+    });
+    assert!(screen.contains("ETA unknown"), "{screen}");
+    assert!(screen.contains("some sizes unknown"), "{screen}");
+    assert!(
+        !screen.contains("waiting for a transfer slot"),
+        "a foreground transfer never waits for a slot:\n{screen}"
+    );
+    // Nothing wrapped: every line of the display starts where a line of it starts.
+    for line in screen.lines().filter(|line| !line.trim().is_empty()) {
+        assert!(
+            ["a-stream", "a-file-of", "total 0/2", "some sizes unknown"]
+                .iter()
+                .any(|start| line.starts_with(start))
+                || line.contains("B/s  ETA")
+                || line.contains("/qmgr"),
+            "a wrapped or stray line {line:?}:\n{screen}"
+        );
+    }
+    let total = screen
+        .lines()
+        .find(|line| line.starts_with("total 0/2"))
+        .unwrap();
+    assert!(!total.contains("[=========="), "{screen}");
+
+    tmux.send_keys("C-c");
+    let screen = tmux.wait_for_screen("the interruption message", |screen| {
+        screen.contains("TRANSFER-ENDED")
+    });
+    assert!(screen.contains("interrupted."), "{screen}");
+    // The message wraps at 50 columns.
+    assert!(
+        screen.replace('\n', "").contains("is suspended with"),
+        "{screen}"
+    );
+    for stale in ["total 0/2", "ETA", "a-stream", "some sizes"] {
+        assert!(
+            !screen.contains(stale),
+            "{stale:?} stayed on screen:\n{screen}"
+        );
+    }
+    for job in instance.jobs() {
+        assert_eq!(job["state"], "SUSPENDED", "{job:#}");
+    }
+}
+
+#[test]
+fn monitor_scrolls_a_long_queue_in_a_small_terminal() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED: tmux is not installed, so monitor cannot be tested on a terminal");
+        return;
+    }
+    let server = TestServer::start();
+    let instance = Instance::new();
+    for index in 0..24 {
+        instance
+            .qmgr(&["create", &format!("resting-job-{index:02}")])
+            .expect(0);
+    }
+    // Created last, moving: shown first all the same.
+    instance
+        .qmgr(&[
+            "transfer",
+            "--background",
+            "--name",
+            "the-moving-job-with-a-long-name",
+            &server.url("/data/4m/moving?rate=100000"),
+            "-o",
+            "moving.bin",
+        ])
+        .expect(0);
+
+    let tmux = Tmux::new(line!());
+    tmux.start_sized(&instance, "monitor --interval 300ms", 50, 20);
+    let screen = tmux.wait_for_screen("the moving job and the first rows", |screen| {
+        screen.contains("TRANSFERRING") && screen.contains("jobs 1–")
+    });
+    let lines: Vec<&str> = screen.lines().collect();
+    assert!(lines[0].contains("25 jobs"), "{screen}");
+    assert!(lines[1].starts_with("NAME"), "{screen}");
+    assert!(
+        lines[2].starts_with("the-moving-job-"),
+        "active jobs come first:\n{screen}"
+    );
+    assert!(lines[3].starts_with("resting-job-00"), "{screen}");
+    assert!(screen.contains("jobs 1–17 of 25"), "{screen}");
+    assert!(!screen.contains("taller"), "{screen}");
+
+    // A page down, which stops at the last page.
+    tmux.send_keys("PageDown");
+    let screen = tmux.wait_for_screen("the last page", |screen| screen.contains("jobs 9–25 of 25"));
+    assert!(screen.contains("resting-job-23"), "{screen}");
+    assert!(!screen.contains("the-moving-job"), "{screen}");
+    tmux.send_keys("Up");
+    tmux.wait_for_screen("one row up", |screen| screen.contains("jobs 8–24 of 25"));
+    tmux.send_keys("Home");
+    tmux.wait_for_screen("the top", |screen| screen.contains("jobs 1–17 of 25"));
+    tmux.send_keys("q");
 }

@@ -26,9 +26,9 @@ pub fn run(client: &Client, as_json: bool) -> Result<(), Failure> {
             .as_ref()
             .map_or("no job", |job| job.job.state.name());
         println!(
-            "{}  {:<24}  status 0x{:03X} {}  job: {job_state}",
+            "{}  {}  status 0x{:03X} {}  job: {job_state}",
             group.id,
-            human::fit(&group.name, 24),
+            human::fit_pad(&human::clean(&group.name), 24),
             group.status,
             group.status_flags.join("|"),
         );

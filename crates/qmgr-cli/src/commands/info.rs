@@ -28,8 +28,10 @@ pub fn describe(view: &JobView, now: Timestamp) -> String {
     let settings = &job.settings;
     let progress = job.progress();
     let mut text = String::new();
+    // Every value is one line; names, URLs, headers and commands come from users or
+    // servers, so each is escaped.
     let mut line = |label: &str, value: &str| {
-        let _ = writeln!(text, "{:<22}{value}", format!("{label}:"));
+        let _ = writeln!(text, "{:<22}{}", format!("{label}:"), human::clean(value));
     };
     line("Job", &job.id.to_string());
     line("Name", &job.display_name);
@@ -49,9 +51,9 @@ pub fn describe(view: &JobView, now: Timestamp) -> String {
     line(
         "Progress",
         &format!(
-            "{}/{} files, {}{percent}",
+            "{}/{}, {}{percent}",
             progress.files_transferred,
-            progress.files_total,
+            human::plural(progress.files_total, "file", "files"),
             human::bytes_of(progress.bytes_transferred, progress.bytes_total)
         ),
     );
@@ -125,8 +127,8 @@ pub fn describe(view: &JobView, now: Timestamp) -> String {
             text,
             "  #{index:<3} {status:>5}  {:<24} {} -> {}",
             human::bytes_of(file.bytes_transferred, file.bytes_total),
-            file.remote_name,
-            file.local_name
+            human::clean(&file.remote_name),
+            human::clean(&file.local_name)
         );
     }
     if !view.attempts.is_empty() {
@@ -135,16 +137,16 @@ pub fn describe(view: &JobView, now: Timestamp) -> String {
             let status = attempt
                 .http_status
                 .map_or_else(|| "-".to_owned(), |code| format!("HTTP {code}"));
-            let outcome = attempt
-                .error
-                .as_ref()
-                .map_or_else(|| "ok".to_owned(), ToString::to_string);
+            let outcome = attempt.error.as_ref().map_or_else(
+                || "ok".to_owned(),
+                |error| human::clean(&error.to_string()).into_owned(),
+            );
             let _ = writeln!(
                 text,
                 "  {}  file #{}  {status}  {}  {outcome}",
                 human::rfc3339(attempt.at),
                 attempt.file,
-                human::bytes(attempt.bytes)
+                human::bytes(attempt.bytes),
             );
         }
     }

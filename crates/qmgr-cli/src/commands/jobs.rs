@@ -1,5 +1,6 @@
 //! The bitsadmin-like job commands: create, add files, move through states, change settings.
 
+use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::Path;
 
@@ -12,6 +13,7 @@ use qmgr_ipc::Client;
 use crate::cli::ProxyArg;
 use crate::destinations;
 use crate::failure::{Exit, Failure};
+use crate::human;
 use crate::json::{self, CreatedJson};
 use crate::resolve::resolve_job;
 
@@ -55,7 +57,10 @@ pub fn add_file_set(client: &Client, job: &str, list: &Path) -> Result<(), Failu
     let id = resolve_job(client, job)?;
     let count = files.len();
     client.add_files(id, files)?;
-    println!("Added {count} files to job {id}.");
+    println!(
+        "Added {} to job {id}.",
+        human::plural(u64::try_from(count).unwrap_or(u64::MAX), "file", "files")
+    );
     Ok(())
 }
 
@@ -89,37 +94,68 @@ fn new_file(url: &str, path: &Path) -> Result<NewFile, Failure> {
     })
 }
 
-/// A state change (resume, suspend, cancel, complete) on each named job; every job is
-/// tried, and the worst failure decides the exit code.
+/// A state change (resume, suspend, cancel, complete) on each named job. Every job is
+/// tried; each one done is reported on stdout, each one not done on stderr, and with
+/// several jobs a last line counts them and names those not found. The worst failure
+/// decides the exit code (4 when any job was not found).
 pub fn change_state(client: &Client, names: &[String], action: StateAction) -> Result<(), Failure> {
     let mut failures: Vec<Failure> = Vec::new();
+    let mut not_found: Vec<&str> = Vec::new();
     for name in names {
         let result = resolve_job(client, name).and_then(|id| {
-            let code = action.call(client, id)?;
+            let code = action
+                .call(client, id)
+                .map_err(|error| Failure::from(error).context(format!("job {id}")))?;
             println!("{}", action.report(id, code));
             Ok(())
         });
         if let Err(failure) = result {
+            if failure.exit == Exit::NotFound {
+                not_found.push(name);
+            }
             failures.push(failure);
         }
     }
-    match failures.len() {
-        0 => Ok(()),
-        1 => Err(failures.remove(0)),
-        _ => {
-            let exit = failures
-                .iter()
-                .map(|failure| failure.exit)
-                .max_by_key(|exit| exit.code())
-                .unwrap_or(Exit::Failed);
-            let message = failures
-                .iter()
-                .map(|failure| failure.message.as_str())
-                .collect::<Vec<_>>()
-                .join("\n");
-            Err(Failure::new(exit, message))
-        }
+    if failures.is_empty() {
+        return Ok(());
     }
+    let exit = failures
+        .iter()
+        .map(|failure| failure.exit)
+        .max_by_key(|exit| exit.code())
+        .unwrap_or(Exit::Failed);
+    let mut message = failures
+        .iter()
+        .map(|failure| failure.message.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    if names.len() > 1 {
+        message.push_str(&summary(action, names.len(), failures.len(), &not_found));
+    }
+    Err(Failure::new(exit, message))
+}
+
+/// `\nqmgr: cancelled 2 of 3 jobs; not found: "nosuch"`.
+fn summary(action: StateAction, named: usize, failed: usize, not_found: &[&str]) -> String {
+    let mut text = format!(
+        "\nqmgr: {} {} of {}",
+        action.past(),
+        named - failed,
+        human::plural(u64::try_from(named).unwrap_or(u64::MAX), "job", "jobs")
+    );
+    if !not_found.is_empty() {
+        let names: Vec<String> = not_found.iter().map(|name| format!("{name:?}")).collect();
+        let _ = write!(text, "; not found: {}", names.join(", "));
+    }
+    let others = failed - not_found.len();
+    if others > 0 {
+        let _ = write!(
+            text,
+            "; {} refused",
+            human::plural(u64::try_from(others).unwrap_or(u64::MAX), "other", "others")
+        );
+    }
+    text
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -233,6 +269,18 @@ mod tests {
         let error = parse_file_set("\nbad://h/a /tmp/a\n").unwrap_err();
         assert!(error.message.starts_with("line 2:"), "{error}");
         assert_eq!(error.exit, Exit::Usage);
+    }
+
+    #[test]
+    fn several_jobs_end_with_a_count_and_the_names_not_found() {
+        assert_eq!(
+            summary(StateAction::Cancel, 3, 1, &["nosuch"]),
+            "\nqmgr: cancelled 2 of 3 jobs; not found: \"nosuch\""
+        );
+        assert_eq!(
+            summary(StateAction::Resume, 2, 2, &["a"]),
+            "\nqmgr: resumed 0 of 2 jobs; not found: \"a\"; 1 other refused"
+        );
     }
 
     #[test]

@@ -37,7 +37,7 @@ fn table(views: &[JobView], now: Timestamp) -> String {
             let progress = job.progress();
             [
                 human::short_id(job.id),
-                human::fit(&job.display_name, 32),
+                human::fit(&human::clean(&job.display_name), 32),
                 job.state.name().to_owned(),
                 crate::json::priority_name(job.priority).to_owned(),
                 format!("{}/{}", progress.files_transferred, progress.files_total),
@@ -50,10 +50,10 @@ fn table(views: &[JobView], now: Timestamp) -> String {
         "ID", "NAME", "STATE", "PRIORITY", "FILES", "BYTES", "WAITING",
     ]
     .map(String::from);
-    let mut widths = header.clone().map(|h| h.chars().count());
+    let mut widths = header.clone().map(|h| human::width(&h));
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(human::width(cell));
         }
     }
     let mut text = String::new();
@@ -61,7 +61,7 @@ fn table(views: &[JobView], now: Timestamp) -> String {
         let cells: Vec<String> = row
             .iter()
             .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
+            .map(|(cell, width)| human::fit_pad(cell, width))
             .collect();
         text.push_str(cells.join("  ").trim_end());
         text.push('\n');

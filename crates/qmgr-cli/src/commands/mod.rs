@@ -70,7 +70,7 @@ pub fn run(command: Command) -> Result<(), Failure> {
             clear: _,
         } => {
             let what = match &program {
-                Some(program) => format!("notification command {program}"),
+                Some(program) => format!("notification command {}", human::clean(program)),
                 None => "no notification command".to_owned(),
             };
             jobs::set(
@@ -85,7 +85,15 @@ pub fn run(command: Command) -> Result<(), Failure> {
             headers,
             clear: _,
         } => {
-            let what = format!("{} extra header(s)", headers.len());
+            let what = if headers.is_empty() {
+                "no extra headers".to_owned()
+            } else {
+                human::plural(
+                    u64::try_from(headers.len()).unwrap_or(u64::MAX),
+                    "extra header",
+                    "extra headers",
+                )
+            };
             let text = (!headers.is_empty()).then(|| headers.join("\r\n"));
             jobs::set(&client, &job, JobChange::CustomHeaders(text), &what)
         }

@@ -250,15 +250,14 @@ impl Watch<'_> {
         let mut progress = Progress::choose(self.quiet, file_count);
         loop {
             if self.interrupted.load(Ordering::SeqCst) {
-                let snapshot = snapshot(&jobs);
-                progress.finish(&snapshot);
+                progress.interrupt();
                 return Err(self.suspend_all(&jobs));
             }
             for job in jobs
                 .iter_mut()
                 .filter(|j| matches!(j.outcome, Outcome::Running))
             {
-                self.look_at(job, &progress);
+                self.look_at(job, &mut progress);
             }
             let snapshot = snapshot(&jobs);
             progress.update(&snapshot);
@@ -272,7 +271,7 @@ impl Watch<'_> {
 
     /// Fetches a running job and moves it on: completes it when transferred, records a
     /// failure when it stopped for good.
-    fn look_at(&self, job: &mut Watched, progress: &Progress) {
+    fn look_at(&self, job: &mut Watched, progress: &mut Progress) {
         let view = match self.client.job(job.id) {
             Ok(view) => view,
             Err(error) if error.hresult == hresult::BG_E_NOT_FOUND => {
@@ -298,7 +297,8 @@ impl Watch<'_> {
                 job.outcome = Outcome::Failed(format!(
                     "job {} ({}) failed:\n{error}The job stays in the queue: `qmgr info {plain}` \
                      shows it, `qmgr resume {plain}` retries it, `qmgr cancel {plain}` removes it.",
-                    view.job.id, view.job.display_name
+                    view.job.id,
+                    human::clean(&view.job.display_name)
                 ));
             }
             _ => {}
@@ -310,7 +310,7 @@ impl Watch<'_> {
         {
             progress.note(&format!(
                 "qmgr: transient error, will retry: {}",
-                error.error
+                human::clean(&error.error.to_string())
             ));
         }
         job.last = Some(view);
@@ -429,20 +429,26 @@ fn snapshot(jobs: &[Watched]) -> Snapshot {
         for file in &view.job.files {
             let local = PathBuf::from(&file.local_name);
             snapshot.files.push(FileState {
-                name: local
-                    .file_name()
-                    .map(|name| name.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                path: file.local_name.clone(),
+                name: human::clean(
+                    &local
+                        .file_name()
+                        .map(|name| name.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                )
+                .into_owned(),
+                path: human::clean(&file.local_name).into_owned(),
                 total: (file.bytes_total != SIZE_UNKNOWN).then_some(file.bytes_total),
                 done: file.bytes_transferred,
                 completed: file.completed,
             });
         }
+        // A FOREGROUND job never waits for a slot: QUEUED only means it is starting.
         if matches!(job.outcome, Outcome::Running)
             && snapshot.status.is_none()
             && let Some(reason) = &view.waiting
             && !matches!(reason, WaitReason::AwaitingComplete)
+            && !(view.job.priority == JobPriority::Foreground
+                && matches!(reason, WaitReason::WaitingForSlot { .. }))
         {
             snapshot.status = human::waiting(Some(reason), view.job.id, now);
         }
@@ -480,5 +486,48 @@ mod tests {
             "qmgr transfer a.iso and 1 more (part 2 of 3)"
         );
         assert_eq!(job_name(Some("nightly"), &files, 0, 1), "nightly");
+    }
+
+    fn queued(priority: JobPriority, local_name: &str) -> Watched {
+        let mut job = qmgr_core::Job::new(
+            Guid::new_random(),
+            "job",
+            JobType::Download,
+            1000,
+            qmgr_core::JobSettings::default(),
+            Timestamp(0),
+        )
+        .unwrap();
+        job.priority = priority;
+        job.state = JobState::Queued;
+        job.files
+            .push(qmgr_core::FileRecord::new("http://h/f", local_name));
+        Watched {
+            id: job.id,
+            last: Some(JobView {
+                job,
+                waiting: Some(WaitReason::WaitingForSlot { ahead: 1 }),
+                attempts: Vec::new(),
+            }),
+            outcome: Outcome::Running,
+        }
+    }
+
+    #[test]
+    fn a_foreground_transfer_never_waits_for_a_slot() {
+        let shown = snapshot(&[queued(JobPriority::Foreground, "/d/f")]);
+        assert_eq!(shown.status, None);
+        let shown = snapshot(&[queued(JobPriority::Low, "/d/f")]);
+        assert_eq!(
+            shown.status.as_deref(),
+            Some("waiting for a transfer slot (1 background job ahead)")
+        );
+    }
+
+    #[test]
+    fn file_names_in_the_progress_are_escaped() {
+        let shown = snapshot(&[queued(JobPriority::Foreground, "/d/a\u{1b}]0;x\u{7}b")]);
+        assert_eq!(shown.files[0].name, r"a\u{1b}]0;x\u{7}b");
+        assert_eq!(shown.files[0].path, r"/d/a\u{1b}]0;x\u{7}b");
     }
 }
