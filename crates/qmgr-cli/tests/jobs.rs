@@ -321,8 +321,12 @@ trait GroupJob {
 impl GroupJob for qmgr_ipc::Client {
     fn execute_group_job(&self, group: Guid, job: Guid) -> qmgr_core::Result<()> {
         use qmgr_core::service::{QueueService, Request};
-        self.execute(Request::CreateGroupJob { group, job })
-            .map(drop)
+        self.execute(Request::CreateGroupJob {
+            group,
+            job,
+            umask: None,
+        })
+        .map(drop)
     }
 }
 

@@ -162,6 +162,8 @@ struct Slot {
     /// Bytes in the temporary file when this transfer began (for the attempt record).
     started_at: u64,
     http_status: Option<u16>,
+    /// Why this transfer dropped the bytes held and started over (for the attempt record).
+    restart: Option<String>,
 }
 
 struct Subscriber {
@@ -488,7 +490,8 @@ impl State {
             Request::CreateJob {
                 display_name,
                 job_type,
-            } => self.create_job(uid, &display_name, job_type, None, now),
+                umask,
+            } => self.create_job(uid, &display_name, job_type, None, umask, now),
             Request::GetJob { job } => {
                 let entry = self.entry(uid, job)?;
                 Ok(Response::Job(Box::new(entry.view(&self.view_context()))))
@@ -565,7 +568,7 @@ impl State {
                 let (groups, next) = page(groups, |g| self.group_view(g, &context), encoded_len);
                 Ok(Response::GroupPage { groups, next })
             }
-            Request::CreateGroupJob { group, job } => {
+            Request::CreateGroupJob { group, job, umask } => {
                 if self.group(uid, group)?.job.is_some() {
                     return Err(
                         QmgrError::from_code(hresult::E_NOTIMPL).context(format_args!(
@@ -578,7 +581,7 @@ impl State {
                         "a job {job} already exists"
                     )));
                 }
-                self.create_job(uid, "", JobType::Download, Some((group, job)), now)?;
+                self.create_job(uid, "", JobType::Download, Some((group, job)), umask, now)?;
                 let mut updated = self.group(uid, group)?.clone();
                 updated.job = Some(job);
                 self.store.save_group(&updated)?;
@@ -685,6 +688,7 @@ impl State {
         display_name: &str,
         job_type: JobType,
         group: Option<(Guid, Guid)>,
+        umask: Option<u32>,
         now: Timestamp,
     ) -> Result<Response> {
         if job_type != JobType::Download {
@@ -706,6 +710,11 @@ impl State {
         let mut job = Job::new(id, display_name, job_type, uid, settings, now)?;
         job.priority = defaults.priority;
         job.group = group.map(|(group, _)| group);
+        // The files get the mode the creating process would give them (DESIGN "Decisions,
+        // second round"), not the one of whoever started qmgrd.
+        job.umask = umask
+            .filter(|umask| *umask <= 0o777)
+            .unwrap_or(qmgr_core::job::DEFAULT_UMASK);
         self.store.insert_job(&job)?;
         self.add_entry(job);
         Ok(Response::JobCreated(id))
@@ -1293,6 +1302,7 @@ impl State {
                             can_yield: started_at == 0,
                             started_at,
                             http_status: None,
+                            restart: None,
                         },
                     );
                     if let Some(run) = self.jobs.get_mut(&id).and_then(|e| e.run.as_mut()) {
@@ -1359,6 +1369,11 @@ impl State {
                 // with 206, or gave what a later range request needs (size and validator).
                 slot.can_yield = (resumed_at > 0 && restart.is_none())
                     || (total.is_some() && !validator.is_empty());
+                if let Some(reason) = restart {
+                    // The bytes held are dropped: this attempt counts from zero, and says why.
+                    slot.started_at = 0;
+                    slot.restart = Some(format!("restarted from zero: {reason}"));
+                }
                 let Some(entry) = self.jobs.get_mut(&id) else {
                     return;
                 };
@@ -1392,15 +1407,7 @@ impl State {
                 temp_path, bytes, ..
             } => {
                 let slot = self.transfers.remove(&transfer).expect("slot present");
-                self.record_attempt(
-                    id,
-                    index,
-                    slot.started_at,
-                    bytes,
-                    slot.http_status,
-                    None,
-                    now,
-                );
+                self.record_attempt(id, index, &slot, bytes, None, None, now);
                 let Some(entry) = self.jobs.get_mut(&id) else {
                     return;
                 };
@@ -1411,9 +1418,12 @@ impl State {
                 if entry.job.group.is_some() {
                     // Legacy groups have no Complete: each file gets its name when it finishes.
                     let local = entry.job.files[index].local_name.clone();
-                    if let Err(error) =
-                        qmgr_transfer::finalize(&temp_path, Path::new(&local), Overwrite::Replace)
-                    {
+                    if let Err(error) = qmgr_transfer::finalize(
+                        &temp_path,
+                        Path::new(&local),
+                        Overwrite::Replace,
+                        entry.job.umask,
+                    ) {
                         self.fail_job(engine, id, index, error, false, None, now);
                         return;
                     }
@@ -1449,7 +1459,7 @@ impl State {
                 self.record_attempt(
                     id,
                     index,
-                    slot.started_at,
+                    &slot,
                     bytes,
                     error.http_status,
                     Some(error.error.clone()),
@@ -1476,7 +1486,7 @@ impl State {
         &mut self,
         id: Guid,
         file: usize,
-        started_at: u64,
+        slot: &Slot,
         bytes: u64,
         http_status: Option<u16>,
         error: Option<QmgrError>,
@@ -1489,9 +1499,10 @@ impl State {
             entry.attempts.push_back(Attempt {
                 at: now,
                 file: u32::try_from(file).unwrap_or(u32::MAX),
-                http_status,
-                bytes: bytes.saturating_sub(started_at),
+                http_status: http_status.or(slot.http_status),
+                bytes: bytes.saturating_sub(slot.started_at),
                 error,
+                restart: slot.restart.clone(),
             });
         }
     }
@@ -1752,9 +1763,15 @@ fn page<T, V>(
 
 /// Renames every finished file of a job to its final name.
 fn rename_finished(job: &mut Job, overwrite: Overwrite) -> Result<()> {
+    let umask = job.umask;
     for file in job.files.iter_mut().filter(|f| f.completed) {
         if let Some(temp) = &file.temp_name {
-            qmgr_transfer::finalize(Path::new(temp), Path::new(&file.local_name), overwrite)?;
+            qmgr_transfer::finalize(
+                Path::new(temp),
+                Path::new(&file.local_name),
+                overwrite,
+                umask,
+            )?;
             // A finished file without a temporary name is in place: a later Complete skips it.
             file.temp_name = None;
         }
@@ -1807,6 +1824,7 @@ fn finish_renames(job: &Job) {
                 Path::new(temp),
                 Path::new(&file.local_name),
                 Overwrite::Replace,
+                job.umask,
             )
         {
             eprintln!("qmgr: job {}: cannot finish Complete: {error}", job.id);

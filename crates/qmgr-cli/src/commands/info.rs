@@ -135,10 +135,13 @@ pub fn describe(view: &JobView, now: Timestamp) -> String {
             let status = attempt
                 .http_status
                 .map_or_else(|| "-".to_owned(), |code| format!("HTTP {code}"));
-            let outcome = attempt
+            let mut outcome = attempt
                 .error
                 .as_ref()
                 .map_or_else(|| "ok".to_owned(), ToString::to_string);
+            if let Some(restart) = &attempt.restart {
+                outcome = format!("{outcome} ({restart})");
+            }
             let _ = writeln!(
                 text,
                 "  {}  file #{}  {status}  {}  {outcome}",
