@@ -49,6 +49,9 @@ const MIN_PASS_INTERVAL: Duration = Duration::from_millis(5);
 const ATTEMPTS_KEPT: usize = 5;
 /// The uid with every right.
 const ROOT: u32 = 0;
+/// How long Cancel and Complete wait for the engine to let go of a job's transfers before
+/// deleting their temporary files (a guard; the engine answers within one loop).
+const ENGINE_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 /// A certificate store name is one directory name (NAME_MAX bytes).
 const MAX_CERTIFICATE_STORE_NAME_BYTES: usize = 255;
 /// SetClientCertificateByName's subject, in characters.
@@ -443,7 +446,68 @@ impl State {
             }
             self.add_entry(job);
         }
+        self.sweep_temp_files();
         Ok(())
+    }
+
+    /// Deletes the temporary files this store recorded that no job holds any more (a crash
+    /// came between a Cancel, a Complete or a failed delete and the file's end), and
+    /// forgets their names. Nothing else is touched: a `.BIT*.tmp` name this store never
+    /// handed out may be another store's or another user's download; and `discard` leaves
+    /// whatever belongs to another uid.
+    fn sweep_temp_files(&mut self) {
+        let held: std::collections::HashSet<&str> = self
+            .jobs
+            .values()
+            .flat_map(|e| e.job.files.iter())
+            .filter_map(|f| f.temp_name.as_deref())
+            .collect();
+        let recorded = match self.store.temp_names() {
+            Ok(names) => names,
+            Err(error) => {
+                eprintln!("qmgr: {error}");
+                return;
+            }
+        };
+        let mut gone = Vec::new();
+        for name in recorded.into_iter().filter(|n| !held.contains(n.as_str())) {
+            let path = Path::new(&name);
+            let ours_in_shape = path.is_absolute()
+                && path
+                    .file_name()
+                    .is_some_and(qmgr_core::file::is_temp_file_name);
+            if ours_in_shape && let Err(error) = qmgr_transfer::discard(path) {
+                eprintln!("qmgr: cannot delete the leftover temporary file {name}: {error}");
+                continue;
+            }
+            gone.push(name);
+        }
+        if let Err(error) = self.store.forget_temp_names(&gone) {
+            eprintln!("qmgr: {error}");
+        }
+    }
+
+    /// Deletes temporary files of a job that is going away; returns whether every one is
+    /// gone. Their names are forgotten only if `engine_let_go` (else the engine might still
+    /// make one, and the next start sweeps it).
+    fn discard_temp_files<'a>(
+        &mut self,
+        temps: impl IntoIterator<Item = &'a str>,
+        engine_let_go: bool,
+    ) -> bool {
+        let mut all_gone = true;
+        let mut gone = Vec::new();
+        for temp in temps {
+            if qmgr_transfer::discard(Path::new(temp)).is_ok() {
+                gone.push(temp);
+            } else {
+                all_gone = false;
+            }
+        }
+        if engine_let_go && let Err(error) = self.store.forget_temp_names(&gone) {
+            eprintln!("qmgr: {error}");
+        }
+        all_gone
     }
 
     fn add_entry(&mut self, job: Job) {
@@ -815,11 +879,17 @@ impl State {
         let mut job = self.entry(uid, id)?.job.clone();
         let mut code = job.cancel(now)?;
         self.stop_transfers(engine, id);
+        // The engine may not have started a transfer it was just told to cancel (or one of
+        // an earlier Suspend): once it has applied every command, it makes no more files.
+        let engine_let_go = engine.sync(ENGINE_SYNC_TIMEOUT);
         // Every temporary file goes: unfinished ones and finished ones not yet renamed.
-        for temp in job.files.iter().filter_map(|f| f.temp_name.as_deref()) {
-            if qmgr_transfer::discard(Path::new(temp)).is_err() {
-                code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
-            }
+        let temps: Vec<String> = job
+            .files
+            .iter()
+            .filter_map(|f| f.temp_name.clone())
+            .collect();
+        if !self.discard_temp_files(temps.iter().map(String::as_str), engine_let_go) {
+            code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
         }
         self.forget(id, job, now)?;
         Ok(Response::Done(code))
@@ -839,6 +909,7 @@ impl State {
         let mut trial = job.clone();
         let code = trial.complete(now)?;
         self.stop_transfers(engine, id);
+        let engine_let_go = engine.sync(ENGINE_SYNC_TIMEOUT);
         job.completing = true;
         self.store.save_job_durably(&job)?;
         if let Err(error) = rename_finished(&mut job, overwrite) {
@@ -849,12 +920,24 @@ impl State {
             return Err(error);
         }
         let mut code = code;
-        for file in job.files.iter().filter(|f| !f.completed) {
-            if let Some(temp) = &file.temp_name
-                && qmgr_transfer::discard(Path::new(temp)).is_err()
-            {
-                code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
-            }
+        let renamed: Vec<&str> = self.jobs[&id]
+            .job
+            .files
+            .iter()
+            .filter(|f| f.completed)
+            .filter_map(|f| f.temp_name.as_deref())
+            .collect();
+        if let Err(error) = self.store.forget_temp_names(&renamed) {
+            eprintln!("qmgr: {error}");
+        }
+        let unfinished: Vec<String> = job
+            .files
+            .iter()
+            .filter(|f| !f.completed)
+            .filter_map(|f| f.temp_name.clone())
+            .collect();
+        if !self.discard_temp_files(unfinished.iter().map(String::as_str), engine_let_go) {
+            code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
         }
         self.forget(id, trial, now)?;
         Ok(Response::Done(code))
@@ -1289,6 +1372,10 @@ impl State {
             .take(free)
             .collect();
         for index in next {
+            if let Err(error) = self.name_temp_file(id, index) {
+                self.fail_job(engine, id, index, error, false, None, now);
+                return;
+            }
             let request = transfer_request(&self.jobs[&id].job, index, &self.paths);
             match request.and_then(|r| engine.submit(r)) {
                 Ok(transfer) => {
@@ -1316,6 +1403,26 @@ impl State {
             }
         }
         self.share_job_limit(engine, id);
+    }
+
+    /// Gives file `index` of job `id` its temporary file name, recorded in the store before
+    /// the engine creates the file: whenever a crash comes, no temporary file exists that
+    /// the store does not know of (see `sweep_temp_files`).
+    fn name_temp_file(&mut self, id: Guid, index: usize) -> Result<()> {
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return Ok(());
+        };
+        let file = &mut entry.job.files[index];
+        if file.temp_name.is_some() {
+            return Ok(());
+        }
+        let temp = qmgr_transfer::new_temp_path(Path::new(&file.local_name))?;
+        let temp = temp.to_string_lossy().into_owned();
+        self.store.record_temp_name(&temp)?;
+        file.temp_name = Some(temp);
+        file.bytes_transferred = 0;
+        let job = entry.job.clone();
+        self.store.save_job(&job)
     }
 
     /// Divides the job's own bandwidth cap among its running transfers.
@@ -1346,6 +1453,19 @@ impl State {
     ) {
         let transfer = event.id();
         let Some(slot) = self.transfers.get_mut(&transfer) else {
+            // A stopped transfer's engine made a file under a name of its own (its recorded
+            // one was taken): no job holds it, so it goes.
+            if let EngineEvent::Started { temp_path, .. } = &event {
+                let temp = temp_path.to_string_lossy();
+                let held = self
+                    .jobs
+                    .values()
+                    .flat_map(|e| e.job.files.iter())
+                    .any(|f| f.temp_name.as_deref() == Some(&*temp));
+                if !held {
+                    let _ = qmgr_transfer::discard(temp_path);
+                }
+            }
             return;
         };
         let (id, index) = (slot.job, slot.file);
@@ -1354,9 +1474,20 @@ impl State {
                 let Some(entry) = self.jobs.get_mut(&id) else {
                     return;
                 };
-                entry.job.files[index].temp_name = Some(temp_path.to_string_lossy().into_owned());
+                let temp = temp_path.to_string_lossy().into_owned();
+                let file = &mut entry.job.files[index];
+                if file.temp_name.as_deref() == Some(temp.as_str()) {
+                    return;
+                }
+                // The recorded name was taken by something not ours: the engine made
+                // another, which is recorded now.
+                let replaced = file.temp_name.replace(temp.clone());
                 let job = entry.job.clone();
+                let _ = self.store.record_temp_name(&temp);
                 let _ = self.store.save_job(&job);
+                if let Some(replaced) = replaced {
+                    let _ = self.store.forget_temp_names(&[replaced]);
+                }
             }
             EngineEvent::Responded {
                 total,
@@ -1430,6 +1561,7 @@ impl State {
                     if let Some(entry) = self.jobs.get_mut(&id) {
                         entry.job.files[index].temp_name = None;
                     }
+                    let _ = self.store.forget_temp_names(&[temp_path.to_string_lossy()]);
                 }
                 let Some(entry) = self.jobs.get_mut(&id) else {
                     return;

@@ -83,6 +83,26 @@ impl TempDirectory {
         Err(last_error.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
     }
 
+    /// Creates the private temporary file `temp` (`O_EXCL`, mode 0600), a name of
+    /// [`is_temp_name`]'s shape in this directory that the caller chose with
+    /// [`new_temp_path`] and recorded before asking for the file.
+    pub(crate) fn create_named(&self, temp: &Path) -> io::Result<File> {
+        let name = name_in(temp, &self.path)?;
+        if !is_temp_name(name) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a temporary file name", temp.display()),
+            ));
+        }
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        Ok(File::from(fd))
+    }
+
     /// Opens an earlier attempt's temporary file `temp` (a name in this directory), cuts it
     /// to at most `keep` bytes and positions it at its end. Returns the length kept (less
     /// than `keep` if the file is shorter). A name that no longer holds a file of ours is
@@ -194,6 +214,15 @@ fn random_temp_name() -> io::Result<String> {
     getrandom::fill(&mut random).map_err(|error| io::Error::other(error.to_string()))?;
     let hex = u64::from_be_bytes(random);
     Ok(format!("{TEMP_PREFIX}{hex:016x}{TEMP_SUFFIX}"))
+}
+
+/// A fresh temporary file name beside `destination`, for a caller that records the name
+/// before the engine creates the file (pass it as a [`crate::PartialFile`] of 0 bytes):
+/// then no crash can leave a temporary file nobody knows of.
+pub fn new_temp_path(destination: &Path) -> Result<PathBuf, QmgrError> {
+    let name = random_temp_name()
+        .map_err(|error| local_error(&error, "naming a temporary file for", destination))?;
+    Ok(directory_of(destination).join(name))
 }
 
 /// Whether a file name is one of ours (for sweeping up after a crash).
@@ -354,6 +383,24 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         let (_second, other) = create_temp(&dir.path().join("out.bin")).unwrap();
         assert_ne!(path, other);
+    }
+
+    #[test]
+    fn a_recorded_temp_name_is_created_as_it_is_and_never_over_something() {
+        let dir = tempfile::tempdir().unwrap();
+        let destination = dir.path().join("out.bin");
+        let temp = new_temp_path(&destination).unwrap();
+        assert_eq!(temp.parent(), Some(dir.path()));
+        assert!(is_temp_name(temp.file_name().unwrap()));
+        let directory = TempDirectory::of(&destination).unwrap();
+        drop(directory.create_named(&temp).unwrap());
+        assert_eq!(fs::metadata(&temp).unwrap().mode() & 0o777, 0o600);
+        let again = directory.create_named(&temp).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+        let not_temp = directory
+            .create_named(&dir.path().join("precious"))
+            .unwrap_err();
+        assert_eq!(not_temp.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]
