@@ -358,6 +358,17 @@ impl Store {
         })
     }
 
+    /// Saves a job that was just given the temporary file name `path`, recording the name
+    /// in the same transaction (see [`Store::record_temp_name`]).
+    pub fn save_job_with_temp_name(&mut self, job: &Job, path: &str) -> Result<()> {
+        let row = JobRow::from_job(job)?;
+        self.write("cannot save a job", |tx| {
+            tx.prepare_cached("INSERT OR IGNORE INTO temp_files (path) VALUES (?1)")?
+                .execute([path])?;
+            save_job_in(tx, job, &row)
+        })
+    }
+
     /// Forgets temporary file names whose files are gone (deleted or renamed into place).
     pub fn forget_temp_names<S: AsRef<str>>(&mut self, paths: &[S]) -> Result<()> {
         if paths.is_empty() {
@@ -829,7 +840,15 @@ mod tests {
             vec!["/d/.BIT00.tmp".to_owned()]
         );
         store.record_temp_name("/d/.BIT01.tmp").unwrap();
-        store.record_temp_name("/d/.BIT01.tmp").unwrap();
+        let mut job = store.load_jobs().unwrap().remove(0);
+        job.files[0].temp_name = Some("/d/.BIT01.tmp".into());
+        store
+            .save_job_with_temp_name(&job, "/d/.BIT01.tmp")
+            .unwrap();
+        assert_eq!(
+            store.load_jobs().unwrap()[0].files[0].temp_name.as_deref(),
+            Some("/d/.BIT01.tmp")
+        );
         store.forget_temp_names(&["/d/.BIT00.tmp"]).unwrap();
         assert_eq!(
             store.temp_names().unwrap(),

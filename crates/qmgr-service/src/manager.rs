@@ -1418,11 +1418,10 @@ impl State {
         }
         let temp = qmgr_transfer::new_temp_path(Path::new(&file.local_name))?;
         let temp = temp.to_string_lossy().into_owned();
-        self.store.record_temp_name(&temp)?;
-        file.temp_name = Some(temp);
+        file.temp_name = Some(temp.clone());
         file.bytes_transferred = 0;
         let job = entry.job.clone();
-        self.store.save_job(&job)
+        self.store.save_job_with_temp_name(&job, &temp)
     }
 
     /// Divides the job's own bandwidth cap among its running transfers.
@@ -1483,8 +1482,7 @@ impl State {
                 // another, which is recorded now.
                 let replaced = file.temp_name.replace(temp.clone());
                 let job = entry.job.clone();
-                let _ = self.store.record_temp_name(&temp);
-                let _ = self.store.save_job(&job);
+                let _ = self.store.save_job_with_temp_name(&job, &temp);
                 if let Some(replaced) = replaced {
                     let _ = self.store.forget_temp_names(&[replaced]);
                 }

@@ -56,10 +56,6 @@ impl Instance {
         ]
     }
 
-    fn env(&self) -> Vec<(OsString, OsString)> {
-        Self::env_of(self.root.path())
-    }
-
     fn paths_of(root: &Path) -> StatePaths {
         let env = Self::env_of(root);
         StatePaths::from_env_with(|name| {
@@ -186,8 +182,8 @@ fn temp_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
+        .filter(|entry| qmgr_core::file::is_temp_file_name(&entry.file_name()))
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with(".BIT") && name.ends_with(".tmp"))
         .collect();
     names.sort();
     names
@@ -329,7 +325,7 @@ fn cancel_leaves_no_temporary_file_whenever_it_hits() {
         }
         assert_eq!(
             temp_files(&downloads),
-            [foreign_name.clone()],
+            std::slice::from_ref(&foreign_name),
             "round {round}"
         );
     }
@@ -486,7 +482,7 @@ fn a_throttled_file_url_transfers() {
     let instance = Instance::new();
     let downloads = instance.downloads();
     let source = downloads.join("source.bin");
-    let bytes: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    let bytes: Vec<u8> = (0..SIZE).map(|i| u8::try_from(i % 251).unwrap()).collect();
     std::fs::write(&source, &bytes).unwrap();
     let local = downloads.join("copy.bin");
     let client = instance.client();
