@@ -7,6 +7,8 @@
  * - A transfer of two files: progress, times, the final name only after Complete, and
  *   BG_E_INVALID_STATE for every change once the job was acknowledged.
  * - Suspend and Resume; Cancel (no file left behind, then BG_E_INVALID_STATE).
+ * - Complete onto a directory: HRESULT_FROM_WIN32(ERROR_DIRECTORY_NOT_SUPPORTED), and the
+ *   job waits for another Complete.
  * - A 404 after a good file: the job's error through IBackgroundCopyError, and Complete
  *   keeping the good file only (BG_S_PARTIAL_COMPLETE).
  * - What the library does not implement answers E_NOTIMPL, as documented (upload
@@ -501,6 +503,28 @@ static void transfer_and_complete(IBackgroundCopyManager *manager, const TestPla
     free(second);
 }
 
+/* Complete onto a destination that is a directory: a specific code, not E_FAIL, and the
+ * job stays TRANSFERRED for another Complete once the directory is gone. */
+static void complete_onto_a_directory(IBackgroundCopyManager *manager, const TestPlace *place)
+{
+    IBackgroundCopyJob *job = new_job_with_file(manager, place, "/data/1000", "in-the-way");
+    char *local = work_path(place, "in-the-way");
+    BG_JOB_STATE state;
+
+    CHECK_HR(IBackgroundCopyJob_Resume(job), S_OK);
+    CHECK(wait_for_state(job, BG_JOB_STATE_TRANSFERRED, 60) == BG_JOB_STATE_TRANSFERRED);
+    CHECK(mkdir(local, 0700) == 0);
+    /* HRESULT_FROM_WIN32(ERROR_DIRECTORY_NOT_SUPPORTED) */
+    CHECK_HR(IBackgroundCopyJob_Complete(job), (HRESULT)0x80070150);
+    CHECK_HR(IBackgroundCopyJob_GetState(job, &state), S_OK);
+    CHECK(state == BG_JOB_STATE_TRANSFERRED);
+    CHECK(rmdir(local) == 0);
+    CHECK_HR(IBackgroundCopyJob_Complete(job), S_OK);
+    CHECK(file_size(local) == 1000);
+    IBackgroundCopyJob_Release(job);
+    free(local);
+}
+
 static void suspend_resume_cancel(IBackgroundCopyManager *manager, const TestPlace *place)
 {
     /* 1 MiB at 64 KiB/s: still transferring while the job is suspended and cancelled. */
@@ -606,6 +630,7 @@ int main(int argc, char **argv)
     adding_files(manager, &place);
     transfer_and_complete(manager, &place);
     suspend_resume_cancel(manager, &place);
+    complete_onto_a_directory(manager, &place);
     job_error_and_partial_complete(manager, &place);
 
     IBackgroundCopyManager_Release(manager);

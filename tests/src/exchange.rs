@@ -8,7 +8,7 @@ use crate::http_date::format_http_date;
 use crate::range::{self, Selection, Validators};
 use crate::request::RecordedRequest;
 use crate::response::{After, BodyEnd, BodyPlan, Framing, ResponseHead, send_body, send_text};
-use crate::route::{Faults, data_file_size, with_redirect_hops};
+use crate::route::{Faults, Lie206, data_file_size, with_redirect_hops};
 use crate::state::Shared;
 
 /// Answers `request`, which has already been logged as the `request_number`-th request
@@ -113,6 +113,17 @@ fn send_file(
     let last_modified = format_http_date(last_modified_secs(path, version));
     let selection = if faults.ignore_range {
         Selection::Whole
+    } else if faults.lie206.is_some() {
+        // A liar ignores If-Range: any Range gets a 206.
+        range::select(
+            request.header("range"),
+            None,
+            size,
+            Validators {
+                etag: &etag,
+                last_modified: &last_modified,
+            },
+        )
     } else {
         range::select(
             request.header("range"),
@@ -124,11 +135,18 @@ fn send_file(
             },
         )
     };
+    let mut partial = false;
     let (first, len, mut head) = match selection {
         Selection::Whole => (0, size, ResponseHead::new(200)),
         Selection::Partial { first, last } => {
+            partial = true;
             let mut head = ResponseHead::new(206);
-            head.header("Content-Range", &format!("bytes {first}-{last}/{size}"));
+            let (first, complete) = match faults.lie206 {
+                Some(Lie206::Start) => (first / 2, size),
+                Some(Lie206::Total) => (first, size + 1000),
+                _ => (first, size),
+            };
+            head.header("Content-Range", &format!("bytes {first}-{last}/{complete}"));
             (first, last - first + 1, head)
         }
         Selection::Unsatisfiable => {
@@ -143,10 +161,21 @@ fn send_file(
             );
         }
     };
-    head.header("Content-Type", "application/octet-stream")
-        .header("ETag", &etag)
-        .header("Last-Modified", &last_modified)
-        .header("Accept-Ranges", "bytes");
+    head.header("Content-Type", "application/octet-stream");
+    match faults.lie206 {
+        Some(Lie206::Date) => {
+            head.header("Last-Modified", &last_modified);
+        }
+        Some(Lie206::Weak) if partial => {
+            let claimed = request.header("if-range").unwrap_or(&etag).trim();
+            head.header("ETag", &format!("W/{claimed}"));
+        }
+        _ => {
+            head.header("ETag", &etag)
+                .header("Last-Modified", &last_modified);
+        }
+    }
+    head.header("Accept-Ranges", "bytes");
     let framing = if faults.chunked {
         Framing::Chunked
     } else if faults.no_length {

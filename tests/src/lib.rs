@@ -40,6 +40,11 @@
 //! | `redirect=N` | 302 to the same URL with `redirect=N-1`, then the file at 0 |
 //! | `location=URL` | 302 to URL |
 //! | `delay_ms=N` | wait N ms before the response head |
+//! | `lie206=etag` | answer every Range request 206, ignoring If-Range, with the current version's bytes, ETag and Last-Modified |
+//! | `lie206=date` | the same, and no ETag on any answer of the path: Last-Modified is the only validator |
+//! | `lie206=start` | like `etag`, but the Content-Range and the body start at half the requested offset |
+//! | `lie206=total` | like `etag`, but the Content-Range names a total 1000 bytes larger than the file |
+//! | `lie206=weak` | like `etag`, but the 206 carries `ETag: W/<the If-Range value>` and no Last-Modified |
 //!
 //! Unknown parameters are ignored; a malformed value of a known one answers 400 naming
 //! it. Request counts (for `fail_first`, `change_after`) are per path, query ignored, and

@@ -46,6 +46,27 @@ pub(crate) struct Faults {
     pub(crate) location: Option<String>,
     /// `delay_ms=N`: wait before sending the response head.
     pub(crate) delay_ms: Option<u64>,
+    /// `lie206=…`: answer a Range request with 206 whatever If-Range says, lying this way.
+    pub(crate) lie206: Option<Lie206>,
+}
+
+/// How a `lie206` server misanswers a range request. Every lie ignores If-Range and sends
+/// the requested bytes of the path's current version with status 206.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lie206 {
+    /// The current version's ETag and Last-Modified, as they are (a server that simply
+    /// ignores If-Range: after a change, another ETag).
+    Etag,
+    /// No ETag on any answer of the path (Last-Modified only), so the date is the only
+    /// validator; the 206 carries the current version's date.
+    Date,
+    /// The Content-Range (and the body) start at half the requested offset.
+    Start,
+    /// The Content-Range names a total 1000 bytes larger than the file.
+    Total,
+    /// The 206 carries a weak ETag made of the If-Range value (`W/` + it) and no
+    /// Last-Modified: a tag weakly equal to the one the client holds.
+    Weak,
 }
 
 impl Faults {
@@ -77,6 +98,20 @@ impl Faults {
                 "redirect" => faults.redirect = Some(parse_number(name, &value)?),
                 "location" => faults.location = Some(value),
                 "delay_ms" => faults.delay_ms = Some(parse_number(name, &value)?),
+                "lie206" => {
+                    faults.lie206 = Some(match value.as_str() {
+                        "etag" => Lie206::Etag,
+                        "date" => Lie206::Date,
+                        "start" => Lie206::Start,
+                        "total" => Lie206::Total,
+                        "weak" => Lie206::Weak,
+                        _ => {
+                            return Err(format!(
+                                "query parameter lie206: {value:?} is not etag, date, start, total or weak"
+                            ));
+                        }
+                    });
+                }
                 _ => {}
             }
         }
@@ -234,6 +269,7 @@ mod tests {
                 redirect: Some(2),
                 location: Some("http://x/y?a=1".into()),
                 delay_ms: Some(5),
+                lie206: None,
             }
         );
     }
@@ -247,6 +283,7 @@ mod tests {
             ("chunked=maybe", "chunked"),
             ("location=%zz", "location"),
             ("drop_after=-1", "drop_after"),
+            ("lie206=maybe", "lie206"),
         ] {
             let error = Faults::parse(query).expect_err(query);
             assert!(error.contains(name), "{query}: {error}");

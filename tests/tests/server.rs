@@ -366,6 +366,54 @@ fn set_version_changes_bytes_and_validators() {
 }
 
 #[test]
+fn lie206_answers_206_to_a_stale_if_range_and_lies_as_asked() {
+    let server = TestServer::start();
+    let path = "/data/1000/lie";
+    let old = get(&server, path);
+    let stale = old.header("etag").expect("an ETag").to_owned();
+    server.set_version(path, 1);
+    let new = expected_body(path, 1, 1000);
+    let lying = |lie: &str| {
+        request(
+            &server,
+            "GET",
+            &format!("{path}?lie206={lie}"),
+            &[("Range", "bytes=600-"), ("If-Range", &stale)],
+        )
+    };
+
+    let etag = lying("etag");
+    assert_eq!(etag.status, 206);
+    assert_eq!(etag.header("content-range"), Some("bytes 600-999/1000"));
+    assert_eq!(etag.body, new[600..]);
+    assert!(etag.header("etag").expect("an ETag").ends_with("-v1\""));
+
+    let date = lying("date");
+    assert_eq!((date.status, &date.body[..]), (206, &new[600..]));
+    assert_eq!(date.header("etag"), None);
+    assert_ne!(date.header("last-modified"), old.header("last-modified"));
+    let whole = get(&server, &format!("{path}?lie206=date"));
+    assert_eq!((whole.status, whole.header("etag")), (200, None));
+
+    let start = lying("start");
+    assert_eq!(start.header("content-range"), Some("bytes 300-999/1000"));
+    assert_eq!(start.body, new[300..]);
+
+    let total = lying("total");
+    assert_eq!(total.header("content-range"), Some("bytes 600-999/2000"));
+    assert_eq!(total.body, new[600..]);
+
+    let weak = lying("weak");
+    assert_eq!((weak.status, &weak.body[..]), (206, &new[600..]));
+    assert_eq!(weak.header("etag"), Some(format!("W/{stale}").as_str()));
+    assert_eq!(weak.header("last-modified"), None);
+    // Without a Range every liar sends the whole file with its real validators.
+    let whole = get(&server, &format!("{path}?lie206=weak"));
+    assert_eq!(whole.status, 200);
+    assert!(whole.header("etag").expect("an ETag").ends_with("-v1\""));
+}
+
+#[test]
 fn change_after_bumps_the_version_once() {
     let server = TestServer::start();
     let target = "/data/3000?change_after=2";

@@ -162,6 +162,8 @@ pub struct AttemptJson {
     pub http_status: Option<u16>,
     pub bytes: u64,
     pub error: Option<ErrorJson>,
+    /// Why the attempt started its file over from zero, if it did.
+    pub restart: Option<String>,
 }
 
 /// `qmgr groups --json`.
@@ -367,6 +369,7 @@ impl From<&Attempt> for AttemptJson {
             http_status: attempt.http_status,
             bytes: attempt.bytes,
             error: attempt.error.as_ref().map(ErrorJson::from),
+            restart: attempt.restart.clone(),
         }
     }
 }

@@ -72,7 +72,7 @@
 //!   "files": [{"index": int, "remote_name": str, "local_name": str,
 //!              "bytes_total": int | null, "bytes_transferred": int, "completed": bool}],
 //!   "attempts": [{"at": time, "file": int, "http_status": int | null, "bytes": int,
-//!                 "error": ERROR | null}]
+//!                 "error": ERROR | null, "restart": str | null}]
 //! }
 //! ERROR = {"hresult": "0x80190194", "hresult_name": "BG_E_HTTP_ERROR_404" | null,
 //!          "description": str, "context": "remote_file" | "local_file" | …,

@@ -156,6 +156,43 @@ fn a_job_goes_from_create_to_complete_one_command_at_a_time() {
 }
 
 #[test]
+fn info_explains_why_a_file_started_over() {
+    let server = TestServer::start();
+    let instance = Instance::new();
+    instance.qmgr(&["create", "liar"]).expect(0);
+    // Cut after 50,000 bytes; the retry's range request is answered 206 with the next
+    // version's bytes and ETag, ignoring If-Range.
+    let url = server.url("/data/200k/liar?drop_after=50000&drop_once=1&change_after=1&lie206=etag");
+    instance
+        .qmgr(&["addfile", "liar", &url, "liar.bin"])
+        .expect(0);
+    instance.qmgr(&["resume", "liar"]).expect(0);
+    instance.wait_for("liar", "TRANSIENT_ERROR", |info| {
+        info["state"] == "TRANSIENT_ERROR"
+    });
+    instance.qmgr(&["resume", "liar"]).expect(0);
+    let info = instance.wait_for("liar", "TRANSFERRED", |info| {
+        info["state"] == "TRANSFERRED" || info["state"] == "ERROR"
+    });
+    let attempts = info["attempts"].as_array().unwrap();
+    let restart = attempts.last().unwrap()["restart"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        restart.contains("ETag or Last-Modified differs"),
+        "{info:#}"
+    );
+    let text = instance.qmgr(&["info", "liar"]).expect(0).stdout;
+    assert!(
+        text.contains("restarted from zero: the server's ETag or Last-Modified differs"),
+        "{text}"
+    );
+    instance.qmgr(&["complete", "liar"]).expect(0);
+    let body = std::fs::read(instance.downloads().join("liar.bin")).unwrap();
+    assert!(body == expected_body("/data/200k/liar", INITIAL_VERSION + 1, 200 << 10));
+}
+
+#[test]
 fn suspend_and_cancel_take_several_jobs() {
     let server = TestServer::start();
     let instance = Instance::new();
@@ -347,8 +384,12 @@ trait GroupJob {
 impl GroupJob for qmgr_ipc::Client {
     fn execute_group_job(&self, group: Guid, job: Guid) -> qmgr_core::Result<()> {
         use qmgr_core::service::{QueueService, Request};
-        self.execute(Request::CreateGroupJob { group, job })
-            .map(drop)
+        self.execute(Request::CreateGroupJob {
+            group,
+            job,
+            umask: None,
+        })
+        .map(drop)
     }
 }
 

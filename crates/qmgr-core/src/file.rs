@@ -52,6 +52,23 @@ impl Validator {
     }
 }
 
+/// The umask of the calling process, read from `/proc/self/status` (`Umask:`) rather than
+/// with umask(2), which can only read it by changing it and so races with other threads of
+/// the process creating files. `None` if the kernel does not say.
+pub fn process_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_status_umask(&status)
+}
+
+/// The `Umask:` value (octal) of a `/proc/<pid>/status` text.
+fn parse_status_umask(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Umask:"))
+        .and_then(|value| u32::from_str_radix(value.trim(), 8).ok())
+        .filter(|umask| *umask <= 0o777)
+}
+
 /// Temporary files are `.BIT<16 hex digits>.tmp`, hidden beside their local name.
 pub const TEMP_NAME_PREFIX: &str = ".BIT";
 /// See [`TEMP_NAME_PREFIX`].
@@ -213,6 +230,18 @@ pub fn validate_local_name(name: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::hresult;
+
+    #[test]
+    fn the_umask_is_read_from_the_status_text() {
+        let status = "Name:\tqmgr\nUmask:\t0027\nState:\tR (running)\n";
+        assert_eq!(parse_status_umask(status), Some(0o027));
+        assert_eq!(parse_status_umask("Name:\tx\n"), None);
+        assert_eq!(parse_status_umask("Umask:\tzz\n"), None);
+        assert!(
+            process_umask().is_some(),
+            "Linux reports Umask in /proc/self/status"
+        );
+    }
 
     #[test]
     fn stored_paths_must_be_a_local_name_and_a_temp_file_beside_it() {

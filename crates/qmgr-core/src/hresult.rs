@@ -126,6 +126,7 @@ hresults! {
     HRESULT_FILE_EXISTS = 0x8007_0050, "The file exists.";
     HRESULT_DISK_FULL = 0x8007_0070, "There is not enough space on the disk.";
     HRESULT_ALREADY_EXISTS = 0x8007_00B7, "Cannot create a file when that file already exists.";
+    HRESULT_DIRECTORY_NOT_SUPPORTED = 0x8007_0150, "An operation is not supported on a directory.";
     HRESULT_MR_MID_NOT_FOUND = 0x8007_013D, "The system cannot find message text for the message number.";
     HRESULT_NOT_LOGGED_ON = 0x8007_04DD, "The operation being requested was not performed because the user has not logged on to the network.";
     HRESULT_RPC_X_BAD_STUB_DATA = 0x8007_06F7, "The stub received bad data.";

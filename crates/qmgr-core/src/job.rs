@@ -169,6 +169,12 @@ pub struct JobSettings {
 pub const DEFAULT_MINIMUM_RETRY_DELAY: Duration = Duration::from_secs(600);
 pub const DEFAULT_NO_PROGRESS_TIMEOUT: Duration = Duration::from_secs(1_209_600);
 pub const MINIMUM_RETRY_DELAY_FLOOR: Duration = Duration::from_secs(5);
+/// The longest wait a server's `Retry-After` can impose (it is also never longer than the
+/// job's NoProgressTimeout).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// The umask a job's files get when its creator's is unknown (jobs from older stores or
+/// clients).
+pub const DEFAULT_UMASK: u32 = 0o022;
 
 // Lengths are counted in UTF-16 code units (Windows' characters), without the NUL.
 /// Display names of jobs and legacy groups (`BG_E_STRING_TOO_LONG` for jobs).
@@ -263,6 +269,14 @@ pub struct Job {
     /// Complete was committed but the renames may not all have happened: at start-up the
     /// service finishes them.
     pub completing: bool,
+    /// The umask of the process that created the job: Complete gives each file the mode
+    /// `0666 & !umask`, as if that process had created it.
+    #[serde(default = "default_umask")]
+    pub umask: u32,
+}
+
+fn default_umask() -> u32 {
+    DEFAULT_UMASK
 }
 
 impl Job {
@@ -302,6 +316,7 @@ impl Job {
             retry_at: None,
             group: None,
             completing: false,
+            umask: DEFAULT_UMASK,
         })
     }
 
@@ -545,7 +560,7 @@ impl Job {
     }
 
     /// A transfer failed. A transient error schedules a retry after MinimumRetryDelay (or the
-    /// server's Retry-After, if longer); when retries are exhausted the job goes to ERROR and,
+    /// server's Retry-After, if longer, clamped to NoProgressTimeout and [`MAX_RETRY_AFTER`]); when retries are exhausted the job goes to ERROR and,
     /// if it was NoProgressTimeout that ran out, reports BG_E_NO_PROGRESS naming the last cause.
     pub fn fail(
         &mut self,
@@ -554,6 +569,13 @@ impl Job {
         retry_after: Option<Duration>,
         now: Timestamp,
     ) -> Outcome {
+        // A server cannot hold a job back longer than the job itself would wait for progress,
+        // nor longer than a day (DESIGN "Decisions, second round").
+        let retry_after = retry_after.map(|asked| {
+            asked
+                .min(self.settings.no_progress_timeout)
+                .min(MAX_RETRY_AFTER)
+        });
         let first_failure = self.no_progress_since.is_none();
         if transient && first_failure {
             self.no_progress_since = Some(now);
@@ -677,5 +699,60 @@ pub fn check_length(text: &str, max_chars: usize, what: &str, code: HResult) -> 
         ))
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorContext;
+
+    fn failing_job(no_progress_timeout: Duration) -> Job {
+        let now = Timestamp(1_000_000);
+        let settings = JobSettings {
+            minimum_retry_delay: Duration::from_secs(60),
+            no_progress_timeout,
+            ..JobSettings::default()
+        };
+        let mut job =
+            Job::new(Guid::new_random(), "j", JobType::Download, 1, settings, now).unwrap();
+        job.add_file("http://h/a", "/d/a", 10, now).unwrap();
+        job.resume(now).unwrap();
+        job.start_transfer(now);
+        job
+    }
+
+    fn fail_with_retry_after(job: &mut Job, asked: Duration) -> Duration {
+        let now = Timestamp(2_000_000);
+        let error = JobError {
+            error: QmgrError::new(
+                hresult::BG_E_HTTP_ERROR_503,
+                ErrorContext::RemoteFile,
+                "busy",
+            ),
+            file_index: Some(0),
+            protocol: Some("http".into()),
+            at: now,
+            retry_after: None,
+        };
+        job.fail(error, true, Some(asked), now);
+        assert_eq!(job.state, JobState::TransientError);
+        job.retry_at.expect("a retry time").since(now)
+    }
+
+    #[test]
+    fn retry_after_is_clamped_to_the_no_progress_timeout_and_a_day() {
+        let hour = Duration::from_secs(3600);
+        let absurd = Duration::from_secs(100_000_000_000);
+        let mut job = failing_job(hour);
+        assert_eq!(fail_with_retry_after(&mut job, absurd), hour);
+        assert_eq!(job.error.as_ref().unwrap().retry_after, Some(hour));
+        let mut job = failing_job(DEFAULT_NO_PROGRESS_TIMEOUT);
+        assert_eq!(fail_with_retry_after(&mut job, absurd), MAX_RETRY_AFTER);
+        let mut job = failing_job(DEFAULT_NO_PROGRESS_TIMEOUT);
+        assert_eq!(
+            fail_with_retry_after(&mut job, Duration::from_secs(120)),
+            Duration::from_secs(120)
+        );
     }
 }

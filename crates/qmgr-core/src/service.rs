@@ -93,6 +93,9 @@ pub enum Request {
     CreateJob {
         display_name: String,
         job_type: JobType,
+        /// The caller's umask (see [`crate::file::process_umask`]): the job's files get
+        /// mode `0666 & !umask` on Complete. `None`: 022.
+        umask: Option<u32>,
     },
     GetJob {
         job: Guid,
@@ -145,6 +148,8 @@ pub enum Request {
     CreateGroupJob {
         group: Guid,
         job: Guid,
+        /// As for [`Request::CreateJob`].
+        umask: Option<u32>,
     },
     SetGroup {
         group: Guid,
@@ -195,6 +200,10 @@ pub struct Attempt {
     /// Bytes moved by this attempt.
     pub bytes: u64,
     pub error: Option<QmgrError>,
+    /// Why this attempt dropped the bytes held and started the file over from zero (the
+    /// server's answer did not continue them), if it did.
+    #[serde(default)]
+    pub restart: Option<String>,
 }
 
 /// A job as clients see it: its data, plus why it is not moving and its recent attempts.
@@ -276,6 +285,7 @@ pub trait QueueServiceExt: QueueService {
         match self.execute(Request::CreateJob {
             display_name: display_name.to_owned(),
             job_type,
+            umask: crate::file::process_umask(),
         })? {
             Response::JobCreated(id) => Ok(id),
             other => Err(unexpected("CreateJob", &other)),
@@ -458,7 +468,8 @@ mod tests {
             vec![
                 Request::CreateJob {
                     display_name: "n".into(),
-                    job_type: JobType::Download
+                    job_type: JobType::Download,
+                    umask: crate::file::process_umask(),
                 },
                 Request::Complete { job: id }
             ]

@@ -15,7 +15,7 @@ use crate::error::{QmgrError, Result};
 use crate::file::{FileRecord, Validator};
 use crate::group::Group;
 use crate::guid::Guid;
-use crate::job::{Job, JobError, JobPriority, JobSettings, JobTimes};
+use crate::job::{DEFAULT_UMASK, Job, JobError, JobPriority, JobSettings, JobTimes};
 use crate::state::{JobState, JobType};
 use crate::time::Timestamp;
 use crate::trust;
@@ -24,7 +24,8 @@ use crate::trust;
 pub const STORE_FILE: &str = "qmgr.sqlite3";
 
 /// Schema migrations, in order; `PRAGMA user_version` counts how many were applied.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE jobs (
         id                 TEXT PRIMARY KEY,
         job_type           INTEGER NOT NULL,
@@ -68,7 +69,19 @@ const MIGRATIONS: &[&str] = &[r"
         foreground   INTEGER NOT NULL,
         job_id       TEXT
     );
-"];
+",
+    r"
+    -- The umask of the job's creator (NULL for jobs of older stores: 022).
+    ALTER TABLE jobs ADD COLUMN umask INTEGER;
+    -- Every temporary file name this store handed out, kept until the file is known to be
+    -- gone: the start-up sweep deletes recorded names no job holds any more, and nothing
+    -- else, so another store's or user's temporary files in the same directory are safe.
+    CREATE TABLE temp_files (
+        path TEXT PRIMARY KEY
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO temp_files (path) SELECT temp_name FROM files WHERE temp_name IS NOT NULL;
+",
+];
 
 /// One progress write: the bytes of one file now safely on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,8 +206,8 @@ impl Store {
             tx.prepare_cached(
                 "INSERT INTO jobs (id, job_type, display_name, description, owner_uid, priority, state, created,
                     modified, transfer_completed, settings, error, error_count, no_progress_since, retry_at,
-                    group_id, completing)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                    group_id, completing, umask)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             )?
             .execute(row.params(job))?;
             write_files(tx, job)
@@ -270,7 +283,8 @@ impl Store {
             .conn
             .prepare(
                 "SELECT id, job_type, display_name, description, owner_uid, priority, state, created, modified,
-                    transfer_completed, settings, error, error_count, no_progress_since, retry_at, group_id, completing
+                    transfer_completed, settings, error, error_count, no_progress_since, retry_at, group_id, completing,
+                    umask
                  FROM jobs ORDER BY rowid",
             )
             .map_err(fail)?;
@@ -326,7 +340,62 @@ impl Store {
                 .transpose()
                 .map_err(|_| corrupt("a malformed group id"))?,
             completing: row.get(16).map_err(fail)?,
+            umask: row
+                .get::<_, Option<u32>>(17)
+                .map_err(fail)?
+                .filter(|umask| *umask <= 0o777)
+                .unwrap_or(DEFAULT_UMASK),
         })
+    }
+
+    /// Records a temporary file name before the file is created, so that no crash can leave
+    /// a file this store does not know of.
+    pub fn record_temp_name(&mut self, path: &str) -> Result<()> {
+        self.write("cannot record a temporary file", |tx| {
+            tx.prepare_cached("INSERT OR IGNORE INTO temp_files (path) VALUES (?1)")?
+                .execute([path])?;
+            Ok(())
+        })
+    }
+
+    /// Saves a job that was just given the temporary file name `path`, recording the name
+    /// in the same transaction (see [`Store::record_temp_name`]).
+    pub fn save_job_with_temp_name(&mut self, job: &Job, path: &str) -> Result<()> {
+        let row = JobRow::from_job(job)?;
+        self.write("cannot save a job", |tx| {
+            tx.prepare_cached("INSERT OR IGNORE INTO temp_files (path) VALUES (?1)")?
+                .execute([path])?;
+            save_job_in(tx, job, &row)
+        })
+    }
+
+    /// Forgets temporary file names whose files are gone (deleted or renamed into place).
+    pub fn forget_temp_names<S: AsRef<str>>(&mut self, paths: &[S]) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        self.write("cannot forget a temporary file", |tx| {
+            let mut delete = tx.prepare_cached("DELETE FROM temp_files WHERE path = ?1")?;
+            for path in paths {
+                delete.execute([path.as_ref()])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every temporary file name recorded and not yet forgotten.
+    pub fn temp_names(&self) -> Result<Vec<String>> {
+        let fail = |e: rusqlite::Error| self.error("cannot read the temporary files", &e);
+        let mut statement = self
+            .conn
+            .prepare("SELECT path FROM temp_files ORDER BY path")
+            .map_err(fail)?;
+        let names = statement
+            .query_map([], |row| row.get(0))
+            .map_err(fail)?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(fail)?;
+        Ok(names)
     }
 
     /// Adds or replaces a legacy group.
@@ -467,8 +536,8 @@ impl JobRow {
         })
     }
 
-    /// Parameters ?1..?17 of the INSERT and UPDATE statements.
-    fn params<'a>(&'a self, job: &'a Job) -> [&'a dyn ToSql; 17] {
+    /// Parameters ?1..?18 of the INSERT and UPDATE statements.
+    fn params<'a>(&'a self, job: &'a Job) -> [&'a dyn ToSql; 18] {
         [
             &self.id,
             &self.job_type,
@@ -487,6 +556,7 @@ impl JobRow {
             &self.retry_at,
             &self.group,
             &job.completing,
+            &job.umask,
         ]
     }
 }
@@ -496,7 +566,8 @@ fn save_job_in(tx: &Transaction<'_>, job: &Job, row: &JobRow) -> rusqlite::Resul
         .prepare_cached(
             "UPDATE jobs SET job_type = ?2, display_name = ?3, description = ?4, owner_uid = ?5, priority = ?6,
                 state = ?7, created = ?8, modified = ?9, transfer_completed = ?10, settings = ?11, error = ?12,
-                error_count = ?13, no_progress_since = ?14, retry_at = ?15, group_id = ?16, completing = ?17
+                error_count = ?13, no_progress_since = ?14, retry_at = ?15, group_id = ?16, completing = ?17,
+                umask = ?18
              WHERE id = ?1",
         )?
         .execute(row.params(job))?;
@@ -719,6 +790,70 @@ mod tests {
             )
             .unwrap();
         assert_eq!(orphans, 0);
+        store.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn the_creators_umask_is_kept_and_old_jobs_get_022() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut job = sample_job(Timestamp(1));
+        job.umask = 0o077;
+        store.insert_job(&job).unwrap();
+        assert_eq!(store.load_jobs().unwrap()[0].umask, 0o077);
+        // A job written before the column existed has NULL there.
+        store
+            .conn
+            .execute("UPDATE jobs SET umask = NULL", [])
+            .unwrap();
+        assert_eq!(store.load_jobs().unwrap()[0].umask, DEFAULT_UMASK);
+    }
+
+    #[test]
+    fn a_first_version_store_is_migrated_with_its_temporary_names_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STORE_FILE);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO jobs VALUES ('{00000000-0000-0000-0000-000000000001}', 0, 'old', '', 1000, 2, 1,
+                    0, 0, 0, ?1, NULL, 0, NULL, NULL, NULL, 0)",
+                [serde_json::to_string(&JobSettings::default()).unwrap()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO files VALUES ('{00000000-0000-0000-0000-000000000001}', 0, 'http://x/a', '/d/a',
+                    '/d/.BIT00.tmp', -1, 0, 0, NULL, NULL)",
+                [],
+            )
+            .unwrap();
+        }
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap() as usize, MIGRATIONS.len());
+        assert_eq!(store.load_jobs().unwrap()[0].umask, DEFAULT_UMASK);
+        assert_eq!(
+            store.temp_names().unwrap(),
+            vec!["/d/.BIT00.tmp".to_owned()]
+        );
+        store.record_temp_name("/d/.BIT01.tmp").unwrap();
+        let mut job = store.load_jobs().unwrap().remove(0);
+        job.files[0].temp_name = Some("/d/.BIT01.tmp".into());
+        store
+            .save_job_with_temp_name(&job, "/d/.BIT01.tmp")
+            .unwrap();
+        assert_eq!(
+            store.load_jobs().unwrap()[0].files[0].temp_name.as_deref(),
+            Some("/d/.BIT01.tmp")
+        );
+        store.forget_temp_names(&["/d/.BIT00.tmp"]).unwrap();
+        assert_eq!(
+            store.temp_names().unwrap(),
+            vec!["/d/.BIT01.tmp".to_owned()]
+        );
         store.check_integrity().unwrap();
     }
 

@@ -342,7 +342,14 @@ thunks! { GroupObject, IBackgroundCopyGroup, 0;
     fn CreateJob(group, guidJobID: GUID, ppJob: *mut *mut IBackgroundCopyJob1) {
         let out = ppJob.out("ppJob")?;
         let job = Guid::from(guidJobID);
-        run(&group.queue, Request::CreateGroupJob { group: group.id, job })?;
+        run(
+            &group.queue,
+            Request::CreateGroupJob {
+                group: group.id,
+                job,
+                umask: qmgr_core::file::process_umask(),
+            },
+        )?;
         out.set(group.job_object(job));
         Ok(hresult::S_OK)
     }

@@ -81,6 +81,7 @@ fn sample_requests() -> Vec<Request> {
         Request::CreateJob {
             display_name: "a job".into(),
             job_type: JobType::UploadReply,
+            umask: Some(0o027),
         },
         Request::GetJob { job: guid(1) },
         Request::ListJobs {
@@ -125,6 +126,7 @@ fn sample_requests() -> Vec<Request> {
         Request::CreateGroupJob {
             group: guid(7),
             job: guid(8),
+            umask: None,
         },
         Request::ResumeGroup { group: guid(7) },
         Request::SuspendGroup { group: guid(7) },
@@ -206,6 +208,7 @@ fn sample_job_view() -> JobView {
                 http_status: Some(503),
                 bytes: 0,
                 error: Some(sample_error()),
+                restart: Some("the server's partial answer carried another ETag".into()),
             },
             Attempt {
                 at: Timestamp(2),
@@ -213,6 +216,7 @@ fn sample_job_view() -> JobView {
                 http_status: None,
                 bytes: u64::MAX,
                 error: None,
+                restart: None,
             },
         ],
     }
@@ -389,6 +393,7 @@ fn a_job_at_every_limit_fits_one_frame() {
             http_status: Some(500),
             bytes: 1,
             error: Some(error),
+            restart: None,
         };
         5
     ];
@@ -453,9 +458,12 @@ fn any_guid() -> impl Strategy<Value = Guid> {
 
 fn any_request() -> impl Strategy<Value = Request> {
     prop_oneof![
-        (text(), 0..3u32).prop_map(|(display_name, raw)| Request::CreateJob {
-            display_name,
-            job_type: JobType::from_raw(raw).unwrap(),
+        (text(), 0..3u32, prop::option::of(0..0o1000u32)).prop_map(|(display_name, raw, umask)| {
+            Request::CreateJob {
+                display_name,
+                job_type: JobType::from_raw(raw).unwrap(),
+                umask,
+            }
         }),
         (any_guid(), prop::collection::vec((text(), text()), 0..20)).prop_map(|(job, files)| {
             Request::AddFiles {
@@ -481,7 +489,8 @@ fn any_request() -> impl Strategy<Value = Request> {
             job,
             change: JobChange::MaxDownloadSize(limit),
         }),
-        (any_guid(), any_guid()).prop_map(|(group, job)| Request::CreateGroupJob { group, job }),
+        (any_guid(), any_guid(), prop::option::of(0..0o1000u32))
+            .prop_map(|(group, job, umask)| Request::CreateGroupJob { group, job, umask }),
     ]
 }
 

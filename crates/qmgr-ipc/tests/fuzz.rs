@@ -62,6 +62,7 @@ fn sample_call(rng: &mut Rng) -> Vec<u8> {
         2 => Request::CreateJob {
             display_name: String::from_utf8_lossy(&rng.bytes(12)).into_owned(),
             job_type: JobType::Download,
+            umask: None,
         },
         _ => Request::GetJob {
             job: qmgr_core::Guid::from_be_bytes(rng.bytes(16).try_into().unwrap()),

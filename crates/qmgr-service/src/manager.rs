@@ -49,6 +49,9 @@ const MIN_PASS_INTERVAL: Duration = Duration::from_millis(5);
 const ATTEMPTS_KEPT: usize = 5;
 /// The uid with every right.
 const ROOT: u32 = 0;
+/// How long Cancel and Complete wait for the engine to let go of a job's transfers before
+/// deleting their temporary files (a guard; the engine answers within one loop).
+const ENGINE_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 /// A certificate store name is one directory name (NAME_MAX bytes).
 const MAX_CERTIFICATE_STORE_NAME_BYTES: usize = 255;
 /// SetClientCertificateByName's subject, in characters.
@@ -162,6 +165,8 @@ struct Slot {
     /// Bytes in the temporary file when this transfer began (for the attempt record).
     started_at: u64,
     http_status: Option<u16>,
+    /// Why this transfer dropped the bytes held and started over (for the attempt record).
+    restart: Option<String>,
 }
 
 struct Subscriber {
@@ -441,7 +446,68 @@ impl State {
             }
             self.add_entry(job);
         }
+        self.sweep_temp_files();
         Ok(())
+    }
+
+    /// Deletes the temporary files this store recorded that no job holds any more (a crash
+    /// came between a Cancel, a Complete or a failed delete and the file's end), and
+    /// forgets their names. Nothing else is touched: a `.BIT*.tmp` name this store never
+    /// handed out may be another store's or another user's download; and `discard` leaves
+    /// whatever belongs to another uid.
+    fn sweep_temp_files(&mut self) {
+        let held: std::collections::HashSet<&str> = self
+            .jobs
+            .values()
+            .flat_map(|e| e.job.files.iter())
+            .filter_map(|f| f.temp_name.as_deref())
+            .collect();
+        let recorded = match self.store.temp_names() {
+            Ok(names) => names,
+            Err(error) => {
+                eprintln!("qmgr: {error}");
+                return;
+            }
+        };
+        let mut gone = Vec::new();
+        for name in recorded.into_iter().filter(|n| !held.contains(n.as_str())) {
+            let path = Path::new(&name);
+            let ours_in_shape = path.is_absolute()
+                && path
+                    .file_name()
+                    .is_some_and(qmgr_core::file::is_temp_file_name);
+            if ours_in_shape && let Err(error) = qmgr_transfer::discard(path) {
+                eprintln!("qmgr: cannot delete the leftover temporary file {name}: {error}");
+                continue;
+            }
+            gone.push(name);
+        }
+        if let Err(error) = self.store.forget_temp_names(&gone) {
+            eprintln!("qmgr: {error}");
+        }
+    }
+
+    /// Deletes temporary files of a job that is going away; returns whether every one is
+    /// gone. Their names are forgotten only if `engine_let_go` (else the engine might still
+    /// make one, and the next start sweeps it).
+    fn discard_temp_files<'a>(
+        &mut self,
+        temps: impl IntoIterator<Item = &'a str>,
+        engine_let_go: bool,
+    ) -> bool {
+        let mut all_gone = true;
+        let mut gone = Vec::new();
+        for temp in temps {
+            if qmgr_transfer::discard(Path::new(temp)).is_ok() {
+                gone.push(temp);
+            } else {
+                all_gone = false;
+            }
+        }
+        if engine_let_go && let Err(error) = self.store.forget_temp_names(&gone) {
+            eprintln!("qmgr: {error}");
+        }
+        all_gone
     }
 
     fn add_entry(&mut self, job: Job) {
@@ -488,7 +554,8 @@ impl State {
             Request::CreateJob {
                 display_name,
                 job_type,
-            } => self.create_job(uid, &display_name, job_type, None, now),
+                umask,
+            } => self.create_job(uid, &display_name, job_type, None, umask, now),
             Request::GetJob { job } => {
                 let entry = self.entry(uid, job)?;
                 Ok(Response::Job(Box::new(entry.view(&self.view_context()))))
@@ -565,7 +632,7 @@ impl State {
                 let (groups, next) = page(groups, |g| self.group_view(g, &context), encoded_len);
                 Ok(Response::GroupPage { groups, next })
             }
-            Request::CreateGroupJob { group, job } => {
+            Request::CreateGroupJob { group, job, umask } => {
                 if self.group(uid, group)?.job.is_some() {
                     return Err(
                         QmgrError::from_code(hresult::E_NOTIMPL).context(format_args!(
@@ -578,7 +645,7 @@ impl State {
                         "a job {job} already exists"
                     )));
                 }
-                self.create_job(uid, "", JobType::Download, Some((group, job)), now)?;
+                self.create_job(uid, "", JobType::Download, Some((group, job)), umask, now)?;
                 let mut updated = self.group(uid, group)?.clone();
                 updated.job = Some(job);
                 self.store.save_group(&updated)?;
@@ -685,6 +752,7 @@ impl State {
         display_name: &str,
         job_type: JobType,
         group: Option<(Guid, Guid)>,
+        umask: Option<u32>,
         now: Timestamp,
     ) -> Result<Response> {
         if job_type != JobType::Download {
@@ -706,6 +774,11 @@ impl State {
         let mut job = Job::new(id, display_name, job_type, uid, settings, now)?;
         job.priority = defaults.priority;
         job.group = group.map(|(group, _)| group);
+        // The files get the mode the creating process would give them (DESIGN "Decisions,
+        // second round"), not the one of whoever started qmgrd.
+        job.umask = umask
+            .filter(|umask| *umask <= 0o777)
+            .unwrap_or(qmgr_core::job::DEFAULT_UMASK);
         self.store.insert_job(&job)?;
         self.add_entry(job);
         Ok(Response::JobCreated(id))
@@ -806,11 +879,17 @@ impl State {
         let mut job = self.entry(uid, id)?.job.clone();
         let mut code = job.cancel(now)?;
         self.stop_transfers(engine, id);
+        // The engine may not have started a transfer it was just told to cancel (or one of
+        // an earlier Suspend): once it has applied every command, it makes no more files.
+        let engine_let_go = engine.sync(ENGINE_SYNC_TIMEOUT);
         // Every temporary file goes: unfinished ones and finished ones not yet renamed.
-        for temp in job.files.iter().filter_map(|f| f.temp_name.as_deref()) {
-            if qmgr_transfer::discard(Path::new(temp)).is_err() {
-                code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
-            }
+        let temps: Vec<String> = job
+            .files
+            .iter()
+            .filter_map(|f| f.temp_name.clone())
+            .collect();
+        if !self.discard_temp_files(temps.iter().map(String::as_str), engine_let_go) {
+            code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
         }
         self.forget(id, job, now)?;
         Ok(Response::Done(code))
@@ -830,6 +909,7 @@ impl State {
         let mut trial = job.clone();
         let code = trial.complete(now)?;
         self.stop_transfers(engine, id);
+        let engine_let_go = engine.sync(ENGINE_SYNC_TIMEOUT);
         job.completing = true;
         self.store.save_job_durably(&job)?;
         if let Err(error) = rename_finished(&mut job, overwrite) {
@@ -840,12 +920,24 @@ impl State {
             return Err(error);
         }
         let mut code = code;
-        for file in job.files.iter().filter(|f| !f.completed) {
-            if let Some(temp) = &file.temp_name
-                && qmgr_transfer::discard(Path::new(temp)).is_err()
-            {
-                code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
-            }
+        let renamed: Vec<&str> = self.jobs[&id]
+            .job
+            .files
+            .iter()
+            .filter(|f| f.completed)
+            .filter_map(|f| f.temp_name.as_deref())
+            .collect();
+        if let Err(error) = self.store.forget_temp_names(&renamed) {
+            eprintln!("qmgr: {error}");
+        }
+        let unfinished: Vec<String> = job
+            .files
+            .iter()
+            .filter(|f| !f.completed)
+            .filter_map(|f| f.temp_name.clone())
+            .collect();
+        if !self.discard_temp_files(unfinished.iter().map(String::as_str), engine_let_go) {
+            code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
         }
         self.forget(id, trial, now)?;
         Ok(Response::Done(code))
@@ -1280,6 +1372,10 @@ impl State {
             .take(free)
             .collect();
         for index in next {
+            if let Err(error) = self.name_temp_file(id, index) {
+                self.fail_job(engine, id, index, error, false, None, now);
+                return;
+            }
             let request = transfer_request(&self.jobs[&id].job, index, &self.paths);
             match request.and_then(|r| engine.submit(r)) {
                 Ok(transfer) => {
@@ -1293,6 +1389,7 @@ impl State {
                             can_yield: started_at == 0,
                             started_at,
                             http_status: None,
+                            restart: None,
                         },
                     );
                     if let Some(run) = self.jobs.get_mut(&id).and_then(|e| e.run.as_mut()) {
@@ -1306,6 +1403,25 @@ impl State {
             }
         }
         self.share_job_limit(engine, id);
+    }
+
+    /// Gives file `index` of job `id` its temporary file name, recorded in the store before
+    /// the engine creates the file: whenever a crash comes, no temporary file exists that
+    /// the store does not know of (see `sweep_temp_files`).
+    fn name_temp_file(&mut self, id: Guid, index: usize) -> Result<()> {
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return Ok(());
+        };
+        let file = &mut entry.job.files[index];
+        if file.temp_name.is_some() {
+            return Ok(());
+        }
+        let temp = qmgr_transfer::new_temp_path(Path::new(&file.local_name))?;
+        let temp = temp.to_string_lossy().into_owned();
+        file.temp_name = Some(temp.clone());
+        file.bytes_transferred = 0;
+        let job = entry.job.clone();
+        self.store.save_job_with_temp_name(&job, &temp)
     }
 
     /// Divides the job's own bandwidth cap among its running transfers.
@@ -1336,6 +1452,19 @@ impl State {
     ) {
         let transfer = event.id();
         let Some(slot) = self.transfers.get_mut(&transfer) else {
+            // A stopped transfer's engine made a file under a name of its own (its recorded
+            // one was taken): no job holds it, so it goes.
+            if let EngineEvent::Started { temp_path, .. } = &event {
+                let temp = temp_path.to_string_lossy();
+                let held = self
+                    .jobs
+                    .values()
+                    .flat_map(|e| e.job.files.iter())
+                    .any(|f| f.temp_name.as_deref() == Some(&*temp));
+                if !held {
+                    let _ = qmgr_transfer::discard(temp_path);
+                }
+            }
             return;
         };
         let (id, index) = (slot.job, slot.file);
@@ -1344,9 +1473,19 @@ impl State {
                 let Some(entry) = self.jobs.get_mut(&id) else {
                     return;
                 };
-                entry.job.files[index].temp_name = Some(temp_path.to_string_lossy().into_owned());
+                let temp = temp_path.to_string_lossy().into_owned();
+                let file = &mut entry.job.files[index];
+                if file.temp_name.as_deref() == Some(temp.as_str()) {
+                    return;
+                }
+                // The recorded name was taken by something not ours: the engine made
+                // another, which is recorded now.
+                let replaced = file.temp_name.replace(temp.clone());
                 let job = entry.job.clone();
-                let _ = self.store.save_job(&job);
+                let _ = self.store.save_job_with_temp_name(&job, &temp);
+                if let Some(replaced) = replaced {
+                    let _ = self.store.forget_temp_names(&[replaced]);
+                }
             }
             EngineEvent::Responded {
                 total,
@@ -1359,6 +1498,11 @@ impl State {
                 // with 206, or gave what a later range request needs (size and validator).
                 slot.can_yield = (resumed_at > 0 && restart.is_none())
                     || (total.is_some() && !validator.is_empty());
+                if let Some(reason) = restart {
+                    // The bytes held are dropped: this attempt counts from zero, and says why.
+                    slot.started_at = 0;
+                    slot.restart = Some(format!("restarted from zero: {reason}"));
+                }
                 let Some(entry) = self.jobs.get_mut(&id) else {
                     return;
                 };
@@ -1392,15 +1536,7 @@ impl State {
                 temp_path, bytes, ..
             } => {
                 let slot = self.transfers.remove(&transfer).expect("slot present");
-                self.record_attempt(
-                    id,
-                    index,
-                    slot.started_at,
-                    bytes,
-                    slot.http_status,
-                    None,
-                    now,
-                );
+                self.record_attempt(id, index, &slot, bytes, None, None, now);
                 let Some(entry) = self.jobs.get_mut(&id) else {
                     return;
                 };
@@ -1411,15 +1547,19 @@ impl State {
                 if entry.job.group.is_some() {
                     // Legacy groups have no Complete: each file gets its name when it finishes.
                     let local = entry.job.files[index].local_name.clone();
-                    if let Err(error) =
-                        qmgr_transfer::finalize(&temp_path, Path::new(&local), Overwrite::Replace)
-                    {
+                    if let Err(error) = qmgr_transfer::finalize(
+                        &temp_path,
+                        Path::new(&local),
+                        Overwrite::Replace,
+                        entry.job.umask,
+                    ) {
                         self.fail_job(engine, id, index, error, false, None, now);
                         return;
                     }
                     if let Some(entry) = self.jobs.get_mut(&id) {
                         entry.job.files[index].temp_name = None;
                     }
+                    let _ = self.store.forget_temp_names(&[temp_path.to_string_lossy()]);
                 }
                 let Some(entry) = self.jobs.get_mut(&id) else {
                     return;
@@ -1449,7 +1589,7 @@ impl State {
                 self.record_attempt(
                     id,
                     index,
-                    slot.started_at,
+                    &slot,
                     bytes,
                     error.http_status,
                     Some(error.error.clone()),
@@ -1476,7 +1616,7 @@ impl State {
         &mut self,
         id: Guid,
         file: usize,
-        started_at: u64,
+        slot: &Slot,
         bytes: u64,
         http_status: Option<u16>,
         error: Option<QmgrError>,
@@ -1489,9 +1629,10 @@ impl State {
             entry.attempts.push_back(Attempt {
                 at: now,
                 file: u32::try_from(file).unwrap_or(u32::MAX),
-                http_status,
-                bytes: bytes.saturating_sub(started_at),
+                http_status: http_status.or(slot.http_status),
+                bytes: bytes.saturating_sub(slot.started_at),
                 error,
+                restart: slot.restart.clone(),
             });
         }
     }
@@ -1752,9 +1893,15 @@ fn page<T, V>(
 
 /// Renames every finished file of a job to its final name.
 fn rename_finished(job: &mut Job, overwrite: Overwrite) -> Result<()> {
+    let umask = job.umask;
     for file in job.files.iter_mut().filter(|f| f.completed) {
         if let Some(temp) = &file.temp_name {
-            qmgr_transfer::finalize(Path::new(temp), Path::new(&file.local_name), overwrite)?;
+            qmgr_transfer::finalize(
+                Path::new(temp),
+                Path::new(&file.local_name),
+                overwrite,
+                umask,
+            )?;
             // A finished file without a temporary name is in place: a later Complete skips it.
             file.temp_name = None;
         }
@@ -1807,6 +1954,7 @@ fn finish_renames(job: &Job) {
                 Path::new(temp),
                 Path::new(&file.local_name),
                 Overwrite::Replace,
+                job.umask,
             )
         {
             eprintln!("qmgr: job {}: cannot finish Complete: {error}", job.id);

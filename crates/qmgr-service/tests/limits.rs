@@ -305,6 +305,7 @@ fn over_limit_requests_are_refused_with_their_code_and_nothing_is_stored() {
         .execute(Request::CreateGroupJob {
             group,
             job: group_job,
+            umask: None,
         })
         .unwrap();
     let set_group = |change: GroupChange| client.execute(Request::SetGroup { group, change });

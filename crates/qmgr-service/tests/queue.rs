@@ -471,13 +471,18 @@ fn legacy_groups_rename_each_file_when_it_finishes() {
     let job = Guid::new_random();
     fx.service.create_group(group).unwrap();
     fx.service
-        .execute(Request::CreateGroupJob { group, job })
+        .execute(Request::CreateGroupJob {
+            group,
+            job,
+            umask: None,
+        })
         .unwrap();
     let second = fx
         .service
         .execute(Request::CreateGroupJob {
             group,
             job: Guid::new_random(),
+            umask: None,
         })
         .unwrap_err();
     assert_eq!(second.hresult, hresult::E_NOTIMPL, "a group holds one job");
@@ -532,6 +537,7 @@ fn legacy_groups_count_against_max_jobs_per_user() {
         .execute(Request::CreateGroupJob {
             group: full,
             job: Guid::new_random(),
+            umask: None,
         })
         .unwrap();
     let job = fx.service.create_job("third", JobType::Download).unwrap();

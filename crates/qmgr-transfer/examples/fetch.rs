@@ -141,7 +141,12 @@ fn run(options: &Options) -> Result<bool, String> {
                 ..
             } => {
                 let (destination, _) = running.remove(&id).unwrap_or_default();
-                if let Err(error) = finalize(&temp_path, &destination, Overwrite::Replace) {
+                if let Err(error) = finalize(
+                    &temp_path,
+                    &destination,
+                    Overwrite::Replace,
+                    qmgr_core::file::process_umask().unwrap_or(0o022),
+                ) {
                     eprintln!("{}: {error}", destination.display());
                     all_ok = false;
                     continue;

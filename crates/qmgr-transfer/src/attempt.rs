@@ -114,6 +114,19 @@ fn open_target(request: &TransferRequest) -> Result<OpenedTarget, TransferError>
                     lost: false,
                 });
             }
+            // The recorded name holds nothing (yet): make the file under that very name, so
+            // the caller's record stays true. Should someone take the name first, a new
+            // random one is used below.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                if let Ok(file) = directory.create_named(&partial.temp_path) {
+                    return Ok(OpenedTarget {
+                        file,
+                        temp_path: partial.temp_path.clone(),
+                        kept: 0,
+                        lost: partial.bytes > 0,
+                    });
+                }
+            }
             // Whatever is there now is left alone: it may be another user's file.
             Err(error) if is_unusable_partial(&error) => {}
             Err(error) => {

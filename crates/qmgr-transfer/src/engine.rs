@@ -51,6 +51,8 @@ pub(crate) enum Command {
     Cancel(TransferId),
     SetGlobalLimit(Option<u64>),
     SetTransferLimit(TransferId, Option<u64>),
+    /// Answered once every command sent before it has been applied.
+    Barrier(Sender<()>),
     Shutdown,
 }
 
@@ -122,6 +124,15 @@ impl Engine {
     /// `Cancelled` unless the transfer had already ended.
     pub fn cancel(&self, id: TransferId) -> Result<(), QmgrError> {
         self.send(Command::Cancel(id))
+    }
+
+    /// Waits until the engine thread has applied every command sent before this call, at
+    /// most `timeout`; returns whether it did. After a [`Engine::cancel`] and this, the
+    /// engine no longer touches that transfer's temporary file (nor makes one for it), so
+    /// the caller may delete it.
+    pub fn sync(&self, timeout: Duration) -> bool {
+        let (done, applied) = crossbeam_channel::bounded(1);
+        self.send(Command::Barrier(done)).is_ok() && applied.recv_timeout(timeout).is_ok()
     }
 
     /// The cap in bytes per second shared by throttled transfers; `None` lifts it.

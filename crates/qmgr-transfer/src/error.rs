@@ -242,6 +242,7 @@ pub fn hresult_for_io(error: &io::Error) -> HResult {
         Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG) => hresult::HRESULT_DISK_FULL,
         Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ELOOP) => hresult::E_ACCESSDENIED,
         Some(libc::ENOENT | libc::ENOTDIR) => hresult::HRESULT_PATH_NOT_FOUND,
+        Some(libc::EISDIR) => hresult::HRESULT_DIRECTORY_NOT_SUPPORTED,
         Some(libc::EEXIST) => hresult::HRESULT_FILE_EXISTS,
         Some(libc::EBUSY | libc::ETXTBSY) => hresult::HRESULT_SHARING_VIOLATION,
         Some(libc::ENOMEM) => hresult::E_OUTOFMEMORY,

@@ -17,10 +17,42 @@ pub enum RestartReason {
     ValidatorChanged,
     /// The partial file came with no validator, so its bytes cannot be trusted to match.
     NoValidator,
-    /// The server's partial answer did not start at our offset or gave another total.
+    /// The server's partial answer did not start at our offset (or had no usable
+    /// Content-Range).
     RangeMismatch,
+    /// The server's partial answer gave another total size than the one recorded.
+    TotalMismatch,
+    /// The server's partial answer carried only a weak entity tag, which never vouches for
+    /// a byte range.
+    WeakValidator,
     /// The temporary file was gone or was not a regular file; a new one was made.
     PartialFileLost,
+}
+
+impl std::fmt::Display for RestartReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RestartReason::RangeIgnored => "the server ignored the range request and sent the whole file",
+            RestartReason::ValidatorChanged => {
+                "the server's ETag or Last-Modified differs from the one recorded: the content changed"
+            }
+            RestartReason::NoValidator => {
+                "no strong ETag or Last-Modified proves the server's content is the one the bytes held came from"
+            }
+            RestartReason::RangeMismatch => {
+                "the server's partial answer does not start where the bytes held end"
+            }
+            RestartReason::TotalMismatch => {
+                "the server's partial answer gives another total size than the one recorded"
+            }
+            RestartReason::WeakValidator => {
+                "the server's partial answer carries only a weak ETag, which cannot vouch for a range"
+            }
+            RestartReason::PartialFileLost => {
+                "the temporary file was gone or was not this user's regular file"
+            }
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

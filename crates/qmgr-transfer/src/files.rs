@@ -83,6 +83,26 @@ impl TempDirectory {
         Err(last_error.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
     }
 
+    /// Creates the private temporary file `temp` (`O_EXCL`, mode 0600), a name of
+    /// [`is_temp_name`]'s shape in this directory that the caller chose with
+    /// [`new_temp_path`] and recorded before asking for the file.
+    pub(crate) fn create_named(&self, temp: &Path) -> io::Result<File> {
+        let name = name_in(temp, &self.path)?;
+        if !is_temp_name(name) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a temporary file name", temp.display()),
+            ));
+        }
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        Ok(File::from(fd))
+    }
+
     /// Opens an earlier attempt's temporary file `temp` (a name in this directory), cuts it
     /// to at most `keep` bytes and positions it at its end. Returns the length kept (less
     /// than `keep` if the file is shorter). A name that no longer holds a file of ours is
@@ -196,6 +216,15 @@ fn random_temp_name() -> io::Result<String> {
     Ok(format!("{TEMP_PREFIX}{hex:016x}{TEMP_SUFFIX}"))
 }
 
+/// A fresh temporary file name beside `destination`, for a caller that records the name
+/// before the engine creates the file (pass it as a [`crate::PartialFile`] of 0 bytes):
+/// then no crash can leave a temporary file nobody knows of.
+pub fn new_temp_path(destination: &Path) -> Result<PathBuf, QmgrError> {
+    let name = random_temp_name()
+        .map_err(|error| local_error(&error, "naming a temporary file for", destination))?;
+    Ok(directory_of(destination).join(name))
+}
+
 /// Whether a file name is one of ours (for sweeping up after a crash).
 pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
     let name = name.as_bytes();
@@ -228,10 +257,17 @@ pub fn sync_partial(temp: &Path) -> Result<u64, QmgrError> {
 }
 
 /// Moves a finished temporary file onto its final name: gives it the permissions a new file
-/// would get (0666 less the umask), makes its content durable, renames it within its
-/// directory, and makes the rename durable. The temporary file must be beside
-/// `destination` and must still be ours (see the module documentation).
-pub fn finalize(temp: &Path, destination: &Path, overwrite: Overwrite) -> Result<(), QmgrError> {
+/// of the job's creator would get (`0666 & !umask`, `umask` being that process's), makes
+/// its content durable, renames it within its directory, and makes the rename durable. The
+/// temporary file must be beside `destination` and must still be ours (see the module
+/// documentation). A destination that is a directory is
+/// `HRESULT_FROM_WIN32(ERROR_DIRECTORY_NOT_SUPPORTED)`, naming it.
+pub fn finalize(
+    temp: &Path,
+    destination: &Path,
+    overwrite: Overwrite,
+    umask: u32,
+) -> Result<(), QmgrError> {
     let (directory, file) = open_temp_for_reading(temp).map_err(|error| {
         let mut failure = local_error(&error, "opening", temp);
         if is_unusable_partial(&error) && error.kind() == io::ErrorKind::InvalidInput {
@@ -243,7 +279,7 @@ pub fn finalize(temp: &Path, destination: &Path, overwrite: Overwrite) -> Result
         name_in(temp, directory.path()).map_err(|error| local_error(&error, "finding", temp))?;
     let destination_name = name_in(destination, directory.path())
         .map_err(|error| local_error(&error, "moving the finished file onto", destination))?;
-    rustix::fs::fchmod(&file, Mode::from_raw_mode(0o666 & !current_umask()))
+    rustix::fs::fchmod(&file, Mode::from_raw_mode(0o666 & !umask))
         .map_err(|error| local_error(&error.into(), "setting the permissions of", temp))?;
     file.sync_all()
         .map_err(|error| local_error(&error, "syncing", temp))?;
@@ -308,20 +344,6 @@ fn rename_no_clobber(directory: &OwnedFd, from: &OsStr, to: &OsStr) -> io::Resul
     }
 }
 
-/// The process umask, read without changing it (umask(2) can only read by setting, which
-/// would race with other threads creating files).
-fn current_umask() -> u32 {
-    const FALLBACK: u32 = 0o022;
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return FALLBACK;
-    };
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Umask:"))
-        .and_then(|value| u32::from_str_radix(value.trim(), 8).ok())
-        .unwrap_or(FALLBACK)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +383,24 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         let (_second, other) = create_temp(&dir.path().join("out.bin")).unwrap();
         assert_ne!(path, other);
+    }
+
+    #[test]
+    fn a_recorded_temp_name_is_created_as_it_is_and_never_over_something() {
+        let dir = tempfile::tempdir().unwrap();
+        let destination = dir.path().join("out.bin");
+        let temp = new_temp_path(&destination).unwrap();
+        assert_eq!(temp.parent(), Some(dir.path()));
+        assert!(is_temp_name(temp.file_name().unwrap()));
+        let directory = TempDirectory::of(&destination).unwrap();
+        drop(directory.create_named(&temp).unwrap());
+        assert_eq!(fs::metadata(&temp).unwrap().mode() & 0o777, 0o600);
+        let again = directory.create_named(&temp).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+        let not_temp = directory
+            .create_named(&dir.path().join("precious"))
+            .unwrap_err();
+        assert_eq!(not_temp.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]
@@ -443,11 +483,27 @@ mod tests {
         let (mut file, temp) = create_temp(&destination).unwrap();
         file.write_all(b"new").unwrap();
         drop(file);
-        finalize(&temp, &destination, Overwrite::Replace).unwrap();
+        finalize(&temp, &destination, Overwrite::Replace, 0o027).unwrap();
         assert_eq!(fs::read(&destination).unwrap(), b"new");
         assert!(!temp.exists());
         let mode = fs::metadata(&destination).unwrap().mode() & 0o777;
-        assert_eq!(mode, 0o666 & !current_umask());
+        assert_eq!(mode, 0o640);
+    }
+
+    #[test]
+    fn finalize_onto_a_directory_says_so_and_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let destination = dir.path().join("a-directory");
+        fs::create_dir(&destination).unwrap();
+        let (_file, temp) = create_temp(&destination).unwrap();
+        let error = finalize(&temp, &destination, Overwrite::Replace, 0o022).unwrap_err();
+        assert_eq!(
+            error.hresult,
+            hresult::HRESULT_DIRECTORY_NOT_SUPPORTED,
+            "{error:?}"
+        );
+        assert!(error.description.contains("a-directory"), "{error:?}");
+        assert!(destination.is_dir() && temp.exists());
     }
 
     #[test]
@@ -458,13 +514,13 @@ mod tests {
         let (mut file, temp) = create_temp(&destination).unwrap();
         file.write_all(b"new").unwrap();
         drop(file);
-        let error = finalize(&temp, &destination, Overwrite::NoClobber).unwrap_err();
+        let error = finalize(&temp, &destination, Overwrite::NoClobber, 0o022).unwrap_err();
         assert_eq!(error.hresult, hresult::HRESULT_FILE_EXISTS);
         assert!(error.description.contains("final.txt"));
         assert_eq!(fs::read(&destination).unwrap(), b"old");
         assert_eq!(fs::read(&temp).unwrap(), b"new");
         fs::remove_file(&destination).unwrap();
-        finalize(&temp, &destination, Overwrite::NoClobber).unwrap();
+        finalize(&temp, &destination, Overwrite::NoClobber, 0o022).unwrap();
         assert_eq!(fs::read(&destination).unwrap(), b"new");
     }
 
@@ -474,13 +530,18 @@ mod tests {
         let destination = dir.path().join("final.txt");
         let fifo = dir.path().join(".BITfifo.tmp");
         mkfifo(&fifo);
-        let error = finalize(&fifo, &destination, Overwrite::Replace).unwrap_err();
+        let error = finalize(&fifo, &destination, Overwrite::Replace, 0o022).unwrap_err();
         assert_eq!(error.hresult, hresult::E_ACCESSDENIED, "{error:?}");
         assert!(!destination.exists());
         let (_file, elsewhere) = create_temp(&dir.path().join("sub-less")).unwrap();
         let other_dir = tempfile::tempdir().unwrap();
-        let error =
-            finalize(&elsewhere, &other_dir.path().join("x"), Overwrite::Replace).unwrap_err();
+        let error = finalize(
+            &elsewhere,
+            &other_dir.path().join("x"),
+            Overwrite::Replace,
+            0o022,
+        )
+        .unwrap_err();
         assert!(
             error.description.contains("is not a file directly in"),
             "{error:?}"

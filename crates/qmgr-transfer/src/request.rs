@@ -17,7 +17,10 @@ impl std::fmt::Display for TransferId {
     }
 }
 
-/// A temporary file left by an earlier attempt, to be continued rather than started over.
+/// A temporary file left by an earlier attempt, to be continued rather than started over;
+/// or, with `bytes` 0, the name (from [`crate::new_temp_path`]) under which to create one.
+/// A name that holds nothing is created as it is; one that holds something not ours is
+/// left alone and a new name is reported in `Started`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartialFile {
     pub temp_path: PathBuf,

@@ -144,12 +144,14 @@ pub(crate) enum BodyPlan {
     /// The body is not the file's content (an error page, a 416): keep it out of the file.
     NotContent,
     /// A partial answer that does not fit what was asked: ask again without a range.
-    Mismatch,
+    Mismatch(RestartReason),
 }
 
-/// Decides what a final response means. Only a 206 that starts exactly at our offset with
-/// the total we recorded may be appended; a 200 is the whole file, so a resumed file starts
-/// over (the range was ignored or, through `If-Range`, the content changed).
+/// Decides what a final response means. Only a 206 that starts exactly at our offset, with
+/// the total we recorded (when we know one) and a validator that vouches for the bytes we
+/// hold, may be appended (DESIGN "Decisions, second round"): a server that ignores
+/// `If-Range` must not splice two versions of a file. A 200 is the whole file, so a resumed
+/// file starts over (the range was ignored or, through `If-Range`, the content changed).
 pub(crate) fn plan_body(head: &ResponseHead, expected: &Expectation) -> BodyPlan {
     if !head.is_success() {
         return BodyPlan::NotContent;
@@ -159,15 +161,21 @@ pub(crate) fn plan_body(head: &ResponseHead, expected: &Expectation) -> BodyPlan
             first, complete, ..
         }) = head.content_range
         else {
-            return BodyPlan::Mismatch;
+            return BodyPlan::Mismatch(RestartReason::RangeMismatch);
         };
+        if expected.offset == 0 || first != expected.offset {
+            return BodyPlan::Mismatch(RestartReason::RangeMismatch);
+        }
         let total_agrees = match (expected.total, complete) {
             (Some(recorded), Some(sent)) => recorded == sent,
             (Some(_), None) => false,
             (None, _) => true,
         };
-        if expected.offset == 0 || first != expected.offset || !total_agrees {
-            return BodyPlan::Mismatch;
+        if !total_agrees {
+            return BodyPlan::Mismatch(RestartReason::TotalMismatch);
+        }
+        if let Err(reason) = validates_range(&expected.validator, &head.validator) {
+            return BodyPlan::Mismatch(reason);
         }
         return BodyPlan::Append { total: complete };
     }
@@ -181,6 +189,46 @@ pub(crate) fn plan_body(head: &ResponseHead, expected: &Expectation) -> BodyPlan
         RestartReason::RangeIgnored
     };
     BodyPlan::Restart { reason, total }
+}
+
+/// Whether a partial answer's validator proves it continues the bytes we hold: its strong
+/// entity tag, or its Last-Modified, equals the recorded one, and nothing it carries
+/// contradicts the record. A weak entity tag never vouches for a range (RFC 9110 §8.8.1:
+/// weakly equal representations may differ byte for byte).
+fn validates_range(recorded: &Validator, received: &Validator) -> Result<(), RestartReason> {
+    let opaque = |tag: &str| tag.strip_prefix("W/").unwrap_or(tag).to_owned();
+    let etag_changed = match (recorded.etag.as_deref(), received.etag.as_deref()) {
+        (Some(ours), Some(theirs)) => opaque(ours) != opaque(theirs),
+        _ => false,
+    };
+    let date_changed = match (
+        recorded.last_modified.as_deref(),
+        received.last_modified.as_deref(),
+    ) {
+        (Some(ours), Some(theirs)) => ours != theirs,
+        _ => false,
+    };
+    if etag_changed || date_changed {
+        return Err(RestartReason::ValidatorChanged);
+    }
+    let strong_match = recorded
+        .strong_etag()
+        .is_some_and(|ours| received.strong_etag() == Some(ours));
+    let date_match = recorded
+        .last_modified
+        .as_deref()
+        .is_some_and(|ours| received.last_modified.as_deref() == Some(ours));
+    if strong_match || date_match {
+        Ok(())
+    } else if received
+        .etag
+        .as_deref()
+        .is_some_and(|tag| tag.starts_with("W/"))
+    {
+        Err(RestartReason::WeakValidator)
+    } else {
+        Err(RestartReason::NoValidator)
+    }
 }
 
 /// A 416 whose `Content-Range: bytes */N` says the file has exactly the bytes we hold:
@@ -316,6 +364,7 @@ mod tests {
         let partial = head(&[
             "HTTP/1.1 206 Partial Content",
             "Content-Range: bytes 300-999/1000",
+            "ETag: \"v0\"",
         ]);
         assert_eq!(
             plan_body(&partial, &resuming(300, Some(1000))),
@@ -332,23 +381,89 @@ mod tests {
         let partial = head(&[
             "HTTP/1.1 206 Partial Content",
             "Content-Range: bytes 300-999/1000",
+            "ETag: \"v0\"",
         ]);
         assert_eq!(
             plan_body(&partial, &resuming(200, Some(1000))),
-            BodyPlan::Mismatch
+            BodyPlan::Mismatch(RestartReason::RangeMismatch)
         );
         assert_eq!(
             plan_body(&partial, &resuming(300, Some(2000))),
-            BodyPlan::Mismatch
+            BodyPlan::Mismatch(RestartReason::TotalMismatch)
         );
         assert_eq!(
             plan_body(&partial, &Expectation::default()),
-            BodyPlan::Mismatch
+            BodyPlan::Mismatch(RestartReason::RangeMismatch)
         );
         let no_range = head(&["HTTP/1.1 206 Partial Content"]);
         assert_eq!(
             plan_body(&no_range, &resuming(300, Some(1000))),
-            BodyPlan::Mismatch
+            BodyPlan::Mismatch(RestartReason::RangeMismatch)
+        );
+    }
+
+    #[test]
+    fn a_partial_answer_needs_a_strong_etag_or_date_equal_to_the_recorded_one() {
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        let recorded = |etag: Option<&str>, last_modified: Option<&str>| Expectation {
+            offset: 300,
+            validator: Validator {
+                etag: etag.map(str::to_owned),
+                last_modified: last_modified.map(str::to_owned),
+            },
+            total: Some(1000),
+        };
+        let answer = |extra: &[&str]| {
+            let mut lines = vec![
+                "HTTP/1.1 206 Partial Content",
+                "Content-Range: bytes 300-999/1000",
+            ];
+            lines.extend_from_slice(extra);
+            head(&lines)
+        };
+        let append = BodyPlan::Append { total: Some(1000) };
+        let mismatch = BodyPlan::Mismatch;
+        let both = recorded(Some("\"v0\""), Some(date));
+        // The same strong tag, or the same date, vouches for the range.
+        assert_eq!(plan_body(&answer(&["ETag: \"v0\""]), &both), append);
+        let same_date = format!("Last-Modified: {date}");
+        assert_eq!(plan_body(&answer(&[&same_date]), &both), append);
+        // Another tag or another date is another version, whatever else matches.
+        let cases = [
+            (answer(&["ETag: \"v1\""]), RestartReason::ValidatorChanged),
+            (
+                answer(&[
+                    "ETag: \"v0\"",
+                    "Last-Modified: Mon, 07 Nov 1994 08:49:37 GMT",
+                ]),
+                RestartReason::ValidatorChanged,
+            ),
+            (answer(&["ETag: W/\"v1\""]), RestartReason::ValidatorChanged),
+            // A weak tag, even one naming our version, vouches for nothing.
+            (answer(&["ETag: W/\"v0\""]), RestartReason::WeakValidator),
+            // Nothing to compare: the range cannot be trusted.
+            (answer(&[]), RestartReason::NoValidator),
+        ];
+        for (response, reason) in cases {
+            assert_eq!(
+                plan_body(&response, &both),
+                mismatch(reason),
+                "{response:?}"
+            );
+        }
+        // Only a date recorded: a new date is a change, an ETag alone proves nothing.
+        let dated = recorded(None, Some(date));
+        assert_eq!(plan_body(&answer(&[&same_date]), &dated), append);
+        assert_eq!(
+            plan_body(
+                &answer(&["Last-Modified: Mon, 07 Nov 1994 08:49:37 GMT"]),
+                &dated
+            ),
+            mismatch(RestartReason::ValidatorChanged)
+        );
+        assert_eq!(
+            plan_body(&answer(&["ETag: \"v0\""]), &dated),
+            mismatch(RestartReason::NoValidator)
         );
     }
 

@@ -216,13 +216,7 @@ impl Sink {
                 self.body_use = Some(BodyUse::Discard);
                 return;
             }
-            BodyPlan::Mismatch => {
-                // For ftp the check was of SIZE and MDTM: a mismatch is a changed file.
-                let reason = if self.scheme.is_ftp() {
-                    RestartReason::ValidatorChanged
-                } else {
-                    RestartReason::RangeMismatch
-                };
+            BodyPlan::Mismatch(reason) => {
                 self.failure = Some(SinkFailure::Mismatch(reason));
                 self.body_use = Some(BodyUse::Abort);
                 return;
@@ -287,7 +281,8 @@ impl Sink {
         if unchanged {
             BodyPlan::Append { total }
         } else {
-            BodyPlan::Mismatch
+            // For ftp the check was of SIZE and MDTM: a mismatch is a changed file.
+            BodyPlan::Mismatch(RestartReason::ValidatorChanged)
         }
     }
 

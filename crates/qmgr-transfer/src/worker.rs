@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use curl::easy::Easy2;
+use std::os::unix::fs::FileExt;
+
+use curl::easy::{Easy2, Handler};
 use curl::multi::{Easy2Handle, Multi};
 use qmgr_core::{ErrorContext, hresult};
 
@@ -27,14 +29,52 @@ const MIN_THROTTLE_WAIT: Duration = Duration::from_millis(1);
 /// How long to back off when curl cannot even wait, so a broken multi handle cannot spin.
 const ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Bytes a local copy moves per round of the engine loop, so one large local file neither
+/// holds up the other transfers nor overshoots a bandwidth allowance by much.
+const LOCAL_CHUNK: usize = 256 * 1024;
+
+/// How a transfer's bytes arrive: through curl, or — for a local (`file`) source — read by
+/// the engine itself from the descriptor it opened and checked. curl's file protocol
+/// copies a whole file in one call and cannot pause, so it could neither be throttled nor
+/// share the engine thread.
+enum Handle {
+    Curl(Easy2Handle<Sink>),
+    Local(Box<Sink>),
+}
+
+impl Handle {
+    fn sink(&self) -> &Sink {
+        match self {
+            Handle::Curl(handle) => handle.get_ref(),
+            Handle::Local(sink) => sink,
+        }
+    }
+
+    fn sink_mut(&mut self) -> &mut Sink {
+        match self {
+            Handle::Curl(handle) => handle.get_mut(),
+            Handle::Local(sink) => sink,
+        }
+    }
+}
+
 /// One transfer in flight.
 struct Transfer {
-    handle: Easy2Handle<Sink>,
+    handle: Handle,
     checked: Box<CheckedRequest>,
     own_limit: Option<TokenBucket>,
     reported_bytes: u64,
     reported_at: Instant,
     /// Already asked again from zero once because of an inconsistent answer.
+    restarted_here: bool,
+    hop: Hop,
+}
+
+/// What a finished attempt hands on to the next one, or to its end.
+struct Rest {
+    checked: Box<CheckedRequest>,
+    own_limit: Option<TokenBucket>,
+    reported_bytes: u64,
     restarted_here: bool,
     hop: Hop,
 }
@@ -58,6 +98,8 @@ pub(crate) struct Worker {
     events: Sender<EngineEvent>,
     transfers: HashMap<TransferId, Transfer>,
     global_limit: Option<TokenBucket>,
+    /// Where local copies read into.
+    copy_buffer: Vec<u8>,
 }
 
 impl Worker {
@@ -80,6 +122,7 @@ impl Worker {
             events,
             transfers: HashMap::new(),
             global_limit: config.global_limit.map(|rate| TokenBucket::new(rate, now)),
+            copy_buffer: vec![0; LOCAL_CHUNK],
         }
     }
 
@@ -92,6 +135,7 @@ impl Worker {
             if let Err(error) = self.multi.perform() {
                 self.fail_everything(&format!("curl's multi handle failed: {error}"));
             }
+            self.copy_local_files();
             self.charge_consumption();
             self.finish_done_transfers();
             self.report_progress(Instant::now());
@@ -121,13 +165,13 @@ impl Worker {
             Command::Start(id, checked) => self.start(id, checked),
             Command::Pause(id) => {
                 if let Some(transfer) = self.transfers.get_mut(&id) {
-                    transfer.handle.get_mut().held = true;
+                    transfer.handle.sink_mut().held = true;
                 }
             }
             Command::Resume(id) => {
                 // The next allowance round unpauses it.
                 if let Some(transfer) = self.transfers.get_mut(&id) {
-                    transfer.handle.get_mut().held = false;
+                    transfer.handle.sink_mut().held = false;
                 }
             }
             Command::Cancel(id) => {
@@ -143,6 +187,9 @@ impl Worker {
                 if let Some(transfer) = self.transfers.get_mut(&id) {
                     transfer.own_limit = update_limit(transfer.own_limit.take(), rate, now);
                 }
+            }
+            Command::Barrier(done) => {
+                let _ = done.send(());
             }
             Command::Shutdown => {}
         }
@@ -200,21 +247,26 @@ impl Worker {
             max_size: checked.request.max_size,
             events: self.events.clone(),
         });
-        let target = Target {
-            url: &url,
-            send_headers: same_origin(&checked.source.url, &hop.url),
-            offset,
-            if_range: if_range.as_deref(),
+        let added = if sink.source_file.is_some() {
+            Ok(Handle::Local(Box::new(sink)))
+        } else {
+            let target = Target {
+                url: &url,
+                send_headers: same_origin(&checked.source.url, &hop.url),
+                offset,
+                if_range: if_range.as_deref(),
+            };
+            build(
+                sink,
+                target,
+                checked.source.scheme,
+                &checked.request,
+                &self.defaults,
+            )
+            .map_err(|error| describe_setup_error(&error, &checked.source.url))
+            .and_then(|easy| self.add_to_multi(id, easy, &checked.source.url))
+            .map(Handle::Curl)
         };
-        let added = build(
-            sink,
-            target,
-            checked.source.scheme,
-            &checked.request,
-            &self.defaults,
-        )
-        .map_err(|error| describe_setup_error(&error, &checked.source.url))
-        .and_then(|easy| self.add_to_multi(id, easy, &checked.source.url));
         match added {
             Ok(handle) => {
                 let transfer = Transfer {
@@ -261,9 +313,7 @@ impl Worker {
         let participants = self
             .transfers
             .values_mut()
-            .filter(|transfer| {
-                transfer.checked.request.throttled && !transfer.handle.get_ref().held
-            })
+            .filter(|transfer| transfer.checked.request.throttled && !transfer.handle.sink().held)
             .count();
         let share = self
             .global_limit
@@ -280,19 +330,21 @@ impl Worker {
                 let own_available = own.available();
                 allowance = Some(allowance.map_or(own_available, |a| a.min(own_available)));
             }
-            let sink = transfer.handle.get_mut();
+            let sink = transfer.handle.sink_mut();
             sink.allowance = allowance;
             if sink.paused && !sink.held && allowance != Some(0) {
                 sink.paused = false;
                 // curl may deliver the held data right here; the write callback sees the
-                // new allowance.
-                if let Err(error) = transfer.handle.unpause_write() {
+                // new allowance. A local copy simply goes on in the next round.
+                if let Handle::Curl(handle) = &mut transfer.handle
+                    && let Err(error) = handle.unpause_write()
+                {
                     let failure = TransferError::permanent(
                         hresult::E_FAIL,
                         ErrorContext::GeneralQueueManager,
                         format!("resuming a paused transfer failed: {error}"),
                     );
-                    transfer.handle.get_mut().failure = Some(SinkFailure::Failed(failure));
+                    handle.get_mut().failure = Some(SinkFailure::Failed(failure));
                 }
             }
         }
@@ -300,7 +352,7 @@ impl Worker {
 
     fn charge_consumption(&mut self) {
         for transfer in self.transfers.values_mut() {
-            let consumed = transfer.handle.get_mut().take_consumed();
+            let consumed = transfer.handle.sink_mut().take_consumed();
             if consumed == 0 {
                 continue;
             }
@@ -331,6 +383,92 @@ impl Worker {
         }
     }
 
+    /// Moves every local copy on by one chunk (within its allowance) and finishes those
+    /// that reached the end of their source or failed.
+    fn copy_local_files(&mut self) {
+        let mut done = Vec::new();
+        for (id, transfer) in &mut self.transfers {
+            let Handle::Local(sink) = &mut transfer.handle else {
+                continue;
+            };
+            if sink.failure.is_some() {
+                done.push(*id);
+                continue;
+            }
+            if sink.held {
+                continue;
+            }
+            let want = match sink.allowance {
+                Some(0) => {
+                    // Held until the buckets refill (see `grant_allowances`).
+                    sink.paused = true;
+                    continue;
+                }
+                Some(allowance) => {
+                    usize::try_from(allowance).map_or(LOCAL_CHUNK, |a| a.min(LOCAL_CHUNK))
+                }
+                None => LOCAL_CHUNK,
+            };
+            let Some(source) = sink.source_file.as_ref() else {
+                done.push(*id);
+                continue;
+            };
+            let buffer = &mut self.copy_buffer[..want];
+            match source.read_at(buffer, sink.length) {
+                Ok(0) => done.push(*id),
+                Ok(read) => {
+                    let written = sink.write(&buffer[..read]);
+                    if !matches!(written, Ok(count) if count == read) {
+                        // The sink recorded why (size limit, disk error).
+                        done.push(*id);
+                    }
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    let mut failure = TransferError::local(&error, "reading", &sink.temp_path);
+                    failure.error.context = ErrorContext::RemoteFile;
+                    failure.error.description = format!(
+                        "{}: {}",
+                        transfer.checked.source.url, failure.error.description
+                    );
+                    sink.failure = Some(SinkFailure::Failed(failure));
+                    done.push(*id);
+                }
+            }
+        }
+        for id in done {
+            if let Some(transfer) = self.transfers.remove(&id) {
+                self.finish_local(id, transfer);
+            }
+        }
+    }
+
+    /// The end of a local copy: judged like a curl transfer that ended cleanly.
+    fn finish_local(&mut self, id: TransferId, transfer: Transfer) {
+        let Transfer {
+            handle,
+            checked,
+            own_limit,
+            reported_bytes,
+            restarted_here,
+            hop,
+            ..
+        } = transfer;
+        let Handle::Local(mut sink) = handle else {
+            return;
+        };
+        let url = checked.source.url.clone();
+        let verdict = judge(&mut sink, Ok(()), &url, None, None, None);
+        let rest = Rest {
+            checked,
+            own_limit,
+            reported_bytes,
+            restarted_here,
+            hop,
+        };
+        self.conclude(id, &mut sink, rest, verdict);
+    }
+
     fn finish(&mut self, id: TransferId, transfer: Transfer, result: Result<(), curl::Error>) {
         let Transfer {
             handle,
@@ -341,6 +479,9 @@ impl Worker {
             hop,
             ..
         } = transfer;
+        let Handle::Curl(handle) = handle else {
+            return;
+        };
         let mut easy = match self.multi.remove2(handle) {
             Ok(easy) => easy,
             Err(error) => {
@@ -395,6 +536,26 @@ impl Worker {
             redirect_target.as_deref(),
             verify_result,
         );
+        let rest = Rest {
+            checked,
+            own_limit,
+            reported_bytes,
+            restarted_here,
+            hop,
+        };
+        self.conclude(id, sink, rest, verdict);
+    }
+
+    /// Acts on how an attempt ended: ask again from zero, or report the end.
+    fn conclude(&mut self, id: TransferId, sink: &mut Sink, rest: Rest, verdict: Verdict) {
+        let Rest {
+            checked,
+            own_limit,
+            reported_bytes,
+            restarted_here,
+            hop,
+        } = rest;
+        let url = checked.source.url.clone();
         match verdict {
             Verdict::StartOver(reason) if !restarted_here => {
                 let temp_path = sink.temp_path.clone();
@@ -430,7 +591,7 @@ impl Worker {
     /// a start over), which curl knows nothing of.
     fn keep_hold(&mut self, id: TransferId, held: bool) {
         if let Some(transfer) = self.transfers.get_mut(&id) {
-            transfer.handle.get_mut().held = held;
+            transfer.handle.sink_mut().held = held;
         }
     }
 
@@ -463,16 +624,23 @@ impl Worker {
 
     /// Takes a transfer out of curl, flushing its file and reporting its length.
     fn retire(&mut self, id: TransferId, transfer: Transfer) {
-        if let Ok(mut easy) = self.multi.remove2(transfer.handle) {
-            // The caller learns from the Progress below what reached the file, also when
-            // the last flush failed.
-            let (on_disk, _) = easy.get_mut().close();
-            if on_disk != transfer.reported_bytes {
-                self.emit(EngineEvent::Progress {
-                    id,
-                    bytes_on_disk: on_disk,
-                });
-            }
+        let on_disk = match transfer.handle {
+            Handle::Curl(handle) => self
+                .multi
+                .remove2(handle)
+                .ok()
+                .map(|mut easy| easy.get_mut().close().0),
+            Handle::Local(mut sink) => Some(sink.close().0),
+        };
+        // The caller learns from the Progress below what reached the file, also when the
+        // last flush failed.
+        if let Some(on_disk) = on_disk
+            && on_disk != transfer.reported_bytes
+        {
+            self.emit(EngineEvent::Progress {
+                id,
+                bytes_on_disk: on_disk,
+            });
         }
     }
 
@@ -481,7 +649,7 @@ impl Worker {
         let mut reports = Vec::new();
         for (id, transfer) in &mut self.transfers {
             let due = now.saturating_duration_since(transfer.reported_at) >= interval;
-            let sink = transfer.handle.get_mut();
+            let sink = transfer.handle.sink_mut();
             if !due || sink.length == transfer.reported_bytes || !sink.is_writing() {
                 continue;
             }
@@ -505,7 +673,12 @@ impl Worker {
     fn next_wake(&mut self, now: Instant) -> Duration {
         let mut wait = IDLE_WAIT;
         for transfer in self.transfers.values_mut() {
-            let sink = transfer.handle.get_mut();
+            let local = matches!(transfer.handle, Handle::Local(_));
+            let sink = transfer.handle.sink_mut();
+            if local && !sink.paused && !sink.held {
+                // A local copy with bytes to move goes on at once.
+                return Duration::ZERO;
+            }
             if sink.length != transfer.reported_bytes {
                 let due = transfer.reported_at + self.progress_interval;
                 wait = wait.min(due.saturating_duration_since(now));

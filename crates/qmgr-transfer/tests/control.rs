@@ -122,6 +122,69 @@ fn a_transfer_limit_holds_one_transfer_and_can_be_lifted() {
 }
 
 #[test]
+fn a_throttled_local_file_is_held_and_limited_not_refused() {
+    // A closed global cap from the start: throttled transfers wait for it.
+    let harness = Harness::with_config(EngineConfig {
+        global_limit: Some(0),
+        ..EngineConfig::default()
+    });
+    let source = harness.path("source.bin");
+    let bytes: Vec<u8> = (0..2 * MIB).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&source, &bytes).unwrap();
+    let url = format!("file://{}", source.display());
+    let held = harness.submit(harness.request(&url, "held"));
+    // An unthrottled local copy under a limit of its own completes meanwhile.
+    let mut limited = harness.request(&url, "limited");
+    limited.throttled = false;
+    let limited = harness.submit(limited);
+    harness
+        .engine
+        .set_transfer_limit(limited, Some(MIB))
+        .unwrap();
+    let (temp, length, _) = harness.wait(limited).completed();
+    assert_eq!(length, 2 * MIB);
+    assert_file_is(&temp, &bytes);
+    assert!(
+        !harness
+            .drain()
+            .iter()
+            .any(|event| event.id() == held && (is_progress(event) || event.is_final())),
+        "a closed cap holds a local copy"
+    );
+    harness.engine.set_global_limit(Some(4 * MIB)).unwrap();
+    let (temp, _, _) = harness.wait(held).completed();
+    assert_file_is(&temp, &bytes);
+}
+
+#[test]
+fn after_cancel_and_sync_the_engine_makes_no_file_under_a_recorded_name() {
+    let server = TestServer::start();
+    let harness = Harness::new();
+    for round in 0..20 {
+        let mut request = harness.request(
+            &server.url(&format!("/data/1m/named{round}?rate=100000")),
+            &format!("named{round}"),
+        );
+        let temp = qmgr_transfer::new_temp_path(&request.destination).unwrap();
+        request.partial = Some(qmgr_transfer::PartialFile {
+            temp_path: temp.clone(),
+            bytes: 0,
+            validator: qmgr_transfer::Validator::default(),
+            total: None,
+        });
+        let id = harness.submit(request);
+        harness.engine.cancel(id).unwrap();
+        assert!(harness.engine.sync(Duration::from_secs(60)));
+        discard(&temp).unwrap();
+        let finished = harness.wait(id);
+        assert!(!temp.exists(), "round {round}: {:?}", finished.events);
+        if let Some(EngineEvent::Started { temp_path, .. }) = finished.events.first() {
+            assert_eq!(temp_path, &temp, "the recorded name is the one used");
+        }
+    }
+}
+
+#[test]
 fn limited_transfers_complete_intact_while_the_limits_change() {
     let server = TestServer::start();
     let harness = Harness::with_config(EngineConfig {

@@ -59,10 +59,10 @@ fn finalize_moves_the_file_onto_its_name_and_no_clobber_refuses_to_replace() {
         .run(harness.request(&server.url("/data/64k"), "final.bin"))
         .completed();
     fs::write(&destination, b"precious").unwrap();
-    let refused = finalize(&temp, &destination, Overwrite::NoClobber).unwrap_err();
+    let refused = finalize(&temp, &destination, Overwrite::NoClobber, 0o022).unwrap_err();
     assert_eq!(refused.hresult, hresult::HRESULT_FILE_EXISTS);
     assert_eq!(fs::read(&destination).unwrap(), b"precious");
-    finalize(&temp, &destination, Overwrite::Replace).unwrap();
+    finalize(&temp, &destination, Overwrite::Replace, 0o022).unwrap();
     assert_file_is(
         &destination,
         &expected_body("/data/64k", INITIAL_VERSION, 64 << 10),

@@ -189,6 +189,25 @@ fn an_ftp_file_downloads_whole_with_its_modification_time() {
 }
 
 #[test]
+fn a_throttled_ftp_download_is_paused_and_resumed_not_refused() {
+    let server = FtpServer::start();
+    let content = pattern(1 << 20, 4);
+    server.put("limited.bin", content.clone(), "20240102030405");
+    let harness = Harness::with_config(qmgr_transfer::EngineConfig {
+        global_limit: Some(2 << 20),
+        ..qmgr_transfer::EngineConfig::default()
+    });
+    let id = harness.submit(harness.request(&server.url("/limited.bin"), "limited"));
+    harness
+        .engine
+        .set_transfer_limit(id, Some(1 << 19))
+        .unwrap();
+    let (temp, bytes, _) = harness.wait(id).completed();
+    assert_eq!(bytes, 1 << 20);
+    assert_file_is(&temp, &content);
+}
+
+#[test]
 fn an_interrupted_ftp_download_resumes_with_rest_and_only_the_rest() {
     let server = FtpServer::start();
     let content = pattern(800_000, 2);

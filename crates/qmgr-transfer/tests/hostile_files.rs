@@ -152,6 +152,7 @@ fn another_users_file_at_the_recorded_temp_path_is_not_appended_to() {
         &partial.temp_path,
         &destination,
         qmgr_transfer::Overwrite::Replace,
+        0o022,
     )
     .unwrap_err();
     assert_eq!(error.hresult, hresult::E_ACCESSDENIED, "{error:?}");

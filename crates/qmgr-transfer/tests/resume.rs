@@ -188,8 +188,9 @@ fn a_lost_partial_file_or_one_without_validator_starts_over() {
     });
     let finished = harness.run(lost);
     let (temp, _, _) = finished.completed();
-    assert_ne!(temp, harness.path(".BITdeadbeef00000000.tmp"));
-    assert_eq!(finished.temp_path(), temp, "Started names the new file");
+    // The file is made again under the name the caller recorded.
+    assert_eq!(temp, harness.path(".BITdeadbeef00000000.tmp"));
+    assert_eq!(finished.temp_path(), temp, "Started names the file");
     assert_file_is(&temp, &expected_body(path, INITIAL_VERSION, 100 << 10));
     assert_eq!(
         finished.responded().unwrap().3,

@@ -137,10 +137,14 @@ pub fn describe(view: &JobView, now: Timestamp) -> String {
             let status = attempt
                 .http_status
                 .map_or_else(|| "-".to_owned(), |code| format!("HTTP {code}"));
-            let outcome = attempt.error.as_ref().map_or_else(
-                || "ok".to_owned(),
-                |error| human::clean(&error.to_string()).into_owned(),
-            );
+            let mut outcome = attempt
+                .error
+                .as_ref()
+                .map_or_else(|| "ok".to_owned(), ToString::to_string);
+            if let Some(restart) = &attempt.restart {
+                outcome = format!("{outcome} ({restart})");
+            }
+            let outcome = human::clean(&outcome);
             let _ = writeln!(
                 text,
                 "  {}  file #{}  {status}  {}  {outcome}",

@@ -76,6 +76,7 @@ impl ConnectionHandler for FakeQueue {
             Request::CreateJob {
                 display_name,
                 job_type,
+                ..
             } => {
                 let id = Guid::new_random();
                 let job = Job::new(
