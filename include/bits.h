@@ -927,8 +927,6 @@ void VariantInit(struct VARIANT *pvarg);
  */
 HRESULT VariantClear(struct VARIANT *pvarg);
 
-extern char *secure_getenv(const char *name);
-
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -80,33 +80,19 @@ pub(crate) fn locate_instance() -> Result<qmgr_core::instance::Instance> {
     qmgr_core::instance::Instance::locate_with(secure_env)
 }
 
-/// An environment variable as `secure_getenv` reads it: in a setuid or setgid program
-/// (secure execution) every variable is unset, so the caller's environment cannot steer
-/// which directories, sockets or executables the library uses. `HOME` then comes from the
+/// An environment variable as glibc's `secure_getenv` reads it: in a setuid or setgid
+/// program (secure execution: `AT_SECURE`, which is exactly when `secure_getenv` answers
+/// NULL) every variable counts as unset, so the caller's environment cannot steer which
+/// directories, sockets or executables the library uses. `HOME` then comes from the
 /// password database entry of the effective uid.
 pub(crate) fn secure_env(name: &str) -> Option<std::ffi::OsString> {
-    use std::ffi::{CStr, CString, OsStr};
-    use std::os::unix::ffi::OsStrExt;
-
-    let c_name = CString::new(name).ok()?;
-    // SAFETY: `c_name` is a NUL-terminated string that outlives the call; secure_getenv
-    // returns NULL or a pointer into the environment, valid until the environment changes,
-    // and it is copied at once.
-    let value = unsafe { secure_getenv(c_name.as_ptr()) };
-    if !value.is_null() {
-        // SAFETY: non-NULL: a NUL-terminated string in the environment (see above).
-        let bytes = unsafe { CStr::from_ptr(value) }.to_bytes();
-        return Some(OsStr::from_bytes(bytes).to_owned());
+    if !is_secure_execution() {
+        return std::env::var_os(name);
     }
-    if name == "HOME" && is_secure_execution() {
+    if name == "HOME" {
         return home_of_effective_user();
     }
     None
-}
-
-// glibc's secure_getenv (since 2.17), which the libc crate does not declare.
-unsafe extern "C" {
-    fn secure_getenv(name: *const libc::c_char) -> *mut libc::c_char;
 }
 
 /// Whether the process runs in secure-execution mode (setuid, setgid, capabilities).
