@@ -447,6 +447,7 @@ impl Worker {
             self.emit(EngineEvent::Progress {
                 id,
                 bytes_on_disk: on_disk,
+                throttled: std::mem::take(&mut sink.throttled),
             });
         }
         let event = match outcome.and(flushed) {
@@ -471,6 +472,7 @@ impl Worker {
                 self.emit(EngineEvent::Progress {
                     id,
                     bytes_on_disk: on_disk,
+                    throttled: std::mem::take(&mut easy.get_mut().throttled),
                 });
             }
         }
@@ -493,6 +495,7 @@ impl Worker {
             reports.push(EngineEvent::Progress {
                 id: *id,
                 bytes_on_disk: sink.length,
+                throttled: std::mem::take(&mut sink.throttled),
             });
         }
         for report in reports {
