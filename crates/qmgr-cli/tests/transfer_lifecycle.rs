@@ -46,14 +46,15 @@ fn wait_until_landed(instance: &Instance, name: &str, path: &str, size: u64) {
     let expected = expected_body(path, INITIAL_VERSION, size);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if std::fs::read(&local).is_ok_and(|body| body == expected) && instance.jobs().is_empty() {
+        // Asking (which starts qmgrd if none runs) before looking at the file.
+        let jobs = instance.jobs();
+        if jobs.is_empty() && std::fs::read(&local).is_ok_and(|body| body == expected) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "{} never landed; jobs: {:#?}",
-            local.display(),
-            instance.jobs()
+            "{} never landed; jobs: {jobs:#?}",
+            local.display()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -138,6 +139,26 @@ fn a_foreground_transfer_survives_qmgrd_killed() {
 #[test]
 fn a_foreground_transfer_survives_qmgrd_stopped() {
     survives_a_qmgrd_restart("TERM");
+}
+
+#[test]
+fn a_background_transfer_lands_after_qmgrd_is_killed_and_started_again() {
+    let server = TestServer::start();
+    let instance = Instance::new();
+    instance
+        .qmgr(&[
+            "transfer",
+            "--background",
+            &server.url(&format!("{SLOW}?rate=400000")),
+            "-o",
+            "background.bin",
+        ])
+        .expect(0);
+    wait_until_moving(&instance);
+    let daemon = instance.daemon_pid().expect("qmgrd runs");
+    signal(daemon, "KILL");
+    // No client is left; the next command starts qmgrd, which finishes and completes it.
+    wait_until_landed(&instance, "background.bin", SLOW, 2 << 20);
 }
 
 #[test]
