@@ -157,8 +157,11 @@ static void job2_methods(IBackgroundCopyJob *job)
                   S_OK)) {
         return;
     }
+    /* Before any SetNotifyCmdLine: two empty strings, CoTaskMemAlloc'ed (as documented). */
     CHECK_HR(IBackgroundCopyJob2_GetNotifyCmdLine(job2, &program, &parameters), S_OK);
-    CHECK(program == NULL && parameters == NULL);
+    CHECK(program != NULL && parameters != NULL && wide_is(program, "") && wide_is(parameters, ""));
+    CoTaskMemFree(program);
+    CoTaskMemFree(parameters);
     CHECK_HR(IBackgroundCopyJob2_SetNotifyCmdLine(job2, u"/bin/true", u"true --done"), S_OK);
     CHECK_HR(IBackgroundCopyJob2_GetNotifyCmdLine(job2, &program, &parameters), S_OK);
     CHECK(wide_is(program, "/bin/true") && wide_is(parameters, "true --done"));
@@ -166,7 +169,9 @@ static void job2_methods(IBackgroundCopyJob *job)
     CoTaskMemFree(parameters);
     CHECK_HR(IBackgroundCopyJob2_SetNotifyCmdLine(job2, NULL, NULL), S_OK);
     CHECK_HR(IBackgroundCopyJob2_GetNotifyCmdLine(job2, &program, &parameters), S_OK);
-    CHECK(program == NULL && parameters == NULL);
+    CHECK(program != NULL && parameters != NULL && wide_is(program, "") && wide_is(parameters, ""));
+    CoTaskMemFree(program);
+    CoTaskMemFree(parameters);
     CHECK_HR(IBackgroundCopyJob2_GetNotifyCmdLine(job2, NULL, &parameters), E_POINTER);
 
     /* Upload replies and credentials are not implemented (documented E_NOTIMPL). */

@@ -236,11 +236,15 @@ Examples:
   qmgr transfer file:///etc/hostname -o /tmp/hostname
   qmgr transfer --background --priority low https://example.com/nightly.tar --dir /srv/cache
 
-Ctrl-C suspends the job and keeps every byte: `qmgr resume JOB` continues it in the
-background. On failure the job stays in the queue (`qmgr info JOB` explains, `qmgr resume
-JOB` retries, `qmgr cancel JOB` removes it) and qmgr exits 1. More URLs than the service's
-max_files_per_job (config.toml, default 200) are split into several jobs that share the
---parallel budget.";
+The service moves the files into place when the transfer is done, also if qmgr is killed,
+its terminal closes or qmgrd restarts meanwhile. Ctrl-C (or SIGTERM) suspends the job and
+keeps every byte: `qmgr resume JOB` continues it in the background. A transient error is
+retried within 5 s, then after twice as long each time up to --retry-delay; after
+--no-progress-timeout (2 minutes) without progress, or on a permanent error, the job stays
+in the queue (`qmgr info JOB` explains, `qmgr resume JOB` retries, `qmgr cancel JOB`
+removes it) and qmgr exits 1. --background jobs keep BITS' retry defaults and queue at
+normal priority. More URLs than the service's max_files_per_job (config.toml, default 200)
+are split into several jobs that share the --parallel budget.";
 
 #[derive(Debug, Args)]
 pub struct TransferArgs {
@@ -259,19 +263,23 @@ pub struct TransferArgs {
     /// With --background: print the created jobs as JSON (the `list --json` schema)
     #[arg(long, requires = "background")]
     pub json: bool,
-    /// Job priority; foreground is never throttled and never waits for a slot
-    #[arg(long, value_enum, default_value_t = PriorityArg::Foreground)]
-    pub priority: PriorityArg,
+    /// Job priority; foreground is never throttled and never waits for a slot [default:
+    /// foreground, normal with --background]
+    #[arg(long, value_enum)]
+    pub priority: Option<PriorityArg>,
     /// Files transferred at once, shared among the jobs of a split transfer (1-64)
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PARALLEL_FILES)))]
     pub parallel: u32,
     /// Extra request header such as 'Authorization: Bearer x' (repeatable)
     #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'", value_parser = parse_header_arg)]
     pub headers: Vec<String>,
-    /// Wait this long before retrying after a transient error [default: config, 10m]
+    /// Longest wait before retrying after a transient error [default: config, 10m]; without
+    /// --background the first retry comes within 5 s, each later one waits twice as long
+    /// up to this
     #[arg(long, value_name = "DUR", value_parser = parse_duration_arg)]
     pub retry_delay: Option<Duration>,
-    /// Give up after failing this long without progress [default: config, 14d]
+    /// Give up after failing this long without progress [default: 2m; with --background:
+    /// config, 14d]
     #[arg(long, value_name = "DUR", value_parser = parse_duration_arg)]
     pub no_progress_timeout: Option<Duration>,
     /// Bandwidth cap for this transfer, e.g. 20MB/s or 512KiB/s (shared by the jobs when the
@@ -282,7 +290,7 @@ pub struct TransferArgs {
     /// before its files are moved into place)
     #[arg(long)]
     pub no_clobber: bool,
-    /// Display name of the job [default: "qmgr transfer" and the first file's name]
+    /// Display name of the job [default: the first file's name, e.g. "a.iso (qmgr transfer)"]
     #[arg(long)]
     pub name: Option<String>,
     /// No progress display

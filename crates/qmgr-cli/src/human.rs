@@ -319,6 +319,11 @@ pub fn waiting(reason: Option<&WaitReason>, id: Guid, now: Timestamp) -> Option<
         WaitReason::AwaitingComplete => {
             format!("all files transferred; `qmgr complete {plain}` moves them into place")
         }
+        WaitReason::CompleteFailed { error } => format!(
+            "all files transferred, but the service could not complete the job: {}; `qmgr \
+             complete {plain}` tries again, `qmgr cancel {plain}` discards the download",
+            error.description
+        ),
     })
 }
 
@@ -335,6 +340,7 @@ pub fn waiting_short(reason: Option<&WaitReason>, now: Timestamp) -> String {
         }
         Some(WaitReason::Failed) => "failed".into(),
         Some(WaitReason::AwaitingComplete) => "needs complete".into(),
+        Some(WaitReason::CompleteFailed { .. }) => "complete failed".into(),
     }
 }
 

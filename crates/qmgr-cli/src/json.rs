@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::group::Group;
-use qmgr_core::job::ProxyUsage;
+use qmgr_core::job::{AutoComplete, ProxyUsage};
 use qmgr_core::service::{Attempt, GroupView, JobView, WaitReason};
 use qmgr_core::{JobError, JobPriority, JobType, QmgrError, Timestamp};
 use serde::Serialize;
@@ -85,6 +85,13 @@ pub struct SettingsJson {
     pub max_download_size: Option<u64>,
     /// The job's own bandwidth cap in bytes per second, if it has one.
     pub bandwidth_limit: Option<u64>,
+    /// Interactive retries: the first retry's delay, doubling up to
+    /// `minimum_retry_delay_secs`; `null` retries after `minimum_retry_delay_secs` each time.
+    pub first_retry_delay_secs: Option<u64>,
+    /// Whether the service completes the job itself once it is TRANSFERRED (a qmgr
+    /// extension that `qmgr transfer` sets): `replace`, `no_clobber` (existing files are not
+    /// replaced) or `null` (it waits for `qmgr complete`).
+    pub auto_complete: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,8 +111,9 @@ pub struct NotifyCommandJson {
 /// Why the job is not moving bytes.
 #[derive(Debug, Serialize)]
 pub struct WaitingJson {
-    /// `suspended`, `waiting_for_slot`, `retry_at`, `no_network`, `throttled`, `failed` or
-    /// `awaiting_complete` (a throttled job is moving, only held to a rate).
+    /// `suspended`, `waiting_for_slot`, `retry_at`, `no_network`, `throttled`, `failed`,
+    /// `awaiting_complete` or `complete_failed` (a throttled job is moving, only held to a
+    /// rate by a cap that binds).
     pub reason: &'static str,
     /// With `waiting_for_slot`: background jobs ahead in line.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,6 +127,9 @@ pub struct WaitingJson {
     /// With `throttled`: the cap in bytes per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_per_second: Option<u64>,
+    /// With `complete_failed`: why the service could not complete the job itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorJson>,
 }
 
 #[derive(Debug, Serialize)]
@@ -285,6 +296,11 @@ impl From<&JobView> for JobJson {
                 notify_flags: settings.notify_flags,
                 max_download_size: settings.max_download_size,
                 bandwidth_limit: settings.bandwidth_limit,
+                first_retry_delay_secs: settings.first_retry_delay.map(|d| d.as_secs()),
+                auto_complete: job.auto_complete.map(|mark| match mark {
+                    AutoComplete::Replace => "replace",
+                    AutoComplete::NoClobber => "no_clobber",
+                }),
             },
             waiting: view.waiting.as_ref().map(WaitingJson::from),
             error: job.error.as_ref().map(JobErrorJson::from),
@@ -315,6 +331,7 @@ impl From<&WaitReason> for WaitingJson {
             retry_at: None,
             server_asked: None,
             bytes_per_second: None,
+            error: None,
         };
         match reason {
             WaitReason::Suspended => plain("suspended"),
@@ -334,6 +351,10 @@ impl From<&WaitReason> for WaitingJson {
             },
             WaitReason::Failed => plain("failed"),
             WaitReason::AwaitingComplete => plain("awaiting_complete"),
+            WaitReason::CompleteFailed { error } => WaitingJson {
+                error: Some(ErrorJson::from(error)),
+                ..plain("complete_failed")
+            },
         }
     }
 }

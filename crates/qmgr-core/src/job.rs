@@ -163,6 +163,12 @@ pub struct JobSettings {
     /// (IBackgroundCopyJobHttpOptions::SetClientCertificateByName / ByID).
     #[serde(default)]
     pub client_certificate: Option<ClientCertificate>,
+    /// Interactive retries (a qmgr extension): the first retry after a transient error
+    /// comes after this delay, each later one after twice the one before, up to
+    /// `minimum_retry_delay`. `None` is Windows' rule: every retry after
+    /// `minimum_retry_delay`. Progress starts the sequence over.
+    #[serde(default)]
+    pub first_retry_delay: Option<Duration>,
 }
 
 /// Windows' defaults and the floor it applies to the retry delay.
@@ -175,6 +181,8 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// The umask a job's files get when its creator's is unknown (jobs from older stores or
 /// clients).
 pub const DEFAULT_UMASK: u32 = 0o022;
+/// The shortest first delay of interactive retries.
+pub const MINIMUM_FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 // Lengths are counted in UTF-16 code units (Windows' characters), without the NUL.
 /// Display names of jobs and legacy groups (`BG_E_STRING_TOO_LONG` for jobs).
@@ -208,6 +216,40 @@ impl Default for JobSettings {
             parallel_files: 1,
             bandwidth_limit: None,
             client_certificate: None,
+            first_retry_delay: None,
+        }
+    }
+}
+
+/// How the service completes a job by itself when it reaches TRANSFERRED (a qmgr
+/// extension that `qmgr transfer` sets; jobs of the C API and `qmgr create` wait for an
+/// explicit Complete).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoComplete {
+    /// Complete: an existing destination is replaced.
+    Replace,
+    /// Complete without replacing an existing destination (`--no-clobber`).
+    NoClobber,
+}
+
+impl AutoComplete {
+    /// The value stored for it (0 is no auto-complete).
+    pub const fn to_raw(mark: Option<AutoComplete>) -> u32 {
+        match mark {
+            None => 0,
+            Some(Self::Replace) => 1,
+            Some(Self::NoClobber) => 2,
+        }
+    }
+
+    /// The mark a stored value stands for; `Err` for a value no qmgr writes.
+    pub const fn from_raw(raw: u32) -> std::result::Result<Option<AutoComplete>, u32> {
+        match raw {
+            0 => Ok(None),
+            1 => Ok(Some(Self::Replace)),
+            2 => Ok(Some(Self::NoClobber)),
+            other => Err(other),
         }
     }
 }
@@ -269,6 +311,11 @@ pub struct Job {
     /// Complete was committed but the renames may not all have happened: at start-up the
     /// service finishes them.
     pub completing: bool,
+    /// The service completes the job itself when it reaches TRANSFERRED.
+    pub auto_complete: Option<AutoComplete>,
+    /// Transient errors since the job last made progress: how far the interactive retry
+    /// delay has doubled (see [`JobSettings::first_retry_delay`]).
+    pub retries_without_progress: u32,
     /// The umask of the process that created the job: Complete gives each file the mode
     /// `0666 & !umask`, as if that process had created it.
     #[serde(default = "default_umask")]
@@ -317,6 +364,8 @@ impl Job {
             group: None,
             completing: false,
             umask: DEFAULT_UMASK,
+            auto_complete: None,
+            retries_without_progress: 0,
         })
     }
 
@@ -332,11 +381,17 @@ impl Job {
     }
 
     /// True when a transient error must end in ERROR: NoProgressTimeout is 0 or shorter than
-    /// the retry delay (Windows does not retry then), or it has already run out.
+    /// the first retry delay (Windows does not retry then), or it has already run out.
     fn retries_exhausted(&self, now: Timestamp) -> bool {
         let timeout = self.settings.no_progress_timeout;
+        let first_delay = self
+            .settings
+            .first_retry_delay
+            .map_or(self.settings.minimum_retry_delay, |first| {
+                first.min(self.settings.minimum_retry_delay)
+            });
         timeout.is_zero()
-            || self.settings.minimum_retry_delay > timeout
+            || first_delay > timeout
             || self
                 .no_progress_since
                 .is_some_and(|since| now.since(since) >= timeout)
@@ -376,8 +431,16 @@ impl Job {
         self.times.modified = now;
     }
 
+    /// Resume. A job resumed from SUSPENDED or ERROR starts its no-progress clock (and its
+    /// interactive retry delays) afresh: time spent stopped is not time without progress.
     pub fn resume(&mut self, now: Timestamp) -> Result<HResult> {
-        self.call(Event::Resume, now)
+        let stopped = matches!(self.state, JobState::Suspended | JobState::Error);
+        let code = self.call(Event::Resume, now)?;
+        if stopped {
+            self.no_progress_since = None;
+            self.retries_without_progress = 0;
+        }
+        Ok(code)
     }
 
     pub fn suspend(&mut self, now: Timestamp) -> Result<HResult> {
@@ -483,6 +546,15 @@ impl Job {
         Ok(())
     }
 
+    /// Interactive retries (see [`JobSettings::first_retry_delay`]); a first delay below
+    /// [`MINIMUM_FIRST_RETRY_DELAY`] is raised to it.
+    pub fn set_first_retry_delay(&mut self, delay: Option<Duration>, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        self.settings.first_retry_delay = delay.map(|d| d.max(MINIMUM_FIRST_RETRY_DELAY));
+        self.times.modified = now;
+        Ok(())
+    }
+
     pub fn set_no_progress_timeout(&mut self, timeout: Duration, now: Timestamp) -> Result<()> {
         self.ensure_mutable()?;
         self.settings.no_progress_timeout = timeout;
@@ -516,6 +588,7 @@ impl Job {
         {
             if bytes > file.bytes_transferred {
                 self.no_progress_since = None;
+                self.retries_without_progress = 0;
             }
             file.bytes_transferred = file.bytes_transferred.max(bytes);
         }
@@ -551,6 +624,7 @@ impl Job {
             }
         }
         self.no_progress_since = None;
+        self.retries_without_progress = 0;
         let event = if self.files.iter().all(|f| f.completed) {
             Event::AllDone
         } else {
@@ -601,13 +675,29 @@ impl Job {
                 error
             });
             if next == JobState::TransientError {
-                let delay = retry_after.map_or(self.settings.minimum_retry_delay, |server| {
-                    server.max(self.settings.minimum_retry_delay)
-                });
+                let own = self.retry_delay();
+                self.retries_without_progress = self.retries_without_progress.saturating_add(1);
+                let delay = retry_after.map_or(own, |server| server.max(own));
                 self.retry_at = Some(now.plus(delay));
             }
         }
         outcome
+    }
+
+    /// How long to wait before the next retry: MinimumRetryDelay, or with interactive
+    /// retries the first delay doubled once per retry already made without progress, up to
+    /// MinimumRetryDelay.
+    pub fn retry_delay(&self) -> Duration {
+        let most = self.settings.minimum_retry_delay;
+        match self.settings.first_retry_delay {
+            None => most,
+            Some(first) => {
+                let doublings = self.retries_without_progress.min(31);
+                first
+                    .checked_mul(1u32 << doublings)
+                    .map_or(most, |delay| delay.min(most))
+            }
+        }
     }
 
     /// Timer check for a job in TRANSIENT_ERROR: back to QUEUED when the retry time came, to
@@ -707,24 +797,17 @@ mod tests {
     use super::*;
     use crate::error::ErrorContext;
 
-    fn failing_job(no_progress_timeout: Duration) -> Job {
-        let now = Timestamp(1_000_000);
-        let settings = JobSettings {
-            minimum_retry_delay: Duration::from_secs(60),
-            no_progress_timeout,
-            ..JobSettings::default()
-        };
+    fn running_job(settings: JobSettings, now: Timestamp) -> Job {
         let mut job =
             Job::new(Guid::new_random(), "j", JobType::Download, 1, settings, now).unwrap();
-        job.add_file("http://h/a", "/d/a", 10, now).unwrap();
+        job.add_file("http://h/a", "/d/a", 200, now).unwrap();
         job.resume(now).unwrap();
         job.start_transfer(now);
         job
     }
 
-    fn fail_with_retry_after(job: &mut Job, asked: Duration) -> Duration {
-        let now = Timestamp(2_000_000);
-        let error = JobError {
+    fn transient(now: Timestamp) -> JobError {
+        JobError {
             error: QmgrError::new(
                 hresult::BG_E_HTTP_ERROR_503,
                 ErrorContext::RemoteFile,
@@ -734,8 +817,21 @@ mod tests {
             protocol: Some("http".into()),
             at: now,
             retry_after: None,
+        }
+    }
+
+    fn failing_job(no_progress_timeout: Duration) -> Job {
+        let settings = JobSettings {
+            minimum_retry_delay: Duration::from_secs(60),
+            no_progress_timeout,
+            ..JobSettings::default()
         };
-        job.fail(error, true, Some(asked), now);
+        running_job(settings, Timestamp(1_000_000))
+    }
+
+    fn fail_with_retry_after(job: &mut Job, asked: Duration) -> Duration {
+        let now = Timestamp(2_000_000);
+        job.fail(transient(now), true, Some(asked), now);
         assert_eq!(job.state, JobState::TransientError);
         job.retry_at.expect("a retry time").since(now)
     }
@@ -754,5 +850,98 @@ mod tests {
             fail_with_retry_after(&mut job, Duration::from_secs(120)),
             Duration::from_secs(120)
         );
+    }
+
+    /// Fails the job at `now`, returns the delay it was given, and lets it run again.
+    fn fail_and_retry(job: &mut Job, now: Timestamp) -> Duration {
+        job.fail(transient(now), true, None, now);
+        assert_eq!(job.state, JobState::TransientError);
+        let at = job.retry_at.unwrap();
+        assert!(matches!(job.on_timer(at), Outcome::Apply { .. }));
+        job.start_transfer(at);
+        at.since(now)
+    }
+
+    #[test]
+    fn interactive_retries_start_short_and_double_up_to_the_minimum_retry_delay() {
+        let settings = JobSettings {
+            minimum_retry_delay: Duration::from_secs(60),
+            no_progress_timeout: Duration::from_secs(3600),
+            first_retry_delay: Some(Duration::from_secs(5)),
+            ..JobSettings::default()
+        };
+        let mut now = Timestamp(1_000_000);
+        let mut job = running_job(settings, now);
+        let mut delays = Vec::new();
+        for _ in 0..6 {
+            let delay = fail_and_retry(&mut job, now);
+            delays.push(delay.as_secs());
+            now = now.plus(delay);
+        }
+        assert_eq!(delays, [5, 10, 20, 40, 60, 60]);
+
+        // Progress starts the sequence over.
+        job.record_progress(0, 10, now);
+        assert_eq!(fail_and_retry(&mut job, now), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn windows_retries_wait_the_minimum_retry_delay_every_time() {
+        let mut now = Timestamp(1_000_000);
+        let mut job = running_job(JobSettings::default(), now);
+        for _ in 0..3 {
+            let delay = fail_and_retry(&mut job, now);
+            assert_eq!(delay, DEFAULT_MINIMUM_RETRY_DELAY);
+            now = now.plus(delay);
+        }
+    }
+
+    #[test]
+    fn interactive_retries_retry_when_only_the_first_delay_fits_the_timeout() {
+        // MinimumRetryDelay 600 s is longer than the 120 s timeout: Windows would not retry,
+        // but the first interactive retry comes after 5 s; the timeout still ends it.
+        let settings = JobSettings {
+            no_progress_timeout: Duration::from_secs(120),
+            first_retry_delay: Some(Duration::from_secs(5)),
+            ..JobSettings::default()
+        };
+        let start = Timestamp(1_000_000);
+        let mut job = running_job(settings, start);
+        job.fail(transient(start), true, None, start);
+        assert_eq!(job.state, JobState::TransientError, "the first retry fits");
+        assert_eq!(job.retry_at, Some(start.plus(Duration::from_secs(5))));
+        job.on_timer(start.plus(Duration::from_secs(120)));
+        assert_eq!(job.state, JobState::Error);
+        assert_eq!(
+            job.error.as_ref().unwrap().error.hresult,
+            hresult::BG_E_NO_PROGRESS
+        );
+
+        let windows = JobSettings {
+            no_progress_timeout: Duration::from_secs(120),
+            ..JobSettings::default()
+        };
+        let mut job = running_job(windows, start);
+        job.fail(transient(start), true, None, start);
+        assert_eq!(job.state, JobState::Error, "Windows does not retry then");
+    }
+
+    #[test]
+    fn resuming_a_job_that_ran_out_of_time_gives_it_the_whole_timeout_again() {
+        let settings = JobSettings {
+            no_progress_timeout: Duration::from_secs(120),
+            first_retry_delay: Some(Duration::from_secs(5)),
+            ..JobSettings::default()
+        };
+        let start = Timestamp(1_000_000);
+        let mut job = running_job(settings, start);
+        job.fail(transient(start), true, None, start);
+        let late = start.plus(Duration::from_secs(200));
+        job.on_timer(late);
+        assert_eq!(job.state, JobState::Error);
+        job.resume(late).unwrap();
+        job.start_transfer(late);
+        assert_eq!(fail_and_retry(&mut job, late), Duration::from_secs(5));
+        assert_eq!(job.state, JobState::Connecting);
     }
 }

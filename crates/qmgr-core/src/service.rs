@@ -14,7 +14,7 @@ use crate::error::{QmgrError, Result};
 use crate::group::Group;
 use crate::guid::Guid;
 use crate::hresult::{self, HResult};
-use crate::job::{Job, JobPriority, NotifyCommand, ProxySettings};
+use crate::job::{AutoComplete, Job, JobPriority, NotifyCommand, ProxySettings};
 use crate::state::{JobState, JobType};
 use crate::time::Timestamp;
 
@@ -70,6 +70,12 @@ pub enum JobChange {
     /// must name a directory under the certs directory (`E_INVALIDARG` otherwise); the
     /// certificate itself is looked up when a transfer starts.
     ClientCertificate(Option<ClientCertificate>),
+    /// Whether and how the service completes the job itself when it reaches TRANSFERRED
+    /// (a qmgr extension; `None` waits for Complete, as on Windows).
+    AutoComplete(Option<AutoComplete>),
+    /// Interactive retries (a qmgr extension): the first retry after this delay, doubling up
+    /// to MinimumRetryDelay; `None` retries after MinimumRetryDelay each time, as Windows.
+    FirstRetryDelay(Option<Duration>),
     /// IBackgroundCopyFile2::SetRemoteName.
     RemoteName {
         file: u32,
@@ -189,6 +195,10 @@ pub enum WaitReason {
     Failed,
     /// Every file is transferred; waiting for Complete.
     AwaitingComplete,
+    /// Every file is transferred, but the service could not complete the job it was to
+    /// complete itself (auto-complete): renaming failed for this reason. The job waits for
+    /// a Complete or a Cancel.
+    CompleteFailed { error: QmgrError },
 }
 
 /// One attempt to transfer a file, for "why is it not moving?".

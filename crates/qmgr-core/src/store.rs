@@ -15,7 +15,7 @@ use crate::error::{QmgrError, Result};
 use crate::file::{FileRecord, Validator};
 use crate::group::Group;
 use crate::guid::Guid;
-use crate::job::{DEFAULT_UMASK, Job, JobError, JobPriority, JobSettings, JobTimes};
+use crate::job::{AutoComplete, DEFAULT_UMASK, Job, JobError, JobPriority, JobSettings, JobTimes};
 use crate::state::{JobState, JobType};
 use crate::time::Timestamp;
 use crate::trust;
@@ -80,6 +80,12 @@ const MIGRATIONS: &[&str] = &[
         path TEXT PRIMARY KEY
     ) WITHOUT ROWID;
     INSERT OR IGNORE INTO temp_files (path) SELECT temp_name FROM files WHERE temp_name IS NOT NULL;
+",
+    r"
+    -- qmgr transfer's jobs complete themselves (0 no, 1 replace, 2 no-clobber), and
+    -- interactive retries double their delay once per retry without progress.
+    ALTER TABLE jobs ADD COLUMN auto_complete INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN retries_without_progress INTEGER NOT NULL DEFAULT 0;
 ",
 ];
 
@@ -206,8 +212,8 @@ impl Store {
             tx.prepare_cached(
                 "INSERT INTO jobs (id, job_type, display_name, description, owner_uid, priority, state, created,
                     modified, transfer_completed, settings, error, error_count, no_progress_since, retry_at,
-                    group_id, completing, umask)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                    group_id, completing, umask, auto_complete, retries_without_progress)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
             )?
             .execute(row.params(job))?;
             write_files(tx, job)
@@ -284,7 +290,7 @@ impl Store {
             .prepare(
                 "SELECT id, job_type, display_name, description, owner_uid, priority, state, created, modified,
                     transfer_completed, settings, error, error_count, no_progress_since, retry_at, group_id, completing,
-                    umask
+                    umask, auto_complete, retries_without_progress
                  FROM jobs ORDER BY rowid",
             )
             .map_err(fail)?;
@@ -345,6 +351,9 @@ impl Store {
                 .map_err(fail)?
                 .filter(|umask| *umask <= 0o777)
                 .unwrap_or(DEFAULT_UMASK),
+            auto_complete: AutoComplete::from_raw(row.get(18).map_err(fail)?)
+                .map_err(|_| corrupt("an unknown auto-complete mark"))?,
+            retries_without_progress: row.get(19).map_err(fail)?,
         })
     }
 
@@ -511,6 +520,7 @@ struct JobRow {
     no_progress_since: Option<i64>,
     retry_at: Option<i64>,
     group: Option<String>,
+    auto_complete: u32,
 }
 
 impl JobRow {
@@ -533,11 +543,12 @@ impl JobRow {
             no_progress_since: job.no_progress_since.map(|t| t.0),
             retry_at: job.retry_at.map(|t| t.0),
             group: job.group.map(|g| g.to_string()),
+            auto_complete: AutoComplete::to_raw(job.auto_complete),
         })
     }
 
-    /// Parameters ?1..?18 of the INSERT and UPDATE statements.
-    fn params<'a>(&'a self, job: &'a Job) -> [&'a dyn ToSql; 18] {
+    /// Parameters ?1..?20 of the INSERT and UPDATE statements.
+    fn params<'a>(&'a self, job: &'a Job) -> [&'a dyn ToSql; 20] {
         [
             &self.id,
             &self.job_type,
@@ -557,6 +568,8 @@ impl JobRow {
             &self.group,
             &job.completing,
             &job.umask,
+            &self.auto_complete,
+            &job.retries_without_progress,
         ]
     }
 }
@@ -567,7 +580,7 @@ fn save_job_in(tx: &Transaction<'_>, job: &Job, row: &JobRow) -> rusqlite::Resul
             "UPDATE jobs SET job_type = ?2, display_name = ?3, description = ?4, owner_uid = ?5, priority = ?6,
                 state = ?7, created = ?8, modified = ?9, transfer_completed = ?10, settings = ?11, error = ?12,
                 error_count = ?13, no_progress_since = ?14, retry_at = ?15, group_id = ?16, completing = ?17,
-                umask = ?18
+                umask = ?18, auto_complete = ?19, retries_without_progress = ?20
              WHERE id = ?1",
         )?
         .execute(row.params(job))?;
@@ -760,6 +773,9 @@ mod tests {
         job.set_priority(JobPriority::High, now).unwrap();
         job.files[1].completed = true;
         job.completing = true;
+        job.auto_complete = Some(AutoComplete::NoClobber);
+        job.retries_without_progress = 4;
+        job.settings.first_retry_delay = Some(Duration::from_secs(5));
         store.save_job(&job).unwrap();
         drop(store);
         let reopened = Store::open(dir.path()).unwrap();
@@ -918,6 +934,36 @@ mod tests {
         assert_eq!(store.load_groups().unwrap(), vec![group.clone()]);
         store.delete_group(group.id).unwrap();
         assert!(store.load_groups().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_store_of_the_first_schema_gains_the_auto_complete_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STORE_FILE);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO jobs (id, job_type, display_name, description, owner_uid, priority,
+                    state, created, modified, transfer_completed, settings, error_count)
+                 VALUES (?1, 0, 'old', '', 1000, 2, 0, 1, 1, 0, ?2, 0)",
+                params![
+                    Guid::new_random().to_string(),
+                    r#"{"minimum_retry_delay":{"secs":600,"nanos":0},"no_progress_timeout":{"secs":1209600,"nanos":0},"notify_flags":3,"notify_command":null,"proxy":{"usage":"preconfig","proxy_list":null,"bypass_list":null},"custom_headers":null,"security_flags":0,"max_download_size":null,"parallel_files":1}"#
+                ],
+            )
+            .unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap() as usize, MIGRATIONS.len());
+        let jobs = store.load_jobs().unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].auto_complete, None, "old jobs wait for Complete");
+        assert_eq!(jobs[0].retries_without_progress, 0);
+        assert_eq!(jobs[0].settings.first_retry_delay, None);
     }
 
     #[test]

@@ -510,9 +510,10 @@ thunks! { JobObject, IBackgroundCopyJob2, 0;
     }
     fn GetNotifyCmdLine(job, prog: *mut LPWSTR, params: *mut LPWSTR) {
         let (program_out, parameters_out) = (prog.out("prog")?, params.out("params")?);
+        // Microsoft documents empty strings, never NULL, when no command line is set.
         let command = job.view()?.job.settings.notify_command;
-        let program = to_co_task_optional(command.as_ref().map(|c| c.program.as_str()))?;
-        let parameters = to_co_task_optional(command.as_ref().and_then(|c| c.parameters.as_deref()))?;
+        let program = to_co_task(command.as_ref().map_or("", |c| c.program.as_str()))?;
+        let parameters = to_co_task(command.as_ref().and_then(|c| c.parameters.as_deref()).unwrap_or(""))?;
         program_out.set(program);
         parameters_out.set(parameters);
         Ok(hresult::S_OK)

@@ -35,8 +35,10 @@ pub const QMGRD_EXECUTABLE: &str = "qmgrd";
 /// The argument that tells qmgrd it was started on demand.
 pub const SPAWNED_ARG: &str = "--spawned";
 
-/// How long `qmgrd --spawned` may take to report that it listens (or failed).
-const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `qmgrd --spawned` may take to report that it listens (or failed). Longer than
+/// qmgrd's own limit (15 s, which includes waiting for a qmgrd that still holds the store),
+/// so its explanation, not ours, reaches the user.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long to keep trying to connect once it reported success.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -8,7 +8,9 @@ use qmgr_core::certificate::{CertificateSelector, ClientCertificate};
 use qmgr_core::file::FileRecord;
 use qmgr_core::group::Group;
 use qmgr_core::hresult;
-use qmgr_core::job::{JobError, JobSettings, NotifyCommand, ProxySettings, ProxyUsage};
+use qmgr_core::job::{
+    AutoComplete, JobError, JobSettings, NotifyCommand, ProxySettings, ProxyUsage,
+};
 use qmgr_core::service::{
     Attempt, GroupChange, GroupView, JobChange, JobView, ListCursor, NewFile, Notification,
     NotificationKind, Request, Response, WaitReason,
@@ -58,6 +60,11 @@ fn sample_job_changes() -> Vec<JobChange> {
             selector: CertificateSelector::Sha1([0xAB; 20]),
         })),
         JobChange::ClientCertificate(None),
+        JobChange::AutoComplete(Some(AutoComplete::Replace)),
+        JobChange::AutoComplete(Some(AutoComplete::NoClobber)),
+        JobChange::AutoComplete(None),
+        JobChange::FirstRetryDelay(Some(Duration::from_secs(5))),
+        JobChange::FirstRetryDelay(None),
         JobChange::RemoteName {
             file: 3,
             remote_name: "https://example.invalid/a?b=c".into(),
@@ -190,6 +197,9 @@ fn sample_job_view() -> JobView {
     job.error_count = 3;
     job.retry_at = Some(Timestamp(i64::MAX));
     job.group = Some(guid(7));
+    job.auto_complete = Some(AutoComplete::NoClobber);
+    job.retries_without_progress = 6;
+    job.settings.first_retry_delay = Some(Duration::from_secs(5));
     job.settings.client_certificate = Some(ClientCertificate {
         store_location: 7,
         store_name: "MY".into(),
@@ -241,6 +251,9 @@ fn sample_responses() -> Vec<Response> {
         Some(WaitReason::WaitingForSlot { ahead: 4 }),
         Some(WaitReason::Failed),
         Some(WaitReason::AwaitingComplete),
+        Some(WaitReason::CompleteFailed {
+            error: sample_error(),
+        }),
     ] {
         let mut view = sample_job_view();
         view.waiting = waiting;

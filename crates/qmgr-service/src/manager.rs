@@ -21,8 +21,8 @@ use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::group::Group;
 use qmgr_core::hresult;
 use qmgr_core::job::{
-    JobPriority, MAX_CUSTOM_HEADERS_CHARS, MAX_DESCRIPTION_CHARS, MAX_DISPLAY_NAME_CHARS,
-    MAX_PROXY_LIST_CHARS, ProxyUsage, check_length, notify, security,
+    AutoComplete, JobPriority, MAX_CUSTOM_HEADERS_CHARS, MAX_DESCRIPTION_CHARS,
+    MAX_DISPLAY_NAME_CHARS, MAX_PROXY_LIST_CHARS, ProxyUsage, check_length, notify, security,
 };
 use qmgr_core::paths::StatePaths;
 use qmgr_core::schedule::{self, Candidate, Limits, Running};
@@ -88,6 +88,12 @@ struct Entry {
     attempts: VecDeque<Attempt>,
     /// Background jobs ahead of it in line, as of the last scheduling pass.
     ahead: u32,
+    /// A bandwidth cap held a transfer of the job back in the engine's last report: the
+    /// cap, not the link, sets its pace.
+    throttled: bool,
+    /// Why the service could not complete this auto-complete job when it reached
+    /// TRANSFERRED (it then waits for Complete or Cancel).
+    complete_error: Option<QmgrError>,
 }
 
 /// What views of jobs share within one request: the global cap, and whether the machine has
@@ -111,7 +117,9 @@ impl Entry {
         let job = &self.job;
         let global_cap = context.global_cap;
         let waiting = match job.state {
-            JobState::Connecting | JobState::Transferring => {
+            // A cap is reported only while it binds: a job far below it is held back by
+            // its link or server, not by the cap.
+            JobState::Connecting | JobState::Transferring if self.throttled => {
                 let background_cap = global_cap.filter(|_| job.priority != JobPriority::Foreground);
                 let cap = match (job.settings.bandwidth_limit, background_cap) {
                     (Some(own), Some(global)) => Some(own.min(global)),
@@ -132,14 +140,23 @@ impl Entry {
             JobState::Queued => Some(WaitReason::WaitingForSlot { ahead: self.ahead }),
             JobState::TransientError => job.retry_at.map(|at| WaitReason::RetryAt {
                 at,
-                server_asked: job
-                    .error
-                    .as_ref()
-                    .and_then(|e| e.retry_after)
-                    .is_some_and(|asked| asked > job.settings.minimum_retry_delay),
+                // The server's wait set the time when it is the retry time (interactive
+                // retries wait less than MinimumRetryDelay) or longer than the job's own.
+                server_asked: job.error.as_ref().is_some_and(|e| {
+                    e.retry_after.is_some_and(|asked| {
+                        job.retry_at == Some(e.at.plus(asked))
+                            || asked > job.settings.minimum_retry_delay
+                    })
+                }),
             }),
             JobState::Error => Some(WaitReason::Failed),
-            JobState::Transferred => Some(WaitReason::AwaitingComplete),
+            JobState::Transferred => Some(
+                self.complete_error
+                    .clone()
+                    .map_or(WaitReason::AwaitingComplete, |error| {
+                        WaitReason::CompleteFailed { error }
+                    }),
+            ),
             _ => None,
         };
         JobView {
@@ -167,6 +184,8 @@ struct Slot {
     http_status: Option<u16>,
     /// Why this transfer dropped the bytes held and started over (for the attempt record).
     restart: Option<String>,
+    /// A bandwidth cap held this transfer back in the engine's last progress report.
+    throttled: bool,
 }
 
 struct Subscriber {
@@ -197,6 +216,8 @@ struct State {
     line_stale: bool,
     /// Jobs per owner, for `max_jobs_per_user` without counting the whole queue.
     owned: HashMap<u32, usize>,
+    /// Auto-complete jobs that reached TRANSFERRED: the driver completes them.
+    auto_complete_due: Vec<Guid>,
 }
 
 impl QueueManager {
@@ -233,6 +254,7 @@ impl QueueManager {
             next_expiry_check: Timestamp::ZERO,
             line_stale: false,
             owned: HashMap::new(),
+            auto_complete_due: Vec::new(),
         };
         state.recover(clock.now(), boot_changed(state_dir)?)?;
         let shared = Arc::new(Shared {
@@ -282,6 +304,7 @@ impl QueueManager {
         let state = self.shared.state.lock();
         state.transfers.is_empty()
             && state.timers.is_empty()
+            && state.auto_complete_due.is_empty()
             && !state.jobs.values().any(|e| {
                 matches!(
                     e.job.state,
@@ -338,6 +361,7 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
             let now = shared.clock.now();
             let mono = shared.clock.monotonic();
             state.run_timers(now);
+            state.run_auto_completes(&shared.engine, now);
             state.expire_inactive(&shared.engine, now);
             if state.batcher.is_due(mono) {
                 state.flush_progress(mono);
@@ -444,6 +468,11 @@ impl State {
             if job.state == JobState::TransientError {
                 self.arm_timer(&job, now);
             }
+            // A job that transferred while no service could complete it (or whose
+            // completion a crash interrupted before COMPLETING was marked).
+            if job.state == JobState::Transferred && job.auto_complete.is_some() {
+                self.auto_complete_due.push(job.id);
+            }
             self.add_entry(job);
         }
         self.sweep_temp_files();
@@ -520,6 +549,8 @@ impl State {
             run: None,
             attempts: VecDeque::new(),
             ahead: 0,
+            throttled: false,
+            complete_error: None,
         };
         self.next_seq += 1;
         self.next_turn += 1;
@@ -857,6 +888,12 @@ impl State {
         let before = entry.job.state;
         entry.job = job;
         let after = entry.job.state;
+        if before != after {
+            entry.complete_error = None;
+            if after == JobState::Transferred && entry.job.auto_complete.is_some() {
+                self.auto_complete_due.push(id);
+            }
+        }
         if before == JobState::TransientError && after != JobState::TransientError {
             self.timers.retain(|(_, job)| *job != id);
         }
@@ -868,6 +905,7 @@ impl State {
         if let Some(entry) = self.jobs.get_mut(&id)
             && let Some(run) = entry.run.take()
         {
+            entry.throttled = false;
             for transfer in run.transfers {
                 let _ = engine.cancel(transfer);
                 self.transfers.remove(&transfer);
@@ -1035,6 +1073,13 @@ impl State {
                 job.settings.client_certificate = certificate;
                 restart = true;
             }
+            JobChange::AutoComplete(mark) => {
+                job.auto_complete = mark;
+                if mark.is_some() && job.state == JobState::Transferred {
+                    self.auto_complete_due.push(id);
+                }
+            }
+            JobChange::FirstRetryDelay(delay) => job.set_first_retry_delay(delay, now)?,
             JobChange::RemoteName { file, remote_name } => {
                 qmgr_core::file::validate_remote_name(&remote_name)?;
                 let record = job.files.get_mut(file as usize).ok_or_else(|| {
@@ -1182,6 +1227,36 @@ impl State {
             if let Some(entry) = self.jobs.get(&id) {
                 let job = entry.job.clone();
                 self.arm_timer(&job, now);
+            }
+        }
+    }
+
+    /// Completes the auto-complete jobs that reached TRANSFERRED. A job that cannot be
+    /// completed (a rename failed, or `--no-clobber` met an existing file) stays
+    /// TRANSFERRED and says why in its view, until a Complete or a Cancel.
+    fn run_auto_completes(&mut self, engine: &Engine, now: Timestamp) {
+        for id in std::mem::take(&mut self.auto_complete_due) {
+            let Some(entry) = self.jobs.get(&id) else {
+                continue;
+            };
+            let (owner, mark) = (entry.job.owner_uid, entry.job.auto_complete);
+            let Some(mark) = mark.filter(|_| entry.job.state == JobState::Transferred) else {
+                continue;
+            };
+            let overwrite = match mark {
+                AutoComplete::Replace => Overwrite::Replace,
+                AutoComplete::NoClobber => Overwrite::NoClobber,
+            };
+            if let Err(error) = self.complete(engine, owner, id, overwrite, now) {
+                eprintln!("qmgr: job {id}: cannot complete it: {}", error.description);
+                if let Some(entry) = self.jobs.get_mut(&id) {
+                    entry.complete_error = Some(error);
+                }
+                let before = self
+                    .jobs
+                    .get(&id)
+                    .map_or(JobState::Transferred, |e| e.job.state);
+                self.announce(id, before, now);
             }
         }
     }
@@ -1390,6 +1465,7 @@ impl State {
                             started_at,
                             http_status: None,
                             restart: None,
+                            throttled: false,
                         },
                     );
                     if let Some(run) = self.jobs.get_mut(&id).and_then(|e| e.run.as_mut()) {
@@ -1517,10 +1593,20 @@ impl State {
                 let _ = self.store.save_job(&job);
                 self.announce(id, before, now);
             }
-            EngineEvent::Progress { bytes_on_disk, .. } => {
+            EngineEvent::Progress {
+                bytes_on_disk,
+                throttled,
+                ..
+            } => {
+                slot.throttled = throttled;
                 let Some(entry) = self.jobs.get_mut(&id) else {
                     return;
                 };
+                entry.throttled = entry.run.as_ref().is_some_and(|run| {
+                    run.transfers
+                        .iter()
+                        .any(|t| self.transfers.get(t).is_some_and(|s| s.throttled))
+                });
                 let before = entry.job.state;
                 entry.job.record_progress(index, bytes_on_disk, now);
                 self.batcher
@@ -1574,6 +1660,11 @@ impl State {
                 if job.state == JobState::Transferred {
                     if let Some(entry) = self.jobs.get_mut(&id) {
                         entry.run = None;
+                        entry.throttled = false;
+                        entry.complete_error = None;
+                    }
+                    if job.auto_complete.is_some() {
+                        self.auto_complete_due.push(id);
                     }
                     self.schedule_needed = true;
                 } else {

@@ -440,3 +440,43 @@ fn an_on_demand_service_exits_when_idle_and_keeps_its_jobs() {
         JobState::Suspended
     );
 }
+
+#[test]
+fn a_spawned_service_waits_for_one_that_still_holds_the_store() {
+    let instance = Instance::new();
+    let env = instance.env();
+    let located = qmgr_core::instance::Instance::locate_with(|name| {
+        env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    // As a qmgrd that is stopping (or starting for another client) holds it.
+    let lock = located.lock().unwrap();
+    let mut spawned = Command::new(env!("CARGO_BIN_EXE_qmgrd"))
+        .arg("--spawned")
+        .envs(instance.env())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It neither fails nor starts a second queue manager while the store is held.
+    for _ in 0..20 {
+        if let Some(status) = spawned.try_wait().unwrap() {
+            let mut said = String::new();
+            let _ = std::io::Read::read_to_string(&mut spawned.stderr.take().unwrap(), &mut said);
+            panic!("qmgrd --spawned gave up while the store was held ({status}): {said}");
+        }
+        let launcher = i32::try_from(spawned.id()).unwrap();
+        assert!(
+            instance.daemons().iter().all(|pid| *pid == launcher),
+            "a second qmgrd runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The holder goes away: the waiting one starts its qmgrd, which serves.
+    drop(lock);
+    let status = spawned.wait().unwrap();
+    assert!(status.success(), "{status}");
+    Client::connect(&instance.paths()).unwrap().ping().unwrap();
+    assert_eq!(instance.daemons().len(), 1);
+}

@@ -789,22 +789,21 @@ fn a_job_bandwidth_limit_is_kept_and_the_transfer_still_completes() {
 fn a_capped_job_says_what_holds_it_and_foreground_ignores_the_global_cap() {
     let server = TestServer::start();
     let fx = Fixture::new(Config {
-        bandwidth_limit: Some(4_000_000),
+        bandwidth_limit: Some(1_000_000),
         ..config()
     });
-    // Slow enough on the server side that the jobs are still moving when looked at.
-    let slow = |name: &str| {
-        (
-            server.url(&format!("/data/4m/{name}?rate=1000000")),
-            fx.path(name),
-        )
-    };
-    let background = fx.job_with(&[slow("background")]);
-    let own = fx.job_with(&[slow("own")]);
+    // The server sends as fast as it can: the caps bind.
+    let fast = (server.url("/data/64m/fast"), fx.path("fast"));
+    let background = fx.job_with(&[fast]);
+    let own = fx.job_with(&[(server.url("/data/64m/own"), fx.path("own"))]);
     fx.service
-        .set_job(own, JobChange::BandwidthLimit(Some(500_000)))
+        .set_job(own, JobChange::BandwidthLimit(Some(200_000)))
         .unwrap();
-    let urgent = fx.job_with(&[slow("urgent")]);
+    // Foreground, from a server slower than any cap: never throttled.
+    let urgent = fx.job_with(&[(
+        server.url("/data/4m/urgent?rate=1000000"),
+        fx.path("urgent"),
+    )]);
     fx.service
         .set_job(urgent, JobChange::Priority(JobPriority::Foreground))
         .unwrap();
@@ -815,14 +814,14 @@ fn a_capped_job_says_what_holds_it_and_foreground_ignores_the_global_cap() {
         v.job.state.is_active()
             && v.waiting
                 == Some(WaitReason::Throttled {
-                    bytes_per_second: 4_000_000,
+                    bytes_per_second: 1_000_000,
                 })
     });
     fx.wait_for(own, "the job's own, smaller cap", |v| {
         v.job.state.is_active()
             && v.waiting
                 == Some(WaitReason::Throttled {
-                    bytes_per_second: 500_000,
+                    bytes_per_second: 200_000,
                 })
     });
     fx.wait_for(urgent, "a foreground job moving unthrottled", |v| {
@@ -831,6 +830,28 @@ fn a_capped_job_says_what_holds_it_and_foreground_ignores_the_global_cap() {
     for id in [background, own, urgent] {
         fx.service.cancel(id).unwrap();
     }
+}
+
+#[test]
+fn a_cap_far_above_what_the_link_gives_is_not_reported_as_holding_the_job() {
+    let server = TestServer::start();
+    let fx = Fixture::new(Config {
+        bandwidth_limit: Some(10_000_000),
+        ..config()
+    });
+    // 200 kB/s from the server, a 10 MB/s cap: the link, not the cap, sets the pace.
+    let slow = fx.job_with(&[(server.url("/data/4m/slow?rate=200000"), fx.path("slow"))]);
+    fx.service
+        .set_job(slow, JobChange::BandwidthLimit(Some(5_000_000)))
+        .unwrap();
+    fx.service.resume(slow).unwrap();
+    // Several progress reports in, the job is moving and nothing holds it.
+    let view = fx.wait_for(slow, "some progress", |v| {
+        v.job.progress().bytes_transferred >= 600_000
+    });
+    assert_eq!(view.job.state, JobState::Transferring);
+    assert_eq!(view.waiting, None, "no cap binds");
+    fx.service.cancel(slow).unwrap();
 }
 
 #[test]

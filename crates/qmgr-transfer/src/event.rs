@@ -70,8 +70,14 @@ pub enum EngineEvent {
     },
     /// Bytes written to the temporary file so far (flushed from the engine's buffer; the
     /// service makes them durable with [`crate::sync_partial`]). At most one every
-    /// progress interval per transfer, and one before the transfer ends.
-    Progress { id: TransferId, bytes_on_disk: u64 },
+    /// progress interval per transfer, and one before the transfer ends. `throttled`: a
+    /// bandwidth cap (the transfer's own or the global one) paused it since the last
+    /// report, so the cap, not the link, set its pace.
+    Progress {
+        id: TransferId,
+        bytes_on_disk: u64,
+        throttled: bool,
+    },
     /// Every byte is in the temporary file and flushed; finish with [`crate::finalize`].
     Completed {
         id: TransferId,

@@ -81,6 +81,8 @@ pub(crate) struct Sink {
     pub paused: bool,
     /// The caller paused the transfer.
     pub held: bool,
+    /// A spent allowance paused the transfer since the engine last reported its progress.
+    pub throttled: bool,
     /// Certificate checks this transfer relaxes (applied in curl's SSL_CTX hook).
     pub ignored_certificate_errors: IgnoredCertificateErrors,
 }
@@ -126,6 +128,7 @@ impl Sink {
             consumed: 0,
             paused: false,
             held: false,
+            throttled: false,
             ignored_certificate_errors: IgnoredCertificateErrors::default(),
         }
     }
@@ -354,6 +357,7 @@ impl Handler for Sink {
         }
         if self.held || self.allowance == Some(0) {
             self.paused = true;
+            self.throttled |= !self.held;
             return Err(WriteError::Pause);
         }
         if let Err(error) = self.check_size(self.length + length) {

@@ -608,6 +608,7 @@ impl Worker {
             self.emit(EngineEvent::Progress {
                 id,
                 bytes_on_disk: on_disk,
+                throttled: std::mem::take(&mut sink.throttled),
             });
         }
         let event = match outcome.and(flushed) {
@@ -624,22 +625,22 @@ impl Worker {
 
     /// Takes a transfer out of curl, flushing its file and reporting its length.
     fn retire(&mut self, id: TransferId, transfer: Transfer) {
-        let on_disk = match transfer.handle {
-            Handle::Curl(handle) => self
-                .multi
-                .remove2(handle)
-                .ok()
-                .map(|mut easy| easy.get_mut().close().0),
-            Handle::Local(mut sink) => Some(sink.close().0),
+        let closed = match transfer.handle {
+            Handle::Curl(handle) => self.multi.remove2(handle).ok().map(|mut easy| {
+                let sink = easy.get_mut();
+                (sink.close().0, std::mem::take(&mut sink.throttled))
+            }),
+            Handle::Local(mut sink) => Some((sink.close().0, std::mem::take(&mut sink.throttled))),
         };
         // The caller learns from the Progress below what reached the file, also when the
         // last flush failed.
-        if let Some(on_disk) = on_disk
+        if let Some((on_disk, throttled)) = closed
             && on_disk != transfer.reported_bytes
         {
             self.emit(EngineEvent::Progress {
                 id,
                 bytes_on_disk: on_disk,
+                throttled,
             });
         }
     }
@@ -661,6 +662,7 @@ impl Worker {
             reports.push(EngineEvent::Progress {
                 id: *id,
                 bytes_on_disk: sink.length,
+                throttled: std::mem::take(&mut sink.throttled),
             });
         }
         for report in reports {

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use qmgr_core::Timestamp;
+use qmgr_core::job::AutoComplete;
 use qmgr_core::service::{JobView, QueueServiceExt};
 use qmgr_ipc::Client;
 
@@ -64,13 +65,30 @@ pub fn describe(view: &JobView, now: Timestamp) -> String {
     }
     line(
         "Retry delay",
-        &human::duration(settings.minimum_retry_delay),
+        &match settings.first_retry_delay {
+            Some(first) => format!(
+                "{} doubling up to {} (interactive)",
+                human::duration(first),
+                human::duration(settings.minimum_retry_delay)
+            ),
+            None => human::duration(settings.minimum_retry_delay),
+        },
     );
     line(
         "No-progress timeout",
         &human::duration(settings.no_progress_timeout),
     );
     line("Parallel files", &settings.parallel_files.to_string());
+    line(
+        "Auto-complete",
+        match job.auto_complete {
+            None => "no (`qmgr complete` moves the files into place)",
+            Some(AutoComplete::Replace) => "yes (the service completes it when transferred)",
+            Some(AutoComplete::NoClobber) => {
+                "yes, without replacing existing files (the service completes it when transferred)"
+            }
+        },
+    );
     for header in human::header_lines(settings.custom_headers.as_deref()) {
         line("Header", &header);
     }

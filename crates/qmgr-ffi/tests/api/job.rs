@@ -200,6 +200,18 @@ fn job2_to_job5_methods() {
     let manager = manager();
     let (job, _) = create_job(manager, "versions");
     let job2: *mut IBackgroundCopyJob2 = query(job, &IID_IBackgroundCopyJob2).unwrap();
+    // Before any SetNotifyCmdLine: two empty strings (CoTaskMemAlloc'ed), not NULL.
+    let (mut unset_program, mut unset_parameters) = (std::ptr::null_mut(), std::ptr::null_mut());
+    assert_eq!(
+        vcall!(
+            job2,
+            GetNotifyCmdLine(&raw mut unset_program, &raw mut unset_parameters)
+        ),
+        0
+    );
+    assert!(!unset_program.is_null() && !unset_parameters.is_null());
+    assert_eq!(take_string(unset_program), "");
+    assert_eq!(take_string(unset_parameters), "");
     let (program, parameters) = (wide("/usr/bin/true"), wide("true --flag"));
     assert_eq!(
         vcall!(

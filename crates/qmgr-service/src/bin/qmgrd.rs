@@ -23,6 +23,9 @@ const USAGE: &str = "usage: qmgrd --foreground | --spawned | --version";
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often an on-demand service looks whether it may exit.
 const IDLE_CHECK: Duration = Duration::from_secs(2);
+/// The exit status of a qmgrd that found the store or the socket taken by another qmgrd
+/// (EX_TEMPFAIL): `--spawned` then waits for that one instead of failing.
+const EXIT_ANOTHER_SERVES: u8 = 75;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -61,7 +64,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("qmgrd: {}", error.description);
-            ExitCode::FAILURE
+            if error.hresult == qmgr_core::hresult::HRESULT_ALREADY_EXISTS {
+                ExitCode::from(EXIT_ANOTHER_SERVES)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -74,9 +81,52 @@ fn locate() -> Result<Instance> {
 
 /// `--spawned`: starts the service detached (stdio on /dev/null, log file as stderr) and
 /// waits until it accepts connections, so the client that ran us can connect at once.
+///
+/// A qmgrd that still holds the store (one that is stopping, or starting for another
+/// client) is waited for rather than raced: either it opens the socket, and we are done, or
+/// it exits and frees the store, and we start ours.
 fn launch() -> Result<()> {
     let instance = locate()?;
     instance.prepare_state_dir()?;
+    let socket = instance.paths().socket_path();
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if qmgr_ipc::Client::connect_socket(&socket).is_ok() {
+            return Ok(());
+        }
+        let holder = instance.lock_holder();
+        if holder.is_none() {
+            match start_detached(&instance, deadline)? {
+                Started::Serving => return Ok(()),
+                // Another qmgrd took the store between our look and its start.
+                Started::AnotherServes => {}
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(QmgrError::internal(format!(
+                "another qmgrd{} holds the store in {} but did not open {} within {} s",
+                holder
+                    .map(|pid| format!(" (pid {pid})"))
+                    .unwrap_or_default(),
+                instance.paths().state_dir().display(),
+                socket.display(),
+                START_TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// How starting a detached qmgrd ended.
+enum Started {
+    /// It accepts connections.
+    Serving,
+    /// It exited because another qmgrd serves the store or the socket.
+    AnotherServes,
+}
+
+/// Starts `qmgrd --detached` and waits until it accepts connections or exits.
+fn start_detached(instance: &Instance, deadline: Instant) -> Result<Started> {
     let paths = instance.paths();
     let log = trust::open_private_file(&paths.log_file(), Access::AppendCreate, "log")?;
     let exe = std::env::current_exe()
@@ -89,12 +139,14 @@ fn launch() -> Result<()> {
         .spawn()
         .map_err(|e| QmgrError::internal(format!("cannot start the service: {e}")))?;
     let socket = paths.socket_path();
-    let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if qmgr_ipc::Client::connect_socket(&socket).is_ok() {
-            return Ok(());
+            return Ok(Started::Serving);
         }
         if let Ok(Some(status)) = child.try_wait() {
+            if status.code() == Some(i32::from(EXIT_ANOTHER_SERVES)) {
+                return Ok(Started::AnotherServes);
+            }
             return Err(QmgrError::internal(format!(
                 "the service exited at start ({status}); see {}",
                 paths.log_file().display()
