@@ -2,11 +2,14 @@
 //! SIGKILL of the service, racing clients start one service, and garbage on the socket
 //! harms nobody. Each test runs its own instance in fresh XDG directories and stops it.
 
+mod common;
+
+use common::Instance;
+
 use std::collections::HashSet;
-use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -18,104 +21,6 @@ use qmgr_ipc::{Client, Launcher};
 use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
 
 const CHILD_ENV: &str = "QMGR_DAEMON_TEST_CHILD";
-
-/// A private qmgr instance: its own state, config and runtime directories.
-struct Instance {
-    root: tempfile::TempDir,
-}
-
-impl Instance {
-    fn new() -> Self {
-        Self {
-            root: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn from_root(root: &Path) -> Vec<(OsString, OsString)> {
-        vec![
-            ("XDG_STATE_HOME".into(), root.join("state").into()),
-            ("XDG_CONFIG_HOME".into(), root.join("config").into()),
-            ("XDG_RUNTIME_DIR".into(), root.join("run").into()),
-            ("QMGRD".into(), env!("CARGO_BIN_EXE_qmgrd").into()),
-        ]
-    }
-
-    fn env(&self) -> Vec<(OsString, OsString)> {
-        Self::from_root(self.root.path())
-    }
-
-    fn paths(&self) -> StatePaths {
-        let env = self.env();
-        StatePaths::from_env_with(|name| {
-            env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-        })
-        .unwrap()
-    }
-
-    fn client(&self) -> Client {
-        let launcher = self
-            .env()
-            .into_iter()
-            .fold(Launcher::from_process(), |l, (n, v)| l.env(n, v));
-        Client::connect_or_spawn_with(&self.paths(), launcher).unwrap_or_else(|error| {
-            let log = std::fs::read_to_string(self.paths().log_file()).unwrap_or_default();
-            panic!("cannot reach qmgrd: {error}\nqmgrd.log:\n{log}")
-        })
-    }
-
-    fn downloads(&self) -> PathBuf {
-        let dir = self.root.path().join("downloads");
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    /// Pids of qmgrd processes serving this instance.
-    fn daemons(&self) -> Vec<i32> {
-        let state = self.root.path().join("state");
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-            let mine = format!("XDG_STATE_HOME={}", state.display());
-            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
-            let zombie = status
-                .lines()
-                .any(|l| l.starts_with("State:") && l.contains('Z'));
-            if comm.trim() == "qmgrd"
-                && !zombie
-                && environ.split(|b| *b == 0).any(|var| var == mine.as_bytes())
-            {
-                pids.push(pid);
-            }
-        }
-        pids
-    }
-
-    fn kill_daemons(&self, signal: &str) {
-        for pid in self.daemons() {
-            let _ = Command::new("kill")
-                .args([signal, &pid.to_string()])
-                .status();
-        }
-        // A killed process lingers until its last thread is gone, and so does its listening
-        // socket: wait until nothing accepts connections any more.
-        let socket = self.paths().socket_path();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.daemons().is_empty() || UnixStream::connect(&socket).is_ok() {
-            assert!(Instant::now() < deadline, "qmgrd did not stop");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill_daemons("-TERM");
-    }
-}
 
 fn wait_for_state(client: &Client, id: Guid, state: JobState, limit: Duration) {
     let deadline = Instant::now() + limit;
@@ -143,7 +48,7 @@ fn creator_process() {
     let spec = spec.into_string().unwrap();
     let mut lines = spec.lines();
     let root = PathBuf::from(lines.next().unwrap());
-    let env = Instance::from_root(&root);
+    let env = common::env_of(&root);
     let paths = StatePaths::from_env_with(|name| {
         env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
     })
@@ -188,7 +93,7 @@ fn a_job_outlives_the_process_that_created_it() {
                 )
             })
             .collect();
-    let spec = std::iter::once(instance.root.path().display().to_string())
+    let spec = std::iter::once(instance.root().display().to_string())
         .chain(
             files
                 .iter()
@@ -379,7 +284,7 @@ fn garbage_frames_close_only_their_connection() {
     );
     drop(client);
     instance.kill_daemons("-TERM");
-    let store = Store::open(&instance.root.path().join("state/qmgr")).unwrap();
+    let store = Store::open(&instance.root().join("state/qmgr")).unwrap();
     store.check_integrity().unwrap();
     let ids: HashSet<Guid> = store.load_jobs().unwrap().iter().map(|j| j.id).collect();
     assert_eq!(ids, HashSet::from([id]));
@@ -409,7 +314,7 @@ fn a_second_service_for_the_same_store_refuses_to_start() {
     let output = Command::new(env!("CARGO_BIN_EXE_qmgrd"))
         .arg("--foreground")
         .envs(instance.env())
-        .env("XDG_RUNTIME_DIR", instance.root.path().join("other-run"))
+        .env("XDG_RUNTIME_DIR", instance.root().join("other-run"))
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -420,7 +325,7 @@ fn a_second_service_for_the_same_store_refuses_to_start() {
 #[test]
 fn an_on_demand_service_exits_when_idle_and_keeps_its_jobs() {
     let instance = Instance::new();
-    let config_dir = instance.root.path().join("config/qmgr");
+    let config_dir = instance.root().join("config/qmgr");
     std::fs::create_dir_all(&config_dir).unwrap();
     std::fs::write(config_dir.join("config.toml"), "idle_exit = \"1s\"\n").unwrap();
     let client = instance.client();

@@ -3,11 +3,12 @@
 //! between), is refused with its Windows code and a description naming the limit, and leaves
 //! nothing in the store. Each test runs its own qmgrd in fresh XDG directories.
 
-use std::ffi::OsString;
+mod common;
+
+use common::Instance;
+
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use qmgr_core::certificate::{CertificateSelector, ClientCertificate};
@@ -17,125 +18,8 @@ use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{GroupChange, JobChange, NewFile, QueueService, QueueServiceExt, Request};
 use qmgr_core::store::Store;
 use qmgr_core::{Guid, JobState, JobType, QmgrError};
-use qmgr_ipc::{Client, Launcher};
+use qmgr_ipc::Client;
 use qmgr_tests::users::OtherUser;
-
-/// A private qmgrd instance: its own state, config and runtime directories, plus whatever
-/// extra environment the test gives the daemon.
-struct Instance {
-    root: tempfile::TempDir,
-    extra_env: Vec<(OsString, OsString)>,
-}
-
-impl Instance {
-    fn new() -> Self {
-        Self::with_env(Vec::new())
-    }
-
-    fn with_env(extra_env: Vec<(OsString, OsString)>) -> Self {
-        Self::in_dir(tempfile::tempdir().unwrap(), extra_env)
-    }
-
-    fn in_dir(root: tempfile::TempDir, extra_env: Vec<(OsString, OsString)>) -> Self {
-        let instance = Self { root, extra_env };
-        std::fs::create_dir_all(instance.dir("work")).unwrap();
-        instance
-    }
-
-    fn env(&self) -> Vec<(OsString, OsString)> {
-        let root = self.root.path();
-        let mut env: Vec<(OsString, OsString)> = vec![
-            ("XDG_STATE_HOME".into(), root.join("state").into()),
-            ("XDG_CONFIG_HOME".into(), root.join("config").into()),
-            ("XDG_RUNTIME_DIR".into(), root.join("run").into()),
-            ("QMGRD".into(), env!("CARGO_BIN_EXE_qmgrd").into()),
-        ];
-        env.extend(self.extra_env.iter().cloned());
-        env
-    }
-
-    fn paths(&self) -> StatePaths {
-        let env = self.env();
-        StatePaths::from_env_with(|name| {
-            env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-        })
-        .unwrap()
-    }
-
-    fn client(&self) -> Client {
-        let launcher = self
-            .env()
-            .into_iter()
-            .fold(Launcher::from_process(), |l, (n, v)| l.env(n, v));
-        Client::connect_or_spawn_with(&self.paths(), launcher).unwrap_or_else(|error| {
-            panic!("cannot reach qmgrd: {error}\nqmgrd.log:\n{}", self.log())
-        })
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.paths().log_file()).unwrap_or_default()
-    }
-
-    /// A directory under the instance's root (created).
-    fn dir(&self, name: &str) -> PathBuf {
-        let dir = self.root.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir("work").join(name).to_string_lossy().into_owned()
-    }
-
-    /// Pids of the qmgrd processes serving this instance.
-    fn daemons(&self) -> Vec<i32> {
-        let mine = format!(
-            "XDG_STATE_HOME={}",
-            self.root.path().join("state").display()
-        );
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
-            let zombie = status
-                .lines()
-                .any(|l| l.starts_with("State:") && l.contains('Z'));
-            if comm.trim() == "qmgrd"
-                && !zombie
-                && environ.split(|b| *b == 0).any(|var| var == mine.as_bytes())
-            {
-                pids.push(pid);
-            }
-        }
-        pids
-    }
-
-    /// Stops this instance's qmgrd (SIGTERM: it writes what it has) and waits until it is
-    /// gone, so its store can be opened.
-    fn stop(&self) {
-        for pid in self.daemons() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-        let socket = self.paths().socket_path();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.daemons().is_empty() || UnixStream::connect(&socket).is_ok() {
-            assert!(Instant::now() < deadline, "qmgrd did not stop");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// Asserts that `result` is refused with `code` and a description containing each of
 /// `words` (the limit's value, what it applies to).

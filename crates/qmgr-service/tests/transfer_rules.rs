@@ -5,20 +5,21 @@
 //! `file://` source works, Complete onto a directory names it, and an absurd Retry-After
 //! is clamped. Each test runs its own qmgrd in fresh XDG directories and stops it.
 
-use std::ffi::OsString;
+mod common;
+
+use common::Instance;
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use qmgr_core::hresult;
 use qmgr_core::job::{JobPriority, MAX_RETRY_AFTER};
-use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{JobChange, JobView, QueueServiceExt};
 use qmgr_core::store::Store;
 use qmgr_core::{Guid, JobState, JobType};
-use qmgr_ipc::{Client, Launcher};
+use qmgr_ipc::Client;
 use qmgr_tests::{INITIAL_VERSION, TestServer, encode_query_value, expected_body};
 
 /// How long a job may take to reach a state before the test gives up (a guard against
@@ -26,125 +27,6 @@ use qmgr_tests::{INITIAL_VERSION, TestServer, encode_query_value, expected_body}
 const PATIENCE: Duration = Duration::from_secs(60);
 /// Tells a child run of this binary what to do (see `job_creating_child`).
 const CHILD_ENV: &str = "QMGR_TRANSFER_RULES_CHILD";
-
-/// A private qmgr instance: its own state, config and runtime directories.
-struct Instance {
-    root: tempfile::TempDir,
-}
-
-impl Instance {
-    fn new() -> Self {
-        Self {
-            root: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn with_config(text: &str) -> Self {
-        let instance = Self::new();
-        let config = instance.root.path().join("config/qmgr");
-        std::fs::create_dir_all(&config).unwrap();
-        std::fs::write(config.join("config.toml"), text).unwrap();
-        instance
-    }
-
-    fn env_of(root: &Path) -> Vec<(OsString, OsString)> {
-        vec![
-            ("XDG_STATE_HOME".into(), root.join("state").into()),
-            ("XDG_CONFIG_HOME".into(), root.join("config").into()),
-            ("XDG_RUNTIME_DIR".into(), root.join("run").into()),
-            ("QMGRD".into(), env!("CARGO_BIN_EXE_qmgrd").into()),
-        ]
-    }
-
-    fn paths_of(root: &Path) -> StatePaths {
-        let env = Self::env_of(root);
-        StatePaths::from_env_with(|name| {
-            env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-        })
-        .unwrap()
-    }
-
-    fn paths(&self) -> StatePaths {
-        Self::paths_of(self.root.path())
-    }
-
-    fn client_of(root: &Path) -> Client {
-        let launcher = Self::env_of(root)
-            .into_iter()
-            .fold(Launcher::from_process(), |l, (n, v)| l.env(n, v));
-        let paths = Self::paths_of(root);
-        Client::connect_or_spawn_with(&paths, launcher).unwrap_or_else(|error| {
-            let log = std::fs::read_to_string(paths.log_file()).unwrap_or_default();
-            panic!("cannot reach qmgrd: {error}\nqmgrd.log:\n{log}")
-        })
-    }
-
-    fn client(&self) -> Client {
-        Self::client_of(self.root.path())
-    }
-
-    fn downloads(&self) -> PathBuf {
-        let dir = self.root.path().join("downloads");
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    /// Pids of qmgrd processes serving this instance.
-    fn daemons(&self) -> Vec<i32> {
-        let mine = format!(
-            "XDG_STATE_HOME={}",
-            self.root.path().join("state").display()
-        );
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|entry| {
-                let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
-                let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-                let environ = std::fs::read(entry.path().join("environ")).ok()?;
-                let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
-                let zombie = status
-                    .lines()
-                    .any(|l| l.starts_with("State:") && l.contains('Z'));
-                let ours = environ.split(|b| *b == 0).any(|var| var == mine.as_bytes());
-                (comm.trim() == "qmgrd" && ours && !zombie).then_some(pid)
-            })
-            .collect()
-    }
-
-    fn kill_daemons(&self, signal: &str) {
-        for pid in self.daemons() {
-            let _ = Command::new("kill")
-                .args([signal, &pid.to_string()])
-                .status();
-        }
-        // A killed process lingers until its last thread is gone, and so does its listening
-        // socket: wait until nothing accepts connections any more.
-        let socket = self.paths().socket_path();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.daemons().is_empty() || UnixStream::connect(&socket).is_ok() {
-            assert!(Instant::now() < deadline, "qmgrd did not stop");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        for pid in self.daemons() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-        let socket = self.paths().socket_path();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while (!self.daemons().is_empty() || UnixStream::connect(&socket).is_ok())
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
 
 fn wait_until(client: &Client, id: Guid, what: &str, done: impl Fn(&JobView) -> bool) -> JobView {
     let deadline = Instant::now() + PATIENCE;
@@ -396,7 +278,7 @@ fn job_creating_child() {
     let spec = spec.into_string().unwrap();
     let mut lines = spec.lines();
     let root = PathBuf::from(lines.next().unwrap());
-    let client = Instance::client_of(&root);
+    let client = common::client_of(&root);
     let Some(url) = lines.next() else {
         client.ping().unwrap();
         return;
@@ -436,7 +318,7 @@ fn run_child_with_umask(umask: &str, spec: &str) -> Option<Guid> {
 fn files_get_the_umask_of_the_process_that_created_the_job() {
     let server = TestServer::start();
     let instance = Instance::new();
-    let root = instance.root.path().display().to_string();
+    let root = instance.root().display().to_string();
     // qmgrd starts under umask 022; the jobs come from processes with other umasks.
     assert_eq!(run_child_with_umask("022", &root), None);
     let downloads = instance.downloads();

@@ -3,19 +3,19 @@
 //! `BG_SSL_IGNORE_*` flags set through the service API. Each test runs its own qmgrd in
 //! fresh XDG directories and stops it.
 
-use std::ffi::OsString;
+mod common;
+
+use common::Instance;
+
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use qmgr_core::hresult::{self, HResult};
 use qmgr_core::job::security;
-use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{JobChange, JobView, QueueServiceExt};
 use qmgr_core::{Guid, JobState, JobType};
-use qmgr_ipc::{Client, Launcher};
+use qmgr_ipc::Client;
 use qmgr_tests::{
     CertificateDefect, INITIAL_VERSION, TestServer, encode_query_value, expected_body,
 };
@@ -23,103 +23,6 @@ use qmgr_tests::{
 /// How long a job may take to reach a state before the test gives up (a guard against
 /// hanging, not a timing assertion).
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A private qmgr instance: its own state, config and runtime directories, and any extra
-/// environment for qmgrd.
-struct Instance {
-    root: tempfile::TempDir,
-    extra_env: Vec<(OsString, OsString)>,
-}
-
-impl Instance {
-    fn new() -> Self {
-        Self::with_env(Vec::new())
-    }
-
-    fn with_env(extra_env: Vec<(OsString, OsString)>) -> Self {
-        Self {
-            root: tempfile::tempdir().unwrap(),
-            extra_env,
-        }
-    }
-
-    fn env(&self) -> Vec<(OsString, OsString)> {
-        let root = self.root.path();
-        let mut env: Vec<(OsString, OsString)> = vec![
-            ("XDG_STATE_HOME".into(), root.join("state").into()),
-            ("XDG_CONFIG_HOME".into(), root.join("config").into()),
-            ("XDG_RUNTIME_DIR".into(), root.join("run").into()),
-            ("QMGRD".into(), env!("CARGO_BIN_EXE_qmgrd").into()),
-        ];
-        env.extend(self.extra_env.iter().cloned());
-        env
-    }
-
-    fn paths(&self) -> StatePaths {
-        let env = self.env();
-        StatePaths::from_env_with(|name| {
-            env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-        })
-        .unwrap()
-    }
-
-    fn client(&self) -> Client {
-        let launcher = self
-            .env()
-            .into_iter()
-            .fold(Launcher::from_process(), |l, (n, v)| l.env(n, v));
-        Client::connect_or_spawn_with(&self.paths(), launcher).unwrap_or_else(|error| {
-            let log = std::fs::read_to_string(self.paths().log_file()).unwrap_or_default();
-            panic!("cannot reach qmgrd: {error}\nqmgrd.log:\n{log}")
-        })
-    }
-
-    fn downloads(&self) -> PathBuf {
-        let dir = self.root.path().join("downloads");
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    /// Pids of qmgrd processes serving this instance.
-    fn daemons(&self) -> Vec<i32> {
-        let mine = format!(
-            "XDG_STATE_HOME={}",
-            self.root.path().join("state").display()
-        );
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|entry| {
-                let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
-                let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-                let environ = std::fs::read(entry.path().join("environ")).ok()?;
-                let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
-                let zombie = status
-                    .lines()
-                    .any(|l| l.starts_with("State:") && l.contains('Z'));
-                let ours = environ.split(|b| *b == 0).any(|var| var == mine.as_bytes());
-                (comm.trim() == "qmgrd" && ours && !zombie).then_some(pid)
-            })
-            .collect()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        for pid in self.daemons() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-        let socket = self.paths().socket_path();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while (!self.daemons().is_empty() || UnixStream::connect(&socket).is_ok())
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
 
 fn wait_until(client: &Client, id: Guid, what: &str, done: impl Fn(&JobView) -> bool) -> JobView {
     let deadline = Instant::now() + PATIENCE;
