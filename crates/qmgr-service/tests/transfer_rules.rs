@@ -7,57 +7,22 @@
 
 mod common;
 
-use common::Instance;
+use common::{Instance, one_file_job, wait_for_state, wait_until};
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use qmgr_core::hresult;
 use qmgr_core::job::{JobPriority, MAX_RETRY_AFTER};
-use qmgr_core::service::{JobChange, JobView, QueueServiceExt};
+use qmgr_core::service::{JobChange, QueueServiceExt};
 use qmgr_core::store::Store;
-use qmgr_core::{Guid, JobState, JobType};
-use qmgr_ipc::Client;
+use qmgr_core::{Guid, JobState};
 use qmgr_tests::{INITIAL_VERSION, TestServer, encode_query_value, expected_body};
 
-/// How long a job may take to reach a state before the test gives up (a guard against
-/// hanging, not a timing assertion).
-const PATIENCE: Duration = Duration::from_secs(60);
 /// Tells a child run of this binary what to do (see `job_creating_child`).
 const CHILD_ENV: &str = "QMGR_TRANSFER_RULES_CHILD";
-
-fn wait_until(client: &Client, id: Guid, what: &str, done: impl Fn(&JobView) -> bool) -> JobView {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let view = client.job(id).unwrap();
-        if done(&view) {
-            return view;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waiting for {what}; job is {:?} ({:?})",
-            view.job.state,
-            view.job.error
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_for_state(client: &Client, id: Guid, state: JobState) -> JobView {
-    wait_until(client, id, &format!("{state:?}"), |view| {
-        view.job.state == state || (view.job.state == JobState::Error && state != JobState::Error)
-    })
-}
-
-fn one_file_job(client: &Client, remote: &str, local: &Path) -> Guid {
-    let id = client.create_job("rules", JobType::Download).unwrap();
-    client
-        .add_file(id, remote, &local.to_string_lossy())
-        .unwrap();
-    id
-}
 
 /// The `.BIT*.tmp` names in `dir`.
 fn temp_files(dir: &Path) -> Vec<String> {

@@ -10,6 +10,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use qmgr_core::paths::StatePaths;
+use qmgr_core::service::{JobView, QueueServiceExt};
+use qmgr_core::{Guid, JobState, JobType};
 use qmgr_ipc::{Client, Launcher};
 
 /// A private qmgr instance, plus whatever extra environment the test gives the daemon.
@@ -176,4 +178,47 @@ pub fn client_of(root: &Path) -> Client {
         let log = std::fs::read_to_string(paths.log_file()).unwrap_or_default();
         panic!("cannot reach qmgrd: {error}\nqmgrd.log:\n{log}")
     })
+}
+
+/// How long a job may take to reach a state before a test gives up (a guard against
+/// hanging, not a timing assertion).
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Polls job `id` until `done` accepts it; panics naming `what` after [`PATIENCE`].
+pub fn wait_until(
+    client: &Client,
+    id: Guid,
+    what: &str,
+    done: impl Fn(&JobView) -> bool,
+) -> JobView {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let view = client.job(id).unwrap();
+        if done(&view) {
+            return view;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waiting for {what}; job is {:?} ({:?})",
+            view.job.state,
+            view.job.error
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until job `id` is in `state` (or in ERROR, which ends the wait for any other state).
+pub fn wait_for_state(client: &Client, id: Guid, state: JobState) -> JobView {
+    wait_until(client, id, &format!("{state:?}"), |view| {
+        view.job.state == state || (view.job.state == JobState::Error && state != JobState::Error)
+    })
+}
+
+/// A suspended download job of one file.
+pub fn one_file_job(client: &Client, remote: &str, local: &Path) -> Guid {
+    let id = client.create_job("one file", JobType::Download).unwrap();
+    client
+        .add_file(id, remote, &local.to_string_lossy())
+        .unwrap();
+    id
 }
