@@ -1,0 +1,266 @@
+//! What the engine reports about a transfer (started, responded, progress, completed,
+//! failed), applied to its job, and the attempts kept for "why is it not moving?".
+
+use std::path::Path;
+use std::time::Duration;
+
+use qmgr_core::error::QmgrError;
+use qmgr_core::job::notify;
+use qmgr_core::service::Attempt;
+use qmgr_core::{Guid, JobError, JobState, Timestamp};
+use qmgr_transfer::{Engine, EngineEvent, Overwrite};
+
+use super::{Slot, State};
+
+/// Attempts remembered per job for "why is it not moving?".
+const ATTEMPTS_KEPT: usize = 5;
+
+impl State {
+    pub(super) fn on_engine_event(
+        &mut self,
+        engine: &Engine,
+        event: EngineEvent,
+        now: Timestamp,
+        mono: Duration,
+    ) {
+        let transfer = event.id();
+        let Some(slot) = self.transfers.get_mut(&transfer) else {
+            // A stopped transfer's engine made a file under a name of its own (its recorded
+            // one was taken): no job holds it, so it goes.
+            if let EngineEvent::Started { temp_path, .. } = &event {
+                let temp = temp_path.to_string_lossy();
+                let held = self
+                    .jobs
+                    .values()
+                    .flat_map(|e| e.job.files.iter())
+                    .any(|f| f.temp_name.as_deref() == Some(&*temp));
+                if !held {
+                    let _ = qmgr_transfer::discard(temp_path);
+                }
+            }
+            return;
+        };
+        let (id, index) = (slot.job, slot.file);
+        match event {
+            EngineEvent::Started { temp_path, .. } => {
+                let Some(entry) = self.jobs.get_mut(&id) else {
+                    return;
+                };
+                let temp = temp_path.to_string_lossy().into_owned();
+                let file = &mut entry.job.files[index];
+                if file.temp_name.as_deref() == Some(temp.as_str()) {
+                    return;
+                }
+                // The recorded name was taken by something not ours: the engine made
+                // another, which is recorded now.
+                let replaced = file.temp_name.replace(temp.clone());
+                let job = entry.job.clone();
+                let _ = self.store.save_job_with_temp_name(&job, &temp);
+                if let Some(replaced) = replaced {
+                    let _ = self.store.forget_temp_names(&[replaced]);
+                }
+            }
+            EngineEvent::Responded {
+                total,
+                validator,
+                resumed_at,
+                restart,
+                ..
+            } => {
+                // A file can stop and continue later if the server answered a range request
+                // with 206, or gave what a later range request needs (size and validator).
+                slot.can_yield = (resumed_at > 0 && restart.is_none())
+                    || (total.is_some() && !validator.is_empty());
+                if let Some(reason) = restart {
+                    // The bytes held are dropped: this attempt counts from zero, and says why.
+                    slot.started_at = 0;
+                    slot.restart = Some(format!("restarted from zero: {reason}"));
+                }
+                let Some(entry) = self.jobs.get_mut(&id) else {
+                    return;
+                };
+                if restart.is_some() {
+                    entry.job.restart_file(index, validator.clone());
+                }
+                entry.job.record_response(index, total, validator);
+                let before = entry.job.state;
+                entry.job.record_progress(index, resumed_at, now);
+                let job = entry.job.clone();
+                // A restart from zero is committed before its first byte is written.
+                let _ = self.store.save_job(&job);
+                self.announce(id, before, now);
+            }
+            EngineEvent::Progress {
+                bytes_on_disk,
+                throttled,
+                ..
+            } => {
+                slot.throttled = throttled;
+                let Some(entry) = self.jobs.get_mut(&id) else {
+                    return;
+                };
+                entry.throttled = entry.run.as_ref().is_some_and(|run| {
+                    run.transfers
+                        .iter()
+                        .any(|t| self.transfers.get(t).is_some_and(|s| s.throttled))
+                });
+                let before = entry.job.state;
+                entry.job.record_progress(index, bytes_on_disk, now);
+                self.batcher
+                    .record(id, u32::try_from(index).unwrap_or(u32::MAX), bytes_on_disk);
+                if before != entry.job.state
+                    || entry.job.settings.notify_flags & notify::JOB_MODIFICATION != 0
+                {
+                    self.announce(id, before, now);
+                }
+                let _ = mono;
+            }
+            EngineEvent::Completed {
+                temp_path, bytes, ..
+            } => {
+                let slot = self.transfers.remove(&transfer).expect("slot present");
+                self.record_attempt(id, index, &slot, bytes, None, None, now);
+                let Some(entry) = self.jobs.get_mut(&id) else {
+                    return;
+                };
+                if let Some(run) = entry.run.as_mut() {
+                    run.transfers.retain(|t| *t != transfer);
+                }
+                entry.job.record_progress(index, bytes, now);
+                if entry.job.group.is_some() {
+                    // Legacy groups have no Complete: each file gets its name when it finishes.
+                    let local = entry.job.files[index].local_name.clone();
+                    if let Err(error) = qmgr_transfer::finalize(
+                        &temp_path,
+                        Path::new(&local),
+                        Overwrite::Replace,
+                        entry.job.umask,
+                    ) {
+                        self.fail_job(engine, id, index, error, false, None, now);
+                        return;
+                    }
+                    if let Some(entry) = self.jobs.get_mut(&id) {
+                        entry.job.files[index].temp_name = None;
+                    }
+                    let _ = self.store.forget_temp_names(&[temp_path.to_string_lossy()]);
+                }
+                let Some(entry) = self.jobs.get_mut(&id) else {
+                    return;
+                };
+                let before = entry.job.state;
+                entry.job.file_done(index, now);
+                let job = entry.job.clone();
+                let _ = self.store.save_job(&job);
+                self.batcher.forget(id);
+                self.notify_file(id, index);
+                self.announce(id, before, now);
+                if job.state == JobState::Transferred {
+                    if let Some(entry) = self.jobs.get_mut(&id) {
+                        entry.run = None;
+                        entry.throttled = false;
+                        entry.complete_error = None;
+                    }
+                    if job.auto_complete.is_some() {
+                        self.auto_complete_due.push(id);
+                    }
+                    self.schedule_needed = true;
+                } else {
+                    self.fill_transfers(engine, id, now);
+                }
+            }
+            EngineEvent::Failed { error, .. } => {
+                let slot = self.transfers.remove(&transfer).expect("slot present");
+                let bytes = self
+                    .jobs
+                    .get(&id)
+                    .map_or(0, |e| e.job.files[index].bytes_transferred);
+                self.record_attempt(
+                    id,
+                    index,
+                    &slot,
+                    bytes,
+                    error.http_status,
+                    Some(error.error.clone()),
+                    now,
+                );
+                self.fail_job(
+                    engine,
+                    id,
+                    index,
+                    error.error,
+                    error.transient,
+                    error.retry_after,
+                    now,
+                );
+            }
+            EngineEvent::Cancelled { .. } => {
+                self.transfers.remove(&transfer);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record_attempt(
+        &mut self,
+        id: Guid,
+        file: usize,
+        slot: &Slot,
+        bytes: u64,
+        http_status: Option<u16>,
+        error: Option<QmgrError>,
+        now: Timestamp,
+    ) {
+        if let Some(entry) = self.jobs.get_mut(&id) {
+            if entry.attempts.len() == ATTEMPTS_KEPT {
+                entry.attempts.pop_front();
+            }
+            entry.attempts.push_back(Attempt {
+                at: now,
+                file: u32::try_from(file).unwrap_or(u32::MAX),
+                http_status: http_status.or(slot.http_status),
+                bytes: bytes.saturating_sub(slot.started_at),
+                error,
+                restart: slot.restart.clone(),
+            });
+        }
+    }
+
+    /// A file failed: the job stops all its transfers and goes to TRANSIENT_ERROR (retry
+    /// later) or ERROR.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn fail_job(
+        &mut self,
+        engine: &Engine,
+        id: Guid,
+        file: usize,
+        error: QmgrError,
+        transient: bool,
+        retry_after: Option<Duration>,
+        now: Timestamp,
+    ) {
+        self.stop_transfers(engine, id);
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let protocol = entry
+            .job
+            .files
+            .get(file)
+            .and_then(|f| f.remote_name.split_once("://"))
+            .map(|(s, _)| s.to_ascii_lowercase());
+        let before = entry.job.state;
+        let record = JobError {
+            error,
+            file_index: u32::try_from(file).ok(),
+            protocol,
+            at: now,
+            retry_after: None,
+        };
+        entry.job.fail(record, transient, retry_after, now);
+        let job = entry.job.clone();
+        let _ = self.store.save_job(&job);
+        self.arm_timer(&job, now);
+        self.announce(id, before, now);
+        self.schedule_needed = true;
+    }
+}

@@ -1,0 +1,463 @@
+//! Operations on one job: create, add files, move through the state machine, change
+//! settings, cancel and complete; saving a change and telling subscribers.
+
+use std::path::Path;
+use std::time::Duration;
+
+use qmgr_core::certificate::{self, CertificateSelector, ClientCertificate};
+use qmgr_core::error::{ErrorContext, QmgrError, Result};
+use qmgr_core::hresult;
+use qmgr_core::job::{JobPriority, MAX_CUSTOM_HEADERS_CHARS, check_length};
+use qmgr_core::paths::StatePaths;
+use qmgr_core::service::{JobChange, NewFile, Response};
+use qmgr_core::{Guid, Job, JobState, JobType, Timestamp};
+use qmgr_transfer::{Engine, Overwrite};
+
+use super::transfer_request::{check_proxy, parse_headers};
+use super::{ROOT, State};
+
+/// How long Cancel and Complete wait for the engine to let go of a job's transfers before
+/// deleting their temporary files (a guard; the engine answers within one loop).
+const ENGINE_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+/// A certificate store name is one directory name (NAME_MAX bytes).
+const MAX_CERTIFICATE_STORE_NAME_BYTES: usize = 255;
+/// SetClientCertificateByName's subject, in characters.
+const MAX_CERTIFICATE_SUBJECT_CHARS: usize = 1024;
+
+impl State {
+    pub(super) fn create_job(
+        &mut self,
+        uid: u32,
+        display_name: &str,
+        job_type: JobType,
+        group: Option<(Guid, Guid)>,
+        umask: Option<u32>,
+        now: Timestamp,
+    ) -> Result<Response> {
+        if job_type != JobType::Download {
+            return Err(QmgrError::from_code(hresult::E_NOTIMPL)
+                .context("upload jobs are not supported yet"));
+        }
+        // A group's job takes the place its group already counts for.
+        if group.is_none() {
+            self.check_job_quota(uid)?;
+        }
+        let defaults = &self.config.job_defaults;
+        let settings = qmgr_core::JobSettings {
+            minimum_retry_delay: defaults.minimum_retry_delay,
+            no_progress_timeout: defaults.no_progress_timeout,
+            parallel_files: defaults.parallel_files,
+            ..qmgr_core::JobSettings::default()
+        };
+        let id = group.map_or_else(Guid::new_random, |(_, job)| job);
+        let mut job = Job::new(id, display_name, job_type, uid, settings, now)?;
+        job.priority = defaults.priority;
+        job.group = group.map(|(group, _)| group);
+        // The files get the mode the creating process would give them (DESIGN "Decisions,
+        // second round"), not the one of whoever started qmgrd.
+        job.umask = umask
+            .filter(|umask| *umask <= 0o777)
+            .unwrap_or(qmgr_core::job::DEFAULT_UMASK);
+        self.store.insert_job(&job)?;
+        self.add_entry(job);
+        Ok(Response::JobCreated(id))
+    }
+
+    /// `max_jobs_per_user` (root is unlimited): a user's jobs and legacy groups count, a
+    /// group together with its job once.
+    pub(super) fn check_job_quota(&self, uid: u32) -> Result<()> {
+        if uid == ROOT {
+            return Ok(());
+        }
+        let jobs = self.owned.get(&uid).copied().unwrap_or(0);
+        let groups = self
+            .groups
+            .values()
+            .filter(|g| g.owner_uid == uid && g.job.is_none_or(|job| !self.jobs.contains_key(&job)))
+            .count();
+        let limit = self.config.max_jobs_per_user as usize;
+        if jobs + groups >= limit {
+            return Err(
+                QmgrError::from_code(hresult::BG_E_TOO_MANY_JOBS_PER_USER).context(format_args!(
+                    "you have {jobs} jobs and {groups} legacy groups without one; the limit is \
+                     {limit} (config key max_jobs_per_user)"
+                )),
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn add_files(
+        &mut self,
+        uid: u32,
+        id: Guid,
+        files: &[NewFile],
+        now: Timestamp,
+    ) -> Result<Response> {
+        let max_files = self.config.max_files_per_job;
+        let mut job = self.entry(uid, id)?.job.clone();
+        // The job is a copy: a refused file leaves the stored job as it was (all or nothing).
+        for file in files {
+            job.add_file(&file.remote_name, &file.local_name, max_files, now)?;
+            check_local_directory(&file.local_name)?;
+        }
+        self.commit(id, job, now)?;
+        self.schedule_needed = true;
+        Ok(Response::Done(hresult::S_OK))
+    }
+
+    /// A call that moves the job through the state machine.
+    pub(super) fn change(
+        &mut self,
+        engine: &Engine,
+        uid: u32,
+        id: Guid,
+        now: Timestamp,
+        call: impl FnOnce(&mut Job, Timestamp) -> Result<qmgr_core::HResult>,
+    ) -> Result<Response> {
+        let mut job = self.entry(uid, id)?.job.clone();
+        let code = call(&mut job, now)?;
+        if !matches!(
+            job.state,
+            JobState::Queued | JobState::Connecting | JobState::Transferring
+        ) {
+            self.stop_transfers(engine, id);
+        }
+        self.commit(id, job, now)?;
+        self.schedule_needed = true;
+        Ok(Response::Done(code))
+    }
+
+    /// Saves a changed job, keeps its timers right and tells subscribers.
+    pub(super) fn commit(&mut self, id: Guid, job: Job, now: Timestamp) -> Result<()> {
+        self.store.save_job(&job)?;
+        self.batcher.forget(id);
+        let entry = self.jobs.get_mut(&id).expect("committed jobs exist");
+        let before = entry.job.state;
+        entry.job = job;
+        let after = entry.job.state;
+        if before != after {
+            entry.complete_error = None;
+            if after == JobState::Transferred && entry.job.auto_complete.is_some() {
+                self.auto_complete_due.push(id);
+            }
+        }
+        if before == JobState::TransientError && after != JobState::TransientError {
+            self.timers.retain(|(_, job)| *job != id);
+        }
+        self.announce(id, before, now);
+        Ok(())
+    }
+
+    pub(super) fn stop_transfers(&mut self, engine: &Engine, id: Guid) {
+        if let Some(entry) = self.jobs.get_mut(&id)
+            && let Some(run) = entry.run.take()
+        {
+            entry.throttled = false;
+            for transfer in run.transfers {
+                let _ = engine.cancel(transfer);
+                self.transfers.remove(&transfer);
+            }
+        }
+    }
+
+    pub(super) fn cancel(
+        &mut self,
+        engine: &Engine,
+        uid: u32,
+        id: Guid,
+        now: Timestamp,
+    ) -> Result<Response> {
+        let mut job = self.entry(uid, id)?.job.clone();
+        let mut code = job.cancel(now)?;
+        self.stop_transfers(engine, id);
+        // The engine may not have started a transfer it was just told to cancel (or one of
+        // an earlier Suspend): once it has applied every command, it makes no more files.
+        let engine_let_go = engine.sync(ENGINE_SYNC_TIMEOUT);
+        // Every temporary file goes: unfinished ones and finished ones not yet renamed.
+        let temps: Vec<String> = job
+            .files
+            .iter()
+            .filter_map(|f| f.temp_name.clone())
+            .collect();
+        if !self.discard_temp_files(temps.iter().map(String::as_str), engine_let_go) {
+            code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
+        }
+        self.forget(id, job, now)?;
+        Ok(Response::Done(code))
+    }
+
+    pub(super) fn complete(
+        &mut self,
+        engine: &Engine,
+        uid: u32,
+        id: Guid,
+        overwrite: Overwrite,
+        now: Timestamp,
+    ) -> Result<Response> {
+        let mut job = self.entry(uid, id)?.job.clone();
+        // Decide first (the state machine may refuse), rename, then commit: a failed rename
+        // leaves the job as it was so the caller can fix things and call again.
+        let mut trial = job.clone();
+        let code = trial.complete(now)?;
+        self.stop_transfers(engine, id);
+        let engine_let_go = engine.sync(ENGINE_SYNC_TIMEOUT);
+        job.completing = true;
+        self.store.save_job_durably(&job)?;
+        if let Err(error) = rename_finished(&mut job, overwrite) {
+            // The files renamed so far stay renamed (as on Windows); the job waits for
+            // another Complete or a Cancel.
+            job.completing = false;
+            self.commit(id, job, now)?;
+            return Err(error);
+        }
+        let mut code = code;
+        let renamed: Vec<&str> = self.jobs[&id]
+            .job
+            .files
+            .iter()
+            .filter(|f| f.completed)
+            .filter_map(|f| f.temp_name.as_deref())
+            .collect();
+        if let Err(error) = self.store.forget_temp_names(&renamed) {
+            eprintln!("qmgr: {error}");
+        }
+        let unfinished: Vec<String> = job
+            .files
+            .iter()
+            .filter(|f| !f.completed)
+            .filter_map(|f| f.temp_name.clone())
+            .collect();
+        if !self.discard_temp_files(unfinished.iter().map(String::as_str), engine_let_go) {
+            code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
+        }
+        self.forget(id, trial, now)?;
+        Ok(Response::Done(code))
+    }
+
+    /// The job left the queue (ACKNOWLEDGED or CANCELLED).
+    pub(super) fn forget(&mut self, id: Guid, job: Job, now: Timestamp) -> Result<()> {
+        self.store.delete_job(id)?;
+        self.batcher.forget(id);
+        self.timers.retain(|(_, job)| *job != id);
+        let before = self.jobs.get(&id).map_or(job.state, |e| e.job.state);
+        if let Some(entry) = self.jobs.get_mut(&id) {
+            entry.job = job;
+        }
+        self.announce(id, before, now);
+        if let Some(entry) = self.jobs.remove(&id)
+            && let Some(count) = self.owned.get_mut(&entry.job.owner_uid)
+        {
+            *count = count.saturating_sub(1);
+        }
+        self.schedule_needed = true;
+        Ok(())
+    }
+
+    pub(super) fn set_job(
+        &mut self,
+        engine: &Engine,
+        uid: u32,
+        id: Guid,
+        change: JobChange,
+        now: Timestamp,
+    ) -> Result<Response> {
+        let mut job = self.entry(uid, id)?.job.clone();
+        job.ensure_mutable()?;
+        let mut restart = false;
+        match change {
+            JobChange::DisplayName(name) => job.set_display_name(&name, now)?,
+            JobChange::Description(text) => job.set_description(&text, now)?,
+            JobChange::Priority(priority) => {
+                restart = (priority == JobPriority::Foreground)
+                    != (job.priority == JobPriority::Foreground);
+                job.set_priority(priority, now)?;
+            }
+            JobChange::MinimumRetryDelay(delay) => job.set_minimum_retry_delay(delay, now)?,
+            JobChange::NoProgressTimeout(timeout) => job.set_no_progress_timeout(timeout, now)?,
+            JobChange::NotifyFlags(flags) => job.set_notify_flags(flags, now)?,
+            JobChange::NotifyCommand(command) => {
+                if let Some(command) = &command {
+                    command.validate()?;
+                }
+                job.settings.notify_command = command;
+            }
+            JobChange::Proxy(proxy) => {
+                check_proxy(&proxy)?;
+                job.settings.proxy = proxy;
+            }
+            JobChange::CustomHeaders(headers) => {
+                if let Some(text) = &headers {
+                    check_length(
+                        text,
+                        MAX_CUSTOM_HEADERS_CHARS,
+                        "custom header block",
+                        hresult::BG_E_STRING_TOO_LONG,
+                    )?;
+                    parse_headers(text)?;
+                }
+                job.settings.custom_headers = headers;
+            }
+            JobChange::SecurityFlags(flags) => job.settings.security_flags = flags,
+            JobChange::MaxDownloadSize(size) => job.settings.max_download_size = size,
+            JobChange::ParallelFiles(count) => {
+                if !(1..=64).contains(&count) {
+                    return Err(QmgrError::invalid_arg(format!(
+                        "parallel files must be 1 to 64, not {count}"
+                    )));
+                }
+                job.settings.parallel_files = count;
+            }
+            JobChange::BandwidthLimit(limit) => {
+                if limit == Some(0) {
+                    return Err(QmgrError::invalid_arg(
+                        "a bandwidth limit of 0 would stop the job; suspend it instead",
+                    ));
+                }
+                job.settings.bandwidth_limit = limit;
+            }
+            JobChange::ClientCertificate(certificate) => {
+                match &certificate {
+                    Some(setting) => check_client_certificate(&self.paths, setting)?,
+                    None if job.settings.client_certificate.is_none() => {
+                        return Ok(Response::Done(hresult::S_FALSE));
+                    }
+                    None => {}
+                }
+                job.settings.client_certificate = certificate;
+                restart = true;
+            }
+            JobChange::AutoComplete(mark) => {
+                job.auto_complete = mark;
+                if mark.is_some() && job.state == JobState::Transferred {
+                    self.auto_complete_due.push(id);
+                }
+            }
+            JobChange::FirstRetryDelay(delay) => job.set_first_retry_delay(delay, now)?,
+            JobChange::RemoteName { file, remote_name } => {
+                qmgr_core::file::validate_remote_name(&remote_name)?;
+                let record = job.files.get_mut(file as usize).ok_or_else(|| {
+                    QmgrError::invalid_arg(format!("job {id} has no file {file}"))
+                })?;
+                record.remote_name = remote_name;
+                restart = true;
+            }
+        }
+        job.times.modified = now;
+        if restart {
+            // Throttling and sources are fixed per transfer: start again with the new ones.
+            self.stop_transfers(engine, id);
+            if job.state.is_active() {
+                job.state = JobState::Queued;
+            }
+        }
+        self.commit(id, job, now)?;
+        self.share_job_limit(engine, id);
+        self.schedule_needed = true;
+        Ok(Response::Done(hresult::S_OK))
+    }
+
+    /// Deletes temporary files of a job that is going away; returns whether every one is
+    /// gone. Their names are forgotten only if `engine_let_go` (else the engine might still
+    /// make one, and the next start sweeps it).
+    pub(super) fn discard_temp_files<'a>(
+        &mut self,
+        temps: impl IntoIterator<Item = &'a str>,
+        engine_let_go: bool,
+    ) -> bool {
+        let mut all_gone = true;
+        let mut gone = Vec::new();
+        for temp in temps {
+            if qmgr_transfer::discard(Path::new(temp)).is_ok() {
+                gone.push(temp);
+            } else {
+                all_gone = false;
+            }
+        }
+        if engine_let_go && let Err(error) = self.store.forget_temp_names(&gone) {
+            eprintln!("qmgr: {error}");
+        }
+        all_gone
+    }
+}
+
+/// What SetClientCertificateByName/ByID check before recording a certificate: a known
+/// store location, a store name that stays in the certs directory, a subject that says
+/// something. The store itself is read only when a transfer starts.
+pub(super) fn check_client_certificate(
+    paths: &StatePaths,
+    setting: &ClientCertificate,
+) -> Result<()> {
+    certificate::check_store_location(setting.store_location)?;
+    if setting.store_name.len() > MAX_CERTIFICATE_STORE_NAME_BYTES {
+        return Err(QmgrError::invalid_arg(format!(
+            "the certificate store name is {} bytes long; the limit is \
+             {MAX_CERTIFICATE_STORE_NAME_BYTES} (one directory name)",
+            setting.store_name.len()
+        )));
+    }
+    if let CertificateSelector::Subject(subject) = &setting.selector {
+        check_length(
+            subject,
+            MAX_CERTIFICATE_SUBJECT_CHARS,
+            "certificate subject name",
+            hresult::E_INVALIDARG,
+        )?;
+    }
+    paths.certs_dir(&setting.store_name)?;
+    if let CertificateSelector::Subject(subject) = &setting.selector
+        && subject.trim().is_empty()
+    {
+        return Err(QmgrError::invalid_arg(
+            "the certificate subject name is empty",
+        ));
+    }
+    Ok(())
+}
+
+/// AddFile's check of the local name's directory: it must exist and be writable.
+pub(super) fn check_local_directory(local_name: &str) -> Result<()> {
+    let dir = Path::new(local_name).parent().unwrap_or(Path::new("/"));
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(QmgrError::new(
+                hresult::HRESULT_PATH_NOT_FOUND,
+                ErrorContext::LocalFile,
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        Err(error) => {
+            return Err(QmgrError::new(
+                qmgr_transfer::hresult_for_io(&error),
+                ErrorContext::LocalFile,
+                format!("the directory {} cannot be used: {error}", dir.display()),
+            ));
+        }
+    }
+    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).map_err(|_| {
+        QmgrError::new(
+            hresult::E_ACCESSDENIED,
+            ErrorContext::LocalFile,
+            format!("the directory {} is not writable", dir.display()),
+        )
+    })
+}
+
+/// Renames every finished file of a job to its final name.
+pub(super) fn rename_finished(job: &mut Job, overwrite: Overwrite) -> Result<()> {
+    let umask = job.umask;
+    for file in job.files.iter_mut().filter(|f| f.completed) {
+        if let Some(temp) = &file.temp_name {
+            qmgr_transfer::finalize(
+                Path::new(temp),
+                Path::new(&file.local_name),
+                overwrite,
+                umask,
+            )?;
+            // A finished file without a temporary name is in place: a later Complete skips it.
+            file.temp_name = None;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,341 @@
+//! The queue manager: owns the jobs, the store and the transfer engine, applies the state
+//! machine to calls and engine events, schedules, retries, and notifies.
+//!
+//! Calls come from any thread and run under one lock; a driver thread handles engine events
+//! and timers. Nothing scans all jobs periodically: timers live in an ordered set, and the
+//! scheduler runs only when something changed.
+//!
+//! This file holds the queue (`QueueManager`, `State`, the driver thread); the rest is split
+//! by what it does:
+//!
+//! | file | what |
+//! |---|---|
+//! | `requests.rs` | a client's `Request` dispatched to the operation that does it |
+//! | `jobs.rs` | operations on one job (create, add files, resume …, set, cancel, complete) |
+//! | `view.rs` | what clients see of a job (why it waits) and of a group |
+//! | `schedule.rs` | who holds a transfer slot; starting a job's transfers |
+//! | `engine_events.rs` | what the engine reports, applied to the job |
+//! | `timers.rs` | retry timers, auto-complete, expiry, progress checkpoints |
+//! | `notify.rs` | subscribers and the notification command |
+//! | `recover.rs` | start-up: loading the store, interrupted Completes, leftovers |
+//! | `transfer_request.rs` | the engine's request for one file |
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, select};
+use parking_lot::Mutex;
+use qmgr_core::config::Config;
+use qmgr_core::error::{QmgrError, Result};
+use qmgr_core::group::Group;
+use qmgr_core::hresult;
+use qmgr_core::paths::StatePaths;
+use qmgr_core::service::{Attempt, Request, Response};
+use qmgr_core::store::{ProgressBatcher, Store};
+use qmgr_core::{Guid, Job, JobState, Timestamp};
+use qmgr_transfer::{Engine, EngineConfig, EngineEvent, TransferId};
+
+use crate::clock::Clock;
+
+mod engine_events;
+mod jobs;
+mod notify;
+mod recover;
+mod requests;
+mod schedule;
+mod timers;
+mod transfer_request;
+mod view;
+
+use notify::Subscriber;
+use recover::boot_changed;
+
+/// How often progress reaches the store at most.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// The shortest time between two scheduling passes asked for by calls.
+const MIN_PASS_INTERVAL: Duration = Duration::from_millis(5);
+/// The uid with every right.
+const ROOT: u32 = 0;
+
+/// The queue manager. Cloning gives another handle on the same queue.
+#[derive(Clone)]
+pub struct QueueManager {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for QueueManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueManager").finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    engine: Engine,
+    clock: Arc<dyn Clock>,
+    wake: Sender<()>,
+    driver: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A job and what the manager knows about it beyond the store.
+struct Entry {
+    job: Job,
+    /// Creation order.
+    seq: u64,
+    /// Place in line among equal priorities (see `schedule::Candidate::turn`).
+    turn: u64,
+    run: Option<Run>,
+    attempts: VecDeque<Attempt>,
+    /// Background jobs ahead of it in line, as of the last scheduling pass.
+    ahead: u32,
+    /// A bandwidth cap held a transfer of the job back in the engine's last report: the
+    /// cap, not the link, sets its pace.
+    throttled: bool,
+    /// Why the service could not complete this auto-complete job when it reached
+    /// TRANSFERRED (it then waits for Complete or Cancel).
+    complete_error: Option<QmgrError>,
+}
+
+/// A job holding a transfer slot.
+struct Run {
+    since: Duration,
+    transfers: Vec<TransferId>,
+}
+
+/// One file being transferred.
+struct Slot {
+    job: Guid,
+    file: usize,
+    /// The file could stop now and continue later from where it stopped.
+    can_yield: bool,
+    /// Bytes in the temporary file when this transfer began (for the attempt record).
+    started_at: u64,
+    http_status: Option<u16>,
+    /// Why this transfer dropped the bytes held and started over (for the attempt record).
+    restart: Option<String>,
+    /// A bandwidth cap held this transfer back in the engine's last progress report.
+    throttled: bool,
+}
+
+struct State {
+    config: Config,
+    /// Where the client certificate stores are (`certs_dir`).
+    paths: StatePaths,
+    store: Store,
+    jobs: HashMap<Guid, Entry>,
+    groups: HashMap<Guid, Group>,
+    transfers: HashMap<TransferId, Slot>,
+    batcher: ProgressBatcher,
+    next_seq: u64,
+    next_turn: u64,
+    /// When each job in TRANSIENT_ERROR must be looked at again.
+    timers: BTreeSet<(Timestamp, Guid)>,
+    schedule_needed: bool,
+    next_decision: Option<Duration>,
+    subscribers: Vec<Subscriber>,
+    stopping: bool,
+    /// When to look for jobs untouched for `job_inactivity_timeout`.
+    next_expiry_check: Timestamp,
+    /// The scheduler ran since the line was last numbered (see `number_the_line`).
+    line_stale: bool,
+    /// Jobs per owner, for `max_jobs_per_user` without counting the whole queue.
+    owned: HashMap<u32, usize>,
+    /// Auto-complete jobs that reached TRANSFERRED: the driver completes them.
+    auto_complete_due: Vec<Guid>,
+}
+
+impl QueueManager {
+    /// Opens the store in `paths.state_dir()`, resumes what was running, and starts the
+    /// engine and the driver thread. Client certificates come from the stores under
+    /// `paths.config_dir()`.
+    pub fn start(
+        config: Config,
+        paths: &StatePaths,
+        clock: Arc<dyn Clock>,
+    ) -> Result<QueueManager> {
+        let state_dir = paths.state_dir();
+        let store = Store::open(state_dir)?;
+        let (engine, events) = Engine::start(EngineConfig {
+            global_limit: config.bandwidth_limit,
+            ..EngineConfig::default()
+        })?;
+        let (wake, woken) = crossbeam_channel::unbounded();
+        let mut state = State {
+            batcher: ProgressBatcher::new(PROGRESS_INTERVAL),
+            config,
+            paths: paths.clone(),
+            store,
+            jobs: HashMap::new(),
+            groups: HashMap::new(),
+            transfers: HashMap::new(),
+            next_seq: 0,
+            next_turn: 0,
+            timers: BTreeSet::new(),
+            schedule_needed: true,
+            next_decision: None,
+            subscribers: Vec::new(),
+            stopping: false,
+            next_expiry_check: Timestamp::ZERO,
+            line_stale: false,
+            owned: HashMap::new(),
+            auto_complete_due: Vec::new(),
+        };
+        state.recover(clock.now(), boot_changed(state_dir)?)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            engine,
+            clock,
+            wake,
+            driver: Mutex::new(None),
+        });
+        let driver_shared = Arc::downgrade(&shared);
+        let driver = std::thread::Builder::new()
+            .name("qmgr-queue".into())
+            .spawn(move || drive(&driver_shared, &events, &woken))
+            .map_err(|e| QmgrError::internal(format!("cannot start the queue thread: {e}")))?;
+        *shared.driver.lock() = Some(driver);
+        Ok(QueueManager { shared })
+    }
+
+    /// Carries out a request for the user `uid`.
+    pub fn handle(&self, uid: u32, request: Request) -> Result<Response> {
+        let now = self.shared.clock.now();
+        let mut state = self.shared.state.lock();
+        let already_asked = state.schedule_needed;
+        let response = state.handle(&self.shared.engine, uid, request, now);
+        // The driver needs one wake-up per pending pass, not one per call.
+        if state.schedule_needed && !already_asked {
+            drop(state);
+            let _ = self.shared.wake.send(());
+        }
+        response
+    }
+
+    /// Whether nothing is running or waiting to run (jobs may still be suspended, in
+    /// ERROR or TRANSFERRED): an on-demand daemon may exit.
+    pub fn is_idle(&self) -> bool {
+        let state = self.shared.state.lock();
+        state.transfers.is_empty()
+            && state.timers.is_empty()
+            && state.auto_complete_due.is_empty()
+            && !state.jobs.values().any(|e| {
+                matches!(
+                    e.job.state,
+                    JobState::Queued | JobState::Connecting | JobState::Transferring
+                )
+            })
+    }
+
+    /// Wakes the driver: tests call this after moving a manual clock.
+    pub fn poke(&self) {
+        let _ = self.shared.wake.send(());
+    }
+
+    /// Stops transfers, writes pending progress and ends the driver thread. Partial files
+    /// stay for the next start.
+    pub fn shutdown(&self) {
+        {
+            let mut state = self.shared.state.lock();
+            if state.stopping {
+                return;
+            }
+            state.stopping = true;
+            let ids: Vec<TransferId> = state.transfers.keys().copied().collect();
+            for id in ids {
+                let _ = self.shared.engine.cancel(id);
+            }
+            let now = self.shared.clock.monotonic();
+            state.flush_progress(now);
+        }
+        let _ = self.shared.wake.send(());
+        let driver = self.shared.driver.lock().take();
+        if let Some(driver) = driver
+            && driver.thread().id() != std::thread::current().id()
+        {
+            let _ = driver.join();
+        }
+    }
+}
+
+/// The driver thread: engine events, timers, scheduling. It holds the queue only while it
+/// works, so dropping the last [`QueueManager`] ends it (the engine stops, its event channel
+/// closes).
+fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver<()>) {
+    let mut last_pass: Option<Instant> = None;
+    loop {
+        let wait = {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let mut state = shared.state.lock();
+            if state.stopping {
+                return;
+            }
+            let now = shared.clock.now();
+            let mono = shared.clock.monotonic();
+            state.run_timers(now);
+            state.run_auto_completes(&shared.engine, now);
+            state.expire_inactive(&shared.engine, now);
+            if state.batcher.is_due(mono) {
+                state.flush_progress(mono);
+            }
+            // A burst of calls (thousands of Resumes) asks for many passes; one every few
+            // milliseconds serves them all and keeps the lock free for the calls.
+            let since_pass = last_pass.map_or(MIN_PASS_INTERVAL, |at| at.elapsed());
+            let decision_due = state.next_decision.is_some_and(|at| at <= mono);
+            if decision_due || (state.schedule_needed && since_pass >= MIN_PASS_INTERVAL) {
+                state.schedule(&shared.engine, now, mono);
+                last_pass = Some(Instant::now());
+            }
+            let wait = state.next_wait(now, mono);
+            if state.schedule_needed {
+                wait.min(MIN_PASS_INTERVAL.saturating_sub(since_pass))
+            } else {
+                wait
+            }
+        };
+        select! {
+            recv(events) -> event => {
+                let Ok(event) = event else { return };
+                let Some(shared) = shared.upgrade() else { return };
+                let now = shared.clock.now();
+                let mono = shared.clock.monotonic();
+                shared.state.lock().on_engine_event(&shared.engine, event, now, mono);
+            }
+            recv(woken) -> message => {
+                if message.is_err() {
+                    return;
+                }
+                // Many calls may have asked for a look; one pass serves them all.
+                while woken.try_recv().is_ok() {}
+            }
+            default(wait) => {}
+        }
+    }
+}
+
+pub(super) fn not_found(what: &str, id: Guid) -> QmgrError {
+    QmgrError::from_code(hresult::BG_E_NOT_FOUND).context(format_args!("{what} {id}"))
+}
+
+impl State {
+    pub(super) fn add_entry(&mut self, job: Job) {
+        *self.owned.entry(job.owner_uid).or_default() += 1;
+        let id = job.id;
+        let entry = Entry {
+            job,
+            seq: self.next_seq,
+            turn: self.next_turn,
+            run: None,
+            attempts: VecDeque::new(),
+            ahead: 0,
+            throttled: false,
+            complete_error: None,
+        };
+        self.next_seq += 1;
+        self.next_turn += 1;
+        self.jobs.insert(id, entry);
+    }
+}

@@ -1,0 +1,110 @@
+//! Notifications: subscribers' channels, and the notification command.
+
+use std::sync::mpsc;
+
+use qmgr_core::job::notify;
+use qmgr_core::service::{Notification, NotificationKind};
+use qmgr_core::{Guid, JobState, Timestamp};
+
+use crate::command_line;
+
+use super::{QueueManager, ROOT, State};
+
+pub(super) struct Subscriber {
+    pub(super) uid: u32,
+    pub(super) sender: mpsc::Sender<Notification>,
+}
+
+impl QueueManager {
+    /// A stream of notifications about the jobs `uid` may see.
+    pub fn subscribe(&self, uid: u32) -> mpsc::Receiver<Notification> {
+        let (sender, receiver) = mpsc::channel();
+        self.shared
+            .state
+            .lock()
+            .subscribers
+            .push(Subscriber { uid, sender });
+        receiver
+    }
+}
+
+impl State {
+    /// Tells subscribers what changed and runs the notification command when due.
+    pub(super) fn announce(&mut self, id: Guid, before: JobState, _now: Timestamp) {
+        let Some(entry) = self.jobs.get(&id) else {
+            return;
+        };
+        let job = &entry.job;
+        let mut kinds = vec![NotificationKind::Modification];
+        if before != job.state {
+            match job.state {
+                JobState::Transferred => kinds.push(NotificationKind::Transferred),
+                JobState::Error => kinds.push(NotificationKind::Error),
+                _ => {}
+            }
+        }
+        let owner = job.owner_uid;
+        let state = job.state;
+        self.subscribers.retain(|subscriber| {
+            if subscriber.uid != owner && subscriber.uid != ROOT {
+                return true;
+            }
+            kinds.iter().all(|kind| {
+                subscriber
+                    .sender
+                    .send(Notification {
+                        job: id,
+                        kind: *kind,
+                        state,
+                    })
+                    .is_ok()
+            })
+        });
+        let flags = job.settings.notify_flags;
+        let wanted = match state {
+            JobState::Transferred => flags & notify::JOB_TRANSFERRED != 0,
+            JobState::Error => flags & notify::JOB_ERROR != 0,
+            _ => false,
+        };
+        if before != state
+            && wanted
+            && flags & notify::DISABLE == 0
+            && let Some(command) = &job.settings.notify_command
+        {
+            // A failure to start the program is not the job's failure; it is logged. A
+            // command from an older store that breaks today's rules (a relative program)
+            // is not run at all.
+            if let Err(error) = command.validate() {
+                eprintln!(
+                    "qmgr: job {id}: not running the notification command: {}",
+                    error.description
+                );
+            } else if let Err(error) = command_line::run(command) {
+                eprintln!(
+                    "qmgr: job {id}: cannot run the notification command {}: {error}",
+                    command.program
+                );
+            }
+        }
+    }
+
+    pub(super) fn notify_file(&mut self, id: Guid, file: usize) {
+        let Some(entry) = self.jobs.get(&id) else {
+            return;
+        };
+        let (owner, state) = (entry.job.owner_uid, entry.job.state);
+        let kind = NotificationKind::FileTransferred {
+            file: u32::try_from(file).unwrap_or(u32::MAX),
+        };
+        self.subscribers.retain(|s| {
+            s.uid != owner && s.uid != ROOT
+                || s.sender
+                    .send(Notification {
+                        job: id,
+                        kind,
+                        state,
+                    })
+                    .is_ok()
+        });
+    }
+}

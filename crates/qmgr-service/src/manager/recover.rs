@@ -1,0 +1,190 @@
+//! Start-up: loading the store, finishing interrupted Completes, trusting partial files as
+//! far as a crash or reboot allows, and sweeping leftover temporary files.
+
+use std::path::Path;
+
+use qmgr_core::error::{ErrorContext, Result};
+use qmgr_core::{Job, JobError, JobState, Timestamp};
+use qmgr_transfer::Overwrite;
+
+use super::State;
+
+impl State {
+    /// Loads the store: finishes interrupted Completes, puts running jobs back in the
+    /// queue, and trusts partial files as far as a crash or reboot allows.
+    pub(super) fn recover(&mut self, now: Timestamp, rebooted: bool) -> Result<()> {
+        for group in self.store.load_groups()? {
+            self.groups.insert(group.id, group);
+        }
+        for mut job in self.store.load_jobs()? {
+            if quarantine_untrusted_paths(&mut job, now) {
+                self.store.save_job(&job)?;
+                self.add_entry(job);
+                continue;
+            }
+            if job.completing {
+                // Complete was committed; finish its renames, then forget the job.
+                finish_renames(&job);
+                self.store.delete_job(job.id)?;
+                continue;
+            }
+            if job.state.is_active() {
+                job.state = JobState::Queued;
+            }
+            for file in &mut job.files {
+                if file.completed {
+                    continue;
+                }
+                let on_disk = file
+                    .temp_name
+                    .as_deref()
+                    .and_then(|t| std::fs::metadata(t).ok())
+                    .map(|m| m.len());
+                match on_disk {
+                    // After a process crash the page cache kept every byte written; after a
+                    // reboot only the checkpointed length is known to be good.
+                    Some(len) if !rebooted => file.bytes_transferred = len.min(file.bytes_total),
+                    Some(_) => {}
+                    None => {
+                        file.temp_name = None;
+                        file.bytes_transferred = 0;
+                    }
+                }
+            }
+            self.store.save_job(&job)?;
+            if job.state == JobState::TransientError {
+                self.arm_timer(&job, now);
+            }
+            // A job that transferred while no service could complete it (or whose
+            // completion a crash interrupted before COMPLETING was marked).
+            if job.state == JobState::Transferred && job.auto_complete.is_some() {
+                self.auto_complete_due.push(job.id);
+            }
+            self.add_entry(job);
+        }
+        self.sweep_temp_files();
+        Ok(())
+    }
+
+    /// Deletes the temporary files this store recorded that no job holds any more (a crash
+    /// came between a Cancel, a Complete or a failed delete and the file's end), and
+    /// forgets their names. Nothing else is touched: a `.BIT*.tmp` name this store never
+    /// handed out may be another store's or another user's download; and `discard` leaves
+    /// whatever belongs to another uid.
+    pub(super) fn sweep_temp_files(&mut self) {
+        let held: std::collections::HashSet<&str> = self
+            .jobs
+            .values()
+            .flat_map(|e| e.job.files.iter())
+            .filter_map(|f| f.temp_name.as_deref())
+            .collect();
+        let recorded = match self.store.temp_names() {
+            Ok(names) => names,
+            Err(error) => {
+                eprintln!("qmgr: {error}");
+                return;
+            }
+        };
+        let mut gone = Vec::new();
+        for name in recorded.into_iter().filter(|n| !held.contains(n.as_str())) {
+            let path = Path::new(&name);
+            let ours_in_shape = path.is_absolute()
+                && path
+                    .file_name()
+                    .is_some_and(qmgr_core::file::is_temp_file_name);
+            if ours_in_shape && let Err(error) = qmgr_transfer::discard(path) {
+                eprintln!("qmgr: cannot delete the leftover temporary file {name}: {error}");
+                continue;
+            }
+            gone.push(name);
+        }
+        if let Err(error) = self.store.forget_temp_names(&gone) {
+            eprintln!("qmgr: {error}");
+        }
+    }
+}
+
+/// Whether the machine rebooted since the store was last used (the boot id changed); the
+/// current boot id is recorded for next time.
+pub(super) fn boot_changed(state_dir: &Path) -> Result<bool> {
+    use qmgr_core::trust::{Access, open_private_file};
+    use std::io::{Read, Seek, Write};
+
+    let current = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let record = state_dir.join("boot_id");
+    let mut file = open_private_file(&record, Access::ReadWriteCreate, "boot id record")?;
+    let mut previous = String::new();
+    let _ = file.read_to_string(&mut previous);
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = file.write_all(current.as_bytes());
+    Ok(!previous.is_empty() && previous != current)
+}
+
+/// Checks the paths of a job read back from the store (see
+/// `FileRecord::check_stored_paths`). A job with a path qmgr would never have written is
+/// put in ERROR with the bad temporary names forgotten, so nothing of it is ever renamed,
+/// opened or deleted; returns whether that happened.
+pub(super) fn quarantine_untrusted_paths(job: &mut Job, now: Timestamp) -> bool {
+    let mut first_bad = None;
+    for (index, file) in job.files.iter_mut().enumerate() {
+        if let Err(error) = file.check_stored_paths() {
+            eprintln!("qmgr: job {}: file {index}: {}", job.id, error.description);
+            file.temp_name = None;
+            file.completed = false;
+            file.bytes_transferred = 0;
+            first_bad.get_or_insert((index, error));
+        }
+    }
+    let Some((index, error)) = first_bad else {
+        return false;
+    };
+    job.completing = false;
+    job.state = JobState::Error;
+    let mut error = error;
+    error.context = ErrorContext::LocalFile;
+    job.error = Some(JobError {
+        error: error.context(format_args!(
+            "the store of this job holds a path qmgr would not have written; nothing was \
+             renamed or deleted"
+        )),
+        file_index: u32::try_from(index).ok(),
+        protocol: None,
+        at: now,
+        retry_after: None,
+    });
+    true
+}
+
+/// At start-up: the renames of a Complete that was interrupted. A temporary file already
+/// renamed is simply gone.
+pub(super) fn finish_renames(job: &Job) {
+    for file in job.files.iter().filter(|f| f.completed) {
+        if let Some(temp) = &file.temp_name
+            && is_our_file(Path::new(temp))
+            && let Err(error) = qmgr_transfer::finalize(
+                Path::new(temp),
+                Path::new(&file.local_name),
+                Overwrite::Replace,
+                job.umask,
+            )
+        {
+            eprintln!("qmgr: job {}: cannot finish Complete: {error}", job.id);
+        }
+    }
+    for file in job.files.iter().filter(|f| !f.completed) {
+        if let Some(temp) = &file.temp_name
+            && is_our_file(Path::new(temp))
+        {
+            let _ = qmgr_transfer::discard(Path::new(temp));
+        }
+    }
+}
+
+/// Whether `path` is a regular file (not a link) of the user qmgr runs as: only those are
+/// renamed into place or deleted when a Complete is finished at start-up.
+pub(super) fn is_our_file(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.is_file() && m.uid() == qmgr_core::trust::effective_uid())
+}

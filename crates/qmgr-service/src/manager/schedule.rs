@@ -1,0 +1,206 @@
+//! Scheduling: which jobs hold a transfer slot, starting a job's transfers and sharing
+//! its bandwidth cap among them.
+
+use std::path::Path;
+use std::time::Duration;
+
+use qmgr_core::error::Result;
+use qmgr_core::job::JobPriority;
+use qmgr_core::schedule::{self, Candidate, Limits, Running};
+use qmgr_core::{Guid, JobState, Timestamp};
+use qmgr_transfer::Engine;
+
+use super::transfer_request::transfer_request;
+use super::{Run, Slot, State};
+
+impl State {
+    /// Decides which jobs run and starts or stops transfers accordingly.
+    pub(super) fn schedule(&mut self, engine: &Engine, now: Timestamp, mono: Duration) {
+        self.schedule_needed = false;
+        let candidates: Vec<Candidate> = self
+            .jobs
+            .values()
+            .filter(|e| {
+                matches!(
+                    e.job.state,
+                    JobState::Queued | JobState::Connecting | JobState::Transferring
+                )
+            })
+            .map(|e| Candidate {
+                id: e.job.id,
+                priority: e.job.priority,
+                turn: e.turn,
+                running: e.run.as_ref().map(|run| Running {
+                    since: run.since,
+                    can_yield: run
+                        .transfers
+                        .iter()
+                        .all(|t| self.transfers.get(t).is_none_or(|s| s.can_yield)),
+                }),
+            })
+            .collect();
+        let limits = Limits {
+            max_background: self.config.max_background_jobs as usize,
+            time_slice: self.config.time_slice,
+        };
+        let plan = schedule::plan(&candidates, limits, mono);
+        self.next_decision = plan.next_decision;
+        for id in plan.stop {
+            self.stop_transfers(engine, id);
+            let turn = self.next_turn;
+            self.next_turn += 1;
+            if let Some(entry) = self.jobs.get_mut(&id) {
+                entry.turn = turn;
+                let before = entry.job.state;
+                entry.job.apply(qmgr_core::Event::SliceEnded, now);
+                let job = entry.job.clone();
+                let _ = self.store.save_job(&job);
+                self.announce(id, before, now);
+            }
+        }
+        for id in plan.start {
+            self.start_job(engine, id, now, mono);
+        }
+        self.line_stale = true;
+    }
+
+    /// Records for each waiting background job how many are ahead of it, in the order the
+    /// scheduler serves them. Done when someone looks, at most once per scheduling pass, so
+    /// neither a burst of calls nor a view pays for sorting the whole queue each time.
+    pub(super) fn number_the_line(&mut self) {
+        if !self.line_stale {
+            return;
+        }
+        self.line_stale = false;
+        let mut line: Vec<(JobPriority, bool, u64, Guid)> = self
+            .jobs
+            .values()
+            .filter(|e| e.job.priority != JobPriority::Foreground)
+            .filter(|e| {
+                matches!(
+                    e.job.state,
+                    JobState::Queued | JobState::Connecting | JobState::Transferring
+                )
+            })
+            .map(|e| (e.job.priority, e.run.is_none(), e.turn, e.job.id))
+            .collect();
+        line.sort_unstable();
+        for (position, (_, _, _, id)) in line.into_iter().enumerate() {
+            if let Some(entry) = self.jobs.get_mut(&id) {
+                entry.ahead = u32::try_from(position).unwrap_or(u32::MAX);
+            }
+        }
+    }
+
+    /// Gives a job its slot: CONNECTING, and transfers for its next files.
+    pub(super) fn start_job(&mut self, engine: &Engine, id: Guid, now: Timestamp, mono: Duration) {
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let before = entry.job.state;
+        if before == JobState::Queued {
+            entry.job.start_transfer(now);
+        }
+        entry.run = Some(Run {
+            since: mono,
+            transfers: Vec::new(),
+        });
+        self.announce(id, before, now);
+        self.fill_transfers(engine, id, now);
+    }
+
+    /// Starts transfers for the job's unfinished files, up to its `parallel_files`.
+    pub(super) fn fill_transfers(&mut self, engine: &Engine, id: Guid, now: Timestamp) {
+        let Some(entry) = self.jobs.get(&id) else {
+            return;
+        };
+        let Some(run) = &entry.run else { return };
+        let running: Vec<usize> = run
+            .transfers
+            .iter()
+            .filter_map(|t| self.transfers.get(t))
+            .map(|s| s.file)
+            .collect();
+        let free = (entry.job.settings.parallel_files as usize).saturating_sub(running.len());
+        let next: Vec<usize> = entry
+            .job
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| !f.completed && !running.contains(i))
+            .map(|(i, _)| i)
+            .take(free)
+            .collect();
+        for index in next {
+            if let Err(error) = self.name_temp_file(id, index) {
+                self.fail_job(engine, id, index, error, false, None, now);
+                return;
+            }
+            let request = transfer_request(&self.jobs[&id].job, index, &self.paths);
+            match request.and_then(|r| engine.submit(r)) {
+                Ok(transfer) => {
+                    let file = &self.jobs[&id].job.files[index];
+                    let started_at = file.bytes_transferred;
+                    self.transfers.insert(
+                        transfer,
+                        Slot {
+                            job: id,
+                            file: index,
+                            can_yield: started_at == 0,
+                            started_at,
+                            http_status: None,
+                            restart: None,
+                            throttled: false,
+                        },
+                    );
+                    if let Some(run) = self.jobs.get_mut(&id).and_then(|e| e.run.as_mut()) {
+                        run.transfers.push(transfer);
+                    }
+                }
+                Err(error) => {
+                    self.fail_job(engine, id, index, error, false, None, now);
+                    return;
+                }
+            }
+        }
+        self.share_job_limit(engine, id);
+    }
+
+    /// Gives file `index` of job `id` its temporary file name, recorded in the store before
+    /// the engine creates the file: whenever a crash comes, no temporary file exists that
+    /// the store does not know of (see `sweep_temp_files`).
+    pub(super) fn name_temp_file(&mut self, id: Guid, index: usize) -> Result<()> {
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return Ok(());
+        };
+        let file = &mut entry.job.files[index];
+        if file.temp_name.is_some() {
+            return Ok(());
+        }
+        let temp = qmgr_transfer::new_temp_path(Path::new(&file.local_name))?;
+        let temp = temp.to_string_lossy().into_owned();
+        file.temp_name = Some(temp.clone());
+        file.bytes_transferred = 0;
+        let job = entry.job.clone();
+        self.store.save_job_with_temp_name(&job, &temp)
+    }
+
+    /// Divides the job's own bandwidth cap among its running transfers.
+    pub(super) fn share_job_limit(&self, engine: &Engine, id: Guid) {
+        let Some(entry) = self.jobs.get(&id) else {
+            return;
+        };
+        let Some(run) = &entry.run else { return };
+        let count = u64::try_from(run.transfers.len())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let share = entry
+            .job
+            .settings
+            .bandwidth_limit
+            .map(|limit| (limit / count).max(1));
+        for transfer in &run.transfers {
+            let _ = engine.set_transfer_limit(*transfer, share);
+        }
+    }
+}

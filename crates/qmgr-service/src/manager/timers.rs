@@ -1,0 +1,150 @@
+//! The driver's timed work: retry and no-progress timers, auto-completes, expiry of
+//! inactive jobs, progress checkpoints, and how long to sleep.
+
+use std::path::Path;
+use std::time::Duration;
+
+use qmgr_core::job::AutoComplete;
+use qmgr_core::store::ProgressUpdate;
+use qmgr_core::{Guid, Job, JobState, Outcome, Timestamp};
+use qmgr_transfer::{Engine, Overwrite};
+
+use super::{Entry, State};
+
+impl State {
+    pub(super) fn arm_timer(&mut self, job: &Job, now: Timestamp) {
+        self.timers.retain(|(_, id)| *id != job.id);
+        if job.state != JobState::TransientError {
+            return;
+        }
+        let retry = job.retry_at.unwrap_or(now);
+        let give_up = job
+            .no_progress_since
+            .map(|since| since.plus(job.settings.no_progress_timeout));
+        let at = give_up.map_or(retry, |g| g.min(retry));
+        self.timers.insert((at, job.id));
+    }
+
+    pub(super) fn run_timers(&mut self, now: Timestamp) {
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(entry) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            let before = entry.job.state;
+            if let Outcome::Apply { .. } = entry.job.on_timer(now) {
+                let job = entry.job.clone();
+                if let Err(error) = self.store.save_job(&job) {
+                    eprintln!("qmgr: {error}");
+                }
+                self.announce(id, before, now);
+                self.schedule_needed = true;
+            }
+            if let Some(entry) = self.jobs.get(&id) {
+                let job = entry.job.clone();
+                self.arm_timer(&job, now);
+            }
+        }
+    }
+
+    /// Completes the auto-complete jobs that reached TRANSFERRED. A job that cannot be
+    /// completed (a rename failed, or `--no-clobber` met an existing file) stays
+    /// TRANSFERRED and says why in its view, until a Complete or a Cancel.
+    pub(super) fn run_auto_completes(&mut self, engine: &Engine, now: Timestamp) {
+        for id in std::mem::take(&mut self.auto_complete_due) {
+            let Some(entry) = self.jobs.get(&id) else {
+                continue;
+            };
+            let (owner, mark) = (entry.job.owner_uid, entry.job.auto_complete);
+            let Some(mark) = mark.filter(|_| entry.job.state == JobState::Transferred) else {
+                continue;
+            };
+            let overwrite = match mark {
+                AutoComplete::Replace => Overwrite::Replace,
+                AutoComplete::NoClobber => Overwrite::NoClobber,
+            };
+            if let Err(error) = self.complete(engine, owner, id, overwrite, now) {
+                eprintln!("qmgr: job {id}: cannot complete it: {}", error.description);
+                if let Some(entry) = self.jobs.get_mut(&id) {
+                    entry.complete_error = Some(error);
+                }
+                let before = self
+                    .jobs
+                    .get(&id)
+                    .map_or(JobState::Transferred, |e| e.job.state);
+                self.announce(id, before, now);
+            }
+        }
+    }
+
+    /// Cancels jobs nobody touched for `job_inactivity_timeout` (90 days by default), as
+    /// Windows does, and plans the next look for when the next job would expire.
+    pub(super) fn expire_inactive(&mut self, engine: &Engine, now: Timestamp) {
+        if now < self.next_expiry_check {
+            return;
+        }
+        let timeout = self.config.job_inactivity_timeout;
+        let (expired, live): (Vec<&Entry>, Vec<&Entry>) = self
+            .jobs
+            .values()
+            .partition(|e| now.since(e.job.times.modified) >= timeout);
+        let next = live
+            .iter()
+            .map(|e| e.job.times.modified.plus(timeout))
+            .min();
+        let expired: Vec<(Guid, u32)> = expired
+            .iter()
+            .map(|e| (e.job.id, e.job.owner_uid))
+            .collect();
+        self.next_expiry_check = next.unwrap_or(now.plus(timeout));
+        for (id, owner) in expired {
+            eprintln!(
+                "qmgr: job {id} was not touched for {} days: cancelling it",
+                timeout.as_secs() / 86_400
+            );
+            if let Err(error) = self.cancel(engine, owner, id, now) {
+                eprintln!("qmgr: cannot cancel the inactive job {id}: {error}");
+            }
+        }
+    }
+
+    /// Writes pending progress, after making the bytes durable (fdatasync of each partial
+    /// file) so a recorded length never runs ahead of the data.
+    pub(super) fn flush_progress(&mut self, mono: Duration) {
+        let updates = self.batcher.take(mono);
+        let mut durable: Vec<ProgressUpdate> = Vec::with_capacity(updates.len());
+        for update in updates {
+            let temp = self
+                .jobs
+                .get(&update.job)
+                .and_then(|e| e.job.files.get(update.file as usize))
+                .and_then(|f| f.temp_name.clone());
+            if let Some(temp) = temp
+                && qmgr_transfer::sync_partial(Path::new(&temp)).is_ok()
+            {
+                durable.push(update);
+            }
+        }
+        if let Err(error) = self.store.save_progress(&durable) {
+            eprintln!("qmgr: {error}");
+        }
+    }
+
+    pub(super) fn next_wait(&self, now: Timestamp, mono: Duration) -> Duration {
+        let mut wait = Duration::from_secs(3600);
+        if let Some((at, _)) = self.timers.first() {
+            wait = wait.min(at.since(now));
+        }
+        if let Some(due) = self.batcher.due_at() {
+            wait = wait.min(due.saturating_sub(mono));
+        }
+        if let Some(at) = self.next_decision {
+            wait = wait.min(at.saturating_sub(mono));
+        }
+        wait = wait.min(self.next_expiry_check.since(now));
+        wait
+    }
+}

@@ -1,0 +1,146 @@
+//! Building the engine's [`TransferRequest`] for one file of a job.
+
+use std::path::PathBuf;
+
+use qmgr_core::Job;
+use qmgr_core::certificate::{self};
+use qmgr_core::error::{QmgrError, Result};
+use qmgr_core::file::SIZE_UNKNOWN;
+use qmgr_core::hresult;
+use qmgr_core::job::{JobPriority, MAX_PROXY_LIST_CHARS, ProxyUsage, check_length, security};
+use qmgr_core::paths::StatePaths;
+use qmgr_transfer::{PartialFile, ProxyChoice, TransferRequest};
+
+/// Builds the engine request for file `index` of `job`; its client certificate is looked up
+/// in the stores of `paths`.
+pub(super) fn transfer_request(
+    job: &Job,
+    index: usize,
+    paths: &StatePaths,
+) -> Result<TransferRequest> {
+    let file = &job.files[index];
+    let mut request =
+        TransferRequest::new(file.remote_name.clone(), PathBuf::from(&file.local_name));
+    if let Some(temp) = &file.temp_name {
+        request.partial = Some(PartialFile {
+            temp_path: PathBuf::from(temp),
+            bytes: file.bytes_transferred,
+            validator: file.validator.clone(),
+            total: (file.bytes_total != SIZE_UNKNOWN).then_some(file.bytes_total),
+        });
+    }
+    if let Some(headers) = &job.settings.custom_headers {
+        request.headers = parse_headers(headers)?;
+    }
+    request.max_size = job.settings.max_download_size;
+    // Only TLS uses the certificate: a missing one does not hold up an http or file URL.
+    let uses_tls = ["https://", "ftps://"].iter().any(|scheme| {
+        file.remote_name
+            .get(..scheme.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
+    });
+    if let Some(setting) = job
+        .settings
+        .client_certificate
+        .as_ref()
+        .filter(|_| uses_tls)
+    {
+        let found =
+            certificate::resolve(&paths.certs_dir(&setting.store_name)?, &setting.selector)?;
+        request.security.client_certificate = Some(qmgr_transfer::ClientCertificate {
+            certificate: found.certificate,
+            key: found.key,
+            key_password: None,
+        });
+    }
+    let flags = job.settings.security_flags;
+    // Each of Windows' "ignore" flags relaxes only the check it names.
+    request.security.ignore = qmgr_transfer::IgnoredCertificateErrors {
+        host_name: flags & security::IGNORE_CERT_CN_INVALID != 0,
+        dates: flags & security::IGNORE_CERT_DATE_INVALID != 0,
+        unknown_ca: flags & security::IGNORE_UNKNOWN_CA != 0,
+        wrong_usage: flags & security::IGNORE_CERT_WRONG_USAGE != 0,
+    };
+    if flags & security::REDIRECT_POLICY_MASK == security::REDIRECT_DISALLOW {
+        request.max_redirects = 0;
+    }
+    request.allow_https_to_http = flags & security::REDIRECT_ALLOW_HTTPS_TO_HTTP != 0;
+    request.throttled = job.priority != JobPriority::Foreground;
+    request.proxy = match job.settings.proxy.usage {
+        ProxyUsage::Preconfig | ProxyUsage::Autodetect => ProxyChoice::FromEnvironment,
+        ProxyUsage::NoProxy => ProxyChoice::Direct,
+        ProxyUsage::Override => ProxyChoice::Explicit {
+            url: job.settings.proxy.proxy_list.clone().unwrap_or_default(),
+            bypass: job
+                .settings
+                .proxy
+                .bypass_list
+                .as_deref()
+                .unwrap_or_default()
+                .split([';', ' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    if s == "<local>" {
+                        "localhost".to_owned()
+                    } else {
+                        s.to_owned()
+                    }
+                })
+                .collect(),
+        },
+    };
+    Ok(request)
+}
+
+/// Splits CRLF-separated `Name: value` lines; a line without a colon is `E_INVALIDARG`.
+pub(super) fn parse_headers(text: &str) -> Result<Vec<(String, String)>> {
+    text.split("\r\n")
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let (name, value) = line.split_once(':').ok_or_else(|| {
+                QmgrError::invalid_arg(format!("the header line {line:?} has no ':'"))
+            })?;
+            if name.trim().is_empty() || line.contains(['\r', '\n']) {
+                return Err(QmgrError::invalid_arg(format!(
+                    "the header line {line:?} is malformed"
+                )));
+            }
+            Ok((name.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// SetProxySettings' rules: the lists' lengths, and lists only with the override setting.
+pub(super) fn check_proxy(proxy: &qmgr_core::job::ProxySettings) -> Result<()> {
+    let lists = [
+        (
+            &proxy.proxy_list,
+            "proxy list",
+            hresult::BG_E_PROXY_LIST_TOO_LARGE,
+        ),
+        (
+            &proxy.bypass_list,
+            "proxy bypass list",
+            hresult::BG_E_PROXY_BYPASS_LIST_TOO_LARGE,
+        ),
+    ];
+    for (list, what, code) in lists {
+        if let Some(list) = list {
+            check_length(list, MAX_PROXY_LIST_CHARS, what, code)?;
+        }
+    }
+    if proxy.usage == ProxyUsage::Override && proxy.proxy_list.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(QmgrError::invalid_arg(
+            "an override proxy setting needs a proxy list",
+        ));
+    }
+    if proxy.usage != ProxyUsage::Override
+        && (proxy.proxy_list.is_some() || proxy.bypass_list.is_some())
+    {
+        return Err(QmgrError::invalid_arg(
+            "proxy and bypass lists are allowed only with the override setting",
+        ));
+    }
+    Ok(())
+}
