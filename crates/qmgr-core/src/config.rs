@@ -107,7 +107,9 @@ impl LogLevel {
     }
 }
 
-const MAX_CONCURRENT_TRANSFERS: u32 = 64;
+/// The most of anything that runs at once: background jobs (`max_background_jobs`) and the
+/// files of one job (`parallel_files`, in the config and on each job).
+pub const MAX_CONCURRENT_TRANSFERS: u32 = 64;
 /// The default of `max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 256;
 /// The most `max_files_per_job` may be: a job of this many files, each with the longest

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::certificate::ClientCertificate;
+use crate::config::MAX_CONCURRENT_TRANSFERS;
 use crate::error::{ErrorContext, QmgrError, Result};
 use crate::file::{self, FileRecord, Validator};
 use crate::guid::Guid;
@@ -59,6 +60,67 @@ pub struct ProxySettings {
     pub usage: ProxyUsage,
     pub proxy_list: Option<String>,
     pub bypass_list: Option<String>,
+}
+
+impl ProxySettings {
+    /// SetProxySettings' rules: the lists' lengths (`BG_E_PROXY_LIST_TOO_LARGE`,
+    /// `BG_E_PROXY_BYPASS_LIST_TOO_LARGE`), and lists only with the override setting, which
+    /// needs a proxy list (`E_INVALIDARG`).
+    pub fn validate(&self) -> Result<()> {
+        let lists = [
+            (
+                &self.proxy_list,
+                "proxy list",
+                hresult::BG_E_PROXY_LIST_TOO_LARGE,
+            ),
+            (
+                &self.bypass_list,
+                "proxy bypass list",
+                hresult::BG_E_PROXY_BYPASS_LIST_TOO_LARGE,
+            ),
+        ];
+        for (list, what, code) in lists {
+            if let Some(list) = list {
+                check_length(list, MAX_PROXY_LIST_CHARS, what, code)?;
+            }
+        }
+        if self.usage == ProxyUsage::Override
+            && self.proxy_list.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(QmgrError::invalid_arg(
+                "an override proxy setting needs a proxy list",
+            ));
+        }
+        if self.usage != ProxyUsage::Override
+            && (self.proxy_list.is_some() || self.bypass_list.is_some())
+        {
+            return Err(QmgrError::invalid_arg(
+                "proxy and bypass lists are allowed only with the override setting",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Splits a custom header block (SetCustomHeaders) into `(name, value)` pairs: CRLF-separated
+/// `Name: value` lines; a line without a colon, with an empty name or with a stray CR or LF
+/// is `E_INVALIDARG`. [`Job::set_custom_headers`] checks a block with this when it is set;
+/// the service splits the stored block with it for each transfer.
+pub fn parse_custom_headers(text: &str) -> Result<Vec<(String, String)>> {
+    text.split("\r\n")
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let (name, value) = line.split_once(':').ok_or_else(|| {
+                QmgrError::invalid_arg(format!("the header line {line:?} has no ':'"))
+            })?;
+            if name.trim().is_empty() || line.contains(['\r', '\n']) {
+                return Err(QmgrError::invalid_arg(format!(
+                    "the header line {line:?} is malformed"
+                )));
+            }
+            Ok((name.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect()
 }
 
 /// The program BITS runs when the job transfers or fails (SetNotifyCmdLine).
@@ -574,6 +636,136 @@ impl Job {
         Ok(())
     }
 
+    /// SetNotifyCmdLine: the command is checked ([`NotifyCommand::validate`]); `None`
+    /// removes it.
+    pub fn set_notify_command(
+        &mut self,
+        command: Option<NotifyCommand>,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.ensure_mutable()?;
+        if let Some(command) = &command {
+            command.validate()?;
+        }
+        self.settings.notify_command = command;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    /// SetProxySettings (see [`ProxySettings::validate`]).
+    pub fn set_proxy(&mut self, proxy: ProxySettings, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        proxy.validate()?;
+        self.settings.proxy = proxy;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    /// SetCustomHeaders: at most [`MAX_CUSTOM_HEADERS_CHARS`] characters
+    /// (`BG_E_STRING_TOO_LONG`) of well-formed lines (see [`parse_custom_headers`]); `None`
+    /// removes them.
+    pub fn set_custom_headers(&mut self, headers: Option<String>, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        if let Some(text) = &headers {
+            check_length(
+                text,
+                MAX_CUSTOM_HEADERS_CHARS,
+                "custom header block",
+                hresult::BG_E_STRING_TOO_LONG,
+            )?;
+            parse_custom_headers(text)?;
+        }
+        self.settings.custom_headers = headers;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    pub fn set_security_flags(&mut self, flags: u32, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        self.settings.security_flags = flags;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    pub fn set_max_download_size(&mut self, size: Option<u64>, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        self.settings.max_download_size = size;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    /// Files transferred at once: 1 to [`MAX_CONCURRENT_TRANSFERS`] (`E_INVALIDARG`), the
+    /// range the config's `parallel_files` allows.
+    pub fn set_parallel_files(&mut self, count: u32, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        if !(1..=MAX_CONCURRENT_TRANSFERS).contains(&count) {
+            return Err(QmgrError::invalid_arg(format!(
+                "parallel files must be 1 to {MAX_CONCURRENT_TRANSFERS}, not {count}"
+            )));
+        }
+        self.settings.parallel_files = count;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    /// The job's own bandwidth cap; 0 is `E_INVALIDARG` (it would stop the job: Suspend
+    /// does that), `None` removes the cap.
+    pub fn set_bandwidth_limit(&mut self, limit: Option<u64>, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        if limit == Some(0) {
+            return Err(QmgrError::invalid_arg(
+                "a bandwidth limit of 0 would stop the job; suspend it instead",
+            ));
+        }
+        self.settings.bandwidth_limit = limit;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    /// SetClientCertificateByName/ByID, after the service checked the setting against the
+    /// certificate stores it knows; `None` removes it. Returns whether anything changed
+    /// (removing a certificate the job does not have is `S_FALSE` on Windows).
+    pub fn set_client_certificate(
+        &mut self,
+        certificate: Option<ClientCertificate>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.ensure_mutable()?;
+        if certificate.is_none() && self.settings.client_certificate.is_none() {
+            return Ok(false);
+        }
+        self.settings.client_certificate = certificate;
+        self.times.modified = now;
+        Ok(true)
+    }
+
+    pub fn set_auto_complete(&mut self, mark: Option<AutoComplete>, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        self.auto_complete = mark;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    /// SetRemoteName (IBackgroundCopyFile2) of file `index`: a URL qmgr can fetch
+    /// ([`file::validate_remote_name`]) of a file the job has (`E_INVALIDARG`).
+    pub fn set_remote_name(
+        &mut self,
+        index: u32,
+        remote_name: String,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.ensure_mutable()?;
+        file::validate_remote_name(&remote_name)?;
+        let id = self.id;
+        let record = self
+            .files
+            .get_mut(index as usize)
+            .ok_or_else(|| QmgrError::invalid_arg(format!("job {id} has no file {index}")))?;
+        record.remote_name = remote_name;
+        self.times.modified = now;
+        Ok(())
+    }
+
     /// The scheduler gave the job a slot.
     pub fn start_transfer(&mut self, now: Timestamp) -> Outcome {
         self.apply(Event::TransferStarted, now)
@@ -943,5 +1135,81 @@ mod tests {
         job.start_transfer(late);
         assert_eq!(fail_and_retry(&mut job, late), Duration::from_secs(5));
         assert_eq!(job.state, JobState::Connecting);
+    }
+
+    #[test]
+    fn setters_refuse_what_the_service_used_to_check() {
+        let now = Timestamp(1_000_000);
+        let mut job = running_job(JobSettings::default(), now);
+        assert!(job.set_parallel_files(0, now).is_err());
+        assert!(
+            job.set_parallel_files(MAX_CONCURRENT_TRANSFERS + 1, now)
+                .is_err()
+        );
+        job.set_parallel_files(MAX_CONCURRENT_TRANSFERS, now)
+            .unwrap();
+        assert_eq!(job.settings.parallel_files, MAX_CONCURRENT_TRANSFERS);
+
+        assert!(job.set_bandwidth_limit(Some(0), now).is_err());
+        job.set_bandwidth_limit(Some(1), now).unwrap();
+        job.set_bandwidth_limit(None, now).unwrap();
+
+        let lists_without_override = ProxySettings {
+            usage: ProxyUsage::NoProxy,
+            proxy_list: Some("http://p:3128".into()),
+            bypass_list: None,
+        };
+        assert!(job.set_proxy(lists_without_override, now).is_err());
+        let override_without_list = ProxySettings {
+            usage: ProxyUsage::Override,
+            ..ProxySettings::default()
+        };
+        assert!(job.set_proxy(override_without_list, now).is_err());
+        let too_long = ProxySettings {
+            usage: ProxyUsage::Override,
+            proxy_list: Some("p".repeat(MAX_PROXY_LIST_CHARS + 1)),
+            bypass_list: None,
+        };
+        assert_eq!(
+            job.set_proxy(too_long, now).unwrap_err().hresult,
+            hresult::BG_E_PROXY_LIST_TOO_LARGE
+        );
+        assert_eq!(
+            job.settings.proxy,
+            ProxySettings::default(),
+            "refused: unchanged"
+        );
+
+        assert!(
+            job.set_custom_headers(Some("no colon".into()), now)
+                .is_err()
+        );
+        assert_eq!(
+            job.set_custom_headers(
+                Some(format!("A: {}", "x".repeat(MAX_CUSTOM_HEADERS_CHARS))),
+                now
+            )
+            .unwrap_err()
+            .hresult,
+            hresult::BG_E_STRING_TOO_LONG
+        );
+        job.set_custom_headers(Some("A: 1\r\nB:2\r\n".into()), now)
+            .unwrap();
+        assert_eq!(
+            parse_custom_headers(job.settings.custom_headers.as_deref().unwrap()).unwrap(),
+            [
+                ("A".to_owned(), "1".to_owned()),
+                ("B".to_owned(), "2".to_owned())
+            ]
+        );
+
+        assert!(job.set_remote_name(7, "http://h/b".into(), now).is_err());
+        assert!(job.set_remote_name(0, "gopher://h/b".into(), now).is_err());
+        job.set_remote_name(0, "http://h/b".into(), now).unwrap();
+
+        assert!(
+            !job.set_client_certificate(None, now).unwrap(),
+            "nothing to remove"
+        );
     }
 }

@@ -37,6 +37,13 @@ impl JobState {
         matches!(self, Self::Connecting | Self::Transferring)
     }
 
+    /// QUEUED, CONNECTING and TRANSFERRING: the job runs or will as soon as it gets a
+    /// transfer slot — the jobs the scheduler considers (see [`JobState::is_active`] for
+    /// the ones holding a slot).
+    pub const fn is_runnable(self) -> bool {
+        matches!(self, Self::Queued | Self::Connecting | Self::Transferring)
+    }
+
     /// The name bitsadmin and the CLI print (`TRANSIENT_ERROR`).
     pub const fn name(self) -> &'static str {
         match self {

@@ -359,14 +359,7 @@ fn the_queue_survives_a_restart_and_continues_partial_files() {
         UID,
     );
     let view = second.job(id).unwrap();
-    assert!(
-        matches!(
-            view.job.state,
-            JobState::Queued | JobState::Connecting | JobState::Transferring
-        ),
-        "{:?}",
-        view.job.state
-    );
+    assert!(view.job.state.is_runnable(), "{:?}", view.job.state);
     while second.job(id).unwrap().job.state != JobState::Transferred {
         assert!(Instant::now() < deadline + Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(10));

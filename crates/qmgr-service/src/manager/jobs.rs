@@ -7,13 +7,12 @@ use std::time::Duration;
 use qmgr_core::certificate::{self, CertificateSelector, ClientCertificate};
 use qmgr_core::error::{ErrorContext, QmgrError, Result};
 use qmgr_core::hresult;
-use qmgr_core::job::{JobPriority, MAX_CUSTOM_HEADERS_CHARS, check_length};
+use qmgr_core::job::{JobPriority, check_length};
 use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{JobChange, NewFile, Response};
 use qmgr_core::{Guid, Job, JobState, JobType, Timestamp};
 use qmgr_transfer::{Engine, Overwrite};
 
-use super::transfer_request::{check_proxy, parse_headers};
 use super::{ROOT, State};
 
 /// How long Cancel and Complete wait for the engine to let go of a job's transfers before
@@ -117,10 +116,7 @@ impl State {
     ) -> Result<Response> {
         let mut job = self.entry(uid, id)?.job.clone();
         let code = call(&mut job, now)?;
-        if !matches!(
-            job.state,
-            JobState::Queued | JobState::Connecting | JobState::Transferring
-        ) {
+        if !job.state.is_runnable() {
             self.stop_transfers(engine, id);
         }
         self.commit(id, job, now)?;
@@ -276,74 +272,34 @@ impl State {
             JobChange::MinimumRetryDelay(delay) => job.set_minimum_retry_delay(delay, now)?,
             JobChange::NoProgressTimeout(timeout) => job.set_no_progress_timeout(timeout, now)?,
             JobChange::NotifyFlags(flags) => job.set_notify_flags(flags, now)?,
-            JobChange::NotifyCommand(command) => {
-                if let Some(command) = &command {
-                    command.validate()?;
-                }
-                job.settings.notify_command = command;
-            }
-            JobChange::Proxy(proxy) => {
-                check_proxy(&proxy)?;
-                job.settings.proxy = proxy;
-            }
-            JobChange::CustomHeaders(headers) => {
-                if let Some(text) = &headers {
-                    check_length(
-                        text,
-                        MAX_CUSTOM_HEADERS_CHARS,
-                        "custom header block",
-                        hresult::BG_E_STRING_TOO_LONG,
-                    )?;
-                    parse_headers(text)?;
-                }
-                job.settings.custom_headers = headers;
-            }
-            JobChange::SecurityFlags(flags) => job.settings.security_flags = flags,
-            JobChange::MaxDownloadSize(size) => job.settings.max_download_size = size,
-            JobChange::ParallelFiles(count) => {
-                if !(1..=64).contains(&count) {
-                    return Err(QmgrError::invalid_arg(format!(
-                        "parallel files must be 1 to 64, not {count}"
-                    )));
-                }
-                job.settings.parallel_files = count;
-            }
-            JobChange::BandwidthLimit(limit) => {
-                if limit == Some(0) {
-                    return Err(QmgrError::invalid_arg(
-                        "a bandwidth limit of 0 would stop the job; suspend it instead",
-                    ));
-                }
-                job.settings.bandwidth_limit = limit;
-            }
+            JobChange::NotifyCommand(command) => job.set_notify_command(command, now)?,
+            JobChange::Proxy(proxy) => job.set_proxy(proxy, now)?,
+            JobChange::CustomHeaders(headers) => job.set_custom_headers(headers, now)?,
+            JobChange::SecurityFlags(flags) => job.set_security_flags(flags, now)?,
+            JobChange::MaxDownloadSize(size) => job.set_max_download_size(size, now)?,
+            JobChange::ParallelFiles(count) => job.set_parallel_files(count, now)?,
+            JobChange::BandwidthLimit(limit) => job.set_bandwidth_limit(limit, now)?,
             JobChange::ClientCertificate(certificate) => {
-                match &certificate {
-                    Some(setting) => check_client_certificate(&self.paths, setting)?,
-                    None if job.settings.client_certificate.is_none() => {
-                        return Ok(Response::Done(hresult::S_FALSE));
-                    }
-                    None => {}
+                if let Some(setting) = &certificate {
+                    check_client_certificate(&self.paths, setting)?;
                 }
-                job.settings.client_certificate = certificate;
+                if !job.set_client_certificate(certificate, now)? {
+                    return Ok(Response::Done(hresult::S_FALSE));
+                }
                 restart = true;
             }
             JobChange::AutoComplete(mark) => {
-                job.auto_complete = mark;
+                job.set_auto_complete(mark, now)?;
                 if mark.is_some() && job.state == JobState::Transferred {
                     self.auto_complete_due.push(id);
                 }
             }
             JobChange::FirstRetryDelay(delay) => job.set_first_retry_delay(delay, now)?,
             JobChange::RemoteName { file, remote_name } => {
-                qmgr_core::file::validate_remote_name(&remote_name)?;
-                let record = job.files.get_mut(file as usize).ok_or_else(|| {
-                    QmgrError::invalid_arg(format!("job {id} has no file {file}"))
-                })?;
-                record.remote_name = remote_name;
+                job.set_remote_name(file, remote_name, now)?;
                 restart = true;
             }
         }
-        job.times.modified = now;
         if restart {
             // Throttling and sources are fixed per transfer: start again with the new ones.
             self.stop_transfers(engine, id);

@@ -34,7 +34,7 @@ use qmgr_core::hresult;
 use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{Attempt, Request, Response};
 use qmgr_core::store::{ProgressBatcher, Store};
-use qmgr_core::{Guid, Job, JobState, Timestamp};
+use qmgr_core::{Guid, Job, Timestamp};
 use qmgr_transfer::{Engine, EngineConfig, EngineEvent, TransferId};
 
 use crate::clock::Clock;
@@ -220,12 +220,7 @@ impl QueueManager {
         state.transfers.is_empty()
             && state.timers.is_empty()
             && state.auto_complete_due.is_empty()
-            && !state.jobs.values().any(|e| {
-                matches!(
-                    e.job.state,
-                    JobState::Queued | JobState::Connecting | JobState::Transferring
-                )
-            })
+            && !state.jobs.values().any(|e| e.job.state.is_runnable())
     }
 
     /// Wakes the driver: tests call this after moving a manual clock.

@@ -20,12 +20,7 @@ impl State {
         let candidates: Vec<Candidate> = self
             .jobs
             .values()
-            .filter(|e| {
-                matches!(
-                    e.job.state,
-                    JobState::Queued | JobState::Connecting | JobState::Transferring
-                )
-            })
+            .filter(|e| e.job.state.is_runnable())
             .map(|e| Candidate {
                 id: e.job.id,
                 priority: e.job.priority,
@@ -76,12 +71,7 @@ impl State {
             .jobs
             .values()
             .filter(|e| e.job.priority != JobPriority::Foreground)
-            .filter(|e| {
-                matches!(
-                    e.job.state,
-                    JobState::Queued | JobState::Connecting | JobState::Transferring
-                )
-            })
+            .filter(|e| e.job.state.is_runnable())
             .map(|e| (e.job.priority, e.run.is_none(), e.turn, e.job.id))
             .collect();
         line.sort_unstable();

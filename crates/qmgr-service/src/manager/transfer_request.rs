@@ -4,10 +4,9 @@ use std::path::PathBuf;
 
 use qmgr_core::Job;
 use qmgr_core::certificate::{self};
-use qmgr_core::error::{QmgrError, Result};
+use qmgr_core::error::Result;
 use qmgr_core::file::SIZE_UNKNOWN;
-use qmgr_core::hresult;
-use qmgr_core::job::{JobPriority, MAX_PROXY_LIST_CHARS, ProxyUsage, check_length, security};
+use qmgr_core::job::{JobPriority, ProxyUsage, parse_custom_headers, security};
 use qmgr_core::paths::StatePaths;
 use qmgr_transfer::{PartialFile, ProxyChoice, TransferRequest};
 
@@ -30,7 +29,7 @@ pub(super) fn transfer_request(
         });
     }
     if let Some(headers) = &job.settings.custom_headers {
-        request.headers = parse_headers(headers)?;
+        request.headers = parse_custom_headers(headers)?;
     }
     request.max_size = job.settings.max_download_size;
     // Only TLS uses the certificate: a missing one does not hold up an http or file URL.
@@ -90,57 +89,4 @@ pub(super) fn transfer_request(
         },
     };
     Ok(request)
-}
-
-/// Splits CRLF-separated `Name: value` lines; a line without a colon is `E_INVALIDARG`.
-pub(super) fn parse_headers(text: &str) -> Result<Vec<(String, String)>> {
-    text.split("\r\n")
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            let (name, value) = line.split_once(':').ok_or_else(|| {
-                QmgrError::invalid_arg(format!("the header line {line:?} has no ':'"))
-            })?;
-            if name.trim().is_empty() || line.contains(['\r', '\n']) {
-                return Err(QmgrError::invalid_arg(format!(
-                    "the header line {line:?} is malformed"
-                )));
-            }
-            Ok((name.trim().to_owned(), value.trim().to_owned()))
-        })
-        .collect()
-}
-
-/// SetProxySettings' rules: the lists' lengths, and lists only with the override setting.
-pub(super) fn check_proxy(proxy: &qmgr_core::job::ProxySettings) -> Result<()> {
-    let lists = [
-        (
-            &proxy.proxy_list,
-            "proxy list",
-            hresult::BG_E_PROXY_LIST_TOO_LARGE,
-        ),
-        (
-            &proxy.bypass_list,
-            "proxy bypass list",
-            hresult::BG_E_PROXY_BYPASS_LIST_TOO_LARGE,
-        ),
-    ];
-    for (list, what, code) in lists {
-        if let Some(list) = list {
-            check_length(list, MAX_PROXY_LIST_CHARS, what, code)?;
-        }
-    }
-    if proxy.usage == ProxyUsage::Override && proxy.proxy_list.as_deref().is_none_or(str::is_empty)
-    {
-        return Err(QmgrError::invalid_arg(
-            "an override proxy setting needs a proxy list",
-        ));
-    }
-    if proxy.usage != ProxyUsage::Override
-        && (proxy.proxy_list.is_some() || proxy.bypass_list.is_some())
-    {
-        return Err(QmgrError::invalid_arg(
-            "proxy and bypass lists are allowed only with the override setting",
-        ));
-    }
-    Ok(())
 }
