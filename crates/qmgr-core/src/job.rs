@@ -876,6 +876,21 @@ impl Job {
         outcome
     }
 
+    /// The service could not keep this job's record (the store refused a write of a change
+    /// an engine event or a timer made): the job stops in ERROR with that error, whatever
+    /// it was doing, so that what clients see never runs ahead of what a restart would
+    /// find. Resume starts it again. Not an event of the transfer state machine: nothing
+    /// about the transfer failed. A job that left the queue is not touched.
+    pub fn stop_with_error(&mut self, error: JobError) {
+        if self.state.is_final() {
+            return;
+        }
+        self.state = JobState::Error;
+        self.error_count = self.error_count.saturating_add(1);
+        self.retry_at = None;
+        self.error = Some(error);
+    }
+
     /// How long to wait before the next retry: MinimumRetryDelay, or with interactive
     /// retries the first delay doubled once per retry already made without progress, up to
     /// MinimumRetryDelay.

@@ -180,6 +180,16 @@ impl Store {
         Ok(())
     }
 
+    /// Makes every later write fail (SQLite's `query_only`), or work again: how tests show
+    /// what the service does when the store refuses a write (a full disk, a file system
+    /// gone read-only). Reads keep working.
+    #[doc(hidden)]
+    pub fn refuse_writes_for_tests(&self, refuse: bool) -> Result<()> {
+        self.conn
+            .pragma_update(None, "query_only", refuse)
+            .map_err(|e| self.error("cannot configure", &e))
+    }
+
     /// The schema version of this store.
     pub fn schema_version(&self) -> Result<u32> {
         self.conn

@@ -54,10 +54,13 @@ impl State {
                 // The recorded name was taken by something not ours: the engine made
                 // another, which is recorded now.
                 let replaced = file.temp_name.replace(temp.clone());
-                let job = entry.job.clone();
-                let _ = self.store.save_job_with_temp_name(&job, &temp);
+                let (job, before) = (entry.job.clone(), entry.job.state);
+                let saved = self.store.save_job_with_temp_name(&job, &temp);
+                if !self.saved_or_stopped(engine, id, before, saved, now) {
+                    return;
+                }
                 if let Some(replaced) = replaced {
-                    let _ = self.store.forget_temp_names(&[replaced]);
+                    self.forget_temp_names(&[replaced]);
                 }
             }
             EngineEvent::Responded {
@@ -87,8 +90,10 @@ impl State {
                 entry.job.record_progress(index, resumed_at, now);
                 let job = entry.job.clone();
                 // A restart from zero is committed before its first byte is written.
-                let _ = self.store.save_job(&job);
-                self.announce(id, before, now);
+                let saved = self.store.save_job(&job);
+                if self.saved_or_stopped(engine, id, before, saved, now) {
+                    self.announce(id, before, now);
+                }
             }
             EngineEvent::Progress {
                 bytes_on_disk,
@@ -142,7 +147,7 @@ impl State {
                     if let Some(entry) = self.jobs.get_mut(&id) {
                         entry.job.files[index].temp_name = None;
                     }
-                    let _ = self.store.forget_temp_names(&[temp_path.to_string_lossy()]);
+                    self.forget_temp_names(&[temp_path.to_string_lossy()]);
                 }
                 let Some(entry) = self.jobs.get_mut(&id) else {
                     return;
@@ -150,7 +155,10 @@ impl State {
                 let before = entry.job.state;
                 entry.job.file_done(index, now);
                 let job = entry.job.clone();
-                let _ = self.store.save_job(&job);
+                let saved = self.store.save_job(&job);
+                if !self.saved_or_stopped(engine, id, before, saved, now) {
+                    return;
+                }
                 self.batcher.forget(id);
                 self.notify_file(id, index);
                 self.announce(id, before, now);
@@ -258,9 +266,11 @@ impl State {
         };
         entry.job.fail(record, transient, retry_after, now);
         let job = entry.job.clone();
-        let _ = self.store.save_job(&job);
-        self.arm_timer(&job, now);
-        self.announce(id, before, now);
+        let saved = self.store.save_job(&job);
+        if self.saved_or_stopped(engine, id, before, saved, now) {
+            self.arm_timer(&job, now);
+            self.announce(id, before, now);
+        }
         self.schedule_needed = true;
     }
 }

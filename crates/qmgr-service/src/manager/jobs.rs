@@ -116,15 +116,18 @@ impl State {
     ) -> Result<Response> {
         let mut job = self.entry(uid, id)?.job.clone();
         let code = call(&mut job, now)?;
-        if !job.state.is_runnable() {
+        let stops = !job.state.is_runnable();
+        self.commit(id, job, now)?;
+        if stops {
             self.stop_transfers(engine, id);
         }
-        self.commit(id, job, now)?;
         self.schedule_needed = true;
         Ok(Response::Done(code))
     }
 
-    /// Saves a changed job, keeps its timers right and tells subscribers.
+    /// Saves a changed job, keeps its timers right and tells subscribers. A request changes
+    /// a copy of the job and commits it: if the store refuses the write, the request fails
+    /// with the store's error and the job in memory stays as it was.
     pub(super) fn commit(&mut self, id: Guid, job: Job, now: Timestamp) -> Result<()> {
         self.store.save_job(&job)?;
         self.batcher.forget(id);
@@ -170,6 +173,13 @@ impl State {
         // The engine may not have started a transfer it was just told to cancel (or one of
         // an earlier Suspend): once it has applied every command, it makes no more files.
         let engine_let_go = engine.sync(ENGINE_SYNC_TIMEOUT);
+        // The job leaves the store before its files go: if the store refuses, nothing
+        // changed (the scheduler gives the job its slot back). A crash in between leaves
+        // temporary files whose names the store still holds: the next start sweeps them.
+        if let Err(error) = self.store.delete_job(id) {
+            self.schedule_needed = true;
+            return Err(error);
+        }
         // Every temporary file goes: unfinished ones and finished ones not yet renamed.
         let temps: Vec<String> = job
             .files
@@ -179,7 +189,7 @@ impl State {
         if !self.discard_temp_files(temps.iter().map(String::as_str), engine_let_go) {
             code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
         }
-        self.forget(id, job, now)?;
+        self.forget(id, job, now);
         Ok(Response::Done(code))
     }
 
@@ -199,7 +209,11 @@ impl State {
         self.stop_transfers(engine, id);
         let engine_let_go = engine.sync(ENGINE_SYNC_TIMEOUT);
         job.completing = true;
-        self.store.save_job_durably(&job)?;
+        if let Err(error) = self.store.save_job_durably(&job) {
+            // Nothing changed: the scheduler gives the job its slot back.
+            self.schedule_needed = true;
+            return Err(error);
+        }
         if let Err(error) = rename_finished(&mut job, overwrite) {
             // The files renamed so far stay renamed (as on Windows); the job waits for
             // another Complete or a Cancel.
@@ -227,13 +241,22 @@ impl State {
         if !self.discard_temp_files(unfinished.iter().map(String::as_str), engine_let_go) {
             code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
         }
-        self.forget(id, trial, now)?;
+        // The COMPLETING mark was the commit: a store that now refuses to delete the job
+        // leaves it to the next start, which finds the mark, sees the files renamed, and
+        // deletes it.
+        if let Err(error) = self.store.delete_job(id) {
+            eprintln!(
+                "qmgr: job {id}: completed, but {}; the next start removes it",
+                error.description
+            );
+        }
+        self.forget(id, trial, now);
         Ok(Response::Done(code))
     }
 
-    /// The job left the queue (ACKNOWLEDGED or CANCELLED).
-    pub(super) fn forget(&mut self, id: Guid, job: Job, now: Timestamp) -> Result<()> {
-        self.store.delete_job(id)?;
+    /// The job left the queue (ACKNOWLEDGED or CANCELLED) and the store (the caller
+    /// deleted it).
+    pub(super) fn forget(&mut self, id: Guid, job: Job, now: Timestamp) {
         self.batcher.forget(id);
         self.timers.retain(|(_, job)| *job != id);
         let before = self.jobs.get(&id).map_or(job.state, |e| e.job.state);
@@ -247,7 +270,6 @@ impl State {
             *count = count.saturating_sub(1);
         }
         self.schedule_needed = true;
-        Ok(())
     }
 
     pub(super) fn set_job(
@@ -261,6 +283,7 @@ impl State {
         let mut job = self.entry(uid, id)?.job.clone();
         job.ensure_mutable()?;
         let mut restart = false;
+        let mut complete_now = false;
         match change {
             JobChange::DisplayName(name) => job.set_display_name(&name, now)?,
             JobChange::Description(text) => job.set_description(&text, now)?,
@@ -290,9 +313,7 @@ impl State {
             }
             JobChange::AutoComplete(mark) => {
                 job.set_auto_complete(mark, now)?;
-                if mark.is_some() && job.state == JobState::Transferred {
-                    self.auto_complete_due.push(id);
-                }
+                complete_now = mark.is_some() && job.state == JobState::Transferred;
             }
             JobChange::FirstRetryDelay(delay) => job.set_first_retry_delay(delay, now)?,
             JobChange::RemoteName { file, remote_name } => {
@@ -300,14 +321,17 @@ impl State {
                 restart = true;
             }
         }
-        if restart {
-            // Throttling and sources are fixed per transfer: start again with the new ones.
-            self.stop_transfers(engine, id);
-            if job.state.is_active() {
-                job.state = JobState::Queued;
-            }
+        // Throttling and sources are fixed per transfer: start again with the new ones.
+        if restart && job.state.is_active() {
+            job.state = JobState::Queued;
         }
         self.commit(id, job, now)?;
+        if restart {
+            self.stop_transfers(engine, id);
+        }
+        if complete_now {
+            self.auto_complete_due.push(id);
+        }
         self.share_job_limit(engine, id);
         self.schedule_needed = true;
         Ok(Response::Done(hresult::S_OK))

@@ -28,13 +28,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select};
 use parking_lot::Mutex;
 use qmgr_core::config::Config;
-use qmgr_core::error::{QmgrError, Result};
+use qmgr_core::error::{ErrorContext, QmgrError, Result};
 use qmgr_core::group::Group;
 use qmgr_core::hresult;
 use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{Attempt, Request, Response};
 use qmgr_core::store::{ProgressBatcher, Store};
-use qmgr_core::{Guid, Job, Timestamp};
+use qmgr_core::{Guid, Job, JobError, JobState, Timestamp};
 use qmgr_transfer::{Engine, EngineConfig, EngineEvent, TransferId};
 
 use crate::clock::Clock;
@@ -223,6 +223,18 @@ impl QueueManager {
             && !state.jobs.values().any(|e| e.job.state.is_runnable())
     }
 
+    /// Makes the store refuse every write from now on, or accept them again: how tests
+    /// show what the queue does when its store fails (see the policy at `commit` and
+    /// `saved_or_stopped`).
+    #[doc(hidden)]
+    pub fn refuse_store_writes_for_tests(&self, refuse: bool) -> Result<()> {
+        self.shared
+            .state
+            .lock()
+            .store
+            .refuse_writes_for_tests(refuse)
+    }
+
     /// Wakes the driver: tests call this after moving a manual clock.
     pub fn poke(&self) {
         let _ = self.shared.wake.send(());
@@ -270,7 +282,7 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
             }
             let now = shared.clock.now();
             let mono = shared.clock.monotonic();
-            state.run_timers(now);
+            state.run_timers(&shared.engine, now);
             state.run_auto_completes(&shared.engine, now);
             state.expire_inactive(&shared.engine, now);
             if state.batcher.is_due(mono) {
@@ -316,6 +328,58 @@ pub(super) fn not_found(what: &str, id: Guid) -> QmgrError {
 }
 
 impl State {
+    /// What a background change (an engine event, a timer, the scheduler) does when the
+    /// store refused to record it: the job, already changed in memory, stops in ERROR with
+    /// the store's error (its transfers stopped, subscribers told), and one more write tries
+    /// to record that. Returns whether `saved` succeeded. A refused request, by contrast,
+    /// fails with the store's error and leaves the job as it was (see `commit`).
+    fn saved_or_stopped(
+        &mut self,
+        engine: &Engine,
+        id: Guid,
+        before: JobState,
+        saved: Result<()>,
+        now: Timestamp,
+    ) -> bool {
+        let Err(mut error) = saved else {
+            return true;
+        };
+        eprintln!(
+            "qmgr: job {id}: {}; the job stops in ERROR",
+            error.description
+        );
+        self.stop_transfers(engine, id);
+        self.timers.retain(|(_, job)| *job != id);
+        self.batcher.forget(id);
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return false;
+        };
+        error.context = ErrorContext::GeneralQueueManager;
+        entry.job.stop_with_error(JobError {
+            error,
+            file_index: None,
+            protocol: None,
+            at: now,
+            retry_after: None,
+        });
+        let job = entry.job.clone();
+        if let Err(again) = self.store.save_job(&job) {
+            eprintln!("qmgr: job {id}: {}", again.description);
+        }
+        self.announce(id, before, now);
+        self.schedule_needed = true;
+        false
+    }
+
+    /// Forgets temporary file names whose files are gone. A failure is logged and is
+    /// harmless: a name remembered too long is only looked at by the sweep of the next
+    /// start, which finds its file gone.
+    fn forget_temp_names<S: AsRef<str>>(&mut self, names: &[S]) {
+        if let Err(error) = self.store.forget_temp_names(names) {
+            eprintln!("qmgr: {}", error.description);
+        }
+    }
+
     pub(super) fn add_entry(&mut self, job: Job) {
         *self.owned.entry(job.owner_uid).or_default() += 1;
         let id = job.id;

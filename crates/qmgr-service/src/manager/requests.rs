@@ -136,7 +136,17 @@ impl State {
                 self.create_job(uid, "", JobType::Download, Some((group, job)), umask, now)?;
                 let mut updated = self.group(uid, group)?.clone();
                 updated.job = Some(job);
-                self.store.save_group(&updated)?;
+                if let Err(error) = self.store.save_group(&updated) {
+                    // The group does not get its job: the job goes again.
+                    if let Err(again) = self.store.delete_job(job) {
+                        eprintln!("qmgr: job {job}: {}", again.description);
+                    }
+                    if let Some(count) = self.owned.get_mut(&uid) {
+                        *count = count.saturating_sub(1);
+                    }
+                    self.jobs.remove(&job);
+                    return Err(error);
+                }
                 self.groups.insert(group, updated);
                 Ok(Response::Done(hresult::S_OK))
             }

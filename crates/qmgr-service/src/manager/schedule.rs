@@ -49,8 +49,10 @@ impl State {
                 let before = entry.job.state;
                 entry.job.apply(qmgr_core::Event::SliceEnded, now);
                 let job = entry.job.clone();
-                let _ = self.store.save_job(&job);
-                self.announce(id, before, now);
+                let saved = self.store.save_job(&job);
+                if self.saved_or_stopped(engine, id, before, saved, now) {
+                    self.announce(id, before, now);
+                }
             }
         }
         for id in plan.start {

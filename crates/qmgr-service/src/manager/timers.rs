@@ -25,7 +25,7 @@ impl State {
         self.timers.insert((at, job.id));
     }
 
-    pub(super) fn run_timers(&mut self, now: Timestamp) {
+    pub(super) fn run_timers(&mut self, engine: &Engine, now: Timestamp) {
         while let Some(&(at, id)) = self.timers.first() {
             if at > now {
                 break;
@@ -37,11 +37,11 @@ impl State {
             let before = entry.job.state;
             if let Outcome::Apply { .. } = entry.job.on_timer(now) {
                 let job = entry.job.clone();
-                if let Err(error) = self.store.save_job(&job) {
-                    eprintln!("qmgr: {error}");
+                let saved = self.store.save_job(&job);
+                if self.saved_or_stopped(engine, id, before, saved, now) {
+                    self.announce(id, before, now);
+                    self.schedule_needed = true;
                 }
-                self.announce(id, before, now);
-                self.schedule_needed = true;
             }
             if let Some(entry) = self.jobs.get(&id) {
                 let job = entry.job.clone();
