@@ -8,7 +8,7 @@ use qmgr_core::error::QmgrError;
 use qmgr_core::job::notify;
 use qmgr_core::service::Attempt;
 use qmgr_core::{Guid, JobError, JobState, Timestamp};
-use qmgr_transfer::{Engine, EngineEvent, Overwrite};
+use qmgr_transfer::{Engine, EngineEvent, Overwrite, TransferId};
 
 use super::{Slot, State};
 
@@ -25,43 +25,15 @@ impl State {
     ) {
         let transfer = event.id();
         let Some(slot) = self.transfers.get_mut(&transfer) else {
-            // A stopped transfer's engine made a file under a name of its own (its recorded
-            // one was taken): no job holds it, so it goes.
             if let EngineEvent::Started { temp_path, .. } = &event {
-                let temp = temp_path.to_string_lossy();
-                let held = self
-                    .jobs
-                    .values()
-                    .flat_map(|e| e.job.files.iter())
-                    .any(|f| f.temp_name.as_deref() == Some(&*temp));
-                if !held {
-                    let _ = qmgr_transfer::discard(temp_path);
-                }
+                self.discard_unheld(temp_path);
             }
             return;
         };
         let (id, index) = (slot.job, slot.file);
         match event {
             EngineEvent::Started { temp_path, .. } => {
-                let Some(entry) = self.jobs.get_mut(&id) else {
-                    return;
-                };
-                let temp = temp_path.to_string_lossy().into_owned();
-                let file = &mut entry.job.files[index];
-                if file.temp_name.as_deref() == Some(temp.as_str()) {
-                    return;
-                }
-                // The recorded name was taken by something not ours: the engine made
-                // another, which is recorded now.
-                let replaced = file.temp_name.replace(temp.clone());
-                let (job, before) = (entry.job.clone(), entry.job.state);
-                let saved = self.store.save_job_with_temp_name(&job, &temp);
-                if !self.saved_or_stopped(engine, id, before, saved, now) {
-                    return;
-                }
-                if let Some(replaced) = replaced {
-                    self.forget_temp_names(&[replaced]);
-                }
+                self.on_started(engine, id, index, &temp_path, now);
             }
             EngineEvent::Responded {
                 total,
@@ -124,57 +96,7 @@ impl State {
                 temp_path, bytes, ..
             } => {
                 let slot = self.transfers.remove(&transfer).expect("slot present");
-                self.record_attempt(id, index, &slot, bytes, None, None, now);
-                let Some(entry) = self.jobs.get_mut(&id) else {
-                    return;
-                };
-                if let Some(run) = entry.run.as_mut() {
-                    run.transfers.retain(|t| *t != transfer);
-                }
-                entry.job.record_progress(index, bytes, now);
-                if entry.job.group.is_some() {
-                    // Legacy groups have no Complete: each file gets its name when it finishes.
-                    let local = entry.job.files[index].local_name.clone();
-                    if let Err(error) = qmgr_transfer::finalize(
-                        &temp_path,
-                        Path::new(&local),
-                        Overwrite::Replace,
-                        entry.job.umask,
-                    ) {
-                        self.fail_job(engine, id, index, error, false, None, now);
-                        return;
-                    }
-                    if let Some(entry) = self.jobs.get_mut(&id) {
-                        entry.job.files[index].temp_name = None;
-                    }
-                    self.forget_temp_names(&[temp_path.to_string_lossy()]);
-                }
-                let Some(entry) = self.jobs.get_mut(&id) else {
-                    return;
-                };
-                let before = entry.job.state;
-                entry.job.file_done(index, now);
-                let job = entry.job.clone();
-                let saved = self.store.save_job(&job);
-                if !self.saved_or_stopped(engine, id, before, saved, now) {
-                    return;
-                }
-                self.batcher.forget(id);
-                self.notify_file(id, index);
-                self.announce(id, before, now);
-                if job.state == JobState::Transferred {
-                    if let Some(entry) = self.jobs.get_mut(&id) {
-                        entry.run = None;
-                        entry.throttled = false;
-                        entry.complete_error = None;
-                    }
-                    if job.auto_complete.is_some() {
-                        self.auto_complete_due.push(id);
-                    }
-                    self.schedule_needed = true;
-                } else {
-                    self.fill_transfers(engine, id, now);
-                }
+                self.on_completed(engine, transfer, &slot, &temp_path, bytes, now);
             }
             EngineEvent::Failed { error, .. } => {
                 let slot = self.transfers.remove(&transfer).expect("slot present");
@@ -204,6 +126,116 @@ impl State {
             EngineEvent::Cancelled { .. } => {
                 self.transfers.remove(&transfer);
             }
+        }
+    }
+
+    /// A stopped transfer's engine made a file under a name of its own (its recorded one
+    /// was taken): no job holds it, so it goes.
+    fn discard_unheld(&mut self, temp_path: &Path) {
+        let temp = temp_path.to_string_lossy();
+        let held = self
+            .jobs
+            .values()
+            .flat_map(|e| e.job.files.iter())
+            .any(|f| f.temp_name.as_deref() == Some(&*temp));
+        if !held {
+            let _ = qmgr_transfer::discard(temp_path);
+        }
+    }
+
+    /// The engine made the file's temporary file: if not under the recorded name, the new
+    /// one is recorded.
+    fn on_started(
+        &mut self,
+        engine: &Engine,
+        id: Guid,
+        index: usize,
+        temp_path: &Path,
+        now: Timestamp,
+    ) {
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let temp = temp_path.to_string_lossy().into_owned();
+        let file = &mut entry.job.files[index];
+        if file.temp_name.as_deref() == Some(temp.as_str()) {
+            return;
+        }
+        // The recorded name was taken by something not ours: the engine made
+        // another, which is recorded now.
+        let replaced = file.temp_name.replace(temp.clone());
+        let (job, before) = (entry.job.clone(), entry.job.state);
+        let saved = self.store.save_job_with_temp_name(&job, &temp);
+        if !self.saved_or_stopped(engine, id, before, saved, now) {
+            return;
+        }
+        if let Some(replaced) = replaced {
+            self.forget_temp_names(&[replaced]);
+        }
+    }
+
+    /// A file finished: a legacy group's file gets its name now; the job moves on to its
+    /// next file or to TRANSFERRED.
+    fn on_completed(
+        &mut self,
+        engine: &Engine,
+        transfer: TransferId,
+        slot: &Slot,
+        temp_path: &Path,
+        bytes: u64,
+        now: Timestamp,
+    ) {
+        let (id, index) = (slot.job, slot.file);
+        self.record_attempt(id, index, slot, bytes, None, None, now);
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if let Some(run) = entry.run.as_mut() {
+            run.transfers.retain(|t| *t != transfer);
+        }
+        entry.job.record_progress(index, bytes, now);
+        if entry.job.group.is_some() {
+            // Legacy groups have no Complete: each file gets its name when it finishes.
+            let local = entry.job.files[index].local_name.clone();
+            if let Err(error) = qmgr_transfer::finalize(
+                temp_path,
+                Path::new(&local),
+                Overwrite::Replace,
+                entry.job.umask,
+            ) {
+                self.fail_job(engine, id, index, error, false, None, now);
+                return;
+            }
+            if let Some(entry) = self.jobs.get_mut(&id) {
+                entry.job.files[index].temp_name = None;
+            }
+            self.forget_temp_names(&[temp_path.to_string_lossy()]);
+        }
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let before = entry.job.state;
+        entry.job.file_done(index, now);
+        let job = entry.job.clone();
+        let saved = self.store.save_job(&job);
+        if !self.saved_or_stopped(engine, id, before, saved, now) {
+            return;
+        }
+        self.batcher.forget(id);
+        self.notify_file(id, index);
+        self.announce(id, before, now);
+        if job.state == JobState::Transferred {
+            if let Some(entry) = self.jobs.get_mut(&id) {
+                entry.run = None;
+                entry.throttled = false;
+                entry.complete_error = None;
+            }
+            if job.auto_complete.is_some() {
+                self.auto_complete_due.push(id);
+            }
+            self.schedule_needed = true;
+        } else {
+            self.fill_transfers(engine, id, now);
         }
     }
 

@@ -12,7 +12,8 @@
 //! |---|---|
 //! | `requests.rs` | a client's `Request` dispatched to the operation that does it |
 //! | `jobs.rs` | operations on one job (create, add files, resume …, set, cancel, complete) |
-//! | `view.rs` | what clients see of a job (why it waits) and of a group |
+//! | `groups.rs` | the legacy group API (a group holds one job) |
+//! | `view.rs` | what clients see of a job (why it waits), listings |
 //! | `schedule.rs` | who holds a transfer slot; starting a job's transfers |
 //! | `engine_events.rs` | what the engine reports, applied to the job |
 //! | `timers.rs` | retry timers, auto-complete, expiry, progress checkpoints |
@@ -40,6 +41,7 @@ use qmgr_transfer::{Engine, EngineConfig, EngineEvent, TransferId};
 use crate::clock::Clock;
 
 mod engine_events;
+mod groups;
 mod jobs;
 mod notify;
 mod recover;

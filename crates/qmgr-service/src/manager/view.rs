@@ -1,12 +1,13 @@
-//! What clients see of jobs and groups: why a job waits, and a group with its job.
+//! What clients see of jobs: why a job waits, and listings a page at a time.
 
 use qmgr_core::JobState;
-use qmgr_core::error::ErrorContext;
-use qmgr_core::group::Group;
+use qmgr_core::error::{ErrorContext, QmgrError, Result};
+use qmgr_core::hresult;
 use qmgr_core::job::JobPriority;
-use qmgr_core::service::{GroupView, JobView, WaitReason};
+use qmgr_core::service::{JobView, LIST_PAGE_BYTES, ListCursor, Response, WaitReason};
+use qmgr_ipc::frame::encoded_len;
 
-use super::{Entry, State};
+use super::{Entry, ROOT, State};
 
 /// What views of jobs share within one request: the global cap, and whether the machine has
 /// a network (looked up at most once per request, and only if some view needs it).
@@ -80,14 +81,56 @@ impl Entry {
 }
 
 impl State {
-    pub(super) fn group_view(&self, group: &Group, context: &ViewContext) -> GroupView {
-        let job = group
-            .job
-            .and_then(|id| self.jobs.get(&id))
-            .map(|e| e.view(context));
-        GroupView {
-            group: group.clone(),
-            job,
+    /// ListJobs: the caller's jobs (root: everyone's with `all_users`), one page at a
+    /// time in creation order.
+    pub(super) fn list_jobs(
+        &self,
+        uid: u32,
+        all_users: bool,
+        after: Option<ListCursor>,
+    ) -> Result<Response> {
+        if all_users && uid != ROOT {
+            return Err(QmgrError::from_code(hresult::E_ACCESSDENIED)
+                .context("listing every user's jobs needs root"));
         }
+        let cursor = |e: &Entry| ListCursor {
+            key: i64::try_from(e.seq).unwrap_or(i64::MAX),
+            id: e.job.id,
+        };
+        let mut entries: Vec<(ListCursor, &Entry)> = self
+            .jobs
+            .values()
+            .filter(|e| all_users || e.job.owner_uid == uid)
+            .map(|e| (cursor(e), e))
+            .filter(|(at, _)| after.is_none_or(|after| *at > after))
+            .collect();
+        entries.sort_unstable_by_key(|(at, _)| *at);
+        let context = self.view_context();
+        let (jobs, next) = page(entries, |e| e.view(&context), encoded_len);
+        Ok(Response::JobPage { jobs, next })
     }
+}
+
+/// One page of a listing sorted by cursor: items while their encoded size stays within
+/// [`LIST_PAGE_BYTES`] (at least one), and the cursor of the last one if more follow.
+pub(super) fn page<T, V>(
+    sorted: Vec<(ListCursor, T)>,
+    view: impl Fn(T) -> V,
+    encoded_len: impl Fn(&V) -> usize,
+) -> (Vec<V>, Option<ListCursor>) {
+    let total = sorted.len();
+    let mut views = Vec::new();
+    let mut bytes = 0usize;
+    let mut last = None;
+    for (at, item) in sorted {
+        let item = view(item);
+        bytes = bytes.saturating_add(encoded_len(&item));
+        if !views.is_empty() && bytes > LIST_PAGE_BYTES {
+            break;
+        }
+        views.push(item);
+        last = Some(at);
+    }
+    let next = if views.len() < total { last } else { None };
+    (views, next)
 }
