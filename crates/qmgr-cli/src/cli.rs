@@ -10,7 +10,7 @@ use qmgr_core::job::ProxyUsage;
 use crate::failure::EXIT_CODES_HELP;
 
 /// The most files a job transfers at once (the service's limit for `parallel_files`).
-pub const MAX_PARALLEL_FILES: u32 = 64;
+pub const MAX_PARALLEL_FILES: u32 = qmgr_core::config::MAX_CONCURRENT_TRANSFERS;
 
 #[derive(Debug, Parser)]
 #[command(
