@@ -20,6 +20,14 @@
 //! | `notify.rs` | subscribers and the notification command |
 //! | `recover.rs` | start-up: loading the store, interrupted Completes, leftovers |
 //! | `transfer_request.rs` | the engine's request for one file |
+//!
+//! A store write that fails is never dropped. A request changes a copy of the job and
+//! saves it before anything else happens (`jobs.rs`, `commit`): if the store refuses, the
+//! request fails with the store's error and the job stays as it was. A change an engine
+//! event, a timer or the scheduler made stops the job in ERROR with the store's error
+//! (`saved_or_stopped`); Resume starts it again. Two writes stay best-effort, logged:
+//! progress checkpoints (a restart resumes from the file itself) and forgetting temporary
+//! file names (the next start's sweep finds those files gone).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Weak};
