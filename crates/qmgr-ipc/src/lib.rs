@@ -21,6 +21,7 @@ mod runtime_dir;
 pub mod server;
 mod socket;
 pub mod spawn;
+pub mod subscription;
 
 pub use client::Client;
 pub use runtime_dir::MAX_SOCKET_PATH_BYTES;
@@ -29,3 +30,4 @@ pub use server::{
     accept_loop, accept_loop_capped, bind_listener, serve_connection,
 };
 pub use spawn::Launcher;
+pub use subscription::{Publisher, Subscription};

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -33,6 +32,7 @@ use qmgr_core::service::{
 use qmgr_core::store::{ProgressBatcher, ProgressUpdate, Store};
 use qmgr_core::{Guid, Job, JobError, JobState, JobType, Outcome, Timestamp};
 use qmgr_ipc::frame::encoded_len;
+use qmgr_ipc::subscription::{Publisher, Subscription, subscription};
 use qmgr_transfer::{
     Engine, EngineConfig, EngineEvent, Overwrite, PartialFile, ProxyChoice, TransferId,
     TransferRequest,
@@ -190,7 +190,7 @@ struct Slot {
 
 struct Subscriber {
     uid: u32,
-    sender: mpsc::Sender<Notification>,
+    sender: Publisher,
 }
 
 struct State {
@@ -287,15 +287,22 @@ impl QueueManager {
         response
     }
 
-    /// A stream of notifications about the jobs `uid` may see.
-    pub fn subscribe(&self, uid: u32) -> mpsc::Receiver<Notification> {
-        let (sender, receiver) = mpsc::channel();
+    /// A stream of notifications about the jobs `uid` may see, in a bounded queue (see
+    /// [`qmgr_ipc::subscription`]: a subscriber that stops reading holds at most one
+    /// Modification per job).
+    ///
+    /// # Errors
+    /// When the queue's descriptor cannot be made (out of descriptors).
+    pub fn subscribe(&self, uid: u32) -> Result<Subscription> {
+        let (sender, receiver) = subscription().map_err(|error| {
+            QmgrError::internal(format!("cannot make a notification queue: {error}"))
+        })?;
         self.shared
             .state
             .lock()
             .subscribers
             .push(Subscriber { uid, sender });
-        receiver
+        Ok(receiver)
     }
 
     /// Whether nothing is running or waiting to run (jobs may still be suspended, in
@@ -1135,14 +1142,11 @@ impl State {
                 return true;
             }
             kinds.iter().all(|kind| {
-                subscriber
-                    .sender
-                    .send(Notification {
-                        job: id,
-                        kind: *kind,
-                        state,
-                    })
-                    .is_ok()
+                subscriber.sender.push(Notification {
+                    job: id,
+                    kind: *kind,
+                    state,
+                })
             })
         });
         let flags = job.settings.notify_flags;
@@ -1183,13 +1187,11 @@ impl State {
         };
         self.subscribers.retain(|s| {
             s.uid != owner && s.uid != ROOT
-                || s.sender
-                    .send(Notification {
-                        job: id,
-                        kind,
-                        state,
-                    })
-                    .is_ok()
+                || s.sender.push(Notification {
+                    job: id,
+                    kind,
+                    state,
+                })
         });
     }
 
