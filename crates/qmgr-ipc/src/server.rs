@@ -23,7 +23,7 @@ use qmgr_core::service::{PROTOCOL_VERSION, Request, Response};
 use qmgr_core::{ErrorContext, QmgrError, Result};
 
 use crate::frame::{
-    FrameError, MAX_FRAME_LEN, MAX_HANDSHAKE_FRAME_LEN, decode, encode_frame, read_frame,
+    FrameError, MAX_HANDSHAKE_FRAME_LEN, MAX_REQUEST_FRAME_LEN, decode, encode_frame, read_frame,
     read_payload, write_frame,
 };
 use crate::message::{
@@ -221,7 +221,7 @@ fn serve_calls(
         if reader.buffer().is_empty() {
             wait_eagerly(stream);
         }
-        let message = match read_frame::<ClientMessage>(reader, MAX_FRAME_LEN) {
+        let message = match read_frame::<ClientMessage>(reader, MAX_REQUEST_FRAME_LEN) {
             Ok(message) => message,
             Err(FrameError::Closed) => return Ok(()),
             Err(source) => {

@@ -89,6 +89,25 @@ fn an_oversized_length_prefix_closes_only_that_connection() {
 }
 
 #[test]
+fn a_request_above_the_request_limit_closes_only_that_connection() {
+    // Smaller than an answer may be, larger than any request may be.
+    let declared = qmgr_ipc::frame::MAX_REQUEST_FRAME_LEN + 1;
+    const { assert!(qmgr_ipc::frame::MAX_REQUEST_FRAME_LEN < MAX_FRAME_LEN) };
+    survives(
+        |instance| {
+            expect_closed_after(
+                handshaken(instance, Purpose::Calls),
+                &declared.to_le_bytes(),
+            );
+        },
+        &format!(
+            "exceeds the limit of {}",
+            qmgr_ipc::frame::MAX_REQUEST_FRAME_LEN
+        ),
+    );
+}
+
+#[test]
 fn an_oversized_first_frame_is_refused_before_the_handshake() {
     survives(
         |instance| {
