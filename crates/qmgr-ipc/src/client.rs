@@ -293,7 +293,7 @@ impl Connection {
         )
         .map_err(timed_out)?;
         if self.reader.buffer().is_empty() {
-            wait_eagerly(self.reader.get_ref());
+            let _ = wait_eagerly(self.reader.get_ref());
         }
         match read_frame::<ServiceMessage>(&mut self.reader, MAX_ANSWER_FRAME_LEN)
             .map_err(timed_out)?

@@ -32,11 +32,19 @@ use crate::message::{
 use qmgr_core::trust::{check_trusted_path, prepare_private_dir};
 
 use crate::runtime_dir::{check_socket_path_len, effective_uid, io_error};
-use crate::socket::{NoSignalWriter, Silence, check_silence, peer_credentials, wait_eagerly};
+use crate::socket::{
+    NoSignalWriter, Silence, check_silence, peer_credentials, wait_eagerly, wait_readable,
+};
 use crate::subscription::{RecvError, Subscription};
 
 /// How long a new connection may take to send its Hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Once a request's first byte has arrived, how long the service waits for each further
+/// part of it before it drops the connection: a client that announces a frame and stalls
+/// does not hold a connection's thread forever. Between requests a calls connection may
+/// stay idle as long as the client likes (libqmgr keeps one open for the process's life).
+pub const FRAME_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest client name kept for the log.
 const MAX_CLIENT_NAME_CHARS: usize = 256;
@@ -102,6 +110,15 @@ pub fn serve_connection(
     stream: &UnixStream,
     handler: &dyn ConnectionHandler,
 ) -> Result<(), ConnectionError> {
+    serve_connection_with(stream, handler, FRAME_STALL_TIMEOUT)
+}
+
+/// [`serve_connection`] with another [`FRAME_STALL_TIMEOUT`] (tests use a short one).
+pub fn serve_connection_with(
+    stream: &UnixStream,
+    handler: &dyn ConnectionHandler,
+    frame_stall_timeout: Duration,
+) -> Result<(), ConnectionError> {
     let credentials = peer_credentials(stream).map_err(ConnectionError::Credentials)?;
     let mut peer = Peer {
         uid: credentials.uid,
@@ -114,6 +131,12 @@ pub fn serve_connection(
     match purpose {
         Purpose::Calls => {
             send(stream, &peer, &welcome(&peer))?;
+            stream
+                .set_read_timeout(Some(frame_stall_timeout))
+                .map_err(|error| ConnectionError::Frame {
+                    peer: peer.clone(),
+                    source: error.into(),
+                })?;
             serve_calls(stream, &mut reader, handler, &peer)
         }
         Purpose::Notifications => match handler.subscribe(&peer) {
@@ -218,12 +241,25 @@ fn serve_calls(
     peer: &Peer,
 ) -> Result<(), ConnectionError> {
     loop {
-        if reader.buffer().is_empty() {
-            wait_eagerly(stream);
+        // Between requests the wait is unbounded; the socket's read timeout bounds only
+        // a request that has begun.
+        if reader.buffer().is_empty() && !wait_eagerly(stream) {
+            wait_readable(stream);
         }
         let message = match read_frame::<ClientMessage>(reader, MAX_REQUEST_FRAME_LEN) {
             Ok(message) => message,
             Err(FrameError::Closed) => return Ok(()),
+            Err(FrameError::Io(error))
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(ConnectionError::Protocol {
+                    peer: peer.clone(),
+                    what: "stalled inside a request; dropped the connection".into(),
+                });
+            }
             Err(source) => {
                 return Err(ConnectionError::Frame {
                     peer: peer.clone(),
