@@ -5,13 +5,12 @@
 //! `cargo run --release -p qmgr-ipc --example roundtrip [-- N]`
 
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use qmgr_core::paths::StatePaths;
-use qmgr_core::service::{Notification, QueueService, Request, Response};
+use qmgr_core::service::{QueueService, Request, Response};
 use qmgr_core::{QmgrError, Result, hresult};
-use qmgr_ipc::{Client, ConnectionHandler, Peer, accept_loop, bind_listener};
+use qmgr_ipc::{Client, ConnectionHandler, Peer, Subscription, accept_loop, bind_listener};
 
 const WARM_UP_CALLS: usize = 1_000;
 
@@ -28,7 +27,7 @@ impl ConnectionHandler for PingOnly {
         }
     }
 
-    fn subscribe(&self, _peer: &Peer) -> Result<Receiver<Notification>> {
+    fn subscribe(&self, _peer: &Peer) -> Result<Subscription> {
         Err(QmgrError::from_code(hresult::E_NOTIMPL))
     }
 }

@@ -21,7 +21,10 @@ use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{Notification, PROTOCOL_VERSION, QueueService, Request, Response};
 use qmgr_core::{ErrorContext, QmgrError, Result};
 
-use crate::frame::{FrameError, MAX_FRAME_LEN, decode, read_frame, read_payload, write_frame};
+use crate::frame::{
+    FrameError, MAX_ANSWER_FRAME_LEN, MAX_HANDSHAKE_FRAME_LEN, MAX_NOTIFICATION_FRAME_LEN, decode,
+    read_frame, read_payload, write_frame,
+};
 use crate::message::{
     ClientMessage, Purpose, ServiceMessage, handshake_version, request_name, version_mismatch,
 };
@@ -34,6 +37,13 @@ use crate::spawn::{Launcher, spawn_and_connect};
 /// How long the client waits for the service's answer to its Hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a call waits for its answer before the client gives up on the connection. A
+/// wedged qmgrd must not hang a C caller forever, and every legitimate call is far
+/// shorter: listings are paged, a job holds at most a few thousand files, and the service
+/// answers from memory and one SQLite transaction. Generous, so a machine under heavy
+/// load (swapping, a slow disk syncing the store) is not mistaken for a dead service.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// A connection to qmgrd, usable from many threads.
 #[derive(Debug)]
 pub struct Client {
@@ -41,6 +51,8 @@ pub struct Client {
     name: String,
     calls: Mutex<Option<Connection>>,
     next_call_id: AtomicU64,
+    /// [`CALL_TIMEOUT`] unless a test shortens it.
+    call_timeout: Duration,
     service_uid: u32,
     service_version: String,
 }
@@ -112,7 +124,16 @@ impl Client {
             name,
             calls: Mutex::new(Some(connection)),
             next_call_id: AtomicU64::new(1),
+            call_timeout: CALL_TIMEOUT,
         })
+    }
+
+    /// Waits at most `timeout` for each call's answer instead of [`CALL_TIMEOUT`] (tests
+    /// use a short one).
+    #[must_use]
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Client {
+        self.call_timeout = timeout;
+        self
     }
 
     /// The socket this client talks to.
@@ -150,7 +171,7 @@ impl QueueService for Client {
         };
         let id = self.next_call_id.fetch_add(1, Ordering::Relaxed);
         let name = request_name(&request);
-        match connection.call(id, request) {
+        match connection.call(id, request, self.call_timeout) {
             Ok(result) => result,
             Err(broken) => {
                 *calls = None;
@@ -177,7 +198,7 @@ impl QueueService for Client {
 fn forward_notifications(connection: Connection, sender: &Sender<Notification>) {
     let Connection { mut reader, .. } = connection;
     while let Ok(ServiceMessage::Notify(notification)) =
-        read_frame::<ServiceMessage>(&mut reader, MAX_FRAME_LEN)
+        read_frame::<ServiceMessage>(&mut reader, MAX_NOTIFICATION_FRAME_LEN)
     {
         if sender.send(notification).is_err() {
             break;
@@ -202,12 +223,16 @@ pub(crate) struct Connection {
     reader: BufReader<UnixStream>,
     service_uid: u32,
     service_version: String,
+    /// The read and write timeout set on the socket (none after the handshake).
+    timeout: Option<Duration>,
 }
 
 /// Why a call could not complete; the connection is unusable afterwards.
 enum Broken {
     Frame(FrameError),
     Protocol(String),
+    /// No answer came within the call timeout.
+    NoAnswer(Duration),
 }
 
 impl Broken {
@@ -216,6 +241,11 @@ impl Broken {
             Self::Frame(FrameError::Closed) => "qmgrd closed the connection".to_owned(),
             Self::Frame(error) => error.to_string(),
             Self::Protocol(what) => what,
+            Self::NoAnswer(timeout) => format!(
+                "qmgrd did not answer within {} s; the connection was dropped and the next \
+                 call reconnects",
+                timeout.as_secs_f64()
+            ),
         };
         QmgrError::new(
             hresult::QM_E_SERVICE_UNAVAILABLE,
@@ -229,17 +259,44 @@ impl Broken {
 }
 
 impl Connection {
-    fn call(&mut self, id: u64, request: Request) -> Result<Result<Response>, Broken> {
+    /// Sends one call and waits at most `timeout` for the answer to begin (and as long
+    /// again for each later part of it, as the socket's read timeout does). The socket's
+    /// timeouts are set when they change, not on every call.
+    fn call(
+        &mut self,
+        id: u64,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<Result<Response>, Broken> {
+        if self.timeout != Some(timeout) {
+            let stream = self.reader.get_ref();
+            stream
+                .set_read_timeout(Some(timeout))
+                .and_then(|()| stream.set_write_timeout(Some(timeout)))
+                .map_err(|error| Broken::Frame(error.into()))?;
+            self.timeout = Some(timeout);
+        }
+        let timed_out = |error: FrameError| match error {
+            FrameError::Io(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Broken::NoAnswer(timeout)
+            }
+            other => Broken::Frame(other),
+        };
         write_frame(
             &mut NoSignalWriter(self.reader.get_ref()),
             &ClientMessage::Call { id, request },
         )
-        .map_err(Broken::Frame)?;
+        .map_err(timed_out)?;
         if self.reader.buffer().is_empty() {
-            wait_eagerly(self.reader.get_ref());
+            let _ = wait_eagerly(self.reader.get_ref());
         }
-        match read_frame::<ServiceMessage>(&mut self.reader, MAX_FRAME_LEN)
-            .map_err(Broken::Frame)?
+        match read_frame::<ServiceMessage>(&mut self.reader, MAX_ANSWER_FRAME_LEN)
+            .map_err(timed_out)?
         {
             ServiceMessage::Answer {
                 id: answered,
@@ -391,7 +448,7 @@ fn handshake(
     // A service that refuses may close before reading the Hello; its answer is still
     // readable, so a failed write is judged by what comes back.
     let written = write_frame(&mut NoSignalWriter(stream), &hello);
-    let payload = match read_payload(&mut reader, MAX_FRAME_LEN) {
+    let payload = match read_payload(&mut reader, MAX_HANDSHAKE_FRAME_LEN) {
         Ok(payload) => payload,
         Err(error) => {
             let why = match (written, error) {
@@ -428,5 +485,6 @@ fn handshake(
         reader,
         service_uid,
         service_version,
+        timeout: None,
     })
 }

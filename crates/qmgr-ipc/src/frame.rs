@@ -9,8 +9,23 @@ use std::io::{self, Read, Write};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The largest payload either side accepts: room for a listing of many thousands of jobs.
+/// The largest payload either side writes, and the largest answer a client reads: room
+/// for a page of a listing and for the largest job with every name, error and attempt.
 pub const MAX_FRAME_LEN: u32 = 32 * 1024 * 1024;
+
+/// The largest answer a client reads from the service.
+pub const MAX_ANSWER_FRAME_LEN: u32 = MAX_FRAME_LEN;
+
+/// The largest request the service reads from a client after the handshake. The largest
+/// legitimate one is AddFiles of `MAX_FILES_PER_JOB_CEILING` (1000) files whose remote
+/// and local names are as long as allowed (2,200 UTF-16 units of 3-byte UTF-8 characters,
+/// 4,095 bytes): about 10.7 MB, measured in the tests; this leaves half as much again. A
+/// peer cannot make the service hold more for one frame than this.
+pub const MAX_REQUEST_FRAME_LEN: u32 = 16 * 1024 * 1024;
+
+/// The largest notification a client reads: a notification is a job id, a kind and a
+/// state, a few dozen bytes.
+pub const MAX_NOTIFICATION_FRAME_LEN: u32 = 64 * 1024;
 
 /// The largest first frame (the handshake) a service reads from a peer it has not yet
 /// accepted: a Hello is a few dozen bytes.

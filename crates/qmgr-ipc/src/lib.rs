@@ -21,11 +21,13 @@ mod runtime_dir;
 pub mod server;
 mod socket;
 pub mod spawn;
+pub mod subscription;
 
 pub use client::Client;
 pub use runtime_dir::MAX_SOCKET_PATH_BYTES;
 pub use server::{
     AcceptLoop, ConnectionError, ConnectionHandler, DEFAULT_MAX_CONNECTIONS, Peer, ServerControl,
-    accept_loop, accept_loop_capped, bind_listener, serve_connection,
+    accept_loop, accept_loop_capped, bind_listener, serve_connection, serve_connection_with,
 };
 pub use spawn::Launcher;
+pub use subscription::{Publisher, Subscription};

@@ -13,18 +13,17 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use qmgr_core::hresult;
 use qmgr_core::paths::StatePaths;
-use qmgr_core::service::{Notification, PROTOCOL_VERSION, Request, Response};
+use qmgr_core::service::{PROTOCOL_VERSION, Request, Response};
 use qmgr_core::{ErrorContext, QmgrError, Result};
 
 use crate::frame::{
-    FrameError, MAX_FRAME_LEN, MAX_HANDSHAKE_FRAME_LEN, decode, encode_frame, read_frame,
+    FrameError, MAX_HANDSHAKE_FRAME_LEN, MAX_REQUEST_FRAME_LEN, decode, encode_frame, read_frame,
     read_payload, write_frame,
 };
 use crate::message::{
@@ -33,13 +32,19 @@ use crate::message::{
 use qmgr_core::trust::{check_trusted_path, prepare_private_dir};
 
 use crate::runtime_dir::{check_socket_path_len, effective_uid, io_error};
-use crate::socket::{NoSignalWriter, Silence, check_silence, peer_credentials, wait_eagerly};
+use crate::socket::{
+    NoSignalWriter, Silence, check_silence, peer_credentials, wait_eagerly, wait_readable,
+};
+use crate::subscription::{RecvError, Subscription};
 
 /// How long a new connection may take to send its Hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often a quiet notification stream checks whether its client is still there.
-const LIVENESS_INTERVAL: Duration = Duration::from_millis(250);
+/// Once a request's first byte has arrived, how long the service waits for each further
+/// part of it before it drops the connection: a client that announces a frame and stalls
+/// does not hold a connection's thread forever. Between requests a calls connection may
+/// stay idle as long as the client likes (libqmgr keeps one open for the process's life).
+pub const FRAME_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest client name kept for the log.
 const MAX_CLIENT_NAME_CHARS: usize = 256;
@@ -76,9 +81,10 @@ pub trait ConnectionHandler: Send + Sync {
     /// Carries out one request on behalf of `peer`.
     fn execute(&self, peer: &Peer, request: Request) -> Result<Response>;
 
-    /// Starts a stream of `peer`'s notifications; the stream ends when the sender is
-    /// dropped or the client goes away.
-    fn subscribe(&self, peer: &Peer) -> Result<Receiver<Notification>>;
+    /// Starts a stream of `peer`'s notifications; the stream ends when the publisher is
+    /// dropped or the client goes away (the subscription is then dropped, which the
+    /// publisher sees at its next push).
+    fn subscribe(&self, peer: &Peer) -> Result<Subscription>;
 
     /// Hears why a connection ended abnormally (refused, malformed, broken), for the log.
     fn connection_failed(&self, _error: &ConnectionError) {}
@@ -104,6 +110,15 @@ pub fn serve_connection(
     stream: &UnixStream,
     handler: &dyn ConnectionHandler,
 ) -> Result<(), ConnectionError> {
+    serve_connection_with(stream, handler, FRAME_STALL_TIMEOUT)
+}
+
+/// [`serve_connection`] with another [`FRAME_STALL_TIMEOUT`] (tests use a short one).
+pub fn serve_connection_with(
+    stream: &UnixStream,
+    handler: &dyn ConnectionHandler,
+    frame_stall_timeout: Duration,
+) -> Result<(), ConnectionError> {
     let credentials = peer_credentials(stream).map_err(ConnectionError::Credentials)?;
     let mut peer = Peer {
         uid: credentials.uid,
@@ -116,6 +131,12 @@ pub fn serve_connection(
     match purpose {
         Purpose::Calls => {
             send(stream, &peer, &welcome(&peer))?;
+            stream
+                .set_read_timeout(Some(frame_stall_timeout))
+                .map_err(|error| ConnectionError::Frame {
+                    peer: peer.clone(),
+                    source: error.into(),
+                })?;
             serve_calls(stream, &mut reader, handler, &peer)
         }
         Purpose::Notifications => match handler.subscribe(&peer) {
@@ -220,12 +241,25 @@ fn serve_calls(
     peer: &Peer,
 ) -> Result<(), ConnectionError> {
     loop {
-        if reader.buffer().is_empty() {
-            wait_eagerly(stream);
+        // Between requests the wait is unbounded; the socket's read timeout bounds only
+        // a request that has begun.
+        if reader.buffer().is_empty() && !wait_eagerly(stream) {
+            wait_readable(stream);
         }
-        let message = match read_frame::<ClientMessage>(reader, MAX_FRAME_LEN) {
+        let message = match read_frame::<ClientMessage>(reader, MAX_REQUEST_FRAME_LEN) {
             Ok(message) => message,
             Err(FrameError::Closed) => return Ok(()),
+            Err(FrameError::Io(error))
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(ConnectionError::Protocol {
+                    peer: peer.clone(),
+                    what: "stalled inside a request; dropped the connection".into(),
+                });
+            }
             Err(source) => {
                 return Err(ConnectionError::Frame {
                     peer: peer.clone(),
@@ -280,11 +314,11 @@ fn execute_guarded(
 
 fn stream_notifications(
     stream: &UnixStream,
-    notifications: &Receiver<Notification>,
+    notifications: &Subscription,
     peer: &Peer,
 ) -> Result<(), ConnectionError> {
     loop {
-        match notifications.recv_timeout(LIVENESS_INTERVAL) {
+        match notifications.try_recv() {
             Ok(notification) => {
                 match write_frame(
                     &mut NoSignalWriter(stream),
@@ -300,17 +334,44 @@ fn stream_notifications(
                     }
                 }
             }
-            Err(RecvTimeoutError::Timeout) => match check_silence(stream) {
-                Silence::Kept => {}
-                Silence::PeerLeft => return Ok(()),
-                Silence::Broken => {
-                    return Err(ConnectionError::Protocol {
-                        peer: peer.clone(),
-                        what: "sent data on a notifications connection".into(),
-                    });
+            Err(RecvError::Closed) => return Ok(()),
+            Err(RecvError::Empty) => {
+                // Sleeps until a notification waits or the client does anything (hangs
+                // up, or sends what it must not): no periodic wake-up.
+                if wait_for_either(stream, notifications) {
+                    match check_silence(stream) {
+                        Silence::Kept => {}
+                        Silence::PeerLeft => return Ok(()),
+                        Silence::Broken => {
+                            return Err(ConnectionError::Protocol {
+                                peer: peer.clone(),
+                                what: "sent data on a notifications connection".into(),
+                            });
+                        }
+                    }
                 }
-            },
-            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Blocks until the socket or the subscription's descriptor has something to say; returns
+/// whether the socket does.
+fn wait_for_either(stream: &UnixStream, notifications: &Subscription) -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let ready = notifications.ready_fd();
+    let mut fds = [
+        PollFd::new(stream, PollFlags::IN | PollFlags::RDHUP),
+        PollFd::new(&ready, PollFlags::IN),
+    ];
+    match poll(&mut fds, None) {
+        Ok(_) => !fds[0].revents().is_empty(),
+        Err(rustix::io::Errno::INTR) => false,
+        // poll itself failed (out of memory): pause rather than spin, then look at the
+        // socket, which ends the stream if it is broken.
+        Err(_) => {
+            thread::sleep(Duration::from_millis(10));
+            true
         }
     }
 }

@@ -46,17 +46,26 @@ pub const EAGER_WAIT: Duration = Duration::from_micros(75);
 /// (or the peer closed). A call's answer, and the next call of a busy client, usually arrive
 /// within microseconds; waking a thread that went to sleep costs tens of microseconds on a
 /// virtual machine, more than the call itself. The blocking read that follows sees whatever
-/// this found.
-pub fn wait_eagerly(stream: &UnixStream) {
+/// this found. Returns whether something can be read now (or the peer closed).
+pub fn wait_eagerly(stream: &UnixStream) -> bool {
     let start = Instant::now();
     let mut byte = [0u8; 1];
     while start.elapsed() < EAGER_WAIT {
         match rustix::net::recv(stream, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
             // Yielding, not spinning: on a single CPU the peer must get to run.
             Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => std::thread::yield_now(),
-            _ => return,
+            _ => return true,
         }
     }
+    false
+}
+
+/// Blocks, without a time limit, until something can be read from `stream` or the peer
+/// closed it (a read timeout set on the socket then bounds only what follows).
+pub fn wait_readable(stream: &UnixStream) {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut fds = [PollFd::new(stream, PollFlags::IN | PollFlags::RDHUP)];
+    while let Err(rustix::io::Errno::INTR) = poll(&mut fds, None) {}
 }
 
 /// What a look at a stream that should be silent found.

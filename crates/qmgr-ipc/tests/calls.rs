@@ -358,3 +358,64 @@ fn wait_until(condition: impl Fn() -> bool) {
         thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// A stand-in service that completes every handshake, never answers a call on its first
+/// connection (it keeps it open, reading), and answers Ping on later ones.
+fn serve_wedged_first(root: &std::path::Path) -> std::path::PathBuf {
+    let socket = root.join("wedged.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let mut stream = stream.unwrap();
+            thread::spawn(move || {
+                let _: ClientMessage = read_frame(&mut stream, MAX_FRAME_LEN).unwrap();
+                let welcome = ServiceMessage::Welcome {
+                    protocol_version: PROTOCOL_VERSION,
+                    service_version: "wedged".into(),
+                    peer_uid: rustix::process::geteuid().as_raw(),
+                };
+                write_frame(&mut stream, &welcome).unwrap();
+                while let Ok(message) = read_frame::<ClientMessage>(&mut stream, MAX_FRAME_LEN) {
+                    if let (ClientMessage::Call { id, .. }, true) = (message, n > 0) {
+                        let answer = ServiceMessage::Answer {
+                            id,
+                            result: Ok(Response::Pong {
+                                service_version: "recovered".into(),
+                            }),
+                        };
+                        write_frame(&mut stream, &answer).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    socket
+}
+
+#[test]
+fn a_call_without_an_answer_times_out_naming_the_request_and_the_socket_then_reconnects() {
+    let root = tempfile::tempdir().unwrap();
+    let socket = serve_wedged_first(root.path());
+    let timeout = Duration::from_millis(300);
+    let client = Client::connect_socket(&socket)
+        .unwrap()
+        .with_call_timeout(timeout);
+    let started = std::time::Instant::now();
+    let error = client.ping().unwrap_err();
+    let waited = started.elapsed();
+    assert!(waited >= timeout && waited < PATIENCE, "{waited:?}");
+    assert_eq!(error.hresult, hresult::QM_E_SERVICE_UNAVAILABLE);
+    assert!(error.description.contains("Ping"), "{error}");
+    assert!(error.description.contains("did not answer"), "{error}");
+    assert!(
+        error.description.contains(&socket.display().to_string()),
+        "{error}"
+    );
+    // The wedged connection was dropped: the next call makes a new one.
+    assert_eq!(client.ping().unwrap(), "recovered");
+}
+
+#[test]
+fn every_call_waits_at_most_two_minutes_by_default() {
+    assert_eq!(qmgr_ipc::client::CALL_TIMEOUT, Duration::from_secs(120));
+}

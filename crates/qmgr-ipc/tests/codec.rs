@@ -567,3 +567,43 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_largest_legitimate_request_fits_the_request_limit_with_margin() {
+    use qmgr_core::config::MAX_FILES_PER_JOB_CEILING;
+    use qmgr_core::file::{
+        MAX_LOCAL_NAME_BYTES, MAX_REMOTE_NAME_CHARS, validate_local_name, validate_remote_name,
+    };
+    use qmgr_core::service::NewFile;
+    use qmgr_ipc::frame::{MAX_REQUEST_FRAME_LEN, encoded_len};
+
+    // The longest names, in the widest characters a name may hold per UTF-16 unit.
+    let prefix = "https://h/";
+    let remote = format!(
+        "{prefix}{}",
+        "€".repeat(MAX_REMOTE_NAME_CHARS - prefix.len())
+    );
+    validate_remote_name(&remote).unwrap();
+    let local = format!("/{}", "l".repeat(MAX_LOCAL_NAME_BYTES - 1));
+    validate_local_name(&local).unwrap();
+    let files = (0..MAX_FILES_PER_JOB_CEILING)
+        .map(|_| NewFile {
+            remote_name: remote.clone(),
+            local_name: local.clone(),
+        })
+        .collect();
+    let call = ClientMessage::Call {
+        id: u64::MAX,
+        request: Request::AddFiles {
+            job: guid(1),
+            files,
+        },
+    };
+    let len = encoded_len(&call);
+    println!("the largest AddFiles takes {len} bytes");
+    assert!(
+        len + len / 4 <= MAX_REQUEST_FRAME_LEN as usize,
+        "the largest AddFiles takes {len} bytes, too close to {MAX_REQUEST_FRAME_LEN}"
+    );
+    const { assert!(MAX_REQUEST_FRAME_LEN < MAX_FRAME_LEN) };
+}

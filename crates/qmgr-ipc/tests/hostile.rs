@@ -89,6 +89,25 @@ fn an_oversized_length_prefix_closes_only_that_connection() {
 }
 
 #[test]
+fn a_request_above_the_request_limit_closes_only_that_connection() {
+    // Smaller than an answer may be, larger than any request may be.
+    let declared = qmgr_ipc::frame::MAX_REQUEST_FRAME_LEN + 1;
+    const { assert!(qmgr_ipc::frame::MAX_REQUEST_FRAME_LEN < MAX_FRAME_LEN) };
+    survives(
+        |instance| {
+            expect_closed_after(
+                handshaken(instance, Purpose::Calls),
+                &declared.to_le_bytes(),
+            );
+        },
+        &format!(
+            "exceeds the limit of {}",
+            qmgr_ipc::frame::MAX_REQUEST_FRAME_LEN
+        ),
+    );
+}
+
+#[test]
 fn an_oversized_first_frame_is_refused_before_the_handshake() {
     survives(
         |instance| {
@@ -197,4 +216,58 @@ fn a_hello_and_calls_sent_at_once_are_all_answered() {
             other => panic!("expected an answer, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_request_that_stalls_midway_ends_its_connection_but_an_idle_one_is_kept() {
+    let queue = common::FakeQueue::new();
+    let stall = Duration::from_millis(200);
+    let serve = |queue: std::sync::Arc<common::FakeQueue>| {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let server = std::thread::spawn(move || {
+            qmgr_ipc::serve_connection_with(&theirs, &*queue, stall).map_err(|e| e.to_string())
+        });
+        let mut ours = ours;
+        ours.set_read_timeout(Some(PATIENCE)).unwrap();
+        write_frame(&mut ours, &hello(Purpose::Calls)).unwrap();
+        let welcome: ServiceMessage = read_frame(&mut ours, MAX_FRAME_LEN).unwrap();
+        assert!(matches!(welcome, ServiceMessage::Welcome { .. }));
+        (ours, server)
+    };
+
+    // Idle between requests for longer than the stall timeout: still served.
+    let (mut idle, server) = serve(queue.clone());
+    std::thread::sleep(stall * 3);
+    write_frame(
+        &mut idle,
+        &ClientMessage::Call {
+            id: 1,
+            request: Request::Ping,
+        },
+    )
+    .unwrap();
+    let answer: ServiceMessage = read_frame(&mut idle, MAX_FRAME_LEN).unwrap();
+    assert!(
+        matches!(
+            answer,
+            ServiceMessage::Answer {
+                id: 1,
+                result: Ok(_)
+            }
+        ),
+        "{answer:?}"
+    );
+    drop(idle);
+    server.join().unwrap().unwrap();
+
+    // A request that announces 100 bytes and sends 10 is dropped once it stalls.
+    let (mut stalled, server) = serve(queue);
+    let started = std::time::Instant::now();
+    stalled.write_all(&100u32.to_le_bytes()).unwrap();
+    stalled.write_all(&[0; 10]).unwrap();
+    let error = server.join().unwrap().unwrap_err();
+    assert!(error.contains("stalled inside a request"), "{error}");
+    assert!(started.elapsed() < PATIENCE);
+    let mut rest = Vec::new();
+    assert_eq!(stalled.read_to_end(&mut rest).unwrap_or(0), 0);
 }

@@ -1,11 +1,11 @@
 //! The service API in-process: the queue manager hosted in the calling program.
 
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{self, Receiver};
 
-use qmgr_core::Result;
 use qmgr_core::instance::StoreLock;
 use qmgr_core::service::{Notification, QueueService, Request, Response};
+use qmgr_core::{QmgrError, Result};
 
 use crate::manager::QueueManager;
 
@@ -47,6 +47,23 @@ impl QueueService for LocalService {
     }
 
     fn subscribe(&self) -> Result<Receiver<Notification>> {
-        Ok(self.manager.subscribe(self.uid))
+        // The manager's bounded queue, handed on by a thread of its own as the trait
+        // promises; the stream ends for the manager at the first notification after the
+        // receiver is dropped, as over the socket.
+        let subscription = self.manager.subscribe(self.uid)?;
+        let (sender, receiver) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("qmgr-local-notifications".into())
+            .spawn(move || {
+                while let Ok(notification) = subscription.recv() {
+                    if sender.send(notification).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|error| {
+                QmgrError::internal(format!("cannot start the notification thread: {error}"))
+            })?;
+        Ok(receiver)
     }
 }

@@ -397,6 +397,63 @@ fn notifications_reach_subscribers() {
 }
 
 #[test]
+fn a_stalled_subscriber_holds_one_modification_per_job_and_every_event() {
+    let server = TestServer::start();
+    let fx = Fixture::new(config());
+    // Never read: what qmgrd holds for a client that stopped reading.
+    let stalled = fx.service.manager().subscribe(UID).unwrap();
+    let reading = fx.service.subscribe().unwrap();
+    let jobs: Vec<Guid> = (0..3)
+        .map(|n| fx.job_with(&[(server.url("/data/100"), fx.path(&format!("s{n}.bin")))]))
+        .collect();
+    for n in 0..10_000 {
+        fx.service
+            .set_job(jobs[n % jobs.len()], JobChange::Description(format!("{n}")))
+            .unwrap();
+    }
+    for id in &jobs {
+        fx.service.resume(*id).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut transferred = Vec::new();
+    while transferred.len() < jobs.len() {
+        let event = reading
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("every Transferred reaches a reading subscriber");
+        if event.kind == NotificationKind::Transferred {
+            transferred.push(event.job);
+        }
+    }
+    transferred.sort();
+    let mut expected = jobs.clone();
+    expected.sort();
+    assert_eq!(transferred, expected);
+
+    let pending = stalled.pending();
+    let count = |kind: fn(&NotificationKind) -> bool, job: Guid| {
+        pending
+            .iter()
+            .filter(|n| n.job == job && kind(&n.kind))
+            .count()
+    };
+    for id in &jobs {
+        assert!(
+            count(|k| *k == NotificationKind::Modification, *id) <= 1,
+            "{pending:?}"
+        );
+        assert_eq!(count(|k| *k == NotificationKind::Transferred, *id), 1);
+        assert_eq!(
+            count(
+                |k| matches!(k, NotificationKind::FileTransferred { file: 0 }),
+                *id
+            ),
+            1
+        );
+    }
+    assert!(pending.len() <= 3 * jobs.len(), "{}", pending.len());
+}
+
+#[test]
 fn the_notification_command_runs_without_a_shell() {
     let server = TestServer::start();
     let fx = Fixture::new(config());

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use qmgr_core::hresult;
@@ -15,7 +14,10 @@ use qmgr_core::job::JobSettings;
 use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{JobView, Notification, NotificationKind, Request, Response};
 use qmgr_core::{Guid, Job, JobState, QmgrError, Result, Timestamp};
-use qmgr_ipc::{AcceptLoop, ConnectionError, ConnectionHandler, Peer, accept_loop, bind_listener};
+use qmgr_ipc::{
+    AcceptLoop, ConnectionError, ConnectionHandler, Peer, Publisher, Subscription, accept_loop,
+    bind_listener,
+};
 
 /// The version the fake answers Ping with.
 pub const FAKE_VERSION: &str = "fake-queue";
@@ -25,7 +27,7 @@ pub const FAKE_VERSION: &str = "fake-queue";
 #[derive(Default)]
 pub struct FakeQueue {
     jobs: Mutex<HashMap<Guid, JobView>>,
-    subscribers: Mutex<Vec<Sender<Notification>>>,
+    subscribers: Mutex<Vec<Publisher>>,
     failures: Mutex<Vec<String>>,
     pub calls: AtomicUsize,
 }
@@ -40,7 +42,7 @@ impl FakeQueue {
         self.subscribers
             .lock()
             .unwrap()
-            .retain(|subscriber| subscriber.send(notification.clone()).is_ok());
+            .retain(|subscriber| subscriber.push(notification.clone()));
     }
 
     pub fn subscriber_count(&self) -> usize {
@@ -127,10 +129,11 @@ impl ConnectionHandler for FakeQueue {
         }
     }
 
-    fn subscribe(&self, _peer: &Peer) -> Result<Receiver<Notification>> {
-        let (sender, receiver) = mpsc::channel();
-        self.subscribers.lock().unwrap().push(sender);
-        Ok(receiver)
+    fn subscribe(&self, _peer: &Peer) -> Result<Subscription> {
+        let (publisher, subscription) = qmgr_ipc::subscription::subscription()
+            .map_err(|error| QmgrError::internal(error.to_string()))?;
+        self.subscribers.lock().unwrap().push(publisher);
+        Ok(subscription)
     }
 
     fn connection_failed(&self, error: &ConnectionError) {

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qmgr_core::instance::Instance;
-use qmgr_core::service::{Notification, Request, Response};
+use qmgr_core::service::{Request, Response};
 use qmgr_core::trust::{self, Access};
 use qmgr_core::{QmgrError, Result};
-use qmgr_ipc::{ConnectionError, ConnectionHandler, Peer};
+use qmgr_ipc::{ConnectionError, ConnectionHandler, Peer, Subscription};
 use qmgr_service::{QueueManager, SystemClock};
 
 const USAGE: &str = "usage: qmgrd --foreground | --spawned | --version";
@@ -233,8 +233,8 @@ impl ConnectionHandler for Handler {
         self.manager.handle(peer.uid, request)
     }
 
-    fn subscribe(&self, peer: &Peer) -> Result<std::sync::mpsc::Receiver<Notification>> {
-        Ok(self.manager.subscribe(peer.uid))
+    fn subscribe(&self, peer: &Peer) -> Result<Subscription> {
+        self.manager.subscribe(peer.uid)
     }
 
     fn connection_failed(&self, error: &ConnectionError) {

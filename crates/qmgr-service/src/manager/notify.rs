@@ -1,10 +1,9 @@
 //! Notifications: subscribers' channels, and the notification command.
 
-use std::sync::mpsc;
-
 use qmgr_core::job::notify;
 use qmgr_core::service::{Notification, NotificationKind};
-use qmgr_core::{Guid, JobState, Timestamp};
+use qmgr_core::{Guid, JobState, QmgrError, Result, Timestamp};
+use qmgr_ipc::subscription::{Publisher, Subscription, subscription};
 
 use crate::command_line;
 
@@ -12,19 +11,26 @@ use super::{QueueManager, ROOT, State};
 
 pub(super) struct Subscriber {
     pub(super) uid: u32,
-    pub(super) sender: mpsc::Sender<Notification>,
+    pub(super) sender: Publisher,
 }
 
 impl QueueManager {
-    /// A stream of notifications about the jobs `uid` may see.
-    pub fn subscribe(&self, uid: u32) -> mpsc::Receiver<Notification> {
-        let (sender, receiver) = mpsc::channel();
+    /// A stream of notifications about the jobs `uid` may see, in a bounded queue (see
+    /// [`qmgr_ipc::subscription`]: a subscriber that stops reading holds at most one
+    /// Modification per job).
+    ///
+    /// # Errors
+    /// When the queue's descriptor cannot be made (out of descriptors).
+    pub fn subscribe(&self, uid: u32) -> Result<Subscription> {
+        let (sender, receiver) = subscription().map_err(|error| {
+            QmgrError::internal(format!("cannot make a notification queue: {error}"))
+        })?;
         self.shared
             .state
             .lock()
             .subscribers
             .push(Subscriber { uid, sender });
-        receiver
+        Ok(receiver)
     }
 }
 
@@ -50,14 +56,11 @@ impl State {
                 return true;
             }
             kinds.iter().all(|kind| {
-                subscriber
-                    .sender
-                    .send(Notification {
-                        job: id,
-                        kind: *kind,
-                        state,
-                    })
-                    .is_ok()
+                subscriber.sender.push(Notification {
+                    job: id,
+                    kind: *kind,
+                    state,
+                })
             })
         });
         let flags = job.settings.notify_flags;
@@ -98,13 +101,11 @@ impl State {
         };
         self.subscribers.retain(|s| {
             s.uid != owner && s.uid != ROOT
-                || s.sender
-                    .send(Notification {
-                        job: id,
-                        kind,
-                        state,
-                    })
-                    .is_ok()
+                || s.sender.push(Notification {
+                    job: id,
+                    kind,
+                    state,
+                })
         });
     }
 }
