@@ -3,7 +3,7 @@
 //! daemon's notification connection; the daemon is stopped at the end); with the feature
 //! `in-process`, a queue manager inside this process.
 
-#![allow(
+#![expect(
     clippy::borrow_as_ptr,
     reason = "the test writes calls as C does: `&IID_X` for a REFIID"
 )]

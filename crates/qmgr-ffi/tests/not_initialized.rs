@@ -1,10 +1,9 @@
 //! CoCreateInstance before CoInitializeEx, and the class rules, in a process of its own
 //! (COM's initialisation count is per process).
 
-#![allow(
+#![expect(
     clippy::borrow_as_ptr,
-    clippy::macro_metavars_in_unsafe,
-    reason = "the tests write calls as C does: `&IID_X` for a REFIID, arguments inside the call"
+    reason = "the tests write calls as C does: `&IID_X` for a REFIID"
 )]
 
 use std::ffi::c_void;
