@@ -8,16 +8,17 @@
 
 use std::ffi::c_void;
 
-use qmgr::abi::bits::*;
-use qmgr::abi::qmgr::*;
-use qmgr::abi::types::*;
 use qmgr_core::hresult;
+use qmgr_ffi::abi::bits::*;
+use qmgr_ffi::abi::qmgr::*;
+use qmgr_ffi::abi::types::*;
 
 fn create(clsid: &GUID, context: DWORD, iid: &GUID) -> (HRESULT, *mut c_void) {
     let mut out: *mut c_void = std::ptr::NonNull::dangling().as_ptr();
     // SAFETY: valid GUIDs and out-pointer.
-    let code =
-        unsafe { qmgr::CoCreateInstance(clsid, std::ptr::null_mut(), context, iid, &raw mut out) };
+    let code = unsafe {
+        qmgr_ffi::CoCreateInstance(clsid, std::ptr::null_mut(), context, iid, &raw mut out)
+    };
     (code, out)
 }
 
@@ -34,13 +35,16 @@ fn classes_are_refused_before_coinitialize_and_checked_after() {
     // SAFETY: plain calls.
     unsafe {
         assert_eq!(
-            qmgr::CoInitializeEx(std::ptr::null_mut(), COINIT_MULTITHREADED),
+            qmgr_ffi::CoInitializeEx(std::ptr::null_mut(), COINIT_MULTITHREADED),
             0
         );
-        assert_eq!(qmgr::CoInitialize(std::ptr::null_mut()), hresult::S_FALSE.0);
-        qmgr::CoUninitialize();
         assert_eq!(
-            qmgr::CoInitializeSecurity(
+            qmgr_ffi::CoInitialize(std::ptr::null_mut()),
+            hresult::S_FALSE.0
+        );
+        qmgr_ffi::CoUninitialize();
+        assert_eq!(
+            qmgr_ffi::CoInitializeSecurity(
                 std::ptr::null_mut(),
                 -1,
                 std::ptr::null_mut(),
@@ -79,7 +83,7 @@ fn classes_are_refused_before_coinitialize_and_checked_after() {
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: NULL GUID pointers are refused before any use.
     let code = unsafe {
-        qmgr::CoCreateInstance(
+        qmgr_ffi::CoCreateInstance(
             std::ptr::null(),
             std::ptr::null_mut(),
             CLSCTX_ALL,
@@ -90,7 +94,7 @@ fn classes_are_refused_before_coinitialize_and_checked_after() {
     assert_eq!(code, hresult::E_POINTER.0);
     // SAFETY: as above.
     let code = unsafe {
-        qmgr::CoCreateInstance(
+        qmgr_ffi::CoCreateInstance(
             &CLSID_BackgroundCopyManager,
             std::ptr::null_mut(),
             CLSCTX_ALL,
