@@ -127,7 +127,7 @@ fn report(name: &str, verdict: Result<String>, tally: &mut Tally, failures: &mut
 
 fn build_prerequisites() -> Result<()> {
     let builds: [&[&str]; 3] = [
-        &["build", "--locked", "-p", "qmgr-ffi", "--lib"],
+        &["build", "--locked", "-p", "libqmgr", "--lib"],
         &["build", "--locked", "-p", "qmgr-service", "--bin", "qmgrd"],
         &[
             "build",

@@ -37,7 +37,7 @@ pub fn install(prefix: &Path) -> Result<()> {
             "--release",
             "--locked",
             "-p",
-            "qmgr-ffi",
+            "libqmgr",
             "--lib",
             "--",
         ])

@@ -18,13 +18,19 @@ const FACILITY_HTTP: u32 = 0x19;
 
 impl HResult {
     /// Builds a code from its unsigned bit pattern, the way headers spell them (`0x80200001`).
-    #[allow(clippy::cast_possible_wrap)]
+    #[expect(
+        clippy::cast_possible_wrap,
+        reason = "an HRESULT's bits reinterpreted as Windows' signed HRESULT"
+    )]
     pub const fn from_bits(bits: u32) -> Self {
         Self(bits as i32)
     }
 
     /// The unsigned bit pattern, for display as `0x8020xxxx`.
-    #[allow(clippy::cast_sign_loss)]
+    #[expect(
+        clippy::cast_sign_loss,
+        reason = "an HRESULT reinterpreted as its unsigned bits"
+    )]
     pub const fn bits(self) -> u32 {
         self.0 as u32
     }
@@ -63,7 +69,6 @@ impl HResult {
     pub const fn http_status(self) -> Option<u16> {
         let code = self.bits() & 0xFFFF;
         if self.is_failure() && self.facility() == FACILITY_HTTP && code >= 100 && code < 600 {
-            #[allow(clippy::cast_possible_truncation)]
             Some(code as u16)
         } else {
             None

@@ -642,12 +642,15 @@ fn file_from_row(row: &Row<'_>) -> rusqlite::Result<FileRecord> {
 }
 
 /// SQLite integers are signed 64-bit; sizes keep their bit pattern (BG_SIZE_UNKNOWN = -1).
-#[allow(clippy::cast_possible_wrap)]
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "SQLite stores u64 as i64; from_sql_u64 reverses it bit for bit"
+)]
 fn to_sql_u64(value: u64) -> i64 {
     value as i64
 }
 
-#[allow(clippy::cast_sign_loss)]
+#[expect(clippy::cast_sign_loss, reason = "reverses to_sql_u64 bit for bit")]
 fn from_sql_u64(value: i64) -> u64 {
     value as u64
 }

@@ -39,7 +39,10 @@ impl Timestamp {
 
     /// Windows' FILETIME value (100-ns ticks since 1601); zero stays zero, as BITS reports
     /// "not yet" (e.g. TransferCompletionTime before TRANSFERRED).
-    #[allow(clippy::cast_sign_loss)]
+    #[expect(
+        clippy::cast_sign_loss,
+        reason = "clamped to zero or more just before the cast"
+    )]
     pub fn to_filetime(self) -> u64 {
         if self == Self::ZERO {
             0
@@ -49,7 +52,10 @@ impl Timestamp {
     }
 
     /// Time elapsed from `earlier` to `self`; zero if `earlier` is later.
-    #[allow(clippy::cast_sign_loss)]
+    #[expect(
+        clippy::cast_sign_loss,
+        reason = "clamped to zero or more just before the cast"
+    )]
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0).max(0) as u64)
     }

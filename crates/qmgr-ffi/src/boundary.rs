@@ -198,7 +198,7 @@ impl<T> Out<'_, T> {
 macro_rules! thunks {
     ($class:ty, $iface:ty, $offset:expr;
      $( fn $name:ident($this:ident $(, $arg:ident : $ty:ty)* $(,)?) $body:block )*) => {$(
-        #[allow(non_snake_case, reason = "named after the COM method it serves")]
+        #[expect(non_snake_case, reason = "named after the COM method it serves")]
         unsafe extern "C" fn $name(This: *mut $iface $(, $arg: $ty)*) -> $crate::abi::types::HRESULT {
             // SAFETY: COM's calling contract: `This` is the interface pointer the method was
             // reached through, and every pointer argument is null or valid for what the

@@ -2,11 +2,6 @@
 //! returns. They are `malloc`/`free`, so memory from one may be given to the other from any
 //! thread, as on Windows.
 
-#![allow(
-    non_snake_case,
-    reason = "exported functions and their parameters keep Windows' names"
-)]
-
 use std::ffi::c_void;
 
 use qmgr_core::hresult;

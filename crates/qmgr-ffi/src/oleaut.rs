@@ -2,7 +2,7 @@
 //! Windows' layout: a 4-byte length in bytes just before the characters, and a NUL after
 //! them) and `VariantInit`/`VariantClear`.
 
-#![allow(
+#![expect(
     non_snake_case,
     reason = "exported functions and their parameters keep Windows' names"
 )]
@@ -34,13 +34,13 @@ fn alloc_bstr(source: *const u16, len: usize) -> BSTR {
     if block.is_null() {
         return std::ptr::null_mut();
     }
-    #[allow(clippy::cast_possible_truncation, reason = "bounded by MAX_BSTR_UNITS")]
+    #[expect(clippy::cast_possible_truncation, reason = "bounded by MAX_BSTR_UNITS")]
     let byte_len = (len * 2) as u32;
     // SAFETY: the block has room for the prefix, `len` units and the NUL (zeroed by
     // calloc); the source, when given, holds `len` units (the callers' contracts).
     unsafe {
         block.cast::<u32>().write_unaligned(byte_len);
-        #[allow(
+        #[expect(
             clippy::cast_ptr_alignment,
             reason = "malloc aligns the block; PREFIX is even"
         )]

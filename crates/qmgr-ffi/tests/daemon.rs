@@ -3,7 +3,7 @@
 //! daemon's notification connection; the daemon is stopped at the end); with the feature
 //! `in-process`, a queue manager inside this process.
 
-#![allow(
+#![expect(
     clippy::borrow_as_ptr,
     reason = "the test writes calls as C does: `&IID_X` for a REFIID"
 )]
@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::time::{Duration, Instant};
 
-use qmgr::abi::bits::*;
-use qmgr::abi::types::*;
 use qmgr_core::hresult;
+use qmgr_ffi::abi::bits::*;
+use qmgr_ffi::abi::types::*;
 use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
 
 /// Builds qmgrd (a binary of another package, which `cargo test -p qmgr-ffi` does not
@@ -177,11 +177,11 @@ fn the_library_reaches_its_queue_without_help() {
     // SAFETY: plain calls with valid pointers, as C makes them.
     unsafe {
         assert_eq!(
-            qmgr::CoInitializeEx(std::ptr::null_mut(), COINIT_MULTITHREADED),
+            qmgr_ffi::CoInitializeEx(std::ptr::null_mut(), COINIT_MULTITHREADED),
             0
         );
         let mut manager: *mut c_void = std::ptr::null_mut();
-        let code = qmgr::CoCreateInstance(
+        let code = qmgr_ffi::CoCreateInstance(
             &CLSID_BackgroundCopyManager,
             std::ptr::null_mut(),
             CLSCTX_LOCAL_SERVER,
@@ -194,7 +194,7 @@ fn the_library_reaches_its_queue_without_help() {
             "CoCreateInstance started no qmgrd; its log:\n{log}"
         );
         let manager = manager.cast::<IBackgroundCopyManager>();
-        let name = qmgr::wide("over the socket");
+        let name = qmgr_ffi::wide("over the socket");
         let (mut id, mut job) = (GUID::default(), std::ptr::null_mut());
         assert_eq!(
             ((*(*manager).lpVtbl).CreateJob)(
@@ -208,8 +208,8 @@ fn the_library_reaches_its_queue_without_help() {
         );
         let local = downloads.join("daemon.bin");
         let (url, local_name) = (
-            qmgr::wide(&server.url("/data/64k/daemon")),
-            qmgr::wide(&local.to_string_lossy()),
+            qmgr_ffi::wide(&server.url("/data/64k/daemon")),
+            qmgr_ffi::wide(&local.to_string_lossy()),
         );
         assert_eq!(
             ((*(*job).lpVtbl).AddFile)(job, url.as_ptr(), local_name.as_ptr()),

@@ -1,24 +1,24 @@
 //! CoCreateInstance before CoInitializeEx, and the class rules, in a process of its own
 //! (COM's initialisation count is per process).
 
-#![allow(
+#![expect(
     clippy::borrow_as_ptr,
-    clippy::macro_metavars_in_unsafe,
-    reason = "the tests write calls as C does: `&IID_X` for a REFIID, arguments inside the call"
+    reason = "the tests write calls as C does: `&IID_X` for a REFIID"
 )]
 
 use std::ffi::c_void;
 
-use qmgr::abi::bits::*;
-use qmgr::abi::qmgr::*;
-use qmgr::abi::types::*;
 use qmgr_core::hresult;
+use qmgr_ffi::abi::bits::*;
+use qmgr_ffi::abi::qmgr::*;
+use qmgr_ffi::abi::types::*;
 
 fn create(clsid: &GUID, context: DWORD, iid: &GUID) -> (HRESULT, *mut c_void) {
     let mut out: *mut c_void = std::ptr::NonNull::dangling().as_ptr();
     // SAFETY: valid GUIDs and out-pointer.
-    let code =
-        unsafe { qmgr::CoCreateInstance(clsid, std::ptr::null_mut(), context, iid, &raw mut out) };
+    let code = unsafe {
+        qmgr_ffi::CoCreateInstance(clsid, std::ptr::null_mut(), context, iid, &raw mut out)
+    };
     (code, out)
 }
 
@@ -35,13 +35,16 @@ fn classes_are_refused_before_coinitialize_and_checked_after() {
     // SAFETY: plain calls.
     unsafe {
         assert_eq!(
-            qmgr::CoInitializeEx(std::ptr::null_mut(), COINIT_MULTITHREADED),
+            qmgr_ffi::CoInitializeEx(std::ptr::null_mut(), COINIT_MULTITHREADED),
             0
         );
-        assert_eq!(qmgr::CoInitialize(std::ptr::null_mut()), hresult::S_FALSE.0);
-        qmgr::CoUninitialize();
         assert_eq!(
-            qmgr::CoInitializeSecurity(
+            qmgr_ffi::CoInitialize(std::ptr::null_mut()),
+            hresult::S_FALSE.0
+        );
+        qmgr_ffi::CoUninitialize();
+        assert_eq!(
+            qmgr_ffi::CoInitializeSecurity(
                 std::ptr::null_mut(),
                 -1,
                 std::ptr::null_mut(),
@@ -80,7 +83,7 @@ fn classes_are_refused_before_coinitialize_and_checked_after() {
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: NULL GUID pointers are refused before any use.
     let code = unsafe {
-        qmgr::CoCreateInstance(
+        qmgr_ffi::CoCreateInstance(
             std::ptr::null(),
             std::ptr::null_mut(),
             CLSCTX_ALL,
@@ -91,7 +94,7 @@ fn classes_are_refused_before_coinitialize_and_checked_after() {
     assert_eq!(code, hresult::E_POINTER.0);
     // SAFETY: as above.
     let code = unsafe {
-        qmgr::CoCreateInstance(
+        qmgr_ffi::CoCreateInstance(
             &CLSID_BackgroundCopyManager,
             std::ptr::null_mut(),
             CLSCTX_ALL,

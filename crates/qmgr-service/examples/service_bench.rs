@@ -642,7 +642,10 @@ fn megabytes(bytes: u64) -> f64 {
 }
 
 /// A count as a float, for rates and shares (exact far beyond any count here).
-#[allow(clippy::cast_precision_loss)]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "counts in a benchmark table are far below 2^52"
+)]
 fn count(n: impl TryInto<u64>) -> f64 {
     n.try_into().map_or(f64::NAN, |n: u64| n as f64)
 }

@@ -39,6 +39,10 @@ pub(crate) fn remaining_length(easy: *mut curl_sys::CURL) -> Option<u64> {
     if code != curl_sys::CURLE_OK || length < 0.0 {
         return None;
     }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "curl reports a whole, non-negative (checked above) length as a double"
+    )]
     Some(length as u64)
 }

@@ -27,7 +27,10 @@ pub fn parse(text: &str) -> Option<SystemTime> {
             (day, month, year, *time)
         }
         // asctime: weekday month day time year
-        #[allow(clippy::match_same_arms)]
+        #[expect(
+            clippy::match_same_arms,
+            reason = "one arm per date format; asctime's gives the same tuple as RFC 1123's"
+        )]
         [_, month, day, time, year] => (*day, *month, *year, *time),
         _ => return None,
     };

@@ -35,7 +35,10 @@ impl TokenBucket {
         bucket
     }
 
-    #[allow(clippy::cast_precision_loss)]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "byte rates are far below 2^52; the bucket is approximate anyway"
+    )]
     fn capacity(&self) -> f64 {
         (self.rate as f64 * BURST_SECONDS).max(MINIMUM_BURST.min(self.rate as f64))
     }
@@ -48,7 +51,10 @@ impl TokenBucket {
     }
 
     /// Adds what the time since the last refill has earned.
-    #[allow(clippy::cast_precision_loss)]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "byte rates are far below 2^52; the bucket is approximate anyway"
+    )]
     pub fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.updated);
         self.updated = self.updated.max(now);
@@ -57,7 +63,11 @@ impl TokenBucket {
     }
 
     /// Whole bytes that may be taken now (none while in debt).
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "tokens are at least 1.0 here and far below 2^64"
+    )]
     pub fn available(&self) -> u64 {
         if self.tokens >= 1.0 {
             self.tokens.floor() as u64
@@ -67,14 +77,20 @@ impl TokenBucket {
     }
 
     /// Takes `bytes`, going into debt if there are fewer.
-    #[allow(clippy::cast_precision_loss)]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "byte counts are far below 2^52; the bucket is approximate anyway"
+    )]
     pub fn charge(&mut self, bytes: u64) {
         self.tokens -= bytes as f64;
     }
 
     /// How long from the last refill until a byte is available: zero if one is now, `None`
     /// if never (a rate of zero holds everything).
-    #[allow(clippy::cast_precision_loss)]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "byte rates are far below 2^52; the bucket is approximate anyway"
+    )]
     pub fn wait(&self) -> Option<Duration> {
         if self.tokens >= 1.0 {
             return Some(Duration::ZERO);

@@ -16,10 +16,7 @@ const CALLS: &str = "100000";
 
 pub fn run() -> Result<()> {
     println!("==> bench ffi (C ABI through qmgrd, release build)");
-    for package in [
-        ["-p", "qmgr-ffi", "--lib"],
-        ["-p", "qmgr-service", "--bins"],
-    ] {
+    for package in [["-p", "libqmgr", "--lib"], ["-p", "qmgr-service", "--bins"]] {
         if !cargo()
             .args(["build", "--release", "--locked"])
             .args(package)

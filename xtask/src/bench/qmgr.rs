@@ -73,7 +73,10 @@ impl Drop for QmgrInstance {
 }
 
 /// User plus system time a process has used so far (all its threads).
-#[allow(clippy::cast_precision_loss)]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "clock ticks of a benchmark run are far below 2^52"
+)]
 pub fn process_cpu(pid: u32) -> Result<Duration> {
     let path = format!("/proc/{pid}/stat");
     let stat = fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
@@ -96,7 +99,10 @@ pub fn process_cpu(pid: u32) -> Result<Duration> {
     ))
 }
 
-#[allow(clippy::cast_precision_loss)]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "the clock tick rate is a small constant"
+)]
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf only reads a system constant.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

@@ -1,6 +1,9 @@
 //! `cargo xtask bench service`: call latency over qmgrd's socket and in-process, job
 //! creation throughput, and qmgrd's memory and idle CPU with 10,000 queued jobs. The
 //! measuring is done by qmgr-service's `service_bench` example against a private qmgrd.
+//! It stays an example of qmgr-service (as `store_bench` of qmgr-core and `fetch` of
+//! qmgr-transfer do) because it hosts the queue in-process: as part of xtask it would make
+//! every `cargo xtask` build qmgr-service, and with it libcurl, OpenSSL and SQLite.
 
 use std::process::{Command, Stdio};
 

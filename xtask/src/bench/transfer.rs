@@ -544,7 +544,7 @@ impl Bench<'_> {
             } else {
                 "—".to_owned()
             };
-            #[allow(clippy::cast_precision_loss)]
+            #[expect(clippy::cast_precision_loss, reason = "a file count far below 2^52")]
             let files_per_second = SMALL_COUNT as f64 / wall_s;
             table.row(vec![
                 contender.name.to_owned(),
@@ -601,7 +601,7 @@ impl Bench<'_> {
             |dir: &Path, content: bool| check_file(&source, &dir.join(THROTTLED_NAME), content);
         let results = self.race("throttled to 20 MB/s", &contenders, THROTTLED, &verify)?;
 
-        #[allow(clippy::cast_precision_loss)]
+        #[expect(clippy::cast_precision_loss, reason = "a byte rate far below 2^52")]
         let target_mb = THROTTLE_RATE as f64 / 1e6;
         let mut table = Table::new(&[
             "tool",
@@ -684,17 +684,26 @@ fn cpu(run: &Measured) -> f64 {
     run.cpu.as_secs_f64()
 }
 
-#[allow(clippy::cast_precision_loss)]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "byte counts in a benchmark are far below 2^52"
+)]
 fn rss_mb(run: &Measured) -> f64 {
     run.peak_rss as f64 / 1e6
 }
 
-#[allow(clippy::cast_precision_loss)]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "byte counts in a benchmark are far below 2^52"
+)]
 fn megabytes(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
 
-#[allow(clippy::cast_precision_loss)]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "byte counts in a benchmark are far below 2^52"
+)]
 fn rate_mb(bytes: u64, seconds: f64) -> f64 {
     bytes as f64 / seconds / 1e6
 }

@@ -88,10 +88,9 @@ fn number(literal: &str) -> Result<i128> {
 
 /// The value `value` has once converted to the named integer type, if it is one.
 fn cast(type_name: &str, value: i128) -> Option<i128> {
-    #[allow(
+    #[expect(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
-        clippy::cast_possible_wrap,
         reason = "these are C's conversions, wrapping on purpose"
     )]
     Some(match type_name {

@@ -1,7 +1,10 @@
 //! A private qmgr instance for driving the real `qmgr` binary: its own state, config and
 //! runtime directories, the qmgrd built beside `qmgr`, and a daemon stopped at the end.
 
-#![allow(dead_code)] // Each test binary uses its own part of this module.
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of this module"
+)]
 
 use std::ffi::OsString;
 use std::os::unix::net::UnixStream;

@@ -4,10 +4,9 @@
 //! as `pub const` values of a 4-byte type, and the OLE automation pieces the group API needs
 //! (`BSTR`, `VARIANT`).
 
-#![allow(
+#![expect(
     non_snake_case,
     non_camel_case_types,
-    clippy::unreadable_literal,
     reason = "C-facing names keep Windows' spelling so the generated headers match bits.h"
 )]
 
@@ -111,7 +110,7 @@ pub struct FILETIME {
 }
 
 impl FILETIME {
-    #[allow(
+    #[expect(
         clippy::cast_possible_truncation,
         reason = "splitting a 64-bit value into its halves"
     )]

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use qmgr::abi::bits::*;
-use qmgr::abi::types::*;
 use qmgr_core::config::Config;
 use qmgr_core::paths::StatePaths;
+use qmgr_ffi::abi::bits::*;
+use qmgr_ffi::abi::types::*;
 use qmgr_service::{LocalService, QueueManager, SystemClock};
 
 /// The uid the in-process queue believes the caller has (not root, so that root-only
@@ -48,11 +48,11 @@ pub fn setup() -> &'static Fixture {
             Arc::new(SystemClock::new()),
         )
         .unwrap();
-        assert!(qmgr::install_service(Arc::new(LocalService::new(
+        assert!(qmgr_ffi::install_service(Arc::new(LocalService::new(
             manager, UID
         ))));
         // SAFETY: plain call.
-        let hr = unsafe { qmgr::CoInitializeEx(std::ptr::null_mut(), COINIT_MULTITHREADED) };
+        let hr = unsafe { qmgr_ffi::CoInitializeEx(std::ptr::null_mut(), COINIT_MULTITHREADED) };
         assert!(hr >= 0, "CoInitializeEx: 0x{hr:08X}");
         Fixture { downloads }
     })
@@ -95,7 +95,7 @@ pub fn release<I>(p: *mut I) -> u32 {
 }
 
 pub fn wide(text: &str) -> Vec<u16> {
-    qmgr::wide(text)
+    qmgr_ffi::wide(text)
 }
 
 /// Takes a CoTaskMemAlloc'ed string the library returned and frees it.
@@ -109,7 +109,7 @@ pub fn take_string(p: LPWSTR) -> String {
     // SAFETY: `len` units were just read.
     let text = String::from_utf16(unsafe { std::slice::from_raw_parts(p, len) }).unwrap();
     // SAFETY: the string came from CoTaskMemAlloc.
-    unsafe { qmgr::CoTaskMemFree(p.cast()) };
+    unsafe { qmgr_ffi::CoTaskMemFree(p.cast()) };
     text
 }
 
@@ -118,7 +118,7 @@ pub fn manager() -> *mut IBackgroundCopyManager {
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: valid GUIDs and out-pointer.
     let hr = unsafe {
-        qmgr::CoCreateInstance(
+        qmgr_ffi::CoCreateInstance(
             &CLSID_BackgroundCopyManager,
             std::ptr::null_mut(),
             CLSCTX_LOCAL_SERVER,

@@ -1,8 +1,8 @@
 //! IBackgroundCopyFile … File3 and IEnumBackgroundCopyFiles.
 
-use qmgr::abi::bits::*;
-use qmgr::abi::types::*;
 use qmgr_core::hresult;
+use qmgr_ffi::abi::bits::*;
+use qmgr_ffi::abi::types::*;
 
 use crate::common::*;
 use crate::vcall;

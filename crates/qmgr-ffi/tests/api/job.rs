@@ -1,8 +1,8 @@
 //! IBackgroundCopyJob … Job5 and IBackgroundCopyJobHttpOptions, without transfers.
 
-use qmgr::abi::bits::*;
-use qmgr::abi::types::*;
 use qmgr_core::hresult;
+use qmgr_ffi::abi::bits::*;
+use qmgr_ffi::abi::types::*;
 
 use crate::common::*;
 use crate::vcall;
@@ -460,7 +460,7 @@ fn client_certificate(
     // SAFETY: a successful call returns a 20-byte CoTaskMemAlloc'ed hash.
     let bytes = unsafe { std::slice::from_raw_parts(hash, 20) }.to_vec();
     // SAFETY: allocated by the library for the caller to free.
-    unsafe { qmgr::CoTaskMemFree(hash.cast()) };
+    unsafe { qmgr_ffi::CoTaskMemFree(hash.cast()) };
     Ok((location, take_string(store), bytes, take_string(subject)))
 }
 

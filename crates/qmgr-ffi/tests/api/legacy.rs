@@ -3,10 +3,10 @@
 use std::ffi::c_void;
 use std::time::{Duration, Instant};
 
-use qmgr::abi::bits::IID_IBackgroundCopyManager;
-use qmgr::abi::qmgr::*;
-use qmgr::abi::types::*;
 use qmgr_core::hresult;
+use qmgr_ffi::abi::bits::IID_IBackgroundCopyManager;
+use qmgr_ffi::abi::qmgr::*;
+use qmgr_ffi::abi::types::*;
 use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
 
 use crate::common::*;
@@ -17,7 +17,7 @@ fn qmgr() -> *mut IBackgroundCopyQMgr {
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: valid GUIDs and out-pointer.
     let code = unsafe {
-        qmgr::CoCreateInstance(
+        qmgr_ffi::CoCreateInstance(
             &CLSID_BackgroundCopyQMgr,
             std::ptr::null_mut(),
             CLSCTX_ALL,
@@ -36,16 +36,16 @@ fn random_guid() -> GUID {
 fn bstr(text: &str) -> BSTR {
     let text = wide(text);
     // SAFETY: a NUL-terminated string.
-    unsafe { qmgr::SysAllocString(text.as_ptr()) }
+    unsafe { qmgr_ffi::SysAllocString(text.as_ptr()) }
 }
 
 fn bstr_text(bstr: BSTR) -> String {
     // SAFETY: a live BSTR from the library.
-    let len = unsafe { qmgr::SysStringLen(bstr) } as usize;
+    let len = unsafe { qmgr_ffi::SysStringLen(bstr) } as usize;
     // SAFETY: `len` units; freed once afterwards.
     let text = String::from_utf16(unsafe { std::slice::from_raw_parts(bstr, len) }).unwrap();
     // SAFETY: as above.
-    unsafe { qmgr::SysFreeString(bstr) };
+    unsafe { qmgr_ffi::SysFreeString(bstr) };
     text
 }
 
@@ -92,7 +92,7 @@ fn a_group_downloads_its_job_s_files_without_complete() {
         0
     );
     // SAFETY: a VARIANT owning its BSTR.
-    unsafe { qmgr::VariantClear(&raw mut name) };
+    unsafe { qmgr_ffi::VariantClear(&raw mut name) };
     let mut read = VARIANT::EMPTY;
     assert_eq!(
         vcall!(group, GetProp(GROUPPROP_DISPLAYNAME, &raw mut read)),
@@ -175,8 +175,8 @@ fn a_group_downloads_its_job_s_files_without_complete() {
     );
     // SAFETY: the BSTRs this test allocated.
     unsafe {
-        qmgr::SysFreeString(info.bstrRemoteFile);
-        qmgr::SysFreeString(info.bstrLocalFile);
+        qmgr_ffi::SysFreeString(info.bstrRemoteFile);
+        qmgr_ffi::SysFreeString(info.bstrLocalFile);
     }
     let mut id = GUID::default();
     vcall!(job, get_JobID(&raw mut id));

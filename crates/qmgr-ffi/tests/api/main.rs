@@ -1,7 +1,7 @@
 //! The C ABI called exactly as C calls it: raw pointers and `lpVtbl`, against an in-process
 //! queue and the test server.
 
-#![allow(
+#![expect(
     clippy::borrow_as_ptr,
     clippy::macro_metavars_in_unsafe,
     reason = "the tests write calls as C does: `&IID_X` for a REFIID, arguments inside the call"

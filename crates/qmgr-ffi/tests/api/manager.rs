@@ -1,8 +1,8 @@
 //! IBackgroundCopyManager and the job enumerator.
 
-use qmgr::abi::bits::*;
-use qmgr::abi::types::*;
 use qmgr_core::hresult;
+use qmgr_ffi::abi::bits::*;
+use qmgr_ffi::abi::types::*;
 
 use crate::common::*;
 use crate::vcall;

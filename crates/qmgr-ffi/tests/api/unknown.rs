@@ -1,8 +1,8 @@
 //! IUnknown: QueryInterface, AddRef and Release on every kind of object.
 
-use qmgr::abi::bits::*;
-use qmgr::abi::types::*;
 use qmgr_core::hresult;
+use qmgr_ffi::abi::bits::*;
+use qmgr_ffi::abi::types::*;
 
 use crate::common::*;
 use crate::vcall;
@@ -110,7 +110,7 @@ fn versioned_clsids_up_to_5_0_create_the_manager() {
         let mut out: *mut std::ffi::c_void = std::ptr::null_mut();
         // SAFETY: valid GUIDs and out-pointer.
         let code = unsafe {
-            qmgr::CoCreateInstance(
+            qmgr_ffi::CoCreateInstance(
                 &clsid,
                 std::ptr::null_mut(),
                 CLSCTX_ALL,
@@ -124,7 +124,7 @@ fn versioned_clsids_up_to_5_0_create_the_manager() {
     let mut out: *mut std::ffi::c_void = std::ptr::null_mut();
     // SAFETY: valid GUIDs and out-pointer.
     let code = unsafe {
-        qmgr::CoCreateInstance(
+        qmgr_ffi::CoCreateInstance(
             &CLSID_BackgroundCopyManager,
             std::ptr::null_mut(),
             CLSCTX_ALL,

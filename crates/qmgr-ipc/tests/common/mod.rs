@@ -1,7 +1,9 @@
 //! A fake queue behind the real server, in an isolated temporary instance.
 
-// Each test binary uses a different part of this module.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of this module"
+)]
 
 use std::collections::HashMap;
 use std::ffi::OsString;

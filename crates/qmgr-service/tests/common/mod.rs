@@ -1,7 +1,10 @@
 //! A private qmgrd for the daemon tests: its own state, config and runtime directories, the
 //! qmgrd built with these tests, and a daemon stopped when the instance is dropped.
 
-#![allow(dead_code)] // Each test binary uses its own part of this module.
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of this module"
+)]
 
 use std::ffi::OsString;
 use std::os::unix::net::UnixStream;

@@ -1,6 +1,9 @@
 //! An engine, a scratch directory and ways to wait for transfers to end.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of this module"
+)]
 
 use std::cell::RefCell;
 use std::collections::HashMap;
