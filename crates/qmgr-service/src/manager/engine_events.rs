@@ -239,7 +239,10 @@ impl State {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "an attempt record is made of this many separate facts"
+    )]
     pub(super) fn record_attempt(
         &mut self,
         id: Guid,
@@ -267,7 +270,10 @@ impl State {
 
     /// A file failed: the job stops all its transfers and goes to TRANSIENT_ERROR (retry
     /// later) or ERROR.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a failure carries the job, file, error, its class, Retry-After and time"
+    )]
     pub(super) fn fail_job(
         &mut self,
         engine: &Engine,
