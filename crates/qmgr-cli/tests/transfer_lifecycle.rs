@@ -392,3 +392,60 @@ fn a_cap_is_reported_only_while_it_holds_the_transfer_back() {
     assert_eq!(info["waiting"]["bytes_per_second"], 100_000);
     instance.qmgr(&["cancel", &fast]).expect(0);
 }
+
+/// Background jobs of small local files are transferred and completed by the service at
+/// once, often before `--json` can show them (here the first of thirty one-file jobs has all
+/// the others' Resume calls to finish in): they are shown as ACKNOWLEDGED, not an error.
+#[test]
+fn background_json_shows_jobs_the_service_completed_at_once() {
+    let instance = Instance::new();
+    instance.write_config("max_files_per_job = 1\n");
+    let sources = instance.root().join("sources");
+    std::fs::create_dir_all(&sources).unwrap();
+    let names: Vec<String> = (0..30).map(|n| format!("copy{n}.bin")).collect();
+    let urls: Vec<String> = names
+        .iter()
+        .map(|name| {
+            std::fs::write(sources.join(name), vec![7u8; 4096]).unwrap();
+            format!("file://{}", sources.join(name).display())
+        })
+        .collect();
+    let mut args = vec![
+        "transfer",
+        "--background",
+        "--json",
+        "--priority",
+        "foreground",
+    ];
+    args.extend(urls.iter().map(String::as_str));
+    args.extend(["--dir", "."]);
+    let shown = instance.qmgr(&args).expect(0).json();
+    let jobs = shown["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 30, "{shown:#}");
+    for job in jobs {
+        let state = job["state"].as_str().unwrap_or_default();
+        assert!(
+            [
+                "QUEUED",
+                "CONNECTING",
+                "TRANSFERRING",
+                "TRANSFERRED",
+                "ACKNOWLEDGED"
+            ]
+            .contains(&state),
+            "{job:#}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for name in &names {
+        let local = instance.downloads().join(name);
+        while !std::fs::read(&local).is_ok_and(|body| body == vec![7u8; 4096]) {
+            assert!(
+                Instant::now() < deadline,
+                "{} never landed",
+                local.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

@@ -85,6 +85,14 @@ pub fn run(session: &Session, args: &TransferArgs) -> Result<(), Failure> {
             }
         }
     }
+    // A background job of small files may be transferred and completed by the service before
+    // it could be shown: keep how it looked before it started.
+    let mut before_start = Vec::new();
+    if args.background && args.json {
+        for id in &jobs {
+            before_start.push(client.job(*id)?);
+        }
+    }
     for id in &jobs {
         if let Err(error) = client.resume(*id) {
             cancel_all(&client, &jobs);
@@ -99,7 +107,7 @@ pub fn run(session: &Session, args: &TransferArgs) -> Result<(), Failure> {
                 "interrupted before the jobs were queued; nothing was left behind",
             ));
         }
-        report_background(&client, &jobs, args.json)?;
+        report_background(&client, &jobs, args.json.then_some(before_start.as_slice()))?;
         return Ok(());
     }
     let watch = Watch {
@@ -253,12 +261,30 @@ fn cancel_all(client: &Client, jobs: &[Guid]) {
     }
 }
 
-fn report_background(client: &Client, jobs: &[Guid], as_json: bool) -> Result<(), Failure> {
-    if as_json {
-        let views = jobs
-            .iter()
-            .map(|id| client.job(*id).map(|view| JobJson::from(&view)))
-            .collect::<qmgr_core::Result<Vec<_>>>()?;
+/// Says which jobs were queued: their ids, or with `--json` their views (`before_start`
+/// holds each job as it was before it started, for one that is already gone).
+fn report_background(
+    client: &Client,
+    jobs: &[Guid],
+    before_start: Option<&[JobView]>,
+) -> Result<(), Failure> {
+    if let Some(before_start) = before_start {
+        let mut views = Vec::new();
+        for (id, before) in jobs.iter().zip(before_start) {
+            let view = match client.job(*id) {
+                Ok(view) => view,
+                // Transferred and completed by the service already (these jobs complete
+                // themselves): it is acknowledged.
+                Err(error) if error.hresult == hresult::BG_E_NOT_FOUND => {
+                    let mut view = before.clone();
+                    view.job.state = JobState::Acknowledged;
+                    view.waiting = None;
+                    view
+                }
+                Err(error) => return Err(error.into()),
+            };
+            views.push(JobJson::from(&view));
+        }
         json::print(&JobList { jobs: views });
     } else {
         for id in jobs {
