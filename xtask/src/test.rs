@@ -54,9 +54,10 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("the workspace's binaries do not build");
     }
 
-    println!("==> tests (cargo test --workspace)");
+    println!("==> tests (cargo test --workspace --no-fail-fast)");
     let mut command = cargo();
-    command.args(["test", "--workspace", "--locked"]);
+    // Every suite runs even when one fails, so the tally counts them all.
+    command.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
     let (tests, ok) = run_and_count(command)?;
     tally.add(tests);
     if !ok {
