@@ -388,3 +388,27 @@ fn a_spawned_service_waits_for_one_that_still_holds_the_store() {
     Client::connect(&instance.paths()).unwrap().ping().unwrap();
     assert_eq!(instance.daemons().len(), 1);
 }
+
+#[test]
+fn the_log_follows_log_level_and_qmgr_log_overrides_it() {
+    let started_and_stopped = |instance: &Instance| {
+        drop(instance.client());
+        instance.stop();
+        instance.log()
+    };
+    let log = started_and_stopped(&Instance::new());
+    assert!(log.contains("INFO") && log.contains("serving"), "{log}");
+
+    let quiet = Instance::with_config("log_level = \"warn\"\n");
+    let log = started_and_stopped(&quiet);
+    assert!(!log.contains("serving"), "{log}");
+
+    let overridden = Instance::with_env(vec![("QMGR_LOG".into(), "info".into())]);
+    std::fs::write(
+        overridden.dir("config/qmgr").join("config.toml"),
+        "log_level = \"warn\"\n",
+    )
+    .unwrap();
+    let log = started_and_stopped(&overridden);
+    assert!(log.contains("serving"), "{log}");
+}

@@ -11,12 +11,14 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use qmgr_core::config::LogLevel;
 use qmgr_core::instance::Instance;
 use qmgr_core::service::{Request, Response};
 use qmgr_core::trust::{self, Access};
 use qmgr_core::{QmgrError, Result};
 use qmgr_ipc::{ConnectionError, ConnectionHandler, Peer, Subscription};
 use qmgr_service::{QueueManager, SystemClock};
+use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: qmgrd --foreground | --spawned | --version";
 /// How long `--spawned` waits for the detached service to accept connections.
@@ -170,6 +172,7 @@ fn serve(mode: Mode) -> Result<()> {
     // there is written (see qmgr_core::trust).
     let _lock = instance.lock()?;
     let (paths, config) = instance.into_parts();
+    init_logging(config.log_level, mode);
     let max_connections = usize::try_from(config.max_connections).unwrap_or(usize::MAX);
     let idle_exit = config.idle_exit.filter(|_| mode == Mode::Detached);
     let manager = QueueManager::start(config, &paths, Arc::new(SystemClock::new()))?;
@@ -181,7 +184,7 @@ fn serve(mode: Mode) -> Result<()> {
         }),
         max_connections,
     )?;
-    eprintln!(
+    tracing::info!(
         "qmgrd {}: serving {} (pid {})",
         env!("CARGO_PKG_VERSION"),
         paths.socket_path().display(),
@@ -197,7 +200,7 @@ fn serve(mode: Mode) -> Result<()> {
     let signal_control = control.clone();
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            eprintln!("qmgrd: signal {signal}: stopping");
+            tracing::info!("signal {signal}: stopping");
             signal_control.stop();
         }
     });
@@ -210,7 +213,7 @@ fn serve(mode: Mode) -> Result<()> {
                 if idle_control.idle_for().is_some_and(|quiet| quiet >= idle)
                     && idle_manager.is_idle()
                 {
-                    eprintln!("qmgrd: idle for {} s: exiting", idle.as_secs());
+                    tracing::info!("idle for {} s: exiting", idle.as_secs());
                     idle_control.stop();
                 }
             }
@@ -219,8 +222,27 @@ fn serve(mode: Mode) -> Result<()> {
     server.wait();
     manager.shutdown();
     let _ = std::fs::remove_file(paths.socket_path());
-    eprintln!("qmgrd: stopped");
+    tracing::info!("qmgrd stopped");
     Ok(())
+}
+
+/// Sends the service's log to stderr — the journal under systemd (which adds its own
+/// times), the log file when detached — at the config's `log_level`, or as `QMGR_LOG` (a
+/// `tracing` filter such as `debug` or `qmgr_service=trace`) says when it is set.
+fn init_logging(level: LogLevel, mode: Mode) {
+    let filter = std::env::var("QMGR_LOG")
+        .ok()
+        .and_then(|text| EnvFilter::try_new(text).ok())
+        .unwrap_or_else(|| EnvFilter::new(level.name()));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false);
+    let _ = match mode {
+        Mode::Foreground => builder.without_time().try_init(),
+        Mode::Detached => builder.try_init(),
+    };
 }
 
 /// The queue manager behind the socket: requests run as the peer's uid.
@@ -238,7 +260,7 @@ impl ConnectionHandler for Handler {
     }
 
     fn connection_failed(&self, error: &ConnectionError) {
-        eprintln!("qmgrd: {error}");
+        tracing::warn!("{error}");
     }
 }
 

@@ -90,7 +90,7 @@ impl State {
         if let Err(error) = self.store.save_group(&updated) {
             // The group does not get its job: the job goes again.
             if let Err(again) = self.store.delete_job(job) {
-                eprintln!("qmgr: job {job}: {}", again.description);
+                tracing::error!(job = %job, "{}", again.description);
             }
             if let Some(count) = self.owned.get_mut(&uid) {
                 *count = count.saturating_sub(1);

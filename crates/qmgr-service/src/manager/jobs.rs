@@ -230,7 +230,7 @@ impl State {
             .filter_map(|f| f.temp_name.as_deref())
             .collect();
         if let Err(error) = self.store.forget_temp_names(&renamed) {
-            eprintln!("qmgr: {error}");
+            tracing::error!("{error}");
         }
         let unfinished: Vec<String> = job
             .files
@@ -245,8 +245,9 @@ impl State {
         // leaves it to the next start, which finds the mark, sees the files renamed, and
         // deletes it.
         if let Err(error) = self.store.delete_job(id) {
-            eprintln!(
-                "qmgr: job {id}: completed, but {}; the next start removes it",
+            tracing::warn!(
+                job = %id,
+                "completed, but {}; the next start removes it",
                 error.description
             );
         }
@@ -355,7 +356,7 @@ impl State {
             }
         }
         if engine_let_go && let Err(error) = self.store.forget_temp_names(&gone) {
-            eprintln!("qmgr: {error}");
+            tracing::error!("{error}");
         }
         all_gone
     }

@@ -354,10 +354,7 @@ impl State {
         let Err(mut error) = saved else {
             return true;
         };
-        eprintln!(
-            "qmgr: job {id}: {}; the job stops in ERROR",
-            error.description
-        );
+        tracing::error!(job = %id, "{}; the job stops in ERROR", error.description);
         self.stop_transfers(engine, id);
         self.timers.retain(|(_, job)| *job != id);
         self.batcher.forget(id);
@@ -374,7 +371,7 @@ impl State {
         });
         let job = entry.job.clone();
         if let Err(again) = self.store.save_job(&job) {
-            eprintln!("qmgr: job {id}: {}", again.description);
+            tracing::error!(job = %id, "{}", again.description);
         }
         self.announce(id, before, now);
         self.schedule_needed = true;
@@ -386,7 +383,7 @@ impl State {
     /// start, which finds its file gone.
     fn forget_temp_names<S: AsRef<str>>(&mut self, names: &[S]) {
         if let Err(error) = self.store.forget_temp_names(names) {
-            eprintln!("qmgr: {}", error.description);
+            tracing::error!("{}", error.description);
         }
     }
 

@@ -78,13 +78,15 @@ impl State {
             // command from an older store that breaks today's rules (a relative program)
             // is not run at all.
             if let Err(error) = command.validate() {
-                eprintln!(
-                    "qmgr: job {id}: not running the notification command: {}",
+                tracing::warn!(
+                    job = %id,
+                    "not running the notification command: {}",
                     error.description
                 );
             } else if let Err(error) = command_line::run(command) {
-                eprintln!(
-                    "qmgr: job {id}: cannot run the notification command {}: {error}",
+                tracing::warn!(
+                    job = %id,
+                    "cannot run the notification command {}: {error}",
                     command.program
                 );
             }

@@ -81,7 +81,7 @@ impl State {
         let recorded = match self.store.temp_names() {
             Ok(names) => names,
             Err(error) => {
-                eprintln!("qmgr: {error}");
+                tracing::error!("{error}");
                 return;
             }
         };
@@ -93,13 +93,13 @@ impl State {
                     .file_name()
                     .is_some_and(qmgr_core::file::is_temp_file_name);
             if ours_in_shape && let Err(error) = qmgr_transfer::discard(path) {
-                eprintln!("qmgr: cannot delete the leftover temporary file {name}: {error}");
+                tracing::warn!("cannot delete the leftover temporary file {name}: {error}");
                 continue;
             }
             gone.push(name);
         }
         if let Err(error) = self.store.forget_temp_names(&gone) {
-            eprintln!("qmgr: {error}");
+            tracing::error!("{error}");
         }
     }
 }
@@ -129,7 +129,7 @@ pub(super) fn quarantine_untrusted_paths(job: &mut Job, now: Timestamp) -> bool 
     let mut first_bad = None;
     for (index, file) in job.files.iter_mut().enumerate() {
         if let Err(error) = file.check_stored_paths() {
-            eprintln!("qmgr: job {}: file {index}: {}", job.id, error.description);
+            tracing::error!(job = %job.id, "file {index}: {}", error.description);
             file.temp_name = None;
             file.completed = false;
             file.bytes_transferred = 0;
@@ -169,7 +169,7 @@ pub(super) fn finish_renames(job: &Job) {
                 job.umask,
             )
         {
-            eprintln!("qmgr: job {}: cannot finish Complete: {error}", job.id);
+            tracing::error!(job = %job.id, "cannot finish Complete: {error}");
         }
     }
     for file in job.files.iter().filter(|f| !f.completed) {

@@ -67,7 +67,7 @@ impl State {
                 AutoComplete::NoClobber => Overwrite::NoClobber,
             };
             if let Err(error) = self.complete(engine, owner, id, overwrite, now) {
-                eprintln!("qmgr: job {id}: cannot complete it: {}", error.description);
+                tracing::warn!(job = %id, "cannot complete it: {}", error.description);
                 if let Some(entry) = self.jobs.get_mut(&id) {
                     entry.complete_error = Some(error);
                 }
@@ -101,12 +101,13 @@ impl State {
             .collect();
         self.next_expiry_check = next.unwrap_or(now.plus(timeout));
         for (id, owner) in expired {
-            eprintln!(
-                "qmgr: job {id} was not touched for {} days: cancelling it",
+            tracing::info!(
+                job = %id,
+                "not touched for {} days: cancelling it",
                 timeout.as_secs() / 86_400
             );
             if let Err(error) = self.cancel(engine, owner, id, now) {
-                eprintln!("qmgr: cannot cancel the inactive job {id}: {error}");
+                tracing::error!(job = %id, "cannot cancel the inactive job: {error}");
             }
         }
     }
@@ -129,7 +130,7 @@ impl State {
             }
         }
         if let Err(error) = self.store.save_progress(&durable) {
-            eprintln!("qmgr: {error}");
+            tracing::error!("{error}");
         }
     }
 
