@@ -12,7 +12,6 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use qmgr_core::{QmgrError, hresult};
@@ -21,10 +20,10 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat};
 use crate::error::local_error;
 use crate::request::directory_of;
 
-/// Prefix and suffix of temporary file names, as BITS names its own (`BIT1A2B.tmp`); the
-/// leading dot keeps them out of ordinary listings.
-const TEMP_PREFIX: &str = ".BIT";
-const TEMP_SUFFIX: &str = ".tmp";
+// Temporary file names are shaped as BITS names its own (`BIT1A2B.tmp`), with a leading
+// dot that keeps them out of ordinary listings; qmgr-core holds the one definition, which
+// the service also checks stored names against.
+use qmgr_core::file::{TEMP_NAME_PREFIX as TEMP_PREFIX, TEMP_NAME_SUFFIX as TEMP_SUFFIX};
 /// Random name attempts before giving up (a collision of 64 random bits means trouble).
 const NAME_ATTEMPTS: usize = 8;
 
@@ -227,10 +226,7 @@ pub fn new_temp_path(destination: &Path) -> Result<PathBuf, QmgrError> {
 
 /// Whether a file name is one of ours (for sweeping up after a crash).
 pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
-    let name = name.as_bytes();
-    name.len() > TEMP_PREFIX.len() + TEMP_SUFFIX.len()
-        && name.starts_with(TEMP_PREFIX.as_bytes())
-        && name.ends_with(TEMP_SUFFIX.as_bytes())
+    qmgr_core::file::is_temp_file_name(name)
 }
 
 /// Opens the temporary file `temp` for reading, with the same checks as a reopened partial
