@@ -46,6 +46,24 @@ static void print_job_error(IBackgroundCopyJob *job)
     IBackgroundCopyError_Release(error);
 }
 
+/* Prints a failed call's HRESULT and, when the library left one, its description. */
+static void print_failure(const char *call, HRESULT hr)
+{
+    IErrorInfo *info = NULL;
+    BSTR description = NULL;
+
+    fprintf(stderr, "%s failed: 0x%08X", call, (unsigned)hr);
+    if (GetErrorInfo(0, &info) == S_OK) {
+        if (SUCCEEDED(IErrorInfo_GetDescription(info, &description)) && description) {
+            fputs(": ", stderr);
+            fprint_wide(stderr, description);
+            SysFreeString(description);
+        }
+        IErrorInfo_Release(info);
+    }
+    fputc('\n', stderr);
+}
+
 int main(int argc, char **argv)
 {
     IBackgroundCopyManager *manager = NULL;
@@ -67,30 +85,30 @@ int main(int argc, char **argv)
 
     hr = CoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
     if (FAILED(hr)) {
-        fprintf(stderr, "CoInitializeEx failed: 0x%08X\n", (unsigned)hr);
+        print_failure("CoInitializeEx", hr);
         goto done;
     }
     hr = CoCreateInstance(&CLSID_BackgroundCopyManager, NULL, CLSCTX_LOCAL_SERVER,
                           &IID_IBackgroundCopyManager, (void **)&manager);
     if (FAILED(hr)) {
-        fprintf(stderr, "CoCreateInstance failed: 0x%08X\n", (unsigned)hr);
+        print_failure("CoCreateInstance", hr);
         goto uninitialize;
     }
     hr = IBackgroundCopyManager_CreateJob(manager, u"download.c", BG_JOB_TYPE_DOWNLOAD,
                                           &job_id, &job);
     if (FAILED(hr)) {
-        fprintf(stderr, "CreateJob failed: 0x%08X\n", (unsigned)hr);
+        print_failure("CreateJob", hr);
         goto release_manager;
     }
     hr = IBackgroundCopyJob_AddFile(job, url, destination);
     if (FAILED(hr)) {
-        fprintf(stderr, "AddFile failed: 0x%08X\n", (unsigned)hr);
+        print_failure("AddFile", hr);
         IBackgroundCopyJob_Cancel(job);
         goto release_job;
     }
     hr = IBackgroundCopyJob_Resume(job);
     if (FAILED(hr)) {
-        fprintf(stderr, "Resume failed: 0x%08X\n", (unsigned)hr);
+        print_failure("Resume", hr);
         IBackgroundCopyJob_Cancel(job);
         goto release_job;
     }
@@ -98,7 +116,7 @@ int main(int argc, char **argv)
     for (;;) {
         hr = IBackgroundCopyJob_GetState(job, &state);
         if (FAILED(hr)) {
-            fprintf(stderr, "GetState failed: 0x%08X\n", (unsigned)hr);
+            print_failure("GetState", hr);
             break;
         }
         if (state == BG_JOB_STATE_TRANSFERRED) {
@@ -109,7 +127,7 @@ int main(int argc, char **argv)
                        (unsigned long long)progress.BytesTransferred, argv[2]);
                 result = 0;
             } else {
-                fprintf(stderr, "Complete failed: 0x%08X\n", (unsigned)hr);
+                print_failure("Complete", hr);
             }
             break;
         }

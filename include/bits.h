@@ -91,6 +91,7 @@ typedef struct IBackgroundCopyFile3 IBackgroundCopyFile3;
 typedef struct IEnumBackgroundCopyJobs IEnumBackgroundCopyJobs;
 typedef struct IEnumBackgroundCopyFiles IEnumBackgroundCopyFiles;
 typedef struct IBackgroundCopyError IBackgroundCopyError;
+typedef struct IErrorInfo IErrorInfo;
 typedef struct IBackgroundCopyCallback IBackgroundCopyCallback;
 typedef struct IBackgroundCopyCallback2 IBackgroundCopyCallback2;
 typedef struct IBackgroundCopyJobHttpOptions IBackgroundCopyJobHttpOptions;
@@ -110,6 +111,8 @@ typedef void *LPVOID;
 typedef uint32_t DWORD;
 
 typedef int32_t LONG;
+
+typedef uint32_t ULONG;
 
 typedef WCHAR OLECHAR;
 
@@ -137,8 +140,6 @@ typedef int16_t VARIANT_BOOL;
 typedef LONG SCODE;
 
 typedef uint16_t USHORT;
-
-typedef uint32_t ULONG;
 
 typedef uint64_t ULONGLONG;
 
@@ -784,6 +785,8 @@ extern const IID IID_IEnumBackgroundCopyFiles;
 
 extern const IID IID_IBackgroundCopyError;
 
+extern const IID IID_IErrorInfo;
+
 extern const IID IID_IBackgroundCopyCallback;
 
 extern const IID IID_IBackgroundCopyCallback2;
@@ -852,6 +855,17 @@ HRESULT CoCreateInstance(REFCLSID rclsid,
                          DWORD dwClsContext,
                          REFIID riid,
                          LPVOID *ppv);
+
+/*
+ Hands out (and forgets) the description of the calling thread's last failed call:
+ `S_OK` with a new IErrorInfo (the caller releases it), or `S_FALSE` and NULL when the
+ thread's latest call succeeded or its error information was already taken.
+
+ # Safety
+
+ `pperrinfo` is NULL or writable.
+ */
+HRESULT GetErrorInfo(ULONG dwReserved, IErrorInfo **pperrinfo);
 
 /*
  Allocates `cb` bytes (at least one, so a zero-byte request still yields a pointer the
@@ -3746,6 +3760,88 @@ struct IBackgroundCopyError {
 #endif
 
 /*****************************************************************************
+ * IErrorInfo
+ * Why the last call on this thread failed (oaidl.h): GetErrorInfo hands it out after a
+ * call returned a failure HRESULT, with the description a C caller would otherwise not see
+ * (for example why CoCreateInstance could not reach the queue).
+ */
+#if defined(__cplusplus) && !defined(CINTERFACE)
+struct IErrorInfo : public IUnknown
+{
+    virtual HRESULT STDMETHODCALLTYPE GetGUID(
+        GUID *pGUID) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE GetSource(
+        BSTR *pBstrSource) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE GetDescription(
+        BSTR *pBstrDescription) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE GetHelpFile(
+        BSTR *pBstrHelpFile) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE GetHelpContext(
+        DWORD *pdwHelpContext) = 0;
+};
+#else
+typedef struct IErrorInfoVtbl {
+    BEGIN_INTERFACE
+
+    /*** IUnknown methods ***/
+    HRESULT (STDMETHODCALLTYPE *QueryInterface)(
+        IErrorInfo *This,
+        REFIID riid,
+        void **ppvObject);
+
+    ULONG (STDMETHODCALLTYPE *AddRef)(
+        IErrorInfo *This);
+
+    ULONG (STDMETHODCALLTYPE *Release)(
+        IErrorInfo *This);
+
+    /*** IErrorInfo methods ***/
+    HRESULT (STDMETHODCALLTYPE *GetGUID)(
+        IErrorInfo *This,
+        GUID *pGUID);
+
+    HRESULT (STDMETHODCALLTYPE *GetSource)(
+        IErrorInfo *This,
+        BSTR *pBstrSource);
+
+    HRESULT (STDMETHODCALLTYPE *GetDescription)(
+        IErrorInfo *This,
+        BSTR *pBstrDescription);
+
+    HRESULT (STDMETHODCALLTYPE *GetHelpFile)(
+        IErrorInfo *This,
+        BSTR *pBstrHelpFile);
+
+    HRESULT (STDMETHODCALLTYPE *GetHelpContext)(
+        IErrorInfo *This,
+        DWORD *pdwHelpContext);
+
+    END_INTERFACE
+} IErrorInfoVtbl;
+
+struct IErrorInfo {
+    CONST_VTBL IErrorInfoVtbl *lpVtbl;
+};
+
+#ifdef COBJMACROS
+/*** IUnknown methods ***/
+#define IErrorInfo_QueryInterface(This,riid,ppvObject) ((This)->lpVtbl->QueryInterface(This,riid,ppvObject))
+#define IErrorInfo_AddRef(This) ((This)->lpVtbl->AddRef(This))
+#define IErrorInfo_Release(This) ((This)->lpVtbl->Release(This))
+/*** IErrorInfo methods ***/
+#define IErrorInfo_GetGUID(This,pGUID) ((This)->lpVtbl->GetGUID(This,pGUID))
+#define IErrorInfo_GetSource(This,pBstrSource) ((This)->lpVtbl->GetSource(This,pBstrSource))
+#define IErrorInfo_GetDescription(This,pBstrDescription) ((This)->lpVtbl->GetDescription(This,pBstrDescription))
+#define IErrorInfo_GetHelpFile(This,pBstrHelpFile) ((This)->lpVtbl->GetHelpFile(This,pBstrHelpFile))
+#define IErrorInfo_GetHelpContext(This,pdwHelpContext) ((This)->lpVtbl->GetHelpContext(This,pdwHelpContext))
+#endif
+#endif
+
+/*****************************************************************************
  * IBackgroundCopyCallback
  * Implemented by the client: told when a job transferred, failed or changed (bits.h).
  */
@@ -4838,6 +4934,9 @@ template <> struct qmgr_uuidof_traits<IEnumBackgroundCopyFiles> {
 };
 template <> struct qmgr_uuidof_traits<IBackgroundCopyError> {
     static const GUID &value() { return IID_IBackgroundCopyError; }
+};
+template <> struct qmgr_uuidof_traits<IErrorInfo> {
+    static const GUID &value() { return IID_IErrorInfo; }
 };
 template <> struct qmgr_uuidof_traits<IBackgroundCopyCallback> {
     static const GUID &value() { return IID_IBackgroundCopyCallback; }

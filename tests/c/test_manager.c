@@ -188,6 +188,38 @@ static void error_descriptions(IBackgroundCopyManager *manager)
     CHECK_HR(IBackgroundCopyManager_GetErrorDescription(manager, S_OK, 0x0409, NULL), E_POINTER);
 }
 
+/* GetErrorInfo describes the thread's last failed call, once; a later call forgets it. */
+static void error_information(IBackgroundCopyManager *manager)
+{
+    IBackgroundCopyJob *found = (IBackgroundCopyJob *)1;
+    IErrorInfo *info = (IErrorInfo *)1;
+    BSTR description = NULL, source = NULL;
+    GUID unknown_id;
+
+    memset(&unknown_id, 0x42, sizeof unknown_id);
+    CHECK_HR(IBackgroundCopyManager_GetJob(manager, &unknown_id, &found), BG_E_NOT_FOUND);
+    CHECK_HR(GetErrorInfo(0, &info), S_OK);
+    if (CHECK(info != NULL && info != (IErrorInfo *)1)) {
+        CHECK_HR(IErrorInfo_GetDescription(info, &description), S_OK);
+        CHECK(description != NULL && SysStringLen(description) > 0);
+        CHECK_HR(IErrorInfo_GetSource(info, &source), S_OK);
+        CHECK(wide_is(source, "qmgr"));
+        SysFreeString(description);
+        SysFreeString(source);
+        CHECK(IErrorInfo_Release(info) == 0);
+    }
+    CHECK_HR(GetErrorInfo(0, &info), S_FALSE);
+    CHECK(info == NULL);
+
+    CHECK_HR(IBackgroundCopyManager_GetJob(manager, &unknown_id, &found), BG_E_NOT_FOUND);
+    CHECK_HR(IBackgroundCopyManager_GetErrorDescription(manager, BG_E_NOT_FOUND, 0x0409,
+                                                        (LPWSTR *)&description),
+             S_OK);
+    CoTaskMemFree(description);
+    CHECK_HR(GetErrorInfo(0, &info), S_FALSE);
+    CHECK_HR(GetErrorInfo(0, NULL), E_POINTER);
+}
+
 int main(void)
 {
     IBackgroundCopyManager *manager;
@@ -199,6 +231,7 @@ int main(void)
     unknown_rules(manager);
     jobs(manager);
     error_descriptions(manager);
+    error_information(manager);
     IBackgroundCopyManager_Release(manager);
     CoUninitialize();
     return check_summary("test_manager");

@@ -54,6 +54,7 @@ mod connection;
 mod content;
 mod exchange;
 mod http_date;
+pub mod qmgrd;
 mod range;
 mod request;
 mod response;

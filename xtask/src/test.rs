@@ -14,7 +14,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut tally = Tally::default();
     let mut failures = Vec::new();
 
-    let checks: [(&str, Command); 2] = [
+    let checks: [(&str, Command); 3] = [
         ("formatting (cargo fmt --check)", {
             let mut c = cargo();
             c.args(["fmt", "--all", "--", "--check"]);
@@ -33,6 +33,25 @@ pub fn run(args: &[String]) -> Result<()> {
             ]);
             c
         }),
+        (
+            "lints of the in-process library (clippy --features in-process)",
+            {
+                let mut c = cargo();
+                c.args([
+                    "clippy",
+                    "-p",
+                    "qmgr-ffi",
+                    "--features",
+                    "in-process",
+                    "--all-targets",
+                    "--locked",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]);
+                c
+            },
+        ),
     ];
     for (name, mut command) in checks {
         println!("==> {name}");
@@ -62,6 +81,28 @@ pub fn run(args: &[String]) -> Result<()> {
     tally.add(tests);
     if !ok {
         failures.push("cargo test".to_owned());
+        if tests.failed == 0 {
+            tally.failed += 1;
+        }
+    }
+
+    // The library built to host the queue itself (feature `in-process`): its own code paths
+    // (taking the store lock, refusing to share a store with qmgrd) and the same API tests.
+    println!("==> in-process library (cargo test -p qmgr-ffi --features in-process)");
+    let mut command = cargo();
+    command.args([
+        "test",
+        "-p",
+        "qmgr-ffi",
+        "--features",
+        "in-process",
+        "--locked",
+        "--no-fail-fast",
+    ]);
+    let (tests, ok) = run_and_count(command)?;
+    tally.add(tests);
+    if !ok {
+        failures.push("cargo test -p qmgr-ffi --features in-process".to_owned());
         if tests.failed == 0 {
             tally.failed += 1;
         }

@@ -4,6 +4,7 @@
 //! methods check for null before any use and write out-parameters only when asked to —
 //! which the methods do last, on success.
 
+use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -13,13 +14,37 @@ use qmgr_core::{QmgrError, Result};
 use crate::abi::types::{BITS_FILE_PROPERTY_VALUE, BITS_JOB_PROPERTY_VALUE, GUID, HRESULT, WCHAR};
 use crate::strings;
 
-/// Runs the Rust side of a call and turns its outcome into the HRESULT C sees.
+thread_local! {
+    /// Why the last call of this thread failed, kept for `GetErrorInfo` until the next call
+    /// through the boundary (COM's rule: error information describes the latest call only).
+    static LAST_FAILURE: RefCell<Option<QmgrError>> = const { RefCell::new(None) };
+}
+
+/// Runs the Rust side of a call and turns its outcome into the HRESULT C sees. A failure's
+/// description stays available to `GetErrorInfo`; any other outcome forgets the last one.
 pub(crate) fn hresult(call: impl FnOnce() -> Result<HResult>) -> HRESULT {
-    match catch_unwind(AssertUnwindSafe(call)) {
-        Ok(Ok(code)) => code.0,
-        Ok(Err(error)) => error.hresult.0,
-        Err(_) => hresult::E_UNEXPECTED.0,
-    }
+    let (code, failure) = match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(Ok(code)) => (code, None),
+        Ok(Err(error)) => (error.hresult, Some(error)),
+        Err(_) => (
+            hresult::E_UNEXPECTED,
+            Some(
+                QmgrError::from_code(hresult::E_UNEXPECTED)
+                    .context("an internal error in libqmgr (a bug: please report it)"),
+            ),
+        ),
+    };
+    // A thread being torn down has no slot any more; nothing is left to describe then.
+    let _ = LAST_FAILURE.try_with(|slot| *slot.borrow_mut() = failure);
+    code.0
+}
+
+/// Takes the description of this thread's last failed call, if the latest call failed.
+pub(crate) fn take_last_failure() -> Option<QmgrError> {
+    LAST_FAILURE
+        .try_with(|slot| slot.borrow_mut().take())
+        .ok()
+        .flatten()
 }
 
 /// Runs a call whose C signature has no HRESULT; a panic yields `fallback`.

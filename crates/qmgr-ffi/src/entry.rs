@@ -173,7 +173,7 @@ pub unsafe extern "C" fn CoInitializeSecurity(
         dwCapabilities,
         pReserved3,
     );
-    hresult::S_OK.0
+    boundary::hresult(|| Ok(hresult::S_OK))
 }
 
 /// Creates the BITS manager (`CLSID_BackgroundCopyManager` or a versioned CLSID whose

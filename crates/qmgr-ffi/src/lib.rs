@@ -28,6 +28,7 @@ mod com;
 mod entry;
 mod enums;
 mod error;
+mod error_info;
 mod file;
 mod job;
 mod legacy;
@@ -42,6 +43,7 @@ mod strings;
 pub use entry::{
     CoCreateInstance, CoInitialize, CoInitializeEx, CoInitializeSecurity, CoUninitialize,
 };
+pub use error_info::GetErrorInfo;
 pub use memory::{CoTaskMemAlloc, CoTaskMemFree};
 pub use oleaut::{
     SysAllocString, SysAllocStringLen, SysFreeString, SysStringLen, VariantClear, VariantInit,

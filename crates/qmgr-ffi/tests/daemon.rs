@@ -10,7 +10,6 @@
 
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -19,26 +18,8 @@ use std::time::{Duration, Instant};
 use qmgr_core::hresult;
 use qmgr_ffi::abi::bits::*;
 use qmgr_ffi::abi::types::*;
+use qmgr_tests::qmgrd::built_qmgrd;
 use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
-
-/// Builds qmgrd (a binary of another package, which `cargo test -p qmgr-ffi` does not
-/// build) and returns its path beside this test's profile directory.
-fn qmgrd() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "--quiet", "-p", "qmgr-service", "--bin", "qmgrd"]);
-    if !cfg!(debug_assertions) {
-        build.arg("--release");
-    }
-    let status = build
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "building qmgrd failed");
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    profile_dir.join("qmgrd")
-}
 
 /// A client callback that completes its job inside JobTransferred.
 #[repr(C)]
@@ -143,6 +124,10 @@ impl Drop for Daemon {
         else {
             return;
         };
+        // In-process, this test's own process holds the store.
+        if u32::try_from(pid).ok() == Some(std::process::id()) {
+            return;
+        }
         // SAFETY: kill has no memory preconditions.
         unsafe { libc::kill(pid, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -166,7 +151,7 @@ fn the_library_reaches_its_queue_without_help() {
         std::env::set_var("XDG_CONFIG_HOME", root.join("config"));
         std::env::set_var("XDG_RUNTIME_DIR", root.join("run"));
         if !in_process {
-            std::env::set_var("QMGRD", qmgrd());
+            std::env::set_var("QMGRD", built_qmgrd(Path::new(env!("CARGO_MANIFEST_DIR"))));
         }
     }
     let _stop = Daemon {
@@ -249,10 +234,11 @@ fn the_library_reaches_its_queue_without_help() {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        let daemon_ran = root.join("state/qmgr/store.lock").exists();
+        let holder = std::fs::read_to_string(root.join("state/qmgr/store.lock")).unwrap();
         assert_eq!(
-            daemon_ran, !in_process,
-            "qmgrd serves the queue unless in-process"
+            holder.trim() == std::process::id().to_string(),
+            in_process,
+            "qmgrd holds the store unless the queue is in-process (holder {holder:?})"
         );
         ((*(*job).lpVtbl).base.Release)(job.cast());
         ((*(*manager).lpVtbl).base.Release)(manager.cast());

@@ -104,3 +104,77 @@ fn classes_are_refused_before_coinitialize_and_checked_after() {
     };
     assert_eq!(code, hresult::E_POINTER.0);
 }
+
+/// The text of a BSTR, freed.
+fn take_bstr(bstr: BSTR) -> String {
+    assert!(!bstr.is_null());
+    // SAFETY: a live BSTR of SysStringLen units, freed once.
+    unsafe {
+        let len = qmgr_ffi::SysStringLen(bstr) as usize;
+        let text = String::from_utf16_lossy(std::slice::from_raw_parts(bstr, len));
+        qmgr_ffi::SysFreeString(bstr);
+        text
+    }
+}
+
+/// The description GetErrorInfo gives for the thread's last call, or `None` (S_FALSE).
+fn last_error_description() -> Option<String> {
+    let mut info: *mut IErrorInfo = std::ptr::NonNull::dangling().as_ptr();
+    // SAFETY: a writable out-pointer; the object is used through its vtable and released.
+    unsafe {
+        let code = qmgr_ffi::GetErrorInfo(0, &raw mut info);
+        if code == hresult::S_FALSE.0 {
+            assert!(info.is_null(), "no error information: *pperrinfo is NULL");
+            return None;
+        }
+        assert_eq!(code, 0);
+        let vtbl = &*(*info).lpVtbl;
+        let (mut description, mut source) = (std::ptr::null_mut(), std::ptr::null_mut());
+        assert_eq!((vtbl.GetDescription)(info, &raw mut description), 0);
+        assert_eq!((vtbl.GetSource)(info, &raw mut source), 0);
+        assert_eq!(take_bstr(source), "qmgr");
+        let mut guid = GUID::new(1, 2, 3, [4; 8]);
+        assert_eq!((vtbl.GetGUID)(info, &raw mut guid), 0);
+        assert_eq!(guid, GUID::default());
+        assert_eq!((vtbl.base.Release)(info.cast()), 0);
+        Some(take_bstr(description))
+    }
+}
+
+#[test]
+fn a_failed_call_is_described_by_get_error_info_until_the_next_call() {
+    // A thread of its own: the initialisation test above shares the process, not the
+    // thread's error information.
+    std::thread::spawn(|| {
+        assert_eq!(last_error_description(), None);
+        let (code, _) = create(&GUID::new(1, 2, 3, [4; 8]), CLSCTX_ALL, &IID_IUnknown);
+        assert_ne!(code, 0);
+        let described = last_error_description().expect("a description of the failure");
+        assert!(
+            described.contains("CoInitializeEx was not called") || described.contains("class"),
+            "{described}"
+        );
+        assert_eq!(last_error_description(), None, "taken once");
+
+        let (failed, _) = create(&GUID::new(1, 2, 3, [4; 8]), CLSCTX_ALL, &IID_IUnknown);
+        assert_ne!(failed, 0);
+        // SAFETY: a plain call that succeeds and changes nothing (it accepts any arguments).
+        let succeeded = unsafe {
+            qmgr_ffi::CoInitializeSecurity(
+                std::ptr::null_mut(),
+                -1,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+                0,
+                std::ptr::null_mut(),
+                0,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(succeeded, 0);
+        assert_eq!(last_error_description(), None, "a later call forgets it");
+    })
+    .join()
+    .unwrap();
+}

@@ -778,6 +778,38 @@ pub static IID_IBackgroundCopyError: IID = GUID::new(
     [0x81, 0xAE, 0x89, 0x7C, 0x3D, 0x07, 0x8F, 0x81],
 );
 
+/// Why the last call on this thread failed (oaidl.h): `GetErrorInfo` hands it out after a
+/// call returned a failure HRESULT, with the description a C caller would otherwise not see
+/// (for example why CoCreateInstance could not reach the queue).
+#[repr(C)]
+#[derive(Debug)]
+pub struct IErrorInfo {
+    pub lpVtbl: *const IErrorInfoVtbl,
+}
+
+/// The methods of [`IErrorInfo`], after those of its parent.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IErrorInfoVtbl {
+    pub base: IUnknownVtbl,
+    pub GetGUID: unsafe extern "C" fn(This: *mut IErrorInfo, pGUID: *mut GUID) -> HRESULT,
+    pub GetSource: unsafe extern "C" fn(This: *mut IErrorInfo, pBstrSource: *mut BSTR) -> HRESULT,
+    pub GetDescription:
+        unsafe extern "C" fn(This: *mut IErrorInfo, pBstrDescription: *mut BSTR) -> HRESULT,
+    pub GetHelpFile:
+        unsafe extern "C" fn(This: *mut IErrorInfo, pBstrHelpFile: *mut BSTR) -> HRESULT,
+    pub GetHelpContext:
+        unsafe extern "C" fn(This: *mut IErrorInfo, pdwHelpContext: *mut DWORD) -> HRESULT,
+}
+
+#[unsafe(no_mangle)]
+pub static IID_IErrorInfo: IID = GUID::new(
+    0x1CF2B120,
+    0x547D,
+    0x101B,
+    [0x8E, 0x65, 0x08, 0x00, 0x2B, 0x2B, 0xA7, 0x0B],
+);
+
 /// Implemented by the client: told when a job transferred, failed or changed (bits.h).
 #[repr(C)]
 #[derive(Debug)]
