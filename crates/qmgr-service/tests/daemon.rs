@@ -412,3 +412,46 @@ fn the_log_follows_log_level_and_qmgr_log_overrides_it() {
     let log = started_and_stopped(&overridden);
     assert!(log.contains("serving"), "{log}");
 }
+
+#[test]
+fn every_state_change_of_a_job_is_a_log_line_with_its_id() {
+    let instance = Instance::new();
+    let server = TestServer::start();
+    let client = instance.client();
+    let local = instance.downloads().join("logged.bin");
+    let failing = common::one_file_job(
+        &client,
+        &server.url("/nothing-here"),
+        &instance.downloads().join("never.bin"),
+    );
+    let id = common::one_file_job(&client, &server.url("/data/4k/logged"), &local);
+    client.resume(failing).unwrap();
+    client.resume(id).unwrap();
+    common::wait_for_state(&client, id, JobState::Transferred);
+    common::wait_for_state(&client, failing, JobState::Error);
+    client.complete(id).unwrap();
+    drop(client);
+    instance.stop();
+    let log = instance.log();
+    let lines_of = |job: Guid| -> Vec<&str> {
+        log.lines()
+            .filter(|line| {
+                line.contains(&format!("job={job}")) && line.contains("job state changed")
+            })
+            .collect()
+    };
+    let done = lines_of(id);
+    for state in ["to=\"QUEUED\"", "to=\"TRANSFERRED\"", "to=\"ACKNOWLEDGED\""] {
+        assert!(
+            done.iter().any(|line| line.contains(state)),
+            "no line for {state} of {id} in:\n{log}"
+        );
+    }
+    let failed = lines_of(failing);
+    assert!(
+        failed
+            .iter()
+            .any(|line| line.contains("to=\"ERROR\"") && line.contains("404")),
+        "the ERROR line names the error:\n{log}"
+    );
+}

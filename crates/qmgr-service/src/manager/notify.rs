@@ -51,6 +51,24 @@ impl State {
         }
         let owner = job.owner_uid;
         let state = job.state;
+        if before != state {
+            // One line per state change: a job's life as `journalctl` or qmgrd.log tells it.
+            match (&job.error, state) {
+                (Some(error), JobState::Error | JobState::TransientError) => tracing::info!(
+                    job = %id,
+                    from = before.name(),
+                    to = state.name(),
+                    error = %error.error,
+                    "job state changed"
+                ),
+                _ => tracing::info!(
+                    job = %id,
+                    from = before.name(),
+                    to = state.name(),
+                    "job state changed"
+                ),
+            }
+        }
         self.subscribers.retain(|subscriber| {
             if subscriber.uid != owner && subscriber.uid != ROOT {
                 return true;
