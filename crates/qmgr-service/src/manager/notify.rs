@@ -53,21 +53,18 @@ impl State {
         let state = job.state;
         if before != state {
             // One line per state change: a job's life as `journalctl` or qmgrd.log tells it.
-            match (&job.error, state) {
-                (Some(error), JobState::Error | JobState::TransientError) => tracing::info!(
-                    job = %id,
-                    from = before.name(),
-                    to = state.name(),
-                    error = %error.error,
-                    "job state changed"
-                ),
-                _ => tracing::info!(
-                    job = %id,
-                    from = before.name(),
-                    to = state.name(),
-                    "job state changed"
-                ),
-            }
+            let error = job
+                .error
+                .as_ref()
+                .filter(|_| matches!(state, JobState::Error | JobState::TransientError))
+                .map(|error| error.error.to_string());
+            tracing::info!(
+                job = %id,
+                from = before.name(),
+                to = state.name(),
+                error = error.as_deref(),
+                "job state changed"
+            );
         }
         self.subscribers.retain(|subscriber| {
             if subscriber.uid != owner && subscriber.uid != ROOT {
