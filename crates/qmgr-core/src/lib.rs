@@ -15,6 +15,7 @@ pub mod guid;
 pub mod hresult;
 pub mod instance;
 pub mod job;
+pub mod passwd;
 pub mod paths;
 mod raw;
 pub mod schedule;

@@ -384,12 +384,7 @@ pub fn describe_uid(uid: u32) -> String {
 }
 
 fn user_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
-    })
+    crate::passwd::account_of(uid).map(|account| account.name)
 }
 
 fn io_failure(doing: &str, path: &Path, error: &io::Error) -> QmgrError {

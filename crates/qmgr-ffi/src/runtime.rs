@@ -103,19 +103,7 @@ fn is_secure_execution() -> bool {
 
 /// The home directory the password database gives the effective uid.
 fn home_of_effective_user() -> Option<std::ffi::OsString> {
-    use std::os::unix::ffi::OsStrExt;
-
-    let uid = rustix::process::geteuid().as_raw();
-    let passwd = std::fs::read("/etc/passwd").ok()?;
-    passwd.split(|byte| *byte == b'\n').find_map(|line| {
-        let fields: Vec<&[u8]> = line.split(|byte| *byte == b':').collect();
-        let entry_uid = std::str::from_utf8(fields.get(2)?)
-            .ok()?
-            .parse::<u32>()
-            .ok()?;
-        let home = fields.get(5)?;
-        (entry_uid == uid).then(|| std::ffi::OsStr::from_bytes(home).to_owned())
-    })
+    qmgr_core::passwd::account_of(rustix::process::geteuid().as_raw()).map(|account| account.home)
 }
 
 /// The directory of the file this library was loaded from (qmgrd is looked for beside it).
