@@ -22,21 +22,6 @@ use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
 
 const CHILD_ENV: &str = "QMGR_DAEMON_TEST_CHILD";
 
-fn wait_for_state(client: &Client, id: Guid, state: JobState, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let now = client.job(id).unwrap().job.state;
-        if now == state {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job still {now}, waiting for {state}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The first process of `a_job_outlives_the_process_that_created_it`: creates and resumes
 /// a job, prints its id and exits without waiting.
 #[test]
@@ -138,7 +123,12 @@ fn a_job_outlives_the_process_that_created_it() {
         state != JobState::Suspended,
         "the job was resumed, not left suspended"
     );
-    wait_for_state(&client, id, JobState::Transferred, Duration::from_secs(60));
+    assert_eq!(
+        common::wait_for_state_within(&client, id, JobState::Transferred, Duration::from_secs(60))
+            .job
+            .state,
+        JobState::Transferred
+    );
     client.complete(id).unwrap();
     for (_, local, path, size) in &files {
         assert_eq!(
@@ -188,7 +178,12 @@ fn transfers_survive_sigkill_of_the_service() {
         assert_ne!(job.state, JobState::Error, "{:?}", job.error);
     }
     let client = instance.client();
-    wait_for_state(&client, id, JobState::Transferred, Duration::from_secs(120));
+    assert_eq!(
+        common::wait_for_state_within(&client, id, JobState::Transferred, Duration::from_secs(120))
+            .job
+            .state,
+        JobState::Transferred
+    );
     client.complete(id).unwrap();
     let body = std::fs::read(&local).unwrap();
     assert!(

@@ -32,21 +32,6 @@ fn refused<T: std::fmt::Debug>(result: Result<T, QmgrError>, code: HResult, word
     }
 }
 
-fn wait_for_state(client: &Client, id: Guid, state: JobState) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = client.job(id).unwrap().job.state;
-        if now == state {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job still {now}, waiting for {state}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !done() {
@@ -285,7 +270,12 @@ fn the_notify_program_gets_only_a_minimal_environment() {
         },
     );
     client.resume(id).unwrap();
-    wait_for_state(&client, id, JobState::Transferred);
+    assert_eq!(
+        common::wait_for_state(&client, id, JobState::Transferred)
+            .job
+            .state,
+        JobState::Transferred
+    );
     wait_for("the notify program", || Path::new(&out).exists());
     let text = std::fs::read_to_string(&out).unwrap();
     let mut got: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
@@ -344,7 +334,12 @@ fn a_relative_program_from_an_older_store_is_not_run() {
     }
     let client = instance.client();
     client.resume(id).unwrap();
-    wait_for_state(&client, id, JobState::Transferred);
+    assert_eq!(
+        common::wait_for_state(&client, id, JobState::Transferred)
+            .job
+            .state,
+        JobState::Transferred
+    );
     // The refusal is logged where the program would have started.
     wait_for("the log line", || {
         instance.log().lines().any(|line| {

@@ -194,7 +194,18 @@ pub fn wait_until(
     what: &str,
     done: impl Fn(&JobView) -> bool,
 ) -> JobView {
-    let deadline = Instant::now() + PATIENCE;
+    wait_until_within(client, id, what, PATIENCE, done)
+}
+
+/// [`wait_until`] with a patience of `limit`, for tests that move more than usual.
+pub fn wait_until_within(
+    client: &Client,
+    id: Guid,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&JobView) -> bool,
+) -> JobView {
+    let deadline = Instant::now() + limit;
     loop {
         let view = client.job(id).unwrap();
         if done(&view) {
@@ -212,7 +223,17 @@ pub fn wait_until(
 
 /// Waits until job `id` is in `state` (or in ERROR, which ends the wait for any other state).
 pub fn wait_for_state(client: &Client, id: Guid, state: JobState) -> JobView {
-    wait_until(client, id, &format!("{state:?}"), |view| {
+    wait_for_state_within(client, id, state, PATIENCE)
+}
+
+/// [`wait_for_state`] with a patience of `limit`.
+pub fn wait_for_state_within(
+    client: &Client,
+    id: Guid,
+    state: JobState,
+    limit: Duration,
+) -> JobView {
+    wait_until_within(client, id, &format!("{state:?}"), limit, |view| {
         view.job.state == state || (view.job.state == JobState::Error && state != JobState::Error)
     })
 }
