@@ -22,6 +22,24 @@ fn create(clsid: &GUID, context: DWORD, iid: &GUID) -> (HRESULT, *mut c_void) {
     (code, out)
 }
 
+/// CoInitializeSecurity as Microsoft's samples call it.
+fn initialize_security() -> HRESULT {
+    // SAFETY: every argument is ignored; NULLs are allowed.
+    unsafe {
+        qmgr_ffi::CoInitializeSecurity(
+            std::ptr::null_mut(),
+            -1,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+            0,
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+        )
+    }
+}
+
 #[test]
 fn classes_are_refused_before_coinitialize_and_checked_after() {
     let (code, out) = create(
@@ -43,21 +61,8 @@ fn classes_are_refused_before_coinitialize_and_checked_after() {
             hresult::S_FALSE.0
         );
         qmgr_ffi::CoUninitialize();
-        assert_eq!(
-            qmgr_ffi::CoInitializeSecurity(
-                std::ptr::null_mut(),
-                -1,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                0,
-                0,
-                std::ptr::null_mut(),
-                0,
-                std::ptr::null_mut()
-            ),
-            0
-        );
     }
+    assert_eq!(initialize_security(), 0);
     // Versions whose interfaces are not all implemented are "not registered" — refused
     // before any connection to the queue is needed.
     for clsid in [
@@ -158,21 +163,8 @@ fn a_failed_call_is_described_by_get_error_info_until_the_next_call() {
 
         let (failed, _) = create(&GUID::new(1, 2, 3, [4; 8]), CLSCTX_ALL, &IID_IUnknown);
         assert_ne!(failed, 0);
-        // SAFETY: a plain call that succeeds and changes nothing (it accepts any arguments).
-        let succeeded = unsafe {
-            qmgr_ffi::CoInitializeSecurity(
-                std::ptr::null_mut(),
-                -1,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                0,
-                0,
-                std::ptr::null_mut(),
-                0,
-                std::ptr::null_mut(),
-            )
-        };
-        assert_eq!(succeeded, 0);
+        // A call that succeeds and changes nothing (it accepts any arguments).
+        assert_eq!(initialize_security(), 0);
         assert_eq!(last_error_description(), None, "a later call forgets it");
     })
     .join()
