@@ -70,6 +70,29 @@ struct Transfer {
     hop: Hop,
 }
 
+impl Transfer {
+    /// The attempt's handle, and what outlives the attempt.
+    fn into_parts(self) -> (Handle, Rest) {
+        let Transfer {
+            handle,
+            checked,
+            own_limit,
+            reported_bytes,
+            restarted_here,
+            hop,
+            ..
+        } = self;
+        let rest = Rest {
+            checked,
+            own_limit,
+            reported_bytes,
+            restarted_here,
+            hop,
+        };
+        (handle, rest)
+    }
+}
+
 /// What a finished attempt hands on to the next one, or to its end.
 struct Rest {
     checked: Box<CheckedRequest>,
@@ -445,40 +468,17 @@ impl Worker {
 
     /// The end of a local copy: judged like a curl transfer that ended cleanly.
     fn finish_local(&mut self, id: TransferId, transfer: Transfer) {
-        let Transfer {
-            handle,
-            checked,
-            own_limit,
-            reported_bytes,
-            restarted_here,
-            hop,
-            ..
-        } = transfer;
+        let (handle, rest) = transfer.into_parts();
         let Handle::Local(mut sink) = handle else {
             return;
         };
-        let url = checked.source.url.clone();
+        let url = rest.checked.source.url.clone();
         let verdict = judge(&mut sink, Ok(()), &url, None, None, None);
-        let rest = Rest {
-            checked,
-            own_limit,
-            reported_bytes,
-            restarted_here,
-            hop,
-        };
         self.conclude(id, &mut sink, rest, verdict);
     }
 
     fn finish(&mut self, id: TransferId, transfer: Transfer, result: Result<(), curl::Error>) {
-        let Transfer {
-            handle,
-            checked,
-            own_limit,
-            reported_bytes,
-            restarted_here,
-            hop,
-            ..
-        } = transfer;
+        let (handle, rest) = transfer.into_parts();
         let Handle::Curl(handle) = handle else {
             return;
         };
@@ -490,7 +490,7 @@ impl Worker {
                     ErrorContext::GeneralQueueManager,
                     format!(
                         "{}: curl could not release the transfer: {error}",
-                        checked.source.url
+                        rest.checked.source.url
                     ),
                 );
                 self.emit(EngineEvent::Failed { id, error });
@@ -500,10 +500,10 @@ impl Worker {
         let detail = easy.take_error_buf();
         let verify_result = tls::verify_result(easy.raw());
         let redirect_url = easy.redirect_url().ok().flatten().map(str::to_owned);
-        let url = checked.source.url.clone();
+        let url = rest.checked.source.url.clone();
         let sink = easy.get_mut();
         if let Some(next) = redirect_to_follow(sink, result.as_ref(), redirect_url.as_deref()) {
-            match next_hop(&checked, &hop, next) {
+            match next_hop(&rest.checked, &rest.hop, next) {
                 Ok(next) => {
                     let attempt = sink.take_file().map(|file| Attempt {
                         file,
@@ -516,13 +516,19 @@ impl Worker {
                     match attempt {
                         Ok(attempt) => {
                             let held = sink.held;
+                            let Rest {
+                                checked,
+                                own_limit,
+                                restarted_here,
+                                ..
+                            } = rest;
                             self.add_attempt(id, checked, attempt, own_limit, restarted_here, next);
                             self.keep_hold(id, held);
                         }
-                        Err(error) => self.end(id, sink, reported_bytes, Err(error)),
+                        Err(error) => self.end(id, sink, rest.reported_bytes, Err(error)),
                     }
                 }
-                Err(error) => self.end(id, sink, reported_bytes, Err(error)),
+                Err(error) => self.end(id, sink, rest.reported_bytes, Err(error)),
             }
             return;
         }
@@ -536,13 +542,6 @@ impl Worker {
             redirect_target.as_deref(),
             verify_result,
         );
-        let rest = Rest {
-            checked,
-            own_limit,
-            reported_bytes,
-            restarted_here,
-            hop,
-        };
         self.conclude(id, sink, rest, verdict);
     }
 
