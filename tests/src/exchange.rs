@@ -13,7 +13,7 @@ use crate::state::Shared;
 
 /// Answers `request`, which has already been logged as the `request_number`-th request
 /// to its path. The faults apply in this order: `change_after`, `delay_ms`, `location`,
-/// `redirect`, `status`/`fail_first`; then the file, under `ignore_range`, `drop_after`,
+/// `redirect`, `auth`, `status`/`fail_first`; then the file, under `ignore_range`, `drop_after`,
 /// `rate`, `chunked` and `no_length`.
 pub(crate) fn answer(
     shared: &Shared,
@@ -49,6 +49,29 @@ pub(crate) fn answer(
             with_redirect_hops(&request.query, hops - 1)
         );
         return send_redirect(writer, &location, is_head, keep_alive);
+    }
+    if let Some(expected) = &faults.auth {
+        let target = if request.query.is_empty() {
+            request.path.clone()
+        } else {
+            format!("{}?{}", request.path, request.query)
+        };
+        if !expected.accepts(request.header("Authorization"), &request.method, &target) {
+            let nonce = format!("qmgr-nonce-{request_number}");
+            let challenges = expected.challenges(&nonce);
+            let headers: Vec<(&str, &str)> = challenges
+                .iter()
+                .map(|challenge| ("WWW-Authenticate", challenge.as_str()))
+                .collect();
+            return send_text(
+                writer,
+                401,
+                "credentials required",
+                &headers,
+                is_head,
+                keep_alive,
+            );
+        }
     }
     if let Some(status) = faults.injected_status(request_number) {
         let retry_after: Vec<(&str, &str)> = faults

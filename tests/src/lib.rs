@@ -45,11 +45,13 @@
 //! | `lie206=start` | like `etag`, but the Content-Range and the body start at half the requested offset |
 //! | `lie206=total` | like `etag`, but the Content-Range names a total 1000 bytes larger than the file |
 //! | `lie206=weak` | like `etag`, but the 206 carries `ETag: W/<the If-Range value>` and no Last-Modified |
+//! | `auth=basic` / `auth=digest` / `auth=any` | 401 with `WWW-Authenticate` (Basic, Digest MD5 qop=auth, or both) unless the request authenticates as `user=NAME` with `password=SECRET` (defaults [`auth::DEFAULT_USER`], [`auth::DEFAULT_PASSWORD`]) |
 //!
 //! Unknown parameters are ignored; a malformed value of a known one answers 400 naming
 //! it. Request counts (for `fail_first`, `change_after`) are per path, query ignored, and
 //! include every request, HEAD too.
 
+pub mod auth;
 mod connection;
 mod content;
 mod exchange;

@@ -1,5 +1,7 @@
 //! The route language: which file a path names and which faults its query asks for.
 
+use crate::auth::{DEFAULT_PASSWORD, DEFAULT_USER, Demand, Expected};
+
 /// The size of the file named by `/data/<size>[/anything]`, or `None` for any other path.
 /// Sizes are bytes, optionally with a `k`/`K` (KiB) or `m`/`M` (MiB) suffix.
 pub(crate) fn data_file_size(path: &str) -> Option<u64> {
@@ -48,6 +50,8 @@ pub(crate) struct Faults {
     pub(crate) delay_ms: Option<u64>,
     /// `lie206=…`: answer a Range request with 206 whatever If-Range says, lying this way.
     pub(crate) lie206: Option<Lie206>,
+    /// `auth=basic|digest|any` (with `user=`, `password=`): 401 without those credentials.
+    pub(crate) auth: Option<Expected>,
 }
 
 /// How a `lie206` server misanswers a range request. Every lie ignores If-Range and sends
@@ -73,6 +77,7 @@ impl Faults {
     /// Parses a raw (percent-encoded) query; the error names the offending parameter.
     pub(crate) fn parse(query: &str) -> Result<Faults, String> {
         let mut faults = Faults::default();
+        let (mut demand, mut user, mut password) = (None, None, None);
         for (name, raw_value) in query_pairs(query) {
             let value = percent_decode(raw_value)
                 .ok_or_else(|| format!("query parameter {name}: bad percent-encoding"))?;
@@ -112,9 +117,28 @@ impl Faults {
                         }
                     });
                 }
+                "auth" => {
+                    demand = Some(match value.as_str() {
+                        "basic" => Demand::Basic,
+                        "digest" => Demand::Digest,
+                        "any" => Demand::Any,
+                        _ => {
+                            return Err(format!(
+                                "query parameter auth: {value:?} is not basic, digest or any"
+                            ));
+                        }
+                    });
+                }
+                "user" => user = Some(value),
+                "password" => password = Some(value),
                 _ => {}
             }
         }
+        faults.auth = demand.map(|demand| Expected {
+            demand,
+            user: user.unwrap_or_else(|| DEFAULT_USER.to_owned()),
+            password: password.unwrap_or_else(|| DEFAULT_PASSWORD.to_owned()),
+        });
         if faults.no_length && faults.chunked {
             return Err("query parameters no_length and chunked exclude each other".into());
         }
@@ -270,8 +294,23 @@ mod tests {
                 location: Some("http://x/y?a=1".into()),
                 delay_ms: Some(5),
                 lie206: None,
+                auth: None,
             }
         );
+        let protected = Faults::parse("auth=digest&user=u%3Ax&password=p").unwrap();
+        assert_eq!(
+            protected.auth,
+            Some(Expected {
+                demand: Demand::Digest,
+                user: "u:x".into(),
+                password: "p".into()
+            })
+        );
+        assert_eq!(
+            Faults::parse("auth=any").unwrap().auth.map(|a| a.user),
+            Some(DEFAULT_USER.to_owned())
+        );
+        assert!(Faults::parse("auth=ntlm").unwrap_err().contains("auth"));
     }
 
     #[test]
