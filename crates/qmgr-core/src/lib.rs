@@ -8,6 +8,7 @@
 
 pub mod certificate;
 pub mod config;
+pub mod credentials;
 pub mod error;
 pub mod file;
 pub mod group;

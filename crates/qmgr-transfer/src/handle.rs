@@ -3,7 +3,8 @@
 use std::ffi::CString;
 use std::time::Duration;
 
-use curl::easy::{Easy2, HttpVersion, List};
+use curl::easy::{Auth, Easy2, HttpVersion, List};
+use qmgr_core::credentials::{AuthScheme, AuthTarget};
 
 use crate::request::{ProxyChoice, TransferRequest};
 use crate::sink::Sink;
@@ -89,6 +90,19 @@ pub(crate) fn build(
     if scheme.is_ftp() {
         easy.fetch_filetime(true)?;
     }
+    if scheme.is_http()
+        && target.send_headers
+        && let Some(offer) = request.credentials.offer(AuthTarget::Server)
+    {
+        easy.username(offer.user_name)?;
+        easy.password(offer.password)?;
+        easy.http_auth(&auth_of(&offer.schemes))?;
+    }
+    if let Some(offer) = request.credentials.offer(AuthTarget::Proxy) {
+        easy.proxy_username(offer.user_name)?;
+        easy.proxy_password(offer.password)?;
+        easy.proxy_auth(&auth_of(&offer.schemes))?;
+    }
     match &request.proxy {
         ProxyChoice::FromEnvironment => {}
         // An empty proxy turns proxies off, environment included.
@@ -127,6 +141,20 @@ pub(crate) fn build(
         }
     }
     Ok(easy)
+}
+
+/// curl's CURLAUTH bits for `schemes`.
+fn auth_of(schemes: &[AuthScheme]) -> Auth {
+    let mut auth = Auth::new();
+    for scheme in schemes {
+        match scheme {
+            AuthScheme::Basic => auth.basic(true),
+            AuthScheme::Digest => auth.digest(true),
+            AuthScheme::Ntlm => auth.ntlm(true),
+            AuthScheme::Negotiate => auth.gssnegotiate(true),
+        };
+    }
+    auth
 }
 
 fn set_string_option(

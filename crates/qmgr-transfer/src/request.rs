@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use qmgr_core::QmgrError;
 pub use qmgr_core::Validator;
+use qmgr_core::credentials::Credentials;
 
 use crate::source::{Source, parse_source};
 
@@ -121,6 +122,9 @@ pub struct TransferRequest {
     /// work does not).
     pub throttled: bool,
     pub security: Security,
+    /// User names and passwords for the server (sent only to the origin of `url`, never
+    /// to a host a redirect leads to) and for the proxy.
+    pub credentials: Credentials,
 }
 
 impl TransferRequest {
@@ -141,6 +145,7 @@ impl TransferRequest {
             max_redirects: Self::DEFAULT_MAX_REDIRECTS,
             throttled: true,
             security: Security::default(),
+            credentials: Credentials::default(),
         }
     }
 }

@@ -1,0 +1,129 @@
+//! A transfer's credentials answer the server's challenge (Basic, Digest), go to the
+//! origin its URL names and to no other, and their absence or a wrong password is a 401.
+
+mod common;
+
+use common::{Harness, assert_file_is};
+use qmgr_core::credentials::{AuthScheme, AuthTarget, Credential, Credentials, Secret};
+use qmgr_core::hresult;
+use qmgr_tests::auth::{DEFAULT_PASSWORD, DEFAULT_USER};
+use qmgr_tests::{INITIAL_VERSION, TestServer, encode_query_value, expected_body};
+
+fn server_credentials(schemes: &[AuthScheme], password: &str) -> Credentials {
+    Credentials::new(
+        schemes
+            .iter()
+            .map(|scheme| Credential {
+                target: AuthTarget::Server,
+                scheme: *scheme,
+                user_name: DEFAULT_USER.to_owned(),
+                password: Secret::new(password),
+            })
+            .collect(),
+    )
+}
+
+/// Downloads `path?query` with `credentials`; the outcome is the harness's.
+fn fetch(
+    server: &TestServer,
+    path: &str,
+    query: &str,
+    credentials: Credentials,
+) -> (Harness, common::Finished) {
+    let harness = Harness::new();
+    let mut request = harness.request(&server.url(&format!("{path}?{query}")), "out");
+    request.credentials = credentials;
+    let finished = harness.run(request);
+    (harness, finished)
+}
+
+#[test]
+fn basic_and_digest_challenges_are_answered() {
+    for (query, schemes) in [
+        ("auth=basic", vec![AuthScheme::Basic]),
+        ("auth=digest", vec![AuthScheme::Digest]),
+        // The server offers both; the job has both: the stronger one is used.
+        ("auth=any", vec![AuthScheme::Basic, AuthScheme::Digest]),
+    ] {
+        let server = TestServer::start();
+        let path = "/data/4k/protected";
+        let (_harness, finished) = fetch(
+            &server,
+            path,
+            query,
+            server_credentials(&schemes, DEFAULT_PASSWORD),
+        );
+        let (temp, _, _) = finished.completed();
+        assert_file_is(&temp, &expected_body(path, INITIAL_VERSION, 4096));
+        let authorization: Vec<String> = server
+            .requests()
+            .iter()
+            .filter_map(|r| r.header("Authorization").map(str::to_owned))
+            .collect();
+        let wanted = if schemes.contains(&AuthScheme::Digest) {
+            "Digest "
+        } else {
+            "Basic "
+        };
+        assert!(
+            authorization.iter().any(|a| a.starts_with(wanted)),
+            "{query}: {authorization:?}"
+        );
+    }
+}
+
+#[test]
+fn no_credentials_or_a_wrong_password_is_http_401() {
+    let server = TestServer::start();
+    let (_harness, finished) = fetch(
+        &server,
+        "/data/1k/closed",
+        "auth=basic",
+        Credentials::default(),
+    );
+    assert_eq!(
+        finished.failed().error.hresult,
+        hresult::HResult::from_bits(0x8019_0191),
+        "BG_E_HTTP_ERROR_401"
+    );
+    let (_harness, finished) = fetch(
+        &server,
+        "/data/1k/closed",
+        "auth=digest",
+        server_credentials(&[AuthScheme::Digest], "not the password"),
+    );
+    assert_eq!(
+        finished.failed().error.hresult,
+        hresult::HResult::from_bits(0x8019_0191)
+    );
+}
+
+#[test]
+fn server_credentials_do_not_follow_a_redirect_to_another_origin() {
+    let server = TestServer::start();
+    let elsewhere = TestServer::start();
+    let target = elsewhere.url("/data/1k/moved");
+    let harness = Harness::new();
+    let mut request = harness.request(
+        &server.url(&format!("/start?location={}", encode_query_value(&target))),
+        "moved",
+    );
+    request.credentials = server_credentials(&[AuthScheme::Basic], DEFAULT_PASSWORD);
+    let (temp, _, _) = harness.run(request).completed();
+    assert_file_is(
+        &temp,
+        &expected_body("/data/1k/moved", INITIAL_VERSION, 1024),
+    );
+    let first = server.requests();
+    assert!(
+        first.iter().any(|r| r
+            .header("Authorization")
+            .is_some_and(|a| a.starts_with("Basic "))),
+        "Basic goes to the job's own origin at once: {first:?}"
+    );
+    let followed = elsewhere.requests();
+    assert!(
+        followed.iter().all(|r| r.header("Authorization").is_none()),
+        "{followed:?}"
+    );
+}
