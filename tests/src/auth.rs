@@ -1,5 +1,6 @@
 //! HTTP authentication the server can demand (`auth=basic|digest|any`): a 401 with the
-//! challenges unless the request carries the right `Authorization`. The expected
+//! challenges unless the request carries the right `Authorization` — or, with
+//! `proxy_auth=…`, a 407 unless it carries the right `Proxy-Authorization`. The expected
 //! credentials are `user=`/`password=` of the query (default [`DEFAULT_USER`] and
 //! [`DEFAULT_PASSWORD`]).
 
@@ -78,7 +79,9 @@ impl Expected {
         ) else {
             return false;
         };
-        if user != self.user || realm != REALM || uri != target {
+        // Through a proxy the request target (and so the digest's uri) is the whole URL.
+        let same_target = uri == target || (uri.contains("://") && uri.ends_with(target));
+        if user != self.user || realm != REALM || !same_target {
             return false;
         }
         let ha1 = md5_hex(format!("{user}:{realm}:{}", self.password).as_bytes());

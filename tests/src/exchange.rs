@@ -13,7 +13,7 @@ use crate::state::Shared;
 
 /// Answers `request`, which has already been logged as the `request_number`-th request
 /// to its path. The faults apply in this order: `change_after`, `delay_ms`, `location`,
-/// `redirect`, `auth`, `status`/`fail_first`; then the file, under `ignore_range`, `drop_after`,
+/// `redirect`, `proxy_auth`, `auth`, `status`/`fail_first`; then the file, under `ignore_range`, `drop_after`,
 /// `rate`, `chunked` and `no_length`.
 pub(crate) fn answer(
     shared: &Shared,
@@ -50,22 +50,29 @@ pub(crate) fn answer(
         );
         return send_redirect(writer, &location, is_head, keep_alive);
     }
-    if let Some(expected) = &faults.auth {
-        let target = if request.query.is_empty() {
-            request.path.clone()
-        } else {
-            format!("{}?{}", request.path, request.query)
+    let target = if request.query.is_empty() {
+        request.path.clone()
+    } else {
+        format!("{}?{}", request.path, request.query)
+    };
+    for (expected, proxy) in [(&faults.proxy_auth, true), (&faults.auth, false)] {
+        let Some(expected) = expected else {
+            continue;
         };
-        if !expected.accepts(request.header("Authorization"), &request.method, &target) {
-            let nonce = format!("qmgr-nonce-{request_number}");
-            let challenges = expected.challenges(&nonce);
+        let (status, asked, answer) = if proxy {
+            (407, "Proxy-Authenticate", "Proxy-Authorization")
+        } else {
+            (401, "WWW-Authenticate", "Authorization")
+        };
+        if !expected.accepts(request.header(answer), &request.method, &target) {
+            let challenges = expected.challenges(&format!("qmgr-nonce-{request_number}"));
             let headers: Vec<(&str, &str)> = challenges
                 .iter()
-                .map(|challenge| ("WWW-Authenticate", challenge.as_str()))
+                .map(|challenge| (asked, challenge.as_str()))
                 .collect();
             return send_text(
                 writer,
-                401,
+                status,
                 "credentials required",
                 &headers,
                 is_head,

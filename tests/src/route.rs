@@ -52,6 +52,10 @@ pub(crate) struct Faults {
     pub(crate) lie206: Option<Lie206>,
     /// `auth=basic|digest|any` (with `user=`, `password=`): 401 without those credentials.
     pub(crate) auth: Option<Expected>,
+    /// `proxy_auth=basic|digest|any`: the same credentials demanded the way a proxy does
+    /// (407, `Proxy-Authenticate`, `Proxy-Authorization`), for clients that use this server
+    /// as their proxy.
+    pub(crate) proxy_auth: Option<Expected>,
 }
 
 /// How a `lie206` server misanswers a range request. Every lie ignores If-Range and sends
@@ -77,7 +81,7 @@ impl Faults {
     /// Parses a raw (percent-encoded) query; the error names the offending parameter.
     pub(crate) fn parse(query: &str) -> Result<Faults, String> {
         let mut faults = Faults::default();
-        let (mut demand, mut user, mut password) = (None, None, None);
+        let (mut demand, mut proxy_demand, mut user, mut password) = (None, None, None, None);
         for (name, raw_value) in query_pairs(query) {
             let value = percent_decode(raw_value)
                 .ok_or_else(|| format!("query parameter {name}: bad percent-encoding"))?;
@@ -117,28 +121,22 @@ impl Faults {
                         }
                     });
                 }
-                "auth" => {
-                    demand = Some(match value.as_str() {
-                        "basic" => Demand::Basic,
-                        "digest" => Demand::Digest,
-                        "any" => Demand::Any,
-                        _ => {
-                            return Err(format!(
-                                "query parameter auth: {value:?} is not basic, digest or any"
-                            ));
-                        }
-                    });
-                }
+                "auth" => demand = Some(parse_demand(name, &value)?),
+                "proxy_auth" => proxy_demand = Some(parse_demand(name, &value)?),
                 "user" => user = Some(value),
                 "password" => password = Some(value),
                 _ => {}
             }
         }
-        faults.auth = demand.map(|demand| Expected {
+        let user = user.unwrap_or_else(|| DEFAULT_USER.to_owned());
+        let password = password.unwrap_or_else(|| DEFAULT_PASSWORD.to_owned());
+        let expect = |demand| Expected {
             demand,
-            user: user.unwrap_or_else(|| DEFAULT_USER.to_owned()),
-            password: password.unwrap_or_else(|| DEFAULT_PASSWORD.to_owned()),
-        });
+            user: user.clone(),
+            password: password.clone(),
+        };
+        faults.auth = demand.map(expect);
+        faults.proxy_auth = proxy_demand.map(expect);
         if faults.no_length && faults.chunked {
             return Err("query parameters no_length and chunked exclude each other".into());
         }
@@ -153,6 +151,17 @@ impl Faults {
             (status, Some(_)) => Some(status.unwrap_or(503)),
             (status, None) => status,
         }
+    }
+}
+
+fn parse_demand(name: &str, value: &str) -> Result<Demand, String> {
+    match value {
+        "basic" => Ok(Demand::Basic),
+        "digest" => Ok(Demand::Digest),
+        "any" => Ok(Demand::Any),
+        _ => Err(format!(
+            "query parameter {name}: {value:?} is not basic, digest or any"
+        )),
     }
 }
 
@@ -295,6 +304,7 @@ mod tests {
                 delay_ms: Some(5),
                 lie206: None,
                 auth: None,
+                proxy_auth: None,
             }
         );
         let protected = Faults::parse("auth=digest&user=u%3Ax&password=p").unwrap();

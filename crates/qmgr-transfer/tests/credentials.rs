@@ -8,6 +8,7 @@ use qmgr_core::credentials::{AuthScheme, AuthTarget, Credential, Credentials, Se
 use qmgr_core::hresult;
 use qmgr_tests::auth::{DEFAULT_PASSWORD, DEFAULT_USER};
 use qmgr_tests::{INITIAL_VERSION, TestServer, encode_query_value, expected_body};
+use qmgr_transfer::ProxyChoice;
 
 fn server_credentials(schemes: &[AuthScheme], password: &str) -> Credentials {
     Credentials::new(
@@ -126,4 +127,49 @@ fn server_credentials_do_not_follow_a_redirect_to_another_origin() {
         followed.iter().all(|r| r.header("Authorization").is_none()),
         "{followed:?}"
     );
+}
+
+#[test]
+fn proxy_credentials_answer_the_proxys_challenge() {
+    // The test server serves absolute-form requests, so it can be its own proxy.
+    let proxy = TestServer::start();
+    for (scheme, challenge) in [(AuthScheme::Basic, "basic"), (AuthScheme::Digest, "digest")] {
+        let path = format!("/data/2k/through-proxy-{challenge}");
+        let harness = Harness::new();
+        let url = format!("{}?proxy_auth={challenge}", proxy.url(&path));
+        let mut request = harness.request(&url, "proxied");
+        request.proxy = ProxyChoice::Explicit {
+            url: proxy.base_url(),
+            bypass: Vec::new(),
+        };
+        request.credentials = Credentials::new(vec![Credential {
+            target: AuthTarget::Proxy,
+            scheme,
+            user_name: DEFAULT_USER.to_owned(),
+            password: Secret::new(DEFAULT_PASSWORD),
+        }]);
+        let (temp, _, _) = harness.run(request).completed();
+        assert_file_is(&temp, &expected_body(&path, INITIAL_VERSION, 2048));
+        let sent: Vec<String> = proxy
+            .requests()
+            .iter()
+            .filter(|r| r.path == path)
+            .filter_map(|r| r.header("Proxy-Authorization").map(str::to_owned))
+            .collect();
+        assert!(!sent.is_empty(), "{challenge}: no Proxy-Authorization");
+
+        // Without them, the proxy's 407 ends the transfer.
+        let harness = Harness::new();
+        let mut request = harness.request(&url, "refused");
+        request.proxy = ProxyChoice::Explicit {
+            url: proxy.base_url(),
+            bypass: Vec::new(),
+        };
+        let error = harness.run(request).failed();
+        assert_eq!(
+            error.error.hresult,
+            hresult::HResult::from_bits(0x8019_0197),
+            "BG_E_HTTP_ERROR_407: {error:?}"
+        );
+    }
 }
