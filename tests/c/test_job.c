@@ -11,8 +11,11 @@
  *   job waits for another Complete.
  * - A 404 after a good file: the job's error through IBackgroundCopyError, and Complete
  *   keeping the good file only (BG_S_PARTIAL_COMPLETE).
+ * - Credentials (SetCredentials, RemoveCredentials): their errors, and Basic and Digest
+ *   downloads from a server that demands them; without them, or with a wrong password,
+ *   HTTP 401.
  * - What the library does not implement answers E_NOTIMPL, as documented (upload
- *   replies, credentials, file ranges, client certificates, helper tokens).
+ *   replies, file ranges, client certificates, helper tokens).
  */
 #include "support.h"
 
@@ -151,6 +154,13 @@ static void job2_methods(IBackgroundCopyJob *job)
     BG_AUTH_CREDENTIALS credentials;
     byte *data = NULL;
     UINT64 length = 0;
+    WCHAR long_name[302];
+    size_t i;
+
+    for (i = 0; i < 301; i++) {
+        long_name[i] = u'u';
+    }
+    long_name[301] = 0;
 
     if (!CHECK_HR(IBackgroundCopyJob_QueryInterface(job, &IID_IBackgroundCopyJob2,
                                                     (void **)&job2),
@@ -174,21 +184,49 @@ static void job2_methods(IBackgroundCopyJob *job)
     CoTaskMemFree(parameters);
     CHECK_HR(IBackgroundCopyJob2_GetNotifyCmdLine(job2, NULL, &parameters), E_POINTER);
 
-    /* Upload replies and credentials are not implemented (documented E_NOTIMPL). */
+    /* Upload replies are not implemented (documented E_NOTIMPL). */
     CHECK_HR(IBackgroundCopyJob2_GetReplyProgress(job2, &reply), E_NOTIMPL);
     CHECK_HR(IBackgroundCopyJob2_GetReplyData(job2, &data, &length), E_NOTIMPL);
     CHECK_HR(IBackgroundCopyJob2_SetReplyFileName(job2, u"/tmp/reply"), E_NOTIMPL);
     CHECK_HR(IBackgroundCopyJob2_GetReplyFileName(job2, &program), E_NOTIMPL);
+
+    /* Credentials: one per target and scheme; removing none is S_FALSE. */
     memset(&credentials, 0, sizeof credentials);
     credentials.Target = BG_AUTH_TARGET_SERVER;
     credentials.Scheme = BG_AUTH_SCHEME_BASIC;
     credentials.Credentials.Basic.UserName = (LPWSTR)u"user";
     credentials.Credentials.Basic.Password = (LPWSTR)u"secret";
-    CHECK_HR(IBackgroundCopyJob2_SetCredentials(job2, &credentials), E_NOTIMPL);
+    CHECK_HR(IBackgroundCopyJob2_SetCredentials(job2, &credentials), S_OK);
+    CHECK_HR(IBackgroundCopyJob2_SetCredentials(job2, &credentials), S_OK);
     CHECK_HR(IBackgroundCopyJob2_SetCredentials(job2, NULL), E_POINTER);
     CHECK_HR(IBackgroundCopyJob2_RemoveCredentials(job2, BG_AUTH_TARGET_SERVER,
                                                    BG_AUTH_SCHEME_BASIC),
-             E_NOTIMPL);
+             S_OK);
+    CHECK_HR(IBackgroundCopyJob2_RemoveCredentials(job2, BG_AUTH_TARGET_SERVER,
+                                                   BG_AUTH_SCHEME_BASIC),
+             S_FALSE);
+    CHECK_HR(IBackgroundCopyJob2_RemoveCredentials(job2, BG_AUTH_TARGET_PROXY,
+                                                   BG_AUTH_SCHEME_NTLM),
+             S_FALSE);
+    CHECK_HR(IBackgroundCopyJob2_RemoveCredentials(job2, (BG_AUTH_TARGET)9,
+                                                   BG_AUTH_SCHEME_BASIC),
+             BG_E_INVALID_AUTH_TARGET);
+    credentials.Scheme = BG_AUTH_SCHEME_PASSPORT;
+    CHECK_HR(IBackgroundCopyJob2_SetCredentials(job2, &credentials), BG_E_INVALID_AUTH_SCHEME);
+    credentials.Scheme = BG_AUTH_SCHEME_DIGEST;
+    credentials.Target = (BG_AUTH_TARGET)0;
+    CHECK_HR(IBackgroundCopyJob2_SetCredentials(job2, &credentials), BG_E_INVALID_AUTH_TARGET);
+    credentials.Target = BG_AUTH_TARGET_PROXY;
+    credentials.Credentials.Basic.UserName = long_name;
+    CHECK_HR(IBackgroundCopyJob2_SetCredentials(job2, &credentials), BG_E_USERNAME_TOO_LARGE);
+    /* NULL user name and password: the identity the user already has (NTLM, Negotiate). */
+    credentials.Scheme = BG_AUTH_SCHEME_NEGOTIATE;
+    credentials.Credentials.Basic.UserName = NULL;
+    credentials.Credentials.Basic.Password = NULL;
+    CHECK_HR(IBackgroundCopyJob2_SetCredentials(job2, &credentials), S_OK);
+    CHECK_HR(IBackgroundCopyJob2_RemoveCredentials(job2, BG_AUTH_TARGET_PROXY,
+                                                   BG_AUTH_SCHEME_NEGOTIATE),
+             S_OK);
     IBackgroundCopyJob2_Release(job2);
 }
 
@@ -510,6 +548,83 @@ static void transfer_and_complete(IBackgroundCopyManager *manager, const TestPla
 
 /* Complete onto a destination that is a directory: a specific code, not E_FAIL, and the
  * job stays TRANSFERRED for another Complete once the directory is gone. */
+/* A job with `scheme` credentials for a server that demands them, resumed and waited for. */
+static BG_JOB_STATE download_with_credentials(IBackgroundCopyManager *manager,
+                                              const TestPlace *place, const char *url_path,
+                                              const char *local, BG_AUTH_SCHEME scheme,
+                                              const WCHAR *password, int remove_them,
+                                              IBackgroundCopyJob **out)
+{
+    IBackgroundCopyJob *job = new_job_with_file(manager, place, url_path, local);
+    IBackgroundCopyJob2 *job2 = NULL;
+    BG_AUTH_CREDENTIALS credentials;
+    BG_JOB_STATE state = BG_JOB_STATE_ERROR;
+
+    *out = job;
+    if (!CHECK_HR(IBackgroundCopyJob_QueryInterface(job, &IID_IBackgroundCopyJob2,
+                                                    (void **)&job2),
+                  S_OK)) {
+        return state;
+    }
+    memset(&credentials, 0, sizeof credentials);
+    credentials.Target = BG_AUTH_TARGET_SERVER;
+    credentials.Scheme = scheme;
+    credentials.Credentials.Basic.UserName = (LPWSTR)u"bits-user";
+    credentials.Credentials.Basic.Password = (LPWSTR)password;
+    CHECK_HR(IBackgroundCopyJob2_SetCredentials(job2, &credentials), S_OK);
+    if (remove_them) {
+        CHECK_HR(IBackgroundCopyJob2_RemoveCredentials(job2, BG_AUTH_TARGET_SERVER, scheme), S_OK);
+    }
+    CHECK_HR(IBackgroundCopyJob_Resume(job), S_OK);
+    state = wait_for_state(job, BG_JOB_STATE_TRANSFERRED, 60);
+    IBackgroundCopyJob2_Release(job2);
+    return state;
+}
+
+/* The test server's auth=basic / auth=digest demand user "bits-user", password "s3cret pass". */
+static void credentials_reach_the_server(IBackgroundCopyManager *manager, const TestPlace *place)
+{
+    IBackgroundCopyJob *job = NULL;
+    IBackgroundCopyError *error = NULL;
+    BG_ERROR_CONTEXT context;
+    HRESULT code = S_OK;
+    char *basic = work_path(place, "basic.bin");
+    char *digest = work_path(place, "digest.bin");
+
+    CHECK(download_with_credentials(manager, place, "/data/8k/basic?auth=basic", "basic.bin",
+                                    BG_AUTH_SCHEME_BASIC, u"s3cret pass", 0,
+                                    &job) == BG_JOB_STATE_TRANSFERRED);
+    CHECK_HR(IBackgroundCopyJob_Complete(job), S_OK);
+    CHECK(file_size(basic) == 8192);
+    IBackgroundCopyJob_Release(job);
+
+    CHECK(download_with_credentials(manager, place, "/data/8k/digest?auth=digest", "digest.bin",
+                                    BG_AUTH_SCHEME_DIGEST, u"s3cret pass", 0,
+                                    &job) == BG_JOB_STATE_TRANSFERRED);
+    CHECK_HR(IBackgroundCopyJob_Complete(job), S_OK);
+    CHECK(file_size(digest) == 8192);
+    IBackgroundCopyJob_Release(job);
+
+    /* Removed credentials, or a wrong password: HTTP 401, and the job stops in ERROR. */
+    CHECK(download_with_credentials(manager, place, "/data/1k/removed?auth=basic", "removed.bin",
+                                    BG_AUTH_SCHEME_BASIC, u"s3cret pass", 1,
+                                    &job) == BG_JOB_STATE_ERROR);
+    if (CHECK_HR(IBackgroundCopyJob_GetError(job, &error), S_OK)) {
+        CHECK_HR(IBackgroundCopyError_GetError(error, &context, &code), S_OK);
+        CHECK(code == BG_E_HTTP_ERROR_401 && context == BG_ERROR_CONTEXT_REMOTE_FILE);
+        IBackgroundCopyError_Release(error);
+    }
+    CHECK_HR(IBackgroundCopyJob_Cancel(job), S_OK);
+    IBackgroundCopyJob_Release(job);
+    CHECK(download_with_credentials(manager, place, "/data/1k/wrong?auth=digest", "wrong.bin",
+                                    BG_AUTH_SCHEME_DIGEST, u"not it", 0,
+                                    &job) == BG_JOB_STATE_ERROR);
+    CHECK_HR(IBackgroundCopyJob_Cancel(job), S_OK);
+    IBackgroundCopyJob_Release(job);
+    free(basic);
+    free(digest);
+}
+
 static void complete_onto_a_directory(IBackgroundCopyManager *manager, const TestPlace *place)
 {
     IBackgroundCopyJob *job = new_job_with_file(manager, place, "/data/1000", "in-the-way");
@@ -636,6 +751,7 @@ int main(int argc, char **argv)
     transfer_and_complete(manager, &place);
     suspend_resume_cancel(manager, &place);
     complete_onto_a_directory(manager, &place);
+    credentials_reach_the_server(manager, &place);
     job_error_and_partial_complete(manager, &place);
 
     IBackgroundCopyManager_Release(manager);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::certificate::ClientCertificate;
 use crate::config::MAX_CONCURRENT_TRANSFERS;
+use crate::credentials::{AuthScheme, AuthTarget, Credential, Credentials};
 use crate::error::{ErrorContext, QmgrError, Result};
 use crate::file::{self, FileRecord, Validator};
 use crate::guid::Guid;
@@ -382,6 +383,10 @@ pub struct Job {
     /// `0666 & !umask`, as if that process had created it.
     #[serde(default = "default_umask")]
     pub umask: u32,
+    /// SetCredentials' user names and passwords. Never sent to clients: a job travels to
+    /// them without its credentials (the store and the engine have them).
+    #[serde(skip)]
+    pub credentials: Credentials,
 }
 
 fn default_umask() -> u32 {
@@ -428,6 +433,7 @@ impl Job {
             umask: DEFAULT_UMASK,
             auto_complete: None,
             retries_without_progress: 0,
+            credentials: Credentials::default(),
         })
     }
 
@@ -685,6 +691,31 @@ impl Job {
         self.settings.security_flags = flags;
         self.times.modified = now;
         Ok(())
+    }
+
+    /// IBackgroundCopyJob2::SetCredentials: stores `credential`, replacing any for its
+    /// target and scheme.
+    pub fn set_credentials(&mut self, credential: Credential, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        credential.validate()?;
+        self.credentials.set(credential);
+        self.times.modified = now;
+        Ok(())
+    }
+
+    /// IBackgroundCopyJob2::RemoveCredentials: `S_FALSE` when there were none to remove.
+    pub fn remove_credentials(
+        &mut self,
+        target: AuthTarget,
+        scheme: AuthScheme,
+        now: Timestamp,
+    ) -> Result<HResult> {
+        self.ensure_mutable()?;
+        if !self.credentials.remove(target, scheme) {
+            return Ok(hresult::S_FALSE);
+        }
+        self.times.modified = now;
+        Ok(hresult::S_OK)
     }
 
     pub fn set_max_download_size(&mut self, size: Option<u64>, now: Timestamp) -> Result<()> {

@@ -10,6 +10,7 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use crate::certificate::ClientCertificate;
+use crate::credentials::{AuthScheme, AuthTarget, Credential};
 use crate::error::{QmgrError, Result};
 use crate::group::Group;
 use crate::guid::Guid;
@@ -76,6 +77,14 @@ pub enum JobChange {
     /// Interactive retries (a qmgr extension): the first retry after this delay, doubling up
     /// to MinimumRetryDelay; `None` retries after MinimumRetryDelay each time, as Windows.
     FirstRetryDelay(Option<Duration>),
+    /// IBackgroundCopyJob2::SetCredentials (the password goes to the service and never
+    /// comes back in any answer).
+    Credentials(Credential),
+    /// IBackgroundCopyJob2::RemoveCredentials: `S_FALSE` when none were set.
+    RemoveCredentials {
+        target: AuthTarget,
+        scheme: AuthScheme,
+    },
     /// IBackgroundCopyFile2::SetRemoteName.
     RemoteName {
         file: u32,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, Transaction, params};
 
+use crate::credentials::{AuthScheme, AuthTarget, Credential, Credentials, Secret};
 use crate::error::{QmgrError, Result};
 use crate::file::{FileRecord, Validator};
 use crate::group::Group;
@@ -86,6 +87,19 @@ const MIGRATIONS: &[&str] = &[
     -- interactive retries double their delay once per retry without progress.
     ALTER TABLE jobs ADD COLUMN auto_complete INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN retries_without_progress INTEGER NOT NULL DEFAULT 0;
+",
+    r"
+    -- SetCredentials: a user name and password per job, target (1 server, 2 proxy) and
+    -- scheme (1 basic, 2 digest, 3 NTLM, 4 negotiate). Only the store (0600, in a 0700
+    -- directory) and the transfer engine ever see a password.
+    CREATE TABLE credentials (
+        job_id    TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        target    INTEGER NOT NULL,
+        scheme    INTEGER NOT NULL,
+        user_name TEXT NOT NULL,
+        password  TEXT NOT NULL,
+        PRIMARY KEY (job_id, target, scheme)
+    ) WITHOUT ROWID;
 ",
 ];
 
@@ -305,13 +319,47 @@ impl Store {
             )
             .map_err(fail)?;
         let mut rows = statement.query([]).map_err(fail)?;
+        let mut credentials = self.load_credentials()?;
         let mut jobs = Vec::new();
         while let Some(row) = rows.next().map_err(fail)? {
             let id: String = row.get(0).map_err(fail)?;
             let job_files = files.remove(&id).unwrap_or_default();
-            jobs.push(self.job_from_row(row, &id, job_files)?);
+            let mut job = self.job_from_row(row, &id, job_files)?;
+            job.credentials = Credentials::new(credentials.remove(&id).unwrap_or_default());
+            jobs.push(job);
         }
         Ok(jobs)
+    }
+
+    /// Every job's credentials, by job id.
+    fn load_credentials(&self) -> Result<BTreeMap<String, Vec<Credential>>> {
+        let fail = |e: rusqlite::Error| self.error("cannot load credentials", &e);
+        let corrupt = |job: &str, error: QmgrError| {
+            QmgrError::internal(format!(
+                "store {}: job {job} has unusable credentials: {}",
+                self.path.display(),
+                error.description
+            ))
+        };
+        let mut statement = self
+            .conn
+            .prepare("SELECT job_id, target, scheme, user_name, password FROM credentials")
+            .map_err(fail)?;
+        let mut rows = statement.query([]).map_err(fail)?;
+        let mut by_job: BTreeMap<String, Vec<Credential>> = BTreeMap::new();
+        while let Some(row) = rows.next().map_err(fail)? {
+            let job: String = row.get(0).map_err(fail)?;
+            let credential = Credential {
+                target: AuthTarget::from_raw(row.get(1).map_err(fail)?)
+                    .map_err(|e| corrupt(&job, e))?,
+                scheme: AuthScheme::from_raw(row.get(2).map_err(fail)?)
+                    .map_err(|e| corrupt(&job, e))?,
+                user_name: row.get(3).map_err(fail)?,
+                password: Secret::new(row.get::<_, String>(4).map_err(fail)?),
+            };
+            by_job.entry(job).or_default().push(credential);
+        }
+        Ok(by_job)
     }
 
     fn job_from_row(&self, row: &Row<'_>, id: &str, files: Vec<FileRecord>) -> Result<Job> {
@@ -364,6 +412,7 @@ impl Store {
             auto_complete: AutoComplete::from_raw(row.get(18).map_err(fail)?)
                 .map_err(|_| corrupt("an unknown auto-complete mark"))?,
             retries_without_progress: row.get(19).map_err(fail)?,
+            credentials: Credentials::default(),
         })
     }
 
@@ -597,7 +646,29 @@ fn save_job_in(tx: &Transaction<'_>, job: &Job, row: &JobRow) -> rusqlite::Resul
     if changed == 0 {
         return Err(rusqlite::Error::QueryReturnedNoRows);
     }
+    write_credentials(tx, job)?;
     write_files(tx, job)
+}
+
+/// Replaces the stored credentials of `job` with its own.
+fn write_credentials(tx: &Transaction<'_>, job: &Job) -> rusqlite::Result<()> {
+    let id = job.id.to_string();
+    tx.prepare_cached("DELETE FROM credentials WHERE job_id = ?1")?
+        .execute([&id])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO credentials (job_id, target, scheme, user_name, password)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for credential in job.credentials.iter() {
+        insert.execute(params![
+            id,
+            credential.target as u32,
+            credential.scheme as u32,
+            credential.user_name,
+            credential.password.reveal(),
+        ])?;
+    }
+    Ok(())
 }
 
 fn write_files(tx: &Transaction<'_>, job: &Job) -> rusqlite::Result<()> {
@@ -884,6 +955,53 @@ mod tests {
             vec!["/d/.BIT01.tmp".to_owned()]
         );
         store.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn credentials_are_stored_with_the_job_and_go_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut job = sample_job(Timestamp(1));
+        store.insert_job(&job).unwrap();
+        for (target, scheme, user) in [
+            (AuthTarget::Server, AuthScheme::Basic, "alice"),
+            (AuthTarget::Proxy, AuthScheme::Ntlm, "proxy-user"),
+        ] {
+            job.set_credentials(
+                Credential {
+                    target,
+                    scheme,
+                    user_name: user.into(),
+                    password: Secret::new(format!("{user}'s password")),
+                },
+                Timestamp(2),
+            )
+            .unwrap();
+        }
+        store.save_job(&job).unwrap();
+        let loaded = store.load_jobs().unwrap().remove(0);
+        assert_eq!(loaded.credentials, job.credentials);
+        assert_eq!(
+            loaded
+                .credentials
+                .offer(AuthTarget::Proxy)
+                .map(|offer| offer.password),
+            Some("proxy-user's password")
+        );
+
+        job.remove_credentials(AuthTarget::Server, AuthScheme::Basic, Timestamp(3))
+            .unwrap();
+        store.save_job(&job).unwrap();
+        let loaded = store.load_jobs().unwrap().remove(0);
+        assert_eq!(loaded.credentials.iter().count(), 1);
+        assert_eq!(loaded.credentials.offer(AuthTarget::Server), None);
+
+        store.delete_job(job.id).unwrap();
+        let left: i64 = store
+            .conn
+            .query_row("SELECT COUNT(*) FROM credentials", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "a job's credentials leave the store with it");
     }
 
     #[test]

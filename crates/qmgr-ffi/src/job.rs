@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use qmgr_core::certificate::{self, CERTIFICATE_HASH_LEN, CertificateSelector, ClientCertificate};
+use qmgr_core::credentials::{AuthScheme, AuthTarget, Credential, Secret};
 use qmgr_core::hresult::{self, HResult};
 use qmgr_core::job::{JobPriority, NotifyCommand, ProxySettings, ProxyUsage};
 use qmgr_core::service::{JobChange, JobView, NewFile, QueueServiceExt};
@@ -318,6 +319,30 @@ fn file_set(entries: &[BG_FILE_INFO]) -> Result<Vec<NewFile>> {
         .collect()
 }
 
+/// SetCredentials' argument. NULL user name and password are empty (with NTLM or Negotiate
+/// that asks for the Kerberos ticket or NTLM identity the user already has, as curl's
+/// `-u :` does).
+fn credential(cred: &BG_AUTH_CREDENTIALS) -> Result<Credential> {
+    let target = AuthTarget::from_raw(cred.Target)?;
+    let scheme = AuthScheme::from_raw(cred.Scheme)?;
+    // SAFETY: the union has one member, which every scheme uses; its strings are null or
+    // NUL-terminated UTF-16 for the duration of the call (the interface's contract), which
+    // `string` checks.
+    let (user, password) = unsafe {
+        let basic = cred.Credentials.Basic;
+        (
+            crate::boundary::FromCaller::checked(basic.UserName),
+            crate::boundary::FromCaller::checked(basic.Password),
+        )
+    };
+    Ok(Credential {
+        target,
+        scheme,
+        user_name: Ptr::string(user, "UserName")?.unwrap_or_default(),
+        password: Secret::new(Ptr::string(password, "Password")?.unwrap_or_default()),
+    })
+}
+
 /// The hash and subject GetClientCertificate reports: what the caller set, completed from
 /// the certificate in the store when this process can find it (the store is read at
 /// transfer time, so it may not exist yet). Unknown, the subject is empty and the hash
@@ -542,14 +567,11 @@ thunks! { JobObject, IBackgroundCopyJob2, 0;
         not_implemented("a reply file exists only for upload-reply jobs")
     }
     fn SetCredentials(job, cred: *mut BG_AUTH_CREDENTIALS) {
-        cred.read("cred")?;
-        job.view()?;
-        not_implemented("credentials are not supported yet")
+        job.set(JobChange::Credentials(credential(&cred.read("cred")?)?))
     }
     fn RemoveCredentials(job, target: BG_AUTH_TARGET, scheme: BG_AUTH_SCHEME) {
-        let _ = (target, scheme);
-        job.view()?;
-        not_implemented("credentials are not supported yet")
+        let (target, scheme) = (AuthTarget::from_raw(target)?, AuthScheme::from_raw(scheme)?);
+        job.set(JobChange::RemoveCredentials { target, scheme })
     }
 }
 

@@ -321,6 +321,17 @@ impl State {
                 job.set_remote_name(file, remote_name, now)?;
                 restart = true;
             }
+            // Transfers under way carry the old credentials: they start again.
+            JobChange::Credentials(credential) => {
+                job.set_credentials(credential, now)?;
+                restart = true;
+            }
+            JobChange::RemoveCredentials { target, scheme } => {
+                if job.remove_credentials(target, scheme, now)? == hresult::S_FALSE {
+                    return Ok(Response::Done(hresult::S_FALSE));
+                }
+                restart = true;
+            }
         }
         // Throttling and sources are fixed per transfer: start again with the new ones.
         if restart && job.state.is_active() {

@@ -32,6 +32,7 @@ pub(super) fn transfer_request(
         request.headers = parse_custom_headers(headers)?;
     }
     request.max_size = job.settings.max_download_size;
+    request.credentials = job.credentials.clone();
     // Only TLS uses the certificate: a missing one does not hold up an http or file URL.
     let uses_tls = ["https://", "ftps://"].iter().any(|scheme| {
         file.remote_name

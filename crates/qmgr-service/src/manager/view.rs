@@ -1,6 +1,7 @@
 //! What clients see of jobs: why a job waits, and listings a page at a time.
 
 use qmgr_core::JobState;
+use qmgr_core::credentials::Credentials;
 use qmgr_core::error::{ErrorContext, QmgrError, Result};
 use qmgr_core::hresult;
 use qmgr_core::job::JobPriority;
@@ -72,8 +73,12 @@ impl Entry {
             ),
             _ => None,
         };
+        // Credentials stay in the service, also for an in-process client, which gets the
+        // view without serialisation.
+        let mut job = job.clone();
+        job.credentials = Credentials::default();
         JobView {
-            job: job.clone(),
+            job,
             waiting,
             attempts: self.attempts.iter().cloned().collect(),
         }
