@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use qmgr_core::JobPriority;
+use qmgr_core::credentials::{AuthScheme, AuthTarget};
 use qmgr_core::job::ProxyUsage;
 
 use crate::failure::EXIT_CODES_HELP;
@@ -152,6 +153,33 @@ pub enum Command {
         /// With `override`: hosts reached directly, separated by `;`, space or `,`
         /// (`<local>` means localhost)
         bypass: Option<String>,
+    },
+    /// Set the user name and password a job gives a server or proxy that asks for them;
+    /// the password is typed at a prompt (or is the first line of standard input), never an
+    /// argument
+    #[command(alias = "set-credentials")]
+    Setcredentials {
+        /// The job (GUID, GUID prefix or display name)
+        job: String,
+        /// Who asks: the server, or the proxy
+        #[arg(long, value_enum, default_value = "server")]
+        target: AuthTargetArg,
+        /// How the server or proxy asks (its WWW-Authenticate or Proxy-Authenticate)
+        #[arg(long, value_enum, default_value = "basic")]
+        scheme: AuthSchemeArg,
+        /// The user name (DOMAIN\user for NTLM)
+        #[arg(long)]
+        user: String,
+    },
+    /// Remove the credentials a job has for a target and scheme
+    #[command(alias = "remove-credentials")]
+    Removecredentials {
+        /// The job (GUID, GUID prefix or display name)
+        job: String,
+        #[arg(long, value_enum, default_value = "server")]
+        target: AuthTargetArg,
+        #[arg(long, value_enum, default_value = "basic")]
+        scheme: AuthSchemeArg,
     },
     /// Make one of your jobs yours again after a change of identity (another user's: not supported)
     #[command(alias = "takeownership")]
@@ -317,6 +345,40 @@ impl From<PriorityArg> for JobPriority {
             PriorityArg::High => JobPriority::High,
             PriorityArg::Normal => JobPriority::Normal,
             PriorityArg::Low => JobPriority::Low,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuthTargetArg {
+    Server,
+    Proxy,
+}
+
+impl From<AuthTargetArg> for AuthTarget {
+    fn from(target: AuthTargetArg) -> Self {
+        match target {
+            AuthTargetArg::Server => AuthTarget::Server,
+            AuthTargetArg::Proxy => AuthTarget::Proxy,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuthSchemeArg {
+    Basic,
+    Digest,
+    Ntlm,
+    Negotiate,
+}
+
+impl From<AuthSchemeArg> for AuthScheme {
+    fn from(scheme: AuthSchemeArg) -> Self {
+        match scheme {
+            AuthSchemeArg::Basic => AuthScheme::Basic,
+            AuthSchemeArg::Digest => AuthScheme::Digest,
+            AuthSchemeArg::Ntlm => AuthScheme::Ntlm,
+            AuthSchemeArg::Negotiate => AuthScheme::Negotiate,
         }
     }
 }

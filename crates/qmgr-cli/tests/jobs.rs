@@ -605,3 +605,61 @@ fn control_characters_in_names_urls_and_settings_are_printed_escaped() {
     let run = instance.qmgr(&["info", name]).expect(2);
     clean(&run.stderr, "the ambiguity message");
 }
+
+#[test]
+fn setcredentials_reads_the_password_from_standard_input_and_never_shows_it() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+
+    let server = TestServer::start();
+    let instance = Instance::new();
+    instance.qmgr(&["create", "behind-auth"]).expect(0);
+    instance
+        .qmgr(&[
+            "addfile",
+            "behind-auth",
+            &server.url("/data/6k/protected?auth=basic"),
+            "protected.bin",
+        ])
+        .expect(0);
+    let password = qmgr_tests::auth::DEFAULT_PASSWORD;
+    let mut child = instance
+        .command(&[
+            "setcredentials",
+            "behind-auth",
+            "--user",
+            qmgr_tests::auth::DEFAULT_USER,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("basic credentials for server") && !said.contains(password));
+
+    // Empty standard input is a clear refusal.
+    let refused = instance.qmgr(&["setcredentials", "behind-auth", "--user", "x"]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("no password"), "{}", refused.stderr);
+
+    instance.qmgr(&["resume", "behind-auth"]).expect(0);
+    let done = instance.wait_for("behind-auth", "TRANSFERRED", |job| {
+        job["state"] == "TRANSFERRED" || job["state"] == "ERROR"
+    });
+    assert_eq!(done["state"], "TRANSFERRED", "{done}");
+    let info = instance.qmgr(&["info", "behind-auth", "--json"]).expect(0);
+    assert!(!info.stdout.contains(password), "{}", info.stdout);
+    instance.qmgr(&["complete", "behind-auth"]).expect(0);
+    assert_eq!(
+        std::fs::read(instance.downloads().join("protected.bin")).unwrap(),
+        expected_body("/data/6k/protected", INITIAL_VERSION, 6 * 1024)
+    );
+    let removed = instance
+        .qmgr(&["removecredentials", "nightly-missing"])
+        .expect(4);
+    assert!(removed.stderr.contains("nightly-missing"), "{}", removed.stderr);
+}

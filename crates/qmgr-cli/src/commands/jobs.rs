@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::Path;
 
+use qmgr_core::credentials::{AuthScheme, AuthTarget, Credential, Secret};
 use qmgr_core::hresult;
 use qmgr_core::job::{NotifyCommand, ProxySettings};
 use qmgr_core::service::{JobChange, NewFile, QueueServiceExt};
@@ -15,6 +16,7 @@ use crate::destinations;
 use crate::failure::{Exit, Failure};
 use crate::human;
 use crate::json::{self, CreatedJson};
+use crate::password::read_password;
 use crate::resolve::resolve_job;
 
 pub fn create(client: &Client, name: &str, as_json: bool) -> Result<(), Failure> {
@@ -204,6 +206,65 @@ pub fn set(client: &Client, job: &str, change: JobChange, what: &str) -> Result<
     let id = resolve_job(client, job)?;
     client.set_job(id, change)?;
     println!("Job {id}: {what}.");
+    Ok(())
+}
+
+/// `setcredentials`: the password is read here, after the job was found, so a typo in the
+/// job's name costs no typing.
+pub fn set_credentials(
+    client: &Client,
+    job: &str,
+    target: AuthTarget,
+    scheme: AuthScheme,
+    user_name: String,
+) -> Result<(), Failure> {
+    let id = resolve_job(client, job)?;
+    let shown_user = human::clean(&user_name).into_owned();
+    let password = read_password(&format!(
+        "Password for {shown_user} ({} {} authentication): ",
+        target.name(),
+        scheme.name()
+    ))?;
+    client.set_job(
+        id,
+        JobChange::Credentials(Credential {
+            target,
+            scheme,
+            user_name,
+            password: Secret::new(password),
+        }),
+    )?;
+    println!(
+        "Job {id}: {} credentials for {} ({}) set.",
+        scheme.name(),
+        target.name(),
+        shown_user
+    );
+    Ok(())
+}
+
+/// `removecredentials`: says so when there were none.
+pub fn remove_credentials(
+    client: &Client,
+    job: &str,
+    target: AuthTarget,
+    scheme: AuthScheme,
+) -> Result<(), Failure> {
+    let id = resolve_job(client, job)?;
+    let code = client.set_job(id, JobChange::RemoveCredentials { target, scheme })?;
+    if code == hresult::S_FALSE {
+        println!(
+            "Job {id} had no {} credentials for the {}; nothing removed.",
+            scheme.name(),
+            target.name()
+        );
+    } else {
+        println!(
+            "Job {id}: {} credentials for the {} removed.",
+            scheme.name(),
+            target.name()
+        );
+    }
     Ok(())
 }
 

@@ -106,6 +106,17 @@ pub fn run(command: Command) -> Result<(), Failure> {
             let change = jobs::proxy(usage, list, bypass)?;
             jobs::set(&client, &job, change, "proxy settings changed")
         }
+        Command::Setcredentials {
+            job,
+            target,
+            scheme,
+            user,
+        } => jobs::set_credentials(&client, &job, target.into(), scheme.into(), user),
+        Command::Removecredentials {
+            job,
+            target,
+            scheme,
+        } => jobs::remove_credentials(&client, &job, target.into(), scheme.into()),
         Command::TakeOwnership { job } => jobs::take_ownership(&client, &job),
         Command::Groups { output } => groups::run(&client, output.json),
         Command::Monitor { interval, count } => monitor::run(&client, interval, count),
