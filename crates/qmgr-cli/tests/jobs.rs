@@ -661,5 +661,9 @@ fn setcredentials_reads_the_password_from_standard_input_and_never_shows_it() {
     let removed = instance
         .qmgr(&["removecredentials", "nightly-missing"])
         .expect(4);
-    assert!(removed.stderr.contains("nightly-missing"), "{}", removed.stderr);
+    assert!(
+        removed.stderr.contains("nightly-missing"),
+        "{}",
+        removed.stderr
+    );
 }
