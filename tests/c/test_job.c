@@ -219,7 +219,11 @@ static void job2_methods(IBackgroundCopyJob *job)
     credentials.Target = BG_AUTH_TARGET_PROXY;
     credentials.Credentials.Basic.UserName = long_name;
     CHECK_HR(IBackgroundCopyJob2_SetCredentials(job2, &credentials), BG_E_USERNAME_TOO_LARGE);
-    /* NULL user name and password: the identity the user already has (NTLM, Negotiate). */
+    /* Basic and Digest need both strings (E_INVALIDARG); NULL user name and password are
+     * the identity the user already has (NTLM, Negotiate). */
+    credentials.Credentials.Basic.UserName = NULL;
+    credentials.Credentials.Basic.Password = (LPWSTR)u"secret";
+    CHECK_HR(IBackgroundCopyJob2_SetCredentials(job2, &credentials), E_INVALIDARG);
     credentials.Scheme = BG_AUTH_SCHEME_NEGOTIATE;
     credentials.Credentials.Basic.UserName = NULL;
     credentials.Credentials.Basic.Password = NULL;
@@ -293,6 +297,31 @@ static void job3_to_job5_methods(IBackgroundCopyJob *job, const TestPlace *place
     CHECK_HR(IBackgroundCopyJob5_GetProperty(job5, BITS_JOB_PROPERTY_HIGH_PERFORMANCE, &value),
              S_OK);
     CHECK(value.Enable == TRUE);
+    /* Stored credentials: the user's ~/.netrc, for servers only. */
+    memset(&value, 0, sizeof value);
+    value.Target = BG_AUTH_TARGET_SERVER;
+    CHECK_HR(IBackgroundCopyJob5_SetProperty(job5, BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS,
+                                             value),
+             S_OK);
+    memset(&value, 0, sizeof value);
+    CHECK_HR(IBackgroundCopyJob5_GetProperty(job5, BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS,
+                                             &value),
+             S_OK);
+    CHECK(value.Target == BG_AUTH_TARGET_SERVER);
+    value.Target = BG_AUTH_TARGET_PROXY;
+    CHECK_HR(IBackgroundCopyJob5_SetProperty(job5, BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS,
+                                             value),
+             BG_E_USE_STORED_CREDENTIALS_NOT_SUPPORTED);
+    value.Target = (BG_AUTH_TARGET)0;
+    CHECK_HR(IBackgroundCopyJob5_SetProperty(job5, BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS,
+                                             value),
+             S_OK);
+    value.Target = BG_AUTH_TARGET_SERVER;
+    CHECK_HR(IBackgroundCopyJob5_GetProperty(job5, BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS,
+                                             &value),
+             S_OK);
+    CHECK(value.Target == (BG_AUTH_TARGET)0);
+    value.Enable = TRUE;
     CHECK_HR(IBackgroundCopyJob5_SetProperty(job5, BITS_JOB_PROPERTY_NOTIFICATION_CLSID, value),
              E_NOTIMPL);
     CHECK_HR(IBackgroundCopyJob5_SetProperty(job5, 99, value), BG_E_UNKNOWN_PROPERTY_ID);

@@ -232,6 +232,10 @@ pub struct JobSettings {
     /// `minimum_retry_delay`. Progress starts the sequence over.
     #[serde(default)]
     pub first_retry_delay: Option<Duration>,
+    /// Job5's USE_STORED_CREDENTIALS for the server: the user's `~/.netrc` supplies user
+    /// names and passwords by host (Linux has no credential manager BITS could ask).
+    #[serde(default)]
+    pub use_stored_credentials: bool,
 }
 
 /// Windows' defaults and the floor it applies to the retry delay.
@@ -280,6 +284,7 @@ impl Default for JobSettings {
             bandwidth_limit: None,
             client_certificate: None,
             first_retry_delay: None,
+            use_stored_credentials: false,
         }
     }
 }
@@ -716,6 +721,13 @@ impl Job {
         }
         self.times.modified = now;
         Ok(hresult::S_OK)
+    }
+
+    pub fn set_use_stored_credentials(&mut self, enable: bool, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        self.settings.use_stored_credentials = enable;
+        self.times.modified = now;
+        Ok(())
     }
 
     pub fn set_max_download_size(&mut self, size: Option<u64>, now: Timestamp) -> Result<()> {

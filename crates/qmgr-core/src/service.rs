@@ -85,6 +85,8 @@ pub enum JobChange {
         target: AuthTarget,
         scheme: AuthScheme,
     },
+    /// Job5 USE_STORED_CREDENTIALS (server): credentials from the user's `~/.netrc`.
+    UseStoredCredentials(bool),
     /// IBackgroundCopyFile2::SetRemoteName.
     RemoteName {
         file: u32,

@@ -255,6 +255,20 @@ pub fn read_trusted_file(path: &Path, what: &str) -> Result<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
+/// Whether a file another program will read by name (curl's `.netrc`) is there and may be
+/// trusted: reached through trusted directories only, a regular file and no symbolic link,
+/// ours or root's, not writable by others. `Ok(false)` when it does not exist.
+pub fn check_trusted_file(path: &Path, what: &str) -> Result<bool> {
+    check_trusted_path(path, what)?;
+    let file = match open_nofollow(path, OFlags::RDONLY, what) {
+        Ok(file) => file,
+        Err(error) if error.hresult == hresult::HRESULT_FILE_NOT_FOUND => return Ok(false),
+        Err(error) => return Err(error),
+    };
+    check_opened_file(&file, path, Owners::MeOrRoot, what)?;
+    Ok(true)
+}
+
 fn check_opened_file(file: &File, path: &Path, owners: Owners, what: &str) -> Result<()> {
     let metadata = file
         .metadata()

@@ -243,6 +243,26 @@ impl JobObject {
                 let enable = unsafe { value.Enable } != FALSE;
                 local::update_settings(self.id, |s| s.high_performance = enable);
             }
+            BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS => {
+                // SAFETY: for this id the caller wrote the Target member (plain data).
+                let target = unsafe { value.Target };
+                let enable = match target {
+                    0 => false,
+                    _ => match AuthTarget::from_raw(target)? {
+                        AuthTarget::Server => true,
+                        AuthTarget::Proxy => {
+                            return Err(QmgrError::from_code(
+                                hresult::BG_E_USE_STORED_CREDENTIALS_NOT_SUPPORTED,
+                            )
+                            .context(
+                                "stored credentials come from ~/.netrc, which names servers, \
+                                 not proxies; give the proxy's with SetCredentials",
+                            ));
+                        }
+                    },
+                };
+                return self.set(JobChange::UseStoredCredentials(enable));
+            }
             other => return Err(unsupported_property(other)),
         }
         Ok(hresult::S_OK)
@@ -263,6 +283,13 @@ impl JobObject {
             BITS_JOB_PROPERTY_HIGH_PERFORMANCE => BITS_JOB_PROPERTY_VALUE {
                 Enable: BOOL::from(settings.high_performance),
             },
+            BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS => BITS_JOB_PROPERTY_VALUE {
+                Target: if self.view()?.job.settings.use_stored_credentials {
+                    AuthTarget::Server as BG_AUTH_TARGET
+                } else {
+                    0
+                },
+            },
             other => return Err(unsupported_property(other)),
         })
     }
@@ -271,7 +298,6 @@ impl JobObject {
 fn unsupported_property(id: BITS_JOB_PROPERTY_ID) -> QmgrError {
     match id {
         BITS_JOB_PROPERTY_NOTIFICATION_CLSID
-        | BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS
         | BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS
         | BITS_JOB_PROPERTY_ON_DEMAND_MODE => QmgrError::from_code(hresult::E_NOTIMPL)
             .context(format_args!("job property {id} is not supported")),
@@ -319,9 +345,9 @@ fn file_set(entries: &[BG_FILE_INFO]) -> Result<Vec<NewFile>> {
         .collect()
 }
 
-/// SetCredentials' argument. NULL user name and password are empty (with NTLM or Negotiate
-/// that asks for the Kerberos ticket or NTLM identity the user already has, as curl's
-/// `-u :` does).
+/// SetCredentials' argument. With NTLM or Negotiate, NULL user name and password ask for the
+/// identity the user already has (a Kerberos ticket, as curl's `-u :` does); Basic and
+/// Digest need both (`E_INVALIDARG`, as documented).
 fn credential(cred: &BG_AUTH_CREDENTIALS) -> Result<Credential> {
     let target = AuthTarget::from_raw(cred.Target)?;
     let scheme = AuthScheme::from_raw(cred.Scheme)?;
@@ -335,11 +361,23 @@ fn credential(cred: &BG_AUTH_CREDENTIALS) -> Result<Credential> {
             crate::boundary::FromCaller::checked(basic.Password),
         )
     };
+    let (user_name, password) = (
+        Ptr::string(user, "UserName")?,
+        Ptr::string(password, "Password")?,
+    );
+    if matches!(scheme, AuthScheme::Basic | AuthScheme::Digest)
+        && (user_name.is_none() || password.is_none())
+    {
+        return Err(QmgrError::invalid_arg(
+            "UserName and Password may be NULL only with NTLM or Negotiate (the user's own \
+             identity); Basic and Digest need both",
+        ));
+    }
     Ok(Credential {
         target,
         scheme,
-        user_name: Ptr::string(user, "UserName")?.unwrap_or_default(),
-        password: Secret::new(Ptr::string(password, "Password")?.unwrap_or_default()),
+        user_name: user_name.unwrap_or_default(),
+        password: Secret::new(password.unwrap_or_default()),
     })
 }
 

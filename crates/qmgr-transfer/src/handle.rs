@@ -3,7 +3,7 @@
 use std::ffi::CString;
 use std::time::Duration;
 
-use curl::easy::{Auth, Easy2, HttpVersion, List};
+use curl::easy::{Auth, Easy2, HttpVersion, List, NetRc};
 use qmgr_core::credentials::{AuthScheme, AuthTarget};
 
 use crate::request::{ProxyChoice, TransferRequest};
@@ -97,6 +97,16 @@ pub(crate) fn build(
         easy.username(offer.user_name)?;
         easy.password(offer.password)?;
         easy.http_auth(&auth_of(&offer.schemes))?;
+    }
+    if scheme.is_http()
+        && let Some(netrc) = &request.netrc_file
+    {
+        // The job's own credentials, set above, win over the file's.
+        easy.netrc(NetRc::Optional)?;
+        let path = netrc
+            .to_str()
+            .ok_or_else(|| curl::Error::new(curl_sys::CURLE_BAD_FUNCTION_ARGUMENT))?;
+        set_string_option(&easy, curl_sys::CURLOPT_NETRC_FILE, path)?;
     }
     if let Some(offer) = request.credentials.offer(AuthTarget::Proxy) {
         easy.proxy_username(offer.user_name)?;

@@ -125,6 +125,9 @@ pub struct TransferRequest {
     /// User names and passwords for the server (sent only to the origin of `url`, never
     /// to a host a redirect leads to) and for the proxy.
     pub credentials: Credentials,
+    /// A `.netrc` file whose entries give user names and passwords by host (checked by the
+    /// caller: curl reads it by name).
+    pub netrc_file: Option<PathBuf>,
 }
 
 impl TransferRequest {
@@ -146,6 +149,7 @@ impl TransferRequest {
             throttled: true,
             security: Security::default(),
             credentials: Credentials::default(),
+            netrc_file: None,
         }
     }
 }

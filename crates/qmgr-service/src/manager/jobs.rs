@@ -326,6 +326,10 @@ impl State {
                 job.set_credentials(credential, now)?;
                 restart = true;
             }
+            JobChange::UseStoredCredentials(enable) => {
+                job.set_use_stored_credentials(enable, now)?;
+                restart = true;
+            }
             JobChange::RemoveCredentials { target, scheme } => {
                 if job.remove_credentials(target, scheme, now)? == hresult::S_FALSE {
                     return Ok(Response::Done(hresult::S_FALSE));

@@ -8,6 +8,7 @@ use qmgr_core::error::Result;
 use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::job::{JobPriority, ProxyUsage, parse_custom_headers, security};
 use qmgr_core::paths::StatePaths;
+use qmgr_core::trust;
 use qmgr_transfer::{PartialFile, ProxyChoice, TransferRequest};
 
 /// Builds the engine request for file `index` of `job`; its client certificate is looked up
@@ -33,6 +34,9 @@ pub(super) fn transfer_request(
     }
     request.max_size = job.settings.max_download_size;
     request.credentials = job.credentials.clone();
+    if job.settings.use_stored_credentials {
+        request.netrc_file = netrc_file()?;
+    }
     // Only TLS uses the certificate: a missing one does not hold up an http or file URL.
     let uses_tls = ["https://", "ftps://"].iter().any(|scheme| {
         file.remote_name
@@ -90,4 +94,14 @@ pub(super) fn transfer_request(
         },
     };
     Ok(request)
+}
+
+/// The user's `~/.netrc`, when it exists and may be trusted (a netrc others could write
+/// would let them choose where a password goes). No home, or no file: none.
+fn netrc_file() -> Result<Option<PathBuf>> {
+    let Some(home) = std::env::var_os("HOME").filter(|home| !home.is_empty()) else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(home).join(".netrc");
+    Ok(trust::check_trusted_file(&path, "netrc file (stored credentials)")?.then_some(path))
 }
