@@ -8,6 +8,8 @@
 pub const DEFAULT_USER: &str = "bits-user";
 /// The password the server expects when the query names none.
 pub const DEFAULT_PASSWORD: &str = "s3cret pass";
+use crate::ntlm;
+
 /// The protection space of every challenge.
 const REALM: &str = "qmgr-test";
 
@@ -18,6 +20,8 @@ pub(crate) enum Demand {
     Digest,
     /// Either; both challenges are sent.
     Any,
+    /// NTLM (NTLMv2 answers), the connection-bound handshake of two requests.
+    Ntlm,
 }
 
 /// The credentials a protected path expects.
@@ -29,9 +33,48 @@ pub(crate) struct Expected {
 }
 
 impl Expected {
-    /// Whether `authorization` (the request's header, if any) proves the credentials for a
-    /// request of `method` to `target` (path and query as sent).
-    pub(crate) fn accepts(&self, authorization: Option<&str>, method: &str, target: &str) -> bool {
+    /// `Ok` when `authorization` (the request's header, if any) proves the credentials for a
+    /// request of `method` to `target` (path and query as sent); else the challenges of the
+    /// 401 (or 407), made with `nonce` for Digest.
+    pub(crate) fn verdict(
+        &self,
+        authorization: Option<&str>,
+        method: &str,
+        target: &str,
+        nonce: &str,
+    ) -> Result<(), Vec<String>> {
+        if self.demand == Demand::Ntlm {
+            return self.ntlm_verdict(authorization);
+        }
+        if self.accepts(authorization, method, target) {
+            Ok(())
+        } else {
+            Err(self.challenges(nonce))
+        }
+    }
+
+    /// NTLM: no header or a negotiate message gets the challenge; an authenticate message
+    /// passes if it proves the password.
+    fn ntlm_verdict(&self, authorization: Option<&str>) -> Result<(), Vec<String>> {
+        let token = authorization
+            .and_then(|value| value.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("ntlm"))
+            .and_then(|(_, token)| base64_decode(token.trim()));
+        match token.as_deref().and_then(ntlm::parse) {
+            Some(ntlm::Message::Authenticate(message))
+                if ntlm::verifies(&message, &self.user, &self.password) =>
+            {
+                Ok(())
+            }
+            Some(ntlm::Message::Negotiate) => {
+                Err(vec![format!("NTLM {}", base64_encode(&ntlm::challenge()))])
+            }
+            _ => Err(vec!["NTLM".to_owned()]),
+        }
+    }
+
+    /// Whether `authorization` proves the credentials with Basic or Digest.
+    fn accepts(&self, authorization: Option<&str>, method: &str, target: &str) -> bool {
         let Some((scheme, rest)) = authorization.and_then(|value| value.trim().split_once(' '))
         else {
             return false;
@@ -49,7 +92,7 @@ impl Expected {
     }
 
     /// The `WWW-Authenticate` values of the 401.
-    pub(crate) fn challenges(&self, nonce: &str) -> Vec<String> {
+    fn challenges(&self, nonce: &str) -> Vec<String> {
         let basic = format!("Basic realm=\"{REALM}\"");
         let digest = format!(
             "Digest realm=\"{REALM}\", qop=\"auth\", algorithm=MD5, nonce=\"{nonce}\", opaque=\"qmgr\""
@@ -58,6 +101,7 @@ impl Expected {
             Demand::Basic => vec![basic],
             Demand::Digest => vec![digest],
             Demand::Any => vec![digest, basic],
+            Demand::Ntlm => vec!["NTLM".to_owned()],
         }
     }
 
@@ -148,6 +192,27 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Standard base64 with padding.
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for group in bytes.chunks(3) {
+        let bits = group.iter().enumerate().fold(0u32, |bits, (i, byte)| {
+            bits | u32::from(*byte) << (16 - 8 * i)
+        });
+        for position in 0..4 {
+            if position <= group.len() {
+                text.push(char::from(
+                    ALPHABET[((bits >> (18 - 6 * position)) & 63) as usize],
+                ));
+            } else {
+                text.push('=');
+            }
+        }
+    }
+    text
+}
+
 /// The MD5 digest of `data` in lower-case hex (RFC 1321; Digest authentication needs it).
 pub(crate) fn md5_hex(data: &[u8]) -> String {
     use std::fmt::Write as _;
@@ -163,7 +228,7 @@ pub(crate) fn md5_hex(data: &[u8]) -> String {
     clippy::cast_sign_loss,
     reason = "RFC 1321's constants are floor(|sin(i + 1)| * 2^32), which fit in 32 bits"
 )]
-fn md5(data: &[u8]) -> [u8; 16] {
+pub(crate) fn md5(data: &[u8]) -> [u8; 16] {
     const SHIFTS: [u32; 16] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];
     let constants: Vec<u32> = (0..64)
         .map(|i| (f64::from(i + 1).sin().abs() * 4_294_967_296.0) as u32)
@@ -231,6 +296,10 @@ mod tests {
         assert_eq!(base64_decode("Zm9vYg==").unwrap(), b"foob");
         assert_eq!(base64_decode("Zm9vYg").unwrap(), b"foob");
         assert_eq!(base64_decode("Zm9v!"), None);
+        for text in [&b""[..], b"f", b"fo", b"foo", b"foob", b"fooba", b"foobar"] {
+            assert_eq!(base64_decode(&base64_encode(text)).unwrap(), text);
+        }
+        assert_eq!(base64_encode(b"foob"), "Zm9vYg==");
     }
 
     fn expected(demand: Demand) -> Expected {

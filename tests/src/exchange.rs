@@ -64,8 +64,10 @@ pub(crate) fn answer(
         } else {
             (401, "WWW-Authenticate", "Authorization")
         };
-        if !expected.accepts(request.header(answer), &request.method, &target) {
-            let challenges = expected.challenges(&format!("qmgr-nonce-{request_number}"));
+        let nonce = format!("qmgr-nonce-{request_number}");
+        if let Err(challenges) =
+            expected.verdict(request.header(answer), &request.method, &target, &nonce)
+        {
             let headers: Vec<(&str, &str)> = challenges
                 .iter()
                 .map(|challenge| (asked, challenge.as_str()))

@@ -159,8 +159,9 @@ fn parse_demand(name: &str, value: &str) -> Result<Demand, String> {
         "basic" => Ok(Demand::Basic),
         "digest" => Ok(Demand::Digest),
         "any" => Ok(Demand::Any),
+        "ntlm" => Ok(Demand::Ntlm),
         _ => Err(format!(
-            "query parameter {name}: {value:?} is not basic, digest or any"
+            "query parameter {name}: {value:?} is not basic, digest, any or ntlm"
         )),
     }
 }
@@ -320,7 +321,7 @@ mod tests {
             Faults::parse("auth=any").unwrap().auth.map(|a| a.user),
             Some(DEFAULT_USER.to_owned())
         );
-        assert!(Faults::parse("auth=ntlm").unwrap_err().contains("auth"));
+        assert!(Faults::parse("auth=kerberos").unwrap_err().contains("auth"));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! A transfer's credentials answer the server's challenge (Basic, Digest), go to the
+//! A transfer's credentials answer the server's challenge (Basic, Digest, NTLM), go to the
 //! origin its URL names and to no other, and their absence or a wrong password is a 401.
 
 mod common;
@@ -43,6 +43,7 @@ fn basic_and_digest_challenges_are_answered() {
     for (query, schemes) in [
         ("auth=basic", vec![AuthScheme::Basic]),
         ("auth=digest", vec![AuthScheme::Digest]),
+        ("auth=ntlm", vec![AuthScheme::Ntlm]),
         // The server offers both; the job has both: the stronger one is used.
         ("auth=any", vec![AuthScheme::Basic, AuthScheme::Digest]),
     ] {
@@ -61,7 +62,9 @@ fn basic_and_digest_challenges_are_answered() {
             .iter()
             .filter_map(|r| r.header("Authorization").map(str::to_owned))
             .collect();
-        let wanted = if schemes.contains(&AuthScheme::Digest) {
+        let wanted = if schemes.contains(&AuthScheme::Ntlm) {
+            "NTLM "
+        } else if schemes.contains(&AuthScheme::Digest) {
             "Digest "
         } else {
             "Basic "
@@ -87,16 +90,22 @@ fn no_credentials_or_a_wrong_password_is_http_401() {
         hresult::HResult::from_bits(0x8019_0191),
         "BG_E_HTTP_ERROR_401"
     );
-    let (_harness, finished) = fetch(
-        &server,
-        "/data/1k/closed",
-        "auth=digest",
-        server_credentials(&[AuthScheme::Digest], "not the password"),
-    );
-    assert_eq!(
-        finished.failed().error.hresult,
-        hresult::HResult::from_bits(0x8019_0191)
-    );
+    for (query, scheme) in [
+        ("auth=digest", AuthScheme::Digest),
+        ("auth=ntlm", AuthScheme::Ntlm),
+    ] {
+        let (_harness, finished) = fetch(
+            &server,
+            "/data/1k/closed",
+            query,
+            server_credentials(&[scheme], "not the password"),
+        );
+        assert_eq!(
+            finished.failed().error.hresult,
+            hresult::HResult::from_bits(0x8019_0191),
+            "{query}"
+        );
+    }
 }
 
 #[test]
