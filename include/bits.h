@@ -33,6 +33,29 @@
 #ifndef STDMETHODIMP_
 #define STDMETHODIMP_(type) type STDMETHODCALLTYPE
 #endif
+/* STDMETHOD(Method)(args) PURE; declares a method as objbase.h does: a pure virtual
+ * function in C++, a function pointer (a vtable slot) in C. */
+#ifdef __cplusplus
+#ifndef STDMETHOD
+#define STDMETHOD(method) virtual HRESULT STDMETHODCALLTYPE method
+#endif
+#ifndef STDMETHOD_
+#define STDMETHOD_(type, method) virtual type STDMETHODCALLTYPE method
+#endif
+#ifndef PURE
+#define PURE = 0
+#endif
+#else
+#ifndef STDMETHOD
+#define STDMETHOD(method) HRESULT(STDMETHODCALLTYPE *method)
+#endif
+#ifndef STDMETHOD_
+#define STDMETHOD_(type, method) type(STDMETHODCALLTYPE *method)
+#endif
+#ifndef PURE
+#define PURE
+#endif
+#endif
 #ifndef BEGIN_INTERFACE
 #define BEGIN_INTERFACE
 #endif
@@ -103,6 +126,89 @@ typedef struct IBackgroundCopyJobHttpOptions3 IBackgroundCopyJobHttpOptions3;
 typedef struct IBackgroundCopyCallback3 IBackgroundCopyCallback3;
 typedef struct IBackgroundCopyServerCertificateValidationCallback IBackgroundCopyServerCertificateValidationCallback;
 typedef struct IBitsTokenOptions IBitsTokenOptions;
+
+typedef enum BG_JOB_STATE {
+    BG_JOB_STATE_QUEUED = 0,
+    BG_JOB_STATE_CONNECTING = 1,
+    BG_JOB_STATE_TRANSFERRING = 2,
+    BG_JOB_STATE_SUSPENDED = 3,
+    BG_JOB_STATE_ERROR = 4,
+    BG_JOB_STATE_TRANSIENT_ERROR = 5,
+    BG_JOB_STATE_TRANSFERRED = 6,
+    BG_JOB_STATE_ACKNOWLEDGED = 7,
+    BG_JOB_STATE_CANCELLED = 8
+} BG_JOB_STATE;
+
+typedef enum BG_JOB_TYPE {
+    BG_JOB_TYPE_DOWNLOAD = 0,
+    BG_JOB_TYPE_UPLOAD = 1,
+    BG_JOB_TYPE_UPLOAD_REPLY = 2
+} BG_JOB_TYPE;
+
+typedef enum BG_JOB_PRIORITY {
+    BG_JOB_PRIORITY_FOREGROUND = 0,
+    BG_JOB_PRIORITY_HIGH = 1,
+    BG_JOB_PRIORITY_NORMAL = 2,
+    BG_JOB_PRIORITY_LOW = 3
+} BG_JOB_PRIORITY;
+
+typedef enum BG_JOB_PROXY_USAGE {
+    BG_JOB_PROXY_USAGE_PRECONFIG = 0,
+    BG_JOB_PROXY_USAGE_NO_PROXY = 1,
+    BG_JOB_PROXY_USAGE_OVERRIDE = 2,
+    BG_JOB_PROXY_USAGE_AUTODETECT = 3
+} BG_JOB_PROXY_USAGE;
+
+typedef enum BG_ERROR_CONTEXT {
+    BG_ERROR_CONTEXT_NONE = 0,
+    BG_ERROR_CONTEXT_UNKNOWN = 1,
+    BG_ERROR_CONTEXT_GENERAL_QUEUE_MANAGER = 2,
+    BG_ERROR_CONTEXT_QUEUE_MANAGER_NOTIFICATION = 3,
+    BG_ERROR_CONTEXT_LOCAL_FILE = 4,
+    BG_ERROR_CONTEXT_REMOTE_FILE = 5,
+    BG_ERROR_CONTEXT_GENERAL_TRANSPORT = 6,
+    BG_ERROR_CONTEXT_REMOTE_APPLICATION = 7,
+    BG_ERROR_CONTEXT_SERVER_CERTIFICATE_CALLBACK = 8
+} BG_ERROR_CONTEXT;
+
+typedef enum BG_AUTH_TARGET {
+    BG_AUTH_TARGET_SERVER = 1,
+    BG_AUTH_TARGET_PROXY = 2
+} BG_AUTH_TARGET;
+
+typedef enum BG_AUTH_SCHEME {
+    BG_AUTH_SCHEME_BASIC = 1,
+    BG_AUTH_SCHEME_DIGEST = 2,
+    BG_AUTH_SCHEME_NTLM = 3,
+    BG_AUTH_SCHEME_NEGOTIATE = 4,
+    BG_AUTH_SCHEME_PASSPORT = 5
+} BG_AUTH_SCHEME;
+
+typedef enum BG_CERT_STORE_LOCATION {
+    BG_CERT_STORE_LOCATION_CURRENT_USER = 0,
+    BG_CERT_STORE_LOCATION_LOCAL_MACHINE = 1,
+    BG_CERT_STORE_LOCATION_CURRENT_SERVICE = 2,
+    BG_CERT_STORE_LOCATION_SERVICES = 3,
+    BG_CERT_STORE_LOCATION_USERS = 4,
+    BG_CERT_STORE_LOCATION_CURRENT_USER_GROUP_POLICY = 5,
+    BG_CERT_STORE_LOCATION_LOCAL_MACHINE_GROUP_POLICY = 6,
+    BG_CERT_STORE_LOCATION_LOCAL_MACHINE_ENTERPRISE = 7
+} BG_CERT_STORE_LOCATION;
+
+typedef enum BITS_JOB_PROPERTY_ID {
+    BITS_JOB_PROPERTY_ID_COST_FLAGS = 1,
+    BITS_JOB_PROPERTY_NOTIFICATION_CLSID = 2,
+    BITS_JOB_PROPERTY_DYNAMIC_CONTENT = 3,
+    BITS_JOB_PROPERTY_HIGH_PERFORMANCE = 4,
+    BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE = 5,
+    BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS = 7,
+    BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS = 9,
+    BITS_JOB_PROPERTY_ON_DEMAND_MODE = 10
+} BITS_JOB_PROPERTY_ID;
+
+typedef enum BITS_FILE_PROPERTY_ID {
+    BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS = 1
+} BITS_FILE_PROPERTY_ID;
 
 typedef int32_t HRESULT;
 
@@ -211,27 +317,11 @@ typedef uint64_t UINT64;
 
 typedef DWORD BG_TOKEN;
 
-typedef uint32_t BG_JOB_STATE;
-
-typedef uint32_t BG_JOB_TYPE;
-
-typedef uint32_t BG_JOB_PRIORITY;
-
-typedef uint32_t BG_JOB_PROXY_USAGE;
-
-typedef uint32_t BG_ERROR_CONTEXT;
-
-typedef uint32_t BG_AUTH_TARGET;
-
-typedef uint32_t BG_AUTH_SCHEME;
-
-typedef uint32_t BG_CERT_STORE_LOCATION;
-
+/*
+ An enum in the SDK too, but its values exceed `INT_MAX`, which ISO C (before C23) does
+ not allow an enumerator: it stays a 4-byte unsigned typedef with `#define`s.
+ */
 typedef uint32_t BITS_JOB_TRANSFER_POLICY;
-
-typedef uint32_t BITS_JOB_PROPERTY_ID;
-
-typedef uint32_t BITS_FILE_PROPERTY_ID;
 
 typedef int32_t BOOL;
 
@@ -511,94 +601,6 @@ typedef union BITS_FILE_PROPERTY_VALUE {
 
 #define BITS_COST_STATE_TRANSFER_ALWAYS 2147483903
 
-#define BG_JOB_STATE_QUEUED 0
-
-#define BG_JOB_STATE_CONNECTING 1
-
-#define BG_JOB_STATE_TRANSFERRING 2
-
-#define BG_JOB_STATE_SUSPENDED 3
-
-#define BG_JOB_STATE_ERROR 4
-
-#define BG_JOB_STATE_TRANSIENT_ERROR 5
-
-#define BG_JOB_STATE_TRANSFERRED 6
-
-#define BG_JOB_STATE_ACKNOWLEDGED 7
-
-#define BG_JOB_STATE_CANCELLED 8
-
-#define BG_JOB_TYPE_DOWNLOAD 0
-
-#define BG_JOB_TYPE_UPLOAD 1
-
-#define BG_JOB_TYPE_UPLOAD_REPLY 2
-
-#define BG_JOB_PRIORITY_FOREGROUND 0
-
-#define BG_JOB_PRIORITY_HIGH 1
-
-#define BG_JOB_PRIORITY_NORMAL 2
-
-#define BG_JOB_PRIORITY_LOW 3
-
-#define BG_JOB_PROXY_USAGE_PRECONFIG 0
-
-#define BG_JOB_PROXY_USAGE_NO_PROXY 1
-
-#define BG_JOB_PROXY_USAGE_OVERRIDE 2
-
-#define BG_JOB_PROXY_USAGE_AUTODETECT 3
-
-#define BG_ERROR_CONTEXT_NONE 0
-
-#define BG_ERROR_CONTEXT_UNKNOWN 1
-
-#define BG_ERROR_CONTEXT_GENERAL_QUEUE_MANAGER 2
-
-#define BG_ERROR_CONTEXT_QUEUE_MANAGER_NOTIFICATION 3
-
-#define BG_ERROR_CONTEXT_LOCAL_FILE 4
-
-#define BG_ERROR_CONTEXT_REMOTE_FILE 5
-
-#define BG_ERROR_CONTEXT_GENERAL_TRANSPORT 6
-
-#define BG_ERROR_CONTEXT_REMOTE_APPLICATION 7
-
-#define BG_ERROR_CONTEXT_SERVER_CERTIFICATE_CALLBACK 8
-
-#define BG_AUTH_TARGET_SERVER 1
-
-#define BG_AUTH_TARGET_PROXY 2
-
-#define BG_AUTH_SCHEME_BASIC 1
-
-#define BG_AUTH_SCHEME_DIGEST 2
-
-#define BG_AUTH_SCHEME_NTLM 3
-
-#define BG_AUTH_SCHEME_NEGOTIATE 4
-
-#define BG_AUTH_SCHEME_PASSPORT 5
-
-#define BG_CERT_STORE_LOCATION_CURRENT_USER 0
-
-#define BG_CERT_STORE_LOCATION_LOCAL_MACHINE 1
-
-#define BG_CERT_STORE_LOCATION_CURRENT_SERVICE 2
-
-#define BG_CERT_STORE_LOCATION_SERVICES 3
-
-#define BG_CERT_STORE_LOCATION_USERS 4
-
-#define BG_CERT_STORE_LOCATION_CURRENT_USER_GROUP_POLICY 5
-
-#define BG_CERT_STORE_LOCATION_LOCAL_MACHINE_GROUP_POLICY 6
-
-#define BG_CERT_STORE_LOCATION_LOCAL_MACHINE_ENTERPRISE 7
-
 #define BITS_JOB_TRANSFER_POLICY_ALWAYS 2147483903
 
 #define BITS_JOB_TRANSFER_POLICY_NOT_ROAMING 2147483775
@@ -608,24 +610,6 @@ typedef union BITS_FILE_PROPERTY_VALUE {
 #define BITS_JOB_TRANSFER_POLICY_STANDARD 2147483751
 
 #define BITS_JOB_TRANSFER_POLICY_UNRESTRICTED 2147483681
-
-#define BITS_JOB_PROPERTY_ID_COST_FLAGS 1
-
-#define BITS_JOB_PROPERTY_NOTIFICATION_CLSID 2
-
-#define BITS_JOB_PROPERTY_DYNAMIC_CONTENT 3
-
-#define BITS_JOB_PROPERTY_HIGH_PERFORMANCE 4
-
-#define BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE 5
-
-#define BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS 7
-
-#define BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS 9
-
-#define BITS_JOB_PROPERTY_ON_DEMAND_MODE 10
-
-#define BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS 1
 
 #ifdef __cplusplus
 extern "C" {
@@ -1562,6 +1546,39 @@ HRESULT VariantClear(struct VARIANT *pvarg);
 #endif
 #ifndef FAILED
 #define FAILED(hr) (((HRESULT)(hr)) < 0)
+#endif
+#ifndef NOERROR
+#define NOERROR 0
+#endif
+#ifndef FACILITY_WIN32
+#define FACILITY_WIN32 7
+#endif
+/* A Win32 error code as an HRESULT, as winerror.h defines it: 0 (and any value that is
+ * already an HRESULT failure) passes through, others get FACILITY_WIN32 and the failure bit. */
+#ifndef HRESULT_FROM_WIN32
+#define HRESULT_FROM_WIN32(x) \
+    ((HRESULT)(x) <= 0 ? ((HRESULT)(x)) \
+                       : ((HRESULT)(((x) & 0x0000FFFF) | (FACILITY_WIN32 << 16) | 0x80000000)))
+#endif
+#ifndef UNREFERENCED_PARAMETER
+#define UNREFERENCED_PARAMETER(P) ((void)(P))
+#endif
+
+/* The reference counting of callback objects: atomic, returning the new value, as
+ * winnt.h's InterlockedIncrement/InterlockedDecrement. */
+#ifndef InterlockedIncrement
+static inline LONG qmgr_interlocked_increment(LONG volatile *Addend)
+{
+    return __atomic_add_fetch(Addend, 1, __ATOMIC_SEQ_CST);
+}
+#define InterlockedIncrement qmgr_interlocked_increment
+#endif
+#ifndef InterlockedDecrement
+static inline LONG qmgr_interlocked_decrement(LONG volatile *Addend)
+{
+    return __atomic_sub_fetch(Addend, 1, __ATOMIC_SEQ_CST);
+}
+#define InterlockedDecrement qmgr_interlocked_decrement
 #endif
 
 #ifdef __cplusplus
