@@ -226,3 +226,63 @@ empty_enumerator!(
     IID_IEnumBitsPeers,
     IBitsPeer
 );
+
+#[cfg(test)]
+mod tests {
+    use std::ptr;
+
+    use super::*;
+
+    #[test]
+    fn the_record_enumerator_is_empty_with_com_semantics() {
+        let enumerator = records::create();
+        // SAFETY: `enumerator` is a live object made above; every pointer passed is a local
+        // that outlives the call, and the last Release gives up the one reference.
+        unsafe {
+            let vtbl = &*(*enumerator).lpVtbl;
+            let mut batch: [*mut IBitsPeerCacheRecord; 2] = [ptr::null_mut(); 2];
+            let mut fetched: ULONG = 9;
+            let hr = (vtbl.Next)(enumerator, 2, batch.as_mut_ptr(), &raw mut fetched);
+            assert_eq!((hr, fetched), (hresult::S_FALSE.0, 0));
+            assert!(batch.iter().all(|slot| slot.is_null()));
+            let hr = (vtbl.Next)(enumerator, 2, batch.as_mut_ptr(), ptr::null_mut());
+            assert_eq!(hr, hresult::E_INVALIDARG.0);
+            assert_eq!((vtbl.Skip)(enumerator, 0), hresult::S_OK.0);
+            assert_eq!((vtbl.Skip)(enumerator, 1), hresult::S_FALSE.0);
+            let mut count: ULONG = 9;
+            assert_eq!((vtbl.GetCount)(enumerator, &raw mut count), hresult::S_OK.0);
+            assert_eq!(count, 0);
+            let mut copy: *mut IEnumBitsPeerCacheRecords = ptr::null_mut();
+            assert_eq!((vtbl.Clone)(enumerator, &raw mut copy), hresult::S_OK.0);
+            assert!(!copy.is_null() && copy != enumerator);
+            let unknown = &(*(*copy).lpVtbl).base;
+            assert_eq!((unknown.Release)(copy.cast()), 0);
+            assert_eq!((vtbl.base.Release)(enumerator.cast()), 0);
+        }
+    }
+
+    #[test]
+    fn the_peer_enumerator_answers_its_own_iid_only() {
+        let enumerator = peers::create();
+        // SAFETY: as above.
+        unsafe {
+            let unknown = &(*(*enumerator).lpVtbl).base;
+            let mut answer: *mut std::ffi::c_void = ptr::null_mut();
+            let hr = (unknown.QueryInterface)(
+                enumerator.cast(),
+                &raw const IID_IEnumBitsPeers,
+                &raw mut answer,
+            );
+            assert_eq!(hr, hresult::S_OK.0);
+            assert_eq!(answer, enumerator.cast());
+            let hr = (unknown.QueryInterface)(
+                enumerator.cast(),
+                &raw const IID_IEnumBitsPeerCacheRecords,
+                &raw mut answer,
+            );
+            assert_eq!((hr, answer), (hresult::E_NOINTERFACE.0, ptr::null_mut()));
+            assert_eq!((unknown.Release)(enumerator.cast()), 1);
+            assert_eq!((unknown.Release)(enumerator.cast()), 0);
+        }
+    }
+}
