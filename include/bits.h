@@ -1565,6 +1565,26 @@ HRESULT VariantClear(struct VARIANT *pvarg);
     ((HRESULT)(x) <= 0 ? ((HRESULT)(x)) \
                        : ((HRESULT)(((x) & 0x0000FFFF) | (FACILITY_WIN32 << 16) | 0x80000000)))
 #endif
+/* The parts of an HRESULT, and one made from them (winerror.h). */
+#ifndef HRESULT_CODE
+#define HRESULT_CODE(hr) ((hr) & 0xFFFF)
+#endif
+#ifndef HRESULT_FACILITY
+#define HRESULT_FACILITY(hr) (((hr) >> 16) & 0x1FFF)
+#endif
+#ifndef HRESULT_SEVERITY
+#define HRESULT_SEVERITY(hr) (((hr) >> 31) & 0x1)
+#endif
+#ifndef SEVERITY_SUCCESS
+#define SEVERITY_SUCCESS 0
+#endif
+#ifndef SEVERITY_ERROR
+#define SEVERITY_ERROR 1
+#endif
+#ifndef MAKE_HRESULT
+#define MAKE_HRESULT(sev, fac, code) \
+    ((HRESULT)(((uint32_t)(sev) << 31) | ((uint32_t)(fac) << 16) | ((uint32_t)(code))))
+#endif
 #ifndef UNREFERENCED_PARAMETER
 #define UNREFERENCED_PARAMETER(P) ((void)(P))
 #endif

@@ -6,7 +6,8 @@
  *   (GCC makes an enum without negative enumerators unsigned in C, as with mingw-w64's
  *   headers, so comparing one with a signed int variable still draws -Wsign-compare in C;
  *   C++ has no such warning, see test_win32_style.cpp.)
- * - NOERROR and HRESULT_FROM_WIN32 as winerror.h defines them.
+ * - NOERROR, HRESULT_FROM_WIN32, HRESULT_CODE/FACILITY/SEVERITY and MAKE_HRESULT as
+ *   winerror.h defines them.
  * - STDMETHOD/STDMETHOD_ declare vtable slots in C, and InterlockedIncrement/Decrement
  *   count the references of a hand-written COM object.
  */
@@ -54,6 +55,12 @@ static void win32_error_codes(void)
     /* An HRESULT failure passes through unchanged. */
     CHECK(HRESULT_FROM_WIN32(E_INVALIDARG) == E_INVALIDARG);
     CHECK(FAILED(HRESULT_FROM_WIN32(last_error)));
+    CHECK(HRESULT_CODE(E_ACCESSDENIED) == 5 && HRESULT_FACILITY(E_ACCESSDENIED) == FACILITY_WIN32);
+    CHECK(HRESULT_SEVERITY(E_ACCESSDENIED) == SEVERITY_ERROR);
+    CHECK(HRESULT_SEVERITY(S_FALSE) == SEVERITY_SUCCESS && HRESULT_CODE(S_FALSE) == 1);
+    CHECK(HRESULT_FACILITY(BG_E_NOT_FOUND) == 32 && HRESULT_CODE(BG_E_NOT_FOUND) == 1);
+    CHECK(MAKE_HRESULT(SEVERITY_ERROR, FACILITY_WIN32, 5) == E_ACCESSDENIED);
+    CHECK(MAKE_HRESULT(SEVERITY_SUCCESS, 0, 1) == S_FALSE);
 }
 
 /* A COM object whose vtable is declared with STDMETHOD, as C code for Windows does. */

@@ -5,7 +5,8 @@
 //! The format these modules follow is documented in `crates/qmgr-ffi/src/abi/bits.rs`:
 //! `#[repr(C)] struct IFoo { lpVtbl: *const IFooVtbl }`, and `struct IFooVtbl { base:
 //! ParentVtbl, Method: unsafe extern "C" fn(This: *mut IFoo, …) -> HRESULT, … }` (no `base`
-//! for IUnknown itself). Anything else in that shape is an error here, not a silent gap in
+//! for IUnknown itself); an enumeration is `pub type X = C_ENUM;` and the `pub const`s of
+//! type `X` after it. Anything else in that shape is an error here, not a silent gap in
 //! the headers.
 
 use std::fmt;

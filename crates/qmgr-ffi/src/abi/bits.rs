@@ -6,6 +6,8 @@
 //! lpVtbl: *const IFooVtbl }`; each vtable starts with `base`, the parent's vtable
 //! (`IUnknownVtbl` for direct children of IUnknown), followed by the interface's own methods
 //! as `unsafe extern "C" fn(This: *mut IFoo, <params as mingw-w64 names them>) -> HRESULT`.
+//! An enumeration is `pub type X = C_ENUM;` followed by its values as `pub const X_Y: X =
+//! <literal>;` (see [`super::types::C_ENUM`]): the headers declare it `typedef enum X { … } X;`.
 
 #![expect(
     non_snake_case,
