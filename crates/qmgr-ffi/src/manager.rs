@@ -1,5 +1,6 @@
 //! The manager object (IBackgroundCopyManager): CoCreateInstance's answer for
-//! `CLSID_BackgroundCopyManager` and its versioned CLSIDs.
+//! `CLSID_BackgroundCopyManager` and its versioned CLSIDs. Its QueryInterface also hands
+//! out IBitsPeerCacheAdministration, as Windows' does (see `peer_cache`).
 
 #![allow(
     clippy::wildcard_imports,
