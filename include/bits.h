@@ -33,6 +33,29 @@
 #ifndef STDMETHODIMP_
 #define STDMETHODIMP_(type) type STDMETHODCALLTYPE
 #endif
+/* STDMETHOD(Method)(args) PURE; declares a method as objbase.h does: a pure virtual
+ * function in C++, a function pointer (a vtable slot) in C. */
+#ifdef __cplusplus
+#ifndef STDMETHOD
+#define STDMETHOD(method) virtual HRESULT STDMETHODCALLTYPE method
+#endif
+#ifndef STDMETHOD_
+#define STDMETHOD_(type, method) virtual type STDMETHODCALLTYPE method
+#endif
+#ifndef PURE
+#define PURE = 0
+#endif
+#else
+#ifndef STDMETHOD
+#define STDMETHOD(method) HRESULT(STDMETHODCALLTYPE *method)
+#endif
+#ifndef STDMETHOD_
+#define STDMETHOD_(type, method) type(STDMETHODCALLTYPE *method)
+#endif
+#ifndef PURE
+#define PURE
+#endif
+#endif
 #ifndef BEGIN_INTERFACE
 #define BEGIN_INTERFACE
 #endif
@@ -103,6 +126,94 @@ typedef struct IBackgroundCopyJobHttpOptions3 IBackgroundCopyJobHttpOptions3;
 typedef struct IBackgroundCopyCallback3 IBackgroundCopyCallback3;
 typedef struct IBackgroundCopyServerCertificateValidationCallback IBackgroundCopyServerCertificateValidationCallback;
 typedef struct IBitsTokenOptions IBitsTokenOptions;
+typedef struct IBitsPeerCacheRecord IBitsPeerCacheRecord;
+typedef struct IEnumBitsPeerCacheRecords IEnumBitsPeerCacheRecords;
+typedef struct IBitsPeer IBitsPeer;
+typedef struct IEnumBitsPeers IEnumBitsPeers;
+typedef struct IBitsPeerCacheAdministration IBitsPeerCacheAdministration;
+
+typedef enum BG_JOB_STATE {
+    BG_JOB_STATE_QUEUED = 0,
+    BG_JOB_STATE_CONNECTING = 1,
+    BG_JOB_STATE_TRANSFERRING = 2,
+    BG_JOB_STATE_SUSPENDED = 3,
+    BG_JOB_STATE_ERROR = 4,
+    BG_JOB_STATE_TRANSIENT_ERROR = 5,
+    BG_JOB_STATE_TRANSFERRED = 6,
+    BG_JOB_STATE_ACKNOWLEDGED = 7,
+    BG_JOB_STATE_CANCELLED = 8
+} BG_JOB_STATE;
+
+typedef enum BG_JOB_TYPE {
+    BG_JOB_TYPE_DOWNLOAD = 0,
+    BG_JOB_TYPE_UPLOAD = 1,
+    BG_JOB_TYPE_UPLOAD_REPLY = 2
+} BG_JOB_TYPE;
+
+typedef enum BG_JOB_PRIORITY {
+    BG_JOB_PRIORITY_FOREGROUND = 0,
+    BG_JOB_PRIORITY_HIGH = 1,
+    BG_JOB_PRIORITY_NORMAL = 2,
+    BG_JOB_PRIORITY_LOW = 3
+} BG_JOB_PRIORITY;
+
+typedef enum BG_JOB_PROXY_USAGE {
+    BG_JOB_PROXY_USAGE_PRECONFIG = 0,
+    BG_JOB_PROXY_USAGE_NO_PROXY = 1,
+    BG_JOB_PROXY_USAGE_OVERRIDE = 2,
+    BG_JOB_PROXY_USAGE_AUTODETECT = 3
+} BG_JOB_PROXY_USAGE;
+
+typedef enum BG_ERROR_CONTEXT {
+    BG_ERROR_CONTEXT_NONE = 0,
+    BG_ERROR_CONTEXT_UNKNOWN = 1,
+    BG_ERROR_CONTEXT_GENERAL_QUEUE_MANAGER = 2,
+    BG_ERROR_CONTEXT_QUEUE_MANAGER_NOTIFICATION = 3,
+    BG_ERROR_CONTEXT_LOCAL_FILE = 4,
+    BG_ERROR_CONTEXT_REMOTE_FILE = 5,
+    BG_ERROR_CONTEXT_GENERAL_TRANSPORT = 6,
+    BG_ERROR_CONTEXT_REMOTE_APPLICATION = 7,
+    BG_ERROR_CONTEXT_SERVER_CERTIFICATE_CALLBACK = 8
+} BG_ERROR_CONTEXT;
+
+typedef enum BG_AUTH_TARGET {
+    BG_AUTH_TARGET_SERVER = 1,
+    BG_AUTH_TARGET_PROXY = 2
+} BG_AUTH_TARGET;
+
+typedef enum BG_AUTH_SCHEME {
+    BG_AUTH_SCHEME_BASIC = 1,
+    BG_AUTH_SCHEME_DIGEST = 2,
+    BG_AUTH_SCHEME_NTLM = 3,
+    BG_AUTH_SCHEME_NEGOTIATE = 4,
+    BG_AUTH_SCHEME_PASSPORT = 5
+} BG_AUTH_SCHEME;
+
+typedef enum BG_CERT_STORE_LOCATION {
+    BG_CERT_STORE_LOCATION_CURRENT_USER = 0,
+    BG_CERT_STORE_LOCATION_LOCAL_MACHINE = 1,
+    BG_CERT_STORE_LOCATION_CURRENT_SERVICE = 2,
+    BG_CERT_STORE_LOCATION_SERVICES = 3,
+    BG_CERT_STORE_LOCATION_USERS = 4,
+    BG_CERT_STORE_LOCATION_CURRENT_USER_GROUP_POLICY = 5,
+    BG_CERT_STORE_LOCATION_LOCAL_MACHINE_GROUP_POLICY = 6,
+    BG_CERT_STORE_LOCATION_LOCAL_MACHINE_ENTERPRISE = 7
+} BG_CERT_STORE_LOCATION;
+
+typedef enum BITS_JOB_PROPERTY_ID {
+    BITS_JOB_PROPERTY_ID_COST_FLAGS = 1,
+    BITS_JOB_PROPERTY_NOTIFICATION_CLSID = 2,
+    BITS_JOB_PROPERTY_DYNAMIC_CONTENT = 3,
+    BITS_JOB_PROPERTY_HIGH_PERFORMANCE = 4,
+    BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE = 5,
+    BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS = 7,
+    BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS = 9,
+    BITS_JOB_PROPERTY_ON_DEMAND_MODE = 10
+} BITS_JOB_PROPERTY_ID;
+
+typedef enum BITS_FILE_PROPERTY_ID {
+    BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS = 1
+} BITS_FILE_PROPERTY_ID;
 
 typedef int32_t HRESULT;
 
@@ -211,27 +322,11 @@ typedef uint64_t UINT64;
 
 typedef DWORD BG_TOKEN;
 
-typedef uint32_t BG_JOB_STATE;
-
-typedef uint32_t BG_JOB_TYPE;
-
-typedef uint32_t BG_JOB_PRIORITY;
-
-typedef uint32_t BG_JOB_PROXY_USAGE;
-
-typedef uint32_t BG_ERROR_CONTEXT;
-
-typedef uint32_t BG_AUTH_TARGET;
-
-typedef uint32_t BG_AUTH_SCHEME;
-
-typedef uint32_t BG_CERT_STORE_LOCATION;
-
+/*
+ An enum in the SDK too, but its values exceed `INT_MAX`, which ISO C (before C23) does
+ not allow an enumerator: it stays a 4-byte unsigned typedef with `#define`s.
+ */
 typedef uint32_t BITS_JOB_TRANSFER_POLICY;
-
-typedef uint32_t BITS_JOB_PROPERTY_ID;
-
-typedef uint32_t BITS_FILE_PROPERTY_ID;
 
 typedef int32_t BOOL;
 
@@ -511,94 +606,6 @@ typedef union BITS_FILE_PROPERTY_VALUE {
 
 #define BITS_COST_STATE_TRANSFER_ALWAYS 2147483903
 
-#define BG_JOB_STATE_QUEUED 0
-
-#define BG_JOB_STATE_CONNECTING 1
-
-#define BG_JOB_STATE_TRANSFERRING 2
-
-#define BG_JOB_STATE_SUSPENDED 3
-
-#define BG_JOB_STATE_ERROR 4
-
-#define BG_JOB_STATE_TRANSIENT_ERROR 5
-
-#define BG_JOB_STATE_TRANSFERRED 6
-
-#define BG_JOB_STATE_ACKNOWLEDGED 7
-
-#define BG_JOB_STATE_CANCELLED 8
-
-#define BG_JOB_TYPE_DOWNLOAD 0
-
-#define BG_JOB_TYPE_UPLOAD 1
-
-#define BG_JOB_TYPE_UPLOAD_REPLY 2
-
-#define BG_JOB_PRIORITY_FOREGROUND 0
-
-#define BG_JOB_PRIORITY_HIGH 1
-
-#define BG_JOB_PRIORITY_NORMAL 2
-
-#define BG_JOB_PRIORITY_LOW 3
-
-#define BG_JOB_PROXY_USAGE_PRECONFIG 0
-
-#define BG_JOB_PROXY_USAGE_NO_PROXY 1
-
-#define BG_JOB_PROXY_USAGE_OVERRIDE 2
-
-#define BG_JOB_PROXY_USAGE_AUTODETECT 3
-
-#define BG_ERROR_CONTEXT_NONE 0
-
-#define BG_ERROR_CONTEXT_UNKNOWN 1
-
-#define BG_ERROR_CONTEXT_GENERAL_QUEUE_MANAGER 2
-
-#define BG_ERROR_CONTEXT_QUEUE_MANAGER_NOTIFICATION 3
-
-#define BG_ERROR_CONTEXT_LOCAL_FILE 4
-
-#define BG_ERROR_CONTEXT_REMOTE_FILE 5
-
-#define BG_ERROR_CONTEXT_GENERAL_TRANSPORT 6
-
-#define BG_ERROR_CONTEXT_REMOTE_APPLICATION 7
-
-#define BG_ERROR_CONTEXT_SERVER_CERTIFICATE_CALLBACK 8
-
-#define BG_AUTH_TARGET_SERVER 1
-
-#define BG_AUTH_TARGET_PROXY 2
-
-#define BG_AUTH_SCHEME_BASIC 1
-
-#define BG_AUTH_SCHEME_DIGEST 2
-
-#define BG_AUTH_SCHEME_NTLM 3
-
-#define BG_AUTH_SCHEME_NEGOTIATE 4
-
-#define BG_AUTH_SCHEME_PASSPORT 5
-
-#define BG_CERT_STORE_LOCATION_CURRENT_USER 0
-
-#define BG_CERT_STORE_LOCATION_LOCAL_MACHINE 1
-
-#define BG_CERT_STORE_LOCATION_CURRENT_SERVICE 2
-
-#define BG_CERT_STORE_LOCATION_SERVICES 3
-
-#define BG_CERT_STORE_LOCATION_USERS 4
-
-#define BG_CERT_STORE_LOCATION_CURRENT_USER_GROUP_POLICY 5
-
-#define BG_CERT_STORE_LOCATION_LOCAL_MACHINE_GROUP_POLICY 6
-
-#define BG_CERT_STORE_LOCATION_LOCAL_MACHINE_ENTERPRISE 7
-
 #define BITS_JOB_TRANSFER_POLICY_ALWAYS 2147483903
 
 #define BITS_JOB_TRANSFER_POLICY_NOT_ROAMING 2147483775
@@ -608,24 +615,6 @@ typedef union BITS_FILE_PROPERTY_VALUE {
 #define BITS_JOB_TRANSFER_POLICY_STANDARD 2147483751
 
 #define BITS_JOB_TRANSFER_POLICY_UNRESTRICTED 2147483681
-
-#define BITS_JOB_PROPERTY_ID_COST_FLAGS 1
-
-#define BITS_JOB_PROPERTY_NOTIFICATION_CLSID 2
-
-#define BITS_JOB_PROPERTY_DYNAMIC_CONTENT 3
-
-#define BITS_JOB_PROPERTY_HIGH_PERFORMANCE 4
-
-#define BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE 5
-
-#define BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS 7
-
-#define BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS 9
-
-#define BITS_JOB_PROPERTY_ON_DEMAND_MODE 10
-
-#define BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS 1
 
 #ifdef __cplusplus
 extern "C" {
@@ -677,27 +666,27 @@ extern const IID IID_IBackgroundCopyServerCertificateValidationCallback;
 extern const IID IID_IBitsTokenOptions;
 
 /*
- `IID_IBitsPeerCacheRecord` (bits3_0.h; deprecated, not implemented).
+ `IID_IBitsPeerCacheRecord` (bits3_0.h; peer caching is retired: no record exists).
  */
 extern const IID IID_IBitsPeerCacheRecord;
 
 /*
- `IID_IEnumBitsPeerCacheRecords` (bits3_0.h; deprecated, not implemented).
+ `IID_IEnumBitsPeerCacheRecords` (bits3_0.h; always empty).
  */
 extern const IID IID_IEnumBitsPeerCacheRecords;
 
 /*
- `IID_IBitsPeer` (bits3_0.h; deprecated, not implemented).
+ `IID_IBitsPeer` (bits3_0.h; peer caching is retired: no peer exists).
  */
 extern const IID IID_IBitsPeer;
 
 /*
- `IID_IEnumBitsPeers` (bits3_0.h; deprecated, not implemented).
+ `IID_IEnumBitsPeers` (bits3_0.h; always empty).
  */
 extern const IID IID_IEnumBitsPeers;
 
 /*
- `IID_IBitsPeerCacheAdministration` (bits3_0.h; deprecated, not implemented).
+ `IID_IBitsPeerCacheAdministration` (bits3_0.h; answered by the manager).
  */
 extern const IID IID_IBitsPeerCacheAdministration;
 
@@ -1562,6 +1551,59 @@ HRESULT VariantClear(struct VARIANT *pvarg);
 #endif
 #ifndef FAILED
 #define FAILED(hr) (((HRESULT)(hr)) < 0)
+#endif
+#ifndef NOERROR
+#define NOERROR 0
+#endif
+#ifndef FACILITY_WIN32
+#define FACILITY_WIN32 7
+#endif
+/* A Win32 error code as an HRESULT, as winerror.h defines it: 0 (and any value that is
+ * already an HRESULT failure) passes through, others get FACILITY_WIN32 and the failure bit. */
+#ifndef HRESULT_FROM_WIN32
+#define HRESULT_FROM_WIN32(x) \
+    ((HRESULT)(x) <= 0 ? ((HRESULT)(x)) \
+                       : ((HRESULT)(((x) & 0x0000FFFF) | (FACILITY_WIN32 << 16) | 0x80000000)))
+#endif
+/* The parts of an HRESULT, and one made from them (winerror.h). */
+#ifndef HRESULT_CODE
+#define HRESULT_CODE(hr) ((hr) & 0xFFFF)
+#endif
+#ifndef HRESULT_FACILITY
+#define HRESULT_FACILITY(hr) (((hr) >> 16) & 0x1FFF)
+#endif
+#ifndef HRESULT_SEVERITY
+#define HRESULT_SEVERITY(hr) (((hr) >> 31) & 0x1)
+#endif
+#ifndef SEVERITY_SUCCESS
+#define SEVERITY_SUCCESS 0
+#endif
+#ifndef SEVERITY_ERROR
+#define SEVERITY_ERROR 1
+#endif
+#ifndef MAKE_HRESULT
+#define MAKE_HRESULT(sev, fac, code) \
+    ((HRESULT)(((uint32_t)(sev) << 31) | ((uint32_t)(fac) << 16) | ((uint32_t)(code))))
+#endif
+#ifndef UNREFERENCED_PARAMETER
+#define UNREFERENCED_PARAMETER(P) ((void)(P))
+#endif
+
+/* The reference counting of callback objects: atomic, returning the new value, as
+ * winnt.h's InterlockedIncrement/InterlockedDecrement. */
+#ifndef InterlockedIncrement
+static inline LONG qmgr_interlocked_increment(LONG volatile *Addend)
+{
+    return __atomic_add_fetch(Addend, 1, __ATOMIC_SEQ_CST);
+}
+#define InterlockedIncrement qmgr_interlocked_increment
+#endif
+#ifndef InterlockedDecrement
+static inline LONG qmgr_interlocked_decrement(LONG volatile *Addend)
+{
+    return __atomic_sub_fetch(Addend, 1, __ATOMIC_SEQ_CST);
+}
+#define InterlockedDecrement qmgr_interlocked_decrement
 #endif
 
 #ifdef __cplusplus
@@ -4893,6 +4935,482 @@ struct IBitsTokenOptions {
 #endif
 #endif
 
+/*****************************************************************************
+ * IBitsPeerCacheRecord
+ * A peer cache record (Windows SDK bits3_0.h): none exists, the cache being empty.
+ * Declared for code that names it; no object implements it.
+ */
+#if defined(__cplusplus) && !defined(CINTERFACE)
+struct IBitsPeerCacheRecord : public IUnknown
+{
+    virtual HRESULT STDMETHODCALLTYPE GetId(
+        GUID *pVal) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE GetOriginUrl(
+        LPWSTR *pVal) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE GetFileSize(
+        UINT64 *pVal) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE GetFileModificationTime(
+        FILETIME *pVal) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE GetLastAccessTime(
+        FILETIME *pVal) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE IsFileValidated() = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE GetFileRanges(
+        DWORD *pRangeCount,
+        BG_FILE_RANGE **ppRanges) = 0;
+};
+#else
+typedef struct IBitsPeerCacheRecordVtbl {
+    BEGIN_INTERFACE
+
+    /*** IUnknown methods ***/
+    HRESULT (STDMETHODCALLTYPE *QueryInterface)(
+        IBitsPeerCacheRecord *This,
+        REFIID riid,
+        void **ppvObject);
+
+    ULONG (STDMETHODCALLTYPE *AddRef)(
+        IBitsPeerCacheRecord *This);
+
+    ULONG (STDMETHODCALLTYPE *Release)(
+        IBitsPeerCacheRecord *This);
+
+    /*** IBitsPeerCacheRecord methods ***/
+    HRESULT (STDMETHODCALLTYPE *GetId)(
+        IBitsPeerCacheRecord *This,
+        GUID *pVal);
+
+    HRESULT (STDMETHODCALLTYPE *GetOriginUrl)(
+        IBitsPeerCacheRecord *This,
+        LPWSTR *pVal);
+
+    HRESULT (STDMETHODCALLTYPE *GetFileSize)(
+        IBitsPeerCacheRecord *This,
+        UINT64 *pVal);
+
+    HRESULT (STDMETHODCALLTYPE *GetFileModificationTime)(
+        IBitsPeerCacheRecord *This,
+        FILETIME *pVal);
+
+    HRESULT (STDMETHODCALLTYPE *GetLastAccessTime)(
+        IBitsPeerCacheRecord *This,
+        FILETIME *pVal);
+
+    HRESULT (STDMETHODCALLTYPE *IsFileValidated)(
+        IBitsPeerCacheRecord *This);
+
+    HRESULT (STDMETHODCALLTYPE *GetFileRanges)(
+        IBitsPeerCacheRecord *This,
+        DWORD *pRangeCount,
+        BG_FILE_RANGE **ppRanges);
+
+    END_INTERFACE
+} IBitsPeerCacheRecordVtbl;
+
+struct IBitsPeerCacheRecord {
+    CONST_VTBL IBitsPeerCacheRecordVtbl *lpVtbl;
+};
+
+#ifdef COBJMACROS
+/*** IUnknown methods ***/
+#define IBitsPeerCacheRecord_QueryInterface(This,riid,ppvObject) ((This)->lpVtbl->QueryInterface(This,riid,ppvObject))
+#define IBitsPeerCacheRecord_AddRef(This) ((This)->lpVtbl->AddRef(This))
+#define IBitsPeerCacheRecord_Release(This) ((This)->lpVtbl->Release(This))
+/*** IBitsPeerCacheRecord methods ***/
+#define IBitsPeerCacheRecord_GetId(This,pVal) ((This)->lpVtbl->GetId(This,pVal))
+#define IBitsPeerCacheRecord_GetOriginUrl(This,pVal) ((This)->lpVtbl->GetOriginUrl(This,pVal))
+#define IBitsPeerCacheRecord_GetFileSize(This,pVal) ((This)->lpVtbl->GetFileSize(This,pVal))
+#define IBitsPeerCacheRecord_GetFileModificationTime(This,pVal) ((This)->lpVtbl->GetFileModificationTime(This,pVal))
+#define IBitsPeerCacheRecord_GetLastAccessTime(This,pVal) ((This)->lpVtbl->GetLastAccessTime(This,pVal))
+#define IBitsPeerCacheRecord_IsFileValidated(This) ((This)->lpVtbl->IsFileValidated(This))
+#define IBitsPeerCacheRecord_GetFileRanges(This,pRangeCount,ppRanges) ((This)->lpVtbl->GetFileRanges(This,pRangeCount,ppRanges))
+#endif
+#endif
+
+/*****************************************************************************
+ * IEnumBitsPeerCacheRecords
+ * The records of the peer cache (Windows SDK bits3_0.h): always empty.
+ */
+#if defined(__cplusplus) && !defined(CINTERFACE)
+struct IEnumBitsPeerCacheRecords : public IUnknown
+{
+    virtual HRESULT STDMETHODCALLTYPE Next(
+        ULONG celt,
+        IBitsPeerCacheRecord **rgelt,
+        ULONG *pceltFetched) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE Skip(
+        ULONG celt) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE Reset() = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE Clone(
+        IEnumBitsPeerCacheRecords **ppenum) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE GetCount(
+        ULONG *puCount) = 0;
+};
+#else
+typedef struct IEnumBitsPeerCacheRecordsVtbl {
+    BEGIN_INTERFACE
+
+    /*** IUnknown methods ***/
+    HRESULT (STDMETHODCALLTYPE *QueryInterface)(
+        IEnumBitsPeerCacheRecords *This,
+        REFIID riid,
+        void **ppvObject);
+
+    ULONG (STDMETHODCALLTYPE *AddRef)(
+        IEnumBitsPeerCacheRecords *This);
+
+    ULONG (STDMETHODCALLTYPE *Release)(
+        IEnumBitsPeerCacheRecords *This);
+
+    /*** IEnumBitsPeerCacheRecords methods ***/
+    HRESULT (STDMETHODCALLTYPE *Next)(
+        IEnumBitsPeerCacheRecords *This,
+        ULONG celt,
+        IBitsPeerCacheRecord **rgelt,
+        ULONG *pceltFetched);
+
+    HRESULT (STDMETHODCALLTYPE *Skip)(
+        IEnumBitsPeerCacheRecords *This,
+        ULONG celt);
+
+    HRESULT (STDMETHODCALLTYPE *Reset)(
+        IEnumBitsPeerCacheRecords *This);
+
+    HRESULT (STDMETHODCALLTYPE *Clone)(
+        IEnumBitsPeerCacheRecords *This,
+        IEnumBitsPeerCacheRecords **ppenum);
+
+    HRESULT (STDMETHODCALLTYPE *GetCount)(
+        IEnumBitsPeerCacheRecords *This,
+        ULONG *puCount);
+
+    END_INTERFACE
+} IEnumBitsPeerCacheRecordsVtbl;
+
+struct IEnumBitsPeerCacheRecords {
+    CONST_VTBL IEnumBitsPeerCacheRecordsVtbl *lpVtbl;
+};
+
+#ifdef COBJMACROS
+/*** IUnknown methods ***/
+#define IEnumBitsPeerCacheRecords_QueryInterface(This,riid,ppvObject) ((This)->lpVtbl->QueryInterface(This,riid,ppvObject))
+#define IEnumBitsPeerCacheRecords_AddRef(This) ((This)->lpVtbl->AddRef(This))
+#define IEnumBitsPeerCacheRecords_Release(This) ((This)->lpVtbl->Release(This))
+/*** IEnumBitsPeerCacheRecords methods ***/
+#define IEnumBitsPeerCacheRecords_Next(This,celt,rgelt,pceltFetched) ((This)->lpVtbl->Next(This,celt,rgelt,pceltFetched))
+#define IEnumBitsPeerCacheRecords_Skip(This,celt) ((This)->lpVtbl->Skip(This,celt))
+#define IEnumBitsPeerCacheRecords_Reset(This) ((This)->lpVtbl->Reset(This))
+#define IEnumBitsPeerCacheRecords_Clone(This,ppenum) ((This)->lpVtbl->Clone(This,ppenum))
+#define IEnumBitsPeerCacheRecords_GetCount(This,puCount) ((This)->lpVtbl->GetCount(This,puCount))
+#endif
+#endif
+
+/*****************************************************************************
+ * IBitsPeer
+ * A peer (Windows SDK bits3_0.h): none exists, no peer being ever discovered.
+ * Declared for code that names it; no object implements it.
+ */
+#if defined(__cplusplus) && !defined(CINTERFACE)
+struct IBitsPeer : public IUnknown
+{
+    virtual HRESULT STDMETHODCALLTYPE GetPeerName(
+        LPWSTR *pName) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE IsAuthenticated(
+        BOOL *pAuth) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE IsAvailable(
+        BOOL *pOnline) = 0;
+};
+#else
+typedef struct IBitsPeerVtbl {
+    BEGIN_INTERFACE
+
+    /*** IUnknown methods ***/
+    HRESULT (STDMETHODCALLTYPE *QueryInterface)(
+        IBitsPeer *This,
+        REFIID riid,
+        void **ppvObject);
+
+    ULONG (STDMETHODCALLTYPE *AddRef)(
+        IBitsPeer *This);
+
+    ULONG (STDMETHODCALLTYPE *Release)(
+        IBitsPeer *This);
+
+    /*** IBitsPeer methods ***/
+    HRESULT (STDMETHODCALLTYPE *GetPeerName)(
+        IBitsPeer *This,
+        LPWSTR *pName);
+
+    HRESULT (STDMETHODCALLTYPE *IsAuthenticated)(
+        IBitsPeer *This,
+        BOOL *pAuth);
+
+    HRESULT (STDMETHODCALLTYPE *IsAvailable)(
+        IBitsPeer *This,
+        BOOL *pOnline);
+
+    END_INTERFACE
+} IBitsPeerVtbl;
+
+struct IBitsPeer {
+    CONST_VTBL IBitsPeerVtbl *lpVtbl;
+};
+
+#ifdef COBJMACROS
+/*** IUnknown methods ***/
+#define IBitsPeer_QueryInterface(This,riid,ppvObject) ((This)->lpVtbl->QueryInterface(This,riid,ppvObject))
+#define IBitsPeer_AddRef(This) ((This)->lpVtbl->AddRef(This))
+#define IBitsPeer_Release(This) ((This)->lpVtbl->Release(This))
+/*** IBitsPeer methods ***/
+#define IBitsPeer_GetPeerName(This,pName) ((This)->lpVtbl->GetPeerName(This,pName))
+#define IBitsPeer_IsAuthenticated(This,pAuth) ((This)->lpVtbl->IsAuthenticated(This,pAuth))
+#define IBitsPeer_IsAvailable(This,pOnline) ((This)->lpVtbl->IsAvailable(This,pOnline))
+#endif
+#endif
+
+/*****************************************************************************
+ * IEnumBitsPeers
+ * The known peers (Windows SDK bits3_0.h): always empty.
+ */
+#if defined(__cplusplus) && !defined(CINTERFACE)
+struct IEnumBitsPeers : public IUnknown
+{
+    virtual HRESULT STDMETHODCALLTYPE Next(
+        ULONG celt,
+        IBitsPeer **rgelt,
+        ULONG *pceltFetched) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE Skip(
+        ULONG celt) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE Reset() = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE Clone(
+        IEnumBitsPeers **ppenum) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE GetCount(
+        ULONG *puCount) = 0;
+};
+#else
+typedef struct IEnumBitsPeersVtbl {
+    BEGIN_INTERFACE
+
+    /*** IUnknown methods ***/
+    HRESULT (STDMETHODCALLTYPE *QueryInterface)(
+        IEnumBitsPeers *This,
+        REFIID riid,
+        void **ppvObject);
+
+    ULONG (STDMETHODCALLTYPE *AddRef)(
+        IEnumBitsPeers *This);
+
+    ULONG (STDMETHODCALLTYPE *Release)(
+        IEnumBitsPeers *This);
+
+    /*** IEnumBitsPeers methods ***/
+    HRESULT (STDMETHODCALLTYPE *Next)(
+        IEnumBitsPeers *This,
+        ULONG celt,
+        IBitsPeer **rgelt,
+        ULONG *pceltFetched);
+
+    HRESULT (STDMETHODCALLTYPE *Skip)(
+        IEnumBitsPeers *This,
+        ULONG celt);
+
+    HRESULT (STDMETHODCALLTYPE *Reset)(
+        IEnumBitsPeers *This);
+
+    HRESULT (STDMETHODCALLTYPE *Clone)(
+        IEnumBitsPeers *This,
+        IEnumBitsPeers **ppenum);
+
+    HRESULT (STDMETHODCALLTYPE *GetCount)(
+        IEnumBitsPeers *This,
+        ULONG *puCount);
+
+    END_INTERFACE
+} IEnumBitsPeersVtbl;
+
+struct IEnumBitsPeers {
+    CONST_VTBL IEnumBitsPeersVtbl *lpVtbl;
+};
+
+#ifdef COBJMACROS
+/*** IUnknown methods ***/
+#define IEnumBitsPeers_QueryInterface(This,riid,ppvObject) ((This)->lpVtbl->QueryInterface(This,riid,ppvObject))
+#define IEnumBitsPeers_AddRef(This) ((This)->lpVtbl->AddRef(This))
+#define IEnumBitsPeers_Release(This) ((This)->lpVtbl->Release(This))
+/*** IEnumBitsPeers methods ***/
+#define IEnumBitsPeers_Next(This,celt,rgelt,pceltFetched) ((This)->lpVtbl->Next(This,celt,rgelt,pceltFetched))
+#define IEnumBitsPeers_Skip(This,celt) ((This)->lpVtbl->Skip(This,celt))
+#define IEnumBitsPeers_Reset(This) ((This)->lpVtbl->Reset(This))
+#define IEnumBitsPeers_Clone(This,ppenum) ((This)->lpVtbl->Clone(This,ppenum))
+#define IEnumBitsPeers_GetCount(This,puCount) ((This)->lpVtbl->GetCount(This,puCount))
+#endif
+#endif
+
+/*****************************************************************************
+ * IBitsPeerCacheAdministration
+ * Peer cache administration (Windows SDK bits3_0.h), from the manager's QueryInterface.
+ * Peer caching was retired in BITS 4.0; as there, the cache is empty, no peer is known,
+ * and changes are accepted and have no effect (S_FALSE).
+ */
+#if defined(__cplusplus) && !defined(CINTERFACE)
+struct IBitsPeerCacheAdministration : public IUnknown
+{
+    virtual HRESULT STDMETHODCALLTYPE GetMaximumCacheSize(
+        DWORD *pBytes) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE SetMaximumCacheSize(
+        DWORD Bytes) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE GetMaximumContentAge(
+        ULONG *pSeconds) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE SetMaximumContentAge(
+        ULONG Seconds) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE GetConfigurationFlags(
+        DWORD *pFlags) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE SetConfigurationFlags(
+        DWORD Flags) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE EnumRecords(
+        IEnumBitsPeerCacheRecords **ppEnum) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE GetRecord(
+        REFGUID id,
+        IBitsPeerCacheRecord **ppRecord) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE ClearRecords() = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE DeleteRecord(
+        REFGUID id) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE DeleteUrl(
+        LPCWSTR url) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE EnumPeers(
+        IEnumBitsPeers **ppEnum) = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE ClearPeers() = 0;
+
+    virtual HRESULT STDMETHODCALLTYPE DiscoverPeers() = 0;
+};
+#else
+typedef struct IBitsPeerCacheAdministrationVtbl {
+    BEGIN_INTERFACE
+
+    /*** IUnknown methods ***/
+    HRESULT (STDMETHODCALLTYPE *QueryInterface)(
+        IBitsPeerCacheAdministration *This,
+        REFIID riid,
+        void **ppvObject);
+
+    ULONG (STDMETHODCALLTYPE *AddRef)(
+        IBitsPeerCacheAdministration *This);
+
+    ULONG (STDMETHODCALLTYPE *Release)(
+        IBitsPeerCacheAdministration *This);
+
+    /*** IBitsPeerCacheAdministration methods ***/
+    HRESULT (STDMETHODCALLTYPE *GetMaximumCacheSize)(
+        IBitsPeerCacheAdministration *This,
+        DWORD *pBytes);
+
+    HRESULT (STDMETHODCALLTYPE *SetMaximumCacheSize)(
+        IBitsPeerCacheAdministration *This,
+        DWORD Bytes);
+
+    HRESULT (STDMETHODCALLTYPE *GetMaximumContentAge)(
+        IBitsPeerCacheAdministration *This,
+        ULONG *pSeconds);
+
+    HRESULT (STDMETHODCALLTYPE *SetMaximumContentAge)(
+        IBitsPeerCacheAdministration *This,
+        ULONG Seconds);
+
+    HRESULT (STDMETHODCALLTYPE *GetConfigurationFlags)(
+        IBitsPeerCacheAdministration *This,
+        DWORD *pFlags);
+
+    HRESULT (STDMETHODCALLTYPE *SetConfigurationFlags)(
+        IBitsPeerCacheAdministration *This,
+        DWORD Flags);
+
+    HRESULT (STDMETHODCALLTYPE *EnumRecords)(
+        IBitsPeerCacheAdministration *This,
+        IEnumBitsPeerCacheRecords **ppEnum);
+
+    HRESULT (STDMETHODCALLTYPE *GetRecord)(
+        IBitsPeerCacheAdministration *This,
+        REFGUID id,
+        IBitsPeerCacheRecord **ppRecord);
+
+    HRESULT (STDMETHODCALLTYPE *ClearRecords)(
+        IBitsPeerCacheAdministration *This);
+
+    HRESULT (STDMETHODCALLTYPE *DeleteRecord)(
+        IBitsPeerCacheAdministration *This,
+        REFGUID id);
+
+    HRESULT (STDMETHODCALLTYPE *DeleteUrl)(
+        IBitsPeerCacheAdministration *This,
+        LPCWSTR url);
+
+    HRESULT (STDMETHODCALLTYPE *EnumPeers)(
+        IBitsPeerCacheAdministration *This,
+        IEnumBitsPeers **ppEnum);
+
+    HRESULT (STDMETHODCALLTYPE *ClearPeers)(
+        IBitsPeerCacheAdministration *This);
+
+    HRESULT (STDMETHODCALLTYPE *DiscoverPeers)(
+        IBitsPeerCacheAdministration *This);
+
+    END_INTERFACE
+} IBitsPeerCacheAdministrationVtbl;
+
+struct IBitsPeerCacheAdministration {
+    CONST_VTBL IBitsPeerCacheAdministrationVtbl *lpVtbl;
+};
+
+#ifdef COBJMACROS
+/*** IUnknown methods ***/
+#define IBitsPeerCacheAdministration_QueryInterface(This,riid,ppvObject) ((This)->lpVtbl->QueryInterface(This,riid,ppvObject))
+#define IBitsPeerCacheAdministration_AddRef(This) ((This)->lpVtbl->AddRef(This))
+#define IBitsPeerCacheAdministration_Release(This) ((This)->lpVtbl->Release(This))
+/*** IBitsPeerCacheAdministration methods ***/
+#define IBitsPeerCacheAdministration_GetMaximumCacheSize(This,pBytes) ((This)->lpVtbl->GetMaximumCacheSize(This,pBytes))
+#define IBitsPeerCacheAdministration_SetMaximumCacheSize(This,Bytes) ((This)->lpVtbl->SetMaximumCacheSize(This,Bytes))
+#define IBitsPeerCacheAdministration_GetMaximumContentAge(This,pSeconds) ((This)->lpVtbl->GetMaximumContentAge(This,pSeconds))
+#define IBitsPeerCacheAdministration_SetMaximumContentAge(This,Seconds) ((This)->lpVtbl->SetMaximumContentAge(This,Seconds))
+#define IBitsPeerCacheAdministration_GetConfigurationFlags(This,pFlags) ((This)->lpVtbl->GetConfigurationFlags(This,pFlags))
+#define IBitsPeerCacheAdministration_SetConfigurationFlags(This,Flags) ((This)->lpVtbl->SetConfigurationFlags(This,Flags))
+#define IBitsPeerCacheAdministration_EnumRecords(This,ppEnum) ((This)->lpVtbl->EnumRecords(This,ppEnum))
+#define IBitsPeerCacheAdministration_GetRecord(This,id,ppRecord) ((This)->lpVtbl->GetRecord(This,id,ppRecord))
+#define IBitsPeerCacheAdministration_ClearRecords(This) ((This)->lpVtbl->ClearRecords(This))
+#define IBitsPeerCacheAdministration_DeleteRecord(This,id) ((This)->lpVtbl->DeleteRecord(This,id))
+#define IBitsPeerCacheAdministration_DeleteUrl(This,url) ((This)->lpVtbl->DeleteUrl(This,url))
+#define IBitsPeerCacheAdministration_EnumPeers(This,ppEnum) ((This)->lpVtbl->EnumPeers(This,ppEnum))
+#define IBitsPeerCacheAdministration_ClearPeers(This) ((This)->lpVtbl->ClearPeers(This))
+#define IBitsPeerCacheAdministration_DiscoverPeers(This) ((This)->lpVtbl->DiscoverPeers(This))
+#endif
+#endif
+
 /* __uuidof(X) for the interfaces and classes above (C++ only). */
 #ifdef __cplusplus
 extern "C++" {
@@ -4970,6 +5488,21 @@ template <> struct qmgr_uuidof_traits<IBackgroundCopyServerCertificateValidation
 };
 template <> struct qmgr_uuidof_traits<IBitsTokenOptions> {
     static const GUID &value() { return IID_IBitsTokenOptions; }
+};
+template <> struct qmgr_uuidof_traits<IBitsPeerCacheRecord> {
+    static const GUID &value() { return IID_IBitsPeerCacheRecord; }
+};
+template <> struct qmgr_uuidof_traits<IEnumBitsPeerCacheRecords> {
+    static const GUID &value() { return IID_IEnumBitsPeerCacheRecords; }
+};
+template <> struct qmgr_uuidof_traits<IBitsPeer> {
+    static const GUID &value() { return IID_IBitsPeer; }
+};
+template <> struct qmgr_uuidof_traits<IEnumBitsPeers> {
+    static const GUID &value() { return IID_IEnumBitsPeers; }
+};
+template <> struct qmgr_uuidof_traits<IBitsPeerCacheAdministration> {
+    static const GUID &value() { return IID_IBitsPeerCacheAdministration; }
 };
 class BackgroundCopyManager;
 template <> struct qmgr_uuidof_traits<BackgroundCopyManager> {

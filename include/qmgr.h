@@ -18,10 +18,22 @@ typedef struct IEnumBackgroundCopyGroups IEnumBackgroundCopyGroups;
 typedef struct IEnumBackgroundCopyJobs1 IEnumBackgroundCopyJobs1;
 typedef struct IBackgroundCopyCallback1 IBackgroundCopyCallback1;
 
-/*
- Group properties (a C enum, 4 bytes).
- */
-typedef uint32_t GROUPPROP;
+/* Group properties (a C enum, 4 bytes). */
+typedef enum GROUPPROP {
+    GROUPPROP_PRIORITY = 0,
+    GROUPPROP_REMOTEUSERID = 1,
+    GROUPPROP_REMOTEUSERPWD = 2,
+    GROUPPROP_LOCALUSERID = 3,
+    GROUPPROP_LOCALUSERPWD = 4,
+    GROUPPROP_PROTOCOLFLAGS = 5,
+    GROUPPROP_NOTIFYFLAGS = 6,
+    GROUPPROP_NOTIFYCLSID = 7,
+    GROUPPROP_PROGRESSSIZE = 8,
+    GROUPPROP_PROGRESSPERCENT = 9,
+    GROUPPROP_PROGRESSTIME = 10,
+    GROUPPROP_DISPLAYNAME = 11,
+    GROUPPROP_DESCRIPTION = 12
+} GROUPPROP;
 
 /*
  A file of a legacy job: BSTR names and a size hint (24 bytes on 64-bit platforms).
@@ -77,32 +89,6 @@ typedef struct FILESETINFO {
 #define QM_PROGRESS_TIME_DONE 2
 
 #define QM_PROGRESS_SIZE_DONE 3
-
-#define GROUPPROP_PRIORITY 0
-
-#define GROUPPROP_REMOTEUSERID 1
-
-#define GROUPPROP_REMOTEUSERPWD 2
-
-#define GROUPPROP_LOCALUSERID 3
-
-#define GROUPPROP_LOCALUSERPWD 4
-
-#define GROUPPROP_PROTOCOLFLAGS 5
-
-#define GROUPPROP_NOTIFYFLAGS 6
-
-#define GROUPPROP_NOTIFYCLSID 7
-
-#define GROUPPROP_PROGRESSSIZE 8
-
-#define GROUPPROP_PROGRESSPERCENT 9
-
-#define GROUPPROP_PROGRESSTIME 10
-
-#define GROUPPROP_DISPLAYNAME 11
-
-#define GROUPPROP_DESCRIPTION 12
 
 #ifdef __cplusplus
 extern "C" {

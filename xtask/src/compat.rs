@@ -471,6 +471,7 @@ mod tests {
             guids: Vec::new(),
             flat: Vec::new(),
             records: Vec::new(),
+            enums: Vec::new(),
             sources: Vec::new(),
         };
         let sources = Sources { files: Vec::new() };

@@ -189,6 +189,7 @@ fn run_python(base_url: &str) -> Result<String> {
         source: PYTHON_EXAMPLE,
         language: programs::Language::C,
         short_wchar: false,
+        extra_warnings: &[],
         arguments: Arguments::Download {
             url_path: "/data/200k/download_py",
         },

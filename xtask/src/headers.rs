@@ -194,6 +194,7 @@ fn bits_h(model: &AbiModel, hresults: &[HresultConstant], flat: &str) -> Result<
     out.push('\n');
     out.push_str(&com::forward_declarations(model, Header::Bits));
     out.push('\n');
+    out.push_str(&c_enums(model, Header::Bits));
     out.push_str(flat);
     out.push_str("\n\n");
     out.push_str(&hresult_block(hresults, Header::Bits));
@@ -225,6 +226,7 @@ fn qmgr_h(model: &AbiModel, hresults: &[HresultConstant], flat: &str) -> String 
     out.push_str("#include \"bits.h\"\n\n");
     out.push_str(&com::forward_declarations(model, Header::Qmgr));
     out.push('\n');
+    out.push_str(&c_enums(model, Header::Qmgr));
     out.push_str(flat);
     out.push_str("\n\n");
     out.push_str(&hresult_block(hresults, Header::Qmgr));
@@ -253,6 +255,32 @@ fn thin_header(name: &str, what: &str) -> String {
         "#ifndef {guard}\n#define {guard}\n\n#include \"bits.h\"\n\n#endif /* {guard} */"
     )
     .unwrap();
+    out
+}
+
+/// The enumerations of `header` as the SDK declares them: `typedef enum X { … } X;`, so
+/// that a switch over one is checked for missing cases and a comparison with an `int`
+/// draws no sign warning (the Rust side holds them as `u32`, the same 4 bytes).
+fn c_enums(model: &AbiModel, header: Header) -> String {
+    let mut out = String::new();
+    for c_enum in model.enums_of(header) {
+        let name = &c_enum.name;
+        if !c_enum.doc.is_empty() {
+            let doc: Vec<String> = c_enum
+                .doc
+                .iter()
+                .map(|line| line.replace('`', "").replace("*/", "* /"))
+                .collect();
+            writeln!(out, "/* {} */", doc.join("\n * ")).unwrap();
+        }
+        writeln!(out, "typedef enum {name} {{").unwrap();
+        let lines: Vec<String> = c_enum
+            .enumerators
+            .iter()
+            .map(|(enumerator, value)| format!("    {enumerator} = {value}"))
+            .collect();
+        writeln!(out, "{}\n}} {name};\n", lines.join(",\n")).unwrap();
+    }
     out
 }
 
@@ -317,6 +345,30 @@ mod tests {
             )
         );
         assert!(text.trim_end().ends_with("#endif /* QMGR_BITS3_0_H */"));
+    }
+
+    #[test]
+    fn c_enums_are_typedef_enums_in_their_header() {
+        let c_enum = |name: &str, header| model::CEnum {
+            name: name.into(),
+            enumerators: vec![(format!("{name}_A"), 0), (format!("{name}_B"), 7)],
+            doc: vec!["The `state`.".into()],
+            header,
+        };
+        let model = AbiModel {
+            interfaces: Vec::new(),
+            guids: Vec::new(),
+            flat: Vec::new(),
+            records: Vec::new(),
+            enums: vec![c_enum("STATE", Header::Bits), c_enum("PROP", Header::Qmgr)],
+            sources: Vec::new(),
+        };
+        let bits = c_enums(&model, Header::Bits);
+        assert_eq!(
+            bits,
+            "/* The state. */\ntypedef enum STATE {\n    STATE_A = 0,\n    STATE_B = 7\n} STATE;\n\n"
+        );
+        assert!(c_enums(&model, Header::Qmgr).contains("typedef enum PROP {"));
     }
 
     #[test]

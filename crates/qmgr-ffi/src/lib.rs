@@ -37,6 +37,7 @@ mod manager;
 pub mod memory;
 mod notify;
 pub mod oleaut;
+mod peer_cache;
 pub mod runtime;
 mod strings;
 

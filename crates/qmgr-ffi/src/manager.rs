@@ -1,10 +1,13 @@
 //! The manager object (IBackgroundCopyManager): CoCreateInstance's answer for
-//! `CLSID_BackgroundCopyManager` and its versioned CLSIDs.
+//! `CLSID_BackgroundCopyManager` and its versioned CLSIDs. Its QueryInterface also hands
+//! out IBitsPeerCacheAdministration, as Windows' does (see `peer_cache`).
 
 #![allow(
     clippy::wildcard_imports,
     reason = "the ABI modules are imported whole: their names are Windows'; clippy skips this lint when the crate is built for its unit tests, so `expect` would fail there"
 )]
+
+use std::mem::offset_of;
 
 use qmgr_core::hresult::{self, HResult, description_for};
 use qmgr_core::service::QueueServiceExt;
@@ -16,6 +19,7 @@ use crate::boundary::thunks;
 use crate::com::{Class, ComObject, unknown_vtbl};
 use crate::enums::EnumJobsObject;
 use crate::job::JobObject;
+use crate::peer_cache;
 use crate::runtime::Queue;
 use crate::strings::to_co_task;
 
@@ -23,12 +27,29 @@ pub(crate) struct ManagerObject {
     queue: Queue,
 }
 
-// SAFETY: one vtable reference at offset 0 serving IBackgroundCopyManager.
+#[repr(C)]
+pub(crate) struct ManagerHeader {
+    manager: &'static IBackgroundCopyManagerVtbl,
+    peer_cache_administration: &'static IBitsPeerCacheAdministrationVtbl,
+}
+
+/// Where the manager's IBitsPeerCacheAdministration pointer sits (see [`peer_cache`]).
+pub(crate) const PEER_CACHE_ADMINISTRATION: usize =
+    offset_of!(ManagerHeader, peer_cache_administration);
+
+// SAFETY: ManagerHeader is #[repr(C)] of vtable references; offset 0 serves
+// IBackgroundCopyManager, PEER_CACHE_ADMINISTRATION IBitsPeerCacheAdministration.
 unsafe impl Class for ManagerObject {
-    type Header = &'static IBackgroundCopyManagerVtbl;
-    const HEADER: Self::Header = &MANAGER_VTBL;
-    const INTERFACES: &'static [(GUID, usize)] =
-        &[(IID_IUnknown, 0), (IID_IBackgroundCopyManager, 0)];
+    type Header = ManagerHeader;
+    const HEADER: ManagerHeader = ManagerHeader {
+        manager: &MANAGER_VTBL,
+        peer_cache_administration: &peer_cache::ADMINISTRATION_VTBL,
+    };
+    const INTERFACES: &'static [(GUID, usize)] = &[
+        (IID_IUnknown, 0),
+        (IID_IBackgroundCopyManager, 0),
+        (IID_IBitsPeerCacheAdministration, PEER_CACHE_ADMINISTRATION),
+    ];
 }
 
 impl ManagerObject {

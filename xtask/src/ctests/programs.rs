@@ -32,8 +32,13 @@ pub struct Program {
     pub language: Language,
     /// Built with -fshort-wchar (WCHAR is wchar_t and L"..." literals are UTF-16).
     pub short_wchar: bool,
+    /// Warnings enabled (as errors) beyond -Wall -Wextra -pedantic.
+    pub extra_warnings: &'static [&'static str],
     pub arguments: Arguments,
 }
+
+/// What Windows code built with stricter settings turns on: the headers must stay quiet.
+const STRICT_WARNINGS: &[&str] = &["-Wsign-compare", "-Wconversion", "-Wswitch-enum"];
 
 const fn example(name: &'static str, source: &'static str, url_path: &'static str) -> Program {
     Program {
@@ -41,6 +46,7 @@ const fn example(name: &'static str, source: &'static str, url_path: &'static st
         source,
         language: Language::C,
         short_wchar: false,
+        extra_warnings: &[],
         arguments: Arguments::Download { url_path },
     }
 }
@@ -51,11 +57,12 @@ const fn test(name: &'static str, source: &'static str) -> Program {
         source,
         language: Language::C,
         short_wchar: false,
+        extra_warnings: &[],
         arguments: Arguments::Test,
     }
 }
 
-pub const PROGRAMS: [Program; 13] = [
+pub const PROGRAMS: [Program; 16] = [
     example("download", "examples-c/download.c", "/data/256k/download"),
     example("group", "examples-c/group.c", "/data/64k/group"),
     example("enumerate", "examples-c/enumerate.c", "/data/1k/enumerate"),
@@ -82,6 +89,17 @@ pub const PROGRAMS: [Program; 13] = [
     Program {
         short_wchar: true,
         ..test("test_short_wchar", "tests/c/test_short_wchar.c")
+    },
+    test("test_peer_cache", "tests/c/test_peer_cache.c"),
+    Program {
+        extra_warnings: STRICT_WARNINGS,
+        ..test("test_win32_style", "tests/c/test_win32_style.c")
+    },
+    Program {
+        language: Language::Cxx,
+        short_wchar: true,
+        extra_warnings: STRICT_WARNINGS,
+        ..test("test_win32_style_cpp", "tests/c/test_win32_style.cpp")
     },
 ];
 
@@ -121,6 +139,7 @@ pub fn compile_command(program: &Program, output: &Path) -> Command {
     if program.short_wchar {
         command.arg("-fshort-wchar");
     }
+    command.args(program.extra_warnings);
     command.arg(program.source).arg("-o").arg(output);
     let library_dir = library_dir();
     command
@@ -192,6 +211,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn strict_programs_get_their_extra_warnings() {
+        let program = PROGRAMS
+            .iter()
+            .find(|p| p.name == "test_win32_style")
+            .unwrap();
+        let command = compile_command(program, Path::new("/tmp/out"));
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        for expected in STRICT_WARNINGS {
+            assert!(args.iter().any(|a| a == expected), "{expected} in {args:?}");
+        }
+        let plain = PROGRAMS.iter().find(|p| p.name == "test_job").unwrap();
+        let plain_args: Vec<String> = compile_command(plain, Path::new("/tmp/out"))
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !plain_args.iter().any(|a| a == "-Wconversion"),
+            "{plain_args:?}"
+        );
     }
 
     #[test]

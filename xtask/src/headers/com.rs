@@ -260,6 +260,7 @@ mod tests {
             ],
             flat: vec![],
             records: vec![],
+            enums: vec![],
             sources: vec![],
         }
     }

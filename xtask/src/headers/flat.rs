@@ -53,6 +53,8 @@ pub fn generate(ffi_crate: &Path, model: &AbiModel, header: Header) -> Result<St
         .chain(other_headers)
         .chain(WRITTEN_BY_HAND.iter().map(|&n| n.to_owned()))
         .chain(RUST_ONLY.iter().map(|&n| n.to_owned()))
+        // The C enums are written by `super::c_enums`.
+        .chain(model.enum_names())
         .collect();
     let builder = cbindgen::Builder::new().with_config(config);
     // bits.h takes every export of the library (functions live outside `abi`); qmgr.h

@@ -7,6 +7,59 @@
 #ifndef FAILED
 #define FAILED(hr) (((HRESULT)(hr)) < 0)
 #endif
+#ifndef NOERROR
+#define NOERROR 0
+#endif
+#ifndef FACILITY_WIN32
+#define FACILITY_WIN32 7
+#endif
+/* A Win32 error code as an HRESULT, as winerror.h defines it: 0 (and any value that is
+ * already an HRESULT failure) passes through, others get FACILITY_WIN32 and the failure bit. */
+#ifndef HRESULT_FROM_WIN32
+#define HRESULT_FROM_WIN32(x) \
+    ((HRESULT)(x) <= 0 ? ((HRESULT)(x)) \
+                       : ((HRESULT)(((x) & 0x0000FFFF) | (FACILITY_WIN32 << 16) | 0x80000000)))
+#endif
+/* The parts of an HRESULT, and one made from them (winerror.h). */
+#ifndef HRESULT_CODE
+#define HRESULT_CODE(hr) ((hr) & 0xFFFF)
+#endif
+#ifndef HRESULT_FACILITY
+#define HRESULT_FACILITY(hr) (((hr) >> 16) & 0x1FFF)
+#endif
+#ifndef HRESULT_SEVERITY
+#define HRESULT_SEVERITY(hr) (((hr) >> 31) & 0x1)
+#endif
+#ifndef SEVERITY_SUCCESS
+#define SEVERITY_SUCCESS 0
+#endif
+#ifndef SEVERITY_ERROR
+#define SEVERITY_ERROR 1
+#endif
+#ifndef MAKE_HRESULT
+#define MAKE_HRESULT(sev, fac, code) \
+    ((HRESULT)(((uint32_t)(sev) << 31) | ((uint32_t)(fac) << 16) | ((uint32_t)(code))))
+#endif
+#ifndef UNREFERENCED_PARAMETER
+#define UNREFERENCED_PARAMETER(P) ((void)(P))
+#endif
+
+/* The reference counting of callback objects: atomic, returning the new value, as
+ * winnt.h's InterlockedIncrement/InterlockedDecrement. */
+#ifndef InterlockedIncrement
+static inline LONG qmgr_interlocked_increment(LONG volatile *Addend)
+{
+    return __atomic_add_fetch(Addend, 1, __ATOMIC_SEQ_CST);
+}
+#define InterlockedIncrement qmgr_interlocked_increment
+#endif
+#ifndef InterlockedDecrement
+static inline LONG qmgr_interlocked_decrement(LONG volatile *Addend)
+{
+    return __atomic_sub_fetch(Addend, 1, __ATOMIC_SEQ_CST);
+}
+#define InterlockedDecrement qmgr_interlocked_decrement
+#endif
 
 #ifdef __cplusplus
 extern "C++" {

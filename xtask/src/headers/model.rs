@@ -5,7 +5,8 @@
 //! The format these modules follow is documented in `crates/qmgr-ffi/src/abi/bits.rs`:
 //! `#[repr(C)] struct IFoo { lpVtbl: *const IFooVtbl }`, and `struct IFooVtbl { base:
 //! ParentVtbl, Method: unsafe extern "C" fn(This: *mut IFoo, …) -> HRESULT, … }` (no `base`
-//! for IUnknown itself). Anything else in that shape is an error here, not a silent gap in
+//! for IUnknown itself); an enumeration is `pub type X = C_ENUM;` and the `pub const`s of
+//! type `X` after it. Anything else in that shape is an error here, not a silent gap in
 //! the headers.
 
 use std::fmt;
@@ -141,6 +142,20 @@ pub enum FlatKind {
     Value,
 }
 
+/// The Rust type a `pub type X = C_ENUM;` names to make `X` a C `enum` in the headers.
+pub const ENUM_MARKER: &str = "C_ENUM";
+
+/// A C enumeration: `pub type NAME = C_ENUM;` in an abi module, its enumerators the
+/// `pub const`s of type `NAME` declared after it, in their order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CEnum {
+    pub name: String,
+    pub enumerators: Vec<(String, u64)>,
+    /// The Rust doc comment of the type alias, one entry per line.
+    pub doc: Vec<String>,
+    pub header: Header,
+}
+
 /// A field of a `#[repr(C)]` struct or union that is not an interface or vtable.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -155,6 +170,7 @@ pub struct AbiModel {
     pub guids: Vec<GuidStatic>,
     pub flat: Vec<FlatItem>,
     pub records: Vec<Record>,
+    pub enums: Vec<CEnum>,
     /// The source files read, for messages.
     pub sources: Vec<PathBuf>,
 }
@@ -169,6 +185,7 @@ impl AbiModel {
             guids: Vec::new(),
             flat: Vec::new(),
             records: Vec::new(),
+            enums: Vec::new(),
             sources: Vec::new(),
         };
         for (module, header) in ABI_MODULES {
@@ -223,6 +240,22 @@ impl AbiModel {
         ordered
     }
 
+    /// The C enums of `header`, in declaration order.
+    pub fn enums_of(&self, header: Header) -> impl Iterator<Item = &CEnum> {
+        self.enums.iter().filter(move |e| e.header == header)
+    }
+
+    /// Names the C enums take out of cbindgen's hands: the marker, each enum type and
+    /// each enumerator.
+    pub fn enum_names(&self) -> Vec<String> {
+        let mut names = vec![ENUM_MARKER.to_owned()];
+        for c_enum in &self.enums {
+            names.push(c_enum.name.clone());
+            names.extend(c_enum.enumerators.iter().map(|(name, _)| name.clone()));
+        }
+        names
+    }
+
     pub fn guid(&self, name: &str) -> Option<&GuidStatic> {
         self.guids.iter().find(|g| g.name == name)
     }
@@ -241,6 +274,14 @@ impl AbiModel {
                 "interface {} has no IID_{} static",
                 interface.name,
                 interface.name
+            );
+        }
+        for c_enum in &self.enums {
+            ensure!(
+                !c_enum.enumerators.is_empty(),
+                "{} is a C enum without enumerators (declare `pub const X: {} = …;` after it)",
+                c_enum.name,
+                c_enum.name
             );
         }
         let roots: Vec<_> = self
@@ -317,14 +358,36 @@ fn read_module(items: &[Item], header: Header, model: &mut AbiModel) -> Result<(
                 model.flat.push(flat(name, FlatKind::Type, header));
             }
             Item::Type(item) if is_public(&item.vis) => {
-                model
-                    .flat
-                    .push(flat(item.ident.to_string(), FlatKind::Type, header));
+                let name = item.ident.to_string();
+                if name == ENUM_MARKER {
+                    continue;
+                }
+                if path_name(&item.ty).as_deref() == Some(ENUM_MARKER) {
+                    model.enums.push(CEnum {
+                        name,
+                        enumerators: Vec::new(),
+                        doc: doc_lines(&item.attrs),
+                        header,
+                    });
+                } else {
+                    model.flat.push(flat(name, FlatKind::Type, header));
+                }
             }
             Item::Const(item) if is_public(&item.vis) => {
-                model
-                    .flat
-                    .push(flat(item.ident.to_string(), FlatKind::Value, header));
+                let name = item.ident.to_string();
+                let type_name = path_name(&item.ty);
+                if let Some(c_enum) = model
+                    .enums
+                    .iter_mut()
+                    .find(|e| Some(&e.name) == type_name.as_ref())
+                {
+                    let value = int_literal(&item.expr).with_context(|| {
+                        format!("{name}: an enumerator of {} must be a literal", c_enum.name)
+                    })?;
+                    c_enum.enumerators.push((name, value));
+                } else {
+                    model.flat.push(flat(name, FlatKind::Value, header));
+                }
             }
             Item::Static(item) if is_public(&item.vis) => {
                 let name = item.ident.to_string();
@@ -628,6 +691,7 @@ mod tests {
             guids: Vec::new(),
             flat: Vec::new(),
             records: Vec::new(),
+            enums: Vec::new(),
             sources: Vec::new(),
         };
         read_module(&file.items, Header::Bits, &mut model)?;
@@ -693,6 +757,45 @@ mod tests {
         assert_eq!(
             model.records[0].fields[1],
             ("Second".into(), "*mut WCHAR".into())
+        );
+    }
+
+    #[test]
+    fn constants_of_a_c_enum_type_become_its_enumerators() {
+        let source = format!(
+            "{TWO_INTERFACES}
+            pub type C_ENUM = u32;
+            /// A state.
+            pub type STATE = C_ENUM;
+            pub const STATE_IDLE: STATE = 0;
+            pub const STATE_BUSY: STATE = 0x1_0;
+            pub const PLAIN: ULONG = 3;"
+        );
+        let model = model_of(&source).unwrap();
+        assert_eq!(
+            model.enums,
+            [CEnum {
+                name: "STATE".into(),
+                enumerators: vec![("STATE_IDLE".into(), 0), ("STATE_BUSY".into(), 16)],
+                doc: vec!["A state.".into()],
+                header: Header::Bits,
+            }]
+        );
+        let flat: Vec<_> = model.flat.iter().map(|f| f.name.as_str()).collect();
+        assert!(flat.contains(&"PLAIN"), "{flat:?}");
+        for taken in ["C_ENUM", "STATE", "STATE_IDLE"] {
+            assert!(!flat.contains(&taken), "{taken} left to cbindgen: {flat:?}");
+            assert!(model.enum_names().iter().any(|n| n == taken), "{taken}");
+        }
+    }
+
+    #[test]
+    fn rejects_a_c_enum_without_enumerators() {
+        let source = format!("{TWO_INTERFACES} pub type C_ENUM = u32; pub type EMPTY = C_ENUM;");
+        let error = format!("{:#}", model_of(&source).unwrap_err());
+        assert!(
+            error.contains("EMPTY is a C enum without enumerators"),
+            "{error}"
         );
     }
 

@@ -22,6 +22,29 @@
 #ifndef STDMETHODIMP_
 #define STDMETHODIMP_(type) type STDMETHODCALLTYPE
 #endif
+/* STDMETHOD(Method)(args) PURE; declares a method as objbase.h does: a pure virtual
+ * function in C++, a function pointer (a vtable slot) in C. */
+#ifdef __cplusplus
+#ifndef STDMETHOD
+#define STDMETHOD(method) virtual HRESULT STDMETHODCALLTYPE method
+#endif
+#ifndef STDMETHOD_
+#define STDMETHOD_(type, method) virtual type STDMETHODCALLTYPE method
+#endif
+#ifndef PURE
+#define PURE = 0
+#endif
+#else
+#ifndef STDMETHOD
+#define STDMETHOD(method) HRESULT(STDMETHODCALLTYPE *method)
+#endif
+#ifndef STDMETHOD_
+#define STDMETHOD_(type, method) type(STDMETHODCALLTYPE *method)
+#endif
+#ifndef PURE
+#define PURE
+#endif
+#endif
 #ifndef BEGIN_INTERFACE
 #define BEGIN_INTERFACE
 #endif

@@ -6,6 +6,8 @@
 //! lpVtbl: *const IFooVtbl }`; each vtable starts with `base`, the parent's vtable
 //! (`IUnknownVtbl` for direct children of IUnknown), followed by the interface's own methods
 //! as `unsafe extern "C" fn(This: *mut IFoo, <params as mingw-w64 names them>) -> HRESULT`.
+//! An enumeration is `pub type X = C_ENUM;` followed by its values as `pub const X_Y: X =
+//! <literal>;` (see [`super::types::C_ENUM`]): the headers declare it `typedef enum X { … } X;`.
 
 #![expect(
     non_snake_case,
@@ -100,7 +102,7 @@ pub static IID_IBitsTokenOptions: IID = GUID::new(
     [0x9A, 0x5E, 0x22, 0xB6, 0x7B, 0xFF, 0xC7, 0xD2],
 );
 
-/// `IID_IBitsPeerCacheRecord` (bits3_0.h; deprecated, not implemented).
+/// `IID_IBitsPeerCacheRecord` (bits3_0.h; peer caching is retired: no record exists).
 #[unsafe(no_mangle)]
 pub static IID_IBitsPeerCacheRecord: IID = GUID::new(
     0x659CDEAF,
@@ -109,7 +111,7 @@ pub static IID_IBitsPeerCacheRecord: IID = GUID::new(
     [0xA9, 0xCD, 0x00, 0x0D, 0x56, 0x96, 0x52, 0x51],
 );
 
-/// `IID_IEnumBitsPeerCacheRecords` (bits3_0.h; deprecated, not implemented).
+/// `IID_IEnumBitsPeerCacheRecords` (bits3_0.h; always empty).
 #[unsafe(no_mangle)]
 pub static IID_IEnumBitsPeerCacheRecords: IID = GUID::new(
     0x659CDEA4,
@@ -118,7 +120,7 @@ pub static IID_IEnumBitsPeerCacheRecords: IID = GUID::new(
     [0xA9, 0xCD, 0x00, 0x0D, 0x56, 0x96, 0x52, 0x51],
 );
 
-/// `IID_IBitsPeer` (bits3_0.h; deprecated, not implemented).
+/// `IID_IBitsPeer` (bits3_0.h; peer caching is retired: no peer exists).
 #[unsafe(no_mangle)]
 pub static IID_IBitsPeer: IID = GUID::new(
     0x659CDEA2,
@@ -127,7 +129,7 @@ pub static IID_IBitsPeer: IID = GUID::new(
     [0xA9, 0xCD, 0x00, 0x0D, 0x56, 0x96, 0x52, 0x51],
 );
 
-/// `IID_IEnumBitsPeers` (bits3_0.h; deprecated, not implemented).
+/// `IID_IEnumBitsPeers` (bits3_0.h; always empty).
 #[unsafe(no_mangle)]
 pub static IID_IEnumBitsPeers: IID = GUID::new(
     0x659CDEA5,
@@ -136,7 +138,7 @@ pub static IID_IEnumBitsPeers: IID = GUID::new(
     [0xA9, 0xCD, 0x00, 0x0D, 0x56, 0x96, 0x52, 0x51],
 );
 
-/// `IID_IBitsPeerCacheAdministration` (bits3_0.h; deprecated, not implemented).
+/// `IID_IBitsPeerCacheAdministration` (bits3_0.h; answered by the manager).
 #[unsafe(no_mangle)]
 pub static IID_IBitsPeerCacheAdministration: IID = GUID::new(
     0x659CDEAD,
@@ -1104,4 +1106,166 @@ pub struct IBitsTokenOptionsVtbl {
     pub ClearHelperToken: unsafe extern "C" fn(This: *mut IBitsTokenOptions) -> HRESULT,
     pub GetHelperTokenSid:
         unsafe extern "C" fn(This: *mut IBitsTokenOptions, pSid: *mut LPWSTR) -> HRESULT,
+}
+
+// ---------------------------------------------------------------------------------------
+// bits3_0.h: peer caching. Slot order and parameter names are the Windows SDK's bits3_0.h
+// (mingw-w64 10 does not declare these interfaces). Microsoft retired peer caching in
+// BITS 4.0 (Windows 7): the interfaces remain and report an empty cache and no peers.
+
+/// A peer cache record (Windows SDK bits3_0.h): none exists, the cache being empty.
+/// Declared for code that names it; no object implements it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBitsPeerCacheRecord {
+    pub lpVtbl: *const IBitsPeerCacheRecordVtbl,
+}
+
+/// The methods of [`IBitsPeerCacheRecord`], after those of its parent.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBitsPeerCacheRecordVtbl {
+    pub base: IUnknownVtbl,
+    pub GetId: unsafe extern "C" fn(This: *mut IBitsPeerCacheRecord, pVal: *mut GUID) -> HRESULT,
+    pub GetOriginUrl:
+        unsafe extern "C" fn(This: *mut IBitsPeerCacheRecord, pVal: *mut LPWSTR) -> HRESULT,
+    pub GetFileSize:
+        unsafe extern "C" fn(This: *mut IBitsPeerCacheRecord, pVal: *mut UINT64) -> HRESULT,
+    pub GetFileModificationTime:
+        unsafe extern "C" fn(This: *mut IBitsPeerCacheRecord, pVal: *mut FILETIME) -> HRESULT,
+    pub GetLastAccessTime:
+        unsafe extern "C" fn(This: *mut IBitsPeerCacheRecord, pVal: *mut FILETIME) -> HRESULT,
+    pub IsFileValidated: unsafe extern "C" fn(This: *mut IBitsPeerCacheRecord) -> HRESULT,
+    pub GetFileRanges: unsafe extern "C" fn(
+        This: *mut IBitsPeerCacheRecord,
+        pRangeCount: *mut DWORD,
+        ppRanges: *mut *mut BG_FILE_RANGE,
+    ) -> HRESULT,
+}
+
+/// The records of the peer cache (Windows SDK bits3_0.h): always empty.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IEnumBitsPeerCacheRecords {
+    pub lpVtbl: *const IEnumBitsPeerCacheRecordsVtbl,
+}
+
+/// The methods of [`IEnumBitsPeerCacheRecords`], after those of its parent.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IEnumBitsPeerCacheRecordsVtbl {
+    pub base: IUnknownVtbl,
+    pub Next: unsafe extern "C" fn(
+        This: *mut IEnumBitsPeerCacheRecords,
+        celt: ULONG,
+        rgelt: *mut *mut IBitsPeerCacheRecord,
+        pceltFetched: *mut ULONG,
+    ) -> HRESULT,
+    pub Skip: unsafe extern "C" fn(This: *mut IEnumBitsPeerCacheRecords, celt: ULONG) -> HRESULT,
+    pub Reset: unsafe extern "C" fn(This: *mut IEnumBitsPeerCacheRecords) -> HRESULT,
+    pub Clone: unsafe extern "C" fn(
+        This: *mut IEnumBitsPeerCacheRecords,
+        ppenum: *mut *mut IEnumBitsPeerCacheRecords,
+    ) -> HRESULT,
+    pub GetCount:
+        unsafe extern "C" fn(This: *mut IEnumBitsPeerCacheRecords, puCount: *mut ULONG) -> HRESULT,
+}
+
+/// A peer (Windows SDK bits3_0.h): none exists, no peer being ever discovered.
+/// Declared for code that names it; no object implements it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBitsPeer {
+    pub lpVtbl: *const IBitsPeerVtbl,
+}
+
+/// The methods of [`IBitsPeer`], after those of its parent.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBitsPeerVtbl {
+    pub base: IUnknownVtbl,
+    pub GetPeerName: unsafe extern "C" fn(This: *mut IBitsPeer, pName: *mut LPWSTR) -> HRESULT,
+    pub IsAuthenticated: unsafe extern "C" fn(This: *mut IBitsPeer, pAuth: *mut BOOL) -> HRESULT,
+    pub IsAvailable: unsafe extern "C" fn(This: *mut IBitsPeer, pOnline: *mut BOOL) -> HRESULT,
+}
+
+/// The known peers (Windows SDK bits3_0.h): always empty.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IEnumBitsPeers {
+    pub lpVtbl: *const IEnumBitsPeersVtbl,
+}
+
+/// The methods of [`IEnumBitsPeers`], after those of its parent.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IEnumBitsPeersVtbl {
+    pub base: IUnknownVtbl,
+    pub Next: unsafe extern "C" fn(
+        This: *mut IEnumBitsPeers,
+        celt: ULONG,
+        rgelt: *mut *mut IBitsPeer,
+        pceltFetched: *mut ULONG,
+    ) -> HRESULT,
+    pub Skip: unsafe extern "C" fn(This: *mut IEnumBitsPeers, celt: ULONG) -> HRESULT,
+    pub Reset: unsafe extern "C" fn(This: *mut IEnumBitsPeers) -> HRESULT,
+    pub Clone: unsafe extern "C" fn(
+        This: *mut IEnumBitsPeers,
+        ppenum: *mut *mut IEnumBitsPeers,
+    ) -> HRESULT,
+    pub GetCount: unsafe extern "C" fn(This: *mut IEnumBitsPeers, puCount: *mut ULONG) -> HRESULT,
+}
+
+/// Peer cache administration (Windows SDK bits3_0.h), from the manager's QueryInterface.
+/// Peer caching was retired in BITS 4.0; as there, the cache is empty, no peer is known,
+/// and changes are accepted and have no effect (S_FALSE).
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBitsPeerCacheAdministration {
+    pub lpVtbl: *const IBitsPeerCacheAdministrationVtbl,
+}
+
+/// The methods of [`IBitsPeerCacheAdministration`], after those of its parent.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IBitsPeerCacheAdministrationVtbl {
+    pub base: IUnknownVtbl,
+    pub GetMaximumCacheSize: unsafe extern "C" fn(
+        This: *mut IBitsPeerCacheAdministration,
+        pBytes: *mut DWORD,
+    ) -> HRESULT,
+    pub SetMaximumCacheSize:
+        unsafe extern "C" fn(This: *mut IBitsPeerCacheAdministration, Bytes: DWORD) -> HRESULT,
+    pub GetMaximumContentAge: unsafe extern "C" fn(
+        This: *mut IBitsPeerCacheAdministration,
+        pSeconds: *mut ULONG,
+    ) -> HRESULT,
+    pub SetMaximumContentAge:
+        unsafe extern "C" fn(This: *mut IBitsPeerCacheAdministration, Seconds: ULONG) -> HRESULT,
+    pub GetConfigurationFlags: unsafe extern "C" fn(
+        This: *mut IBitsPeerCacheAdministration,
+        pFlags: *mut DWORD,
+    ) -> HRESULT,
+    pub SetConfigurationFlags:
+        unsafe extern "C" fn(This: *mut IBitsPeerCacheAdministration, Flags: DWORD) -> HRESULT,
+    pub EnumRecords: unsafe extern "C" fn(
+        This: *mut IBitsPeerCacheAdministration,
+        ppEnum: *mut *mut IEnumBitsPeerCacheRecords,
+    ) -> HRESULT,
+    pub GetRecord: unsafe extern "C" fn(
+        This: *mut IBitsPeerCacheAdministration,
+        id: REFGUID,
+        ppRecord: *mut *mut IBitsPeerCacheRecord,
+    ) -> HRESULT,
+    pub ClearRecords: unsafe extern "C" fn(This: *mut IBitsPeerCacheAdministration) -> HRESULT,
+    pub DeleteRecord:
+        unsafe extern "C" fn(This: *mut IBitsPeerCacheAdministration, id: REFGUID) -> HRESULT,
+    pub DeleteUrl:
+        unsafe extern "C" fn(This: *mut IBitsPeerCacheAdministration, url: LPCWSTR) -> HRESULT,
+    pub EnumPeers: unsafe extern "C" fn(
+        This: *mut IBitsPeerCacheAdministration,
+        ppEnum: *mut *mut IEnumBitsPeers,
+    ) -> HRESULT,
+    pub ClearPeers: unsafe extern "C" fn(This: *mut IBitsPeerCacheAdministration) -> HRESULT,
+    pub DiscoverPeers: unsafe extern "C" fn(This: *mut IBitsPeerCacheAdministration) -> HRESULT,
 }

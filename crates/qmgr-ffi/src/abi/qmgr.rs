@@ -52,7 +52,7 @@ pub const QM_PROGRESS_TIME_DONE: DWORD = 2;
 pub const QM_PROGRESS_SIZE_DONE: DWORD = 3;
 
 /// Group properties (a C enum, 4 bytes).
-pub type GROUPPROP = u32;
+pub type GROUPPROP = C_ENUM;
 pub const GROUPPROP_PRIORITY: GROUPPROP = 0;
 pub const GROUPPROP_REMOTEUSERID: GROUPPROP = 1;
 pub const GROUPPROP_REMOTEUSERPWD: GROUPPROP = 2;
