@@ -81,7 +81,17 @@ pub fn send_signal(pid: u32, signal: libc::c_int) -> Result<()> {
 
 /// The median of the runs by `key` (the mean of the two middle values for an even count).
 pub fn median_by(runs: &[Measured], key: impl Fn(&Measured) -> f64) -> f64 {
-    let mut values: Vec<f64> = runs.iter().map(key).collect();
+    median(&runs.iter().map(key).collect::<Vec<_>>())
+}
+
+/// The smallest and largest value of the runs by `key`.
+pub fn range_by(runs: &[Measured], key: impl Fn(&Measured) -> f64) -> (f64, f64) {
+    range(&runs.iter().map(key).collect::<Vec<_>>())
+}
+
+/// The median of `values` (the mean of the two middle ones for an even count; NaN for none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut values = values.to_vec();
     values.sort_by(f64::total_cmp);
     match values.len() {
         0 => f64::NAN,
@@ -90,11 +100,11 @@ pub fn median_by(runs: &[Measured], key: impl Fn(&Measured) -> f64) -> f64 {
     }
 }
 
-/// The smallest and largest value of the runs by `key`.
-pub fn range_by(runs: &[Measured], key: impl Fn(&Measured) -> f64) -> (f64, f64) {
-    runs.iter()
-        .map(key)
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), v| {
+/// The smallest and largest of `values`.
+pub fn range(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), &v| {
             (low.min(v), high.max(v))
         })
 }
