@@ -137,9 +137,9 @@ fn cases(scale: Scale) -> Vec<Case> {
 }
 
 fn size_text(bytes: u64) -> String {
-    if bytes >= 1 << 30 && bytes % (1 << 30) == 0 {
+    if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
         format!("{} GiB", bytes >> 30)
-    } else if bytes >= MIB && bytes % MIB == 0 {
+    } else if bytes >= MIB && bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
     } else {
         format!("{} KiB", bytes / KIB)
@@ -240,7 +240,7 @@ pub fn run() -> Result<()> {
     drop(scratch);
 
     let mut report = String::new();
-    let _ = writeln!(report, "{}\n", machine_facts()?);
+    let _ = writeln!(report, "{}\n", machine_facts());
     let _ = writeln!(
         report,
         "Scale {}; {rounds} timed round(s) per tool{}. Load average (1, 5, 15 min) at the \
@@ -307,7 +307,7 @@ fn write_case_files(www: &Path, case: &Case, first_seed: u64) -> Result<()> {
 }
 
 /// The date, the machine and the versions of the peers, for the head of a results file.
-pub(crate) fn machine_facts() -> Result<String> {
+pub(crate) fn machine_facts() -> String {
     let first_line = |program: &str, args: &[&str]| -> String {
         Command::new(program)
             .args(args)
@@ -345,7 +345,7 @@ pub(crate) fn machine_facts() -> Result<String> {
     let _ = writeln!(facts, "- {}", first_line("curl", &["--version"]));
     let _ = writeln!(facts, "- {}", first_line("aria2c", &["--version"]));
     let _ = write!(facts, "- {}", first_line("nginx", &["-v"]));
-    Ok(facts)
+    facts
 }
 
 struct Bench<'a> {
@@ -408,7 +408,13 @@ impl Bench<'_> {
                 }
             }
         }
-        Ok(self.section(case, &tools, &results, qmgr_skipped, headline))
+        Ok(Self::section(
+            case,
+            &tools,
+            &results,
+            qmgr_skipped,
+            headline,
+        ))
     }
 
     /// The URL lists the tools read: curl's config, aria2c's (and `qmgr -i`'s) plain list.
@@ -486,24 +492,21 @@ impl Bench<'_> {
         let pid = instance
             .daemon_pid()
             .context("qmgrd runs but its store lock names no live process")?;
-        let mut command = match tool {
-            Tool::QmgrCli => {
-                let mut command = instance.command();
-                command.args(qmgr_args(case, urls, lists, downloads));
-                command
-            }
-            _ => {
-                write_c_list(&lists.c_program, urls, downloads, &case.names())?;
-                let mut command = Command::new(&self.programs.c_download);
-                command
-                    .arg(&lists.c_program)
-                    .arg(c_files_per_job(case).to_string());
-                instance.configure(&mut command);
-                // `cargo run` puts xtask's own target directory on LD_LIBRARY_PATH, which
-                // would win over the rpath to the release libqmgr.
-                command.env_remove("LD_LIBRARY_PATH");
-                command
-            }
+        let mut command = if tool == Tool::QmgrCli {
+            let mut command = instance.command();
+            command.args(qmgr_args(case, urls, lists, downloads));
+            command
+        } else {
+            write_c_list(&lists.c_program, urls, downloads, &case.names())?;
+            let mut command = Command::new(&self.programs.c_download);
+            command
+                .arg(&lists.c_program)
+                .arg(c_files_per_job(case).to_string());
+            instance.configure(&mut command);
+            // `cargo run` puts xtask's own target directory on LD_LIBRARY_PATH, which
+            // would win over the rpath to the release libqmgr.
+            command.env_remove("LD_LIBRARY_PATH");
+            command
         };
         command
             .stdin(Stdio::null())
@@ -526,7 +529,6 @@ impl Bench<'_> {
     }
 
     fn section(
-        &self,
         case: &Case,
         tools: &[Tool],
         results: &[Vec<Figures>],
