@@ -31,6 +31,10 @@ const PARALLEL: usize = 16;
 /// `max_files_per_job` where a case raises it: the service's ceiling, so that the C program
 /// needs as few jobs as the service allows.
 const FILES_PER_JOB: usize = 1000;
+/// The C program's second run splits the files into smaller jobs (about the default of
+/// 200 files, with 8 jobs × 2 files at once making PARALLEL), to show what the size of a
+/// job costs.
+const SMALLER_JOBS: usize = 250;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -151,21 +155,24 @@ enum Tool {
     Curl,
     Aria2c,
     QmgrCli,
-    CLibrary,
+    /// The C program, with this many files a job.
+    CLibrary(usize),
 }
 
 impl Tool {
-    fn name(self) -> &'static str {
+    fn name(self) -> String {
         match self {
-            Tool::Curl => "curl",
-            Tool::Aria2c => "aria2c",
-            Tool::QmgrCli => "qmgr transfer (CLI + qmgrd)",
-            Tool::CLibrary => "C program (libqmgr + qmgrd)",
+            Tool::Curl => "curl".to_owned(),
+            Tool::Aria2c => "aria2c".to_owned(),
+            Tool::QmgrCli => "qmgr transfer (CLI + qmgrd)".to_owned(),
+            Tool::CLibrary(per_job) => {
+                format!("C program (libqmgr + qmgrd), {per_job} files a job")
+            }
         }
     }
 
     fn uses_qmgrd(self) -> bool {
-        matches!(self, Tool::QmgrCli | Tool::CLibrary)
+        matches!(self, Tool::QmgrCli | Tool::CLibrary(_))
     }
 }
 
@@ -372,7 +379,10 @@ impl Bench<'_> {
             tools.push(Tool::QmgrCli);
         }
         if case.with_c {
-            tools.push(Tool::CLibrary);
+            tools.push(Tool::CLibrary(case.count.min(FILES_PER_JOB)));
+            if case.count > SMALLER_JOBS {
+                tools.push(Tool::CLibrary(SMALLER_JOBS));
+            }
         }
         let total = self.warm_up + self.rounds;
         println!(
@@ -492,20 +502,18 @@ impl Bench<'_> {
         let pid = instance
             .daemon_pid()
             .context("qmgrd runs but its store lock names no live process")?;
-        let mut command = if tool == Tool::QmgrCli {
-            let mut command = instance.command();
-            command.args(qmgr_args(case, urls, lists, downloads));
-            command
-        } else {
+        let mut command = if let Tool::CLibrary(per_job) = tool {
             write_c_list(&lists.c_program, urls, downloads, &case.names())?;
             let mut command = Command::new(&self.programs.c_download);
-            command
-                .arg(&lists.c_program)
-                .arg(c_files_per_job(case).to_string());
+            command.arg(&lists.c_program).arg(per_job.to_string());
             instance.configure(&mut command);
             // `cargo run` puts xtask's own target directory on LD_LIBRARY_PATH, which
             // would win over the rpath to the release libqmgr.
             command.env_remove("LD_LIBRARY_PATH");
+            command
+        } else {
+            let mut command = instance.command();
+            command.args(qmgr_args(case, urls, lists, downloads));
             command
         };
         command
@@ -578,7 +586,7 @@ impl Bench<'_> {
             if tool.uses_qmgrd() {
                 headline.row(vec![
                     case.title.clone(),
-                    tool.name().to_owned(),
+                    tool.name(),
                     format!("{wall:.3} s"),
                     vs_curl.clone(),
                     vs_aria2.clone(),
@@ -587,7 +595,7 @@ impl Bench<'_> {
                 ]);
             }
             table.row(vec![
-                tool.name().to_owned(),
+                tool.name(),
                 format!("{wall:.3} s ({low:.3}–{high:.3})"),
                 vs_curl,
                 vs_aria2,
@@ -599,7 +607,7 @@ impl Bench<'_> {
         if qmgr_skipped {
             headline.row(vec![
                 case.title.clone(),
-                Tool::QmgrCli.name().to_owned(),
+                Tool::QmgrCli.name(),
                 "skipped".to_owned(),
                 "—".to_owned(),
                 "—".to_owned(),
@@ -738,11 +746,10 @@ fn shown_command(case: &Case, tool: Tool) -> String {
         (Tool::QmgrCli, false) => {
             format!("qmgr transfer -q --parallel {PARALLEL} --dir DIR URL…")
         }
-        (Tool::CLibrary, _) => format!(
-            "e2e_download LIST {} (bench/c/e2e_download.c: {} job(s), FOREGROUND, one \
+        (Tool::CLibrary(per_job), _) => format!(
+            "e2e_download LIST {per_job} (bench/c/e2e_download.c: {} job(s), FOREGROUND, one \
              AddFileSet each, Resume, GetState every 10 ms, Complete)",
-            c_files_per_job(case),
-            case.count.div_ceil(c_files_per_job(case))
+            case.count.div_ceil(per_job)
         ),
     }
 }
@@ -757,19 +764,16 @@ fn raised_limits(case: &Case, tool: Tool) -> Option<String> {
         }
         // The C API has no per-job parallelism: new jobs take [job_defaults] parallel_files,
         // set so that the jobs together move PARALLEL files at once.
-        Tool::CLibrary => {
-            let jobs = case.count.div_ceil(c_files_per_job(case));
+        Tool::CLibrary(per_job) => {
+            let jobs = case.count.div_ceil(per_job);
             Some(format!(
-                "max_files_per_job = {FILES_PER_JOB}\n[job_defaults]\nparallel_files = {}\n",
+                "max_files_per_job = {}\n[job_defaults]\nparallel_files = {}\n",
+                per_job.max(200),
                 (PARALLEL / jobs).max(1)
             ))
         }
         _ => None,
     }
-}
-
-fn c_files_per_job(case: &Case) -> usize {
-    case.count.min(FILES_PER_JOB)
 }
 
 /// The C program's list: `URL PATH` lines into `dir`.
