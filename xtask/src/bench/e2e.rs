@@ -814,3 +814,47 @@ fn method_notes(programs: &Programs) -> String {
 fn megabytes(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Scale, Tool, cases, raised_limits, size_text};
+
+    #[test]
+    fn sizes_read_in_the_largest_whole_unit() {
+        assert_eq!(size_text(1 << 30), "1 GiB");
+        assert_eq!(size_text(10 << 20), "10 MiB");
+        assert_eq!(size_text(64 << 10), "64 KiB");
+    }
+
+    #[test]
+    fn the_small_scale_is_a_tenth_of_the_file_counts() {
+        let full: Vec<usize> = cases(Scale::Full).iter().map(|c| c.count).collect();
+        let small: Vec<usize> = cases(Scale::Small).iter().map(|c| c.count).collect();
+        assert_eq!(full, vec![1, 2_000, 20_000, 100]);
+        assert_eq!(small, vec![1, 200, 2_000, 10]);
+    }
+
+    #[test]
+    fn c_jobs_share_the_parallelism_and_their_limits_are_stated() {
+        let many = &cases(Scale::Full)[1];
+        assert_eq!(
+            raised_limits(many, Tool::CLibrary(1000)).unwrap(),
+            "max_files_per_job = 1000\n[job_defaults]\nparallel_files = 8\n"
+        );
+        assert_eq!(
+            raised_limits(many, Tool::CLibrary(250)).unwrap(),
+            "max_files_per_job = 250\n[job_defaults]\nparallel_files = 2\n"
+        );
+    }
+
+    #[test]
+    fn only_the_cases_beyond_the_default_limits_raise_them_for_the_cli() {
+        let all = cases(Scale::Full);
+        let raised: Vec<bool> = all
+            .iter()
+            .map(|case| raised_limits(case, Tool::QmgrCli).is_some())
+            .collect();
+        assert_eq!(raised, vec![false, false, true, false]);
+        assert!(raised_limits(&all[2], Tool::Curl).is_none());
+    }
+}

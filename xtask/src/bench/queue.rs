@@ -349,3 +349,21 @@ fn timing_cell(values: &[f64], scale: f64, unit: &str) -> String {
 fn megabytes(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{numbers, value_of};
+
+    #[test]
+    fn value_of_finds_the_line_of_its_key_only() {
+        let output = "enum_count_ms_extra=9\nenum_count_ms=1.5,2.5\n";
+        assert_eq!(value_of(output, "enum_count_ms").unwrap(), "1.5,2.5");
+        assert!(value_of(output, "fill_seconds").is_err());
+    }
+
+    #[test]
+    fn numbers_reads_a_comma_separated_list_and_refuses_anything_else() {
+        assert_eq!(numbers("1.5,2").unwrap(), vec![1.5, 2.0]);
+        assert!(numbers("1.5,x").is_err());
+    }
+}

@@ -108,3 +108,32 @@ pub fn range(values: &[f64]) -> (f64, f64) {
             (low.min(v), high.max(v))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{median, range};
+
+    #[test]
+    fn median_of_an_odd_count_is_the_middle_value() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]).to_bits(), 2.0_f64.to_bits());
+    }
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]).to_bits(), 2.5_f64.to_bits());
+    }
+
+    #[test]
+    fn median_of_nothing_is_not_a_number() {
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn range_is_the_smallest_and_largest_value() {
+        let (low, high) = range(&[2.0, 5.0, 1.0]);
+        assert_eq!(
+            (low.to_bits(), high.to_bits()),
+            (1.0_f64.to_bits(), 5.0_f64.to_bits())
+        );
+    }
+}
