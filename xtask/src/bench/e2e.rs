@@ -631,6 +631,17 @@ impl Bench<'_> {
                 );
             }
         }
+        if tools
+            .iter()
+            .filter(|tool| matches!(tool, Tool::CLibrary(_)))
+            .count()
+            > 1
+        {
+            section.push_str(
+                "- The C program's rows differ only in how many files each job holds (the \
+                 parallelism per job is set so that 16 files move at once in both).\n",
+            );
+        }
         if qmgr_skipped {
             let _ = writeln!(
                 section,
