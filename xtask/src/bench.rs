@@ -1,9 +1,12 @@
 //! `cargo xtask bench`: benchmarks whose figures go into bench/results/.
 
 pub(crate) mod build;
+pub(crate) mod e2e;
 pub(crate) mod ffi;
+pub(crate) mod files;
 pub(crate) mod nginx;
 pub(crate) mod qmgr;
+pub(crate) mod queue;
 pub(crate) mod run;
 pub(crate) mod service;
 pub(crate) mod table;
@@ -22,14 +25,21 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("transfer") => crate::bench::transfer::run(),
         Some("service") => crate::bench::service::run(),
         Some("ffi") => crate::bench::ffi::run(),
+        Some("e2e") => crate::bench::e2e::run(),
+        Some("queue") => crate::bench::queue::run(),
         None | Some("all") => {
             core()?;
             crate::bench::transfer::run()?;
             crate::bench::service::run()?;
-            crate::bench::ffi::run()
+            crate::bench::ffi::run()?;
+            crate::bench::e2e::run()?;
+            crate::bench::queue::run()
         }
         Some(other) => {
-            bail!("unknown benchmark {other:?}; choose core, transfer, service, ffi or all")
+            bail!(
+                "unknown benchmark {other:?}; choose core, transfer, service, ffi, e2e, queue \
+                 or all"
+            )
         }
     }
 }

@@ -21,8 +21,14 @@ Commands:
   bench [WHAT]   benchmarks; WHAT is `core` (store: create, load, memory), `transfer`
                  (engine beside curl and aria2c; installs nginx, curl, aria2 if missing),
                  `service` (IPC and in-process latency, qmgrd with 10,000 jobs), `ffi`
-                 (C GetState round trip, enumerating 10,000 jobs) or `all` (default);
-                 results are printed and saved under bench/results/
+                 (C GetState round trip, enumerating 10,000 jobs), `e2e` (`qmgr transfer`
+                 and a C program through libqmgr, each with a fresh qmgrd, beside curl and
+                 aria2c: 1 GiB, 2,000 × 64 KiB, 20,000 × 4 KiB, 100 × 10 MiB), `queue`
+                 (qmgrd with 100,000 jobs: start-up, RSS, `qmgr list`, EnumJobs, idle
+                 CPU) or `all` (default); results are printed and saved under
+                 bench/results/. e2e and queue read QMGR_BENCH_ROUNDS (timed rounds,
+                 default 5) and QMGR_BENCH_SCALE=small (a tenth of the sizes, for a
+                 quick check)
   headers [--check]
                  regenerate include/*.h from qmgr-ffi's abi modules (--check: fail if
                  the committed headers differ)

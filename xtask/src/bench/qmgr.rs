@@ -2,26 +2,47 @@
 //! cost of its qmgrd, which does the transfer in a process the CLI does not wait for.
 
 use std::ffi::OsString;
-use std::fs;
-use std::path::PathBuf;
-use std::process::Command;
+use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::bench::run::send_signal;
+
+/// How long a qmgrd may take to accept connections, or to exit after SIGTERM.
+const DAEMON_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub struct QmgrInstance {
     qmgr: PathBuf,
     qmgrd: PathBuf,
     root: PathBuf,
+    /// The qmgrd [`QmgrInstance::start_daemon`] started, if it runs.
+    daemon: Option<Child>,
 }
 
 impl QmgrInstance {
     pub fn new(qmgr: PathBuf, qmgrd: PathBuf, root: PathBuf) -> Result<QmgrInstance> {
         fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-        Ok(QmgrInstance { qmgr, qmgrd, root })
+        // The runtime directory holds the socket: qmgr insists that only its user can enter.
+        let run = root.join("run");
+        fs::create_dir_all(&run).with_context(|| format!("cannot create {}", run.display()))?;
+        fs::set_permissions(&run, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private", run.display()))?;
+        Ok(QmgrInstance {
+            qmgr,
+            qmgrd,
+            root,
+            daemon: None,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// `qmgr` with this instance's environment.
@@ -29,6 +50,91 @@ impl QmgrInstance {
         let mut command = Command::new(&self.qmgr);
         command.envs(self.env());
         command
+    }
+
+    /// Points any program that uses qmgr (a C program through libqmgr) at this instance.
+    pub fn configure(&self, command: &mut Command) {
+        command.envs(self.env());
+    }
+
+    /// Writes the instance's config.toml (read by the next qmgrd to start).
+    pub fn write_config(&self, text: &str) -> Result<()> {
+        let dir = self.root.join("config/qmgr");
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join("config.toml");
+        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// The socket qmgrd serves.
+    pub fn socket_path(&self) -> PathBuf {
+        self.root.join("run/qmgr/qmgrd.sock")
+    }
+
+    /// Starts `qmgrd --foreground` (logging into the instance's directory) and waits until
+    /// it accepts connections, which it does only once it has loaded the whole store; the
+    /// time that took.
+    pub fn start_daemon(&mut self) -> Result<Duration> {
+        if self.daemon.is_some() || self.daemon_pid().is_some() {
+            bail!("qmgrd already runs in {}", self.root.display());
+        }
+        let log_path = self.root.join("qmgrd.log");
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let socket = self.socket_path();
+        let started = Instant::now();
+        let mut child = Command::new(&self.qmgrd)
+            .arg("--foreground")
+            .envs(self.env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.qmgrd.display()))?;
+        loop {
+            if UnixStream::connect(&socket).is_ok() {
+                let took = started.elapsed();
+                self.daemon = Some(child);
+                return Ok(took);
+            }
+            if let Some(status) = child.try_wait().context("waiting for qmgrd")? {
+                bail!(
+                    "qmgrd exited at start ({status}):\n{}",
+                    fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+            if started.elapsed() > DAEMON_TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("qmgrd did not open {} in time", socket.display());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Stops the qmgrd of [`QmgrInstance::start_daemon`] with SIGTERM and reaps it.
+    pub fn stop_daemon(&mut self) -> Result<()> {
+        let Some(mut child) = self.daemon.take() else {
+            return Ok(());
+        };
+        send_signal(child.id(), libc::SIGTERM)?;
+        let deadline = Instant::now() + DAEMON_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().context("waiting for qmgrd")? {
+                if !status.success() {
+                    bail!("qmgrd exited with {status} after SIGTERM");
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("qmgrd did not stop within {DAEMON_TIMEOUT:?} of SIGTERM; killed it");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     fn env(&self) -> Vec<(OsString, OsString)> {
@@ -55,6 +161,12 @@ impl QmgrInstance {
 
 impl Drop for QmgrInstance {
     fn drop(&mut self) {
+        if self.daemon.is_some() {
+            if let Err(error) = self.stop_daemon() {
+                eprintln!("{error:#}");
+            }
+            return;
+        }
         let Some(pid) = self.daemon_pid() else {
             return;
         };
@@ -118,6 +230,11 @@ pub fn reset_peak_rss(pid: u32) -> Result<()> {
 /// The peak resident set (VmHWM) of `pid` since it started or since [`reset_peak_rss`].
 pub fn peak_rss(pid: u32) -> Result<u64> {
     status_kib(pid, "VmHWM:").map(|kib| kib * 1024)
+}
+
+/// The resident set (VmRSS) of `pid` now.
+pub fn resident(pid: u32) -> Result<u64> {
+    status_kib(pid, "VmRSS:").map(|kib| kib * 1024)
 }
 
 /// A `kB` line of /proc/<pid>/status.

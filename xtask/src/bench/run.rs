@@ -81,7 +81,17 @@ pub fn send_signal(pid: u32, signal: libc::c_int) -> Result<()> {
 
 /// The median of the runs by `key` (the mean of the two middle values for an even count).
 pub fn median_by(runs: &[Measured], key: impl Fn(&Measured) -> f64) -> f64 {
-    let mut values: Vec<f64> = runs.iter().map(key).collect();
+    median(&runs.iter().map(key).collect::<Vec<_>>())
+}
+
+/// The smallest and largest value of the runs by `key`.
+pub fn range_by(runs: &[Measured], key: impl Fn(&Measured) -> f64) -> (f64, f64) {
+    range(&runs.iter().map(key).collect::<Vec<_>>())
+}
+
+/// The median of `values` (the mean of the two middle ones for an even count; NaN for none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut values = values.to_vec();
     values.sort_by(f64::total_cmp);
     match values.len() {
         0 => f64::NAN,
@@ -90,11 +100,40 @@ pub fn median_by(runs: &[Measured], key: impl Fn(&Measured) -> f64) -> f64 {
     }
 }
 
-/// The smallest and largest value of the runs by `key`.
-pub fn range_by(runs: &[Measured], key: impl Fn(&Measured) -> f64) -> (f64, f64) {
-    runs.iter()
-        .map(key)
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), v| {
+/// The smallest and largest of `values`.
+pub fn range(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), &v| {
             (low.min(v), high.max(v))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{median, range};
+
+    #[test]
+    fn median_of_an_odd_count_is_the_middle_value() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]).to_bits(), 2.0_f64.to_bits());
+    }
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]).to_bits(), 2.5_f64.to_bits());
+    }
+
+    #[test]
+    fn median_of_nothing_is_not_a_number() {
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn range_is_the_smallest_and_largest_value() {
+        let (low, high) = range(&[2.0, 5.0, 1.0]);
+        assert_eq!(
+            (low.to_bits(), high.to_bits()),
+            (1.0_f64.to_bits(), 5.0_f64.to_bits())
+        );
+    }
 }
