@@ -18,6 +18,7 @@ pub mod instance;
 pub mod job;
 pub mod passwd;
 pub mod paths;
+pub mod ranges;
 mod raw;
 pub mod schedule;
 pub mod service;
