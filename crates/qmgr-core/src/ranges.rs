@@ -114,6 +114,19 @@ pub fn local_total(ranges: &[FileRange], remote_total: Option<u64>) -> Option<u6
     })
 }
 
+/// The remote file's size, worked out from the local file's (`local_total`): known only when
+/// a range runs to the end of the file (the only one that can: any range after its offset
+/// would overlap it), and needed only then.
+pub fn remote_total(ranges: &[FileRange], local_total: u64) -> Option<u64> {
+    let to_eof = ranges.iter().find(|range| range.runs_to_eof())?;
+    let fixed: u64 = ranges
+        .iter()
+        .filter(|range| !range.runs_to_eof())
+        .map(|range| range.length)
+        .sum();
+    Some(local_total.checked_sub(fixed)? + to_eof.offset)
+}
+
 /// What to ask for when `held` bytes of the local file are on disk: the rest of the range
 /// they end in, and where the local file stands when that answer is complete. `None` when
 /// every range is held. A range to the end of the file of still unknown length is asked
@@ -263,5 +276,11 @@ mod tests {
             ))
         );
         assert_eq!(next_span(&ranges, Some(1500), 505), None);
+        assert_eq!(remote_total(&ranges, 505), Some(1500));
+        assert_eq!(
+            remote_total(&[range(10, 5)], 5),
+            None,
+            "no range to the end"
+        );
     }
 }

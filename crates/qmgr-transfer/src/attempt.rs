@@ -17,8 +17,8 @@ use crate::event::RestartReason;
 use crate::files::{TempDirectory, is_unusable_partial};
 use crate::http_date;
 use crate::request::{CheckedRequest, TransferRequest, Validator};
-use crate::response::{Expectation, already_complete};
-use crate::sink::{KnownSource, Sink, SinkFailure};
+use crate::response::{Expectation, RangeRefusal, already_complete};
+use crate::sink::{KnownSource, Sink, SinkFailure, range_refusal};
 use crate::source::Scheme;
 
 /// One request's starting point.
@@ -35,6 +35,18 @@ pub(crate) struct Attempt {
 }
 
 impl Attempt {
+    /// The next request of a ranged file, continuing the same file after a span arrived.
+    pub fn next_span(file: File, temp_path: PathBuf, expectation: Expectation) -> Attempt {
+        Attempt {
+            file,
+            temp_path,
+            expectation,
+            prior_restart: None,
+            known_source: None,
+            source_file: None,
+        }
+    }
+
     /// The first attempt: a local source is examined, the temporary file created or
     /// reopened, and kept bytes dropped if they cannot be continued. A local source that
     /// is missing fails before any file is made.
@@ -64,6 +76,7 @@ impl Attempt {
                 offset: opened.kept,
                 validator: partial.map(|p| p.validator.clone()).unwrap_or_default(),
                 total: partial.and_then(|p| p.total),
+                ranged: None,
             },
             prior_restart,
             known_source,
@@ -293,7 +306,7 @@ pub(crate) fn judge(
     if !sink.is_writing() {
         return http_verdict(sink, url);
     }
-    match sink.responded_total {
+    match sink.span_end.or(sink.responded_total) {
         Some(total) if total != sink.length => Verdict::Fail(TransferError::transient(
             hresult::HRESULT_WINHTTP_CONNECTION_ERROR,
             ErrorContext::GeneralTransport,
@@ -312,6 +325,10 @@ fn http_verdict(sink: &Sink, url: &str) -> Verdict {
         return Verdict::Complete;
     }
     match sink.head.status {
+        // The range starts beyond the end of the remote file.
+        Some(416) if sink.expectation.ranged.is_some() => {
+            Verdict::Fail(range_refusal(RangeRefusal::BeyondEnd, url))
+        }
         Some(416) if sink.expectation.offset > 0 => {
             Verdict::StartOver(RestartReason::RangeMismatch)
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use curl::easy::{Auth, Easy2, HttpVersion, List, NetRc};
 use qmgr_core::credentials::{AuthScheme, AuthTarget};
+use qmgr_core::ranges::RemoteSpan;
 
 use crate::request::{ProxyChoice, TransferRequest};
 use crate::sink::Sink;
@@ -39,6 +40,8 @@ pub(crate) struct Target<'a> {
     pub offset: u64,
     /// The validator that must still hold for the server to send only the rest.
     pub if_range: Option<&'a str>,
+    /// For a ranged file: the part of the remote file to ask for (instead of `offset`).
+    pub span: Option<RemoteSpan>,
 }
 
 /// Builds the easy handle for one request. `scheme` is the scheme of the caller's URL,
@@ -77,11 +80,16 @@ pub(crate) fn build(
                 headers.append(&format!("{name}: {value}"))?;
             }
         }
-        if target.offset > 0 {
+        if let Some(span) = target.span {
+            let last = span.last.map(|last| last.to_string()).unwrap_or_default();
+            easy.range(&format!("{}-{last}", span.first))?;
+        } else if target.offset > 0 {
             easy.range(&format!("{}-", target.offset))?;
-            if let Some(validator) = target.if_range {
-                headers.append(&format!("If-Range: {validator}"))?;
-            }
+        }
+        if target.offset > 0
+            && let Some(validator) = target.if_range
+        {
+            headers.append(&format!("If-Range: {validator}"))?;
         }
         easy.http_headers(headers)?;
     } else if target.offset > 0 {

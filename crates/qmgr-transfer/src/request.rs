@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use qmgr_core::QmgrError;
 pub use qmgr_core::Validator;
 use qmgr_core::credentials::Credentials;
+use qmgr_core::ranges::{self, FileRange};
 
 use crate::source::{Source, parse_source};
 
@@ -128,6 +129,9 @@ pub struct TransferRequest {
     /// A `.netrc` file whose entries give user names and passwords by host (checked by the
     /// caller: curl reads it by name).
     pub netrc_file: Option<PathBuf>,
+    /// Only these bytes of the remote file, concatenated in this order (AddFileWithRanges;
+    /// http and https only). Empty: the whole file.
+    pub ranges: Vec<FileRange>,
 }
 
 impl TransferRequest {
@@ -150,6 +154,7 @@ impl TransferRequest {
             security: Security::default(),
             credentials: Credentials::default(),
             netrc_file: None,
+            ranges: Vec::new(),
         }
     }
 }
@@ -178,6 +183,15 @@ pub(crate) fn check(request: TransferRequest) -> Result<CheckedRequest, QmgrErro
                 "the partial file {} is not in the directory of {}",
                 partial.temp_path.display(),
                 request.destination.display()
+            )));
+        }
+    }
+    if !request.ranges.is_empty() {
+        ranges::validate(&request.ranges)?;
+        if !source.scheme.is_http() {
+            return Err(QmgrError::invalid_arg(format!(
+                "{}: byte ranges can be downloaded over http and https only",
+                request.url
             )));
         }
     }

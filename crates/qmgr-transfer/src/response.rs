@@ -2,6 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use qmgr_core::ranges::{self, FileRange, RemoteSpan};
+
 use crate::event::RestartReason;
 use crate::http_date;
 use crate::request::Validator;
@@ -128,7 +130,28 @@ pub(crate) struct Expectation {
     /// Bytes already in the file; the request asked for the rest.
     pub offset: u64,
     pub validator: Validator,
+    /// The local file's whole length (for a ranged file, its ranges' lengths added up).
     pub total: Option<u64>,
+    /// For a file of byte ranges: the part of the remote file this request asked for.
+    pub ranged: Option<Ranged>,
+}
+
+/// One request of a ranged file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Ranged {
+    pub ranges: Vec<FileRange>,
+    pub span: RemoteSpan,
+    /// The remote file's size, when known before the request.
+    pub remote_total: Option<u64>,
+}
+
+/// Why a ranged file cannot be downloaded from this server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RangeRefusal {
+    /// A whole-file answer to a range request (BG_E_INSUFFICIENT_RANGE_SUPPORT).
+    Ignored,
+    /// The range runs beyond the end of the remote file (BG_E_INVALID_RANGE).
+    BeyondEnd,
 }
 
 /// What to do with a response's body.
@@ -145,6 +168,11 @@ pub(crate) enum BodyPlan {
     NotContent,
     /// A partial answer that does not fit what was asked: ask again without a range.
     Mismatch(RestartReason),
+    /// A ranged file's span: write it after the bytes held; the file then stands at
+    /// `span_end` of `total`.
+    AppendSpan { total: Option<u64>, span_end: u64 },
+    /// The server cannot give a ranged file's bytes.
+    Refused(RangeRefusal),
 }
 
 /// Decides what a final response means. Only a 206 that starts exactly at our offset, with
@@ -155,6 +183,9 @@ pub(crate) enum BodyPlan {
 pub(crate) fn plan_body(head: &ResponseHead, expected: &Expectation) -> BodyPlan {
     if !head.is_success() {
         return BodyPlan::NotContent;
+    }
+    if let Some(ranged) = &expected.ranged {
+        return plan_span(head, expected, ranged);
     }
     if head.status == Some(206) {
         let Some(ContentRange::Bytes {
@@ -189,6 +220,57 @@ pub(crate) fn plan_body(head: &ResponseHead, expected: &Expectation) -> BodyPlan
         RestartReason::RangeIgnored
     };
     BodyPlan::Restart { reason, total }
+}
+
+/// A ranged file's answer: only a 206 with exactly the span asked for (ending earlier only
+/// where the remote file ends: then the range is beyond it) and, when bytes are held, the
+/// validator and size they came with. There is no whole-file fallback: a 200 means the
+/// server ignores ranges.
+fn plan_span(head: &ResponseHead, expected: &Expectation, ranged: &Ranged) -> BodyPlan {
+    if head.status != Some(206)
+        && expected.offset > 0
+        && expected.validator.differs_from(&head.validator)
+    {
+        // If-Range named a version the server no longer has: the ranges start over.
+        return BodyPlan::Mismatch(RestartReason::ValidatorChanged);
+    }
+    if head.status != Some(206) {
+        return BodyPlan::Refused(RangeRefusal::Ignored);
+    }
+    let Some(ContentRange::Bytes {
+        first,
+        last,
+        complete,
+    }) = head.content_range
+    else {
+        return BodyPlan::Mismatch(RestartReason::RangeMismatch);
+    };
+    if first != ranged.span.first {
+        return BodyPlan::Mismatch(RestartReason::RangeMismatch);
+    }
+    if let (Some(recorded), Some(sent)) = (ranged.remote_total, complete)
+        && recorded != sent
+    {
+        return BodyPlan::Mismatch(RestartReason::TotalMismatch);
+    }
+    if expected.offset > 0
+        && let Err(reason) = validates_range(&expected.validator, &head.validator)
+    {
+        return BodyPlan::Mismatch(reason);
+    }
+    let ends_at_the_end = complete == Some(last + 1);
+    match ranged.span.last {
+        Some(wanted) if last == wanted => {}
+        Some(wanted) if last < wanted && ends_at_the_end => {
+            return BodyPlan::Refused(RangeRefusal::BeyondEnd);
+        }
+        None if ends_at_the_end => {}
+        _ => return BodyPlan::Mismatch(RestartReason::RangeMismatch),
+    }
+    BodyPlan::AppendSpan {
+        total: ranges::local_total(&ranged.ranges, complete.or(ranged.remote_total)),
+        span_end: expected.offset + (last - first + 1),
+    }
 }
 
 /// Whether a partial answer's validator proves it continues the bytes we hold: its strong
@@ -256,6 +338,95 @@ mod tests {
         head
     }
 
+    fn ranged_expectation(offset: u64, first: u64, last: Option<u64>) -> Expectation {
+        let mut expectation = resuming(offset, None);
+        expectation.ranged = Some(Ranged {
+            ranges: vec![
+                FileRange {
+                    offset: 0,
+                    length: 10,
+                },
+                FileRange {
+                    offset: 500,
+                    length: if last.is_some() {
+                        100
+                    } else {
+                        ranges::LENGTH_TO_EOF
+                    },
+                },
+            ],
+            span: RemoteSpan { first, last },
+            remote_total: None,
+        });
+        expectation
+    }
+
+    #[test]
+    fn a_ranged_answer_must_be_the_span_asked_for() {
+        let answer =
+            |lines: &[&str]| plan_body(&head(lines), &ranged_expectation(10, 500, Some(599)));
+        assert_eq!(
+            answer(&[
+                "HTTP/1.1 206 Partial",
+                "Content-Range: bytes 500-599/1000",
+                "ETag: \"v0\""
+            ]),
+            BodyPlan::AppendSpan {
+                total: Some(110),
+                span_end: 110
+            }
+        );
+        assert_eq!(
+            answer(&[
+                "HTTP/1.1 206 Partial",
+                "Content-Range: bytes 500-549/550",
+                "ETag: \"v0\""
+            ]),
+            BodyPlan::Refused(RangeRefusal::BeyondEnd)
+        );
+        assert_eq!(
+            answer(&[
+                "HTTP/1.1 206 Partial",
+                "Content-Range: bytes 501-599/1000",
+                "ETag: \"v0\""
+            ]),
+            BodyPlan::Mismatch(RestartReason::RangeMismatch)
+        );
+        assert_eq!(
+            answer(&[
+                "HTTP/1.1 206 Partial",
+                "Content-Range: bytes 500-599/1000",
+                "ETag: \"v1\""
+            ]),
+            BodyPlan::Mismatch(RestartReason::ValidatorChanged),
+            "held bytes of another version"
+        );
+        assert_eq!(
+            answer(&["HTTP/1.1 200 OK", "Content-Length: 1000", "ETag: \"v0\""]),
+            BodyPlan::Refused(RangeRefusal::Ignored)
+        );
+        assert_eq!(
+            answer(&["HTTP/1.1 200 OK", "Content-Length: 1000", "ETag: \"v1\""]),
+            BodyPlan::Mismatch(RestartReason::ValidatorChanged),
+            "If-Range gave the new version whole: the ranges start over"
+        );
+        let to_end = plan_body(
+            &head(&[
+                "HTTP/1.1 206 Partial",
+                "Content-Range: bytes 500-999/1000",
+                "ETag: \"v0\"",
+            ]),
+            &ranged_expectation(10, 500, None),
+        );
+        assert_eq!(
+            to_end,
+            BodyPlan::AppendSpan {
+                total: Some(510),
+                span_end: 510
+            }
+        );
+    }
+
     fn resuming(offset: u64, total: Option<u64>) -> Expectation {
         Expectation {
             offset,
@@ -264,6 +435,7 @@ mod tests {
                 last_modified: None,
             },
             total,
+            ranged: None,
         }
     }
 
@@ -412,6 +584,7 @@ mod tests {
                 last_modified: last_modified.map(str::to_owned),
             },
             total: Some(1000),
+            ranged: None,
         };
         let answer = |extra: &[&str]| {
             let mut lines = vec![

@@ -13,7 +13,7 @@ use qmgr_core::{ErrorContext, hresult};
 use crate::error::TransferError;
 use crate::event::{EngineEvent, RestartReason};
 use crate::request::{IgnoredCertificateErrors, TransferId, Validator};
-use crate::response::{BodyPlan, Expectation, ResponseHead, plan_body};
+use crate::response::{BodyPlan, Expectation, RangeRefusal, ResponseHead, plan_body};
 use crate::source::Scheme;
 use crate::{ftp_info, http_date, tls};
 
@@ -70,6 +70,8 @@ pub(crate) struct Sink {
     pub validator: Validator,
     /// Bytes in the file, buffered ones included.
     pub length: u64,
+    /// For a ranged file: where the file stands when this answer's span is complete.
+    pub span_end: Option<u64>,
     discarded: u64,
     pub failure: Option<SinkFailure>,
 
@@ -111,6 +113,7 @@ impl Sink {
             temp_path: setup.temp_path,
             writer: Some(BufWriter::with_capacity(WRITE_BUFFER, setup.file)),
             length: setup.expectation.offset,
+            span_end: None,
             validator: setup.expectation.validator.clone(),
             responded_total: setup.expectation.total,
             expectation: setup.expectation,
@@ -207,6 +210,15 @@ impl Sink {
         };
         let (use_, restart, total) = match plan {
             BodyPlan::Append { total } => (BodyUse::Write, self.prior_restart, total),
+            BodyPlan::AppendSpan { total, span_end } => {
+                self.span_end = Some(span_end);
+                (BodyUse::Write, self.prior_restart, total)
+            }
+            BodyPlan::Refused(refusal) => {
+                self.failure = Some(SinkFailure::Failed(range_refusal(refusal, &self.url)));
+                self.body_use = Some(BodyUse::Abort);
+                return;
+            }
             BodyPlan::Restart { reason, total } => {
                 if let Err(error) = self.empty_file() {
                     self.failure = Some(SinkFailure::Failed(error));
@@ -318,6 +330,25 @@ impl Sink {
     /// Hands the bytes taken since the last call to the engine's accounting.
     pub fn take_consumed(&mut self) -> u64 {
         std::mem::take(&mut self.consumed)
+    }
+}
+
+/// The error of a server that cannot give a ranged file's bytes: permanent, since retrying
+/// asks the same of the same server.
+pub(crate) fn range_refusal(refusal: RangeRefusal, url: &str) -> TransferError {
+    match refusal {
+        RangeRefusal::Ignored => TransferError::permanent(
+            hresult::BG_E_INSUFFICIENT_RANGE_SUPPORT,
+            ErrorContext::RemoteFile,
+            format!(
+                "{url}: the server answered a range request with the whole file; ranged files need servers that honour Range"
+            ),
+        ),
+        RangeRefusal::BeyondEnd => TransferError::permanent(
+            hresult::BG_E_INVALID_RANGE,
+            ErrorContext::RemoteFile,
+            format!("{url}: a requested range runs beyond the end of the file"),
+        ),
     }
 }
 

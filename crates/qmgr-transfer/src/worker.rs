@@ -9,6 +9,7 @@ use std::os::unix::fs::FileExt;
 
 use curl::easy::{Easy2, Handler};
 use curl::multi::{Easy2Handle, Multi};
+use qmgr_core::ranges;
 use qmgr_core::{ErrorContext, hresult};
 
 use crate::attempt::{Attempt, Verdict, judge, local_source_url};
@@ -17,6 +18,7 @@ use crate::error::TransferError;
 use crate::event::EngineEvent;
 use crate::handle::{HandleDefaults, Target, build};
 use crate::request::{CheckedRequest, TransferId};
+use crate::response::{Expectation, Ranged};
 use crate::sink::{Sink, SinkFailure, SinkSetup};
 use crate::source::{parse_source, same_origin};
 use crate::throttle::{TokenBucket, fair_share};
@@ -251,7 +253,36 @@ impl Worker {
         restarted_here: bool,
         hop: Hop,
     ) {
+        let mut attempt = attempt;
+        if !checked.request.ranges.is_empty() {
+            let ranges = &checked.request.ranges;
+            let expectation = &mut attempt.expectation;
+            let remote_total = expectation
+                .total
+                .and_then(|total| ranges::remote_total(ranges, total));
+            let Some((span, _)) = ranges::next_span(ranges, remote_total, expectation.offset)
+            else {
+                // Every range is on disk already (a resumed file that was complete).
+                self.emit(EngineEvent::Completed {
+                    id,
+                    temp_path: attempt.temp_path,
+                    bytes: attempt.expectation.offset,
+                    validator: attempt.expectation.validator,
+                });
+                return;
+            };
+            expectation.ranged = Some(Ranged {
+                ranges: ranges.clone(),
+                span,
+                remote_total,
+            });
+        }
         let offset = attempt.expectation.offset;
+        let span = attempt
+            .expectation
+            .ranged
+            .as_ref()
+            .map(|ranged| ranged.span);
         let if_range = attempt.expectation.validator.if_range().map(str::to_owned);
         let url = attempt
             .source_file
@@ -278,6 +309,7 @@ impl Worker {
                 send_headers: same_origin(&checked.source.url, &hop.url),
                 offset,
                 if_range: if_range.as_deref(),
+                span,
             };
             build(
                 sink,
@@ -581,6 +613,25 @@ impl Worker {
                 );
                 self.end(id, sink, reported_bytes, Err(error));
             }
+            Verdict::Complete if sink.span_end.is_some() && more_spans(&checked, sink) => {
+                // One range arrived; the next one continues the same file.
+                let expectation = Expectation {
+                    offset: sink.length,
+                    validator: sink.validator.clone(),
+                    total: sink.responded_total,
+                    ranged: None,
+                };
+                let temp_path = sink.temp_path.clone();
+                match sink.take_file() {
+                    Ok(file) => {
+                        let held = sink.held;
+                        let attempt = Attempt::next_span(file, temp_path, expectation);
+                        self.add_attempt(id, checked, attempt, own_limit, restarted_here, hop);
+                        self.keep_hold(id, held);
+                    }
+                    Err(error) => self.emit(EngineEvent::Failed { id, error }),
+                }
+            }
             Verdict::Complete => self.end(id, sink, reported_bytes, Ok(())),
             Verdict::Fail(error) => self.end(id, sink, reported_bytes, Err(error)),
         }
@@ -806,4 +857,13 @@ fn describe_setup_error(error: &curl::Error, url: &str) -> TransferError {
         ErrorContext::GeneralQueueManager,
         format!("{url}: curl refused a setting: {error}"),
     )
+}
+
+/// Whether a ranged file has ranges left after what `sink` holds.
+fn more_spans(checked: &CheckedRequest, sink: &Sink) -> bool {
+    let ranges = &checked.request.ranges;
+    let remote_total = sink
+        .responded_total
+        .and_then(|total| ranges::remote_total(ranges, total));
+    ranges::next_span(ranges, remote_total, sink.length).is_some()
 }
