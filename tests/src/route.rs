@@ -50,6 +50,8 @@ pub(crate) struct Faults {
     pub(crate) delay_ms: Option<u64>,
     /// `lie206=…`: answer a Range request with 206 whatever If-Range says, lying this way.
     pub(crate) lie206: Option<Lie206>,
+    /// `any_method=1`: serve the file whatever the request method (POST, PUT, …).
+    pub(crate) any_method: bool,
     /// `auth=basic|digest|any` (with `user=`, `password=`): 401 without those credentials.
     pub(crate) auth: Option<Expected>,
     /// `proxy_auth=basic|digest|any`: the same credentials demanded the way a proxy does
@@ -123,6 +125,7 @@ impl Faults {
                 }
                 "auth" => demand = Some(parse_demand(name, &value)?),
                 "proxy_auth" => proxy_demand = Some(parse_demand(name, &value)?),
+                "any_method" => faults.any_method = parse_flag(name, &value)?,
                 "user" => user = Some(value),
                 "password" => password = Some(value),
                 _ => {}
@@ -306,6 +309,7 @@ mod tests {
                 lie206: None,
                 auth: None,
                 proxy_auth: None,
+                any_method: false,
             }
         );
         let protected = Faults::parse("auth=digest&user=u%3Ax&password=p").unwrap();

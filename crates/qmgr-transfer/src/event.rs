@@ -67,6 +67,9 @@ pub enum EngineEvent {
         validator: Validator,
         resumed_at: u64,
         restart: Option<RestartReason>,
+        /// The response's head as received (status line and header lines, CRLF-separated;
+        /// empty for file and ftp sources): IBackgroundCopyFile5's HTTP_RESPONSE_HEADERS.
+        headers: String,
     },
     /// Bytes written to the temporary file so far (flushed from the engine's buffer; the
     /// service makes them durable with [`crate::sync_partial`]). At most one every

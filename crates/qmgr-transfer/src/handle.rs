@@ -92,6 +92,9 @@ pub(crate) fn build(
             headers.append(&format!("If-Range: {validator}"))?;
         }
         easy.http_headers(headers)?;
+        if let Some(method) = request.http_method.as_deref().filter(|m| *m != "GET") {
+            easy.custom_request(method)?;
+        }
     } else if target.offset > 0 {
         easy.resume_from(target.offset)?;
     }

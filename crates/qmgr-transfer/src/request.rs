@@ -132,6 +132,9 @@ pub struct TransferRequest {
     /// Only these bytes of the remote file, concatenated in this order (AddFileWithRanges;
     /// http and https only). Empty: the whole file.
     pub ranges: Vec<FileRange>,
+    /// The request method (IBackgroundCopyJobHttpOptions2::SetHttpMethod); `None`: GET.
+    /// The answer's body is the file, whatever the method.
+    pub http_method: Option<String>,
 }
 
 impl TransferRequest {
@@ -155,6 +158,7 @@ impl TransferRequest {
             credentials: Credentials::default(),
             netrc_file: None,
             ranges: Vec::new(),
+            http_method: None,
         }
     }
 }
@@ -195,6 +199,15 @@ pub(crate) fn check(request: TransferRequest) -> Result<CheckedRequest, QmgrErro
             )));
         }
     }
+    if let Some(method) = &request.http_method {
+        check_method(method)?;
+        if !source.scheme.is_http() {
+            return Err(QmgrError::invalid_arg(format!(
+                "{}: an HTTP method ({method}) needs an http or https URL",
+                request.url
+            )));
+        }
+    }
     if let ProxyChoice::Explicit { url, bypass } = &request.proxy {
         let bad = |text: &str| text.chars().any(|c| c.is_control() || c == ' ');
         if url.is_empty() || bad(url) || bypass.iter().any(|host| bad(host) || host.contains(',')) {
@@ -204,6 +217,22 @@ pub(crate) fn check(request: TransferRequest) -> Result<CheckedRequest, QmgrErro
         }
     }
     Ok(CheckedRequest { request, source })
+}
+
+/// A method is an HTTP token (RFC 9110 §5.6.2) of at most 32 characters, and not HEAD.
+pub fn check_method(method: &str) -> Result<(), QmgrError> {
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if method.is_empty() || method.len() > 32 || !method.chars().all(tchar) {
+        return Err(QmgrError::invalid_arg(format!(
+            "{method:?} is not an HTTP method (a token such as GET or POST)"
+        )));
+    }
+    if method.eq_ignore_ascii_case("HEAD") {
+        return Err(QmgrError::invalid_arg(
+            "HEAD answers have no body, so there is nothing to download",
+        ));
+    }
+    Ok(())
 }
 
 fn check_destination(destination: &Path) -> Result<(), QmgrError> {

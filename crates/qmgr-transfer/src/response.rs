@@ -19,7 +19,13 @@ pub(crate) struct ResponseHead {
     pub retry_after: Option<String>,
     /// Where a redirect points, as sent (possibly relative).
     pub location: Option<String>,
+    /// The status line and header lines as received, CRLF-separated (bounded by
+    /// [`MAX_RAW_HEAD`]).
+    pub raw: String,
 }
+
+/// The most of a response head kept as received; a longer head is cut at a line.
+pub(crate) const MAX_RAW_HEAD: usize = 64 * 1024;
 
 impl ResponseHead {
     /// Takes one header line as curl delivers it (with its CRLF).
@@ -33,6 +39,12 @@ impl ResponseHead {
                 status: parse_status_line(line),
                 ..ResponseHead::default()
             };
+        }
+        if !line.is_empty() && self.raw.len() + line.len() + 2 <= MAX_RAW_HEAD {
+            self.raw.push_str(line);
+            self.raw.push_str("\r\n");
+        }
+        if line.starts_with("HTTP/") {
             return;
         }
         let Some((name, value)) = line.split_once(':') else {
@@ -336,6 +348,29 @@ mod tests {
             head.absorb(format!("{line}\r\n").as_bytes());
         }
         head
+    }
+
+    #[test]
+    fn the_raw_head_is_the_final_responses_own() {
+        let final_head = head(&[
+            "HTTP/1.1 302 Found",
+            "Location: /elsewhere",
+            "",
+            "HTTP/1.1 200 OK",
+            "ETag: \"v1\"",
+            "Content-Length: 10",
+            "",
+        ]);
+        assert_eq!(
+            final_head.raw,
+            "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: 10\r\n"
+        );
+        let mut huge = ResponseHead::default();
+        huge.absorb(b"HTTP/1.1 200 OK\r\n");
+        for _ in 0..10_000 {
+            huge.absorb(b"X-Padding: 0123456789\r\n");
+        }
+        assert!(huge.raw.len() <= MAX_RAW_HEAD && huge.raw.ends_with("\r\n"));
     }
 
     fn ranged_expectation(offset: u64, first: u64, last: Option<u64>) -> Expectation {

@@ -251,6 +251,7 @@ impl Sink {
             validator: self.validator.clone(),
             resumed_at: self.length,
             restart,
+            headers: self.head.raw.clone(),
         });
     }
 

@@ -41,6 +41,20 @@ fn a_file_arrives_byte_identical_in_a_private_temporary_file() {
 
     let (total, _, resumed_at, restart) = finished.responded().unwrap();
     assert_eq!((total, resumed_at, restart), (Some(1 << 20), 0, None));
+    let headers = finished
+        .events
+        .iter()
+        .find_map(|event| match event {
+            EngineEvent::Responded { headers, .. } => Some(headers.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(headers.starts_with("HTTP/1.1 200"), "{headers}");
+    assert!(
+        headers.contains(&format!("ETag: {}", validator.etag.as_deref().unwrap()))
+            && headers.contains("Content-Length: 1048576\r\n"),
+        "the response head as received: {headers}"
+    );
     assert!(matches!(finished.events[0], EngineEvent::Started { .. }));
     assert_eq!(
         finished.bytes_on_disk(),
@@ -289,4 +303,29 @@ fn an_explicit_proxy_carries_the_request_unless_the_host_is_bypassed() {
         bypass: vec!["127.0.0.1".to_owned()],
     };
     harness.run(bypassed).completed();
+}
+
+#[test]
+fn a_job_may_choose_its_http_method() {
+    let server = TestServer::start();
+    let harness = Harness::new();
+    let mut request = harness.request(&server.url("/data/2k/posted?any_method=1"), "posted");
+    request.http_method = Some("POST".into());
+    let (temp, bytes, _) = harness.run(request).completed();
+    assert_eq!(bytes, 2048);
+    assert_file_is(
+        &temp,
+        &expected_body("/data/2k/posted", INITIAL_VERSION, 2048),
+    );
+    assert_eq!(server.requests()[0].method, "POST");
+
+    for bad in ["GE T", "", "HEAD", "X\r\nInjected: 1"] {
+        let mut request = harness.request(&server.url("/data/2k/bad"), "bad");
+        request.http_method = Some(bad.into());
+        assert_eq!(
+            harness.engine.submit(request).unwrap_err().hresult,
+            qmgr_core::hresult::E_INVALIDARG,
+            "{bad:?}"
+        );
+    }
 }
