@@ -163,7 +163,15 @@ impl State {
                 }
             }
         }
-        self.share_job_limit(engine, id);
+        // A transfer starts without a cap; only a job with a cap has shares to redo as its
+        // transfers come and go (SetJob lifts a removed cap from the running ones itself).
+        if self
+            .jobs
+            .get(&id)
+            .is_some_and(|e| e.job.settings.bandwidth_limit.is_some())
+        {
+            self.share_job_limit(engine, id);
+        }
     }
 
     /// Gives file `index` of job `id` its temporary file name, recorded in the store before
