@@ -9,7 +9,7 @@
 //! the rows of the files that changed ([`Store::save_job_and_files`]), one file's row, or
 //! the rows of files just added ([`Store::insert_files`]); so an event of a job of 100,000
 //! files costs what it costs in a job of one. [`Store::save_job`] rewrites everything, for
-//! a job changed throughout (start-up recovery).
+//! a job changed throughout (start-up recovery), and so does the COMPLETING mark.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -293,16 +293,19 @@ impl Store {
         })
     }
 
-    /// Writes the job's row with `synchronous = FULL`, so the commit survives a power cut:
-    /// used for the COMPLETING mark before files are renamed. The files' rows need no
-    /// write then: each file's completion and temporary name were committed when they
-    /// happened.
-    pub fn save_job_row_durably(&mut self, job: &Job) -> Result<()> {
+    /// Writes the whole job with `synchronous = FULL`, so the commit survives a power cut:
+    /// used for the COMPLETING mark before files are renamed. Whole, because the start-up
+    /// that finishes an interrupted Complete renames what these rows say is finished and
+    /// deletes the rest; a Complete handles every file anyway.
+    pub fn save_job_durably(&mut self, job: &Job) -> Result<()> {
         let row = JobRow::from_job(job)?;
         self.conn
             .pragma_update(None, "synchronous", "FULL")
             .map_err(|e| self.error("cannot save a job", &e))?;
-        let saved = self.write("cannot save a job", |tx| update_job_row(tx, job, &row));
+        let saved = self.write("cannot save a job", |tx| {
+            update_job_row(tx, job, &row)?;
+            write_files(tx, job, 0)
+        });
         let restored = self
             .conn
             .pragma_update(None, "synchronous", "NORMAL")

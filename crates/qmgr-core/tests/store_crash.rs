@@ -84,7 +84,7 @@ fn crash_writer() {
             }
             JobState::Transferred => {
                 job.complete(now).unwrap();
-                store.save_job_row_durably(job).unwrap();
+                store.save_job_durably(job).unwrap();
             }
             JobState::Acknowledged => {
                 // Announced first: a kill between the commit and the report must not look like a lost job.

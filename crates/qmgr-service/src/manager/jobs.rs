@@ -289,7 +289,7 @@ impl State {
         self.stop_transfers(engine, id);
         let engine_let_go = engine.sync(ENGINE_SYNC_TIMEOUT);
         job.completing = true;
-        if let Err(error) = self.store.save_job_row_durably(&job) {
+        if let Err(error) = self.store.save_job_durably(&job) {
             // Nothing changed: the scheduler gives the job its slot back.
             self.schedule_needed = true;
             return Err(error);
