@@ -190,8 +190,15 @@ impl State {
         entry.job.give_temp_name(index, temp.clone());
         self.batcher
             .forget_file(id, u32::try_from(index).unwrap_or(u32::MAX));
-        self.store
-            .save_file_with_temp_name(&entry.job, index, &temp)
+        let saved = self
+            .store
+            .save_file_with_temp_name(&entry.job, index, &temp);
+        if saved.is_err() {
+            // A name the store does not hold is never handed to the engine: the next run
+            // names the file again.
+            entry.job.files[index].temp_name = None;
+        }
+        saved
     }
 
     /// Divides the job's own bandwidth cap among its running transfers.
