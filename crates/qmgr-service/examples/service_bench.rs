@@ -19,7 +19,7 @@
 //! costs the queue manager as jobs grow (100, 1,000, 10,000 and 100,000 files unless
 //! counts are given). The queue manager runs in this process; each job's files are
 //! `file://` sources of a few bytes, added 1,000 per AddFiles call, transferred 16 at a
-//! time and completed. The table gives the process's CPU time (user + system, every
+//! time and completed; before the transfer, SetJob is timed on the job with all its files. The table gives the process's CPU time (user + system, every
 //! thread: the queue manager, the engine and SQLite) and the wall time of each phase,
 //! divided by the number of files. Per-file CPU that stays flat as the job grows is the
 //! target: work per event that grew with the job would show as a per-file cost growing
@@ -734,6 +734,8 @@ mod files_per_job {
     pub(super) const DEFAULT_COUNTS: [usize; 4] = [100, 1_000, 10_000, 100_000];
     /// Files per AddFiles call (a client adds a large job in pieces).
     const ADD_BATCH: usize = 1_000;
+    /// SetJob calls timed on each job, for the cost of one request on a job of that size.
+    const SET_JOB_CALLS: u32 = 20;
     /// Files of the job transferred at once, as `curl --parallel-max 16` would.
     const PARALLEL_FILES: u32 = 16;
     /// The longest a job may take to transfer before the run is called failed.
@@ -771,12 +773,14 @@ mod files_per_job {
         wall: Duration,
     }
 
-    /// The three phases of one job.
+    /// The three phases of one job, and one request on it once its files are in.
     struct Measured {
         files: usize,
         add: Spent,
         transfer: Spent,
         complete: Spent,
+        /// One SetJob (a new description) on the job with all its files, averaged.
+        set_job: Spent,
     }
 
     impl Measured {
@@ -851,7 +855,7 @@ mod files_per_job {
         let service = LocalService::new(manager.clone(), rustix::process::getuid().as_raw());
         let outcome = transfer_one_job(&service, new_files);
         manager.shutdown();
-        let (add, transfer, complete) = outcome?;
+        let (add, transfer, complete, set_job) = outcome?;
         let landed = fs::read_dir(&downloads)?.count();
         if landed != files {
             return Err(format!("{landed} of {files} files are in place after Complete").into());
@@ -861,13 +865,14 @@ mod files_per_job {
             add,
             transfer,
             complete,
+            set_job,
         })
     }
 
     fn transfer_one_job(
         service: &LocalService,
         files: Vec<NewFile>,
-    ) -> Result<(Spent, Spent, Spent), Failure> {
+    ) -> Result<(Spent, Spent, Spent, Spent), Failure> {
         let total = files.len();
         let notifications = service.subscribe()?;
         let id: Guid = service.create_job("files-per-job", JobType::Download)?;
@@ -879,6 +884,16 @@ mod files_per_job {
             service.add_files(id, files.by_ref().take(ADD_BATCH).collect())?;
         }
         let added = Moment::now();
+
+        for call in 0..SET_JOB_CALLS {
+            service.set_job(id, JobChange::Description(format!("call {call}")))?;
+        }
+        let set = Moment::now();
+        let set_job = added.until(set);
+        let set_job = Spent {
+            cpu: set_job.cpu / SET_JOB_CALLS,
+            wall: set_job.wall / SET_JOB_CALLS,
+        };
 
         service.resume(id)?;
         let deadline = Instant::now() + TRANSFER_TIMEOUT;
@@ -908,14 +923,15 @@ mod files_per_job {
         let completed = Moment::now();
         Ok((
             start.until(added),
-            added.until(transferred),
+            set.until(transferred),
             transferred.until(completed),
+            set_job,
         ))
     }
 
     fn render(measured: &[Measured]) -> String {
         let mut table = String::from(
-            "| files in the job | AddFiles CPU / wall per file | transfer to TRANSFERRED CPU / wall per file | Complete CPU / wall per file | CPU per file, all phases |\n|---|---|---|---|---|\n",
+            "| files in the job | AddFiles CPU / wall per file | transfer to TRANSFERRED CPU / wall per file | Complete CPU / wall per file | CPU per file, all phases | one SetJob on the job, CPU / wall |\n|---|---|---|---|---|---|\n",
         );
         let micros = |d: Duration| format!("{:.1} µs", d.as_secs_f64() * 1e6);
         for m in measured {
@@ -928,12 +944,14 @@ mod files_per_job {
             };
             let _ = writeln!(
                 table,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} / {} |",
                 m.files,
                 cell(m.add),
                 cell(m.transfer),
                 cell(m.complete),
                 micros(m.cpu_per_file()),
+                micros(m.set_job.cpu),
+                micros(m.set_job.wall),
             );
         }
         if let (Some(smallest), Some(largest)) = (
