@@ -392,6 +392,107 @@ pub struct Job {
     /// them without its credentials (the store and the engine have them).
     #[serde(skip)]
     pub credentials: Credentials,
+    /// Counts over `files`, kept by the methods that change them (see [`FileTally`]).
+    #[serde(skip)]
+    pub(crate) tally: FileTally,
+}
+
+/// Counts over a job's files, kept up to date by the job's methods as they change files,
+/// so that the state machine's facts and [`Job::progress`] cost the same for a job of ten
+/// files as for one of a hundred thousand.
+///
+/// Derived data: it is not serialized (a job read from the wire is counted when first
+/// asked) and is never part of a job's equality. Counts made for a file list of another
+/// length (files pushed or removed directly) are not trusted but made again; code that
+/// changes a file's sizes or completion in place calls [`Job::recount_files`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FileTally {
+    /// How many files the counts are of; `None` until counted.
+    counted: Option<usize>,
+    completed: usize,
+    /// Files whose size is [`file::SIZE_UNKNOWN`].
+    unknown_sizes: usize,
+    /// The known sizes summed, and the bytes transferred summed, wide enough never to
+    /// overflow, so that taking a file's share out is exact; [`Job::progress`] saturates
+    /// them at `u64::MAX` as a saturating sum would.
+    bytes_total: u128,
+    bytes_transferred: u128,
+}
+
+impl PartialEq for FileTally {
+    fn eq(&self, _: &FileTally) -> bool {
+        // Derived from the files, which equality compares.
+        true
+    }
+}
+
+impl Eq for FileTally {}
+
+impl FileTally {
+    fn of(files: &[FileRecord]) -> FileTally {
+        let mut tally = FileTally {
+            counted: Some(files.len()),
+            ..FileTally::default()
+        };
+        for file in files {
+            tally.add(file);
+        }
+        tally
+    }
+
+    fn add(&mut self, file: &FileRecord) {
+        self.completed += usize::from(file.completed);
+        if file.bytes_total == file::SIZE_UNKNOWN {
+            self.unknown_sizes += 1;
+        } else {
+            self.bytes_total += u128::from(file.bytes_total);
+        }
+        self.bytes_transferred += u128::from(file.bytes_transferred);
+    }
+
+    fn remove(&mut self, file: &FileRecord) {
+        self.completed -= usize::from(file.completed);
+        if file.bytes_total == file::SIZE_UNKNOWN {
+            self.unknown_sizes -= 1;
+        } else {
+            self.bytes_total -= u128::from(file.bytes_total);
+        }
+        self.bytes_transferred -= u128::from(file.bytes_transferred);
+    }
+
+    /// Whether both hold the same counts (for the debug check that kept counts are right).
+    fn same_counts(&self, other: &FileTally) -> bool {
+        (
+            self.counted,
+            self.completed,
+            self.unknown_sizes,
+            self.bytes_total,
+            self.bytes_transferred,
+        ) == (
+            other.counted,
+            other.completed,
+            other.unknown_sizes,
+            other.bytes_total,
+            other.bytes_transferred,
+        )
+    }
+}
+
+/// Everything of a job but its file list, with the file count and optionally one file: what
+/// a request keeps to undo its change when the store refuses to record it. Taking one costs
+/// the same for a job of any size.
+#[derive(Clone, Debug)]
+pub struct JobSnapshot {
+    job: Job,
+    files: usize,
+    file: Option<(usize, FileRecord)>,
+}
+
+impl JobSnapshot {
+    /// The job's state when the snapshot was taken.
+    pub fn state(&self) -> JobState {
+        self.job.state
+    }
 }
 
 fn default_umask() -> u32 {
@@ -439,7 +540,103 @@ impl Job {
             auto_complete: None,
             retries_without_progress: 0,
             credentials: Credentials::default(),
+            tally: FileTally::of(&[]),
         })
+    }
+
+    /// The counts over the files: the kept ones, or (for a job read from the wire, or whose
+    /// file list was changed directly) counted now.
+    fn tally(&self) -> FileTally {
+        match self.tally.counted {
+            Some(counted) if counted == self.files.len() => {
+                debug_assert!(
+                    self.tally.same_counts(&FileTally::of(&self.files)),
+                    "the file counts of job {} went wrong: a file was changed in place \
+                     without Job::recount_files",
+                    self.id
+                );
+                self.tally
+            }
+            _ => FileTally::of(&self.files),
+        }
+    }
+
+    /// The job with its files counted (a job just read from the store).
+    pub(crate) fn counted(mut self) -> Job {
+        self.recount_files();
+        self
+    }
+
+    /// Counts the files again: for code that changed a file's sizes or completion in place
+    /// rather than through the job's methods (start-up recovery, tests).
+    pub fn recount_files(&mut self) {
+        self.tally = FileTally::of(&self.files);
+    }
+
+    /// Changes file `index` through `change`, keeping the counts right; `None` if there is
+    /// no such file.
+    fn change_file<R>(
+        &mut self,
+        index: usize,
+        change: impl FnOnce(&mut FileRecord) -> R,
+    ) -> Option<R> {
+        if self.tally.counted != Some(self.files.len()) {
+            self.recount_files();
+        }
+        let file = self.files.get_mut(index)?;
+        self.tally.remove(file);
+        let result = change(file);
+        self.tally.add(file);
+        Some(result)
+    }
+
+    /// What [`Job::restore`] needs to undo a change of this job's settings, state or times,
+    /// of files added after it, and of file `file` if given.
+    pub fn snapshot(&self, file: Option<usize>) -> JobSnapshot {
+        // Every field but the files, spelled out so that a new field cannot be forgotten.
+        let job = Job {
+            id: self.id,
+            job_type: self.job_type,
+            display_name: self.display_name.clone(),
+            description: self.description.clone(),
+            owner_uid: self.owner_uid,
+            priority: self.priority,
+            state: self.state,
+            files: Vec::new(),
+            times: self.times,
+            settings: self.settings.clone(),
+            error: self.error.clone(),
+            error_count: self.error_count,
+            no_progress_since: self.no_progress_since,
+            retry_at: self.retry_at,
+            group: self.group,
+            completing: self.completing,
+            auto_complete: self.auto_complete,
+            retries_without_progress: self.retries_without_progress,
+            umask: self.umask,
+            credentials: self.credentials.clone(),
+            tally: self.tally,
+        };
+        JobSnapshot {
+            job,
+            files: self.files.len(),
+            file: file.and_then(|index| Some((index, self.files.get(index)?.clone()))),
+        }
+    }
+
+    /// Puts the job back as it was when `snapshot` was taken: its fields, its file count
+    /// (files added since go) and the one file the snapshot holds. Other files must not
+    /// have changed since.
+    pub fn restore(&mut self, snapshot: JobSnapshot) {
+        let mut files = std::mem::take(&mut self.files);
+        *self = snapshot.job;
+        files.truncate(snapshot.files);
+        if let Some((index, file)) = snapshot.file
+            && let Some(slot) = files.get_mut(index)
+        {
+            *slot = file;
+        }
+        self.files = files;
     }
 
     /// The facts the state machine needs, as of `now`.
@@ -447,8 +644,7 @@ impl Job {
         Facts {
             job_type: self.job_type,
             files: u32::try_from(self.files.len()).unwrap_or(u32::MAX),
-            files_done: u32::try_from(self.files.iter().filter(|f| f.completed).count())
-                .unwrap_or(u32::MAX),
+            files_done: u32::try_from(self.tally().completed).unwrap_or(u32::MAX),
             retries_exhausted: self.retries_exhausted(now),
         }
     }
@@ -545,6 +741,20 @@ impl Job {
         max_files: u32,
         now: Timestamp,
     ) -> Result<u32> {
+        let taken = self.files.iter().any(|f| f.local_name == local_name);
+        self.add_file_known_taken(remote_name, local_name, max_files, taken, now)
+    }
+
+    /// [`Job::add_file`] for a caller that keeps an index of the local names and so
+    /// already knows whether `local_name` is `taken` by a file of this job.
+    pub fn add_file_known_taken(
+        &mut self,
+        remote_name: &str,
+        local_name: &str,
+        max_files: u32,
+        taken: bool,
+        now: Timestamp,
+    ) -> Result<u32> {
         self.ensure_mutable()?;
         file::validate_remote_name(remote_name)?;
         file::validate_local_name(local_name)?;
@@ -557,14 +767,20 @@ impl Job {
                 )),
             );
         }
-        if self.files.iter().any(|f| f.local_name == local_name) {
+        if taken {
             return Err(QmgrError::invalid_arg(format!(
                 "{local_name} is already a local name in job {}",
                 self.id
             )));
         }
         self.call(Event::AddFile, now)?;
-        self.files.push(FileRecord::new(remote_name, local_name));
+        if self.tally.counted != Some(self.files.len()) {
+            self.recount_files();
+        }
+        let file = FileRecord::new(remote_name, local_name);
+        self.tally.add(&file);
+        self.tally.counted = Some(self.files.len() + 1);
+        self.files.push(file);
         Ok(u32::try_from(self.files.len() - 1).unwrap_or(u32::MAX))
     }
 
@@ -818,14 +1034,16 @@ impl Job {
     /// go down here; a restart from zero goes through [`Job::restart_file`].
     pub fn record_progress(&mut self, index: usize, bytes: u64, now: Timestamp) -> Outcome {
         let outcome = self.apply(Event::Progress, now);
-        if matches!(outcome, Outcome::Apply { .. })
-            && let Some(file) = self.files.get_mut(index)
-        {
-            if bytes > file.bytes_transferred {
+        if matches!(outcome, Outcome::Apply { .. }) {
+            let advanced = self.change_file(index, |file| {
+                let advanced = bytes > file.bytes_transferred;
+                file.bytes_transferred = file.bytes_transferred.max(bytes);
+                advanced
+            });
+            if advanced == Some(true) {
                 self.no_progress_since = None;
                 self.retries_without_progress = 0;
             }
-            file.bytes_transferred = file.bytes_transferred.max(bytes);
         }
         outcome
     }
@@ -833,18 +1051,27 @@ impl Job {
     /// The server told us the size and validators of file `index`. A validator longer
     /// than [`MAX_VALIDATOR_BYTES`] is dropped.
     pub fn record_response(&mut self, index: usize, total: Option<u64>, validator: Validator) {
-        if let Some(file) = self.files.get_mut(index) {
+        self.change_file(index, |file| {
             file.bytes_total = total.unwrap_or(file::SIZE_UNKNOWN);
             file.validator = bounded(validator);
-        }
+        });
     }
 
     /// File `index` starts over from byte zero (the server content changed or ignored the range).
     pub fn restart_file(&mut self, index: usize, validator: Validator) {
-        if let Some(file) = self.files.get_mut(index) {
+        self.change_file(index, |file| {
             file.bytes_transferred = 0;
             file.validator = bounded(validator);
-        }
+        });
+    }
+
+    /// File `index` gets the temporary file `temp_name`, new and empty: its bytes start
+    /// from zero.
+    pub fn give_temp_name(&mut self, index: usize, temp_name: String) {
+        self.change_file(index, |file| {
+            file.temp_name = Some(temp_name);
+            file.bytes_transferred = 0;
+        });
     }
 
     /// File `index` is completely on disk.
@@ -852,15 +1079,15 @@ impl Job {
         if self.state.is_final() || !self.state.is_active() {
             return Outcome::Stale;
         }
-        if let Some(file) = self.files.get_mut(index) {
+        self.change_file(index, |file| {
             file.completed = true;
             if file.bytes_total == file::SIZE_UNKNOWN {
                 file.bytes_total = file.bytes_transferred;
             }
-        }
+        });
         self.no_progress_since = None;
         self.retries_without_progress = 0;
-        let event = if self.files.iter().all(|f| f.completed) {
+        let event = if self.tally().completed == self.files.len() {
             Event::AllDone
         } else {
             Event::FileDone
@@ -970,28 +1197,20 @@ impl Job {
     }
 
     /// `BG_JOB_PROGRESS`: BytesTotal is BG_SIZE_UNKNOWN while any file's size is unknown.
+    /// Sums saturate at `u64::MAX`. Costs the same for any number of files: it reads
+    /// counts the job keeps as its files change.
     pub fn progress(&self) -> JobProgress {
-        let unknown = self
-            .files
-            .iter()
-            .any(|f| f.bytes_total == file::SIZE_UNKNOWN);
+        let tally = self.tally();
+        let saturated = |sum: u128| u64::try_from(sum).unwrap_or(u64::MAX);
         JobProgress {
-            bytes_total: if unknown {
+            bytes_total: if tally.unknown_sizes > 0 {
                 file::SIZE_UNKNOWN
             } else {
-                self.files
-                    .iter()
-                    .map(|f| f.bytes_total)
-                    .fold(0, u64::saturating_add)
+                saturated(tally.bytes_total)
             },
-            bytes_transferred: self
-                .files
-                .iter()
-                .map(|f| f.bytes_transferred)
-                .fold(0, u64::saturating_add),
+            bytes_transferred: saturated(tally.bytes_transferred),
             files_total: u32::try_from(self.files.len()).unwrap_or(u32::MAX),
-            files_transferred: u32::try_from(self.files.iter().filter(|f| f.completed).count())
-                .unwrap_or(u32::MAX),
+            files_transferred: u32::try_from(tally.completed).unwrap_or(u32::MAX),
         }
     }
 
@@ -1193,6 +1412,130 @@ mod tests {
         job.start_transfer(late);
         assert_eq!(fail_and_retry(&mut job, late), Duration::from_secs(5));
         assert_eq!(job.state, JobState::Connecting);
+    }
+
+    /// `BG_JOB_PROGRESS` summed over the files one by one, as it was before the job kept
+    /// counts: the reference the kept counts must always agree with.
+    fn progress_by_summing(job: &Job) -> JobProgress {
+        let unknown = job
+            .files
+            .iter()
+            .any(|f| f.bytes_total == file::SIZE_UNKNOWN);
+        JobProgress {
+            bytes_total: if unknown {
+                file::SIZE_UNKNOWN
+            } else {
+                job.files
+                    .iter()
+                    .map(|f| f.bytes_total)
+                    .fold(0, u64::saturating_add)
+            },
+            bytes_transferred: job
+                .files
+                .iter()
+                .map(|f| f.bytes_transferred)
+                .fold(0, u64::saturating_add),
+            files_total: u32::try_from(job.files.len()).unwrap(),
+            files_transferred: u32::try_from(job.files.iter().filter(|f| f.completed).count())
+                .unwrap(),
+        }
+    }
+
+    #[test]
+    fn kept_counts_give_the_progress_a_sum_over_the_files_gives() {
+        let now = Timestamp(1_000_000);
+        let mut job = Job::new(
+            Guid::new_random(),
+            "j",
+            JobType::Download,
+            1,
+            JobSettings::default(),
+            now,
+        )
+        .unwrap();
+        let mut seen = Vec::new();
+        let mut check = |job: &Job| {
+            assert_eq!(job.progress(), progress_by_summing(job));
+            seen.push(job.progress());
+        };
+        check(&job);
+        for index in 0..4 {
+            job.add_file(
+                &format!("http://h/{index}"),
+                &format!("/d/{index}"),
+                10,
+                now,
+            )
+            .unwrap();
+            check(&job);
+        }
+        job.resume(now).unwrap();
+        job.start_transfer(now);
+        // Sizes become known one by one; while one is unknown the total is.
+        job.record_response(0, Some(100), Validator::default());
+        check(&job);
+        job.record_response(1, Some(u64::MAX - 10), Validator::default());
+        job.record_response(2, Some(50), Validator::default());
+        check(&job);
+        job.record_response(3, Some(60), Validator::default());
+        check(&job);
+        assert_eq!(job.progress().bytes_total, u64::MAX, "the sum saturates");
+        job.record_progress(0, 100, now);
+        job.record_progress(1, u64::MAX - 20, now);
+        job.record_progress(2, 30, now);
+        check(&job);
+        assert_eq!(job.progress().bytes_transferred, u64::MAX);
+        // The huge file starts over, and the sums come back below the saturation.
+        job.restart_file(1, Validator::default());
+        check(&job);
+        job.record_response(1, None, Validator::default());
+        check(&job);
+        job.file_done(0, now);
+        // A file finished with its size unknown takes the bytes it got as its size.
+        job.file_done(1, now);
+        check(&job);
+        job.give_temp_name(2, "/d/.BIT0000000000000002.tmp".into());
+        check(&job);
+        job.file_done(2, now);
+        job.file_done(2, now);
+        check(&job);
+        assert_eq!(job.state, JobState::Transferring);
+        job.record_progress(3, 60, now);
+        job.file_done(3, now);
+        assert_eq!(job.state, JobState::Transferred, "all done from the counts");
+        check(&job);
+        // Files changed in place are counted again once told.
+        job.files[3].bytes_transferred = 7;
+        job.recount_files();
+        check(&job);
+        // Files pushed directly (a view built by hand) are counted, not trusted.
+        job.files.push(FileRecord::new("http://h/x", "/d/x"));
+        assert_eq!(job.progress(), progress_by_summing(&job));
+        // A job read from the wire has no counts and is counted.
+        let copy: Job = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
+        assert_eq!(copy, job);
+        assert_eq!(copy.progress(), progress_by_summing(&job));
+        assert!(seen.len() > 10);
+    }
+
+    #[test]
+    fn a_snapshot_puts_back_the_fields_the_added_files_and_its_file() {
+        let now = Timestamp(1_000_000);
+        let mut job = running_job(JobSettings::default(), now);
+        job.add_file("http://h/b", "/d/b", 10, now).unwrap();
+        job.record_progress(1, 5, now);
+        let before = job.clone();
+        let snapshot = job.snapshot(Some(1));
+        assert_eq!(snapshot.state(), JobState::Transferring);
+        let later = Timestamp(2_000_000);
+        job.set_description("changed", later).unwrap();
+        job.suspend(later).unwrap();
+        job.set_remote_name(1, "http://h/c".into(), later).unwrap();
+        job.add_file("http://h/d", "/d/d", 10, later).unwrap();
+        job.restore(snapshot);
+        assert_eq!(job, before);
+        assert_eq!(job.progress(), progress_by_summing(&before));
+        assert_eq!(job.progress().files_total, 2);
     }
 
     #[test]

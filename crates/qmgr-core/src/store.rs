@@ -4,6 +4,12 @@
 //! nothing committed; a power cut may lose the last commits but never corrupts), progress
 //! batched to at most one write per interval, and the Complete mark committed with
 //! `synchronous = FULL`.
+//!
+//! A write is as wide as the change: the job's row alone ([`Store::save_job_row`]), with
+//! the rows of the files that changed ([`Store::save_job_and_files`]), one file's row, or
+//! the rows of files just added ([`Store::insert_files`]); so an event of a job of 100,000
+//! files costs what it costs in a job of one. [`Store::save_job`] rewrites everything, for
+//! a job changed throughout (start-up recovery), and so does the COMPLETING mark.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -240,24 +246,91 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
             )?
             .execute(row.params(job))?;
-            write_files(tx, job)
+            write_files(tx, job, 0)
         })
     }
 
-    /// Writes every field of an existing job and its files (a state change).
+    /// Writes every field of an existing job and every one of its files: for a job changed
+    /// throughout (start-up recovery, the last record of a job the store failed). Its cost
+    /// grows with the job; a change of a few fields uses the narrower writes below.
     pub fn save_job(&mut self, job: &Job) -> Result<()> {
         let row = JobRow::from_job(job)?;
-        self.write("cannot save a job", |tx| save_job_in(tx, job, &row))
+        self.write("cannot save a job", |tx| {
+            update_job_row(tx, job, &row)?;
+            write_credentials(tx, job)?;
+            write_files(tx, job, 0)
+        })
     }
 
-    /// Writes a job with `synchronous = FULL`, so the commit survives a power cut: used for
-    /// the COMPLETING mark before files are renamed.
+    /// Writes the job's row and replaces its stored credentials with the job's own
+    /// (SetCredentials, RemoveCredentials), in one transaction; no file row is touched.
+    pub fn save_job_credentials(&mut self, job: &Job) -> Result<()> {
+        let row = JobRow::from_job(job)?;
+        self.write("cannot save credentials", |tx| {
+            update_job_row(tx, job, &row)?;
+            write_credentials(tx, job)
+        })
+    }
+
+    /// Writes the job's own row (state, error, times, settings, counters), not its files.
+    pub fn save_job_row(&mut self, job: &Job) -> Result<()> {
+        let row = JobRow::from_job(job)?;
+        self.write("cannot save a job", |tx| update_job_row(tx, job, &row))
+    }
+
+    /// Writes the job's row and the rows of its files `indices` in one transaction; the
+    /// other files' rows are not touched.
+    pub fn save_job_and_files(&mut self, job: &Job, indices: &[usize]) -> Result<()> {
+        let row = JobRow::from_job(job)?;
+        self.write("cannot save a job", |tx| {
+            update_job_row(tx, job, &row)?;
+            for &index in indices {
+                update_file_row(tx, job, index)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes the row of file `index` of the job (its names, temporary name, sizes,
+    /// progress, completion and validator) and nothing else.
+    pub fn save_file(&mut self, job: &Job, index: usize) -> Result<()> {
+        self.write("cannot save a file", |tx| update_file_row(tx, job, index))
+    }
+
+    /// Writes the row of file `index`, which was just given the temporary file name
+    /// `path`, recording the name in the same transaction (see
+    /// [`Store::record_temp_name`]).
+    pub fn save_file_with_temp_name(&mut self, job: &Job, index: usize, path: &str) -> Result<()> {
+        self.write("cannot save a file", |tx| {
+            tx.prepare_cached("INSERT OR IGNORE INTO temp_files (path) VALUES (?1)")?
+                .execute([path])?;
+            update_file_row(tx, job, index)
+        })
+    }
+
+    /// AddFiles: writes the job's row and adds the rows of its files from index `first`
+    /// on, in one transaction; the rows of the files it had are not touched.
+    pub fn insert_files(&mut self, job: &Job, first: usize) -> Result<()> {
+        let row = JobRow::from_job(job)?;
+        self.write("cannot add files", |tx| {
+            update_job_row(tx, job, &row)?;
+            write_files(tx, job, first)
+        })
+    }
+
+    /// Writes the whole job with `synchronous = FULL`, so the commit survives a power cut:
+    /// used for the COMPLETING mark before files are renamed. Whole, because the start-up
+    /// that finishes an interrupted Complete renames what these rows say is finished and
+    /// deletes the rest; a Complete handles every file anyway.
     pub fn save_job_durably(&mut self, job: &Job) -> Result<()> {
         let row = JobRow::from_job(job)?;
         self.conn
             .pragma_update(None, "synchronous", "FULL")
             .map_err(|e| self.error("cannot save a job", &e))?;
-        let saved = self.write("cannot save a job", |tx| save_job_in(tx, job, &row));
+        let saved = self.write("cannot save a job", |tx| {
+            update_job_row(tx, job, &row)?;
+            write_files(tx, job, 0)
+        });
         let restored = self
             .conn
             .pragma_update(None, "synchronous", "NORMAL")
@@ -413,7 +486,9 @@ impl Store {
                 .map_err(|_| corrupt("an unknown auto-complete mark"))?,
             retries_without_progress: row.get(19).map_err(fail)?,
             credentials: Credentials::default(),
-        })
+            tally: crate::job::FileTally::default(),
+        }
+        .counted())
     }
 
     /// Records a temporary file name before the file is created, so that no crash can leave
@@ -423,17 +498,6 @@ impl Store {
             tx.prepare_cached("INSERT OR IGNORE INTO temp_files (path) VALUES (?1)")?
                 .execute([path])?;
             Ok(())
-        })
-    }
-
-    /// Saves a job that was just given the temporary file name `path`, recording the name
-    /// in the same transaction (see [`Store::record_temp_name`]).
-    pub fn save_job_with_temp_name(&mut self, job: &Job, path: &str) -> Result<()> {
-        let row = JobRow::from_job(job)?;
-        self.write("cannot save a job", |tx| {
-            tx.prepare_cached("INSERT OR IGNORE INTO temp_files (path) VALUES (?1)")?
-                .execute([path])?;
-            save_job_in(tx, job, &row)
         })
     }
 
@@ -633,7 +697,8 @@ impl JobRow {
     }
 }
 
-fn save_job_in(tx: &Transaction<'_>, job: &Job, row: &JobRow) -> rusqlite::Result<()> {
+/// Updates the job's row; an error if the store has no such job.
+fn update_job_row(tx: &Transaction<'_>, job: &Job, row: &JobRow) -> rusqlite::Result<()> {
     let changed = tx
         .prepare_cached(
             "UPDATE jobs SET job_type = ?2, display_name = ?3, description = ?4, owner_uid = ?5, priority = ?6,
@@ -646,8 +711,7 @@ fn save_job_in(tx: &Transaction<'_>, job: &Job, row: &JobRow) -> rusqlite::Resul
     if changed == 0 {
         return Err(rusqlite::Error::QueryReturnedNoRows);
     }
-    write_credentials(tx, job)?;
-    write_files(tx, job)
+    Ok(())
 }
 
 /// Replaces the stored credentials of `job` with its own.
@@ -671,7 +735,39 @@ fn write_credentials(tx: &Transaction<'_>, job: &Job) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn write_files(tx: &Transaction<'_>, job: &Job) -> rusqlite::Result<()> {
+/// Updates the row of file `index` of `job`; an error if the job has no such file or the
+/// store no such row.
+fn update_file_row(tx: &Transaction<'_>, job: &Job, index: usize) -> rusqlite::Result<()> {
+    let file = job
+        .files
+        .get(index)
+        .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    let changed = tx
+        .prepare_cached(
+            "UPDATE files SET remote_name = ?3, local_name = ?4, temp_name = ?5, bytes_total = ?6,
+                bytes_transferred = ?7, completed = ?8, etag = ?9, last_modified = ?10
+             WHERE job_id = ?1 AND idx = ?2",
+        )?
+        .execute(params![
+            job.id.to_string(),
+            i64::try_from(index).unwrap_or(i64::MAX),
+            file.remote_name,
+            file.local_name,
+            file.temp_name,
+            to_sql_u64(file.bytes_total),
+            to_sql_u64(file.bytes_transferred),
+            file.completed,
+            file.validator.etag,
+            file.validator.last_modified,
+        ])?;
+    if changed == 0 {
+        return Err(rusqlite::Error::QueryReturnedNoRows);
+    }
+    Ok(())
+}
+
+/// Writes the rows of the job's files from index `first` on (adding or replacing them).
+fn write_files(tx: &Transaction<'_>, job: &Job, first: usize) -> rusqlite::Result<()> {
     let mut upsert = tx.prepare_cached(
         "INSERT INTO files (job_id, idx, remote_name, local_name, temp_name, bytes_total, bytes_transferred,
             completed, etag, last_modified)
@@ -680,7 +776,7 @@ fn write_files(tx: &Transaction<'_>, job: &Job) -> rusqlite::Result<()> {
             bytes_total = ?6, bytes_transferred = ?7, completed = ?8, etag = ?9, last_modified = ?10",
     )?;
     let id = job.id.to_string();
-    for (index, file) in job.files.iter().enumerate() {
+    for (index, file) in job.files.iter().enumerate().skip(first) {
         upsert.execute(params![
             id,
             i64::try_from(index).unwrap_or(i64::MAX),
@@ -757,6 +853,11 @@ impl ProgressBatcher {
     pub fn forget(&mut self, job: Guid) {
         self.pending
             .retain(|(pending_job, _), _| *pending_job != job);
+    }
+
+    /// Forgets pending progress of one file (its row was just written with newer bytes).
+    pub fn forget_file(&mut self, job: Guid, file: u32) {
+        self.pending.remove(&(job, file));
     }
 
     /// Whether there is something to write and the interval since the last write passed.
@@ -841,6 +942,7 @@ mod tests {
         job.retry_at = Some(now.plus(Duration::from_secs(600)));
         job.no_progress_since = Some(now);
         job.group = Some(Guid::new_random());
+        job.recount_files();
         job
     }
 
@@ -856,6 +958,7 @@ mod tests {
         job.resume(now).unwrap();
         job.set_priority(JobPriority::High, now).unwrap();
         job.files[1].completed = true;
+        job.recount_files();
         job.completing = true;
         job.auto_complete = Some(AutoComplete::NoClobber);
         job.retries_without_progress = 4;
@@ -943,7 +1046,7 @@ mod tests {
         let mut job = store.load_jobs().unwrap().remove(0);
         job.files[0].temp_name = Some("/d/.BIT01.tmp".into());
         store
-            .save_job_with_temp_name(&job, "/d/.BIT01.tmp")
+            .save_file_with_temp_name(&job, 0, "/d/.BIT01.tmp")
             .unwrap();
         assert_eq!(
             store.load_jobs().unwrap()[0].files[0].temp_name.as_deref(),
@@ -955,6 +1058,187 @@ mod tests {
             vec!["/d/.BIT01.tmp".to_owned()]
         );
         store.check_integrity().unwrap();
+    }
+
+    /// A stored job of `files` files (every field of `sample_job`, and more files).
+    fn stored_job(store: &mut Store, files: usize) -> Job {
+        let now = Timestamp(1_700_000_000_000_000);
+        let mut job = sample_job(now);
+        for index in job.files.len()..files {
+            job.add_file(
+                &format!("http://mirror.example/{index}"),
+                &format!("/srv/{index}"),
+                u32::MAX,
+                now,
+            )
+            .unwrap();
+        }
+        store.insert_job(&job).unwrap();
+        job
+    }
+
+    /// Changes the job's row and every file in memory, so that a write can be seen to have
+    /// taken exactly the parts it should.
+    fn change_everything(job: &mut Job) {
+        let later = Timestamp(1_800_000_000_000_000);
+        job.set_description("changed", later).unwrap();
+        job.error_count += 1;
+        for (index, file) in job.files.iter_mut().enumerate() {
+            file.bytes_transferred = 10_000 + index as u64;
+            file.bytes_total = 20_000;
+            file.completed = true;
+            file.temp_name = Some(format!("/srv/.BIT{index:016X}.tmp"));
+            file.validator.etag = Some(format!("\"{index}\""));
+        }
+        job.recount_files();
+    }
+
+    #[test]
+    fn a_job_row_write_leaves_every_file_row_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let stored = stored_job(&mut store, 3);
+        let mut job = stored.clone();
+        change_everything(&mut job);
+        store.save_job_row(&job).unwrap();
+        let loaded = store.load_jobs().unwrap().remove(0);
+        assert_eq!(loaded.description, "changed");
+        assert_eq!(loaded.error_count, job.error_count);
+        assert_eq!(loaded.files, stored.files);
+    }
+
+    #[test]
+    fn a_file_write_touches_that_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let stored = stored_job(&mut store, 3);
+        let mut job = stored.clone();
+        change_everything(&mut job);
+        store.save_file(&job, 1).unwrap();
+        let loaded = store.load_jobs().unwrap().remove(0);
+        assert_eq!(loaded.files[1], job.files[1]);
+        assert_eq!(loaded.files[0], stored.files[0]);
+        assert_eq!(loaded.files[2], stored.files[2]);
+        assert_eq!(
+            loaded.description, stored.description,
+            "the job's row is not written"
+        );
+
+        store
+            .save_file_with_temp_name(&job, 2, "/srv/.BIT0000000000000002.tmp")
+            .unwrap();
+        let loaded = store.load_jobs().unwrap().remove(0);
+        assert_eq!(loaded.files[2], job.files[2]);
+        assert_eq!(loaded.files[0], stored.files[0]);
+        assert!(
+            store
+                .temp_names()
+                .unwrap()
+                .contains(&"/srv/.BIT0000000000000002.tmp".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_job_and_file_write_takes_the_row_and_the_named_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let stored = stored_job(&mut store, 4);
+        let mut job = stored.clone();
+        change_everything(&mut job);
+        store.save_job_and_files(&job, &[0, 3]).unwrap();
+        let loaded = store.load_jobs().unwrap().remove(0);
+        assert_eq!(loaded.description, "changed");
+        assert_eq!(loaded.files[0], job.files[0]);
+        assert_eq!(loaded.files[3], job.files[3]);
+        assert_eq!(loaded.files[1..3], stored.files[1..3]);
+    }
+
+    #[test]
+    fn inserting_files_adds_the_new_rows_and_leaves_the_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let stored = stored_job(&mut store, 2);
+        let mut job = stored.clone();
+        change_everything(&mut job);
+        let now = Timestamp(1_900_000_000_000_000);
+        job.add_file("http://mirror.example/c", "/srv/c", 10, now)
+            .unwrap();
+        job.add_file("http://mirror.example/d", "/srv/d", 10, now)
+            .unwrap();
+        store.insert_files(&job, 2).unwrap();
+        let loaded = store.load_jobs().unwrap().remove(0);
+        assert_eq!(loaded.files.len(), 4);
+        assert_eq!(loaded.files[..2], stored.files[..]);
+        assert_eq!(loaded.files[2..], job.files[2..]);
+        assert_eq!(loaded.times.modified, now, "the job's row is written too");
+        assert_eq!(loaded.progress(), {
+            let mut expected = loaded.clone();
+            expected.recount_files();
+            expected.progress()
+        });
+        store.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn narrow_writes_of_what_is_not_stored_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let unknown = sample_job(Timestamp(1));
+        assert!(store.save_job_row(&unknown).is_err());
+        assert!(store.save_file(&unknown, 0).is_err());
+        let job = stored_job(&mut store, 2);
+        let error = store.save_file(&job, 2).unwrap_err();
+        assert!(error.description.contains("cannot save a file"), "{error}");
+        // A refused transaction leaves nothing half written.
+        let mut changed = job.clone();
+        change_everything(&mut changed);
+        assert!(store.save_job_and_files(&changed, &[0, 7]).is_err());
+        assert_eq!(store.load_jobs().unwrap(), vec![job]);
+    }
+
+    /// Rows SQLite changed while `write` ran.
+    fn rows_changed(store: &mut Store, write: impl FnOnce(&mut Store)) -> u64 {
+        let before = store.conn.total_changes();
+        write(store);
+        store.conn.total_changes() - before
+    }
+
+    #[test]
+    fn rows_written_per_event_do_not_grow_with_the_job() {
+        let mut per_size = Vec::new();
+        for files in [3, 300, 3000] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = Store::open(dir.path()).unwrap();
+            let mut job = stored_job(&mut store, files);
+            let now = Timestamp(1_900_000_000_000_000);
+            let last = files - 1;
+            let state_change = rows_changed(&mut store, |s| {
+                job.resume(now).unwrap();
+                s.save_job_row(&job).unwrap();
+            });
+            let file_done = rows_changed(&mut store, |s| {
+                job.start_transfer(now);
+                job.file_done(last, now);
+                s.save_job_and_files(&job, &[last]).unwrap();
+            });
+            let temp_name = rows_changed(&mut store, |s| {
+                job.give_temp_name(1, "/srv/.BIT00000000000000AA.tmp".into());
+                s.save_file_with_temp_name(&job, 1, "/srv/.BIT00000000000000AA.tmp")
+                    .unwrap();
+            });
+            let add_one = rows_changed(&mut store, |s| {
+                let first = job.files.len();
+                job.add_file("http://mirror.example/new", "/srv/new", u32::MAX, now)
+                    .unwrap();
+                s.insert_files(&job, first).unwrap();
+            });
+            let whole = rows_changed(&mut store, |s| s.save_job(&job).unwrap());
+            assert_eq!(whole, files as u64 + 2, "the whole-job write is what grows");
+            per_size.push((state_change, file_done, temp_name, add_one));
+        }
+        // The job's row; the row and one file; a file and its recorded name; the row and the
+        // new file.
+        assert_eq!(per_size, vec![(1, 2, 2, 2); 3]);
     }
 
     #[test]

@@ -76,6 +76,7 @@ fn crash_writer() {
                 batcher.record(job.id, u32::try_from(file).unwrap(), bytes);
                 if bytes == FILE_SIZE {
                     job.files[file].bytes_total = FILE_SIZE;
+                    job.recount_files();
                     job.file_done(file, now);
                     store.save_job(job).unwrap();
                     writeln!(out, "progress {} {file} {bytes}", job.id).unwrap();

@@ -14,6 +14,16 @@
 //! The jobs' files point at a local TCP listener that accepts connections and never
 //! answers, so the one job the scheduler lets transfer stays connecting and the rest stay
 //! queued, as they would behind a slow server.
+//!
+//! `service_bench files-per-job [COUNT …]` measures something else: what one file of a job
+//! costs the queue manager as jobs grow (100, 1,000, 10,000 and 100,000 files unless
+//! counts are given). The queue manager runs in this process; each job's files are
+//! `file://` sources of a few bytes, added 1,000 per AddFiles call, transferred 16 at a
+//! time and completed; before the transfer, SetJob is timed on the job with all its files. The table gives the process's CPU time (user + system, every
+//! thread: the queue manager, the engine and SQLite) and the wall time of each phase,
+//! divided by the number of files. Per-file CPU that stays flat as the job grows is the
+//! target: work per event that grew with the job would show as a per-file cost growing
+//! with it.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -58,6 +68,27 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<String, Failure> {
+    let mut arguments = std::env::args().skip(1);
+    match arguments.next().as_deref() {
+        None => {}
+        Some("files-per-job") => {
+            let counts = arguments
+                .map(|count| count.parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("a file count is not a number: {e}"))?;
+            return files_per_job::run(if counts.is_empty() {
+                &files_per_job::DEFAULT_COUNTS
+            } else {
+                &counts
+            });
+        }
+        Some(other) => {
+            return Err(format!(
+                "unknown scenario {other:?}: run without arguments, or with files-per-job [COUNT …]"
+            )
+            .into());
+        }
+    }
     let Some(qmgrd) = std::env::var_os("QMGRD") else {
         return Err("set QMGRD to the qmgrd executable to measure".into());
     };
@@ -679,5 +710,313 @@ impl Report {
              connecting and the rest are queued. Load average at start (1, 5, 15 min): {}.\n",
             self.rows, self.load_at_start
         )
+    }
+}
+
+/// The `files-per-job` scenario: the per-file cost of AddFiles, transfer and Complete as a
+/// job grows.
+mod files_per_job {
+    use std::fmt::Write as _;
+    use std::fs;
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::{Duration, Instant};
+
+    use qmgr_core::config::Config;
+    use qmgr_core::paths::StatePaths;
+    use qmgr_core::service::{JobChange, NewFile, NotificationKind, QueueService, QueueServiceExt};
+    use qmgr_core::{Guid, JobState, JobType};
+    use qmgr_service::{LocalService, QueueManager, SystemClock};
+
+    use super::{Failure, count, progress};
+
+    pub(super) const DEFAULT_COUNTS: [usize; 4] = [100, 1_000, 10_000, 100_000];
+    /// Files per AddFiles call (a client adds a large job in pieces).
+    const ADD_BATCH: usize = 1_000;
+    /// SetJob calls timed on each job, for the cost of one request on a job of that size.
+    const SET_JOB_CALLS: u32 = 20;
+    /// Files of the job transferred at once, as `curl --parallel-max 16` would.
+    const PARALLEL_FILES: u32 = 16;
+    /// The longest a job may take to transfer before the run is called failed.
+    const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3600);
+    /// The per-file CPU of the largest job may be at most this many times that of the
+    /// smallest.
+    const FLATNESS_TARGET: f64 = 1.5;
+
+    /// CPU time of this process (every thread, user + system) and of the queue manager's
+    /// own thread, and wall time, together.
+    #[derive(Clone, Copy)]
+    struct Moment {
+        cpu: Duration,
+        queue_cpu: Duration,
+        wall: Instant,
+    }
+
+    impl Moment {
+        fn now() -> Moment {
+            Moment {
+                cpu: process_cpu(),
+                queue_cpu: queue_thread_cpu(),
+                wall: Instant::now(),
+            }
+        }
+
+        fn until(self, later: Moment) -> Spent {
+            Spent {
+                cpu: later.cpu.saturating_sub(self.cpu),
+                queue_cpu: later.queue_cpu.saturating_sub(self.queue_cpu),
+                wall: later.wall.duration_since(self.wall),
+            }
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    struct Spent {
+        cpu: Duration,
+        queue_cpu: Duration,
+        wall: Duration,
+    }
+
+    /// CPU time of the queue manager's driver thread (`qmgr-queue`: engine events, timers,
+    /// scheduling, their store writes), from its schedstat in nanoseconds; requests run on
+    /// the calling thread and are not in it.
+    fn queue_thread_cpu() -> Duration {
+        let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+            return Duration::ZERO;
+        };
+        tasks
+            .flatten()
+            .filter(|task| {
+                fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == "qmgr-queue")
+            })
+            .filter_map(|task| {
+                let stat = fs::read_to_string(task.path().join("schedstat")).ok()?;
+                stat.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .map(Duration::from_nanos)
+            .sum()
+    }
+
+    /// The three phases of one job, and one request on it once its files are in.
+    struct Measured {
+        files: usize,
+        add: Spent,
+        transfer: Spent,
+        complete: Spent,
+        /// One SetJob (a new description) on the job with all its files, averaged.
+        set_job: Spent,
+    }
+
+    impl Measured {
+        fn cpu_per_file(&self) -> Duration {
+            per_file(
+                self.add.cpu + self.transfer.cpu + self.complete.cpu,
+                self.files,
+            )
+        }
+
+        fn queue_cpu_per_file(&self) -> Duration {
+            per_file(
+                self.add.queue_cpu + self.transfer.queue_cpu + self.complete.queue_cpu,
+                self.files,
+            )
+        }
+    }
+
+    fn per_file(total: Duration, files: usize) -> Duration {
+        total.div_f64(count(files.max(1)))
+    }
+
+    fn process_cpu() -> Duration {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage writes one rusage into the buffer it is given, which is ours,
+        // sized and aligned for it.
+        let result = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+        if result != 0 {
+            return Duration::ZERO;
+        }
+        // SAFETY: getrusage succeeded, so it filled the structure (and it was zeroed).
+        let usage = unsafe { usage.assume_init() };
+        let time = |t: libc::timeval| {
+            Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+                + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+        };
+        time(usage.ru_utime) + time(usage.ru_stime)
+    }
+
+    pub(super) fn run(counts: &[usize]) -> Result<String, Failure> {
+        let root = tempfile::tempdir()?;
+        let mut measured = Vec::new();
+        for (round, &files) in counts.iter().enumerate() {
+            progress(&format!("one job of {files} files"));
+            let dir = root.path().join(format!("round-{round}"));
+            measured.push(one_job(&dir, files)?);
+            // The next round starts on a clean disk.
+            fs::remove_dir_all(&dir)?;
+        }
+        Ok(render(&measured))
+    }
+
+    /// Creates, transfers and completes one job of `files` local files under `dir`.
+    fn one_job(dir: &Path, files: usize) -> Result<Measured, Failure> {
+        let sources = dir.join("sources");
+        let downloads = dir.join("downloads");
+        fs::create_dir_all(&sources)?;
+        fs::create_dir_all(&downloads)?;
+        let mut new_files = Vec::with_capacity(files);
+        for index in 0..files {
+            let name = format!("f{index:06}");
+            let source = sources.join(&name);
+            fs::write(&source, format!("file {index}\n"))?;
+            new_files.push(NewFile {
+                remote_name: format!("file://{}", source.display()),
+                local_name: downloads.join(&name).to_string_lossy().into_owned(),
+            });
+        }
+        let config = Config {
+            max_files_per_job: u32::try_from(files).unwrap_or(u32::MAX).max(1),
+            idle_exit: None,
+            ..Config::default()
+        };
+        let manager = QueueManager::start(
+            config,
+            &StatePaths::isolated(&dir.join("state")),
+            Arc::new(SystemClock::new()),
+        )?;
+        let service = LocalService::new(manager.clone(), rustix::process::getuid().as_raw());
+        let outcome = transfer_one_job(&service, new_files);
+        manager.shutdown();
+        let (add, transfer, complete, set_job) = outcome?;
+        let landed = fs::read_dir(&downloads)?.count();
+        if landed != files {
+            return Err(format!("{landed} of {files} files are in place after Complete").into());
+        }
+        Ok(Measured {
+            files,
+            add,
+            transfer,
+            complete,
+            set_job,
+        })
+    }
+
+    fn transfer_one_job(
+        service: &LocalService,
+        files: Vec<NewFile>,
+    ) -> Result<(Spent, Spent, Spent, Spent), Failure> {
+        let total = files.len();
+        let notifications = service.subscribe()?;
+        let id: Guid = service.create_job("files-per-job", JobType::Download)?;
+        service.set_job(id, JobChange::ParallelFiles(PARALLEL_FILES))?;
+
+        let start = Moment::now();
+        let mut files = files.into_iter().peekable();
+        while files.peek().is_some() {
+            service.add_files(id, files.by_ref().take(ADD_BATCH).collect())?;
+        }
+        let added = Moment::now();
+
+        for call in 0..SET_JOB_CALLS {
+            service.set_job(id, JobChange::Description(format!("call {call}")))?;
+        }
+        let set = Moment::now();
+        let set_job = added.until(set);
+        let set_job = Spent {
+            cpu: set_job.cpu / SET_JOB_CALLS,
+            queue_cpu: set_job.queue_cpu / SET_JOB_CALLS,
+            wall: set_job.wall / SET_JOB_CALLS,
+        };
+
+        service.resume(id)?;
+        let deadline = Instant::now() + TRANSFER_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match notifications.recv_timeout(left) {
+                Ok(n) if n.job == id && n.kind == NotificationKind::Transferred => break,
+                Ok(n) if n.job == id && n.state == JobState::Error => {
+                    let view = service.job(id)?;
+                    return Err(format!("the job failed: {:?}", view.job.error).into());
+                }
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "{total} files did not transfer within {TRANSFER_TIMEOUT:?}"
+                    )
+                    .into());
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err("the notification stream ended".into());
+                }
+            }
+        }
+        let transferred = Moment::now();
+
+        service.complete(id)?;
+        let completed = Moment::now();
+        Ok((
+            start.until(added),
+            set.until(transferred),
+            transferred.until(completed),
+            set_job,
+        ))
+    }
+
+    fn render(measured: &[Measured]) -> String {
+        let mut table = String::from(
+            "| files in the job | AddFiles CPU / wall per file | transfer to TRANSFERRED CPU / wall per file | Complete CPU / wall per file | CPU per file, all phases | of which the queue thread | one SetJob on the job, CPU / wall |\n|---|---|---|---|---|---|---|\n",
+        );
+        let micros = |d: Duration| format!("{:.1} µs", d.as_secs_f64() * 1e6);
+        for m in measured {
+            let cell = |spent: Spent| {
+                format!(
+                    "{} / {}",
+                    micros(per_file(spent.cpu, m.files)),
+                    micros(per_file(spent.wall, m.files))
+                )
+            };
+            let _ = writeln!(
+                table,
+                "| {} | {} | {} | {} | {} | {} | {} / {} |",
+                m.files,
+                cell(m.add),
+                cell(m.transfer),
+                cell(m.complete),
+                micros(m.cpu_per_file()),
+                micros(m.queue_cpu_per_file()),
+                micros(m.set_job.cpu),
+                micros(m.set_job.wall),
+            );
+        }
+        if let (Some(smallest), Some(largest)) = (
+            measured.iter().min_by_key(|m| m.files),
+            measured.iter().max_by_key(|m| m.files),
+        ) && largest.files > smallest.files
+        {
+            let ratio = largest.cpu_per_file().as_secs_f64()
+                / smallest.cpu_per_file().as_secs_f64().max(f64::MIN_POSITIVE);
+            let verdict = if ratio <= FLATNESS_TARGET {
+                "PASS"
+            } else {
+                "MISS"
+            };
+            let _ = writeln!(
+                table,
+                "\nCPU per file at {} files is {ratio:.2}× that at {} files (target ≤ \
+                 {FLATNESS_TARGET}×): {verdict}.",
+                largest.files, smallest.files
+            );
+        }
+        let _ = writeln!(
+            table,
+            "\nOne job per row, in process (`LocalService`); `file://` sources of a few bytes; \
+             AddFiles {ADD_BATCH} files per call; {PARALLEL_FILES} files at once; CPU is the \
+             whole process's (user + system, all threads: queue manager, engine, SQLite); the \
+             queue thread's share is the driver thread alone (engine events, scheduling and \
+             their store writes; not the engine's thread nor the calls). \
+             Load average at start: {}.",
+            super::load_average()
+        );
+        table
     }
 }

@@ -64,6 +64,17 @@ impl Fixture {
         id
     }
 
+    fn job_files(&self, id: Guid, files: &[(String, String)]) {
+        let files = files
+            .iter()
+            .map(|(r, l)| NewFile {
+                remote_name: r.clone(),
+                local_name: l.clone(),
+            })
+            .collect();
+        self.service.add_files(id, files).unwrap();
+    }
+
     fn wait_for(&self, id: Guid, what: &str, done: impl Fn(&JobView) -> bool) -> JobView {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -979,4 +990,85 @@ fn security_flags_reach_the_transfer() {
     fx.wait_for_state(trusting, JobState::Transferred);
     fx.wait_for_state(redirected, JobState::Transferred);
     fx.wait_for_state(forbidden, JobState::Error);
+}
+
+#[test]
+fn add_files_is_all_or_nothing_and_refuses_a_local_name_twice() {
+    let fx = Fixture::new(config());
+    let file = |remote: &str, local: &str| NewFile {
+        remote_name: format!("http://127.0.0.1:9/{remote}"),
+        local_name: fx.path(local),
+    };
+    let id = fx.job_with(&[("http://127.0.0.1:9/a".into(), fx.path("a"))]);
+    let files_of = || fx.service.job(id).unwrap().job.files.len();
+    let refused = fx
+        .service
+        .add_files(id, vec![file("b", "b"), file("again", "a")])
+        .unwrap_err();
+    assert_eq!(refused.hresult, hresult::E_INVALIDARG, "{refused}");
+    assert_eq!(files_of(), 1, "the whole call was refused");
+    let refused = fx
+        .service
+        .add_files(id, vec![file("b", "b"), file("c", "c"), file("twice", "b")])
+        .unwrap_err();
+    assert_eq!(refused.hresult, hresult::E_INVALIDARG, "{refused}");
+    assert_eq!(files_of(), 1);
+    // The names of the refused calls are free again.
+    fx.service
+        .add_files(id, vec![file("b", "b"), file("c", "c")])
+        .unwrap();
+    assert_eq!(files_of(), 3);
+    let refused = fx.service.add_files(id, vec![file("d", "c")]).unwrap_err();
+    assert_eq!(refused.hresult, hresult::E_INVALIDARG, "{refused}");
+    assert_eq!(files_of(), 3);
+}
+
+#[test]
+fn a_job_of_many_files_transfers_each_once_with_its_counts_right() {
+    const FILES: u32 = 60;
+    let mut config = config();
+    config.max_files_per_job = 1000;
+    let fx = Fixture::new(config);
+    let sources = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    let mut total = 0u64;
+    for index in 0..FILES {
+        let source = sources.path().join(format!("s{index}"));
+        let body = "x".repeat(index as usize * 7);
+        total += body.len() as u64;
+        std::fs::write(&source, body).unwrap();
+        files.push((
+            format!("file://{}", source.display()),
+            fx.path(&format!("f{index}")),
+        ));
+    }
+    let id = fx.service.create_job("many", JobType::Download).unwrap();
+    for chunk in files.chunks(25) {
+        fx.job_files(id, chunk);
+    }
+    fx.service.set_job(id, JobChange::ParallelFiles(7)).unwrap();
+    let notifications = fx.service.subscribe().unwrap();
+    fx.service.resume(id).unwrap();
+    let view = fx.wait_for_state(id, JobState::Transferred);
+    let progress = view.job.progress();
+    assert_eq!(progress.files_total, FILES);
+    assert_eq!(progress.files_transferred, FILES);
+    assert_eq!(progress.bytes_total, total);
+    assert_eq!(progress.bytes_transferred, total);
+    // Each file was finished once.
+    let mut finished = Vec::new();
+    while let Ok(n) = notifications.recv_timeout(Duration::from_secs(5)) {
+        if let NotificationKind::FileTransferred { file } = n.kind {
+            finished.push(file);
+        }
+        if finished.len() == FILES as usize {
+            break;
+        }
+    }
+    finished.sort_unstable();
+    assert_eq!(finished, (0..FILES).collect::<Vec<_>>());
+    fx.service.complete(id).unwrap();
+    for (index, (_, local)) in files.iter().enumerate() {
+        assert_eq!(std::fs::read(local).unwrap().len(), index * 7, "{local}");
+    }
 }

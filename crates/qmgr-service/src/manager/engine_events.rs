@@ -26,7 +26,10 @@ impl State {
         let transfer = event.id();
         let Some(slot) = self.transfers.get_mut(&transfer) else {
             if let EngineEvent::Started { temp_path, .. } = &event {
-                self.discard_unheld(temp_path);
+                self.discard_unheld(transfer, temp_path);
+            }
+            if event.is_final() {
+                self.stopped.remove(&transfer);
             }
             return;
         };
@@ -60,9 +63,10 @@ impl State {
                 entry.job.record_response(index, total, validator);
                 let before = entry.job.state;
                 entry.job.record_progress(index, resumed_at, now);
-                let job = entry.job.clone();
-                // A restart from zero is committed before its first byte is written.
-                let saved = self.store.save_job(&job);
+                // A restart from zero is committed before its first byte is written. The
+                // file's row carries its bytes, newer than any progress still pending.
+                let saved = self.store.save_job_and_files(&entry.job, &[index]);
+                self.batcher.forget_file(id, file_number(index));
                 if self.saved_or_stopped(engine, id, before, saved, now) {
                     self.announce(id, before, now);
                 }
@@ -83,8 +87,7 @@ impl State {
                 });
                 let before = entry.job.state;
                 entry.job.record_progress(index, bytes_on_disk, now);
-                self.batcher
-                    .record(id, u32::try_from(index).unwrap_or(u32::MAX), bytes_on_disk);
+                self.batcher.record(id, file_number(index), bytes_on_disk);
                 if before != entry.job.state
                     || entry.job.settings.notify_flags & notify::JOB_MODIFICATION != 0
                 {
@@ -129,15 +132,17 @@ impl State {
         }
     }
 
-    /// A stopped transfer's engine made a file under a name of its own (its recorded one
-    /// was taken): no job holds it, so it goes.
-    fn discard_unheld(&mut self, temp_path: &Path) {
+    /// A stopped transfer's engine made its temporary file: kept if the file the transfer
+    /// was for holds that name (the recorded one), deleted if the engine made a name of
+    /// its own (the recorded one was taken) or the job is gone. Temporary names are random
+    /// and made beside their file, so no other file can hold it.
+    fn discard_unheld(&mut self, transfer: TransferId, temp_path: &Path) {
         let temp = temp_path.to_string_lossy();
         let held = self
-            .jobs
-            .values()
-            .flat_map(|e| e.job.files.iter())
-            .any(|f| f.temp_name.as_deref() == Some(&*temp));
+            .stopped
+            .get(&transfer)
+            .and_then(|(job, file)| self.jobs.get(job)?.job.files.get(*file))
+            .is_some_and(|f| f.temp_name.as_deref() == Some(&*temp));
         if !held {
             let _ = qmgr_transfer::discard(temp_path);
         }
@@ -164,8 +169,11 @@ impl State {
         // The recorded name was taken by something not ours: the engine made
         // another, which is recorded now.
         let replaced = file.temp_name.replace(temp.clone());
-        let (job, before) = (entry.job.clone(), entry.job.state);
-        let saved = self.store.save_job_with_temp_name(&job, &temp);
+        let before = entry.job.state;
+        let saved = self
+            .store
+            .save_file_with_temp_name(&entry.job, index, &temp);
+        self.batcher.forget_file(id, file_number(index));
         if !self.saved_or_stopped(engine, id, before, saved, now) {
             return;
         }
@@ -216,21 +224,23 @@ impl State {
         };
         let before = entry.job.state;
         entry.job.file_done(index, now);
-        let job = entry.job.clone();
-        let saved = self.store.save_job(&job);
+        // The file's completion is committed before it is announced; its row carries its
+        // final bytes, so progress still pending for it is dropped.
+        let saved = self.store.save_job_and_files(&entry.job, &[index]);
+        self.batcher.forget_file(id, file_number(index));
         if !self.saved_or_stopped(engine, id, before, saved, now) {
             return;
         }
-        self.batcher.forget(id);
         self.notify_file(id, index);
         self.announce(id, before, now);
-        if job.state == JobState::Transferred {
-            if let Some(entry) = self.jobs.get_mut(&id) {
-                entry.run = None;
-                entry.throttled = false;
-                entry.complete_error = None;
-            }
-            if job.auto_complete.is_some() {
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if entry.job.state == JobState::Transferred {
+            entry.run = None;
+            entry.throttled = false;
+            entry.complete_error = None;
+            if entry.job.auto_complete.is_some() {
                 self.auto_complete_due.push(id);
             }
             self.schedule_needed = true;
@@ -303,12 +313,17 @@ impl State {
             retry_after: None,
         };
         entry.job.fail(record, transient, retry_after, now);
-        let job = entry.job.clone();
-        let saved = self.store.save_job(&job);
+        // A failure changes the job's row, not its files.
+        let saved = self.store.save_job_row(&entry.job);
         if self.saved_or_stopped(engine, id, before, saved, now) {
-            self.arm_timer(&job, now);
+            self.arm_timer(id, now);
             self.announce(id, before, now);
         }
         self.schedule_needed = true;
     }
+}
+
+/// A file's index as the progress batcher and the store number it.
+fn file_number(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(u32::MAX)
 }

@@ -1,12 +1,14 @@
 //! Operations on one job: create, add files, move through the state machine, change
 //! settings, cancel and complete; saving a change and telling subscribers.
 
+use std::hash::BuildHasher;
 use std::path::Path;
 use std::time::Duration;
 
 use qmgr_core::certificate::{self, CertificateSelector, ClientCertificate};
 use qmgr_core::error::{ErrorContext, QmgrError, Result};
 use qmgr_core::hresult;
+use qmgr_core::job::JobSnapshot;
 use qmgr_core::job::{JobPriority, check_length};
 use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{JobChange, NewFile, Response};
@@ -86,6 +88,9 @@ impl State {
         Ok(())
     }
 
+    /// AddFiles, all or nothing: the files are added to the job (each name checked, local
+    /// names against the job's index of them), then only their rows and the job's row are
+    /// written. A refused file or write takes every file of the call back out.
     pub(super) fn add_files(
         &mut self,
         uid: u32,
@@ -94,13 +99,51 @@ impl State {
         now: Timestamp,
     ) -> Result<Response> {
         let max_files = self.config.max_files_per_job;
-        let mut job = self.entry(uid, id)?.job.clone();
-        // The job is a copy: a refused file leaves the stored job as it was (all or nothing).
+        self.entry(uid, id)?;
+        let hasher = &self.name_hasher;
+        let entry = self.jobs.get_mut(&id).expect("looked up");
+        let undo = entry.job.snapshot(None);
+        let first_new = entry.job.files.len();
+        let mut checked_directory: Option<&Path> = None;
+        let mut added = Ok(());
         for file in files {
-            job.add_file(&file.remote_name, &file.local_name, max_files, now)?;
-            check_local_directory(&file.local_name)?;
+            let hash = hasher.hash_one(&file.local_name);
+            // A hash hit may be another name with the same hash: only then are names compared.
+            let taken = entry.local_names.contains(&hash)
+                && entry
+                    .job
+                    .files
+                    .iter()
+                    .any(|f| f.local_name == file.local_name);
+            added = entry
+                .job
+                .add_file_known_taken(&file.remote_name, &file.local_name, max_files, taken, now)
+                .map(|_| ());
+            if added.is_err() {
+                break;
+            }
+            entry.local_names.insert(hash);
+            // Files of one call mostly share a directory: it is checked once.
+            let directory = Path::new(&file.local_name).parent();
+            if directory.is_none() || directory != checked_directory {
+                added = check_local_directory(&file.local_name);
+                if added.is_err() {
+                    break;
+                }
+                checked_directory = directory;
+            }
         }
-        self.commit(id, job, now)?;
+        if let Err(error) = added {
+            entry.job.restore(undo);
+            entry.index_local_names(hasher);
+            return Err(error);
+        }
+        if let Err(error) = self.commit(id, undo, Changed::FilesFrom(first_new), now) {
+            if let Some(entry) = self.jobs.get_mut(&id) {
+                entry.index_local_names(&self.name_hasher);
+            }
+            return Err(error);
+        }
         self.schedule_needed = true;
         Ok(Response::Done(hresult::S_OK))
     }
@@ -114,10 +157,18 @@ impl State {
         now: Timestamp,
         call: impl FnOnce(&mut Job, Timestamp) -> Result<qmgr_core::HResult>,
     ) -> Result<Response> {
-        let mut job = self.entry(uid, id)?.job.clone();
-        let code = call(&mut job, now)?;
+        self.entry(uid, id)?;
+        let job = &mut self.jobs.get_mut(&id).expect("looked up").job;
+        let undo = job.snapshot(None);
+        let code = match call(job, now) {
+            Ok(code) => code,
+            Err(error) => {
+                job.restore(undo);
+                return Err(error);
+            }
+        };
         let stops = !job.state.is_runnable();
-        self.commit(id, job, now)?;
+        self.commit(id, undo, Changed::Row, now)?;
         if stops {
             self.stop_transfers(engine, id);
         }
@@ -125,15 +176,44 @@ impl State {
         Ok(Response::Done(code))
     }
 
-    /// Saves a changed job, keeps its timers right and tells subscribers. A request changes
-    /// a copy of the job and commits it: if the store refuses the write, the request fails
-    /// with the store's error and the job in memory stays as it was.
-    pub(super) fn commit(&mut self, id: Guid, job: Job, now: Timestamp) -> Result<()> {
-        self.store.save_job(&job)?;
-        self.batcher.forget(id);
+    /// Saves what a request changed in job `id` (`changed` says what: the narrowest write
+    /// that holds it), keeps its timers right and tells subscribers. A request changes the
+    /// job in place after taking `undo`: if the store refuses the write, the job is put
+    /// back as it was and the request fails with the store's error.
+    pub(super) fn commit(
+        &mut self,
+        id: Guid,
+        undo: JobSnapshot,
+        changed: Changed,
+        now: Timestamp,
+    ) -> Result<()> {
         let entry = self.jobs.get_mut(&id).expect("committed jobs exist");
-        let before = entry.job.state;
-        entry.job = job;
+        let written = match changed {
+            Changed::Row => self.store.save_job_row(&entry.job),
+            Changed::File(index) => self.store.save_job_and_files(&entry.job, &[index]),
+            Changed::FilesFrom(first) => self.store.insert_files(&entry.job, first),
+            Changed::Credentials => self.store.save_job_credentials(&entry.job),
+        };
+        let before = undo.state();
+        if let Err(error) = written {
+            entry.job.restore(undo);
+            return Err(error);
+        }
+        if let Changed::File(index) = changed {
+            // The file's row carries its bytes, newer than any progress pending for it.
+            self.batcher
+                .forget_file(id, u32::try_from(index).unwrap_or(u32::MAX));
+        }
+        self.after_change(id, before, now);
+        Ok(())
+    }
+
+    /// What follows a committed change of job `id` that was in state `before`: its
+    /// complete error and timer follow the state, and subscribers are told.
+    fn after_change(&mut self, id: Guid, before: JobState, now: Timestamp) {
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
         let after = entry.job.state;
         if before != after {
             entry.complete_error = None;
@@ -145,7 +225,6 @@ impl State {
             self.timers.retain(|(_, job)| *job != id);
         }
         self.announce(id, before, now);
-        Ok(())
     }
 
     pub(super) fn stop_transfers(&mut self, engine: &Engine, id: Guid) {
@@ -155,7 +234,9 @@ impl State {
             entry.throttled = false;
             for transfer in run.transfers {
                 let _ = engine.cancel(transfer);
-                self.transfers.remove(&transfer);
+                if let Some(slot) = self.transfers.remove(&transfer) {
+                    self.stopped.insert(transfer, (slot.job, slot.file));
+                }
             }
         }
     }
@@ -216,9 +297,14 @@ impl State {
         }
         if let Err(error) = rename_finished(&mut job, overwrite) {
             // The files renamed so far stay renamed (as on Windows); the job waits for
-            // another Complete or a Cancel.
+            // another Complete or a Cancel. The renamed files lost their temporary names:
+            // on this rare path the whole job is written.
             job.completing = false;
-            self.commit(id, job, now)?;
+            self.store.save_job(&job)?;
+            let entry = self.jobs.get_mut(&id).expect("completed jobs exist");
+            let before = entry.job.state;
+            entry.job = job;
+            self.after_change(id, before, now);
             return Err(error);
         }
         let mut code = code;
@@ -281,67 +367,35 @@ impl State {
         change: JobChange,
         now: Timestamp,
     ) -> Result<Response> {
-        let mut job = self.entry(uid, id)?.job.clone();
+        self.entry(uid, id)?;
+        let job = &mut self.jobs.get_mut(&id).expect("looked up").job;
         job.ensure_mutable()?;
-        let mut restart = false;
-        let mut complete_now = false;
-        match change {
-            JobChange::DisplayName(name) => job.set_display_name(&name, now)?,
-            JobChange::Description(text) => job.set_description(&text, now)?,
-            JobChange::Priority(priority) => {
-                restart = (priority == JobPriority::Foreground)
-                    != (job.priority == JobPriority::Foreground);
-                job.set_priority(priority, now)?;
+        let changed = match &change {
+            JobChange::RemoteName { file, .. } => Changed::File(*file as usize),
+            JobChange::Credentials(_) | JobChange::RemoveCredentials { .. } => Changed::Credentials,
+            _ => Changed::Row,
+        };
+        let undo = job.snapshot(match changed {
+            Changed::File(index) => Some(index),
+            _ => None,
+        });
+        let applied = apply_change(job, change, &self.paths, now);
+        let (restart, complete_now) = match applied {
+            Ok(Some(flags)) => flags,
+            Ok(None) => {
+                job.restore(undo);
+                return Ok(Response::Done(hresult::S_FALSE));
             }
-            JobChange::MinimumRetryDelay(delay) => job.set_minimum_retry_delay(delay, now)?,
-            JobChange::NoProgressTimeout(timeout) => job.set_no_progress_timeout(timeout, now)?,
-            JobChange::NotifyFlags(flags) => job.set_notify_flags(flags, now)?,
-            JobChange::NotifyCommand(command) => job.set_notify_command(command, now)?,
-            JobChange::Proxy(proxy) => job.set_proxy(proxy, now)?,
-            JobChange::CustomHeaders(headers) => job.set_custom_headers(headers, now)?,
-            JobChange::SecurityFlags(flags) => job.set_security_flags(flags, now)?,
-            JobChange::MaxDownloadSize(size) => job.set_max_download_size(size, now)?,
-            JobChange::ParallelFiles(count) => job.set_parallel_files(count, now)?,
-            JobChange::BandwidthLimit(limit) => job.set_bandwidth_limit(limit, now)?,
-            JobChange::ClientCertificate(certificate) => {
-                if let Some(setting) = &certificate {
-                    check_client_certificate(&self.paths, setting)?;
-                }
-                if !job.set_client_certificate(certificate, now)? {
-                    return Ok(Response::Done(hresult::S_FALSE));
-                }
-                restart = true;
+            Err(error) => {
+                job.restore(undo);
+                return Err(error);
             }
-            JobChange::AutoComplete(mark) => {
-                job.set_auto_complete(mark, now)?;
-                complete_now = mark.is_some() && job.state == JobState::Transferred;
-            }
-            JobChange::FirstRetryDelay(delay) => job.set_first_retry_delay(delay, now)?,
-            JobChange::RemoteName { file, remote_name } => {
-                job.set_remote_name(file, remote_name, now)?;
-                restart = true;
-            }
-            // Transfers under way carry the old credentials: they start again.
-            JobChange::Credentials(credential) => {
-                job.set_credentials(credential, now)?;
-                restart = true;
-            }
-            JobChange::UseStoredCredentials(enable) => {
-                job.set_use_stored_credentials(enable, now)?;
-                restart = true;
-            }
-            JobChange::RemoveCredentials { target, scheme } => {
-                if job.remove_credentials(target, scheme, now)? == hresult::S_FALSE {
-                    return Ok(Response::Done(hresult::S_FALSE));
-                }
-                restart = true;
-            }
-        }
+        };
         // Throttling and sources are fixed per transfer: start again with the new ones.
         if restart && job.state.is_active() {
             job.state = JobState::Queued;
         }
-        self.commit(id, job, now)?;
+        self.commit(id, undo, changed, now)?;
         if restart {
             self.stop_transfers(engine, id);
         }
@@ -375,6 +429,85 @@ impl State {
         }
         all_gone
     }
+}
+
+/// Applies a SetJob change to `job`: whether its transfers must start again and whether it
+/// is now due for auto-complete, or `None` when nothing changed (removing a client
+/// certificate the job does not have). A refused change leaves the job as it was.
+fn apply_change(
+    job: &mut Job,
+    change: JobChange,
+    paths: &StatePaths,
+    now: Timestamp,
+) -> Result<Option<(bool, bool)>> {
+    let mut restart = false;
+    let mut complete_now = false;
+    match change {
+        JobChange::DisplayName(name) => job.set_display_name(&name, now)?,
+        JobChange::Description(text) => job.set_description(&text, now)?,
+        JobChange::Priority(priority) => {
+            restart =
+                (priority == JobPriority::Foreground) != (job.priority == JobPriority::Foreground);
+            job.set_priority(priority, now)?;
+        }
+        JobChange::MinimumRetryDelay(delay) => job.set_minimum_retry_delay(delay, now)?,
+        JobChange::NoProgressTimeout(timeout) => job.set_no_progress_timeout(timeout, now)?,
+        JobChange::NotifyFlags(flags) => job.set_notify_flags(flags, now)?,
+        JobChange::NotifyCommand(command) => job.set_notify_command(command, now)?,
+        JobChange::Proxy(proxy) => job.set_proxy(proxy, now)?,
+        JobChange::CustomHeaders(headers) => job.set_custom_headers(headers, now)?,
+        JobChange::SecurityFlags(flags) => job.set_security_flags(flags, now)?,
+        JobChange::MaxDownloadSize(size) => job.set_max_download_size(size, now)?,
+        JobChange::ParallelFiles(count) => job.set_parallel_files(count, now)?,
+        JobChange::BandwidthLimit(limit) => job.set_bandwidth_limit(limit, now)?,
+        JobChange::ClientCertificate(certificate) => {
+            if let Some(setting) = &certificate {
+                check_client_certificate(paths, setting)?;
+            }
+            if !job.set_client_certificate(certificate, now)? {
+                return Ok(None);
+            }
+            restart = true;
+        }
+        JobChange::AutoComplete(mark) => {
+            job.set_auto_complete(mark, now)?;
+            complete_now = mark.is_some() && job.state == JobState::Transferred;
+        }
+        JobChange::FirstRetryDelay(delay) => job.set_first_retry_delay(delay, now)?,
+        JobChange::RemoteName { file, remote_name } => {
+            job.set_remote_name(file, remote_name, now)?;
+            restart = true;
+        }
+        // Transfers under way carry the old credentials: they start again.
+        JobChange::Credentials(credential) => {
+            job.set_credentials(credential, now)?;
+            restart = true;
+        }
+        JobChange::UseStoredCredentials(enable) => {
+            job.set_use_stored_credentials(enable, now)?;
+            restart = true;
+        }
+        JobChange::RemoveCredentials { target, scheme } => {
+            if job.remove_credentials(target, scheme, now)? == hresult::S_FALSE {
+                return Ok(None);
+            }
+            restart = true;
+        }
+    }
+    Ok(Some((restart, complete_now)))
+}
+
+/// What a request changed in a job, so that `commit` writes only that.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Changed {
+    /// The job's own row: state, settings, times.
+    Row,
+    /// The job's row and the row of this file.
+    File(usize),
+    /// The job's row and the files from this index on, just added.
+    FilesFrom(usize),
+    /// The job's row and its credentials.
+    Credentials,
 }
 
 /// What SetClientCertificateByName/ByID check before recording a certificate: a known

@@ -21,15 +21,22 @@
 //! | `recover.rs` | start-up: loading the store, interrupted Completes, leftovers |
 //! | `transfer_request.rs` | the engine's request for one file |
 //!
-//! A store write that fails is never dropped. A request changes a copy of the job and
-//! saves it before anything else happens (`jobs.rs`, `commit`): if the store refuses, the
-//! request fails with the store's error and the job stays as it was. A change an engine
+//! A store write that fails is never dropped. A request changes the job, keeping a
+//! snapshot of what it changes, and saves the change before anything else happens
+//! (`jobs.rs`, `commit`): if the store refuses, the request fails with the store's error
+//! and the job is put back as it was. A change an engine
 //! event, a timer or the scheduler made stops the job in ERROR with the store's error
 //! (`saved_or_stopped`); Resume starts it again. Two writes stay best-effort, logged:
 //! progress checkpoints (a restart resumes from the file itself) and forgetting temporary
 //! file names (the next start's sweep finds those files gone).
+//!
+//! The work per event, per request and per file does not grow with the job: writes are as
+//! narrow as the change (the job's row, one file's row, the new files' rows), the job keeps
+//! counts of its files (`Job::progress`, the state machine's facts), the next file to start
+//! is found from a cursor, and local names are checked against an index.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -106,12 +113,33 @@ struct Entry {
     /// Why the service could not complete this auto-complete job when it reached
     /// TRANSFERRED (it then waits for Complete or Cancel).
     complete_error: Option<QmgrError>,
+    /// Every file before this index is transferred (a lower bound: it only moves forward,
+    /// when a run starts), so a run need not look at them again.
+    first_unfinished: usize,
+    /// Hashes of the files' local names (`State::name_hasher`): AddFiles looks a name up
+    /// here instead of comparing it with every file, and compares only on a hit.
+    local_names: HashSet<u64>,
+}
+
+impl Entry {
+    /// Makes `local_names` again from the files (after AddFiles was undone).
+    fn index_local_names(&mut self, hasher: &RandomState) {
+        self.local_names = self
+            .job
+            .files
+            .iter()
+            .map(|f| hasher.hash_one(&f.local_name))
+            .collect();
+    }
 }
 
 /// A job holding a transfer slot.
 struct Run {
     since: Duration,
     transfers: Vec<TransferId>,
+    /// Where the run looks for the next file to start: every file before it is finished or
+    /// was started in this run (a run ends whenever one of its transfers fails).
+    next_file: usize,
 }
 
 /// One file being transferred.
@@ -137,6 +165,11 @@ struct State {
     jobs: HashMap<Guid, Entry>,
     groups: HashMap<Guid, Group>,
     transfers: HashMap<TransferId, Slot>,
+    /// Transfers stopped before the engine reported their end, with the job and file they
+    /// were for: a file such a transfer makes is kept only if that file holds its name.
+    stopped: HashMap<TransferId, (Guid, usize)>,
+    /// Hashes local names for `Entry::local_names`.
+    name_hasher: RandomState,
     batcher: ProgressBatcher,
     next_seq: u64,
     next_turn: u64,
@@ -180,6 +213,8 @@ impl QueueManager {
             jobs: HashMap::new(),
             groups: HashMap::new(),
             transfers: HashMap::new(),
+            stopped: HashMap::new(),
+            name_hasher: RandomState::new(),
             next_seq: 0,
             next_turn: 0,
             timers: BTreeSet::new(),
@@ -369,8 +404,8 @@ impl State {
             at: now,
             retry_after: None,
         });
-        let job = entry.job.clone();
-        if let Err(again) = self.store.save_job(&job) {
+        // The change that was refused is in memory too: the whole job is written, once.
+        if let Err(again) = self.store.save_job(&entry.job) {
             tracing::error!(job = %id, "{}", again.description);
         }
         self.announce(id, before, now);
@@ -390,7 +425,7 @@ impl State {
     pub(super) fn add_entry(&mut self, job: Job) {
         *self.owned.entry(job.owner_uid).or_default() += 1;
         let id = job.id;
-        let entry = Entry {
+        let mut entry = Entry {
             job,
             seq: self.next_seq,
             turn: self.next_turn,
@@ -399,7 +434,10 @@ impl State {
             ahead: 0,
             throttled: false,
             complete_error: None,
+            first_unfinished: 0,
+            local_names: HashSet::new(),
         };
+        entry.index_local_names(&self.name_hasher);
         self.next_seq += 1;
         self.next_turn += 1;
         self.jobs.insert(id, entry);

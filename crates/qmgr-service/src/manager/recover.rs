@@ -18,6 +18,7 @@ impl State {
         }
         for mut job in self.store.load_jobs()? {
             if quarantine_untrusted_paths(&mut job, now) {
+                job.recount_files();
                 self.store.save_job(&job)?;
                 self.add_entry(job);
                 continue;
@@ -51,16 +52,19 @@ impl State {
                     }
                 }
             }
+            // The files' bytes were set from the disk in place: the job counts them again.
+            job.recount_files();
             self.store.save_job(&job)?;
-            if job.state == JobState::TransientError {
-                self.arm_timer(&job, now);
-            }
             // A job that transferred while no service could complete it (or whose
             // completion a crash interrupted before COMPLETING was marked).
             if job.state == JobState::Transferred && job.auto_complete.is_some() {
                 self.auto_complete_due.push(job.id);
             }
+            let (id, state) = (job.id, job.state);
             self.add_entry(job);
+            if state == JobState::TransientError {
+                self.arm_timer(id, now);
+            }
         }
         self.sweep_temp_files();
         Ok(())

@@ -48,8 +48,7 @@ impl State {
                 entry.turn = turn;
                 let before = entry.job.state;
                 entry.job.apply(qmgr_core::Event::SliceEnded, now);
-                let job = entry.job.clone();
-                let saved = self.store.save_job(&job);
+                let saved = self.store.save_job_row(&entry.job);
                 if self.saved_or_stopped(engine, id, before, saved, now) {
                     self.announce(id, before, now);
                 }
@@ -93,36 +92,45 @@ impl State {
         if before == JobState::Queued {
             entry.job.start_transfer(now);
         }
+        // Finished files never become unfinished, so the bound only moves forward: over
+        // the job's life this walks each file once.
+        let files = &entry.job.files;
+        let mut first = entry.first_unfinished.min(files.len());
+        while files.get(first).is_some_and(|f| f.completed) {
+            first += 1;
+        }
+        entry.first_unfinished = first;
         entry.run = Some(Run {
             since: mono,
             transfers: Vec::new(),
+            next_file: first,
         });
         self.announce(id, before, now);
         self.fill_transfers(engine, id, now);
     }
 
-    /// Starts transfers for the job's unfinished files, up to its `parallel_files`.
+    /// Starts transfers for the job's unfinished files, up to its `parallel_files`. The
+    /// files are taken in order from the run's cursor, so each is looked at once per run
+    /// however large the job.
     pub(super) fn fill_transfers(&mut self, engine: &Engine, id: Guid, now: Timestamp) {
-        let Some(entry) = self.jobs.get(&id) else {
+        let Some(entry) = self.jobs.get_mut(&id) else {
             return;
         };
-        let Some(run) = &entry.run else { return };
-        let running: Vec<usize> = run
+        let Some(run) = &mut entry.run else { return };
+        let running = run
             .transfers
             .iter()
-            .filter_map(|t| self.transfers.get(t))
-            .map(|s| s.file)
-            .collect();
-        let free = (entry.job.settings.parallel_files as usize).saturating_sub(running.len());
-        let next: Vec<usize> = entry
-            .job
-            .files
-            .iter()
-            .enumerate()
-            .filter(|(i, f)| !f.completed && !running.contains(i))
-            .map(|(i, _)| i)
-            .take(free)
-            .collect();
+            .filter(|t| self.transfers.contains_key(t))
+            .count();
+        let free = (entry.job.settings.parallel_files as usize).saturating_sub(running);
+        let files = &entry.job.files;
+        let mut next = Vec::with_capacity(free);
+        while next.len() < free && run.next_file < files.len() {
+            if !files[run.next_file].completed {
+                next.push(run.next_file);
+            }
+            run.next_file += 1;
+        }
         for index in next {
             if let Err(error) = self.name_temp_file(id, index) {
                 self.fail_job(engine, id, index, error, false, None, now);
@@ -155,7 +163,15 @@ impl State {
                 }
             }
         }
-        self.share_job_limit(engine, id);
+        // A transfer starts without a cap; only a job with a cap has shares to redo as its
+        // transfers come and go (SetJob lifts a removed cap from the running ones itself).
+        if self
+            .jobs
+            .get(&id)
+            .is_some_and(|e| e.job.settings.bandwidth_limit.is_some())
+        {
+            self.share_job_limit(engine, id);
+        }
     }
 
     /// Gives file `index` of job `id` its temporary file name, recorded in the store before
@@ -165,16 +181,24 @@ impl State {
         let Some(entry) = self.jobs.get_mut(&id) else {
             return Ok(());
         };
-        let file = &mut entry.job.files[index];
+        let file = &entry.job.files[index];
         if file.temp_name.is_some() {
             return Ok(());
         }
         let temp = qmgr_transfer::new_temp_path(Path::new(&file.local_name))?;
         let temp = temp.to_string_lossy().into_owned();
-        file.temp_name = Some(temp.clone());
-        file.bytes_transferred = 0;
-        let job = entry.job.clone();
-        self.store.save_job_with_temp_name(&job, &temp)
+        entry.job.give_temp_name(index, temp.clone());
+        self.batcher
+            .forget_file(id, u32::try_from(index).unwrap_or(u32::MAX));
+        let saved = self
+            .store
+            .save_file_with_temp_name(&entry.job, index, &temp);
+        if saved.is_err() {
+            // A name the store does not hold is never handed to the engine: the next run
+            // names the file again.
+            entry.job.files[index].temp_name = None;
+        }
+        saved
     }
 
     /// Divides the job's own bandwidth cap among its running transfers.

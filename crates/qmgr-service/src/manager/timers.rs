@@ -6,14 +6,19 @@ use std::time::Duration;
 
 use qmgr_core::job::AutoComplete;
 use qmgr_core::store::ProgressUpdate;
-use qmgr_core::{Guid, Job, JobState, Outcome, Timestamp};
+use qmgr_core::{Guid, JobState, Outcome, Timestamp};
 use qmgr_transfer::{Engine, Overwrite};
 
 use super::{Entry, State};
 
 impl State {
-    pub(super) fn arm_timer(&mut self, job: &Job, now: Timestamp) {
-        self.timers.retain(|(_, id)| *id != job.id);
+    /// Sets the timer of job `id` for its retry or its no-progress timeout, if it is in
+    /// TRANSIENT_ERROR (and removes any other).
+    pub(super) fn arm_timer(&mut self, id: Guid, now: Timestamp) {
+        self.timers.retain(|(_, job)| *job != id);
+        let Some(job) = self.jobs.get(&id).map(|e| &e.job) else {
+            return;
+        };
         if job.state != JobState::TransientError {
             return;
         }
@@ -36,17 +41,13 @@ impl State {
             };
             let before = entry.job.state;
             if let Outcome::Apply { .. } = entry.job.on_timer(now) {
-                let job = entry.job.clone();
-                let saved = self.store.save_job(&job);
+                let saved = self.store.save_job_row(&entry.job);
                 if self.saved_or_stopped(engine, id, before, saved, now) {
                     self.announce(id, before, now);
                     self.schedule_needed = true;
                 }
             }
-            if let Some(entry) = self.jobs.get(&id) {
-                let job = entry.job.clone();
-                self.arm_timer(&job, now);
-            }
+            self.arm_timer(id, now);
         }
     }
 
