@@ -96,6 +96,8 @@ pub fn request_name(request: &Request) -> &'static str {
         Request::CreateJob { .. } => "CreateJob",
         Request::GetJob { .. } => "GetJob",
         Request::ListJobs { .. } => "ListJobs",
+        Request::GetJobSummary { .. } => "GetJobSummary",
+        Request::GetJobFiles { .. } => "GetJobFiles",
         Request::AddFiles { .. } => "AddFiles",
         Request::Resume { .. } => "Resume",
         Request::Suspend { .. } => "Suspend",

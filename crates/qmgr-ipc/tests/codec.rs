@@ -12,8 +12,8 @@ use qmgr_core::job::{
     AutoComplete, JobError, JobSettings, NotifyCommand, ProxySettings, ProxyUsage,
 };
 use qmgr_core::service::{
-    Attempt, GroupChange, GroupView, JobChange, JobView, ListCursor, NewFile, Notification,
-    NotificationKind, Request, Response, WaitReason,
+    Attempt, GroupChange, GroupView, IndexedFile, JobChange, JobSummary, JobView, ListCursor,
+    NewFile, Notification, NotificationKind, Request, Response, WaitReason,
 };
 use qmgr_core::{ErrorContext, Guid, Job, JobPriority, JobState, JobType, QmgrError, Timestamp};
 use qmgr_ipc::frame::{MAX_FRAME_LEN, decode, encode_frame, read_frame};
@@ -91,6 +91,11 @@ fn sample_requests() -> Vec<Request> {
             umask: Some(0o027),
         },
         Request::GetJob { job: guid(1) },
+        Request::GetJobSummary { job: guid(2) },
+        Request::GetJobFiles {
+            job: guid(3),
+            start: u32::MAX,
+        },
         Request::ListJobs {
             all_users: true,
             after: None,
@@ -232,6 +237,28 @@ fn sample_job_view() -> JobView {
     }
 }
 
+fn sample_summary() -> JobSummary {
+    let JobView {
+        mut job,
+        waiting,
+        attempts,
+    } = sample_job_view();
+    let progress = job.progress();
+    let active_files = job
+        .files
+        .drain(..)
+        .zip([3, u32::MAX])
+        .map(|(file, index)| IndexedFile { index, file })
+        .collect();
+    JobSummary {
+        job,
+        progress,
+        active_files,
+        waiting,
+        attempts,
+    }
+}
+
 fn sample_group_view() -> GroupView {
     let mut group = Group::new(guid(7), 0, Timestamp(9));
     group.notify_clsid = Some(guid(8));
@@ -279,6 +306,12 @@ fn sample_responses() -> Vec<Response> {
             next: None,
         },
         Response::Group(Box::new(sample_group_view())),
+        Response::JobSummary(Box::new(sample_summary())),
+        Response::FilePage {
+            start: 7,
+            files: sample_job_view().job.files,
+            total: 1_000_000,
+        },
         Response::GroupPage {
             groups: vec![
                 sample_group_view(),
@@ -303,12 +336,14 @@ fn response_variant(response: &Response) -> usize {
         Response::JobPage { .. } => 4,
         Response::Group(_) => 5,
         Response::GroupPage { .. } => 6,
+        Response::JobSummary(_) => 7,
+        Response::FilePage { .. } => 8,
     }
 }
-const RESPONSE_VARIANTS: usize = 7;
+const RESPONSE_VARIANTS: usize = 9;
 
 /// `request_name` matches exhaustively on `Request`, so it names every variant there is.
-const REQUEST_VARIANTS: usize = 21;
+const REQUEST_VARIANTS: usize = 23;
 
 fn round_trip<T>(message: &T) -> T
 where

@@ -1,10 +1,11 @@
 //! What clients see of jobs: why a job waits, and listings a page at a time.
 
-use qmgr_core::JobState;
 use qmgr_core::error::{ErrorContext, QmgrError, Result};
 use qmgr_core::hresult;
 use qmgr_core::job::JobPriority;
+use qmgr_core::service::{IndexedFile, JobSummary, MAX_ACTIVE_FILES};
 use qmgr_core::service::{JobView, LIST_PAGE_BYTES, ListCursor, Response, WaitReason};
+use qmgr_core::{Job, JobState};
 use qmgr_ipc::frame::encoded_len;
 
 use super::{Entry, ROOT, State};
@@ -27,9 +28,18 @@ impl ViewContext {
 impl Entry {
     /// The job as clients see it, with why it is not moving (or not faster).
     pub(super) fn view(&self, context: &ViewContext) -> JobView {
+        JobView {
+            job: self.job.clone(),
+            waiting: self.waiting(context),
+            attempts: self.attempts.iter().cloned().collect(),
+        }
+    }
+
+    /// Why the job is not moving (or not faster), if it is not.
+    fn waiting(&self, context: &ViewContext) -> Option<WaitReason> {
         let job = &self.job;
         let global_cap = context.global_cap;
-        let waiting = match job.state {
+        match job.state {
             // A cap is reported only while it binds: a job far below it is held back by
             // its link or server, not by the cap.
             JobState::Connecting | JobState::Transferring if self.throttled => {
@@ -71,16 +81,126 @@ impl Entry {
                     }),
             ),
             _ => None,
-        };
-        JobView {
-            job: job.clone(),
-            waiting,
-            attempts: self.attempts.iter().cloned().collect(),
         }
     }
 }
 
+/// A copy of the job without its file records (cloning them would cost as much as the
+/// whole job). Every field is named, so a new one cannot be forgotten here.
+fn without_files(job: &Job) -> Job {
+    let Job {
+        id,
+        job_type,
+        display_name,
+        description,
+        owner_uid,
+        priority,
+        state,
+        files: _,
+        times,
+        settings,
+        error,
+        error_count,
+        no_progress_since,
+        retry_at,
+        group,
+        completing,
+        auto_complete,
+        retries_without_progress,
+        umask,
+    } = job;
+    Job {
+        id: *id,
+        job_type: *job_type,
+        display_name: display_name.clone(),
+        description: description.clone(),
+        owner_uid: *owner_uid,
+        priority: *priority,
+        state: *state,
+        files: Vec::new(),
+        times: *times,
+        settings: settings.clone(),
+        error: error.clone(),
+        error_count: *error_count,
+        no_progress_since: *no_progress_since,
+        retry_at: *retry_at,
+        group: *group,
+        completing: *completing,
+        auto_complete: *auto_complete,
+        retries_without_progress: *retries_without_progress,
+        umask: *umask,
+    }
+}
+
+/// GetJobFiles: the job's records from `start` on while they fit [`LIST_PAGE_BYTES`] (at
+/// least one while any are left).
+pub(super) fn files_page(job: &Job, start: u32) -> Response {
+    let total = u32::try_from(job.files.len()).unwrap_or(u32::MAX);
+    let from = usize::try_from(start).unwrap_or(usize::MAX);
+    let mut files = Vec::new();
+    let mut bytes = 0usize;
+    for file in job.files.iter().skip(from) {
+        bytes = bytes.saturating_add(encoded_len(file));
+        if !files.is_empty() && bytes > LIST_PAGE_BYTES {
+            break;
+        }
+        files.push(file.clone());
+    }
+    Response::FilePage {
+        start,
+        files,
+        total,
+    }
+}
+
 impl State {
+    /// GetJobSummary: the view without the file list, with the totals and the files that
+    /// are moving (or partly moved) now.
+    pub(super) fn summary(&self, entry: &Entry, context: &ViewContext) -> JobSummary {
+        let job = &entry.job;
+        let mut active: Vec<usize> = entry
+            .run
+            .iter()
+            .flat_map(|run| &run.transfers)
+            .filter_map(|transfer| self.transfers.get(transfer))
+            .map(|slot| slot.file)
+            .filter(|&index| index < job.files.len())
+            .collect();
+        active.sort_unstable();
+        active.dedup();
+        active.truncate(MAX_ACTIVE_FILES);
+        if active.len() < MAX_ACTIVE_FILES {
+            let partial = job
+                .files
+                .iter()
+                .enumerate()
+                .filter(|(index, file)| {
+                    !file.completed && file.bytes_transferred > 0 && !active.contains(index)
+                })
+                .map(|(index, _)| index)
+                .take(MAX_ACTIVE_FILES - active.len())
+                .collect::<Vec<_>>();
+            active.extend(partial);
+            active.sort_unstable();
+        }
+        let active_files = active
+            .into_iter()
+            .filter_map(|index| {
+                Some(IndexedFile {
+                    index: u32::try_from(index).ok()?,
+                    file: job.files[index].clone(),
+                })
+            })
+            .collect();
+        JobSummary {
+            job: without_files(job),
+            progress: job.progress(),
+            active_files,
+            waiting: entry.waiting(context),
+            attempts: entry.attempts.iter().cloned().collect(),
+        }
+    }
+
     /// ListJobs: the caller's jobs (root: everyone's with `all_users`), one page at a
     /// time in creation order.
     pub(super) fn list_jobs(
