@@ -21,7 +21,7 @@ use crate::time::Timestamp;
 
 /// Version of the request/answer vocabulary; the IPC handshake compares it.
 /// 2: listings come in pages (`ListJobs`/`ListGroups` take a cursor, answer a page).
-/// 3: job summaries without the file list (`GetJobSummary`), a job's files a page at a time
+/// 3: job summaries without the file list (`GetJobSummary`, `ListJobSummaries`), a job's files a page at a time
 /// (`GetJobFiles`), and AddFiles sent in parts (see `qmgr-ipc`).
 pub const PROTOCOL_VERSION: u32 = 3;
 
@@ -124,6 +124,12 @@ pub enum Request {
     /// file and of a million (see [`JobSummary`]).
     GetJobSummary {
         job: Guid,
+    },
+    /// The caller's jobs as summaries (see [`JobSummary`]), one page at a time as ListJobs:
+    /// a listing whose size does not grow with the jobs' files.
+    ListJobSummaries {
+        all_users: bool,
+        after: Option<ListCursor>,
     },
     /// The job's file records from index `start` on, as many as fit [`LIST_PAGE_BYTES`]
     /// (at least one while any are left); see [`Response::FilePage`].
@@ -290,6 +296,11 @@ pub enum Response {
     },
     Group(Box<GroupView>),
     JobSummary(Box<JobSummary>),
+    /// A page of a summary listing, as [`Response::JobPage`].
+    SummaryPage {
+        jobs: Vec<JobSummary>,
+        next: Option<ListCursor>,
+    },
     /// A page of a job's files: the records from index `start` on; `total` is how many
     /// files the job has (the next page starts at `start + files.len()` while that is less).
     FilePage {
@@ -382,6 +393,24 @@ pub trait QueueServiceExt: QueueService {
         match self.execute(Request::GetJobSummary { job })? {
             Response::JobSummary(summary) => Ok(*summary),
             other => Err(unexpected("GetJobSummary", &other)),
+        }
+    }
+
+    /// Every page of the summary listing, concatenated.
+    fn job_summaries(&self, all_users: bool) -> Result<Vec<JobSummary>> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            match self.execute(Request::ListJobSummaries { all_users, after })? {
+                Response::SummaryPage { jobs, next } => {
+                    all.extend(jobs);
+                    match advance(after, next, "ListJobSummaries")? {
+                        Some(cursor) => after = Some(cursor),
+                        None => return Ok(all),
+                    }
+                }
+                other => return Err(unexpected("ListJobSummaries", &other)),
+            }
         }
     }
 

@@ -98,6 +98,7 @@ pub fn request_name(request: &Request) -> &'static str {
         Request::ListJobs { .. } => "ListJobs",
         Request::GetJobSummary { .. } => "GetJobSummary",
         Request::GetJobFiles { .. } => "GetJobFiles",
+        Request::ListJobSummaries { .. } => "ListJobSummaries",
         Request::AddFiles { .. } => "AddFiles",
         Request::Resume { .. } => "Resume",
         Request::Suspend { .. } => "Suspend",

@@ -92,6 +92,13 @@ fn sample_requests() -> Vec<Request> {
         },
         Request::GetJob { job: guid(1) },
         Request::GetJobSummary { job: guid(2) },
+        Request::ListJobSummaries {
+            all_users: true,
+            after: Some(ListCursor {
+                key: -1,
+                id: guid(4),
+            }),
+        },
         Request::GetJobFiles {
             job: guid(3),
             start: u32::MAX,
@@ -307,6 +314,10 @@ fn sample_responses() -> Vec<Response> {
         },
         Response::Group(Box::new(sample_group_view())),
         Response::JobSummary(Box::new(sample_summary())),
+        Response::SummaryPage {
+            jobs: vec![sample_summary(), sample_summary()],
+            next: None,
+        },
         Response::FilePage {
             start: 7,
             files: sample_job_view().job.files,
@@ -338,12 +349,13 @@ fn response_variant(response: &Response) -> usize {
         Response::GroupPage { .. } => 6,
         Response::JobSummary(_) => 7,
         Response::FilePage { .. } => 8,
+        Response::SummaryPage { .. } => 9,
     }
 }
-const RESPONSE_VARIANTS: usize = 9;
+const RESPONSE_VARIANTS: usize = 10;
 
 /// `request_name` matches exhaustively on `Request`, so it names every variant there is.
-const REQUEST_VARIANTS: usize = 23;
+const REQUEST_VARIANTS: usize = 24;
 
 fn round_trip<T>(message: &T) -> T
 where

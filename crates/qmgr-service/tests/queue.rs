@@ -1014,6 +1014,10 @@ fn a_summary_holds_the_totals_and_the_moving_files_and_pages_hold_every_file() {
     let active: Vec<u32> = summary.active_files.iter().map(|f| f.index).collect();
     assert_eq!(active, [2], "only the slow file is moving");
     assert_eq!(summary.active_files[0].file.local_name, fx.path("slow"));
+    let listed = fx.service.job_summaries(false).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].job.files.is_empty());
+    assert_eq!(listed[0].progress.files_total, 7);
 
     // Pages from the start hold every file in order; a page from the middle starts there.
     let all = fx.service.job_files(id).unwrap();

@@ -25,9 +25,10 @@ impl State {
                 .jobs
                 .get(job)
                 .is_some_and(|e| e.job.state == JobState::Queued),
-            Request::ListJobs { .. } | Request::GetGroup { .. } | Request::ListGroups { .. } => {
-                true
-            }
+            Request::ListJobs { .. }
+            | Request::ListJobSummaries { .. }
+            | Request::GetGroup { .. }
+            | Request::ListGroups { .. } => true,
             _ => false,
         };
         if shows_the_line {
@@ -47,6 +48,9 @@ impl State {
                 Ok(Response::Job(Box::new(entry.view(&self.view_context()))))
             }
             Request::ListJobs { all_users, after } => self.list_jobs(uid, all_users, after),
+            Request::ListJobSummaries { all_users, after } => {
+                self.list_job_summaries(uid, all_users, after)
+            }
             Request::GetJobSummary { job } => {
                 let entry = self.entry(uid, job)?;
                 Ok(Response::JobSummary(Box::new(

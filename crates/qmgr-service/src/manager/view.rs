@@ -209,6 +209,32 @@ impl State {
         all_users: bool,
         after: Option<ListCursor>,
     ) -> Result<Response> {
+        let entries = self.listed(uid, all_users, after)?;
+        let context = self.view_context();
+        let (jobs, next) = page(entries, |e| e.view(&context), encoded_len);
+        Ok(Response::JobPage { jobs, next })
+    }
+
+    /// ListJobSummaries: as ListJobs, each job as a summary.
+    pub(super) fn list_job_summaries(
+        &self,
+        uid: u32,
+        all_users: bool,
+        after: Option<ListCursor>,
+    ) -> Result<Response> {
+        let entries = self.listed(uid, all_users, after)?;
+        let context = self.view_context();
+        let (jobs, next) = page(entries, |e| self.summary(e, &context), encoded_len);
+        Ok(Response::SummaryPage { jobs, next })
+    }
+
+    /// The jobs a listing holds after `after`, in cursor order.
+    fn listed(
+        &self,
+        uid: u32,
+        all_users: bool,
+        after: Option<ListCursor>,
+    ) -> Result<Vec<(ListCursor, &Entry)>> {
         if all_users && uid != ROOT {
             return Err(QmgrError::from_code(hresult::E_ACCESSDENIED)
                 .context("listing every user's jobs needs root"));
@@ -225,9 +251,7 @@ impl State {
             .filter(|(at, _)| after.is_none_or(|after| *at > after))
             .collect();
         entries.sort_unstable_by_key(|(at, _)| *at);
-        let context = self.view_context();
-        let (jobs, next) = page(entries, |e| e.view(&context), encoded_len);
-        Ok(Response::JobPage { jobs, next })
+        Ok(entries)
     }
 }
 
