@@ -557,6 +557,46 @@ impl Job {
         Ok(u32::try_from(self.files.len() - 1).unwrap_or(u32::MAX))
     }
 
+    /// Adds several files as [`Job::add_file`] adds one, checked in one pass: the local
+    /// names against a set instead of a scan of the job per file, and the state machine
+    /// asked once for the whole list (its answer does not depend on how many files come).
+    /// On an error nothing is added.
+    pub fn add_files<'a>(
+        &mut self,
+        files: impl IntoIterator<Item = (&'a str, &'a str)>,
+        max_files: u32,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.ensure_mutable()?;
+        let mut locals: std::collections::HashSet<&str> =
+            self.files.iter().map(|f| f.local_name.as_str()).collect();
+        let mut added = Vec::new();
+        for (remote_name, local_name) in files {
+            file::validate_remote_name(remote_name)?;
+            file::validate_local_name(local_name)?;
+            if self.files.len() + added.len() >= max_files as usize {
+                return Err(
+                    QmgrError::from_code(hresult::BG_E_TOO_MANY_FILES_IN_JOB).context(
+                        format_args!("job {} would have more than {max_files} files", self.id),
+                    ),
+                );
+            }
+            if !locals.insert(local_name) {
+                return Err(QmgrError::invalid_arg(format!(
+                    "{local_name} is already a local name in job {}",
+                    self.id
+                )));
+            }
+            added.push(FileRecord::new(remote_name, local_name));
+        }
+        if added.is_empty() {
+            return Ok(());
+        }
+        self.call(Event::AddFile, now)?;
+        self.files.extend(added);
+        Ok(())
+    }
+
     /// Setters are refused once the job has left the queue (BG_E_INVALID_STATE).
     pub fn ensure_mutable(&self) -> Result<()> {
         if self.state.is_final() {

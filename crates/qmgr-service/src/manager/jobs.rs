@@ -96,9 +96,20 @@ impl State {
         let max_files = self.config.max_files_per_job;
         let mut job = self.entry(uid, id)?.job.clone();
         // The job is a copy: a refused file leaves the stored job as it was (all or nothing).
+        job.add_files(
+            files
+                .iter()
+                .map(|file| (file.remote_name.as_str(), file.local_name.as_str())),
+            max_files,
+            now,
+        )?;
+        // Each directory once: a long list names few of them.
+        let mut checked = std::collections::HashSet::new();
         for file in files {
-            job.add_file(&file.remote_name, &file.local_name, max_files, now)?;
-            check_local_directory(&file.local_name)?;
+            let dir = Path::new(&file.local_name).parent();
+            if checked.insert(dir) {
+                check_local_directory(&file.local_name)?;
+            }
         }
         self.commit(id, job, now)?;
         self.schedule_needed = true;
