@@ -23,10 +23,11 @@ use qmgr_core::{ErrorContext, QmgrError, Result};
 
 use crate::frame::{
     FrameError, MAX_ANSWER_FRAME_LEN, MAX_HANDSHAKE_FRAME_LEN, MAX_NOTIFICATION_FRAME_LEN, decode,
-    read_frame, read_payload, write_frame,
+    encoded_len, read_frame, read_payload, write_frame,
 };
 use crate::message::{
-    ClientMessage, Purpose, ServiceMessage, handshake_version, request_name, version_mismatch,
+    ADD_FILES_PART_BYTES, ClientMessage, Purpose, ServiceMessage, handshake_version, request_name,
+    split_files, version_mismatch,
 };
 use qmgr_core::trust::{check_private_dir_of, describe_uid};
 
@@ -286,6 +287,23 @@ impl Connection {
                 Broken::NoAnswer(timeout)
             }
             other => Broken::Frame(other),
+        };
+        // A list of files too long for one frame goes ahead in parts; the call carries the
+        // last of them.
+        let request = match request {
+            Request::AddFiles { job, files } if encoded_len(&files) > ADD_FILES_PART_BYTES => {
+                let mut parts = split_files(files, ADD_FILES_PART_BYTES);
+                let last = parts.pop().unwrap_or_default();
+                for files in parts {
+                    write_frame(
+                        &mut NoSignalWriter(self.reader.get_ref()),
+                        &ClientMessage::AddFilesPart { job, files },
+                    )
+                    .map_err(timed_out)?;
+                }
+                Request::AddFiles { job, files: last }
+            }
+            other => other,
         };
         write_frame(
             &mut NoSignalWriter(self.reader.get_ref()),
