@@ -132,10 +132,12 @@ pub enum Request {
         after: Option<ListCursor>,
     },
     /// The job's file records from index `start` on, as many as fit [`LIST_PAGE_BYTES`]
-    /// (at least one while any are left); see [`Response::FilePage`].
+    /// (at least one while any are left) and at most `max` if given; see
+    /// [`Response::FilePage`].
     GetJobFiles {
         job: Guid,
         start: u32,
+        max: Option<u32>,
     },
     AddFiles {
         job: Guid,
@@ -414,10 +416,15 @@ pub trait QueueServiceExt: QueueService {
         }
     }
 
-    /// One page of the job's files from index `start`: the records and how many files the
-    /// job has in all.
-    fn job_files_page(&self, job: Guid, start: u32) -> Result<(Vec<FileRecord>, u32)> {
-        match self.execute(Request::GetJobFiles { job, start })? {
+    /// One page of the job's files from index `start` (at most `max` of them): the records
+    /// and how many files the job has in all.
+    fn job_files_page(
+        &self,
+        job: Guid,
+        start: u32,
+        max: Option<u32>,
+    ) -> Result<(Vec<FileRecord>, u32)> {
+        match self.execute(Request::GetJobFiles { job, start, max })? {
             Response::FilePage {
                 start: answered,
                 files,
@@ -433,7 +440,7 @@ pub trait QueueServiceExt: QueueService {
         let mut all = Vec::new();
         loop {
             let start = u32::try_from(all.len()).unwrap_or(u32::MAX);
-            let (files, total) = self.job_files_page(job, start)?;
+            let (files, total) = self.job_files_page(job, start, None)?;
             if files.is_empty() {
                 if start < total {
                     return Err(QmgrError::internal(
@@ -447,6 +454,12 @@ pub trait QueueServiceExt: QueueService {
                 return Ok(all);
             }
         }
+    }
+
+    /// File `index` of the job, fetched alone; `None` when the job has no such file.
+    fn job_file(&self, job: Guid, index: u32) -> Result<Option<FileRecord>> {
+        let (files, _) = self.job_files_page(job, index, Some(1))?;
+        Ok(files.into_iter().next())
     }
 
     /// The job with every file, without fetching it whole in one answer: a summary, then

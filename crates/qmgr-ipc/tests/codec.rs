@@ -102,6 +102,7 @@ fn sample_requests() -> Vec<Request> {
         Request::GetJobFiles {
             job: guid(3),
             start: u32::MAX,
+            max: Some(1),
         },
         Request::ListJobs {
             all_users: true,

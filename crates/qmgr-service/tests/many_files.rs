@@ -55,7 +55,7 @@ fn a_hundred_thousand_files_go_in_at_once_and_a_bad_last_one_adds_nothing() {
         assert_eq!(stored.remote_name, sent.remote_name);
         assert_eq!(stored.local_name, sent.local_name);
     }
-    let (page, total) = client.job_files_page(id, 99_990).unwrap();
+    let (page, total) = client.job_files_page(id, 99_990, None).unwrap();
     assert_eq!(total as usize, FILES);
     assert_eq!(page.len(), 10);
     assert_eq!(page[9].local_name, all[FILES - 1].local_name);

@@ -57,8 +57,8 @@ impl State {
                     self.summary(entry, &self.view_context()),
                 )))
             }
-            Request::GetJobFiles { job, start } => {
-                Ok(files_page(&self.entry(uid, job)?.job, start))
+            Request::GetJobFiles { job, start, max } => {
+                Ok(files_page(&self.entry(uid, job)?.job, start, max))
             }
             Request::AddFiles { job, files } => self.add_files(uid, job, &files, now),
             Request::Resume { job } => self.change(engine, uid, job, now, Job::resume),

@@ -133,13 +133,14 @@ fn without_files(job: &Job) -> Job {
 }
 
 /// GetJobFiles: the job's records from `start` on while they fit [`LIST_PAGE_BYTES`] (at
-/// least one while any are left).
-pub(super) fn files_page(job: &Job, start: u32) -> Response {
+/// least one while any are left), at most `max` of them if given.
+pub(super) fn files_page(job: &Job, start: u32, max: Option<u32>) -> Response {
     let total = u32::try_from(job.files.len()).unwrap_or(u32::MAX);
     let from = usize::try_from(start).unwrap_or(usize::MAX);
     let mut files = Vec::new();
     let mut bytes = 0usize;
-    for file in job.files.iter().skip(from) {
+    let most = max.map_or(usize::MAX, |max| usize::try_from(max).unwrap_or(usize::MAX));
+    for file in job.files.iter().skip(from).take(most) {
         bytes = bytes.saturating_add(encoded_len(file));
         if !files.is_empty() && bytes > LIST_PAGE_BYTES {
             break;
