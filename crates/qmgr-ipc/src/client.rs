@@ -40,8 +40,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a call waits for its answer before the client gives up on the connection. A
 /// wedged qmgrd must not hang a C caller forever, and every legitimate call is far
-/// shorter: listings are paged, a job holds at most a few thousand files, and the service
-/// answers from memory and one SQLite transaction. Generous, so a machine under heavy
+/// shorter: listings and a job's files are paged, and the service answers from memory and
+/// one SQLite transaction (the longest, an AddFiles of max_files_per_job files, takes
+/// seconds). Generous, so a machine under heavy
 /// load (swapping, a slow disk syncing the store) is not mistaken for a dead service.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
