@@ -36,6 +36,8 @@ use crate::session::Session;
 const POLL: Duration = Duration::from_millis(200);
 /// The shortest time between two looks at the jobs, however many notifications arrive.
 const LOOK_GAP: Duration = Duration::from_millis(100);
+/// The most notifications taken at once after the gap before the next look.
+const DRAIN_AT_MOST: usize = 100_000;
 /// Longest default display name; the service allows 256 characters.
 const DEFAULT_NAME_CHARS: usize = 120;
 /// Interactive transfers: the first retry after a transient error comes this soon (each
@@ -498,20 +500,29 @@ impl News {
         let more = first.is_ok();
         self.take(Some(first));
         if more {
+            // Until the gap has passed, more may join this look...
             let gather_until = last_look + LOOK_GAP;
             while let Some(receiver) = &self.receiver {
                 let left = gather_until.saturating_duration_since(Instant::now());
-                let next = if left.is_zero() {
-                    receiver.try_recv().map_err(|error| match error {
-                        TryRecvError::Empty => RecvTimeoutError::Timeout,
-                        TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-                    })
-                } else {
-                    receiver.recv_timeout(left)
-                };
-                let timed_out = matches!(next, Err(RecvTimeoutError::Timeout));
+                if left.is_zero() {
+                    break;
+                }
+                let next = receiver.recv_timeout(left);
                 self.take(Some(next));
-                if timed_out && left.is_zero() {
+            }
+            // ...then what already waits is taken without waiting (a bounded number, so a
+            // flood never keeps the look from happening).
+            for _ in 0..DRAIN_AT_MOST {
+                let Some(receiver) = &self.receiver else {
+                    break;
+                };
+                let next = receiver.try_recv().map_err(|error| match error {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                });
+                let taken = next.is_ok();
+                self.take(Some(next));
+                if !taken {
                     break;
                 }
             }
