@@ -277,8 +277,13 @@ are split into several jobs that share the --parallel budget.";
 #[derive(Debug, Args)]
 pub struct TransferArgs {
     /// What to download: http, https, ftp, ftps or file URLs, or absolute paths
-    #[arg(required = true, value_name = "URL")]
+    #[arg(required_unless_present = "input_file", value_name = "URL")]
     pub urls: Vec<String>,
+    /// Read more URLs from FILE, one a line (`-`: standard input); blank lines and lines
+    /// starting with `#` are skipped. More URLs than max_jobs_per_user × max_files_per_job
+    /// are queued as earlier jobs finish
+    #[arg(short = 'i', long = "input-file", value_name = "FILE")]
+    pub input_file: Option<PathBuf>,
     /// Save the (single) URL to this file
     #[arg(short, long, value_name = "PATH", conflicts_with = "dir")]
     pub output: Option<PathBuf>,

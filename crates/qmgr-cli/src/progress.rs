@@ -50,27 +50,50 @@ impl FileState {
 /// The whole transfer as of the last look.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
+    /// Every file, in a fixed order (the index is the file's identity for its rate).
     pub files: Vec<FileState>,
     /// What holds the transfer up, if anything ("retrying in 8s after …").
     pub status: Option<String>,
+    /// The totals when the service counted them; `None`: summed from `files`.
+    pub totals: Option<Totals>,
+}
+
+/// What the total line shows: files completed of all, bytes in and expected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub files_completed: usize,
+    /// Bytes arrived.
+    pub done: u64,
+    /// Bytes expected in all: known sizes, plus what arrived of files of unknown size.
+    pub expected: u64,
+    /// Some file not completed has no known size yet.
+    pub size_unknown: bool,
 }
 
 impl Snapshot {
-    fn done(&self) -> u64 {
-        self.files.iter().map(|f| f.done).sum()
+    fn totals(&self) -> Totals {
+        self.totals.unwrap_or_else(|| Totals {
+            files_completed: self.files.iter().filter(|f| f.completed).count(),
+            done: self.files.iter().map(|f| f.done).sum(),
+            expected: self.files.iter().map(|f| f.total.unwrap_or(f.done)).sum(),
+            size_unknown: self.files.iter().any(|f| f.total.is_none() && !f.completed),
+        })
     }
 
-    /// Bytes expected in all: known sizes, plus what arrived of files of unknown size.
+    pub fn done(&self) -> u64 {
+        self.totals().done
+    }
+
     fn expected(&self) -> u64 {
-        self.files.iter().map(|f| f.total.unwrap_or(f.done)).sum()
+        self.totals().expected
     }
 
     fn size_unknown(&self) -> bool {
-        self.files.iter().any(|f| f.total.is_none() && !f.completed)
+        self.totals().size_unknown
     }
 
-    fn files_completed(&self) -> usize {
-        self.files.iter().filter(|f| f.completed).count()
+    pub fn files_completed(&self) -> usize {
+        self.totals().files_completed
     }
 }
 
@@ -234,7 +257,10 @@ pub fn render(
         let fraction = file.total.map(|total| (file.done, total));
         let bar = human::bar(bar_width, fraction, file.completed, '=');
         if file.completed {
-            let size = format!("done {}", human::bytes(file.done));
+            let size = match file.total {
+                Some(_) => format!("done {}", human::bytes(file.done)),
+                None => "done".to_owned(),
+            };
             lines.push(line(&file.name, Some(bar), &size, None));
         } else {
             lines.push(line(
@@ -471,11 +497,15 @@ impl Lines {
         for (reported, file) in self.reported.iter_mut().zip(&snapshot.files) {
             if file.completed && !*reported {
                 *reported = true;
-                eprintln!(
-                    "qmgr: transferred {} ({})",
-                    file.path,
-                    human::bytes(file.done)
-                );
+                // A file that finished between two looks has no size known here yet.
+                match file.total {
+                    Some(_) => eprintln!(
+                        "qmgr: transferred {} ({})",
+                        file.path,
+                        human::bytes(file.done)
+                    ),
+                    None => eprintln!("qmgr: transferred {}", file.path),
+                }
             }
         }
         if snapshot.status != self.last_status {
@@ -557,6 +587,7 @@ mod tests {
         Snapshot {
             files,
             status: None,
+            totals: None,
         }
     }
 

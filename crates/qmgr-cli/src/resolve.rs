@@ -63,9 +63,9 @@ pub fn resolve_job(client: &Client, name: &str) -> Result<Guid, Failure> {
     }
     let all_users = rustix::process::getuid().is_root();
     let jobs: Vec<(Guid, String)> = client
-        .jobs(all_users)?
+        .job_summaries(all_users)?
         .into_iter()
-        .map(|view| (view.job.id, view.job.display_name))
+        .map(|summary| (summary.job.id, summary.job.display_name))
         .collect();
     match resolve(name, &jobs) {
         Resolution::Found(id) => Ok(id),

@@ -9,7 +9,7 @@
 //! | `time_slice` | `"5m"` | how long a background job runs before a job of equal priority gets a turn; at least 1 s |
 //! | `bandwidth_limit` | `"unlimited"` | global cap for background jobs in bytes per second (FOREGROUND is never throttled): an integer, or a string with a unit — `"500kB/s"`, `"20MB/s"`, `"1GB/s"` (decimal), `"512KiB/s"`, `"20MiB/s"` (binary); `/s` is optional; `"unlimited"` or `0` means no cap |
 //! | `max_jobs_per_user` | `60` | CreateJob (and the legacy CreateGroup) fails with `BG_E_TOO_MANY_JOBS_PER_USER` beyond this many jobs; a legacy group counts as one job, with or without its job (root is unlimited); at least 1 |
-//! | `max_files_per_job` | `200` | AddFile (and the legacy AddFiles) fails with `BG_E_TOO_MANY_FILES_IN_JOB` beyond this many files; 1 to 1000 (so that one job with every name at its longest still fits one IPC message) |
+//! | `max_files_per_job` | `200` | AddFile (and the legacy AddFiles) fails with `BG_E_TOO_MANY_FILES_IN_JOB` beyond this many files; 1 to 1,000,000 (a long AddFiles travels in parts and is added all at once; watchers read job summaries and pages of files) |
 //! | `job_inactivity_timeout` | `"90d"` | jobs untouched this long are cancelled; at least 1 s |
 //! | `idle_exit` | `"5m"` | a qmgrd started on demand exits after this long with no jobs to run and no clients; `"never"` disables; at least 1 s |
 //! | `state_dir` | `$XDG_STATE_HOME/qmgr` | the store directory; an absolute path (`~` is not expanded) |
@@ -112,9 +112,9 @@ impl LogLevel {
 pub const MAX_CONCURRENT_TRANSFERS: u32 = 64;
 /// The default of `max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 256;
-/// The most `max_files_per_job` may be: a job of this many files, each with the longest
-/// names allowed, still travels in one IPC frame.
-pub const MAX_FILES_PER_JOB_CEILING: u32 = 1000;
+/// The most `max_files_per_job` may be. A job's files need not fit one IPC frame: AddFiles
+/// travels in parts, and clients read a job as a summary plus pages of files.
+pub const MAX_FILES_PER_JOB_CEILING: u32 = 1_000_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -862,7 +862,7 @@ mod tests {
             ("bandwidth_limit = -1", "bandwidth_limit"),
             ("max_jobs_per_user = 0", "max_jobs_per_user"),
             ("max_files_per_job = -3", "max_files_per_job"),
-            ("max_files_per_job = 1001", "max_files_per_job"),
+            ("max_files_per_job = 1000001", "max_files_per_job"),
             ("job_inactivity_timeout = -1", "job_inactivity_timeout"),
             ("idle_exit = \"sometimes\"", "idle_exit"),
             ("state_dir = \"~/qmgr\"", "state_dir"),

@@ -590,11 +590,12 @@ impl Job {
         Some(result)
     }
 
-    /// What [`Job::restore`] needs to undo a change of this job's settings, state or times,
-    /// of files added after it, and of file `file` if given.
-    pub fn snapshot(&self, file: Option<usize>) -> JobSnapshot {
+    /// A copy of every field but the file records (cloning them would cost as much as the
+    /// whole job): what views without files and snapshots start from.
+    #[must_use]
+    pub fn without_files(&self) -> Job {
         // Every field but the files, spelled out so that a new field cannot be forgotten.
-        let job = Job {
+        Job {
             id: self.id,
             job_type: self.job_type,
             display_name: self.display_name.clone(),
@@ -616,7 +617,13 @@ impl Job {
             umask: self.umask,
             credentials: self.credentials.clone(),
             tally: self.tally,
-        };
+        }
+    }
+
+    /// What [`Job::restore`] needs to undo a change of this job's settings, state or times,
+    /// of files added after it, and of file `file` if given.
+    pub fn snapshot(&self, file: Option<usize>) -> JobSnapshot {
+        let job = self.without_files();
         JobSnapshot {
             job,
             files: self.files.len(),

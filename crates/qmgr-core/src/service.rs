@@ -12,16 +12,24 @@ use std::time::Duration;
 use crate::certificate::ClientCertificate;
 use crate::credentials::{AuthScheme, AuthTarget, Credential};
 use crate::error::{QmgrError, Result};
+use crate::file::FileRecord;
 use crate::group::Group;
 use crate::guid::Guid;
 use crate::hresult::{self, HResult};
-use crate::job::{AutoComplete, Job, JobPriority, NotifyCommand, ProxySettings};
+use crate::job::{AutoComplete, Job, JobPriority, JobProgress, NotifyCommand, ProxySettings};
 use crate::state::{JobState, JobType};
 use crate::time::Timestamp;
 
 /// Version of the request/answer vocabulary; the IPC handshake compares it.
 /// 2: listings come in pages (`ListJobs`/`ListGroups` take a cursor, answer a page).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: job summaries without the file list (`GetJobSummary`, `ListJobSummaries`), a job's files a page at a time
+/// (`GetJobFiles`), and AddFiles sent in parts (see `qmgr-ipc`).
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// The most file records a [`JobSummary`] carries in `active_files`: the files being
+/// transferred (at most the job's ParallelFiles, itself at most 64), then partly
+/// transferred ones while room is left. Keeps a summary small whatever the job's size.
+pub const MAX_ACTIVE_FILES: usize = 64;
 
 /// The size a page of a listing stays under, as encoded on the wire (it always holds at
 /// least one item). With the limits on names, files and settings, one job fits a frame;
@@ -122,6 +130,25 @@ pub enum Request {
     ListJobs {
         all_users: bool,
         after: Option<ListCursor>,
+    },
+    /// The job without its file list: what a watcher needs, the same size for a job of one
+    /// file and of a million (see [`JobSummary`]).
+    GetJobSummary {
+        job: Guid,
+    },
+    /// The caller's jobs as summaries (see [`JobSummary`]), one page at a time as ListJobs:
+    /// a listing whose size does not grow with the jobs' files.
+    ListJobSummaries {
+        all_users: bool,
+        after: Option<ListCursor>,
+    },
+    /// The job's file records from index `start` on, as many as fit [`LIST_PAGE_BYTES`]
+    /// (at least one while any are left) and at most `max` if given; see
+    /// [`Response::FilePage`].
+    GetJobFiles {
+        job: Guid,
+        start: u32,
+        max: Option<u32>,
     },
     AddFiles {
         job: Guid,
@@ -235,6 +262,29 @@ pub struct JobView {
     pub attempts: Vec<Attempt>,
 }
 
+/// One file record with its index in the job.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IndexedFile {
+    pub index: u32,
+    pub file: FileRecord,
+}
+
+/// A job as a watcher sees it, without its file list: its size does not grow with the
+/// number of files.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobSummary {
+    /// The job's data with `files` left empty: `progress` and `active_files` stand for
+    /// them (so `job.progress()` says nothing here).
+    pub job: Job,
+    /// The totals of all the job's files, as [`Job::progress`] gives them.
+    pub progress: JobProgress,
+    /// The files moving now, then partly transferred ones, in index order, at most
+    /// [`MAX_ACTIVE_FILES`].
+    pub active_files: Vec<IndexedFile>,
+    pub waiting: Option<WaitReason>,
+    pub attempts: Vec<Attempt>,
+}
+
 /// A legacy group and its job.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GroupView {
@@ -258,6 +308,19 @@ pub enum Response {
         next: Option<ListCursor>,
     },
     Group(Box<GroupView>),
+    JobSummary(Box<JobSummary>),
+    /// A page of a summary listing, as [`Response::JobPage`].
+    SummaryPage {
+        jobs: Vec<JobSummary>,
+        next: Option<ListCursor>,
+    },
+    /// A page of a job's files: the records from index `start` on; `total` is how many
+    /// files the job has (the next page starts at `start + files.len()` while that is less).
+    FilePage {
+        start: u32,
+        files: Vec<FileRecord>,
+        total: u32,
+    },
     /// A page of a group listing, as [`Response::JobPage`].
     GroupPage {
         groups: Vec<GroupView>,
@@ -336,6 +399,92 @@ pub trait QueueServiceExt: QueueService {
                 other => return Err(unexpected("ListJobs", &other)),
             }
         }
+    }
+
+    /// The job without its file list (see [`JobSummary`]).
+    fn job_summary(&self, job: Guid) -> Result<JobSummary> {
+        match self.execute(Request::GetJobSummary { job })? {
+            Response::JobSummary(summary) => Ok(*summary),
+            other => Err(unexpected("GetJobSummary", &other)),
+        }
+    }
+
+    /// Every page of the summary listing, concatenated.
+    fn job_summaries(&self, all_users: bool) -> Result<Vec<JobSummary>> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            match self.execute(Request::ListJobSummaries { all_users, after })? {
+                Response::SummaryPage { jobs, next } => {
+                    all.extend(jobs);
+                    match advance(after, next, "ListJobSummaries")? {
+                        Some(cursor) => after = Some(cursor),
+                        None => return Ok(all),
+                    }
+                }
+                other => return Err(unexpected("ListJobSummaries", &other)),
+            }
+        }
+    }
+
+    /// One page of the job's files from index `start` (at most `max` of them): the records
+    /// and how many files the job has in all.
+    fn job_files_page(
+        &self,
+        job: Guid,
+        start: u32,
+        max: Option<u32>,
+    ) -> Result<(Vec<FileRecord>, u32)> {
+        match self.execute(Request::GetJobFiles { job, start, max })? {
+            Response::FilePage {
+                start: answered,
+                files,
+                total,
+            } if answered == start => Ok((files, total)),
+            other => Err(unexpected("GetJobFiles", &other)),
+        }
+    }
+
+    /// Every file of the job, a page at a time. A job whose files change between two pages
+    /// (files added) gives the files it had at the first page plus what followed.
+    fn job_files(&self, job: Guid) -> Result<Vec<FileRecord>> {
+        let mut all = Vec::new();
+        loop {
+            let start = u32::try_from(all.len()).unwrap_or(u32::MAX);
+            let (files, total) = self.job_files_page(job, start, None)?;
+            if files.is_empty() {
+                if start < total {
+                    return Err(QmgrError::internal(
+                        "the service answered GetJobFiles with an empty page before the end",
+                    ));
+                }
+                return Ok(all);
+            }
+            all.extend(files);
+            if all.len() >= usize::try_from(total).unwrap_or(usize::MAX) {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// File `index` of the job, fetched alone; `None` when the job has no such file.
+    fn job_file(&self, job: Guid, index: u32) -> Result<Option<FileRecord>> {
+        let (files, _) = self.job_files_page(job, index, Some(1))?;
+        Ok(files.into_iter().next())
+    }
+
+    /// The job with every file, without fetching it whole in one answer: a summary, then
+    /// the files page by page.
+    fn job_in_pages(&self, job: Guid) -> Result<JobView> {
+        let summary = self.job_summary(job)?;
+        let files = self.job_files(job)?;
+        let mut view = JobView {
+            job: summary.job,
+            waiting: summary.waiting,
+            attempts: summary.attempts,
+        };
+        view.job.files = files;
+        Ok(view)
     }
 
     fn add_files(&self, job: Guid, files: Vec<NewFile>) -> Result<HResult> {

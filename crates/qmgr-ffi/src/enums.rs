@@ -11,7 +11,7 @@
 use parking_lot::Mutex;
 use qmgr_core::file::FileRecord;
 use qmgr_core::hresult::{self, HResult};
-use qmgr_core::service::JobView;
+use qmgr_core::service::JobSummary;
 use qmgr_core::{Guid, QmgrError, Result};
 use qmgr_enum::{Fetched, Snapshot, SnapshotEnumerator};
 
@@ -180,9 +180,9 @@ pub(crate) struct Jobs;
 
 impl EnumKind for Jobs {
     type Interface = IEnumBackgroundCopyJobs;
-    type Item = JobView;
+    type Item = JobSummary;
     type Element = *mut IBackgroundCopyJob;
-    fn element(queue: &Queue, item: &JobView) -> *mut IBackgroundCopyJob {
+    fn element(queue: &Queue, item: &JobSummary) -> *mut IBackgroundCopyJob {
         JobObject::create(queue.clone(), item.job.id, Some(item.clone()))
     }
 }

@@ -58,17 +58,18 @@ impl FileObject {
         })
     }
 
-    /// The file now, or as last seen once its job has left the queue.
+    /// The file now (fetched alone, never with the rest of its job), or as last seen once
+    /// its job has left the queue.
     fn record(&self) -> FileRecord {
         self.queue
-            .job(self.job)
+            .job_file(self.job, self.index)
             .ok()
-            .and_then(|view| view.job.files.get(self.index as usize).cloned())
+            .flatten()
             .unwrap_or_else(|| self.snapshot.clone())
     }
 
     fn set_remote_name(&self, remote_name: String) -> Result<HResult> {
-        let view = self.queue.job(self.job).map_err(|error| {
+        let view = self.queue.job_summary(self.job).map_err(|error| {
             if error.hresult == hresult::BG_E_NOT_FOUND {
                 QmgrError::from_code(hresult::BG_E_INVALID_STATE)
                     .context(format_args!("job {} has left the queue", self.job))

@@ -20,8 +20,8 @@ use qmgr_core::certificate::{self, CERTIFICATE_HASH_LEN, CertificateSelector, Cl
 use qmgr_core::credentials::{AuthScheme, AuthTarget, Credential, Secret};
 use qmgr_core::hresult::{self, HResult};
 use qmgr_core::job::{JobPriority, NotifyCommand, ProxySettings, ProxyUsage};
-use qmgr_core::service::{JobChange, JobView, NewFile, QueueServiceExt};
-use qmgr_core::{Guid, JobState, QmgrError, Result};
+use qmgr_core::service::{JobChange, JobSummary, NewFile, QueueServiceExt};
+use qmgr_core::{FileRecord, Guid, JobState, QmgrError, Result};
 
 use crate::abi::bits::*;
 use crate::abi::types::*;
@@ -44,11 +44,12 @@ const VALID_SECURITY_FLAGS: u32 = 0x001F | BG_HTTP_REDIRECT_POLICY_MASK | 0x0800
 const INTEGRITY_MEDIUM: u32 = 0x2000;
 const INTEGRITY_HIGH: u32 = 0x3000;
 
-/// A job, as one COM object.
+/// A job, as one COM object. Its getters read the job's summary (no file list); only
+/// EnumFiles, GetError and ReplaceRemotePrefix read files, a page or one file at a time.
 pub(crate) struct JobObject {
     queue: Queue,
     id: Guid,
-    last_seen: Mutex<Option<JobView>>,
+    last_seen: Mutex<Option<JobSummary>>,
 }
 
 #[repr(C)]
@@ -84,29 +85,47 @@ unsafe impl Class for JobObject {
 }
 
 impl JobObject {
-    /// A new object for job `id` (seen as `view`, if known), as `IBackgroundCopyJob*`.
-    pub(crate) fn create(queue: Queue, id: Guid, view: Option<JobView>) -> *mut IBackgroundCopyJob {
+    /// A new object for job `id` (seen as `summary`, if known), as `IBackgroundCopyJob*`.
+    pub(crate) fn create(
+        queue: Queue,
+        id: Guid,
+        summary: Option<JobSummary>,
+    ) -> *mut IBackgroundCopyJob {
         ComObject::create(JobObject {
             queue,
             id,
-            last_seen: Mutex::new(view),
+            last_seen: Mutex::new(summary),
         })
     }
 
-    /// The job now; after it left the queue, the last view seen in its final state.
-    pub(crate) fn view(&self) -> Result<JobView> {
-        match self.queue.job(self.id) {
-            Ok(view) => {
-                *self.last_seen.lock() = Some(view.clone());
-                Ok(view)
+    /// The job now, without its files; after it left the queue, the last summary seen, in
+    /// its final state.
+    pub(crate) fn summary(&self) -> Result<JobSummary> {
+        match self.queue.job_summary(self.id) {
+            Ok(summary) => {
+                *self.last_seen.lock() = Some(summary.clone());
+                Ok(summary)
             }
             Err(error) if error.hresult == hresult::BG_E_NOT_FOUND => {
-                let mut view = self.last_seen.lock().clone().ok_or(error)?;
-                view.job.state = local::final_state(self.id).unwrap_or(JobState::Cancelled);
-                Ok(view)
+                let mut summary = self.last_seen.lock().clone().ok_or(error)?;
+                summary.job.state = local::final_state(self.id).unwrap_or(JobState::Cancelled);
+                Ok(summary)
             }
             Err(error) => Err(error),
         }
+    }
+
+    /// Every file of the job, a page at a time. A job that left the queue has none to
+    /// read: BG_E_INVALID_STATE.
+    fn files(&self) -> Result<Vec<FileRecord>> {
+        self.queue.job_files(self.id).map_err(|error| {
+            if error.hresult == hresult::BG_E_NOT_FOUND {
+                QmgrError::from_code(hresult::BG_E_INVALID_STATE)
+                    .context(format_args!("job {} has left the queue", self.id))
+            } else {
+                error
+            }
+        })
     }
 
     /// A request that changes the job: a job that left the queue is `BG_E_INVALID_STATE`.
@@ -126,8 +145,8 @@ impl JobObject {
     }
 
     /// For settings kept in this process: refused once the job left the queue.
-    fn ensure_in_queue(&self) -> Result<JobView> {
-        let view = self.view()?;
+    fn ensure_in_queue(&self) -> Result<JobSummary> {
+        let view = self.summary()?;
         view.job.ensure_mutable()?;
         Ok(view)
     }
@@ -146,23 +165,23 @@ impl JobObject {
     }
 
     fn complete(&self) -> Result<HResult> {
-        self.view()?;
+        self.summary()?;
         let code = self.change(|queue| queue.complete(self.id))?;
         self.left_queue(JobState::Acknowledged);
         Ok(code)
     }
 
     fn cancel(&self) -> Result<HResult> {
-        self.view()?;
+        self.summary()?;
         let code = self.change(|queue| queue.cancel(self.id))?;
         self.left_queue(JobState::Cancelled);
         Ok(code)
     }
 
     fn enum_files(&self) -> Result<*mut IEnumBackgroundCopyFiles> {
-        let view = self.view()?;
+        // A snapshot: every page now, then no more calls while it is enumerated.
         let items = (0u32..)
-            .zip(view.job.files)
+            .zip(self.files()?)
             .map(|(index, record)| FileItem {
                 job: self.id,
                 index,
@@ -173,11 +192,13 @@ impl JobObject {
     }
 
     fn error(&self) -> Result<*mut IBackgroundCopyError> {
-        let view = self.view()?;
-        let error = view.job.current_error()?.clone();
-        let file = error
-            .file_index
-            .and_then(|index| view.job.files.get(index as usize).cloned());
+        let summary = self.summary()?;
+        let error = summary.job.current_error()?.clone();
+        // The one file the error names, read alone (none once the job has left the queue).
+        let file = match error.file_index {
+            Some(index) => self.queue.job_file(self.id, index).ok().flatten(),
+            None => None,
+        };
         Ok(ErrorObject::create(
             self.queue.clone(),
             self.id,
@@ -195,8 +216,9 @@ impl JobObject {
             return Err(QmgrError::from_code(hresult::E_NOTIMPL)
                 .context("ReplaceRemotePrefix works on download jobs only"));
         }
+        let files = self.files()?;
         let renames: Vec<(u32, String)> = (0u32..)
-            .zip(&view.job.files)
+            .zip(&files)
             .filter_map(|(index, file)| {
                 file.remote_name
                     .strip_prefix(old)
@@ -272,7 +294,7 @@ impl JobObject {
         let settings = local::settings(self.id);
         Ok(match id {
             BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE => BITS_JOB_PROPERTY_VALUE {
-                Uint64: self.view()?.job.settings.max_download_size.unwrap_or(0),
+                Uint64: self.summary()?.job.settings.max_download_size.unwrap_or(0),
             },
             BITS_JOB_PROPERTY_ID_COST_FLAGS => BITS_JOB_PROPERTY_VALUE {
                 Dword: settings.cost_flags,
@@ -284,7 +306,7 @@ impl JobObject {
                 Enable: BOOL::from(settings.high_performance),
             },
             BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS => BITS_JOB_PROPERTY_VALUE {
-                Target: if self.view()?.job.settings.use_stored_credentials {
+                Target: if self.summary()?.job.settings.use_stored_credentials {
                     AuthTarget::Server as BG_AUTH_TARGET
                 } else {
                     0
@@ -435,12 +457,12 @@ thunks! { JobObject, IBackgroundCopyJob, 0;
     }
     fn GetType(job, pVal: *mut BG_JOB_TYPE) {
         let out = pVal.out("pVal")?;
-        out.set(job.view()?.job.job_type as BG_JOB_TYPE);
+        out.set(job.summary()?.job.job_type as BG_JOB_TYPE);
         Ok(hresult::S_OK)
     }
     fn GetProgress(job, pVal: *mut BG_JOB_PROGRESS) {
         let out = pVal.out("pVal")?;
-        let progress = job.view()?.job.progress();
+        let progress = job.summary()?.progress;
         out.set(BG_JOB_PROGRESS {
             BytesTotal: progress.bytes_total,
             BytesTransferred: progress.bytes_transferred,
@@ -451,7 +473,7 @@ thunks! { JobObject, IBackgroundCopyJob, 0;
     }
     fn GetTimes(job, pVal: *mut BG_JOB_TIMES) {
         let out = pVal.out("pVal")?;
-        let times = job.view()?.job.times;
+        let times = job.summary()?.job.times;
         out.set(BG_JOB_TIMES {
             CreationTime: FILETIME::from_ticks(times.created.to_filetime()),
             ModificationTime: FILETIME::from_ticks(times.modified.to_filetime()),
@@ -461,7 +483,7 @@ thunks! { JobObject, IBackgroundCopyJob, 0;
     }
     fn GetState(job, pVal: *mut BG_JOB_STATE) {
         let out = pVal.out("pVal")?;
-        out.set(job.view()?.job.state as BG_JOB_STATE);
+        out.set(job.summary()?.job.state as BG_JOB_STATE);
         Ok(hresult::S_OK)
     }
     fn GetError(job, ppError: *mut *mut IBackgroundCopyError) {
@@ -471,7 +493,7 @@ thunks! { JobObject, IBackgroundCopyJob, 0;
     }
     fn GetOwner(job, pVal: *mut LPWSTR) {
         let out = pVal.out("pVal")?;
-        out.set(to_co_task(&owner_sid(job.view()?.job.owner_uid))?);
+        out.set(to_co_task(&owner_sid(job.summary()?.job.owner_uid))?);
         Ok(hresult::S_OK)
     }
     fn SetDisplayName(job, Val: LPCWSTR) {
@@ -479,7 +501,7 @@ thunks! { JobObject, IBackgroundCopyJob, 0;
     }
     fn GetDisplayName(job, pVal: *mut LPWSTR) {
         let out = pVal.out("pVal")?;
-        out.set(to_co_task(&job.view()?.job.display_name)?);
+        out.set(to_co_task(&job.summary()?.job.display_name)?);
         Ok(hresult::S_OK)
     }
     fn SetDescription(job, Val: LPCWSTR) {
@@ -487,7 +509,7 @@ thunks! { JobObject, IBackgroundCopyJob, 0;
     }
     fn GetDescription(job, pVal: *mut LPWSTR) {
         let out = pVal.out("pVal")?;
-        out.set(to_co_task(&job.view()?.job.description)?);
+        out.set(to_co_task(&job.summary()?.job.description)?);
         Ok(hresult::S_OK)
     }
     fn SetPriority(job, Val: BG_JOB_PRIORITY) {
@@ -499,13 +521,13 @@ thunks! { JobObject, IBackgroundCopyJob, 0;
     }
     fn GetPriority(job, pVal: *mut BG_JOB_PRIORITY) {
         let out = pVal.out("pVal")?;
-        out.set(job.view()?.job.priority as BG_JOB_PRIORITY);
+        out.set(job.summary()?.job.priority as BG_JOB_PRIORITY);
         Ok(hresult::S_OK)
     }
     fn SetNotifyFlags(job, Val: ULONG) { job.set(JobChange::NotifyFlags(Val)) }
     fn GetNotifyFlags(job, pVal: *mut ULONG) {
         let out = pVal.out("pVal")?;
-        out.set(job.view()?.job.settings.notify_flags);
+        out.set(job.summary()?.job.settings.notify_flags);
         Ok(hresult::S_OK)
     }
     fn SetNotifyInterface(job, Val: *mut IUnknown) {
@@ -523,7 +545,7 @@ thunks! { JobObject, IBackgroundCopyJob, 0;
     }
     fn GetMinimumRetryDelay(job, Seconds: *mut ULONG) {
         let out = Seconds.out("Seconds")?;
-        out.set(seconds(job.view()?.job.settings.minimum_retry_delay));
+        out.set(seconds(job.summary()?.job.settings.minimum_retry_delay));
         Ok(hresult::S_OK)
     }
     fn SetNoProgressTimeout(job, Seconds: ULONG) {
@@ -531,12 +553,12 @@ thunks! { JobObject, IBackgroundCopyJob, 0;
     }
     fn GetNoProgressTimeout(job, Seconds: *mut ULONG) {
         let out = Seconds.out("Seconds")?;
-        out.set(seconds(job.view()?.job.settings.no_progress_timeout));
+        out.set(seconds(job.summary()?.job.settings.no_progress_timeout));
         Ok(hresult::S_OK)
     }
     fn GetErrorCount(job, Errors: *mut ULONG) {
         let out = Errors.out("Errors")?;
-        out.set(job.view()?.job.error_count);
+        out.set(job.summary()?.job.error_count);
         Ok(hresult::S_OK)
     }
     fn SetProxySettings(job, ProxyUsage: BG_JOB_PROXY_USAGE, ProxyList: *const WCHAR, ProxyBypassList: *const WCHAR) {
@@ -552,7 +574,7 @@ thunks! { JobObject, IBackgroundCopyJob, 0;
             pProxyList.out("pProxyList")?,
             pProxyBypassList.out("pProxyBypassList")?,
         );
-        let proxy = job.view()?.job.settings.proxy;
+        let proxy = job.summary()?.job.settings.proxy;
         let list_text = to_co_task_optional(proxy.proxy_list.as_deref())?;
         let bypass_text = to_co_task_optional(proxy.bypass_list.as_deref())?;
         usage.set(proxy.usage as BG_JOB_PROXY_USAGE);
@@ -574,7 +596,7 @@ thunks! { JobObject, IBackgroundCopyJob2, 0;
     fn GetNotifyCmdLine(job, prog: *mut LPWSTR, params: *mut LPWSTR) {
         let (program_out, parameters_out) = (prog.out("prog")?, params.out("params")?);
         // Microsoft documents empty strings, never NULL, when no command line is set.
-        let command = job.view()?.job.settings.notify_command;
+        let command = job.summary()?.job.settings.notify_command;
         let program = to_co_task(command.as_ref().map_or("", |c| c.program.as_str()))?;
         let parameters = to_co_task(command.as_ref().and_then(|c| c.parameters.as_deref()).unwrap_or(""))?;
         program_out.set(program);
@@ -585,23 +607,23 @@ thunks! { JobObject, IBackgroundCopyJob2, 0;
         if progress.is_null() {
             return Err(QmgrError::invalid_arg("progress is NULL"));
         }
-        job.view()?;
+        job.summary()?;
         not_implemented("reply progress exists only for upload-reply jobs")
     }
     fn GetReplyData(job, pBuffer: *mut *mut byte, pLength: *mut UINT64) {
         pBuffer.out("pBuffer")?;
         pLength.out("pLength")?;
-        job.view()?;
+        job.summary()?;
         not_implemented("reply data exists only for upload-reply jobs")
     }
     fn SetReplyFileName(job, filename: LPCWSTR) {
         filename.string("filename")?;
-        job.view()?;
+        job.summary()?;
         not_implemented("a reply file exists only for upload-reply jobs")
     }
     fn GetReplyFileName(job, pFilename: *mut LPWSTR) {
         pFilename.out("pFilename")?;
-        job.view()?;
+        job.summary()?;
         not_implemented("a reply file exists only for upload-reply jobs")
     }
     fn SetCredentials(job, cred: *mut BG_AUTH_CREDENTIALS) {
@@ -622,7 +644,7 @@ thunks! { JobObject, IBackgroundCopyJob3, 0;
     }
     fn AddFileWithRanges(job, RemoteUrl: LPCWSTR, LocalName: LPCWSTR, RangeCount: DWORD, Ranges: *mut BG_FILE_RANGE) {
         let _ = (RemoteUrl, LocalName, RangeCount, Ranges);
-        job.view()?;
+        job.summary()?;
         not_implemented("downloading ranges of a file is not supported yet")
     }
     fn SetFileACLFlags(job, Flags: DWORD) {
@@ -655,13 +677,13 @@ thunks! { JobObject, IBackgroundCopyJob4, 0;
     }
     fn GetOwnerIntegrityLevel(job, level: *mut ULONG) {
         let out = level.out("level")?;
-        let root = job.view()?.job.owner_uid == 0;
+        let root = job.summary()?.job.owner_uid == 0;
         out.set(if root { INTEGRITY_HIGH } else { INTEGRITY_MEDIUM });
         Ok(hresult::S_OK)
     }
     fn GetOwnerElevationState(job, elevated: *mut WINBOOL) {
         let out = elevated.out("elevated")?;
-        out.set(BOOL::from(job.view()?.job.owner_uid == 0));
+        out.set(BOOL::from(job.summary()?.job.owner_uid == 0));
         Ok(hresult::S_OK)
     }
     fn SetMaximumDownloadTime(job, timeout: ULONG) {
@@ -717,7 +739,7 @@ thunks! { JobObject, IBackgroundCopyJobHttpOptions, HTTP_OPTIONS;
             ppCertHashBlob.out("ppCertHashBlob")?,
             pSubjectName.out("pSubjectName")?,
         );
-        let Some(setting) = job.view()?.job.settings.client_certificate else {
+        let Some(setting) = job.summary()?.job.settings.client_certificate else {
             // What Windows answers for a job without a certificate.
             return Err(QmgrError::from_code(hresult::HRESULT_RPC_X_BAD_STUB_DATA)
                 .context("the job has no client certificate"));
@@ -738,7 +760,7 @@ thunks! { JobObject, IBackgroundCopyJobHttpOptions, HTTP_OPTIONS;
     }
     fn GetCustomHeaders(job, pRequestHeaders: *mut LPWSTR) {
         let out = pRequestHeaders.out("pRequestHeaders")?;
-        if let Some(text) = job.view()?.job.settings.custom_headers {
+        if let Some(text) = job.summary()?.job.settings.custom_headers {
             out.set(to_co_task(&text)?);
             Ok(hresult::S_OK)
         } else {
@@ -754,7 +776,7 @@ thunks! { JobObject, IBackgroundCopyJobHttpOptions, HTTP_OPTIONS;
     }
     fn GetSecurityFlags(job, pFlags: *mut ULONG) {
         let out = pFlags.out("pFlags")?;
-        out.set(job.view()?.job.settings.security_flags);
+        out.set(job.summary()?.job.settings.security_flags);
         Ok(hresult::S_OK)
     }
 }

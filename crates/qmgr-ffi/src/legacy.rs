@@ -16,9 +16,9 @@ use qmgr_core::group;
 use qmgr_core::hresult::{self, HResult};
 use qmgr_core::job::JobPriority;
 use qmgr_core::service::{
-    GroupChange, GroupView, JobChange, JobView, NewFile, QueueServiceExt, Request,
+    GroupChange, GroupView, JobChange, JobSummary, NewFile, QueueServiceExt, Request,
 };
-use qmgr_core::{Guid, JobState, QmgrError, Result};
+use qmgr_core::{Guid, JobProgress, JobState, QmgrError, Result};
 
 use crate::abi::bits::IID_IUnknown;
 use crate::abi::qmgr::*;
@@ -57,20 +57,16 @@ fn run(queue: &Queue, request: Request) -> Result<HResult> {
 }
 
 /// `QM_PROGRESS_*` of a job: percent done or bytes done.
-fn progress(job: Option<&JobView>, flags: DWORD) -> Result<u32> {
-    let (done, total) = job.map_or((0, 0), |view| {
-        let progress = view.job.progress();
+fn progress(job: Option<(JobState, JobProgress)>, flags: DWORD) -> Result<u32> {
+    let (done, total) = job.map_or((0, 0), |(_, progress)| {
         (progress.bytes_transferred, progress.bytes_total)
     });
     match flags {
         QM_PROGRESS_PERCENT_DONE => Ok(match total {
             qmgr_core::file::SIZE_UNKNOWN => 0,
             0 => {
-                let finished = job.is_some_and(|view| {
-                    matches!(
-                        view.job.state,
-                        JobState::Transferred | JobState::Acknowledged
-                    )
+                let finished = job.is_some_and(|(state, _)| {
+                    matches!(state, JobState::Transferred | JobState::Acknowledged)
                 });
                 if finished { 100 } else { 0 }
             }
@@ -304,7 +300,8 @@ thunks! { GroupObject, IBackgroundCopyGroup, 0;
     }
     fn GetProgress(group, dwFlags: DWORD, pdwProgress: *mut DWORD) {
         let out = pdwProgress.out("pdwProgress")?;
-        out.set(progress(group.view()?.job.as_ref(), dwFlags)?);
+        let job = group.view()?.job.map(|view| (view.job.state, view.job.progress()));
+        out.set(progress(job, dwFlags)?);
         Ok(hresult::S_OK)
     }
     fn GetStatus(group, pdwStatus: *mut DWORD, pdwJobIndex: *mut DWORD) {
@@ -413,8 +410,9 @@ impl Job1Object {
         ComObject::create(Job1Object { queue, id })
     }
 
-    fn view(&self) -> Result<JobView> {
-        self.queue.job(self.id).map_err(legacy_error)
+    /// The job without its files (a file is read alone when asked for).
+    fn summary(&self) -> Result<JobSummary> {
+        self.queue.job_summary(self.id).map_err(legacy_error)
     }
 
     fn add_files(&self, entries: &[*mut FILESETINFO]) -> Result<HResult> {
@@ -441,11 +439,14 @@ impl Job1Object {
     }
 
     fn file(&self, index: ULONG) -> Result<FILESETINFO> {
-        let view = self.view()?;
-        let record = view.job.files.get(index as usize).ok_or_else(|| {
-            QmgrError::from_code(hresult::QM_E_ITEM_NOT_FOUND)
-                .context(format_args!("file {index} of job {}", self.id))
-        })?;
+        let record = self
+            .queue
+            .job_file(self.id, index)
+            .map_err(legacy_error)?
+            .ok_or_else(|| {
+                QmgrError::from_code(hresult::QM_E_ITEM_NOT_FOUND)
+                    .context(format_args!("file {index} of job {}", self.id))
+            })?;
         let remote = oleaut::bstr(&record.remote_name)?;
         let local = oleaut::bstr(&record.local_name).inspect_err(|_| {
             // SAFETY: `remote` was just allocated and is not handed out.
@@ -471,12 +472,13 @@ mod job1 {
         fn CancelJob(job) { job.queue.cancel(job.id).map_err(legacy_error) }
         fn GetProgress(job, dwFlags: DWORD, pdwProgress: *mut DWORD) {
             let out = pdwProgress.out("pdwProgress")?;
-            out.set(progress(Some(&job.view()?), dwFlags)?);
+            let summary = job.summary()?;
+            out.set(progress(Some((summary.job.state, summary.progress)), dwFlags)?);
             Ok(hresult::S_OK)
         }
         fn GetStatus(job, pdwStatus: *mut DWORD, pdwWin32Result: *mut DWORD, pdwTransportResult: *mut DWORD, pdwNumOfRetries: *mut DWORD) {
             let out = pdwStatus.out("pdwStatus")?;
-            let view = job.view()?;
+            let view = job.summary()?;
             let error = view.job.current_error().ok().map(|e| e.error.hresult);
             out.set(group::job_status(view.job.state));
             if let Some(win32) = pdwWin32Result.optional_out() {
@@ -504,7 +506,7 @@ mod job1 {
         }
         fn GetFileCount(job, pdwFileCount: *mut DWORD) {
             let out = pdwFileCount.out("pdwFileCount")?;
-            out.set(u32::try_from(job.view()?.job.files.len()).unwrap_or(u32::MAX));
+            out.set(job.summary()?.progress.files_total);
             Ok(hresult::S_OK)
         }
         fn SwitchToForeground(job) {

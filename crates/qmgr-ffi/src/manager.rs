@@ -72,8 +72,8 @@ thunks! { ManagerObject, IBackgroundCopyManager, 0;
     fn GetJob(manager, jobID: REFGUID, ppJob: *mut *mut IBackgroundCopyJob) {
         let out = ppJob.out("ppJob")?;
         let id = Guid::from(jobID.read("jobID")?);
-        let view = manager.queue.job(id)?;
-        out.set(JobObject::create(manager.queue.clone(), id, Some(view)));
+        let summary = manager.queue.job_summary(id)?;
+        out.set(JobObject::create(manager.queue.clone(), id, Some(summary)));
         Ok(hresult::S_OK)
     }
     fn EnumJobs(manager, dwFlags: DWORD, ppEnum: *mut *mut IEnumBackgroundCopyJobs) {
@@ -81,7 +81,7 @@ thunks! { ManagerObject, IBackgroundCopyManager, 0;
         if dwFlags & !BG_JOB_ENUM_ALL_USERS != 0 {
             return Err(QmgrError::invalid_arg(format!("EnumJobs flags 0x{dwFlags:X}")));
         }
-        let jobs = manager.queue.jobs(dwFlags & BG_JOB_ENUM_ALL_USERS != 0)?;
+        let jobs = manager.queue.job_summaries(dwFlags & BG_JOB_ENUM_ALL_USERS != 0)?;
         out.set(EnumJobsObject::create(manager.queue.clone(), jobs));
         Ok(hresult::S_OK)
     }

@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, Sender};
 
 use parking_lot::Mutex;
 use qmgr_core::hresult;
-use qmgr_core::service::{JobView, Notification, NotificationKind, QueueServiceExt};
+use qmgr_core::service::{JobSummary, Notification, NotificationKind, QueueServiceExt};
 use qmgr_core::{Guid, JobState, QmgrError, Result};
 
 use crate::abi::bits::{
@@ -91,7 +91,7 @@ fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
 
 /// SetNotifyInterface: `object` (NULL clears) becomes the job's callback. A job already
 /// TRANSFERRED or in ERROR is reported at once, as Windows does.
-pub(crate) fn register(queue: &Queue, view: &JobView, object: *mut IUnknown) -> Result<()> {
+pub(crate) fn register(queue: &Queue, view: &JobSummary, object: *mut IUnknown) -> Result<()> {
     let job = view.job.id;
     if object.is_null() {
         unregister(job);
@@ -193,7 +193,8 @@ fn dispatch(queue: &Queue, event: &Notification) {
     let Some(callback) = with(|r| r.callbacks.get(&event.job).map(Callback::share)) else {
         return;
     };
-    let Ok(view) = queue.job(event.job) else {
+    // The summary: a notification never costs the job's whole file list.
+    let Ok(view) = queue.job_summary(event.job) else {
         return;
     };
     let flags = view.job.settings.notify_flags;
@@ -227,7 +228,7 @@ fn dispatch(queue: &Queue, event: &Notification) {
             if let Ok(error) = view.job.current_error() {
                 let file = error
                     .file_index
-                    .and_then(|index| view.job.files.get(index as usize).cloned());
+                    .and_then(|index| queue.job_file(event.job, index).ok().flatten());
                 let error = ErrorObject::create(queue.clone(), event.job, error.clone(), file);
                 // SAFETY: see above.
                 unsafe {
@@ -237,9 +238,10 @@ fn dispatch(queue: &Queue, event: &Notification) {
             }
         }
         NotificationKind::FileTransferred { file } => {
-            if let (Some(files), Some(record)) = (callback.files, view.job.files.get(file as usize))
+            if let Some(files) = callback.files
+                && let Ok(Some(record)) = queue.job_file(event.job, file)
             {
-                let file = FileObject::create(queue.clone(), event.job, file, record.clone());
+                let file = FileObject::create(queue.clone(), event.job, file, record);
                 // SAFETY: see above.
                 unsafe {
                     ((*(*files).lpVtbl).FileTransferred)(files, job, file);

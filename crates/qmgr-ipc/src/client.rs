@@ -11,7 +11,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
@@ -23,10 +23,11 @@ use qmgr_core::{ErrorContext, QmgrError, Result};
 
 use crate::frame::{
     FrameError, MAX_ANSWER_FRAME_LEN, MAX_HANDSHAKE_FRAME_LEN, MAX_NOTIFICATION_FRAME_LEN, decode,
-    read_frame, read_payload, write_frame,
+    encoded_len, read_frame, read_payload, write_frame,
 };
 use crate::message::{
-    ClientMessage, Purpose, ServiceMessage, handshake_version, request_name, version_mismatch,
+    ADD_FILES_PART_BYTES, ClientMessage, Purpose, ServiceMessage, handshake_version, request_name,
+    split_files, version_mismatch,
 };
 use qmgr_core::trust::{check_private_dir_of, describe_uid};
 
@@ -39,8 +40,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a call waits for its answer before the client gives up on the connection. A
 /// wedged qmgrd must not hang a C caller forever, and every legitimate call is far
-/// shorter: listings are paged, a job holds at most a few thousand files, and the service
-/// answers from memory and one SQLite transaction. Generous, so a machine under heavy
+/// shorter: listings and a job's files are paged, and the service answers from memory and
+/// one SQLite transaction (the longest, an AddFiles of max_files_per_job files, takes
+/// seconds). Generous, so a machine under heavy
 /// load (swapping, a slow disk syncing the store) is not mistaken for a dead service.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -180,12 +182,31 @@ impl QueueService for Client {
         }
     }
 
+    /// The stream is bounded as the service's subscriber queues are: a receiver that does
+    /// not keep up (a C callback that blocks) holds at most one Modification per job, while
+    /// Transferred, Error and FileTransferred are never dropped.
     fn subscribe(&self) -> Result<Receiver<Notification>> {
         let connection = open(&self.endpoint, Purpose::Notifications, &self.name)?;
-        let (sender, receiver) = mpsc::channel();
+        let Connection { mut reader, .. } = connection;
+        // A dropped receiver ends the connection at once, even while no notification comes.
+        let hang_up = reader.get_ref().try_clone().map_err(|error| {
+            QmgrError::internal(format!("cannot share the notification socket: {error}"))
+        })?;
+        let (receiver, feeder) = bounded_stream(move || {
+            let _ = hang_up.shutdown(std::net::Shutdown::Both);
+        })
+        .map_err(|error| {
+            QmgrError::internal(format!("cannot make the notification queue: {error}"))
+        })?;
+        let frames = std::iter::from_fn(move || {
+            match read_frame::<ServiceMessage>(&mut reader, MAX_NOTIFICATION_FRAME_LEN) {
+                Ok(ServiceMessage::Notify(notification)) => Some(notification),
+                _ => None,
+            }
+        });
         thread::Builder::new()
             .name("qmgr-notifications".into())
-            .spawn(move || forward_notifications(connection, &sender))
+            .spawn(move || feeder.run(frames))
             .map_err(|error| {
                 QmgrError::internal(format!("cannot start the notification thread: {error}"))
             })?;
@@ -193,17 +214,58 @@ impl QueueService for Client {
     }
 }
 
-/// Reads notifications until the service closes the stream or the receiver is gone
-/// (noticed at the next notification).
-fn forward_notifications(connection: Connection, sender: &Sender<Notification>) {
-    let Connection { mut reader, .. } = connection;
-    while let Ok(ServiceMessage::Notify(notification)) =
-        read_frame::<ServiceMessage>(&mut reader, MAX_NOTIFICATION_FRAME_LEN)
-    {
-        if sender.send(notification).is_err() {
-            break;
+/// How many notifications wait in the channel itself, beyond the coalescing queue.
+const CHANNEL_SLOTS: usize = 1;
+
+/// A receiver of notifications, and what feeds it from a source of them (on the
+/// connection's reader thread). Between the two sit a coalescing queue (see
+/// [`crate::subscription`]) and a thread that hands its notifications to the receiver one
+/// at a time, blocking while the receiver does not take them. `receiver_gone` runs when
+/// the handoff finds the receiver dropped.
+fn bounded_stream(
+    receiver_gone: impl FnOnce() + Send + 'static,
+) -> io::Result<(Receiver<Notification>, Feeder)> {
+    let (publisher, queue) = crate::subscription::subscription()?;
+    let (sender, receiver) = mpsc::sync_channel(CHANNEL_SLOTS);
+    let handoff = thread::Builder::new()
+        .name("qmgr-notify-handoff".into())
+        .spawn(move || {
+            if !hand_over(&queue, &sender) {
+                receiver_gone();
+            }
+        })?;
+    drop(handoff);
+    Ok((receiver, Feeder { publisher }))
+}
+
+/// The feeding end of [`bounded_stream`].
+struct Feeder {
+    publisher: crate::subscription::Publisher,
+}
+
+impl Feeder {
+    /// Queues every notification of `source` until it ends or the receiver is gone
+    /// (noticed at the next notification). The handoff thread goes on until it has
+    /// handed over what waits (or the receiver is dropped), then ends.
+    fn run(self, source: impl Iterator<Item = Notification>) {
+        for notification in source {
+            if !self.publisher.push(notification) {
+                break;
+            }
         }
     }
+}
+
+/// Hands the queue's notifications to the receiver in order until the queue ends (`true`)
+/// or the receiver is gone (`false`; the queue is closed, so the feeding stops).
+fn hand_over(queue: &crate::subscription::Subscription, sender: &SyncSender<Notification>) -> bool {
+    while let Ok(notification) = queue.recv() {
+        if sender.send(notification).is_err() {
+            queue.close();
+            return false;
+        }
+    }
+    true
 }
 
 fn default_client_name() -> String {
@@ -286,6 +348,23 @@ impl Connection {
                 Broken::NoAnswer(timeout)
             }
             other => Broken::Frame(other),
+        };
+        // A list of files too long for one frame goes ahead in parts; the call carries the
+        // last of them.
+        let request = match request {
+            Request::AddFiles { job, files } if encoded_len(&files) > ADD_FILES_PART_BYTES => {
+                let mut parts = split_files(files, ADD_FILES_PART_BYTES);
+                let last = parts.pop().unwrap_or_default();
+                for files in parts {
+                    write_frame(
+                        &mut NoSignalWriter(self.reader.get_ref()),
+                        &ClientMessage::AddFilesPart { job, files },
+                    )
+                    .map_err(timed_out)?;
+                }
+                Request::AddFiles { job, files: last }
+            }
+            other => other,
         };
         write_frame(
             &mut NoSignalWriter(self.reader.get_ref()),
@@ -487,4 +566,67 @@ fn handshake(
         service_version,
         timeout: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qmgr_core::service::NotificationKind;
+    use qmgr_core::{Guid, JobState};
+
+    fn notification(job: Guid, kind: NotificationKind) -> Notification {
+        Notification {
+            job,
+            kind,
+            state: JobState::Transferring,
+        }
+    }
+
+    #[test]
+    fn a_receiver_that_does_not_read_holds_one_modification_per_job_and_every_event() {
+        let (receiver, feeder) = bounded_stream(|| {}).unwrap();
+        let (busy, quiet) = (Guid::new_random(), Guid::new_random());
+        let mut source = Vec::new();
+        for file in 0..3 {
+            for _ in 0..1000 {
+                source.push(notification(busy, NotificationKind::Modification));
+            }
+            source.push(notification(
+                busy,
+                NotificationKind::FileTransferred { file },
+            ));
+        }
+        source.push(notification(quiet, NotificationKind::Modification));
+        source.push(notification(busy, NotificationKind::Transferred));
+        // Everything is queued before the receiver reads anything.
+        feeder.run(source.into_iter());
+        let received: Vec<Notification> = receiver.iter().collect();
+        let busy_modifications = received
+            .iter()
+            .filter(|n| n.job == busy && n.kind == NotificationKind::Modification)
+            .count();
+        // At most the one in the channel, the one being handed over, and one per file
+        // transferred after them.
+        assert!(busy_modifications <= 5, "{busy_modifications} of 3000 kept");
+        let events: Vec<NotificationKind> = received
+            .iter()
+            .filter(|n| n.kind != NotificationKind::Modification)
+            .map(|n| n.kind)
+            .collect();
+        assert_eq!(
+            events,
+            [
+                NotificationKind::FileTransferred { file: 0 },
+                NotificationKind::FileTransferred { file: 1 },
+                NotificationKind::FileTransferred { file: 2 },
+                NotificationKind::Transferred,
+            ]
+        );
+        assert!(
+            received
+                .iter()
+                .any(|n| n.job == quiet && n.kind == NotificationKind::Modification),
+            "the other job's Modification is kept"
+        );
+    }
 }

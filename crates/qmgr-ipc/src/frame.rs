@@ -17,10 +17,9 @@ pub const MAX_FRAME_LEN: u32 = 32 * 1024 * 1024;
 pub const MAX_ANSWER_FRAME_LEN: u32 = MAX_FRAME_LEN;
 
 /// The largest request the service reads from a client after the handshake. The largest
-/// legitimate one is AddFiles of `MAX_FILES_PER_JOB_CEILING` (1000) files whose remote
-/// and local names are as long as allowed (2,200 UTF-16 units of 3-byte UTF-8 characters,
-/// 4,095 bytes): about 10.7 MB, measured in the tests; this leaves half as much again. A
-/// peer cannot make the service hold more for one frame than this.
+/// legitimate one is a part of a long AddFiles (`message::ADD_FILES_PART_BYTES`, 4 MiB,
+/// plus at most one file of about 10.7 KB with every name at its longest); this leaves
+/// room to spare. A peer cannot make the service hold more for one frame than this.
 pub const MAX_REQUEST_FRAME_LEN: u32 = 16 * 1024 * 1024;
 
 /// The largest notification a client reads: a notification is a job id, a kind and a

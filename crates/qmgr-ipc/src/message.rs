@@ -6,9 +6,15 @@
 //! first two variants. Everything after the handshake may change with
 //! [`PROTOCOL_VERSION`](qmgr_core::service::PROTOCOL_VERSION).
 
-use qmgr_core::QmgrError;
 use qmgr_core::hresult;
-use qmgr_core::service::{Notification, Request, Response};
+use qmgr_core::service::{NewFile, Notification, Request, Response};
+use qmgr_core::{Guid, QmgrError};
+
+use crate::frame::encoded_len;
+
+/// The most an AddFiles part holds, encoded: well under the request frame limit, so a list
+/// of any length travels as parts that each fit a frame.
+pub const ADD_FILES_PART_BYTES: usize = 4 * 1024 * 1024;
 
 /// What a connection is for: calls (request, answer, request, answer …) or a stream of
 /// notifications from the service.
@@ -30,6 +36,32 @@ pub enum ClientMessage {
     },
     /// A request; the answer carries the same `id`.
     Call { id: u64, request: Request },
+    /// The first files of an AddFiles too long for one frame, sent before the call that
+    /// carries the rest: the service holds the parts (bounded) and carries out the call
+    /// once with every file, so the files go in all together or not at all. Nothing
+    /// answers a part; any call but that AddFiles after parts breaks the protocol.
+    AddFilesPart { job: Guid, files: Vec<NewFile> },
+}
+
+/// Splits a list of files into runs whose encoding stays within `budget` bytes (each holds
+/// at least one file), in order. A list that fits is one run.
+pub fn split_files(files: Vec<NewFile>, budget: usize) -> Vec<Vec<NewFile>> {
+    let mut parts = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 0usize;
+    for file in files {
+        let len = encoded_len(&file);
+        if !current.is_empty() && bytes.saturating_add(len) > budget {
+            parts.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(len);
+        current.push(file);
+    }
+    if !current.is_empty() || parts.is_empty() {
+        parts.push(current);
+    }
+    parts
 }
 
 /// A frame sent by the service.
@@ -96,6 +128,9 @@ pub fn request_name(request: &Request) -> &'static str {
         Request::CreateJob { .. } => "CreateJob",
         Request::GetJob { .. } => "GetJob",
         Request::ListJobs { .. } => "ListJobs",
+        Request::GetJobSummary { .. } => "GetJobSummary",
+        Request::GetJobFiles { .. } => "GetJobFiles",
+        Request::ListJobSummaries { .. } => "ListJobSummaries",
         Request::AddFiles { .. } => "AddFiles",
         Request::Resume { .. } => "Resume",
         Request::Suspend { .. } => "Suspend",
@@ -180,6 +215,38 @@ mod tests {
             None
         );
         assert_eq!(handshake_version(&[]), None);
+    }
+
+    #[test]
+    fn long_file_lists_split_in_order_within_the_budget() {
+        let files: Vec<NewFile> = (0..100)
+            .map(|i| NewFile {
+                remote_name: format!("https://h/{i}"),
+                local_name: format!("/d/{i}"),
+            })
+            .collect();
+        let one = encoded_len(&files[0]);
+        let parts = split_files(files.clone(), one * 10);
+        assert!(parts.len() >= 10, "{}", parts.len());
+        for part in &parts {
+            assert!(!part.is_empty());
+            assert!(encoded_len(part) <= one * 10 + 8, "{}", encoded_len(part));
+        }
+        assert_eq!(parts.concat(), files);
+        assert_eq!(split_files(files.clone(), usize::MAX), vec![files]);
+        // A file larger than the budget still travels, alone.
+        assert_eq!(
+            split_files(
+                vec![NewFile {
+                    remote_name: "https://h/x".into(),
+                    local_name: "/x".into()
+                }],
+                1
+            )
+            .len(),
+            1
+        );
+        assert_eq!(split_files(Vec::new(), 10), vec![Vec::<NewFile>::new()]);
     }
 
     #[test]

@@ -17,14 +17,15 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use qmgr_core::config::MAX_FILES_PER_JOB_CEILING;
 use qmgr_core::hresult;
 use qmgr_core::paths::StatePaths;
-use qmgr_core::service::{PROTOCOL_VERSION, Request, Response};
-use qmgr_core::{ErrorContext, QmgrError, Result};
+use qmgr_core::service::{NewFile, PROTOCOL_VERSION, Request, Response};
+use qmgr_core::{ErrorContext, Guid, QmgrError, Result};
 
 use crate::frame::{
-    FrameError, MAX_HANDSHAKE_FRAME_LEN, MAX_REQUEST_FRAME_LEN, decode, encode_frame, read_frame,
-    read_payload, write_frame,
+    FrameError, MAX_HANDSHAKE_FRAME_LEN, MAX_REQUEST_FRAME_LEN, decode, encode_frame, encoded_len,
+    read_frame, read_payload, write_frame,
 };
 use crate::message::{
     ClientMessage, Purpose, ServiceMessage, handshake_version, request_name, version_mismatch,
@@ -88,6 +89,12 @@ pub trait ConnectionHandler: Send + Sync {
 
     /// Hears why a connection ended abnormally (refused, malformed, broken), for the log.
     fn connection_failed(&self, _error: &ConnectionError) {}
+
+    /// The most files one AddFiles may carry (max_files_per_job): parts of a longer one
+    /// are dropped as they arrive and the call is refused.
+    fn max_files_per_job(&self) -> u32 {
+        MAX_FILES_PER_JOB_CEILING
+    }
 }
 
 /// Why a connection ended other than by the client closing it.
@@ -240,6 +247,7 @@ fn serve_calls(
     handler: &dyn ConnectionHandler,
     peer: &Peer,
 ) -> Result<(), ConnectionError> {
+    let mut staged = Staged::default();
     loop {
         // Between requests the wait is unbounded; the socket's read timeout bounds only
         // a request that has begun.
@@ -267,13 +275,29 @@ fn serve_calls(
                 });
             }
         };
-        let ClientMessage::Call { id, request } = message else {
-            return Err(ConnectionError::Protocol {
-                peer: peer.clone(),
-                what: "a second Hello".into(),
-            });
+        let (id, request) = match message {
+            ClientMessage::Call { id, request } => (id, request),
+            ClientMessage::AddFilesPart { job, files } => {
+                staged.take_part(job, files, handler.max_files_per_job());
+                continue;
+            }
+            ClientMessage::Hello { .. } => {
+                return Err(ConnectionError::Protocol {
+                    peer: peer.clone(),
+                    what: "a second Hello".into(),
+                });
+            }
         };
-        let result = execute_guarded(handler, peer, request);
+        let result = match staged.complete(request) {
+            Ok(request) => execute_guarded(handler, peer, request),
+            Err(Unstaged::Refused(error)) => Err(error),
+            Err(Unstaged::Misplaced(name)) => {
+                return Err(ConnectionError::Protocol {
+                    peer: peer.clone(),
+                    what: format!("sent {name} after parts of an AddFiles"),
+                });
+            }
+        };
         let frame = match encode_frame(&ServiceMessage::Answer { id, result }) {
             Err(FrameError::TooLarge { len, limit }) => encode_frame(&ServiceMessage::Answer {
                 id,
@@ -293,6 +317,92 @@ fn serve_calls(
                 source: error.into(),
             }
         })?;
+    }
+}
+
+/// The most bytes of AddFiles parts a connection may hold at once (as encoded): with the
+/// file count bounded by max_files_per_job, a peer cannot make the service hold more than
+/// this for one request.
+pub const MAX_STAGED_BYTES: usize = 1024 * 1024 * 1024;
+
+/// AddFiles parts received on a calls connection, waiting for the call that ends them.
+#[derive(Default)]
+struct Staged {
+    job: Option<Guid>,
+    files: Vec<NewFile>,
+    bytes: usize,
+    /// Why the parts cannot be added; the call that ends them gets this answer.
+    refused: Option<QmgrError>,
+}
+
+/// Why a call could not take the staged parts.
+enum Unstaged {
+    /// The AddFiles is answered with this error, and nothing is added.
+    Refused(QmgrError),
+    /// Parts followed by another call: the protocol is broken.
+    Misplaced(&'static str),
+}
+
+impl Staged {
+    /// Holds one part, or notes why the whole request is refused (and lets go of what it
+    /// held: the remaining parts are read and dropped).
+    fn take_part(&mut self, job: Guid, files: Vec<NewFile>, max_files: u32) {
+        if self.refused.is_some() {
+            return;
+        }
+        let bytes = self.bytes.saturating_add(encoded_len(&files));
+        let count = self.files.len().saturating_add(files.len());
+        let refusal = if self.job.is_some_and(|staged| staged != job) {
+            Some(QmgrError::invalid_arg(
+                "the parts of one AddFiles named two different jobs",
+            ))
+        } else if count > usize::try_from(max_files).unwrap_or(usize::MAX) {
+            Some(
+                QmgrError::from_code(hresult::BG_E_TOO_MANY_FILES_IN_JOB).context(format_args!(
+                    "AddFiles of more than {max_files} files (max_files_per_job)"
+                )),
+            )
+        } else if bytes > MAX_STAGED_BYTES {
+            Some(QmgrError::invalid_arg(format!(
+                "AddFiles of more than {MAX_STAGED_BYTES} bytes of names"
+            )))
+        } else {
+            None
+        };
+        if let Some(error) = refusal {
+            *self = Staged {
+                refused: Some(error),
+                ..Staged::default()
+            };
+        } else {
+            self.job = Some(job);
+            self.files.extend(files);
+            self.bytes = bytes;
+        }
+    }
+
+    /// The request with the staged files in front of its own (the staging emptied).
+    fn complete(&mut self, request: Request) -> std::result::Result<Request, Unstaged> {
+        let staged = std::mem::take(self);
+        if staged.job.is_none() && staged.refused.is_none() {
+            return Ok(request);
+        }
+        match request {
+            Request::AddFiles { job, files } => {
+                if let Some(error) = staged.refused {
+                    return Err(Unstaged::Refused(error));
+                }
+                if staged.job != Some(job) {
+                    return Err(Unstaged::Refused(QmgrError::invalid_arg(
+                        "the parts of one AddFiles named two different jobs",
+                    )));
+                }
+                let mut all = staged.files;
+                all.extend(files);
+                Ok(Request::AddFiles { job, files: all })
+            }
+            other => Err(Unstaged::Misplaced(request_name(&other))),
+        }
     }
 }
 
@@ -696,5 +806,92 @@ impl Drop for Registration {
             registry.idle_since = Some(Instant::now());
             self.shared.all_closed.notify_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(count: usize) -> Vec<NewFile> {
+        (0..count)
+            .map(|i| NewFile {
+                remote_name: format!("https://h/{i}"),
+                local_name: format!("/d/{i}"),
+            })
+            .collect()
+    }
+
+    fn refusal(result: std::result::Result<Request, Unstaged>) -> QmgrError {
+        match result {
+            Err(Unstaged::Refused(error)) => error,
+            Ok(request) => panic!("passed on {}", request_name(&request)),
+            Err(Unstaged::Misplaced(name)) => panic!("misplaced {name}"),
+        }
+    }
+
+    #[test]
+    fn parts_go_in_front_of_the_call_that_ends_them() {
+        let job = Guid::new_random();
+        let mut staged = Staged::default();
+        staged.take_part(job, files(3), 10);
+        staged.take_part(job, files(2), 10);
+        let Ok(Request::AddFiles {
+            job: added,
+            files: all,
+        }) = staged.complete(Request::AddFiles {
+            job,
+            files: files(1),
+        })
+        else {
+            panic!("the call did not pass");
+        };
+        assert_eq!(added, job);
+        let mut expected = files(3);
+        expected.extend(files(2));
+        expected.extend(files(1));
+        assert_eq!(all, expected);
+        // The staging is empty again: the next call passes as it is.
+        assert_eq!(staged.complete(Request::Ping).ok(), Some(Request::Ping));
+    }
+
+    #[test]
+    fn too_many_files_or_two_jobs_refuse_the_whole_request() {
+        let job = Guid::new_random();
+        let mut staged = Staged::default();
+        staged.take_part(job, files(6), 10);
+        staged.take_part(job, files(6), 10);
+        assert!(staged.files.is_empty(), "what was held is let go");
+        let error = refusal(staged.complete(Request::AddFiles {
+            job,
+            files: files(1),
+        }));
+        assert_eq!(error.hresult, hresult::BG_E_TOO_MANY_FILES_IN_JOB);
+
+        staged.take_part(job, files(1), 10);
+        staged.take_part(Guid::new_random(), files(1), 10);
+        let error = refusal(staged.complete(Request::AddFiles {
+            job,
+            files: files(1),
+        }));
+        assert_eq!(error.hresult, hresult::E_INVALIDARG);
+
+        staged.take_part(job, files(1), 10);
+        let other = Guid::new_random();
+        let error = refusal(staged.complete(Request::AddFiles {
+            job: other,
+            files: files(1),
+        }));
+        assert_eq!(error.hresult, hresult::E_INVALIDARG);
+    }
+
+    #[test]
+    fn another_call_after_parts_breaks_the_protocol() {
+        let mut staged = Staged::default();
+        staged.take_part(Guid::new_random(), files(1), 10);
+        assert!(matches!(
+            staged.complete(Request::Ping),
+            Err(Unstaged::Misplaced("Ping"))
+        ));
     }
 }

@@ -12,8 +12,8 @@ use qmgr_core::job::{
     AutoComplete, JobError, JobSettings, NotifyCommand, ProxySettings, ProxyUsage,
 };
 use qmgr_core::service::{
-    Attempt, GroupChange, GroupView, JobChange, JobView, ListCursor, NewFile, Notification,
-    NotificationKind, Request, Response, WaitReason,
+    Attempt, GroupChange, GroupView, IndexedFile, JobChange, JobSummary, JobView, ListCursor,
+    NewFile, Notification, NotificationKind, Request, Response, WaitReason,
 };
 use qmgr_core::{ErrorContext, Guid, Job, JobPriority, JobState, JobType, QmgrError, Timestamp};
 use qmgr_ipc::frame::{MAX_FRAME_LEN, decode, encode_frame, read_frame};
@@ -91,6 +91,19 @@ fn sample_requests() -> Vec<Request> {
             umask: Some(0o027),
         },
         Request::GetJob { job: guid(1) },
+        Request::GetJobSummary { job: guid(2) },
+        Request::ListJobSummaries {
+            all_users: true,
+            after: Some(ListCursor {
+                key: -1,
+                id: guid(4),
+            }),
+        },
+        Request::GetJobFiles {
+            job: guid(3),
+            start: u32::MAX,
+            max: Some(1),
+        },
         Request::ListJobs {
             all_users: true,
             after: None,
@@ -232,6 +245,28 @@ fn sample_job_view() -> JobView {
     }
 }
 
+fn sample_summary() -> JobSummary {
+    let JobView {
+        mut job,
+        waiting,
+        attempts,
+    } = sample_job_view();
+    let progress = job.progress();
+    let active_files = job
+        .files
+        .drain(..)
+        .zip([3, u32::MAX])
+        .map(|(file, index)| IndexedFile { index, file })
+        .collect();
+    JobSummary {
+        job,
+        progress,
+        active_files,
+        waiting,
+        attempts,
+    }
+}
+
 fn sample_group_view() -> GroupView {
     let mut group = Group::new(guid(7), 0, Timestamp(9));
     group.notify_clsid = Some(guid(8));
@@ -279,6 +314,16 @@ fn sample_responses() -> Vec<Response> {
             next: None,
         },
         Response::Group(Box::new(sample_group_view())),
+        Response::JobSummary(Box::new(sample_summary())),
+        Response::SummaryPage {
+            jobs: vec![sample_summary(), sample_summary()],
+            next: None,
+        },
+        Response::FilePage {
+            start: 7,
+            files: sample_job_view().job.files,
+            total: 1_000_000,
+        },
         Response::GroupPage {
             groups: vec![
                 sample_group_view(),
@@ -303,12 +348,15 @@ fn response_variant(response: &Response) -> usize {
         Response::JobPage { .. } => 4,
         Response::Group(_) => 5,
         Response::GroupPage { .. } => 6,
+        Response::JobSummary(_) => 7,
+        Response::FilePage { .. } => 8,
+        Response::SummaryPage { .. } => 9,
     }
 }
-const RESPONSE_VARIANTS: usize = 7;
+const RESPONSE_VARIANTS: usize = 10;
 
 /// `request_name` matches exhaustively on `Request`, so it names every variant there is.
-const REQUEST_VARIANTS: usize = 21;
+const REQUEST_VARIANTS: usize = 24;
 
 fn round_trip<T>(message: &T) -> T
 where
@@ -356,19 +404,19 @@ fn every_response_variant_round_trips_as_an_answer() {
     assert_eq!(round_trip(&failure), failure);
 }
 
-/// A job with every name and setting at its longest (three UTF-8 bytes a character where
-/// the limit counts characters) and `max_files_per_job` at its ceiling still travels in one
-/// answer frame, with room for a page's worth more: so a listing page always fits.
+/// A summary of a job with every name and setting at its longest (three UTF-8 bytes a
+/// character where the limit counts characters) and as many moving files as a summary
+/// holds, each at its longest, travels in one answer frame with room for a page's worth
+/// more; so does a page of files. However many files a job has, what a watcher reads fits.
 #[test]
 fn a_job_at_every_limit_fits_one_frame() {
-    use qmgr_core::config::MAX_FILES_PER_JOB_CEILING;
     use qmgr_core::file::{MAX_LOCAL_NAME_BYTES, MAX_REMOTE_NAME_CHARS};
     use qmgr_core::job::{
         MAX_CUSTOM_HEADERS_CHARS, MAX_DESCRIPTION_CHARS, MAX_DISPLAY_NAME_CHARS,
         MAX_NOTIFY_PARAMETERS_CHARS, MAX_NOTIFY_PROGRAM_CHARS, MAX_PROXY_LIST_CHARS,
         MAX_VALIDATOR_BYTES,
     };
-    use qmgr_core::service::LIST_PAGE_BYTES;
+    use qmgr_core::service::{LIST_PAGE_BYTES, MAX_ACTIVE_FILES};
     let wide = |chars: usize| "€".repeat(chars);
     let mut view = sample_job_view();
     let job = &mut view.job;
@@ -394,7 +442,7 @@ fn a_job_at_every_limit_fits_one_frame() {
     file.temp_name = Some(format!("{local}/BIT0123456789ABCDEF.tmp"));
     file.validator.etag = Some("e".repeat(MAX_VALIDATOR_BYTES));
     file.validator.last_modified = Some("m".repeat(MAX_VALIDATOR_BYTES));
-    job.files = vec![file; MAX_FILES_PER_JOB_CEILING as usize];
+    let longest_file = file;
     // Errors name URLs and paths; give each of the six kept a generous 64 KiB.
     let mut error = sample_error();
     error.description = "d".repeat(64 * 1024);
@@ -410,17 +458,42 @@ fn a_job_at_every_limit_fits_one_frame() {
         };
         5
     ];
+    let progress = view.job.progress();
+    let summary = JobSummary {
+        job: view.job,
+        progress,
+        active_files: (0..MAX_ACTIVE_FILES)
+            .map(|index| IndexedFile {
+                index: u32::try_from(index).unwrap(),
+                file: longest_file.clone(),
+            })
+            .collect(),
+        waiting: view.waiting,
+        attempts: view.attempts,
+    };
     let answer = ServiceMessage::Answer {
         id: u64::MAX,
-        result: Ok(Response::Group(Box::new(GroupView {
-            group: Group::new(guid(2), 5, Timestamp(0)),
-            job: Some(view),
-        }))),
+        result: Ok(Response::JobSummary(Box::new(summary))),
     };
     let len = encode_frame(&answer).unwrap().len();
     assert!(
         len + LIST_PAGE_BYTES <= MAX_FRAME_LEN as usize,
-        "the largest job takes {len} bytes"
+        "the largest summary takes {len} bytes"
+    );
+    // A page stops at LIST_PAGE_BYTES, or holds one file alone.
+    let per_page = LIST_PAGE_BYTES / qmgr_ipc::frame::encoded_len(&longest_file) + 1;
+    let page = ServiceMessage::Answer {
+        id: u64::MAX,
+        result: Ok(Response::FilePage {
+            start: 0,
+            files: vec![longest_file; per_page],
+            total: u32::MAX,
+        }),
+    };
+    let len = encode_frame(&page).unwrap().len();
+    assert!(
+        len + LIST_PAGE_BYTES <= MAX_FRAME_LEN as usize,
+        "the largest page takes {len} bytes"
     );
 }
 
@@ -568,14 +641,16 @@ proptest! {
     }
 }
 
+/// AddFiles of any length travels in parts; the largest part, every name at its longest,
+/// fits the request limit with margin.
 #[test]
-fn the_largest_legitimate_request_fits_the_request_limit_with_margin() {
-    use qmgr_core::config::MAX_FILES_PER_JOB_CEILING;
+fn every_part_of_the_largest_add_files_fits_the_request_limit_with_margin() {
     use qmgr_core::file::{
         MAX_LOCAL_NAME_BYTES, MAX_REMOTE_NAME_CHARS, validate_local_name, validate_remote_name,
     };
     use qmgr_core::service::NewFile;
     use qmgr_ipc::frame::{MAX_REQUEST_FRAME_LEN, encoded_len};
+    use qmgr_ipc::message::{ADD_FILES_PART_BYTES, split_files};
 
     // The longest names, in the widest characters a name may hold per UTF-16 unit.
     let prefix = "https://h/";
@@ -586,24 +661,33 @@ fn the_largest_legitimate_request_fits_the_request_limit_with_margin() {
     validate_remote_name(&remote).unwrap();
     let local = format!("/{}", "l".repeat(MAX_LOCAL_NAME_BYTES - 1));
     validate_local_name(&local).unwrap();
-    let files = (0..MAX_FILES_PER_JOB_CEILING)
-        .map(|_| NewFile {
-            remote_name: remote.clone(),
-            local_name: local.clone(),
-        })
-        .collect();
-    let call = ClientMessage::Call {
-        id: u64::MAX,
-        request: Request::AddFiles {
-            job: guid(1),
-            files,
-        },
+    let file = NewFile {
+        remote_name: remote,
+        local_name: local,
     };
-    let len = encoded_len(&call);
-    println!("the largest AddFiles takes {len} bytes");
-    assert!(
-        len + len / 4 <= MAX_REQUEST_FRAME_LEN as usize,
-        "the largest AddFiles takes {len} bytes, too close to {MAX_REQUEST_FRAME_LEN}"
-    );
+    // Enough for three parts.
+    let count = 3 * ADD_FILES_PART_BYTES / encoded_len(&file);
+    let parts = split_files(vec![file; count], ADD_FILES_PART_BYTES);
+    assert!(parts.len() >= 3, "{}", parts.len());
+    assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), count);
+    for files in parts {
+        let part = ClientMessage::AddFilesPart {
+            job: guid(1),
+            files: files.clone(),
+        };
+        let call = ClientMessage::Call {
+            id: u64::MAX,
+            request: Request::AddFiles {
+                job: guid(1),
+                files,
+            },
+        };
+        for len in [encoded_len(&part), encoded_len(&call)] {
+            assert!(
+                len * 2 <= MAX_REQUEST_FRAME_LEN as usize,
+                "a part of {len} bytes is too close to {MAX_REQUEST_FRAME_LEN}"
+            );
+        }
+    }
     const { assert!(MAX_REQUEST_FRAME_LEN < MAX_FRAME_LEN) };
 }

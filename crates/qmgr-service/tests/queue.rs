@@ -1072,3 +1072,64 @@ fn a_job_of_many_files_transfers_each_once_with_its_counts_right() {
         assert_eq!(std::fs::read(local).unwrap().len(), index * 7, "{local}");
     }
 }
+
+#[test]
+fn a_summary_holds_the_totals_and_the_moving_files_and_pages_hold_every_file() {
+    let server = TestServer::start();
+    let fx = Fixture::new(config());
+    // One slow file among quick ones: it is still moving when the others are done.
+    let mut files: Vec<(String, String)> = (0..6)
+        .map(|i| {
+            (
+                server.url(&format!("/data/{}/q{i}", 1000 + i)),
+                fx.path(&format!("q{i}")),
+            )
+        })
+        .collect();
+    files.insert(2, (server.url("/data/1m/slow?rate=65536"), fx.path("slow")));
+    let id = fx.job_with(&files);
+    fx.service.set_job(id, JobChange::ParallelFiles(7)).unwrap();
+    fx.service.resume(id).unwrap();
+    let view = fx.wait_for(id, "the quick files", |v| {
+        v.job.progress().files_transferred == 6 && v.job.files[2].bytes_transferred > 0
+    });
+    let summary = fx.service.job_summary(id).unwrap();
+    assert!(
+        summary.job.files.is_empty(),
+        "a summary carries no file list"
+    );
+    assert_eq!(summary.job.id, id);
+    assert_eq!(summary.job.state, JobState::Transferring);
+    assert_eq!(summary.progress.files_total, 7);
+    assert_eq!(summary.progress.files_transferred, 6);
+    assert!(summary.progress.bytes_transferred >= view.job.progress().bytes_transferred);
+    let active: Vec<u32> = summary.active_files.iter().map(|f| f.index).collect();
+    assert_eq!(active, [2], "only the slow file is moving");
+    assert_eq!(summary.active_files[0].file.local_name, fx.path("slow"));
+    let listed = fx.service.job_summaries(false).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].job.files.is_empty());
+    assert_eq!(listed[0].progress.files_total, 7);
+
+    // Pages from the start hold every file in order; a page from the middle starts there.
+    let all = fx.service.job_files(id).unwrap();
+    let locals: Vec<&str> = all.iter().map(|f| f.local_name.as_str()).collect();
+    let expected: Vec<&str> = files.iter().map(|(_, local)| local.as_str()).collect();
+    assert_eq!(locals, expected);
+    let (tail, total) = fx.service.job_files_page(id, 5, None).unwrap();
+    assert_eq!(total, 7);
+    assert_eq!(tail.len(), 2);
+    assert_eq!(tail[0].local_name, expected[5]);
+    let (past_the_end, _) = fx.service.job_files_page(id, 9, None).unwrap();
+    assert!(past_the_end.is_empty());
+    let one = fx.service.job_file(id, 3).unwrap().unwrap();
+    assert_eq!(one.local_name, expected[3]);
+    let (two, _) = fx.service.job_files_page(id, 1, Some(2)).unwrap();
+    assert_eq!(two.len(), 2);
+    assert_eq!(two[1].local_name, expected[2]);
+    assert_eq!(fx.service.job_file(id, 7).unwrap(), None);
+    let paged = fx.service.job_in_pages(id).unwrap();
+    assert_eq!(paged.job.files.len(), 7);
+    assert_eq!(paged.job.id, id);
+    fx.service.cancel(id).unwrap();
+}

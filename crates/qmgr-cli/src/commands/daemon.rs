@@ -23,7 +23,7 @@ pub fn status(session: &Session, as_json: bool) -> Result<(), Failure> {
     let running = match session.connect_running() {
         Ok(client) => {
             let root = rustix::process::getuid().is_root();
-            let jobs = client.jobs(root)?.len();
+            let jobs = client.job_summaries(root)?.len();
             Some((client.service_version().to_owned(), jobs))
         }
         Err(error) if error.hresult == hresult::QM_E_SERVICE_UNAVAILABLE => None,

@@ -14,7 +14,8 @@ use crate::resolve::resolve_job;
 
 pub fn run(client: &Client, name: &str, as_json: bool) -> Result<(), Failure> {
     let id = resolve_job(client, name)?;
-    let view = client.job(id)?;
+    // Page by page: a job of many files does not have to fit one answer.
+    let view = client.job_in_pages(id)?;
     if as_json {
         json::print(&JobJson::from(&view));
     } else {

@@ -12,7 +12,7 @@ use crossterm::style::{Attribute, Print, SetAttribute};
 use crossterm::terminal::{self, ClearType};
 use crossterm::{cursor, execute, queue};
 use qmgr_core::file::SIZE_UNKNOWN;
-use qmgr_core::service::{JobView, QueueServiceExt};
+use qmgr_core::service::{JobSummary, QueueServiceExt};
 use qmgr_core::{Guid, JobState, Timestamp};
 use qmgr_ipc::Client;
 
@@ -40,14 +40,14 @@ struct Rates {
 }
 
 impl Rates {
-    fn record(&mut self, views: &[JobView], at: Instant) {
+    fn record(&mut self, views: &[JobSummary], at: Instant) {
         self.meters
             .retain(|id, _| views.iter().any(|view| view.job.id == *id));
         for view in views {
             self.meters
                 .entry(view.job.id)
                 .or_default()
-                .record(at, view.job.progress().bytes_transferred);
+                .record(at, view.progress.bytes_transferred);
         }
     }
 
@@ -57,9 +57,9 @@ impl Rates {
 }
 
 /// A snapshot of the queue, or why there is none.
-fn look(client: &Client, rates: &mut Rates) -> Result<Vec<JobView>, String> {
+fn look(client: &Client, rates: &mut Rates) -> Result<Vec<JobSummary>, String> {
     let views = client
-        .jobs(false)
+        .job_summaries(false)
         .map_err(|error| format!("cannot list jobs: {error}"))?;
     rates.record(&views, Instant::now());
     Ok(views)
@@ -322,14 +322,14 @@ const GAP: usize = 2;
 /// saying where the rows are when not all fit. Names get whatever width the other columns
 /// leave.
 fn screen(
-    views: &[JobView],
+    views: &[JobSummary],
     rates: &Rates,
     columns: usize,
     rows: usize,
     offset: usize,
     now: Timestamp,
 ) -> Screen {
-    let mut order: Vec<&JobView> = views.iter().collect();
+    let mut order: Vec<&JobSummary> = views.iter().collect();
     order.sort_by_key(|view| rank(view.job.state));
     let cells: Vec<[String; 8]> = order
         .iter()
@@ -441,9 +441,9 @@ fn screen(
 }
 
 /// A job's cells, in the order of [`COLUMNS`].
-fn row_cells(view: &JobView, rates: &Rates, now: Timestamp) -> [String; 8] {
+fn row_cells(view: &JobSummary, rates: &Rates, now: Timestamp) -> [String; 8] {
     let job = &view.job;
-    let progress = job.progress();
+    let progress = view.progress;
     let finished = progress.files_total > 0 && progress.files_transferred == progress.files_total;
     let fraction = (progress.bytes_total != SIZE_UNKNOWN)
         .then_some((progress.bytes_transferred, progress.bytes_total));
@@ -476,7 +476,7 @@ mod tests {
     use qmgr_core::service::WaitReason;
     use qmgr_core::{FileRecord, Job, JobSettings, JobState, JobType};
 
-    fn view(name: &str, state: JobState, done: u64, total: u64) -> JobView {
+    fn view(name: &str, state: JobState, done: u64, total: u64) -> JobSummary {
         let mut job = Job::new(
             Guid::new_random(),
             name,
@@ -491,16 +491,34 @@ mod tests {
         file.bytes_total = total;
         file.bytes_transferred = done;
         job.files.push(file);
-        JobView {
+        summary_of(job, state)
+    }
+
+    /// What the service sends of `job`: its totals, no file list.
+    fn summary_of(mut job: Job, state: JobState) -> JobSummary {
+        let progress = job.progress();
+        job.files.clear();
+        JobSummary {
             job,
+            progress,
+            active_files: Vec::new(),
             waiting: (state == JobState::Suspended).then_some(WaitReason::Suspended),
             attempts: Vec::new(),
         }
     }
 
-    fn empty(name: &str) -> JobView {
+    fn empty(name: &str) -> JobSummary {
         let mut empty = view(name, JobState::Suspended, 0, 0);
-        empty.job.files.clear();
+        empty.progress = Job::new(
+            Guid::new_random(),
+            name,
+            JobType::Download,
+            1000,
+            JobSettings::default(),
+            Timestamp(0),
+        )
+        .unwrap()
+        .progress();
         empty
     }
 
@@ -565,7 +583,7 @@ mod tests {
 
     #[test]
     fn rows_that_do_not_fit_scroll() {
-        let views: Vec<JobView> = (0..10)
+        let views: Vec<JobSummary> = (0..10)
             .map(|i| view(&format!("job {i}"), JobState::Queued, 0, 10))
             .collect();
         let drawn = screen(&views, &Rates::default(), 100, 6, 0, Timestamp(0));

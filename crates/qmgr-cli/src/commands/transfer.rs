@@ -6,9 +6,9 @@
 //! closed, its pipe broken). The watch survives a restart of qmgrd: it reconnects (starting
 //! qmgrd again) and goes on following the same jobs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
@@ -18,9 +18,10 @@ use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::hresult;
 use qmgr_core::job::AutoComplete;
 use qmgr_core::service::{
-    JobChange, JobView, NewFile, Notification, QueueService, QueueServiceExt, WaitReason,
+    JobChange, JobSummary, JobView, NewFile, Notification, NotificationKind, QueueService,
+    QueueServiceExt, WaitReason,
 };
-use qmgr_core::{Guid, JobPriority, JobState, JobType, Timestamp};
+use qmgr_core::{FileRecord, Guid, JobPriority, JobState, JobType, Timestamp};
 use qmgr_ipc::Client;
 
 use crate::cli::{RateArg, TransferArgs};
@@ -28,11 +29,15 @@ use crate::destinations::{self, Planned, Target};
 use crate::failure::{Exit, Failure};
 use crate::human;
 use crate::json::{self, JobJson, JobList};
-use crate::progress::{FileState, Progress, Snapshot};
+use crate::progress::{FileState, Progress, Snapshot, Totals};
 use crate::session::Session;
 
 /// How often the jobs are looked at when no notification arrives sooner.
 const POLL: Duration = Duration::from_millis(200);
+/// The shortest time between two looks at the jobs, however many notifications arrive.
+const LOOK_GAP: Duration = Duration::from_millis(100);
+/// The most notifications taken at once after the gap before the next look.
+const DRAIN_AT_MOST: usize = 100_000;
 /// Longest default display name; the service allows 256 characters.
 const DEFAULT_NAME_CHARS: usize = 120;
 /// Interactive transfers: the first retry after a transient error comes this soon (each
@@ -54,68 +59,139 @@ pub fn run(session: &Session, args: &TransferArgs) -> Result<(), Failure> {
         (None, Some(dir)) => Target::Directory(dir),
         (None, None) => Target::Directory(Path::new(".")),
     };
-    let planned = destinations::plan(&args.urls, target, &cwd, args.no_clobber)?;
+    let mut urls = args.urls.clone();
+    if let Some(list) = &args.input_file {
+        urls.extend(read_url_list(list)?);
+    }
+    if urls.is_empty() {
+        return Err(Failure::usage(
+            "no URLs to transfer: name them on the command line or list them with -i FILE",
+        ));
+    }
+    let planned = destinations::plan(&urls, target, &cwd, args.no_clobber)?;
     let chunk_size = usize::try_from(session.config.max_files_per_job.max(1)).unwrap_or(usize::MAX);
-    let chunks: Vec<&[Planned]> = planned.chunks(chunk_size).collect();
-    let shares = parallel_shares(args.parallel, chunks.len());
-    let job_limit = match args.limit {
-        Some(RateArg(Some(rate))) => {
-            Some((rate / u64::try_from(chunks.len().max(1)).unwrap_or(u64::MAX)).max(1))
-        }
-        _ => None,
-    };
+    let chunks: Vec<Vec<Planned>> = planned.chunks(chunk_size).map(<[_]>::to_vec).collect();
+    let job_quota = usize::try_from(session.config.max_jobs_per_user.max(1)).unwrap_or(usize::MAX);
+    if args.background && chunks.len() > job_quota {
+        return Err(Failure::usage(format!(
+            "{} URLs need {} jobs, more than max_jobs_per_user ({job_quota}) allows at once; \
+             --background queues only what fits (at most {} URLs), while a transfer watched \
+             here (without --background) queues the rest as earlier jobs finish",
+            planned.len(),
+            chunks.len(),
+            job_quota.saturating_mul(chunk_size)
+        )));
+    }
 
     let interrupted = watch_interrupts()?;
     let client = session.connect()?;
+    if args.background {
+        return run_background(&client, &chunks, args, &interrupted);
+    }
     // Listening before the jobs start: a small job may be transferred and completed by
     // the service before the first look at it, and only a notification tells that apart
     // from another command's Cancel.
     let mut news = News::default();
-    if !args.background {
-        news.ensure_subscribed(&client);
-    }
+    news.ensure_subscribed(&client);
+    let watch = Watch {
+        client: &client,
+        interrupted: &interrupted,
+        args,
+    };
+    watch.run(chunks, news)
+}
+
+/// The URLs listed in `list` (`-`: standard input).
+fn read_url_list(list: &Path) -> Result<Vec<String>, Failure> {
+    let (text, source) = if list == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|error| Failure::usage(format!("cannot read standard input: {error}")))?;
+        (text, "standard input".to_owned())
+    } else {
+        let text = std::fs::read_to_string(list)
+            .map_err(|error| Failure::usage(format!("cannot read {}: {error}", list.display())))?;
+        (text, list.display().to_string())
+    };
+    parse_url_list(&text).map_err(|failure| failure.context(source))
+}
+
+/// One URL a line; blank lines and lines starting with `#` are skipped. The first bad line
+/// is an error naming it, so nothing is queued from a list with a mistake in it.
+fn parse_url_list(text: &str) -> Result<Vec<String>, Failure> {
+    text.lines()
+        .zip(1usize..)
+        .filter(|(line, _)| {
+            let line = line.trim();
+            !line.is_empty() && !line.starts_with('#')
+        })
+        .map(|(line, number)| {
+            let url = line.trim();
+            if url.contains(char::is_whitespace) {
+                return Err(Failure::usage(format!(
+                    "line {number}: expected one URL, found {:?}",
+                    human::clean(line)
+                )));
+            }
+            destinations::check_remote(url)
+                .map_err(|failure| failure.context(format!("line {number}")))?;
+            Ok(url.to_owned())
+        })
+        .collect()
+}
+
+/// `--background`: every job is created and started here, then left to the service.
+fn run_background(
+    client: &Client,
+    chunks: &[Vec<Planned>],
+    args: &TransferArgs,
+    interrupted: &AtomicBool,
+) -> Result<(), Failure> {
+    let shares = parallel_shares(args.parallel, chunks.len());
+    let job_limit = split_limit(args, chunks.len());
     let mut jobs: Vec<Guid> = Vec::new();
     for (part, (chunk, parallel)) in chunks.iter().zip(&shares).enumerate() {
         let name = job_name(args.name.as_deref(), chunk, part, chunks.len());
-        match create_job(&client, &name, chunk, *parallel, job_limit, args) {
+        match create_job(client, &name, chunk, *parallel, job_limit, args) {
             Ok(id) => jobs.push(id),
-            Err(failure) => {
-                cancel_all(&client, &jobs);
-                return Err(failure);
+            Err(error) => {
+                cancel_all(client, &jobs);
+                return Err(Failure::from(error));
             }
         }
     }
     // A background job of small files may be transferred and completed by the service before
     // it could be shown: keep how it looked before it started.
     let mut before_start = Vec::new();
-    if args.background && args.json {
+    if args.json {
         for id in &jobs {
-            before_start.push(client.job(*id)?);
+            before_start.push(client.job_in_pages(*id)?);
         }
     }
     for id in &jobs {
         if let Err(error) = client.resume(*id) {
-            cancel_all(&client, &jobs);
+            cancel_all(client, &jobs);
             return Err(Failure::from(error).context(format!("cannot start job {id}")));
         }
     }
-    if args.background {
-        if interrupted.load(Ordering::SeqCst) {
-            cancel_all(&client, &jobs);
-            return Err(Failure::new(
-                Exit::Interrupted,
-                "interrupted before the jobs were queued; nothing was left behind",
-            ));
-        }
-        report_background(&client, &jobs, args.json.then_some(before_start.as_slice()))?;
-        return Ok(());
+    if interrupted.load(Ordering::SeqCst) {
+        cancel_all(client, &jobs);
+        return Err(Failure::new(
+            Exit::Interrupted,
+            "interrupted before the jobs were queued; nothing was left behind",
+        ));
     }
-    let watch = Watch {
-        client: &client,
-        interrupted: &interrupted,
-        quiet: args.quiet,
-    };
-    watch.run(&jobs, &chunks, news)
+    report_background(client, &jobs, args.json.then_some(before_start.as_slice()))
+}
+
+/// Each job's share of `--limit` when `jobs` jobs run at once.
+fn split_limit(args: &TransferArgs, jobs: usize) -> Option<u64> {
+    match args.limit {
+        Some(RateArg(Some(rate))) => {
+            Some((rate / u64::try_from(jobs.max(1)).unwrap_or(u64::MAX)).max(1))
+        }
+        _ => None,
+    }
 }
 
 /// The priority of the jobs: `--priority`, else FOREGROUND for a transfer watched here and
@@ -194,7 +270,7 @@ fn create_job(
     parallel: u32,
     limit: Option<u64>,
     args: &TransferArgs,
-) -> Result<Guid, Failure> {
+) -> qmgr_core::Result<Guid> {
     let id = client.create_job(name, JobType::Download)?;
     let setup = || -> qmgr_core::Result<()> {
         client.set_job(id, JobChange::Priority(priority(args)))?;
@@ -250,7 +326,7 @@ fn create_job(
         Ok(()) => Ok(id),
         Err(error) => {
             let _ = client.cancel(id);
-            Err(Failure::from(error))
+            Err(error)
         }
     }
 }
@@ -271,7 +347,7 @@ fn report_background(
     if let Some(before_start) = before_start {
         let mut views = Vec::new();
         for (id, before) in jobs.iter().zip(before_start) {
-            let view = match client.job(*id) {
+            let view = match client.job_in_pages(*id) {
                 Ok(view) => view,
                 // Transferred and completed by the service already (these jobs complete
                 // themselves): it is acknowledged.
@@ -313,26 +389,61 @@ enum Outcome {
     Failed(String),
 }
 
+/// URLs not queued yet: a job's worth, and where its files are in the whole transfer.
+struct Part {
+    number: usize,
+    /// Index of its first file among all the transfer's files.
+    first: usize,
+    files: Vec<Planned>,
+}
+
 struct Watched {
     id: Guid,
-    /// Where its files go.
-    locals: Vec<PathBuf>,
-    last: Option<JobView>,
+    /// Index of its first file among all the transfer's files.
+    first: usize,
+    files: Vec<Planned>,
+    last: Option<JobSummary>,
+    /// The files (indexes in the job) the last look saw moving.
+    active: Vec<u32>,
+    /// How many of its files this watch has shown as completed.
+    marked: u32,
+    /// The ParallelFiles and bandwidth cap the job was given.
+    parallel: u32,
+    limit: Option<u64>,
     outcome: Outcome,
+}
+
+impl Watched {
+    fn running(&self) -> bool {
+        matches!(self.outcome, Outcome::Running)
+    }
+
+    /// Shows one of its files as completed (once).
+    fn mark_completed(&mut self, file: &mut FileState) {
+        if !file.completed {
+            file.completed = true;
+            if let Some(total) = file.total {
+                file.done = total;
+            }
+            self.marked += 1;
+        }
+    }
 }
 
 struct Watch<'a> {
     client: &'a Client,
     interrupted: &'a AtomicBool,
-    quiet: bool,
+    args: &'a TransferArgs,
 }
 
-/// What the notifications said: how the watched jobs that left the queue left it.
+/// What the notifications said since the last look.
 #[derive(Default)]
 struct News {
     receiver: Option<Receiver<Notification>>,
     /// ACKNOWLEDGED or CANCELLED, for jobs that left the queue.
     departed: HashMap<Guid, JobState>,
+    /// Files the service reported transferred, not yet shown.
+    transferred: Vec<(Guid, u32)>,
 }
 
 impl News {
@@ -362,6 +473,9 @@ impl News {
     fn take(&mut self, next: Option<Result<Notification, RecvTimeoutError>>) {
         match next {
             Some(Ok(notification)) => {
+                if let NotificationKind::FileTransferred { file } = notification.kind {
+                    self.transferred.push((notification.job, file));
+                }
                 if matches!(
                     notification.state,
                     JobState::Acknowledged | JobState::Cancelled
@@ -374,24 +488,44 @@ impl News {
         }
     }
 
-    /// Sleeps until a notification arrives or the poll interval passes, and remembers how
-    /// jobs left the queue.
-    fn wait(&mut self) {
+    /// Sleeps until a notification arrives or the poll interval since `last_look` passes.
+    /// A burst of notifications gets one look: after the first, the rest are gathered
+    /// until [`LOOK_GAP`] has passed since the last look.
+    fn wait(&mut self, last_look: Instant) {
         let Some(receiver) = &self.receiver else {
-            std::thread::sleep(POLL);
+            std::thread::sleep(POLL.saturating_sub(last_look.elapsed()));
             return;
         };
-        let first = receiver.recv_timeout(POLL);
-        let mut more = first.is_ok();
+        let first = receiver.recv_timeout(POLL.saturating_sub(last_look.elapsed()));
+        let more = first.is_ok();
         self.take(Some(first));
-        // Several may be queued; one look at the jobs answers them all.
-        while more && let Some(receiver) = &self.receiver {
-            let next = receiver.try_recv().map_err(|error| match error {
-                TryRecvError::Empty => RecvTimeoutError::Timeout,
-                TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-            });
-            more = next.is_ok();
-            self.take(Some(next));
+        if more {
+            // Until the gap has passed, more may join this look...
+            let gather_until = last_look + LOOK_GAP;
+            while let Some(receiver) = &self.receiver {
+                let left = gather_until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                let next = receiver.recv_timeout(left);
+                self.take(Some(next));
+            }
+            // ...then what already waits is taken without waiting (a bounded number, so a
+            // flood never keeps the look from happening).
+            for _ in 0..DRAIN_AT_MOST {
+                let Some(receiver) = &self.receiver else {
+                    break;
+                };
+                let next = receiver.try_recv().map_err(|error| match error {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                });
+                let taken = next.is_ok();
+                self.take(Some(next));
+                if !taken {
+                    break;
+                }
+            }
         }
         if self.receiver.is_none() {
             // qmgrd went away: the next look reconnects, then subscribes again.
@@ -401,32 +535,52 @@ impl News {
 }
 
 impl Watch<'_> {
-    fn run(&self, ids: &[Guid], chunks: &[&[Planned]], mut news: News) -> Result<(), Failure> {
+    fn run(&self, chunks: Vec<Vec<Planned>>, mut news: News) -> Result<(), Failure> {
         let started = Instant::now();
-        let mut jobs: Vec<Watched> = ids
-            .iter()
-            .zip(chunks)
-            .map(|(id, files)| Watched {
-                id: *id,
-                locals: files.iter().map(|file| file.local.clone()).collect(),
-                last: None,
-                outcome: Outcome::Running,
-            })
-            .collect();
-        let file_count = jobs.iter().map(|job| job.locals.len()).sum();
-        let mut progress = Progress::choose(self.quiet, file_count);
+        let parts = chunks.len();
+        let mut snapshot = Snapshot::default();
+        let mut pending = VecDeque::new();
+        for (number, files) in chunks.into_iter().enumerate() {
+            let first = snapshot.files.len();
+            snapshot.files.extend(files.iter().map(not_started));
+            pending.push_back(Part {
+                number,
+                first,
+                files,
+            });
+        }
+        let mut jobs: Vec<Watched> = Vec::new();
+        if let Err(error) = self.feed(&mut jobs, &mut pending, parts) {
+            cancel_all(
+                self.client,
+                &jobs.iter().map(|job| job.id).collect::<Vec<_>>(),
+            );
+            return Err(error);
+        }
+        let mut progress = Progress::choose(self.args.quiet, snapshot.files.len());
         let mut lost_since: Option<Instant> = None;
+        // Why URLs were left unqueued, and how many.
+        let mut not_queued: Option<(String, usize)> = None;
         loop {
             if self.interrupted.load(Ordering::SeqCst) {
                 progress.interrupt();
-                return Err(self.suspend_all(&jobs));
+                let left = pending.iter().map(|part| part.files.len()).sum();
+                return Err(self.suspend_all(&jobs, left));
+            }
+            let last_look = Instant::now();
+            for (id, file) in std::mem::take(&mut news.transferred) {
+                if let Some(job) = jobs.iter_mut().find(|job| job.id == id)
+                    && let Some(slot) = job
+                        .files
+                        .get(file as usize)
+                        .and(snapshot.files.get_mut(job.first + file as usize))
+                {
+                    job.mark_completed(slot);
+                }
             }
             let mut lost = None;
-            for job in jobs
-                .iter_mut()
-                .filter(|j| matches!(j.outcome, Outcome::Running))
-            {
-                if let Err(error) = self.look_at(job, &mut news, &mut progress) {
+            for job in jobs.iter_mut().filter(|job| job.running()) {
+                if let Err(error) = self.look_at(job, &mut news, &mut progress, &mut snapshot) {
                     lost = Some(error);
                     break;
                 }
@@ -439,7 +593,8 @@ impl Watch<'_> {
                     Instant::now()
                 });
                 if since.elapsed() >= RECONNECT_FOR {
-                    progress.finish(&snapshot(&jobs));
+                    refresh(&mut snapshot, &jobs, &pending);
+                    progress.finish(&snapshot);
                     return Err(Failure::from(error).context(format!(
                         "qmgrd could not be reached again within {} s; the jobs are stored \
                          and go on when it runs (`qmgr list` shows them)",
@@ -451,31 +606,126 @@ impl Watch<'_> {
                     progress.note("qmgr: reconnected to qmgrd");
                 }
                 news.ensure_subscribed(self.client);
+                if !pending.is_empty()
+                    && let Err(error) = self.feed(&mut jobs, &mut pending, parts)
+                {
+                    let left = pending.iter().map(|part| part.files.len()).sum();
+                    pending.clear();
+                    not_queued = Some((error.message, left));
+                }
             }
-            let snapshot = snapshot(&jobs);
+            refresh(&mut snapshot, &jobs, &pending);
             progress.update(&snapshot);
-            if jobs.iter().all(|j| !matches!(j.outcome, Outcome::Running)) {
+            if pending.is_empty() && jobs.iter().all(|job| !job.running()) {
                 progress.finish(&snapshot);
-                return self.conclude(&jobs, &snapshot, started.elapsed());
+                return self.conclude(&jobs, not_queued, &snapshot, started.elapsed());
             }
-            news.wait();
+            news.wait(last_look);
         }
     }
 
-    /// Fetches a running job and records what became of it: completed by the service,
-    /// stopped for good, or still going. `Err` when qmgrd cannot be reached.
+    /// Queues more of the transfer while jobs may be added: at most `--parallel` jobs run
+    /// at once (each transfers at least one file, so more would exceed the budget), and
+    /// the service's max_jobs_per_user decides the rest. New jobs start once the budget
+    /// is spread again over all running jobs.
+    fn feed(
+        &self,
+        jobs: &mut Vec<Watched>,
+        pending: &mut VecDeque<Part>,
+        parts: usize,
+    ) -> Result<(), Failure> {
+        let at_once = usize::try_from(self.args.parallel.max(1)).unwrap_or(usize::MAX);
+        let mut created = Vec::new();
+        while jobs.iter().filter(|job| job.running()).count() < at_once
+            && let Some(part) = pending.front()
+        {
+            let name = job_name(self.args.name.as_deref(), &part.files, part.number, parts);
+            match create_job(self.client, &name, &part.files, 1, None, self.args) {
+                Ok(id) => {
+                    let Some(part) = pending.pop_front() else {
+                        break;
+                    };
+                    created.push(id);
+                    jobs.push(Watched {
+                        id,
+                        first: part.first,
+                        files: part.files,
+                        last: None,
+                        active: Vec::new(),
+                        marked: 0,
+                        parallel: 1,
+                        limit: None,
+                        outcome: Outcome::Running,
+                    });
+                }
+                Err(error) if error.hresult == hresult::BG_E_TOO_MANY_JOBS_PER_USER => {
+                    if jobs.iter().any(Watched::running) {
+                        // The next job goes in when one of these leaves the queue.
+                        break;
+                    }
+                    return Err(Failure::from(error).context(
+                        "the queue holds as many of your jobs as max_jobs_per_user allows \
+                         (`qmgr list` shows them)",
+                    ));
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        if created.is_empty() {
+            return Ok(());
+        }
+        self.spread_budget(jobs);
+        for id in created {
+            if let Err(error) = self.client.resume(id) {
+                return Err(Failure::from(error).context(format!("cannot start job {id}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the running jobs their shares of `--parallel` and `--limit` (best effort: a
+    /// job that just left needs none, and a share not set now is set at the next change).
+    fn spread_budget(&self, jobs: &mut [Watched]) {
+        let running = jobs.iter().filter(|job| job.running()).count();
+        let shares = parallel_shares(self.args.parallel, running);
+        let limit = split_limit(self.args, running);
+        for (job, share) in jobs.iter_mut().filter(|job| job.running()).zip(shares) {
+            if job.parallel != share
+                && self
+                    .client
+                    .set_job(job.id, JobChange::ParallelFiles(share))
+                    .is_ok()
+            {
+                job.parallel = share;
+            }
+            if limit.is_some()
+                && job.limit != limit
+                && self
+                    .client
+                    .set_job(job.id, JobChange::BandwidthLimit(limit))
+                    .is_ok()
+            {
+                job.limit = limit;
+            }
+        }
+    }
+
+    /// Fetches a running job's summary and records what became of it: completed by the
+    /// service, stopped for good, or still going; its files' progress goes into `snapshot`.
+    /// `Err` when qmgrd cannot be reached.
     fn look_at(
         &self,
         job: &mut Watched,
         news: &mut News,
         progress: &mut Progress,
+        snapshot: &mut Snapshot,
     ) -> qmgr_core::Result<()> {
-        let view = match self.client.job(job.id) {
-            Ok(view) => view,
+        let summary = match self.client.job_summary(job.id) {
+            Ok(summary) => summary,
             Err(error) if error.hresult == hresult::BG_E_NOT_FOUND => {
                 job.outcome = departed(job, news.departure(job.id));
                 if matches!(job.outcome, Outcome::Completed) {
-                    show_in_place(job);
+                    show_in_place(job, &mut snapshot.files);
                 }
                 return Ok(());
             }
@@ -487,30 +737,38 @@ impl Watch<'_> {
                 return Ok(());
             }
         };
-        let plain = view.job.id.to_plain_string();
-        match (&view.job.state, &view.waiting) {
+        let plain = summary.job.id.to_plain_string();
+        match (&summary.job.state, &summary.waiting) {
             (JobState::Transferred, Some(WaitReason::CompleteFailed { error })) => {
                 job.outcome = Outcome::Failed(format!(
                     "job {} transferred but was not completed: {}. Job {} is left \
                      TRANSFERRED: `qmgr complete {plain}` moves the files into place \
                      (replacing existing ones), `qmgr cancel {plain}` discards the download.",
-                    view.job.id, error.description, view.job.id
+                    summary.job.id, error.description, summary.job.id
                 ));
             }
             // With no auto-complete mark (a job from an older qmgr), nobody would finish it.
-            (JobState::Transferred, _) if view.job.auto_complete.is_none() => {
-                job.outcome = complete_here(self.client, &view);
+            (JobState::Transferred, _) if summary.job.auto_complete.is_none() => {
+                job.outcome = complete_here(self.client, summary.job.id);
+                if matches!(job.outcome, Outcome::Completed) {
+                    show_in_place(job, &mut snapshot.files);
+                }
             }
             (JobState::Error, _) => {
-                let error = view.job.error.as_ref().map_or_else(
+                let records: Vec<FileRecord> = job
+                    .files
+                    .iter()
+                    .map(|file| FileRecord::new(&file.remote, &file.local.display().to_string()))
+                    .collect();
+                let error = summary.job.error.as_ref().map_or_else(
                     || "  (the service recorded no error)\n".to_owned(),
-                    |error| human::error_block(error, &view.job.files, "  "),
+                    |error| human::error_block(error, &records, "  "),
                 );
                 job.outcome = Outcome::Failed(format!(
                     "job {} ({}) failed:\n{error}The job stays in the queue: `qmgr info {plain}` \
                      shows it, `qmgr resume {plain}` retries it, `qmgr cancel {plain}` removes it.",
-                    view.job.id,
-                    human::clean(&view.job.display_name)
+                    summary.job.id,
+                    human::clean(&summary.job.display_name)
                 ));
             }
             _ => {}
@@ -518,12 +776,12 @@ impl Watch<'_> {
         let failed_again = job
             .last
             .as_ref()
-            .is_none_or(|previous| previous.job.error_count != view.job.error_count);
+            .is_none_or(|previous| previous.job.error_count != summary.job.error_count);
         if failed_again
-            && view.job.state == JobState::TransientError
-            && let Some(error) = &view.job.error
+            && summary.job.state == JobState::TransientError
+            && let Some(error) = &summary.job.error
         {
-            let when = match &view.waiting {
+            let when = match &summary.waiting {
                 Some(WaitReason::RetryAt { at, .. }) => {
                     format!("retrying {}", human::relative(*at, Timestamp::now()))
                 }
@@ -535,22 +793,22 @@ impl Watch<'_> {
                 human::clean(&error.error.to_string())
             ));
         }
-        job.last = Some(view);
+        if job.running() {
+            follow_files(job, &summary, &mut snapshot.files);
+        }
+        job.last = Some(summary);
         Ok(())
     }
 
     /// Ctrl-C: suspends every job still running, and says how to go on.
-    fn suspend_all(&self, jobs: &[Watched]) -> Failure {
+    fn suspend_all(&self, jobs: &[Watched], not_queued: usize) -> Failure {
         let mut message = String::from("interrupted.");
-        for job in jobs
-            .iter()
-            .filter(|j| matches!(j.outcome, Outcome::Running))
-        {
+        for job in jobs.iter().filter(|job| job.running()) {
             let plain = job.id.to_plain_string();
             let kept = job
                 .last
                 .as_ref()
-                .map_or(0, |view| view.job.progress().bytes_transferred);
+                .map_or(0, |summary| summary.progress.bytes_transferred);
             match self.client.suspend(job.id) {
                 Ok(_) => {
                     let _ = write!(
@@ -571,32 +829,46 @@ impl Watch<'_> {
                 }
             }
         }
+        if not_queued > 0 {
+            let _ = write!(
+                message,
+                "\n{} not queued yet: they were dropped.",
+                human::plural(not_queued as u64, "URL was", "URLs were")
+            );
+        }
         Failure::new(Exit::Interrupted, message)
     }
 
     fn conclude(
         &self,
         jobs: &[Watched],
+        not_queued: Option<(String, usize)>,
         snapshot: &Snapshot,
         elapsed: Duration,
     ) -> Result<(), Failure> {
-        let failures: Vec<&str> = jobs
+        let mut failures: Vec<String> = jobs
             .iter()
             .filter_map(|job| match &job.outcome {
-                Outcome::Failed(message) => Some(message.as_str()),
+                Outcome::Failed(message) => Some(message.clone()),
                 _ => None,
             })
             .collect();
+        if let Some((why, count)) = not_queued {
+            failures.push(format!(
+                "{} not queued: {why}",
+                human::plural(count as u64, "URL was", "URLs were")
+            ));
+        }
         if !failures.is_empty() {
             return Err(Failure::failed(failures.join("\n")));
         }
-        if !self.quiet {
-            let bytes: u64 = snapshot.files.iter().map(|file| file.done).sum();
+        if !self.args.quiet {
+            let bytes = snapshot.done();
+            let count = snapshot.files.len();
             let rate = crate::rate::per_second(bytes, elapsed);
             eprintln!(
-                "qmgr: transferred {} file{}, {} in {:.1}s ({}/s)",
-                snapshot.files.len(),
-                if snapshot.files.len() == 1 { "" } else { "s" },
+                "qmgr: transferred {count} file{}, {} in {:.1}s ({}/s)",
+                if count == 1 { "" } else { "s" },
                 human::bytes(bytes),
                 elapsed.as_secs_f64(),
                 human::bytes(rate)
@@ -606,10 +878,126 @@ impl Watch<'_> {
     }
 }
 
+/// How a file shows before anything is known of it; its names escaped for the terminal.
+fn not_started(file: &Planned) -> FileState {
+    let name = file
+        .local
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    FileState {
+        name: human::clean(&name).into_owned(),
+        path: human::clean(&file.local.display().to_string()).into_owned(),
+        total: None,
+        done: 0,
+        completed: false,
+    }
+}
+
+/// Takes in what a summary says of a job's files: the moving ones as reported; one seen
+/// moving before and no longer is completed when the job's count of transferred files
+/// moved (a file that failed and waits to be retried stays as it was).
+fn follow_files(job: &mut Watched, summary: &JobSummary, files: &mut [FileState]) {
+    let first = job.first;
+    let now_active: Vec<u32> = summary.active_files.iter().map(|f| f.index).collect();
+    for active in &summary.active_files {
+        let Some(slot) = (active.index as usize)
+            .lt(&job.files.len())
+            .then(|| files.get_mut(first + active.index as usize))
+            .flatten()
+        else {
+            continue;
+        };
+        if slot.completed {
+            continue;
+        }
+        slot.total = (active.file.bytes_total != SIZE_UNKNOWN).then_some(active.file.bytes_total);
+        slot.done = active.file.bytes_transferred;
+        if active.file.completed {
+            job.mark_completed(slot);
+        }
+    }
+    let mut newly_done = summary
+        .progress
+        .files_transferred
+        .saturating_sub(job.marked);
+    for index in std::mem::take(&mut job.active) {
+        if newly_done == 0 {
+            break;
+        }
+        if now_active.contains(&index) || index as usize >= job.files.len() {
+            continue;
+        }
+        if let Some(slot) = files.get_mut(first + index as usize)
+            && !slot.completed
+        {
+            job.mark_completed(slot);
+            newly_done -= 1;
+        }
+    }
+    job.active = now_active;
+}
+
+/// Updates the totals and the status line of `snapshot` from the jobs' last summaries:
+/// the service counts files and bytes; files not queued yet count with unknown sizes.
+fn refresh(snapshot: &mut Snapshot, jobs: &[Watched], pending: &VecDeque<Part>) {
+    let mut totals = Totals {
+        size_unknown: !pending.is_empty(),
+        ..Totals::default()
+    };
+    for job in jobs {
+        let own = snapshot
+            .files
+            .get(job.first..job.first + job.files.len())
+            .unwrap_or_default();
+        match (&job.outcome, &job.last) {
+            (Outcome::Completed, _) => {
+                totals.files_completed += own.len();
+                let bytes: u64 = own.iter().map(|file| file.done).sum();
+                totals.done += bytes;
+                totals.expected += bytes;
+            }
+            (_, Some(summary)) => {
+                let progress = &summary.progress;
+                totals.files_completed += progress.files_transferred as usize;
+                totals.done += progress.bytes_transferred;
+                if progress.bytes_total == SIZE_UNKNOWN {
+                    totals.expected += progress.bytes_transferred;
+                    totals.size_unknown |= progress.files_transferred < progress.files_total;
+                } else {
+                    totals.expected += progress.bytes_total;
+                }
+            }
+            (_, None) => totals.size_unknown = true,
+        }
+    }
+    snapshot.totals = Some(totals);
+    snapshot.status = status(jobs, Timestamp::now());
+}
+
+/// What holds the transfer up: the first running job's reason to wait, if any.
+fn status(jobs: &[Watched], now: Timestamp) -> Option<String> {
+    jobs.iter()
+        .filter(|job| job.running())
+        .filter_map(|job| job.last.as_ref())
+        .find_map(|summary| {
+            let reason = summary.waiting.as_ref()?;
+            // A FOREGROUND job never waits for a slot: QUEUED only means it is starting.
+            let hidden = matches!(reason, WaitReason::AwaitingComplete)
+                || (summary.job.priority == JobPriority::Foreground
+                    && matches!(reason, WaitReason::WaitingForSlot { .. }));
+            if hidden {
+                None
+            } else {
+                human::waiting(Some(reason), summary.job.id, now)
+            }
+        })
+}
+
 /// A watched job is no longer in the queue: the service completed it (its auto-complete
 /// mark), or another command completed or cancelled it. The notifications say which; if
 /// they were missed (qmgrd restarted meanwhile), the files do: every destination in place
-/// and no temporary file left is a completed job.
+/// and no temporary file of the files last seen moving left is a completed job.
 fn departed(job: &Watched, how: Option<JobState>) -> Outcome {
     match how {
         Some(JobState::Acknowledged) => Outcome::Completed,
@@ -618,14 +1006,16 @@ fn departed(job: &Watched, how: Option<JobState>) -> Outcome {
             job.id
         )),
         None => {
-            let temps_gone = job.last.as_ref().is_none_or(|view| {
-                view.job.files.iter().all(|file| {
-                    file.temp_name
+            let temps_gone = job.last.as_ref().is_none_or(|summary| {
+                summary.active_files.iter().all(|active| {
+                    active
+                        .file
+                        .temp_name
                         .as_deref()
                         .is_none_or(|temp| !Path::new(temp).exists())
                 })
             });
-            let landed = temps_gone && job.locals.iter().all(|local| local.exists());
+            let landed = temps_gone && job.files.iter().all(|file| file.local.exists());
             if landed {
                 Outcome::Completed
             } else {
@@ -638,87 +1028,29 @@ fn departed(job: &Watched, how: Option<JobState>) -> Outcome {
     }
 }
 
-/// The last view of a job the service completed shows every file done, at the size it
-/// has in place (the view before the completion may be a progress report behind).
-fn show_in_place(job: &mut Watched) {
-    let Some(view) = job.last.as_mut() else {
-        // Completed before the first look: nothing to show but what is in place.
-        return;
-    };
-    for file in &mut view.job.files {
-        if let Ok(metadata) = std::fs::metadata(&file.local_name) {
-            file.bytes_total = metadata.len();
-            file.bytes_transferred = metadata.len();
+/// A job the service completed shows every file done, at the size it has in place (the
+/// last summary may be a progress report behind).
+fn show_in_place(job: &mut Watched, files: &mut [FileState]) {
+    for (planned, slot) in job.files.iter().zip(files.iter_mut().skip(job.first)) {
+        if let Ok(metadata) = std::fs::metadata(&planned.local) {
+            slot.total = Some(metadata.len());
+            slot.done = metadata.len();
         }
-        file.completed = true;
+        slot.completed = true;
     }
+    job.marked = u32::try_from(job.files.len()).unwrap_or(u32::MAX);
 }
 
 /// Completes a transferred job that has no auto-complete mark.
-fn complete_here(client: &Client, view: &JobView) -> Outcome {
-    let plain = view.job.id.to_plain_string();
-    match client.complete(view.job.id) {
+fn complete_here(client: &Client, id: Guid) -> Outcome {
+    let plain = id.to_plain_string();
+    match client.complete(id) {
         Ok(_) => Outcome::Completed,
         Err(error) => Outcome::Failed(format!(
-            "job {} transferred but could not be completed: {error}. `qmgr complete {plain}` \
-             tries again.",
-            view.job.id
+            "job {id} transferred but could not be completed: {error}. `qmgr complete {plain}` \
+             tries again."
         )),
     }
-}
-
-/// The progress of every file of every watched job.
-fn snapshot(jobs: &[Watched]) -> Snapshot {
-    let now = Timestamp::now();
-    let mut snapshot = Snapshot::default();
-    for job in jobs {
-        let Some(view) = &job.last else {
-            if matches!(job.outcome, Outcome::Completed) {
-                // Completed before the first look: what is in place is what came.
-                for local in &job.locals {
-                    let size = std::fs::metadata(local).map_or(0, |m| m.len());
-                    snapshot.files.push(FileState {
-                        name: local
-                            .file_name()
-                            .map(|name| name.to_string_lossy().into_owned())
-                            .unwrap_or_default(),
-                        path: local.display().to_string(),
-                        total: Some(size),
-                        done: size,
-                        completed: true,
-                    });
-                }
-            }
-            continue;
-        };
-        for file in &view.job.files {
-            let local = PathBuf::from(&file.local_name);
-            snapshot.files.push(FileState {
-                name: human::clean(
-                    &local
-                        .file_name()
-                        .map(|name| name.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                )
-                .into_owned(),
-                path: human::clean(&file.local_name).into_owned(),
-                total: (file.bytes_total != SIZE_UNKNOWN).then_some(file.bytes_total),
-                done: file.bytes_transferred,
-                completed: file.completed,
-            });
-        }
-        // A FOREGROUND job never waits for a slot: QUEUED only means it is starting.
-        if matches!(job.outcome, Outcome::Running)
-            && snapshot.status.is_none()
-            && let Some(reason) = &view.waiting
-            && !matches!(reason, WaitReason::AwaitingComplete)
-            && !(view.job.priority == JobPriority::Foreground
-                && matches!(reason, WaitReason::WaitingForSlot { .. }))
-        {
-            snapshot.status = human::waiting(Some(reason), view.job.id, now);
-        }
-    }
-    snapshot
 }
 
 #[cfg(test)]
@@ -764,7 +1096,7 @@ mod tests {
         );
     }
 
-    fn queued(priority: JobPriority, local_name: &str) -> Watched {
+    fn summary(priority: JobPriority, files: u32) -> JobSummary {
         let mut job = qmgr_core::Job::new(
             Guid::new_random(),
             "job",
@@ -776,35 +1108,150 @@ mod tests {
         .unwrap();
         job.priority = priority;
         job.state = JobState::Queued;
-        job.files
-            .push(qmgr_core::FileRecord::new("http://h/f", local_name));
+        JobSummary {
+            job,
+            progress: qmgr_core::JobProgress {
+                bytes_total: SIZE_UNKNOWN,
+                bytes_transferred: 0,
+                files_total: files,
+                files_transferred: 0,
+            },
+            active_files: Vec::new(),
+            waiting: Some(WaitReason::WaitingForSlot { ahead: 1 }),
+            attempts: Vec::new(),
+        }
+    }
+
+    fn watched(summary: JobSummary, locals: &[&str]) -> Watched {
         Watched {
-            id: job.id,
-            locals: vec![local_name.into()],
-            last: Some(JobView {
-                job,
-                waiting: Some(WaitReason::WaitingForSlot { ahead: 1 }),
-                attempts: Vec::new(),
-            }),
+            id: summary.job.id,
+            first: 0,
+            files: locals
+                .iter()
+                .map(|local| Planned {
+                    remote: "http://h/f".into(),
+                    local: (*local).into(),
+                })
+                .collect(),
+            last: Some(summary),
+            active: Vec::new(),
+            marked: 0,
+            parallel: 1,
+            limit: None,
             outcome: Outcome::Running,
         }
     }
 
     #[test]
     fn a_foreground_transfer_never_waits_for_a_slot() {
-        let shown = snapshot(&[queued(JobPriority::Foreground, "/d/f")]);
-        assert_eq!(shown.status, None);
-        let shown = snapshot(&[queued(JobPriority::Low, "/d/f")]);
+        let now = Timestamp::now();
+        let shown = status(
+            &[watched(summary(JobPriority::Foreground, 1), &["/d/f"])],
+            now,
+        );
+        assert_eq!(shown, None);
+        let shown = status(&[watched(summary(JobPriority::Low, 1), &["/d/f"])], now);
         assert_eq!(
-            shown.status.as_deref(),
+            shown.as_deref(),
             Some("waiting for a transfer slot (1 background job ahead)")
         );
     }
 
+    fn blank(count: usize) -> Vec<FileState> {
+        (0..count)
+            .map(|i| FileState {
+                name: format!("f{i}"),
+                path: format!("/d/f{i}"),
+                total: None,
+                done: 0,
+                completed: false,
+            })
+            .collect()
+    }
+
+    fn moving(index: u32, total: u64, done: u64) -> qmgr_core::service::IndexedFile {
+        let mut file = FileRecord::new("http://h/f", "/d/f");
+        file.bytes_total = total;
+        file.bytes_transferred = done;
+        qmgr_core::service::IndexedFile { index, file }
+    }
+
+    #[test]
+    fn a_file_seen_moving_that_stops_is_done_only_when_the_count_moved() {
+        let locals = ["/d/f0", "/d/f1", "/d/f2"];
+        let mut files = blank(3);
+        let mut job = watched(summary(JobPriority::Foreground, 3), &locals);
+        let mut look = summary(JobPriority::Foreground, 3);
+        look.active_files = vec![moving(0, 100, 40), moving(1, 200, 10)];
+        follow_files(&mut job, &look, &mut files);
+        assert_eq!((files[0].total, files[0].done), (Some(100), 40));
+        assert!(!files[0].completed && !files[1].completed);
+
+        // File 1 stopped without the count moving (it failed and waits): not done.
+        look.active_files = vec![moving(0, 100, 90)];
+        follow_files(&mut job, &look, &mut files);
+        assert!(!files[1].completed);
+        assert_eq!(files[1].done, 10);
+
+        // File 0 stopped and one more file counts as transferred: it is the one done.
+        look.active_files = vec![moving(2, 50, 5)];
+        look.progress.files_transferred = 1;
+        follow_files(&mut job, &look, &mut files);
+        assert!(files[0].completed);
+        assert_eq!(files[0].done, 100, "a completed file shows its whole size");
+        assert!(!files[1].completed && !files[2].completed);
+        assert_eq!(job.marked, 1);
+    }
+
+    #[test]
+    fn totals_count_every_file_including_those_not_queued_yet() {
+        let mut snapshot = Snapshot {
+            files: blank(5),
+            ..Snapshot::default()
+        };
+        let mut look = summary(JobPriority::Foreground, 3);
+        look.progress = qmgr_core::JobProgress {
+            bytes_total: 300,
+            bytes_transferred: 120,
+            files_total: 3,
+            files_transferred: 1,
+        };
+        let jobs = [watched(look, &["/d/f0", "/d/f1", "/d/f2"])];
+        let mut pending = VecDeque::new();
+        refresh(&mut snapshot, &jobs, &pending);
+        let totals = snapshot.totals.unwrap();
+        assert_eq!(
+            (totals.files_completed, totals.done, totals.expected),
+            (1, 120, 300)
+        );
+        assert!(!totals.size_unknown);
+        pending.push_back(Part {
+            number: 1,
+            first: 3,
+            files: Vec::new(),
+        });
+        refresh(&mut snapshot, &jobs, &pending);
+        assert!(snapshot.totals.unwrap().size_unknown);
+    }
+
     #[test]
     fn file_names_in_the_progress_are_escaped() {
-        let shown = snapshot(&[queued(JobPriority::Foreground, "/d/a\u{1b}]0;x\u{7}b")]);
-        assert_eq!(shown.files[0].name, r"a\u{1b}]0;x\u{7}b");
-        assert_eq!(shown.files[0].path, r"/d/a\u{1b}]0;x\u{7}b");
+        let shown = not_started(&Planned {
+            remote: "http://h/f".into(),
+            local: "/d/a\u{1b}]0;x\u{7}b".into(),
+        });
+        assert_eq!(shown.name, r"a\u{1b}]0;x\u{7}b");
+        assert_eq!(shown.path, r"/d/a\u{1b}]0;x\u{7}b");
+    }
+
+    #[test]
+    fn url_lists_skip_blanks_and_comments_and_name_a_bad_line() {
+        let urls = parse_url_list("# mirrors\n\nhttp://h/a\n  https://h/b  \n#x\n").unwrap();
+        assert_eq!(urls, ["http://h/a", "https://h/b"]);
+        let error = parse_url_list("http://h/a\n\nnot a url\n").unwrap_err();
+        assert_eq!(error.exit, Exit::Usage);
+        assert!(error.message.starts_with("line 3:"), "{}", error.message);
+        let error = parse_url_list("http://h/a\nrelative/path\n").unwrap_err();
+        assert!(error.message.starts_with("line 2:"), "{}", error.message);
     }
 }

@@ -175,12 +175,14 @@ fn serve(mode: Mode) -> Result<()> {
     init_logging(config.log_level, mode);
     let max_connections = usize::try_from(config.max_connections).unwrap_or(usize::MAX);
     let idle_exit = config.idle_exit.filter(|_| mode == Mode::Detached);
+    let max_files_per_job = config.max_files_per_job;
     let manager = QueueManager::start(config, &paths, Arc::new(SystemClock::new()))?;
     let listener = qmgr_ipc::bind_listener(&paths)?;
     let server = qmgr_ipc::accept_loop_capped(
         listener,
         Arc::new(Handler {
             manager: manager.clone(),
+            max_files_per_job,
         }),
         max_connections,
     )?;
@@ -248,6 +250,8 @@ fn init_logging(level: LogLevel, mode: Mode) {
 /// The queue manager behind the socket: requests run as the peer's uid.
 struct Handler {
     manager: QueueManager,
+    /// Bounds what a connection may hold of an AddFiles sent in parts.
+    max_files_per_job: u32,
 }
 
 impl ConnectionHandler for Handler {
@@ -261,6 +265,10 @@ impl ConnectionHandler for Handler {
 
     fn connection_failed(&self, error: &ConnectionError) {
         tracing::warn!("{error}");
+    }
+
+    fn max_files_per_job(&self) -> u32 {
+        self.max_files_per_job
     }
 }
 

@@ -8,7 +8,7 @@ use qmgr_core::service::{Request, Response};
 use qmgr_core::{Guid, Job, JobState, Timestamp};
 use qmgr_transfer::{Engine, Overwrite};
 
-use super::view::ViewContext;
+use super::view::{ViewContext, files_page};
 use super::{Entry, ROOT, State, not_found};
 
 impl State {
@@ -21,13 +21,14 @@ impl State {
     ) -> Result<Response> {
         // Only a view of a job waiting in line shows its place in it.
         let shows_the_line = match &request {
-            Request::GetJob { job } => self
+            Request::GetJob { job } | Request::GetJobSummary { job } => self
                 .jobs
                 .get(job)
                 .is_some_and(|e| e.job.state == JobState::Queued),
-            Request::ListJobs { .. } | Request::GetGroup { .. } | Request::ListGroups { .. } => {
-                true
-            }
+            Request::ListJobs { .. }
+            | Request::ListJobSummaries { .. }
+            | Request::GetGroup { .. }
+            | Request::ListGroups { .. } => true,
             _ => false,
         };
         if shows_the_line {
@@ -47,6 +48,18 @@ impl State {
                 Ok(Response::Job(Box::new(entry.view(&self.view_context()))))
             }
             Request::ListJobs { all_users, after } => self.list_jobs(uid, all_users, after),
+            Request::ListJobSummaries { all_users, after } => {
+                self.list_job_summaries(uid, all_users, after)
+            }
+            Request::GetJobSummary { job } => {
+                let entry = self.entry(uid, job)?;
+                Ok(Response::JobSummary(Box::new(
+                    self.summary(entry, &self.view_context()),
+                )))
+            }
+            Request::GetJobFiles { job, start, max } => {
+                Ok(files_page(&self.entry(uid, job)?.job, start, max))
+            }
             Request::AddFiles { job, files } => self.add_files(uid, job, &files, now),
             Request::Resume { job } => self.change(engine, uid, job, now, Job::resume),
             Request::Suspend { job } => self.change(engine, uid, job, now, Job::suspend),

@@ -1,11 +1,12 @@
 //! What clients see of jobs: why a job waits, and listings a page at a time.
 
-use qmgr_core::JobState;
 use qmgr_core::credentials::Credentials;
 use qmgr_core::error::{ErrorContext, QmgrError, Result};
 use qmgr_core::hresult;
 use qmgr_core::job::JobPriority;
+use qmgr_core::service::{IndexedFile, JobSummary, MAX_ACTIVE_FILES};
 use qmgr_core::service::{JobView, LIST_PAGE_BYTES, ListCursor, Response, WaitReason};
+use qmgr_core::{Job, JobState};
 use qmgr_ipc::frame::encoded_len;
 
 use super::{Entry, ROOT, State};
@@ -28,9 +29,22 @@ impl ViewContext {
 impl Entry {
     /// The job as clients see it, with why it is not moving (or not faster).
     pub(super) fn view(&self, context: &ViewContext) -> JobView {
+        // Credentials stay in the service, also for an in-process client, which gets the
+        // view without serialisation.
+        let mut job = self.job.clone();
+        job.credentials = Credentials::default();
+        JobView {
+            job,
+            waiting: self.waiting(context),
+            attempts: self.attempts.iter().cloned().collect(),
+        }
+    }
+
+    /// Why the job is not moving (or not faster), if it is not.
+    fn waiting(&self, context: &ViewContext) -> Option<WaitReason> {
         let job = &self.job;
         let global_cap = context.global_cap;
-        let waiting = match job.state {
+        match job.state {
             // A cap is reported only while it binds: a job far below it is held back by
             // its link or server, not by the cap.
             JobState::Connecting | JobState::Transferring if self.throttled => {
@@ -72,20 +86,88 @@ impl Entry {
                     }),
             ),
             _ => None,
-        };
-        // Credentials stay in the service, also for an in-process client, which gets the
-        // view without serialisation.
-        let mut job = job.clone();
-        job.credentials = Credentials::default();
-        JobView {
-            job,
-            waiting,
-            attempts: self.attempts.iter().cloned().collect(),
         }
     }
 }
 
+/// A copy of the job without its file records and without its credentials (which stay in
+/// the service).
+fn without_files(job: &Job) -> Job {
+    let mut copy = job.without_files();
+    copy.credentials = Credentials::default();
+    copy
+}
+
+/// GetJobFiles: the job's records from `start` on while they fit [`LIST_PAGE_BYTES`] (at
+/// least one while any are left), at most `max` of them if given.
+pub(super) fn files_page(job: &Job, start: u32, max: Option<u32>) -> Response {
+    let total = u32::try_from(job.files.len()).unwrap_or(u32::MAX);
+    let from = usize::try_from(start).unwrap_or(usize::MAX);
+    let mut files = Vec::new();
+    let mut bytes = 0usize;
+    let most = max.map_or(usize::MAX, |max| usize::try_from(max).unwrap_or(usize::MAX));
+    for file in job.files.iter().skip(from).take(most) {
+        bytes = bytes.saturating_add(encoded_len(file));
+        if !files.is_empty() && bytes > LIST_PAGE_BYTES {
+            break;
+        }
+        files.push(file.clone());
+    }
+    Response::FilePage {
+        start,
+        files,
+        total,
+    }
+}
+
 impl State {
+    /// GetJobSummary: the view without the file list, with the totals and the files that
+    /// are moving (or partly moved) now.
+    pub(super) fn summary(&self, entry: &Entry, context: &ViewContext) -> JobSummary {
+        let job = &entry.job;
+        let mut active: Vec<usize> = entry
+            .run
+            .iter()
+            .flat_map(|run| &run.transfers)
+            .filter_map(|transfer| self.transfers.get(transfer))
+            .map(|slot| slot.file)
+            .filter(|&index| index < job.files.len())
+            .collect();
+        active.sort_unstable();
+        active.dedup();
+        active.truncate(MAX_ACTIVE_FILES);
+        if active.len() < MAX_ACTIVE_FILES {
+            let partial = job
+                .files
+                .iter()
+                .enumerate()
+                .filter(|(index, file)| {
+                    !file.completed && file.bytes_transferred > 0 && !active.contains(index)
+                })
+                .map(|(index, _)| index)
+                .take(MAX_ACTIVE_FILES - active.len())
+                .collect::<Vec<_>>();
+            active.extend(partial);
+            active.sort_unstable();
+        }
+        let active_files = active
+            .into_iter()
+            .filter_map(|index| {
+                Some(IndexedFile {
+                    index: u32::try_from(index).ok()?,
+                    file: job.files[index].clone(),
+                })
+            })
+            .collect();
+        JobSummary {
+            job: without_files(job),
+            progress: job.progress(),
+            active_files,
+            waiting: entry.waiting(context),
+            attempts: entry.attempts.iter().cloned().collect(),
+        }
+    }
+
     /// ListJobs: the caller's jobs (root: everyone's with `all_users`), one page at a
     /// time in creation order.
     pub(super) fn list_jobs(
@@ -94,6 +176,32 @@ impl State {
         all_users: bool,
         after: Option<ListCursor>,
     ) -> Result<Response> {
+        let entries = self.listed(uid, all_users, after)?;
+        let context = self.view_context();
+        let (jobs, next) = page(entries, |e| e.view(&context), encoded_len);
+        Ok(Response::JobPage { jobs, next })
+    }
+
+    /// ListJobSummaries: as ListJobs, each job as a summary.
+    pub(super) fn list_job_summaries(
+        &self,
+        uid: u32,
+        all_users: bool,
+        after: Option<ListCursor>,
+    ) -> Result<Response> {
+        let entries = self.listed(uid, all_users, after)?;
+        let context = self.view_context();
+        let (jobs, next) = page(entries, |e| self.summary(e, &context), encoded_len);
+        Ok(Response::SummaryPage { jobs, next })
+    }
+
+    /// The jobs a listing holds after `after`, in cursor order.
+    fn listed(
+        &self,
+        uid: u32,
+        all_users: bool,
+        after: Option<ListCursor>,
+    ) -> Result<Vec<(ListCursor, &Entry)>> {
         if all_users && uid != ROOT {
             return Err(QmgrError::from_code(hresult::E_ACCESSDENIED)
                 .context("listing every user's jobs needs root"));
@@ -110,9 +218,7 @@ impl State {
             .filter(|(at, _)| after.is_none_or(|after| *at > after))
             .collect();
         entries.sort_unstable_by_key(|(at, _)| *at);
-        let context = self.view_context();
-        let (jobs, next) = page(entries, |e| e.view(&context), encoded_len);
-        Ok(Response::JobPage { jobs, next })
+        Ok(entries)
     }
 }
 
