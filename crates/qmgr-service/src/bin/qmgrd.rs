@@ -177,6 +177,12 @@ fn serve(mode: Mode) -> Result<()> {
     let idle_exit = config.idle_exit.filter(|_| mode == Mode::Detached);
     let max_files_per_job = config.max_files_per_job;
     let manager = QueueManager::start(config, &paths, Arc::new(SystemClock::new()))?;
+    // Loading a large queue builds and drops a copy of it; give those pages back rather
+    // than keep the peak resident for the daemon's whole life.
+    // SAFETY: malloc_trim only returns free heap memory to the kernel; it touches no object.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     let listener = qmgr_ipc::bind_listener(&paths)?;
     let server = qmgr_ipc::accept_loop_capped(
         listener,

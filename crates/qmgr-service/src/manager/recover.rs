@@ -29,11 +29,16 @@ impl State {
                 self.store.delete_job(job.id)?;
                 continue;
             }
+            // Only what changed is written: a queue of many waiting jobs starts without
+            // rewriting any of them.
+            let mut changed = false;
             if job.state.is_active() {
                 job.state = JobState::Queued;
+                changed = true;
             }
             for file in &mut job.files {
-                if file.completed {
+                // A file with nothing on disk and no name for it has nothing to check.
+                if file.completed || (file.temp_name.is_none() && file.bytes_transferred == 0) {
                     continue;
                 }
                 let on_disk = file
@@ -41,6 +46,7 @@ impl State {
                     .as_deref()
                     .and_then(|t| std::fs::metadata(t).ok())
                     .map(|m| m.len());
+                let (temp_name, bytes) = (file.temp_name.is_some(), file.bytes_transferred);
                 match on_disk {
                     // After a process crash the page cache kept every byte written; after a
                     // reboot only the checkpointed length is known to be good.
@@ -51,10 +57,13 @@ impl State {
                         file.bytes_transferred = 0;
                     }
                 }
+                changed |= (file.temp_name.is_some(), file.bytes_transferred) != (temp_name, bytes);
             }
-            // The files' bytes were set from the disk in place: the job counts them again.
-            job.recount_files();
-            self.store.save_job(&job)?;
+            if changed {
+                // The files' bytes were set from the disk in place: the job counts them again.
+                job.recount_files();
+                self.store.save_job(&job)?;
+            }
             // A job that transferred while no service could complete it (or whose
             // completion a crash interrupted before COMPLETING was marked).
             if job.state == JobState::Transferred && job.auto_complete.is_some() {
