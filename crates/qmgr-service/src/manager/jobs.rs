@@ -5,25 +5,19 @@ use std::hash::BuildHasher;
 use std::path::Path;
 use std::time::Duration;
 
-use qmgr_core::certificate::{self, CertificateSelector, ClientCertificate};
 use qmgr_core::error::{ErrorContext, QmgrError, Result};
 use qmgr_core::hresult;
 use qmgr_core::job::JobSnapshot;
-use qmgr_core::job::{JobPriority, check_length};
-use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{JobChange, NewFile, Response};
 use qmgr_core::{Guid, Job, JobState, JobType, Timestamp};
 use qmgr_transfer::{Engine, Overwrite};
 
+use super::settings::apply_change;
 use super::{ROOT, State};
 
 /// How long Cancel and Complete wait for the engine to let go of a job's transfers before
 /// deleting their temporary files (a guard; the engine answers within one loop).
 const ENGINE_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
-/// A certificate store name is one directory name (NAME_MAX bytes).
-const MAX_CERTIFICATE_STORE_NAME_BYTES: usize = 255;
-/// SetClientCertificateByName's subject, in characters.
-const MAX_CERTIFICATE_SUBJECT_CHARS: usize = 1024;
 
 impl State {
     pub(super) fn create_job(
@@ -431,72 +425,6 @@ impl State {
     }
 }
 
-/// Applies a SetJob change to `job`: whether its transfers must start again and whether it
-/// is now due for auto-complete, or `None` when nothing changed (removing a client
-/// certificate the job does not have). A refused change leaves the job as it was.
-fn apply_change(
-    job: &mut Job,
-    change: JobChange,
-    paths: &StatePaths,
-    now: Timestamp,
-) -> Result<Option<(bool, bool)>> {
-    let mut restart = false;
-    let mut complete_now = false;
-    match change {
-        JobChange::DisplayName(name) => job.set_display_name(&name, now)?,
-        JobChange::Description(text) => job.set_description(&text, now)?,
-        JobChange::Priority(priority) => {
-            restart =
-                (priority == JobPriority::Foreground) != (job.priority == JobPriority::Foreground);
-            job.set_priority(priority, now)?;
-        }
-        JobChange::MinimumRetryDelay(delay) => job.set_minimum_retry_delay(delay, now)?,
-        JobChange::NoProgressTimeout(timeout) => job.set_no_progress_timeout(timeout, now)?,
-        JobChange::NotifyFlags(flags) => job.set_notify_flags(flags, now)?,
-        JobChange::NotifyCommand(command) => job.set_notify_command(command, now)?,
-        JobChange::Proxy(proxy) => job.set_proxy(proxy, now)?,
-        JobChange::CustomHeaders(headers) => job.set_custom_headers(headers, now)?,
-        JobChange::SecurityFlags(flags) => job.set_security_flags(flags, now)?,
-        JobChange::MaxDownloadSize(size) => job.set_max_download_size(size, now)?,
-        JobChange::ParallelFiles(count) => job.set_parallel_files(count, now)?,
-        JobChange::BandwidthLimit(limit) => job.set_bandwidth_limit(limit, now)?,
-        JobChange::ClientCertificate(certificate) => {
-            if let Some(setting) = &certificate {
-                check_client_certificate(paths, setting)?;
-            }
-            if !job.set_client_certificate(certificate, now)? {
-                return Ok(None);
-            }
-            restart = true;
-        }
-        JobChange::AutoComplete(mark) => {
-            job.set_auto_complete(mark, now)?;
-            complete_now = mark.is_some() && job.state == JobState::Transferred;
-        }
-        JobChange::FirstRetryDelay(delay) => job.set_first_retry_delay(delay, now)?,
-        JobChange::RemoteName { file, remote_name } => {
-            job.set_remote_name(file, remote_name, now)?;
-            restart = true;
-        }
-        // Transfers under way carry the old credentials: they start again.
-        JobChange::Credentials(credential) => {
-            job.set_credentials(credential, now)?;
-            restart = true;
-        }
-        JobChange::UseStoredCredentials(enable) => {
-            job.set_use_stored_credentials(enable, now)?;
-            restart = true;
-        }
-        JobChange::RemoveCredentials { target, scheme } => {
-            if job.remove_credentials(target, scheme, now)? == hresult::S_FALSE {
-                return Ok(None);
-            }
-            restart = true;
-        }
-    }
-    Ok(Some((restart, complete_now)))
-}
-
 /// What a request changed in a job, so that `commit` writes only that.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Changed {
@@ -508,40 +436,6 @@ pub(super) enum Changed {
     FilesFrom(usize),
     /// The job's row and its credentials.
     Credentials,
-}
-
-/// What SetClientCertificateByName/ByID check before recording a certificate: a known
-/// store location, a store name that stays in the certs directory, a subject that says
-/// something. The store itself is read only when a transfer starts.
-pub(super) fn check_client_certificate(
-    paths: &StatePaths,
-    setting: &ClientCertificate,
-) -> Result<()> {
-    certificate::check_store_location(setting.store_location)?;
-    if setting.store_name.len() > MAX_CERTIFICATE_STORE_NAME_BYTES {
-        return Err(QmgrError::invalid_arg(format!(
-            "the certificate store name is {} bytes long; the limit is \
-             {MAX_CERTIFICATE_STORE_NAME_BYTES} (one directory name)",
-            setting.store_name.len()
-        )));
-    }
-    if let CertificateSelector::Subject(subject) = &setting.selector {
-        check_length(
-            subject,
-            MAX_CERTIFICATE_SUBJECT_CHARS,
-            "certificate subject name",
-            hresult::E_INVALIDARG,
-        )?;
-    }
-    paths.certs_dir(&setting.store_name)?;
-    if let CertificateSelector::Subject(subject) = &setting.selector
-        && subject.trim().is_empty()
-    {
-        return Err(QmgrError::invalid_arg(
-            "the certificate subject name is empty",
-        ));
-    }
-    Ok(())
 }
 
 /// AddFile's check of the local name's directory: it must exist and be writable.

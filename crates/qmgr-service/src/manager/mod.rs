@@ -12,6 +12,7 @@
 //! |---|---|
 //! | `requests.rs` | a client's `Request` dispatched to the operation that does it |
 //! | `jobs.rs` | operations on one job (create, add files, resume …, set, cancel, complete) |
+//! | `settings.rs` | one SetJob change applied to a job, with the checks that need the service |
 //! | `groups.rs` | the legacy group API (a group holds one job) |
 //! | `view.rs` | what clients see of a job (why it waits), listings |
 //! | `schedule.rs` | who holds a transfer slot; starting a job's transfers |
@@ -62,6 +63,7 @@ mod notify;
 mod recover;
 mod requests;
 mod schedule;
+mod settings;
 mod timers;
 mod transfer_request;
 mod view;
