@@ -233,20 +233,8 @@ pub(crate) fn md5(data: &[u8]) -> [u8; 16] {
     let constants: Vec<u32> = (0..64)
         .map(|i| (f64::from(i + 1).sin().abs() * 4_294_967_296.0) as u32)
         .collect();
-    let mut message = data.to_vec();
-    let bit_length = (data.len() as u64).wrapping_mul(8);
-    message.push(0x80);
-    while message.len() % 64 != 56 {
-        message.push(0);
-    }
-    message.extend_from_slice(&bit_length.to_le_bytes());
-    let mut state: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
-    for block in message.chunks(64) {
-        let words: Vec<u32> = block
-            .chunks(4)
-            .map(|word| u32::from_le_bytes([word[0], word[1], word[2], word[3]]))
-            .collect();
-        let [mut a, mut b, mut c, mut d] = state;
+    md_digest(data, |state, words| {
+        let [mut a, mut b, mut c, mut d] = *state;
         for i in 0..64 {
             let (mixed, word) = match i / 16 {
                 0 => ((b & c) | (!b & d), i),
@@ -263,7 +251,32 @@ pub(crate) fn md5(data: &[u8]) -> [u8; 16] {
             c = b;
             b = b.wrapping_add(sum.rotate_left(SHIFTS[(i / 16) * 4 + i % 4]));
         }
-        for (held, new) in state.iter_mut().zip([a, b, c, d]) {
+        [a, b, c, d]
+    })
+}
+
+/// What MD4 and MD5 share (RFC 1320, RFC 1321): the padding to 64-byte blocks with the bit
+/// length, the starting state, little-endian words, and adding each block's result to the
+/// state. `compress` is the algorithm's own rounds over one block.
+pub(crate) fn md_digest(
+    data: &[u8],
+    mut compress: impl FnMut(&[u32; 4], &[u32]) -> [u32; 4],
+) -> [u8; 16] {
+    let mut message = data.to_vec();
+    let bit_length = (data.len() as u64).wrapping_mul(8);
+    message.push(0x80);
+    while message.len() % 64 != 56 {
+        message.push(0);
+    }
+    message.extend_from_slice(&bit_length.to_le_bytes());
+    let mut state: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
+    for block in message.chunks(64) {
+        let words: Vec<u32> = block
+            .chunks(4)
+            .map(|word| u32::from_le_bytes([word[0], word[1], word[2], word[3]]))
+            .collect();
+        let rounds = compress(&state, &words);
+        for (held, new) in state.iter_mut().zip(rounds) {
             *held = held.wrapping_add(new);
         }
     }

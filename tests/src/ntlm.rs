@@ -3,7 +3,7 @@
 //! server challenge is fixed, so the check needs no state between the two requests of the
 //! handshake (a test server may be predictable; a real one must not be).
 
-use crate::auth::md5;
+use crate::auth::{md_digest, md5};
 
 /// The 8 bytes every challenge carries.
 const SERVER_CHALLENGE: [u8; 8] = *b"qmgr-chl";
@@ -149,25 +149,9 @@ pub(crate) fn hmac_md5(key: &[u8], data: &[u8]) -> [u8; 16] {
 type Md4Round = (fn(u32, u32, u32) -> u32, u32, [usize; 16], [u32; 4]);
 
 /// MD4 (RFC 1320), which NTLM's password hash is made of.
-#[expect(
-    clippy::many_single_char_names,
-    reason = "the registers and words keep RFC 1320's names"
-)]
 pub(crate) fn md4(data: &[u8]) -> [u8; 16] {
-    let mut message = data.to_vec();
-    let bit_length = (data.len() as u64).wrapping_mul(8);
-    message.push(0x80);
-    while message.len() % 64 != 56 {
-        message.push(0);
-    }
-    message.extend_from_slice(&bit_length.to_le_bytes());
-    let mut state: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
-    for block in message.chunks(64) {
-        let x: Vec<u32> = block
-            .chunks(4)
-            .map(|word| u32::from_le_bytes([word[0], word[1], word[2], word[3]]))
-            .collect();
-        let [mut a, mut b, mut c, mut d] = state;
+    md_digest(data, |state, x| {
+        let [mut a, mut b, mut c, mut d] = *state;
         let rounds: [Md4Round; 3] = [
             (
                 |x, y, z| (x & y) | (!x & z),
@@ -199,15 +183,8 @@ pub(crate) fn md4(data: &[u8]) -> [u8; 16] {
                 (a, b, c, d) = (d, value, b, c);
             }
         }
-        for (held, new) in state.iter_mut().zip([a, b, c, d]) {
-            *held = held.wrapping_add(new);
-        }
-    }
-    let mut digest = [0u8; 16];
-    for (chunk, word) in digest.chunks_mut(4).zip(state) {
-        chunk.copy_from_slice(&word.to_le_bytes());
-    }
-    digest
+        [a, b, c, d]
+    })
 }
 
 #[cfg(test)]
