@@ -748,18 +748,7 @@ fn update_file_row(tx: &Transaction<'_>, job: &Job, index: usize) -> rusqlite::R
                 bytes_transferred = ?7, completed = ?8, etag = ?9, last_modified = ?10
              WHERE job_id = ?1 AND idx = ?2",
         )?
-        .execute(params![
-            job.id.to_string(),
-            i64::try_from(index).unwrap_or(i64::MAX),
-            file.remote_name,
-            file.local_name,
-            file.temp_name,
-            to_sql_u64(file.bytes_total),
-            to_sql_u64(file.bytes_transferred),
-            file.completed,
-            file.validator.etag,
-            file.validator.last_modified,
-        ])?;
+        .execute(FileRow::of(index, file).params(&job.id.to_string()))?;
     if changed == 0 {
         return Err(rusqlite::Error::QueryReturnedNoRows);
     }
@@ -777,20 +766,47 @@ fn write_files(tx: &Transaction<'_>, job: &Job, first: usize) -> rusqlite::Resul
     )?;
     let id = job.id.to_string();
     for (index, file) in job.files.iter().enumerate().skip(first) {
-        upsert.execute(params![
-            id,
-            i64::try_from(index).unwrap_or(i64::MAX),
-            file.remote_name,
-            file.local_name,
-            file.temp_name,
-            to_sql_u64(file.bytes_total),
-            to_sql_u64(file.bytes_transferred),
-            file.completed,
-            file.validator.etag,
-            file.validator.last_modified,
-        ])?;
+        upsert.execute(FileRow::of(index, file).params(&id))?;
     }
     Ok(())
+}
+
+/// A file's values as its row holds them: ?1..?10 of the statements that write file rows.
+struct FileRow<'a> {
+    index: i64,
+    bytes_total: i64,
+    bytes_transferred: i64,
+    file: &'a FileRecord,
+}
+
+impl<'a> FileRow<'a> {
+    fn of(index: usize, file: &'a FileRecord) -> Self {
+        Self {
+            index: i64::try_from(index).unwrap_or(i64::MAX),
+            bytes_total: to_sql_u64(file.bytes_total),
+            bytes_transferred: to_sql_u64(file.bytes_transferred),
+            file,
+        }
+    }
+
+    #[expect(
+        clippy::ptr_arg,
+        reason = "a String is sized, so it can stand as a &dyn ToSql; a str cannot"
+    )]
+    fn params<'p>(&'p self, job_id: &'p String) -> [&'p dyn ToSql; 10] {
+        [
+            job_id,
+            &self.index,
+            &self.file.remote_name,
+            &self.file.local_name,
+            &self.file.temp_name,
+            &self.bytes_total,
+            &self.bytes_transferred,
+            &self.file.completed,
+            &self.file.validator.etag,
+            &self.file.validator.last_modified,
+        ]
+    }
 }
 
 fn file_from_row(row: &Row<'_>) -> rusqlite::Result<FileRecord> {
