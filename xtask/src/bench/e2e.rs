@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+use super::table::megabytes;
 use crate::bench::build::{build_release, compile_c_bench, release_dir};
 use crate::bench::files::{Scratch, check_file, load_average, tail, write_pseudo_random};
 use crate::bench::nginx::Nginx;
@@ -816,14 +817,6 @@ fn method_notes(programs: &Programs) -> String {
         );
     }
     notes
-}
-
-#[expect(
-    clippy::cast_precision_loss,
-    reason = "byte counts in a benchmark are far below 2^52"
-)]
-fn megabytes(bytes: u64) -> f64 {
-    bytes as f64 / 1e6
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
+use super::table::megabytes;
 use crate::bench::build::{build_release, compile_c_bench, release_dir};
 use crate::bench::e2e::{Scale, machine_facts, rounds_from_env};
 use crate::bench::files::{Scratch, load_average, tail};
@@ -340,14 +341,6 @@ fn timing_cell(values: &[f64], scale: f64, unit: &str) -> String {
         low * scale,
         high * scale
     )
-}
-
-#[expect(
-    clippy::cast_precision_loss,
-    reason = "byte counts in a benchmark are far below 2^52"
-)]
-fn megabytes(bytes: u64) -> f64 {
-    bytes as f64 / 1e6
 }
 
 #[cfg(test)]

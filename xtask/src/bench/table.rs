@@ -39,3 +39,12 @@ impl Table {
 pub fn verdict(met: bool) -> &'static str {
     if met { "PASS" } else { "MISS" }
 }
+
+/// Bytes as megabytes (10^6 bytes), the unit the results files use.
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "byte counts in a benchmark are far below 2^52"
+)]
+pub fn megabytes(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use super::table::megabytes;
 use crate::bench::build::{build_release, package_exists, release_dir};
 use crate::bench::files::{Scratch, check_file, load_average, tail, write_pseudo_random};
 use crate::bench::nginx::Nginx;
@@ -601,14 +602,6 @@ fn cpu(run: &Measured) -> f64 {
 )]
 fn rss_mb(run: &Measured) -> f64 {
     run.peak_rss as f64 / 1e6
-}
-
-#[expect(
-    clippy::cast_precision_loss,
-    reason = "byte counts in a benchmark are far below 2^52"
-)]
-fn megabytes(bytes: u64) -> f64 {
-    bytes as f64 / 1e6
 }
 
 #[expect(
