@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, Transaction, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, params};
 
 use crate::credentials::{AuthScheme, AuthTarget, Credential, Credentials, Secret};
 use crate::error::{QmgrError, Result};
@@ -122,6 +122,8 @@ pub struct ProgressUpdate {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// A batch is open ([`Store::begin_batch`]): writes are savepoints inside it.
+    batch_open: bool,
 }
 
 impl Store {
@@ -150,7 +152,11 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let conn = Connection::open_with_flags(&path, flags)
             .map_err(|e| store_error(&path, "cannot open", &e))?;
-        let mut store = Store { conn, path };
+        let mut store = Store {
+            conn,
+            path,
+            batch_open: false,
+        };
         store.configure()?;
         store.migrate()?;
         Ok(store)
@@ -221,18 +227,60 @@ impl Store {
         store_error(&self.path, what, error)
     }
 
-    /// Runs `work` in one transaction.
+    /// Runs `work` in one transaction; inside a batch, in a savepoint of the batch's
+    /// transaction, so a failed write undoes only itself.
     fn write<T>(
         &mut self,
         what: &str,
-        work: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
         let path = self.path.clone();
         let fail = |e: rusqlite::Error| store_error(&path, what, &e);
+        if self.batch_open {
+            let savepoint = self.conn.savepoint().map_err(fail)?;
+            let value = work(&savepoint).map_err(fail)?;
+            savepoint.commit().map_err(fail)?;
+            return Ok(value);
+        }
         let tx = self.conn.transaction().map_err(fail)?;
         let value = work(&tx).map_err(fail)?;
         tx.commit().map_err(fail)?;
         Ok(value)
+    }
+
+    /// Opens a batch: every write until [`Store::end_batch`] joins one transaction, so a
+    /// burst of changes (a hundred files finishing at once) costs one commit instead of
+    /// one each. Each write still succeeds or fails whole. Nothing of the batch is in the
+    /// store until `end_batch` returns `Ok`, so a caller tells no one of a change in it
+    /// before then.
+    pub fn begin_batch(&mut self) -> Result<()> {
+        if self.batch_open {
+            return Ok(());
+        }
+        self.conn
+            .execute_batch("BEGIN")
+            .map_err(|e| self.error("cannot begin a batch", &e))?;
+        self.batch_open = true;
+        Ok(())
+    }
+
+    /// Commits the open batch (none open: nothing to do). On an error none of the batch's
+    /// writes are in the store.
+    pub fn end_batch(&mut self) -> Result<()> {
+        if !self.batch_open {
+            return Ok(());
+        }
+        self.batch_open = false;
+        let committed = self.conn.execute_batch("COMMIT");
+        if let Err(error) = committed {
+            // A failed COMMIT may leave the transaction open (SQLITE_BUSY): nothing of
+            // it is to be kept.
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            return Err(self.error("cannot commit a batch", &error));
+        }
+        Ok(())
     }
 
     /// Adds a new job with its files.
@@ -297,14 +345,19 @@ impl Store {
         self.write("cannot save a file", |tx| update_file_row(tx, job, index))
     }
 
-    /// Writes the row of file `index`, which was just given the temporary file name
-    /// `path`, recording the name in the same transaction (see
-    /// [`Store::record_temp_name`]).
-    pub fn save_file_with_temp_name(&mut self, job: &Job, index: usize, path: &str) -> Result<()> {
+    /// Writes the rows of files `indices`, which were just given temporary file names,
+    /// recording each name in the same transaction (see [`Store::record_temp_name`]).
+    pub fn save_files_with_temp_names(&mut self, job: &Job, indices: &[usize]) -> Result<()> {
         self.write("cannot save a file", |tx| {
-            tx.prepare_cached("INSERT OR IGNORE INTO temp_files (path) VALUES (?1)")?
-                .execute([path])?;
-            update_file_row(tx, job, index)
+            let mut record =
+                tx.prepare_cached("INSERT OR IGNORE INTO temp_files (path) VALUES (?1)")?;
+            for &index in indices {
+                if let Some(path) = &job.files[index].temp_name {
+                    record.execute([path])?;
+                }
+                update_file_row(tx, job, index)?;
+            }
+            Ok(())
         })
     }
 
@@ -323,6 +376,8 @@ impl Store {
     /// that finishes an interrupted Complete renames what these rows say is finished and
     /// deletes the rest; a Complete handles every file anyway.
     pub fn save_job_durably(&mut self, job: &Job) -> Result<()> {
+        // The mark must not wait for a batch: whatever came before it is committed first.
+        self.end_batch()?;
         let row = JobRow::from_job(job)?;
         self.conn
             .pragma_update(None, "synchronous", "FULL")
@@ -698,7 +753,7 @@ impl JobRow {
 }
 
 /// Updates the job's row; an error if the store has no such job.
-fn update_job_row(tx: &Transaction<'_>, job: &Job, row: &JobRow) -> rusqlite::Result<()> {
+fn update_job_row(tx: &Connection, job: &Job, row: &JobRow) -> rusqlite::Result<()> {
     let changed = tx
         .prepare_cached(
             "UPDATE jobs SET job_type = ?2, display_name = ?3, description = ?4, owner_uid = ?5, priority = ?6,
@@ -715,7 +770,7 @@ fn update_job_row(tx: &Transaction<'_>, job: &Job, row: &JobRow) -> rusqlite::Re
 }
 
 /// Replaces the stored credentials of `job` with its own.
-fn write_credentials(tx: &Transaction<'_>, job: &Job) -> rusqlite::Result<()> {
+fn write_credentials(tx: &Connection, job: &Job) -> rusqlite::Result<()> {
     let id = job.id.to_string();
     tx.prepare_cached("DELETE FROM credentials WHERE job_id = ?1")?
         .execute([&id])?;
@@ -737,7 +792,7 @@ fn write_credentials(tx: &Transaction<'_>, job: &Job) -> rusqlite::Result<()> {
 
 /// Updates the row of file `index` of `job`; an error if the job has no such file or the
 /// store no such row.
-fn update_file_row(tx: &Transaction<'_>, job: &Job, index: usize) -> rusqlite::Result<()> {
+fn update_file_row(tx: &Connection, job: &Job, index: usize) -> rusqlite::Result<()> {
     let file = job
         .files
         .get(index)
@@ -756,7 +811,7 @@ fn update_file_row(tx: &Transaction<'_>, job: &Job, index: usize) -> rusqlite::R
 }
 
 /// Writes the rows of the job's files from index `first` on (adding or replacing them).
-fn write_files(tx: &Transaction<'_>, job: &Job, first: usize) -> rusqlite::Result<()> {
+fn write_files(tx: &Connection, job: &Job, first: usize) -> rusqlite::Result<()> {
     let mut upsert = tx.prepare_cached(
         "INSERT INTO files (job_id, idx, remote_name, local_name, temp_name, bytes_total, bytes_transferred,
             completed, etag, last_modified)
@@ -1061,9 +1116,7 @@ mod tests {
         store.record_temp_name("/d/.BIT01.tmp").unwrap();
         let mut job = store.load_jobs().unwrap().remove(0);
         job.files[0].temp_name = Some("/d/.BIT01.tmp".into());
-        store
-            .save_file_with_temp_name(&job, 0, "/d/.BIT01.tmp")
-            .unwrap();
+        store.save_files_with_temp_names(&job, &[0]).unwrap();
         assert_eq!(
             store.load_jobs().unwrap()[0].files[0].temp_name.as_deref(),
             Some("/d/.BIT01.tmp")
@@ -1110,6 +1163,87 @@ mod tests {
     }
 
     #[test]
+    fn a_batchs_writes_reach_the_store_together_when_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let stored = stored_job(&mut store, 3);
+        let mut job = stored.clone();
+        change_everything(&mut job);
+        store.begin_batch().unwrap();
+        store.save_file(&job, 0).unwrap();
+        store.save_files_with_temp_names(&job, &[1, 2]).unwrap();
+        store.save_job_row(&job).unwrap();
+        let reader = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            reader.load_jobs().unwrap().remove(0),
+            stored,
+            "nothing of an open batch is in the store"
+        );
+        store.end_batch().unwrap();
+        let loaded = reader.load_jobs().unwrap().remove(0);
+        assert_eq!(loaded.files, job.files);
+        assert_eq!(loaded.description, "changed");
+        assert_eq!(reader.temp_names().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_batch_that_never_ends_leaves_the_store_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let stored = stored_job(&mut store, 2);
+        let mut job = stored.clone();
+        change_everything(&mut job);
+        store.begin_batch().unwrap();
+        store.save_job_and_files(&job, &[0, 1]).unwrap();
+        // The process ends (a crash) with the batch open.
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.load_jobs().unwrap().remove(0), stored);
+    }
+
+    #[test]
+    fn a_refused_write_in_a_batch_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let stored = stored_job(&mut store, 3);
+        let mut job = stored.clone();
+        change_everything(&mut job);
+        store.begin_batch().unwrap();
+        store.save_file(&job, 0).unwrap();
+        store.refuse_writes_for_tests(true).unwrap();
+        assert!(store.save_file(&job, 1).is_err());
+        store.refuse_writes_for_tests(false).unwrap();
+        store.save_file(&job, 2).unwrap();
+        store.end_batch().unwrap();
+        let loaded = store.load_jobs().unwrap().remove(0);
+        assert_eq!(loaded.files[0], job.files[0]);
+        assert_eq!(loaded.files[1], stored.files[1]);
+        assert_eq!(loaded.files[2], job.files[2]);
+    }
+
+    #[test]
+    fn the_completing_mark_commits_an_open_batch_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let stored = stored_job(&mut store, 2);
+        let mut job = stored.clone();
+        change_everything(&mut job);
+        store.begin_batch().unwrap();
+        store.save_job_row(&job).unwrap();
+        job.completing = true;
+        store.save_job_durably(&job).unwrap();
+        // The batch ended with the mark: nothing is left open to lose.
+        drop(store);
+        let loaded = Store::open(dir.path())
+            .unwrap()
+            .load_jobs()
+            .unwrap()
+            .remove(0);
+        assert!(loaded.completing);
+        assert_eq!(loaded.files, job.files);
+    }
+
+    #[test]
     fn a_job_row_write_leaves_every_file_row_as_it_was() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path()).unwrap();
@@ -1140,9 +1274,8 @@ mod tests {
             "the job's row is not written"
         );
 
-        store
-            .save_file_with_temp_name(&job, 2, "/srv/.BIT0000000000000002.tmp")
-            .unwrap();
+        job.files[2].temp_name = Some("/srv/.BIT0000000000000002.tmp".into());
+        store.save_files_with_temp_names(&job, &[2]).unwrap();
         let loaded = store.load_jobs().unwrap().remove(0);
         assert_eq!(loaded.files[2], job.files[2]);
         assert_eq!(loaded.files[0], stored.files[0]);
@@ -1239,8 +1372,7 @@ mod tests {
             });
             let temp_name = rows_changed(&mut store, |s| {
                 job.give_temp_name(1, "/srv/.BIT00000000000000AA.tmp".into());
-                s.save_file_with_temp_name(&job, 1, "/srv/.BIT00000000000000AA.tmp")
-                    .unwrap();
+                s.save_files_with_temp_names(&job, &[1]).unwrap();
             });
             let add_one = rows_changed(&mut store, |s| {
                 let first = job.files.len();

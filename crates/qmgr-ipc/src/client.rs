@@ -530,6 +530,13 @@ fn handshake(
     let payload = match read_payload(&mut reader, MAX_HANDSHAKE_FRAME_LEN) {
         Ok(payload) => payload,
         Err(error) => {
+            // A qmgrd killed or stopping as the connection came in drops it unanswered:
+            // that one is gone, and starting another may help.
+            let vanished = match &error {
+                FrameError::Closed => true,
+                FrameError::Io(error) => error.kind() == io::ErrorKind::ConnectionReset,
+                _ => false,
+            };
             let why = match (written, error) {
                 (Err(write_error), _) => format!("sending the handshake failed: {write_error}"),
                 (Ok(()), FrameError::Closed) => {
@@ -537,6 +544,9 @@ fn handshake(
                 }
                 (Ok(()), error) => format!("reading its handshake failed: {error}"),
             };
+            if vanished {
+                return Err(ConnectError::NotRunning(unavailable(socket, why)));
+            }
             return Err(failed(why));
         }
     };
@@ -579,6 +589,25 @@ mod tests {
             job,
             kind,
             state: JobState::Transferring,
+        }
+    }
+
+    #[test]
+    fn a_service_that_drops_the_connection_unanswered_counts_as_not_running() {
+        // A qmgrd killed as a client connects leaves the connection in its backlog, then
+        // closes it: the spawning client must start another rather than give up.
+        let root = tempfile::tempdir().unwrap();
+        let socket = root.path().join("dying.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let dying = std::thread::spawn(move || drop(listener.accept().unwrap()));
+        let error = handshake(&socket, effective_uid(), Purpose::Calls, "test").unwrap_err();
+        dying.join().unwrap();
+        match error {
+            ConnectError::NotRunning(error) => {
+                assert_eq!(error.hresult, hresult::QM_E_SERVICE_UNAVAILABLE);
+                assert!(error.description.contains("dying.sock"), "{error}");
+            }
+            ConnectError::Failed(error) => panic!("counted as refused: {error}"),
         }
     }
 

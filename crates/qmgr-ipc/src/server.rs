@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, BufReader};
+use std::io::{self, BufReader, Write};
 use std::net::Shutdown;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -38,6 +38,8 @@ use crate::socket::{
 };
 use crate::subscription::{RecvError, Subscription};
 
+/// The most notification bytes gathered into one write.
+const NOTIFICATIONS_PER_WRITE_BYTES: usize = 64 * 1024;
 /// How long a new connection may take to send its Hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -427,38 +429,50 @@ fn stream_notifications(
     notifications: &Subscription,
     peer: &Peer,
 ) -> Result<(), ConnectionError> {
+    let frame_failure = |source| ConnectionError::Frame {
+        peer: peer.clone(),
+        source,
+    };
+    let mut waiting = Vec::new();
     loop {
-        match notifications.try_recv() {
-            Ok(notification) => {
-                match write_frame(
-                    &mut NoSignalWriter(stream),
-                    &ServiceMessage::Notify(notification),
-                ) {
-                    Ok(()) => {}
-                    Err(FrameError::Io(error)) if peer_left(&error) => return Ok(()),
-                    Err(source) => {
-                        return Err(ConnectionError::Frame {
-                            peer: peer.clone(),
-                            source,
-                        });
-                    }
+        // Everything already queued goes out in one write: a burst of files finishing
+        // costs the client one wake-up, not one per notification.
+        let mut closed = false;
+        while waiting.len() < NOTIFICATIONS_PER_WRITE_BYTES {
+            match notifications.try_recv() {
+                Ok(notification) => waiting.extend(
+                    encode_frame(&ServiceMessage::Notify(notification)).map_err(frame_failure)?,
+                ),
+                Err(RecvError::Closed) => {
+                    closed = true;
+                    break;
                 }
+                Err(RecvError::Empty) => break,
             }
-            Err(RecvError::Closed) => return Ok(()),
-            Err(RecvError::Empty) => {
-                // Sleeps until a notification waits or the client does anything (hangs
-                // up, or sends what it must not): no periodic wake-up.
-                if wait_for_either(stream, notifications) {
-                    match check_silence(stream) {
-                        Silence::Kept => {}
-                        Silence::PeerLeft => return Ok(()),
-                        Silence::Broken => {
-                            return Err(ConnectionError::Protocol {
-                                peer: peer.clone(),
-                                what: "sent data on a notifications connection".into(),
-                            });
-                        }
-                    }
+        }
+        if !waiting.is_empty() {
+            match NoSignalWriter(stream).write_all(&waiting) {
+                Ok(()) => {}
+                Err(error) if peer_left(&error) => return Ok(()),
+                Err(error) => return Err(frame_failure(FrameError::Io(error))),
+            }
+            waiting.clear();
+            continue;
+        }
+        if closed {
+            return Ok(());
+        }
+        // Sleeps until a notification waits or the client does anything (hangs up, or
+        // sends what it must not): no periodic wake-up.
+        if wait_for_either(stream, notifications) {
+            match check_silence(stream) {
+                Silence::Kept => {}
+                Silence::PeerLeft => return Ok(()),
+                Silence::Broken => {
+                    return Err(ConnectionError::Protocol {
+                        peer: peer.clone(),
+                        what: "sent data on a notifications connection".into(),
+                    });
                 }
             }
         }

@@ -264,38 +264,104 @@ pub fn finalize(
     overwrite: Overwrite,
     umask: u32,
 ) -> Result<(), QmgrError> {
-    let (directory, file) = open_temp_for_reading(temp).map_err(|error| {
-        let mut failure = local_error(&error, "opening", temp);
-        if is_unusable_partial(&error) && error.kind() == io::ErrorKind::InvalidInput {
-            failure.hresult = hresult::E_ACCESSDENIED;
+    let mut finalizer = Finalizer::new(overwrite, umask);
+    let moved = finalizer.finalize(temp, destination);
+    let synced = finalizer.finish();
+    moved.and(synced)
+}
+
+/// Directories a [`Finalizer`] keeps open before it syncs and closes them, so that a job
+/// spread over many directories does not hold a descriptor for each.
+const FINALIZER_DIRECTORIES: usize = 64;
+
+/// [`finalize`] for many files (a job's Complete): each file is made durable and renamed
+/// into place as it comes, and each directory is opened once and synced once, by
+/// [`Finalizer::finish`] (or earlier, when many directories are open), instead of once per
+/// file.
+#[derive(Debug)]
+pub struct Finalizer {
+    overwrite: Overwrite,
+    umask: u32,
+    directories: std::collections::HashMap<PathBuf, TempDirectory>,
+}
+
+impl Finalizer {
+    pub fn new(overwrite: Overwrite, umask: u32) -> Finalizer {
+        Finalizer {
+            overwrite,
+            umask,
+            directories: std::collections::HashMap::new(),
         }
-        failure
-    })?;
-    let temp_name =
-        name_in(temp, directory.path()).map_err(|error| local_error(&error, "finding", temp))?;
-    let destination_name = name_in(destination, directory.path())
-        .map_err(|error| local_error(&error, "moving the finished file onto", destination))?;
-    rustix::fs::fchmod(&file, Mode::from_raw_mode(0o666 & !umask))
-        .map_err(|error| local_error(&error.into(), "setting the permissions of", temp))?;
-    file.sync_all()
-        .map_err(|error| local_error(&error, "syncing", temp))?;
-    drop(file);
-    match overwrite {
-        Overwrite::Replace => {
-            rustix::fs::renameat(&directory.fd, temp_name, &directory.fd, destination_name)
-                .map_err(io::Error::from)
-        }
-        Overwrite::NoClobber => rename_no_clobber(&directory.fd, temp_name, destination_name),
     }
-    .map_err(|error| local_error(&error, "moving the finished file onto", destination))?;
-    rustix::fs::openat(
-        &directory.fd,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .and_then(rustix::fs::fsync)
-    .map_err(|error| local_error(&error.into(), "syncing the directory", directory.path()))
+
+    /// Moves the finished temporary file `temp` onto `destination` (in the same
+    /// directory), readable as the umask allows. The rename is durable once
+    /// [`Finalizer::finish`] returned.
+    pub fn finalize(&mut self, temp: &Path, destination: &Path) -> Result<(), QmgrError> {
+        let (overwrite, umask) = (self.overwrite, self.umask);
+        let directory = self.directory(temp)?;
+        let temp_name = name_in(temp, directory.path())
+            .map_err(|error| local_error(&error, "finding", temp))?;
+        let destination_name = name_in(destination, directory.path())
+            .map_err(|error| local_error(&error, "moving the finished file onto", destination))?;
+        let file = open_own_file(&directory.fd, temp_name, OFlags::RDONLY).map_err(|error| {
+            let mut failure = local_error(&error, "opening", temp);
+            if is_unusable_partial(&error) && error.kind() == io::ErrorKind::InvalidInput {
+                failure.hresult = hresult::E_ACCESSDENIED;
+            }
+            failure
+        })?;
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(0o666 & !umask))
+            .map_err(|error| local_error(&error.into(), "setting the permissions of", temp))?;
+        // The bytes are on disk before the name says the file is finished.
+        file.sync_all()
+            .map_err(|error| local_error(&error, "syncing", temp))?;
+        drop(file);
+        match overwrite {
+            Overwrite::Replace => {
+                rustix::fs::renameat(&directory.fd, temp_name, &directory.fd, destination_name)
+                    .map_err(io::Error::from)
+            }
+            Overwrite::NoClobber => rename_no_clobber(&directory.fd, temp_name, destination_name),
+        }
+        .map_err(|error| local_error(&error, "moving the finished file onto", destination))
+    }
+
+    /// Syncs every directory a file was moved in, making the renames durable.
+    pub fn finish(mut self) -> Result<(), QmgrError> {
+        self.sync_directories()
+    }
+
+    fn directory(&mut self, temp: &Path) -> Result<&TempDirectory, QmgrError> {
+        let path = directory_of(temp);
+        if !self.directories.contains_key(path) {
+            if self.directories.len() >= FINALIZER_DIRECTORIES {
+                self.sync_directories()?;
+            }
+            let directory =
+                TempDirectory::of(temp).map_err(|error| local_error(&error, "opening", temp))?;
+            self.directories.insert(path.to_path_buf(), directory);
+        }
+        Ok(&self.directories[path])
+    }
+
+    /// Syncs and closes the open directories; the first failure is returned after all
+    /// were tried.
+    fn sync_directories(&mut self) -> Result<(), QmgrError> {
+        let mut result = Ok(());
+        for (_, directory) in self.directories.drain() {
+            let synced = rustix::fs::openat(
+                &directory.fd,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .and_then(rustix::fs::fsync)
+            .map_err(|error| local_error(&error.into(), "syncing the directory", directory.path()));
+            result = result.and(synced);
+        }
+        result
+    }
 }
 
 /// Deletes a temporary file; one that is already gone is fine. Whatever sits under the
@@ -484,6 +550,46 @@ mod tests {
         assert!(!temp.exists());
         let mode = fs::metadata(&destination).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o640);
+    }
+
+    #[test]
+    fn a_finalizer_moves_files_of_several_directories_and_stops_at_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("other");
+        fs::create_dir(&other).unwrap();
+        let destinations = [
+            dir.path().join("one"),
+            other.join("two"),
+            dir.path().join("three"),
+        ];
+        let temps: Vec<PathBuf> = destinations
+            .iter()
+            .map(|destination| {
+                let (mut file, temp) = create_temp(destination).unwrap();
+                file.write_all(destination.to_string_lossy().as_bytes())
+                    .unwrap();
+                temp
+            })
+            .collect();
+        let mut finalizer = Finalizer::new(Overwrite::Replace, 0o022);
+        for (temp, destination) in temps.iter().zip(&destinations).take(2) {
+            finalizer.finalize(temp, destination).unwrap();
+        }
+        // The third temporary file was swapped for a FIFO: refused, the others stay moved.
+        fs::remove_file(&temps[2]).unwrap();
+        mkfifo(&temps[2]);
+        let error = finalizer.finalize(&temps[2], &destinations[2]).unwrap_err();
+        assert_eq!(error.hresult, hresult::E_ACCESSDENIED, "{error:?}");
+        finalizer.finish().unwrap();
+        for destination in &destinations[..2] {
+            assert_eq!(
+                fs::read(destination).unwrap(),
+                destination.to_string_lossy().as_bytes()
+            );
+            assert_eq!(fs::metadata(destination).unwrap().mode() & 0o777, 0o644);
+        }
+        assert!(!destinations[2].exists());
+        assert!(!temps[0].exists() && !temps[1].exists());
     }
 
     #[test]

@@ -26,7 +26,9 @@ mod worker;
 pub use engine::{Engine, EngineConfig};
 pub use error::{TransferError, hresult_for_io};
 pub use event::{EngineEvent, RestartReason};
-pub use files::{Overwrite, discard, finalize, is_temp_name, new_temp_path, sync_partial};
+pub use files::{
+    Finalizer, Overwrite, discard, finalize, is_temp_name, new_temp_path, sync_partial,
+};
 pub use request::{
     ClientCertificate, IgnoredCertificateErrors, PartialFile, ProxyChoice, Security, TransferId,
     TransferRequest, Validator,

@@ -36,6 +36,8 @@ use crate::session::Session;
 const POLL: Duration = Duration::from_millis(200);
 /// The shortest time between two looks at the jobs, however many notifications arrive.
 const LOOK_GAP: Duration = Duration::from_millis(100);
+/// How long the display sleeps between takes of the notifications gathered for a look.
+const GATHER_SLICE: Duration = Duration::from_millis(10);
 /// The most notifications taken at once after the gap before the next look.
 const DRAIN_AT_MOST: usize = 100_000;
 /// Longest default display name; the service allows 256 characters.
@@ -469,10 +471,16 @@ impl News {
         self.departed.get(&job).copied()
     }
 
-    /// Records one notification (or the end of the stream).
-    fn take(&mut self, next: Option<Result<Notification, RecvTimeoutError>>) {
+    /// Records one notification (or the end of the stream). Returns whether it tells of
+    /// a job that stopped moving (finished, failed, waiting to retry, gone): the display
+    /// looks at once rather than gather more.
+    fn take(&mut self, next: Option<Result<Notification, RecvTimeoutError>>) -> bool {
         match next {
             Some(Ok(notification)) => {
+                let stopped = !matches!(
+                    notification.state,
+                    JobState::Queued | JobState::Connecting | JobState::Transferring
+                );
                 if let NotificationKind::FileTransferred { file } = notification.kind {
                     self.transferred.push((notification.job, file));
                 }
@@ -482,9 +490,13 @@ impl News {
                 ) {
                     self.departed.insert(notification.job, notification.state);
                 }
+                stopped
             }
-            Some(Err(RecvTimeoutError::Disconnected)) => self.receiver = None,
-            Some(Err(RecvTimeoutError::Timeout)) | None => {}
+            Some(Err(RecvTimeoutError::Disconnected)) => {
+                self.receiver = None;
+                true
+            }
+            Some(Err(RecvTimeoutError::Timeout)) | None => false,
         }
     }
 
@@ -498,39 +510,44 @@ impl News {
         };
         let first = receiver.recv_timeout(POLL.saturating_sub(last_look.elapsed()));
         let more = first.is_ok();
-        self.take(Some(first));
+        let mut look_now = self.take(Some(first));
         if more {
-            // Until the gap has passed, more may join this look...
+            // Until the gap has passed, more may join this look. They are taken a slice at
+            // a time, so a burst costs a few wake-ups instead of one per notification; one
+            // that tells of a stopped job ends the wait at the end of its slice.
             let gather_until = last_look + LOOK_GAP;
-            while let Some(receiver) = &self.receiver {
+            while !look_now && self.receiver.is_some() {
                 let left = gather_until.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
                 }
-                let next = receiver.recv_timeout(left);
-                self.take(Some(next));
+                std::thread::sleep(left.min(GATHER_SLICE));
+                look_now = self.drain();
             }
-            // ...then what already waits is taken without waiting (a bounded number, so a
-            // flood never keeps the look from happening).
-            for _ in 0..DRAIN_AT_MOST {
-                let Some(receiver) = &self.receiver else {
-                    break;
-                };
-                let next = receiver.try_recv().map_err(|error| match error {
-                    TryRecvError::Empty => RecvTimeoutError::Timeout,
-                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-                });
-                let taken = next.is_ok();
-                self.take(Some(next));
-                if !taken {
-                    break;
-                }
-            }
+            self.drain();
         }
         if self.receiver.is_none() {
             // qmgrd went away: the next look reconnects, then subscribes again.
             std::thread::sleep(POLL);
         }
+    }
+
+    /// Takes what already waits, without waiting (a bounded number, so a flood never
+    /// keeps the look from happening). Returns whether any of it tells of a stopped job.
+    fn drain(&mut self) -> bool {
+        let mut stopped = false;
+        for _ in 0..DRAIN_AT_MOST {
+            let Some(receiver) = &self.receiver else {
+                break;
+            };
+            let next = match receiver.try_recv() {
+                Ok(notification) => Ok(notification),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            };
+            stopped |= self.take(Some(next));
+        }
+        stopped
     }
 }
 

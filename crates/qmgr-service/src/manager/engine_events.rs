@@ -170,9 +170,7 @@ impl State {
         // another, which is recorded now.
         let replaced = file.temp_name.replace(temp.clone());
         let before = entry.job.state;
-        let saved = self
-            .store
-            .save_file_with_temp_name(&entry.job, index, &temp);
+        let saved = self.store.save_files_with_temp_names(&entry.job, &[index]);
         self.batcher.forget_file(id, file_number(index));
         if !self.saved_or_stopped(engine, id, before, saved, now) {
             return;
@@ -245,7 +243,7 @@ impl State {
             }
             self.schedule_needed = true;
         } else {
-            self.fill_transfers(engine, id, now);
+            self.fill_transfers_soon(engine, id, now);
         }
     }
 

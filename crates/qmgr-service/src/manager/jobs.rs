@@ -467,20 +467,21 @@ pub(super) fn check_local_directory(local_name: &str) -> Result<()> {
     })
 }
 
-/// Renames every finished file of a job to its final name.
+/// Renames every finished file of a job to its final name; each directory is synced once,
+/// after its files (also when a rename failed: the files moved before it stay moved).
 pub(super) fn rename_finished(job: &mut Job, overwrite: Overwrite) -> Result<()> {
-    let umask = job.umask;
+    let mut finalizer = qmgr_transfer::Finalizer::new(overwrite, job.umask);
+    let mut moved = Ok(());
     for file in job.files.iter_mut().filter(|f| f.completed) {
         if let Some(temp) = &file.temp_name {
-            qmgr_transfer::finalize(
-                Path::new(temp),
-                Path::new(&file.local_name),
-                overwrite,
-                umask,
-            )?;
+            moved = finalizer.finalize(Path::new(temp), Path::new(&file.local_name));
+            if moved.is_err() {
+                break;
+            }
             // A finished file without a temporary name is in place: a later Complete skips it.
             file.temp_name = None;
         }
     }
-    Ok(())
+    let synced = finalizer.finish();
+    moved.and(synced)
 }

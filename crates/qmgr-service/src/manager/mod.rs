@@ -56,6 +56,7 @@ use qmgr_transfer::{Engine, EngineConfig, EngineEvent, TransferId};
 
 use crate::clock::Clock;
 
+mod batch;
 mod engine_events;
 mod groups;
 mod jobs;
@@ -68,11 +69,14 @@ mod timers;
 mod transfer_request;
 mod view;
 
+use batch::Batch;
 use notify::Subscriber;
 use recover::boot_changed;
 
 /// How often progress reaches the store at most.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// The most engine events applied in one store transaction (see `batch.rs`).
+const EVENTS_PER_BATCH: usize = 256;
 /// The shortest time between two scheduling passes asked for by calls.
 const MIN_PASS_INTERVAL: Duration = Duration::from_millis(5);
 /// The uid with every right.
@@ -189,6 +193,9 @@ struct State {
     owned: HashMap<u32, usize>,
     /// Auto-complete jobs that reached TRANSFERRED: the driver completes them.
     auto_complete_due: Vec<Guid>,
+    /// Open while the driver applies a burst of engine events in one store transaction
+    /// (see `batch.rs`).
+    batch: Option<Batch>,
 }
 
 impl QueueManager {
@@ -228,6 +235,7 @@ impl QueueManager {
             line_stale: false,
             owned: HashMap::new(),
             auto_complete_due: Vec::new(),
+            batch: None,
         };
         state.recover(clock.now(), boot_changed(state_dir)?)?;
         let shared = Arc::new(Shared {
@@ -356,7 +364,14 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
                 let Some(shared) = shared.upgrade() else { return };
                 let now = shared.clock.now();
                 let mono = shared.clock.monotonic();
-                shared.state.lock().on_engine_event(&shared.engine, event, now, mono);
+                let mut state = shared.state.lock();
+                // Events that arrived meanwhile join this one in one store transaction.
+                state.begin_batch();
+                state.on_engine_event(&shared.engine, event, now, mono);
+                for event in events.try_iter().take(EVENTS_PER_BATCH - 1) {
+                    state.on_engine_event(&shared.engine, event, now, mono);
+                }
+                state.end_batch(&shared.engine, now);
             }
             recv(woken) -> message => {
                 if message.is_err() {
@@ -388,6 +403,9 @@ impl State {
         saved: Result<()>,
         now: Timestamp,
     ) -> bool {
+        if let Some(batch) = &mut self.batch {
+            batch.touched(id);
+        }
         let Err(mut error) = saved else {
             return true;
         };

@@ -41,14 +41,12 @@ impl State {
             return;
         };
         let job = &entry.job;
-        let mut kinds = vec![NotificationKind::Modification];
-        if before != job.state {
-            match job.state {
-                JobState::Transferred => kinds.push(NotificationKind::Transferred),
-                JobState::Error => kinds.push(NotificationKind::Error),
-                _ => {}
-            }
-        }
+        let arrival = match job.state {
+            _ if before == job.state => None,
+            JobState::Transferred => Some(NotificationKind::Transferred),
+            JobState::Error => Some(NotificationKind::Error),
+            _ => None,
+        };
         let owner = job.owner_uid;
         let state = job.state;
         if before != state {
@@ -66,18 +64,19 @@ impl State {
                 "job state changed"
             );
         }
-        self.subscribers.retain(|subscriber| {
-            if subscriber.uid != owner && subscriber.uid != ROOT {
-                return true;
-            }
-            kinds.iter().all(|kind| {
-                subscriber.sender.push(Notification {
+        for kind in std::iter::once(NotificationKind::Modification).chain(arrival) {
+            self.publish(
+                owner,
+                Notification {
                     job: id,
-                    kind: *kind,
+                    kind,
                     state,
-                })
-            })
-        });
+                },
+            );
+        }
+        let Some(job) = self.jobs.get(&id).map(|entry| &entry.job) else {
+            return;
+        };
         let flags = job.settings.notify_flags;
         let wanted = match state {
             JobState::Transferred => flags & notify::JOB_TRANSFERRED != 0,
@@ -116,13 +115,22 @@ impl State {
         let kind = NotificationKind::FileTransferred {
             file: u32::try_from(file).unwrap_or(u32::MAX),
         };
-        self.subscribers.retain(|s| {
-            s.uid != owner && s.uid != ROOT
-                || s.sender.push(Notification {
-                    job: id,
-                    kind,
-                    state,
-                })
+        self.publish(
+            owner,
+            Notification {
+                job: id,
+                kind,
+                state,
+            },
+        );
+    }
+
+    /// Queues `notification` for every subscriber who may see `owner`'s jobs, and forgets
+    /// the subscribers who left.
+    pub(super) fn deliver(&mut self, owner: u32, notification: &Notification) {
+        self.subscribers.retain(|subscriber| {
+            subscriber.uid != owner && subscriber.uid != ROOT
+                || subscriber.sender.push(notification.clone())
         });
     }
 }

@@ -13,6 +13,12 @@ use qmgr_transfer::Engine;
 use super::transfer_request::transfer_request;
 use super::{Run, Slot, State};
 
+/// The most files named by one write (see `State::name_temp_file`).
+const TEMP_NAMES_AHEAD: usize = 64;
+/// The most files looked at for names by one write: finished files in between are skipped,
+/// but not without bound.
+const TEMP_NAMES_LOOKED_AT: usize = 4 * TEMP_NAMES_AHEAD;
+
 impl State {
     /// Decides which jobs run and starts or stops transfers accordingly.
     pub(super) fn schedule(&mut self, engine: &Engine, now: Timestamp, mono: Duration) {
@@ -177,26 +183,49 @@ impl State {
     /// Gives file `index` of job `id` its temporary file name, recorded in the store before
     /// the engine creates the file: whenever a crash comes, no temporary file exists that
     /// the store does not know of (see `sweep_temp_files`).
+    ///
+    /// The unfinished files after it get their names in the same write, up to
+    /// `TEMP_NAMES_AHEAD`: they start soon, and one commit then serves many starts. A name
+    /// given ahead costs nothing else: its file is made only when its transfer starts, and
+    /// a name with no file behind it is dropped at the next start-up.
     pub(super) fn name_temp_file(&mut self, id: Guid, index: usize) -> Result<()> {
         let Some(entry) = self.jobs.get_mut(&id) else {
             return Ok(());
         };
-        let file = &entry.job.files[index];
-        if file.temp_name.is_some() {
+        if entry.job.files[index].temp_name.is_some() {
             return Ok(());
         }
-        let temp = qmgr_transfer::new_temp_path(Path::new(&file.local_name))?;
-        let temp = temp.to_string_lossy().into_owned();
-        entry.job.give_temp_name(index, temp.clone());
-        self.batcher
-            .forget_file(id, u32::try_from(index).unwrap_or(u32::MAX));
-        let saved = self
-            .store
-            .save_file_with_temp_name(&entry.job, index, &temp);
+        let last = entry
+            .job
+            .files
+            .len()
+            .min(index.saturating_add(TEMP_NAMES_LOOKED_AT));
+        let mut named = Vec::new();
+        for ahead in index..last {
+            let file = &entry.job.files[ahead];
+            if file.completed || file.temp_name.is_some() {
+                continue;
+            }
+            let temp = match qmgr_transfer::new_temp_path(Path::new(&file.local_name)) {
+                Ok(temp) => temp.to_string_lossy().into_owned(),
+                Err(error) if ahead == index => return Err(error),
+                Err(_) => break,
+            };
+            entry.job.give_temp_name(ahead, temp);
+            self.batcher
+                .forget_file(id, u32::try_from(ahead).unwrap_or(u32::MAX));
+            named.push(ahead);
+            if named.len() == TEMP_NAMES_AHEAD {
+                break;
+            }
+        }
+        let saved = self.store.save_files_with_temp_names(&entry.job, &named);
         if saved.is_err() {
             // A name the store does not hold is never handed to the engine: the next run
-            // names the file again.
-            entry.job.files[index].temp_name = None;
+            // names the files again.
+            for ahead in named {
+                entry.job.files[ahead].temp_name = None;
+            }
         }
         saved
     }

@@ -1,0 +1,100 @@
+//! A burst of engine events applied as one store transaction.
+//!
+//! When many transfers end at once (a job of small files), the driver applies every event
+//! waiting in one batch: one commit for all of them instead of one each. The rules of a
+//! single write still hold for the batch as a whole:
+//!
+//! - nothing is announced before it is in the store: subscribers hear of what a batch
+//!   changed once its commit succeeded;
+//! - no temporary file exists that the store does not know of: the next files of a job
+//!   whose file finished start after the commit (naming them is a commit of its own);
+//! - a change the store refused stops its job in ERROR: if the commit fails, nothing of
+//!   the batch is in the store, and every job it changed stops with the store's error.
+
+use qmgr_core::service::Notification;
+use qmgr_core::{Guid, Timestamp};
+use qmgr_transfer::Engine;
+
+use super::State;
+
+/// What an open batch holds back until its commit.
+#[derive(Default)]
+pub(super) struct Batch {
+    /// Jobs with changes in the batch.
+    jobs: Vec<Guid>,
+    /// What to tell subscribers once committed: each notification with its job's owner.
+    notices: Vec<(u32, Notification)>,
+    /// Jobs whose next files start once committed.
+    fills: Vec<Guid>,
+}
+
+impl Batch {
+    /// The batch holds a change of job `id`.
+    pub(super) fn touched(&mut self, id: Guid) {
+        if self.jobs.last() != Some(&id) {
+            self.jobs.push(id);
+        }
+    }
+}
+
+impl State {
+    /// Opens a batch: the store's writes until `end_batch` join one transaction. If the
+    /// store cannot open one, each write commits on its own as usual.
+    pub(super) fn begin_batch(&mut self) {
+        if self.batch.is_some() {
+            return;
+        }
+        match self.store.begin_batch() {
+            Ok(()) => self.batch = Some(Batch::default()),
+            Err(error) => tracing::warn!("{}", error.description),
+        }
+    }
+
+    /// Commits the open batch, then tells subscribers what it changed and starts the next
+    /// files of the jobs that asked for them.
+    pub(super) fn end_batch(&mut self, engine: &Engine, now: Timestamp) {
+        let Some(batch) = self.batch.take() else {
+            return;
+        };
+        match self.store.end_batch() {
+            Ok(()) => {
+                for (owner, notification) in batch.notices {
+                    self.deliver(owner, &notification);
+                }
+            }
+            Err(error) => {
+                let mut jobs = batch.jobs;
+                jobs.sort_unstable();
+                jobs.dedup();
+                for id in jobs {
+                    let Some(before) = self.jobs.get(&id).map(|entry| entry.job.state) else {
+                        continue;
+                    };
+                    self.saved_or_stopped(engine, id, before, Err(error.clone()), now);
+                }
+            }
+        }
+        let mut fills = batch.fills;
+        fills.dedup();
+        for id in fills {
+            self.fill_transfers(engine, id, now);
+        }
+    }
+
+    /// Tells the subscribers who may see `owner`'s jobs: now, or when the open batch is
+    /// committed.
+    pub(super) fn publish(&mut self, owner: u32, notification: Notification) {
+        match &mut self.batch {
+            Some(batch) => batch.notices.push((owner, notification)),
+            None => self.deliver(owner, &notification),
+        }
+    }
+
+    /// Starts the job's next files: now, or when the open batch is committed.
+    pub(super) fn fill_transfers_soon(&mut self, engine: &Engine, id: Guid, now: Timestamp) {
+        match &mut self.batch {
+            Some(batch) => batch.fills.push(id),
+            None => self.fill_transfers(engine, id, now),
+        }
+    }
+}
