@@ -228,24 +228,37 @@ impl Store {
     }
 
     /// Runs `work` in one transaction; inside a batch, in a savepoint of the batch's
-    /// transaction, so a failed write undoes only itself.
+    /// transaction, so a failed write undoes only itself. The statements that open and end
+    /// them are prepared once (a burst of writes would otherwise parse them every time).
     fn write<T>(
         &mut self,
         what: &str,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
-        let path = self.path.clone();
-        let fail = |e: rusqlite::Error| store_error(&path, what, &e);
-        if self.batch_open {
-            let savepoint = self.conn.savepoint().map_err(fail)?;
-            let value = work(&savepoint).map_err(fail)?;
-            savepoint.commit().map_err(fail)?;
-            return Ok(value);
-        }
-        let tx = self.conn.transaction().map_err(fail)?;
-        let value = work(&tx).map_err(fail)?;
-        tx.commit().map_err(fail)?;
-        Ok(value)
+        let (begin, commit, undo) = if self.batch_open {
+            (
+                "SAVEPOINT write",
+                "RELEASE write",
+                "ROLLBACK TO write; RELEASE write",
+            )
+        } else {
+            ("BEGIN", "COMMIT", "ROLLBACK")
+        };
+        let conn = &self.conn;
+        let run = || -> rusqlite::Result<T> {
+            conn.prepare_cached(begin)?.execute([])?;
+            let value = work(conn)?;
+            conn.prepare_cached(commit)?.execute([])?;
+            Ok(value)
+        };
+        run().map_err(|error| {
+            // Whatever the failed write left open is undone; a failure to undo is reported
+            // with the first error (the connection may be gone).
+            if self.batch_open || !conn.is_autocommit() {
+                let _ = conn.execute_batch(undo);
+            }
+            store_error(&self.path, what, &error)
+        })
     }
 
     /// Opens a batch: every write until [`Store::end_batch`] joins one transaction, so a

@@ -38,6 +38,8 @@ use crate::socket::{
 };
 use crate::subscription::{RecvError, Subscription};
 
+/// The shortest time between two writes of notifications to one subscriber.
+const NOTIFICATION_GAP: Duration = Duration::from_millis(20);
 /// The most notification bytes gathered into one write.
 const NOTIFICATIONS_PER_WRITE_BYTES: usize = 64 * 1024;
 /// How long a new connection may take to send its Hello.
@@ -434,9 +436,15 @@ fn stream_notifications(
         source,
     };
     let mut waiting = Vec::new();
+    let mut last_write: Option<Instant> = None;
     loop {
-        // Everything already queued goes out in one write: a burst of files finishing
-        // costs the client one wake-up, not one per notification.
+        // Writes are at least NOTIFICATION_GAP apart: meanwhile a job's Modifications
+        // coalesce in the queue (its latest state is what counts), and everything queued
+        // goes out in one write, so a burst of files finishing costs the client a few
+        // wake-ups, not one per notification. A lone notification goes out at once.
+        if let Some(at) = last_write {
+            std::thread::sleep(NOTIFICATION_GAP.saturating_sub(at.elapsed()));
+        }
         let mut closed = false;
         while waiting.len() < NOTIFICATIONS_PER_WRITE_BYTES {
             match notifications.try_recv() {
@@ -457,8 +465,10 @@ fn stream_notifications(
                 Err(error) => return Err(frame_failure(FrameError::Io(error))),
             }
             waiting.clear();
+            last_write = Some(Instant::now());
             continue;
         }
+        last_write = None;
         if closed {
             return Ok(());
         }

@@ -15,6 +15,7 @@ mod files;
 mod ftp_info;
 mod handle;
 mod http_date;
+mod outbox;
 mod request;
 mod response;
 mod sink;

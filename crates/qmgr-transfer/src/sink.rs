@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
-use crossbeam_channel::Sender;
+use crate::outbox::Outbox;
 use curl::easy::{Handler, WriteError};
 use qmgr_core::{ErrorContext, hresult};
 
@@ -59,7 +59,7 @@ pub(crate) struct Sink {
     /// The local source curl reads through `/proc/self/fd`; open as long as the handle.
     pub source_file: Option<File>,
     max_size: Option<u64>,
-    events: Sender<EngineEvent>,
+    events: Outbox,
     /// The easy handle this sink belongs to, for ftp facts only curl knows.
     pub(crate) easy: *mut curl_sys::CURL,
 
@@ -101,7 +101,7 @@ pub(crate) struct SinkSetup {
     pub known_source: Option<KnownSource>,
     pub source_file: Option<File>,
     pub max_size: Option<u64>,
-    pub events: Sender<EngineEvent>,
+    pub events: Outbox,
 }
 
 impl Sink {
@@ -245,7 +245,7 @@ impl Sink {
         self.validator = self.received_validator();
         self.responded_total = total;
         self.body_use = Some(use_);
-        let _ = self.events.send(EngineEvent::Responded {
+        self.events.push(EngineEvent::Responded {
             id: self.id,
             total,
             validator: self.validator.clone(),

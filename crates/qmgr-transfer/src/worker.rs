@@ -17,6 +17,7 @@ use crate::engine::{Command, EngineConfig};
 use crate::error::TransferError;
 use crate::event::EngineEvent;
 use crate::handle::{HandleDefaults, Target, build};
+use crate::outbox::Outbox;
 use crate::request::{CheckedRequest, TransferId};
 use crate::response::{Expectation, Ranged};
 use crate::sink::{Sink, SinkFailure, SinkSetup};
@@ -120,7 +121,7 @@ pub(crate) struct Worker {
     defaults: HandleDefaults,
     progress_interval: Duration,
     commands: Receiver<Command>,
-    events: Sender<EngineEvent>,
+    events: Outbox,
     transfers: HashMap<TransferId, Transfer>,
     global_limit: Option<TokenBucket>,
     /// Where local copies read into.
@@ -144,7 +145,7 @@ impl Worker {
             },
             progress_interval: config.progress_interval,
             commands,
-            events,
+            events: Outbox::new(events),
             transfers: HashMap::new(),
             global_limit: config.global_limit.map(|rate| TokenBucket::new(rate, now)),
             copy_buffer: vec![0; LOCAL_CHUNK],
@@ -164,6 +165,7 @@ impl Worker {
             self.charge_consumption();
             self.finish_done_transfers();
             self.report_progress(Instant::now());
+            self.events.deliver();
             let wait = self.next_wake(Instant::now());
             if let Err(error) = self.multi.poll(&mut [], wait) {
                 self.fail_everything(&format!("waiting on curl's multi handle failed: {error}"));
@@ -214,15 +216,17 @@ impl Worker {
                 }
             }
             Command::Barrier(done) => {
+                // Whatever happened before the barrier is reported before it is passed.
+                self.events.deliver();
                 let _ = done.send(());
             }
             Command::Shutdown => {}
         }
     }
 
+    /// Queues `event`; the loop hands the turn's events over at its end.
     fn emit(&self, event: EngineEvent) {
-        // Nobody listening is not the engine's problem; it keeps its promises to the files.
-        let _ = self.events.send(event);
+        self.events.push(event);
     }
 
     /// Prepares the first attempt and hands it to curl.
@@ -777,6 +781,7 @@ impl Worker {
                 self.emit(EngineEvent::Cancelled { id });
             }
         }
+        self.events.deliver();
     }
 }
 

@@ -6,7 +6,8 @@
 //!
 //! `QMGR_BENCH_ROUNDS` sets the timed rounds (default 5; one untimed warm-up round comes
 //! first when there are more than one), `QMGR_BENCH_SCALE=small` shrinks every case about
-//! tenfold for a quick check.
+//! tenfold for a quick check, and `QMGR_BENCH_CASES=small,tiny` runs only the cases named
+//! (large, small, tiny, medium), leaving the results file alone.
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -216,7 +217,11 @@ pub fn run() -> Result<()> {
     let programs = build()?;
     let load_at_start = load_average();
     let scratch = Scratch::create()?;
-    let cases = cases(scale);
+    let chosen = chosen_cases()?;
+    let cases: Vec<Case> = cases(scale)
+        .into_iter()
+        .filter(|case| chosen.as_ref().is_none_or(|keys| keys.contains(&case.key)))
+        .collect();
     println!("==> test files in {}", scratch.www().display());
     for (seed, case) in (1..).step_by(100_000).zip(&cases) {
         write_case_files(&scratch.www(), case, seed)?;
@@ -270,7 +275,42 @@ pub fn run() -> Result<()> {
         report.push_str(&section);
     }
     print!("\n{report}");
-    save("e2e.md", "The user's path beside curl and aria2c", &report)
+    match chosen {
+        // A run of some cases is a look, not the record: the results file keeps them all.
+        Some(keys) => {
+            println!(
+                "==> only {} (QMGR_BENCH_CASES): bench/results/e2e.md is left as it was",
+                keys.join(", ")
+            );
+            Ok(())
+        }
+        None => save("e2e.md", "The user's path beside curl and aria2c", &report),
+    }
+}
+
+/// The cases `QMGR_BENCH_CASES` names (comma-separated keys: large, small, tiny, medium),
+/// or `None` for all of them.
+fn chosen_cases() -> Result<Option<Vec<&'static str>>> {
+    let Ok(text) = std::env::var("QMGR_BENCH_CASES") else {
+        return Ok(None);
+    };
+    let known = cases(Scale::Full);
+    let mut keys = Vec::new();
+    for name in text
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        let Some(case) = known.iter().find(|case| case.key == name) else {
+            let names: Vec<&str> = known.iter().map(|case| case.key).collect();
+            bail!(
+                "QMGR_BENCH_CASES names {name:?}; the cases are {}",
+                names.join(", ")
+            );
+        };
+        keys.push(case.key);
+    }
+    Ok(Some(keys))
 }
 
 /// Release builds of qmgr, qmgrd and libqmgr, and the C program.
