@@ -75,6 +75,8 @@ pub fn plan(
         }
     };
     let mut seen = HashSet::new();
+    // Thousands of files usually share one directory: each directory is checked once.
+    let mut directories_checked = HashSet::new();
     for file in &planned {
         if !seen.insert(&file.local) {
             return Err(Failure::usage(format!(
@@ -82,7 +84,9 @@ pub fn plan(
                 file.local.display()
             )));
         }
-        check_directory(&file.local)?;
+        if directories_checked.insert(file.local.parent()) {
+            check_directory(&file.local)?;
+        }
     }
     if no_clobber {
         refuse_existing(planned.iter().map(|file| file.local.as_path()))?;

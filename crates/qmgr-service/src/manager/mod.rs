@@ -42,7 +42,7 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, select};
 use parking_lot::Mutex;
 use qmgr_core::config::Config;
 use qmgr_core::error::{ErrorContext, QmgrError, Result};
@@ -358,29 +358,44 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
                 wait
             }
         };
-        select! {
-            recv(events) -> event => {
-                let Ok(event) = event else { return };
-                let Some(shared) = shared.upgrade() else { return };
-                let now = shared.clock.now();
-                let mono = shared.clock.monotonic();
-                let mut state = shared.state.lock();
-                // Events that arrived meanwhile join this one in one store transaction.
-                state.begin_batch();
-                state.on_engine_event(&shared.engine, event, now, mono);
-                for event in events.try_iter().take(EVENTS_PER_BATCH - 1) {
-                    state.on_engine_event(&shared.engine, event, now, mono);
-                }
-                state.end_batch(&shared.engine, now);
-            }
-            recv(woken) -> message => {
-                if message.is_err() {
-                    return;
-                }
-                // Many calls may have asked for a look; one pass serves them all.
+        // Events that already wait are taken without the cost of a select; a burst of
+        // small files keeps the thread on this path.
+        let event = match events.try_recv() {
+            Ok(event) => {
                 while woken.try_recv().is_ok() {}
+                Some(event)
             }
-            default(wait) => {}
+            Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => select! {
+                recv(events) -> event => match event {
+                    Ok(event) => Some(event),
+                    Err(_) => return,
+                },
+                recv(woken) -> message => {
+                    if message.is_err() {
+                        return;
+                    }
+                    // Many calls may have asked for a look; one pass serves them all.
+                    while woken.try_recv().is_ok() {}
+                    None
+                }
+                default(wait) => None,
+            },
+        };
+        if let Some(event) = event {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let now = shared.clock.now();
+            let mono = shared.clock.monotonic();
+            let mut state = shared.state.lock();
+            // Events that arrived meanwhile join this one in one store transaction.
+            state.begin_batch();
+            state.on_engine_event(&shared.engine, event, now, mono);
+            for event in events.try_iter().take(EVENTS_PER_BATCH - 1) {
+                state.on_engine_event(&shared.engine, event, now, mono);
+            }
+            state.end_batch(&shared.engine, now);
         }
     }
 }
