@@ -5,6 +5,9 @@
  * - FileTransferred (Callback2, BG_NOTIFY_FILE_TRANSFERRED) for each file, and
  *   JobModification with BG_NOTIFY_JOB_MODIFICATION.
  * - JobError with the job's IBackgroundCopyError for a 404; Cancel inside JobError.
+ * - A callback that returns a failure from JobTransferred or FileTransferred is called
+ *   again until it succeeds; a job's FileTransferred calls stay in order and before its
+ *   JobTransferred meanwhile.
  * - SetNotifyInterface/GetNotifyInterface: the registered object comes back AddRef'd,
  *   NULL clears it, an object without IBackgroundCopyCallback is E_NOINTERFACE, and the
  *   library lets go of every reference once the job has left the queue.
@@ -24,6 +27,13 @@ typedef struct {
     atomic_int error_code;
     atomic_int error_context;
     atomic_int cancel_result;
+    /* Failures still to return from JobTransferred and FileTransferred. */
+    atomic_int refuse_transferred;
+    atomic_int refuse_files;
+    atomic_int transferred_calls;
+    atomic_int file_calls;
+    /* Files accepted when JobTransferred was first called. */
+    atomic_int files_before_transferred;
 } Recorder;
 
 static Recorder *recorder_of(IBackgroundCopyCallback2 *This)
@@ -60,8 +70,16 @@ static ULONG STDMETHODCALLTYPE Recorder_Release(IBackgroundCopyCallback2 *This)
 static HRESULT STDMETHODCALLTYPE Recorder_JobTransferred(IBackgroundCopyCallback2 *This,
                                                          IBackgroundCopyJob *pJob)
 {
-    atomic_store(&recorder_of(This)->complete_result, IBackgroundCopyJob_Complete(pJob));
-    atomic_fetch_add(&recorder_of(This)->transferred, 1);
+    Recorder *recorder = recorder_of(This);
+    if (atomic_fetch_add(&recorder->transferred_calls, 1) == 0) {
+        atomic_store(&recorder->files_before_transferred, atomic_load(&recorder->files_transferred));
+    }
+    if (atomic_load(&recorder->refuse_transferred) > 0) {
+        atomic_fetch_sub(&recorder->refuse_transferred, 1);
+        return E_FAIL;
+    }
+    atomic_store(&recorder->complete_result, IBackgroundCopyJob_Complete(pJob));
+    atomic_fetch_add(&recorder->transferred, 1);
     return S_OK;
 }
 
@@ -96,6 +114,11 @@ static HRESULT STDMETHODCALLTYPE Recorder_FileTransferred(IBackgroundCopyCallbac
 {
     BG_FILE_PROGRESS progress;
     (void)pJob;
+    atomic_fetch_add(&recorder_of(This)->file_calls, 1);
+    if (atomic_load(&recorder_of(This)->refuse_files) > 0) {
+        atomic_fetch_sub(&recorder_of(This)->refuse_files, 1);
+        return E_FAIL;
+    }
     if (SUCCEEDED(IBackgroundCopyFile_GetProgress(pFile, &progress)) && progress.Completed) {
         atomic_fetch_add(&recorder_of(This)->files_transferred, 1);
     }
@@ -109,7 +132,7 @@ static IBackgroundCopyCallback2Vtbl recorder_vtbl = {
 };
 
 /* Static: the library may release them after the code that registered them returned. */
-static Recorder transfer_recorder, error_recorder, spare_recorder;
+static Recorder transfer_recorder, error_recorder, spare_recorder, stubborn_recorder;
 
 static void recorder_init(Recorder *recorder)
 {
@@ -123,6 +146,11 @@ static void recorder_init(Recorder *recorder)
     atomic_init(&recorder->error_code, 0);
     atomic_init(&recorder->error_context, 0);
     atomic_init(&recorder->cancel_result, 1);
+    atomic_init(&recorder->refuse_transferred, 0);
+    atomic_init(&recorder->refuse_files, 0);
+    atomic_init(&recorder->transferred_calls, 0);
+    atomic_init(&recorder->file_calls, 0);
+    atomic_init(&recorder->files_before_transferred, -1);
 }
 
 /* Waits up to a minute for `*counter` to reach `wanted`. */
@@ -234,6 +262,41 @@ static void complete_inside_job_transferred(IBackgroundCopyManager *manager,
     free(second);
 }
 
+static void refused_callbacks_are_called_again(IBackgroundCopyManager *manager,
+                                               const TestPlace *place)
+{
+    IBackgroundCopyJob *job = new_job_with_file(manager, place, "/data/4k/rf1", "rf1.bin");
+    WCHAR *url = url_of(place, "/data/4k/rf2");
+    WCHAR *local = work_path_wide(place, "rf2.bin");
+    BG_JOB_STATE state = BG_JOB_STATE_QUEUED;
+
+    recorder_init(&stubborn_recorder);
+    atomic_store(&stubborn_recorder.refuse_transferred, 2);
+    atomic_store(&stubborn_recorder.refuse_files, 1);
+    CHECK_HR(IBackgroundCopyJob_AddFile(job, url, local), S_OK);
+    CHECK_HR(IBackgroundCopyJob_SetNotifyFlags(job, BG_NOTIFY_JOB_TRANSFERRED |
+                                                        BG_NOTIFY_JOB_ERROR |
+                                                        BG_NOTIFY_FILE_TRANSFERRED),
+             S_OK);
+    CHECK_HR(IBackgroundCopyJob_SetNotifyInterface(job, (IUnknown *)&stubborn_recorder.iface),
+             S_OK);
+    CHECK_HR(IBackgroundCopyJob_Resume(job), S_OK);
+    CHECK(wait_for_count(&stubborn_recorder.transferred, 1));
+    /* Two refusals, then the call that completes the job. */
+    CHECK(atomic_load(&stubborn_recorder.transferred_calls) == 3);
+    /* The first file's refusal, its second call, and the second file once. */
+    CHECK(atomic_load(&stubborn_recorder.file_calls) == 3);
+    CHECK(atomic_load(&stubborn_recorder.files_transferred) == 2);
+    CHECK(atomic_load(&stubborn_recorder.files_before_transferred) == 2);
+    CHECK(atomic_load(&stubborn_recorder.complete_result) == S_OK);
+    CHECK_HR(IBackgroundCopyJob_GetState(job, &state), S_OK);
+    CHECK(state == BG_JOB_STATE_ACKNOWLEDGED);
+    CHECK(wait_for_references(&stubborn_recorder, 1));
+    IBackgroundCopyJob_Release(job);
+    free(url);
+    free(local);
+}
+
 static void cancel_inside_job_error(IBackgroundCopyManager *manager, const TestPlace *place)
 {
     IBackgroundCopyJob *job =
@@ -265,6 +328,7 @@ int main(int argc, char **argv)
     registration(manager, &place);
     complete_inside_job_transferred(manager, &place);
     cancel_inside_job_error(manager, &place);
+    refused_callbacks_are_called_again(manager, &place);
     IBackgroundCopyManager_Release(manager);
     CoUninitialize();
     return check_summary("test_callback");

@@ -10,9 +10,10 @@
 //! Callback objects must therefore accept calls from another thread, as BITS requires of
 //! them (it calls from its own RPC threads).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::c_void;
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use qmgr_core::hresult;
@@ -25,7 +26,7 @@ use crate::abi::bits::{
 };
 use crate::abi::types::{
     BG_NOTIFY_DISABLE, BG_NOTIFY_FILE_TRANSFERRED, BG_NOTIFY_JOB_ERROR, BG_NOTIFY_JOB_MODIFICATION,
-    BG_NOTIFY_JOB_TRANSFERRED, IUnknown,
+    BG_NOTIFY_JOB_TRANSFERRED, HRESULT, IUnknown,
 };
 use crate::com::foreign;
 use crate::error::ErrorObject;
@@ -174,8 +175,17 @@ fn dispatcher(queue: &Queue) -> Result<Sender<Notification>> {
     std::thread::Builder::new()
         .name("qmgr-callbacks".into())
         .spawn(move || {
-            for event in inbox {
-                crate::boundary::guarded((), || dispatch(&dispatch_queue, &event));
+            let mut held = Held::default();
+            loop {
+                let next = match held.next_due() {
+                    Some(due) => inbox.recv_timeout(due.saturating_duration_since(Instant::now())),
+                    None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                match next {
+                    Ok(event) => held.deliver(&dispatch_queue, event),
+                    Err(RecvTimeoutError::Timeout) => held.retry_due(&dispatch_queue),
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
             }
         })
         .map_err(|e| QmgrError::internal(format!("cannot start the callback thread: {e}")))?;
@@ -183,73 +193,183 @@ fn dispatcher(queue: &Queue) -> Result<Sender<Notification>> {
     Ok(sender)
 }
 
-/// Delivers one notification to the job's callback, as its notify flags allow.
-fn dispatch(queue: &Queue, event: &Notification) {
+/// The first wait before a callback that refused a notification is called again; each
+/// further refusal doubles it, up to `LONGEST_RETRY`. Microsoft leaves the interval open.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const LONGEST_RETRY: Duration = Duration::from_secs(60);
+
+/// What became of a notification handed to a job's callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Called and accepted, or nothing to call (no callback, not wanted, job moved on).
+    Done,
+    /// The callback returned a failure from JobTransferred, JobError or FileTransferred:
+    /// as on Windows, it is called again later until it returns success or the job leaves
+    /// that state.
+    Refused,
+}
+
+/// Notifications waiting for a callback that refused one: per job, the refused one first,
+/// then what came after it. A job's FileTransferred calls are serialized and come before
+/// its JobTransferred and JobError (Microsoft's order), so while one is refused the later
+/// ones wait behind it; Modifications are hints and pass.
+#[derive(Default)]
+struct Held {
+    jobs: HashMap<Guid, HeldJob>,
+}
+
+struct HeldJob {
+    due: Instant,
+    delay: Duration,
+    waiting: VecDeque<Notification>,
+}
+
+impl Held {
+    fn next_due(&self) -> Option<Instant> {
+        self.jobs.values().map(|held| held.due).min()
+    }
+
+    /// Hands a notification from the service to the job's callback, or queues it behind a
+    /// refused one.
+    fn deliver(&mut self, queue: &Queue, event: Notification) {
+        if event.state.is_final() {
+            self.jobs.remove(&event.job);
+        } else if event.kind != NotificationKind::Modification
+            && let Some(held) = self.jobs.get_mut(&event.job)
+        {
+            held.waiting.push_back(event);
+            return;
+        }
+        let job = event.job;
+        let outcome = crate::boundary::guarded(Outcome::Done, || dispatch(queue, &event));
+        if outcome == Outcome::Refused {
+            self.jobs.insert(
+                job,
+                HeldJob {
+                    due: Instant::now() + FIRST_RETRY,
+                    delay: FIRST_RETRY,
+                    waiting: VecDeque::from([event]),
+                },
+            );
+        }
+    }
+
+    /// Calls again the callbacks whose wait is over: each job's waiting notifications in
+    /// order until one is refused again.
+    fn retry_due(&mut self, queue: &Queue) {
+        let now = Instant::now();
+        let due: Vec<Guid> = self
+            .jobs
+            .iter()
+            .filter(|(_, held)| held.due <= now)
+            .map(|(job, _)| *job)
+            .collect();
+        for job in due {
+            let Some(held) = self.jobs.get_mut(&job) else {
+                continue;
+            };
+            while let Some(event) = held.waiting.front() {
+                let outcome = crate::boundary::guarded(Outcome::Done, || dispatch(queue, event));
+                if outcome == Outcome::Refused {
+                    held.delay = (held.delay * 2).min(LONGEST_RETRY);
+                    held.due = Instant::now() + held.delay;
+                    break;
+                }
+                held.waiting.pop_front();
+            }
+            if held.waiting.is_empty() {
+                self.jobs.remove(&job);
+            }
+        }
+    }
+}
+
+/// Delivers one notification to the job's callback, as its notify flags allow, if the job
+/// is still where the notification says (a JobTransferred called again finds the job still
+/// TRANSFERRED).
+fn dispatch(queue: &Queue, event: &Notification) -> Outcome {
     if event.state.is_final() {
         local::ended(event.job, event.state);
         unregister(event.job);
-        return;
+        return Outcome::Done;
     }
     let Some(callback) = with(|r| r.callbacks.get(&event.job).map(Callback::share)) else {
-        return;
+        return Outcome::Done;
     };
     // The summary: a notification never costs the job's whole file list.
     let Ok(view) = queue.job_summary(event.job) else {
-        return;
+        return Outcome::Done;
     };
     let flags = view.job.settings.notify_flags;
     if flags & BG_NOTIFY_DISABLE != 0 {
-        return;
+        return Outcome::Done;
     }
-    let wanted = match event.kind {
-        NotificationKind::Transferred => flags & BG_NOTIFY_JOB_TRANSFERRED,
-        NotificationKind::Error => flags & BG_NOTIFY_JOB_ERROR,
-        NotificationKind::Modification => flags & BG_NOTIFY_JOB_MODIFICATION,
-        NotificationKind::FileTransferred { .. } => flags & BG_NOTIFY_FILE_TRANSFERRED,
+    let (wanted, still_there) = match event.kind {
+        NotificationKind::Transferred => (
+            flags & BG_NOTIFY_JOB_TRANSFERRED,
+            view.job.state == JobState::Transferred,
+        ),
+        NotificationKind::Error => (
+            flags & BG_NOTIFY_JOB_ERROR,
+            view.job.state == JobState::Error,
+        ),
+        NotificationKind::Modification => (flags & BG_NOTIFY_JOB_MODIFICATION, true),
+        NotificationKind::FileTransferred { .. } => (flags & BG_NOTIFY_FILE_TRANSFERRED, true),
     };
-    if wanted == 0 {
-        return;
+    if wanted == 0 || !still_there {
+        return Outcome::Done;
     }
     let job = JobObject::create(queue.clone(), event.job, Some(view.clone()));
     let primary = callback.primary;
     // In the calls below, `primary` and `files` are live references `callback` holds for
     // the whole call, and `job` and the objects made for the call are references the
     // library owns and releases afterwards.
-    match event.kind {
+    let answer: HRESULT = match event.kind {
         NotificationKind::Transferred => {
             // SAFETY: see above.
-            unsafe { ((*(*primary).lpVtbl).JobTransferred)(primary, job) };
+            unsafe { ((*(*primary).lpVtbl).JobTransferred)(primary, job) }
         }
         NotificationKind::Modification => {
-            // SAFETY: see above.
+            // SAFETY: see above. What JobModification returns asks for nothing.
             unsafe { ((*(*primary).lpVtbl).JobModification)(primary, job, 0) };
+            hresult::S_OK.0
         }
-        NotificationKind::Error => {
-            if let Ok(error) = view.job.current_error() {
+        NotificationKind::Error => match view.job.current_error() {
+            Ok(error) => {
                 let file = error
                     .file_index
                     .and_then(|index| queue.job_file(event.job, index).ok().flatten());
                 let error = ErrorObject::create(queue.clone(), event.job, error.clone(), file);
                 // SAFETY: see above.
                 unsafe {
-                    ((*(*primary).lpVtbl).JobError)(primary, job, error);
+                    let answer = ((*(*primary).lpVtbl).JobError)(primary, job, error);
                     foreign::release(error.cast());
+                    answer
                 }
             }
-        }
-        NotificationKind::FileTransferred { file } => {
-            if let Some(files) = callback.files
-                && let Ok(Some(record)) = queue.job_file(event.job, file)
-            {
-                let file = FileObject::create(queue.clone(), event.job, file, record);
-                // SAFETY: see above.
-                unsafe {
-                    ((*(*files).lpVtbl).FileTransferred)(files, job, file);
-                    foreign::release(file.cast());
+            Err(_) => hresult::S_OK.0,
+        },
+        NotificationKind::FileTransferred { file } => match callback.files {
+            Some(files) => match queue.job_file(event.job, file) {
+                Ok(Some(record)) => {
+                    let file = FileObject::create(queue.clone(), event.job, file, record);
+                    // SAFETY: see above.
+                    unsafe {
+                        let answer = ((*(*files).lpVtbl).FileTransferred)(files, job, file);
+                        foreign::release(file.cast());
+                        answer
+                    }
                 }
-            }
-        }
-    }
+                _ => hresult::S_OK.0,
+            },
+            None => hresult::S_OK.0,
+        },
+    };
     // SAFETY: the reference `create` gave the library.
     unsafe { foreign::release(job.cast()) };
+    if qmgr_core::hresult::HResult(answer).is_failure() {
+        Outcome::Refused
+    } else {
+        Outcome::Done
+    }
 }
