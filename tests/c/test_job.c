@@ -704,6 +704,51 @@ static void suspend_resume_cancel(IBackgroundCopyManager *manager, const TestPla
 
 /* The first file transfers, the second is a 404: the job stops in ERROR, its error names
  * the second file, and Complete keeps only the first (BG_S_PARTIAL_COMPLETE). */
+/* MaximumDownloadTime is the service's: another object of the job sees it, and a job still
+ * transferring when it runs out stops in ERROR with BG_E_MAXDOWNLOAD_TIMEOUT. */
+static void maximum_download_time_runs_out(IBackgroundCopyManager *manager,
+                                           const TestPlace *place)
+{
+    IBackgroundCopyJob *job =
+        new_job_with_file(manager, place, "/data/4m/maxtime?rate=2000", "maxtime.bin");
+    IBackgroundCopyJob *again = NULL;
+    IBackgroundCopyJob4 *job4 = NULL;
+    IBackgroundCopyError *error = NULL;
+    BG_ERROR_CONTEXT context = BG_ERROR_CONTEXT_NONE;
+    HRESULT code = S_OK;
+    ULONG seconds = 0;
+    GUID id;
+
+    if (!CHECK_HR(IBackgroundCopyJob_QueryInterface(job, &IID_IBackgroundCopyJob4,
+                                                    (void **)&job4),
+                  S_OK)) {
+        return;
+    }
+    CHECK_HR(IBackgroundCopyJob4_SetMaximumDownloadTime(job4, 1), S_OK);
+    CHECK_HR(IBackgroundCopyJob_GetId(job, &id), S_OK);
+    if (CHECK_HR(IBackgroundCopyManager_GetJob(manager, &id, &again), S_OK)) {
+        IBackgroundCopyJob4 *other = NULL;
+        if (CHECK_HR(IBackgroundCopyJob_QueryInterface(again, &IID_IBackgroundCopyJob4,
+                                                       (void **)&other),
+                     S_OK)) {
+            CHECK_HR(IBackgroundCopyJob4_GetMaximumDownloadTime(other, &seconds), S_OK);
+            CHECK(seconds == 1);
+            IBackgroundCopyJob4_Release(other);
+        }
+        IBackgroundCopyJob_Release(again);
+    }
+    CHECK_HR(IBackgroundCopyJob_Resume(job), S_OK);
+    CHECK(wait_for_state(job, BG_JOB_STATE_ERROR, 60) == BG_JOB_STATE_ERROR);
+    if (CHECK_HR(IBackgroundCopyJob_GetError(job, &error), S_OK)) {
+        CHECK_HR(IBackgroundCopyError_GetError(error, &context, &code), S_OK);
+        CHECK(code == BG_E_MAXDOWNLOAD_TIMEOUT);
+        IBackgroundCopyError_Release(error);
+    }
+    CHECK_HR(IBackgroundCopyJob_Cancel(job), S_OK);
+    IBackgroundCopyJob4_Release(job4);
+    IBackgroundCopyJob_Release(job);
+}
+
 static void job_error_and_partial_complete(IBackgroundCopyManager *manager,
                                            const TestPlace *place)
 {
@@ -782,6 +827,7 @@ int main(int argc, char **argv)
     complete_onto_a_directory(manager, &place);
     credentials_reach_the_server(manager, &place);
     job_error_and_partial_complete(manager, &place);
+    maximum_download_time_runs_out(manager, &place);
 
     IBackgroundCopyManager_Release(manager);
     CoUninitialize();

@@ -236,11 +236,22 @@ pub struct JobSettings {
     /// names and passwords by host (Linux has no credential manager BITS could ask).
     #[serde(default)]
     pub use_stored_credentials: bool,
+    /// IBackgroundCopyJob4's MaximumDownloadTime: the longest the job may spend CONNECTING
+    /// or TRANSFERRING, counted from its last Resume, before it stops in ERROR with
+    /// `BG_E_MAXDOWNLOAD_TIMEOUT`. Zero means no limit.
+    #[serde(default = "default_maximum_download_time")]
+    pub maximum_download_time: Duration,
+}
+
+fn default_maximum_download_time() -> Duration {
+    DEFAULT_MAXIMUM_DOWNLOAD_TIME
 }
 
 /// Windows' defaults and the floor it applies to the retry delay.
 pub const DEFAULT_MINIMUM_RETRY_DELAY: Duration = Duration::from_secs(600);
 pub const DEFAULT_NO_PROGRESS_TIMEOUT: Duration = Duration::from_secs(1_209_600);
+/// Windows' default MaximumDownloadTime: 90 days.
+pub const DEFAULT_MAXIMUM_DOWNLOAD_TIME: Duration = Duration::from_secs(7_776_000);
 pub const MINIMUM_RETRY_DELAY_FLOOR: Duration = Duration::from_secs(5);
 /// The longest wait a server's `Retry-After` can impose (it is also never longer than the
 /// job's NoProgressTimeout).
@@ -285,6 +296,7 @@ impl Default for JobSettings {
             client_certificate: None,
             first_retry_delay: None,
             use_stored_credentials: false,
+            maximum_download_time: DEFAULT_MAXIMUM_DOWNLOAD_TIME,
         }
     }
 }
@@ -854,6 +866,13 @@ impl Job {
     pub fn set_no_progress_timeout(&mut self, timeout: Duration, now: Timestamp) -> Result<()> {
         self.ensure_mutable()?;
         self.settings.no_progress_timeout = timeout;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    pub fn set_maximum_download_time(&mut self, limit: Duration, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        self.settings.maximum_download_time = limit;
         self.times.modified = now;
         Ok(())
     }

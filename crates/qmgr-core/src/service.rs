@@ -100,6 +100,8 @@ pub enum JobChange {
         file: u32,
         remote_name: String,
     },
+    /// IBackgroundCopyJob4::SetMaximumDownloadTime (zero: no limit).
+    MaximumDownloadTime(Duration),
 }
 
 /// A change to one property of a legacy group.

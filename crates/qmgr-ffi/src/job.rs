@@ -687,12 +687,11 @@ thunks! { JobObject, IBackgroundCopyJob4, 0;
         Ok(hresult::S_OK)
     }
     fn SetMaximumDownloadTime(job, timeout: ULONG) {
-        job.ensure_in_queue()?;
-        local::update_settings(job.id, |s| s.maximum_download_time = timeout);
-        Ok(hresult::S_OK)
+        job.set(JobChange::MaximumDownloadTime(Duration::from_secs(timeout.into())))
     }
     fn GetMaximumDownloadTime(job, timeout: *mut ULONG) {
-        timeout.out("timeout")?.set(local::settings(job.id).maximum_download_time);
+        let out = timeout.out("timeout")?;
+        out.set(seconds(job.summary()?.job.settings.maximum_download_time));
         Ok(hresult::S_OK)
     }
 }

@@ -13,15 +13,11 @@ use qmgr_core::{Guid, JobState};
 
 use crate::abi::types::BITS_JOB_TRANSFER_POLICY_ALWAYS;
 
-/// The Windows default of MaximumDownloadTime: 90 days, in seconds.
-pub(crate) const DEFAULT_MAXIMUM_DOWNLOAD_TIME: u32 = 7_776_000;
-
 /// Per-job settings kept in this process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LocalSettings {
     pub file_acl_flags: u32,
     pub peer_caching_flags: u32,
-    pub maximum_download_time: u32,
     pub dynamic_content: bool,
     pub high_performance: bool,
     pub cost_flags: u32,
@@ -32,7 +28,6 @@ impl Default for LocalSettings {
         Self {
             file_acl_flags: 0,
             peer_caching_flags: 0,
-            maximum_download_time: DEFAULT_MAXIMUM_DOWNLOAD_TIME,
             dynamic_content: false,
             high_performance: false,
             cost_flags: BITS_JOB_TRANSFER_POLICY_ALWAYS,

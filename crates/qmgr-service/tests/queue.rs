@@ -252,6 +252,65 @@ fn no_progress_timeout_ends_in_bg_e_no_progress_naming_the_cause() {
 }
 
 #[test]
+fn maximum_download_time_counts_running_time_from_the_last_resume() {
+    let server = TestServer::start();
+    let clock = Arc::new(ManualClock::new(Timestamp::now()));
+    let fx = Fixture::with_clock(config(), clock.clone());
+    // A file that takes far longer than the test: the job stays TRANSFERRING.
+    let id = fx.job_with(&[(
+        server.url("/data/4m/maxtime?rate=2000"),
+        fx.path("slow.bin"),
+    )]);
+    let minute = Duration::from_secs(60);
+    fx.service
+        .set_job(id, JobChange::MaximumDownloadTime(minute))
+        .unwrap();
+    assert_eq!(
+        fx.service
+            .job(id)
+            .unwrap()
+            .job
+            .settings
+            .maximum_download_time,
+        minute
+    );
+    let still_running = |what: &str| {
+        fx.service.manager().poke();
+        std::thread::sleep(Duration::from_millis(100));
+        let state = fx.service.job(id).unwrap().job.state;
+        assert!(state.is_active(), "{what}: {state:?}");
+    };
+    // Time QUEUED before Resume does not count.
+    clock.advance(Duration::from_secs(600));
+    fx.service.resume(id).unwrap();
+    fx.wait_for_state(id, JobState::Transferring);
+    clock.advance(Duration::from_secs(59));
+    still_running("after 59 s");
+    clock.advance(Duration::from_secs(1));
+    fx.service.manager().poke();
+    let view = fx.wait_for_state(id, JobState::Error);
+    let error = view.job.current_error().unwrap();
+    assert_eq!(error.error.hresult, hresult::BG_E_MAXDOWNLOAD_TIMEOUT);
+    // Resume starts the count again; a limit of zero is no limit.
+    fx.service.resume(id).unwrap();
+    fx.wait_for_state(id, JobState::Transferring);
+    clock.advance(Duration::from_secs(59));
+    still_running("59 s after Resume");
+    fx.service
+        .set_job(id, JobChange::MaximumDownloadTime(Duration::ZERO))
+        .unwrap();
+    clock.advance(Duration::from_secs(3600));
+    still_running("with no limit");
+    // A lowered limit applies to the run under way.
+    fx.service
+        .set_job(id, JobChange::MaximumDownloadTime(Duration::from_secs(30)))
+        .unwrap();
+    fx.service.manager().poke();
+    fx.wait_for_state(id, JobState::Error);
+    fx.service.cancel(id).unwrap();
+}
+
+#[test]
 fn cancel_deletes_partial_files_and_the_job() {
     let server = TestServer::start();
     let fx = Fixture::new(config());

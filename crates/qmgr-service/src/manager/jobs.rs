@@ -339,6 +339,7 @@ impl State {
     /// deleted it).
     pub(super) fn forget(&mut self, id: Guid, job: Job, now: Timestamp) {
         self.batcher.forget(id);
+        self.download_clocks.forget(id);
         self.timers.retain(|(_, job)| *job != id);
         let before = self.jobs.get(&id).map_or(job.state, |e| e.job.state);
         if let Some(entry) = self.jobs.get_mut(&id) {
@@ -389,7 +390,9 @@ impl State {
         if restart && job.state.is_active() {
             job.state = JobState::Queued;
         }
+        let limit = job.settings.maximum_download_time;
         self.commit(id, undo, changed, now)?;
+        self.download_clocks.arm(id, limit, now);
         if restart {
             self.stop_transfers(engine, id);
         }

@@ -57,6 +57,7 @@ use qmgr_transfer::{Engine, EngineConfig, EngineEvent, TransferId};
 use crate::clock::Clock;
 
 mod batch;
+mod download_time;
 mod engine_events;
 mod groups;
 mod jobs;
@@ -70,6 +71,7 @@ mod transfer_request;
 mod view;
 
 use batch::Batch;
+use download_time::DownloadClocks;
 use notify::Subscriber;
 use recover::boot_changed;
 
@@ -196,6 +198,8 @@ struct State {
     /// Open while the driver applies a burst of engine events in one store transaction
     /// (see `batch.rs`).
     batch: Option<Batch>,
+    /// MaximumDownloadTime: each job's time running since its last Resume.
+    download_clocks: DownloadClocks,
 }
 
 impl QueueManager {
@@ -236,6 +240,7 @@ impl QueueManager {
             owned: HashMap::new(),
             auto_complete_due: Vec::new(),
             batch: None,
+            download_clocks: DownloadClocks::default(),
         };
         state.recover(clock.now(), boot_changed(state_dir)?)?;
         let shared = Arc::new(Shared {
@@ -340,6 +345,7 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
             state.run_timers(&shared.engine, now);
             state.run_auto_completes(&shared.engine, now);
             state.expire_inactive(&shared.engine, now);
+            state.enforce_download_time(&shared.engine, now);
             if state.batcher.is_due(mono) {
                 state.flush_progress(mono);
             }

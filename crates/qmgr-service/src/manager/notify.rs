@@ -36,7 +36,7 @@ impl QueueManager {
 
 impl State {
     /// Tells subscribers what changed and runs the notification command when due.
-    pub(super) fn announce(&mut self, id: Guid, before: JobState, _now: Timestamp) {
+    pub(super) fn announce(&mut self, id: Guid, before: JobState, now: Timestamp) {
         let Some(entry) = self.jobs.get(&id) else {
             return;
         };
@@ -49,6 +49,11 @@ impl State {
         };
         let owner = job.owner_uid;
         let state = job.state;
+        let limit = job.settings.maximum_download_time;
+        self.download_clocks.observe(id, before, state, limit, now);
+        let Some(job) = self.jobs.get(&id).map(|entry| &entry.job) else {
+            return;
+        };
         if before != state {
             // One line per state change: a job's life as `journalctl` or qmgrd.log tells it.
             let error = job

@@ -61,7 +61,11 @@ impl State {
                 Ok(files_page(&self.entry(uid, job)?.job, start, max))
             }
             Request::AddFiles { job, files } => self.add_files(uid, job, &files, now),
-            Request::Resume { job } => self.change(engine, uid, job, now, Job::resume),
+            Request::Resume { job } => {
+                let response = self.change(engine, uid, job, now, Job::resume)?;
+                self.restart_download_clock(job, now);
+                Ok(response)
+            }
             Request::Suspend { job } => self.change(engine, uid, job, now, Job::suspend),
             Request::Cancel { job } => self.cancel(engine, uid, job, now),
             Request::Complete { job } => self.complete(engine, uid, job, Overwrite::Replace, now),
@@ -87,7 +91,11 @@ impl State {
             }
             Request::SetGroup { group, change } => self.set_group(uid, group, change),
             Request::ResumeGroup { group } => match self.group(uid, group)?.job {
-                Some(job) => self.change(engine, uid, job, now, Job::resume),
+                Some(job) => {
+                    let response = self.change(engine, uid, job, now, Job::resume)?;
+                    self.restart_download_clock(job, now);
+                    Ok(response)
+                }
                 None => Ok(Response::Done(hresult::S_OK)),
             },
             Request::SuspendGroup { group } => match self.group(uid, group)?.job {
