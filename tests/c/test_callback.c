@@ -8,6 +8,8 @@
  * - A callback that returns a failure from JobTransferred or FileTransferred is called
  *   again until it succeeds; a job's FileTransferred calls stay in order and before its
  *   JobTransferred meanwhile.
+ * - Job5 MINIMUM_NOTIFICATION_INTERVAL_MS paces JobModification: at most one call per
+ *   interval however often the job changes.
  * - SetNotifyInterface/GetNotifyInterface: the registered object comes back AddRef'd,
  *   NULL clears it, an object without IBackgroundCopyCallback is E_NOINTERFACE, and the
  *   library lets go of every reference once the job has left the queue.
@@ -15,6 +17,8 @@
 #include "support.h"
 
 #include <stdatomic.h>
+#include <string.h>
+#include <time.h>
 
 typedef struct {
     IBackgroundCopyCallback2 iface;
@@ -132,7 +136,8 @@ static IBackgroundCopyCallback2Vtbl recorder_vtbl = {
 };
 
 /* Static: the library may release them after the code that registered them returned. */
-static Recorder transfer_recorder, error_recorder, spare_recorder, stubborn_recorder;
+static Recorder transfer_recorder, error_recorder, spare_recorder, stubborn_recorder,
+    paced_recorder;
 
 static void recorder_init(Recorder *recorder)
 {
@@ -297,6 +302,65 @@ static void refused_callbacks_are_called_again(IBackgroundCopyManager *manager,
     free(local);
 }
 
+static double seconds_now(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+static void modifications_are_paced(IBackgroundCopyManager *manager, const TestPlace *place)
+{
+    /* 64 KiB at 16 KB/s: about four seconds of progress reports, ten a second. */
+    IBackgroundCopyJob *job =
+        new_job_with_file(manager, place, "/data/64k/paced?rate=16000", "paced.bin");
+    IBackgroundCopyJob5 *job5 = NULL;
+    BITS_JOB_PROPERTY_VALUE value;
+    double started, elapsed;
+    int calls;
+
+    if (!CHECK_HR(IBackgroundCopyJob_QueryInterface(job, &IID_IBackgroundCopyJob5,
+                                                    (void **)&job5),
+                  S_OK)) {
+        return;
+    }
+    memset(&value, 0, sizeof value);
+    CHECK_HR(IBackgroundCopyJob5_GetProperty(
+                 job5, BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS, &value),
+             S_OK);
+    CHECK(value.Dword == 500);
+    value.Dword = 1000;
+    CHECK_HR(IBackgroundCopyJob5_SetProperty(
+                 job5, BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS, value),
+             S_OK);
+    memset(&value, 0, sizeof value);
+    CHECK_HR(IBackgroundCopyJob5_GetProperty(
+                 job5, BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS, &value),
+             S_OK);
+    CHECK(value.Dword == 1000);
+    recorder_init(&paced_recorder);
+    CHECK_HR(IBackgroundCopyJob_SetNotifyFlags(job, BG_NOTIFY_JOB_TRANSFERRED |
+                                                        BG_NOTIFY_JOB_MODIFICATION),
+             S_OK);
+    CHECK_HR(IBackgroundCopyJob_SetNotifyInterface(job, (IUnknown *)&paced_recorder.iface),
+             S_OK);
+    started = seconds_now();
+    CHECK_HR(IBackgroundCopyJob_Resume(job), S_OK);
+    CHECK(wait_for_count(&paced_recorder.transferred, 1));
+    elapsed = seconds_now() - started;
+    calls = atomic_load(&paced_recorder.modifications);
+    /* One call per second at most, plus the first; a slow machine only makes fewer. */
+    CHECK(calls >= 1);
+    CHECK(calls <= (int)elapsed + 2);
+    if (calls > (int)elapsed + 2) {
+        fprintf(stderr, "%d JobModification calls in %.1f s\n", calls, elapsed);
+    }
+    CHECK(atomic_load(&paced_recorder.complete_result) == S_OK);
+    CHECK(wait_for_references(&paced_recorder, 1));
+    IBackgroundCopyJob5_Release(job5);
+    IBackgroundCopyJob_Release(job);
+}
+
 static void cancel_inside_job_error(IBackgroundCopyManager *manager, const TestPlace *place)
 {
     IBackgroundCopyJob *job =
@@ -329,6 +393,7 @@ int main(int argc, char **argv)
     complete_inside_job_transferred(manager, &place);
     cancel_inside_job_error(manager, &place);
     refused_callbacks_are_called_again(manager, &place);
+    modifications_are_paced(manager, &place);
     IBackgroundCopyManager_Release(manager);
     CoUninitialize();
     return check_summary("test_callback");

@@ -241,6 +241,14 @@ pub struct JobSettings {
     /// `BG_E_MAXDOWNLOAD_TIMEOUT`. Zero means no limit.
     #[serde(default = "default_maximum_download_time")]
     pub maximum_download_time: Duration,
+    /// Job5's MINIMUM_NOTIFICATION_INTERVAL_MS: a client's JobModification callbacks for this
+    /// job come at most this often (the latest change waits for the interval to pass).
+    #[serde(default = "default_minimum_notification_interval")]
+    pub minimum_notification_interval: Duration,
+}
+
+fn default_minimum_notification_interval() -> Duration {
+    DEFAULT_MINIMUM_NOTIFICATION_INTERVAL
 }
 
 fn default_maximum_download_time() -> Duration {
@@ -250,6 +258,8 @@ fn default_maximum_download_time() -> Duration {
 /// Windows' defaults and the floor it applies to the retry delay.
 pub const DEFAULT_MINIMUM_RETRY_DELAY: Duration = Duration::from_secs(600);
 pub const DEFAULT_NO_PROGRESS_TIMEOUT: Duration = Duration::from_secs(1_209_600);
+/// Windows' default MINIMUM_NOTIFICATION_INTERVAL_MS: 500 ms.
+pub const DEFAULT_MINIMUM_NOTIFICATION_INTERVAL: Duration = Duration::from_millis(500);
 /// Windows' default MaximumDownloadTime: 90 days.
 pub const DEFAULT_MAXIMUM_DOWNLOAD_TIME: Duration = Duration::from_secs(7_776_000);
 pub const MINIMUM_RETRY_DELAY_FLOOR: Duration = Duration::from_secs(5);
@@ -297,6 +307,7 @@ impl Default for JobSettings {
             first_retry_delay: None,
             use_stored_credentials: false,
             maximum_download_time: DEFAULT_MAXIMUM_DOWNLOAD_TIME,
+            minimum_notification_interval: DEFAULT_MINIMUM_NOTIFICATION_INTERVAL,
         }
     }
 }
@@ -873,6 +884,17 @@ impl Job {
     pub fn set_maximum_download_time(&mut self, limit: Duration, now: Timestamp) -> Result<()> {
         self.ensure_mutable()?;
         self.settings.maximum_download_time = limit;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    pub fn set_minimum_notification_interval(
+        &mut self,
+        interval: Duration,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.ensure_mutable()?;
+        self.settings.minimum_notification_interval = interval;
         self.times.modified = now;
         Ok(())
     }

@@ -102,6 +102,8 @@ pub enum JobChange {
     },
     /// IBackgroundCopyJob4::SetMaximumDownloadTime (zero: no limit).
     MaximumDownloadTime(Duration),
+    /// Job5 MINIMUM_NOTIFICATION_INTERVAL_MS: JobModification callbacks at most this often.
+    MinimumNotificationInterval(Duration),
 }
 
 /// A change to one property of a legacy group.

@@ -285,6 +285,13 @@ impl JobObject {
                 };
                 return self.set(JobChange::UseStoredCredentials(enable));
             }
+            BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS => {
+                // SAFETY: for this id the caller wrote the Dword member (plain data).
+                let milliseconds = unsafe { value.Dword };
+                return self.set(JobChange::MinimumNotificationInterval(
+                    Duration::from_millis(milliseconds.into()),
+                ));
+            }
             other => return Err(unsupported_property(other)),
         }
         Ok(hresult::S_OK)
@@ -295,6 +302,16 @@ impl JobObject {
         Ok(match id {
             BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE => BITS_JOB_PROPERTY_VALUE {
                 Uint64: self.summary()?.job.settings.max_download_size.unwrap_or(0),
+            },
+            BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS => BITS_JOB_PROPERTY_VALUE {
+                Dword: u32::try_from(
+                    self.summary()?
+                        .job
+                        .settings
+                        .minimum_notification_interval
+                        .as_millis(),
+                )
+                .unwrap_or(u32::MAX),
             },
             BITS_JOB_PROPERTY_ID_COST_FLAGS => BITS_JOB_PROPERTY_VALUE {
                 Dword: settings.cost_flags,
@@ -319,10 +336,10 @@ impl JobObject {
 
 fn unsupported_property(id: BITS_JOB_PROPERTY_ID) -> QmgrError {
     match id {
-        BITS_JOB_PROPERTY_NOTIFICATION_CLSID
-        | BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS
-        | BITS_JOB_PROPERTY_ON_DEMAND_MODE => QmgrError::from_code(hresult::E_NOTIMPL)
-            .context(format_args!("job property {id} is not supported")),
+        BITS_JOB_PROPERTY_NOTIFICATION_CLSID | BITS_JOB_PROPERTY_ON_DEMAND_MODE => {
+            QmgrError::from_code(hresult::E_NOTIMPL)
+                .context(format_args!("job property {id} is not supported"))
+        }
         _ => QmgrError::from_code(hresult::BG_E_UNKNOWN_PROPERTY_ID)
             .context(format_args!("job property {id}")),
     }

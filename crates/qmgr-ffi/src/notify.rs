@@ -183,8 +183,12 @@ fn dispatcher(queue: &Queue) -> Result<Sender<Notification>> {
                 };
                 match next {
                     Ok(event) => held.deliver(&dispatch_queue, event),
-                    Err(RecvTimeoutError::Timeout) => held.retry_due(&dispatch_queue),
+                    Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => return,
+                }
+                // Due even while notifications keep coming.
+                if held.next_due().is_some_and(|due| due <= Instant::now()) {
+                    held.retry_due(&dispatch_queue);
                 }
             }
         })
@@ -216,6 +220,57 @@ enum Outcome {
 #[derive(Default)]
 struct Held {
     jobs: HashMap<Guid, HeldJob>,
+    paced: Paced,
+}
+
+/// JobModification callbacks at most once per the job's MINIMUM_NOTIFICATION_INTERVAL_MS:
+/// a change that comes sooner waits, and only the latest is called, when the interval has
+/// passed.
+#[derive(Default)]
+struct Paced {
+    /// When each job's JobModification was last called.
+    last: HashMap<Guid, Instant>,
+    /// The modification waiting for its interval to pass, by job.
+    waiting: HashMap<Guid, (Instant, Notification)>,
+}
+
+impl Paced {
+    /// Whether the job's JobModification may be called now; if not, `event` waits.
+    fn admit(&mut self, event: &Notification, interval: Duration) -> bool {
+        let now = Instant::now();
+        if let Some(&at) = self.last.get(&event.job)
+            && now < at + interval
+        {
+            self.waiting
+                .insert(event.job, (at + interval, event.clone()));
+            return false;
+        }
+        self.last.insert(event.job, now);
+        self.waiting.remove(&event.job);
+        true
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.waiting.values().map(|(at, _)| *at).min()
+    }
+
+    fn take_due(&mut self) -> Vec<Notification> {
+        let now = Instant::now();
+        let due: Vec<Guid> = self
+            .waiting
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(job, _)| *job)
+            .collect();
+        due.into_iter()
+            .filter_map(|job| self.waiting.remove(&job).map(|(_, event)| event))
+            .collect()
+    }
+
+    fn forget(&mut self, job: Guid) {
+        self.last.remove(&job);
+        self.waiting.remove(&job);
+    }
 }
 
 struct HeldJob {
@@ -226,7 +281,8 @@ struct HeldJob {
 
 impl Held {
     fn next_due(&self) -> Option<Instant> {
-        self.jobs.values().map(|held| held.due).min()
+        let retries = self.jobs.values().map(|held| held.due);
+        retries.chain(self.paced.next_due()).min()
     }
 
     /// Hands a notification from the service to the job's callback, or queues it behind a
@@ -234,6 +290,7 @@ impl Held {
     fn deliver(&mut self, queue: &Queue, event: Notification) {
         if event.state.is_final() {
             self.jobs.remove(&event.job);
+            self.paced.forget(event.job);
         } else if event.kind != NotificationKind::Modification
             && let Some(held) = self.jobs.get_mut(&event.job)
         {
@@ -241,7 +298,8 @@ impl Held {
             return;
         }
         let job = event.job;
-        let outcome = crate::boundary::guarded(Outcome::Done, || dispatch(queue, &event));
+        let paced = &mut self.paced;
+        let outcome = crate::boundary::guarded(Outcome::Done, || dispatch(queue, &event, paced));
         if outcome == Outcome::Refused {
             self.jobs.insert(
                 job,
@@ -255,8 +313,11 @@ impl Held {
     }
 
     /// Calls again the callbacks whose wait is over: each job's waiting notifications in
-    /// order until one is refused again.
+    /// order until one is refused again; and the modifications whose interval has passed.
     fn retry_due(&mut self, queue: &Queue) {
+        for event in self.paced.take_due() {
+            self.deliver(queue, event);
+        }
         let now = Instant::now();
         let due: Vec<Guid> = self
             .jobs
@@ -269,7 +330,9 @@ impl Held {
                 continue;
             };
             while let Some(event) = held.waiting.front() {
-                let outcome = crate::boundary::guarded(Outcome::Done, || dispatch(queue, event));
+                let paced = &mut self.paced;
+                let outcome =
+                    crate::boundary::guarded(Outcome::Done, || dispatch(queue, event, paced));
                 if outcome == Outcome::Refused {
                     held.delay = (held.delay * 2).min(LONGEST_RETRY);
                     held.due = Instant::now() + held.delay;
@@ -287,7 +350,7 @@ impl Held {
 /// Delivers one notification to the job's callback, as its notify flags allow, if the job
 /// is still where the notification says (a JobTransferred called again finds the job still
 /// TRANSFERRED).
-fn dispatch(queue: &Queue, event: &Notification) -> Outcome {
+fn dispatch(queue: &Queue, event: &Notification, paced: &mut Paced) -> Outcome {
     if event.state.is_final() {
         local::ended(event.job, event.state);
         unregister(event.job);
@@ -317,6 +380,11 @@ fn dispatch(queue: &Queue, event: &Notification) -> Outcome {
         NotificationKind::FileTransferred { .. } => (flags & BG_NOTIFY_FILE_TRANSFERRED, true),
     };
     if wanted == 0 || !still_there {
+        return Outcome::Done;
+    }
+    if event.kind == NotificationKind::Modification
+        && !paced.admit(event, view.job.settings.minimum_notification_interval)
+    {
         return Outcome::Done;
     }
     let job = JobObject::create(queue.clone(), event.job, Some(view.clone()));

@@ -36,6 +36,9 @@ pub(super) fn apply_change(
         JobChange::MinimumRetryDelay(delay) => job.set_minimum_retry_delay(delay, now)?,
         JobChange::NoProgressTimeout(timeout) => job.set_no_progress_timeout(timeout, now)?,
         JobChange::MaximumDownloadTime(limit) => job.set_maximum_download_time(limit, now)?,
+        JobChange::MinimumNotificationInterval(interval) => {
+            job.set_minimum_notification_interval(interval, now)?;
+        }
         JobChange::NotifyFlags(flags) => job.set_notify_flags(flags, now)?,
         JobChange::NotifyCommand(command) => job.set_notify_command(command, now)?,
         JobChange::Proxy(proxy) => job.set_proxy(proxy, now)?,
