@@ -646,7 +646,7 @@ extern const IID IID_IBackgroundCopyFile6;
 extern const IID IID_IBackgroundCopyCallback3;
 
 /*
- `IID_IBackgroundCopyJobHttpOptions2` (bits10_2.h; not implemented).
+ `IID_IBackgroundCopyJobHttpOptions2` (bits10_2.h).
  */
 extern const IID IID_IBackgroundCopyJobHttpOptions2;
 
@@ -4502,7 +4502,7 @@ struct IBackgroundCopyFile6 {
 
 /*****************************************************************************
  * IBackgroundCopyJobHttpOptions2
- * HTTP option additions of BITS 10.2 (bits10_2.h; not implemented).
+ * HTTP option additions of BITS 10.2: the request method (bits10_2.h).
  */
 #if defined(__cplusplus) && !defined(CINTERFACE)
 struct IBackgroundCopyJobHttpOptions2 : public IBackgroundCopyJobHttpOptions

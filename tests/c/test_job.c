@@ -369,10 +369,7 @@ static void http_options(IBackgroundCopyJob *job)
     CHECK(identity_job == identity_options);
     IUnknown_Release(identity_job);
     IUnknown_Release(identity_options);
-    /* BITS 10.2 and 10.3 options are not implemented. */
-    CHECK_HR(IBackgroundCopyJob_QueryInterface(job, &IID_IBackgroundCopyJobHttpOptions2, &none),
-             E_NOINTERFACE);
-    CHECK(none == NULL);
+    /* BITS 10.3's options are not implemented. */
     CHECK_HR(IBackgroundCopyJob_QueryInterface(job, &IID_IBackgroundCopyJobHttpOptions3, &none),
              E_NOINTERFACE);
 
@@ -704,6 +701,68 @@ static void suspend_resume_cancel(IBackgroundCopyManager *manager, const TestPla
 
 /* The first file transfers, the second is a 404: the job stops in ERROR, its error names
  * the second file, and Complete keeps only the first (BG_S_PARTIAL_COMPLETE). */
+/* IBackgroundCopyJobHttpOptions2: a method of the caller's choice. The job moves to the
+ * foreground for good, the server sees the method, and an error that would be retried
+ * stops the job in ERROR instead. */
+static void http_method(IBackgroundCopyManager *manager, const TestPlace *place)
+{
+    IBackgroundCopyJob *job =
+        new_job_with_file(manager, place, "/data/4k/posted?any_method=1", "posted.bin");
+    IBackgroundCopyJob *busy =
+        new_job_with_file(manager, place, "/data/1k/busy?status=503", "busy.bin");
+    IBackgroundCopyJobHttpOptions2 *options = NULL;
+    IBackgroundCopyJobHttpOptions2 *busy_options = NULL;
+    BG_JOB_PRIORITY priority = BG_JOB_PRIORITY_LOW;
+    LPWSTR method = NULL;
+    char *posted = work_path(place, "posted.bin");
+
+    if (!CHECK_HR(IBackgroundCopyJob_QueryInterface(job, &IID_IBackgroundCopyJobHttpOptions2,
+                                                    (void **)&options),
+                  S_OK)) {
+        return;
+    }
+    CHECK_HR(IBackgroundCopyJobHttpOptions2_GetHttpMethod(options, &method), S_OK);
+    CHECK(method != NULL && wide_is(method, "GET"));
+    CoTaskMemFree(method);
+    CHECK_HR(IBackgroundCopyJob_SetPriority(job, BG_JOB_PRIORITY_LOW), S_OK);
+    /* GET is the default: nothing changes. */
+    CHECK_HR(IBackgroundCopyJobHttpOptions2_SetHttpMethod(options, u"GET"), S_OK);
+    CHECK_HR(IBackgroundCopyJob_GetPriority(job, &priority), S_OK);
+    CHECK(priority == BG_JOB_PRIORITY_LOW);
+    CHECK_HR(IBackgroundCopyJobHttpOptions2_SetHttpMethod(options, u"HEAD"), E_INVALIDARG);
+    CHECK_HR(IBackgroundCopyJobHttpOptions2_SetHttpMethod(options, u"NOT A TOKEN"),
+             E_INVALIDARG);
+    CHECK_HR(IBackgroundCopyJobHttpOptions2_SetHttpMethod(options, NULL), E_INVALIDARG);
+    CHECK_HR(IBackgroundCopyJobHttpOptions2_GetHttpMethod(options, NULL), E_POINTER);
+    CHECK_HR(IBackgroundCopyJobHttpOptions2_SetHttpMethod(options, u"POST"), S_OK);
+    CHECK_HR(IBackgroundCopyJobHttpOptions2_GetHttpMethod(options, &method), S_OK);
+    CHECK(method != NULL && wide_is(method, "POST"));
+    CoTaskMemFree(method);
+    CHECK_HR(IBackgroundCopyJob_GetPriority(job, &priority), S_OK);
+    CHECK(priority == BG_JOB_PRIORITY_FOREGROUND);
+    CHECK_HR(IBackgroundCopyJob_SetPriority(job, BG_JOB_PRIORITY_NORMAL),
+             BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD);
+    CHECK_HR(IBackgroundCopyJob_Resume(job), S_OK);
+    CHECK(wait_for_state(job, BG_JOB_STATE_TRANSFERRED, 60) == BG_JOB_STATE_TRANSFERRED);
+    CHECK_HR(IBackgroundCopyJob_Complete(job), S_OK);
+    CHECK(file_size(posted) == 4096);
+
+    if (CHECK_HR(IBackgroundCopyJob_QueryInterface(busy, &IID_IBackgroundCopyJobHttpOptions2,
+                                                   (void **)&busy_options),
+                 S_OK)) {
+        CHECK_HR(IBackgroundCopyJobHttpOptions2_SetHttpMethod(busy_options, u"PUT"), S_OK);
+        CHECK_HR(IBackgroundCopyJob_Resume(busy), S_OK);
+        /* A 503 is retried for a GET; with its own method the job stops at once. */
+        CHECK(wait_for_state(busy, BG_JOB_STATE_ERROR, 60) == BG_JOB_STATE_ERROR);
+        IBackgroundCopyJobHttpOptions2_Release(busy_options);
+    }
+    CHECK_HR(IBackgroundCopyJob_Cancel(busy), S_OK);
+    IBackgroundCopyJobHttpOptions2_Release(options);
+    IBackgroundCopyJob_Release(job);
+    IBackgroundCopyJob_Release(busy);
+    free(posted);
+}
+
 /* MaximumDownloadTime is the service's: another object of the job sees it, and a job still
  * transferring when it runs out stops in ERROR with BG_E_MAXDOWNLOAD_TIMEOUT. */
 static void maximum_download_time_runs_out(IBackgroundCopyManager *manager,
@@ -828,6 +887,7 @@ int main(int argc, char **argv)
     credentials_reach_the_server(manager, &place);
     job_error_and_partial_complete(manager, &place);
     maximum_download_time_runs_out(manager, &place);
+    http_method(manager, &place);
 
     IBackgroundCopyManager_Release(manager);
     CoUninitialize();

@@ -245,6 +245,28 @@ pub struct JobSettings {
     /// job come at most this often (the latest change waits for the interval to pass).
     #[serde(default = "default_minimum_notification_interval")]
     pub minimum_notification_interval: Duration,
+    /// IBackgroundCopyJobHttpOptions2's method in place of GET (`None`: GET). Such a job
+    /// runs in the foreground only, and an error it meets is not retried: a Resume
+    /// downloads again from the start.
+    #[serde(default)]
+    pub http_method: Option<String>,
+}
+
+/// A request method IBackgroundCopyJobHttpOptions2 accepts: an HTTP token (RFC 9110
+/// §5.6.2) of at most 32 characters, and not HEAD (its answer has no body to download).
+pub fn validate_http_method(method: &str) -> Result<()> {
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if method.is_empty() || method.len() > 32 || !method.chars().all(tchar) {
+        return Err(QmgrError::invalid_arg(format!(
+            "{method:?} is not an HTTP method (a token such as GET or POST)"
+        )));
+    }
+    if method.eq_ignore_ascii_case("HEAD") {
+        return Err(QmgrError::invalid_arg(
+            "HEAD answers have no body, so there is nothing to download",
+        ));
+    }
+    Ok(())
 }
 
 fn default_minimum_notification_interval() -> Duration {
@@ -308,6 +330,7 @@ impl Default for JobSettings {
             use_stored_credentials: false,
             maximum_download_time: DEFAULT_MAXIMUM_DOWNLOAD_TIME,
             minimum_notification_interval: DEFAULT_MINIMUM_NOTIFICATION_INTERVAL,
+            http_method: None,
         }
     }
 }
@@ -852,6 +875,17 @@ impl Job {
 
     pub fn set_priority(&mut self, priority: JobPriority, now: Timestamp) -> Result<()> {
         self.ensure_mutable()?;
+        if priority != JobPriority::Foreground
+            && let Some(method) = &self.settings.http_method
+        {
+            return Err(
+                QmgrError::from_code(hresult::BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD).context(
+                    format_args!(
+                        "the job uses the HTTP method {method}, which runs in the foreground only"
+                    ),
+                ),
+            );
+        }
         self.priority = priority;
         self.times.modified = now;
         Ok(())
@@ -884,6 +918,25 @@ impl Job {
     pub fn set_maximum_download_time(&mut self, limit: Duration, now: Timestamp) -> Result<()> {
         self.ensure_mutable()?;
         self.settings.maximum_download_time = limit;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    /// IBackgroundCopyJobHttpOptions2::SetHttpMethod: a method other than GET moves the job
+    /// to the foreground for good; GET (the default) is the default again.
+    pub fn set_http_method(&mut self, method: &str, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        validate_http_method(method)?;
+        if self.job_type != JobType::Download {
+            return Err(QmgrError::from_code(hresult::E_NOTIMPL)
+                .context("HTTP methods are for download jobs"));
+        }
+        if method == "GET" {
+            self.settings.http_method = None;
+        } else {
+            self.settings.http_method = Some(method.to_owned());
+            self.priority = JobPriority::Foreground;
+        }
         self.times.modified = now;
         Ok(())
     }
@@ -1153,6 +1206,9 @@ impl Job {
         retry_after: Option<Duration>,
         now: Timestamp,
     ) -> Outcome {
+        // A job with its own HTTP method is not retried (Microsoft's rule: its requests may
+        // not be repeatable); a Resume starts it again.
+        let transient = transient && self.settings.http_method.is_none();
         // A server cannot hold a job back longer than the job itself would wait for progress,
         // nor longer than a day (DESIGN "Decisions, second round").
         let retry_after = retry_after.map(|asked| {

@@ -104,6 +104,8 @@ pub enum JobChange {
     MaximumDownloadTime(Duration),
     /// Job5 MINIMUM_NOTIFICATION_INTERVAL_MS: JobModification callbacks at most this often.
     MinimumNotificationInterval(Duration),
+    /// IBackgroundCopyJobHttpOptions2::SetHttpMethod.
+    HttpMethod(String),
 }
 
 /// A change to one property of a legacy group.

@@ -55,7 +55,8 @@ pub(crate) struct JobObject {
 #[repr(C)]
 pub(crate) struct JobHeader {
     job: &'static IBackgroundCopyJob5Vtbl,
-    http_options: &'static IBackgroundCopyJobHttpOptionsVtbl,
+    /// IBackgroundCopyJobHttpOptions2's vtable, which begins with IBackgroundCopyJobHttpOptions'.
+    http_options: &'static IBackgroundCopyJobHttpOptions2Vtbl,
     token_options: &'static IBitsTokenOptionsVtbl,
 }
 
@@ -80,6 +81,7 @@ unsafe impl Class for JobObject {
         (IID_IBackgroundCopyJob4, 0),
         (IID_IBackgroundCopyJob5, 0),
         (IID_IBackgroundCopyJobHttpOptions, HTTP_OPTIONS),
+        (IID_IBackgroundCopyJobHttpOptions2, HTTP_OPTIONS),
         (IID_IBitsTokenOptions, TOKEN_OPTIONS),
     ];
 }
@@ -861,16 +863,34 @@ const JOB_VTBL: IBackgroundCopyJob5Vtbl = IBackgroundCopyJob5Vtbl {
     GetProperty,
 };
 
-const HTTP_OPTIONS_VTBL: IBackgroundCopyJobHttpOptionsVtbl = IBackgroundCopyJobHttpOptionsVtbl {
-    base: unknown_vtbl::<JobObject, HTTP_OPTIONS>(),
-    SetClientCertificateByID,
-    SetClientCertificateByName,
-    RemoveClientCertificate,
-    GetClientCertificate,
-    SetCustomHeaders,
-    GetCustomHeaders,
-    SetSecurityFlags,
-    GetSecurityFlags,
+thunks! { JobObject, IBackgroundCopyJobHttpOptions2, HTTP_OPTIONS;
+    fn SetHttpMethod(job, method: LPCWSTR) {
+        // The service checks the token, moves the job to the foreground, and refuses what
+        // it cannot change.
+        job.set(JobChange::HttpMethod(method.required_string("method")?))
+    }
+    fn GetHttpMethod(job, method: *mut LPWSTR) {
+        let out = method.out("method")?;
+        let name = job.summary()?.job.settings.http_method;
+        out.set(to_co_task(name.as_deref().unwrap_or("GET"))?);
+        Ok(hresult::S_OK)
+    }
+}
+
+const HTTP_OPTIONS_VTBL: IBackgroundCopyJobHttpOptions2Vtbl = IBackgroundCopyJobHttpOptions2Vtbl {
+    base: IBackgroundCopyJobHttpOptionsVtbl {
+        base: unknown_vtbl::<JobObject, HTTP_OPTIONS>(),
+        SetClientCertificateByID,
+        SetClientCertificateByName,
+        RemoveClientCertificate,
+        GetClientCertificate,
+        SetCustomHeaders,
+        GetCustomHeaders,
+        SetSecurityFlags,
+        GetSecurityFlags,
+    },
+    SetHttpMethod,
+    GetHttpMethod,
 };
 
 /// Windows helper tokens have no meaning on Linux: the transfers run as the job's owner.

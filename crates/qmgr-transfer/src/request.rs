@@ -200,7 +200,7 @@ pub(crate) fn check(request: TransferRequest) -> Result<CheckedRequest, QmgrErro
         }
     }
     if let Some(method) = &request.http_method {
-        check_method(method)?;
+        qmgr_core::job::validate_http_method(method)?;
         if !source.scheme.is_http() {
             return Err(QmgrError::invalid_arg(format!(
                 "{}: an HTTP method ({method}) needs an http or https URL",
@@ -217,22 +217,6 @@ pub(crate) fn check(request: TransferRequest) -> Result<CheckedRequest, QmgrErro
         }
     }
     Ok(CheckedRequest { request, source })
-}
-
-/// A method is an HTTP token (RFC 9110 §5.6.2) of at most 32 characters, and not HEAD.
-pub fn check_method(method: &str) -> Result<(), QmgrError> {
-    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if method.is_empty() || method.len() > 32 || !method.chars().all(tchar) {
-        return Err(QmgrError::invalid_arg(format!(
-            "{method:?} is not an HTTP method (a token such as GET or POST)"
-        )));
-    }
-    if method.eq_ignore_ascii_case("HEAD") {
-        return Err(QmgrError::invalid_arg(
-            "HEAD answers have no body, so there is nothing to download",
-        ));
-    }
-    Ok(())
 }
 
 fn check_destination(destination: &Path) -> Result<(), QmgrError> {

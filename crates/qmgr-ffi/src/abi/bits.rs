@@ -66,7 +66,7 @@ pub static IID_IBackgroundCopyCallback3: IID = GUID::new(
     [0xA5, 0x28, 0x95, 0xFD, 0x8B, 0x16, 0xBD, 0x42],
 );
 
-/// `IID_IBackgroundCopyJobHttpOptions2` (bits10_2.h; not implemented).
+/// `IID_IBackgroundCopyJobHttpOptions2` (bits10_2.h).
 #[unsafe(no_mangle)]
 pub static IID_IBackgroundCopyJobHttpOptions2: IID = GUID::new(
     0xB591A192,
@@ -1001,7 +1001,7 @@ pub struct IBackgroundCopyFile6Vtbl {
     ) -> HRESULT,
 }
 
-/// HTTP option additions of BITS 10.2 (bits10_2.h; not implemented).
+/// HTTP option additions of BITS 10.2: the request method (bits10_2.h).
 #[repr(C)]
 #[derive(Debug)]
 pub struct IBackgroundCopyJobHttpOptions2 {

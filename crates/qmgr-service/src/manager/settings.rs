@@ -36,6 +36,7 @@ pub(super) fn apply_change(
         JobChange::MinimumRetryDelay(delay) => job.set_minimum_retry_delay(delay, now)?,
         JobChange::NoProgressTimeout(timeout) => job.set_no_progress_timeout(timeout, now)?,
         JobChange::MaximumDownloadTime(limit) => job.set_maximum_download_time(limit, now)?,
+        JobChange::HttpMethod(method) => job.set_http_method(&method, now)?,
         JobChange::MinimumNotificationInterval(interval) => {
             job.set_minimum_notification_interval(interval, now)?;
         }

@@ -21,10 +21,16 @@ pub(super) fn transfer_request(
     let file = &job.files[index];
     let mut request =
         TransferRequest::new(file.remote_name.clone(), PathBuf::from(&file.local_name));
+    // A request of the job's own method is not resumed with a range: the file starts over.
+    let custom_method = job.settings.http_method.is_some();
     if let Some(temp) = &file.temp_name {
         request.partial = Some(PartialFile {
             temp_path: PathBuf::from(temp),
-            bytes: file.bytes_transferred,
+            bytes: if custom_method {
+                0
+            } else {
+                file.bytes_transferred
+            },
             validator: file.validator.clone(),
             total: (file.bytes_total != SIZE_UNKNOWN).then_some(file.bytes_total),
         });
@@ -33,6 +39,7 @@ pub(super) fn transfer_request(
         request.headers = parse_custom_headers(headers)?;
     }
     request.max_size = job.settings.max_download_size;
+    request.http_method.clone_from(&job.settings.http_method);
     request.credentials = job.credentials.clone();
     if job.settings.use_stored_credentials {
         request.netrc_file = netrc_file()?;
