@@ -4,7 +4,10 @@
  *   is E_INVALIDARG), GetGroup, EnumGroups.
  * - IBackgroundCopyGroup: every property through VARIANTs (accepted types, refused
  *   values, unsupported properties), progress, status, its one job, suspend, resume,
- *   foreground, cancel, size and id; the two internal methods answer E_NOTIMPL.
+ *   foreground, cancel, size and id; QueryNewJobInterface gives the group's job through
+ *   IBackgroundCopyJob.
+ * - IBackgroundCopyCallback1 registered with SetNotificationPointer: OnStatus when the
+ *   group is done (QM_NOTIFY_GROUP_DONE) and on an error (always), OnProgress meanwhile.
  * - IBackgroundCopyJob1: files as FILESETINFO with BSTRs, progress, status, foreground,
  *   id, cancel.
  * - IEnumBackgroundCopyGroups and IEnumBackgroundCopyJobs1 (GUIDs).
@@ -248,15 +251,223 @@ static void cancel_a_pending_group(IBackgroundCopyQMgr *qmgr, const TestPlace *p
     CHECK_HR(IBackgroundCopyQMgr_GetGroup(qmgr, id, &gone), QM_E_ITEM_NOT_FOUND);
     CHECK_HR(IBackgroundCopyGroup_QueryNewJobInterface(group, &IID_IBackgroundCopyJob,
                                                        (IUnknown **)(void *)&gone),
-             E_NOTIMPL);
+             QM_E_ITEM_NOT_FOUND);
     CHECK_HR(IBackgroundCopyGroup_SetNotificationPointer(group, &IID_IBackgroundCopyCallback1,
                                                          NULL),
-             E_NOTIMPL);
+             S_OK);
     IBackgroundCopyJob1_Release(job);
     IBackgroundCopyGroup_Release(group);
     free(url);
     free(local);
     free(path);
+}
+
+typedef struct {
+    IBackgroundCopyCallback1 iface;
+    atomic_long references;
+    atomic_int statuses;
+    atomic_uint last_status;
+    atomic_uint last_transport;
+    atomic_int progress_calls;
+    atomic_uint last_percent;
+} GroupRecorder;
+
+static GroupRecorder *group_recorder_of(IBackgroundCopyCallback1 *This)
+{
+    return (GroupRecorder *)This;
+}
+
+static HRESULT STDMETHODCALLTYPE GroupRecorder_QueryInterface(IBackgroundCopyCallback1 *This,
+                                                              REFIID riid, void **ppvObject)
+{
+    if (IsEqualIID(riid, &IID_IUnknown) || IsEqualIID(riid, &IID_IBackgroundCopyCallback1)) {
+        *ppvObject = This;
+        atomic_fetch_add(&group_recorder_of(This)->references, 1);
+        return S_OK;
+    }
+    *ppvObject = NULL;
+    return E_NOINTERFACE;
+}
+
+static ULONG STDMETHODCALLTYPE GroupRecorder_AddRef(IBackgroundCopyCallback1 *This)
+{
+    return (ULONG)(atomic_fetch_add(&group_recorder_of(This)->references, 1) + 1);
+}
+
+static ULONG STDMETHODCALLTYPE GroupRecorder_Release(IBackgroundCopyCallback1 *This)
+{
+    return (ULONG)(atomic_fetch_sub(&group_recorder_of(This)->references, 1) - 1);
+}
+
+static HRESULT STDMETHODCALLTYPE GroupRecorder_OnStatus(IBackgroundCopyCallback1 *This,
+                                                        IBackgroundCopyGroup *pGroup,
+                                                        IBackgroundCopyJob1 *pJob,
+                                                        DWORD dwFileIndex, DWORD dwStatus,
+                                                        DWORD dwNumOfRetries,
+                                                        DWORD dwWin32Result,
+                                                        DWORD dwTransportResult)
+{
+    GUID id;
+    (void)pJob;
+    (void)dwFileIndex;
+    (void)dwNumOfRetries;
+    (void)dwWin32Result;
+    /* The group object works inside the call. */
+    if (pGroup != NULL && SUCCEEDED(IBackgroundCopyGroup_get_GroupID(pGroup, &id))) {
+        atomic_store(&group_recorder_of(This)->last_status, dwStatus);
+        atomic_store(&group_recorder_of(This)->last_transport, dwTransportResult);
+        atomic_fetch_add(&group_recorder_of(This)->statuses, 1);
+    }
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE GroupRecorder_OnProgress(IBackgroundCopyCallback1 *This,
+                                                          DWORD ProgressType,
+                                                          IBackgroundCopyGroup *pGroup,
+                                                          IBackgroundCopyJob1 *pJob,
+                                                          DWORD dwFileIndex,
+                                                          DWORD dwProgressValue)
+{
+    (void)pGroup;
+    (void)pJob;
+    (void)dwFileIndex;
+    if (ProgressType == QM_PROGRESS_PERCENT_DONE && dwProgressValue <= 100) {
+        atomic_store(&group_recorder_of(This)->last_percent, dwProgressValue);
+        atomic_fetch_add(&group_recorder_of(This)->progress_calls, 1);
+    }
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE GroupRecorder_OnProgressEx(
+    IBackgroundCopyCallback1 *This, DWORD ProgressType, IBackgroundCopyGroup *pGroup,
+    IBackgroundCopyJob1 *pJob, DWORD dwFileIndex, DWORD dwProgressValue,
+    DWORD dwByteArraySize, BYTE *pByte)
+{
+    (void)dwByteArraySize;
+    (void)pByte;
+    return GroupRecorder_OnProgress(This, ProgressType, pGroup, pJob, dwFileIndex,
+                                    dwProgressValue);
+}
+
+static IBackgroundCopyCallback1Vtbl group_recorder_vtbl = {
+    GroupRecorder_QueryInterface, GroupRecorder_AddRef,     GroupRecorder_Release,
+    GroupRecorder_OnStatus,       GroupRecorder_OnProgress, GroupRecorder_OnProgressEx,
+};
+
+/* Static: the library may release them after the code that registered them returned. */
+static GroupRecorder done_recorder, failed_recorder;
+
+static void group_recorder_init(GroupRecorder *recorder)
+{
+    recorder->iface.lpVtbl = &group_recorder_vtbl;
+    atomic_init(&recorder->references, 1);
+    atomic_init(&recorder->statuses, 0);
+    atomic_init(&recorder->last_status, 0);
+    atomic_init(&recorder->last_transport, 0);
+    atomic_init(&recorder->progress_calls, 0);
+    atomic_init(&recorder->last_percent, 0);
+}
+
+static int wait_for_statuses(GroupRecorder *recorder)
+{
+    unsigned waited_ms = 0;
+    while (atomic_load(&recorder->statuses) < 1 && waited_ms < 60000) {
+        Sleep(20);
+        waited_ms += 20;
+    }
+    return atomic_load(&recorder->statuses) >= 1;
+}
+
+static int wait_for_group_references(GroupRecorder *recorder)
+{
+    unsigned waited_ms = 0;
+    while (atomic_load(&recorder->references) != 1 && waited_ms < 60000) {
+        Sleep(20);
+        waited_ms += 20;
+    }
+    return atomic_load(&recorder->references) == 1;
+}
+
+/* A group with one job of the given files, not resumed yet. */
+static IBackgroundCopyGroup *group_with(IBackgroundCopyQMgr *qmgr, unsigned number,
+                                        const TestPlace *place, const char *url_path,
+                                        const char *local_name)
+{
+    IBackgroundCopyGroup *group = NULL;
+    IBackgroundCopyJob1 *job = NULL;
+    FILESETINFO file, *pointer = &file;
+    WCHAR *url = url_of(place, url_path);
+    WCHAR *local = work_path_wide(place, local_name);
+
+    CHECK_HR(IBackgroundCopyQMgr_CreateGroup(qmgr, guid_numbered(number), &group), S_OK);
+    CHECK_HR(IBackgroundCopyGroup_CreateJob(group, guid_numbered(number + 1), &job), S_OK);
+    file.bstrRemoteFile = SysAllocString(url);
+    file.bstrLocalFile = SysAllocString(local);
+    file.dwSizeHint = 0;
+    CHECK_HR(IBackgroundCopyJob1_AddFiles(job, 1, &pointer), S_OK);
+    SysFreeString(file.bstrRemoteFile);
+    SysFreeString(file.bstrLocalFile);
+    IBackgroundCopyJob1_Release(job);
+    free(url);
+    free(local);
+    return group;
+}
+
+static void group_notifications(IBackgroundCopyQMgr *qmgr, const TestPlace *place)
+{
+    IBackgroundCopyGroup *done = group_with(qmgr, 10, place, "/data/8k/notified", "notified.bin");
+    IBackgroundCopyGroup *failed =
+        group_with(qmgr, 20, place, "/data/1k/lost?status=404", "lost.bin");
+    IBackgroundCopyJob *modern = NULL;
+    IUnknown *refused = NULL;
+    GUID id;
+
+    group_recorder_init(&done_recorder);
+    group_recorder_init(&failed_recorder);
+    /* The group's job through the modern interface. */
+    if (CHECK_HR(IBackgroundCopyGroup_QueryNewJobInterface(done, &IID_IBackgroundCopyJob,
+                                                           (IUnknown **)(void *)&modern),
+                 S_OK)) {
+        GUID expected = guid_numbered(11);
+        CHECK_HR(IBackgroundCopyJob_GetId(modern, &id), S_OK);
+        CHECK(IsEqualGUID(&id, &expected));
+        IBackgroundCopyJob_Release(modern);
+    }
+    CHECK_HR(IBackgroundCopyGroup_QueryNewJobInterface(done, &IID_IBackgroundCopyQMgr, &refused),
+             E_NOINTERFACE);
+    CHECK_HR(IBackgroundCopyGroup_SetNotificationPointer(done, &IID_IUnknown,
+                                                         (IUnknown *)&done_recorder.iface),
+             E_NOINTERFACE);
+    set_integer(done, GROUPPROP_NOTIFYFLAGS, VT_I4, QM_NOTIFY_GROUP_DONE, S_OK, __LINE__);
+    CHECK_HR(IBackgroundCopyGroup_SetNotificationPointer(done, &IID_IBackgroundCopyCallback1,
+                                                         (IUnknown *)&done_recorder.iface),
+             S_OK);
+    CHECK_HR(IBackgroundCopyGroup_SetNotificationPointer(failed, &IID_IBackgroundCopyCallback1,
+                                                         (IUnknown *)&failed_recorder.iface),
+             S_OK);
+    CHECK_HR(IBackgroundCopyGroup_ResumeGroup(done), S_OK);
+    CHECK_HR(IBackgroundCopyGroup_ResumeGroup(failed), S_OK);
+
+    CHECK(wait_for_statuses(&done_recorder));
+    CHECK((atomic_load(&done_recorder.last_status) & QM_STATUS_GROUP_COMPLETE) != 0);
+    CHECK(atomic_load(&done_recorder.progress_calls) >= 1);
+    /* No flags: errors are reported all the same. */
+    CHECK(wait_for_statuses(&failed_recorder));
+    CHECK((atomic_load(&failed_recorder.last_status) & QM_STATUS_GROUP_ERROR) != 0);
+    CHECK(atomic_load(&failed_recorder.last_transport) == 404);
+
+    CHECK_HR(IBackgroundCopyGroup_SetNotificationPointer(done, &IID_IBackgroundCopyCallback1,
+                                                         NULL),
+             S_OK);
+    CHECK(wait_for_group_references(&done_recorder));
+    CHECK_HR(IBackgroundCopyGroup_CancelGroup(done), S_OK);
+    CHECK_HR(IBackgroundCopyGroup_SetNotificationPointer(failed, &IID_IBackgroundCopyCallback1,
+                                                         NULL),
+             S_OK);
+    CHECK(wait_for_group_references(&failed_recorder));
+    CHECK_HR(IBackgroundCopyGroup_CancelGroup(failed), S_OK);
+    IBackgroundCopyGroup_Release(done);
+    IBackgroundCopyGroup_Release(failed);
 }
 
 static void groups(IBackgroundCopyQMgr *qmgr, const TestPlace *place)
@@ -366,6 +577,7 @@ int main(int argc, char **argv)
 
     groups(qmgr, &place);
     cancel_a_pending_group(qmgr, &place);
+    group_notifications(qmgr, &place);
     IBackgroundCopyQMgr_Release(qmgr);
     CoUninitialize();
     return check_summary("test_group");

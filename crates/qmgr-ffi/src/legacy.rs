@@ -2,8 +2,9 @@
 //! IBackgroundCopyJob1. A group holds one job (an ordinary job of the queue, created with
 //! the caller's GUID); each file is renamed to its final name as soon as it is transferred,
 //! so a group needs no Complete. Sizes and progress are 32-bit here and clamp at
-//! 0xFFFFFFFF. Notifications of this API (IBackgroundCopyCallback1 through
-//! GROUPPROP_NOTIFYCLSID) are stored but not delivered.
+//! 0xFFFFFFFF. IBackgroundCopyCallback1 objects registered with SetNotificationPointer are
+//! called (legacy_notify.rs); a GROUPPROP_NOTIFYCLSID is stored but, with no COM activation
+//! on Linux, never instantiated.
 
 #![allow(
     clippy::wildcard_imports,
@@ -57,7 +58,7 @@ fn run(queue: &Queue, request: Request) -> Result<HResult> {
 }
 
 /// `QM_PROGRESS_*` of a job: percent done or bytes done.
-fn progress(job: Option<(JobState, JobProgress)>, flags: DWORD) -> Result<u32> {
+pub(crate) fn legacy_progress(job: Option<(JobState, JobProgress)>, flags: DWORD) -> Result<u32> {
     let (done, total) = job.map_or((0, 0), |(_, progress)| {
         (progress.bytes_transferred, progress.bytes_total)
     });
@@ -77,6 +78,16 @@ fn progress(job: Option<(JobState, JobProgress)>, flags: DWORD) -> Result<u32> {
             .context("QM_PROGRESS_TIME_DONE is not supported")),
         other => Err(QmgrError::invalid_arg(format!("progress flags {other}"))),
     }
+}
+
+/// The Win32 result (the code of a FACILITY_WIN32 error, 0 for others) and the transport
+/// result (the HTTP status) the legacy API reports for a job's error.
+pub(crate) fn legacy_results(error: Option<HResult>) -> (u32, u32) {
+    let win32 = error
+        .filter(|code| code.facility() == 7)
+        .map_or(0, |code| code.bits() & 0xFFFF);
+    let transport = error.and_then(HResult::http_status).map_or(0, u32::from);
+    (win32, transport)
 }
 
 /// The legacy queue manager (CLSID_BackgroundCopyQMgr).
@@ -301,7 +312,7 @@ thunks! { GroupObject, IBackgroundCopyGroup, 0;
     fn GetProgress(group, dwFlags: DWORD, pdwProgress: *mut DWORD) {
         let out = pdwProgress.out("pdwProgress")?;
         let job = group.view()?.job.map(|view| (view.job.state, view.job.progress()));
-        out.set(progress(job, dwFlags)?);
+        out.set(legacy_progress(job, dwFlags)?);
         Ok(hresult::S_OK)
     }
     fn GetStatus(group, pdwStatus: *mut DWORD, pdwJobIndex: *mut DWORD) {
@@ -364,12 +375,35 @@ thunks! { GroupObject, IBackgroundCopyGroup, 0;
         run(&group.queue, Request::SwitchGroupToForeground { group: group.id })
     }
     fn QueryNewJobInterface(group, iid: REFIID, pUnk: *mut *mut IUnknown) {
-        let _ = (group, iid, pUnk);
-        Err(QmgrError::from_code(hresult::E_NOTIMPL).context("QueryNewJobInterface is for internal use"))
+        // The group's job through the modern interfaces (how old clients move to them).
+        let out = pUnk.out("pUnk")?;
+        let iid = iid.read("iid")?;
+        let Some(job) = group.view()?.group.job else {
+            return Err(QmgrError::from_code(hresult::QM_E_ITEM_NOT_FOUND)
+                .context(format_args!("group {} has no job yet (CreateJob makes it)", group.id)));
+        };
+        let object = crate::job::JobObject::create(group.queue.clone(), job, None);
+        // SAFETY: `object` is a live reference the library owns, released right after.
+        let answer = unsafe {
+            let answer = crate::com::foreign::query(object.cast(), &iid);
+            crate::com::foreign::release(object.cast());
+            answer
+        };
+        let Some(answer) = answer else {
+            return Err(QmgrError::from_code(hresult::E_NOINTERFACE)
+                .context("the job does not have that interface"));
+        };
+        out.set(answer.cast());
+        Ok(hresult::S_OK)
     }
     fn SetNotificationPointer(group, iid: REFIID, pUnk: *mut IUnknown) {
-        let _ = (group, iid, pUnk);
-        Err(QmgrError::from_code(hresult::E_NOTIMPL).context("SetNotificationPointer is for internal use"))
+        let iid = iid.read("iid")?;
+        let object = pUnk.raw();
+        if !object.is_null() {
+            group.view()?;
+        }
+        crate::legacy_notify::register(&group.queue, group.id, &iid, object)?;
+        Ok(hresult::S_OK)
     }
 }
 
@@ -473,20 +507,20 @@ mod job1 {
         fn GetProgress(job, dwFlags: DWORD, pdwProgress: *mut DWORD) {
             let out = pdwProgress.out("pdwProgress")?;
             let summary = job.summary()?;
-            out.set(progress(Some((summary.job.state, summary.progress)), dwFlags)?);
+            out.set(legacy_progress(Some((summary.job.state, summary.progress)), dwFlags)?);
             Ok(hresult::S_OK)
         }
         fn GetStatus(job, pdwStatus: *mut DWORD, pdwWin32Result: *mut DWORD, pdwTransportResult: *mut DWORD, pdwNumOfRetries: *mut DWORD) {
             let out = pdwStatus.out("pdwStatus")?;
             let view = job.summary()?;
             let error = view.job.current_error().ok().map(|e| e.error.hresult);
+            let (win32_result, transport_result) = legacy_results(error);
             out.set(group::job_status(view.job.state));
             if let Some(win32) = pdwWin32Result.optional_out() {
-                // The Win32 code of a FACILITY_WIN32 error; 0 for others.
-                win32.set(error.filter(|code| code.facility() == 7).map_or(0, |code| code.bits() & 0xFFFF));
+                win32.set(win32_result);
             }
             if let Some(transport) = pdwTransportResult.optional_out() {
-                transport.set(error.and_then(HResult::http_status).map_or(0, u32::from));
+                transport.set(transport_result);
             }
             if let Some(retries) = pdwNumOfRetries.optional_out() {
                 retries.set(view.job.error_count);
@@ -549,13 +583,15 @@ mod tests {
 
     #[test]
     fn percent_progress_without_a_job_is_zero_and_time_is_not_implemented() {
-        assert_eq!(progress(None, QM_PROGRESS_PERCENT_DONE).unwrap(), 0);
+        assert_eq!(legacy_progress(None, QM_PROGRESS_PERCENT_DONE).unwrap(), 0);
         assert_eq!(
-            progress(None, QM_PROGRESS_TIME_DONE).unwrap_err().hresult,
+            legacy_progress(None, QM_PROGRESS_TIME_DONE)
+                .unwrap_err()
+                .hresult,
             hresult::E_NOTIMPL
         );
         assert_eq!(
-            progress(None, 77).unwrap_err().hresult,
+            legacy_progress(None, 77).unwrap_err().hresult,
             hresult::E_INVALIDARG
         );
         assert_eq!(clamp32(u64::MAX - 1), u32::MAX);

@@ -32,6 +32,7 @@ mod error_info;
 mod file;
 mod job;
 mod legacy;
+mod legacy_notify;
 mod local;
 mod manager;
 pub mod memory;

@@ -147,6 +147,11 @@ pub(crate) fn registered(job: Guid) -> *mut IUnknown {
     .unwrap_or(std::ptr::null_mut())
 }
 
+/// Starts the dispatcher if it is not running yet (a legacy group's registration).
+pub(crate) fn start_dispatcher(queue: &Queue) -> Result<()> {
+    dispatcher(queue).map(drop)
+}
+
 /// The dispatcher's queue of notifications, starting the dispatcher on first use: one
 /// thread forwards the service's notifications, one calls the callbacks.
 fn dispatcher(queue: &Queue) -> Result<Sender<Notification>> {
@@ -204,7 +209,7 @@ const LONGEST_RETRY: Duration = Duration::from_secs(60);
 
 /// What became of a notification handed to a job's callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     /// Called and accepted, or nothing to call (no callback, not wanted, job moved on).
     Done,
     /// The callback returned a failure from JobTransferred, JobError or FileTransferred:
@@ -227,7 +232,7 @@ struct Held {
 /// a change that comes sooner waits, and only the latest is called, when the interval has
 /// passed.
 #[derive(Default)]
-struct Paced {
+pub(crate) struct Paced {
     /// When each job's JobModification was last called.
     last: HashMap<Guid, Instant>,
     /// The modification waiting for its interval to pass, by job.
@@ -236,7 +241,7 @@ struct Paced {
 
 impl Paced {
     /// Whether the job's JobModification may be called now; if not, `event` waits.
-    fn admit(&mut self, event: &Notification, interval: Duration) -> bool {
+    pub(crate) fn admit(&mut self, event: &Notification, interval: Duration) -> bool {
         let now = Instant::now();
         if let Some(&at) = self.last.get(&event.job)
             && now < at + interval
@@ -356,11 +361,19 @@ fn dispatch(queue: &Queue, event: &Notification, paced: &mut Paced) -> Outcome {
         unregister(event.job);
         return Outcome::Done;
     }
-    let Some(callback) = with(|r| r.callbacks.get(&event.job).map(Callback::share)) else {
+    let callback = with(|r| r.callbacks.get(&event.job).map(Callback::share));
+    if callback.is_none() && !crate::legacy_notify::any() {
         return Outcome::Done;
-    };
+    }
     // The summary: a notification never costs the job's whole file list.
     let Ok(view) = queue.job_summary(event.job) else {
+        return Outcome::Done;
+    };
+    // A legacy group's job notifies the group's IBackgroundCopyCallback1, if it has one.
+    if let Some(outcome) = crate::legacy_notify::dispatch(queue, event, &view, paced) {
+        return outcome;
+    }
+    let Some(callback) = callback else {
         return Outcome::Done;
     };
     let flags = view.job.settings.notify_flags;
