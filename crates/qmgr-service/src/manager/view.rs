@@ -214,7 +214,7 @@ impl State {
             .jobs
             .values()
             .filter(|e| all_users || e.job.owner_uid == uid)
-            .map(|e| (cursor(e), e))
+            .map(|e| (cursor(e), &**e))
             .filter(|(at, _)| after.is_none_or(|after| *at > after))
             .collect();
         entries.sort_unstable_by_key(|(at, _)| *at);
