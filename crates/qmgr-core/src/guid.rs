@@ -94,7 +94,11 @@ impl Guid {
         if bare.len() != BRACED_LEN - 2 || DASHES_AT.iter().any(|&at| bare[at - 1] != b'-') {
             return None;
         }
-        let digit = |c: u8| char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok());
+        let digit = |c: u8| {
+            char::from(c)
+                .to_digit(16)
+                .and_then(|d| u8::try_from(d).ok())
+        };
         let mut bytes = [0u8; 16];
         for (byte, at) in bytes.iter_mut().zip(DIGIT_AT) {
             *byte = digit(bare[at - 1])? << 4 | digit(bare[at])?;
