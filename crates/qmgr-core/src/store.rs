@@ -1136,6 +1136,111 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_of_many_jobs_loads_back_whole_in_creation_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut jobs = Vec::new();
+        for n in 0..40u32 {
+            let now = Timestamp(1_700_000_000_000_000 + i64::from(n));
+            // Every kind of job side by side: the sample (every field set), a plain job,
+            // jobs without files, and runs of jobs with the same settings and with
+            // settings that differ from the job before.
+            let mut job = if n % 5 == 0 {
+                sample_job(now)
+            } else {
+                Job::new(
+                    Guid::new_random(),
+                    &format!("job {n}"),
+                    JobType::Download,
+                    1000 + n % 3,
+                    JobSettings::default(),
+                    now,
+                )
+                .unwrap()
+            };
+            for file in 0..(n % 4) {
+                job.add_file(
+                    &format!("http://mirror.example/{n}/{file}"),
+                    &format!("/srv/{n}-{file}"),
+                    100,
+                    now,
+                )
+                .unwrap();
+            }
+            if n % 7 == 3 {
+                job.settings.minimum_retry_delay = Duration::from_secs(60 + u64::from(n));
+                job.settings.custom_headers = Some(format!("X-Job: {n}"));
+            }
+            if n % 6 == 1 {
+                job.credentials.set(Credential {
+                    target: AuthTarget::Server,
+                    scheme: AuthScheme::Basic,
+                    user_name: format!("user{n}"),
+                    password: Secret::new(format!("secret{n}")),
+                });
+            }
+            store.insert_job(&job).unwrap();
+            if !job.credentials.is_empty() {
+                store.save_job_credentials(&job).unwrap();
+            }
+            jobs.push(job);
+        }
+        let loaded = store.load_jobs().unwrap();
+        assert_eq!(loaded.len(), jobs.len());
+        for (loaded, job) in loaded.iter().zip(&jobs) {
+            assert_eq!(loaded, job);
+            assert_eq!(loaded.credentials, job.credentials, "job {}", job.id);
+            assert_eq!(loaded.progress(), job.progress(), "job {}", job.id);
+            assert_eq!(loaded.files.capacity(), loaded.files.len());
+        }
+    }
+
+    #[test]
+    fn a_failure_while_loading_jobs_stops_the_load_with_that_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        for n in 0..3 {
+            store.insert_job(&sample_job(Timestamp(n))).unwrap();
+        }
+        let mut seen = 0;
+        let error = store
+            .for_each_job(|_| {
+                seen += 1;
+                if seen == 2 {
+                    Err(QmgrError::internal("no room for this job"))
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap_err();
+        assert_eq!(seen, 2);
+        assert!(error.description.contains("no room"), "{error}");
+    }
+
+    #[test]
+    fn unreadable_settings_name_the_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let good = sample_job(Timestamp(1));
+        let bad = sample_job(Timestamp(2));
+        store.insert_job(&good).unwrap();
+        store.insert_job(&bad).unwrap();
+        store
+            .conn
+            .execute(
+                "UPDATE jobs SET settings = '{' WHERE id = ?1",
+                [bad.id.to_string()],
+            )
+            .unwrap();
+        let error = store.load_jobs().unwrap_err();
+        assert!(
+            error.description.contains(&bad.id.to_string())
+                && error.description.contains("unreadable settings"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn jobs_load_in_creation_order_and_deletion_removes_files() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path()).unwrap();

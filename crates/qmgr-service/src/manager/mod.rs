@@ -36,6 +36,7 @@
 //! counts of its files (`Job::progress`, the state machine's facts), the next file to start
 //! is found from a cursor, and local names are checked against an index.
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::{Arc, Weak};
@@ -282,6 +283,18 @@ struct State {
     /// Open while the driver applies a burst of engine events in one store transaction
     /// (see `batch.rs`).
     batch: Option<Batch>,
+    /// The jobs in creation order, for listings (see `view.rs`).
+    listing_order: RefCell<ListingOrder>,
+}
+
+/// The queue's jobs by creation order, `(seq, id)` ascending: a listing reads a page from
+/// it instead of sorting the whole queue for every page. Jobs that left the queue since it
+/// was made stay in it (a listing passes them over); a job created since makes it stale.
+#[derive(Default)]
+struct ListingOrder {
+    jobs: Arc<[(u64, Guid)]>,
+    /// `State::next_seq` when it was made.
+    made_at: Option<u64>,
 }
 
 impl QueueManager {
@@ -322,6 +335,7 @@ impl QueueManager {
             owned: HashMap::new(),
             auto_complete_due: Vec::new(),
             batch: None,
+            listing_order: RefCell::new(ListingOrder::default()),
         };
         state.recover(clock.now(), boot_changed(state_dir)?)?;
         let shared = Arc::new(Shared {
