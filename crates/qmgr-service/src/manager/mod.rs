@@ -551,3 +551,56 @@ impl State {
         self.jobs.insert(id, Box::new(entry));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_name_index_answers_as_a_hash_set_does() {
+        let hasher = RandomState::new();
+        let mut index = LocalNames::default();
+        let mut set = HashSet::new();
+        // Repeats among new names, so that both a first, a second and a later insert of a
+        // hash already held are seen.
+        let names = ["/a", "/a", "/b", "/a", "/c", "/b", "/d", "/e", "/e"];
+        for (n, name) in names.iter().enumerate() {
+            let hash = hasher.hash_one(name);
+            assert_eq!(index.contains(&hash), set.contains(&hash), "before {name}");
+            assert_eq!(index.insert(hash), set.insert(hash), "insert {n}: {name}");
+            for probe in ["/a", "/b", "/c", "/d", "/e", "/f"] {
+                let probe = hasher.hash_one(probe);
+                assert_eq!(index.contains(&probe), set.contains(&probe));
+            }
+        }
+        assert!(matches!(index, LocalNames::Many(_)));
+    }
+
+    #[test]
+    fn a_one_file_job_keeps_its_local_name_in_place() {
+        let hasher = RandomState::new();
+        let now = Timestamp(1);
+        let mut job = Job::new(
+            Guid::new_random(),
+            "one",
+            qmgr_core::JobType::Download,
+            1000,
+            qmgr_core::job::JobSettings::default(),
+            now,
+        )
+        .unwrap();
+        let entry = Entry::new(job.clone(), 0, 0, &hasher);
+        assert!(matches!(entry.local_names, LocalNames::Empty));
+        job.add_file("http://example.invalid/a", "/srv/a", 10, now)
+            .unwrap();
+        let entry = Entry::new(job.clone(), 0, 0, &hasher);
+        assert!(matches!(entry.local_names, LocalNames::One(_)));
+        assert!(entry.local_names.contains(&hasher.hash_one("/srv/a")));
+        job.add_file("http://example.invalid/b", "/srv/b", 10, now)
+            .unwrap();
+        let entry = Entry::new(job, 0, 0, &hasher);
+        assert!(entry.local_names.contains(&hasher.hash_one("/srv/a")));
+        assert!(entry.local_names.contains(&hasher.hash_one("/srv/b")));
+        assert!(!entry.local_names.contains(&hasher.hash_one("/srv/c")));
+    }
+}
