@@ -207,17 +207,10 @@ mod tests {
             }
             let guid = Guid::from_be_bytes(bytes);
             let text = guid.to_string();
-            let expected: String = format!(
-                "{{{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{}}}",
-                guid.data1,
-                guid.data2,
-                guid.data3,
-                guid.data4[0],
-                guid.data4[1],
-                guid.data4[2..]
-                    .iter()
-                    .map(|b| format!("{b:02X}"))
-                    .collect::<String>()
+            let d = guid.data4;
+            let expected = format!(
+                "{{{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}}}",
+                guid.data1, guid.data2, guid.data3, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]
             );
             assert_eq!(text, expected);
             assert_eq!(text.parse::<Guid>().unwrap(), guid);
