@@ -270,9 +270,15 @@ pub(super) fn page<T, V>(
     page_of(sorted.into_iter(), view, encoded_len)
 }
 
+/// The most items a page holds, whatever their size: a page of a large queue is built in
+/// memory before it is sent, and a page of small items costs that memory many times over
+/// its encoded size (a job summary is several times larger in memory than on the wire).
+/// Listings only follow cursors, so smaller pages change nothing but their number.
+pub(super) const LIST_PAGE_ITEMS: usize = 2048;
+
 /// [`page`] of items as they come, in cursor order: an item is made and measured only
-/// while the page has room, and the listing goes on (a cursor is returned) exactly when an
-/// item was left for the next page.
+/// while the page has room (in [`LIST_PAGE_BYTES`] and [`LIST_PAGE_ITEMS`]), and the
+/// listing goes on (a cursor is returned) exactly when an item was left for the next page.
 pub(super) fn page_of<T, V>(
     sorted: impl Iterator<Item = (ListCursor, T)>,
     view: impl Fn(T) -> V,
@@ -282,6 +288,9 @@ pub(super) fn page_of<T, V>(
     let mut bytes = 0usize;
     let mut last = None;
     for (at, item) in sorted {
+        if views.len() == LIST_PAGE_ITEMS {
+            return (views, last);
+        }
         let item = view(item);
         bytes = bytes.saturating_add(encoded_len(&item));
         if !views.is_empty() && bytes > LIST_PAGE_BYTES {
@@ -291,4 +300,56 @@ pub(super) fn page_of<T, V>(
         last = Some(at);
     }
     (views, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(n: usize) -> ListCursor {
+        cursor(u64::try_from(n).unwrap(), Guid::NIL)
+    }
+
+    /// Every page of `items` (listed by cursor as a client does), each as its items.
+    fn pages(items: usize, item_bytes: usize) -> Vec<Vec<usize>> {
+        let mut pages = Vec::new();
+        let mut after: Option<ListCursor> = None;
+        loop {
+            let rest = (0..items)
+                .map(|n| (at(n), n))
+                .filter(|(cursor, _)| after.is_none_or(|after| *cursor > after));
+            let (page, next) = page_of(rest, |n| n, |_| item_bytes);
+            pages.push(page);
+            match next {
+                Some(next) => after = Some(next),
+                None => return pages,
+            }
+        }
+    }
+
+    #[test]
+    fn a_page_of_small_items_stops_at_the_item_cap() {
+        let items = 2 * LIST_PAGE_ITEMS + 5;
+        let pages = pages(items, 10);
+        assert_eq!(
+            pages.iter().map(Vec::len).collect::<Vec<_>>(),
+            [LIST_PAGE_ITEMS, LIST_PAGE_ITEMS, 5]
+        );
+        let listed: Vec<usize> = pages.concat();
+        assert_eq!(listed, (0..items).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_page_of_large_items_stops_at_the_byte_limit_and_holds_at_least_one() {
+        let pages_of_thirds = pages(7, LIST_PAGE_BYTES / 3);
+        assert_eq!(
+            pages_of_thirds.iter().map(Vec::len).collect::<Vec<_>>(),
+            [3, 3, 1]
+        );
+        let pages_of_giants = pages(2, LIST_PAGE_BYTES * 2);
+        assert_eq!(pages_of_giants, [vec![0], vec![1]]);
+        // Exactly a page's worth leaves no empty page behind.
+        assert_eq!(pages(LIST_PAGE_ITEMS, 1).len(), 1);
+        assert_eq!(pages(0, 1), [Vec::<usize>::new()]);
+    }
 }
