@@ -67,14 +67,51 @@ impl Guid {
     }
 }
 
+/// Where the hex digits of each byte (in text order) go in the braced text form, and where
+/// its dashes are.
+const DIGIT_AT: [usize; 16] = [1, 3, 5, 7, 10, 12, 15, 17, 20, 22, 25, 27, 29, 31, 33, 35];
+const DASHES_AT: [usize; 4] = [9, 14, 19, 24];
+/// `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`
+const BRACED_LEN: usize = 38;
+
+impl Guid {
+    /// The braced upper-case text form in place, without formatting machinery: listings
+    /// write and read a GUID per job.
+    fn braced_bytes(self) -> [u8; BRACED_LEN] {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut text = [b'-'; BRACED_LEN];
+        text[0] = b'{';
+        text[BRACED_LEN - 1] = b'}';
+        for (byte, at) in self.to_be_bytes().into_iter().zip(DIGIT_AT) {
+            text[at] = HEX[usize::from(byte >> 4)];
+            text[at + 1] = HEX[usize::from(byte & 0x0F)];
+        }
+        text
+    }
+
+    /// The bytes of the bare form (with dashes, no braces), in either case.
+    fn parse_bare(bare: &[u8]) -> Option<Guid> {
+        if bare.len() != BRACED_LEN - 2 || DASHES_AT.iter().any(|&at| bare[at - 1] != b'-') {
+            return None;
+        }
+        let digit = |c: u8| {
+            char::from(c)
+                .to_digit(16)
+                .and_then(|d| u8::try_from(d).ok())
+        };
+        let mut bytes = [0u8; 16];
+        for (byte, at) in bytes.iter_mut().zip(DIGIT_AT) {
+            *byte = digit(bare[at - 1])? << 4 | digit(bare[at])?;
+        }
+        Some(Self::from_be_bytes(bytes))
+    }
+}
+
 impl fmt::Display for Guid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self.data4;
-        write!(
-            f,
-            "{{{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}}}",
-            self.data1, self.data2, self.data3, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]
-        )
+        let text = self.braced_bytes();
+        // Only ASCII digits, letters, dashes and braces were written.
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -89,35 +126,23 @@ impl FromStr for Guid {
 
     /// Accepts the braced form and the bare form, in either case.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let error = || ParseGuidError {
-            text: text.to_owned(),
-        };
         let inner = match text.strip_prefix('{') {
-            Some(rest) => rest.strip_suffix('}').ok_or_else(error)?,
-            None => text,
+            Some(rest) => rest.strip_suffix('}'),
+            None => Some(text),
         };
-        let groups: Vec<&str> = inner.split('-').collect();
-        let lengths = [8, 4, 4, 4, 12];
-        if groups.len() != lengths.len()
-            || groups
-                .iter()
-                .zip(lengths)
-                .any(|(g, n)| g.len() != n || !g.bytes().all(|c| c.is_ascii_hexdigit()))
-        {
-            return Err(error());
-        }
-        let hex: String = groups.concat();
-        let mut bytes = [0u8; 16];
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).map_err(|_| error())?;
-        }
-        Ok(Self::from_be_bytes(bytes))
+        inner
+            .and_then(|bare| Guid::parse_bare(bare.as_bytes()))
+            .ok_or_else(|| ParseGuidError {
+                text: text.to_owned(),
+            })
     }
 }
 
 impl serde::Serialize for Guid {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        let text = self.braced_bytes();
+        let text = std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(text)
     }
 }
 
@@ -165,8 +190,32 @@ mod tests {
             "{5CE34C0D-0DC9-4C1F-897C-DAA1B78CEE7G}",
             "{5CE34C0D-0DC9-4C1F-897C-DAA1B78CEE7C0}",
             "{+CE34C0D-0DC9-4C1F-897C-DAA1B78CEE7C}",
+            "{5CE34C0D-0DC94-C1F-897C-DAA1B78CEE7C}",
+            "5CE34C0D-0DC9-4C1F-897C-DAA1B78CEE7C}",
+            "{5CE34C0D-0DC9-4C1F-897C-DAA1B78CEé}",
         ] {
             assert!(bad.parse::<Guid>().is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn every_byte_value_round_trips_through_both_text_forms() {
+        for value in 0..=255u8 {
+            let mut bytes = [0u8; 16];
+            for (at, byte) in bytes.iter_mut().enumerate() {
+                *byte = value.wrapping_add(u8::try_from(at).unwrap().wrapping_mul(17));
+            }
+            let guid = Guid::from_be_bytes(bytes);
+            let text = guid.to_string();
+            let d = guid.data4;
+            let expected = format!(
+                "{{{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}}}",
+                guid.data1, guid.data2, guid.data3, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]
+            );
+            assert_eq!(text, expected);
+            assert_eq!(text.parse::<Guid>().unwrap(), guid);
+            assert_eq!(text.to_ascii_lowercase().parse::<Guid>().unwrap(), guid);
+            assert_eq!(guid.to_plain_string().parse::<Guid>().unwrap(), guid);
         }
     }
 

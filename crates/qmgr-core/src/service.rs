@@ -418,14 +418,29 @@ pub trait QueueServiceExt: QueueService {
     /// Every page of the summary listing, concatenated.
     fn job_summaries(&self, all_users: bool) -> Result<Vec<JobSummary>> {
         let mut all = Vec::new();
+        self.job_summary_pages(all_users, |page| {
+            all.extend(page);
+            Ok(())
+        })?;
+        Ok(all)
+    }
+
+    /// The summaries of [`QueueServiceExt::job_summaries`] handed to `each` a page at a
+    /// time, so a caller that keeps less than the summaries (a count, table rows) never
+    /// holds them all. An error from `each` stops the listing and is returned.
+    fn job_summary_pages(
+        &self,
+        all_users: bool,
+        mut each: impl FnMut(Vec<JobSummary>) -> Result<()>,
+    ) -> Result<()> {
         let mut after = None;
         loop {
             match self.execute(Request::ListJobSummaries { all_users, after })? {
                 Response::SummaryPage { jobs, next } => {
-                    all.extend(jobs);
+                    each(jobs)?;
                     match advance(after, next, "ListJobSummaries")? {
                         Some(cursor) => after = Some(cursor),
-                        None => return Ok(all),
+                        None => return Ok(()),
                     }
                 }
                 other => return Err(unexpected("ListJobSummaries", &other)),

@@ -11,10 +11,11 @@
 //! files costs what it costs in a job of one. [`Store::save_job`] rewrites everything, for
 //! a job changed throughout (start-up recovery), and so does the COMPLETING mark.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, params};
 
 use crate::credentials::{AuthScheme, AuthTarget, Credential, Credentials, Secret};
@@ -433,47 +434,69 @@ impl Store {
 
     /// Every job, in the order they were created.
     pub fn load_jobs(&self) -> Result<Vec<Job>> {
-        let fail = |e: rusqlite::Error| self.error("cannot load jobs", &e);
-        let mut files: BTreeMap<String, Vec<FileRecord>> = BTreeMap::new();
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT job_id, remote_name, local_name, temp_name, bytes_total, bytes_transferred, completed, etag,
-                    last_modified FROM files ORDER BY job_id, idx",
-            )
-            .map_err(fail)?;
-        let mut rows = statement.query([]).map_err(fail)?;
-        while let Some(row) = rows.next().map_err(fail)? {
-            let job_id: String = row.get(0).map_err(fail)?;
-            files
-                .entry(job_id)
-                .or_default()
-                .push(file_from_row(row).map_err(fail)?);
-        }
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT id, job_type, display_name, description, owner_uid, priority, state, created, modified,
-                    transfer_completed, settings, error, error_count, no_progress_since, retry_at, group_id, completing,
-                    umask, auto_complete, retries_without_progress
-                 FROM jobs ORDER BY rowid",
-            )
-            .map_err(fail)?;
-        let mut rows = statement.query([]).map_err(fail)?;
-        let mut credentials = self.load_credentials()?;
         let mut jobs = Vec::new();
-        while let Some(row) = rows.next().map_err(fail)? {
-            let id: String = row.get(0).map_err(fail)?;
-            let job_files = files.remove(&id).unwrap_or_default();
-            let mut job = self.job_from_row(row, &id, job_files)?;
-            job.credentials = Credentials::new(credentials.remove(&id).unwrap_or_default());
+        self.for_each_job(|job| {
             jobs.push(job);
-        }
+            Ok(())
+        })?;
         Ok(jobs)
     }
 
-    /// Every job's credentials, by job id.
-    fn load_credentials(&self) -> Result<BTreeMap<String, Vec<Credential>>> {
+    /// Hands every job to `each`, in the order they were created, without holding them all
+    /// at once: the caller keeps each job where it belongs as it comes, so a large queue is
+    /// never in memory twice. An error from `each` stops the load and is returned.
+    ///
+    /// One ordered scan reads the jobs with their files (a job of several files comes as
+    /// consecutive rows, its files in order); a job's settings are decoded only when they
+    /// differ from the previous job's, since most jobs keep the same ones.
+    pub fn for_each_job(&self, mut each: impl FnMut(Job) -> Result<()>) -> Result<()> {
+        let fail = |e: rusqlite::Error| self.error("cannot load jobs", &e);
+        let mut credentials = self.load_credentials()?;
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT j.rowid, j.id, j.job_type, j.display_name, j.description, j.owner_uid, j.priority,
+                    j.state, j.created, j.modified, j.transfer_completed, j.settings, j.error, j.error_count,
+                    j.no_progress_since, j.retry_at, j.group_id, j.completing, j.umask, j.auto_complete,
+                    j.retries_without_progress,
+                    f.remote_name, f.local_name, f.temp_name, f.bytes_total, f.bytes_transferred, f.completed,
+                    f.etag, f.last_modified
+                 FROM jobs AS j LEFT JOIN files AS f ON f.job_id = j.id
+                 ORDER BY j.rowid, f.idx",
+            )
+            .map_err(fail)?;
+        let mut rows = statement.query([]).map_err(fail)?;
+        let mut settings_seen = SettingsSeen::default();
+        // The job whose rows are being read, by rowid.
+        let mut current: Option<(i64, Job)> = None;
+        while let Some(row) = rows.next().map_err(fail)? {
+            let rowid: i64 = row.get(0).map_err(fail)?;
+            if current.as_ref().is_none_or(|(at, _)| *at != rowid) {
+                if let Some((_, job)) = current.take() {
+                    each(finished(job))?;
+                }
+                let mut job = self.job_from_row(row, &mut settings_seen)?;
+                if let Some(owned) = credentials.remove(&job.id) {
+                    job.credentials = Credentials::new(owned);
+                }
+                current = Some((rowid, job));
+            }
+            let Some((_, job)) = current.as_mut() else {
+                continue;
+            };
+            // A job without files has one row whose file columns are NULL.
+            if let Some(file) = file_from_row(row).map_err(fail)? {
+                job.files.push(file);
+            }
+        }
+        if let Some((_, job)) = current {
+            each(finished(job))?;
+        }
+        Ok(())
+    }
+
+    /// Every job's credentials, by job.
+    fn load_credentials(&self) -> Result<HashMap<Guid, Vec<Credential>>> {
         let fail = |e: rusqlite::Error| self.error("cannot load credentials", &e);
         let corrupt = |job: &str, error: QmgrError| {
             QmgrError::internal(format!(
@@ -487,7 +510,7 @@ impl Store {
             .prepare("SELECT job_id, target, scheme, user_name, password FROM credentials")
             .map_err(fail)?;
         let mut rows = statement.query([]).map_err(fail)?;
-        let mut by_job: BTreeMap<String, Vec<Credential>> = BTreeMap::new();
+        let mut by_job: HashMap<Guid, Vec<Credential>> = HashMap::new();
         while let Some(row) = rows.next().map_err(fail)? {
             let job: String = row.get(0).map_err(fail)?;
             let credential = Credential {
@@ -498,12 +521,29 @@ impl Store {
                 user_name: row.get(3).map_err(fail)?,
                 password: Secret::new(row.get::<_, String>(4).map_err(fail)?),
             };
-            by_job.entry(job).or_default().push(credential);
+            let id: Guid = job.parse().map_err(|_| {
+                QmgrError::internal(format!(
+                    "store {}: credentials for a malformed job id {job:?}",
+                    self.path.display()
+                ))
+            })?;
+            by_job.entry(id).or_default().push(credential);
         }
         Ok(by_job)
     }
 
-    fn job_from_row(&self, row: &Row<'_>, id: &str, files: Vec<FileRecord>) -> Result<Job> {
+    /// The job of a row of [`Store::for_each_job`]'s scan, without its files yet.
+    fn job_from_row(&self, row: &Row<'_>, settings_seen: &mut SettingsSeen) -> Result<Job> {
+        let id_text = row
+            .get_ref(1)
+            .and_then(|value| value.as_str().map_err(rusqlite::Error::from))
+            .map_err(|e| self.error("cannot load a job", &e))?;
+        let id: Guid = id_text.parse().map_err(|_| {
+            QmgrError::internal(format!(
+                "store {}: job {id_text:?} has a malformed id",
+                self.path.display()
+            ))
+        })?;
         let fail = |e: rusqlite::Error| self.error(&format!("cannot load job {id}"), &e);
         let corrupt = |what: &str| {
             QmgrError::internal(format!(
@@ -511,52 +551,70 @@ impl Store {
                 self.path.display()
             ))
         };
-        let settings: String = row.get(10).map_err(fail)?;
-        let error: Option<String> = row.get(11).map_err(fail)?;
-        let group: Option<String> = row.get(15).map_err(fail)?;
+        let settings = row
+            .get_ref(11)
+            .and_then(|value| value.as_str().map_err(rusqlite::Error::from))
+            .map_err(fail)?;
+        let settings = settings_seen
+            .decode(settings)
+            .map_err(|_| corrupt("unreadable settings"))?;
+        let error = match row.get_ref(12).map_err(fail)? {
+            ValueRef::Null => None,
+            value => Some(
+                value
+                    .as_str()
+                    .map_err(|e| fail(e.into()))
+                    .and_then(|text| {
+                        serde_json::from_str::<JobError>(text)
+                            .map_err(|_| corrupt("an unreadable error record"))
+                    })?,
+            ),
+        };
+        let group = match row.get_ref(16).map_err(fail)? {
+            ValueRef::Null => None,
+            value => Some(
+                value
+                    .as_str()
+                    .ok()
+                    .and_then(|text| text.parse().ok())
+                    .ok_or_else(|| corrupt("a malformed group id"))?,
+            ),
+        };
         Ok(Job {
-            id: id.parse().map_err(|_| corrupt("a malformed id"))?,
-            job_type: JobType::from_raw(row.get(1).map_err(fail)?)
+            id,
+            job_type: JobType::from_raw(row.get(2).map_err(fail)?)
                 .ok_or_else(|| corrupt("an unknown type"))?,
-            display_name: row.get(2).map_err(fail)?,
-            description: row.get(3).map_err(fail)?,
-            owner_uid: row.get(4).map_err(fail)?,
-            priority: JobPriority::from_raw(row.get(5).map_err(fail)?)
+            display_name: row.get(3).map_err(fail)?,
+            description: row.get(4).map_err(fail)?,
+            owner_uid: row.get(5).map_err(fail)?,
+            priority: JobPriority::from_raw(row.get(6).map_err(fail)?)
                 .ok_or_else(|| corrupt("an unknown priority"))?,
-            state: JobState::from_raw(row.get(6).map_err(fail)?)
+            state: JobState::from_raw(row.get(7).map_err(fail)?)
                 .ok_or_else(|| corrupt("an unknown state"))?,
-            files,
+            files: Vec::new(),
             times: JobTimes {
-                created: Timestamp(row.get(7).map_err(fail)?),
-                modified: Timestamp(row.get(8).map_err(fail)?),
-                transfer_completed: Timestamp(row.get(9).map_err(fail)?),
+                created: Timestamp(row.get(8).map_err(fail)?),
+                modified: Timestamp(row.get(9).map_err(fail)?),
+                transfer_completed: Timestamp(row.get(10).map_err(fail)?),
             },
-            settings: serde_json::from_str::<JobSettings>(&settings)
-                .map_err(|_| corrupt("unreadable settings"))?,
-            error: error
-                .map(|text| serde_json::from_str::<JobError>(&text))
-                .transpose()
-                .map_err(|_| corrupt("an unreadable error record"))?,
-            error_count: row.get(12).map_err(fail)?,
-            no_progress_since: row.get::<_, Option<i64>>(13).map_err(fail)?.map(Timestamp),
-            retry_at: row.get::<_, Option<i64>>(14).map_err(fail)?.map(Timestamp),
-            group: group
-                .map(|g| g.parse())
-                .transpose()
-                .map_err(|_| corrupt("a malformed group id"))?,
-            completing: row.get(16).map_err(fail)?,
+            settings,
+            error,
+            error_count: row.get(13).map_err(fail)?,
+            no_progress_since: row.get::<_, Option<i64>>(14).map_err(fail)?.map(Timestamp),
+            retry_at: row.get::<_, Option<i64>>(15).map_err(fail)?.map(Timestamp),
+            group,
+            completing: row.get(17).map_err(fail)?,
             umask: row
-                .get::<_, Option<u32>>(17)
+                .get::<_, Option<u32>>(18)
                 .map_err(fail)?
                 .filter(|umask| *umask <= 0o777)
                 .unwrap_or(DEFAULT_UMASK),
-            auto_complete: AutoComplete::from_raw(row.get(18).map_err(fail)?)
+            auto_complete: AutoComplete::from_raw(row.get(19).map_err(fail)?)
                 .map_err(|_| corrupt("an unknown auto-complete mark"))?,
-            retries_without_progress: row.get(19).map_err(fail)?,
+            retries_without_progress: row.get(20).map_err(fail)?,
             credentials: Credentials::default(),
             tally: crate::job::FileTally::default(),
-        }
-        .counted())
+        })
     }
 
     /// Records a temporary file name before the file is created, so that no crash can leave
@@ -877,19 +935,55 @@ impl<'a> FileRow<'a> {
     }
 }
 
-fn file_from_row(row: &Row<'_>) -> rusqlite::Result<FileRecord> {
-    Ok(FileRecord {
-        remote_name: row.get(1)?,
-        local_name: row.get(2)?,
-        temp_name: row.get(3)?,
-        bytes_total: from_sql_u64(row.get(4)?),
-        bytes_transferred: from_sql_u64(row.get(5)?),
-        completed: row.get(6)?,
+/// The file of a row of [`Store::for_each_job`]'s scan; `None` for the one row of a job
+/// without files.
+fn file_from_row(row: &Row<'_>) -> rusqlite::Result<Option<FileRecord>> {
+    let Some(remote_name) = row.get::<_, Option<String>>(FIRST_FILE_COLUMN)? else {
+        return Ok(None);
+    };
+    let column = |offset: usize| FIRST_FILE_COLUMN + offset;
+    Ok(Some(FileRecord {
+        remote_name,
+        local_name: row.get(column(1))?,
+        temp_name: row.get(column(2))?,
+        bytes_total: from_sql_u64(row.get(column(3))?),
+        bytes_transferred: from_sql_u64(row.get(column(4))?),
+        completed: row.get(column(5))?,
         validator: Validator {
-            etag: row.get(7)?,
-            last_modified: row.get(8)?,
+            etag: row.get(column(6))?,
+            last_modified: row.get(column(7))?,
         },
-    })
+    }))
+}
+
+/// Where the file's columns start in the rows of [`Store::for_each_job`]'s scan.
+const FIRST_FILE_COLUMN: usize = 21;
+
+/// A job read whole: its file list no larger than its files (it grew one push at a time),
+/// and its counts made.
+fn finished(mut job: Job) -> Job {
+    job.files.shrink_to_fit();
+    job.counted()
+}
+
+/// The settings text of the last job loaded and what it decoded to: the next job with the
+/// same text gets a copy instead of another decoding.
+#[derive(Default)]
+struct SettingsSeen {
+    last: Option<(String, JobSettings)>,
+}
+
+impl SettingsSeen {
+    fn decode(&mut self, text: &str) -> serde_json::Result<JobSettings> {
+        if let Some((seen, settings)) = &self.last
+            && seen == text
+        {
+            return Ok(settings.clone());
+        }
+        let settings: JobSettings = serde_json::from_str(text)?;
+        self.last = Some((text.to_owned(), settings.clone()));
+        Ok(settings)
+    }
 }
 
 /// SQLite integers are signed 64-bit; sizes keep their bit pattern (BG_SIZE_UNKNOWN = -1).
@@ -1052,6 +1146,111 @@ mod tests {
         let reopened = Store::open(dir.path()).unwrap();
         assert_eq!(reopened.load_jobs().unwrap(), vec![job]);
         reopened.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn a_queue_of_many_jobs_loads_back_whole_in_creation_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut jobs = Vec::new();
+        for n in 0..40u32 {
+            let now = Timestamp(1_700_000_000_000_000 + i64::from(n));
+            // Every kind of job side by side: the sample (every field set), a plain job,
+            // jobs without files, and runs of jobs with the same settings and with
+            // settings that differ from the job before.
+            let mut job = if n % 5 == 0 {
+                sample_job(now)
+            } else {
+                Job::new(
+                    Guid::new_random(),
+                    &format!("job {n}"),
+                    JobType::Download,
+                    1000 + n % 3,
+                    JobSettings::default(),
+                    now,
+                )
+                .unwrap()
+            };
+            for file in 0..(n % 4) {
+                job.add_file(
+                    &format!("http://mirror.example/{n}/{file}"),
+                    &format!("/srv/{n}-{file}"),
+                    100,
+                    now,
+                )
+                .unwrap();
+            }
+            if n % 7 == 3 {
+                job.settings.minimum_retry_delay = Duration::from_secs(60 + u64::from(n));
+                job.settings.custom_headers = Some(format!("X-Job: {n}"));
+            }
+            if n % 6 == 1 {
+                job.credentials.set(Credential {
+                    target: AuthTarget::Server,
+                    scheme: AuthScheme::Basic,
+                    user_name: format!("user{n}"),
+                    password: Secret::new(format!("secret{n}")),
+                });
+            }
+            store.insert_job(&job).unwrap();
+            if !job.credentials.is_empty() {
+                store.save_job_credentials(&job).unwrap();
+            }
+            jobs.push(job);
+        }
+        let loaded = store.load_jobs().unwrap();
+        assert_eq!(loaded.len(), jobs.len());
+        for (loaded, job) in loaded.iter().zip(&jobs) {
+            assert_eq!(loaded, job);
+            assert_eq!(loaded.credentials, job.credentials, "job {}", job.id);
+            assert_eq!(loaded.progress(), job.progress(), "job {}", job.id);
+            assert_eq!(loaded.files.capacity(), loaded.files.len());
+        }
+    }
+
+    #[test]
+    fn a_failure_while_loading_jobs_stops_the_load_with_that_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        for n in 0..3 {
+            store.insert_job(&sample_job(Timestamp(n))).unwrap();
+        }
+        let mut seen = 0;
+        let error = store
+            .for_each_job(|_| {
+                seen += 1;
+                if seen == 2 {
+                    Err(QmgrError::internal("no room for this job"))
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap_err();
+        assert_eq!(seen, 2);
+        assert!(error.description.contains("no room"), "{error}");
+    }
+
+    #[test]
+    fn unreadable_settings_name_the_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let good = sample_job(Timestamp(1));
+        let bad = sample_job(Timestamp(2));
+        store.insert_job(&good).unwrap();
+        store.insert_job(&bad).unwrap();
+        store
+            .conn
+            .execute(
+                "UPDATE jobs SET settings = '{' WHERE id = ?1",
+                [bad.id.to_string()],
+            )
+            .unwrap();
+        let error = store.load_jobs().unwrap_err();
+        assert!(
+            error.description.contains(&bad.id.to_string())
+                && error.description.contains("unreadable settings"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -744,6 +744,80 @@ fn listings_come_in_pages_that_together_hold_every_job() {
 }
 
 #[test]
+fn a_listing_keeps_its_order_while_jobs_come_and_go_between_pages() {
+    use qmgr_core::service::ListCursor;
+    let fx = Fixture::new(config());
+    // Views of about 1.4 MB each, as above: a few to a page.
+    let long_remote = format!("https://example.invalid/{}", "€".repeat(2150));
+    let create = |n: usize| {
+        let id = fx
+            .service
+            .create_job(&format!("job {n}"), JobType::Download)
+            .unwrap();
+        let files = (0..200)
+            .map(|i| NewFile {
+                remote_name: format!("{long_remote}/{i}"),
+                local_name: fx.path(&format!("{n}-{i}-{}", "l".repeat(200))),
+            })
+            .collect();
+        fx.service.add_files(id, files).unwrap();
+        id
+    };
+    let mut ids: Vec<Guid> = (0..9).map(create).collect();
+    let list_page = |after: Option<ListCursor>| {
+        let Response::JobPage { jobs, next } = fx
+            .service
+            .execute(Request::ListJobs {
+                all_users: false,
+                after,
+            })
+            .unwrap()
+        else {
+            panic!("ListJobs answers a page")
+        };
+        (
+            jobs.into_iter().map(|view| view.job.id).collect::<Vec<_>>(),
+            next,
+        )
+    };
+    let (mut listed, mut next) = list_page(None);
+    assert!(
+        next.is_some() && listed.len() < 8,
+        "{} on page one",
+        listed.len()
+    );
+    // Between pages: a job not listed yet and one already listed leave, and a job comes.
+    let gone_later = *ids.last().unwrap();
+    let gone_listed = listed[0];
+    fx.service.cancel(gone_later).unwrap();
+    fx.service.cancel(gone_listed).unwrap();
+    let newcomer = create(9);
+    while let Some(after) = next {
+        let (page, more) = list_page(Some(after));
+        assert!(!page.is_empty());
+        listed.extend(page);
+        next = more;
+    }
+    ids.retain(|id| *id != gone_later);
+    ids.push(newcomer);
+    assert_eq!(
+        listed, ids,
+        "every job once, in creation order; the one that left before its page is not listed, \
+         the one created meanwhile comes last"
+    );
+    // A new listing shows the queue as it is now.
+    ids.retain(|id| *id != gone_listed);
+    let all: Vec<Guid> = fx
+        .service
+        .jobs(false)
+        .unwrap()
+        .iter()
+        .map(|v| v.job.id)
+        .collect();
+    assert_eq!(all, ids);
+}
+
+#[test]
 fn limits_and_bad_input_are_refused_with_windows_codes() {
     let mut config = config();
     config.max_jobs_per_user = 2;

@@ -23,7 +23,12 @@ pub fn status(session: &Session, as_json: bool) -> Result<(), Failure> {
     let running = match session.connect_running() {
         Ok(client) => {
             let root = rustix::process::getuid().is_root();
-            let jobs = client.job_summaries(root)?.len();
+            // Counted a page at a time: the summaries are not kept.
+            let mut jobs = 0;
+            client.job_summary_pages(root, |page| {
+                jobs += page.len();
+                Ok(())
+            })?;
             Some((client.service_version().to_owned(), jobs))
         }
         Err(error) if error.hresult == hresult::QM_E_SERVICE_UNAVAILABLE => None,

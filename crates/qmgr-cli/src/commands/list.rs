@@ -1,5 +1,7 @@
 //! `qmgr list`: the queue as a table or as JSON.
 
+use std::io::{BufWriter, Write};
+
 use qmgr_core::service::{JobSummary, JobView, QueueServiceExt};
 use qmgr_core::{Timestamp, hresult};
 use qmgr_ipc::Client;
@@ -9,18 +11,20 @@ use crate::failure::Failure;
 use crate::human;
 use crate::json::{self, JobJson, JobList};
 
-/// The table needs no file list: it reads summaries. The JSON lists every job's files,
-/// so only it fetches them, a job and a page at a time.
+/// The table needs no file list: it reads summaries, a page at a time, keeping only the
+/// text of each row. The JSON lists every job's files, so only it fetches them, a job and
+/// a page at a time.
 pub fn run(client: &Client, args: &ListArgs) -> Result<(), Failure> {
-    let summaries: Vec<JobSummary> = client
-        .job_summaries(args.all_users)?
-        .into_iter()
-        .filter(|summary| {
-            args.state.is_empty() || args.state.iter().any(|s| s.matches(summary.job.state))
-        })
-        .collect();
+    let wanted = |summary: &JobSummary| {
+        args.state.is_empty() || args.state.iter().any(|s| s.matches(summary.job.state))
+    };
     if args.output.json {
-        let mut jobs = Vec::new();
+        let mut summaries = Vec::new();
+        client.job_summary_pages(args.all_users, |page| {
+            summaries.extend(page.into_iter().filter(|summary| wanted(summary)));
+            Ok(())
+        })?;
+        let mut jobs = Vec::with_capacity(summaries.len());
         for summary in summaries {
             let id = summary.job.id;
             let files = match client.job_files(id) {
@@ -38,50 +42,192 @@ pub fn run(client: &Client, args: &ListArgs) -> Result<(), Failure> {
             jobs.push(JobJson::from(&view));
         }
         json::print(&JobList { jobs });
-    } else if summaries.is_empty() {
-        println!("No jobs.");
-    } else {
-        print!("{}", table(&summaries, Timestamp::now()));
+        return Ok(());
     }
-    Ok(())
+    let now = Timestamp::now();
+    let mut table = Table::new(HEADER);
+    client.job_summary_pages(args.all_users, |page| {
+        for summary in page.iter().filter(|summary| wanted(summary)) {
+            table.push_row(&row(summary, now));
+        }
+        Ok(())
+    })?;
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let written = if table.rows() == 0 {
+        writeln!(out, "No jobs.")
+    } else {
+        table.write(&mut out)
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        // The reader went away (`qmgr list | head`): nothing more to say.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) => Err(Failure::failed(format!("cannot write the list: {error}"))),
+    }
 }
 
-fn table(summaries: &[JobSummary], now: Timestamp) -> String {
-    let rows: Vec<[String; 7]> = summaries
-        .iter()
-        .map(|summary| {
-            let job = &summary.job;
-            let progress = summary.progress;
-            [
-                human::short_id(job.id),
-                human::fit(&human::clean(&job.display_name), 32),
-                job.state.name().to_owned(),
-                crate::json::priority_name(job.priority).to_owned(),
-                format!("{}/{}", progress.files_transferred, progress.files_total),
-                human::bytes_of(progress.bytes_transferred, progress.bytes_total),
-                human::waiting_short(summary.waiting.as_ref(), now),
-            ]
-        })
-        .collect();
-    let header = [
-        "ID", "NAME", "STATE", "PRIORITY", "FILES", "BYTES", "WAITING",
+const COLUMNS: usize = 7;
+const HEADER: [&str; COLUMNS] = [
+    "ID", "NAME", "STATE", "PRIORITY", "FILES", "BYTES", "WAITING",
+];
+
+/// The table's cells of one job.
+fn row(summary: &JobSummary, now: Timestamp) -> [String; COLUMNS] {
+    let job = &summary.job;
+    let progress = summary.progress;
+    [
+        human::short_id(job.id),
+        human::fit(&human::clean(&job.display_name), 32),
+        job.state.name().to_owned(),
+        crate::json::priority_name(job.priority).to_owned(),
+        format!("{}/{}", progress.files_transferred, progress.files_total),
+        human::bytes_of(progress.bytes_transferred, progress.bytes_total),
+        human::waiting_short(summary.waiting.as_ref(), now),
     ]
-    .map(String::from);
-    let mut widths = header.clone().map(|h| human::width(&h));
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(human::width(cell));
+}
+
+/// A table of [`COLUMNS`] columns, its cells kept end to end in one text with where each
+/// ends and how wide it is: a row of a large queue costs its text and a few numbers.
+struct Table {
+    text: String,
+    /// Per cell, row after row: where it ends in `text`, and its width on a terminal.
+    cells: Vec<(usize, usize)>,
+    widths: [usize; COLUMNS],
+}
+
+impl Table {
+    fn new(header: [&str; COLUMNS]) -> Table {
+        let mut table = Table {
+            text: String::new(),
+            cells: Vec::new(),
+            widths: [0; COLUMNS],
+        };
+        table.push_row(&header);
+        table
+    }
+
+    fn push_row<S: AsRef<str>>(&mut self, cells: &[S; COLUMNS]) {
+        for (cell, width) in cells.iter().zip(&mut self.widths) {
+            let cell = cell.as_ref();
+            let cell_width = cell_width(cell);
+            *width = (*width).max(cell_width);
+            self.text.push_str(cell);
+            self.cells.push((self.text.len(), cell_width));
         }
     }
-    let mut text = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| human::fit_pad(cell, width))
-            .collect();
-        text.push_str(cells.join("  ").trim_end());
-        text.push('\n');
+
+    /// Rows below the header.
+    fn rows(&self) -> usize {
+        self.cells.len() / COLUMNS - 1
     }
-    text
+
+    /// Every row, each cell padded to its column's width, two spaces between columns, and
+    /// no spaces at the end of a line.
+    fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let mut line = String::new();
+        let mut start = 0;
+        for row in self.cells.chunks_exact(COLUMNS) {
+            line.clear();
+            for (column, &(end, cell_width)) in row.iter().enumerate() {
+                if column > 0 {
+                    line.push_str("  ");
+                }
+                line.push_str(&self.text[start..end]);
+                let pad = self.widths[column].saturating_sub(cell_width);
+                line.extend(std::iter::repeat_n(' ', pad));
+                start = end;
+            }
+            out.write_all(line.trim_end().as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
+/// Columns a cell takes on a terminal: its length when it is printable ASCII (nearly
+/// every cell), else as [`human::width`] counts.
+fn cell_width(cell: &str) -> usize {
+    if cell.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        cell.len()
+    } else {
+        human::width(cell)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table as it was made before rows were kept as text: every cell fitted and padded
+    /// to its column, joined by two spaces, the line trimmed at its end.
+    fn padded_by_cell(rows: &[[&str; COLUMNS]]) -> String {
+        let mut widths = [0; COLUMNS];
+        for row in rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(human::width(cell));
+            }
+        }
+        let mut text = String::new();
+        for row in rows {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(cell, width)| human::fit_pad(cell, width))
+                .collect();
+            text.push_str(cells.join("  ").trim_end());
+            text.push('\n');
+        }
+        text
+    }
+
+    #[test]
+    fn the_table_pads_columns_to_their_widest_cell_and_trims_line_ends() {
+        let rows = [
+            [
+                "1a2b3c4d",
+                "nightly",
+                "SUSPENDED",
+                "normal",
+                "0/1",
+                "0 B / 0 B",
+                "suspended",
+            ],
+            [
+                "99887766",
+                "日本語の名前",
+                "ERROR",
+                "foreground",
+                "10/12",
+                "1.5 MB / 2 MB",
+                "",
+            ],
+            ["00000000", "", "QUEUED", "low", "0/0", "0 B / ?", "3 ahead"],
+        ];
+        let mut table = Table::new(HEADER);
+        for row in &rows {
+            table.push_row(row);
+        }
+        assert_eq!(table.rows(), rows.len());
+        let mut written = Vec::new();
+        table.write(&mut written).unwrap();
+        let mut expected = vec![HEADER];
+        expected.extend(rows);
+        let written = String::from_utf8(written).unwrap();
+        assert_eq!(written, padded_by_cell(&expected));
+        // The wide name counts two columns a character: the next column starts after it.
+        let wide_line = written.lines().nth(2).unwrap();
+        assert!(
+            wide_line.starts_with("99887766  日本語の名前  ERROR"),
+            "{wide_line}"
+        );
+        assert!(!written.lines().any(|line| line.ends_with(' ')));
+    }
+
+    #[test]
+    fn cell_widths_count_terminal_columns() {
+        assert_eq!(cell_width("suspended"), 9);
+        assert_eq!(cell_width("名前"), 4);
+        assert_eq!(cell_width(""), 0);
+        assert_eq!(cell_width("é"), 1);
+    }
 }

@@ -176,9 +176,10 @@ fn serve(mode: Mode) -> Result<()> {
     let max_connections = usize::try_from(config.max_connections).unwrap_or(usize::MAX);
     let idle_exit = config.idle_exit.filter(|_| mode == Mode::Detached);
     let max_files_per_job = config.max_files_per_job;
+    keep_heap_thresholds_fixed();
     let manager = QueueManager::start(config, &paths, Arc::new(SystemClock::new()))?;
-    // Loading a large queue builds and drops a copy of it; give those pages back rather
-    // than keep the peak resident for the daemon's whole life.
+    // Loading a large queue leaves freed memory behind (SQLite's pages, decoding); give
+    // those pages back rather than keep the peak resident for the daemon's whole life.
     // SAFETY: malloc_trim only returns free heap memory to the kernel; it touches no object.
     unsafe {
         libc::malloc_trim(0);
@@ -237,6 +238,20 @@ fn serve(mode: Mode) -> Result<()> {
 /// Sends the service's log to stderr — the journal under systemd (which adds its own
 /// times), the log file when detached — at the config's `log_level`, or as `QMGR_LOG` (a
 /// `tracing` filter such as `debug` or `qmgr_service=trace`) says when it is set.
+/// Fixes the heap's thresholds at glibc's defaults (128 KiB). Left to adjust themselves,
+/// they rise after the first large block is freed (a listing page of a large queue), after
+/// which the memory of every later listing stays resident for good.
+fn keep_heap_thresholds_fixed() {
+    const THRESHOLD: libc::c_int = 128 * 1024;
+    for option in [libc::M_MMAP_THRESHOLD, libc::M_TRIM_THRESHOLD] {
+        // SAFETY: mallopt only changes the allocator's tuning; no allocation is touched. It
+        // runs before the service's threads start.
+        if unsafe { libc::mallopt(option, THRESHOLD) } == 0 {
+            tracing::warn!("cannot fix the heap's threshold {option}; memory may stay resident");
+        }
+    }
+}
+
 fn init_logging(level: LogLevel, mode: Mode) {
     let filter = std::env::var("QMGR_LOG")
         .ok()

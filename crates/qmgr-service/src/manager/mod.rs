@@ -36,8 +36,9 @@
 //! counts of its files (`Job::progress`, the state machine's facts), the next file to start
 //! is found from a cursor, and local names are checked against an index.
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -126,18 +127,110 @@ struct Entry {
     first_unfinished: usize,
     /// Hashes of the files' local names (`State::name_hasher`): AddFiles looks a name up
     /// here instead of comparing it with every file, and compares only on a hit.
-    local_names: HashSet<u64>,
+    local_names: LocalNames,
 }
 
 impl Entry {
+    /// The entry of a job just loaded or created, `seq`-th in creation order and `turn`-th
+    /// in line.
+    fn new(job: Job, seq: u64, turn: u64, hasher: &RandomState) -> Entry {
+        let mut entry = Entry {
+            job,
+            seq,
+            turn,
+            run: None,
+            attempts: VecDeque::new(),
+            ahead: 0,
+            throttled: false,
+            complete_error: None,
+            first_unfinished: 0,
+            local_names: LocalNames::default(),
+        };
+        entry.index_local_names(hasher);
+        entry
+    }
+
     /// Makes `local_names` again from the files (after AddFiles was undone).
     fn index_local_names(&mut self, hasher: &RandomState) {
-        self.local_names = self
-            .job
-            .files
-            .iter()
-            .map(|f| hasher.hash_one(&f.local_name))
-            .collect();
+        let mut names = LocalNames::default();
+        for file in &self.job.files {
+            names.insert(hasher.hash_one(&file.local_name));
+        }
+        self.local_names = names;
+    }
+}
+
+/// A set of local-name hashes that costs nothing on the heap for a job of one file (most
+/// jobs of a large queue): one hash is kept in place, and a hash set is made only when a
+/// second, different hash comes.
+#[derive(Debug, Default)]
+enum LocalNames {
+    #[default]
+    Empty,
+    One(u64),
+    #[expect(
+        clippy::box_collection,
+        reason = "boxed, the index of a one-file job takes 16 bytes instead of 40"
+    )]
+    Many(Box<HashSet<u64, PassThrough>>),
+}
+
+impl LocalNames {
+    /// Whether a local name with this hash was inserted (a hit may still be another name
+    /// with the same hash).
+    #[expect(
+        clippy::trivially_copy_pass_by_ref,
+        reason = "called as HashSet::contains is, with a reference"
+    )]
+    fn contains(&self, hash: &u64) -> bool {
+        match self {
+            LocalNames::Empty => false,
+            LocalNames::One(only) => only == hash,
+            LocalNames::Many(set) => set.contains(hash),
+        }
+    }
+
+    /// Adds a hash; returns whether it was new, as `HashSet::insert` does.
+    fn insert(&mut self, hash: u64) -> bool {
+        match self {
+            LocalNames::Empty => {
+                *self = LocalNames::One(hash);
+                true
+            }
+            LocalNames::One(only) if *only == hash => false,
+            LocalNames::One(only) => {
+                let mut set = HashSet::with_capacity_and_hasher(2, PassThrough::default());
+                set.insert(*only);
+                set.insert(hash);
+                *self = LocalNames::Many(Box::new(set));
+                true
+            }
+            LocalNames::Many(set) => set.insert(hash),
+        }
+    }
+}
+
+/// Hashes a `u64` that is already a hash (made by `State::name_hasher`, keyed at random)
+/// as itself: hashing it again would add nothing.
+type PassThrough = BuildHasherDefault<PassThroughHasher>;
+
+#[derive(Debug, Default)]
+struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is expected; any other input is still hashed, if poorly.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
     }
 }
 
@@ -170,7 +263,9 @@ struct State {
     /// Where the client certificate stores are (`certs_dir`).
     paths: StatePaths,
     store: Store,
-    jobs: HashMap<Guid, Entry>,
+    /// Boxed: the map moves only pointers as it grows, and holds no room for absent
+    /// entries the size of a job.
+    jobs: HashMap<Guid, Box<Entry>>,
     groups: HashMap<Guid, Group>,
     transfers: HashMap<TransferId, Slot>,
     /// Transfers stopped before the engine reported their end, with the job and file they
@@ -200,6 +295,18 @@ struct State {
     batch: Option<Batch>,
     /// MaximumDownloadTime: each job's time running since its last Resume.
     download_clocks: DownloadClocks,
+    /// The jobs in creation order, for listings (see `view.rs`).
+    listing_order: RefCell<ListingOrder>,
+}
+
+/// The queue's jobs by creation order, `(seq, id)` ascending: a listing reads a page from
+/// it instead of sorting the whole queue for every page. Jobs that left the queue since it
+/// was made stay in it (a listing passes them over); a job created since makes it stale.
+#[derive(Default)]
+struct ListingOrder {
+    jobs: Arc<[(u64, Guid)]>,
+    /// `State::next_seq` when it was made.
+    made_at: Option<u64>,
 }
 
 impl QueueManager {
@@ -241,6 +348,7 @@ impl QueueManager {
             auto_complete_due: Vec::new(),
             batch: None,
             download_clocks: DownloadClocks::default(),
+            listing_order: RefCell::new(ListingOrder::default()),
         };
         state.recover(clock.now(), boot_changed(state_dir)?)?;
         let shared = Arc::new(Shared {
@@ -466,21 +574,62 @@ impl State {
     pub(super) fn add_entry(&mut self, job: Job) {
         *self.owned.entry(job.owner_uid).or_default() += 1;
         let id = job.id;
-        let mut entry = Entry {
-            job,
-            seq: self.next_seq,
-            turn: self.next_turn,
-            run: None,
-            attempts: VecDeque::new(),
-            ahead: 0,
-            throttled: false,
-            complete_error: None,
-            first_unfinished: 0,
-            local_names: HashSet::new(),
-        };
-        entry.index_local_names(&self.name_hasher);
+        let entry = Entry::new(job, self.next_seq, self.next_turn, &self.name_hasher);
         self.next_seq += 1;
         self.next_turn += 1;
-        self.jobs.insert(id, entry);
+        self.jobs.insert(id, Box::new(entry));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_name_index_answers_as_a_hash_set_does() {
+        let hasher = RandomState::new();
+        let mut index = LocalNames::default();
+        let mut set = HashSet::new();
+        // Repeats among new names, so that both a first, a second and a later insert of a
+        // hash already held are seen.
+        let names = ["/a", "/a", "/b", "/a", "/c", "/b", "/d", "/e", "/e"];
+        for (n, name) in names.iter().enumerate() {
+            let hash = hasher.hash_one(name);
+            assert_eq!(index.contains(&hash), set.contains(&hash), "before {name}");
+            assert_eq!(index.insert(hash), set.insert(hash), "insert {n}: {name}");
+            for probe in ["/a", "/b", "/c", "/d", "/e", "/f"] {
+                let probe = hasher.hash_one(probe);
+                assert_eq!(index.contains(&probe), set.contains(&probe));
+            }
+        }
+        assert!(matches!(index, LocalNames::Many(_)));
+    }
+
+    #[test]
+    fn a_one_file_job_keeps_its_local_name_in_place() {
+        let hasher = RandomState::new();
+        let now = Timestamp(1);
+        let mut job = Job::new(
+            Guid::new_random(),
+            "one",
+            qmgr_core::JobType::Download,
+            1000,
+            qmgr_core::job::JobSettings::default(),
+            now,
+        )
+        .unwrap();
+        let entry = Entry::new(job.clone(), 0, 0, &hasher);
+        assert!(matches!(entry.local_names, LocalNames::Empty));
+        job.add_file("http://example.invalid/a", "/srv/a", 10, now)
+            .unwrap();
+        let entry = Entry::new(job.clone(), 0, 0, &hasher);
+        assert!(matches!(entry.local_names, LocalNames::One(_)));
+        assert!(entry.local_names.contains(&hasher.hash_one("/srv/a")));
+        job.add_file("http://example.invalid/b", "/srv/b", 10, now)
+            .unwrap();
+        let entry = Entry::new(job, 0, 0, &hasher);
+        assert!(entry.local_names.contains(&hasher.hash_one("/srv/a")));
+        assert!(entry.local_names.contains(&hasher.hash_one("/srv/b")));
+        assert!(!entry.local_names.contains(&hasher.hash_one("/srv/c")));
     }
 }

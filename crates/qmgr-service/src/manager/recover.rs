@@ -7,73 +7,61 @@ use qmgr_core::error::{ErrorContext, Result};
 use qmgr_core::{Job, JobError, JobState, Timestamp};
 use qmgr_transfer::Overwrite;
 
-use super::State;
+use super::{Entry, State};
 
 impl State {
     /// Loads the store: finishes interrupted Completes, puts running jobs back in the
     /// queue, and trusts partial files as far as a crash or reboot allows.
+    ///
+    /// Each job goes into the queue as it is read, so the queue is never in memory twice;
+    /// what must be written back (rare: a job that was running, a partial file that changed,
+    /// a Complete to finish) is written once the store has been read through.
     pub(super) fn recover(&mut self, now: Timestamp, rebooted: bool) -> Result<()> {
         for group in self.store.load_groups()? {
             self.groups.insert(group.id, group);
         }
-        for mut job in self.store.load_jobs()? {
-            if quarantine_untrusted_paths(&mut job, now) {
-                job.recount_files();
-                self.store.save_job(&job)?;
-                self.add_entry(job);
-                continue;
-            }
-            if job.completing {
-                // Complete was committed; finish its renames, then forget the job.
-                finish_renames(&job);
-                self.store.delete_job(job.id)?;
-                continue;
-            }
-            // Only what changed is written: a queue of many waiting jobs starts without
-            // rewriting any of them.
-            let mut changed = false;
-            if job.state.is_active() {
-                job.state = JobState::Queued;
-                changed = true;
-            }
-            for file in &mut job.files {
-                // A file with nothing on disk and no name for it has nothing to check.
-                if file.completed || (file.temp_name.is_none() && file.bytes_transferred == 0) {
-                    continue;
+        let mut changed_jobs = Vec::new();
+        let mut completed_jobs = Vec::new();
+        let mut retrying_jobs = Vec::new();
+        self.store.for_each_job(|mut job| {
+            match recover_job(&mut job, now, rebooted) {
+                Recovered::Completed => {
+                    // Complete was committed: its renames are finished now, and the job is
+                    // forgotten below.
+                    finish_renames(&job);
+                    completed_jobs.push(job.id);
+                    return Ok(());
                 }
-                let on_disk = file
-                    .temp_name
-                    .as_deref()
-                    .and_then(|t| std::fs::metadata(t).ok())
-                    .map(|m| m.len());
-                let (temp_name, bytes) = (file.temp_name.is_some(), file.bytes_transferred);
-                match on_disk {
-                    // After a process crash the page cache kept every byte written; after a
-                    // reboot only the checkpointed length is known to be good.
-                    Some(len) if !rebooted => file.bytes_transferred = len.min(file.bytes_total),
-                    Some(_) => {}
-                    None => {
-                        file.temp_name = None;
-                        file.bytes_transferred = 0;
-                    }
-                }
-                changed |= (file.temp_name.is_some(), file.bytes_transferred) != (temp_name, bytes);
-            }
-            if changed {
-                // The files' bytes were set from the disk in place: the job counts them again.
-                job.recount_files();
-                self.store.save_job(&job)?;
+                Recovered::Changed => changed_jobs.push(job.id),
+                Recovered::AsStored => {}
             }
             // A job that transferred while no service could complete it (or whose
             // completion a crash interrupted before COMPLETING was marked).
             if job.state == JobState::Transferred && job.auto_complete.is_some() {
                 self.auto_complete_due.push(job.id);
             }
-            let (id, state) = (job.id, job.state);
-            self.add_entry(job);
-            if state == JobState::TransientError {
-                self.arm_timer(id, now);
+            if job.state == JobState::TransientError {
+                retrying_jobs.push(job.id);
             }
+            // As `add_entry`, which cannot be called while the store is being read.
+            *self.owned.entry(job.owner_uid).or_default() += 1;
+            let id = job.id;
+            let entry = Entry::new(job, self.next_seq, self.next_turn, &self.name_hasher);
+            self.next_seq += 1;
+            self.next_turn += 1;
+            self.jobs.insert(id, Box::new(entry));
+            Ok(())
+        })?;
+        for id in completed_jobs {
+            self.store.delete_job(id)?;
+        }
+        for id in changed_jobs {
+            if let Some(entry) = self.jobs.get(&id) {
+                self.store.save_job(&entry.job)?;
+            }
+        }
+        for id in retrying_jobs {
+            self.arm_timer(id, now);
         }
         self.sweep_temp_files();
         Ok(())
@@ -114,6 +102,66 @@ impl State {
         if let Err(error) = self.store.forget_temp_names(&gone) {
             tracing::error!("{error}");
         }
+    }
+}
+
+/// What start-up made of a job read from the store.
+#[derive(Debug, PartialEq, Eq)]
+enum Recovered {
+    /// Nothing to write: a queue of many waiting jobs starts without rewriting any of them.
+    AsStored,
+    /// The job changed and must be written back.
+    Changed,
+    /// Its Complete was committed before the service stopped: the renames are to be
+    /// finished and the job forgotten.
+    Completed,
+}
+
+/// Brings a job read from the store up to date with what survived: its untrusted paths
+/// quarantined, a running job queued again, and partial files trusted as far as a crash or
+/// reboot allows. Only reads the disk; the caller writes.
+fn recover_job(job: &mut Job, now: Timestamp, rebooted: bool) -> Recovered {
+    if quarantine_untrusted_paths(job, now) {
+        job.recount_files();
+        return Recovered::Changed;
+    }
+    if job.completing {
+        return Recovered::Completed;
+    }
+    let mut changed = false;
+    if job.state.is_active() {
+        job.state = JobState::Queued;
+        changed = true;
+    }
+    for file in &mut job.files {
+        // A file with nothing on disk and no name for it has nothing to check.
+        if file.completed || (file.temp_name.is_none() && file.bytes_transferred == 0) {
+            continue;
+        }
+        let on_disk = file
+            .temp_name
+            .as_deref()
+            .and_then(|t| std::fs::metadata(t).ok())
+            .map(|m| m.len());
+        let (temp_name, bytes) = (file.temp_name.is_some(), file.bytes_transferred);
+        match on_disk {
+            // After a process crash the page cache kept every byte written; after a
+            // reboot only the checkpointed length is known to be good.
+            Some(len) if !rebooted => file.bytes_transferred = len.min(file.bytes_total),
+            Some(_) => {}
+            None => {
+                file.temp_name = None;
+                file.bytes_transferred = 0;
+            }
+        }
+        changed |= (file.temp_name.is_some(), file.bytes_transferred) != (temp_name, bytes);
+    }
+    if changed {
+        // The files' bytes were set from the disk in place: the job counts them again.
+        job.recount_files();
+        Recovered::Changed
+    } else {
+        Recovered::AsStored
     }
 }
 

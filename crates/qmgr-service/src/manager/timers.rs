@@ -91,6 +91,7 @@ impl State {
         let (expired, live): (Vec<&Entry>, Vec<&Entry>) = self
             .jobs
             .values()
+            .map(|e| &**e)
             .partition(|e| now.since(e.job.times.modified) >= timeout);
         let next = live
             .iter()

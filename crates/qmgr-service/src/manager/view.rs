@@ -9,6 +9,10 @@ use qmgr_core::service::{JobView, LIST_PAGE_BYTES, ListCursor, Response, WaitRea
 use qmgr_core::{Job, JobState};
 use qmgr_ipc::frame::encoded_len;
 
+use std::sync::Arc;
+
+use qmgr_core::Guid;
+
 use super::{Entry, ROOT, State};
 
 /// What views of jobs share within one request: the global cap, and whether the machine has
@@ -176,9 +180,9 @@ impl State {
         all_users: bool,
         after: Option<ListCursor>,
     ) -> Result<Response> {
-        let entries = self.listed(uid, all_users, after)?;
         let context = self.view_context();
-        let (jobs, next) = page(entries, |e| e.view(&context), encoded_len);
+        let (jobs, next) =
+            self.listed_page(uid, all_users, after, |e| e.view(&context), encoded_len)?;
         Ok(Response::JobPage { jobs, next })
     }
 
@@ -189,36 +193,70 @@ impl State {
         all_users: bool,
         after: Option<ListCursor>,
     ) -> Result<Response> {
-        let entries = self.listed(uid, all_users, after)?;
         let context = self.view_context();
-        let (jobs, next) = page(entries, |e| self.summary(e, &context), encoded_len);
+        let (jobs, next) = self.listed_page(
+            uid,
+            all_users,
+            after,
+            |e| self.summary(e, &context),
+            encoded_len,
+        )?;
         Ok(Response::SummaryPage { jobs, next })
     }
 
-    /// The jobs a listing holds after `after`, in cursor order.
-    fn listed(
+    /// One page of the jobs a listing holds after `after`, in creation order, each seen
+    /// through `view`. The page is read from the listing order (`State::listing_order`):
+    /// only the jobs on the page and the one after it are looked at.
+    fn listed_page<V>(
         &self,
         uid: u32,
         all_users: bool,
         after: Option<ListCursor>,
-    ) -> Result<Vec<(ListCursor, &Entry)>> {
+        view: impl Fn(&Entry) -> V,
+        encoded_len: impl Fn(&V) -> usize,
+    ) -> Result<(Vec<V>, Option<ListCursor>)> {
         if all_users && uid != ROOT {
             return Err(QmgrError::from_code(hresult::E_ACCESSDENIED)
                 .context("listing every user's jobs needs root"));
         }
-        let cursor = |e: &Entry| ListCursor {
-            key: i64::try_from(e.seq).unwrap_or(i64::MAX),
-            id: e.job.id,
-        };
-        let mut entries: Vec<(ListCursor, &Entry)> = self
-            .jobs
-            .values()
-            .filter(|e| all_users || e.job.owner_uid == uid)
-            .map(|e| (cursor(e), e))
-            .filter(|(at, _)| after.is_none_or(|after| *at > after))
-            .collect();
-        entries.sort_unstable_by_key(|(at, _)| *at);
-        Ok(entries)
+        let order = self.listing_order();
+        let from = after.map_or(0, |after| {
+            order.partition_point(|&(seq, id)| cursor(seq, id) <= after)
+        });
+        let entries = order[from..].iter().filter_map(|&(seq, id)| {
+            // A job that left the queue since the order was made is passed over.
+            let entry = self.jobs.get(&id).filter(|e| e.seq == seq)?;
+            (all_users || entry.job.owner_uid == uid).then_some((cursor(seq, id), &**entry))
+        });
+        Ok(page_of(entries, view, encoded_len))
+    }
+
+    /// Every job by creation order, made again when a job was created since it was last
+    /// made, or when it holds many jobs that are gone.
+    fn listing_order(&self) -> Arc<[(u64, Guid)]> {
+        let mut order = self.listing_order.borrow_mut();
+        let stale = order.made_at != Some(self.next_seq)
+            || order.jobs.len() > 2 * self.jobs.len() + STALE_LISTING_SLACK;
+        if stale {
+            let mut jobs: Vec<(u64, Guid)> =
+                self.jobs.values().map(|e| (e.seq, e.job.id)).collect();
+            jobs.sort_unstable();
+            order.jobs = jobs.into();
+            order.made_at = Some(self.next_seq);
+        }
+        Arc::clone(&order.jobs)
+    }
+}
+
+/// How many gone jobs the listing order may hold beyond as many as the queue holds before it
+/// is made again.
+const STALE_LISTING_SLACK: usize = 64;
+
+/// Where a job is in listings.
+fn cursor(seq: u64, id: Guid) -> ListCursor {
+    ListCursor {
+        key: i64::try_from(seq).unwrap_or(i64::MAX),
+        id,
     }
 }
 
@@ -229,19 +267,89 @@ pub(super) fn page<T, V>(
     view: impl Fn(T) -> V,
     encoded_len: impl Fn(&V) -> usize,
 ) -> (Vec<V>, Option<ListCursor>) {
-    let total = sorted.len();
+    page_of(sorted.into_iter(), view, encoded_len)
+}
+
+/// The most items a page holds, whatever their size: a page of a large queue is built in
+/// memory before it is sent, and a page of small items costs that memory many times over
+/// its encoded size (a job summary is several times larger in memory than on the wire).
+/// Listings only follow cursors, so smaller pages change nothing but their number.
+pub(super) const LIST_PAGE_ITEMS: usize = 2048;
+
+/// [`page`] of items as they come, in cursor order: an item is made and measured only
+/// while the page has room (in [`LIST_PAGE_BYTES`] and [`LIST_PAGE_ITEMS`]), and the
+/// listing goes on (a cursor is returned) exactly when an item was left for the next page.
+pub(super) fn page_of<T, V>(
+    sorted: impl Iterator<Item = (ListCursor, T)>,
+    view: impl Fn(T) -> V,
+    encoded_len: impl Fn(&V) -> usize,
+) -> (Vec<V>, Option<ListCursor>) {
     let mut views = Vec::new();
     let mut bytes = 0usize;
     let mut last = None;
     for (at, item) in sorted {
+        if views.len() == LIST_PAGE_ITEMS {
+            return (views, last);
+        }
         let item = view(item);
         bytes = bytes.saturating_add(encoded_len(&item));
         if !views.is_empty() && bytes > LIST_PAGE_BYTES {
-            break;
+            return (views, last);
         }
         views.push(item);
         last = Some(at);
     }
-    let next = if views.len() < total { last } else { None };
-    (views, next)
+    (views, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(n: usize) -> ListCursor {
+        cursor(u64::try_from(n).unwrap(), Guid::NIL)
+    }
+
+    /// Every page of `items` (listed by cursor as a client does), each as its items.
+    fn pages(items: usize, item_bytes: usize) -> Vec<Vec<usize>> {
+        let mut pages = Vec::new();
+        let mut after: Option<ListCursor> = None;
+        loop {
+            let rest = (0..items)
+                .map(|n| (at(n), n))
+                .filter(|(cursor, _)| after.is_none_or(|after| *cursor > after));
+            let (page, next) = page_of(rest, |n| n, |_| item_bytes);
+            pages.push(page);
+            match next {
+                Some(next) => after = Some(next),
+                None => return pages,
+            }
+        }
+    }
+
+    #[test]
+    fn a_page_of_small_items_stops_at_the_item_cap() {
+        let items = 2 * LIST_PAGE_ITEMS + 5;
+        let pages = pages(items, 10);
+        assert_eq!(
+            pages.iter().map(Vec::len).collect::<Vec<_>>(),
+            [LIST_PAGE_ITEMS, LIST_PAGE_ITEMS, 5]
+        );
+        let listed: Vec<usize> = pages.concat();
+        assert_eq!(listed, (0..items).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_page_of_large_items_stops_at_the_byte_limit_and_holds_at_least_one() {
+        let pages_of_thirds = pages(7, LIST_PAGE_BYTES / 3);
+        assert_eq!(
+            pages_of_thirds.iter().map(Vec::len).collect::<Vec<_>>(),
+            [3, 3, 1]
+        );
+        let pages_of_giants = pages(2, LIST_PAGE_BYTES * 2);
+        assert_eq!(pages_of_giants, [vec![0], vec![1]]);
+        // Exactly a page's worth leaves no empty page behind.
+        assert_eq!(pages(LIST_PAGE_ITEMS, 1).len(), 1);
+        assert_eq!(pages(0, 1), [Vec::<usize>::new()]);
+    }
 }
