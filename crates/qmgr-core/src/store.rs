@@ -1358,6 +1358,16 @@ mod tests {
         job
     }
 
+    /// A store holding a job of `files` files, that job, and a copy changed throughout.
+    fn stored_and_changed(files: usize) -> (tempfile::TempDir, Store, Job, Job) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let stored = stored_job(&mut store, files);
+        let mut job = stored.clone();
+        change_everything(&mut job);
+        (dir, store, stored, job)
+    }
+
     /// Changes the job's row and every file in memory, so that a write can be seen to have
     /// taken exactly the parts it should.
     fn change_everything(job: &mut Job) {
@@ -1376,11 +1386,7 @@ mod tests {
 
     #[test]
     fn a_batchs_writes_reach_the_store_together_when_it_ends() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
-        let stored = stored_job(&mut store, 3);
-        let mut job = stored.clone();
-        change_everything(&mut job);
+        let (dir, mut store, stored, job) = stored_and_changed(3);
         store.begin_batch().unwrap();
         store.save_file(&job, 0).unwrap();
         store.save_files_with_temp_names(&job, &[1, 2]).unwrap();
@@ -1400,11 +1406,7 @@ mod tests {
 
     #[test]
     fn a_batch_that_never_ends_leaves_the_store_as_it_was() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
-        let stored = stored_job(&mut store, 2);
-        let mut job = stored.clone();
-        change_everything(&mut job);
+        let (dir, mut store, stored, job) = stored_and_changed(2);
         store.begin_batch().unwrap();
         store.save_job_and_files(&job, &[0, 1]).unwrap();
         // The process ends (a crash) with the batch open.
@@ -1415,11 +1417,7 @@ mod tests {
 
     #[test]
     fn a_refused_write_in_a_batch_fails_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
-        let stored = stored_job(&mut store, 3);
-        let mut job = stored.clone();
-        change_everything(&mut job);
+        let (_dir, mut store, stored, job) = stored_and_changed(3);
         store.begin_batch().unwrap();
         store.save_file(&job, 0).unwrap();
         store.refuse_writes_for_tests(true).unwrap();
@@ -1435,11 +1433,7 @@ mod tests {
 
     #[test]
     fn the_completing_mark_commits_an_open_batch_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
-        let stored = stored_job(&mut store, 2);
-        let mut job = stored.clone();
-        change_everything(&mut job);
+        let (dir, mut store, _stored, mut job) = stored_and_changed(2);
         store.begin_batch().unwrap();
         store.save_job_row(&job).unwrap();
         job.completing = true;
@@ -1457,11 +1451,7 @@ mod tests {
 
     #[test]
     fn a_job_row_write_leaves_every_file_row_as_it_was() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
-        let stored = stored_job(&mut store, 3);
-        let mut job = stored.clone();
-        change_everything(&mut job);
+        let (_dir, mut store, stored, job) = stored_and_changed(3);
         store.save_job_row(&job).unwrap();
         let loaded = store.load_jobs().unwrap().remove(0);
         assert_eq!(loaded.description, "changed");
@@ -1471,11 +1461,7 @@ mod tests {
 
     #[test]
     fn a_file_write_touches_that_file_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
-        let stored = stored_job(&mut store, 3);
-        let mut job = stored.clone();
-        change_everything(&mut job);
+        let (_dir, mut store, stored, mut job) = stored_and_changed(3);
         store.save_file(&job, 1).unwrap();
         let loaded = store.load_jobs().unwrap().remove(0);
         assert_eq!(loaded.files[1], job.files[1]);
@@ -1501,11 +1487,7 @@ mod tests {
 
     #[test]
     fn a_job_and_file_write_takes_the_row_and_the_named_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
-        let stored = stored_job(&mut store, 4);
-        let mut job = stored.clone();
-        change_everything(&mut job);
+        let (_dir, mut store, stored, job) = stored_and_changed(4);
         store.save_job_and_files(&job, &[0, 3]).unwrap();
         let loaded = store.load_jobs().unwrap().remove(0);
         assert_eq!(loaded.description, "changed");
@@ -1516,11 +1498,7 @@ mod tests {
 
     #[test]
     fn inserting_files_adds_the_new_rows_and_leaves_the_old_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
-        let stored = stored_job(&mut store, 2);
-        let mut job = stored.clone();
-        change_everything(&mut job);
+        let (_dir, mut store, stored, mut job) = stored_and_changed(2);
         let now = Timestamp(1_900_000_000_000_000);
         job.add_file("http://mirror.example/c", "/srv/c", 10, now)
             .unwrap();

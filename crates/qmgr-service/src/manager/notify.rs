@@ -47,7 +47,6 @@ impl State {
             JobState::Error => Some(NotificationKind::Error),
             _ => None,
         };
-        let owner = job.owner_uid;
         let state = job.state;
         let limit = job.settings.maximum_download_time;
         self.download_clocks.observe(id, before, state, limit, now);
@@ -70,14 +69,7 @@ impl State {
             );
         }
         for kind in std::iter::once(NotificationKind::Modification).chain(arrival) {
-            self.publish(
-                owner,
-                Notification {
-                    job: id,
-                    kind,
-                    state,
-                },
-            );
+            self.publish_about(id, kind);
         }
         let Some(job) = self.jobs.get(&id).map(|entry| &entry.job) else {
             return;
@@ -113,13 +105,16 @@ impl State {
     }
 
     pub(super) fn notify_file(&mut self, id: Guid, file: usize) {
-        let Some(entry) = self.jobs.get(&id) else {
+        let file = u32::try_from(file).unwrap_or(u32::MAX);
+        self.publish_about(id, NotificationKind::FileTransferred { file });
+    }
+
+    /// Tells subscribers `kind` of job `id`, in the state it is in now.
+    fn publish_about(&mut self, id: Guid, kind: NotificationKind) {
+        let Some(job) = self.jobs.get(&id).map(|entry| &entry.job) else {
             return;
         };
-        let (owner, state) = (entry.job.owner_uid, entry.job.state);
-        let kind = NotificationKind::FileTransferred {
-            file: u32::try_from(file).unwrap_or(u32::MAX),
-        };
+        let (owner, state) = (job.owner_uid, job.state);
         self.publish(
             owner,
             Notification {
