@@ -763,6 +763,104 @@ static void http_method(IBackgroundCopyManager *manager, const TestPlace *place)
     free(posted);
 }
 
+static HRESULT set_enable(IBackgroundCopyJob5 *job5, BITS_JOB_PROPERTY_ID id, BOOL enable)
+{
+    BITS_JOB_PROPERTY_VALUE value;
+    memset(&value, 0, sizeof value);
+    value.Enable = enable;
+    return IBackgroundCopyJob5_SetProperty(job5, id, value);
+}
+
+/* What Microsoft allows only before the first file (HIGH_PERFORMANCE) or the first Resume
+ * (DYNAMIC_CONTENT, MAX_DOWNLOAD_SIZE, the HTTP method), and what does not go together. */
+static void properties_fixed_by_files_and_resume(IBackgroundCopyManager *manager,
+                                                 const TestPlace *place)
+{
+    IBackgroundCopyJob *job = new_job(manager, u"qmgr C test: fixed properties");
+    IBackgroundCopyJob *other = new_job(manager, u"qmgr C test: own method");
+    IBackgroundCopyJob *again = NULL;
+    IBackgroundCopyJob5 *job5 = NULL, *other5 = NULL, *again5 = NULL;
+    IBackgroundCopyJobHttpOptions2 *options = NULL;
+    BITS_JOB_PROPERTY_VALUE value;
+    WCHAR *url = url_of(place, "/data/1m/fixed?rate=8000");
+    WCHAR *local = work_path_wide(place, "fixed.bin");
+    GUID id;
+
+    if (!CHECK_HR(IBackgroundCopyJob_QueryInterface(job, &IID_IBackgroundCopyJob5,
+                                                    (void **)&job5),
+                  S_OK) ||
+        !CHECK_HR(IBackgroundCopyJob_QueryInterface(other, &IID_IBackgroundCopyJob5,
+                                                    (void **)&other5),
+                  S_OK)) {
+        return;
+    }
+    CHECK_HR(set_enable(job5, BITS_JOB_PROPERTY_HIGH_PERFORMANCE, TRUE), S_OK);
+    CHECK_HR(IBackgroundCopyJob_AddFile(job, url, local), S_OK);
+    CHECK_HR(set_enable(job5, BITS_JOB_PROPERTY_HIGH_PERFORMANCE, FALSE),
+             BG_E_READ_ONLY_PROPERTY_AFTER_ADDFILE);
+    CHECK_HR(set_enable(job5, BITS_JOB_PROPERTY_DYNAMIC_CONTENT, TRUE), S_OK);
+    /* Held by the service: another object of the job sees both. */
+    CHECK_HR(IBackgroundCopyJob_GetId(job, &id), S_OK);
+    if (CHECK_HR(IBackgroundCopyManager_GetJob(manager, &id, &again), S_OK) &&
+        CHECK_HR(IBackgroundCopyJob_QueryInterface(again, &IID_IBackgroundCopyJob5,
+                                                   (void **)&again5),
+                 S_OK)) {
+        memset(&value, 0, sizeof value);
+        CHECK_HR(IBackgroundCopyJob5_GetProperty(again5, BITS_JOB_PROPERTY_HIGH_PERFORMANCE,
+                                                 &value),
+                 S_OK);
+        CHECK(value.Enable == TRUE);
+        CHECK_HR(IBackgroundCopyJob5_GetProperty(again5, BITS_JOB_PROPERTY_DYNAMIC_CONTENT,
+                                                 &value),
+                 S_OK);
+        CHECK(value.Enable == TRUE);
+        IBackgroundCopyJob5_Release(again5);
+    }
+    if (again != NULL) {
+        IBackgroundCopyJob_Release(again);
+    }
+    if (CHECK_HR(IBackgroundCopyJob_QueryInterface(job, &IID_IBackgroundCopyJobHttpOptions2,
+                                                   (void **)&options),
+                 S_OK)) {
+        CHECK_HR(IBackgroundCopyJobHttpOptions2_SetHttpMethod(options, u"POST"),
+                 BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD);
+        IBackgroundCopyJobHttpOptions2_Release(options);
+    }
+    memset(&value, 0, sizeof value);
+    value.Uint64 = 1u << 30;
+    CHECK_HR(IBackgroundCopyJob5_SetProperty(job5, BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE, value),
+             S_OK);
+    CHECK_HR(IBackgroundCopyJob_Resume(job), S_OK);
+    CHECK_HR(IBackgroundCopyJob_Suspend(job), S_OK);
+    CHECK_HR(set_enable(job5, BITS_JOB_PROPERTY_DYNAMIC_CONTENT, FALSE),
+             BG_E_READ_ONLY_PROPERTY_AFTER_RESUME);
+    CHECK_HR(IBackgroundCopyJob5_SetProperty(job5, BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE, value),
+             BG_E_READ_ONLY_PROPERTY_AFTER_RESUME);
+
+    /* A job with its own method cannot be dynamic, and keeps its method once resumed. */
+    if (CHECK_HR(IBackgroundCopyJob_QueryInterface(other, &IID_IBackgroundCopyJobHttpOptions2,
+                                                   (void **)&options),
+                 S_OK)) {
+        CHECK_HR(IBackgroundCopyJobHttpOptions2_SetHttpMethod(options, u"POST"), S_OK);
+        CHECK_HR(set_enable(other5, BITS_JOB_PROPERTY_DYNAMIC_CONTENT, TRUE),
+                 BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD);
+        CHECK_HR(IBackgroundCopyJob_AddFile(other, url, local), S_OK);
+        CHECK_HR(IBackgroundCopyJob_Resume(other), S_OK);
+        CHECK_HR(IBackgroundCopyJob_Suspend(other), S_OK);
+        CHECK_HR(IBackgroundCopyJobHttpOptions2_SetHttpMethod(options, u"PUT"),
+                 BG_E_READ_ONLY_PROPERTY_AFTER_RESUME);
+        IBackgroundCopyJobHttpOptions2_Release(options);
+    }
+    CHECK_HR(IBackgroundCopyJob_Cancel(job), S_OK);
+    CHECK_HR(IBackgroundCopyJob_Cancel(other), S_OK);
+    IBackgroundCopyJob5_Release(job5);
+    IBackgroundCopyJob5_Release(other5);
+    IBackgroundCopyJob_Release(job);
+    IBackgroundCopyJob_Release(other);
+    free(url);
+    free(local);
+}
+
 /* MaximumDownloadTime is the service's: another object of the job sees it, and a job still
  * transferring when it runs out stops in ERROR with BG_E_MAXDOWNLOAD_TIMEOUT. */
 static void maximum_download_time_runs_out(IBackgroundCopyManager *manager,
@@ -888,6 +986,7 @@ int main(int argc, char **argv)
     job_error_and_partial_complete(manager, &place);
     maximum_download_time_runs_out(manager, &place);
     http_method(manager, &place);
+    properties_fixed_by_files_and_resume(manager, &place);
 
     IBackgroundCopyManager_Release(manager);
     CoUninitialize();

@@ -250,6 +250,14 @@ pub struct JobSettings {
     /// downloads again from the start.
     #[serde(default)]
     pub http_method: Option<String>,
+    /// Job5's DYNAMIC_CONTENT: the content may change between requests, so an interrupted
+    /// file starts over instead of resuming with a range.
+    #[serde(default)]
+    pub dynamic_content: bool,
+    /// Job5's HIGH_PERFORMANCE, kept as given: qmgr keeps its reliability for every job
+    /// (progress recorded, files renamed into place when whole).
+    #[serde(default)]
+    pub high_performance: bool,
 }
 
 /// A request method IBackgroundCopyJobHttpOptions2 accepts: an HTTP token (RFC 9110
@@ -331,6 +339,8 @@ impl Default for JobSettings {
             maximum_download_time: DEFAULT_MAXIMUM_DOWNLOAD_TIME,
             minimum_notification_interval: DEFAULT_MINIMUM_NOTIFICATION_INTERVAL,
             http_method: None,
+            dynamic_content: false,
+            high_performance: false,
         }
     }
 }
@@ -430,6 +440,10 @@ pub struct Job {
     /// Transient errors since the job last made progress: how far the interactive retry
     /// delay has doubled (see [`JobSettings::first_retry_delay`]).
     pub retries_without_progress: u32,
+    /// Resume has succeeded at least once: the properties Microsoft allows only before the
+    /// first Resume (DYNAMIC_CONTENT, MAX_DOWNLOAD_SIZE, the HTTP method) are fixed.
+    #[serde(default)]
+    pub resumed: bool,
     /// The umask of the process that created the job: Complete gives each file the mode
     /// `0666 & !umask`, as if that process had created it.
     #[serde(default = "default_umask")]
@@ -585,6 +599,7 @@ impl Job {
             umask: DEFAULT_UMASK,
             auto_complete: None,
             retries_without_progress: 0,
+            resumed: false,
             credentials: Credentials::default(),
             tally: FileTally::of(&[]),
         })
@@ -660,6 +675,7 @@ impl Job {
             completing: self.completing,
             auto_complete: self.auto_complete,
             retries_without_progress: self.retries_without_progress,
+            resumed: self.resumed,
             umask: self.umask,
             credentials: self.credentials.clone(),
             tally: self.tally,
@@ -758,6 +774,7 @@ impl Job {
     pub fn resume(&mut self, now: Timestamp) -> Result<HResult> {
         let stopped = matches!(self.state, JobState::Suspended | JobState::Error);
         let code = self.call(Event::Resume, now)?;
+        self.resumed = true;
         if stopped {
             self.no_progress_since = None;
             self.retries_without_progress = 0;
@@ -922,8 +939,66 @@ impl Job {
         Ok(())
     }
 
+    /// `what` may be set only before the first Resume
+    /// (`BG_E_READ_ONLY_PROPERTY_AFTER_RESUME`).
+    fn ensure_not_resumed(&self, what: &str) -> Result<()> {
+        if self.resumed {
+            return Err(
+                QmgrError::from_code(hresult::BG_E_READ_ONLY_PROPERTY_AFTER_RESUME)
+                    .context(format_args!("{what} of job {}", self.id)),
+            );
+        }
+        Ok(())
+    }
+
+    /// `what` exists for download jobs only
+    /// (`BG_E_PROPERTY_SUPPORTED_FOR_DOWNLOAD_JOBS_ONLY`).
+    fn ensure_download(&self, what: &str) -> Result<()> {
+        if self.job_type != JobType::Download {
+            return Err(QmgrError::from_code(
+                hresult::BG_E_PROPERTY_SUPPORTED_FOR_DOWNLOAD_JOBS_ONLY,
+            )
+            .context(format_args!("{what} of job {}", self.id)));
+        }
+        Ok(())
+    }
+
+    /// Job5's DYNAMIC_CONTENT: download jobs only, before the first Resume, and not with an
+    /// HTTP method of the caller's.
+    pub fn set_dynamic_content(&mut self, enable: bool, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        self.ensure_download("DYNAMIC_CONTENT")?;
+        self.ensure_not_resumed("DYNAMIC_CONTENT")?;
+        if enable && let Some(method) = &self.settings.http_method {
+            return Err(
+                QmgrError::from_code(hresult::BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD).context(
+                    format_args!("DYNAMIC_CONTENT with the HTTP method {method}"),
+                ),
+            );
+        }
+        self.settings.dynamic_content = enable;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    /// Job5's HIGH_PERFORMANCE: download jobs only, before the first file is added.
+    pub fn set_high_performance(&mut self, enable: bool, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        self.ensure_download("HIGH_PERFORMANCE")?;
+        if !self.files.is_empty() {
+            return Err(
+                QmgrError::from_code(hresult::BG_E_READ_ONLY_PROPERTY_AFTER_ADDFILE)
+                    .context(format_args!("HIGH_PERFORMANCE of job {}", self.id)),
+            );
+        }
+        self.settings.high_performance = enable;
+        self.times.modified = now;
+        Ok(())
+    }
+
     /// IBackgroundCopyJobHttpOptions2::SetHttpMethod: a method other than GET moves the job
-    /// to the foreground for good; GET (the default) is the default again.
+    /// to the foreground for good; GET (the default) is the default again. Before the first
+    /// Resume only, and not for a DYNAMIC_CONTENT job.
     pub fn set_http_method(&mut self, method: &str, now: Timestamp) -> Result<()> {
         self.ensure_mutable()?;
         validate_http_method(method)?;
@@ -932,11 +1007,22 @@ impl Job {
                 .context("HTTP methods are for download jobs"));
         }
         if method == "GET" {
+            if self.settings.http_method.is_some() {
+                self.ensure_not_resumed("the HTTP method")?;
+            }
             self.settings.http_method = None;
-        } else {
-            self.settings.http_method = Some(method.to_owned());
-            self.priority = JobPriority::Foreground;
+            self.times.modified = now;
+            return Ok(());
         }
+        self.ensure_not_resumed("the HTTP method")?;
+        if self.settings.dynamic_content {
+            return Err(
+                QmgrError::from_code(hresult::BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD)
+                    .context("a DYNAMIC_CONTENT job keeps GET"),
+            );
+        }
+        self.settings.http_method = Some(method.to_owned());
+        self.priority = JobPriority::Foreground;
         self.times.modified = now;
         Ok(())
     }
@@ -1047,8 +1133,11 @@ impl Job {
         Ok(())
     }
 
+    /// Job5's MAX_DOWNLOAD_SIZE: download jobs only, before the first Resume.
     pub fn set_max_download_size(&mut self, size: Option<u64>, now: Timestamp) -> Result<()> {
         self.ensure_mutable()?;
+        self.ensure_download("MAX_DOWNLOAD_SIZE")?;
+        self.ensure_not_resumed("MAX_DOWNLOAD_SIZE")?;
         self.settings.max_download_size = size;
         self.times.modified = now;
         Ok(())

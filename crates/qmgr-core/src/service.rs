@@ -106,6 +106,10 @@ pub enum JobChange {
     MinimumNotificationInterval(Duration),
     /// IBackgroundCopyJobHttpOptions2::SetHttpMethod.
     HttpMethod(String),
+    /// Job5 DYNAMIC_CONTENT.
+    DynamicContent(bool),
+    /// Job5 HIGH_PERFORMANCE.
+    HighPerformance(bool),
 }
 
 /// A change to one property of a legacy group.

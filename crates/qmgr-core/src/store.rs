@@ -108,6 +108,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (job_id, target, scheme)
     ) WITHOUT ROWID;
 ",
+    r"
+    -- Resume has succeeded at least once (what Microsoft allows only before it is fixed).
+    -- A job of an older store that left SUSPENDED or failed once was resumed.
+    ALTER TABLE jobs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;
+    UPDATE jobs SET resumed = 1 WHERE state != 3 OR error_count > 0;
+",
 ];
 
 /// One progress write: the bytes of one file now safely on disk.
@@ -304,8 +310,8 @@ impl Store {
             tx.prepare_cached(
                 "INSERT INTO jobs (id, job_type, display_name, description, owner_uid, priority, state, created,
                     modified, transfer_completed, settings, error, error_count, no_progress_since, retry_at,
-                    group_id, completing, umask, auto_complete, retries_without_progress)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                    group_id, completing, umask, auto_complete, retries_without_progress, resumed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
             )?
             .execute(row.params(job))?;
             write_files(tx, job, 0)
@@ -458,7 +464,7 @@ impl Store {
                 "SELECT j.rowid, j.id, j.job_type, j.display_name, j.description, j.owner_uid, j.priority,
                     j.state, j.created, j.modified, j.transfer_completed, j.settings, j.error, j.error_count,
                     j.no_progress_since, j.retry_at, j.group_id, j.completing, j.umask, j.auto_complete,
-                    j.retries_without_progress,
+                    j.retries_without_progress, j.resumed,
                     f.remote_name, f.local_name, f.temp_name, f.bytes_total, f.bytes_transferred, f.completed,
                     f.etag, f.last_modified
                  FROM jobs AS j LEFT JOIN files AS f ON f.job_id = j.id
@@ -612,6 +618,7 @@ impl Store {
             auto_complete: AutoComplete::from_raw(row.get(19).map_err(fail)?)
                 .map_err(|_| corrupt("an unknown auto-complete mark"))?,
             retries_without_progress: row.get(20).map_err(fail)?,
+            resumed: row.get(21).map_err(fail)?,
             credentials: Credentials::default(),
             tally: crate::job::FileTally::default(),
         })
@@ -796,8 +803,8 @@ impl JobRow {
         })
     }
 
-    /// Parameters ?1..?20 of the INSERT and UPDATE statements.
-    fn params<'a>(&'a self, job: &'a Job) -> [&'a dyn ToSql; 20] {
+    /// Parameters ?1..?21 of the INSERT and UPDATE statements.
+    fn params<'a>(&'a self, job: &'a Job) -> [&'a dyn ToSql; 21] {
         [
             &self.id,
             &self.job_type,
@@ -819,6 +826,7 @@ impl JobRow {
             &job.umask,
             &self.auto_complete,
             &job.retries_without_progress,
+            &job.resumed,
         ]
     }
 }
@@ -830,7 +838,7 @@ fn update_job_row(tx: &Connection, job: &Job, row: &JobRow) -> rusqlite::Result<
             "UPDATE jobs SET job_type = ?2, display_name = ?3, description = ?4, owner_uid = ?5, priority = ?6,
                 state = ?7, created = ?8, modified = ?9, transfer_completed = ?10, settings = ?11, error = ?12,
                 error_count = ?13, no_progress_since = ?14, retry_at = ?15, group_id = ?16, completing = ?17,
-                umask = ?18, auto_complete = ?19, retries_without_progress = ?20
+                umask = ?18, auto_complete = ?19, retries_without_progress = ?20, resumed = ?21
              WHERE id = ?1",
         )?
         .execute(row.params(job))?;
@@ -957,7 +965,7 @@ fn file_from_row(row: &Row<'_>) -> rusqlite::Result<Option<FileRecord>> {
 }
 
 /// Where the file's columns start in the rows of [`Store::for_each_job`]'s scan.
-const FIRST_FILE_COLUMN: usize = 21;
+const FIRST_FILE_COLUMN: usize = 22;
 
 /// A job read whole: its file list no larger than its files (it grew one push at a time),
 /// and its counts made.
@@ -1309,6 +1317,13 @@ mod tests {
                 [serde_json::to_string(&JobSettings::default()).unwrap()],
             )
             .unwrap();
+            // Never resumed: still SUSPENDED, no error.
+            conn.execute(
+                "INSERT INTO jobs VALUES ('{00000000-0000-0000-0000-000000000002}', 0, 'new', '', 1000, 2, 3,
+                    0, 0, 0, ?1, NULL, 0, NULL, NULL, NULL, 0)",
+                [serde_json::to_string(&JobSettings::default()).unwrap()],
+            )
+            .unwrap();
             conn.execute(
                 "INSERT INTO files VALUES ('{00000000-0000-0000-0000-000000000001}', 0, 'http://x/a', '/d/a',
                     '/d/.BIT00.tmp', -1, 0, 0, NULL, NULL)",
@@ -1320,7 +1335,10 @@ mod tests {
             .unwrap();
         let mut store = Store::open(dir.path()).unwrap();
         assert_eq!(store.schema_version().unwrap() as usize, MIGRATIONS.len());
-        assert_eq!(store.load_jobs().unwrap()[0].umask, DEFAULT_UMASK);
+        let jobs = store.load_jobs().unwrap();
+        assert_eq!(jobs[0].umask, DEFAULT_UMASK);
+        assert!(jobs[0].resumed, "a job that left SUSPENDED was resumed");
+        assert!(!jobs[1].resumed, "a SUSPENDED job without errors was not");
         assert_eq!(
             store.temp_names().unwrap(),
             vec!["/d/.BIT00.tmp".to_owned()]

@@ -260,12 +260,12 @@ impl JobObject {
             BITS_JOB_PROPERTY_DYNAMIC_CONTENT => {
                 // SAFETY: for this id the caller wrote the Enable member (plain data).
                 let enable = unsafe { value.Enable } != FALSE;
-                local::update_settings(self.id, |s| s.dynamic_content = enable);
+                return self.set(JobChange::DynamicContent(enable));
             }
             BITS_JOB_PROPERTY_HIGH_PERFORMANCE => {
                 // SAFETY: for this id the caller wrote the Enable member (plain data).
                 let enable = unsafe { value.Enable } != FALSE;
-                local::update_settings(self.id, |s| s.high_performance = enable);
+                return self.set(JobChange::HighPerformance(enable));
             }
             BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS => {
                 // SAFETY: for this id the caller wrote the Target member (plain data).
@@ -319,10 +319,10 @@ impl JobObject {
                 Dword: settings.cost_flags,
             },
             BITS_JOB_PROPERTY_DYNAMIC_CONTENT => BITS_JOB_PROPERTY_VALUE {
-                Enable: BOOL::from(settings.dynamic_content),
+                Enable: BOOL::from(self.summary()?.job.settings.dynamic_content),
             },
             BITS_JOB_PROPERTY_HIGH_PERFORMANCE => BITS_JOB_PROPERTY_VALUE {
-                Enable: BOOL::from(settings.high_performance),
+                Enable: BOOL::from(self.summary()?.job.settings.high_performance),
             },
             BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS => BITS_JOB_PROPERTY_VALUE {
                 Target: if self.summary()?.job.settings.use_stored_credentials {

@@ -18,8 +18,6 @@ use crate::abi::types::BITS_JOB_TRANSFER_POLICY_ALWAYS;
 pub(crate) struct LocalSettings {
     pub file_acl_flags: u32,
     pub peer_caching_flags: u32,
-    pub dynamic_content: bool,
-    pub high_performance: bool,
     pub cost_flags: u32,
 }
 
@@ -28,8 +26,6 @@ impl Default for LocalSettings {
         Self {
             file_acl_flags: 0,
             peer_caching_flags: 0,
-            dynamic_content: false,
-            high_performance: false,
             cost_flags: BITS_JOB_TRANSFER_POLICY_ALWAYS,
         }
     }

@@ -37,6 +37,8 @@ pub(super) fn apply_change(
         JobChange::NoProgressTimeout(timeout) => job.set_no_progress_timeout(timeout, now)?,
         JobChange::MaximumDownloadTime(limit) => job.set_maximum_download_time(limit, now)?,
         JobChange::HttpMethod(method) => job.set_http_method(&method, now)?,
+        JobChange::DynamicContent(enable) => job.set_dynamic_content(enable, now)?,
+        JobChange::HighPerformance(enable) => job.set_high_performance(enable, now)?,
         JobChange::MinimumNotificationInterval(interval) => {
             job.set_minimum_notification_interval(interval, now)?;
         }

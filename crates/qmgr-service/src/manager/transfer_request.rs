@@ -21,12 +21,13 @@ pub(super) fn transfer_request(
     let file = &job.files[index];
     let mut request =
         TransferRequest::new(file.remote_name.clone(), PathBuf::from(&file.local_name));
-    // A request of the job's own method is not resumed with a range: the file starts over.
-    let custom_method = job.settings.http_method.is_some();
+    // A request of the job's own method, or of content that may change, is not resumed
+    // with a range: the file starts over.
+    let starts_over = job.settings.http_method.is_some() || job.settings.dynamic_content;
     if let Some(temp) = &file.temp_name {
         request.partial = Some(PartialFile {
             temp_path: PathBuf::from(temp),
-            bytes: if custom_method {
+            bytes: if starts_over {
                 0
             } else {
                 file.bytes_transferred
