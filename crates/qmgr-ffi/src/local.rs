@@ -15,6 +15,10 @@ use crate::abi::types::BITS_JOB_TRANSFER_POLICY_ALWAYS;
 
 /// Per-job settings kept in this process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::struct_field_names,
+    reason = "each is a set of Windows flags, named after the method that sets it"
+)]
 pub(crate) struct LocalSettings {
     pub file_acl_flags: u32,
     pub peer_caching_flags: u32,
