@@ -91,6 +91,24 @@ impl Fixture {
         }
     }
 
+    /// Job number `n`, whose view is about 1.4 MB (200 remote names of 6.5 kB): a listing
+    /// page holds only a few of them.
+    fn large_job(&self, n: usize) -> Guid {
+        let long_remote = format!("https://example.invalid/{}", "€".repeat(2150));
+        let id = self
+            .service
+            .create_job(&format!("job {n}"), JobType::Download)
+            .unwrap();
+        let files = (0..200)
+            .map(|i| NewFile {
+                remote_name: format!("{long_remote}/{i}"),
+                local_name: self.path(&format!("{n}-{i}-{}", "l".repeat(200))),
+            })
+            .collect();
+        self.service.add_files(id, files).unwrap();
+        id
+    }
+
     fn wait_for_state(&self, id: Guid, state: JobState) -> JobView {
         self.wait_for(id, state.name(), |v| v.job.state == state)
     }
@@ -691,23 +709,8 @@ fn legacy_groups_count_against_max_jobs_per_user() {
 fn listings_come_in_pages_that_together_hold_every_job() {
     use qmgr_core::service::{LIST_PAGE_BYTES, ListCursor};
     let fx = Fixture::new(config());
-    // Views of about 1.4 MB each (200 remote names of 6.5 kB): three to a page at most.
-    let long_remote = format!("https://example.invalid/{}", "€".repeat(2150));
-    let mut ids = Vec::new();
-    for n in 0..10 {
-        let id = fx
-            .service
-            .create_job(&format!("job {n}"), JobType::Download)
-            .unwrap();
-        let files = (0..200)
-            .map(|i| NewFile {
-                remote_name: format!("{long_remote}/{i}"),
-                local_name: fx.path(&format!("{n}-{i}-{}", "l".repeat(200))),
-            })
-            .collect();
-        fx.service.add_files(id, files).unwrap();
-        ids.push(id);
-    }
+    // Three to a page at most.
+    let ids: Vec<Guid> = (0..10).map(|n| fx.large_job(n)).collect();
     let mut after: Option<ListCursor> = None;
     let mut listed = Vec::new();
     let mut pages = 0;
@@ -747,22 +750,8 @@ fn listings_come_in_pages_that_together_hold_every_job() {
 fn a_listing_keeps_its_order_while_jobs_come_and_go_between_pages() {
     use qmgr_core::service::ListCursor;
     let fx = Fixture::new(config());
-    // Views of about 1.4 MB each, as above: a few to a page.
-    let long_remote = format!("https://example.invalid/{}", "€".repeat(2150));
-    let create = |n: usize| {
-        let id = fx
-            .service
-            .create_job(&format!("job {n}"), JobType::Download)
-            .unwrap();
-        let files = (0..200)
-            .map(|i| NewFile {
-                remote_name: format!("{long_remote}/{i}"),
-                local_name: fx.path(&format!("{n}-{i}-{}", "l".repeat(200))),
-            })
-            .collect();
-        fx.service.add_files(id, files).unwrap();
-        id
-    };
+    // A few to a page.
+    let create = |n: usize| fx.large_job(n);
     let mut ids: Vec<Guid> = (0..9).map(create).collect();
     let list_page = |after: Option<ListCursor>| {
         let Response::JobPage { jobs, next } = fx
