@@ -329,6 +329,13 @@ pub struct TransferArgs {
     /// No progress display
     #[arg(short, long)]
     pub quiet: bool,
+    /// Log in to the server as USER (Basic, Digest or NTLM, whichever it asks for); the
+    /// password is read from a prompt without echo, or from the first line of standard input
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Log in with the user name and password ~/.netrc gives for the server's host
+    #[arg(long, conflicts_with = "user")]
+    pub netrc: bool,
 }
 
 /// A parsed `--limit`: bytes per second, or no limit.

@@ -348,3 +348,140 @@ fn ctrl_c_suspends_the_job_and_resume_finishes_it() {
         expected_body(path, INITIAL_VERSION, 2 << 20)
     );
 }
+
+/// `qmgr transfer ARGS` with `home` as HOME (the qmgrd it starts inherits it), the
+/// password, if any, written to its standard input.
+fn transfer_with(
+    instance: &Instance,
+    home: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+
+    let mut command = instance.command(args);
+    command
+        .env("HOME", home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        writeln!(input, "{text}").unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn transfer_logs_in_with_user_or_netrc_and_never_takes_a_password_from_argv() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let server = TestServer::start();
+    let instance = Instance::new();
+    let home = instance.root().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let netrc = home.join(".netrc");
+    std::fs::write(
+        &netrc,
+        "machine 127.0.0.1 login netrc-user password netrc-pass\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&netrc, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // ~/.netrc names the server's user: one command, no prompt.
+    let behind_netrc = "/data/5k/netrc?auth=basic&user=netrc-user&password=netrc-pass";
+    let output = transfer_with(
+        &instance,
+        &home,
+        &[
+            "transfer",
+            "-q",
+            "--netrc",
+            &server.url(behind_netrc),
+            "-o",
+            "netrc.bin",
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        std::fs::read(instance.downloads().join("netrc.bin")).unwrap(),
+        expected_body("/data/5k/netrc", INITIAL_VERSION, 5 * 1024)
+    );
+
+    // --user: the password comes from standard input, whatever scheme the server asks for.
+    let password = qmgr_tests::auth::DEFAULT_PASSWORD;
+    for (scheme, name) in [("basic", "basic.bin"), ("digest", "digest.bin")] {
+        let url = server.url(&format!("/data/6k/{scheme}?auth={scheme}"));
+        let output = transfer_with(
+            &instance,
+            &home,
+            &[
+                "transfer",
+                "-q",
+                "--user",
+                qmgr_tests::auth::DEFAULT_USER,
+                &url,
+                "-o",
+                name,
+            ],
+            Some(password),
+        );
+        assert!(output.status.success(), "{scheme}: {output:?}");
+        assert_eq!(
+            std::fs::read(instance.downloads().join(name)).unwrap(),
+            expected_body(&format!("/data/6k/{scheme}"), INITIAL_VERSION, 6 * 1024)
+        );
+    }
+
+    // A wrong password is the server's 401, explained; the password is never echoed.
+    let output = transfer_with(
+        &instance,
+        &home,
+        &[
+            "transfer",
+            "-q",
+            "--no-progress-timeout",
+            "0",
+            "--user",
+            qmgr_tests::auth::DEFAULT_USER,
+            &server.url("/data/1k/refused?auth=basic"),
+            "-o",
+            "refused.bin",
+        ],
+        Some("not the password"),
+    );
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("401"), "{said}");
+    assert!(!said.contains("not the password"), "{said}");
+
+    // No password on standard input, and URLs on standard input too: clear refusals.
+    let output = transfer_with(
+        &instance,
+        &home,
+        &[
+            "transfer",
+            "--user",
+            "someone",
+            &server.url("/data/1k/x"),
+            "-o",
+            "x.bin",
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no password"));
+    let output = transfer_with(
+        &instance,
+        &home,
+        &["transfer", "--user", "someone", "-i", "-"],
+        Some(&server.url("/data/1k/y")),
+    );
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("-i -"));
+}

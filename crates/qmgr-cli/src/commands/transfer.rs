@@ -8,12 +8,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
+use qmgr_core::credentials::{AuthScheme, AuthTarget, Credential, Secret};
 use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::hresult;
 use qmgr_core::job::AutoComplete;
@@ -29,6 +31,7 @@ use crate::destinations::{self, Planned, Target};
 use crate::failure::{Exit, Failure};
 use crate::human;
 use crate::json::{self, JobJson, JobList};
+use crate::password::read_password;
 use crate::progress::{FileState, Progress, Snapshot, Totals};
 use crate::session::Session;
 
@@ -85,10 +88,11 @@ pub fn run(session: &Session, args: &TransferArgs) -> Result<(), Failure> {
         )));
     }
 
+    let credentials = login(args)?;
     let interrupted = watch_interrupts()?;
     let client = session.connect()?;
     if args.background {
-        return run_background(&client, &chunks, args, &interrupted);
+        return run_background(&client, &chunks, args, &credentials, &interrupted);
     }
     // Listening before the jobs start: a small job may be transferred and completed by
     // the service before the first look at it, and only a notification tells that apart
@@ -99,6 +103,7 @@ pub fn run(session: &Session, args: &TransferArgs) -> Result<(), Failure> {
         client: &client,
         interrupted: &interrupted,
         args,
+        credentials: &credentials,
     };
     watch.run(chunks, news)
 }
@@ -147,6 +152,7 @@ fn run_background(
     client: &Client,
     chunks: &[Vec<Planned>],
     args: &TransferArgs,
+    credentials: &[Credential],
     interrupted: &AtomicBool,
 ) -> Result<(), Failure> {
     let shares = parallel_shares(args.parallel, chunks.len());
@@ -154,7 +160,15 @@ fn run_background(
     let mut jobs: Vec<Guid> = Vec::new();
     for (part, (chunk, parallel)) in chunks.iter().zip(&shares).enumerate() {
         let name = job_name(args.name.as_deref(), chunk, part, chunks.len());
-        match create_job(client, &name, chunk, *parallel, job_limit, args) {
+        match create_job(
+            client,
+            &name,
+            chunk,
+            *parallel,
+            job_limit,
+            args,
+            credentials,
+        ) {
             Ok(id) => jobs.push(id),
             Err(error) => {
                 cancel_all(client, &jobs);
@@ -264,6 +278,32 @@ fn job_name(given: Option<&str>, files: &[Planned], part: usize, parts: usize) -
     }
 }
 
+/// `--user NAME`: the server credentials every job gets, one per scheme the server may ask
+/// for, with the password read now (never from the command line); none without `--user`.
+fn login(args: &TransferArgs) -> Result<Vec<Credential>, Failure> {
+    let Some(user) = &args.user else {
+        return Ok(Vec::new());
+    };
+    let urls_on_stdin = args.input_file.as_deref() == Some(Path::new("-"));
+    if urls_on_stdin && !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(
+            "--user reads the password from standard input, which -i - uses for URLs: \
+             put the URLs in a file (-i FILE) or type the password at a terminal",
+        ));
+    }
+    let shown = human::clean(user).into_owned();
+    let password = read_password(&format!("Password for {shown}: "))?;
+    Ok([AuthScheme::Basic, AuthScheme::Digest, AuthScheme::Ntlm]
+        .into_iter()
+        .map(|scheme| Credential {
+            target: AuthTarget::Server,
+            scheme,
+            user_name: user.clone(),
+            password: Secret::new(password.clone()),
+        })
+        .collect())
+}
+
 /// Creates one job with its settings and files; a job that cannot be set up is cancelled.
 fn create_job(
     client: &Client,
@@ -272,9 +312,16 @@ fn create_job(
     parallel: u32,
     limit: Option<u64>,
     args: &TransferArgs,
+    credentials: &[Credential],
 ) -> qmgr_core::Result<Guid> {
     let id = client.create_job(name, JobType::Download)?;
     let setup = || -> qmgr_core::Result<()> {
+        for credential in credentials {
+            client.set_job(id, JobChange::Credentials(credential.clone()))?;
+        }
+        if args.netrc {
+            client.set_job(id, JobChange::UseStoredCredentials(true))?;
+        }
         client.set_job(id, JobChange::Priority(priority(args)))?;
         client.set_job(id, JobChange::ParallelFiles(parallel))?;
         // --no-clobber: the service renames with RENAME_NOREPLACE, so a file that appeared
@@ -436,6 +483,8 @@ struct Watch<'a> {
     client: &'a Client,
     interrupted: &'a AtomicBool,
     args: &'a TransferArgs,
+    /// `--user`'s, given to every job.
+    credentials: &'a [Credential],
 }
 
 /// What the notifications said since the last look.
@@ -657,7 +706,15 @@ impl Watch<'_> {
             && let Some(part) = pending.front()
         {
             let name = job_name(self.args.name.as_deref(), &part.files, part.number, parts);
-            match create_job(self.client, &name, &part.files, 1, None, self.args) {
+            match create_job(
+                self.client,
+                &name,
+                &part.files,
+                1,
+                None,
+                self.args,
+                self.credentials,
+            ) {
                 Ok(id) => {
                     let Some(part) = pending.pop_front() else {
                         break;
