@@ -65,14 +65,20 @@ static void file_before_transfer(IBackgroundCopyFile *file, const TestPlace *pla
     CHECK_HR(IBackgroundCopyFile5_GetPeerDownloadStats(file5, &from_origin, &from_peers), S_OK);
     CHECK(from_origin == 0 && from_peers == 0);
     CHECK_HR(IBackgroundCopyFile5_GetPeerDownloadStats(file5, NULL, &from_peers), E_POINTER);
-    /* File5: response headers are read-only and not kept (documented E_NOTIMPL). */
+    /* File5: response headers are read-only, and empty before any response. */
     value.String = NULL;
     CHECK_HR(IBackgroundCopyFile5_SetProperty(file5, BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS,
                                               value),
              BG_E_READ_ONLY_PROPERTY);
+    if (CHECK_HR(IBackgroundCopyFile5_GetProperty(
+                     file5, BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS, &value),
+                 S_OK)) {
+        CHECK(value.String != NULL && value.String[0] == 0);
+        CoTaskMemFree(value.String);
+    }
     CHECK_HR(IBackgroundCopyFile5_GetProperty(file5, BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS,
-                                              &value),
-             E_NOTIMPL);
+                                              NULL),
+             E_POINTER);
     CHECK_HR(IBackgroundCopyFile5_GetProperty(file5, 42, &value), BG_E_UNKNOWN_PROPERTY_ID);
     /* File6 (BITS 10.1) is not implemented. */
     CHECK_HR(IBackgroundCopyFile5_QueryInterface(file5, &IID_IBackgroundCopyFile6, &none),
@@ -81,6 +87,20 @@ static void file_before_transfer(IBackgroundCopyFile *file, const TestPlace *pla
     IBackgroundCopyFile5_Release(file5);
     free(expected_local);
     free(moved);
+}
+
+/* Whether the UTF-16 `text` contains the ASCII `part`. */
+static int wide_contains(const WCHAR *text, const char *part)
+{
+    size_t length = strlen(part), i, j;
+    for (i = 0; text != NULL && text[i] != 0; i++) {
+        for (j = 0; j < length && text[i + j] == (WCHAR)(unsigned char)part[j]; j++) {
+        }
+        if (j == length) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static void files_of_a_job(IBackgroundCopyManager *manager, const TestPlace *place)
@@ -92,6 +112,8 @@ static void files_of_a_job(IBackgroundCopyManager *manager, const TestPlace *pla
     LPWSTR text = NULL;
     UINT64 from_origin = 0, from_peers = 1;
     IBackgroundCopyFile3 *file3 = NULL;
+    IBackgroundCopyFile5 *file5 = NULL;
+    BITS_FILE_PROPERTY_VALUE value;
 
     CHECK_HR(IBackgroundCopyJob_EnumFiles(job, &files), S_OK);
     if (!CHECK_HR(IEnumBackgroundCopyFiles_Next(files, 1, &file, NULL), S_OK)) {
@@ -119,6 +141,20 @@ static void files_of_a_job(IBackgroundCopyManager *manager, const TestPlace *pla
                  S_OK);
         CHECK(from_origin == 16384 && from_peers == 0);
         IBackgroundCopyFile_Release(after);
+        /* The head of the response that brought the file, as the server sent it. */
+        if (CHECK_HR(IBackgroundCopyFile3_QueryInterface(file3, &IID_IBackgroundCopyFile5,
+                                                         (void **)&file5),
+                     S_OK)) {
+            memset(&value, 0, sizeof value);
+            if (CHECK_HR(IBackgroundCopyFile5_GetProperty(
+                             file5, BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS, &value),
+                         S_OK)) {
+                CHECK(wide_contains(value.String, "HTTP/1.1 200"));
+                CHECK(wide_contains(value.String, "Content-Length: 16384"));
+                CoTaskMemFree(value.String);
+            }
+            IBackgroundCopyFile5_Release(file5);
+        }
         /* Renaming the remote file of a transferred job is refused. */
         CHECK_HR(IBackgroundCopyFile3_SetRemoteName(file3, u"http://127.0.0.1:1/x"),
                  BG_E_INVALID_STATE);

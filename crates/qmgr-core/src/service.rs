@@ -24,7 +24,9 @@ use crate::time::Timestamp;
 /// 2: listings come in pages (`ListJobs`/`ListGroups` take a cursor, answer a page).
 /// 3: job summaries without the file list (`GetJobSummary`, `ListJobSummaries`), a job's files a page at a time
 /// (`GetJobFiles`), and AddFiles sent in parts (see `qmgr-ipc`).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: `GetFileResponseHeaders` answered with `Text`; job changes for MaximumDownloadTime, the
+/// notification interval, the HTTP method, DYNAMIC_CONTENT and HIGH_PERFORMANCE.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The most file records a [`JobSummary`] carries in `active_files`: the files being
 /// transferred (at most the job's ParallelFiles, itself at most 64), then partly
@@ -221,6 +223,12 @@ pub enum Request {
     SwitchGroupToForeground {
         group: Guid,
     },
+    /// The raw head of the last HTTP response for file `file` of the job (File5's
+    /// HTTP_RESPONSE_HEADERS); [`Response::Text`] `None` before any response.
+    GetFileResponseHeaders {
+        job: Guid,
+        file: u32,
+    },
 }
 
 /// Why a job is not moving bytes right now.
@@ -336,6 +344,8 @@ pub enum Response {
         groups: Vec<GroupView>,
         next: Option<ListCursor>,
     },
+    /// A text the service keeps, or none.
+    Text(Option<String>),
 }
 
 /// What a notification is about.
@@ -493,6 +503,14 @@ pub trait QueueServiceExt: QueueService {
     }
 
     /// File `index` of the job, fetched alone; `None` when the job has no such file.
+    /// The raw head of the last HTTP response for file `file` of the job, if it had one.
+    fn file_response_headers(&self, job: Guid, file: u32) -> Result<Option<String>> {
+        match self.execute(Request::GetFileResponseHeaders { job, file })? {
+            Response::Text(text) => Ok(text),
+            other => Err(unexpected("GetFileResponseHeaders", &other)),
+        }
+    }
+
     fn job_file(&self, job: Guid, index: u32) -> Result<Option<FileRecord>> {
         let (files, _) = self.job_files_page(job, index, Some(1))?;
         Ok(files.into_iter().next())

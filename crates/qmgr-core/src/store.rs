@@ -114,6 +114,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;
     UPDATE jobs SET resumed = 1 WHERE state != 3 OR error_count > 0;
 ",
+    r"
+    -- The raw head of each file's last HTTP response (File5's HTTP_RESPONSE_HEADERS): kept
+    -- here only, read when asked, so a job of many files does not hold them in memory.
+    CREATE TABLE response_headers (
+        job_id  TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        idx     INTEGER NOT NULL,
+        headers TEXT NOT NULL,
+        PRIMARY KEY (job_id, idx)
+    ) WITHOUT ROWID;
+",
 ];
 
 /// One progress write: the bytes of one file now safely on disk.
@@ -622,6 +632,31 @@ impl Store {
             credentials: Credentials::default(),
             tally: crate::job::FileTally::default(),
         })
+    }
+
+    /// Keeps `headers`, the head of the last HTTP response for file `index` of job `job`.
+    pub fn save_response_headers(&mut self, job: Guid, index: usize, headers: &str) -> Result<()> {
+        let index = i64::try_from(index).unwrap_or(i64::MAX);
+        self.write("cannot save response headers", |tx| {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO response_headers (job_id, idx, headers) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![job.to_string(), index, headers])?;
+            Ok(())
+        })
+    }
+
+    /// The head of the last HTTP response for file `index` of job `job`, if one was kept.
+    pub fn response_headers(&self, job: Guid, index: usize) -> Result<Option<String>> {
+        let index = i64::try_from(index).unwrap_or(i64::MAX);
+        self.conn
+            .prepare_cached("SELECT headers FROM response_headers WHERE job_id = ?1 AND idx = ?2")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![job.to_string(), index], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(|e| self.error("cannot read response headers", &e))
     }
 
     /// Records a temporary file name before the file is created, so that no crash can leave
@@ -1400,6 +1435,25 @@ mod tests {
             file.validator.etag = Some(format!("\"{index}\""));
         }
         job.recount_files();
+    }
+
+    #[test]
+    fn response_headers_are_kept_per_file_replaced_and_deleted_with_the_job() {
+        let (_dir, mut store, job, _) = stored_and_changed(2);
+        assert_eq!(store.response_headers(job.id, 0).unwrap(), None);
+        store
+            .save_response_headers(job.id, 0, "HTTP/1.1 200 OK\r\nETag: \"a\"\r\n")
+            .unwrap();
+        store
+            .save_response_headers(job.id, 0, "HTTP/1.1 206 Partial Content\r\n")
+            .unwrap();
+        assert_eq!(
+            store.response_headers(job.id, 0).unwrap().as_deref(),
+            Some("HTTP/1.1 206 Partial Content\r\n")
+        );
+        assert_eq!(store.response_headers(job.id, 1).unwrap(), None);
+        store.delete_job(job.id).unwrap();
+        assert_eq!(store.response_headers(job.id, 0).unwrap(), None);
     }
 
     #[test]

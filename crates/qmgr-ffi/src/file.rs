@@ -166,9 +166,17 @@ thunks! { FileObject, IBackgroundCopyFile5, 0;
         Err(file_property(PropertyId, "is read-only", hresult::BG_E_READ_ONLY_PROPERTY))
     }
     fn GetProperty(file, PropertyId: BITS_FILE_PROPERTY_ID, PropertyValue: *mut BITS_FILE_PROPERTY_VALUE) {
-        PropertyValue.out("PropertyValue")?;
-        let _ = file;
-        Err(file_property(PropertyId, "is not kept", hresult::E_NOTIMPL))
+        let out = PropertyValue.out("PropertyValue")?;
+        if PropertyId != BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS {
+            return Err(file_property(PropertyId, "", hresult::S_OK));
+        }
+        // The head of the last response as the server sent it (status line and headers,
+        // CRLF-separated); empty before any response.
+        let headers = file.queue.file_response_headers(file.job, file.index)?;
+        out.set(BITS_FILE_PROPERTY_VALUE {
+            String: to_co_task(headers.as_deref().unwrap_or(""))?,
+        });
+        Ok(hresult::S_OK)
     }
 }
 

@@ -148,6 +148,7 @@ pub fn request_name(request: &Request) -> &'static str {
         Request::SuspendGroup { .. } => "SuspendGroup",
         Request::CancelGroup { .. } => "CancelGroup",
         Request::SwitchGroupToForeground { .. } => "SwitchGroupToForeground",
+        Request::GetFileResponseHeaders { .. } => "GetFileResponseHeaders",
     }
 }
 

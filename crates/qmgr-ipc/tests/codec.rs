@@ -69,6 +69,11 @@ fn sample_job_changes() -> Vec<JobChange> {
             file: 3,
             remote_name: "https://example.invalid/a?b=c".into(),
         },
+        JobChange::MaximumDownloadTime(Duration::from_secs(86_400)),
+        JobChange::MinimumNotificationInterval(Duration::from_millis(500)),
+        JobChange::HttpMethod("POST".into()),
+        JobChange::DynamicContent(true),
+        JobChange::HighPerformance(false),
     ]
 }
 
@@ -152,6 +157,10 @@ fn sample_requests() -> Vec<Request> {
         Request::SuspendGroup { group: guid(7) },
         Request::CancelGroup { group: guid(7) },
         Request::SwitchGroupToForeground { group: guid(7) },
+        Request::GetFileResponseHeaders {
+            job: guid(8),
+            file: u32::MAX,
+        },
     ];
     requests.extend(
         sample_job_changes()
@@ -334,6 +343,8 @@ fn sample_responses() -> Vec<Response> {
             ],
             next: None,
         },
+        Response::Text(Some("HTTP/1.1 200 OK\r\nETag: \"x\"\r\n".into())),
+        Response::Text(None),
     ]
 }
 
@@ -351,12 +362,13 @@ fn response_variant(response: &Response) -> usize {
         Response::JobSummary(_) => 7,
         Response::FilePage { .. } => 8,
         Response::SummaryPage { .. } => 9,
+        Response::Text(_) => 10,
     }
 }
-const RESPONSE_VARIANTS: usize = 10;
+const RESPONSE_VARIANTS: usize = 11;
 
 /// `request_name` matches exhaustively on `Request`, so it names every variant there is.
-const REQUEST_VARIANTS: usize = 24;
+const REQUEST_VARIANTS: usize = 25;
 
 fn round_trip<T>(message: &T) -> T
 where

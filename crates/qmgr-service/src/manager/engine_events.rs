@@ -43,8 +43,16 @@ impl State {
                 validator,
                 resumed_at,
                 restart,
+                headers,
                 ..
             } => {
+                // File5's HTTP_RESPONSE_HEADERS: informational, so a failure to keep them
+                // is logged, not the job's failure.
+                if !headers.is_empty()
+                    && let Err(error) = self.store.save_response_headers(id, index, &headers)
+                {
+                    tracing::warn!(job = %id, "{}", error.description);
+                }
                 // A file can stop and continue later if the server answered a range request
                 // with 206, or gave what a later range request needs (size and validator).
                 slot.can_yield = (resumed_at > 0 && restart.is_none())

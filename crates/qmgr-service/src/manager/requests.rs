@@ -106,6 +106,16 @@ impl State {
             Request::SwitchGroupToForeground { group } => {
                 self.switch_group_to_foreground(engine, uid, group, now)
             }
+            Request::GetFileResponseHeaders { job, file } => {
+                let entry = self.entry(uid, job)?;
+                let index = file as usize;
+                if index >= entry.job.files.len() {
+                    return Err(QmgrError::invalid_arg(format!(
+                        "job {job} has no file {file}"
+                    )));
+                }
+                Ok(Response::Text(self.store.response_headers(job, index)?))
+            }
         }
     }
 
