@@ -163,13 +163,13 @@ thunks! { FileObject, IBackgroundCopyFile4, 0;
 thunks! { FileObject, IBackgroundCopyFile5, 0;
     fn SetProperty(file, PropertyId: BITS_FILE_PROPERTY_ID, PropertyValue: BITS_FILE_PROPERTY_VALUE) {
         let _ = (file, PropertyValue);
-        Err(file_property(PropertyId, "is read-only", hresult::BG_E_READ_ONLY_PROPERTY))
+        known_file_property(PropertyId)?;
+        Err(QmgrError::from_code(hresult::BG_E_READ_ONLY_PROPERTY)
+            .context("the HTTP response headers property is read-only"))
     }
     fn GetProperty(file, PropertyId: BITS_FILE_PROPERTY_ID, PropertyValue: *mut BITS_FILE_PROPERTY_VALUE) {
         let out = PropertyValue.out("PropertyValue")?;
-        if PropertyId != BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS {
-            return Err(file_property(PropertyId, "", hresult::S_OK));
-        }
+        known_file_property(PropertyId)?;
         // The head of the last response as the server sent it (status line and headers,
         // CRLF-separated); empty before any response.
         let headers = file.queue.file_response_headers(file.job, file.index)?;
@@ -180,14 +180,14 @@ thunks! { FileObject, IBackgroundCopyFile5, 0;
     }
 }
 
-/// The answer about a file property: `code` for the response headers (the only one), else
+/// The response headers are the only file property there is: any other id is
 /// BG_E_UNKNOWN_PROPERTY_ID.
-fn file_property(id: BITS_FILE_PROPERTY_ID, why: &str, code: HResult) -> QmgrError {
+fn known_file_property(id: BITS_FILE_PROPERTY_ID) -> Result<()> {
     if id == BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS {
-        QmgrError::from_code(code).context(format_args!("the HTTP response headers property {why}"))
+        Ok(())
     } else {
-        QmgrError::from_code(hresult::BG_E_UNKNOWN_PROPERTY_ID)
-            .context(format_args!("file property {id}"))
+        Err(QmgrError::from_code(hresult::BG_E_UNKNOWN_PROPERTY_ID)
+            .context(format_args!("file property {id}")))
     }
 }
 
