@@ -109,6 +109,24 @@ impl Fixture {
         id
     }
 
+    /// One page of the job listing from `after` on, and the cursor of the next.
+    fn job_page(
+        &self,
+        after: Option<qmgr_core::service::ListCursor>,
+    ) -> (Vec<JobView>, Option<qmgr_core::service::ListCursor>) {
+        let Response::JobPage { jobs, next } = self
+            .service
+            .execute(Request::ListJobs {
+                all_users: false,
+                after,
+            })
+            .unwrap()
+        else {
+            panic!("ListJobs answers a page")
+        };
+        (jobs, next)
+    }
+
     fn wait_for_state(&self, id: Guid, state: JobState) -> JobView {
         self.wait_for(id, state.name(), |v| v.job.state == state)
     }
@@ -715,16 +733,7 @@ fn listings_come_in_pages_that_together_hold_every_job() {
     let mut listed = Vec::new();
     let mut pages = 0;
     loop {
-        let Response::JobPage { jobs, next } = fx
-            .service
-            .execute(Request::ListJobs {
-                all_users: false,
-                after,
-            })
-            .unwrap()
-        else {
-            panic!("ListJobs answers a page")
-        };
+        let (jobs, next) = fx.job_page(after);
         pages += 1;
         assert!(!jobs.is_empty());
         assert!(jobs.len() == 1 || qmgr_ipc::frame::encoded_len(&jobs) <= LIST_PAGE_BYTES);
@@ -754,16 +763,7 @@ fn a_listing_keeps_its_order_while_jobs_come_and_go_between_pages() {
     let create = |n: usize| fx.large_job(n);
     let mut ids: Vec<Guid> = (0..9).map(create).collect();
     let list_page = |after: Option<ListCursor>| {
-        let Response::JobPage { jobs, next } = fx
-            .service
-            .execute(Request::ListJobs {
-                all_users: false,
-                after,
-            })
-            .unwrap()
-        else {
-            panic!("ListJobs answers a page")
-        };
+        let (jobs, next) = fx.job_page(after);
         (
             jobs.into_iter().map(|view| view.job.id).collect::<Vec<_>>(),
             next,
