@@ -132,6 +132,17 @@ typedef struct IBitsPeer IBitsPeer;
 typedef struct IEnumBitsPeers IEnumBitsPeers;
 typedef struct IBitsPeerCacheAdministration IBitsPeerCacheAdministration;
 
+/* How CoWaitForMultipleHandles waits. On Linux there are no window messages and no
+ * APCs; see the function for what each flag does here. */
+typedef enum COWAIT_FLAGS {
+    COWAIT_DEFAULT = 0,
+    COWAIT_WAITALL = 1,
+    COWAIT_ALERTABLE = 2,
+    COWAIT_INPUTAVAILABLE = 4,
+    COWAIT_DISPATCH_CALLS = 8,
+    COWAIT_DISPATCH_WINDOW_MESSAGES = 16
+} COWAIT_FLAGS;
+
 typedef enum BG_JOB_STATE {
     BG_JOB_STATE_QUEUED = 0,
     BG_JOB_STATE_CONNECTING = 1,
@@ -217,13 +228,26 @@ typedef enum BITS_FILE_PROPERTY_ID {
 
 typedef int32_t HRESULT;
 
-typedef void *LPVOID;
-
 typedef uint32_t DWORD;
 
-typedef int32_t LONG;
-
 typedef uint32_t ULONG;
+
+/*
+ Something a thread waits for in `CoWaitForMultipleHandles`. On Linux it is a file
+ descriptor carried in the pointer, `(HANDLE)(intptr_t)fd`, and it counts as signaled
+ while the descriptor is readable (an eventfd with a non-zero count, a pipe with data, a
+ hung-up socket). Waiting reads nothing: an eventfd stays signaled until its owner reads
+ it, like a manual-reset event.
+ */
+typedef void *HANDLE;
+
+typedef HANDLE *LPHANDLE;
+
+typedef DWORD *LPDWORD;
+
+typedef void *LPVOID;
+
+typedef int32_t LONG;
 
 typedef WCHAR OLECHAR;
 
@@ -444,6 +468,22 @@ typedef union BITS_FILE_PROPERTY_VALUE {
 
 #define COINIT_SPEED_OVER_MEMORY 8
 
+/*
+ A time-out that never ends.
+ */
+#define INFINITE 4294967295
+
+/*
+ The index `CoWaitForMultipleHandles` reports, with `COWAIT_ALERTABLE`, when a signal
+ handler ran during the wait (Linux's counterpart of a queued APC).
+ */
+#define WAIT_IO_COMPLETION 192
+
+/*
+ The most handles one `CoWaitForMultipleHandles` waits for.
+ */
+#define MAXIMUM_WAIT_OBJECTS 64
+
 #define RPC_C_AUTHN_LEVEL_DEFAULT 0
 
 #define RPC_C_AUTHN_LEVEL_NONE 1
@@ -636,12 +676,12 @@ extern const IID IID_IBackgroundCopyFile4;
 extern const IID IID_IBackgroundCopyFile5;
 
 /*
- `IID_IBackgroundCopyFile6` (bits10_1.h; not implemented).
+ `IID_IBackgroundCopyFile6` (bits10_1.h).
  */
 extern const IID IID_IBackgroundCopyFile6;
 
 /*
- `IID_IBackgroundCopyCallback3` (bits10_1.h; client-implemented, not called).
+ `IID_IBackgroundCopyCallback3` (bits10_1.h; client-implemented).
  */
 extern const IID IID_IBackgroundCopyCallback3;
 
@@ -651,12 +691,12 @@ extern const IID IID_IBackgroundCopyCallback3;
 extern const IID IID_IBackgroundCopyJobHttpOptions2;
 
 /*
- `IID_IBackgroundCopyJobHttpOptions3` (bits10_3.h; not implemented).
+ `IID_IBackgroundCopyJobHttpOptions3` (bits10_3.h).
  */
 extern const IID IID_IBackgroundCopyJobHttpOptions3;
 
 /*
- `IID_IBackgroundCopyServerCertificateValidationCallback` (bits10_3.h; not called).
+ `IID_IBackgroundCopyServerCertificateValidationCallback` (bits10_3.h).
  */
 extern const IID IID_IBackgroundCopyServerCertificateValidationCallback;
 
@@ -783,8 +823,79 @@ extern const IID IID_IBackgroundCopyCallback2;
 extern const IID IID_IBackgroundCopyJobHttpOptions;
 
 /*
- Starts COM use in this process. Any concurrency model is accepted: every object of the
- library may be called from any thread. `S_OK` the first time, `S_FALSE` after.
+ Waits until one of `pHandles` is signaled (all of them at once with `COWAIT_WAITALL`) or
+ `dwTimeout` milliseconds pass (`INFINITE`: never). A `HANDLE` here is a file descriptor,
+ `(HANDLE)(intptr_t)fd`, signaled while it is readable; the wait reads nothing from it.
+
+ On a single-threaded apartment's thread the calls waiting for the apartment (its
+ callbacks) run during the wait, on this thread, as COM's modal loop dispatches them; on
+ any other thread this is a plain wait. The flags on Linux:
+
+ - `COWAIT_DEFAULT` (0): as above.
+ - `COWAIT_WAITALL`: all handles readable at the same time; `*lpdwindex` is then 0.
+ - `COWAIT_ALERTABLE`: a signal handler that runs during the wait ends it: `S_OK` with
+   `*lpdwindex` = `WAIT_IO_COMPLETION` (without the flag the wait goes on).
+ - `COWAIT_DISPATCH_CALLS`: the apartment's calls always run during the wait; accepted.
+ - `COWAIT_INPUTAVAILABLE`, `COWAIT_DISPATCH_WINDOW_MESSAGES`: Linux threads have no
+   message queue; accepted, no effect.
+
+ `S_OK` with the index of the signaled handle (the lowest one) in `*lpdwindex`;
+ `RPC_S_CALLPENDING` when the time ran out; `E_INVALIDARG` for NULL `pHandles` or
+ `lpdwindex`, an unknown flag or more than `MAXIMUM_WAIT_OBJECTS` handles; `RPC_E_NO_SYNC`
+ when `cHandles` is 0; `E_HANDLE` when a handle is not an open descriptor.
+
+ # Safety
+
+ `pHandles` points at `cHandles` handles; `lpdwindex` is writable.
+ */
+HRESULT CoWaitForMultipleHandles(DWORD dwFlags,
+                                 DWORD dwTimeout,
+                                 ULONG cHandles,
+                                 LPHANDLE pHandles,
+                                 LPDWORD lpdwindex);
+
+/*
+ qmgr extension: runs the callbacks waiting for the calling thread's single-threaded
+ apartment, on this thread; when none waits, waits up to `dwTimeout` milliseconds
+ (`INFINITE`: as long as it takes) for one. Call it when the descriptor of
+ `QmgrGetCallbackEventFd` is readable, or instead of a message loop.
+
+ `S_OK` when at least one callback ran, `S_FALSE` when none came in time;
+ `CO_E_NOTINITIALIZED` on a thread that did not call CoInitializeEx, and
+ `E_ILLEGAL_METHOD_CALL` on a multithreaded one (its callbacks need no pump).
+
+ # Safety
+
+ None.
+ */
+HRESULT QmgrDispatchCallbacks(DWORD dwTimeout);
+
+/*
+ qmgr extension: an eventfd that is readable while callbacks wait for the calling
+ thread's single-threaded apartment, for a poll, epoll or GLib loop to watch (then call
+ `QmgrDispatchCallbacks(0)`). The library owns it: do not read or close it; it stays
+ valid until the thread's last CoUninitialize.
+
+ `S_OK` and the descriptor in `*pFd`; `E_POINTER` for NULL; `CO_E_NOTINITIALIZED` and
+ `E_ILLEGAL_METHOD_CALL` as for `QmgrDispatchCallbacks`.
+
+ # Safety
+
+ `pFd` is writable.
+ */
+HRESULT QmgrGetCallbackEventFd(int *pFd);
+
+/*
+ Starts COM use on the calling thread, in the concurrency model `dwCoInit` names:
+ `COINIT_APARTMENTTHREADED` makes the thread a single-threaded apartment, whose
+ callbacks run on it while it waits in `CoWaitForMultipleHandles` or
+ `QmgrDispatchCallbacks`; `COINIT_MULTITHREADED` (0) leaves callbacks to the library's
+ thread. The library's own objects may be called from any thread either way.
+
+ `S_OK` the first time on a thread, `S_FALSE` for the same model again (each needs its
+ CoUninitialize), `RPC_E_CHANGED_MODE` for another model (needs none); `E_INVALIDARG`
+ for an unknown flag. `COINIT_DISABLE_OLE1DDE` and `COINIT_SPEED_OVER_MEMORY` are
+ accepted and change nothing.
 
  # Safety
 
@@ -802,7 +913,10 @@ HRESULT CoInitializeEx(LPVOID pvReserved, DWORD dwCoInit);
 HRESULT CoInitialize(LPVOID pvReserved);
 
 /*
- Ends one CoInitialize(Ex). Objects already made keep working.
+ Ends one CoInitialize(Ex) of the calling thread; a thread without one left is not
+ affected. The last one of a single-threaded apartment closes it: its waiting callbacks
+ are dropped and the library releases the objects it holds from it, on this thread.
+ Objects already made keep working.
 
  # Safety
 
@@ -963,6 +1077,10 @@ HRESULT VariantClear(struct VARIANT *pvarg);
 /* Unspecified error. */
 #define E_FAIL ((HRESULT)0x80004005)
 #endif
+#ifndef E_PENDING
+/* The data necessary to complete this operation is not yet available. */
+#define E_PENDING ((HRESULT)0x8000000A)
+#endif
 #ifndef E_UNEXPECTED
 /* Catastrophic failure. */
 #define E_UNEXPECTED ((HRESULT)0x8000FFFF)
@@ -994,6 +1112,26 @@ HRESULT VariantClear(struct VARIANT *pvarg);
 #ifndef NTE_NO_KEY
 /* Key does not exist. */
 #define NTE_NO_KEY ((HRESULT)0x8009000D)
+#endif
+#ifndef E_HANDLE
+/* The handle is invalid. */
+#define E_HANDLE ((HRESULT)0x80070006)
+#endif
+#ifndef E_ILLEGAL_METHOD_CALL
+/* A method was called at an unexpected time. */
+#define E_ILLEGAL_METHOD_CALL ((HRESULT)0x8000000E)
+#endif
+#ifndef RPC_E_CHANGED_MODE
+/* Cannot change thread mode after it is set. */
+#define RPC_E_CHANGED_MODE ((HRESULT)0x80010106)
+#endif
+#ifndef RPC_S_CALLPENDING
+/* The wait ended before the handles were signaled (time-out). */
+#define RPC_S_CALLPENDING ((HRESULT)0x80010115)
+#endif
+#ifndef RPC_E_NO_SYNC
+/* There are no synchronize objects to wait on. */
+#define RPC_E_NO_SYNC ((HRESULT)0x80010120)
 #endif
 #ifndef BG_E_NOT_FOUND
 /* The requested job was not found. */
@@ -4360,7 +4498,7 @@ struct IBackgroundCopyFile5 {
 
 /*****************************************************************************
  * IBackgroundCopyFile6
- * File additions of BITS 10.1 (bits10_1.h; not implemented).
+ * File additions of BITS 10.1: ranges of on-demand files (bits10_1.h).
  */
 #if defined(__cplusplus) && !defined(CINTERFACE)
 struct IBackgroundCopyFile6 : public IBackgroundCopyFile5
@@ -4606,7 +4744,7 @@ struct IBackgroundCopyJobHttpOptions2 {
 
 /*****************************************************************************
  * IBackgroundCopyJobHttpOptions3
- * HTTP option additions of BITS 10.3 (bits10_3.h; not implemented).
+ * HTTP option additions of BITS 10.3 (bits10_3.h): write-only custom headers and a server certificate validator.
  */
 #if defined(__cplusplus) && !defined(CINTERFACE)
 struct IBackgroundCopyJobHttpOptions3 : public IBackgroundCopyJobHttpOptions2
@@ -4720,7 +4858,7 @@ struct IBackgroundCopyJobHttpOptions3 {
 
 /*****************************************************************************
  * IBackgroundCopyCallback3
- * Implemented by the client: told of transferred ranges (bits10_1.h; not called).
+ * Implemented by the client: told of transferred ranges of on-demand files (bits10_1.h); called as its other callbacks are.
  */
 #if defined(__cplusplus) && !defined(CINTERFACE)
 struct IBackgroundCopyCallback3 : public IBackgroundCopyCallback2
@@ -4801,7 +4939,7 @@ struct IBackgroundCopyCallback3 {
 
 /*****************************************************************************
  * IBackgroundCopyServerCertificateValidationCallback
- * Implemented by the client: validates server certificates (bits10_3.h; not called).
+ * Implemented by the client: validates server certificates (bits10_3.h); called as its other callbacks are (in its apartment).
  */
 #if defined(__cplusplus) && !defined(CINTERFACE)
 struct IBackgroundCopyServerCertificateValidationCallback : public IUnknown

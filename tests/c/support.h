@@ -13,6 +13,7 @@
 #include <bits.h>
 #include <qmgr.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -91,11 +92,52 @@ static inline int wide_is(const WCHAR *text, const char *ascii)
     return *text == 0;
 }
 
+/* A malloc'ed copy of a UTF-16 string of ASCII characters (others become '?'): enough for
+ * the test's own paths. */
+static inline char *ascii_of(const WCHAR *text)
+{
+    size_t length = 0, i;
+    char *ascii;
+    while (text[length] != 0) {
+        length++;
+    }
+    ascii = (char *)malloc(length + 1);
+    if (ascii == NULL) {
+        abort();
+    }
+    for (i = 0; i < length; i++) {
+        ascii[i] = text[i] < 0x80 ? (char)text[i] : '?';
+    }
+    ascii[length] = 0;
+    return ascii;
+}
+
 /* The size of a file, or -1 when it does not exist. */
 static inline long long file_size(const char *path)
 {
     struct stat status;
     return stat(path, &status) == 0 ? (long long)status.st_size : -1;
+}
+
+/* A malloc'ed copy of the file at `path` (size in *size), or NULL. */
+static inline unsigned char *read_whole(const char *path, long long *size)
+{
+    FILE *stream = fopen(path, "rb");
+    unsigned char *bytes = NULL;
+    *size = file_size(path);
+    if (stream == NULL || *size < 0) {
+        if (stream != NULL) {
+            fclose(stream);
+        }
+        return NULL;
+    }
+    bytes = (unsigned char *)malloc((size_t)*size + 1);
+    if (bytes == NULL || fread(bytes, 1, (size_t)*size, stream) != (size_t)*size) {
+        free(bytes);
+        bytes = NULL;
+    }
+    fclose(stream);
+    return bytes;
 }
 
 /* Polls the job until it reaches `wanted`, a final or error state, or `seconds` pass;

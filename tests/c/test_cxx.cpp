@@ -182,7 +182,7 @@ int main(int argc, char **argv)
         return 2;
     }
     uuids();
-    CHECK_HR(CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED), S_OK);
+    CHECK_HR(CoInitializeEx(nullptr, COINIT_MULTITHREADED), S_OK);
     IBackgroundCopyManager *manager = nullptr;
     if (CHECK_HR(CoCreateInstance(__uuidof(BackgroundCopyManager), nullptr, CLSCTX_LOCAL_SERVER,
                                   IID_PPV_ARGS(&manager)),

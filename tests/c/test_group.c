@@ -561,7 +561,7 @@ int main(int argc, char **argv)
     IUnknown *unknown = NULL;
     void *none = (void *)&none;
 
-    CHECK_HR(CoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK);
+    CHECK_HR(CoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
     variant_ownership();
     if (!CHECK_HR(CoCreateInstance(&CLSID_BackgroundCopyQMgr, NULL, CLSCTX_LOCAL_SERVER,
                                    &IID_IBackgroundCopyQMgr, (void **)&qmgr),

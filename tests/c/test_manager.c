@@ -1,7 +1,8 @@
 /* test_manager.c: the COM entry points, IUnknown's rules, and IBackgroundCopyManager.
  *
  * - CoCreateInstance before CoInitialize(Ex) is CO_E_NOTINITIALIZED; CoInitializeEx answers
- *   S_OK then S_FALSE; CoInitialize and CoInitializeSecurity are accepted.
+ *   S_OK then S_FALSE for the same model, RPC_E_CHANGED_MODE for another one;
+ *   CoInitialize and CoInitializeSecurity are accepted.
  * - CoCreateInstance: every class context that includes a server, every versioned CLSID
  *   whose interfaces exist, and the errors (unknown class, aggregation, NULL pointers).
  * - QueryInterface/AddRef/Release: identity through IUnknown, E_NOINTERFACE with NULL
@@ -25,10 +26,18 @@ static void before_initialization(void)
 static void initialization(void)
 {
     CHECK_HR(CoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
-    CHECK_HR(CoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_FALSE);
-    CHECK_HR(CoInitialize(NULL), S_FALSE);
+    CHECK_HR(CoInitializeEx(NULL, COINIT_MULTITHREADED | COINIT_DISABLE_OLE1DDE), S_FALSE);
+    /* The thread's model is set: another one is refused (and needs no CoUninitialize). */
+    CHECK_HR(CoInitializeEx(NULL, COINIT_APARTMENTTHREADED), RPC_E_CHANGED_MODE);
+    CHECK_HR(CoInitialize(NULL), RPC_E_CHANGED_MODE);
+    CHECK_HR(CoInitializeEx(NULL, 0x100), E_INVALIDARG);
     CoUninitialize();
     CoUninitialize();
+    /* Once the last CoUninitialize ended it, the thread may take another model. */
+    CHECK_HR(CoInitialize(NULL), S_OK);
+    CoUninitialize();
+    /* The rest of the program runs initialized; main's last CoUninitialize ends it. */
+    CHECK_HR(CoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
     CHECK_HR(CoInitializeSecurity(NULL, -1, NULL, NULL, 0, 0, NULL, 0, NULL), S_OK);
 }
 
@@ -38,7 +47,8 @@ static void create_instance(void)
         &CLSID_BackgroundCopyManager,    &CLSID_BackgroundCopyManager1_5,
         &CLSID_BackgroundCopyManager2_0, &CLSID_BackgroundCopyManager2_5,
         &CLSID_BackgroundCopyManager3_0, &CLSID_BackgroundCopyManager4_0,
-        &CLSID_BackgroundCopyManager5_0,
+        &CLSID_BackgroundCopyManager5_0, &CLSID_BackgroundCopyManager10_1,
+        &CLSID_BackgroundCopyManager10_2, &CLSID_BackgroundCopyManager10_3,
     };
     static const DWORD contexts[] = {CLSCTX_LOCAL_SERVER, CLSCTX_ALL, CLSCTX_SERVER,
                                      CLSCTX_INPROC_SERVER};
@@ -62,15 +72,12 @@ static void create_instance(void)
             IUnknown_Release(unknown);
         }
     }
-    /* BITS 10.x classes need interfaces the library does not implement. */
+    /* A GUID that is no class is not registered. */
     object = (void *)&object;
-    CHECK_HR(CoCreateInstance(&CLSID_BackgroundCopyManager10_1, NULL, CLSCTX_LOCAL_SERVER,
-                              &IID_IBackgroundCopyManager, &object),
-             REGDB_E_CLASSNOTREG);
-    CHECK(object == NULL);
     CHECK_HR(CoCreateInstance(&IID_IBackgroundCopyJob, NULL, CLSCTX_LOCAL_SERVER,
                               &IID_IUnknown, &object),
              REGDB_E_CLASSNOTREG);
+    CHECK(object == NULL);
     CHECK_HR(CoCreateInstance(&CLSID_BackgroundCopyManager, NULL, CLSCTX_REMOTE_SERVER,
                               &IID_IUnknown, &object),
              REGDB_E_CLASSNOTREG);

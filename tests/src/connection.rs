@@ -73,6 +73,24 @@ fn exchange_requests(shared: &Shared, reader: &mut BufReader<impl Transport>) ->
             }
         };
         let request_number = shared.record(&head.request);
+        if crate::upload::is_upload(&head.request) {
+            let RequestBody::Length(length) = head.body else {
+                return send_text(
+                    reader.get_mut(),
+                    411,
+                    "a length is required",
+                    &[],
+                    false,
+                    false,
+                )
+                .unwrap_or(After::Abort);
+            };
+            match crate::upload::answer(shared, reader, &head.request, length, head.keep_alive) {
+                Ok(After::KeepOpen) if !shared.is_shutting_down() => continue,
+                Ok(After::KeepOpen | After::Close) => return After::Close,
+                Ok(After::Abort) | Err(_) => return After::Abort,
+            }
+        }
         let keep_alive = match head.body {
             RequestBody::Length(0) => head.keep_alive,
             RequestBody::Length(len) => match discard_body(reader, len) {

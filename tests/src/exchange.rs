@@ -13,7 +13,7 @@ use crate::state::Shared;
 
 /// Answers `request`, which has already been logged as the `request_number`-th request
 /// to its path. The faults apply in this order: `change_after`, `delay_ms`, `location`,
-/// `redirect`, `proxy_auth`, `auth`, `status`/`fail_first`; then the file, under `ignore_range`, `drop_after`,
+/// `redirect`, `proxy_auth`, `auth`, `require_header`, `status`/`fail_first`; then the file, under `ignore_range`, `drop_after`,
 /// `rate`, `chunked` and `no_length`.
 pub(crate) fn answer(
     shared: &Shared,
@@ -81,6 +81,12 @@ pub(crate) fn answer(
                 keep_alive,
             );
         }
+    }
+    if let Some((name, wanted)) = &faults.require_header
+        && request.header(name) != Some(wanted.as_str())
+    {
+        let reason = format!("the request lacks the header {name}: {wanted}");
+        return send_text(writer, 403, &reason, &[], is_head, keep_alive);
     }
     if let Some(status) = faults.injected_status(request_number) {
         let retry_after: Vec<(&str, &str)> = faults

@@ -47,6 +47,7 @@
 //! | `lie206=weak` | like `etag`, but the 206 carries `ETag: W/<the If-Range value>` and no Last-Modified |
 //! | `auth=basic` / `auth=digest` / `auth=any` / `auth=ntlm` | 401 with `WWW-Authenticate` (Basic, Digest MD5 qop=auth, both, or NTLM: the challenge answers a negotiate message on the same connection, and only an NTLMv2 answer passes) unless the request authenticates as `user=NAME` with `password=SECRET` (defaults [`auth::DEFAULT_USER`], [`auth::DEFAULT_PASSWORD`]) |
 //! | `any_method=1` | serve the file whatever the method (otherwise only GET and HEAD; others 405) |
+//! | `require_header=Name:value` | 403 unless the request carries that header with that value |
 //! | `proxy_auth=basic` / `digest` / `any` | the same demanded as a proxy does: 407 with `Proxy-Authenticate` unless `Proxy-Authorization` proves the credentials (for clients using this server as their proxy; absolute-form request targets are served) |
 //!
 //! Unknown parameters are ignored; a malformed value of a known one answers 400 naming
@@ -67,6 +68,7 @@ mod route;
 mod server;
 mod state;
 mod tls;
+mod upload;
 pub mod users;
 
 pub use content::{INITIAL_VERSION, content, expected_body};

@@ -52,6 +52,9 @@ pub(crate) struct Faults {
     pub(crate) lie206: Option<Lie206>,
     /// `any_method=1`: serve the file whatever the request method (POST, PUT, …).
     pub(crate) any_method: bool,
+    /// `require_header=Name:value`: 403 unless the request carries that header with that
+    /// value (a client's custom headers seen from a program that cannot read the log).
+    pub(crate) require_header: Option<(String, String)>,
     /// `auth=basic|digest|any` (with `user=`, `password=`): 401 without those credentials.
     pub(crate) auth: Option<Expected>,
     /// `proxy_auth=basic|digest|any`: the same credentials demanded the way a proxy does
@@ -126,6 +129,13 @@ impl Faults {
                 "auth" => demand = Some(parse_demand(name, &value)?),
                 "proxy_auth" => proxy_demand = Some(parse_demand(name, &value)?),
                 "any_method" => faults.any_method = parse_flag(name, &value)?,
+                "require_header" => {
+                    let (header, wanted) = value.split_once(':').ok_or_else(|| {
+                        format!("query parameter {name}: {value:?} is not Name:value")
+                    })?;
+                    faults.require_header =
+                        Some((header.trim().to_owned(), wanted.trim().to_owned()));
+                }
                 "user" => user = Some(value),
                 "password" => password = Some(value),
                 _ => {}
@@ -310,6 +320,7 @@ mod tests {
                 auth: None,
                 proxy_auth: None,
                 any_method: false,
+                require_header: None,
             }
         );
         let protected = Faults::parse("auth=digest&user=u%3Ax&password=p").unwrap();

@@ -178,6 +178,11 @@ impl TestServer {
     }
 
     /// Requests received for `path` (without query), whatever they were answered with.
+    /// What a BITS upload to `path` published (its Close-Session after every byte).
+    pub fn uploaded(&self, path: &str) -> Option<Vec<u8>> {
+        self.shared.with_uploads(|uploads| uploads.published(path))
+    }
+
     pub fn request_count(&self, path: &str) -> u64 {
         self.shared.request_count(path)
     }

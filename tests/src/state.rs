@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     /// A handle on every open connection's socket, so shutdown can wake blocked threads.
     connections: Mutex<HashMap<u64, TcpStream>>,
     next_connection_id: AtomicU64,
+    /// BITS upload sessions and published uploads.
+    uploads: Mutex<crate::upload::Uploads>,
 }
 
 /// Locks `mutex`, carrying on after a panic elsewhere: the data stays consistent because
@@ -61,7 +63,13 @@ impl Shared {
             log: Mutex::new(Log::default()),
             connections: Mutex::new(HashMap::new()),
             next_connection_id: AtomicU64::new(0),
+            uploads: Mutex::new(crate::upload::Uploads::default()),
         }
+    }
+
+    /// Runs `work` on the upload sessions and published uploads.
+    pub(crate) fn with_uploads<R>(&self, work: impl FnOnce(&mut crate::upload::Uploads) -> R) -> R {
+        work(&mut lock(&self.uploads))
     }
 
     pub(crate) fn base_url(&self) -> &str {

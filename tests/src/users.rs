@@ -98,6 +98,28 @@ impl OtherUser {
     pub fn chown(&self, path: &Path) -> io::Result<()> {
         std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
     }
+
+    /// Makes `<root>/<uid>`, this user's runtime directory as logind makes it under
+    /// `/run/user` (a directory of the user's, mode 0700), and returns it. `root` must let
+    /// the user in (mode 0755).
+    pub fn make_runtime_dir(&self, root: &Path) -> io::Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = root.join(self.uid.to_string());
+        std::fs::create_dir(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        self.chown(&dir)?;
+        Ok(dir)
+    }
+
+    /// The environment of a qmgr instance of this user's: state and configuration in its
+    /// home, the runtime directory (where qmgrd's socket goes) `runtime_dir`.
+    pub fn qmgr_env(&self, runtime_dir: &Path) -> [(&'static str, PathBuf); 3] {
+        [
+            ("XDG_STATE_HOME", self.home.join(".local/state")),
+            ("XDG_CONFIG_HOME", self.home.join(".config")),
+            ("XDG_RUNTIME_DIR", runtime_dir.to_owned()),
+        ]
+    }
 }
 
 impl Drop for OtherUser {

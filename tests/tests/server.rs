@@ -242,6 +242,22 @@ fn drop_after_without_drop_once_cuts_every_response() {
 }
 
 #[test]
+fn require_header_refuses_requests_without_that_header_and_value() {
+    let server = TestServer::start();
+    let target = "/data/100/guarded?require_header=X-Api-Key%3As3cr3t";
+    assert_eq!(get(&server, target).status, 403);
+    let wrong = request(&server, "GET", target, &[("X-Api-Key", "other")]);
+    assert_eq!(wrong.status, 403);
+    let right = request(&server, "GET", target, &[("X-Api-Key", "s3cr3t")]);
+    assert_eq!(right.status, 200);
+    assert_eq!(right.body.len(), 100);
+    assert_eq!(
+        get(&server, "/data/100/x?require_header=no-colon").status,
+        400
+    );
+}
+
+#[test]
 fn fail_first_fails_only_the_first_requests() {
     let server = TestServer::start();
     let target = "/data/100?fail_first=2&status=500&retry_after=3";

@@ -12,6 +12,7 @@ pub(crate) mod service;
 pub(crate) mod table;
 pub(crate) mod tools;
 pub(crate) mod transfer;
+pub(crate) mod upload;
 
 use std::fs;
 
@@ -27,18 +28,20 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("ffi") => crate::bench::ffi::run(),
         Some("e2e") => crate::bench::e2e::run(),
         Some("queue") => crate::bench::queue::run(),
+        Some("upload") => crate::bench::upload::run(),
         None | Some("all") => {
             core()?;
             crate::bench::transfer::run()?;
             crate::bench::service::run()?;
             crate::bench::ffi::run()?;
             crate::bench::e2e::run()?;
-            crate::bench::queue::run()
+            crate::bench::queue::run()?;
+            crate::bench::upload::run()
         }
         Some(other) => {
             bail!(
-                "unknown benchmark {other:?}; choose core, transfer, service, ffi, e2e, queue \
-                 or all"
+                "unknown benchmark {other:?}; choose core, transfer, service, ffi, e2e, queue, \
+                 upload or all"
             )
         }
     }

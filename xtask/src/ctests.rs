@@ -63,17 +63,24 @@ pub fn run(tally: &mut Tally, failures: &mut Vec<String>) {
     };
     count("compat", verdict, tally, failures);
 
-    run_programs(tally, failures);
+    run_programs(&[], tally, failures);
 }
 
-/// `cargo xtask c-tests`: only the C and C++ programs and the Python example.
+/// `cargo xtask c-tests [NAME…]`: only the C and C++ programs and the Python example, or
+/// only the programs named (`python` for the Python example).
 pub fn run_command(args: &[String]) -> Result<()> {
-    if let Some(unknown) = args.first() {
-        bail!("`cargo xtask c-tests` takes no arguments (got {unknown:?})");
+    for name in args {
+        if name != PYTHON_NAME && !PROGRAMS.iter().any(|program| program.name == name) {
+            let known: Vec<&str> = PROGRAMS.iter().map(|program| program.name).collect();
+            bail!(
+                "`cargo xtask c-tests`: no program {name:?}; the programs are {} and {PYTHON_NAME}",
+                known.join(", ")
+            );
+        }
     }
     let mut tally = Tally::default();
     let mut failures = Vec::new();
-    run_programs(&mut tally, &mut failures);
+    run_programs(args, &mut tally, &mut failures);
     println!("{} passed, {} failed", tally.passed, tally.failed);
     if failures.is_empty() {
         Ok(())
@@ -93,29 +100,64 @@ fn count(name: &str, verdict: Result<(), String>, tally: &mut Tally, failures: &
     }
 }
 
-fn run_programs(tally: &mut Tally, failures: &mut Vec<String>) {
+/// The test servers the programs download from: plain http, and https with the file
+/// holding its CA's PEM.
+struct Servers {
+    plain: TestServer,
+    secure: TestServer,
+    ca_file: std::path::PathBuf,
+}
+
+impl Servers {
+    fn start() -> Result<Servers> {
+        build_prerequisites()?;
+        let binary = programs::library_dir().join("qmgr-testserver");
+        let plain = TestServer::start(&binary)?;
+        fs::create_dir_all(programs::build_dir())?;
+        let ca_file = programs::build_dir().join("test-server-ca.pem");
+        let secure = TestServer::start_https(&binary, &ca_file)?;
+        Ok(Servers {
+            plain,
+            secure,
+            ca_file,
+        })
+    }
+
+    fn stop(self) {
+        for server in [self.plain, self.secure] {
+            if let Err(error) = server.stop() {
+                println!("warning: {error:#}");
+            }
+        }
+    }
+}
+
+/// The name `cargo xtask c-tests` knows the Python example by.
+const PYTHON_NAME: &str = "python";
+
+/// Builds and runs the programs named in `only` (every one when it is empty).
+fn run_programs(only: &[String], tally: &mut Tally, failures: &mut Vec<String>) {
+    let chosen = |name: &str| only.is_empty() || only.iter().any(|wanted| wanted == name);
     println!("==> C ABI programs: building libqmgr, qmgrd and qmgr-testserver");
-    let server = match build_prerequisites()
-        .and_then(|()| TestServer::start(&programs::library_dir().join("qmgr-testserver")))
-    {
-        Ok(server) => server,
+    let servers = match Servers::start() {
+        Ok(servers) => servers,
         Err(error) => {
             count("C ABI programs", Err(format!("{error:#}")), tally, failures);
             return;
         }
     };
-    for program in &PROGRAMS {
+    for program in PROGRAMS.iter().filter(|program| chosen(program.name)) {
         println!("==> C: {} ({})", program.name, program.source);
-        let verdict = programs::compile(program)
-            .and_then(|binary| run_program(program, &binary, server.base_url()));
+        let verdict =
+            programs::compile(program).and_then(|binary| run_program(program, &binary, &servers));
         report(program.name, verdict, tally, failures);
     }
-    println!("==> Python: {PYTHON_EXAMPLE}");
-    let verdict = run_python(server.base_url());
-    report("python download.py", verdict, tally, failures);
-    if let Err(error) = server.stop() {
-        println!("warning: {error:#}");
+    if chosen(PYTHON_NAME) {
+        println!("==> Python: {PYTHON_EXAMPLE}");
+        let verdict = run_python(&servers);
+        report("python download.py", verdict, tally, failures);
     }
+    servers.stop();
 }
 
 fn report(name: &str, verdict: Result<String>, tally: &mut Tally, failures: &mut Vec<String>) {
@@ -147,12 +189,17 @@ fn build_prerequisites() -> Result<()> {
     Ok(())
 }
 
+/// The verdict timeout of the qmgrd of an https test (`QMGR_CERTIFICATE_CHECK_TIMEOUT_MS`):
+/// long enough for a callback under valgrind, short enough for a test of silence.
+const CERTIFICATE_CHECK_TIMEOUT_MS: &str = "3000";
+
 /// Runs `binary` plainly, then under valgrind, each in a fresh instance; the summary is
 /// the program's last line of output.
-fn run_program(program: &Program, binary: &Path, base_url: &str) -> Result<String> {
+fn run_program(program: &Program, binary: &Path, servers: &Servers) -> Result<String> {
     let summary = run_once(program, "plain", PLAIN_TIMEOUT, |instance| {
         let mut command = Command::new(binary);
-        command.args(arguments(program, base_url, instance));
+        command.args(arguments(program, servers.urls(), instance));
+        with_https_env(program, servers, &mut command);
         command
     })?;
     run_once(program, "valgrind", VALGRIND_TIMEOUT, |instance| {
@@ -160,13 +207,46 @@ fn run_program(program: &Program, binary: &Path, base_url: &str) -> Result<Strin
         command
             .args(VALGRIND)
             .arg(binary)
-            .args(arguments(program, base_url, instance));
+            .args(arguments(program, servers.urls(), instance));
+        with_https_env(program, servers, &mut command);
         command
     })
     .map(|_| format!("{summary} (and clean under valgrind)"))
 }
 
-fn arguments(program: &Program, base_url: &str, instance: &Instance) -> Vec<String> {
+/// An https test's qmgrd (started by the program, with its environment) trusts the https
+/// server's CA and waits a short time for certificate verdicts.
+fn with_https_env(program: &Program, servers: &Servers, command: &mut Command) {
+    if program.arguments == Arguments::TestWithHttps {
+        command.env("SSL_CERT_FILE", &servers.ca_file).env(
+            "QMGR_CERTIFICATE_CHECK_TIMEOUT_MS",
+            CERTIFICATE_CHECK_TIMEOUT_MS,
+        );
+    }
+}
+
+/// The size of the file the upload example sends.
+const UPLOAD_EXAMPLE_BYTES: usize = 300_000;
+
+/// The base URLs a program may be given: the plain server's and the https server's.
+#[derive(Clone, Copy)]
+struct Urls<'a> {
+    plain: &'a str,
+    secure: &'a str,
+}
+
+impl Servers {
+    fn urls(&self) -> Urls<'_> {
+        Urls {
+            plain: self.plain.base_url(),
+            secure: self.secure.base_url(),
+        }
+    }
+}
+
+fn arguments(program: &Program, urls: Urls<'_>, instance: &Instance) -> Vec<String> {
+    let base_url = urls.plain;
+    let work_dir = instance.work_dir().display().to_string();
     match program.arguments {
         Arguments::Download { url_path } => vec![
             format!("{base_url}{url_path}"),
@@ -176,14 +256,23 @@ fn arguments(program: &Program, base_url: &str, instance: &Instance) -> Vec<Stri
                 .display()
                 .to_string(),
         ],
-        Arguments::Test => vec![
-            base_url.to_owned(),
-            instance.work_dir().display().to_string(),
-        ],
+        Arguments::Upload { url_path } => {
+            let source = instance.work_dir().join(format!("{}.src", program.name));
+            let bytes: Vec<u8> = (0..=250u8).cycle().take(UPLOAD_EXAMPLE_BYTES).collect();
+            if let Err(error) = std::fs::write(&source, bytes) {
+                println!("warning: cannot write {}: {error}", source.display());
+            }
+            vec![
+                source.display().to_string(),
+                format!("{base_url}{url_path}"),
+            ]
+        }
+        Arguments::Test => vec![base_url.to_owned(), work_dir],
+        Arguments::TestWithHttps => vec![base_url.to_owned(), work_dir, urls.secure.to_owned()],
     }
 }
 
-fn run_python(base_url: &str) -> Result<String> {
+fn run_python(servers: &Servers) -> Result<String> {
     let program = Program {
         name: "download_py",
         source: PYTHON_EXAMPLE,
@@ -200,7 +289,7 @@ fn run_python(base_url: &str) -> Result<String> {
         let mut command = Command::new("python3");
         command
             .arg(&script)
-            .args(arguments(&program, base_url, instance))
+            .args(arguments(&program, servers.urls(), instance))
             .env("QMGR_LIBRARY", &library);
         command
     })
@@ -294,17 +383,25 @@ mod tests {
     fn examples_get_a_url_and_a_destination_tests_the_base_and_a_directory() {
         let instance = Instance::create("arguments").unwrap();
         let download = PROGRAMS.iter().find(|p| p.name == "download").unwrap();
-        let args = arguments(download, "http://127.0.0.1:9", &instance);
+        let urls = Urls {
+            plain: "http://127.0.0.1:9",
+            secure: "https://127.0.0.1:10",
+        };
+        let args = arguments(download, urls, &instance);
         assert_eq!(args[0], "http://127.0.0.1:9/data/256k/download");
         assert!(args[1].ends_with("/work/download.out"), "{args:?}");
         let test = PROGRAMS.iter().find(|p| p.name == "test_job").unwrap();
-        let args = arguments(test, "http://127.0.0.1:9", &instance);
+        let args = arguments(test, urls, &instance);
+        let work_dir = instance.work_dir().display().to_string();
+        assert_eq!(args, ["http://127.0.0.1:9", &work_dir]);
+        let https = PROGRAMS
+            .iter()
+            .find(|p| p.name == "test_http_options3")
+            .unwrap();
+        let args = arguments(https, urls, &instance);
         assert_eq!(
             args,
-            [
-                "http://127.0.0.1:9",
-                &instance.work_dir().display().to_string()
-            ]
+            ["http://127.0.0.1:9", &work_dir, "https://127.0.0.1:10"]
         );
         instance.remove().unwrap();
     }

@@ -25,7 +25,8 @@ Commands:
                  and a C program through libqmgr, each with a fresh qmgrd, beside curl and
                  aria2c: 1 GiB, 2,000 × 64 KiB, 20,000 × 4 KiB, 100 × 10 MiB), `queue`
                  (qmgrd with 100,000 jobs: start-up, RSS, `qmgr list`, EnumJobs, idle
-                 CPU) or `all` (default); results are printed and saved under
+                 CPU), `upload` (`qmgr upload` of 1 GiB to qmgr-upload-server beside
+                 `curl -T` to nginx, also through nginx's TLS proxy) or `all` (default); results are printed and saved under
                  bench/results/. e2e and queue read QMGR_BENCH_ROUNDS (timed rounds,
                  default 5) and QMGR_BENCH_SCALE=small (a tenth of the sizes, for a
                  quick check)
@@ -35,9 +36,11 @@ Commands:
   compat         check include/ against mingw-w64's bits*.h and qmgr.h (installs
                  mingw-w64-common with apt-get if missing): every interface, slot, GUID,
                  constant and struct both declare must match
-  c-tests        build examples-c/ and tests/c/ against include/ and the debug libqmgr,
+  c-tests [NAME…]
+                 build examples-c/ and tests/c/ against include/ and the debug libqmgr,
                  run each against the test server in an instance of its own, then under
-                 valgrind; run the Python example
+                 valgrind; run the Python example (only the programs NAMEd, if any;
+                 `python` is the Python example)
   install [--prefix DIR]
                  release build of the binaries into DIR/bin (default ~/.local), libqmgr
                  with its soname links and libqmgr.a into DIR/lib, the headers into

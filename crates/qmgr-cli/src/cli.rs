@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use qmgr_core::JobPriority;
 use qmgr_core::credentials::{AuthScheme, AuthTarget};
 use qmgr_core::job::ProxyUsage;
+use qmgr_core::{JobPriority, JobType};
 
 use crate::failure::EXIT_CODES_HELP;
 
@@ -40,6 +40,8 @@ pub enum Command {
     /// Download URLs now, with progress, and finish the job (the one-shot command)
     #[command(after_help = TRANSFER_AFTER_HELP)]
     Transfer(TransferArgs),
+    /// Upload FILE to URL (a BITS upload server) now, with progress, and finish the job
+    Upload(UploadArgs),
     /// Create an empty, suspended download job and print its GUID
     Create {
         /// Display name of the job
@@ -240,7 +242,8 @@ pub struct JobsArg {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Every user's jobs (root only)
+    /// Every user's jobs, with an OWNER column (root only): root's own and those of every
+    /// user whose qmgrd is running
     #[arg(long = "all-users", visible_alias = "all")]
     pub all_users: bool,
     /// Only jobs in these states (comma-separated or repeated), named as `list` prints them
@@ -336,6 +339,74 @@ pub struct TransferArgs {
     /// Log in with the user name and password ~/.netrc gives for the server's host
     #[arg(long, conflicts_with = "user")]
     pub netrc: bool,
+    /// What the jobs do: download (`qmgr transfer`) or upload (`qmgr upload`).
+    #[arg(skip = JobType::Download)]
+    pub job_type: JobType,
+}
+
+/// `qmgr upload FILE URL`: what `transfer` takes that means something for an upload.
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// The file to upload (it must not change until the upload is done)
+    pub file: PathBuf,
+    /// Where it goes: the http or https URL of a BITS upload server (IIS, qmgr-upload-server)
+    pub url: String,
+    /// Print the job's GUID and return at once; the job goes on in qmgrd
+    #[arg(short, long)]
+    pub background: bool,
+    /// With --background: print the created job as JSON (the `list --json` schema)
+    #[arg(long, requires = "background")]
+    pub json: bool,
+    /// Job priority [default: foreground, normal with --background]
+    #[arg(long, value_enum)]
+    pub priority: Option<PriorityArg>,
+    /// Extra request header such as 'Authorization: Bearer x' (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'", value_parser = parse_header_arg)]
+    pub headers: Vec<String>,
+    /// Longest wait before retrying after a transient error (see `transfer`)
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_arg)]
+    pub retry_delay: Option<Duration>,
+    /// Give up after failing this long without progress (see `transfer`)
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_arg)]
+    pub no_progress_timeout: Option<Duration>,
+    /// Display name of the job [default: "FILE (qmgr upload)"]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// No progress display
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Log in to the server as USER (the password from a prompt or standard input)
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Log in with the user name and password ~/.netrc gives for the server's host
+    #[arg(long, conflicts_with = "user")]
+    pub netrc: bool,
+}
+
+impl UploadArgs {
+    /// The same job as `transfer` would make, of type upload: one file, URL to FILE.
+    pub fn into_transfer(self) -> TransferArgs {
+        TransferArgs {
+            urls: vec![self.url],
+            input_file: None,
+            output: Some(self.file),
+            dir: None,
+            background: self.background,
+            json: self.json,
+            priority: self.priority,
+            parallel: 1,
+            headers: self.headers,
+            retry_delay: self.retry_delay,
+            no_progress_timeout: self.no_progress_timeout,
+            limit: None,
+            no_clobber: false,
+            name: self.name,
+            quiet: self.quiet,
+            user: self.user,
+            netrc: self.netrc,
+            job_type: JobType::Upload,
+        }
+    }
 }
 
 /// A parsed `--limit`: bytes per second, or no limit.

@@ -8,9 +8,27 @@ use indicatif::{BinaryBytes, HumanDuration};
 use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::group::status;
 use qmgr_core::hresult;
+use qmgr_core::ranges::FileRange;
 use qmgr_core::service::WaitReason;
 use qmgr_core::{ErrorContext, Guid, JobError, QmgrError, Timestamp};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+/// Where a file goes: `remote -> local` for a download, `local -> remote` for an upload.
+pub fn route(file: &qmgr_core::FileRecord) -> String {
+    if file.upload.is_some() {
+        format!(
+            "{} -> {}",
+            clean(&file.local_name),
+            clean(&file.remote_name)
+        )
+    } else {
+        format!(
+            "{} -> {}",
+            clean(&file.remote_name),
+            clean(&file.local_name)
+        )
+    }
+}
 
 /// Whether a character may not reach a terminal as it is: control characters (C0, DEL,
 /// C1: escape sequences, line breaks, tabs), the invisible bidirectional controls that
@@ -183,6 +201,19 @@ pub fn percent(done: u64, total: u64) -> Option<u64> {
 }
 
 /// The GUID's first eight hex digits, as the job tables show it.
+/// A file's byte ranges as `first-last` of the remote file (`first-` to its end), in the
+/// local file's order: `100-199, 900-999, 400-`.
+pub fn ranges(ranges: &[FileRange]) -> String {
+    ranges
+        .iter()
+        .map(|range| match range.last() {
+            Some(last) => format!("{}-{last}", range.offset),
+            None => format!("{}-", range.offset),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn short_id(id: Guid) -> String {
     id.to_plain_string()[..8].to_owned()
 }
@@ -200,7 +231,12 @@ pub fn owner(uid: u32) -> String {
     }
 }
 
-fn user_name(uid: u32) -> Option<String> {
+/// The user's name from /etc/passwd, or `uid N` when it has none.
+pub fn user_label(uid: u32) -> String {
+    user_name(uid).unwrap_or_else(|| format!("uid {uid}"))
+}
+
+pub fn user_name(uid: u32) -> Option<String> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|line| {
         let mut fields = line.split(':');
@@ -267,12 +303,7 @@ pub fn error_block(error: &JobError, files: &[qmgr_core::FileRecord], indent: &s
     if let Some(index) = error.file_index {
         match files.get(index as usize) {
             Some(file) => {
-                let _ = writeln!(
-                    text,
-                    "{indent}File:         #{index} {} -> {}",
-                    clean(&file.remote_name),
-                    clean(&file.local_name)
-                );
+                let _ = writeln!(text, "{indent}File:         #{index} {}", route(file));
             }
             None => {
                 let _ = writeln!(text, "{indent}File:         #{index}");
@@ -481,6 +512,19 @@ mod tests {
         assert_eq!(
             clean_lines("job \u{1b}[2J failed:\n  Code: x\r"),
             "job \\u{1b}[2J failed:\n  Code: x\\r"
+        );
+    }
+
+    #[test]
+    fn ranges_show_first_and_last_byte_in_the_local_files_order() {
+        let range = |offset, length| FileRange { offset, length };
+        assert_eq!(
+            ranges(&[
+                range(100, 100),
+                range(900, 1),
+                range(400, qmgr_core::ranges::LENGTH_TO_EOF)
+            ]),
+            "100-199, 900-900, 400-"
         );
     }
 

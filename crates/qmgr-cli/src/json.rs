@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::group::Group;
 use qmgr_core::job::{AutoComplete, ProxyUsage};
+use qmgr_core::ranges::FileRange;
 use qmgr_core::service::{Attempt, GroupView, JobView, WaitReason};
 use qmgr_core::{JobError, JobPriority, JobType, QmgrError, Timestamp};
 use serde::Serialize;
@@ -51,6 +52,8 @@ pub struct OwnerJson {
     pub uid: u32,
     /// The SID Windows programs see: `S-1-22-1-<uid>`.
     pub sid: String,
+    /// The user's name in /etc/passwd; `null` when the uid has none.
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -76,7 +79,8 @@ pub struct SettingsJson {
     pub minimum_retry_delay_secs: u64,
     pub no_progress_timeout_secs: u64,
     pub parallel_files: u32,
-    /// `Name: value` lines.
+    /// `Name: value` lines (none once they are write-only: the service sends them but
+    /// shows them to nobody).
     pub headers: Vec<String>,
     pub proxy: ProxyJson,
     pub notify_command: Option<NotifyCommandJson>,
@@ -164,6 +168,27 @@ pub struct FileJson {
     pub bytes_total: Option<u64>,
     pub bytes_transferred: u64,
     pub completed: bool,
+    /// The byte ranges of the remote file the local file is made of, in its order; absent
+    /// for the whole file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranges: Option<Vec<RangeJson>>,
+}
+
+/// One byte range of a file (AddFileWithRanges).
+#[derive(Debug, Serialize)]
+pub struct RangeJson {
+    pub offset: u64,
+    /// `null`: to the end of the remote file (BG_LENGTH_TO_EOF).
+    pub length: Option<u64>,
+}
+
+impl From<&FileRange> for RangeJson {
+    fn from(range: &FileRange) -> Self {
+        Self {
+            offset: range.offset,
+            length: (!range.runs_to_eof()).then_some(range.length),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -263,6 +288,7 @@ impl From<&JobView> for JobJson {
             owner: OwnerJson {
                 uid: job.owner_uid,
                 sid: human::owner_sid(job.owner_uid),
+                name: human::user_name(job.owner_uid),
             },
             group: job.group.map(|group| group.to_string()),
             progress: ProgressJson {
@@ -316,6 +342,8 @@ impl From<&JobView> for JobJson {
                     bytes_total: size(file.bytes_total),
                     bytes_transferred: file.bytes_transferred,
                     completed: file.completed,
+                    ranges: (!file.ranges.is_empty())
+                        .then(|| file.ranges.iter().map(RangeJson::from).collect()),
                 })
                 .collect(),
             attempts: view.attempts.iter().map(AttemptJson::from).collect(),

@@ -49,7 +49,7 @@
 //!   "state": "QUEUED" | "CONNECTING" | "TRANSFERRING" | "SUSPENDED" | "ERROR"
 //!          | "TRANSIENT_ERROR" | "TRANSFERRED" | "ACKNOWLEDGED" | "CANCELLED",
 //!   "priority": "foreground" | "high" | "normal" | "low",
-//!   "owner": {"uid": int, "sid": "S-1-22-1-<uid>"},
+//!   "owner": {"uid": int, "sid": "S-1-22-1-<uid>", "name": str | null},
 //!   "group": "{GUID}" | null,
 //!   "progress": {"bytes_total": int | null, "bytes_transferred": int,
 //!                "files_total": int, "files_transferred": int},

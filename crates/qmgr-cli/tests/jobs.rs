@@ -667,3 +667,108 @@ fn setcredentials_reads_the_password_from_standard_input_and_never_shows_it() {
         removed.stderr
     );
 }
+
+#[test]
+fn info_shows_a_files_byte_ranges() {
+    use qmgr_core::ranges::{FileRange, LENGTH_TO_EOF};
+    use qmgr_core::service::{NewFile, QueueServiceExt};
+
+    let instance = Instance::new();
+    // A qmgr command starts qmgrd; the client then finds it.
+    instance.qmgr(&["list"]).expect(0);
+    let client = instance.client();
+    let id = client
+        .create_job("ranged", qmgr_core::JobType::Download)
+        .unwrap();
+    let local = |name: &str| {
+        instance
+            .downloads()
+            .join(name)
+            .to_string_lossy()
+            .into_owned()
+    };
+    client
+        .add_files(
+            id,
+            vec![
+                NewFile {
+                    remote_name: "http://127.0.0.1:9/data/1k/whole".into(),
+                    local_name: local("whole.bin"),
+                    ranges: None,
+                },
+                NewFile {
+                    remote_name: "http://127.0.0.1:9/data/1k/ranged".into(),
+                    local_name: local("ranged.bin"),
+                    ranges: Some(vec![
+                        FileRange {
+                            offset: 900,
+                            length: 100,
+                        },
+                        FileRange {
+                            offset: 1000,
+                            length: LENGTH_TO_EOF,
+                        },
+                    ]),
+                },
+            ],
+        )
+        .unwrap();
+    let plain = id.to_plain_string();
+    let info = instance.qmgr(&["info", "--json", &plain]).expect(0).json();
+    assert!(
+        info["files"][0].get("ranges").is_none(),
+        "a whole file has no ranges: {}",
+        info["files"][0]
+    );
+    assert_eq!(
+        info["files"][1]["ranges"],
+        serde_json::json!([{"offset": 900, "length": 100}, {"offset": 1000, "length": null}])
+    );
+    let text = instance.qmgr(&["info", &plain]).expect(0);
+    assert!(
+        text.stdout.contains("ranges: 900-999, 1000-"),
+        "{}",
+        text.stdout
+    );
+    assert_eq!(
+        text.stdout.matches("ranges:").count(),
+        1,
+        "the whole file has none"
+    );
+    instance.qmgr(&["cancel", &plain]).expect(0);
+}
+
+#[test]
+fn write_only_headers_never_appear_in_info_or_json() {
+    let instance = Instance::new();
+    let created = instance
+        .qmgr(&["create", "secret-headers", "--json"])
+        .expect(0)
+        .json();
+    let id = plain_id(&created["id"]);
+    instance
+        .qmgr(&["setheaders", "secret-headers", "X-Api-Key: s3cr3t"])
+        .expect(0);
+    let shown = instance.qmgr(&["info", "secret-headers"]).expect(0).stdout;
+    assert!(shown.contains("s3cr3t"), "readable before: {shown}");
+    // IBackgroundCopyJobHttpOptions3::MakeCustomHeadersWriteOnly, as a C program calls it.
+    instance
+        .client()
+        .set_job(id.parse().unwrap(), JobChange::MakeCustomHeadersWriteOnly)
+        .unwrap();
+    let text = instance.qmgr(&["info", "secret-headers"]).expect(0).stdout;
+    assert!(!text.contains("s3cr3t"), "{text}");
+    assert!(text.contains("write-only"), "{text}");
+    for command in [
+        &["info", "secret-headers", "--json"][..],
+        &["list", "--json"],
+    ] {
+        let output = instance.qmgr(command).expect(0).stdout;
+        assert!(!output.contains("s3cr3t"), "{command:?}: {output}");
+    }
+    let info = instance
+        .qmgr(&["info", "secret-headers", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(info["settings"]["headers"].as_array().unwrap().len(), 0);
+}

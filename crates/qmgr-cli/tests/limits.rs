@@ -62,6 +62,7 @@ fn the_largest_queue_the_limits_allow_lists_infos_and_cancels() {
                 NewFile {
                     remote_name: remote.clone(),
                     local_name: dir.join(name).to_string_lossy().into_owned(),
+                    ranges: None,
                 }
             })
             .collect();

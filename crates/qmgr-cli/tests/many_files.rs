@@ -24,6 +24,7 @@ fn a_job_of_many_files_is_listed_and_described_whole() {
                 .join(format!("a-reasonably-long-local-name-{i}.bin"))
                 .to_string_lossy()
                 .into_owned(),
+            ranges: None,
         })
         .collect();
     client.add_files(id, files).unwrap();

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::error::{QmgrError, Result};
+use crate::ranges::FileRange;
 
 /// `BG_SIZE_UNKNOWN`: the size BITS reports until the server told it.
 pub const SIZE_UNKNOWN: u64 = u64::MAX;
@@ -84,6 +85,57 @@ pub fn is_temp_file_name(name: &std::ffi::OsStr) -> bool {
         && !name.contains(&b'/')
 }
 
+/// Where the upload of a file stands, as the server last acknowledged it: what lets an
+/// upload resume after a drop or a restart without resending what the server holds, and
+/// tell whether the source changed meanwhile.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UploadRecord {
+    /// The server's session (`BITS-Session-Id`), echoed verbatim; `None` before
+    /// Create-Session or after the server forgot it.
+    pub session: Option<String>,
+    /// The next byte to send: what the server said it holds.
+    pub offset: u64,
+    /// `BITS-Host-Id`: the host the rest of the session goes to.
+    pub host: Option<String>,
+    pub host_fallback_secs: Option<u64>,
+    /// The fragment size the server accepted (after any 413).
+    pub fragment_bytes: u64,
+    /// Close-Session was acknowledged: the server has the file.
+    pub closed: bool,
+    /// The source as it was when the file was added: a source that differs later is a
+    /// changed file (`BG_E_LOCAL_FILE_CHANGED`), never a spliced upload.
+    pub source: SourceIdentity,
+}
+
+/// What tells one version of a local file from another without reading it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceIdentity {
+    pub size: u64,
+    pub modified_ns: i128,
+    pub inode: u64,
+    pub device: u64,
+}
+
+impl SourceIdentity {
+    /// The identity of the file at `path` (followed if a symlink: the content is what
+    /// counts).
+    pub fn of(path: &Path) -> std::io::Result<SourceIdentity> {
+        Ok(SourceIdentity::of_status(&std::fs::metadata(path)?))
+    }
+
+    /// The identity of a file already opened (its `fstat`).
+    pub fn of_status(status: &std::fs::Metadata) -> SourceIdentity {
+        use std::os::unix::fs::MetadataExt;
+        SourceIdentity {
+            size: status.len(),
+            modified_ns: i128::from(status.mtime()) * 1_000_000_000
+                + i128::from(status.mtime_nsec()),
+            inode: status.ino(),
+            device: status.dev(),
+        }
+    }
+}
+
 /// One file of a job.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileRecord {
@@ -97,6 +149,20 @@ pub struct FileRecord {
     pub bytes_transferred: u64,
     pub completed: bool,
     pub validator: Validator,
+    /// IBackgroundCopyFile3::SetValidationState(TRUE): the application checked the content
+    /// (Complete counts as that too).
+    #[serde(default)]
+    pub validated: bool,
+    /// The bytes of the remote file this file is made of, in the order given
+    /// (AddFileWithRanges); empty for the whole file. Fixed once the file is added.
+    pub ranges: Vec<FileRange>,
+    /// An upload job's file: where its upload stands (`None` for downloads).
+    #[serde(default)]
+    pub upload: Option<UploadRecord>,
+    /// For a file of an ON_DEMAND_MODE job: which bytes are in the temporary file and which
+    /// are asked for (empty otherwise).
+    #[serde(default)]
+    pub on_demand: crate::on_demand::OnDemandFile,
 }
 
 impl FileRecord {
@@ -109,7 +175,22 @@ impl FileRecord {
             bytes_transferred: 0,
             completed: false,
             validator: Validator::default(),
+            validated: false,
+            ranges: Vec::new(),
+            upload: None,
+            on_demand: crate::on_demand::OnDemandFile::default(),
         }
+    }
+
+    /// A file of only `ranges` of the remote file (none: the whole file). Its size is
+    /// known from the start unless a range runs to the end of the remote file.
+    pub fn with_ranges(remote_name: &str, local_name: &str, ranges: Vec<FileRange>) -> Self {
+        let mut file = Self::new(remote_name, local_name);
+        if !ranges.is_empty() {
+            file.bytes_total = crate::ranges::local_total(&ranges, None).unwrap_or(SIZE_UNKNOWN);
+        }
+        file.ranges = ranges;
+        file
     }
 }
 
@@ -151,6 +232,22 @@ impl FileRecord {
 
 /// The URL schemes qmgr transfers; anything else is `E_INVALIDARG` (DESIGN.md, Decisions).
 pub const SCHEMES: [&str; 5] = ["http", "https", "ftp", "ftps", "file"];
+
+/// Byte ranges come over http and https only: any other remote name of a ranged file is
+/// `E_INVALIDARG`.
+pub fn check_ranged_remote_name(name: &str) -> Result<()> {
+    let http = ["http://", "https://"].iter().any(|scheme| {
+        name.get(..scheme.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
+    });
+    if http {
+        Ok(())
+    } else {
+        Err(QmgrError::invalid_arg(format!(
+            "{name}: byte ranges can be downloaded over http and https only"
+        )))
+    }
+}
 
 /// Checks a remote name: an http, https, ftp, ftps or file URL, or an absolute local path
 /// (a local or mounted file, as Windows takes `C:\dir\file`).

@@ -119,6 +119,7 @@ hresults! {
     E_POINTER = 0x8000_4003, "Invalid pointer.";
     E_ABORT = 0x8000_4004, "Operation aborted.";
     E_FAIL = 0x8000_4005, "Unspecified error.";
+    E_PENDING = 0x8000_000A, "The data necessary to complete this operation is not yet available.";
     E_UNEXPECTED = 0x8000_FFFF, "Catastrophic failure.";
     E_ACCESSDENIED = 0x8007_0005, "Access is denied.";
     E_OUTOFMEMORY = 0x8007_000E, "Not enough memory resources are available to complete this operation.";
@@ -149,6 +150,12 @@ hresults! {
     HRESULT_WINHTTP_SECURE_CERT_REV_FAILED = 0x8007_2F19, "The revocation of the server's TLS certificate could not be checked.";
     HRESULT_WINHTTP_SECURE_CERT_REVOKED = 0x8007_2F8A, "The server's TLS certificate has been revoked.";
     HRESULT_WINHTTP_SECURE_CERT_WRONG_USAGE = 0x8007_2F93, "The server's TLS certificate is not meant for server authentication.";
+    // COM apartments and CoWaitForMultipleHandles.
+    E_HANDLE = 0x8007_0006, "The handle is invalid.";
+    E_ILLEGAL_METHOD_CALL = 0x8000_000E, "A method was called at an unexpected time.";
+    RPC_E_CHANGED_MODE = 0x8001_0106, "Cannot change thread mode after it is set.";
+    RPC_S_CALLPENDING = 0x8001_0115, "The wait ended before the handles were signaled (time-out).";
+    RPC_E_NO_SYNC = 0x8001_0120, "There are no synchronize objects to wait on.";
     // Legacy group API (qmgr.h).
     QM_E_INVALID_STATE = 0x8100_1001, "The requested action is not allowed in the current group state.";
     QM_E_SERVICE_UNAVAILABLE = 0x8100_1002, "The queue manager service is not available.";

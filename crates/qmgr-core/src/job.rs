@@ -11,6 +11,7 @@ use crate::error::{ErrorContext, QmgrError, Result};
 use crate::file::{self, FileRecord, Validator};
 use crate::guid::Guid;
 use crate::hresult::{self, HResult};
+use crate::ranges::{self, FileRange};
 use crate::raw::raw_enum;
 use crate::state::{self, Event, Facts, JobState, JobType, Outcome};
 use crate::time::Timestamp;
@@ -258,6 +259,16 @@ pub struct JobSettings {
     /// (progress recorded, files renamed into place when whole).
     #[serde(default)]
     pub high_performance: bool,
+    /// IBackgroundCopyJobHttpOptions3::MakeCustomHeadersWriteOnly: the headers still go to
+    /// the server, but no client reads them back (GetCustomHeaders gives `E_ACCESSDENIED`,
+    /// views of the job carry none). Once set, never cleared.
+    #[serde(default)]
+    pub custom_headers_write_only: bool,
+    /// Job5's ON_DEMAND_MODE: a file is downloaded only in the ranges the application asks
+    /// for (IBackgroundCopyFile6::RequestFileRanges), each at its own offset in the
+    /// temporary file; with nothing asked, nothing moves.
+    #[serde(default)]
+    pub on_demand: bool,
 }
 
 /// A request method IBackgroundCopyJobHttpOptions2 accepts: an HTTP token (RFC 9110
@@ -341,6 +352,8 @@ impl Default for JobSettings {
             http_method: None,
             dynamic_content: false,
             high_performance: false,
+            on_demand: false,
+            custom_headers_write_only: false,
         }
     }
 }
@@ -488,6 +501,10 @@ impl PartialEq for FileTally {
 
 impl Eq for FileTally {}
 
+/// The most files of a job whose kept counts debug builds check against a recount on
+/// every use.
+const DEBUG_RECOUNT_MAX_FILES: usize = 4096;
+
 impl FileTally {
     fn of(files: &[FileRecord]) -> FileTally {
         let mut tally = FileTally {
@@ -610,8 +627,12 @@ impl Job {
     fn tally(&self) -> FileTally {
         match self.tally.counted {
             Some(counted) if counted == self.files.len() => {
+                // Checked against a recount only in small jobs: in a large one the check
+                // would make every call as slow as the job is long (and AddFiles of many
+                // files quadratic) in debug builds.
                 debug_assert!(
-                    self.tally.same_counts(&FileTally::of(&self.files)),
+                    self.files.len() > DEBUG_RECOUNT_MAX_FILES
+                        || self.tally.same_counts(&FileTally::of(&self.files)),
                     "the file counts of job {} went wrong: a file was changed in place \
                      without Job::recount_files",
                     self.id
@@ -794,7 +815,12 @@ impl Job {
     /// Moves the job to ACKNOWLEDGED: `S_OK`, or `BG_S_PARTIAL_COMPLETE` when some files
     /// were not finished. The caller renames the finished files before committing this.
     pub fn complete(&mut self, now: Timestamp) -> Result<HResult> {
-        self.call(Event::Complete, now)
+        let code = self.call(Event::Complete, now)?;
+        // Complete validates every file it keeps (IBackgroundCopyFile3::SetValidationState).
+        for file in self.files.iter_mut().filter(|file| file.completed) {
+            file.validated = true;
+        }
+        Ok(code)
     }
 
     pub fn change_owner(&mut self, new_owner: u32, now: Timestamp) -> Result<HResult> {
@@ -812,15 +838,17 @@ impl Job {
         now: Timestamp,
     ) -> Result<u32> {
         let taken = self.files.iter().any(|f| f.local_name == local_name);
-        self.add_file_known_taken(remote_name, local_name, max_files, taken, now)
+        self.add_file_known_taken(remote_name, local_name, None, max_files, taken, now)
     }
 
     /// [`Job::add_file`] for a caller that keeps an index of the local names and so
-    /// already knows whether `local_name` is `taken` by a file of this job.
+    /// already knows whether `local_name` is `taken` by a file of this job; `ranges` are
+    /// AddFileWithRanges' (`None`: the whole file).
     pub fn add_file_known_taken(
         &mut self,
         remote_name: &str,
         local_name: &str,
+        ranges: Option<&[FileRange]>,
         max_files: u32,
         taken: bool,
         now: Timestamp,
@@ -828,6 +856,26 @@ impl Job {
         self.ensure_mutable()?;
         file::validate_remote_name(remote_name)?;
         file::validate_local_name(local_name)?;
+        if let Some(ranges) = ranges {
+            if self.job_type != JobType::Download {
+                return Err(
+                    QmgrError::from_code(hresult::E_NOTIMPL).context(format_args!(
+                        "job {} is an upload job: only download jobs take byte ranges",
+                        self.id
+                    )),
+                );
+            }
+            ranges::validate(ranges)?;
+            file::check_ranged_remote_name(remote_name)?;
+        }
+        if self.settings.on_demand {
+            // An on-demand job's files are whole http(s) files whose ranges come later.
+            self.check_on_demand_file(&FileRecord::with_ranges(
+                remote_name,
+                local_name,
+                ranges.map(<[FileRange]>::to_vec).unwrap_or_default(),
+            ))?;
+        }
         if self.files.len() >= max_files as usize {
             return Err(
                 QmgrError::from_code(hresult::BG_E_TOO_MANY_FILES_IN_JOB).context(format_args!(
@@ -847,7 +895,11 @@ impl Job {
         if self.tally.counted != Some(self.files.len()) {
             self.recount_files();
         }
-        let file = FileRecord::new(remote_name, local_name);
+        let file = FileRecord::with_ranges(
+            remote_name,
+            local_name,
+            ranges.map(<[FileRange]>::to_vec).unwrap_or_default(),
+        );
         self.tally.add(&file);
         self.tally.counted = Some(self.files.len() + 1);
         self.files.push(file);
@@ -969,6 +1021,13 @@ impl Job {
         self.ensure_mutable()?;
         self.ensure_download("DYNAMIC_CONTENT")?;
         self.ensure_not_resumed("DYNAMIC_CONTENT")?;
+        if enable && self.settings.on_demand {
+            return Err(QmgrError::new(
+                hresult::BG_E_RANDOM_ACCESS_NOT_SUPPORTED,
+                crate::error::ErrorContext::None,
+                "an ON_DEMAND_MODE job cannot have dynamic content",
+            ));
+        }
         if enable && let Some(method) = &self.settings.http_method {
             return Err(
                 QmgrError::from_code(hresult::BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD).context(
@@ -978,6 +1037,52 @@ impl Job {
         }
         self.settings.dynamic_content = enable;
         self.times.modified = now;
+        Ok(())
+    }
+
+    /// Job5's ON_DEMAND_MODE: download jobs only, before the first Resume, not with
+    /// DYNAMIC_CONTENT or an HTTP method of the caller's, and only while every file is a
+    /// whole file (no AddFileWithRanges) over http or https.
+    pub fn set_on_demand(&mut self, enable: bool, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        self.ensure_download("ON_DEMAND_MODE")?;
+        self.ensure_not_resumed("ON_DEMAND_MODE")?;
+        if enable {
+            crate::on_demand::check_random_access(true, self.settings.dynamic_content, "http://")?;
+            if let Some(method) = &self.settings.http_method {
+                return Err(QmgrError::from_code(
+                    hresult::BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD,
+                )
+                .context(format_args!("ON_DEMAND_MODE with the HTTP method {method}")));
+            }
+            for file in &self.files {
+                self.check_on_demand_file(file)?;
+            }
+        }
+        self.settings.on_demand = enable;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    /// What a file of an on-demand job must be: a whole file (its ranges are asked for
+    /// later, not fixed when it is added) over http or https.
+    pub fn check_on_demand_file(&self, file: &FileRecord) -> Result<()> {
+        crate::on_demand::check_random_access(
+            self.job_type == JobType::Download,
+            self.settings.dynamic_content,
+            &file.remote_name,
+        )?;
+        if !file.ranges.is_empty() {
+            return Err(QmgrError::new(
+                hresult::BG_E_RANDOM_ACCESS_NOT_SUPPORTED,
+                crate::error::ErrorContext::None,
+                format!(
+                    "{} was added with fixed ranges (AddFileWithRanges): an on-demand \
+                     file's ranges are asked for with RequestFileRanges",
+                    file.remote_name
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -1092,6 +1197,14 @@ impl Job {
         self.settings.custom_headers = headers;
         self.times.modified = now;
         Ok(())
+    }
+
+    /// MakeCustomHeadersWriteOnly: one way; always succeeds, as Microsoft documents.
+    pub fn make_custom_headers_write_only(&mut self, now: Timestamp) {
+        if !self.settings.custom_headers_write_only {
+            self.settings.custom_headers_write_only = true;
+            self.times.modified = now;
+        }
     }
 
     pub fn set_security_flags(&mut self, flags: u32, now: Timestamp) -> Result<()> {
@@ -1210,9 +1323,72 @@ impl Job {
             .files
             .get_mut(index as usize)
             .ok_or_else(|| QmgrError::invalid_arg(format!("job {id} has no file {index}")))?;
+        if !record.ranges.is_empty() {
+            file::check_ranged_remote_name(&remote_name)?;
+        }
         record.remote_name = remote_name;
         self.times.modified = now;
         Ok(())
+    }
+
+    /// IBackgroundCopyFile3::SetValidationState. Only a transferred file can be judged
+    /// (`E_PENDING` before). Valid marks it; invalid stops the job in ERROR with
+    /// BG_E_VALIDATION_FAILED and sets the file back to nothing transferred, so that Resume
+    /// downloads it again. Returns the rejected file's temporary file, which the caller
+    /// deletes once this is committed (its name is forgotten here, so a crash in between
+    /// leaves only a stray the start-up sweep removes, never bytes taken for a new download).
+    pub fn set_validation_state(
+        &mut self,
+        index: u32,
+        valid: bool,
+        now: Timestamp,
+    ) -> Result<Option<String>> {
+        self.ensure_mutable()?;
+        let id = self.id;
+        let file = self
+            .files
+            .get(index as usize)
+            .ok_or_else(|| QmgrError::invalid_arg(format!("job {id} has no file {index}")))?;
+        if !file.completed {
+            return Err(QmgrError::new(
+                hresult::E_PENDING,
+                ErrorContext::None,
+                format!(
+                    "file {index} of job {id} is not transferred yet; it can be validated once \
+                     it is"
+                ),
+            ));
+        }
+        if valid {
+            self.change_file(index as usize, |file| file.validated = true);
+            self.times.modified = now;
+            return Ok(None);
+        }
+        self.call(Event::ValidationFailed, now)?;
+        let temp_name = self
+            .change_file(index as usize, |file| {
+                file.validated = false;
+                file.completed = false;
+                file.bytes_transferred = 0;
+                file.temp_name.take()
+            })
+            .flatten();
+        self.error_count = self.error_count.saturating_add(1);
+        self.error = Some(JobError {
+            error: QmgrError::new(
+                hresult::BG_E_VALIDATION_FAILED,
+                ErrorContext::LocalFile,
+                format!(
+                    "The application found file {index} of the job invalid \
+                     (SetValidationState FALSE); Resume downloads it again"
+                ),
+            ),
+            file_index: Some(index),
+            protocol: None,
+            at: now,
+            retry_after: None,
+        });
+        Ok(temp_name)
     }
 
     /// The scheduler gave the job a slot.
@@ -1466,6 +1642,203 @@ mod tests {
         job.resume(now).unwrap();
         job.start_transfer(now);
         job
+    }
+
+    #[test]
+    fn on_demand_mode_needs_a_download_job_of_whole_http_files_before_its_first_resume() {
+        let now = Timestamp(1_000_000);
+        let new = |job_type| {
+            Job::new(
+                Guid::new_random(),
+                "j",
+                job_type,
+                1,
+                JobSettings::default(),
+                now,
+            )
+            .unwrap()
+        };
+        let code = |result: Result<()>| result.unwrap_err().hresult;
+
+        let mut job = new(JobType::Download);
+        job.add_file("https://h/a", "/d/a", 10, now).unwrap();
+        job.set_on_demand(true, now).unwrap();
+        assert!(job.settings.on_demand);
+        assert_eq!(
+            code(job.set_dynamic_content(true, now)),
+            hresult::BG_E_RANDOM_ACCESS_NOT_SUPPORTED
+        );
+        let ftp = job.add_file("ftp://h/b", "/d/b", 10, now).unwrap_err();
+        assert_eq!(ftp.hresult, hresult::BG_E_RANDOM_ACCESS_NOT_SUPPORTED);
+        let ranged = job
+            .add_file_known_taken(
+                "http://h/c",
+                "/d/c",
+                Some(&[FileRange {
+                    offset: 0,
+                    length: 5,
+                }]),
+                10,
+                false,
+                now,
+            )
+            .unwrap_err();
+        assert_eq!(ranged.hresult, hresult::BG_E_RANDOM_ACCESS_NOT_SUPPORTED);
+        assert_eq!(job.files.len(), 1, "refused files are not added");
+        job.set_on_demand(false, now).unwrap();
+        job.add_file("ftp://h/b", "/d/b", 10, now).unwrap();
+        assert_eq!(
+            code(job.set_on_demand(true, now)),
+            hresult::BG_E_RANDOM_ACCESS_NOT_SUPPORTED,
+            "an ftp file is already in the job"
+        );
+
+        let mut resumed = new(JobType::Download);
+        resumed.add_file("http://h/a", "/d/a", 10, now).unwrap();
+        resumed.resume(now).unwrap();
+        assert!(
+            resumed.set_on_demand(true, now).is_err(),
+            "not after Resume"
+        );
+
+        let mut dynamic = new(JobType::Download);
+        dynamic.set_dynamic_content(true, now).unwrap();
+        assert_eq!(
+            code(dynamic.set_on_demand(true, now)),
+            hresult::BG_E_RANDOM_ACCESS_NOT_SUPPORTED
+        );
+
+        let mut method = new(JobType::Download);
+        method.set_http_method("POST", now).unwrap();
+        assert_eq!(
+            code(method.set_on_demand(true, now)),
+            hresult::BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD
+        );
+
+        let mut upload = new(JobType::Upload);
+        assert_eq!(
+            code(upload.set_on_demand(true, now)),
+            hresult::BG_E_PROPERTY_SUPPORTED_FOR_DOWNLOAD_JOBS_ONLY
+        );
+    }
+
+    #[test]
+    fn a_rejected_file_stops_the_job_and_loses_its_bytes_a_valid_one_is_marked() {
+        let now = Timestamp(1_000_000);
+        let mut job = running_job(JobSettings::default(), now);
+        job.add_file("http://h/b", "/d/b", 200, now).unwrap();
+        let pending = job.set_validation_state(0, true, now).unwrap_err();
+        assert_eq!(pending.hresult, hresult::E_PENDING);
+        for index in 0..2 {
+            job.give_temp_name(index, format!("/d/.BIT{index}.tmp"));
+            job.record_progress(index, 10, now);
+            job.file_done(index, now);
+        }
+        assert_eq!(job.state, JobState::Transferred);
+
+        assert_eq!(job.set_validation_state(0, true, now).unwrap(), None);
+        assert!(job.files[0].validated);
+        assert_eq!(job.state, JobState::Transferred);
+
+        let temp = job.set_validation_state(1, false, now).unwrap();
+        assert_eq!(temp.as_deref(), Some("/d/.BIT1.tmp"));
+        assert_eq!(job.state, JobState::Error);
+        let error = job.error.as_ref().expect("an error");
+        assert_eq!(error.error.hresult, hresult::BG_E_VALIDATION_FAILED);
+        assert_eq!(error.file_index, Some(1));
+        let file = &job.files[1];
+        assert!(!file.completed && !file.validated && file.temp_name.is_none());
+        assert_eq!(file.bytes_transferred, 0);
+        assert_eq!(job.progress().files_transferred, 1);
+        assert!(job.files[0].validated && job.files[0].completed);
+        // Rejected, it has nothing left to judge.
+        let again = job.set_validation_state(1, true, now).unwrap_err();
+        assert_eq!(again.hresult, hresult::E_PENDING);
+        let missing = job.set_validation_state(2, true, now).unwrap_err();
+        assert_eq!(missing.hresult, hresult::E_INVALIDARG);
+    }
+
+    #[test]
+    fn complete_validates_the_files_it_keeps() {
+        let now = Timestamp(1_000_000);
+        let mut job = running_job(JobSettings::default(), now);
+        job.add_file("http://h/b", "/d/b", 200, now).unwrap();
+        job.give_temp_name(0, "/d/.BIT0.tmp".into());
+        job.file_done(0, now);
+        job.complete(now).unwrap();
+        assert!(job.files[0].validated);
+        assert!(!job.files[1].validated);
+    }
+
+    #[test]
+    fn a_ranged_file_is_checked_and_sized_by_its_ranges() {
+        let now = Timestamp(1);
+        let mut job = Job::new(
+            Guid::new_random(),
+            "j",
+            JobType::Download,
+            1,
+            JobSettings::default(),
+            now,
+        )
+        .unwrap();
+        let range = |offset, length| FileRange { offset, length };
+        let mut add = |remote: &str, local: &str, ranges: &[FileRange]| {
+            job.add_file_known_taken(remote, local, Some(ranges), 10, false, now)
+                .map_err(|error| error.hresult)
+        };
+        assert_eq!(add("http://h/a", "/d/a", &[]), Err(hresult::E_INVALIDARG));
+        assert_eq!(
+            add("http://h/a", "/d/a", &[range(ranges::LENGTH_TO_EOF, 5)]),
+            Err(hresult::BG_E_INVALID_RANGE)
+        );
+        assert_eq!(
+            add("http://h/a", "/d/a", &[range(0, 10), range(5, 1)]),
+            Err(hresult::BG_E_OVERLAPPING_RANGES)
+        );
+        assert_eq!(
+            add("ftp://h/a", "/d/a", &[range(0, 10)]),
+            Err(hresult::E_INVALIDARG),
+            "ranges need http"
+        );
+        assert_eq!(
+            add("HTTPS://h/a", "/d/a", &[range(100, 100), range(0, 50)]),
+            Ok(0)
+        );
+        assert_eq!(
+            add("http://h/b", "/d/b", &[range(7, ranges::LENGTH_TO_EOF)]),
+            Ok(1)
+        );
+        assert_eq!(
+            job.files[0].bytes_total, 150,
+            "the ranges' lengths added up"
+        );
+        assert_eq!(job.files[0].ranges, [range(100, 100), range(0, 50)]);
+        assert_eq!(job.files[1].bytes_total, file::SIZE_UNKNOWN);
+        assert_eq!(job.files.len(), 2, "refused files were not added");
+        assert_eq!(
+            job.set_remote_name(0, "ftp://h/a".into(), now)
+                .unwrap_err()
+                .hresult,
+            hresult::E_INVALIDARG,
+            "a ranged file stays on http"
+        );
+        job.set_remote_name(0, "http://mirror/a".into(), now)
+            .unwrap();
+
+        let mut upload = Job::new(
+            Guid::new_random(),
+            "u",
+            JobType::Upload,
+            1,
+            JobSettings::default(),
+            now,
+        )
+        .unwrap();
+        let refused = upload
+            .add_file_known_taken("http://h/u", "/d/u", Some(&[range(0, 1)]), 10, false, now)
+            .unwrap_err();
+        assert_eq!(refused.hresult, hresult::E_NOTIMPL);
     }
 
     fn transient(now: Timestamp) -> JobError {

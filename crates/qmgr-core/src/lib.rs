@@ -16,6 +16,7 @@ pub mod guid;
 pub mod hresult;
 pub mod instance;
 pub mod job;
+pub mod on_demand;
 pub mod passwd;
 pub mod paths;
 pub mod ranges;

@@ -17,11 +17,13 @@ use std::path::{Path, PathBuf};
 
 use crate::{QmgrError, Result};
 
-const APP_DIR: &str = "qmgr";
+/// qmgr's directory under each XDG base directory.
+pub const APP_DIR: &str = "qmgr";
 const CONFIG_FILE_NAME: &str = "config.toml";
 const CERTS_DIR_NAME: &str = "certs";
 const RUNTIME_FALLBACK_DIR_NAME: &str = "run";
-const SOCKET_FILE_NAME: &str = "qmgrd.sock";
+/// The daemon's socket in its runtime directory.
+pub const SOCKET_FILE_NAME: &str = "qmgrd.sock";
 const LOG_FILE_NAME: &str = "qmgrd.log";
 
 /// The directories and files of one qmgr instance, resolved from the environment.

@@ -17,6 +17,7 @@ use crate::group::Group;
 use crate::guid::Guid;
 use crate::hresult::{self, HResult};
 use crate::job::{AutoComplete, Job, JobPriority, JobProgress, NotifyCommand, ProxySettings};
+use crate::ranges::FileRange;
 use crate::state::{JobState, JobType};
 use crate::time::Timestamp;
 
@@ -26,7 +27,16 @@ use crate::time::Timestamp;
 /// (`GetJobFiles`), and AddFiles sent in parts (see `qmgr-ipc`).
 /// 4: `GetFileResponseHeaders` answered with `Text`; job changes for MaximumDownloadTime, the
 /// notification interval, the HTTP method, DYNAMIC_CONTENT and HIGH_PERFORMANCE.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// 5: byte ranges (AddFileWithRanges): `NewFile::ranges` and `FileRecord::ranges`; the
+/// `ValidationState` job change and `FileRecord::validated`;
+/// write-only custom headers (`JobChange::MakeCustomHeadersWriteOnly`) and server
+/// certificate checks (`SetCertificateValidator`, `GetCertificateCheck`,
+/// `CertificateVerdict`, `NotificationKind::CertificateCheck`).
+/// 6: on-demand files (ON_DEMAND_MODE): `JobSettings::on_demand`, `JobChange::OnDemand`,
+/// `FileRecord::on_demand`, `RequestFileRanges`, `UpdateDownloadPosition` and
+/// `NotificationKind::FileRangesTransferred`; upload jobs
+/// (`FileRecord::upload`, the engine's upload steps).
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// The most file records a [`JobSummary`] carries in `active_files`: the files being
 /// transferred (at most the job's ParallelFiles, itself at most 64), then partly
@@ -56,6 +66,20 @@ pub struct ListCursor {
 pub struct NewFile {
     pub remote_name: String,
     pub local_name: String,
+    /// AddFileWithRanges' byte ranges of the remote file, in the order the local file holds
+    /// them (`None`: the whole file; `Some` of none is refused with `E_INVALIDARG`).
+    pub ranges: Option<Vec<FileRange>>,
+}
+
+impl NewFile {
+    /// The whole of `remote_name`, to be kept as `local_name`.
+    pub fn whole(remote_name: impl Into<String>, local_name: impl Into<String>) -> Self {
+        Self {
+            remote_name: remote_name.into(),
+            local_name: local_name.into(),
+            ranges: None,
+        }
+    }
 }
 
 /// A change to one property of a job.
@@ -102,6 +126,13 @@ pub enum JobChange {
         file: u32,
         remote_name: String,
     },
+    /// IBackgroundCopyFile3::SetValidationState: `E_PENDING` until the file is transferred;
+    /// `valid == false` puts the job in ERROR (BG_E_VALIDATION_FAILED) and the file back to
+    /// nothing transferred.
+    ValidationState {
+        file: u32,
+        valid: bool,
+    },
     /// IBackgroundCopyJob4::SetMaximumDownloadTime (zero: no limit).
     MaximumDownloadTime(Duration),
     /// Job5 MINIMUM_NOTIFICATION_INTERVAL_MS: JobModification callbacks at most this often.
@@ -112,6 +143,10 @@ pub enum JobChange {
     DynamicContent(bool),
     /// Job5 HIGH_PERFORMANCE.
     HighPerformance(bool),
+    /// IBackgroundCopyJobHttpOptions3::MakeCustomHeadersWriteOnly (one way).
+    MakeCustomHeadersWriteOnly,
+    /// Job5 ON_DEMAND_MODE.
+    OnDemand(bool),
 }
 
 /// A change to one property of a legacy group.
@@ -229,6 +264,55 @@ pub enum Request {
         job: Guid,
         file: u32,
     },
+    /// IBackgroundCopyJobHttpOptions3::SetServerCertificateValidationInterface: the client
+    /// process `client` (its pid) validates the servers' certificates of the job's https
+    /// files from now on (`None`: nobody does). Kept in memory only, as Windows keeps no
+    /// record of the interface: a restart of the service forgets it.
+    /// `BG_E_READ_ONLY_WHEN_JOB_ACTIVE` while the job is queued or transferring.
+    SetCertificateValidator {
+        job: Guid,
+        client: Option<u32>,
+    },
+    /// The certificates of a check announced with [`NotificationKind::CertificateCheck`];
+    /// answered with [`Response::CertificateCheck`] while the check waits for its verdict.
+    GetCertificateCheck {
+        job: Guid,
+        check: u64,
+    },
+    /// The validator's verdict on a check: success lets the transfer go on, pinned to the
+    /// certificate's public key; a failure code stops the job with it.
+    CertificateVerdict {
+        job: Guid,
+        check: u64,
+        verdict: HResult,
+    },
+    /// IBackgroundCopyFile6::RequestFileRanges: fetch these bytes of file `file` first (for
+    /// an ON_DEMAND_MODE job: only these). `BG_E_INVALID_RANGE` for a range beyond the
+    /// file's size once it is known; `BG_E_RANDOM_ACCESS_NOT_SUPPORTED` for a job or file
+    /// that cannot be downloaded in ranges.
+    RequestFileRanges {
+        job: Guid,
+        file: u32,
+        ranges: Vec<FileRange>,
+    },
+    /// IBackgroundCopyFile6::UpdateDownloadPosition: the application reads from `offset`
+    /// on, so the missing bytes from there are fetched first.
+    UpdateDownloadPosition {
+        job: Guid,
+        file: u32,
+        offset: u64,
+    },
+}
+
+/// A server certificate waiting for the job's validator.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CertificateCheck {
+    /// The file whose transfer waits.
+    pub file: u32,
+    /// The server's certificate, DER.
+    pub certificate: Vec<u8>,
+    /// The chain the server sent, leaf first, each certificate DER, one after another.
+    pub chain: Vec<u8>,
 }
 
 /// Why a job is not moving bytes right now.
@@ -346,10 +430,11 @@ pub enum Response {
     },
     /// A text the service keeps, or none.
     Text(Option<String>),
+    CertificateCheck(Box<CertificateCheck>),
 }
 
 /// What a notification is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NotificationKind {
     /// The job reached TRANSFERRED (IBackgroundCopyCallback::JobTransferred).
     Transferred,
@@ -359,6 +444,12 @@ pub enum NotificationKind {
     Modification,
     /// One file finished (IBackgroundCopyCallback2::FileTransferred).
     FileTransferred { file: u32 },
+    /// A server's certificate waits for the verdict of the job's validator, the client
+    /// process `client` (ValidateServerCertificate); other processes pass it over.
+    CertificateCheck { check: u64, file: u32, client: u32 },
+    /// Requested ranges of an on-demand file arrived
+    /// (IBackgroundCopyCallback3::FileRangesTransferred), ordered by offset.
+    FileRangesTransferred { file: u32, ranges: Vec<FileRange> },
 }
 
 /// An event pushed to subscribers.
@@ -377,6 +468,12 @@ pub trait QueueService: Send + Sync {
     /// Starts receiving notifications about the caller's jobs. Each call opens a new stream;
     /// dropping the receiver ends it.
     fn subscribe(&self) -> Result<Receiver<Notification>>;
+
+    /// The uid the service carries out this caller's requests as, when the service knows
+    /// it: root (0) may reach other users' queues as an administrator.
+    fn caller_uid(&self) -> Option<u32> {
+        None
+    }
 }
 
 fn unexpected(request: &str, response: &Response) -> QmgrError {
@@ -511,6 +608,13 @@ pub trait QueueServiceExt: QueueService {
         }
     }
 
+    fn certificate_check(&self, job: Guid, check: u64) -> Result<CertificateCheck> {
+        match self.execute(Request::GetCertificateCheck { job, check })? {
+            Response::CertificateCheck(found) => Ok(*found),
+            other => Err(unexpected("GetCertificateCheck", &other)),
+        }
+    }
+
     fn job_file(&self, job: Guid, index: u32) -> Result<Option<FileRecord>> {
         let (files, _) = self.job_files_page(job, index, Some(1))?;
         Ok(files.into_iter().next())
@@ -540,7 +644,22 @@ pub trait QueueServiceExt: QueueService {
             vec![NewFile {
                 remote_name: remote_name.to_owned(),
                 local_name: local_name.to_owned(),
+                ranges: None,
             }],
+        )
+    }
+
+    fn request_file_ranges(&self, job: Guid, file: u32, ranges: Vec<FileRange>) -> Result<HResult> {
+        done(
+            self.execute(Request::RequestFileRanges { job, file, ranges })?,
+            "RequestFileRanges",
+        )
+    }
+
+    fn update_download_position(&self, job: Guid, file: u32, offset: u64) -> Result<HResult> {
+        done(
+            self.execute(Request::UpdateDownloadPosition { job, file, offset })?,
+            "UpdateDownloadPosition",
         )
     }
 

@@ -95,6 +95,9 @@ pub enum Event {
     AddFile,
     /// TakeOwnership or any other change of owner.
     ChangeOwner,
+    /// IBackgroundCopyFile3::SetValidationState(FALSE) on a transferred file: the job stops in
+    /// ERROR with BG_E_VALIDATION_FAILED, whatever it was doing.
+    ValidationFailed,
     // Engine and scheduler.
     /// The scheduler gave the job a transfer slot.
     TransferStarted,
@@ -116,13 +119,14 @@ pub enum Event {
 }
 
 impl Event {
-    pub const ALL: [Event; 15] = [
+    pub const ALL: [Event; 16] = [
         Self::Resume,
         Self::Suspend,
         Self::Cancel,
         Self::Complete,
         Self::AddFile,
         Self::ChangeOwner,
+        Self::ValidationFailed,
         Self::TransferStarted,
         Self::Progress,
         Self::FileDone,
@@ -144,6 +148,7 @@ impl Event {
                 | Self::Complete
                 | Self::AddFile
                 | Self::ChangeOwner
+                | Self::ValidationFailed
         )
     }
 }
@@ -244,6 +249,7 @@ pub fn transition(state: JobState, event: Event, facts: &Facts) -> Outcome {
             }
         }
         Event::ChangeOwner => to(state),
+        Event::ValidationFailed => to(S::Error),
         Event::TransferStarted => match state {
             S::Queued => to(S::Connecting),
             _ => Outcome::Stale,

@@ -24,6 +24,8 @@ use crate::file::{FileRecord, Validator};
 use crate::group::Group;
 use crate::guid::Guid;
 use crate::job::{AutoComplete, DEFAULT_UMASK, Job, JobError, JobPriority, JobSettings, JobTimes};
+use crate::on_demand::OnDemandFile;
+use crate::ranges::FileRange;
 use crate::state::{JobState, JobType};
 use crate::time::Timestamp;
 use crate::trust;
@@ -123,6 +125,27 @@ const MIGRATIONS: &[&str] = &[
         headers TEXT NOT NULL,
         PRIMARY KEY (job_id, idx)
     ) WITHOUT ROWID;
+",
+    r"
+    -- IBackgroundCopyFile3::SetValidationState: the application said the file is valid.
+    ALTER TABLE files ADD COLUMN validated INTEGER NOT NULL DEFAULT 0;
+",
+    r"
+    -- AddFileWithRanges: the file's byte ranges of the remote file in the order given, as a
+    -- JSON list of {offset, length} (length 18446744073709551615: to the end); NULL for the
+    -- whole file.
+    ALTER TABLE files ADD COLUMN ranges TEXT;
+",
+    r"
+    -- An upload job's file: the server's session and acknowledged offset, and the source's
+    -- identity, as JSON; NULL for downloads.
+    ALTER TABLE files ADD COLUMN upload TEXT;
+",
+    r"
+    -- ON_DEMAND_MODE: an on-demand file's bytes in its temporary file (`filled`), those asked
+    -- for and not there yet (`requested`), each a JSON list of {start, end} spans, and the
+    -- read position; NULL for every other file.
+    ALTER TABLE files ADD COLUMN on_demand TEXT;
 ",
 ];
 
@@ -476,7 +499,7 @@ impl Store {
                     j.no_progress_since, j.retry_at, j.group_id, j.completing, j.umask, j.auto_complete,
                     j.retries_without_progress, j.resumed,
                     f.remote_name, f.local_name, f.temp_name, f.bytes_total, f.bytes_transferred, f.completed,
-                    f.etag, f.last_modified
+                    f.etag, f.last_modified, f.validated, f.ranges, f.upload, f.on_demand
                  FROM jobs AS j LEFT JOIN files AS f ON f.job_id = j.id
                  ORDER BY j.rowid, f.idx",
             )
@@ -911,13 +934,20 @@ fn update_file_row(tx: &Connection, job: &Job, index: usize) -> rusqlite::Result
         .files
         .get(index)
         .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-    let changed = tx
+    let mut statement = tx
         .prepare_cached(
             "UPDATE files SET remote_name = ?3, local_name = ?4, temp_name = ?5, bytes_total = ?6,
-                bytes_transferred = ?7, completed = ?8, etag = ?9, last_modified = ?10
+                bytes_transferred = ?7, completed = ?8, etag = ?9, last_modified = ?10, validated = ?11,
+                upload = ?12, on_demand = ?13
              WHERE job_id = ?1 AND idx = ?2",
-        )?
-        .execute(FileRow::of(index, file).params(&job.id.to_string()))?;
+        )?;
+    let on_demand = encode_on_demand(&file.on_demand)?;
+    let id = job.id.to_string();
+    let row = FileRow::of(index, file);
+    let [p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12] = row.params(&id);
+    let changed = statement.execute([
+        p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, &on_demand,
+    ])?;
     if changed == 0 {
         return Err(rusqlite::Error::QueryReturnedNoRows);
     }
@@ -928,21 +958,31 @@ fn update_file_row(tx: &Connection, job: &Job, index: usize) -> rusqlite::Result
 fn write_files(tx: &Connection, job: &Job, first: usize) -> rusqlite::Result<()> {
     let mut upsert = tx.prepare_cached(
         "INSERT INTO files (job_id, idx, remote_name, local_name, temp_name, bytes_total, bytes_transferred,
-            completed, etag, last_modified)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            completed, etag, last_modified, validated, upload, ranges, on_demand)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT (job_id, idx) DO UPDATE SET remote_name = ?3, local_name = ?4, temp_name = ?5,
-            bytes_total = ?6, bytes_transferred = ?7, completed = ?8, etag = ?9, last_modified = ?10",
+            bytes_total = ?6, bytes_transferred = ?7, completed = ?8, etag = ?9, last_modified = ?10,
+            validated = ?11, upload = ?12, ranges = ?13, on_demand = ?14",
     )?;
     let id = job.id.to_string();
     for (index, file) in job.files.iter().enumerate().skip(first) {
-        upsert.execute(FileRow::of(index, file).params(&id))?;
+        let row = FileRow::of(index, file);
+        // A file's ranges never change once it is added: only this write stores them.
+        let ranges = encode_ranges(&file.ranges)?;
+        let on_demand = encode_on_demand(&file.on_demand)?;
+        let [p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12] = row.params(&id);
+        upsert.execute([
+            p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, &ranges, &on_demand,
+        ])?;
     }
     Ok(())
 }
 
-/// A file's values as its row holds them: ?1..?10 of the statements that write file rows.
+/// A file's values as its row holds them: ?1..?12 of the statements that write file rows.
 struct FileRow<'a> {
     index: i64,
+    /// The upload record as its column holds it (JSON).
+    upload: Option<String>,
     bytes_total: i64,
     bytes_transferred: i64,
     file: &'a FileRecord,
@@ -952,6 +992,10 @@ impl<'a> FileRow<'a> {
     fn of(index: usize, file: &'a FileRecord) -> Self {
         Self {
             index: i64::try_from(index).unwrap_or(i64::MAX),
+            upload: file
+                .upload
+                .as_ref()
+                .and_then(|upload| serde_json::to_string(upload).ok()),
             bytes_total: to_sql_u64(file.bytes_total),
             bytes_transferred: to_sql_u64(file.bytes_transferred),
             file,
@@ -962,7 +1006,7 @@ impl<'a> FileRow<'a> {
         clippy::ptr_arg,
         reason = "a String is sized, so it can stand as a &dyn ToSql; a str cannot"
     )]
-    fn params<'p>(&'p self, job_id: &'p String) -> [&'p dyn ToSql; 10] {
+    fn params<'p>(&'p self, job_id: &'p String) -> [&'p dyn ToSql; 12] {
         [
             job_id,
             &self.index,
@@ -974,6 +1018,8 @@ impl<'a> FileRow<'a> {
             &self.file.completed,
             &self.file.validator.etag,
             &self.file.validator.last_modified,
+            &self.file.validated,
+            &self.upload,
         ]
     }
 }
@@ -996,7 +1042,80 @@ fn file_from_row(row: &Row<'_>) -> rusqlite::Result<Option<FileRecord>> {
             etag: row.get(column(6))?,
             last_modified: row.get(column(7))?,
         },
+        validated: row.get(column(8))?,
+        ranges: decode_ranges(column(9), row.get(column(9))?)?,
+        upload: decode_upload(column(10), row.get(column(10))?)?,
+        on_demand: decode_on_demand(column(11), row.get(column(11))?)?,
     }))
+}
+
+/// An `upload` column's record; text that is not one fails the load rather than losing
+/// where the upload stands.
+fn decode_upload(
+    column: usize,
+    text: Option<String>,
+) -> rusqlite::Result<Option<crate::file::UploadRecord>> {
+    text.map(|text| {
+        serde_json::from_str(&text).map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(
+                column,
+                rusqlite::types::Type::Text,
+                Box::new(error),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// An on-demand file's state as its `on_demand` column holds it: `None` (NULL) for a file
+/// with nothing filled, asked for or read (every file of other jobs).
+fn encode_on_demand(state: &OnDemandFile) -> rusqlite::Result<Option<String>> {
+    if *state == OnDemandFile::default() {
+        return Ok(None);
+    }
+    serde_json::to_string(state)
+        .map(Some)
+        .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))
+}
+
+/// The state of an `on_demand` column (see [`encode_on_demand`]); text that does not
+/// decode fails the load rather than forgetting which bytes are there.
+fn decode_on_demand(column: usize, text: Option<String>) -> rusqlite::Result<OnDemandFile> {
+    let Some(text) = text else {
+        return Ok(OnDemandFile::default());
+    };
+    serde_json::from_str(&text).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            Box::new(error),
+        )
+    })
+}
+
+/// A file's ranges as its `ranges` column holds them: `None` (NULL) for the whole file.
+fn encode_ranges(ranges: &[FileRange]) -> rusqlite::Result<Option<String>> {
+    if ranges.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(ranges)
+        .map(Some)
+        .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))
+}
+
+/// The ranges of a `ranges` column (see [`encode_ranges`]); text that is not a list of
+/// ranges fails the load rather than turning the file into a whole one.
+fn decode_ranges(column: usize, text: Option<String>) -> rusqlite::Result<Vec<FileRange>> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    serde_json::from_str(&text).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            Box::new(error),
+        )
+    })
 }
 
 /// Where the file's columns start in the rows of [`Store::for_each_job`]'s scan.
@@ -1789,6 +1908,177 @@ mod tests {
         assert_eq!(jobs[0].auto_complete, None, "old jobs wait for Complete");
         assert_eq!(jobs[0].retries_without_progress, 0);
         assert_eq!(jobs[0].settings.first_retry_delay, None);
+    }
+
+    /// A job of a ranged file (one range running to the end) and a whole one.
+    fn ranged_job(now: Timestamp) -> Job {
+        let mut job = Job::new(
+            Guid::new_random(),
+            "delta",
+            JobType::Download,
+            1000,
+            JobSettings::default(),
+            now,
+        )
+        .unwrap();
+        let ranges = [
+            FileRange {
+                offset: 900,
+                length: 100,
+            },
+            FileRange {
+                offset: 100,
+                length: 100,
+            },
+            FileRange {
+                offset: 5000,
+                length: crate::ranges::LENGTH_TO_EOF,
+            },
+        ];
+        job.add_file_known_taken("http://h/a", "/d/a", Some(&ranges), 10, false, now)
+            .unwrap();
+        job.add_file("http://h/b", "/d/b", 10, now).unwrap();
+        job
+    }
+
+    #[test]
+    fn on_demand_state_is_stored_with_its_file_and_survives_a_reopen() {
+        use crate::on_demand::{Span, SpanSet};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let now = Timestamp(1_700_000_000_000_000);
+        let mut job = Job::new(
+            Guid::new_random(),
+            "on demand",
+            JobType::Download,
+            1000,
+            JobSettings::default(),
+            now,
+        )
+        .unwrap();
+        job.add_file("http://h/a", "/d/a", 10, now).unwrap();
+        job.add_file("http://h/b", "/d/b", 10, now).unwrap();
+        job.set_on_demand(true, now).unwrap();
+        store.insert_job(&job).unwrap();
+
+        job.files[0].on_demand.requested = SpanSet::of([Span { start: 0, end: 10 }]);
+        job.files[0].on_demand.position = 4;
+        store.save_file(&job, 0).unwrap();
+        assert_eq!(store.load_jobs().unwrap(), vec![job.clone()]);
+
+        job.files[0].on_demand.fill(Span { start: 0, end: 10 });
+        job.files[0].on_demand.fill(Span { start: 50, end: 60 });
+        job.files[1].on_demand.requested = SpanSet::of([Span { start: 7, end: 9 }]);
+        store.save_job_and_files(&job, &[0, 1]).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let loaded = store.load_jobs().unwrap();
+        assert_eq!(loaded, vec![job.clone()]);
+        assert!(loaded[0].settings.on_demand);
+        assert_eq!(
+            loaded[0].files[0].on_demand.filled.spans(),
+            &[Span { start: 0, end: 10 }, Span { start: 50, end: 60 }]
+        );
+        assert!(loaded[0].files[0].on_demand.requested.is_empty());
+    }
+
+    #[test]
+    fn ranges_are_stored_with_their_file_and_kept_by_every_later_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let now = Timestamp(1_700_000_000_000_000);
+        let mut job = ranged_job(now);
+        assert_eq!(job.files[0].ranges.len(), 3);
+        assert!(job.files[1].ranges.is_empty());
+        store.insert_job(&job).unwrap();
+        assert_eq!(store.load_jobs().unwrap(), vec![job.clone()]);
+
+        job.files[0].bytes_transferred = 150;
+        store.save_file(&job, 0).unwrap();
+        store.save_job_and_files(&job, &[0, 1]).unwrap();
+        store
+            .save_progress(&[ProgressUpdate {
+                job: job.id,
+                file: 0,
+                bytes: 180,
+            }])
+            .unwrap();
+        job.files[0].bytes_transferred = 180;
+        assert_eq!(store.load_jobs().unwrap(), vec![job.clone()]);
+        store.save_job_durably(&job).unwrap();
+        drop(store);
+        let reopened = Store::open(dir.path()).unwrap();
+        assert_eq!(reopened.load_jobs().unwrap(), vec![job]);
+        reopened.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn unreadable_ranges_fail_the_load_instead_of_making_a_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store.insert_job(&ranged_job(Timestamp(1))).unwrap();
+        store
+            .conn
+            .execute("UPDATE files SET ranges = 'not ranges' WHERE idx = 0", [])
+            .unwrap();
+        let error = store.load_jobs().unwrap_err();
+        assert!(error.description.contains("cannot load jobs"), "{error}");
+    }
+
+    #[test]
+    fn a_store_before_ranges_is_migrated_with_whole_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let before_ranges = MIGRATIONS.len() - 1;
+        let job = sample_job(Timestamp(1_700_000_000_000_000));
+        {
+            let conn = Connection::open(dir.path().join(STORE_FILE)).unwrap();
+            for migration in &MIGRATIONS[..before_ranges] {
+                conn.execute_batch(migration).unwrap();
+            }
+            conn.pragma_update(None, "user_version", i64::try_from(before_ranges).unwrap())
+                .unwrap();
+            conn.execute(
+                "INSERT INTO jobs (id, job_type, display_name, description, owner_uid, priority,
+                    state, created, modified, transfer_completed, settings, error_count)
+                 VALUES (?1, 0, 'old', '', 1000, 2, 3, 1, 1, 0, ?2, 0)",
+                params![
+                    job.id.to_string(),
+                    serde_json::to_string(&JobSettings::default()).unwrap()
+                ],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO files (job_id, idx, remote_name, local_name, temp_name, bytes_total,
+                    bytes_transferred, completed, etag, last_modified)
+                 VALUES (?1, 0, 'http://x/a', '/d/a', NULL, 4096, 10, 0, NULL, NULL)",
+                [job.id.to_string()],
+            )
+            .unwrap();
+        }
+        std::fs::set_permissions(
+            dir.path().join(STORE_FILE),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap() as usize, MIGRATIONS.len());
+        let mut jobs = store.load_jobs().unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert!(jobs[0].files[0].ranges.is_empty(), "an old file is whole");
+        assert_eq!(jobs[0].files[0].bytes_total, 4096);
+        // A ranged file added after the migration keeps its ranges.
+        let ranges = [FileRange {
+            offset: 7,
+            length: 3,
+        }];
+        jobs[0]
+            .add_file_known_taken("http://x/b", "/d/b", Some(&ranges), 10, false, Timestamp(2))
+            .unwrap();
+        store.insert_files(&jobs[0], 1).unwrap();
+        let loaded = store.load_jobs().unwrap();
+        assert_eq!(loaded[0].files[1].ranges, ranges);
+        assert_eq!(loaded[0].files[1].bytes_total, 3, "sized by its ranges");
+        store.check_integrity().unwrap();
     }
 
     #[test]

@@ -40,9 +40,9 @@ const ALL_DONE: Facts = Facts {
 };
 
 /// The full matrix: the facts used for each row, then one answer per event in `Event::ALL` order:
-/// Resume, Suspend, Cancel, Complete, AddFile, ChangeOwner, TransferStarted, Progress, FileDone,
+/// Resume, Suspend, Cancel, Complete, AddFile, ChangeOwner, ValidationFailed, TransferStarted, Progress, FileDone,
 /// AllDone, TransientError, PermanentError, SliceEnded, RetryTimerFired, NoProgressTimeout.
-fn matrix() -> Vec<(JobState, Facts, [Outcome; 15])> {
+fn matrix() -> Vec<(JobState, Facts, [Outcome; 16])> {
     vec![
         // Resume on an active job leaves it as it is (§2 Resume, verified MS Learn "Life cycle").
         // Complete on an unfinished download keeps the finished files: BG_S_PARTIAL_COMPLETE (§2 Complete).
@@ -56,6 +56,7 @@ fn matrix() -> Vec<(JobState, Facts, [Outcome; 15])> {
                 PARTIAL,
                 go(Q),
                 go(Q),
+                go(ERR),
                 go(CON),
                 STALE,
                 STALE,
@@ -77,6 +78,7 @@ fn matrix() -> Vec<(JobState, Facts, [Outcome; 15])> {
                 PARTIAL,
                 go(CON),
                 go(CON),
+                go(ERR),
                 STALE,
                 go(TR),
                 go(TR),
@@ -98,6 +100,7 @@ fn matrix() -> Vec<(JobState, Facts, [Outcome; 15])> {
                 PARTIAL,
                 go(TR),
                 go(TR),
+                go(ERR),
                 STALE,
                 go(TR),
                 go(TR),
@@ -120,6 +123,7 @@ fn matrix() -> Vec<(JobState, Facts, [Outcome; 15])> {
                 PARTIAL,
                 go(SUS),
                 go(SUS),
+                go(ERR),
                 STALE,
                 STALE,
                 STALE,
@@ -140,6 +144,7 @@ fn matrix() -> Vec<(JobState, Facts, [Outcome; 15])> {
                 go(SUS),
                 go(CAN),
                 PARTIAL,
+                go(ERR),
                 go(ERR),
                 go(ERR),
                 STALE,
@@ -164,6 +169,7 @@ fn matrix() -> Vec<(JobState, Facts, [Outcome; 15])> {
                 PARTIAL,
                 go(TE),
                 go(TE),
+                go(ERR),
                 STALE,
                 STALE,
                 STALE,
@@ -187,6 +193,7 @@ fn matrix() -> Vec<(JobState, Facts, [Outcome; 15])> {
                 go(ACK),
                 go(SUS),
                 go(TD),
+                go(ERR),
                 STALE,
                 STALE,
                 STALE,
@@ -204,16 +211,16 @@ fn matrix() -> Vec<(JobState, Facts, [Outcome; 15])> {
             ACK,
             ALL_DONE,
             [
-                INVALID, INVALID, INVALID, INVALID, INVALID, INVALID, STALE, STALE, STALE, STALE,
-                STALE, STALE, STALE, STALE, STALE,
+                INVALID, INVALID, INVALID, INVALID, INVALID, INVALID, INVALID, STALE, STALE, STALE,
+                STALE, STALE, STALE, STALE, STALE, STALE,
             ],
         ),
         (
             CAN,
             HALF_DONE,
             [
-                INVALID, INVALID, INVALID, INVALID, INVALID, INVALID, STALE, STALE, STALE, STALE,
-                STALE, STALE, STALE, STALE, STALE,
+                INVALID, INVALID, INVALID, INVALID, INVALID, INVALID, INVALID, STALE, STALE, STALE,
+                STALE, STALE, STALE, STALE, STALE, STALE,
             ],
         ),
     ]

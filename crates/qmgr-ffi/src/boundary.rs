@@ -79,6 +79,7 @@ macro_rules! by_value {
 }
 by_value!(
     u32,
+    u64,
     i32,
     GUID,
     BITS_JOB_PROPERTY_VALUE,

@@ -18,6 +18,7 @@ use qmgr_core::hresult::{self, HResult};
 use crate::abi::bits::*;
 use crate::abi::qmgr::CLSID_BackgroundCopyQMgr;
 use crate::abi::types::*;
+use crate::apartment::{self, Model};
 use crate::boundary::{self, FromCaller};
 use crate::com::{Class, foreign};
 use crate::enums::{EnumFilesObject, EnumJobsObject};
@@ -105,21 +106,43 @@ pub(crate) fn is_supported_manager(clsid: &GUID) -> bool {
         .all(implemented)
 }
 
-/// Starts COM use in this process. Any concurrency model is accepted: every object of the
-/// library may be called from any thread. `S_OK` the first time, `S_FALSE` after.
+/// The COINIT flags CoInitializeEx knows.
+const COINIT_KNOWN: DWORD =
+    COINIT_APARTMENTTHREADED | COINIT_DISABLE_OLE1DDE | COINIT_SPEED_OVER_MEMORY;
+
+/// Starts COM use on the calling thread, in the concurrency model `dwCoInit` names:
+/// `COINIT_APARTMENTTHREADED` makes the thread a single-threaded apartment, whose
+/// callbacks run on it while it waits in `CoWaitForMultipleHandles` or
+/// `QmgrDispatchCallbacks`; `COINIT_MULTITHREADED` (0) leaves callbacks to the library's
+/// thread. The library's own objects may be called from any thread either way.
+///
+/// `S_OK` the first time on a thread, `S_FALSE` for the same model again (each needs its
+/// CoUninitialize), `RPC_E_CHANGED_MODE` for another model (needs none); `E_INVALIDARG`
+/// for an unknown flag. `COINIT_DISABLE_OLE1DDE` and `COINIT_SPEED_OVER_MEMORY` are
+/// accepted and change nothing.
 ///
 /// # Safety
 ///
 /// None: `pvReserved` is ignored.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn CoInitializeEx(pvReserved: LPVOID, dwCoInit: DWORD) -> HRESULT {
-    let _ = (pvReserved, dwCoInit);
+    let _ = pvReserved;
     boundary::hresult(|| {
-        Ok(if runtime::com_initialize() {
-            hresult::S_OK
+        if dwCoInit & !COINIT_KNOWN != 0 {
+            return Err(
+                QmgrError::from_code(hresult::E_INVALIDARG).context(format_args!(
+                    "dwCoInit 0x{dwCoInit:X} holds an unknown flag"
+                )),
+            );
+        }
+        let model = if dwCoInit & COINIT_APARTMENTTHREADED != 0 {
+            Model::SingleThreaded
         } else {
-            hresult::S_FALSE
-        })
+            Model::MultiThreaded
+        };
+        let answer = apartment::initialize(model)?;
+        runtime::com_initialize();
+        Ok(answer)
     })
 }
 
@@ -134,14 +157,21 @@ pub unsafe extern "C" fn CoInitialize(pvReserved: LPVOID) -> HRESULT {
     unsafe { CoInitializeEx(pvReserved, COINIT_APARTMENTTHREADED) }
 }
 
-/// Ends one CoInitialize(Ex). Objects already made keep working.
+/// Ends one CoInitialize(Ex) of the calling thread; a thread without one left is not
+/// affected. The last one of a single-threaded apartment closes it: its waiting callbacks
+/// are dropped and the library releases the objects it holds from it, on this thread.
+/// Objects already made keep working.
 ///
 /// # Safety
 ///
 /// None.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn CoUninitialize() {
-    boundary::guarded((), runtime::com_uninitialize);
+    boundary::guarded((), || {
+        if apartment::uninitialize() {
+            runtime::com_uninitialize();
+        }
+    });
 }
 
 /// Accepted and ignored (`S_OK`): access to the queue is checked by the service with the

@@ -178,12 +178,24 @@ where
 /// Jobs, as fresh job objects (each one a new reference for the caller).
 pub(crate) struct Jobs;
 
+/// A job in a listing, and the queue it lives in when that is not the enumerator's (root's
+/// listing of every user's jobs holds jobs of other users' daemons).
+pub(crate) struct JobItem {
+    pub queue: Option<Queue>,
+    pub summary: JobSummary,
+}
+
 impl EnumKind for Jobs {
     type Interface = IEnumBackgroundCopyJobs;
-    type Item = JobSummary;
+    type Item = JobItem;
     type Element = *mut IBackgroundCopyJob;
-    fn element(queue: &Queue, item: &JobSummary) -> *mut IBackgroundCopyJob {
-        JobObject::create(queue.clone(), item.job.id, Some(item.clone()))
+    fn element(queue: &Queue, item: &JobItem) -> *mut IBackgroundCopyJob {
+        let queue = item.queue.as_ref().unwrap_or(queue);
+        JobObject::create(
+            queue.clone(),
+            item.summary.job.id,
+            Some(item.summary.clone()),
+        )
     }
 }
 

@@ -1,4 +1,4 @@
-//! The file object: IBackgroundCopyFile … File5 through one vtable.
+//! The file object: IBackgroundCopyFile … File6 through one vtable.
 //!
 //! It names its job and index and reads the file from the service on every call; once the
 //! job has left the queue it answers from the record it was made with.
@@ -17,7 +17,7 @@ use crate::abi::bits::*;
 use crate::abi::types::*;
 use crate::boundary::thunks;
 use crate::com::{Class, ComObject, unknown_vtbl};
-use crate::local;
+use crate::memory::co_task_copy;
 use crate::runtime::Queue;
 use crate::strings::to_co_task;
 
@@ -28,9 +28,9 @@ pub(crate) struct FileObject {
     snapshot: FileRecord,
 }
 
-// SAFETY: one vtable reference at offset 0; File5's vtable extends File4's … File's.
+// SAFETY: one vtable reference at offset 0; File6's vtable extends File5's … File's.
 unsafe impl Class for FileObject {
-    type Header = &'static IBackgroundCopyFile5Vtbl;
+    type Header = &'static IBackgroundCopyFile6Vtbl;
     const HEADER: Self::Header = &FILE_VTBL;
     const INTERFACES: &'static [(GUID, usize)] = &[
         (IID_IUnknown, 0),
@@ -39,6 +39,7 @@ unsafe impl Class for FileObject {
         (IID_IBackgroundCopyFile3, 0),
         (IID_IBackgroundCopyFile4, 0),
         (IID_IBackgroundCopyFile5, 0),
+        (IID_IBackgroundCopyFile6, 0),
     ];
 }
 
@@ -68,26 +69,36 @@ impl FileObject {
             .unwrap_or_else(|| self.snapshot.clone())
     }
 
+    /// A job that left the queue is ACKNOWLEDGED or CANCELLED to its objects: changing it
+    /// is BG_E_INVALID_STATE, as for any final job, rather than "not found".
+    fn left_queue(&self, error: QmgrError) -> QmgrError {
+        if error.hresult == hresult::BG_E_NOT_FOUND {
+            QmgrError::from_code(hresult::BG_E_INVALID_STATE)
+                .context(format_args!("job {} has left the queue", self.job))
+        } else {
+            error
+        }
+    }
+
+    fn change_job(&self, change: JobChange) -> Result<HResult> {
+        self.queue
+            .set_job(self.job, change)
+            .map_err(|error| self.left_queue(error))
+    }
+
     fn set_remote_name(&self, remote_name: String) -> Result<HResult> {
-        let view = self.queue.job_summary(self.job).map_err(|error| {
-            if error.hresult == hresult::BG_E_NOT_FOUND {
-                QmgrError::from_code(hresult::BG_E_INVALID_STATE)
-                    .context(format_args!("job {} has left the queue", self.job))
-            } else {
-                error
-            }
-        })?;
+        let view = self
+            .queue
+            .job_summary(self.job)
+            .map_err(|error| self.left_queue(error))?;
         if view.job.state == JobState::Transferred {
             return Err(QmgrError::from_code(hresult::BG_E_INVALID_STATE)
                 .context(format_args!("job {} is TRANSFERRED", self.job)));
         }
-        self.queue.set_job(
-            self.job,
-            JobChange::RemoteName {
-                file: self.index,
-                remote_name,
-            },
-        )
+        self.change_job(JobChange::RemoteName {
+            file: self.index,
+            remote_name,
+        })
     }
 }
 
@@ -116,11 +127,20 @@ thunks! { FileObject, IBackgroundCopyFile, 0;
 
 thunks! { FileObject, IBackgroundCopyFile2, 0;
     fn GetFileRanges(file, RangeCount: *mut DWORD, Ranges: *mut *mut BG_FILE_RANGE) {
-        let (count, ranges) = (RangeCount.out("RangeCount")?, Ranges.out("Ranges")?);
-        let _ = file;
-        // Ranges cannot be requested yet (AddFileWithRanges): every file is whole.
-        count.set(0);
-        ranges.set(std::ptr::null_mut());
+        let (count, out) = (RangeCount.out("RangeCount")?, Ranges.out("Ranges")?);
+        let record = file.record();
+        // A whole file has no ranges: S_FALSE, with the count 0 and NULL (already written).
+        if record.ranges.is_empty() {
+            return Ok(hresult::S_FALSE);
+        }
+        let ranges: Vec<BG_FILE_RANGE> = record
+            .ranges
+            .iter()
+            .map(|range| BG_FILE_RANGE { InitialOffset: range.offset, Length: range.length })
+            .collect();
+        let copied = co_task_copy(&ranges)?;
+        count.set(DWORD::try_from(ranges.len()).unwrap_or(DWORD::MAX));
+        out.set(copied);
         Ok(hresult::S_OK)
     }
     fn SetRemoteName(file, Val: LPCWSTR) {
@@ -136,11 +156,10 @@ thunks! { FileObject, IBackgroundCopyFile3, 0;
         Ok(hresult::S_OK)
     }
     fn SetValidationState(file, state: BOOL) {
-        local::set_validation_state(file.job, file.index, state != FALSE);
-        Ok(hresult::S_OK)
+        file.change_job(JobChange::ValidationState { file: file.index, valid: state != FALSE })
     }
     fn GetValidationState(file, pState: *mut BOOL) {
-        pState.out("pState")?.set(BOOL::from(local::validation_state(file.job, file.index)));
+        pState.out("pState")?.set(BOOL::from(file.record().validated));
         Ok(hresult::S_OK)
     }
     fn IsDownloadedFromPeer(file, pVal: *mut BOOL) {
@@ -180,6 +199,78 @@ thunks! { FileObject, IBackgroundCopyFile5, 0;
     }
 }
 
+thunks! { FileObject, IBackgroundCopyFile6, 0;
+    fn UpdateDownloadPosition(file, offset: UINT64) {
+        file.queue
+            .update_download_position(file.job, file.index, offset)
+            .map_err(|error| file.left_queue(error))
+    }
+    fn RequestFileRanges(file, rangeCount: DWORD, ranges: *const BG_FILE_RANGE) {
+        // The service checks the ranges (a count of 0 included); a count beyond the limit
+        // is refused before the caller's array is read.
+        let count = rangeCount as usize;
+        if count > qmgr_core::ranges::MAX_RANGES_PER_FILE {
+            return Err(QmgrError::from_code(hresult::BG_E_TOO_MANY_RANGES_IN_FILE).context(
+                format_args!(
+                    "{count} ranges in one request; the most is {}",
+                    qmgr_core::ranges::MAX_RANGES_PER_FILE
+                ),
+            ));
+        }
+        let ranges = if count == 0 {
+            Vec::new()
+        } else {
+            ranges
+                .slice(count, "ranges")?
+                .iter()
+                .map(|range| qmgr_core::ranges::FileRange {
+                    offset: range.InitialOffset,
+                    length: range.Length,
+                })
+                .collect()
+        };
+        file.queue
+            .request_file_ranges(file.job, file.index, ranges)
+            .map_err(|error| file.left_queue(error))
+    }
+    fn GetFilledFileRanges(file, rangeCount: *mut DWORD, ranges: *mut *mut BG_FILE_RANGE) {
+        let (count, out) = (rangeCount.out("rangeCount")?, ranges.out("ranges")?);
+        let view = file
+            .queue
+            .job_summary(file.job)
+            .map_err(|error| file.left_queue(error))?;
+        let record = file.record();
+        view.job.check_on_demand_file(&record)?;
+        let filled: Vec<BG_FILE_RANGE> = filled_ranges(view.job.settings.on_demand, &record)
+            .iter()
+            .map(|range| BG_FILE_RANGE { InitialOffset: range.offset, Length: range.length })
+            .collect();
+        let copied = if filled.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            co_task_copy(&filled)?
+        };
+        count.set(DWORD::try_from(filled.len()).unwrap_or(DWORD::MAX));
+        out.set(copied);
+        Ok(hresult::S_OK)
+    }
+}
+
+/// The bytes of the file on disk, merged and ordered by offset: an on-demand file's filled
+/// spans; for a file downloaded whole, from the start, the bytes so far.
+fn filled_ranges(on_demand: bool, record: &FileRecord) -> Vec<qmgr_core::ranges::FileRange> {
+    if on_demand {
+        record.on_demand.filled.to_file_ranges()
+    } else if record.bytes_transferred == 0 {
+        Vec::new()
+    } else {
+        vec![qmgr_core::ranges::FileRange {
+            offset: 0,
+            length: record.bytes_transferred,
+        }]
+    }
+}
+
 /// The response headers are the only file property there is: any other id is
 /// BG_E_UNKNOWN_PROPERTY_ID.
 fn known_file_property(id: BITS_FILE_PROPERTY_ID) -> Result<()> {
@@ -191,26 +282,31 @@ fn known_file_property(id: BITS_FILE_PROPERTY_ID) -> Result<()> {
     }
 }
 
-const FILE_VTBL: IBackgroundCopyFile5Vtbl = IBackgroundCopyFile5Vtbl {
-    base: IBackgroundCopyFile4Vtbl {
-        base: IBackgroundCopyFile3Vtbl {
-            base: IBackgroundCopyFile2Vtbl {
-                base: IBackgroundCopyFileVtbl {
-                    base: unknown_vtbl::<FileObject, 0>(),
-                    GetRemoteName,
-                    GetLocalName,
-                    GetProgress,
+const FILE_VTBL: IBackgroundCopyFile6Vtbl = IBackgroundCopyFile6Vtbl {
+    base: IBackgroundCopyFile5Vtbl {
+        base: IBackgroundCopyFile4Vtbl {
+            base: IBackgroundCopyFile3Vtbl {
+                base: IBackgroundCopyFile2Vtbl {
+                    base: IBackgroundCopyFileVtbl {
+                        base: unknown_vtbl::<FileObject, 0>(),
+                        GetRemoteName,
+                        GetLocalName,
+                        GetProgress,
+                    },
+                    GetFileRanges,
+                    SetRemoteName,
                 },
-                GetFileRanges,
-                SetRemoteName,
+                GetTemporaryName,
+                SetValidationState,
+                GetValidationState,
+                IsDownloadedFromPeer,
             },
-            GetTemporaryName,
-            SetValidationState,
-            GetValidationState,
-            IsDownloadedFromPeer,
+            GetPeerDownloadStats,
         },
-        GetPeerDownloadStats,
+        SetProperty,
+        GetProperty,
     },
-    SetProperty,
-    GetProperty,
+    UpdateDownloadPosition,
+    RequestFileRanges,
+    GetFilledFileRanges,
 };

@@ -13,6 +13,7 @@
 )]
 
 use std::mem::offset_of;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -20,12 +21,14 @@ use qmgr_core::certificate::{self, CERTIFICATE_HASH_LEN, CertificateSelector, Cl
 use qmgr_core::credentials::{AuthScheme, AuthTarget, Credential, Secret};
 use qmgr_core::hresult::{self, HResult};
 use qmgr_core::job::{JobPriority, NotifyCommand, ProxySettings, ProxyUsage};
+use qmgr_core::ranges::{self, FileRange};
 use qmgr_core::service::{JobChange, JobSummary, NewFile, QueueServiceExt};
 use qmgr_core::{FileRecord, Guid, JobState, QmgrError, Result};
 
 use crate::abi::bits::*;
 use crate::abi::types::*;
 use crate::boundary::{Ptr, thunks};
+use crate::cert_callback;
 use crate::com::{Class, ComObject, unknown_vtbl};
 use crate::enums::{EnumFilesObject, FileItem};
 use crate::error::ErrorObject;
@@ -55,8 +58,9 @@ pub(crate) struct JobObject {
 #[repr(C)]
 pub(crate) struct JobHeader {
     job: &'static IBackgroundCopyJob5Vtbl,
-    /// IBackgroundCopyJobHttpOptions2's vtable, which begins with IBackgroundCopyJobHttpOptions'.
-    http_options: &'static IBackgroundCopyJobHttpOptions2Vtbl,
+    /// IBackgroundCopyJobHttpOptions3's vtable, which begins with IBackgroundCopyJobHttpOptions2's
+    /// (itself beginning with IBackgroundCopyJobHttpOptions').
+    http_options: &'static IBackgroundCopyJobHttpOptions3Vtbl,
     token_options: &'static IBitsTokenOptionsVtbl,
 }
 
@@ -82,6 +86,7 @@ unsafe impl Class for JobObject {
         (IID_IBackgroundCopyJob5, 0),
         (IID_IBackgroundCopyJobHttpOptions, HTTP_OPTIONS),
         (IID_IBackgroundCopyJobHttpOptions2, HTTP_OPTIONS),
+        (IID_IBackgroundCopyJobHttpOptions3, HTTP_OPTIONS),
         (IID_IBitsTokenOptions, TOKEN_OPTIONS),
     ];
 }
@@ -262,6 +267,11 @@ impl JobObject {
                 let enable = unsafe { value.Enable } != FALSE;
                 return self.set(JobChange::DynamicContent(enable));
             }
+            BITS_JOB_PROPERTY_ON_DEMAND_MODE => {
+                // SAFETY: for this id the caller wrote the Enable member (plain data).
+                let enable = unsafe { value.Enable } != FALSE;
+                return self.set(JobChange::OnDemand(enable));
+            }
             BITS_JOB_PROPERTY_HIGH_PERFORMANCE => {
                 // SAFETY: for this id the caller wrote the Enable member (plain data).
                 let enable = unsafe { value.Enable } != FALSE;
@@ -324,6 +334,9 @@ impl JobObject {
             BITS_JOB_PROPERTY_HIGH_PERFORMANCE => BITS_JOB_PROPERTY_VALUE {
                 Enable: BOOL::from(self.summary()?.job.settings.high_performance),
             },
+            BITS_JOB_PROPERTY_ON_DEMAND_MODE => BITS_JOB_PROPERTY_VALUE {
+                Enable: BOOL::from(self.summary()?.job.settings.on_demand),
+            },
             BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS => BITS_JOB_PROPERTY_VALUE {
                 Target: if self.summary()?.job.settings.use_stored_credentials {
                     AuthTarget::Server as BG_AUTH_TARGET
@@ -338,10 +351,8 @@ impl JobObject {
 
 fn unsupported_property(id: BITS_JOB_PROPERTY_ID) -> QmgrError {
     match id {
-        BITS_JOB_PROPERTY_NOTIFICATION_CLSID | BITS_JOB_PROPERTY_ON_DEMAND_MODE => {
-            QmgrError::from_code(hresult::E_NOTIMPL)
-                .context(format_args!("job property {id} is not supported"))
-        }
+        BITS_JOB_PROPERTY_NOTIFICATION_CLSID => QmgrError::from_code(hresult::E_NOTIMPL)
+            .context(format_args!("job property {id} is not supported")),
         _ => QmgrError::from_code(hresult::BG_E_UNKNOWN_PROPERTY_ID)
             .context(format_args!("job property {id}")),
     }
@@ -381,6 +392,7 @@ fn file_set(entries: &[BG_FILE_INFO]) -> Result<Vec<NewFile>> {
             Ok(NewFile {
                 remote_name: Ptr::required_string(remote, "RemoteName")?,
                 local_name: Ptr::required_string(local, "LocalName")?,
+                ranges: None,
             })
         })
         .collect()
@@ -459,6 +471,7 @@ thunks! { JobObject, IBackgroundCopyJob, 0;
         job.add_files(vec![NewFile {
             remote_name: RemoteUrl.required_string("RemoteUrl")?,
             local_name: LocalName.required_string("LocalName")?,
+            ranges: None,
         }])
     }
     fn EnumFiles(job, pEnum: *mut *mut IEnumBackgroundCopyFiles) {
@@ -551,6 +564,15 @@ thunks! { JobObject, IBackgroundCopyJob, 0;
     }
     fn SetNotifyInterface(job, Val: *mut IUnknown) {
         let view = job.ensure_in_queue()?;
+        // The callbacks follow the process's own queue; another user's job, which root
+        // reaches through that user's qmgrd, is watched by polling instead.
+        if !Val.raw().is_null() && !Arc::ptr_eq(&job.queue, &crate::runtime::service()?) {
+            return Err(QmgrError::from_code(hresult::E_NOTIMPL).context(format_args!(
+                "job {} belongs to another user's qmgrd, whose notifications are not delivered \
+                 to this process; poll it (GetState, GetProgress) instead",
+                job.id
+            )));
+        }
         notify::register(&job.queue, &view, Val.raw())?;
         Ok(hresult::S_OK)
     }
@@ -662,9 +684,24 @@ thunks! { JobObject, IBackgroundCopyJob3, 0;
         )
     }
     fn AddFileWithRanges(job, RemoteUrl: LPCWSTR, LocalName: LPCWSTR, RangeCount: DWORD, Ranges: *mut BG_FILE_RANGE) {
-        let _ = (RemoteUrl, LocalName, RangeCount, Ranges);
-        job.summary()?;
-        not_implemented("downloading ranges of a file is not supported yet")
+        // The ranges are checked by the service (a count of 0 included); a count beyond
+        // the limit is refused before the caller's array is read.
+        let count = RangeCount as usize;
+        if count > ranges::MAX_RANGES_PER_FILE {
+            return Err(QmgrError::from_code(hresult::BG_E_TOO_MANY_RANGES_IN_FILE).context(
+                format_args!("{count} ranges for one file; the most is {}", ranges::MAX_RANGES_PER_FILE),
+            ));
+        }
+        let ranges = Ranges
+            .slice(count, "Ranges")?
+            .iter()
+            .map(|range| FileRange { offset: range.InitialOffset, length: range.Length })
+            .collect();
+        job.add_files(vec![NewFile {
+            remote_name: RemoteUrl.required_string("RemoteUrl")?,
+            local_name: LocalName.required_string("LocalName")?,
+            ranges: Some(ranges),
+        }])
     }
     fn SetFileACLFlags(job, Flags: DWORD) {
         if Flags & !BG_COPY_FILE_ALL != 0 {
@@ -778,7 +815,13 @@ thunks! { JobObject, IBackgroundCopyJobHttpOptions, HTTP_OPTIONS;
     }
     fn GetCustomHeaders(job, pRequestHeaders: *mut LPWSTR) {
         let out = pRequestHeaders.out("pRequestHeaders")?;
-        if let Some(text) = job.summary()?.job.settings.custom_headers {
+        let settings = job.summary()?.job.settings;
+        if settings.custom_headers_write_only {
+            out.set(std::ptr::null_mut());
+            return Err(QmgrError::from_code(hresult::E_ACCESSDENIED)
+                .context("the job's custom headers are write-only (MakeCustomHeadersWriteOnly)"));
+        }
+        if let Some(text) = settings.custom_headers {
             out.set(to_co_task(&text)?);
             Ok(hresult::S_OK)
         } else {
@@ -877,20 +920,37 @@ thunks! { JobObject, IBackgroundCopyJobHttpOptions2, HTTP_OPTIONS;
     }
 }
 
-const HTTP_OPTIONS_VTBL: IBackgroundCopyJobHttpOptions2Vtbl = IBackgroundCopyJobHttpOptions2Vtbl {
-    base: IBackgroundCopyJobHttpOptionsVtbl {
-        base: unknown_vtbl::<JobObject, HTTP_OPTIONS>(),
-        SetClientCertificateByID,
-        SetClientCertificateByName,
-        RemoveClientCertificate,
-        GetClientCertificate,
-        SetCustomHeaders,
-        GetCustomHeaders,
-        SetSecurityFlags,
-        GetSecurityFlags,
+thunks! { JobObject, IBackgroundCopyJobHttpOptions3, HTTP_OPTIONS;
+    fn SetServerCertificateValidationInterface(job, certValidationCallback: *mut IUnknown) {
+        job.ensure_in_queue()?;
+        job.change(|queue| {
+            cert_callback::register(queue, job.id, certValidationCallback.raw())
+                .map(|()| hresult::S_OK)
+        })
+    }
+    fn MakeCustomHeadersWriteOnly(job) {
+        job.set(JobChange::MakeCustomHeadersWriteOnly)
+    }
+}
+
+const HTTP_OPTIONS_VTBL: IBackgroundCopyJobHttpOptions3Vtbl = IBackgroundCopyJobHttpOptions3Vtbl {
+    base: IBackgroundCopyJobHttpOptions2Vtbl {
+        base: IBackgroundCopyJobHttpOptionsVtbl {
+            base: unknown_vtbl::<JobObject, HTTP_OPTIONS>(),
+            SetClientCertificateByID,
+            SetClientCertificateByName,
+            RemoveClientCertificate,
+            GetClientCertificate,
+            SetCustomHeaders,
+            GetCustomHeaders,
+            SetSecurityFlags,
+            GetSecurityFlags,
+        },
+        SetHttpMethod,
+        GetHttpMethod,
     },
-    SetHttpMethod,
-    GetHttpMethod,
+    SetServerCertificateValidationInterface,
+    MakeCustomHeadersWriteOnly,
 };
 
 /// Windows helper tokens have no meaning on Linux: the transfers run as the job's owner.

@@ -466,6 +466,7 @@ impl Job1Object {
                 Ok(NewFile {
                     remote_name: Ptr::required_string(remote, "bstrRemoteFile")?,
                     local_name: Ptr::required_string(local, "bstrLocalFile")?,
+                    ranges: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

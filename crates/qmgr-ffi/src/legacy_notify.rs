@@ -1,7 +1,8 @@
 //! IBackgroundCopyCallback1: the legacy group API's notifications, for an object the client
 //! registers with `IBackgroundCopyGroup::SetNotificationPointer`. They travel with the modern
 //! ones (notify.rs: one dispatcher thread, retries of a refused OnStatus, JobModification
-//! pacing) and follow the group's `GROUPPROP_NOTIFYFLAGS`:
+//! pacing, calls made in the object's apartment) and follow the group's
+//! `GROUPPROP_NOTIFYFLAGS`:
 //!
 //! - `QM_NOTIFY_DISABLE_NOTIFY`: nothing is called;
 //! - errors: `OnStatus` with `QM_STATUS_GROUP_ERROR`, the retry count and the Win32 and HTTP
@@ -15,6 +16,7 @@
 //! not acted on.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use qmgr_core::hresult::{self, HResult};
@@ -25,36 +27,15 @@ use crate::abi::qmgr::{
     IBackgroundCopyCallback1, IID_IBackgroundCopyCallback1, QM_NOTIFY_DISABLE_NOTIFY,
     QM_NOTIFY_GROUP_DONE, QM_NOTIFY_USE_PROGRESSEX, QM_PROGRESS_PERCENT_DONE,
 };
-use crate::abi::types::{GUID, HRESULT, IUnknown};
+use crate::abi::types::{DWORD, GUID, HRESULT, IUnknown};
+use crate::apartment::ClientRef;
 use crate::com::foreign;
 use crate::legacy::{GroupObject, Job1Object, legacy_progress, legacy_results};
-use crate::notify::{Outcome, Paced};
+use crate::notify::{Call, Outcome, Paced};
 use crate::runtime::Queue;
 
-/// A reference to a client's IBackgroundCopyCallback1, released when dropped.
-struct Callback1(*mut IBackgroundCopyCallback1);
-
-// SAFETY: the object is called on the dispatcher thread only, as BITS calls its callbacks
-// from threads of its own, and AddRef/Release may come from any thread.
-unsafe impl Send for Callback1 {}
-
-impl Callback1 {
-    fn share(&self) -> Callback1 {
-        // SAFETY: a live reference this value holds.
-        unsafe { foreign::add_ref(self.0.cast()) };
-        Callback1(self.0)
-    }
-}
-
-impl Drop for Callback1 {
-    fn drop(&mut self) {
-        // SAFETY: the reference this value owns.
-        unsafe { foreign::release(self.0.cast()) };
-    }
-}
-
-/// The registered objects, by group.
-static CALLBACKS: Mutex<Option<HashMap<Guid, Callback1>>> = Mutex::new(None);
+/// The registered IBackgroundCopyCallback1 objects, by group.
+static CALLBACKS: Mutex<Option<HashMap<Guid, Arc<ClientRef>>>> = Mutex::new(None);
 
 /// SetNotificationPointer: `object` (NULL clears) receives the group's notifications.
 pub(crate) fn register(
@@ -78,11 +59,15 @@ pub(crate) fn register(
             QmgrError::from_code(hresult::E_NOINTERFACE)
                 .context("the object does not implement IBackgroundCopyCallback1")
         })?;
+    // SAFETY: the reference the query just gave us passes to the ClientRef, at home in the
+    // calling thread's apartment.
+    let callback = unsafe { ClientRef::adopt(callback) }
+        .ok_or_else(|| QmgrError::internal("QueryInterface gave NULL"))?;
     crate::notify::start_dispatcher(queue)?;
     let replaced = CALLBACKS
         .lock()
         .get_or_insert_with(HashMap::new)
-        .insert(group, Callback1(callback.cast()));
+        .insert(group, Arc::new(callback));
     drop(replaced);
     Ok(())
 }
@@ -92,33 +77,53 @@ pub(crate) fn any() -> bool {
     CALLBACKS.lock().as_ref().is_some_and(|map| !map.is_empty())
 }
 
-fn registered(group: Guid) -> Option<Callback1> {
+fn registered(group: Guid) -> Option<Arc<ClientRef>> {
     CALLBACKS
         .lock()
         .as_ref()
-        .and_then(|map| map.get(&group).map(Callback1::share))
+        .and_then(|map| map.get(&group).cloned())
 }
 
-/// Delivers `event` of the group's job (seen as `view`) to the group's object, if it has
-/// one; `None` when it has none.
-pub(crate) fn dispatch(
+/// What a notification asks of a legacy group's object.
+pub(crate) enum GroupDecision {
+    /// The job is not a group's, or its group has no object: the modern callback decides.
+    NoObject,
+    /// The group's object takes the notification: this call, or none.
+    Decided(Option<Call>),
+}
+
+/// Decides the call `event` of the group's job (seen as `view`) asks of the group's object.
+pub(crate) fn decide(
     queue: &Queue,
     event: &Notification,
     view: &JobSummary,
     paced: &mut Paced,
-) -> Option<Outcome> {
-    let group = view.job.group?;
-    let callback = registered(group)?;
-    let Ok(group_view) = queue.group(group) else {
-        return Some(Outcome::Done);
+) -> GroupDecision {
+    let Some(callback) = view
+        .job
+        .group
+        .and_then(|group| Some((group, registered(group)?)))
+    else {
+        return GroupDecision::NoObject;
     };
+    GroupDecision::Decided(decide_for(queue, event, view, paced, callback))
+}
+
+fn decide_for(
+    queue: &Queue,
+    event: &Notification,
+    view: &JobSummary,
+    paced: &mut Paced,
+    (group, callback): (Guid, Arc<ClientRef>),
+) -> Option<Call> {
+    let group_view = queue.group(group).ok()?;
     let flags = group_view.group.notify_flags;
     if flags & QM_NOTIFY_DISABLE_NOTIFY != 0 {
-        return Some(Outcome::Done);
+        return None;
     }
     let state = view.job.state;
     let status = group_view.group.status(Some(state));
-    let wanted = match event.kind {
+    let wanted = match &event.kind {
         NotificationKind::Error => state == JobState::Error,
         NotificationKind::Transferred => {
             flags & QM_NOTIFY_GROUP_DONE != 0
@@ -127,17 +132,44 @@ pub(crate) fn dispatch(
         NotificationKind::Modification => {
             paced.admit(event, view.job.settings.minimum_notification_interval)
         }
-        NotificationKind::FileTransferred { .. } => false,
+        NotificationKind::FileTransferred { .. }
+        | NotificationKind::CertificateCheck { .. }
+        | NotificationKind::FileRangesTransferred { .. } => false,
     };
     if !wanted {
-        return Some(Outcome::Done);
+        return None;
     }
+    let home = callback.home().clone();
+    let queue = queue.clone();
+    let kind = event.kind.clone();
+    let view = view.clone();
+    Some(Call {
+        home,
+        invoke: Box::new(move || {
+            let Some(object) = callback.get::<IBackgroundCopyCallback1>() else {
+                return Outcome::Done;
+            };
+            invoke(&queue, object, group, &kind, &view, status, flags)
+        }),
+    })
+}
+
+/// Calls the group's object, in its home, for a notification of `kind`.
+fn invoke(
+    queue: &Queue,
+    object: *mut IBackgroundCopyCallback1,
+    group: Guid,
+    kind: &NotificationKind,
+    view: &JobSummary,
+    status: DWORD,
+    flags: DWORD,
+) -> Outcome {
+    let state = view.job.state;
     let group_object = GroupObject::create(queue.clone(), group);
     let job = Job1Object::create(queue.clone(), view.job.id);
-    let object = callback.0;
-    // In the calls below `object` is a live reference `callback` holds, and `group_object`
-    // and `job` are references the library owns and releases afterwards.
-    let answer: HRESULT = match event.kind {
+    // In the calls below `object` is a live reference the caller's ClientRef holds, and
+    // `group_object` and `job` are references the library owns and releases afterwards.
+    let answer: HRESULT = match kind {
         NotificationKind::Error => {
             let error = view.job.current_error().ok();
             let file = error.and_then(|error| error.file_index).unwrap_or(u32::MAX);
@@ -210,9 +242,9 @@ pub(crate) fn dispatch(
         foreign::release(group_object.cast());
         foreign::release(job.cast());
     }
-    Some(if HResult(answer).is_failure() {
+    if HResult(answer).is_failure() {
         Outcome::Refused
     } else {
         Outcome::Done
-    })
+    }
 }

@@ -18,12 +18,16 @@
 //! Memory: strings and arrays the API returns are `CoTaskMemAlloc`ed and freed by the
 //! caller with `CoTaskMemFree`; BSTRs are freed with `SysFreeString`; interface pointers
 //! returned carry a reference the caller Releases. Every object may be called from any
-//! thread.
+//! thread. The client's own objects (callbacks) are called as COM's apartments say: on the
+//! thread of the single-threaded apartment that handed them in, while it pumps, and from
+//! the library's thread otherwise (see `apartment`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod abi;
+mod apartment;
 mod boundary;
+mod cert_callback;
 mod com;
 mod entry;
 mod enums;
@@ -42,6 +46,7 @@ mod peer_cache;
 pub mod runtime;
 mod strings;
 
+pub use apartment::{CoWaitForMultipleHandles, QmgrDispatchCallbacks, QmgrGetCallbackEventFd};
 pub use entry::{
     CoCreateInstance, CoInitialize, CoInitializeEx, CoInitializeSecurity, CoUninitialize,
 };

@@ -1,7 +1,6 @@
 //! What this process remembers about jobs beyond what the service stores: settings that
 //! have no effect on Linux and are kept only so that a Set is answered by the matching Get
-//! (file ACL flags, peer caching, the Job5 properties the engine does not use, file
-//! validation states), and the final state of jobs that left the queue through this
+//! (file ACL flags, peer caching, the Job5 properties the engine does not use), and the final state of jobs that left the queue through this
 //! process, so that an interface pointer still held reads ACKNOWLEDGED or CANCELLED.
 //!
 //! None of it is persisted; another process sees the defaults.
@@ -38,7 +37,6 @@ impl Default for LocalSettings {
 #[derive(Default)]
 struct Memory {
     settings: HashMap<Guid, LocalSettings>,
-    validation: HashMap<(Guid, u32), bool>,
     ended: HashMap<Guid, JobState>,
 }
 
@@ -56,19 +54,10 @@ pub(crate) fn update_settings(job: Guid, change: impl FnOnce(&mut LocalSettings)
     with(|m| change(m.settings.entry(job).or_default()));
 }
 
-pub(crate) fn validation_state(job: Guid, file: u32) -> bool {
-    with(|m| m.validation.get(&(job, file)).copied().unwrap_or(false))
-}
-
-pub(crate) fn set_validation_state(job: Guid, file: u32, valid: bool) {
-    with(|m| m.validation.insert((job, file), valid));
-}
-
 /// The job left the queue in `state`; its local settings go.
 pub(crate) fn ended(job: Guid, state: JobState) {
     with(|m| {
         m.settings.remove(&job);
-        m.validation.retain(|(id, _), _| *id != job);
         m.ended.insert(job, state);
     });
 }

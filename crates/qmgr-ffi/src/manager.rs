@@ -8,19 +8,21 @@
 )]
 
 use std::mem::offset_of;
+use std::sync::Arc;
 
 use qmgr_core::hresult::{self, HResult, description_for};
-use qmgr_core::service::QueueServiceExt;
+use qmgr_core::service::{JobSummary, QueueServiceExt};
 use qmgr_core::{Guid, JobType, QmgrError};
+use qmgr_ipc::users::{self, UserQueue};
 
 use crate::abi::bits::*;
 use crate::abi::types::*;
 use crate::boundary::thunks;
 use crate::com::{Class, ComObject, unknown_vtbl};
-use crate::enums::EnumJobsObject;
+use crate::enums::{EnumJobsObject, JobItem};
 use crate::job::JobObject;
 use crate::peer_cache;
-use crate::runtime::Queue;
+use crate::runtime::{Queue, secure_env};
 use crate::strings::to_co_task;
 
 pub(crate) struct ManagerObject {
@@ -58,6 +60,33 @@ impl ManagerObject {
     }
 }
 
+impl ManagerObject {
+    /// Whether the queue serves this process as root, who also reaches every user's
+    /// running qmgrd (DESIGN "Owner and other users").
+    fn is_administrator(&self) -> bool {
+        self.queue.caller_uid() == Some(0)
+    }
+}
+
+/// Every other user's running qmgrd that passes the checks of [`qmgr_ipc::users`], under
+/// `$QMGR_USER_RUNTIME_ROOT` (read with `secure_getenv`) or `/run/user`. The others are
+/// skipped.
+fn other_users() -> Vec<UserQueue> {
+    let root = users::user_runtime_root(secure_env(users::USER_RUNTIME_ROOT_VAR));
+    users::scan(&root)
+        .map(|scan| scan.queues)
+        .unwrap_or_default()
+}
+
+/// Job `id` in another user's running qmgrd, with that daemon's queue.
+fn other_users_job(id: Guid) -> Option<(Queue, JobSummary)> {
+    other_users().into_iter().find_map(|user| {
+        let summary = user.job_summary(id).ok()?;
+        let queue: Queue = Arc::new(user);
+        Some((queue, summary))
+    })
+}
+
 thunks! { ManagerObject, IBackgroundCopyManager, 0;
     fn CreateJob(manager, DisplayName: LPCWSTR, Type: BG_JOB_TYPE, pJobId: *mut GUID, ppJob: *mut *mut IBackgroundCopyJob) {
         let (id_out, job_out) = (pJobId.out("pJobId")?, ppJob.out("ppJob")?);
@@ -72,8 +101,15 @@ thunks! { ManagerObject, IBackgroundCopyManager, 0;
     fn GetJob(manager, jobID: REFGUID, ppJob: *mut *mut IBackgroundCopyJob) {
         let out = ppJob.out("ppJob")?;
         let id = Guid::from(jobID.read("jobID")?);
-        let summary = manager.queue.job_summary(id)?;
-        out.set(JobObject::create(manager.queue.clone(), id, Some(summary)));
+        let (queue, summary) = match manager.queue.job_summary(id) {
+            Ok(summary) => (manager.queue.clone(), summary),
+            // Root's GetJob also searches every user's running qmgrd.
+            Err(error) if error.hresult == hresult::BG_E_NOT_FOUND && manager.is_administrator() => {
+                other_users_job(id).ok_or(error)?
+            }
+            Err(error) => return Err(error),
+        };
+        out.set(JobObject::create(queue, id, Some(summary)));
         Ok(hresult::S_OK)
     }
     fn EnumJobs(manager, dwFlags: DWORD, ppEnum: *mut *mut IEnumBackgroundCopyJobs) {
@@ -81,7 +117,26 @@ thunks! { ManagerObject, IBackgroundCopyManager, 0;
         if dwFlags & !BG_JOB_ENUM_ALL_USERS != 0 {
             return Err(QmgrError::invalid_arg(format!("EnumJobs flags 0x{dwFlags:X}")));
         }
-        let jobs = manager.queue.job_summaries(dwFlags & BG_JOB_ENUM_ALL_USERS != 0)?;
+        let all_users = dwFlags & BG_JOB_ENUM_ALL_USERS != 0;
+        // The caller's own queue decides who may list every user's jobs.
+        let mut jobs: Vec<JobItem> = manager
+            .queue
+            .job_summaries(all_users)?
+            .into_iter()
+            .map(|summary| JobItem { queue: None, summary })
+            .collect();
+        if all_users && manager.is_administrator() {
+            for user in other_users() {
+                let queue: Queue = Arc::new(user);
+                // A user's qmgrd that fails now is skipped, as one not running is.
+                if let Ok(summaries) = queue.job_summaries(true) {
+                    jobs.extend(summaries.into_iter().map(|summary| JobItem {
+                        queue: Some(queue.clone()),
+                        summary,
+                    }));
+                }
+            }
+        }
         out.set(EnumJobsObject::create(manager.queue.clone(), jobs));
         Ok(hresult::S_OK)
     }

@@ -1,17 +1,25 @@
 //! IBackgroundCopyCallback: the client's objects registered with SetNotifyInterface, and
-//! the one dispatcher thread per process that calls them.
+//! the one dispatcher thread per process that decides when to call them.
 //!
 //! A registration belongs to the job (keyed by its GUID), not to the job object it was
 //! made through: as on Windows, the client may release its job pointer and still be called.
 //! The library holds one reference to the callback (QueryInterface'd for
 //! IID_IBackgroundCopyCallback) until it is replaced, cleared with NULL, or the job leaves
-//! the queue. Calls come on the dispatcher thread, never on a thread waiting for the
-//! service, so a callback may call back into the API (Complete inside JobTransferred).
-//! Callback objects must therefore accept calls from another thread, as BITS requires of
-//! them (it calls from its own RPC threads).
+//! the queue.
+//!
+//! The dispatcher decides each call (the job's notify flags, whether the job is still where
+//! the notification says, JobModification pacing, retries of a refused call, the order of a
+//! job's calls) and makes it in the callback's home (`apartment`): for a callback
+//! registered on a single-threaded apartment's thread, queued for that thread, which makes
+//! it while it pumps; for any other, at once on the dispatcher thread (such a callback
+//! must accept calls from another thread, as BITS requires: it calls from its own RPC
+//! threads). Either way the answer comes back to the dispatcher as a message, so a call
+//! still waiting for its apartment holds up only the later calls of its own job. Calls never
+//! come on a thread waiting for the service, so a callback may call back into the API
+//! (Complete inside JobTransferred).
 
 use std::collections::{HashMap, VecDeque};
-use std::ffi::c_void;
+use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -21,64 +29,47 @@ use qmgr_core::service::{JobSummary, Notification, NotificationKind, QueueServic
 use qmgr_core::{Guid, JobState, QmgrError, Result};
 
 use crate::abi::bits::{
-    IBackgroundCopyCallback, IBackgroundCopyCallback2, IID_IBackgroundCopyCallback,
-    IID_IBackgroundCopyCallback2,
+    IBackgroundCopyCallback, IBackgroundCopyCallback2, IBackgroundCopyCallback3,
+    IID_IBackgroundCopyCallback, IID_IBackgroundCopyCallback2, IID_IBackgroundCopyCallback3,
 };
 use crate::abi::types::{
-    BG_NOTIFY_DISABLE, BG_NOTIFY_FILE_TRANSFERRED, BG_NOTIFY_JOB_ERROR, BG_NOTIFY_JOB_MODIFICATION,
-    BG_NOTIFY_JOB_TRANSFERRED, HRESULT, IUnknown,
+    BG_FILE_RANGE, BG_NOTIFY_DISABLE, BG_NOTIFY_FILE_RANGES_TRANSFERRED,
+    BG_NOTIFY_FILE_TRANSFERRED, BG_NOTIFY_JOB_ERROR, BG_NOTIFY_JOB_MODIFICATION,
+    BG_NOTIFY_JOB_TRANSFERRED, DWORD, HRESULT, IUnknown,
 };
+use crate::apartment::{ClientRef, Home};
 use crate::com::foreign;
 use crate::error::ErrorObject;
 use crate::file::FileObject;
 use crate::job::JobObject;
+use crate::legacy_notify::GroupDecision;
 use crate::local;
 use crate::runtime::Queue;
 
-/// A reference to a client's callback object, released when dropped.
+/// A client's callback object, released (in its home) when the last call that needs it
+/// is over.
 struct Callback {
-    primary: *mut IBackgroundCopyCallback,
+    primary: ClientRef,
     /// The same object as IBackgroundCopyCallback2, when it implements it.
-    files: Option<*mut IBackgroundCopyCallback2>,
-}
-
-// SAFETY: callback objects are called from the dispatcher thread by contract (module docs),
-// and the references held here are only AddRef'd/Released, which COM objects allow from
-// any thread.
-unsafe impl Send for Callback {}
-
-impl Callback {
-    /// Another reference to the same object.
-    fn share(&self) -> Callback {
-        // SAFETY: both pointers are live references held by `self`.
-        unsafe {
-            foreign::add_ref(self.primary.cast());
-            if let Some(files) = self.files {
-                foreign::add_ref(files.cast());
-            }
-        }
-        Callback {
-            primary: self.primary,
-            files: self.files,
-        }
-    }
-}
-
-impl Drop for Callback {
-    fn drop(&mut self) {
-        // SAFETY: each pointer is a reference this value owns.
-        unsafe {
-            foreign::release(self.primary.cast());
-            if let Some(files) = self.files {
-                foreign::release(files.cast());
-            }
-        }
-    }
+    files: Option<ClientRef>,
+    /// The same object as IBackgroundCopyCallback3, when it implements it.
+    ranges: Option<ClientRef>,
 }
 
 struct Registry {
-    callbacks: HashMap<Guid, Callback>,
-    dispatcher: Option<Sender<Notification>>,
+    callbacks: HashMap<Guid, Arc<Callback>>,
+    dispatcher: Option<Sender<Inbox>>,
+}
+
+/// What the dispatcher thread waits for.
+enum Inbox {
+    Notification(Notification),
+    /// A call made in its home answered (or was dropped unmade: `Outcome::Done`).
+    Answer {
+        job: Guid,
+        call: u64,
+        outcome: Outcome,
+    },
 }
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
@@ -90,8 +81,9 @@ fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
     }))
 }
 
-/// SetNotifyInterface: `object` (NULL clears) becomes the job's callback. A job already
-/// TRANSFERRED or in ERROR is reported at once, as Windows does.
+/// SetNotifyInterface: `object` (NULL clears) becomes the job's callback, at home in the
+/// calling thread's apartment. A job already TRANSFERRED or in ERROR is reported at once,
+/// as Windows does.
 pub(crate) fn register(queue: &Queue, view: &JobSummary, object: *mut IUnknown) -> Result<()> {
     let job = view.job.id;
     if object.is_null() {
@@ -106,10 +98,22 @@ pub(crate) fn register(queue: &Queue, view: &JobSummary, object: *mut IUnknown) 
         })?;
     // SAFETY: as above.
     let files = unsafe { foreign::query(object, &IID_IBackgroundCopyCallback2) };
-    let callback = Callback {
-        primary: primary.cast(),
-        files: files.map(<*mut c_void>::cast),
+    // SAFETY: as above.
+    let ranges = unsafe { foreign::query(object, &IID_IBackgroundCopyCallback3) };
+    // SAFETY: the references the queries just gave us pass to the ClientRefs.
+    let (primary, files, ranges) = unsafe {
+        (
+            ClientRef::adopt(primary),
+            files.and_then(|files| ClientRef::adopt(files)),
+            ranges.and_then(|ranges| ClientRef::adopt(ranges)),
+        )
     };
+    let primary = primary.ok_or_else(|| QmgrError::internal("QueryInterface gave NULL"))?;
+    let callback = Arc::new(Callback {
+        primary,
+        files,
+        ranges,
+    });
     let dispatcher = dispatcher(queue)?;
     let replaced = with(|r| r.callbacks.insert(job, callback));
     drop(replaced);
@@ -119,11 +123,11 @@ pub(crate) fn register(queue: &Queue, view: &JobSummary, object: *mut IUnknown) 
         _ => None,
     };
     if let Some(kind) = pending {
-        let _ = dispatcher.send(Notification {
+        let _ = dispatcher.send(Inbox::Notification(Notification {
             job,
             kind,
             state: view.job.state,
-        });
+        }));
     }
     Ok(())
 }
@@ -137,11 +141,11 @@ pub(crate) fn unregister(job: Guid) {
 /// GetNotifyInterface: a new reference to the job's callback, or NULL.
 pub(crate) fn registered(job: Guid) -> *mut IUnknown {
     with(|r| {
-        r.callbacks.get(&job).map(|callback| {
-            let object: *mut IUnknown = callback.primary.cast();
+        r.callbacks.get(&job).and_then(|callback| {
+            let object = callback.primary.get::<IUnknown>()?;
             // SAFETY: a live reference the registry holds; the new one goes to the caller.
             unsafe { foreign::add_ref(object) };
-            object
+            Some(object)
         })
     })
     .unwrap_or(std::ptr::null_mut())
@@ -152,9 +156,9 @@ pub(crate) fn start_dispatcher(queue: &Queue) -> Result<()> {
     dispatcher(queue).map(drop)
 }
 
-/// The dispatcher's queue of notifications, starting the dispatcher on first use: one
-/// thread forwards the service's notifications, one calls the callbacks.
-fn dispatcher(queue: &Queue) -> Result<Sender<Notification>> {
+/// The dispatcher's inbox, starting the dispatcher on first use: one thread forwards the
+/// service's notifications, one decides and makes the calls.
+fn dispatcher(queue: &Queue) -> Result<Sender<Inbox>> {
     let mut slot = REGISTRY.lock();
     let registry = slot.get_or_insert_with(|| Registry {
         callbacks: HashMap::new(),
@@ -164,36 +168,36 @@ fn dispatcher(queue: &Queue) -> Result<Sender<Notification>> {
         return Ok(sender.clone());
     }
     let events = queue.subscribe()?;
-    let (sender, inbox) = mpsc::channel::<Notification>();
+    let (sender, inbox) = mpsc::channel::<Inbox>();
     let forward = sender.clone();
     std::thread::Builder::new()
         .name("qmgr-notify-in".into())
         .spawn(move || {
             for event in events {
-                if forward.send(event).is_err() {
+                if forward.send(Inbox::Notification(event)).is_err() {
                     return;
                 }
             }
         })
         .map_err(|e| QmgrError::internal(format!("cannot start the notification thread: {e}")))?;
-    let dispatch_queue = queue.clone();
+    let mut held = Held::new(queue.clone(), sender.clone());
     std::thread::Builder::new()
         .name("qmgr-callbacks".into())
         .spawn(move || {
-            let mut held = Held::default();
             loop {
                 let next = match held.next_due() {
                     Some(due) => inbox.recv_timeout(due.saturating_duration_since(Instant::now())),
                     None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
                 };
                 match next {
-                    Ok(event) => held.deliver(&dispatch_queue, event),
+                    Ok(Inbox::Notification(event)) => held.deliver(event),
+                    Ok(Inbox::Answer { job, call, outcome }) => held.answered(job, call, outcome),
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
                 // Due even while notifications keep coming.
                 if held.next_due().is_some_and(|due| due <= Instant::now()) {
-                    held.retry_due(&dispatch_queue);
+                    held.retry_due();
                 }
             }
         })
@@ -218,14 +222,43 @@ pub(crate) enum Outcome {
     Refused,
 }
 
-/// Notifications waiting for a callback that refused one: per job, the refused one first,
-/// then what came after it. A job's FileTransferred calls are serialized and come before
-/// its JobTransferred and JobError (Microsoft's order), so while one is refused the later
-/// ones wait behind it; Modifications are hints and pass.
-#[derive(Default)]
+/// A call decided on the dispatcher thread, to be made in the home of the object it calls.
+pub(crate) struct Call {
+    pub(crate) home: Home,
+    pub(crate) invoke: Box<dyn FnOnce() -> Outcome + Send>,
+}
+
+/// The answer a call owes the dispatcher, sent when the call is over or dropped unmade (a
+/// closed apartment): then as `Outcome::Done`, which lets the job's next calls go.
+struct Reply {
+    answers: Sender<Inbox>,
+    job: Guid,
+    call: u64,
+    outcome: Outcome,
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        let _ = self.answers.send(Inbox::Answer {
+            job: self.job,
+            call: self.call,
+            outcome: self.outcome,
+        });
+    }
+}
+
+/// The dispatcher's state. Per job, the notifications whose call is made and not answered
+/// yet, or refused and due again, with what came after them: a job's FileTransferred
+/// calls are serialized and come before its JobTransferred and JobError (Microsoft's
+/// order), so while one is out or refused the later ones wait behind it; Modifications
+/// are hints and pass.
 struct Held {
+    queue: Queue,
+    answers: Sender<Inbox>,
     jobs: HashMap<Guid, HeldJob>,
     paced: Paced,
+    /// The number of the last call that owes an answer.
+    calls: u64,
 }
 
 /// JobModification callbacks at most once per the job's MINIMUM_NOTIFICATION_INTERVAL_MS:
@@ -237,6 +270,11 @@ pub(crate) struct Paced {
     last: HashMap<Guid, Instant>,
     /// The modification waiting for its interval to pass, by job.
     waiting: HashMap<Guid, (Instant, Notification)>,
+    /// When each file's FileRangesTransferred was last called, by job and file.
+    ranges_last: HashMap<(Guid, u32), Instant>,
+    /// The ranges of a file that arrived within the interval, merged into one
+    /// FileRangesTransferred that waits for the interval to pass.
+    ranges_waiting: HashMap<(Guid, u32), (Instant, Notification)>,
 }
 
 impl Paced {
@@ -255,8 +293,40 @@ impl Paced {
         true
     }
 
+    /// Whether a file's FileRangesTransferred may be called now; if not, its ranges join
+    /// those waiting for the interval to pass (MINIMUM_NOTIFICATION_INTERVAL_MS paces it
+    /// as it paces JobModification, but no range is dropped).
+    pub(crate) fn admit_ranges(&mut self, event: &Notification, interval: Duration) -> bool {
+        let NotificationKind::FileRangesTransferred { file, ranges } = &event.kind else {
+            return true;
+        };
+        let key = (event.job, *file);
+        let now = Instant::now();
+        if let Some(&at) = self.ranges_last.get(&key)
+            && now < at + interval
+        {
+            let waiting = self
+                .ranges_waiting
+                .entry(key)
+                .or_insert_with(|| (at + interval, event.clone()));
+            if let NotificationKind::FileRangesTransferred { ranges: held, .. } =
+                &mut waiting.1.kind
+            {
+                *held = merged(held, ranges);
+            }
+            waiting.1.state = event.state;
+            return false;
+        }
+        self.ranges_last.insert(key, now);
+        true
+    }
+
     fn next_due(&self) -> Option<Instant> {
-        self.waiting.values().map(|(at, _)| *at).min()
+        self.waiting
+            .values()
+            .chain(self.ranges_waiting.values())
+            .map(|(at, _)| *at)
+            .min()
     }
 
     fn take_due(&mut self) -> Vec<Notification> {
@@ -267,145 +337,315 @@ impl Paced {
             .filter(|(_, (at, _))| *at <= now)
             .map(|(job, _)| *job)
             .collect();
+        let due_ranges: Vec<(Guid, u32)> = self
+            .ranges_waiting
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(key, _)| *key)
+            .collect();
         due.into_iter()
             .filter_map(|job| self.waiting.remove(&job).map(|(_, event)| event))
+            .chain(
+                due_ranges
+                    .into_iter()
+                    .filter_map(|key| self.ranges_waiting.remove(&key).map(|(_, event)| event)),
+            )
             .collect()
     }
 
     fn forget(&mut self, job: Guid) {
         self.last.remove(&job);
         self.waiting.remove(&job);
+        self.ranges_last.retain(|(of, _), _| *of != job);
+        self.ranges_waiting.retain(|(of, _), _| *of != job);
     }
 }
 
 struct HeldJob {
-    due: Instant,
-    delay: Duration,
+    /// The first is the one whose call is out or refused.
     waiting: VecDeque<Notification>,
+    /// The wait after the next refusal.
+    delay: Duration,
+    blocked: Blocked,
+}
+
+enum Blocked {
+    /// The call of this number is out, its answer not back yet.
+    Answer(u64),
+    /// Refused; called again at this instant.
+    RetryAt(Instant),
 }
 
 impl Held {
+    fn new(queue: Queue, answers: Sender<Inbox>) -> Held {
+        Held {
+            queue,
+            answers,
+            jobs: HashMap::new(),
+            paced: Paced::default(),
+            calls: 0,
+        }
+    }
+
     fn next_due(&self) -> Option<Instant> {
-        let retries = self.jobs.values().map(|held| held.due);
+        let retries = self.jobs.values().filter_map(|held| match held.blocked {
+            Blocked::RetryAt(due) => Some(due),
+            Blocked::Answer(_) => None,
+        });
         retries.chain(self.paced.next_due()).min()
     }
 
-    /// Hands a notification from the service to the job's callback, or queues it behind a
-    /// refused one.
-    fn deliver(&mut self, queue: &Queue, event: Notification) {
-        if event.state.is_final() {
-            self.jobs.remove(&event.job);
-            self.paced.forget(event.job);
-        } else if event.kind != NotificationKind::Modification
-            && let Some(held) = self.jobs.get_mut(&event.job)
+    /// Takes a notification from the service: calls the job's callback, or queues the
+    /// notification behind one whose call is out or refused.
+    fn deliver(&mut self, event: Notification) {
+        // A certificate check waits for nothing else the job's callbacks do.
+        if let NotificationKind::CertificateCheck {
+            check,
+            file,
+            client,
+        } = event.kind
         {
-            held.waiting.push_back(event);
+            let queue = &self.queue;
+            crate::boundary::guarded((), || {
+                crate::cert_callback::validate(queue, event.job, check, file, client);
+            });
             return;
         }
         let job = event.job;
+        if event.state.is_final() {
+            self.jobs.remove(&job);
+            self.paced.forget(job);
+        } else if event.kind != NotificationKind::Modification {
+            if matches!(event.kind, NotificationKind::FileRangesTransferred { .. }) {
+                let interval = self
+                    .queue
+                    .job_summary(job)
+                    .map(|view| view.job.settings.minimum_notification_interval)
+                    .unwrap_or_default();
+                if !self.paced.admit_ranges(&event, interval) {
+                    return;
+                }
+            }
+            if let Some(held) = self.jobs.get_mut(&job) {
+                held.waiting.push_back(event);
+            } else {
+                self.jobs.insert(
+                    job,
+                    HeldJob {
+                        waiting: VecDeque::from([event]),
+                        delay: FIRST_RETRY,
+                        blocked: Blocked::Answer(0),
+                    },
+                );
+                self.advance(job);
+            }
+            return;
+        }
+        // A final notification or a Modification: nothing waits for its answer. A job's
+        // Modification still waiting in an apartment is replaced by the newer one.
         let paced = &mut self.paced;
-        let outcome = crate::boundary::guarded(Outcome::Done, || dispatch(queue, &event, paced));
-        if outcome == Outcome::Refused {
-            self.jobs.insert(
-                job,
-                HeldJob {
-                    due: Instant::now() + FIRST_RETRY,
-                    delay: FIRST_RETRY,
-                    waiting: VecDeque::from([event]),
-                },
-            );
+        let call = crate::boundary::guarded(None, || decide(&self.queue, &event, paced));
+        if let Some(call) = call {
+            make(call, Some(job), None);
         }
     }
 
-    /// Calls again the callbacks whose wait is over: each job's waiting notifications in
-    /// order until one is refused again; and the modifications whose interval has passed.
-    fn retry_due(&mut self, queue: &Queue) {
+    /// Calls for the job's first waiting notification; the ones with nothing to call are
+    /// passed over. Without waiting notifications the job is no longer held.
+    fn advance(&mut self, job: Guid) {
+        loop {
+            let Some(front) = self
+                .jobs
+                .get(&job)
+                .and_then(|held| held.waiting.front().cloned())
+            else {
+                self.jobs.remove(&job);
+                return;
+            };
+            let paced = &mut self.paced;
+            let call = crate::boundary::guarded(None, || decide(&self.queue, &front, paced));
+            let Some(held) = self.jobs.get_mut(&job) else {
+                return;
+            };
+            let Some(call) = call else {
+                held.waiting.pop_front();
+                continue;
+            };
+            self.calls += 1;
+            held.blocked = Blocked::Answer(self.calls);
+            let reply = Reply {
+                answers: self.answers.clone(),
+                job,
+                call: self.calls,
+                outcome: Outcome::Done,
+            };
+            make(call, None, Some(reply));
+            return;
+        }
+    }
+
+    /// The answer of a job's call: the next notification goes, or the refused one is
+    /// called again later, each refusal doubling the wait up to `LONGEST_RETRY`.
+    fn answered(&mut self, job: Guid, call: u64, outcome: Outcome) {
+        let Some(held) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        if !matches!(held.blocked, Blocked::Answer(out) if out == call) {
+            return;
+        }
+        match outcome {
+            Outcome::Done => {
+                held.waiting.pop_front();
+                self.advance(job);
+            }
+            Outcome::Refused => {
+                held.blocked = Blocked::RetryAt(Instant::now() + held.delay);
+                held.delay = (held.delay * 2).min(LONGEST_RETRY);
+            }
+        }
+    }
+
+    /// Calls again the callbacks whose wait is over, and the modifications whose interval
+    /// has passed.
+    fn retry_due(&mut self) {
         for event in self.paced.take_due() {
-            self.deliver(queue, event);
+            self.deliver(event);
         }
         let now = Instant::now();
         let due: Vec<Guid> = self
             .jobs
             .iter()
-            .filter(|(_, held)| held.due <= now)
+            .filter(|(_, held)| matches!(held.blocked, Blocked::RetryAt(at) if at <= now))
             .map(|(job, _)| *job)
             .collect();
         for job in due {
-            let Some(held) = self.jobs.get_mut(&job) else {
-                continue;
-            };
-            while let Some(event) = held.waiting.front() {
-                let paced = &mut self.paced;
-                let outcome =
-                    crate::boundary::guarded(Outcome::Done, || dispatch(queue, event, paced));
-                if outcome == Outcome::Refused {
-                    held.delay = (held.delay * 2).min(LONGEST_RETRY);
-                    held.due = Instant::now() + held.delay;
-                    break;
-                }
-                held.waiting.pop_front();
-            }
-            if held.waiting.is_empty() {
-                self.jobs.remove(&job);
-            }
+            self.advance(job);
         }
     }
 }
 
-/// Delivers one notification to the job's callback, as its notify flags allow, if the job
-/// is still where the notification says (a JobTransferred called again finds the job still
-/// TRANSFERRED).
-fn dispatch(queue: &Queue, event: &Notification, paced: &mut Paced) -> Outcome {
+/// The union of two lists of ranges, merged and ordered by offset.
+fn merged(
+    first: &[qmgr_core::ranges::FileRange],
+    second: &[qmgr_core::ranges::FileRange],
+) -> Vec<qmgr_core::ranges::FileRange> {
+    use qmgr_core::on_demand::{Span, SpanSet};
+    SpanSet::of(first.iter().chain(second).map(|range| Span {
+        start: range.offset,
+        end: range.offset.saturating_add(range.length),
+    }))
+    .to_file_ranges()
+}
+
+/// Makes `call` in its home; `key` lets a newer call replace it while it waits there.
+fn make(call: Call, key: Option<Guid>, reply: Option<Reply>) {
+    let Call { home, invoke } = call;
+    home.run(key, move || {
+        let outcome = crate::boundary::guarded(Outcome::Done, invoke);
+        if let Some(mut reply) = reply {
+            reply.outcome = outcome;
+        }
+    });
+}
+
+/// Whether the job is still where a notification of `kind` says (a JobTransferred called
+/// again finds the job still TRANSFERRED).
+fn still_there(kind: &NotificationKind, view: &JobSummary) -> bool {
+    match kind {
+        NotificationKind::Transferred => view.job.state == JobState::Transferred,
+        NotificationKind::Error => view.job.state == JobState::Error,
+        NotificationKind::Modification
+        | NotificationKind::FileTransferred { .. }
+        | NotificationKind::FileRangesTransferred { .. } => true,
+        NotificationKind::CertificateCheck { .. } => false,
+    }
+}
+
+/// Decides the call a notification asks for: the job's callback (or its legacy group's),
+/// as its notify flags allow, if the job is still where the notification says. A final
+/// notification lets go of the job's registration instead.
+fn decide(queue: &Queue, event: &Notification, paced: &mut Paced) -> Option<Call> {
     if event.state.is_final() {
         local::ended(event.job, event.state);
         unregister(event.job);
-        return Outcome::Done;
+        crate::cert_callback::forget(event.job);
+        return None;
     }
-    let callback = with(|r| r.callbacks.get(&event.job).map(Callback::share));
+    let callback = with(|r| r.callbacks.get(&event.job).cloned());
     if callback.is_none() && !crate::legacy_notify::any() {
-        return Outcome::Done;
+        return None;
     }
     // The summary: a notification never costs the job's whole file list.
-    let Ok(view) = queue.job_summary(event.job) else {
-        return Outcome::Done;
-    };
+    let view = queue.job_summary(event.job).ok()?;
     // A legacy group's job notifies the group's IBackgroundCopyCallback1, if it has one.
-    if let Some(outcome) = crate::legacy_notify::dispatch(queue, event, &view, paced) {
-        return outcome;
+    if let GroupDecision::Decided(call) = crate::legacy_notify::decide(queue, event, &view, paced) {
+        return call;
     }
-    let Some(callback) = callback else {
-        return Outcome::Done;
-    };
+    let callback = callback?;
     let flags = view.job.settings.notify_flags;
     if flags & BG_NOTIFY_DISABLE != 0 {
-        return Outcome::Done;
+        return None;
     }
-    let (wanted, still_there) = match event.kind {
-        NotificationKind::Transferred => (
-            flags & BG_NOTIFY_JOB_TRANSFERRED,
-            view.job.state == JobState::Transferred,
-        ),
-        NotificationKind::Error => (
-            flags & BG_NOTIFY_JOB_ERROR,
-            view.job.state == JobState::Error,
-        ),
-        NotificationKind::Modification => (flags & BG_NOTIFY_JOB_MODIFICATION, true),
-        NotificationKind::FileTransferred { .. } => (flags & BG_NOTIFY_FILE_TRANSFERRED, true),
+    let wanted = match &event.kind {
+        NotificationKind::Transferred => flags & BG_NOTIFY_JOB_TRANSFERRED,
+        NotificationKind::FileRangesTransferred { .. } => flags & BG_NOTIFY_FILE_RANGES_TRANSFERRED,
+        NotificationKind::Error => flags & BG_NOTIFY_JOB_ERROR,
+        NotificationKind::Modification => flags & BG_NOTIFY_JOB_MODIFICATION,
+        NotificationKind::FileTransferred { .. } => flags & BG_NOTIFY_FILE_TRANSFERRED,
+        // Answered in `Held::deliver`, never here.
+        NotificationKind::CertificateCheck { .. } => 0,
     };
-    if wanted == 0 || !still_there {
-        return Outcome::Done;
+    if wanted == 0 || !still_there(&event.kind, &view) {
+        return None;
     }
     if event.kind == NotificationKind::Modification
         && !paced.admit(event, view.job.settings.minimum_notification_interval)
     {
-        return Outcome::Done;
+        return None;
     }
+    let home = callback.primary.home().clone();
+    // A call that waited for its apartment looks at the job again when it is made.
+    let refresh = home.is_apartment();
+    let queue = queue.clone();
+    let event = event.clone();
+    Some(Call {
+        home,
+        invoke: Box::new(move || invoke(&queue, &event, &callback, view, refresh)),
+    })
+}
+
+/// Makes the call `decide` chose, in the callback's home.
+fn invoke(
+    queue: &Queue,
+    event: &Notification,
+    callback: &Callback,
+    view: JobSummary,
+    refresh: bool,
+) -> Outcome {
+    let view = if refresh {
+        match queue.job_summary(event.job) {
+            Ok(view) if still_there(&event.kind, &view) => view,
+            _ => return Outcome::Done,
+        }
+    } else {
+        view
+    };
+    let Some(primary) = callback.primary.get::<IBackgroundCopyCallback>() else {
+        return Outcome::Done;
+    };
+    let files = callback
+        .files
+        .as_ref()
+        .and_then(ClientRef::get::<IBackgroundCopyCallback2>);
     let job = JobObject::create(queue.clone(), event.job, Some(view.clone()));
-    let primary = callback.primary;
     // In the calls below, `primary` and `files` are live references `callback` holds for
-    // the whole call, and `job` and the objects made for the call are references the
-    // library owns and releases afterwards.
-    let answer: HRESULT = match event.kind {
+    // the whole call, made in their home, and `job` and the objects made for the call are
+    // references the library owns and releases afterwards.
+    let ranges = callback
+        .ranges
+        .as_ref()
+        .and_then(ClientRef::get::<IBackgroundCopyCallback3>);
+    let answer: HRESULT = match &event.kind {
         NotificationKind::Transferred => {
             // SAFETY: see above.
             unsafe { ((*(*primary).lpVtbl).JobTransferred)(primary, job) }
@@ -430,10 +670,10 @@ fn dispatch(queue: &Queue, event: &Notification, paced: &mut Paced) -> Outcome {
             }
             Err(_) => hresult::S_OK.0,
         },
-        NotificationKind::FileTransferred { file } => match callback.files {
-            Some(files) => match queue.job_file(event.job, file) {
+        NotificationKind::FileTransferred { file } => match files {
+            Some(files) => match queue.job_file(event.job, *file) {
                 Ok(Some(record)) => {
-                    let file = FileObject::create(queue.clone(), event.job, file, record);
+                    let file = FileObject::create(queue.clone(), event.job, *file, record);
                     // SAFETY: see above.
                     unsafe {
                         let answer = ((*(*files).lpVtbl).FileTransferred)(files, job, file);
@@ -445,6 +685,36 @@ fn dispatch(queue: &Queue, event: &Notification, paced: &mut Paced) -> Outcome {
             },
             None => hresult::S_OK.0,
         },
+        NotificationKind::FileRangesTransferred {
+            file,
+            ranges: transferred,
+        } => match (ranges, queue.job_file(event.job, *file)) {
+            (Some(ranges), Ok(Some(record))) => {
+                let file = FileObject::create(queue.clone(), event.job, *file, record);
+                let list: Vec<BG_FILE_RANGE> = transferred
+                    .iter()
+                    .map(|range| BG_FILE_RANGE {
+                        InitialOffset: range.offset,
+                        Length: range.length,
+                    })
+                    .collect();
+                let count = DWORD::try_from(list.len()).unwrap_or(DWORD::MAX);
+                // SAFETY: see above; `list` outlives the call, which only reads it.
+                unsafe {
+                    let answer = ((*(*ranges).lpVtbl).FileRangesTransferred)(
+                        ranges,
+                        job,
+                        file,
+                        count,
+                        list.as_ptr(),
+                    );
+                    foreign::release(file.cast());
+                    answer
+                }
+            }
+            _ => hresult::S_OK.0,
+        },
+        NotificationKind::CertificateCheck { .. } => hresult::S_OK.0,
     };
     // SAFETY: the reference `create` gave the library.
     unsafe { foreign::release(job.cast()) };
@@ -452,5 +722,71 @@ fn dispatch(queue: &Queue, event: &Notification, paced: &mut Paced) -> Outcome {
         Outcome::Refused
     } else {
         Outcome::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qmgr_core::ranges::FileRange;
+
+    fn ranges_of(job: Guid, file: u32, ranges: &[(u64, u64)]) -> Notification {
+        Notification {
+            job,
+            kind: NotificationKind::FileRangesTransferred {
+                file,
+                ranges: ranges
+                    .iter()
+                    .map(|&(offset, length)| FileRange { offset, length })
+                    .collect(),
+            },
+            state: JobState::Transferring,
+        }
+    }
+
+    #[test]
+    fn ranges_within_the_interval_wait_merged_and_none_is_dropped() {
+        let mut paced = Paced::default();
+        let job = Guid::new_random();
+        let hour = Duration::from_secs(3600);
+        assert!(paced.admit_ranges(&ranges_of(job, 0, &[(100, 10)]), hour));
+        assert!(!paced.admit_ranges(&ranges_of(job, 0, &[(0, 10)]), hour));
+        assert!(!paced.admit_ranges(&ranges_of(job, 0, &[(10, 5), (200, 1)]), hour));
+        assert!(
+            paced.admit_ranges(&ranges_of(job, 1, &[(0, 1)]), hour),
+            "each file has its own pace"
+        );
+        assert!(paced.next_due().is_some());
+        assert!(
+            paced.take_due().is_empty(),
+            "nothing is due before the interval"
+        );
+        let (_, waiting) = &paced.ranges_waiting[&(job, 0)];
+        assert_eq!(
+            waiting.kind,
+            NotificationKind::FileRangesTransferred {
+                file: 0,
+                ranges: vec![
+                    FileRange {
+                        offset: 0,
+                        length: 15
+                    },
+                    FileRange {
+                        offset: 200,
+                        length: 1
+                    }
+                ],
+            }
+        );
+        paced.forget(job);
+        assert!(
+            paced.next_due().is_none(),
+            "a job that ended waits for nothing"
+        );
+        assert!(
+            paced.admit_ranges(&ranges_of(job, 0, &[(0, 1)]), Duration::ZERO),
+            "without an interval every call goes at once"
+        );
+        assert!(paced.admit_ranges(&ranges_of(job, 0, &[(1, 1)]), Duration::ZERO));
     }
 }

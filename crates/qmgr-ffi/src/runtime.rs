@@ -140,12 +140,12 @@ fn connect() -> Result<Queue> {
     ))
 }
 
-/// CoInitialize(Ex): one more user of COM in this process; true for the first.
-pub(crate) fn com_initialize() -> bool {
-    COM_INITIALIZED.fetch_add(1, Ordering::AcqRel) == 0
+/// A successful CoInitialize(Ex) on some thread: one more user of COM in this process.
+pub(crate) fn com_initialize() {
+    COM_INITIALIZED.fetch_add(1, Ordering::AcqRel);
 }
 
-/// CoUninitialize: one user less (never below zero).
+/// A CoUninitialize that ended one: one user less (never below zero).
 pub(crate) fn com_uninitialize() {
     let _ = COM_INITIALIZED.fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
         count.checked_sub(1)

@@ -150,6 +150,8 @@ fn the_library_reaches_its_queue_without_help() {
         std::env::set_var("XDG_STATE_HOME", root.join("state"));
         std::env::set_var("XDG_CONFIG_HOME", root.join("config"));
         std::env::set_var("XDG_RUNTIME_DIR", root.join("run"));
+        // Root's GetJob of a job it lacks looks here, not at real users' daemons.
+        std::env::set_var("QMGR_USER_RUNTIME_ROOT", root.join("users"));
         if !in_process {
             std::env::set_var("QMGRD", built_qmgrd(Path::new(env!("CARGO_MANIFEST_DIR"))));
         }

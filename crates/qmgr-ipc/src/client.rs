@@ -57,6 +57,8 @@ pub struct Client {
     call_timeout: Duration,
     service_uid: u32,
     service_version: String,
+    /// The uid the service said it serves this client as (its `SO_PEERCRED` view of us).
+    caller_uid: u32,
 }
 
 /// Where the client's connections go, and whether it may start the service.
@@ -122,6 +124,7 @@ impl Client {
         Ok(Client {
             service_uid: connection.service_uid,
             service_version: connection.service_version.clone(),
+            caller_uid: connection.caller_uid,
             endpoint,
             name,
             calls: Mutex::new(Some(connection)),
@@ -180,6 +183,10 @@ impl QueueService for Client {
                 Err(broken.into_error(name, &self.endpoint.socket()))
             }
         }
+    }
+
+    fn caller_uid(&self) -> Option<u32> {
+        Some(self.caller_uid)
     }
 
     /// The stream is bounded as the service's subscriber queues are: a receiver that does
@@ -287,6 +294,7 @@ pub(crate) struct Connection {
     reader: BufReader<UnixStream>,
     service_uid: u32,
     service_version: String,
+    caller_uid: u32,
     /// The read and write timeout set on the socket (none after the handshake).
     timeout: Option<Duration>,
 }
@@ -552,12 +560,12 @@ fn handshake(
             return Err(failed(why));
         }
     };
-    let service_version = match decode::<ServiceMessage>(&payload) {
+    let (service_version, caller_uid) = match decode::<ServiceMessage>(&payload) {
         Ok(ServiceMessage::Welcome {
             protocol_version,
             service_version,
-            ..
-        }) if protocol_version == PROTOCOL_VERSION => service_version,
+            peer_uid,
+        }) if protocol_version == PROTOCOL_VERSION => (service_version, peer_uid),
         Ok(ServiceMessage::Refused(error)) => return Err(ConnectError::Failed(error)),
         _ => {
             return Err(ConnectError::Failed(match handshake_version(&payload) {
@@ -576,6 +584,7 @@ fn handshake(
         reader,
         service_uid,
         service_version,
+        caller_uid,
         timeout: None,
     })
 }
@@ -645,7 +654,7 @@ mod tests {
         let events: Vec<NotificationKind> = received
             .iter()
             .filter(|n| n.kind != NotificationKind::Modification)
-            .map(|n| n.kind)
+            .map(|n| n.kind.clone())
             .collect();
         assert_eq!(
             events,

@@ -10,10 +10,12 @@
 //! A connection starts with a handshake: the client's `Hello` names the protocol version
 //! and whether the connection carries calls or notifications; the service checks the
 //! peer's uid (`SO_PEERCRED`: the service's own uid or root) and the version, and answers
-//! `Welcome` or `Refused`.
+//! `Welcome` or `Refused`. Root in another user's qmgrd has the rights of
+//! [`administrator`]; [`users`] is root's way to every user's running qmgrd.
 
 #![forbid(unsafe_code)]
 
+pub mod administrator;
 pub mod client;
 pub mod frame;
 pub mod message;
@@ -22,6 +24,7 @@ pub mod server;
 mod socket;
 pub mod spawn;
 pub mod subscription;
+pub mod users;
 
 pub use client::Client;
 pub use runtime_dir::MAX_SOCKET_PATH_BYTES;

@@ -149,6 +149,11 @@ pub fn request_name(request: &Request) -> &'static str {
         Request::CancelGroup { .. } => "CancelGroup",
         Request::SwitchGroupToForeground { .. } => "SwitchGroupToForeground",
         Request::GetFileResponseHeaders { .. } => "GetFileResponseHeaders",
+        Request::SetCertificateValidator { .. } => "SetCertificateValidator",
+        Request::GetCertificateCheck { .. } => "GetCertificateCheck",
+        Request::CertificateVerdict { .. } => "CertificateVerdict",
+        Request::RequestFileRanges { .. } => "RequestFileRanges",
+        Request::UpdateDownloadPosition { .. } => "UpdateDownloadPosition",
     }
 }
 
@@ -224,6 +229,7 @@ mod tests {
             .map(|i| NewFile {
                 remote_name: format!("https://h/{i}"),
                 local_name: format!("/d/{i}"),
+                ranges: None,
             })
             .collect();
         let one = encoded_len(&files[0]);
@@ -240,7 +246,8 @@ mod tests {
             split_files(
                 vec![NewFile {
                     remote_name: "https://h/x".into(),
-                    local_name: "/x".into()
+                    local_name: "/x".into(),
+                    ranges: None,
                 }],
                 1
             )

@@ -32,6 +32,7 @@ use crate::message::{
 };
 use qmgr_core::trust::{check_trusted_path, prepare_private_dir};
 
+use crate::administrator::{self, administrator_may};
 use crate::runtime_dir::{check_socket_path_len, effective_uid, io_error};
 use crate::socket::{
     NoSignalWriter, Silence, check_silence, peer_credentials, wait_eagerly, wait_readable,
@@ -252,6 +253,10 @@ fn serve_calls(
     peer: &Peer,
 ) -> Result<(), ConnectionError> {
     let mut staged = Staged::default();
+    // Root in another user's qmgrd is the administrator, with the rights
+    // `crate::administrator` gives it; in its own it is the owner.
+    let service_uid = effective_uid();
+    let as_administrator = peer.uid == 0 && service_uid != 0;
     loop {
         // Between requests the wait is unbounded; the socket's read timeout bounds only
         // a request that has begun.
@@ -293,6 +298,9 @@ fn serve_calls(
             }
         };
         let result = match staged.complete(request) {
+            Ok(request) if as_administrator && !administrator_may(&request) => {
+                Err(administrator::refusal(&request, service_uid))
+            }
             Ok(request) => execute_guarded(handler, peer, request),
             Err(Unstaged::Refused(error)) => Err(error),
             Err(Unstaged::Misplaced(name)) => {
@@ -842,6 +850,7 @@ mod tests {
             .map(|i| NewFile {
                 remote_name: format!("https://h/{i}"),
                 local_name: format!("/d/{i}"),
+                ranges: None,
             })
             .collect()
     }

@@ -12,8 +12,8 @@ use qmgr_core::job::{
     AutoComplete, JobError, JobSettings, NotifyCommand, ProxySettings, ProxyUsage,
 };
 use qmgr_core::service::{
-    Attempt, GroupChange, GroupView, IndexedFile, JobChange, JobSummary, JobView, ListCursor,
-    NewFile, Notification, NotificationKind, Request, Response, WaitReason,
+    Attempt, CertificateCheck, GroupChange, GroupView, IndexedFile, JobChange, JobSummary, JobView,
+    ListCursor, NewFile, Notification, NotificationKind, Request, Response, WaitReason,
 };
 use qmgr_core::{ErrorContext, Guid, Job, JobPriority, JobState, JobType, QmgrError, Timestamp};
 use qmgr_ipc::frame::{MAX_FRAME_LEN, decode, encode_frame, read_frame};
@@ -74,6 +74,8 @@ fn sample_job_changes() -> Vec<JobChange> {
         JobChange::HttpMethod("POST".into()),
         JobChange::DynamicContent(true),
         JobChange::HighPerformance(false),
+        JobChange::OnDemand(true),
+        JobChange::MakeCustomHeadersWriteOnly,
     ]
 }
 
@@ -126,10 +128,26 @@ fn sample_requests() -> Vec<Request> {
                 NewFile {
                     remote_name: "https://example.invalid/file".into(),
                     local_name: "/tmp/file".into(),
+                    ranges: None,
                 },
                 NewFile {
                     remote_name: "/srv/local copy".into(),
                     local_name: "/tmp/ünïcode".into(),
+                    ranges: None,
+                },
+                NewFile {
+                    remote_name: "https://example.invalid/delta".into(),
+                    local_name: "/tmp/delta".into(),
+                    ranges: Some(vec![
+                        qmgr_core::ranges::FileRange {
+                            offset: 900,
+                            length: 100,
+                        },
+                        qmgr_core::ranges::FileRange {
+                            offset: 100,
+                            length: qmgr_core::ranges::LENGTH_TO_EOF,
+                        },
+                    ]),
                 },
             ],
         },
@@ -160,6 +178,36 @@ fn sample_requests() -> Vec<Request> {
         Request::GetFileResponseHeaders {
             job: guid(8),
             file: u32::MAX,
+        },
+        Request::SetCertificateValidator {
+            job: guid(3),
+            client: Some(4242),
+        },
+        Request::SetCertificateValidator {
+            job: guid(3),
+            client: None,
+        },
+        Request::GetCertificateCheck {
+            job: guid(3),
+            check: u64::MAX,
+        },
+        Request::CertificateVerdict {
+            job: guid(3),
+            check: 9,
+            verdict: hresult::E_ACCESSDENIED,
+        },
+        Request::RequestFileRanges {
+            job: guid(3),
+            file: 2,
+            ranges: vec![qmgr_core::ranges::FileRange {
+                offset: 5,
+                length: qmgr_core::ranges::LENGTH_TO_EOF,
+            }],
+        },
+        Request::UpdateDownloadPosition {
+            job: guid(3),
+            file: 2,
+            offset: u64::MAX - 1,
         },
     ];
     requests.extend(
@@ -345,6 +393,11 @@ fn sample_responses() -> Vec<Response> {
         },
         Response::Text(Some("HTTP/1.1 200 OK\r\nETag: \"x\"\r\n".into())),
         Response::Text(None),
+        Response::CertificateCheck(Box::new(CertificateCheck {
+            file: 3,
+            certificate: vec![0x30, 0x82, 0x01],
+            chain: vec![0x30; 300],
+        })),
     ]
 }
 
@@ -363,12 +416,13 @@ fn response_variant(response: &Response) -> usize {
         Response::FilePage { .. } => 8,
         Response::SummaryPage { .. } => 9,
         Response::Text(_) => 10,
+        Response::CertificateCheck(_) => 11,
     }
 }
-const RESPONSE_VARIANTS: usize = 11;
+const RESPONSE_VARIANTS: usize = 12;
 
 /// `request_name` matches exhaustively on `Request`, so it names every variant there is.
-const REQUEST_VARIANTS: usize = 25;
+const REQUEST_VARIANTS: usize = 30;
 
 fn round_trip<T>(message: &T) -> T
 where
@@ -524,11 +578,29 @@ fn handshake_messages_and_notifications_round_trip() {
         NotificationKind::Error,
         NotificationKind::Modification,
         NotificationKind::FileTransferred { file: 7 },
+        NotificationKind::CertificateCheck {
+            check: 12,
+            file: 7,
+            client: 4242,
+        },
+        NotificationKind::FileRangesTransferred {
+            file: 7,
+            ranges: vec![
+                qmgr_core::ranges::FileRange {
+                    offset: 10,
+                    length: 20,
+                },
+                qmgr_core::ranges::FileRange {
+                    offset: 1 << 40,
+                    length: 1,
+                },
+            ],
+        },
     ] {
         for state in JobState::ALL {
             messages.push(ServiceMessage::Notify(Notification {
                 job: guid(3),
-                kind,
+                kind: kind.clone(),
                 state,
             }));
         }
@@ -571,6 +643,7 @@ fn any_request() -> impl Strategy<Value = Request> {
                     .map(|(remote_name, local_name)| NewFile {
                         remote_name,
                         local_name,
+                        ranges: None,
                     })
                     .collect(),
             }
@@ -676,6 +749,7 @@ fn every_part_of_the_largest_add_files_fits_the_request_limit_with_margin() {
     let file = NewFile {
         remote_name: remote,
         local_name: local,
+        ranges: None,
     };
     // Enough for three parts.
     let count = 3 * ADD_FILES_PART_BYTES / encoded_len(&file);

@@ -548,6 +548,7 @@ fn add_one_file(
         vec![NewFile {
             remote_name: stall.url(name),
             local_name: downloads.join(name).to_string_lossy().into_owned(),
+            ranges: None,
         }],
     )?;
     Ok(())
@@ -872,6 +873,7 @@ mod files_per_job {
             new_files.push(NewFile {
                 remote_name: format!("file://{}", source.display()),
                 local_name: downloads.join(&name).to_string_lossy().into_owned(),
+                ranges: None,
             });
         }
         let config = Config {

@@ -46,6 +46,10 @@ impl QueueService for LocalService {
         self.manager.handle(self.uid, request)
     }
 
+    fn caller_uid(&self) -> Option<u32> {
+        Some(self.uid)
+    }
+
     fn subscribe(&self) -> Result<Receiver<Notification>> {
         // The manager's bounded queue, handed on by a thread of its own as the trait
         // promises; the stream ends for the manager at the first notification after the

@@ -52,6 +52,7 @@ fn creator_process() {
             NewFile {
                 remote_name: remote.into(),
                 local_name: local.into(),
+                ranges: None,
             }
         })
         .collect();

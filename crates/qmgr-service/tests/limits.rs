@@ -45,6 +45,7 @@ fn files(count: usize, instance: &Instance, prefix: &str) -> Vec<NewFile> {
         .map(|i| NewFile {
             remote_name: format!("https://example.invalid/{i}"),
             local_name: instance.path(&format!("{prefix}{i}")),
+            ranges: None,
         })
         .collect()
 }

@@ -23,6 +23,7 @@ fn files(instance: &Instance, count: usize) -> Vec<NewFile> {
                 .join(format!("file-number-{i}.bin"))
                 .to_string_lossy()
                 .into_owned(),
+            ranges: None,
         })
         .collect()
 }

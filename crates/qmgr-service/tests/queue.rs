@@ -58,6 +58,7 @@ impl Fixture {
             .map(|(r, l)| NewFile {
                 remote_name: r.clone(),
                 local_name: l.clone(),
+                ranges: None,
             })
             .collect();
         self.service.add_files(id, files).unwrap();
@@ -70,6 +71,7 @@ impl Fixture {
             .map(|(r, l)| NewFile {
                 remote_name: r.clone(),
                 local_name: l.clone(),
+                ranges: None,
             })
             .collect();
         self.service.add_files(id, files).unwrap();
@@ -103,6 +105,7 @@ impl Fixture {
             .map(|i| NewFile {
                 remote_name: format!("{long_remote}/{i}"),
                 local_name: self.path(&format!("{n}-{i}-{}", "l".repeat(200))),
+                ranges: None,
             })
             .collect();
         self.service.add_files(id, files).unwrap();
@@ -1120,6 +1123,7 @@ fn add_files_is_all_or_nothing_and_refuses_a_local_name_twice() {
     let file = |remote: &str, local: &str| NewFile {
         remote_name: format!("http://127.0.0.1:9/{remote}"),
         local_name: fx.path(local),
+        ranges: None,
     };
     let id = fx.job_with(&[("http://127.0.0.1:9/a".into(), fx.path("a"))]);
     let files_of = || fx.service.job(id).unwrap().job.files.len();

@@ -167,7 +167,9 @@ fn run(options: &Options) -> Result<bool, String> {
                 running.remove(&id);
                 all_ok = false;
             }
-            EngineEvent::Responded { .. } | EngineEvent::Progress { .. } => {}
+            EngineEvent::Responded { .. }
+            | EngineEvent::Progress { .. }
+            | EngineEvent::Uploaded { .. } => {}
         }
     }
     engine.shutdown();

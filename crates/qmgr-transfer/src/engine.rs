@@ -2,7 +2,10 @@
 //! talk to it through a command channel (waking it from `curl_multi_poll`) and hear from
 //! it on an event channel.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -12,6 +15,10 @@ use qmgr_core::QmgrError;
 
 use crate::event::EngineEvent;
 use crate::request::{CheckedRequest, TransferId, TransferRequest, check};
+use crate::upload::{ChannelOptions, UploadState, Uploader, cancel_session};
+
+/// The longest wait between two tries of a Cancel-Session.
+const MAX_CANCEL_SESSION_DELAY: Duration = Duration::from_secs(600);
 use crate::worker::Worker;
 
 /// Engine-wide settings.
@@ -63,6 +70,11 @@ pub struct Engine {
     waker: MultiWaker,
     next_id: AtomicU64,
     thread: Option<JoinHandle<()>>,
+    /// Uploads run on threads of their own (one request at a time per session, rare next
+    /// to downloads); their events go to the same channel.
+    events: Sender<EngineEvent>,
+    uploads: Arc<Mutex<HashMap<TransferId, Arc<AtomicBool>>>>,
+    upload_defaults: ChannelOptions,
 }
 
 impl Engine {
@@ -70,6 +82,12 @@ impl Engine {
     pub fn start(config: EngineConfig) -> Result<(Engine, Receiver<EngineEvent>), QmgrError> {
         let (command_sender, command_receiver) = crossbeam_channel::unbounded();
         let (event_sender, event_receiver) = crossbeam_channel::unbounded();
+        let events = event_sender.clone();
+        let upload_defaults = ChannelOptions {
+            user_agent: config.user_agent.clone(),
+            connect_timeout: config.connect_timeout,
+            ..ChannelOptions::default()
+        };
         let (waker_sender, waker_receiver) = crossbeam_channel::bounded(1);
         let thread = std::thread::Builder::new()
             .name("qmgr-transfer".to_owned())
@@ -98,6 +116,9 @@ impl Engine {
             waker,
             next_id: AtomicU64::new(1),
             thread: Some(thread),
+            events,
+            uploads: Arc::new(Mutex::new(HashMap::new())),
+            upload_defaults,
         };
         Ok((engine, event_receiver))
     }
@@ -109,6 +130,75 @@ impl Engine {
         let id = TransferId(self.next_id.fetch_add(1, Ordering::Relaxed));
         self.send(Command::Start(id, Box::new(checked)))?;
         Ok(id)
+    }
+
+    /// Starts an upload over the BITS upload protocol on a thread of its own. Its events
+    /// come on the engine's channel: `Uploaded` and `Progress` for each acknowledged step,
+    /// then `Completed` (the session closed: the server has the file), `Failed` or
+    /// `Cancelled`.
+    pub fn submit_upload(&self, request: UploadRequest) -> Result<TransferId, QmgrError> {
+        if !request.url.to_ascii_lowercase().starts_with("http://")
+            && !request.url.to_ascii_lowercase().starts_with("https://")
+        {
+            return Err(QmgrError::invalid_arg(format!(
+                "{}: uploads go to http and https servers only",
+                request.url
+            )));
+        }
+        let id = TransferId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let stop = Arc::new(AtomicBool::new(false));
+        lock(&self.uploads).insert(id, stop.clone());
+        let events = self.events.clone();
+        let uploads = self.uploads.clone();
+        let options = ChannelOptions {
+            headers: request.headers.clone(),
+            ..self.upload_defaults.clone()
+        };
+        std::thread::Builder::new()
+            .name("qmgr-upload".to_owned())
+            .spawn(move || {
+                let last = run_upload(id, &request, options, &stop, &events);
+                lock(&uploads).remove(&id);
+                let _ = events.send(last);
+            })
+            .map_err(|error| QmgrError::internal(format!("starting an upload thread: {error}")))?;
+        Ok(id)
+    }
+
+    /// Tells an upload server to drop a cancelled job's session, on a thread of its own:
+    /// a refusal retrying can fix (5xx, a network failure) is tried again with growing
+    /// delays until `give_up_after` has passed, as BITS does for at most a day.
+    pub fn cancel_upload_session(
+        &self,
+        url: String,
+        session: String,
+        host: Option<String>,
+        headers: Vec<(String, String)>,
+        give_up_after: Duration,
+    ) {
+        let options = ChannelOptions {
+            headers,
+            ..self.upload_defaults.clone()
+        };
+        let spawned = std::thread::Builder::new()
+            .name("qmgr-cancel-session".to_owned())
+            .spawn(move || {
+                let deadline = std::time::Instant::now() + give_up_after;
+                let mut delay = Duration::from_secs(1);
+                loop {
+                    match cancel_session(&url, &session, host.as_deref(), options.clone()) {
+                        // The job is gone: nobody is left to hear how it went.
+                        Ok(()) => return,
+                        Err(error) if !error.transient => return,
+                        Err(_) if std::time::Instant::now() + delay > deadline => return,
+                        Err(_) => {}
+                    }
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(MAX_CANCEL_SESSION_DELAY);
+                }
+            });
+        // Without a thread the server's session expires by itself instead.
+        drop(spawned);
     }
 
     /// Holds a transfer without closing its connection.
@@ -123,6 +213,11 @@ impl Engine {
     /// Stops a transfer; its temporary file stays (see [`crate::discard`]). Ends with
     /// `Cancelled` unless the transfer had already ended.
     pub fn cancel(&self, id: TransferId) -> Result<(), QmgrError> {
+        if let Some(stop) = lock(&self.uploads).get(&id) {
+            // The upload stops after the packet under way: a fragment is small.
+            stop.store(true, Ordering::Relaxed);
+            return Ok(());
+        }
         self.send(Command::Cancel(id))
     }
 
@@ -175,6 +270,62 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// What an upload needs: the server's URL, the source, where it stood and the job's headers.
+#[derive(Clone, Debug)]
+pub struct UploadRequest {
+    pub url: String,
+    pub source: PathBuf,
+    /// The state recorded from an earlier attempt, to resume the same session.
+    pub resume: Option<UploadState>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Runs one upload to its end; returns its last event.
+fn run_upload(
+    id: TransferId,
+    request: &UploadRequest,
+    options: ChannelOptions,
+    stop: &AtomicBool,
+    events: &Sender<EngineEvent>,
+) -> EngineEvent {
+    let mut uploader = match Uploader::open(
+        &request.url,
+        &request.source,
+        request.resume.clone(),
+        options,
+    ) {
+        Ok(uploader) => uploader,
+        Err(error) => return EngineEvent::Failed { id, error },
+    };
+    let closed = uploader.close(stop, |state| {
+        let _ = events.send(EngineEvent::Uploaded {
+            id,
+            state: state.clone(),
+        });
+        let _ = events.send(EngineEvent::Progress {
+            id,
+            bytes_on_disk: state.offset,
+            throttled: false,
+        });
+    });
+    match closed {
+        Ok(()) => EngineEvent::Completed {
+            id,
+            temp_path: PathBuf::new(),
+            bytes: uploader.state().total,
+            validator: qmgr_core::Validator::default(),
+        },
+        Err(_) if stop.load(Ordering::Relaxed) => EngineEvent::Cancelled { id },
+        Err(error) => EngineEvent::Failed { id, error },
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn new_multi(config: &EngineConfig) -> Result<Multi, curl::MultiError> {

@@ -70,6 +70,10 @@ pub enum EngineEvent {
         /// The response's head as received (status line and header lines, CRLF-separated;
         /// empty for file and ftp sources): IBackgroundCopyFile5's HTTP_RESPONSE_HEADERS.
         headers: String,
+        /// The size of the remote file as the source gave it: `total` for a whole file;
+        /// for a file of byte ranges, the complete length of the answer's Content-Range
+        /// (what an on-demand file's requests are checked against).
+        remote_size: Option<u64>,
     },
     /// Bytes written to the temporary file so far (flushed from the engine's buffer; the
     /// service makes them durable with [`crate::sync_partial`]). At most one every
@@ -96,6 +100,12 @@ pub enum EngineEvent {
     },
     /// The transfer stopped on request. The temporary file is left for the caller.
     Cancelled { id: TransferId },
+    /// An upload's server acknowledged a step: where the upload stands now (record it to
+    /// resume later). A `Progress` with the acknowledged bytes follows.
+    Uploaded {
+        id: TransferId,
+        state: crate::upload::UploadState,
+    },
 }
 
 impl EngineEvent {
@@ -106,6 +116,7 @@ impl EngineEvent {
             | EngineEvent::Progress { id, .. }
             | EngineEvent::Completed { id, .. }
             | EngineEvent::Failed { id, .. }
+            | EngineEvent::Uploaded { id, .. }
             | EngineEvent::Cancelled { id } => *id,
         }
     }

@@ -364,6 +364,93 @@ impl Finalizer {
     }
 }
 
+/// Bytes copied at a time by [`place_spans`].
+const PLACE_BUFFER: usize = 256 * 1024;
+
+/// Puts the bytes of a ranged download at their own offsets in an on-demand file's
+/// temporary file (IBackgroundCopyFile6): `fetched` holds `spans` of the remote file
+/// concatenated in the order given (a finished ranged transfer's temporary file); each is
+/// written at its offset in `target`, which is created if missing and made `size` bytes
+/// long (sparse: what was never fetched takes no disk), then made durable. `fetched` is
+/// left for the caller to discard. Both must be temporary files of this process beside
+/// one another, as the engine makes them; a `fetched` of another length than the spans
+/// add up to is refused before anything is written.
+pub fn place_spans(
+    fetched: &Path,
+    spans: &[qmgr_core::on_demand::Span],
+    target: &Path,
+    size: u64,
+) -> Result<(), QmgrError> {
+    use std::os::unix::fs::FileExt;
+
+    let directory =
+        TempDirectory::of(target).map_err(|error| local_error(&error, "opening", target))?;
+    let source_name = name_in(fetched, directory.path())
+        .map_err(|error| local_error(&error, "reading", fetched))?;
+    let source = open_own_file(&directory.fd, source_name, OFlags::RDONLY)
+        .map_err(|error| local_error(&error, "reading", fetched))?;
+    let expected: u64 = spans.iter().map(|span| span.len()).sum();
+    let held = source
+        .metadata()
+        .map_err(|error| local_error(&error, "reading the size of", fetched))?
+        .len();
+    if held != expected {
+        return Err(QmgrError::internal(format!(
+            "{} holds {held} bytes, not the {expected} of the ranges fetched into it",
+            fetched.display()
+        )));
+    }
+    if let Some(beyond) = spans.iter().find(|span| span.end > size) {
+        return Err(QmgrError::new(
+            hresult::BG_E_INVALID_RANGE,
+            qmgr_core::ErrorContext::None,
+            format!(
+                "bytes {} to {} lie beyond the end of the file ({size} bytes)",
+                beyond.start, beyond.end
+            ),
+        ));
+    }
+    let name = name_in(target, directory.path())
+        .map_err(|error| local_error(&error, "writing", target))?;
+    let destination = match open_own_file(&directory.fd, name, OFlags::WRONLY) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => directory
+            .create_named(target)
+            .map_err(|error| local_error(&error, "creating", target))?,
+        Err(error) => return Err(local_error(&error, "writing", target)),
+    };
+    let length = destination
+        .metadata()
+        .map_err(|error| local_error(&error, "reading the size of", target))?
+        .len();
+    if length != size {
+        destination
+            .set_len(size)
+            .map_err(|error| local_error(&error, "sizing", target))?;
+    }
+    let mut buffer = vec![0_u8; PLACE_BUFFER];
+    let mut read_at = 0_u64;
+    for span in spans {
+        let mut written = span.start;
+        while written < span.end {
+            let chunk = usize::try_from(span.end - written)
+                .unwrap_or(usize::MAX)
+                .min(buffer.len());
+            source
+                .read_exact_at(&mut buffer[..chunk], read_at)
+                .map_err(|error| local_error(&error, "reading", fetched))?;
+            destination
+                .write_all_at(&buffer[..chunk], written)
+                .map_err(|error| local_error(&error, "writing", target))?;
+            read_at += chunk as u64;
+            written += chunk as u64;
+        }
+    }
+    destination
+        .sync_data()
+        .map_err(|error| local_error(&error, "syncing", target))
+}
+
 /// Deletes a temporary file; one that is already gone is fine. Whatever sits under the
 /// name and does not belong to this process's effective uid is left where it is (in a
 /// shared directory another user may have put it there after our file vanished).
@@ -432,6 +519,86 @@ mod tests {
             0,
         )
         .unwrap();
+    }
+
+    /// A temporary file beside `destination` holding `content`.
+    fn temp_with(destination: &Path, content: &[u8]) -> PathBuf {
+        let (mut file, path) = create_temp(destination).unwrap();
+        file.write_all(content).unwrap();
+        path
+    }
+
+    #[test]
+    fn fetched_spans_land_at_their_offsets_in_a_file_of_the_remote_size() {
+        use qmgr_core::on_demand::Span;
+        let dir = tempfile::tempdir().unwrap();
+        let destination = dir.path().join("out.bin");
+        let target = new_temp_path(&destination).unwrap();
+        // Fetched in the order asked: bytes 60..70 first, then 10..14.
+        let fetched = temp_with(&destination, b"ABCDEFGHIJwxyz");
+        let spans = [Span { start: 60, end: 70 }, Span { start: 10, end: 14 }];
+        place_spans(&fetched, &spans, &target, 100).unwrap();
+        let content = fs::read(&target).unwrap();
+        assert_eq!(content.len(), 100, "the file has the remote file's size");
+        assert_eq!(&content[60..70], b"ABCDEFGHIJ");
+        assert_eq!(&content[10..14], b"wxyz");
+        assert!(content[..10].iter().all(|byte| *byte == 0));
+        assert_eq!(
+            fs::metadata(&target).unwrap().mode() & 0o777,
+            0o600,
+            "private until Complete"
+        );
+
+        // A later fetch adds to the file without touching what is there.
+        let more = temp_with(&destination, b"!!");
+        place_spans(&more, &[Span { start: 0, end: 2 }], &target, 100).unwrap();
+        let content = fs::read(&target).unwrap();
+        assert_eq!(&content[..2], b"!!");
+        assert_eq!(&content[10..14], b"wxyz");
+        assert_eq!(&content[60..70], b"ABCDEFGHIJ");
+    }
+
+    #[test]
+    fn placing_refuses_a_fetch_that_does_not_match_its_spans() {
+        use qmgr_core::on_demand::Span;
+        let dir = tempfile::tempdir().unwrap();
+        let destination = dir.path().join("out.bin");
+        let target = new_temp_path(&destination).unwrap();
+        let fetched = temp_with(&destination, b"short");
+        let error = place_spans(&fetched, &[Span { start: 0, end: 10 }], &target, 100).unwrap_err();
+        assert!(
+            error.description.contains("not the 10"),
+            "{}",
+            error.description
+        );
+        assert!(!target.exists(), "nothing is written for a wrong fetch");
+        let fetched = temp_with(&destination, b"0123456789");
+        let error = place_spans(
+            &fetched,
+            &[Span {
+                start: 95,
+                end: 105,
+            }],
+            &target,
+            100,
+        )
+        .unwrap_err();
+        assert_eq!(error.hresult, hresult::BG_E_INVALID_RANGE);
+        assert!(!target.exists());
+    }
+
+    #[test]
+    fn placing_into_something_not_ours_is_refused() {
+        use qmgr_core::on_demand::Span;
+        let dir = tempfile::tempdir().unwrap();
+        let destination = dir.path().join("out.bin");
+        let target = new_temp_path(&destination).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::write(&elsewhere, b"keep me").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &target).unwrap();
+        let fetched = temp_with(&destination, b"xx");
+        assert!(place_spans(&fetched, &[Span { start: 0, end: 2 }], &target, 10).is_err());
+        assert_eq!(fs::read(&elsewhere).unwrap(), b"keep me");
     }
 
     #[test]

@@ -152,6 +152,11 @@ pub(crate) fn build(
     if let Some(bundle) = &security.ca_bundle {
         easy.cainfo(bundle)?;
     }
+    if let Some(pin) = &security.pinned_public_key {
+        // A connection kept from before the verdict was not checked against the pin.
+        easy.fresh_connect(true)?;
+        easy.pinned_public_key(pin)?;
+    }
     if let Some(client) = &security.client_certificate {
         easy.ssl_cert(&client.certificate)?;
         if let Some(key) = &client.key {

@@ -18,20 +18,23 @@ mod http_date;
 mod outbox;
 mod request;
 mod response;
+mod server_certificate;
 mod sink;
 mod source;
 mod throttle;
 mod tls;
+pub mod upload;
 mod worker;
 
-pub use engine::{Engine, EngineConfig};
+pub use engine::{Engine, EngineConfig, UploadRequest};
 pub use error::{TransferError, hresult_for_io};
 pub use event::{EngineEvent, RestartReason};
 pub use files::{
-    Finalizer, Overwrite, discard, finalize, is_temp_name, new_temp_path, sync_partial,
+    Finalizer, Overwrite, discard, finalize, is_temp_name, new_temp_path, place_spans, sync_partial,
 };
 pub use request::{
     ClientCertificate, IgnoredCertificateErrors, PartialFile, ProxyChoice, Security, TransferId,
     TransferRequest, Validator,
 };
+pub use server_certificate::{ServerCertificate, fetch_server_certificate};
 pub use source::Scheme;

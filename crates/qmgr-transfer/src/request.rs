@@ -100,6 +100,10 @@ pub struct Security {
     /// Trust these CA certificates (PEM bundle) instead of the system's.
     pub ca_bundle: Option<PathBuf>,
     pub client_certificate: Option<ClientCertificate>,
+    /// Accept only a server whose public key has this hash, in curl's
+    /// `CURLOPT_PINNEDPUBLICKEY` form (`sha256//BASE64`): the key a client's certificate
+    /// validator approved (see [`crate::fetch_server_certificate`]).
+    pub pinned_public_key: Option<String>,
 }
 
 /// One download: from `url` into a temporary file beside `destination`.

@@ -181,8 +181,12 @@ pub(crate) enum BodyPlan {
     /// A partial answer that does not fit what was asked: ask again without a range.
     Mismatch(RestartReason),
     /// A ranged file's span: write it after the bytes held; the file then stands at
-    /// `span_end` of `total`.
-    AppendSpan { total: Option<u64>, span_end: u64 },
+    /// `span_end` of `total`. `remote_size`: the remote file's, when known.
+    AppendSpan {
+        total: Option<u64>,
+        span_end: u64,
+        remote_size: Option<u64>,
+    },
     /// The server cannot give a ranged file's bytes.
     Refused(RangeRefusal),
 }
@@ -282,6 +286,7 @@ fn plan_span(head: &ResponseHead, expected: &Expectation, ranged: &Ranged) -> Bo
     BodyPlan::AppendSpan {
         total: ranges::local_total(&ranged.ranges, complete.or(ranged.remote_total)),
         span_end: expected.offset + (last - first + 1),
+        remote_size: complete.or(ranged.remote_total),
     }
 }
 
@@ -408,8 +413,10 @@ mod tests {
             ]),
             BodyPlan::AppendSpan {
                 total: Some(110),
-                span_end: 110
-            }
+                span_end: 110,
+                remote_size: Some(1000),
+            },
+            "the remote file's size comes from the Content-Range"
         );
         assert_eq!(
             answer(&[
@@ -457,7 +464,8 @@ mod tests {
             to_end,
             BodyPlan::AppendSpan {
                 total: Some(510),
-                span_end: 510
+                span_end: 510,
+                remote_size: Some(1000),
             }
         );
     }

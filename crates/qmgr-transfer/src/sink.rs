@@ -208,11 +208,15 @@ impl Sink {
             let total = self.known_source.as_ref().map(|known| known.total);
             BodyPlan::Append { total }
         };
-        let (use_, restart, total) = match plan {
-            BodyPlan::Append { total } => (BodyUse::Write, self.prior_restart, total),
-            BodyPlan::AppendSpan { total, span_end } => {
+        let (use_, restart, total, remote_size) = match plan {
+            BodyPlan::Append { total } => (BodyUse::Write, self.prior_restart, total, total),
+            BodyPlan::AppendSpan {
+                total,
+                span_end,
+                remote_size,
+            } => {
                 self.span_end = Some(span_end);
-                (BodyUse::Write, self.prior_restart, total)
+                (BodyUse::Write, self.prior_restart, total, remote_size)
             }
             BodyPlan::Refused(refusal) => {
                 self.failure = Some(SinkFailure::Failed(range_refusal(refusal, &self.url)));
@@ -225,7 +229,7 @@ impl Sink {
                     self.body_use = Some(BodyUse::Abort);
                     return;
                 }
-                (BodyUse::Write, Some(reason), total)
+                (BodyUse::Write, Some(reason), total, total)
             }
             BodyPlan::NotContent => {
                 self.body_use = Some(BodyUse::Discard);
@@ -252,6 +256,7 @@ impl Sink {
             resumed_at: self.length,
             restart,
             headers: self.head.raw.clone(),
+            remote_size,
         });
     }
 

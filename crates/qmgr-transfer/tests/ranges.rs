@@ -151,3 +151,65 @@ fn ranges_are_checked_before_anything_is_fetched() {
     );
     assert!(server.requests().is_empty());
 }
+
+#[test]
+fn ranges_fetched_on_demand_land_at_their_offsets_and_the_remote_size_is_reported() {
+    use qmgr_core::on_demand::Span;
+    use qmgr_transfer::EngineEvent;
+
+    let server = TestServer::start();
+    let harness = Harness::new();
+    let path = "/data/5000/on-demand";
+    let ranges = [range(3000, 500), range(100, 50)];
+    let mut request = harness.request(&server.url(path), "on-demand");
+    request.ranges = ranges.to_vec();
+    let finished = harness.run(request);
+    let (fetched, bytes, _) = finished.completed();
+    assert_eq!(bytes, 550);
+    let remote_size = finished.events.iter().find_map(|event| match event {
+        EngineEvent::Responded { remote_size, .. } => Some(*remote_size),
+        _ => None,
+    });
+    assert_eq!(
+        remote_size,
+        Some(Some(5000)),
+        "the complete length of the Content-Range"
+    );
+
+    let target = qmgr_transfer::new_temp_path(&harness.path("on-demand")).unwrap();
+    let spans = [
+        Span {
+            start: 3000,
+            end: 3500,
+        },
+        Span {
+            start: 100,
+            end: 150,
+        },
+    ];
+    qmgr_transfer::place_spans(&fetched, &spans, &target, 5000).unwrap();
+    let placed = std::fs::read(&target).unwrap();
+    let whole = expected_body(path, INITIAL_VERSION, 5000);
+    assert_eq!(placed.len(), 5000);
+    assert_eq!(placed[3000..3500], whole[3000..3500]);
+    assert_eq!(placed[100..150], whole[100..150]);
+    assert!(
+        placed[150..3000].iter().all(|byte| *byte == 0),
+        "nothing else is written"
+    );
+}
+
+#[test]
+fn a_whole_file_reports_its_size_as_the_remote_size() {
+    use qmgr_transfer::EngineEvent;
+
+    let server = TestServer::start();
+    let harness = Harness::new();
+    let finished = harness.run(harness.request(&server.url("/data/777/whole"), "whole"));
+    finished.completed();
+    let remote_size = finished.events.iter().find_map(|event| match event {
+        EngineEvent::Responded { remote_size, .. } => Some(*remote_size),
+        _ => None,
+    });
+    assert_eq!(remote_size, Some(Some(777)));
+}

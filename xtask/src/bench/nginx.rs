@@ -18,7 +18,30 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Nginx {
     child: Child,
     port: u16,
+    tls_port: Option<u16>,
     error_log: PathBuf,
+}
+
+/// A TLS server block passing `/up/` to an upload server on `upstream_port`.
+#[derive(Debug)]
+pub struct TlsProxy {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub upstream_port: u16,
+}
+
+impl TlsProxy {
+    fn server(&self, port: u16) -> String {
+        format!(
+            "    server {{\n        listen 127.0.0.1:{port} ssl;\n        ssl_certificate {};\n        \
+             ssl_certificate_key {};\n        location /up/ {{\n            proxy_pass \
+             http://127.0.0.1:{};\n            proxy_http_version 1.1;\n            \
+             proxy_request_buffering off;\n            client_max_body_size 0;\n        }}\n    }}\n",
+            self.certificate.display(),
+            self.key.display(),
+            self.upstream_port
+        )
+    }
 }
 
 impl Nginx {
@@ -26,12 +49,49 @@ impl Nginx {
     /// directories go into `work_dir`. nginx runs in the foreground (`daemon off`) as
     /// this process's child.
     pub fn start(root: &Path, work_dir: &Path) -> Result<Nginx> {
+        Nginx::start_with(root, work_dir, None, None)
+    }
+
+    /// As [`Nginx::start`], and takes HTTP PUT under `/put/` into `put_dir` (the WebDAV
+    /// module's PUT: the peer of an upload benchmark); with `tls`, it also listens with TLS
+    /// on a port of its own and passes `/up/` to an upload server there (the README's
+    /// reverse-proxy configuration).
+    pub fn start_with_put(
+        root: &Path,
+        work_dir: &Path,
+        put_dir: &Path,
+        tls: Option<&TlsProxy>,
+    ) -> Result<Nginx> {
+        Nginx::start_with(root, work_dir, Some(put_dir), tls)
+    }
+
+    /// The URL of `path` on the TLS port (see [`Nginx::start_with_put`]).
+    pub fn tls_url(&self, path: &str) -> Option<String> {
+        self.tls_port
+            .map(|port| format!("https://127.0.0.1:{port}/{}", path.trim_start_matches('/')))
+    }
+
+    /// The pid of nginx's master process (its one worker is a child of it).
+    pub fn master_pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn start_with(
+        root: &Path,
+        work_dir: &Path,
+        put_dir: Option<&Path>,
+        tls: Option<&TlsProxy>,
+    ) -> Result<Nginx> {
         fs::create_dir_all(work_dir)
             .with_context(|| format!("cannot create {}", work_dir.display()))?;
         let port = free_port()?;
         let config_path = work_dir.join("nginx.conf");
         let error_log = work_dir.join("error.log");
-        fs::write(&config_path, config(root, work_dir, port))
+        let tls_port = tls.map(|_| free_port()).transpose()?;
+        let proxy = tls
+            .zip(tls_port)
+            .map_or_else(String::new, |(tls, port)| tls.server(port));
+        fs::write(&config_path, config(root, work_dir, port, put_dir, &proxy))
             .with_context(|| format!("cannot write {}", config_path.display()))?;
         let child = Command::new("nginx")
             .arg("-p")
@@ -49,6 +109,7 @@ impl Nginx {
         let mut nginx = Nginx {
             child,
             port,
+            tls_port,
             error_log,
         };
         nginx.wait_until_serving()?;
@@ -114,9 +175,19 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-fn config(root: &Path, work_dir: &Path, port: u16) -> String {
+fn config(root: &Path, work_dir: &Path, port: u16, put_dir: Option<&Path>, proxy: &str) -> String {
     let work = work_dir.display();
     let root = root.display();
+    // PUT bodies are written to client_body_temp_path and renamed into place: both on the
+    // same tmpfs.
+    let put = put_dir.map_or_else(String::new, |dir| {
+        format!(
+            "        location /put/ {{\n            alias {}/;\n            dav_methods PUT;\n            \
+             create_full_put_path on;\n            client_max_body_size 0;\n            \
+             client_body_buffer_size 1m;\n        }}\n",
+            dir.display()
+        )
+    });
     // One worker: the machine's other core belongs to the client being measured.
     format!(
         "\
@@ -141,8 +212,8 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {root};
-    }}
-}}
+{put}    }}
+{proxy}}}
 "
     )
 }

@@ -23,6 +23,8 @@ pub struct QmgrInstance {
     root: PathBuf,
     /// The qmgrd [`QmgrInstance::start_daemon`] started, if it runs.
     daemon: Option<Child>,
+    /// More environment for qmgr and qmgrd (e.g. the CA a benchmark's https server uses).
+    extra_env: Vec<(OsString, OsString)>,
 }
 
 impl QmgrInstance {
@@ -38,7 +40,13 @@ impl QmgrInstance {
             qmgrd,
             root,
             daemon: None,
+            extra_env: Vec::new(),
         })
+    }
+
+    /// Sets `name` in the environment of this instance's qmgr and qmgrd.
+    pub fn set_env(&mut self, name: &str, value: impl Into<OsString>) {
+        self.extra_env.push((name.into(), value.into()));
     }
 
     pub fn root(&self) -> &Path {
@@ -144,6 +152,9 @@ impl QmgrInstance {
             ("XDG_RUNTIME_DIR".into(), self.root.join("run").into()),
             ("QMGRD".into(), self.qmgrd.clone().into()),
         ]
+        .into_iter()
+        .chain(self.extra_env.iter().cloned())
+        .collect()
     }
 
     /// The pid of the running qmgrd, which it writes into its store lock.

@@ -56,6 +56,8 @@ impl Instance {
             .env("XDG_STATE_HOME", self.root.join("state"))
             .env("XDG_CONFIG_HOME", self.root.join("config"))
             .env("XDG_RUNTIME_DIR", self.root.join("run"))
+            // Root's listing of every user's jobs looks here, not at real users' daemons.
+            .env("QMGR_USER_RUNTIME_ROOT", self.root.join("users"))
             .env("QMGRD", qmgrd);
     }
 

@@ -21,8 +21,14 @@ pub enum Language {
 pub enum Arguments {
     /// An example: `URL DESTINATION`, the URL being this path on the test server.
     Download { url_path: &'static str },
+    /// An upload example: `FILE URL`, the file made by the runner, the URL this path on
+    /// the test server (which takes BITS uploads).
+    Upload { url_path: &'static str },
     /// A test: `BASE_URL WORK_DIR`.
     Test,
+    /// A test of https: `BASE_URL WORK_DIR HTTPS_BASE_URL`, run with `SSL_CERT_FILE`
+    /// naming the https server's CA and a short certificate-check timeout for its qmgrd.
+    TestWithHttps,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,11 +68,18 @@ const fn test(name: &'static str, source: &'static str) -> Program {
     }
 }
 
-pub const PROGRAMS: [Program; 16] = [
+pub const PROGRAMS: &[Program] = &[
     example("download", "examples-c/download.c", "/data/256k/download"),
     example("group", "examples-c/group.c", "/data/64k/group"),
     example("enumerate", "examples-c/enumerate.c", "/data/1k/enumerate"),
     example("callback", "examples-c/callback.c", "/data/128k/callback"),
+    Program {
+        arguments: Arguments::Upload {
+            url_path: "/incoming/upload.bin",
+        },
+        ..example("upload", "examples-c/upload.c", "")
+    },
+    example("apartment", "examples-c/apartment.c", "/data/96k/apartment"),
     Program {
         language: Language::Cxx,
         short_wchar: true,
@@ -82,6 +95,7 @@ pub const PROGRAMS: [Program; 16] = [
     test("test_files_enums", "tests/c/test_files_enums.c"),
     test("test_callback", "tests/c/test_callback.c"),
     test("test_group", "tests/c/test_group.c"),
+    test("test_apartment", "tests/c/test_apartment.c"),
     Program {
         language: Language::Cxx,
         ..test("test_cxx", "tests/c/test_cxx.cpp")
@@ -91,6 +105,12 @@ pub const PROGRAMS: [Program; 16] = [
         ..test("test_short_wchar", "tests/c/test_short_wchar.c")
     },
     test("test_peer_cache", "tests/c/test_peer_cache.c"),
+    test("test_ranges", "tests/c/test_ranges.c"),
+    test("test_on_demand", "tests/c/test_on_demand.c"),
+    Program {
+        arguments: Arguments::TestWithHttps,
+        ..test("test_http_options3", "tests/c/test_http_options3.c")
+    },
     Program {
         extra_warnings: STRICT_WARNINGS,
         ..test("test_win32_style", "tests/c/test_win32_style.c")
@@ -100,6 +120,14 @@ pub const PROGRAMS: [Program; 16] = [
         short_wchar: true,
         extra_warnings: STRICT_WARNINGS,
         ..test("test_win32_style_cpp", "tests/c/test_win32_style.cpp")
+    },
+    Program {
+        extra_warnings: STRICT_WARNINGS,
+        ..test("test_validation", "tests/c/test_validation.c")
+    },
+    Program {
+        extra_warnings: STRICT_WARNINGS,
+        ..test("test_upload", "tests/c/test_upload.c")
     },
 ];
 

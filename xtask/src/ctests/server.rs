@@ -17,8 +17,25 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(binary: &Path) -> Result<TestServer> {
+        Self::start_with(binary, &[])
+    }
+
+    /// The server in https mode; the PEM of its CA is written to `ca_file`.
+    pub fn start_https(binary: &Path, ca_file: &Path) -> Result<TestServer> {
+        Self::start_with(
+            binary,
+            &[
+                "--https".as_ref(),
+                "--ca-file".as_ref(),
+                ca_file.as_os_str(),
+            ],
+        )
+    }
+
+    fn start_with(binary: &Path, args: &[&std::ffi::OsStr]) -> Result<TestServer> {
         let mut child = Command::new(binary)
             .arg("--exit-on-stdin-eof")
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -31,7 +48,7 @@ impl TestServer {
         let mut first_line = String::new();
         let read = BufReader::new(stdout).read_line(&mut first_line);
         let base_url = first_line.trim().to_owned();
-        if read.is_err() || !base_url.starts_with("http://") {
+        if read.is_err() || !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             let _ = child.kill();
             let _ = child.wait();
             anyhow::bail!(

@@ -93,6 +93,9 @@ pub fn describe(view: &JobView, now: Timestamp) -> String {
     for header in human::header_lines(settings.custom_headers.as_deref()) {
         line("Header", &header);
     }
+    if settings.custom_headers_write_only {
+        line("Header", "(write-only: sent, never shown)");
+    }
     let mut proxy = json::proxy_usage_name(settings.proxy.usage).to_owned();
     if let Some(list) = &settings.proxy.proxy_list {
         let _ = write!(proxy, " {list}");
@@ -144,11 +147,13 @@ pub fn describe(view: &JobView, now: Timestamp) -> String {
         };
         let _ = writeln!(
             text,
-            "  #{index:<3} {status:>5}  {:<24} {} -> {}",
+            "  #{index:<3} {status:>5}  {:<24} {}",
             human::bytes_of(file.bytes_transferred, file.bytes_total),
-            human::clean(&file.remote_name),
-            human::clean(&file.local_name)
+            human::route(file)
         );
+        if !file.ranges.is_empty() {
+            let _ = writeln!(text, "        ranges: {}", human::ranges(&file.ranges));
+        }
     }
     if !view.attempts.is_empty() {
         let _ = writeln!(text, "\nRecent attempts:");

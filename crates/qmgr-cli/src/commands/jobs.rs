@@ -93,6 +93,7 @@ fn new_file(url: &str, path: &Path) -> Result<NewFile, Failure> {
     Ok(NewFile {
         remote_name: url.to_owned(),
         local_name: local.display().to_string(),
+        ranges: None,
     })
 }
 

@@ -2,9 +2,10 @@
 
 use std::io::{BufWriter, Write};
 
-use qmgr_core::service::{JobSummary, JobView, QueueServiceExt};
+use qmgr_core::service::{JobSummary, JobView, QueueService, QueueServiceExt};
 use qmgr_core::{Timestamp, hresult};
 use qmgr_ipc::Client;
+use qmgr_ipc::users::{self, UserQueue};
 
 use crate::cli::ListArgs;
 use crate::failure::Failure;
@@ -13,52 +14,57 @@ use crate::json::{self, JobJson, JobList};
 
 /// The table needs no file list: it reads summaries, a page at a time, keeping only the
 /// text of each row. The JSON lists every job's files, so only it fetches them, a job and
-/// a page at a time.
+/// a page at a time. With `--all-users` (root only) the jobs of every user's running
+/// qmgrd follow root's own, and the table has an OWNER column.
 pub fn run(client: &Client, args: &ListArgs) -> Result<(), Failure> {
+    let others = if args.all_users {
+        other_users()?
+    } else {
+        Vec::new()
+    };
     let wanted = |summary: &JobSummary| {
         args.state.is_empty() || args.state.iter().any(|s| s.matches(summary.job.state))
     };
     if args.output.json {
-        let mut summaries = Vec::new();
-        client.job_summary_pages(args.all_users, |page| {
-            summaries.extend(page.into_iter().filter(|summary| wanted(summary)));
-            Ok(())
-        })?;
-        let mut jobs = Vec::with_capacity(summaries.len());
-        for summary in summaries {
-            let id = summary.job.id;
-            let files = match client.job_files(id) {
-                Ok(files) => files,
-                // Gone since the listing (completed or cancelled meanwhile).
-                Err(error) if error.hresult == hresult::BG_E_NOT_FOUND => continue,
-                Err(error) => return Err(error.into()),
-            };
-            let mut view = JobView {
-                job: summary.job,
-                waiting: summary.waiting,
-                attempts: summary.attempts,
-            };
-            view.job.files = files;
-            jobs.push(JobJson::from(&view));
+        let mut jobs = Vec::new();
+        list_json(client, args.all_users, &wanted, &mut jobs)?;
+        for other in &others {
+            if let Err(failure) = list_json(other, true, &wanted, &mut jobs) {
+                skipped_late(other, &failure);
+            }
         }
         json::print(&JobList { jobs });
         return Ok(());
     }
     let now = Timestamp::now();
-    let mut table = Table::new(HEADER);
-    client.job_summary_pages(args.all_users, |page| {
-        for summary in page.iter().filter(|summary| wanted(summary)) {
-            table.push_row(&row(summary, now));
+    let written = if args.all_users {
+        let mut table = Table::new(OWNER_HEADER);
+        let mut rows = |queue: &dyn QueueService| {
+            queue.job_summary_pages(true, |page| {
+                for summary in page.iter().filter(|summary| wanted(summary)) {
+                    table.push_row(&owner_row(summary, now));
+                }
+                Ok(())
+            })
+        };
+        rows(client)?;
+        for other in &others {
+            if let Err(error) = rows(other) {
+                skipped_late(other, &error.into());
+            }
         }
-        Ok(())
-    })?;
-    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let written = if table.rows() == 0 {
-        writeln!(out, "No jobs.")
+        write_table(&table)
     } else {
-        table.write(&mut out)
+        let mut table = Table::new(HEADER);
+        client.job_summary_pages(false, |page| {
+            for summary in page.iter().filter(|summary| wanted(summary)) {
+                table.push_row(&row(summary, now));
+            }
+            Ok(())
+        })?;
+        write_table(&table)
     };
-    match written.and_then(|()| out.flush()) {
+    match written {
         Ok(()) => Ok(()),
         // The reader went away (`qmgr list | head`): nothing more to say.
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -66,9 +72,94 @@ pub fn run(client: &Client, args: &ListArgs) -> Result<(), Failure> {
     }
 }
 
+/// Every other user's running qmgrd (README "Other users"); only root may ask.
+fn other_users() -> Result<Vec<UserQueue>, Failure> {
+    if !rustix::process::geteuid().is_root() {
+        return Err(Failure::failed(
+            "--all-users lists every user's jobs and needs root (E_ACCESSDENIED); \
+             without it, qmgr list shows your own jobs",
+        ));
+    }
+    let root = users::user_runtime_root(std::env::var_os(users::USER_RUNTIME_ROOT_VAR));
+    let scan = users::scan(&root)?;
+    if logs_debug(std::env::var("QMGR_LOG").ok().as_deref()) {
+        for skipped in &scan.skipped {
+            eprintln!(
+                "qmgr: debug: skipped {}: {}",
+                skipped.path.display(),
+                human::clean(&skipped.reason)
+            );
+        }
+    }
+    Ok(scan.queues)
+}
+
+/// A user's qmgrd that failed while it was listed is skipped, as one not running is.
+fn skipped_late(queue: &UserQueue, failure: &Failure) {
+    if logs_debug(std::env::var("QMGR_LOG").ok().as_deref()) {
+        eprintln!(
+            "qmgr: debug: skipped the rest of {}: {failure}",
+            queue.socket_path().display()
+        );
+    }
+}
+
+/// Whether `QMGR_LOG` (a `tracing` filter, as qmgrd reads it) asks for debug messages.
+fn logs_debug(filter: Option<&str>) -> bool {
+    filter.is_some_and(|filter| {
+        filter
+            .split(',')
+            .any(|directive| matches!(directive.rsplit('=').next(), Some("debug" | "trace")))
+    })
+}
+
+/// The jobs of one queue with their files, as JSON.
+fn list_json(
+    queue: &dyn QueueService,
+    all_users: bool,
+    wanted: &impl Fn(&JobSummary) -> bool,
+    jobs: &mut Vec<JobJson>,
+) -> Result<(), Failure> {
+    let mut summaries = Vec::new();
+    queue.job_summary_pages(all_users, |page| {
+        summaries.extend(page.into_iter().filter(|summary| wanted(summary)));
+        Ok(())
+    })?;
+    for summary in summaries {
+        let id = summary.job.id;
+        let files = match queue.job_files(id) {
+            Ok(files) => files,
+            // Gone since the listing (completed or cancelled meanwhile).
+            Err(error) if error.hresult == hresult::BG_E_NOT_FOUND => continue,
+            Err(error) => return Err(error.into()),
+        };
+        let mut view = JobView {
+            job: summary.job,
+            waiting: summary.waiting,
+            attempts: summary.attempts,
+        };
+        view.job.files = files;
+        jobs.push(JobJson::from(&view));
+    }
+    Ok(())
+}
+
+fn write_table<const N: usize>(table: &Table<N>) -> std::io::Result<()> {
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    if table.rows() == 0 {
+        writeln!(out, "No jobs.")?;
+    } else {
+        table.write(&mut out)?;
+    }
+    out.flush()
+}
+
 const COLUMNS: usize = 7;
 const HEADER: [&str; COLUMNS] = [
     "ID", "NAME", "STATE", "PRIORITY", "FILES", "BYTES", "WAITING",
+];
+const OWNER_HEADER: [&str; COLUMNS + 1] = [
+    "ID", "OWNER", "NAME", "STATE", "PRIORITY", "FILES", "BYTES", "WAITING",
 ];
 
 /// The table's cells of one job.
@@ -86,27 +177,39 @@ fn row(summary: &JobSummary, now: Timestamp) -> [String; COLUMNS] {
     ]
 }
 
-/// A table of [`COLUMNS`] columns, its cells kept end to end in one text with where each
-/// ends and how wide it is: a row of a large queue costs its text and a few numbers.
-struct Table {
+/// [`row`] with the owner's user name (or uid) after the ID.
+fn owner_row(summary: &JobSummary, now: Timestamp) -> [String; COLUMNS + 1] {
+    let [id, rest @ ..] = row(summary, now);
+    let mut cells = [const { String::new() }; COLUMNS + 1];
+    cells[0] = id;
+    cells[1] = human::user_label(summary.job.owner_uid);
+    for (cell, text) in cells[2..].iter_mut().zip(rest) {
+        *cell = text;
+    }
+    cells
+}
+
+/// A table of `N` columns, its cells kept end to end in one text with where each ends and
+/// how wide it is: a row of a large queue costs its text and a few numbers.
+struct Table<const N: usize> {
     text: String,
     /// Per cell, row after row: where it ends in `text`, and its width on a terminal.
     cells: Vec<(usize, usize)>,
-    widths: [usize; COLUMNS],
+    widths: [usize; N],
 }
 
-impl Table {
-    fn new(header: [&str; COLUMNS]) -> Table {
+impl<const N: usize> Table<N> {
+    fn new(header: [&str; N]) -> Table<N> {
         let mut table = Table {
             text: String::new(),
             cells: Vec::new(),
-            widths: [0; COLUMNS],
+            widths: [0; N],
         };
         table.push_row(&header);
         table
     }
 
-    fn push_row<S: AsRef<str>>(&mut self, cells: &[S; COLUMNS]) {
+    fn push_row<S: AsRef<str>>(&mut self, cells: &[S; N]) {
         for (cell, width) in cells.iter().zip(&mut self.widths) {
             let cell = cell.as_ref();
             let cell_width = cell_width(cell);
@@ -118,7 +221,7 @@ impl Table {
 
     /// Rows below the header.
     fn rows(&self) -> usize {
-        self.cells.len() / COLUMNS - 1
+        self.cells.len() / N - 1
     }
 
     /// Every row, each cell padded to its column's width, two spaces between columns, and
@@ -126,7 +229,7 @@ impl Table {
     fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
         let mut line = String::new();
         let mut start = 0;
-        for row in self.cells.chunks_exact(COLUMNS) {
+        for row in self.cells.chunks_exact(N) {
             line.clear();
             for (column, &(end, cell_width)) in row.iter().enumerate() {
                 if column > 0 {
@@ -221,6 +324,14 @@ mod tests {
             "{wide_line}"
         );
         assert!(!written.lines().any(|line| line.ends_with(' ')));
+    }
+
+    #[test]
+    fn debug_messages_follow_qmgr_log() {
+        assert!(logs_debug(Some("debug")));
+        assert!(logs_debug(Some("warn,qmgr_ipc=trace")));
+        assert!(!logs_debug(Some("info")));
+        assert!(!logs_debug(None));
     }
 
     #[test]

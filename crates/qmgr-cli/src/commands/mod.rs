@@ -29,6 +29,7 @@ pub fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Daemon(DaemonCommand::Stop) => return daemon::stop(&session),
         Command::Transfer(args) => return transfer::run(&session, &args),
+        Command::Upload(args) => return transfer::run(&session, &args.into_transfer()),
         _ => {}
     }
     let client = session.connect()?;
@@ -120,7 +121,10 @@ pub fn run(command: Command) -> Result<(), Failure> {
         Command::TakeOwnership { job } => jobs::take_ownership(&client, &job),
         Command::Groups { output } => groups::run(&client, output.json),
         Command::Monitor { interval, count } => monitor::run(&client, interval, count),
-        Command::Transfer(_) | Command::Daemon(_) | Command::Completions { .. } => {
+        Command::Transfer(_)
+        | Command::Upload(_)
+        | Command::Daemon(_)
+        | Command::Completions { .. } => {
             unreachable!("handled before connecting")
         }
     }

@@ -23,7 +23,7 @@ use qmgr_core::service::{
     JobChange, JobSummary, JobView, NewFile, Notification, NotificationKind, QueueService,
     QueueServiceExt, WaitReason,
 };
-use qmgr_core::{FileRecord, Guid, JobPriority, JobState, JobType, Timestamp};
+use qmgr_core::{FileRecord, Guid, JobPriority, JobState, Timestamp};
 use qmgr_ipc::Client;
 
 use crate::cli::{RateArg, TransferArgs};
@@ -73,7 +73,11 @@ pub fn run(session: &Session, args: &TransferArgs) -> Result<(), Failure> {
             "no URLs to transfer: name them on the command line or list them with -i FILE",
         ));
     }
-    let planned = destinations::plan(&urls, target, &cwd, args.no_clobber)?;
+    let planned = if args.job_type.is_upload() {
+        upload_plan(&urls, args.output.as_deref(), &cwd)?
+    } else {
+        destinations::plan(&urls, target, &cwd, args.no_clobber)?
+    };
     let chunk_size = usize::try_from(session.config.max_files_per_job.max(1)).unwrap_or(usize::MAX);
     let chunks: Vec<Vec<Planned>> = planned.chunks(chunk_size).map(<[_]>::to_vec).collect();
     let job_quota = usize::try_from(session.config.max_jobs_per_user.max(1)).unwrap_or(usize::MAX);
@@ -106,6 +110,24 @@ pub fn run(session: &Session, args: &TransferArgs) -> Result<(), Failure> {
         credentials: &credentials,
     };
     watch.run(chunks, news)
+}
+
+/// `qmgr upload FILE URL`: the one file, its path made absolute (qmgrd reads it, from
+/// another working directory). The service checks that it can be read.
+fn upload_plan(urls: &[String], file: Option<&Path>, cwd: &Path) -> Result<Vec<Planned>, Failure> {
+    let (Some(url), Some(file)) = (urls.first(), file) else {
+        return Err(Failure::usage("qmgr upload takes one FILE and one URL"));
+    };
+    if !std::fs::metadata(file).is_ok_and(|status| status.is_file()) {
+        return Err(Failure::usage(format!(
+            "{}: not a file that can be uploaded",
+            file.display()
+        )));
+    }
+    Ok(vec![Planned {
+        remote: url.clone(),
+        local: cwd.join(file),
+    }])
 }
 
 /// The URLs listed in `list` (`-`: standard input).
@@ -159,7 +181,13 @@ fn run_background(
     let job_limit = split_limit(args, chunks.len());
     let mut jobs: Vec<Guid> = Vec::new();
     for (part, (chunk, parallel)) in chunks.iter().zip(&shares).enumerate() {
-        let name = job_name(args.name.as_deref(), chunk, part, chunks.len());
+        let name = job_name(
+            args.name.as_deref(),
+            chunk,
+            part,
+            chunks.len(),
+            command_name(args),
+        );
         match create_job(
             client,
             &name,
@@ -197,7 +225,12 @@ fn run_background(
             "interrupted before the jobs were queued; nothing was left behind",
         ));
     }
-    report_background(client, &jobs, args.json.then_some(before_start.as_slice()))
+    report_background(
+        client,
+        &jobs,
+        args.json.then_some(before_start.as_slice()),
+        args.job_type.is_upload(),
+    )
 }
 
 /// Each job's share of `--limit` when `jobs` jobs run at once.
@@ -250,10 +283,25 @@ pub fn parallel_shares(budget: u32, jobs: usize) -> Vec<u32> {
         .collect()
 }
 
+/// The command the jobs come from, for their default names.
+fn command_name(args: &TransferArgs) -> &'static str {
+    if args.job_type.is_upload() {
+        "upload"
+    } else {
+        "transfer"
+    }
+}
+
 /// The job's display name: `--name`, else what it holds, the first file's name first
 /// (`a.iso (qmgr transfer)`, `a.iso +3 more (qmgr transfer)`), so `list` and `monitor` tell
 /// jobs apart.
-fn job_name(given: Option<&str>, files: &[Planned], part: usize, parts: usize) -> String {
+fn job_name(
+    given: Option<&str>,
+    files: &[Planned],
+    part: usize,
+    parts: usize,
+    command: &str,
+) -> String {
     let base = given.map_or_else(
         || {
             let first = files
@@ -265,7 +313,7 @@ fn job_name(given: Option<&str>, files: &[Planned], part: usize, parts: usize) -
                 0 | 1 => String::new(),
                 n => format!(" +{} more", n - 1),
             };
-            let tail = format!("{more} (qmgr transfer)");
+            let tail = format!("{more} (qmgr {command})");
             let room = DEFAULT_NAME_CHARS.saturating_sub(tail.chars().count());
             format!("{}{tail}", human::fit(&first, room))
         },
@@ -314,7 +362,7 @@ fn create_job(
     args: &TransferArgs,
     credentials: &[Credential],
 ) -> qmgr_core::Result<Guid> {
-    let id = client.create_job(name, JobType::Download)?;
+    let id = client.create_job(name, args.job_type)?;
     let setup = || -> qmgr_core::Result<()> {
         for credential in credentials {
             client.set_job(id, JobChange::Credentials(credential.clone()))?;
@@ -366,6 +414,7 @@ fn create_job(
                 .map(|file| NewFile {
                     remote_name: file.remote.clone(),
                     local_name: file.local.display().to_string(),
+                    ranges: None,
                 })
                 .collect(),
         )?;
@@ -392,6 +441,7 @@ fn report_background(
     client: &Client,
     jobs: &[Guid],
     before_start: Option<&[JobView]>,
+    upload: bool,
 ) -> Result<(), Failure> {
     if let Some(before_start) = before_start {
         let mut views = Vec::new();
@@ -422,10 +472,17 @@ fn report_background(
         } else {
             (format!("jobs {}", short.join(", ")), "their files")
         };
-        eprintln!(
-            "qmgr: queued {what}; `qmgr info {first}` shows progress; the service moves {has} \
-             into place when the transfer is done"
-        );
+        if upload {
+            eprintln!(
+                "qmgr: queued {what}; `qmgr info {first}` shows progress; the service finishes \
+                 the job when the server has the file"
+            );
+        } else {
+            eprintln!(
+                "qmgr: queued {what}; `qmgr info {first}` shows progress; the service moves \
+                 {has} into place when the transfer is done"
+            );
+        }
     }
     Ok(())
 }
@@ -705,7 +762,13 @@ impl Watch<'_> {
         while jobs.iter().filter(|job| job.running()).count() < at_once
             && let Some(part) = pending.front()
         {
-            let name = job_name(self.args.name.as_deref(), &part.files, part.number, parts);
+            let name = job_name(
+                self.args.name.as_deref(),
+                &part.files,
+                part.number,
+                parts,
+                command_name(self.args),
+            );
             match create_job(
                 self.client,
                 &name,
@@ -1130,6 +1193,7 @@ fn complete_here(client: &Client, id: Guid) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use qmgr_core::JobType;
 
     #[test]
     fn the_parallel_budget_is_shared_among_jobs() {
@@ -1151,18 +1215,24 @@ mod tests {
                 local: "/d/b.iso".into(),
             },
         ];
-        assert_eq!(job_name(None, &files[..1], 0, 1), "a.iso (qmgr transfer)");
         assert_eq!(
-            job_name(None, &files, 1, 3),
+            job_name(None, &files[..1], 0, 1, "transfer"),
+            "a.iso (qmgr transfer)"
+        );
+        assert_eq!(
+            job_name(None, &files, 1, 3, "transfer"),
             "a.iso +1 more (qmgr transfer) (part 2 of 3)"
         );
-        assert_eq!(job_name(Some("nightly"), &files, 0, 1), "nightly");
+        assert_eq!(
+            job_name(Some("nightly"), &files, 0, 1, "transfer"),
+            "nightly"
+        );
         // A long file name is cut; what says how many more and where from stays.
         let long = [Planned {
             remote: "http://h/x".into(),
             local: format!("/d/{}", "x".repeat(300)).into(),
         }];
-        let name = job_name(None, &[long[0].clone(), files[0].clone()], 0, 1);
+        let name = job_name(None, &[long[0].clone(), files[0].clone()], 0, 1, "transfer");
         assert_eq!(name.chars().count(), DEFAULT_NAME_CHARS);
         assert!(
             name.starts_with("xxx") && name.ends_with("… +1 more (qmgr transfer)"),

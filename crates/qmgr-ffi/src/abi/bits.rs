@@ -48,7 +48,7 @@ pub static IID_IBackgroundCopyFile5: IID = GUID::new(
     [0x88, 0x34, 0xDF, 0x18, 0xEA, 0x25, 0x71, 0x7E],
 );
 
-/// `IID_IBackgroundCopyFile6` (bits10_1.h; not implemented).
+/// `IID_IBackgroundCopyFile6` (bits10_1.h).
 #[unsafe(no_mangle)]
 pub static IID_IBackgroundCopyFile6: IID = GUID::new(
     0xCF6784F7,
@@ -57,7 +57,7 @@ pub static IID_IBackgroundCopyFile6: IID = GUID::new(
     [0x93, 0x68, 0xCB, 0x47, 0xAE, 0xE9, 0xD1, 0xAD],
 );
 
-/// `IID_IBackgroundCopyCallback3` (bits10_1.h; client-implemented, not called).
+/// `IID_IBackgroundCopyCallback3` (bits10_1.h; client-implemented).
 #[unsafe(no_mangle)]
 pub static IID_IBackgroundCopyCallback3: IID = GUID::new(
     0x98C97BD2,
@@ -75,7 +75,7 @@ pub static IID_IBackgroundCopyJobHttpOptions2: IID = GUID::new(
     [0x83, 0x23, 0x4C, 0x5C, 0x54, 0x25, 0x78, 0xFC],
 );
 
-/// `IID_IBackgroundCopyJobHttpOptions3` (bits10_3.h; not implemented).
+/// `IID_IBackgroundCopyJobHttpOptions3` (bits10_3.h).
 #[unsafe(no_mangle)]
 pub static IID_IBackgroundCopyJobHttpOptions3: IID = GUID::new(
     0x8A9263D3,
@@ -84,7 +84,7 @@ pub static IID_IBackgroundCopyJobHttpOptions3: IID = GUID::new(
     [0x9B, 0x28, 0x30, 0x13, 0x2A, 0x4D, 0x4E, 0x3C],
 );
 
-/// `IID_IBackgroundCopyServerCertificateValidationCallback` (bits10_3.h; not called).
+/// `IID_IBackgroundCopyServerCertificateValidationCallback` (bits10_3.h).
 #[unsafe(no_mangle)]
 pub static IID_IBackgroundCopyServerCertificateValidationCallback: IID = GUID::new(
     0x4CEC0D02,
@@ -975,7 +975,7 @@ pub struct IBackgroundCopyFile5Vtbl {
     ) -> HRESULT,
 }
 
-/// File additions of BITS 10.1 (bits10_1.h; not implemented).
+/// File additions of BITS 10.1: ranges of on-demand files (bits10_1.h).
 #[repr(C)]
 #[derive(Debug)]
 pub struct IBackgroundCopyFile6 {
@@ -1021,7 +1021,7 @@ pub struct IBackgroundCopyJobHttpOptions2Vtbl {
     ) -> HRESULT,
 }
 
-/// HTTP option additions of BITS 10.3 (bits10_3.h; not implemented).
+/// HTTP option additions of BITS 10.3 (bits10_3.h): write-only custom headers and a server certificate validator.
 #[repr(C)]
 #[derive(Debug)]
 pub struct IBackgroundCopyJobHttpOptions3 {
@@ -1041,7 +1041,7 @@ pub struct IBackgroundCopyJobHttpOptions3Vtbl {
         unsafe extern "C" fn(This: *mut IBackgroundCopyJobHttpOptions3) -> HRESULT,
 }
 
-/// Implemented by the client: told of transferred ranges (bits10_1.h; not called).
+/// Implemented by the client: told of transferred ranges of on-demand files (bits10_1.h); called as its other callbacks are.
 #[repr(C)]
 #[derive(Debug)]
 pub struct IBackgroundCopyCallback3 {
@@ -1062,7 +1062,7 @@ pub struct IBackgroundCopyCallback3Vtbl {
     ) -> HRESULT,
 }
 
-/// Implemented by the client: validates server certificates (bits10_3.h; not called).
+/// Implemented by the client: validates server certificates (bits10_3.h); called as its other callbacks are (in its apartment).
 #[repr(C)]
 #[derive(Debug)]
 pub struct IBackgroundCopyServerCertificateValidationCallback {

@@ -159,6 +159,33 @@ pub const COINIT_APARTMENTTHREADED: DWORD = 0x2;
 pub const COINIT_DISABLE_OLE1DDE: DWORD = 0x4;
 pub const COINIT_SPEED_OVER_MEMORY: DWORD = 0x8;
 
+/// Something a thread waits for in `CoWaitForMultipleHandles`. On Linux it is a file
+/// descriptor carried in the pointer, `(HANDLE)(intptr_t)fd`, and it counts as signaled
+/// while the descriptor is readable (an eventfd with a non-zero count, a pipe with data, a
+/// hung-up socket). Waiting reads nothing: an eventfd stays signaled until its owner reads
+/// it, like a manual-reset event.
+pub type HANDLE = *mut c_void;
+pub type LPHANDLE = *mut HANDLE;
+pub type LPDWORD = *mut DWORD;
+
+/// A time-out that never ends.
+pub const INFINITE: DWORD = 0xFFFF_FFFF;
+/// The index `CoWaitForMultipleHandles` reports, with `COWAIT_ALERTABLE`, when a signal
+/// handler ran during the wait (Linux's counterpart of a queued APC).
+pub const WAIT_IO_COMPLETION: DWORD = 0xC0;
+/// The most handles one `CoWaitForMultipleHandles` waits for.
+pub const MAXIMUM_WAIT_OBJECTS: DWORD = 64;
+
+/// How `CoWaitForMultipleHandles` waits. On Linux there are no window messages and no
+/// APCs; see the function for what each flag does here.
+pub type COWAIT_FLAGS = C_ENUM;
+pub const COWAIT_DEFAULT: COWAIT_FLAGS = 0x0;
+pub const COWAIT_WAITALL: COWAIT_FLAGS = 0x1;
+pub const COWAIT_ALERTABLE: COWAIT_FLAGS = 0x2;
+pub const COWAIT_INPUTAVAILABLE: COWAIT_FLAGS = 0x4;
+pub const COWAIT_DISPATCH_CALLS: COWAIT_FLAGS = 0x8;
+pub const COWAIT_DISPATCH_WINDOW_MESSAGES: COWAIT_FLAGS = 0x10;
+
 // The arguments Microsoft's samples pass to CoInitializeSecurity (which accepts any).
 pub const RPC_C_AUTHN_LEVEL_DEFAULT: DWORD = 0;
 pub const RPC_C_AUTHN_LEVEL_NONE: DWORD = 1;

@@ -292,21 +292,54 @@ fn job2_to_job5_methods() {
     assert_eq!(take_string(remote_name), "https://new.example/b/a/file");
     release(file);
     release(files);
-    let range = BG_FILE_RANGE {
-        InitialOffset: 0,
-        Length: 10,
-    };
+    let mut ranges = [
+        BG_FILE_RANGE {
+            InitialOffset: 900,
+            Length: 100,
+        },
+        BG_FILE_RANGE {
+            InitialOffset: 0,
+            Length: BG_LENGTH_TO_EOF,
+        },
+    ];
+    let ranged = wide(&fx.path("ranged.bin"));
     assert_eq!(
         vcall!(
             job3,
-            AddFileWithRanges(
-                remote.as_ptr(),
-                local.as_ptr(),
-                1,
-                (&raw const range).cast_mut()
-            )
+            AddFileWithRanges(remote.as_ptr(), ranged.as_ptr(), 0, ranges.as_mut_ptr())
         ),
-        hr(hresult::E_NOTIMPL)
+        hr(hresult::E_INVALIDARG),
+        "no ranges"
+    );
+    assert_eq!(
+        vcall!(
+            job3,
+            AddFileWithRanges(remote.as_ptr(), ranged.as_ptr(), 2, ranges.as_mut_ptr())
+        ),
+        hr(hresult::BG_E_OVERLAPPING_RANGES),
+        "a range to the end covers every later offset"
+    );
+    assert_eq!(
+        vcall!(
+            job3,
+            AddFileWithRanges(remote.as_ptr(), ranged.as_ptr(), 1, std::ptr::null_mut())
+        ),
+        hr(hresult::E_POINTER)
+    );
+    assert_eq!(
+        vcall!(
+            job3,
+            AddFileWithRanges(remote.as_ptr(), ranged.as_ptr(), 600, ranges.as_mut_ptr())
+        ),
+        hr(hresult::BG_E_TOO_MANY_RANGES_IN_FILE),
+        "refused before the array is read"
+    );
+    assert_eq!(
+        vcall!(
+            job3,
+            AddFileWithRanges(remote.as_ptr(), ranged.as_ptr(), 1, ranges.as_mut_ptr())
+        ),
+        0
     );
 
     let job4: *mut IBackgroundCopyJob4 = query(job, &IID_IBackgroundCopyJob4).unwrap();

@@ -30,10 +30,15 @@ impl State {
             }
             if event.is_final() {
                 self.stopped.remove(&transfer);
+                self.fetch_abandoned(transfer);
             }
             return;
         };
         let (id, index) = (slot.job, slot.file);
+        if slot.fetch.is_some() {
+            self.on_fetch_event(engine, transfer, event, now);
+            return;
+        }
         match event {
             EngineEvent::Started { temp_path, .. } => {
                 self.on_started(engine, id, index, &temp_path, now);
@@ -115,29 +120,91 @@ impl State {
                     .jobs
                     .get(&id)
                     .map_or(0, |e| e.job.files[index].bytes_transferred);
-                self.record_attempt(
-                    id,
-                    index,
-                    &slot,
-                    bytes,
-                    error.http_status,
-                    Some(error.error.clone()),
-                    now,
-                );
-                self.fail_job(
-                    engine,
-                    id,
-                    index,
-                    error.error,
-                    error.transient,
-                    error.retry_after,
-                    now,
-                );
+                self.transfer_failed(engine, &slot, bytes, error, now);
             }
             EngineEvent::Cancelled { .. } => {
                 self.transfers.remove(&transfer);
             }
+            EngineEvent::Uploaded { state, .. } => {
+                self.on_uploaded(engine, id, index, &state, now);
+            }
         }
+    }
+
+    /// What the engine reports about an on-demand fetch (see `on_demand.rs`): its bytes go
+    /// to a scratch file and count only once placed, so progress is not recorded.
+    fn on_fetch_event(
+        &mut self,
+        engine: &Engine,
+        transfer: TransferId,
+        event: EngineEvent,
+        now: Timestamp,
+    ) {
+        let Some(slot) = self.transfers.get(&transfer) else {
+            return;
+        };
+        let (id, index) = (slot.job, slot.file);
+        match event {
+            EngineEvent::Started { temp_path, .. } => self.fetch_started(transfer, &temp_path),
+            EngineEvent::Responded {
+                validator,
+                remote_size,
+                ..
+            } => self.fetch_responded(engine, id, index, remote_size, validator, now),
+            EngineEvent::Progress { throttled, .. } => {
+                if let Some(slot) = self.transfers.get_mut(&transfer) {
+                    slot.throttled = throttled;
+                }
+            }
+            EngineEvent::Completed { temp_path, .. } => {
+                let slot = self.transfers.remove(&transfer).expect("slot present");
+                self.record_attempt(id, index, &slot, 0, None, None, now);
+                self.fetch_completed(engine, transfer, &slot, &temp_path, now);
+            }
+            EngineEvent::Failed { error, .. } => {
+                let slot = self.transfers.remove(&transfer).expect("slot present");
+                self.fetch_abandoned(transfer);
+                // A fetch's bytes count only once placed: none did.
+                self.transfer_failed(engine, &slot, 0, error, now);
+            }
+            EngineEvent::Cancelled { .. } => {
+                self.transfers.remove(&transfer);
+                self.fetch_abandoned(transfer);
+            }
+            // Fetches are downloads: an upload's events never come here.
+            EngineEvent::Uploaded { .. } => {}
+        }
+    }
+
+    /// A transfer (or an on-demand fetch) failed having moved the file to `bytes`: the
+    /// attempt is recorded and the job stops or waits to retry.
+    fn transfer_failed(
+        &mut self,
+        engine: &Engine,
+        slot: &Slot,
+        bytes: u64,
+        error: qmgr_transfer::TransferError,
+        now: Timestamp,
+    ) {
+        let (id, index) = (slot.job, slot.file);
+        self.record_attempt(
+            id,
+            index,
+            slot,
+            bytes,
+            error.http_status,
+            Some(error.error.clone()),
+            now,
+        );
+        self.fail_job(
+            engine,
+            id,
+            index,
+            error.error,
+            error.transient,
+            error.retry_after,
+            now,
+        );
     }
 
     /// A stopped transfer's engine made its temporary file: kept if the file the transfer

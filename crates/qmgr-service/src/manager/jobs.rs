@@ -29,9 +29,9 @@ impl State {
         umask: Option<u32>,
         now: Timestamp,
     ) -> Result<Response> {
-        if job_type != JobType::Download {
+        if job_type == JobType::UploadReply {
             return Err(QmgrError::from_code(hresult::E_NOTIMPL)
-                .context("upload jobs are not supported yet"));
+                .context("upload-reply jobs are not supported yet"));
         }
         // A group's job takes the place its group already counts for.
         if group.is_none() {
@@ -111,12 +111,47 @@ impl State {
                     .any(|f| f.local_name == file.local_name);
             added = entry
                 .job
-                .add_file_known_taken(&file.remote_name, &file.local_name, max_files, taken, now)
+                .add_file_known_taken(
+                    &file.remote_name,
+                    &file.local_name,
+                    file.ranges.as_deref(),
+                    max_files,
+                    taken,
+                    now,
+                )
                 .map(|_| ());
             if added.is_err() {
                 break;
             }
             entry.local_names.insert(hash);
+            if entry.job.job_type.is_upload() {
+                // An upload's local name is its source, not a destination to make.
+                let lower = file.remote_name.to_ascii_lowercase();
+                if !lower.starts_with("http://") && !lower.starts_with("https://") {
+                    added = Err(QmgrError::invalid_arg(format!(
+                        "{}: uploads go to http and https servers only",
+                        file.remote_name
+                    )));
+                    break;
+                }
+                match super::upload::check_source(&file.local_name) {
+                    Ok(source) => {
+                        let index = entry.job.files.len() - 1;
+                        let record = &mut entry.job.files[index];
+                        record.bytes_total = source.size;
+                        record.upload = Some(qmgr_core::file::UploadRecord {
+                            source,
+                            ..qmgr_core::file::UploadRecord::default()
+                        });
+                        entry.job.recount_files();
+                    }
+                    Err(error) => {
+                        added = Err(error);
+                        break;
+                    }
+                }
+                continue;
+            }
             // Files of one call mostly share a directory: it is checked once.
             let directory = Path::new(&file.local_name).parent();
             if directory.is_none() || directory != checked_directory {
@@ -222,6 +257,10 @@ impl State {
     }
 
     pub(super) fn stop_transfers(&mut self, engine: &Engine, id: Guid) {
+        if let Some(entry) = self.jobs.get_mut(&id) {
+            // A check under way is for this run: its verdict no longer starts anything.
+            entry.certificate_gate = None;
+        }
         if let Some(entry) = self.jobs.get_mut(&id)
             && let Some(run) = entry.run.take()
         {
@@ -264,6 +303,7 @@ impl State {
         if !self.discard_temp_files(temps.iter().map(String::as_str), engine_let_go) {
             code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
         }
+        super::upload::cancel_sessions(engine, &job);
         self.forget(id, job, now);
         Ok(Response::Done(code))
     }
@@ -346,6 +386,7 @@ impl State {
             entry.job = job;
         }
         self.announce(id, before, now);
+        self.forget_certificate_validator(id);
         if let Some(entry) = self.jobs.remove(&id)
             && let Some(count) = self.owned.get_mut(&entry.job.owner_uid)
         {
@@ -363,6 +404,9 @@ impl State {
         now: Timestamp,
     ) -> Result<Response> {
         self.entry(uid, id)?;
+        if let JobChange::ValidationState { file, valid } = change {
+            return self.set_validation_state(engine, id, file, valid, now);
+        }
         let job = &mut self.jobs.get_mut(&id).expect("looked up").job;
         job.ensure_mutable()?;
         let changed = match &change {
@@ -400,6 +444,39 @@ impl State {
             self.auto_complete_due.push(id);
         }
         self.share_job_limit(engine, id);
+        self.schedule_needed = true;
+        Ok(Response::Done(hresult::S_OK))
+    }
+
+    /// IBackgroundCopyFile3::SetValidationState on a job looked up for its owner. A rejected
+    /// file loses its bytes and its temporary file, and its job stops in ERROR.
+    fn set_validation_state(
+        &mut self,
+        engine: &Engine,
+        id: Guid,
+        file: u32,
+        valid: bool,
+        now: Timestamp,
+    ) -> Result<Response> {
+        let entry = self.jobs.get_mut(&id).expect("looked up");
+        let undo = entry.job.snapshot(Some(file as usize));
+        let rejected_temp = match entry.job.set_validation_state(file, valid, now) {
+            Ok(temp) => temp,
+            Err(error) => {
+                entry.job.restore(undo);
+                return Err(error);
+            }
+        };
+        if valid {
+            self.commit(id, undo, Changed::File(file as usize), now)?;
+            return Ok(Response::Done(hresult::S_OK));
+        }
+        // The file is unfinished again: the next run's cursor must see it.
+        entry.first_unfinished = entry.first_unfinished.min(file as usize);
+        self.stop_transfers(engine, id);
+        self.commit(id, undo, Changed::File(file as usize), now)?;
+        // Only now that the store no longer names it may the temporary file go.
+        self.discard_temp_files(rejected_temp.as_deref(), true);
         self.schedule_needed = true;
         Ok(Response::Done(hresult::S_OK))
     }

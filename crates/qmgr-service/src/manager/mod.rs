@@ -21,6 +21,7 @@
 //! | `notify.rs` | subscribers and the notification command |
 //! | `recover.rs` | start-up: loading the store, interrupted Completes, leftovers |
 //! | `transfer_request.rs` | the engine's request for one file |
+//! | `on_demand.rs` | ON_DEMAND_MODE: ranges asked for, fetched and placed |
 //!
 //! A store write that fails is never dropped. A request changes the job, keeping a
 //! snapshot of what it changes, and saves the change before anything else happens
@@ -58,17 +59,20 @@ use qmgr_transfer::{Engine, EngineConfig, EngineEvent, TransferId};
 use crate::clock::Clock;
 
 mod batch;
+mod certificate_check;
 mod download_time;
 mod engine_events;
 mod groups;
 mod jobs;
 mod notify;
+mod on_demand;
 mod recover;
 mod requests;
 mod schedule;
 mod settings;
 mod timers;
 mod transfer_request;
+mod upload;
 mod view;
 
 use batch::Batch;
@@ -128,6 +132,9 @@ struct Entry {
     /// Hashes of the files' local names (`State::name_hasher`): AddFiles looks a name up
     /// here instead of comparing it with every file, and compares only on a hit.
     local_names: LocalNames,
+    /// The file held back for the job's certificate validator, if one is (see
+    /// `certificate_check.rs`).
+    certificate_gate: Option<certificate_check::CertificateGate>,
 }
 
 impl Entry {
@@ -145,6 +152,7 @@ impl Entry {
             complete_error: None,
             first_unfinished: 0,
             local_names: LocalNames::default(),
+            certificate_gate: None,
         };
         entry.index_local_names(hasher);
         entry
@@ -256,6 +264,9 @@ struct Slot {
     restart: Option<String>,
     /// A bandwidth cap held this transfer back in the engine's last progress report.
     throttled: bool,
+    /// For a file of an ON_DEMAND_MODE job: the spans this transfer fetches, in the order
+    /// the engine writes them into its scratch file (see `on_demand.rs`).
+    fetch: Option<Vec<qmgr_core::on_demand::Span>>,
 }
 
 struct State {
@@ -297,6 +308,10 @@ struct State {
     download_clocks: DownloadClocks,
     /// The jobs in creation order, for listings (see `view.rs`).
     listing_order: RefCell<ListingOrder>,
+    /// Server certificate validators and their checks (see `certificate_check.rs`).
+    validators: certificate_check::Validators,
+    /// The scratch files of on-demand fetches under way, by transfer (see `on_demand.rs`).
+    scratch_files: HashMap<TransferId, std::path::PathBuf>,
 }
 
 /// The queue's jobs by creation order, `(seq, id)` ascending: a listing reads a page from
@@ -334,6 +349,7 @@ impl QueueManager {
             groups: HashMap::new(),
             transfers: HashMap::new(),
             stopped: HashMap::new(),
+            scratch_files: HashMap::new(),
             name_hasher: RandomState::new(),
             next_seq: 0,
             next_turn: 0,
@@ -349,6 +365,9 @@ impl QueueManager {
             batch: None,
             download_clocks: DownloadClocks::default(),
             listing_order: RefCell::new(ListingOrder::default()),
+            validators: certificate_check::Validators::new(
+                certificate_check::check_timeout_from_environment(),
+            ),
         };
         state.recover(clock.now(), boot_changed(state_dir)?)?;
         let shared = Arc::new(Shared {
@@ -358,6 +377,7 @@ impl QueueManager {
             wake,
             driver: Mutex::new(None),
         });
+        shared.state.lock().validators.manager = Arc::downgrade(&shared);
         let driver_shared = Arc::downgrade(&shared);
         let driver = std::thread::Builder::new()
             .name("qmgr-queue".into())

@@ -110,7 +110,7 @@ impl State {
     }
 
     /// Tells subscribers `kind` of job `id`, in the state it is in now.
-    fn publish_about(&mut self, id: Guid, kind: NotificationKind) {
+    pub(super) fn publish_about(&mut self, id: Guid, kind: NotificationKind) {
         let Some(job) = self.jobs.get(&id).map(|entry| &entry.job) else {
             return;
         };

@@ -134,6 +134,17 @@ fn recover_job(job: &mut Job, now: Timestamp, rebooted: bool) -> Recovered {
         changed = true;
     }
     for file in &mut job.files {
+        // An upload stands where its server last said (both figures are lower bounds of
+        // it; the first fragment's Ack gives the rest); nothing on disk to check.
+        if let Some(upload) = &mut file.upload {
+            let known = upload.offset.max(file.bytes_transferred);
+            if !file.completed && (file.bytes_transferred, upload.offset) != (known, known) {
+                file.bytes_transferred = known;
+                upload.offset = known;
+                changed = true;
+            }
+            continue;
+        }
         // A file with nothing on disk and no name for it has nothing to check.
         if file.completed || (file.temp_name.is_none() && file.bytes_transferred == 0) {
             continue;

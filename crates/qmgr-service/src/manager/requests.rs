@@ -116,6 +116,21 @@ impl State {
                 }
                 Ok(Response::Text(self.store.response_headers(job, index)?))
             }
+            Request::SetCertificateValidator { job, client } => {
+                self.set_certificate_validator(uid, job, client)
+            }
+            Request::GetCertificateCheck { job, check } => self.certificate_check(uid, job, check),
+            Request::CertificateVerdict {
+                job,
+                check,
+                verdict,
+            } => self.certificate_verdict(engine, uid, job, check, verdict, now),
+            Request::RequestFileRanges { job, file, ranges } => {
+                self.request_file_ranges(engine, uid, job, file, &ranges, now)
+            }
+            Request::UpdateDownloadPosition { job, file, offset } => {
+                self.update_download_position(engine, uid, job, file, offset, now)
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use qmgr_core::{Guid, JobState, Timestamp};
 use qmgr_transfer::Engine;
 
 use super::transfer_request::transfer_request;
-use super::{Run, Slot, State};
+use super::{Run, Slot, State, certificate_check};
 
 /// The most files named by one write (see `State::name_temp_file`).
 const TEMP_NAMES_AHEAD: usize = 64;
@@ -119,6 +119,16 @@ impl State {
     /// files are taken in order from the run's cursor, so each is looked at once per run
     /// however large the job.
     pub(super) fn fill_transfers(&mut self, engine: &Engine, id: Guid, now: Timestamp) {
+        let validated = self.has_certificate_validator(id);
+        // An on-demand job fetches only files with spans pending and none under way.
+        let on_demand = self.jobs.get(&id).is_some_and(|e| e.job.settings.on_demand);
+        let fetchable: Vec<bool> = if on_demand {
+            (0..self.jobs[&id].job.files.len())
+                .map(|index| self.wants_fetch(id, index))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let Some(entry) = self.jobs.get_mut(&id) else {
             return;
         };
@@ -131,18 +141,70 @@ impl State {
         let free = (entry.job.settings.parallel_files as usize).saturating_sub(running);
         let files = &entry.job.files;
         let mut next = Vec::with_capacity(free);
+        // A file whose server waits for the job's certificate validator holds the run's
+        // cursor: the files after it wait too, as the order of a job's files is kept.
+        let mut held_for_check = None;
         while next.len() < free && run.next_file < files.len() {
-            if !files[run.next_file].completed {
-                next.push(run.next_file);
+            let index = run.next_file;
+            if !files[index].completed && (!on_demand || fetchable[index]) {
+                if validated
+                    && certificate_check::is_https(&files[index].remote_name)
+                    && !entry
+                        .certificate_gate
+                        .as_ref()
+                        .is_some_and(|gate| gate.approves(index))
+                {
+                    held_for_check = Some(index);
+                    break;
+                }
+                next.push(index);
             }
             run.next_file += 1;
         }
         for index in next {
+            if self.jobs[&id].job.job_type.is_upload() {
+                match self.start_upload(engine, id, index) {
+                    Ok(transfer) => {
+                        if let Some(run) = self.jobs.get_mut(&id).and_then(|e| e.run.as_mut()) {
+                            run.transfers.push(transfer);
+                        }
+                    }
+                    Err(error) => {
+                        self.fail_job(engine, id, index, error, false, None, now);
+                        return;
+                    }
+                }
+                continue;
+            }
             if let Err(error) = self.name_temp_file(id, index) {
                 self.fail_job(engine, id, index, error, false, None, now);
                 return;
             }
-            let request = transfer_request(&self.jobs[&id].job, index, &self.paths);
+            let pin = self.take_approved_pin(id, index);
+            let fetch = on_demand.then(|| self.jobs[&id].job.files[index].on_demand.fetch_order());
+            let scratch = match on_demand.then(|| self.name_scratch_file(id, index)) {
+                Some(Ok(scratch)) => Some(scratch),
+                Some(Err(error)) => {
+                    self.fail_job(engine, id, index, error, false, None, now);
+                    return;
+                }
+                None => None,
+            };
+            let request = transfer_request(&self.jobs[&id].job, index, &self.paths).map(|mut r| {
+                r.security.pinned_public_key = pin;
+                if let (Some(spans), Some(scratch)) = (&fetch, scratch) {
+                    // The spans go to a scratch file; the file's own temporary file is
+                    // written only when they are placed.
+                    r.partial = Some(qmgr_transfer::PartialFile {
+                        temp_path: scratch,
+                        bytes: 0,
+                        validator: qmgr_core::Validator::default(),
+                        total: None,
+                    });
+                    r.ranges = super::on_demand::fetch_ranges(spans);
+                }
+                r
+            });
             match request.and_then(|r| engine.submit(r)) {
                 Ok(transfer) => {
                     let file = &self.jobs[&id].job.files[index];
@@ -157,6 +219,7 @@ impl State {
                             http_status: None,
                             restart: None,
                             throttled: false,
+                            fetch,
                         },
                     );
                     if let Some(run) = self.jobs.get_mut(&id).and_then(|e| e.run.as_mut()) {
@@ -168,6 +231,13 @@ impl State {
                     return;
                 }
             }
+        }
+        // After the files before it started: a check that cannot start fails the job.
+        if let Some(index) = held_for_check {
+            self.start_certificate_check(engine, id, index, now);
+        }
+        if on_demand {
+            self.suspend_if_idle(engine, id, now);
         }
         // A transfer starts without a cap; only a job with a cap has shares to redo as its
         // transfers come and go (SetJob lifts a removed cap from the running ones itself).

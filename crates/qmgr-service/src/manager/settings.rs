@@ -39,6 +39,7 @@ pub(super) fn apply_change(
         JobChange::HttpMethod(method) => job.set_http_method(&method, now)?,
         JobChange::DynamicContent(enable) => job.set_dynamic_content(enable, now)?,
         JobChange::HighPerformance(enable) => job.set_high_performance(enable, now)?,
+        JobChange::OnDemand(enable) => job.set_on_demand(enable, now)?,
         JobChange::MinimumNotificationInterval(interval) => {
             job.set_minimum_notification_interval(interval, now)?;
         }
@@ -46,6 +47,7 @@ pub(super) fn apply_change(
         JobChange::NotifyCommand(command) => job.set_notify_command(command, now)?,
         JobChange::Proxy(proxy) => job.set_proxy(proxy, now)?,
         JobChange::CustomHeaders(headers) => job.set_custom_headers(headers, now)?,
+        JobChange::MakeCustomHeadersWriteOnly => job.make_custom_headers_write_only(now),
         JobChange::SecurityFlags(flags) => job.set_security_flags(flags, now)?,
         JobChange::MaxDownloadSize(size) => job.set_max_download_size(size, now)?,
         JobChange::ParallelFiles(count) => job.set_parallel_files(count, now)?,
@@ -76,6 +78,11 @@ pub(super) fn apply_change(
         JobChange::UseStoredCredentials(enable) => {
             job.set_use_stored_credentials(enable, now)?;
             restart = true;
+        }
+        // A verdict on a file's content is not a setting: Queue::set_validation_state takes it.
+        JobChange::ValidationState { .. } => {
+            return Err(QmgrError::from_code(hresult::E_UNEXPECTED)
+                .context("a validation state is not a job setting"));
         }
         JobChange::RemoveCredentials { target, scheme } => {
             if job.remove_credentials(target, scheme, now)? == hresult::S_FALSE {

@@ -39,6 +39,7 @@ pub(super) fn transfer_request(
     if let Some(headers) = &job.settings.custom_headers {
         request.headers = parse_custom_headers(headers)?;
     }
+    request.ranges.clone_from(&file.ranges);
     request.max_size = job.settings.max_download_size;
     request.http_method.clone_from(&job.settings.http_method);
     request.credentials = job.credentials.clone();

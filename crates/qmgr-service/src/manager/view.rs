@@ -36,7 +36,7 @@ impl Entry {
         // Credentials stay in the service, also for an in-process client, which gets the
         // view without serialisation.
         let mut job = self.job.clone();
-        job.credentials = Credentials::default();
+        hide_secrets(&mut job);
         JobView {
             job,
             waiting: self.waiting(context),
@@ -98,8 +98,17 @@ impl Entry {
 /// the service).
 fn without_files(job: &Job) -> Job {
     let mut copy = job.without_files();
-    copy.credentials = Credentials::default();
+    hide_secrets(&mut copy);
     copy
+}
+
+/// What stays in the service of a job a client sees: its credentials, and its custom
+/// headers once they are write-only.
+fn hide_secrets(job: &mut Job) {
+    job.credentials = Credentials::default();
+    if job.settings.custom_headers_write_only {
+        job.settings.custom_headers = None;
+    }
 }
 
 /// GetJobFiles: the job's records from `start` on while they fit [`LIST_PAGE_BYTES`] (at
