@@ -67,14 +67,6 @@ impl ContentPattern {
         ContentPattern { doubled_block }
     }
 
-    /// The content starting at `offset`, as long as possible up to `max_len` bytes (at
-    /// most one block length).
-    pub(crate) fn slice_at(&self, offset: u64, max_len: usize) -> &[u8] {
-        let start = usize::try_from(offset % BLOCK_LEN as u64)
-            .expect("an offset within the block fits in usize");
-        &self.doubled_block[start..start + max_len.min(BLOCK_LEN)]
-    }
-
     /// Appends `len` bytes of content starting at `offset` to `out`.
     fn append(&self, mut offset: u64, mut len: usize, out: &mut Vec<u8>) {
         while len > 0 {
@@ -83,6 +75,31 @@ impl ContentPattern {
             offset += piece.len() as u64;
             len -= piece.len();
         }
+    }
+}
+
+/// Bytes a response body is cut from: the content pattern of a file, or bytes held in
+/// memory (an upload's reply).
+pub(crate) trait BodySource {
+    /// The bytes starting at `offset`, as many as possible up to `max_len`; empty only
+    /// when `offset` lies at or past the end.
+    fn slice_at(&self, offset: u64, max_len: usize) -> &[u8];
+}
+
+impl BodySource for ContentPattern {
+    /// Never empty for `max_len > 0`: the pattern goes on for ever, but one slice holds
+    /// at most one block length.
+    fn slice_at(&self, offset: u64, max_len: usize) -> &[u8] {
+        let start = usize::try_from(offset % BLOCK_LEN as u64)
+            .expect("an offset within the block fits in usize");
+        &self.doubled_block[start..start + max_len.min(BLOCK_LEN)]
+    }
+}
+
+impl BodySource for [u8] {
+    fn slice_at(&self, offset: u64, max_len: usize) -> &[u8] {
+        let start = usize::try_from(offset).map_or(self.len(), |start| start.min(self.len()));
+        &self[start..start + max_len.min(self.len() - start)]
     }
 }
 
@@ -103,6 +120,15 @@ pub fn expected_body(path: &str, version: u32, size: u64) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_bodies_slice_within_their_length() {
+        let bytes: &[u8] = b"0123456789";
+        assert_eq!(bytes.slice_at(3, 4), b"3456");
+        assert_eq!(bytes.slice_at(8, 100), b"89");
+        assert!(bytes.slice_at(10, 5).is_empty());
+        assert!(bytes.slice_at(u64::MAX, 5).is_empty());
+    }
 
     #[test]
     fn slices_across_block_boundaries_agree_with_the_whole_body() {

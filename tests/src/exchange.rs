@@ -3,13 +3,14 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use crate::content::{ContentPattern, etag, last_modified_secs};
+use crate::content::{BodySource, ContentPattern, INITIAL_VERSION, etag, last_modified_secs};
 use crate::http_date::format_http_date;
 use crate::range::{self, Selection, Validators};
 use crate::request::RecordedRequest;
 use crate::response::{After, BodyEnd, BodyPlan, Framing, ResponseHead, send_body, send_text};
 use crate::route::{Faults, Lie206, data_file_size, with_redirect_hops};
 use crate::state::Shared;
+use crate::upload::reply_session_key;
 
 /// Answers `request`, which has already been logged as the `request_number`-th request
 /// to its path. The faults apply in this order: `change_after`, `delay_ms`, `location`,
@@ -104,7 +105,11 @@ pub(crate) fn answer(
             keep_alive,
         );
     }
-    let Some(size) = data_file_size(&request.path) else {
+    let resource = if let Some(size) = data_file_size(&request.path) {
+        Resource::Data(size)
+    } else if let Some(session_key) = reply_session_key(&request.path) {
+        Resource::Reply(session_key)
+    } else {
         return send_text(writer, 404, "no such file", &[], is_head, keep_alive);
     };
     if !is_head && request.method != "GET" && !faults.any_method {
@@ -117,7 +122,83 @@ pub(crate) fn answer(
             keep_alive,
         );
     }
-    send_file(shared, writer, request, &faults, size, keep_alive)
+    match resource {
+        Resource::Data(size) => {
+            let path = &request.path;
+            let version = shared.version(path);
+            let file = ServedFile {
+                size,
+                etag: etag(path, version, size),
+                last_modified: format_http_date(last_modified_secs(path, version)),
+                bytes: &ContentPattern::new(path, version),
+            };
+            send_file(shared, writer, request, &faults, &file, keep_alive)
+        }
+        Resource::Reply(session_key) => {
+            send_reply(shared, writer, request, faults, session_key, keep_alive)
+        }
+    }
+}
+
+/// What a path names.
+enum Resource<'a> {
+    /// `/data/<size>…`: a file of that many bytes.
+    Data(u64),
+    /// `…/bits-replies/<session key>/reply.bin`: the reply of an upload.
+    Reply(&'a str),
+}
+
+/// A file as served: its length, validators and bytes.
+struct ServedFile<'a, B: BodySource + ?Sized> {
+    size: u64,
+    etag: String,
+    last_modified: String,
+    bytes: &'a B,
+}
+
+/// Serves an upload's reply like a file, under the faults its upload URL asked for.
+fn send_reply(
+    shared: &Shared,
+    writer: &mut impl Write,
+    request: &RecordedRequest,
+    mut faults: Faults,
+    session_key: &str,
+    keep_alive: bool,
+) -> io::Result<After> {
+    let is_head = request.method == "HEAD";
+    let Some(reply) =
+        shared.with_uploads(|uploads| uploads.answer_reply_request(session_key, request))
+    else {
+        return send_text(
+            writer,
+            404,
+            "no such reply: its session is unknown, closed or has no reply",
+            &[],
+            is_head,
+            keep_alive,
+        );
+    };
+    if let Some(status) = reply.status {
+        let keep_open = ResponseHead::new(status).send(writer, Framing::Length(0), keep_alive)?;
+        return Ok(if keep_open {
+            After::KeepOpen
+        } else {
+            After::Close
+        });
+    }
+    if let Some(cut_after) = reply.cut_after {
+        faults.drop_after = Some(cut_after);
+        faults.drop_once = false;
+    }
+    // Every form of the reply's URL names one file: same validators whatever the path.
+    let size = reply.bytes.len() as u64;
+    let file = ServedFile {
+        size,
+        etag: etag(&reply.canonical_path, INITIAL_VERSION, size),
+        last_modified: format_http_date(last_modified_secs(&reply.canonical_path, INITIAL_VERSION)),
+        bytes: &*reply.bytes,
+    };
+    send_file(shared, writer, request, &faults, &file, keep_alive)
 }
 
 fn send_redirect(
@@ -136,19 +217,19 @@ fn send_redirect(
     )
 }
 
-fn send_file(
+fn send_file<B: BodySource + ?Sized>(
     shared: &Shared,
     writer: &mut impl Write,
     request: &RecordedRequest,
     faults: &Faults,
-    size: u64,
+    file: &ServedFile<'_, B>,
     keep_alive: bool,
 ) -> io::Result<After> {
     let path = &request.path;
     let is_head = request.method == "HEAD";
-    let version = shared.version(path);
-    let etag = etag(path, version, size);
-    let last_modified = format_http_date(last_modified_secs(path, version));
+    let size = file.size;
+    let etag = file.etag.as_str();
+    let last_modified = file.last_modified.as_str();
     let selection = if faults.ignore_range {
         Selection::Whole
     } else if faults.lie206.is_some() {
@@ -158,8 +239,8 @@ fn send_file(
             None,
             size,
             Validators {
-                etag: &etag,
-                last_modified: &last_modified,
+                etag,
+                last_modified,
             },
         )
     } else {
@@ -168,8 +249,8 @@ fn send_file(
             request.header("if-range"),
             size,
             Validators {
-                etag: &etag,
-                last_modified: &last_modified,
+                etag,
+                last_modified,
             },
         )
     };
@@ -202,15 +283,15 @@ fn send_file(
     head.header("Content-Type", "application/octet-stream");
     match faults.lie206 {
         Some(Lie206::Date) => {
-            head.header("Last-Modified", &last_modified);
+            head.header("Last-Modified", last_modified);
         }
         Some(Lie206::Weak) if partial => {
-            let claimed = request.header("if-range").unwrap_or(&etag).trim();
+            let claimed = request.header("if-range").unwrap_or(etag).trim();
             head.header("ETag", &format!("W/{claimed}"));
         }
         _ => {
-            head.header("ETag", &etag)
-                .header("Last-Modified", &last_modified);
+            head.header("ETag", etag)
+                .header("Last-Modified", last_modified);
         }
     }
     head.header("Accept-Ranges", "bytes");
@@ -240,8 +321,7 @@ fn send_file(
         rate: faults.rate,
         chunked: framing == Framing::Chunked,
     };
-    let pattern = ContentPattern::new(path, version);
-    Ok(match send_body(shared, writer, path, &pattern, plan)? {
+    Ok(match send_body(shared, writer, path, file.bytes, plan)? {
         BodyEnd::Complete => after_complete,
         BodyEnd::Cut => {
             shared.mark_cut(path);

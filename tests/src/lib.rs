@@ -53,6 +53,10 @@
 //! Unknown parameters are ignored; a malformed value of a known one answers 400 naming
 //! it. Request counts (for `fail_first`, `change_after`) are per path, query ignored, and
 //! include every request, HEAD too.
+//!
+//! `BITS_POST` to any path is a BITS upload, with faults of its own (see the `upload`
+//! module). The reply of an upload-reply upload is served like a file at any path ending
+//! in `/bits-replies/<session>/reply.bin`; [`expected_reply`] predicts its bytes.
 
 pub mod auth;
 mod connection;
@@ -76,3 +80,4 @@ pub use request::RecordedRequest;
 pub use route::encode_query_value;
 pub use server::TestServer;
 pub use tls::{CertificateDefect, ClientIdentity};
+pub use upload::expected_reply;

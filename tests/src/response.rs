@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use crate::content::ContentPattern;
+use crate::content::BodySource;
 use crate::http_date::now_http_date;
 use crate::state::Shared;
 
@@ -169,13 +169,13 @@ pub(crate) enum BodyEnd {
     ShuttingDown,
 }
 
-/// Sends `plan.len` bytes of `pattern` from `plan.first`, counting them for `path` as
+/// Sends `plan.len` bytes of `source` from `plan.first`, counting them for `path` as
 /// they go out.
 pub(crate) fn send_body(
     shared: &Shared,
     writer: &mut impl Write,
     path: &str,
-    pattern: &ContentPattern,
+    source: &(impl BodySource + ?Sized),
     plan: BodyPlan,
 ) -> io::Result<BodyEnd> {
     let to_send = plan.cut_after.map_or(plan.len, |limit| limit.min(plan.len));
@@ -192,7 +192,18 @@ pub(crate) fn send_body(
         }
         let wanted =
             usize::try_from(to_send - sent).map_or(piece_limit, |left| left.min(piece_limit));
-        let piece = pattern.slice_at(plan.first + sent, wanted);
+        let piece = source.slice_at(plan.first + sent, wanted);
+        if piece.is_empty() {
+            // The plan promised more than the source holds; looping would never end.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the body of {path} ends at byte {} of {}",
+                    plan.first + sent,
+                    plan.first + plan.len
+                ),
+            ));
+        }
         if plan.chunked {
             write!(writer, "{:x}\r\n", piece.len())?;
             write_counted(shared, path, writer, piece)?;
@@ -256,7 +267,7 @@ fn duration_for(bytes: u64, rate: u64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::content;
+    use crate::content::{ContentPattern, content};
 
     fn unpaced(first: u64, len: u64, cut_after: Option<u64>, chunked: bool) -> BodyPlan {
         BodyPlan {
@@ -324,6 +335,33 @@ mod tests {
         expected.extend(content("/p", 0, 0, 5));
         expected.extend(b"\r\n0\r\n\r\n");
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn byte_bodies_are_sent_from_memory_and_may_not_fall_short() {
+        let shared = Shared::new(String::new());
+        let bytes: Vec<u8> = (0..=255).collect();
+        let mut out = Vec::new();
+        let end = send_body(
+            &shared,
+            &mut out,
+            "/r",
+            bytes.as_slice(),
+            unpaced(200, 56, None, false),
+        )
+        .expect("writing to memory");
+        assert_eq!((end, out.as_slice()), (BodyEnd::Complete, &bytes[200..]));
+        let short = send_body(
+            &shared,
+            &mut Vec::new(),
+            "/r",
+            bytes.as_slice(),
+            unpaced(200, 57, None, false),
+        );
+        assert_eq!(
+            short.map_err(|error| error.kind()),
+            Err(io::ErrorKind::UnexpectedEof)
+        );
     }
 
     #[test]

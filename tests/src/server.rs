@@ -177,20 +177,36 @@ impl TestServer {
         self.shared.body_bytes_sent(path)
     }
 
-    /// Requests received for `path` (without query), whatever they were answered with.
     /// What a BITS upload to `path` published (its Close-Session after every byte).
     pub fn uploaded(&self, path: &str) -> Option<Vec<u8>> {
         self.shared.with_uploads(|uploads| uploads.published(path))
     }
 
+    /// The BITS upload packets and the requests for upload replies, in arrival order:
+    /// "Ping", "Create-Session", "Fragment", "Close-Session", "Cancel-Session" (another
+    /// packet type as sent), and "GET reply" or "HEAD reply" for each request a reply
+    /// answered. Requests for a reply whose session is gone are not in it (they get 404).
+    pub fn upload_log(&self) -> Vec<String> {
+        self.shared.with_uploads(|uploads| uploads.log())
+    }
+
+    /// The `Range` field (`None` without one) of every GET a reply answered, in arrival
+    /// order.
+    pub fn reply_gets(&self) -> Vec<Option<String>> {
+        self.shared.with_uploads(|uploads| uploads.reply_gets())
+    }
+
+    /// Requests received for `path` (without query), whatever they were answered with.
     pub fn request_count(&self, path: &str) -> u64 {
         self.shared.request_count(path)
     }
 
     /// Forgets the recorded requests and the per-path counters, including those that
-    /// `fail_first`, `change_after` and `drop_once` count by. Content versions stay.
+    /// `fail_first`, `change_after` and `drop_once` count by, and the upload log and reply
+    /// GETs. Content versions, upload sessions and published uploads stay.
     pub fn reset_stats(&self) {
         self.shared.reset_stats();
+        self.shared.with_uploads(crate::upload::Uploads::forget_log);
     }
 
     /// Serves `version` of `path` from now on: other bytes, ETag and Last-Modified.

@@ -13,11 +13,34 @@
 //! | `create_error=STATUS:CODE:CONTEXT` | Create-Session is refused with that status and BITS error |
 //! | `fragment_error=STATUS` | every Fragment is answered with that status and no BITS error |
 //! | `fragment_delay_ms=N` | each Fragment is acknowledged N ms late (an upload to stop midway) |
+//! | `reply=N` | an upload-reply upload: see below |
+//! | `reply_relative=1` | with `reply`: the Reply-URL is relative, with back-slashes, as IIS sends it |
+//! | `reply_missing=1` | with `reply`: the last Fragment's Ack carries no `BITS-Reply-URL` |
+//! | `reply_status=S` | with `reply`: every GET or HEAD of the reply answers S with an empty body |
+//! | `reply_drop=1` | with `reply`: the first GET of the reply is cut after half the reply |
+//! | `reply_delay_ms=N` | with `reply`: the Ack of the Fragment that makes the upload whole comes N ms late (a slow server application) |
 //!
 //! A Close-Session of a whole upload publishes it; [`crate::TestServer::uploaded`] reads it.
+//!
+//! # Upload-reply
+//!
+//! With `reply=N` (N may be 0), the Fragment that makes the upload whole also makes a
+//! reply of N bytes, [`expected_reply`] of the uploaded bytes, and its Ack carries
+//! `BITS-Reply-URL`: `http://127.0.0.1:PORT/bits-replies/<session>/reply.bin`, where
+//! `<session>` is the session id without its braces, or with `reply_relative=1`
+//! `bits-replies\<session>\reply.bin`, to be resolved against the upload URL's
+//! directory. A repeated last Fragment gets the same URL; the reply is made once.
+//!
+//! Any path that ends with `/bits-replies/<session>/reply.bin` serves the reply by GET and
+//! HEAD as files are served (Content-Length, ETag, Last-Modified, Range and If-Range),
+//! until the session ends: Close-Session publishes the upload and drops the reply,
+//! Cancel-Session drops both. [`crate::TestServer::reply_gets`] and
+//! [`crate::TestServer::upload_log`] tell what the client asked for, and in which order.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::request::RecordedRequest;
 use crate::response::After;
@@ -26,12 +49,43 @@ use crate::state::Shared;
 const PROTOCOL: &str = "{7df0354d-249b-430f-820d-3d2a9bef4931}";
 const SESSION_NOT_FOUND: &str = "0x8020001F";
 
+/// The last path segments of every reply URL: `…/bits-replies/<session>/reply.bin`.
+const REPLY_DIRECTORY: &str = "bits-replies";
+const REPLY_FILE: &str = "reply.bin";
+
 /// One upload session in memory.
 #[derive(Debug, Default)]
 pub(crate) struct Session {
     path: String,
     data: Vec<u8>,
     total: Option<u64>,
+    /// Upload-reply: made when the upload became whole, kept until the session ends.
+    reply: Option<Reply>,
+}
+
+/// An upload's reply and the faults its GETs meet.
+#[derive(Debug)]
+struct Reply {
+    bytes: Arc<[u8]>,
+    /// The `BITS-Reply-URL` value, repeated for a repeated last Fragment.
+    url: String,
+    /// `reply_status`: what every GET or HEAD answers instead of the reply.
+    status: Option<u16>,
+    /// `reply_drop`: the next GET is cut after half the reply.
+    cut_next_get: bool,
+}
+
+/// What a GET or HEAD of a reply is answered with.
+#[derive(Debug)]
+pub(crate) struct ReplyAnswer {
+    pub(crate) bytes: Arc<[u8]>,
+    /// The reply's path as the server names it, whatever path the client used, so that
+    /// every form of the URL has the same validators.
+    pub(crate) canonical_path: String,
+    /// Answer this status with an empty body instead.
+    pub(crate) status: Option<u16>,
+    /// Cut the body after this many bytes.
+    pub(crate) cut_after: Option<u64>,
 }
 
 /// Every session and every published upload.
@@ -42,12 +96,92 @@ pub(crate) struct Uploads {
     next_session: u64,
     /// Fragments received per path, for the K-th-fragment faults.
     fragments: HashMap<String, u64>,
+    /// Packets and reply requests in arrival order ("Fragment", "GET reply", …).
+    log: Vec<String>,
+    /// The Range field of every GET of a reply, in arrival order.
+    reply_gets: Vec<Option<String>>,
 }
 
 impl Uploads {
     pub(crate) fn published(&self, path: &str) -> Option<Vec<u8>> {
         self.published.get(path).cloned()
     }
+
+    pub(crate) fn log(&self) -> Vec<String> {
+        self.log.clone()
+    }
+
+    pub(crate) fn reply_gets(&self) -> Vec<Option<String>> {
+        self.reply_gets.clone()
+    }
+
+    pub(crate) fn forget_log(&mut self) {
+        self.log.clear();
+        self.reply_gets.clear();
+    }
+
+    /// Logs a GET or HEAD (or, with `any_method`, another method) of the reply of
+    /// `session_key` (a session id without braces) and says how to answer it; `None` when
+    /// no open session has a reply by that name.
+    pub(crate) fn answer_reply_request(
+        &mut self,
+        session_key: &str,
+        request: &RecordedRequest,
+    ) -> Option<ReplyAnswer> {
+        let reply = self
+            .sessions
+            .get_mut(&format!("{{{session_key}}}"))?
+            .reply
+            .as_mut()?;
+        let is_get = request.method == "GET";
+        let cut = is_get && reply.status.is_none() && reply.cut_next_get;
+        if cut {
+            reply.cut_next_get = false;
+        }
+        let answer = ReplyAnswer {
+            bytes: Arc::clone(&reply.bytes),
+            canonical_path: reply_path(session_key),
+            status: reply.status,
+            cut_after: cut.then_some(reply.bytes.len() as u64 / 2),
+        };
+        self.log.push(format!("{} reply", request.method));
+        if is_get {
+            self.reply_gets
+                .push(request.header("Range").map(str::to_owned));
+        }
+        Some(answer)
+    }
+}
+
+/// The reply of an upload of `uploaded` whose URL asked for `reply=length`: byte `i` is
+/// `uploaded[i % uploaded.len()] ^ 0x5A`, or `i % 251` for an empty upload, so a test can
+/// tell a reply from the upload and a misplaced byte from a right one.
+pub fn expected_reply(uploaded: &[u8], length: usize) -> Vec<u8> {
+    if uploaded.is_empty() {
+        return (0..length)
+            .map(|i| u8::try_from(i % 251).expect("below 251"))
+            .collect();
+    }
+    (0..length)
+        .map(|i| uploaded[i % uploaded.len()] ^ 0x5A)
+        .collect()
+}
+
+/// `/bits-replies/<session key>/reply.bin`.
+fn reply_path(session_key: &str) -> String {
+    format!("/{REPLY_DIRECTORY}/{session_key}/{REPLY_FILE}")
+}
+
+/// The session key (the session id without braces) of a path that ends with
+/// `/bits-replies/<session key>/reply.bin`, or `None` for any other path. Any prefix is
+/// allowed because a relative Reply-URL is resolved against the upload URL's directory.
+pub(crate) fn reply_session_key(path: &str) -> Option<&str> {
+    let directory = path.strip_suffix(REPLY_FILE)?.strip_suffix('/')?;
+    let (parent, session_key) = directory.rsplit_once('/')?;
+    let in_reply_directory = parent
+        .strip_suffix(REPLY_DIRECTORY)
+        .is_some_and(|above| above.ends_with('/'));
+    (in_reply_directory && !session_key.is_empty()).then_some(session_key)
 }
 
 /// The faults of an upload URL's query.
@@ -62,6 +196,12 @@ struct UploadFaults {
     create_error: Option<(u16, String, String)>,
     fragment_error: Option<u16>,
     fragment_delay_ms: Option<u64>,
+    reply: Option<usize>,
+    reply_relative: bool,
+    reply_missing: bool,
+    reply_status: Option<u16>,
+    reply_drop: bool,
+    reply_delay_ms: Option<u64>,
 }
 
 impl UploadFaults {
@@ -82,6 +222,17 @@ impl UploadFaults {
                 "forget_after" => faults.forget_after = number,
                 "fragment_error" => faults.fragment_error = value.parse().ok(),
                 "fragment_delay_ms" => faults.fragment_delay_ms = number,
+                "reply" => faults.reply = value.parse().ok(),
+                "reply_relative" => faults.reply_relative = value == "1",
+                "reply_missing" => faults.reply_missing = value == "1",
+                "reply_status" => {
+                    faults.reply_status = value
+                        .parse()
+                        .ok()
+                        .filter(|status| (200..=599).contains(status));
+                }
+                "reply_drop" => faults.reply_drop = value == "1",
+                "reply_delay_ms" => faults.reply_delay_ms = number,
                 "create_error" => {
                     let mut parts = value.split(':');
                     if let (Some(status), Some(code), Some(context)) =
@@ -113,6 +264,7 @@ pub(crate) fn answer<T: Read + Write>(
         .header("BITS-Packet-Type")
         .unwrap_or_default()
         .to_ascii_lowercase();
+    shared.with_uploads(|uploads| uploads.log.push(packet_name(request, &kind)));
     if kind == "fragment" {
         return fragment(
             shared,
@@ -258,11 +410,9 @@ fn fragment<T: Read + Write>(
             keep_alive,
         );
     }
-    let received = shared.with_uploads(|uploads| {
-        let session = uploads
-            .sessions
-            .get_mut(session_id.unwrap_or_default())
-            .expect("known above");
+    let session_id = session_id.unwrap_or_default();
+    let (received, reply) = shared.with_uploads(|uploads| {
+        let session = uploads.sessions.get_mut(session_id).expect("known above");
         session.total = Some(total);
         if !(cut && faults.drop_discard) {
             // Only what lies beyond what the server holds is new.
@@ -277,14 +427,27 @@ fn fragment<T: Read + Write>(
                 .data
                 .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
         }
-        session.data.len() as u64
+        let received = session.data.len() as u64;
+        let reply = match faults.reply {
+            Some(length) if received == total => {
+                Some(reply_of(shared, session, session_id, length, faults))
+            }
+            _ => None,
+        };
+        (received, reply)
     });
     if cut {
         // The connection dies mid-body; the client sees no Ack.
         return Ok(After::Abort);
     }
     if let Some(delay) = faults.fragment_delay_ms
-        && !shared.pause(std::time::Duration::from_millis(delay))
+        && !shared.pause(Duration::from_millis(delay))
+    {
+        return Ok(After::Abort);
+    }
+    if let Some((_, true)) = reply
+        && let Some(delay) = faults.reply_delay_ms
+        && !shared.pause(Duration::from_millis(delay))
     {
         return Ok(After::Abort);
     }
@@ -293,13 +456,60 @@ fn fragment<T: Read + Write>(
     } else {
         received
     };
-    ack(
-        reader.get_mut(),
-        200,
-        session_id,
-        &[("BITS-Received-Content-Range", &claimed.to_string())],
-        keep_alive,
-    )
+    let claimed = claimed.to_string();
+    let mut fields = vec![("BITS-Received-Content-Range", claimed.as_str())];
+    if let Some((url, _)) = &reply
+        && !faults.reply_missing
+    {
+        fields.push(("BITS-Reply-URL", url));
+    }
+    ack(reader.get_mut(), 200, Some(session_id), &fields, keep_alive)
+}
+
+/// The Reply-URL of a whole upload-reply `session`, and whether the reply was made just
+/// now: only the first Fragment that finds the upload whole makes it, as a server
+/// application is notified once ([MC-BUP] NotifyCache).
+fn reply_of(
+    shared: &Shared,
+    session: &mut Session,
+    session_id: &str,
+    length: usize,
+    faults: &UploadFaults,
+) -> (String, bool) {
+    if let Some(reply) = &session.reply {
+        return (reply.url.clone(), false);
+    }
+    let key = session_id.trim_start_matches('{').trim_end_matches('}');
+    let url = if faults.reply_relative {
+        format!("{REPLY_DIRECTORY}\\{key}\\{REPLY_FILE}")
+    } else {
+        format!("{}{}", shared.base_url(), reply_path(key))
+    };
+    session.reply = Some(Reply {
+        bytes: expected_reply(&session.data, length).into(),
+        url: url.clone(),
+        status: faults.reply_status,
+        cut_next_get: faults.reply_drop,
+    });
+    (url, true)
+}
+
+/// The upload log's name of a packet: the protocol's spelling for known packet types,
+/// the type as sent otherwise.
+fn packet_name(request: &RecordedRequest, kind: &str) -> String {
+    let known = match kind {
+        "ping" => "Ping",
+        "create-session" => "Create-Session",
+        "fragment" => "Fragment",
+        "close-session" => "Close-Session",
+        "cancel-session" => "Cancel-Session",
+        _ => {
+            return request
+                .header("BITS-Packet-Type")
+                .map_or_else(|| "(no packet type)".to_owned(), str::to_owned);
+        }
+    };
+    known.to_owned()
 }
 
 /// `bytes FIRST-LAST/TOTAL`.
@@ -365,4 +575,62 @@ fn ack(
 /// Whether `request` is an upload packet.
 pub(crate) fn is_upload(request: &RecordedRequest) -> bool {
     request.method == "BITS_POST"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_the_upload_repeated_and_masked() {
+        assert_eq!(
+            expected_reply(&[0x00, 0xFF, 0x5A], 7),
+            [0x5A, 0xA5, 0x00, 0x5A, 0xA5, 0x00, 0x5A]
+        );
+        assert_eq!(expected_reply(b"abc", 2), [b'a' ^ 0x5A, b'b' ^ 0x5A]);
+        assert!(expected_reply(b"abc", 0).is_empty());
+    }
+
+    #[test]
+    fn the_reply_to_an_empty_upload_counts_modulo_251() {
+        let reply = expected_reply(&[], 600);
+        assert_eq!((reply[0], reply[250], reply[251]), (0, 250, 0));
+        assert_eq!((reply[502], reply[599]), (0, 97));
+    }
+
+    #[test]
+    fn reply_paths_end_in_the_reply_directory_whatever_comes_before() {
+        assert_eq!(
+            reply_session_key("/bits-replies/TEST-SESSION-3/reply.bin"),
+            Some("TEST-SESSION-3")
+        );
+        assert_eq!(
+            reply_session_key("/up/dir/bits-replies/S/reply.bin"),
+            Some("S")
+        );
+        for path in [
+            "/bits-replies/S/other.bin",
+            "/bits-replies//reply.bin",
+            "/bits-replies/reply.bin",
+            "/my-bits-replies/S/reply.bin",
+            "/bits-replies/S/x/reply.bin",
+            "/data/10/reply.bin",
+        ] {
+            assert_eq!(reply_session_key(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn reply_parameters_are_parsed() {
+        let faults = UploadFaults::parse(
+            "reply=0&reply_relative=1&reply_missing=1&reply_status=503&reply_drop=1&reply_delay_ms=20",
+        );
+        assert_eq!(faults.reply, Some(0));
+        assert!(faults.reply_relative && faults.reply_missing && faults.reply_drop);
+        assert_eq!(faults.reply_status, Some(503));
+        assert_eq!(faults.reply_delay_ms, Some(20));
+        let plain = UploadFaults::parse("reply_status=99&other=1");
+        assert_eq!((plain.reply, plain.reply_status), (None, None));
+        assert!(!plain.reply_relative && !plain.reply_missing && !plain.reply_drop);
+    }
 }
