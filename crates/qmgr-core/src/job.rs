@@ -12,6 +12,7 @@ use crate::file::{self, FileRecord, Validator};
 use crate::guid::Guid;
 use crate::hresult::{self, HResult};
 use crate::ranges::{self, FileRange};
+use crate::reply::{self, ReplyRecord};
 use crate::raw::raw_enum;
 use crate::state::{self, Event, Facts, JobState, JobType, Outcome};
 use crate::time::Timestamp;
@@ -461,6 +462,9 @@ pub struct Job {
     /// `0666 & !umask`, as if that process had created it.
     #[serde(default = "default_umask")]
     pub umask: u32,
+    /// An upload-reply job's reply (`None` for every other job type).
+    #[serde(default)]
+    pub reply: Option<ReplyRecord>,
     /// SetCredentials' user names and passwords. Never sent to clients: a job travels to
     /// them without its credentials (the store and the engine have them).
     #[serde(skip)]
@@ -617,6 +621,7 @@ impl Job {
             auto_complete: None,
             retries_without_progress: 0,
             resumed: false,
+            reply: (job_type == JobType::UploadReply).then(ReplyRecord::default),
             credentials: Credentials::default(),
             tally: FileTally::of(&[]),
         })
@@ -698,6 +703,7 @@ impl Job {
             retries_without_progress: self.retries_without_progress,
             resumed: self.resumed,
             umask: self.umask,
+            reply: self.reply.clone(),
             credentials: self.credentials.clone(),
             tally: self.tally,
         }
@@ -902,8 +908,21 @@ impl Job {
         );
         self.tally.add(&file);
         self.tally.counted = Some(self.files.len() + 1);
+        if let Some(reply) = self.reply.as_mut()
+            && reply.file_name.is_none()
+        {
+            reply.file_name = Some(reply::generated_file_name(local_name, self.id));
+        }
         self.files.push(file);
         Ok(u32::try_from(self.files.len() - 1).unwrap_or(u32::MAX))
+    }
+
+    /// Every temporary file the job holds: its files' and its reply's.
+    pub fn temp_names(&self) -> impl Iterator<Item = &str> {
+        self.files
+            .iter()
+            .filter_map(|file| file.temp_name.as_deref())
+            .chain(self.reply.iter().filter_map(|reply| reply.temp_name.as_deref()))
     }
 
     /// Setters are refused once the job has left the queue (BG_E_INVALID_STATE).
@@ -1337,6 +1356,40 @@ impl Job {
     /// downloads it again. Returns the rejected file's temporary file, which the caller
     /// deletes once this is committed (its name is forgotten here, so a crash in between
     /// leaves only a stray the start-up sweep removes, never bytes taken for a new download).
+    /// IBackgroundCopyJob2::SetReplyFileName: `None` (NULL or "") lets the service name
+    /// the reply beside the upload file. Upload-reply jobs only (`E_NOTIMPL` otherwise),
+    /// and only until the reply's download has begun (`BG_E_INVALID_STATE`).
+    pub fn set_reply_file_name(&mut self, name: Option<&str>, now: Timestamp) -> Result<()> {
+        let Some(reply) = self.reply.as_ref() else {
+            return Err(QmgrError::from_code(hresult::E_NOTIMPL).context(format_args!(
+                "job {} is not an upload-reply job: it has no reply",
+                self.id
+            )));
+        };
+        self.ensure_mutable()?;
+        if reply.started() {
+            return Err(
+                QmgrError::from_code(hresult::BG_E_INVALID_STATE).context(format_args!(
+                    "the reply of job {} is already being downloaded",
+                    self.id
+                )),
+            );
+        }
+        let name = name.filter(|name| !name.is_empty());
+        if let Some(name) = name {
+            reply::validate_file_name(name)?;
+        }
+        let generated = self
+            .files
+            .first()
+            .map(|file| reply::generated_file_name(&file.local_name, self.id));
+        let reply = self.reply.as_mut().expect("checked above");
+        reply.file_name_given = name.is_some();
+        reply.file_name = name.map(str::to_owned).or(generated);
+        self.times.modified = now;
+        Ok(())
+    }
+
     pub fn set_validation_state(
         &mut self,
         index: u32,

@@ -21,6 +21,7 @@ pub mod passwd;
 pub mod paths;
 pub mod ranges;
 mod raw;
+pub mod reply;
 pub mod schedule;
 pub mod service;
 pub mod state;

@@ -18,6 +18,7 @@ use crate::guid::Guid;
 use crate::hresult::{self, HResult};
 use crate::job::{AutoComplete, Job, JobPriority, JobProgress, NotifyCommand, ProxySettings};
 use crate::ranges::FileRange;
+use crate::reply::ReplyData;
 use crate::state::{JobState, JobType};
 use crate::time::Timestamp;
 
@@ -36,7 +37,9 @@ use crate::time::Timestamp;
 /// `FileRecord::on_demand`, `RequestFileRanges`, `UpdateDownloadPosition` and
 /// `NotificationKind::FileRangesTransferred`; upload jobs
 /// (`FileRecord::upload`, the engine's upload steps).
-pub const PROTOCOL_VERSION: u32 = 6;
+/// 7: upload-reply jobs: `Job::reply`, `JobChange::ReplyFileName`, `GetReplyData`
+/// answered with `ReplyData`.
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// The most file records a [`JobSummary`] carries in `active_files`: the files being
 /// transferred (at most the job's ParallelFiles, itself at most 64), then partly
@@ -135,6 +138,8 @@ pub enum JobChange {
     },
     /// IBackgroundCopyJob4::SetMaximumDownloadTime (zero: no limit).
     MaximumDownloadTime(Duration),
+    /// IBackgroundCopyJob2::SetReplyFileName (`None`: a name the service makes).
+    ReplyFileName(Option<String>),
     /// Job5 MINIMUM_NOTIFICATION_INTERVAL_MS: JobModification callbacks at most this often.
     MinimumNotificationInterval(Duration),
     /// IBackgroundCopyJobHttpOptions2::SetHttpMethod.
@@ -263,6 +268,12 @@ pub enum Request {
     GetFileResponseHeaders {
         job: Guid,
         file: u32,
+    },
+    /// IBackgroundCopyJob2::GetReplyData: an upload-reply job's reply, in TRANSFERRED
+    /// (`BG_E_INVALID_STATE` before), answered with [`Response::ReplyData`]; `E_NOTIMPL`
+    /// for other job types.
+    GetReplyData {
+        job: Guid,
     },
     /// IBackgroundCopyJobHttpOptions3::SetServerCertificateValidationInterface: the client
     /// process `client` (its pid) validates the servers' certificates of the job's https
@@ -430,6 +441,7 @@ pub enum Response {
     },
     /// A text the service keeps, or none.
     Text(Option<String>),
+    ReplyData(ReplyData),
     CertificateCheck(Box<CertificateCheck>),
 }
 
@@ -605,6 +617,14 @@ pub trait QueueServiceExt: QueueService {
         match self.execute(Request::GetFileResponseHeaders { job, file })? {
             Response::Text(text) => Ok(text),
             other => Err(unexpected("GetFileResponseHeaders", &other)),
+        }
+    }
+
+    /// An upload-reply job's reply (IBackgroundCopyJob2::GetReplyData).
+    fn reply_data(&self, job: Guid) -> Result<ReplyData> {
+        match self.execute(Request::GetReplyData { job })? {
+            Response::ReplyData(data) => Ok(data),
+            other => Err(unexpected("GetReplyData", &other)),
         }
     }
 

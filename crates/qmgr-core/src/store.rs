@@ -147,6 +147,11 @@ const MIGRATIONS: &[&str] = &[
     -- read position; NULL for every other file.
     ALTER TABLE files ADD COLUMN on_demand TEXT;
 ",
+    r"
+    -- An upload-reply job's reply: its file name, URL, temporary file and progress, as
+    -- JSON; NULL for every other job.
+    ALTER TABLE jobs ADD COLUMN reply TEXT;
+",
 ];
 
 /// One progress write: the bytes of one file now safely on disk.
@@ -343,8 +348,8 @@ impl Store {
             tx.prepare_cached(
                 "INSERT INTO jobs (id, job_type, display_name, description, owner_uid, priority, state, created,
                     modified, transfer_completed, settings, error, error_count, no_progress_since, retry_at,
-                    group_id, completing, umask, auto_complete, retries_without_progress, resumed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                    group_id, completing, umask, auto_complete, retries_without_progress, resumed, reply)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
             )?
             .execute(row.params(job))?;
             write_files(tx, job, 0)
@@ -497,7 +502,7 @@ impl Store {
                 "SELECT j.rowid, j.id, j.job_type, j.display_name, j.description, j.owner_uid, j.priority,
                     j.state, j.created, j.modified, j.transfer_completed, j.settings, j.error, j.error_count,
                     j.no_progress_since, j.retry_at, j.group_id, j.completing, j.umask, j.auto_complete,
-                    j.retries_without_progress, j.resumed,
+                    j.retries_without_progress, j.resumed, j.reply,
                     f.remote_name, f.local_name, f.temp_name, f.bytes_total, f.bytes_transferred, f.completed,
                     f.etag, f.last_modified, f.validated, f.ranges, f.upload, f.on_demand
                  FROM jobs AS j LEFT JOIN files AS f ON f.job_id = j.id
@@ -652,6 +657,18 @@ impl Store {
                 .map_err(|_| corrupt("an unknown auto-complete mark"))?,
             retries_without_progress: row.get(20).map_err(fail)?,
             resumed: row.get(21).map_err(fail)?,
+            reply: match row.get_ref(22).map_err(fail)? {
+                ValueRef::Null => None,
+                value => Some(
+                    value
+                        .as_str()
+                        .map_err(|e| fail(e.into()))
+                        .and_then(|text| {
+                            serde_json::from_str(text)
+                                .map_err(|_| corrupt("an unreadable reply record"))
+                        })?,
+                ),
+            },
             credentials: Credentials::default(),
             tally: crate::job::FileTally::default(),
         })
@@ -835,6 +852,7 @@ struct JobRow {
     retry_at: Option<i64>,
     group: Option<String>,
     auto_complete: u32,
+    reply: Option<String>,
 }
 
 impl JobRow {
@@ -858,11 +876,17 @@ impl JobRow {
             retry_at: job.retry_at.map(|t| t.0),
             group: job.group.map(|g| g.to_string()),
             auto_complete: AutoComplete::to_raw(job.auto_complete),
+            reply: job
+                .reply
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| encode("reply", e))?,
         })
     }
 
-    /// Parameters ?1..?21 of the INSERT and UPDATE statements.
-    fn params<'a>(&'a self, job: &'a Job) -> [&'a dyn ToSql; 21] {
+    /// Parameters ?1..?22 of the INSERT and UPDATE statements.
+    fn params<'a>(&'a self, job: &'a Job) -> [&'a dyn ToSql; 22] {
         [
             &self.id,
             &self.job_type,
@@ -885,6 +909,7 @@ impl JobRow {
             &self.auto_complete,
             &job.retries_without_progress,
             &job.resumed,
+            &self.reply,
         ]
     }
 }
@@ -896,7 +921,8 @@ fn update_job_row(tx: &Connection, job: &Job, row: &JobRow) -> rusqlite::Result<
             "UPDATE jobs SET job_type = ?2, display_name = ?3, description = ?4, owner_uid = ?5, priority = ?6,
                 state = ?7, created = ?8, modified = ?9, transfer_completed = ?10, settings = ?11, error = ?12,
                 error_count = ?13, no_progress_since = ?14, retry_at = ?15, group_id = ?16, completing = ?17,
-                umask = ?18, auto_complete = ?19, retries_without_progress = ?20, resumed = ?21
+                umask = ?18, auto_complete = ?19, retries_without_progress = ?20, resumed = ?21,
+                reply = ?22
              WHERE id = ?1",
         )?
         .execute(row.params(job))?;
@@ -1119,7 +1145,7 @@ fn decode_ranges(column: usize, text: Option<String>) -> rusqlite::Result<Vec<Fi
 }
 
 /// Where the file's columns start in the rows of [`Store::for_each_job`]'s scan.
-const FIRST_FILE_COLUMN: usize = 22;
+const FIRST_FILE_COLUMN: usize = 23;
 
 /// A job read whole: its file list no larger than its files (it grew one push at a time),
 /// and its counts made.
@@ -1284,6 +1310,46 @@ mod tests {
         job.group = Some(Guid::new_random());
         job.recount_files();
         job
+    }
+
+    #[test]
+    fn an_upload_reply_jobs_reply_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let now = Timestamp(1_700_000_000_000_000);
+        let mut job = Job::new(
+            Guid::new_random(),
+            "crash report",
+            JobType::UploadReply,
+            1000,
+            JobSettings::default(),
+            now,
+        )
+        .unwrap();
+        job.add_file("http://up.example/dumps/a.dmp", "/srv/a.dmp", 1, now)
+            .unwrap();
+        assert!(
+            job.reply.as_ref().unwrap().file_name.as_deref().unwrap().starts_with("/srv/a.dmp."),
+            "a reply name is made beside the upload file"
+        );
+        store.insert_job(&job).unwrap();
+        assert_eq!(store.load_jobs().unwrap(), vec![job.clone()]);
+
+        let reply = job.reply.as_mut().unwrap();
+        reply.url = Some("http://up.example/replies/1/reply.bin".into());
+        reply.temp_name = Some("/srv/.BIT99.tmp".into());
+        reply.bytes_total = 5000;
+        reply.bytes = 1200;
+        reply.validator.etag = Some("\"r1\"".into());
+        store.save_job_row(&job).unwrap();
+        let loaded = store.load_jobs().unwrap();
+        assert_eq!(loaded, vec![job.clone()]);
+        assert_eq!(loaded[0].reply.as_ref().unwrap().bytes, 1200);
+
+        let download = sample_job(now);
+        store.insert_job(&download).unwrap();
+        let loaded = store.load_jobs().unwrap();
+        assert!(loaded.iter().any(|j| j.id == download.id && j.reply.is_none()));
     }
 
     #[test]

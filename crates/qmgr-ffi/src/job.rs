@@ -167,6 +167,29 @@ impl JobObject {
         notify::unregister(self.id);
     }
 
+    /// An upload-reply job's reply as last seen; `E_NOTIMPL` for other job types.
+    fn reply(&self) -> Result<qmgr_core::reply::ReplyRecord> {
+        self.summary()?.job.reply.ok_or_else(|| {
+            QmgrError::from_code(hresult::E_NOTIMPL)
+                .context("only upload-reply jobs have a reply")
+        })
+    }
+
+    /// GetReplyData: from the service while the job is queued; once this object completed
+    /// it, from the reply file Complete made.
+    fn reply_data(&self) -> Result<qmgr_core::reply::ReplyData> {
+        let view = self.summary()?;
+        let reply = view.job.reply.as_ref().ok_or_else(|| {
+            QmgrError::from_code(hresult::E_NOTIMPL)
+                .context("only upload-reply jobs have a reply")
+        })?;
+        if view.job.state == JobState::Acknowledged {
+            let file = reply.file_name.as_deref().map(std::path::Path::new);
+            return qmgr_core::reply::read_reply(file);
+        }
+        self.queue.reply_data(self.id)
+    }
+
     fn add_files(&self, files: Vec<NewFile>) -> Result<HResult> {
         self.change(|queue| queue.add_files(self.id, files))
     }
@@ -648,24 +671,42 @@ thunks! { JobObject, IBackgroundCopyJob2, 0;
         if progress.is_null() {
             return Err(QmgrError::invalid_arg("progress is NULL"));
         }
-        job.summary()?;
-        not_implemented("reply progress exists only for upload-reply jobs")
+        let out = progress.out("progress")?;
+        let reply = job.reply()?;
+        out.set(BG_JOB_REPLY_PROGRESS {
+            BytesTotal: reply.bytes_total,
+            BytesTransferred: reply.bytes,
+        });
+        Ok(hresult::S_OK)
     }
     fn GetReplyData(job, pBuffer: *mut *mut byte, pLength: *mut UINT64) {
-        pBuffer.out("pBuffer")?;
-        pLength.out("pLength")?;
-        job.summary()?;
-        not_implemented("reply data exists only for upload-reply jobs")
+        let (buffer, length) = (pBuffer.out("pBuffer")?, pLength.out("pLength")?);
+        let data = job.reply_data()?;
+        length.set(data.size);
+        if data.too_large() {
+            return Err(QmgrError::from_code(hresult::BG_E_TOO_LARGE).context(format_args!(
+                "the reply is {} bytes, more than GetReplyData hands over ({} bytes): read the \
+                 reply file after Complete",
+                data.size,
+                qmgr_core::reply::MAX_REPLY_DATA
+            )));
+        }
+        // No reply, or an empty one: a NULL buffer, as Microsoft documents.
+        if let Some(bytes) = data.data.filter(|bytes| !bytes.is_empty()) {
+            buffer.set(memory::co_task_copy(&bytes)?);
+        }
+        Ok(hresult::S_OK)
     }
     fn SetReplyFileName(job, filename: LPCWSTR) {
-        filename.string("filename")?;
-        job.summary()?;
-        not_implemented("a reply file exists only for upload-reply jobs")
+        let name = filename.string("filename")?;
+        job.reply()?;
+        job.set(JobChange::ReplyFileName(name))
     }
     fn GetReplyFileName(job, pFilename: *mut LPWSTR) {
-        pFilename.out("pFilename")?;
-        job.summary()?;
-        not_implemented("a reply file exists only for upload-reply jobs")
+        let out = pFilename.out("pFilename")?;
+        let reply = job.reply()?;
+        out.set(to_co_task_optional(reply.file_name.as_deref())?);
+        Ok(hresult::S_OK)
     }
     fn SetCredentials(job, cred: *mut BG_AUTH_CREDENTIALS) {
         job.set(JobChange::Credentials(credential(&cred.read("cred")?)?))

@@ -32,6 +32,7 @@ pub fn administrator_may(request: &Request) -> bool {
         | Request::ListJobSummaries { .. }
         | Request::GetJobFiles { .. }
         | Request::GetFileResponseHeaders { .. }
+        | Request::GetReplyData { .. }
         | Request::GetGroup { .. }
         | Request::ListGroups { .. }
         | Request::Suspend { .. }

@@ -149,6 +149,7 @@ pub fn request_name(request: &Request) -> &'static str {
         Request::CancelGroup { .. } => "CancelGroup",
         Request::SwitchGroupToForeground { .. } => "SwitchGroupToForeground",
         Request::GetFileResponseHeaders { .. } => "GetFileResponseHeaders",
+        Request::GetReplyData { .. } => "GetReplyData",
         Request::SetCertificateValidator { .. } => "SetCertificateValidator",
         Request::GetCertificateCheck { .. } => "GetCertificateCheck",
         Request::CertificateVerdict { .. } => "CertificateVerdict",

@@ -127,6 +127,7 @@ fn owned_by(response: &mut Response, uid: u32) {
         | Response::JobCreated(_)
         | Response::FilePage { .. }
         | Response::CertificateCheck(_)
+        | Response::ReplyData(_)
         | Response::Text(_) => {}
     }
 }

@@ -15,7 +15,7 @@ use qmgr_core::QmgrError;
 
 use crate::event::EngineEvent;
 use crate::request::{CheckedRequest, TransferId, TransferRequest, check};
-use crate::upload::{ChannelOptions, UploadState, Uploader, cancel_session};
+use crate::upload::{ChannelOptions, UploadState, Uploader, cancel_session, close_session};
 
 /// The longest wait between two tries of a Cancel-Session.
 const MAX_CANCEL_SESSION_DELAY: Duration = Duration::from_secs(600);
@@ -280,6 +280,20 @@ pub struct UploadRequest {
     /// The state recorded from an earlier attempt, to resume the same session.
     pub resume: Option<UploadState>,
     pub headers: Vec<(String, String)>,
+    pub phase: UploadPhase,
+}
+
+/// Which part of an upload a request runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadPhase {
+    /// Every byte, then Close-Session: a plain upload.
+    Whole,
+    /// Every byte, and no more: an upload-reply upload, whose reply (named by the last
+    /// `Uploaded` state) is downloaded before the session is closed.
+    SendOnly,
+    /// Close-Session of a session whose bytes the server holds (`resume` names it); the
+    /// source is not read again.
+    CloseOnly,
 }
 
 /// Runs one upload to its end; returns its last event.
@@ -290,6 +304,9 @@ fn run_upload(
     stop: &AtomicBool,
     events: &Sender<EngineEvent>,
 ) -> EngineEvent {
+    if request.phase == UploadPhase::CloseOnly {
+        return close_only(id, request, options, events);
+    }
     let mut uploader = match Uploader::open(
         &request.url,
         &request.source,
@@ -299,7 +316,7 @@ fn run_upload(
         Ok(uploader) => uploader,
         Err(error) => return EngineEvent::Failed { id, error },
     };
-    let closed = uploader.close(stop, |state| {
+    let mut acknowledged = |state: &UploadState| {
         let _ = events.send(EngineEvent::Uploaded {
             id,
             state: state.clone(),
@@ -309,8 +326,18 @@ fn run_upload(
             bytes_on_disk: state.offset,
             throttled: false,
         });
-    });
-    match closed {
+    };
+    let ended = if request.phase == UploadPhase::SendOnly {
+        uploader.ask_again_for_last_ack();
+        uploader.send_all(stop, &mut acknowledged).and_then(|()| {
+            // The server was whole before the last fragment came (a resumed upload).
+            uploader.ask_again_for_last_ack();
+            uploader.send_all(stop, &mut acknowledged)
+        })
+    } else {
+        uploader.close(stop, acknowledged)
+    };
+    match ended {
         Ok(()) => EngineEvent::Completed {
             id,
             temp_path: PathBuf::new(),
@@ -318,6 +345,39 @@ fn run_upload(
             validator: qmgr_core::Validator::default(),
         },
         Err(_) if stop.load(Ordering::Relaxed) => EngineEvent::Cancelled { id },
+        Err(error) => EngineEvent::Failed { id, error },
+    }
+}
+
+/// Close-Session after an upload-reply's reply: the server already holds every byte.
+fn close_only(
+    id: TransferId,
+    request: &UploadRequest,
+    options: ChannelOptions,
+    events: &Sender<EngineEvent>,
+) -> EngineEvent {
+    let Some(mut state) = request.resume.clone().filter(|state| state.session.is_some()) else {
+        return EngineEvent::Failed {
+            id,
+            error: crate::TransferError::permanent(
+                qmgr_core::hresult::E_UNEXPECTED,
+                qmgr_core::ErrorContext::None,
+                format!("{}: there is no upload session to close", request.url),
+            ),
+        };
+    };
+    match close_session(&request.url, &state, options) {
+        Ok(()) => {
+            state.closed = true;
+            let total = state.total;
+            let _ = events.send(EngineEvent::Uploaded { id, state });
+            EngineEvent::Completed {
+                id,
+                temp_path: PathBuf::new(),
+                bytes: total,
+                validator: qmgr_core::Validator::default(),
+            }
+        }
         Err(error) => EngineEvent::Failed { id, error },
     }
 }

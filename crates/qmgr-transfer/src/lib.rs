@@ -26,7 +26,7 @@ mod tls;
 pub mod upload;
 mod worker;
 
-pub use engine::{Engine, EngineConfig, UploadRequest};
+pub use engine::{Engine, EngineConfig, UploadPhase, UploadRequest};
 pub use error::{TransferError, hresult_for_io};
 pub use event::{EngineEvent, RestartReason};
 pub use files::{
@@ -37,4 +37,4 @@ pub use request::{
     TransferRequest, Validator,
 };
 pub use server_certificate::{ServerCertificate, fetch_server_certificate};
-pub use source::Scheme;
+pub use source::{Scheme, same_origin};

@@ -183,7 +183,7 @@ fn origin(url: &str) -> Option<(Scheme, String, u16)> {
 
 /// Whether two URLs share scheme, host and port. Hosts are compared as written:
 /// `127.0.0.1` and `localhost` are different hosts, as they are to curl.
-pub(crate) fn same_origin(first: &str, second: &str) -> bool {
+pub fn same_origin(first: &str, second: &str) -> bool {
     origin(first).is_some_and(|first| origin(second) == Some(first))
 }
 

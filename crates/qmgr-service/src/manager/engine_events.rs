@@ -39,6 +39,10 @@ impl State {
             self.on_fetch_event(engine, transfer, event, now);
             return;
         }
+        if slot.reply {
+            self.on_reply_event(engine, transfer, event, now);
+            return;
+        }
         match event {
             EngineEvent::Started { temp_path, .. } => {
                 self.on_started(engine, id, index, &temp_path, now);
@@ -112,6 +116,12 @@ impl State {
                 temp_path, bytes, ..
             } => {
                 let slot = self.transfers.remove(&transfer).expect("slot present");
+                if self.upload_part_left(id, index) {
+                    // An upload-reply upload sent its bytes: its reply, or Close-Session, next.
+                    self.record_attempt(id, index, &slot, bytes, None, None, now);
+                    self.next_upload_part(engine, transfer, id, index, now);
+                    return;
+                }
                 self.on_completed(engine, transfer, &slot, &temp_path, bytes, now);
             }
             EngineEvent::Failed { error, .. } => {
@@ -178,7 +188,7 @@ impl State {
 
     /// A transfer (or an on-demand fetch) failed having moved the file to `bytes`: the
     /// attempt is recorded and the job stops or waits to retry.
-    fn transfer_failed(
+    pub(super) fn transfer_failed(
         &mut self,
         engine: &Engine,
         slot: &Slot,

@@ -29,10 +29,6 @@ impl State {
         umask: Option<u32>,
         now: Timestamp,
     ) -> Result<Response> {
-        if job_type == JobType::UploadReply {
-            return Err(QmgrError::from_code(hresult::E_NOTIMPL)
-                .context("upload-reply jobs are not supported yet"));
-        }
         // A group's job takes the place its group already counts for.
         if group.is_none() {
             self.check_job_quota(uid)?;
@@ -295,11 +291,7 @@ impl State {
             return Err(error);
         }
         // Every temporary file goes: unfinished ones and finished ones not yet renamed.
-        let temps: Vec<String> = job
-            .files
-            .iter()
-            .filter_map(|f| f.temp_name.clone())
-            .collect();
+        let temps: Vec<String> = job.temp_names().map(str::to_owned).collect();
         if !self.discard_temp_files(temps.iter().map(String::as_str), engine_let_go) {
             code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
         }
@@ -329,6 +321,7 @@ impl State {
             self.schedule_needed = true;
             return Err(error);
         }
+        let reply_temp = job.reply.as_ref().and_then(|reply| reply.temp_name.clone());
         if let Err(error) = rename_finished(&mut job, overwrite) {
             // The files renamed so far stay renamed (as on Windows); the job waits for
             // another Complete or a Cancel. The renamed files lost their temporary names:
@@ -348,6 +341,7 @@ impl State {
             .iter()
             .filter(|f| f.completed)
             .filter_map(|f| f.temp_name.as_deref())
+            .chain(reply_temp.as_deref())
             .collect();
         if let Err(error) = self.store.forget_temp_names(&renamed) {
             tracing::error!("{error}");
@@ -561,6 +555,9 @@ pub(super) fn rename_finished(job: &mut Job, overwrite: Overwrite) -> Result<()>
             // A finished file without a temporary name is in place: a later Complete skips it.
             file.temp_name = None;
         }
+    }
+    if moved.is_ok() {
+        moved = super::reply::place_reply(job, &mut finalizer);
     }
     let synced = finalizer.finish();
     moved.and(synced)

@@ -67,6 +67,7 @@ mod jobs;
 mod notify;
 mod on_demand;
 mod recover;
+mod reply;
 mod requests;
 mod schedule;
 mod settings;
@@ -267,6 +268,8 @@ struct Slot {
     /// For a file of an ON_DEMAND_MODE job: the spans this transfer fetches, in the order
     /// the engine writes them into its scratch file (see `on_demand.rs`).
     fetch: Option<Vec<qmgr_core::on_demand::Span>>,
+    /// The download of an upload-reply job's reply (see `reply.rs`), not of a file.
+    reply: bool,
 }
 
 struct State {

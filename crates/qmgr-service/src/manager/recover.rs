@@ -76,8 +76,7 @@ impl State {
         let held: std::collections::HashSet<&str> = self
             .jobs
             .values()
-            .flat_map(|e| e.job.files.iter())
-            .filter_map(|f| f.temp_name.as_deref())
+            .flat_map(|e| e.job.temp_names())
             .collect();
         let recorded = match self.store.temp_names() {
             Ok(names) => names,
@@ -167,6 +166,18 @@ fn recover_job(job: &mut Job, now: Timestamp, rebooted: bool) -> Recovered {
         }
         changed |= (file.temp_name.is_some(), file.bytes_transferred) != (temp_name, bytes);
     }
+    if let Some(reply) = job.reply.as_mut()
+        && !reply.done
+        && let Some(temp) = &reply.temp_name
+    {
+        let before = reply.bytes;
+        match std::fs::metadata(temp).map(|m| m.len()) {
+            Ok(len) if !rebooted => reply.bytes = len.min(reply.bytes_total),
+            Ok(_) => {}
+            Err(_) => reply.bytes = 0,
+        }
+        changed |= reply.bytes != before;
+    }
     if changed {
         // The files' bytes were set from the disk in place: the job counts them again.
         job.recount_files();
@@ -208,6 +219,17 @@ pub(super) fn quarantine_untrusted_paths(job: &mut Job, now: Timestamp) -> bool 
             first_bad.get_or_insert((index, error));
         }
     }
+    if let Some(reply) = job.reply.as_mut()
+        && let (Some(file_name), Some(temp)) = (&reply.file_name, &reply.temp_name)
+    {
+        let mut as_file = qmgr_core::FileRecord::new("", file_name);
+        as_file.temp_name = Some(temp.clone());
+        if let Err(error) = as_file.check_stored_paths() {
+            tracing::error!(job = %job.id, "reply: {}", error.description);
+            let _ = reply.reset();
+            first_bad.get_or_insert((0, error));
+        }
+    }
     let Some((index, error)) = first_bad else {
         return false;
     };
@@ -243,6 +265,18 @@ pub(super) fn finish_renames(job: &Job) {
         {
             tracing::error!(job = %job.id, "cannot finish Complete: {error}");
         }
+    }
+    if let Some(reply) = &job.reply
+        && let (Some(file_name), Some(temp)) = (&reply.file_name, &reply.temp_name)
+        && is_our_file(Path::new(temp))
+        && let Err(error) = qmgr_transfer::finalize(
+            Path::new(temp),
+            Path::new(file_name),
+            Overwrite::Replace,
+            job.umask,
+        )
+    {
+        tracing::error!(job = %job.id, "cannot finish Complete of the reply: {error}");
     }
     for file in job.files.iter().filter(|f| !f.completed) {
         if let Some(temp) = &file.temp_name

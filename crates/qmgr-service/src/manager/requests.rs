@@ -116,6 +116,7 @@ impl State {
                 }
                 Ok(Response::Text(self.store.response_headers(job, index)?))
             }
+            Request::GetReplyData { job } => Ok(Response::ReplyData(self.reply_data(uid, job)?)),
             Request::SetCertificateValidator { job, client } => {
                 self.set_certificate_validator(uid, job, client)
             }

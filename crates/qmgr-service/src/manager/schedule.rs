@@ -220,6 +220,7 @@ impl State {
                             restart: None,
                             throttled: false,
                             fetch,
+                            reply: false,
                         },
                     );
                     if let Some(run) = self.jobs.get_mut(&id).and_then(|e| e.run.as_mut()) {

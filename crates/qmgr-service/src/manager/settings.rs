@@ -66,6 +66,14 @@ pub(super) fn apply_change(
             complete_now = mark.is_some() && job.state == JobState::Transferred;
         }
         JobChange::FirstRetryDelay(delay) => job.set_first_retry_delay(delay, now)?,
+        JobChange::ReplyFileName(name) => {
+            // The directory must exist and be writable now, as SetReplyFileName checks.
+            if let Some(name) = name.as_deref().filter(|name| !name.is_empty()) {
+                qmgr_core::reply::validate_file_name(name)?;
+                super::jobs::check_local_directory(name)?;
+            }
+            job.set_reply_file_name(name.as_deref(), now)?;
+        }
         JobChange::RemoteName { file, remote_name } => {
             job.set_remote_name(file, remote_name, now)?;
             restart = true;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use qmgr_core::Job;
+use qmgr_core::{FileRecord, Job};
 use qmgr_core::certificate::{self};
 use qmgr_core::error::Result;
 use qmgr_core::file::SIZE_UNKNOWN;
@@ -18,7 +18,16 @@ pub(super) fn transfer_request(
     index: usize,
     paths: &StatePaths,
 ) -> Result<TransferRequest> {
-    let file = &job.files[index];
+    file_request(job, &job.files[index], paths)
+}
+
+/// Builds the engine request for `file` with the settings of `job` (a file of the job, or
+/// the download of an upload-reply job's reply).
+pub(super) fn file_request(
+    job: &Job,
+    file: &FileRecord,
+    paths: &StatePaths,
+) -> Result<TransferRequest> {
     let mut request =
         TransferRequest::new(file.remote_name.clone(), PathBuf::from(&file.local_name));
     // A request of the job's own method, or of content that may change, is not resumed

@@ -10,7 +10,7 @@ use qmgr_core::error::{ErrorContext, QmgrError, Result};
 use qmgr_core::file::{SourceIdentity, UploadRecord};
 use qmgr_core::{Guid, Timestamp, hresult};
 use qmgr_transfer::upload::UploadState;
-use qmgr_transfer::{Engine, TransferId, UploadRequest};
+use qmgr_transfer::{Engine, TransferId, UploadPhase, UploadRequest};
 
 use super::{Slot, State};
 
@@ -66,6 +66,30 @@ pub(super) fn cancel_sessions(engine: &Engine, job: &qmgr_core::Job) {
     }
 }
 
+/// The source must be the file that was added: one that changed is never sent half old,
+/// half new.
+fn check_unchanged(local_name: &str, record: &UploadRecord) -> Result<()> {
+    let now = SourceIdentity::of(Path::new(local_name)).map_err(|error| {
+        QmgrError::new(
+            qmgr_transfer::hresult_for_io(&error),
+            ErrorContext::LocalFile,
+            format!("the file to upload, {local_name}: {error}"),
+        )
+    })?;
+    if now != record.source {
+        return Err(QmgrError::new(
+            hresult::BG_E_LOCAL_FILE_CHANGED,
+            ErrorContext::LocalFile,
+            format!(
+                "{local_name} changed since it was added to the job ({} bytes then, {} now, or \
+                 another modification time or inode): it is not uploaded half old, half new",
+                record.source.size, now.size
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The engine's view of a recorded upload.
 fn resume_state(record: &UploadRecord) -> Option<UploadState> {
     record.session.as_ref()?;
@@ -80,8 +104,20 @@ fn resume_state(record: &UploadRecord) -> Option<UploadState> {
     Some(state)
 }
 
+/// What runs next for an upload job's file: a part of the upload, or an upload-reply
+/// job's reply (`None`).
+fn next_part(job: &qmgr_core::Job) -> Option<UploadPhase> {
+    match &job.reply {
+        None => Some(UploadPhase::Whole),
+        Some(reply) if reply.done => Some(UploadPhase::CloseOnly),
+        Some(reply) if reply.url.is_some() => None,
+        Some(_) => Some(UploadPhase::SendOnly),
+    }
+}
+
 impl State {
-    /// Starts the upload of file `index` of job `id` (an upload job's one file).
+    /// Starts what comes next for file `index` of upload job `id` (its one file): the
+    /// upload, the reply's download, or the Close-Session after the reply.
     pub(super) fn start_upload(
         &mut self,
         engine: &Engine,
@@ -89,25 +125,14 @@ impl State {
         index: usize,
     ) -> Result<TransferId> {
         let job = &self.jobs[&id].job;
+        let Some(phase) = next_part(job) else {
+            return self.start_reply(engine, id, index);
+        };
         let file = &job.files[index];
         let record = file.upload.clone().unwrap_or_default();
-        let now = SourceIdentity::of(Path::new(&file.local_name)).map_err(|error| {
-            QmgrError::new(
-                qmgr_transfer::hresult_for_io(&error),
-                ErrorContext::LocalFile,
-                format!("the file to upload, {}: {error}", file.local_name),
-            )
-        })?;
-        if now != record.source {
-            return Err(QmgrError::new(
-                hresult::BG_E_LOCAL_FILE_CHANGED,
-                ErrorContext::LocalFile,
-                format!(
-                    "{} changed since it was added to the job ({} bytes then, {} now, or \
-                     another modification time or inode): it is not uploaded half old, half new",
-                    file.local_name, record.source.size, now.size
-                ),
-            ));
+        // After the reply only Close-Session is left: the source is not read again.
+        if phase != UploadPhase::CloseOnly {
+            check_unchanged(&file.local_name, &record)?;
         }
         let headers = match &job.settings.custom_headers {
             Some(text) => qmgr_core::job::parse_custom_headers(text)?,
@@ -118,6 +143,7 @@ impl State {
             source: file.local_name.clone().into(),
             resume: resume_state(&record),
             headers,
+            phase,
         };
         let transfer = engine.submit_upload(request)?;
         let started_at = file.bytes_transferred;
@@ -133,9 +159,62 @@ impl State {
                 restart: None,
                 throttled: false,
                 fetch: None,
+                reply: false,
             },
         );
         Ok(transfer)
+    }
+
+    /// Whether an upload transfer of job `id` that just completed leaves a part of the
+    /// upload to run (an upload-reply job whose session is not closed yet).
+    pub(super) fn upload_part_left(&self, id: Guid, index: usize) -> bool {
+        self.jobs.get(&id).is_some_and(|entry| {
+            entry.job.reply.is_some()
+                && entry.job.files.get(index).is_some_and(|file| {
+                    file.upload.as_ref().is_some_and(|record| !record.closed)
+                })
+        })
+    }
+
+    /// One part of an upload-reply upload ended (`finished`): the next one starts in its
+    /// place.
+    pub(super) fn next_upload_part(
+        &mut self,
+        engine: &Engine,
+        finished: TransferId,
+        id: Guid,
+        index: usize,
+        now: Timestamp,
+    ) {
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(run) = entry.run.as_mut() else {
+            return;
+        };
+        run.transfers.retain(|t| *t != finished);
+        if let Some(reply) = entry.job.reply.as_mut()
+            && !reply.done
+            && reply.url.is_none()
+        {
+            // Every byte went and no Ack named a reply: there is none (and sending again
+            // would only ask the same server the same question).
+            reply.done = true;
+            reply.bytes_total = 0;
+            let before = entry.job.state;
+            let saved = self.store.save_job_row(&entry.job);
+            if !self.saved_or_stopped(engine, id, before, saved, now) {
+                return;
+            }
+        }
+        match self.start_upload(engine, id, index) {
+            Ok(transfer) => {
+                if let Some(run) = self.jobs.get_mut(&id).and_then(|e| e.run.as_mut()) {
+                    run.transfers.push(transfer);
+                }
+            }
+            Err(error) => self.fail_job(engine, id, index, error, false, None, now),
+        }
     }
 
     /// The server acknowledged a step of an upload. A new session (or a forgotten one, or
@@ -168,17 +247,49 @@ impl State {
             source: previous.source,
         };
         let lost_session = previous.session.is_some() && previous.session != state.session;
-        let worth_a_commit = previous.session != record.session
+        let mut worth_a_commit = previous.session != record.session
             || previous.host != record.host
             || previous.closed != record.closed
             || previous.fragment_bytes != record.fragment_bytes;
         file.upload = Some(record);
+        let mut dropped_reply = None;
+        if let Some(reply) = entry.job.reply.as_mut() {
+            if lost_session {
+                // A new session's reply will be another.
+                dropped_reply = reply.reset();
+            }
+            // Only the Ack of the last byte names the reply (an empty file has no fragment).
+            let all_sent = state.session.is_some()
+                && state.offset >= state.total
+                && (state.last_byte_acknowledged || state.total == 0 || state.reply_url.is_some())
+                && !state.closed;
+            if all_sent && !reply.done && reply.url.is_none() {
+                match &state.reply_url {
+                    Some(url) => reply.url = Some(url.clone()),
+                    // The server sent no reply: the reply is empty ([MC-BUP] §3.1.5.1.4).
+                    None => {
+                        reply.done = true;
+                        reply.bytes_total = 0;
+                    }
+                }
+                worth_a_commit = true;
+            }
+        }
         if lost_session {
             // The server forgot the session: what it held is gone, the upload starts over.
             entry
                 .job
                 .restart_file(index, qmgr_core::Validator::default());
         }
+        if let Some(temp) = dropped_reply {
+            match qmgr_transfer::discard(Path::new(&temp)) {
+                Ok(()) => self.forget_temp_names(&[temp]),
+                Err(error) => tracing::warn!(job = %id, "{}", error.description),
+            }
+        }
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
         if !worth_a_commit {
             return;
         }

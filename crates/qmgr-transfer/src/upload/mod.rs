@@ -94,6 +94,22 @@ impl Uploader {
         &self.state
     }
 
+    /// For an upload-reply upload whose server holds every byte without having acknowledged
+    /// the last one to this client (a resumed upload: the Ack naming the reply may have been
+    /// lost with a connection or a restart): the last byte is sent again, and the server's
+    /// Ack of it names the reply ([MC-BUP]: a repeated last fragment is acknowledged as
+    /// before).
+    pub fn ask_again_for_last_ack(&mut self) {
+        if self.state.session.is_some()
+            && self.state.total > 0
+            && self.state.offset >= self.state.total
+            && !self.state.last_byte_acknowledged
+        {
+            self.state.offset = self.state.total - 1;
+            self.state.resync = true;
+        }
+    }
+
     /// Sends fragments until the server holds every byte. `acknowledged` hears each state
     /// the server confirmed (persist it to resume later). Stops early, with a transient
     /// `E_ABORT`, when `stop` is set.
@@ -230,6 +246,31 @@ pub fn cancel_session(
         Err(error) if error.error.hresult == hresult::BG_E_SESSION_NOT_FOUND => Ok(()),
         Err(error) => Err(error),
     }
+}
+
+/// Close-Session for an upload-reply upload whose reply was fetched: the server holds every
+/// byte and has answered, so a server that forgot the session meanwhile (it expired, or
+/// the server restarted) has nothing left to publish or to send: `Ok` too.
+pub fn close_session(
+    url: &str,
+    state: &UploadState,
+    options: ChannelOptions,
+) -> Result<(), TransferError> {
+    let Some(session) = state.session.as_deref() else {
+        return Ok(());
+    };
+    let url = state
+        .host
+        .as_deref()
+        .and_then(|host| channel::with_host(url, host))
+        .unwrap_or_else(|| url.to_owned());
+    let mut channel = PacketChannel::new(options);
+    let ack = channel.send(&url, Step::CloseSession, Some(session), None, 0, "")?;
+    // A forgotten session is not an error here (see above): the Ack's state is dropped.
+    state
+        .clone()
+        .take_ack(Step::CloseSession, &ack, &url)
+        .map(|_| ())
 }
 
 /// Opens an upload's source for reading: without blocking (a FIFO put in its place would

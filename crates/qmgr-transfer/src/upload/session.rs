@@ -73,6 +73,10 @@ pub struct UploadState {
     pub host_fallback: Option<Duration>,
     /// Upload-reply: where the reply is.
     pub reply_url: Option<String>,
+    /// The server acknowledged the fragment holding the file's last byte: the Ack the
+    /// server names a reply in ([MC-BUP] §2.2.7.2). An Ack of an earlier fragment that
+    /// found the server already whole (a resumed upload) names none.
+    pub last_byte_acknowledged: bool,
     /// Close-Session was acknowledged: the server published the file.
     pub closed: bool,
     /// The state was recorded earlier (a restart, a retry): the first fragment is one byte,
@@ -101,6 +105,7 @@ impl UploadState {
             host: None,
             host_fallback: None,
             reply_url: None,
+            last_byte_acknowledged: false,
             closed: false,
             resync: false,
         }
@@ -251,14 +256,57 @@ impl UploadState {
         }
         self.offset = received;
         if received == self.total && ack.status == 200 {
-            self.reply_url = ack
-                .reply_url
-                .clone()
-                .filter(|reply| !reply.trim().is_empty());
+            self.last_byte_acknowledged = offset + length == self.total;
+            self.reply_url = match ack.reply_url.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(reply) => Some(resolve_reply_url(url, reply).ok_or_else(|| {
+                    invalid_response(url, &format!("the reply URL {reply:?} is not an http URL"))
+                })?),
+            };
             return Ok(Next::AllSent);
         }
         Ok(Next::Continue)
     }
+}
+
+/// The reply URL of an Ack as an absolute URL: IIS hands out a path relative to the upload
+/// URL's directory, with back-slashes and braces (`BITS-Sessions\Replies\{…}\responsefile.bin`),
+/// which is resolved as a browser would after turning the back-slashes into slashes;
+/// characters a URL cannot carry are percent-encoded. Only http and https replies are
+/// fetched (`None` for any other scheme).
+pub fn resolve_reply_url(upload_url: &str, reply: &str) -> Option<String> {
+    let reply = reply.trim().replace('\\', "/");
+    let (scheme, rest) = upload_url.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let origin = &upload_url[..scheme.len() + 3 + authority_end];
+    let resolved = if let Some((reply_scheme, _)) = reply.split_once("://")
+        && !reply_scheme.contains('/')
+    {
+        reply
+    } else if let Some(path) = reply.strip_prefix("//") {
+        format!("{scheme}://{path}")
+    } else if reply.starts_with('/') {
+        format!("{origin}{reply}")
+    } else {
+        let path = &rest[authority_end..];
+        let path = &path[..path.find(['?', '#']).unwrap_or(path.len())];
+        let directory = &path[..path.rfind('/').map_or(0, |slash| slash + 1)];
+        let directory = if directory.is_empty() { "/" } else { directory };
+        format!("{origin}{directory}{reply}")
+    };
+    let lower = resolved.to_ascii_lowercase();
+    if !lower.starts_with("http://") && !lower.starts_with("https://") {
+        return None;
+    }
+    let mut encoded = String::with_capacity(resolved.len());
+    for byte in resolved.bytes() {
+        if byte.is_ascii_graphic() && !b"{}|^`\"<>".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Some(encoded)
 }
 
 /// The HRESULT of `BITS-Error-Code` (or MC-BUP's `BITS-Error`), hex with or without `0x`.
@@ -361,6 +409,56 @@ mod tests {
             received: Some(received.into()),
             ..ack(status)
         }
+    }
+
+    #[test]
+    fn reply_urls_resolve_against_the_upload_urls_directory() {
+        let upload = "http://h:8080/vdir/up/dump.bin?x=1";
+        assert_eq!(
+            resolve_reply_url(upload, "BITS-Sessions\\Replies\\{AB-12}\\responsefile.bin").as_deref(),
+            Some("http://h:8080/vdir/up/BITS-Sessions/Replies/%7BAB-12%7D/responsefile.bin")
+        );
+        assert_eq!(
+            resolve_reply_url(upload, "/replies/r 1").as_deref(),
+            Some("http://h:8080/replies/r%201")
+        );
+        assert_eq!(
+            resolve_reply_url(upload, "https://other.example/r").as_deref(),
+            Some("https://other.example/r")
+        );
+        assert_eq!(
+            resolve_reply_url("https://h/u", "//cdn.example/r").as_deref(),
+            Some("https://cdn.example/r")
+        );
+        assert_eq!(
+            resolve_reply_url("http://h", "r.bin").as_deref(),
+            Some("http://h/r.bin")
+        );
+        assert_eq!(resolve_reply_url(upload, "file:///etc/passwd"), None);
+        assert_eq!(resolve_reply_url(upload, "ftp://h/r"), None);
+    }
+
+    #[test]
+    fn the_last_ack_names_the_reply_and_a_bad_one_is_an_error() {
+        let mut state = created(10);
+        let step = Step::Fragment {
+            offset: 0,
+            length: 10,
+        };
+        let last = Ack {
+            reply_url: Some("replies\\1".into()),
+            ..fragment_ack(200, "10")
+        };
+        assert_eq!(state.take_ack(step, &last, URL).unwrap(), Next::AllSent);
+        assert_eq!(state.reply_url.as_deref(), Some("http://h/up/replies/1"));
+
+        let mut state = created(10);
+        let bad = Ack {
+            reply_url: Some("file:///etc/shadow".into()),
+            ..fragment_ack(200, "10")
+        };
+        let error = state.take_ack(step, &bad, URL).unwrap_err();
+        assert_eq!(error.error.hresult, hresult::BG_E_INVALID_SERVER_RESPONSE);
     }
 
     #[test]
