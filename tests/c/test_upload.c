@@ -1,7 +1,8 @@
 /* test_upload.c: upload jobs through qmgrd, as a Windows program drives them: one file to an
  * http server speaking the BITS upload protocol (the test server), TRANSFERRED when the
  * server has it, Complete; a source changed before the upload stops the job with
- * BG_E_LOCAL_FILE_CHANGED; the job rules of uploads.
+ * BG_E_LOCAL_FILE_CHANGED; the job rules of uploads; upload-reply jobs and their reply
+ * (GetReplyData up to a megabyte, the reply file after Complete).
  */
 #include "support.h"
 
@@ -60,7 +61,13 @@ static void an_upload_reaches_the_server(IBackgroundCopyManager *manager, const 
     /* The reply methods are for upload-reply jobs. */
     if (CHECK_HR(IBackgroundCopyJob_QueryInterface(job, &IID_IBackgroundCopyJob2, (void **)&job2),
                  S_OK)) {
+        BG_JOB_REPLY_PROGRESS reply_progress;
+        byte *reply_data = NULL;
+        UINT64 reply_length = 0;
         CHECK_HR(IBackgroundCopyJob2_GetReplyFileName(job2, &reply), E_NOTIMPL);
+        CHECK_HR(IBackgroundCopyJob2_GetReplyProgress(job2, &reply_progress), E_NOTIMPL);
+        CHECK_HR(IBackgroundCopyJob2_GetReplyData(job2, &reply_data, &reply_length), E_NOTIMPL);
+        CHECK_HR(IBackgroundCopyJob2_SetReplyFileName(job2, u"/tmp/reply"), E_NOTIMPL);
         IBackgroundCopyJob2_Release(job2);
     }
     CHECK_HR(IBackgroundCopyJob_Resume(job), S_OK);
@@ -106,14 +113,119 @@ static void a_changed_source_stops_the_job(IBackgroundCopyManager *manager,
     free(url);
 }
 
-static void upload_reply_is_not_there_yet(IBackgroundCopyManager *manager)
+/* The test server's reply: the upload's bytes repeated, each XOR 0x5A. */
+static int reply_is_expected(const unsigned char *reply, size_t length, size_t upload_length)
+{
+    size_t i;
+    for (i = 0; i < length; i++) {
+        if (reply[i] != (unsigned char)((i % upload_length) * 7 % 251 ^ 0x5A)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static IBackgroundCopyJob2 *reply_job(IBackgroundCopyManager *manager)
 {
     IBackgroundCopyJob *job = NULL;
+    IBackgroundCopyJob2 *job2 = NULL;
     GUID id;
-    CHECK_HR(IBackgroundCopyManager_CreateJob(manager, u"reply", BG_JOB_TYPE_UPLOAD_REPLY, &id,
-                                              &job),
-             E_NOTIMPL);
-    CHECK(job == NULL);
+    if (!CHECK_HR(IBackgroundCopyManager_CreateJob(manager, u"qmgr C upload-reply",
+                                                   BG_JOB_TYPE_UPLOAD_REPLY, &id, &job),
+                  S_OK) ||
+        !CHECK_HR(IBackgroundCopyJob_QueryInterface(job, &IID_IBackgroundCopyJob2,
+                                                    (void **)&job2),
+                  S_OK)) {
+        exit(check_summary("test_upload"));
+    }
+    IBackgroundCopyJob_Release(job);
+    return job2;
+}
+
+static void an_upload_reply_hands_over_its_reply(IBackgroundCopyManager *manager,
+                                                 const TestPlace *place)
+{
+    IBackgroundCopyJob2 *job = reply_job(manager);
+    char *source = work_path(place, "question.bin");
+    WCHAR *local = work_path_wide(place, "question.bin");
+    WCHAR *url = url_of(place, "/uploads/question.bin?reply=2000");
+    char *answer = work_path(place, "answer.bin");
+    WCHAR *answer_wide = work_path_wide(place, "answer.bin");
+    LPWSTR name = NULL;
+    BG_JOB_REPLY_PROGRESS progress;
+    byte *data = NULL;
+    UINT64 length = 0;
+
+    /* No name before a file is added, and no reply yet. */
+    CHECK_HR(IBackgroundCopyJob2_GetReplyFileName(job, &name), S_OK);
+    CHECK(name == NULL);
+    CHECK_HR(IBackgroundCopyJob2_GetReplyProgress(job, &progress), S_OK);
+    CHECK(progress.BytesTotal == BG_SIZE_UNKNOWN && progress.BytesTransferred == 0);
+    CHECK_HR(IBackgroundCopyJob2_GetReplyProgress(job, NULL), E_INVALIDARG);
+
+    write_file(source, 1000);
+    CHECK_HR(IBackgroundCopyJob2_AddFile(job, url, local), S_OK);
+    CHECK_HR(IBackgroundCopyJob2_GetReplyFileName(job, &name), S_OK);
+    CHECK(name != NULL);
+    CoTaskMemFree(name);
+    name = NULL;
+    CHECK_HR(IBackgroundCopyJob2_SetReplyFileName(job, u"relative.bin"), E_INVALIDARG);
+    CHECK_HR(IBackgroundCopyJob2_SetReplyFileName(job, answer_wide), S_OK);
+    if (CHECK_HR(IBackgroundCopyJob2_GetReplyFileName(job, &name), S_OK)) {
+        CHECK(name != NULL && wide_is(name, answer));
+        CoTaskMemFree(name);
+    }
+    CHECK_HR(IBackgroundCopyJob2_GetReplyData(job, &data, &length), BG_E_INVALID_STATE);
+    CHECK(data == NULL);
+
+    CHECK_HR(IBackgroundCopyJob2_Resume(job), S_OK);
+    CHECK(wait_for_state((IBackgroundCopyJob *)job, BG_JOB_STATE_TRANSFERRED, 60) ==
+          BG_JOB_STATE_TRANSFERRED);
+    CHECK_HR(IBackgroundCopyJob2_GetReplyProgress(job, &progress), S_OK);
+    CHECK(progress.BytesTotal == 2000 && progress.BytesTransferred == 2000);
+    if (CHECK_HR(IBackgroundCopyJob2_GetReplyData(job, &data, &length), S_OK)) {
+        CHECK(length == 2000 && data != NULL && reply_is_expected(data, 2000, 1000));
+        CoTaskMemFree(data);
+        data = NULL;
+    }
+    /* The reply file exists once the job is complete, and the data stays readable. */
+    CHECK(file_size(answer) < 0);
+    CHECK_HR(IBackgroundCopyJob2_Complete(job), S_OK);
+    CHECK(file_size(answer) == 2000);
+    if (CHECK_HR(IBackgroundCopyJob2_GetReplyData(job, &data, &length), S_OK)) {
+        CHECK(length == 2000 && data != NULL && reply_is_expected(data, 2000, 1000));
+        CoTaskMemFree(data);
+    }
+    IBackgroundCopyJob2_Release(job);
+    free(source);
+    free(local);
+    free(url);
+    free(answer);
+    free(answer_wide);
+}
+
+static void a_reply_over_a_megabyte_stays_in_the_file(IBackgroundCopyManager *manager,
+                                                      const TestPlace *place)
+{
+    IBackgroundCopyJob2 *job = reply_job(manager);
+    char *source = work_path(place, "large-question.bin");
+    WCHAR *local = work_path_wide(place, "large-question.bin");
+    WCHAR *url = url_of(place, "/uploads/large-question.bin?reply=1100000");
+    byte *data = NULL;
+    UINT64 length = 0;
+
+    write_file(source, 5000);
+    CHECK_HR(IBackgroundCopyJob2_AddFile(job, url, local), S_OK);
+    CHECK_HR(IBackgroundCopyJob2_Resume(job), S_OK);
+    CHECK(wait_for_state((IBackgroundCopyJob *)job, BG_JOB_STATE_TRANSFERRED, 60) ==
+          BG_JOB_STATE_TRANSFERRED);
+    CHECK_HR(IBackgroundCopyJob2_GetReplyData(job, &data, &length), BG_E_TOO_LARGE);
+    CHECK(data == NULL && length == 1100000);
+    CHECK_HR(IBackgroundCopyJob2_Cancel(job), S_OK);
+    IBackgroundCopyJob2_Release(job);
+    free(source);
+    free(local);
+    free(url);
 }
 
 int main(int argc, char **argv)
@@ -124,7 +236,8 @@ int main(int argc, char **argv)
     manager = new_manager();
     an_upload_reaches_the_server(manager, &place);
     a_changed_source_stops_the_job(manager, &place);
-    upload_reply_is_not_there_yet(manager);
+    an_upload_reply_hands_over_its_reply(manager, &place);
+    a_reply_over_a_megabyte_stays_in_the_file(manager, &place);
     IBackgroundCopyManager_Release(manager);
     CoUninitialize();
     return check_summary("test_upload");
