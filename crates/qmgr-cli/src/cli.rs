@@ -342,6 +342,9 @@ pub struct TransferArgs {
     /// What the jobs do: download (`qmgr transfer`) or upload (`qmgr upload`).
     #[arg(skip = JobType::Download)]
     pub job_type: JobType,
+    /// `qmgr upload --reply FILE`: where the server's reply goes.
+    #[arg(skip)]
+    pub reply: Option<PathBuf>,
 }
 
 /// `qmgr upload FILE URL`: what `transfer` takes that means something for an upload.
@@ -351,6 +354,11 @@ pub struct UploadArgs {
     pub file: PathBuf,
     /// Where it goes: the http or https URL of a BITS upload server (IIS, qmgr-upload-server)
     pub url: String,
+    /// Ask the server for a reply (an upload-reply job) and save it as FILE when the
+    /// upload is done (the server must be set up to answer, e.g. qmgr-upload-server's
+    /// reply_command)
+    #[arg(long, value_name = "FILE")]
+    pub reply: Option<PathBuf>,
     /// Print the job's GUID and return at once; the job goes on in qmgrd
     #[arg(short, long)]
     pub background: bool,
@@ -404,7 +412,12 @@ impl UploadArgs {
             quiet: self.quiet,
             user: self.user,
             netrc: self.netrc,
-            job_type: JobType::Upload,
+            job_type: if self.reply.is_some() {
+                JobType::UploadReply
+            } else {
+                JobType::Upload
+            },
+            reply: self.reply,
         }
     }
 }

@@ -33,6 +33,34 @@ fn a_file_is_uploaded_in_one_command() {
 }
 
 #[test]
+fn reply_saves_the_servers_answer() {
+    let instance = Instance::new();
+    let server = TestServer::start();
+    let bytes = source(&instance, "question.bin", 50_000);
+    let url = server.url("/incoming/question.bin?reply=777");
+    let run = instance
+        .qmgr(&["upload", "question.bin", &url, "--reply", "answer.bin", "--quiet"])
+        .expect(0);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read(instance.downloads().join("answer.bin")).unwrap(),
+        qmgr_tests::expected_reply(&bytes, 777),
+        "the reply is in the file named, relative to the working directory"
+    );
+    assert_eq!(
+        server.uploaded("/incoming/question.bin").as_deref(),
+        Some(bytes.as_slice())
+    );
+    assert!(instance.jobs().is_empty(), "the job completed itself");
+
+    let nowhere = instance
+        .qmgr(&["upload", "question.bin", &url, "--reply", "no/such/dir/answer", "--quiet"])
+        .expect(2);
+    assert!(nowhere.stderr.contains("no/such/dir"), "{}", nowhere.stderr);
+    assert!(instance.jobs().is_empty(), "nothing is left queued");
+}
+
+#[test]
 fn a_refused_upload_says_why_and_bad_input_is_a_usage_error() {
     let instance = Instance::new();
     let server = TestServer::start();

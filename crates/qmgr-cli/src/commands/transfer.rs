@@ -372,6 +372,15 @@ fn create_job(
         }
         client.set_job(id, JobChange::Priority(priority(args)))?;
         client.set_job(id, JobChange::ParallelFiles(parallel))?;
+        if let Some(reply) = &args.reply {
+            let path = std::path::absolute(reply).map_err(|error| {
+                qmgr_core::QmgrError::invalid_arg(format!("{}: {error}", reply.display()))
+            })?;
+            client.set_job(
+                id,
+                JobChange::ReplyFileName(Some(path.to_string_lossy().into_owned())),
+            )?;
+        }
         // --no-clobber: the service renames with RENAME_NOREPLACE, so a file that appeared
         // during the transfer is never replaced.
         let mark = if args.no_clobber {
