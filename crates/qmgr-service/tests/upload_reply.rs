@@ -288,3 +288,34 @@ fn a_sigkill_while_the_server_prepares_the_reply_loses_neither_bytes_nor_reply()
         server.upload_log()
     );
 }
+
+#[test]
+fn qmgr_upload_server_answers_through_its_reply_command() {
+    let instance = Instance::new();
+    let root = tempfile::tempdir().unwrap();
+    let uploads = root.path().join("uploads");
+    std::fs::create_dir(&uploads).unwrap();
+    // The reply command gets the uploaded file and the reply's path as its last arguments.
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n[[location]]\nprefix = \"/up/\"\n\
+         directory = \"{}\"\nreply_command = [\"/bin/sh\", \"-c\", \"tr a-z A-Z < \\\"$0\\\" > \\\"$1\\\"\"]\n",
+        root.path().join("state").display(),
+        uploads.display()
+    );
+    let server = qmgr_upload_server::Background::start(
+        qmgr_upload_server::Config::parse(&config).unwrap(),
+    )
+    .unwrap();
+    let local = instance.downloads().join("shout.txt");
+    std::fs::write(&local, b"speak up, please").unwrap();
+    let client = instance.client();
+    let url = format!("http://{}/up/shout.txt", server.address());
+    let id = reply_job(&client, &url, &local.to_string_lossy());
+    wait_transferred(&client, id);
+    assert_eq!(
+        client.reply_data(id).unwrap().data.as_deref(),
+        Some(&b"SPEAK UP, PLEASE"[..])
+    );
+    client.complete(id).unwrap();
+    server.stop();
+}
