@@ -45,6 +45,19 @@ pub struct JobJson {
     pub error_count: u32,
     pub files: Vec<FileJson>,
     pub attempts: Vec<AttemptJson>,
+    /// Upload-reply jobs only: where their reply stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<ReplyJson>,
+}
+
+/// An upload-reply job's reply.
+#[derive(Debug, Serialize)]
+pub struct ReplyJson {
+    /// Where Complete puts the reply; `null` before the job has its file.
+    pub file_name: Option<String>,
+    /// `null` until the reply's download starts (0 when the server named no reply).
+    pub bytes_total: Option<u64>,
+    pub bytes_transferred: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -347,6 +360,11 @@ impl From<&JobView> for JobJson {
                 })
                 .collect(),
             attempts: view.attempts.iter().map(AttemptJson::from).collect(),
+            reply: job.reply.as_ref().map(|reply| ReplyJson {
+                file_name: reply.file_name.clone(),
+                bytes_total: size(reply.bytes_total),
+                bytes_transferred: reply.bytes,
+            }),
         }
     }
 }
@@ -489,6 +507,7 @@ mod tests {
             job,
             waiting: None,
             attempts: Vec::new(),
+            reply: None,
         };
         let text = to_text(&JobJson::from(&view));
         assert!(

@@ -58,6 +58,18 @@ fn reply_saves_the_servers_answer() {
         .expect(2);
     assert!(nowhere.stderr.contains("no/such/dir"), "{}", nowhere.stderr);
     assert!(instance.jobs().is_empty(), "nothing is left queued");
+
+    let held = server.url("/incoming/held.bin?reply=5&fragment_delay_ms=60000");
+    let queued = instance
+        .qmgr(&["upload", "question.bin", &held, "--reply", "later.bin", "--background", "--json"])
+        .expect(0)
+        .json();
+    let reply = &queued["jobs"][0]["reply"];
+    assert!(
+        reply["file_name"].as_str().is_some_and(|name| name.ends_with("/later.bin")),
+        "{queued}"
+    );
+    assert_eq!(queued["jobs"][0]["type"], "upload_reply");
 }
 
 #[test]

@@ -59,6 +59,19 @@ pub fn describe(view: &JobView, now: Timestamp) -> String {
             human::bytes_of(progress.bytes_transferred, progress.bytes_total)
         ),
     );
+    if let Some(reply) = &job.reply {
+        let state = if reply.done && reply.url.is_none() {
+            "none (the server named no reply)".to_owned()
+        } else if reply.url.is_none() {
+            "after the upload".to_owned()
+        } else {
+            human::bytes_of(reply.bytes, reply.bytes_total)
+        };
+        line("Reply", &state);
+        if let Some(name) = &reply.file_name {
+            line("Reply file", name);
+        }
+    }
     line("Created", &human::rfc3339(job.times.created));
     line("Modified", &human::rfc3339(job.times.modified));
     if job.times.transfer_completed != Timestamp::ZERO {
