@@ -6,6 +6,7 @@
  */
 #include "support.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 
 static void write_file(const char *path, size_t length)
@@ -204,6 +205,124 @@ static void an_upload_reply_hands_over_its_reply(IBackgroundCopyManager *manager
     free(answer_wide);
 }
 
+/* A callback that does what Microsoft suggests for small replies: read the reply inside
+ * JobTransferred, then Complete the job there. */
+typedef struct {
+    IBackgroundCopyCallback iface;
+    atomic_long references;
+    atomic_int transferred;
+    atomic_ullong reply_length;
+    atomic_int completed;
+} ReplyReader;
+
+static HRESULT STDMETHODCALLTYPE ReplyReader_QueryInterface(IBackgroundCopyCallback *This,
+                                                            REFIID riid, void **ppvObject)
+{
+    if (ppvObject == NULL) {
+        return E_POINTER;
+    }
+    if (IsEqualIID(riid, &IID_IUnknown) || IsEqualIID(riid, &IID_IBackgroundCopyCallback)) {
+        *ppvObject = This;
+        IBackgroundCopyCallback_AddRef(This);
+        return S_OK;
+    }
+    *ppvObject = NULL;
+    return E_NOINTERFACE;
+}
+
+static ULONG STDMETHODCALLTYPE ReplyReader_AddRef(IBackgroundCopyCallback *This)
+{
+    return (ULONG)(atomic_fetch_add(&((ReplyReader *)This)->references, 1) + 1);
+}
+
+static ULONG STDMETHODCALLTYPE ReplyReader_Release(IBackgroundCopyCallback *This)
+{
+    return (ULONG)(atomic_fetch_sub(&((ReplyReader *)This)->references, 1) - 1);
+}
+
+static HRESULT STDMETHODCALLTYPE ReplyReader_JobTransferred(IBackgroundCopyCallback *This,
+                                                            IBackgroundCopyJob *pJob)
+{
+    ReplyReader *reader = (ReplyReader *)This;
+    IBackgroundCopyJob2 *job2 = NULL;
+    byte *data = NULL;
+    UINT64 length = 0;
+    if (SUCCEEDED(IBackgroundCopyJob_QueryInterface(pJob, &IID_IBackgroundCopyJob2,
+                                                    (void **)&job2))) {
+        if (SUCCEEDED(IBackgroundCopyJob2_GetReplyData(job2, &data, &length)) && data != NULL) {
+            atomic_store(&reader->reply_length, length);
+            CoTaskMemFree(data);
+        }
+        IBackgroundCopyJob2_Release(job2);
+    }
+    if (SUCCEEDED(IBackgroundCopyJob_Complete(pJob))) {
+        atomic_store(&reader->completed, 1);
+    }
+    atomic_store(&reader->transferred, 1);
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE ReplyReader_JobError(IBackgroundCopyCallback *This,
+                                                      IBackgroundCopyJob *pJob,
+                                                      IBackgroundCopyError *pError)
+{
+    (void)This;
+    (void)pError;
+    return IBackgroundCopyJob_Cancel(pJob);
+}
+
+static HRESULT STDMETHODCALLTYPE ReplyReader_JobModification(IBackgroundCopyCallback *This,
+                                                             IBackgroundCopyJob *pJob,
+                                                             DWORD dwReserved)
+{
+    (void)This;
+    (void)pJob;
+    (void)dwReserved;
+    return S_OK;
+}
+
+static IBackgroundCopyCallbackVtbl reply_reader_vtbl = {
+    ReplyReader_QueryInterface, ReplyReader_AddRef,   ReplyReader_Release,
+    ReplyReader_JobTransferred, ReplyReader_JobError, ReplyReader_JobModification,
+};
+
+static void the_reply_is_read_in_the_transferred_callback(IBackgroundCopyManager *manager,
+                                                          const TestPlace *place)
+{
+    IBackgroundCopyJob2 *job = reply_job(manager);
+    char *source = work_path(place, "called.bin");
+    WCHAR *local = work_path_wide(place, "called.bin");
+    WCHAR *url = url_of(place, "/uploads/called.bin?reply=300");
+    ReplyReader reader = {{&reply_reader_vtbl}, 1, 0, 0, 0};
+    int waited = 0;
+
+    write_file(source, 4000);
+    CHECK_HR(IBackgroundCopyJob2_AddFile(job, url, local), S_OK);
+    CHECK_HR(IBackgroundCopyJob2_SetNotifyInterface(job, (IUnknown *)&reader.iface), S_OK);
+    CHECK_HR(IBackgroundCopyJob2_SetNotifyFlags(job, BG_NOTIFY_JOB_TRANSFERRED |
+                                                         BG_NOTIFY_JOB_ERROR),
+             S_OK);
+    CHECK_HR(IBackgroundCopyJob2_Resume(job), S_OK);
+    while (!atomic_load(&reader.transferred) && waited < 6000) {
+        Sleep(10);
+        waited++;
+    }
+    CHECK(atomic_load(&reader.transferred) == 1);
+    CHECK(atomic_load(&reader.reply_length) == 300);
+    CHECK(atomic_load(&reader.completed) == 1);
+    IBackgroundCopyJob2_Release(job);
+    /* The library lets go of the callback once the job has left the queue. */
+    waited = 0;
+    while (atomic_load(&reader.references) != 1 && waited < 500) {
+        Sleep(10);
+        waited++;
+    }
+    CHECK(atomic_load(&reader.references) == 1);
+    free(source);
+    free(local);
+    free(url);
+}
+
 static void a_reply_over_a_megabyte_stays_in_the_file(IBackgroundCopyManager *manager,
                                                       const TestPlace *place)
 {
@@ -238,6 +357,7 @@ int main(int argc, char **argv)
     a_changed_source_stops_the_job(manager, &place);
     an_upload_reply_hands_over_its_reply(manager, &place);
     a_reply_over_a_megabyte_stays_in_the_file(manager, &place);
+    the_reply_is_read_in_the_transferred_callback(manager, &place);
     IBackgroundCopyManager_Release(manager);
     CoUninitialize();
     return check_summary("test_upload");

@@ -262,3 +262,45 @@ fn an_upload_survives_drops_and_ten_sigkills_byte_identical() {
         "{resent} bytes were sent twice (more than 5%)"
     );
 }
+
+#[test]
+fn empty_and_one_byte_uploads_complete_and_run_the_notify_command() {
+    let instance = Instance::new();
+    let server = TestServer::start();
+    let client = instance.client();
+    for length in [0, 1] {
+        let name = format!("tiny-{length}.bin");
+        let (local, bytes) = source(&instance, &name, length);
+        let marker = instance.path(&format!("transferred-{length}"));
+        let id = client.create_job("tiny", JobType::Upload).unwrap();
+        client
+            .add_file(id, &server.url(&format!("/up/{name}")), &local)
+            .unwrap();
+        client
+            .set_job(
+                id,
+                qmgr_core::service::JobChange::NotifyCommand(Some(
+                    qmgr_core::job::NotifyCommand {
+                        program: "/usr/bin/touch".into(),
+                        parameters: Some(format!("touch \"{marker}\"")),
+                    },
+                )),
+            )
+            .unwrap();
+        client.resume(id).unwrap();
+        common::wait_for_state(&client, id, JobState::Transferred);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::path::Path::new(&marker).exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the notify command did not run for the {length}-byte upload"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        client.complete(id).unwrap();
+        assert_eq!(
+            server.uploaded(&format!("/up/{name}")).as_deref(),
+            Some(bytes.as_slice())
+        );
+    }
+}
