@@ -377,6 +377,9 @@ pub struct UploadArgs {
     /// Give up after failing this long without progress (see `transfer`)
     #[arg(long, value_name = "DUR", value_parser = parse_duration_arg)]
     pub no_progress_timeout: Option<Duration>,
+    /// Bandwidth cap for this upload, e.g. 2MB/s or 512KiB/s; applies at any priority
+    #[arg(long, value_name = "RATE", value_parser = parse_rate_arg)]
+    pub limit: Option<RateArg>,
     /// Display name of the job [default: "FILE (qmgr upload)"]
     #[arg(long)]
     pub name: Option<String>,
@@ -406,7 +409,7 @@ impl UploadArgs {
             headers: self.headers,
             retry_delay: self.retry_delay,
             no_progress_timeout: self.no_progress_timeout,
-            limit: None,
+            limit: self.limit,
             no_clobber: false,
             name: self.name,
             quiet: self.quiet,

@@ -507,7 +507,6 @@ mod tests {
             job,
             waiting: None,
             attempts: Vec::new(),
-            reply: None,
         };
         let text = to_text(&JobJson::from(&view));
         assert!(

@@ -39,7 +39,14 @@ fn reply_saves_the_servers_answer() {
     let bytes = source(&instance, "question.bin", 50_000);
     let url = server.url("/incoming/question.bin?reply=777");
     let run = instance
-        .qmgr(&["upload", "question.bin", &url, "--reply", "answer.bin", "--quiet"])
+        .qmgr(&[
+            "upload",
+            "question.bin",
+            &url,
+            "--reply",
+            "answer.bin",
+            "--quiet",
+        ])
         .expect(0);
     assert!(run.stderr.is_empty(), "{}", run.stderr);
     assert_eq!(
@@ -54,19 +61,36 @@ fn reply_saves_the_servers_answer() {
     assert!(instance.jobs().is_empty(), "the job completed itself");
 
     let nowhere = instance
-        .qmgr(&["upload", "question.bin", &url, "--reply", "no/such/dir/answer", "--quiet"])
+        .qmgr(&[
+            "upload",
+            "question.bin",
+            &url,
+            "--reply",
+            "no/such/dir/answer",
+            "--quiet",
+        ])
         .expect(2);
     assert!(nowhere.stderr.contains("no/such/dir"), "{}", nowhere.stderr);
     assert!(instance.jobs().is_empty(), "nothing is left queued");
 
     let held = server.url("/incoming/held.bin?reply=5&fragment_delay_ms=60000");
     let queued = instance
-        .qmgr(&["upload", "question.bin", &held, "--reply", "later.bin", "--background", "--json"])
+        .qmgr(&[
+            "upload",
+            "question.bin",
+            &held,
+            "--reply",
+            "later.bin",
+            "--background",
+            "--json",
+        ])
         .expect(0)
         .json();
     let reply = &queued["jobs"][0]["reply"];
     assert!(
-        reply["file_name"].as_str().is_some_and(|name| name.ends_with("/later.bin")),
+        reply["file_name"]
+            .as_str()
+            .is_some_and(|name| name.ends_with("/later.bin")),
         "{queued}"
     );
     assert_eq!(queued["jobs"][0]["type"], "upload_reply");

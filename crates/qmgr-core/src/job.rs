@@ -12,8 +12,8 @@ use crate::file::{self, FileRecord, Validator};
 use crate::guid::Guid;
 use crate::hresult::{self, HResult};
 use crate::ranges::{self, FileRange};
-use crate::reply::{self, ReplyRecord};
 use crate::raw::raw_enum;
+use crate::reply::{self, ReplyRecord};
 use crate::state::{self, Event, Facts, JobState, JobType, Outcome};
 use crate::time::Timestamp;
 
@@ -922,7 +922,11 @@ impl Job {
         self.files
             .iter()
             .filter_map(|file| file.temp_name.as_deref())
-            .chain(self.reply.iter().filter_map(|reply| reply.temp_name.as_deref()))
+            .chain(
+                self.reply
+                    .iter()
+                    .filter_map(|reply| reply.temp_name.as_deref()),
+            )
     }
 
     /// Setters are refused once the job has left the queue (BG_E_INVALID_STATE).
@@ -1361,10 +1365,12 @@ impl Job {
     /// and only until the reply's download has begun (`BG_E_INVALID_STATE`).
     pub fn set_reply_file_name(&mut self, name: Option<&str>, now: Timestamp) -> Result<()> {
         let Some(reply) = self.reply.as_ref() else {
-            return Err(QmgrError::from_code(hresult::E_NOTIMPL).context(format_args!(
-                "job {} is not an upload-reply job: it has no reply",
-                self.id
-            )));
+            return Err(
+                QmgrError::from_code(hresult::E_NOTIMPL).context(format_args!(
+                    "job {} is not an upload-reply job: it has no reply",
+                    self.id
+                )),
+            );
         };
         self.ensure_mutable()?;
         if reply.started() {

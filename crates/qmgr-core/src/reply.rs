@@ -190,12 +190,16 @@ mod tests {
         assert_eq!(read.size, 6);
 
         let exact = dir.path().join("exact");
-        std::fs::write(&exact, vec![7u8; MAX_REPLY_DATA as usize]).unwrap();
+        std::fs::write(&exact, vec![7u8; usize::try_from(MAX_REPLY_DATA).unwrap()]).unwrap();
         let read = read_reply(Some(&exact)).unwrap();
         assert_eq!(read.data.map(|d| d.len() as u64), Some(MAX_REPLY_DATA));
 
         let large = dir.path().join("large");
-        std::fs::write(&large, vec![7u8; MAX_REPLY_DATA as usize + 1]).unwrap();
+        std::fs::write(
+            &large,
+            vec![7u8; usize::try_from(MAX_REPLY_DATA).unwrap() + 1],
+        )
+        .unwrap();
         let read = read_reply(Some(&large)).unwrap();
         assert!(read.too_large());
         assert_eq!(read.size, MAX_REPLY_DATA + 1);

@@ -1329,7 +1329,13 @@ mod tests {
         job.add_file("http://up.example/dumps/a.dmp", "/srv/a.dmp", 1, now)
             .unwrap();
         assert!(
-            job.reply.as_ref().unwrap().file_name.as_deref().unwrap().starts_with("/srv/a.dmp."),
+            job.reply
+                .as_ref()
+                .unwrap()
+                .file_name
+                .as_deref()
+                .unwrap()
+                .starts_with("/srv/a.dmp."),
             "a reply name is made beside the upload file"
         );
         store.insert_job(&job).unwrap();
@@ -1349,7 +1355,11 @@ mod tests {
         let download = sample_job(now);
         store.insert_job(&download).unwrap();
         let loaded = store.load_jobs().unwrap();
-        assert!(loaded.iter().any(|j| j.id == download.id && j.reply.is_none()));
+        assert!(
+            loaded
+                .iter()
+                .any(|j| j.id == download.id && j.reply.is_none())
+        );
     }
 
     #[test]

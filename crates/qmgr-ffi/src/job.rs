@@ -170,8 +170,7 @@ impl JobObject {
     /// An upload-reply job's reply as last seen; `E_NOTIMPL` for other job types.
     fn reply(&self) -> Result<qmgr_core::reply::ReplyRecord> {
         self.summary()?.job.reply.ok_or_else(|| {
-            QmgrError::from_code(hresult::E_NOTIMPL)
-                .context("only upload-reply jobs have a reply")
+            QmgrError::from_code(hresult::E_NOTIMPL).context("only upload-reply jobs have a reply")
         })
     }
 
@@ -180,8 +179,7 @@ impl JobObject {
     fn reply_data(&self) -> Result<qmgr_core::reply::ReplyData> {
         let view = self.summary()?;
         let reply = view.job.reply.as_ref().ok_or_else(|| {
-            QmgrError::from_code(hresult::E_NOTIMPL)
-                .context("only upload-reply jobs have a reply")
+            QmgrError::from_code(hresult::E_NOTIMPL).context("only upload-reply jobs have a reply")
         })?;
         if view.job.state == JobState::Acknowledged {
             let file = reply.file_name.as_deref().map(std::path::Path::new);

@@ -70,6 +70,8 @@ fn sample_job_changes() -> Vec<JobChange> {
             remote_name: "https://example.invalid/a?b=c".into(),
         },
         JobChange::MaximumDownloadTime(Duration::from_secs(86_400)),
+        JobChange::ReplyFileName(Some("/home/u/reply.bin".into())),
+        JobChange::ReplyFileName(None),
         JobChange::MinimumNotificationInterval(Duration::from_millis(500)),
         JobChange::HttpMethod("POST".into()),
         JobChange::DynamicContent(true),
@@ -179,6 +181,7 @@ fn sample_requests() -> Vec<Request> {
             job: guid(8),
             file: u32::MAX,
         },
+        Request::GetReplyData { job: guid(8) },
         Request::SetCertificateValidator {
             job: guid(3),
             client: Some(4242),
@@ -393,6 +396,14 @@ fn sample_responses() -> Vec<Response> {
         },
         Response::Text(Some("HTTP/1.1 200 OK\r\nETag: \"x\"\r\n".into())),
         Response::Text(None),
+        Response::ReplyData(qmgr_core::reply::ReplyData {
+            data: Some(b"reply".to_vec()),
+            size: 5,
+        }),
+        Response::ReplyData(qmgr_core::reply::ReplyData {
+            data: None,
+            size: 2 << 20,
+        }),
         Response::CertificateCheck(Box::new(CertificateCheck {
             file: 3,
             certificate: vec![0x30, 0x82, 0x01],
@@ -417,12 +428,13 @@ fn response_variant(response: &Response) -> usize {
         Response::SummaryPage { .. } => 9,
         Response::Text(_) => 10,
         Response::CertificateCheck(_) => 11,
+        Response::ReplyData(_) => 12,
     }
 }
-const RESPONSE_VARIANTS: usize = 12;
+const RESPONSE_VARIANTS: usize = 13;
 
 /// `request_name` matches exhaustively on `Request`, so it names every variant there is.
-const REQUEST_VARIANTS: usize = 30;
+const REQUEST_VARIANTS: usize = 31;
 
 fn round_trip<T>(message: &T) -> T
 where

@@ -279,12 +279,10 @@ fn empty_and_one_byte_uploads_complete_and_run_the_notify_command() {
         client
             .set_job(
                 id,
-                qmgr_core::service::JobChange::NotifyCommand(Some(
-                    qmgr_core::job::NotifyCommand {
-                        program: "/usr/bin/touch".into(),
-                        parameters: Some(format!("touch \"{marker}\"")),
-                    },
-                )),
+                qmgr_core::service::JobChange::NotifyCommand(Some(qmgr_core::job::NotifyCommand {
+                    program: "/usr/bin/touch".into(),
+                    parameters: Some(format!("touch \"{marker}\"")),
+                })),
             )
             .unwrap();
         client.resume(id).unwrap();
@@ -303,4 +301,34 @@ fn empty_and_one_byte_uploads_complete_and_run_the_notify_command() {
             Some(bytes.as_slice())
         );
     }
+}
+
+#[test]
+fn progress_counts_a_fragment_while_it_is_sent_not_only_when_acknowledged() {
+    let instance = Instance::new();
+    let server = TestServer::start();
+    let client = instance.client();
+    let (local, bytes) = source(&instance, "progress.bin", 1024 * 1024);
+    // One fragment, acknowledged only after a long while.
+    let url = server.url("/up/progress.bin?fragment_delay_ms=4000");
+    let id = client.create_job("progress", JobType::Upload).unwrap();
+    client.add_file(id, &url, &local).unwrap();
+    client.resume(id).unwrap();
+    let seen = common::wait_until(&client, id, "the fragment counted as sent", |view| {
+        view.job.files[0].bytes_transferred == bytes.len() as u64
+    });
+    assert_eq!(
+        seen.job.files[0]
+            .upload
+            .as_ref()
+            .map(|upload| upload.offset),
+        Some(0),
+        "sent, and not acknowledged yet: the record keeps what the server said"
+    );
+    common::wait_for_state(&client, id, JobState::Transferred);
+    client.complete(id).unwrap();
+    assert_eq!(
+        server.uploaded("/up/progress.bin").as_deref(),
+        Some(&bytes[..])
+    );
 }

@@ -11,6 +11,11 @@ use qmgr_core::service::{JobChange, QueueServiceExt};
 use qmgr_core::{Guid, JobState, JobType, hresult};
 use qmgr_tests::{TestServer, expected_reply};
 
+/// One byte more than GetReplyData hands over.
+const LARGE_REPLY: usize = 1024 * 1024 + 1;
+/// A reply long enough to be cut halfway.
+const CUT_REPLY: usize = 400_000;
+
 fn source(instance: &Instance, name: &str, length: usize) -> (String, Vec<u8>) {
     let bytes: Vec<u8> = (0..length)
         .map(|i| u8::try_from((i * 7 + i / 251) % 256).expect("below 256"))
@@ -22,7 +27,9 @@ fn source(instance: &Instance, name: &str, length: usize) -> (String, Vec<u8>) {
 
 /// An upload-reply job of `local` to `url`, resumed.
 fn reply_job(client: &qmgr_ipc::Client, url: &str, local: &str) -> Guid {
-    let id = client.create_job("with reply", JobType::UploadReply).unwrap();
+    let id = client
+        .create_job("with reply", JobType::UploadReply)
+        .unwrap();
     client.add_file(id, url, local).unwrap();
     client.resume(id).unwrap();
     id
@@ -41,7 +48,11 @@ fn wait_transferred(client: &qmgr_ipc::Client, id: Guid) -> qmgr_core::service::
 
 fn reply_file_name(client: &qmgr_ipc::Client, id: Guid) -> String {
     let view = client.job(id).unwrap();
-    view.job.reply.unwrap().file_name.expect("a reply file name")
+    view.job
+        .reply
+        .unwrap()
+        .file_name
+        .expect("a reply file name")
 }
 
 #[test]
@@ -98,9 +109,10 @@ fn a_reply_over_a_megabyte_stays_in_its_file_and_a_chosen_name_is_used() {
     let server = TestServer::start();
     let client = instance.client();
     let (local, bytes) = source(&instance, "big.bin", 10_000);
-    const REPLY: usize = 1024 * 1024 + 1;
-    let url = server.url(&format!("/up/big.bin?reply={REPLY}"));
-    let id = client.create_job("large reply", JobType::UploadReply).unwrap();
+    let url = server.url(&format!("/up/big.bin?reply={LARGE_REPLY}"));
+    let id = client
+        .create_job("large reply", JobType::UploadReply)
+        .unwrap();
     client.add_file(id, &url, &local).unwrap();
     let chosen = instance.path("answers/reply.bin");
     std::fs::create_dir_all(std::path::Path::new(&chosen).parent().unwrap()).unwrap();
@@ -112,14 +124,17 @@ fn a_reply_over_a_megabyte_stays_in_its_file_and_a_chosen_name_is_used() {
     wait_transferred(&client, id);
     let data = client.reply_data(id).unwrap();
     assert!(data.too_large(), "{} bytes handed over", data.size);
-    assert_eq!(data.size, REPLY as u64);
+    assert_eq!(data.size, LARGE_REPLY as u64);
     // Too late to move the reply now.
     let late = client
         .set_job(id, JobChange::ReplyFileName(None))
         .unwrap_err();
     assert_eq!(late.hresult, hresult::BG_E_INVALID_STATE);
     client.complete(id).unwrap();
-    assert_eq!(std::fs::read(&chosen).unwrap(), expected_reply(&bytes, REPLY));
+    assert_eq!(
+        std::fs::read(&chosen).unwrap(),
+        expected_reply(&bytes, LARGE_REPLY)
+    );
 }
 
 #[test]
@@ -128,7 +143,11 @@ fn a_server_that_names_no_reply_gives_an_empty_one() {
     let server = TestServer::start();
     let client = instance.client();
     let (local, _) = source(&instance, "quiet.bin", 1000);
-    let id = reply_job(&client, &server.url("/up/quiet.bin?reply=10&reply_missing=1"), &local);
+    let id = reply_job(
+        &client,
+        &server.url("/up/quiet.bin?reply=10&reply_missing=1"),
+        &local,
+    );
     let done = wait_transferred(&client, id);
     assert_eq!(done.job.reply.as_ref().map(|r| r.bytes_total), Some(0));
     let data = client.reply_data(id).unwrap();
@@ -144,9 +163,8 @@ fn a_relative_reply_url_resolves_and_a_cut_reply_resumes_with_a_range() {
     let server = TestServer::start();
     let client = instance.client();
     let (local, bytes) = source(&instance, "cut.bin", 50_000);
-    const REPLY: usize = 400_000;
     let url = server.url(&format!(
-        "/vdir/up/cut.bin?reply={REPLY}&reply_relative=1&reply_drop=1"
+        "/vdir/up/cut.bin?reply={CUT_REPLY}&reply_relative=1&reply_drop=1"
     ));
     let id = reply_job(&client, &url, &local);
     wait_transferred(&client, id);
@@ -164,7 +182,10 @@ fn a_relative_reply_url_resolves_and_a_cut_reply_resumes_with_a_range() {
     );
     let reply_name = reply_file_name(&client, id);
     client.complete(id).unwrap();
-    assert_eq!(std::fs::read(&reply_name).unwrap(), expected_reply(&bytes, REPLY));
+    assert_eq!(
+        std::fs::read(&reply_name).unwrap(),
+        expected_reply(&bytes, CUT_REPLY)
+    );
 }
 
 #[test]
@@ -182,7 +203,10 @@ fn a_reply_the_server_refuses_is_the_jobs_error_and_the_session_stays_open() {
     let error = failed.job.error.expect("an error");
     assert_eq!(error.error.hresult, hresult::BG_E_HTTP_ERROR_404);
     assert!(
-        !server.upload_log().iter().any(|entry| entry == "Close-Session"),
+        !server
+            .upload_log()
+            .iter()
+            .any(|entry| entry == "Close-Session"),
         "no Close-Session before the reply: {:?}",
         server.upload_log()
     );
@@ -302,10 +326,9 @@ fn qmgr_upload_server_answers_through_its_reply_command() {
         root.path().join("state").display(),
         uploads.display()
     );
-    let server = qmgr_upload_server::Background::start(
-        qmgr_upload_server::Config::parse(&config).unwrap(),
-    )
-    .unwrap();
+    let server =
+        qmgr_upload_server::Background::start(qmgr_upload_server::Config::parse(&config).unwrap())
+            .unwrap();
     let local = instance.downloads().join("shout.txt");
     std::fs::write(&local, b"speak up, please").unwrap();
     let client = instance.client();

@@ -15,7 +15,9 @@ use qmgr_core::QmgrError;
 
 use crate::event::EngineEvent;
 use crate::request::{CheckedRequest, TransferId, TransferRequest, check};
-use crate::upload::{ChannelOptions, UploadState, Uploader, cancel_session, close_session};
+use crate::upload::{
+    ChannelOptions, SendLimit, UploadState, Uploader, cancel_session, close_session,
+};
 
 /// The longest wait between two tries of a Cancel-Session.
 const MAX_CANCEL_SESSION_DELAY: Duration = Duration::from_secs(600);
@@ -73,8 +75,18 @@ pub struct Engine {
     /// Uploads run on threads of their own (one request at a time per session, rare next
     /// to downloads); their events go to the same channel.
     events: Sender<EngineEvent>,
-    uploads: Arc<Mutex<HashMap<TransferId, Arc<AtomicBool>>>>,
+    uploads: Arc<Mutex<HashMap<TransferId, RunningUpload>>>,
     upload_defaults: ChannelOptions,
+    /// The global cap as background uploads read it (bytes per second, 0: none).
+    upload_global_limit: Arc<AtomicU64>,
+}
+
+/// What the engine holds of an upload running on its own thread.
+#[derive(Debug)]
+struct RunningUpload {
+    stop: Arc<AtomicBool>,
+    /// Its own cap (the job's), bytes per second, 0: none.
+    limit: Arc<AtomicU64>,
 }
 
 impl Engine {
@@ -119,6 +131,7 @@ impl Engine {
             events,
             uploads: Arc::new(Mutex::new(HashMap::new())),
             upload_defaults,
+            upload_global_limit: Arc::new(AtomicU64::new(0)),
         };
         Ok((engine, event_receiver))
     }
@@ -147,11 +160,22 @@ impl Engine {
         }
         let id = TransferId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let stop = Arc::new(AtomicBool::new(false));
-        lock(&self.uploads).insert(id, stop.clone());
+        let limit = Arc::new(AtomicU64::new(0));
+        lock(&self.uploads).insert(
+            id,
+            RunningUpload {
+                stop: stop.clone(),
+                limit: limit.clone(),
+            },
+        );
         let events = self.events.clone();
         let uploads = self.uploads.clone();
         let options = ChannelOptions {
             headers: request.headers.clone(),
+            send_limit: SendLimit {
+                own: limit,
+                global: request.throttled.then(|| self.upload_global_limit.clone()),
+            },
             ..self.upload_defaults.clone()
         };
         std::thread::Builder::new()
@@ -213,9 +237,9 @@ impl Engine {
     /// Stops a transfer; its temporary file stays (see [`crate::discard`]). Ends with
     /// `Cancelled` unless the transfer had already ended.
     pub fn cancel(&self, id: TransferId) -> Result<(), QmgrError> {
-        if let Some(stop) = lock(&self.uploads).get(&id) {
+        if let Some(upload) = lock(&self.uploads).get(&id) {
             // The upload stops after the packet under way: a fragment is small.
-            stop.store(true, Ordering::Relaxed);
+            upload.stop.store(true, Ordering::Relaxed);
             return Ok(());
         }
         self.send(Command::Cancel(id))
@@ -231,7 +255,11 @@ impl Engine {
     }
 
     /// The cap in bytes per second shared by throttled transfers; `None` lifts it.
+    /// Background uploads are held to it each on their own (they run outside the worker
+    /// that shares it among downloads), from their next packet.
     pub fn set_global_limit(&self, bytes_per_second: Option<u64>) -> Result<(), QmgrError> {
+        self.upload_global_limit
+            .store(bytes_per_second.unwrap_or(0), Ordering::Relaxed);
         self.send(Command::SetGlobalLimit(bytes_per_second))
     }
 
@@ -241,6 +269,13 @@ impl Engine {
         id: TransferId,
         bytes_per_second: Option<u64>,
     ) -> Result<(), QmgrError> {
+        if let Some(upload) = lock(&self.uploads).get(&id) {
+            // From the upload's next packet.
+            upload
+                .limit
+                .store(bytes_per_second.unwrap_or(0), Ordering::Relaxed);
+            return Ok(());
+        }
         self.send(Command::SetTransferLimit(id, bytes_per_second))
     }
 
@@ -281,6 +316,8 @@ pub struct UploadRequest {
     pub resume: Option<UploadState>,
     pub headers: Vec<(String, String)>,
     pub phase: UploadPhase,
+    /// A background upload: the global cap applies to it.
+    pub throttled: bool,
 }
 
 /// Which part of an upload a request runs.
@@ -316,6 +353,14 @@ fn run_upload(
         Ok(uploader) => uploader,
         Err(error) => return EngineEvent::Failed { id, error },
     };
+    let progress = events.clone();
+    uploader.on_sent(move |offset| {
+        let _ = progress.send(EngineEvent::Progress {
+            id,
+            bytes_on_disk: offset,
+            throttled: false,
+        });
+    });
     let mut acknowledged = |state: &UploadState| {
         let _ = events.send(EngineEvent::Uploaded {
             id,
@@ -356,7 +401,11 @@ fn close_only(
     options: ChannelOptions,
     events: &Sender<EngineEvent>,
 ) -> EngineEvent {
-    let Some(mut state) = request.resume.clone().filter(|state| state.session.is_some()) else {
+    let Some(mut state) = request
+        .resume
+        .clone()
+        .filter(|state| state.session.is_some())
+    else {
         return EngineEvent::Failed {
             id,
             error: crate::TransferError::permanent(

@@ -133,8 +133,9 @@ fn recover_job(job: &mut Job, now: Timestamp, rebooted: bool) -> Recovered {
         changed = true;
     }
     for file in &mut job.files {
-        // An upload stands where its server last said (both figures are lower bounds of
-        // it; the first fragment's Ack gives the rest); nothing on disk to check.
+        // An upload stands about where its server last said (the progress may count bytes
+        // sent and not acknowledged); the first fragment, one byte, asks the server where it
+        // stands, and the upload goes on from there. Nothing on disk to check.
         if let Some(upload) = &mut file.upload {
             let known = upload.offset.max(file.bytes_transferred);
             if !file.completed && (file.bytes_transferred, upload.offset) != (known, known) {

@@ -194,8 +194,12 @@ impl State {
             ))
         })?;
         if job.state != JobState::Transferred {
-            return Err(QmgrError::from_code(hresult::BG_E_INVALID_STATE)
-                .context(format_args!("job {id} is {}: its reply is not here yet", job.state)));
+            return Err(
+                QmgrError::from_code(hresult::BG_E_INVALID_STATE).context(format_args!(
+                    "job {id} is {}: its reply is not here yet",
+                    job.state
+                )),
+            );
         }
         let path = reply.url.as_ref().and(reply.temp_name.as_deref());
         reply::read_reply(path.map(Path::new))

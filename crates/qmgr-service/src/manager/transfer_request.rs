@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 
-use qmgr_core::{FileRecord, Job};
 use qmgr_core::certificate::{self};
 use qmgr_core::error::Result;
 use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::job::{JobPriority, ProxyUsage, parse_custom_headers, security};
 use qmgr_core::paths::StatePaths;
 use qmgr_core::trust;
+use qmgr_core::{FileRecord, Job};
 use qmgr_transfer::{PartialFile, ProxyChoice, TransferRequest};
 
 /// Builds the engine request for file `index` of `job`; its client certificate is looked up

@@ -144,6 +144,7 @@ impl State {
             resume: resume_state(&record),
             headers,
             phase,
+            throttled: job.priority != qmgr_core::JobPriority::Foreground,
         };
         let transfer = engine.submit_upload(request)?;
         let started_at = file.bytes_transferred;
@@ -170,9 +171,11 @@ impl State {
     pub(super) fn upload_part_left(&self, id: Guid, index: usize) -> bool {
         self.jobs.get(&id).is_some_and(|entry| {
             entry.job.reply.is_some()
-                && entry.job.files.get(index).is_some_and(|file| {
-                    file.upload.as_ref().is_some_and(|record| !record.closed)
-                })
+                && entry
+                    .job
+                    .files
+                    .get(index)
+                    .is_some_and(|file| file.upload.as_ref().is_some_and(|record| !record.closed))
         })
     }
 
@@ -212,6 +215,7 @@ impl State {
                 if let Some(run) = self.jobs.get_mut(&id).and_then(|e| e.run.as_mut()) {
                     run.transfers.push(transfer);
                 }
+                self.share_job_limit(engine, id);
             }
             Err(error) => self.fail_job(engine, id, index, error, false, None, now),
         }
@@ -264,13 +268,12 @@ impl State {
                 && (state.last_byte_acknowledged || state.total == 0 || state.reply_url.is_some())
                 && !state.closed;
             if all_sent && !reply.done && reply.url.is_none() {
-                match &state.reply_url {
-                    Some(url) => reply.url = Some(url.clone()),
+                if let Some(url) = &state.reply_url {
+                    reply.url = Some(url.clone());
+                } else {
                     // The server sent no reply: the reply is empty ([MC-BUP] §3.1.5.1.4).
-                    None => {
-                        reply.done = true;
-                        reply.bytes_total = 0;
-                    }
+                    reply.done = true;
+                    reply.bytes_total = 0;
                 }
                 worth_a_commit = true;
             }

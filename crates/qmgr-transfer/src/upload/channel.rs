@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use curl::easy::{Easy2, Handler, List, ReadError, SeekResult, WriteError};
@@ -21,6 +22,31 @@ pub struct ChannelOptions {
     pub stall_timeout: Duration,
     /// The job's custom headers, sent with every packet.
     pub headers: Vec<(String, String)>,
+    /// The caps on how fast fragments go, read before each packet.
+    pub send_limit: SendLimit,
+}
+
+/// An upload's bandwidth caps, changed from outside while it runs: its own (the job's cap),
+/// and for a background upload the engine's global cap. Zero is no cap.
+#[derive(Clone, Debug, Default)]
+pub struct SendLimit {
+    pub own: Arc<AtomicU64>,
+    pub global: Option<Arc<AtomicU64>>,
+}
+
+impl SendLimit {
+    /// The lower of the caps that are set, in bytes per second; 0 when none is.
+    pub fn bytes_per_second(&self) -> u64 {
+        let own = self.own.load(Ordering::Relaxed);
+        let global = self
+            .global
+            .as_ref()
+            .map_or(0, |global| global.load(Ordering::Relaxed));
+        match (own, global) {
+            (0, cap) | (cap, 0) => cap,
+            (own, global) => own.min(global),
+        }
+    }
 }
 
 impl Default for ChannelOptions {
@@ -30,6 +56,7 @@ impl Default for ChannelOptions {
             connect_timeout: Duration::from_secs(60),
             stall_timeout: Duration::from_secs(300),
             headers: Vec::new(),
+            send_limit: SendLimit::default(),
         }
     }
 }
@@ -40,7 +67,25 @@ struct Exchange {
     body: Option<Body>,
     status_line_seen: bool,
     headers: Vec<(String, String)>,
+    sent: Option<SentReporter>,
 }
+
+/// Hears how far into the file a fragment's body has gone, while it goes: a fragment of
+/// megabytes under a bandwidth cap takes long, and a progress display would otherwise
+/// stand still until its Ack.
+struct SentReporter {
+    report: Box<dyn FnMut(u64) + Send>,
+    last: Option<std::time::Instant>,
+}
+
+impl std::fmt::Debug for SentReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SentReporter")
+    }
+}
+
+/// How often a fragment's progress is reported.
+const SENT_REPORT_INTERVAL: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 struct Body {
@@ -70,6 +115,15 @@ impl Handler for Exchange {
             Ok(read) => {
                 body.offset += read as u64;
                 body.remaining -= read as u64;
+                if let Some(sent) = &mut self.sent
+                    && (body.remaining == 0
+                        || sent
+                            .last
+                            .is_none_or(|last| last.elapsed() >= SENT_REPORT_INTERVAL))
+                {
+                    sent.last = Some(std::time::Instant::now());
+                    (sent.report)(body.offset);
+                }
                 Ok(read)
             }
         }
@@ -128,6 +182,15 @@ impl PacketChannel {
             easy: Easy2::new(Exchange::default()),
             options,
         }
+    }
+
+    /// `report` hears the file offset a Fragment's body has reached while it is sent (at
+    /// most every quarter second); what the server holds is only what its Ack says.
+    pub fn on_sent(&mut self, report: impl FnMut(u64) + Send + 'static) {
+        self.easy.get_mut().sent = Some(SentReporter {
+            report: Box::new(report),
+            last: None,
+        });
     }
 
     /// Sends `step` to `url` and returns the server's answer. `file` is the upload's source,
@@ -217,6 +280,7 @@ impl PacketChannel {
         easy.low_speed_time(self.options.stall_timeout)?;
         // Only HTTP(S) carries BITS_POST, and a redirect has no meaning for it.
         easy.follow_location(false)?;
+        easy.max_send_speed(self.options.send_limit.bytes_per_second())?;
         easy.post(true)?;
         easy.post_field_size(length)?;
         easy.custom_request("BITS_POST")?;
@@ -288,6 +352,35 @@ pub fn with_host(url: &str, host: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lower_of_the_caps_set_applies() {
+        let limit = SendLimit::default();
+        assert_eq!(limit.bytes_per_second(), 0, "no cap");
+        limit.own.store(5000, Ordering::Relaxed);
+        assert_eq!(limit.bytes_per_second(), 5000);
+        let global = Arc::new(AtomicU64::new(0));
+        let background = SendLimit {
+            own: limit.own.clone(),
+            global: Some(global.clone()),
+        };
+        assert_eq!(
+            background.bytes_per_second(),
+            5000,
+            "a global cap of 0 is none"
+        );
+        global.store(2000, Ordering::Relaxed);
+        assert_eq!(background.bytes_per_second(), 2000);
+        limit.own.store(0, Ordering::Relaxed);
+        assert_eq!(background.bytes_per_second(), 2000);
+        global.store(9000, Ordering::Relaxed);
+        assert_eq!(background.bytes_per_second(), 9000);
+        assert_eq!(
+            limit.bytes_per_second(),
+            0,
+            "a foreground upload has no global cap"
+        );
+    }
 
     #[test]
     fn a_host_id_replaces_only_the_host() {

@@ -16,7 +16,7 @@ use std::time::Instant;
 use qmgr_core::ErrorContext;
 use qmgr_core::hresult;
 
-pub use channel::{ChannelOptions, PacketChannel};
+pub use channel::{ChannelOptions, PacketChannel, SendLimit};
 pub use session::{Ack, Next, Step, UploadState};
 
 use crate::TransferError;
@@ -92,6 +92,12 @@ impl Uploader {
 
     pub fn state(&self) -> &UploadState {
         &self.state
+    }
+
+    /// `report` hears how far into the file a fragment has been sent, while it is sent
+    /// (see [`PacketChannel::on_sent`]).
+    pub fn on_sent(&mut self, report: impl FnMut(u64) + Send + 'static) {
+        self.channel.on_sent(report);
     }
 
     /// For an upload-reply upload whose server holds every byte without having acknowledged

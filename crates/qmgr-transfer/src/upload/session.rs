@@ -2,6 +2,7 @@
 //! which packet goes next, and what each Ack means. It does no I/O, so every rule is tested
 //! without a server; [`super::channel`] carries the packets.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use qmgr_core::hresult::{self, HResult};
@@ -303,7 +304,7 @@ pub fn resolve_reply_url(upload_url: &str, reply: &str) -> Option<String> {
         if byte.is_ascii_graphic() && !b"{}|^`\"<>".contains(&byte) {
             encoded.push(char::from(byte));
         } else {
-            encoded.push_str(&format!("%{byte:02X}"));
+            let _ = write!(encoded, "%{byte:02X}");
         }
     }
     Some(encoded)
@@ -415,7 +416,8 @@ mod tests {
     fn reply_urls_resolve_against_the_upload_urls_directory() {
         let upload = "http://h:8080/vdir/up/dump.bin?x=1";
         assert_eq!(
-            resolve_reply_url(upload, "BITS-Sessions\\Replies\\{AB-12}\\responsefile.bin").as_deref(),
+            resolve_reply_url(upload, "BITS-Sessions\\Replies\\{AB-12}\\responsefile.bin")
+                .as_deref(),
             Some("http://h:8080/vdir/up/BITS-Sessions/Replies/%7BAB-12%7D/responsefile.bin")
         );
         assert_eq!(
