@@ -102,6 +102,10 @@ pub struct UploadRecord {
     pub fragment_bytes: u64,
     /// Close-Session was acknowledged: the server has the file.
     pub closed: bool,
+    /// The hash of the source's bytes `0..offset`: a resumed upload whose source hashes
+    /// otherwise stops with `BG_E_LOCAL_FILE_CHANGED`.
+    #[serde(default)]
+    pub sent_hash: Option<u64>,
     /// The source as it was when the file was added: a source that differs later is a
     /// changed file (`BG_E_LOCAL_FILE_CHANGED`), never a spliced upload.
     pub source: SourceIdentity,

@@ -332,3 +332,36 @@ fn progress_counts_a_fragment_while_it_is_sent_not_only_when_acknowledged() {
         Some(&bytes[..])
     );
 }
+
+#[test]
+fn a_source_changed_in_place_with_its_time_put_back_is_caught_by_the_hash_of_what_was_sent() {
+    let instance = Instance::new();
+    let server = TestServer::start();
+    let client = instance.client();
+    let (local, _) = source(&instance, "sly.bin", 1024 * 1024);
+    let url = server.url("/up/sly.bin?max_fragment=65536&fragment_delay_ms=20");
+    let id = client.create_job("sly", JobType::Upload).unwrap();
+    client.add_file(id, &url, &local).unwrap();
+    client.resume(id).unwrap();
+    common::wait_until(&client, id, "four fragments acknowledged", |view| {
+        view.job.files[0]
+            .upload
+            .as_ref()
+            .is_some_and(|upload| upload.offset >= 4 * 65536)
+    });
+    client.suspend(id).unwrap();
+    common::wait_for_state(&client, id, JobState::Suspended);
+    // One byte the server already has changes; size, inode and modification time do not.
+    let modified = std::fs::metadata(&local).unwrap().modified().unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(&local).unwrap();
+        file.write_all_at(b"\xff", 1000).unwrap();
+        file.set_modified(modified).unwrap();
+    }
+    client.resume(id).unwrap();
+    let failed = common::wait_for_state(&client, id, JobState::Error);
+    let error = failed.job.error.expect("an error");
+    assert_eq!(error.error.hresult, hresult::BG_E_LOCAL_FILE_CHANGED, "{error:?}");
+    assert_eq!(server.uploaded("/up/sly.bin"), None);
+}

@@ -133,16 +133,10 @@ fn recover_job(job: &mut Job, now: Timestamp, rebooted: bool) -> Recovered {
         changed = true;
     }
     for file in &mut job.files {
-        // An upload stands about where its server last said (the progress may count bytes
-        // sent and not acknowledged); the first fragment, one byte, asks the server where it
-        // stands, and the upload goes on from there. Nothing on disk to check.
-        if let Some(upload) = &mut file.upload {
-            let known = upload.offset.max(file.bytes_transferred);
-            if !file.completed && (file.bytes_transferred, upload.offset) != (known, known) {
-                file.bytes_transferred = known;
-                upload.offset = known;
-                changed = true;
-            }
+        // An upload resumes from where its server last said, with the hash of that much of
+        // its source (the progress may count bytes sent and not acknowledged); its first
+        // fragment, one byte, asks the server where it stands. Nothing on disk to check.
+        if file.upload.is_some() {
             continue;
         }
         // A file with nothing on disk and no name for it has nothing to check.

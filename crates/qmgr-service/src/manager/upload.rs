@@ -97,6 +97,7 @@ fn resume_state(record: &UploadRecord) -> Option<UploadState> {
     state.session.clone_from(&record.session);
     state.offset = record.offset.min(record.source.size);
     state.host.clone_from(&record.host);
+    state.sent_hash = record.sent_hash;
     state.host_fallback = record.host_fallback_secs.map(Duration::from_secs);
     if record.fragment_bytes > 0 {
         state.fragment_bytes = record.fragment_bytes;
@@ -248,6 +249,7 @@ impl State {
             host_fallback_secs: state.host_fallback.map(|d| d.as_secs()),
             fragment_bytes: state.fragment_bytes,
             closed: state.closed,
+            sent_hash: state.sent_hash,
             source: previous.source,
         };
         let lost_session = previous.session.is_some() && previous.session != state.session;

@@ -5,6 +5,7 @@
 //! server holds.
 
 pub mod channel;
+pub mod prefix_hash;
 pub mod session;
 
 use std::fs::File;
@@ -17,6 +18,7 @@ use qmgr_core::ErrorContext;
 use qmgr_core::hresult;
 
 pub use channel::{ChannelOptions, PacketChannel, SendLimit};
+pub use prefix_hash::PrefixHash;
 pub use session::{Ack, Next, Step, UploadState};
 
 use crate::TransferError;
@@ -30,6 +32,7 @@ pub struct Uploader {
     content_name: String,
     channel: PacketChannel,
     state: UploadState,
+    prefix: PrefixHash,
     /// When packets to the Host-Id host started failing.
     host_failing_since: Option<Instant>,
     /// Sessions the server forgot since the caller last asked for progress: a server that
@@ -74,6 +77,33 @@ impl Uploader {
             },
             None => UploadState::new(total),
         };
+        let mut prefix = PrefixHash::default();
+        let mut state = state;
+        if state.session.is_some() && state.offset > 0 {
+            let changed = |why: String| {
+                TransferError::permanent(
+                    hresult::BG_E_LOCAL_FILE_CHANGED,
+                    ErrorContext::LocalFile,
+                    format!(
+                        "{} changed during the upload ({why}): it is not uploaded half old, \
+                         half new",
+                        path.display()
+                    ),
+                )
+            };
+            let now = prefix
+                .digest(&file, state.offset.min(total))
+                .map_err(|error| changed(format!("its first bytes cannot be read: {error}")))?;
+            match state.sent_hash {
+                Some(recorded) if recorded != now => {
+                    return Err(changed(format!(
+                        "its first {} bytes, which the server holds, are not the same",
+                        state.offset
+                    )));
+                }
+                _ => state.sent_hash = Some(now),
+            }
+        }
         let content_name = path
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
@@ -85,6 +115,7 @@ impl Uploader {
             content_name,
             channel: PacketChannel::new(options),
             state,
+            prefix,
             host_failing_since: None,
             sessions_lost: 0,
         })
@@ -199,7 +230,21 @@ impl Uploader {
                 return Err(error);
             }
         };
+        let before = self.state.offset;
         let next = self.state.take_ack(step, &ack, &url)?;
+        if self.state.offset != before || self.state.sent_hash.is_none() {
+            self.state.sent_hash = if self.state.offset == 0 {
+                None
+            } else {
+                Some(
+                    self.prefix
+                        .digest(&self.file, self.state.offset)
+                        .map_err(|error| {
+                            TransferError::local(&error, "cannot read", &self.path)
+                        })?,
+                )
+            };
+        }
         if had_session && self.state.session.is_none() {
             self.sessions_lost += 1;
             if self.sessions_lost > MAX_SESSIONS_LOST_PER_CALL {

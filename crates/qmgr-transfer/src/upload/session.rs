@@ -78,6 +78,9 @@ pub struct UploadState {
     /// server names a reply in ([MC-BUP] §2.2.7.2). An Ack of an earlier fragment that
     /// found the server already whole (a resumed upload) names none.
     pub last_byte_acknowledged: bool,
+    /// The hash of the source's bytes `0..offset` (see [`super::prefix_hash`]): what a
+    /// resumed upload checks its source against. `None` before any byte is acknowledged.
+    pub sent_hash: Option<u64>,
     /// Close-Session was acknowledged: the server published the file.
     pub closed: bool,
     /// The state was recorded earlier (a restart, a retry): the first fragment is one byte,
@@ -107,6 +110,7 @@ impl UploadState {
             host_fallback: None,
             reply_url: None,
             last_byte_acknowledged: false,
+            sent_hash: None,
             closed: false,
             resync: false,
         }
