@@ -5,6 +5,7 @@ pub(crate) mod e2e;
 pub(crate) mod ffi;
 pub(crate) mod files;
 pub(crate) mod nginx;
+pub(crate) mod proxy;
 pub(crate) mod qmgr;
 pub(crate) mod queue;
 pub(crate) mod run;
@@ -13,6 +14,7 @@ pub(crate) mod table;
 pub(crate) mod tools;
 pub(crate) mod transfer;
 pub(crate) mod upload;
+pub(crate) mod upload_resilience;
 
 use std::fs;
 

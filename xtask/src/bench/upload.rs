@@ -3,6 +3,12 @@
 //! interleaved rounds over loopback, files on tmpfs. Reported: wall time as a ratio of
 //! curl's, and the CPU of client and server together (qmgr, qmgrd and qmgr-upload-server
 //! against curl and nginx's worker).
+//!
+//! Then the same file survives dropped connections and SIGKILLed qmgrds
+//! ([`upload_resilience`](crate::bench::upload_resilience)). `QMGR_BENCH_UPLOAD_RESILIENCE`
+//! chooses: `on` (the default) runs both parts, `off` only the rounds beside curl, `only`
+//! only the resilience cases. bench/results/upload.md is rewritten with the parts that ran.
+//! `QMGR_BENCH_SCALE=small` uses a 128 MiB file instead of 1 GiB for both.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -21,6 +27,7 @@ use crate::bench::run::{measure, median, range, send_signal};
 use crate::bench::save;
 use crate::bench::table::Table;
 use crate::bench::tools::ensure_installed;
+use crate::bench::upload_resilience;
 
 const DEFAULT_ROUNDS: usize = 3;
 const MIB: u64 = 1024 * 1024;
@@ -36,16 +43,57 @@ struct Rounds {
     cpu: Vec<f64>,
 }
 
+/// Which parts of the benchmark run (`QMGR_BENCH_UPLOAD_RESILIENCE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Parts {
+    Both,
+    SpeedOnly,
+    ResilienceOnly,
+}
+
+impl Parts {
+    fn from_env() -> Result<Parts> {
+        match std::env::var("QMGR_BENCH_UPLOAD_RESILIENCE").as_deref() {
+            Err(_) | Ok("" | "on") => Ok(Parts::Both),
+            Ok("off") => Ok(Parts::SpeedOnly),
+            Ok("only") => Ok(Parts::ResilienceOnly),
+            Ok(other) => {
+                bail!("QMGR_BENCH_UPLOAD_RESILIENCE={other:?}: say `on`, `off` or `only`")
+            }
+        }
+    }
+
+    fn speed(self) -> bool {
+        self != Parts::ResilienceOnly
+    }
+
+    fn resilience(self) -> bool {
+        self != Parts::SpeedOnly
+    }
+}
+
 pub fn run() -> Result<()> {
+    let parts = Parts::from_env()?;
     println!(
-        "==> bench upload (qmgr upload through qmgrd to qmgr-upload-server, beside curl -T to nginx)"
+        "==> bench upload (qmgr upload through qmgrd to qmgr-upload-server{}{})",
+        if parts.speed() {
+            ", beside curl -T to nginx"
+        } else {
+            ""
+        },
+        if parts.resilience() {
+            "; resilience"
+        } else {
+            ""
+        }
     );
-    let rounds = rounds_from_env(DEFAULT_ROUNDS)?;
     let size = match Scale::from_env()? {
         Scale::Full => 1024 * MIB,
         Scale::Small => 128 * MIB,
     };
-    ensure_installed(&PEERS[..2])?;
+    if parts.speed() {
+        ensure_installed(&PEERS[..2])?;
+    }
     build_release(&[
         "-p",
         "qmgr-cli",
@@ -55,18 +103,60 @@ pub fn run() -> Result<()> {
         "qmgr-upload-server",
     ])?;
     let release = release_dir();
-    let load_at_start = load_average();
     let scratch = Scratch::create()?;
     let source = scratch.path("source.bin");
     write_pseudo_random(&source, size, 7)?;
-    let put_dir = scratch.path("put");
     let received = scratch.path("received");
-    for dir in [&put_dir, &received] {
-        fs::create_dir_all(dir)?;
-        // nginx's worker runs as an unprivileged user and must write there.
-        fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
-    }
+    fs::create_dir_all(&received)?;
+    // nginx's worker runs as an unprivileged user and must write there (behind TLS).
+    fs::set_permissions(
+        &received,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )?;
     let server = UploadServer::start(&release.join("qmgr-upload-server"), &scratch, &received)?;
+
+    let mut report = String::new();
+    let _ = writeln!(report, "{}\n", machine_facts());
+    if parts.speed() {
+        report.push_str(&speed(&release, &scratch, &server, &source, &received)?);
+    }
+    if parts.resilience() {
+        report.push_str(&upload_resilience::run(&upload_resilience::Setup {
+            release: &release,
+            scratch: &scratch,
+            server_port: server.port,
+            received: &received,
+            source: &source,
+        })?);
+    }
+    drop(server);
+    drop(scratch);
+    print!("\n{report}");
+    save(
+        "upload.md",
+        "Uploads beside curl -T, and their resilience",
+        &report,
+    )
+}
+
+/// The rounds beside curl: the report's first part.
+fn speed(
+    release: &Path,
+    scratch: &Scratch,
+    server: &UploadServer,
+    source: &Path,
+    received: &Path,
+) -> Result<String> {
+    let rounds = rounds_from_env(DEFAULT_ROUNDS)?;
+    let size = fs::metadata(source)?.len();
+    let load_at_start = load_average();
+    let put_dir = scratch.path("put");
+    fs::create_dir_all(&put_dir)?;
+    // nginx's worker runs as an unprivileged user and must write there.
+    fs::set_permissions(
+        &put_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )?;
     // The README's reverse proxy: nginx terminates TLS in front of qmgr-upload-server.
     let tls = TlsProxy {
         certificate: scratch.path("proxy-cert.pem"),
@@ -84,16 +174,16 @@ pub fn run() -> Result<()> {
     for round in 0..=rounds {
         let timed = round > 0;
         let name = format!("round-{round}.bin");
-        let (wall, cpu) = curl_round(&nginx, &source, &name)?;
-        check_file(&source, &put_dir.join(&name), timed)?;
+        let (wall, cpu) = curl_round(&nginx, source, &name)?;
+        check_file(source, &put_dir.join(&name), timed)?;
         fs::remove_file(put_dir.join(&name))?;
         if timed {
             curl.wall.push(wall);
             curl.cpu.push(cpu);
         }
         let direct = server.url(&name);
-        let (wall, cpu) = qmgr_round(&release, &scratch, &server, &source, &direct, None)?;
-        check_file(&source, &received.join(&name), timed)?;
+        let (wall, cpu) = qmgr_round(release, scratch, server, source, &direct, None)?;
+        check_file(source, &received.join(&name), timed)?;
         fs::remove_file(received.join(&name))?;
         if timed {
             qmgr.wall.push(wall);
@@ -103,14 +193,14 @@ pub fn run() -> Result<()> {
             .tls_url(&format!("up/{name}"))
             .context("nginx has no TLS port")?;
         let (wall, cpu) = qmgr_round(
-            &release,
-            &scratch,
-            &server,
-            &source,
+            release,
+            scratch,
+            server,
+            source,
             &proxied,
             Some(&tls.certificate),
         )?;
-        check_file(&source, &received.join(&name), timed)?;
+        check_file(source, &received.join(&name), timed)?;
         fs::remove_file(received.join(&name))?;
         if timed {
             behind_tls.wall.push(wall);
@@ -119,9 +209,7 @@ pub fn run() -> Result<()> {
         println!("    round {round}: done");
     }
     let load_at_end = load_average();
-    drop(server);
     drop(nginx);
-    drop(scratch);
 
     let wall_ratio = median(&qmgr.wall) / median(&curl.wall);
     let cpu_ratio = median(&qmgr.cpu) / median(&curl.cpu);
@@ -151,7 +239,6 @@ pub fn run() -> Result<()> {
         ]);
     }
     let mut report = String::new();
-    let _ = writeln!(report, "{}\n", machine_facts());
     let _ = writeln!(
         report,
         "One {} MiB file, {rounds} timed round(s) per tool after one untimed, interleaved. \
@@ -185,8 +272,7 @@ pub fn run() -> Result<()> {
             "missed"
         },
     );
-    print!("\n{report}");
-    save("upload.md", "Uploads beside curl -T", &report)
+    Ok(report)
 }
 
 /// `curl -T` to nginx: wall seconds and CPU seconds of curl plus nginx's worker.
