@@ -355,13 +355,20 @@ fn a_source_changed_in_place_with_its_time_put_back_is_caught_by_the_hash_of_wha
     let modified = std::fs::metadata(&local).unwrap().modified().unwrap();
     {
         use std::os::unix::fs::FileExt;
-        let file = std::fs::OpenOptions::new().write(true).open(&local).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&local)
+            .unwrap();
         file.write_all_at(b"\xff", 1000).unwrap();
         file.set_modified(modified).unwrap();
     }
     client.resume(id).unwrap();
     let failed = common::wait_for_state(&client, id, JobState::Error);
     let error = failed.job.error.expect("an error");
-    assert_eq!(error.error.hresult, hresult::BG_E_LOCAL_FILE_CHANGED, "{error:?}");
+    assert_eq!(
+        error.error.hresult,
+        hresult::BG_E_LOCAL_FILE_CHANGED,
+        "{error:?}"
+    );
     assert_eq!(server.uploaded("/up/sly.bin"), None);
 }

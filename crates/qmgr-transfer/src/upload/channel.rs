@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use curl::easy::{Easy2, Handler, List, ReadError, SeekResult, WriteError};
 
+use super::prefix_hash::PrefixHash;
 use super::session::{Ack, PROTOCOL_GUID, Step};
 use crate::TransferError;
 
@@ -68,6 +69,8 @@ struct Exchange {
     status_line_seen: bool,
     headers: Vec<(String, String)>,
     sent: Option<SentReporter>,
+    /// The hash of the source's prefix, fed with each fragment's bytes as they go.
+    prefix: PrefixHash,
 }
 
 /// Hears how far into the file a fragment's body has gone, while it goes: a fragment of
@@ -83,6 +86,9 @@ impl std::fmt::Debug for SentReporter {
         f.write_str("SentReporter")
     }
 }
+
+/// curl's buffer for a fragment's body.
+const UPLOAD_BUFFER_BYTES: usize = 1 << 20;
 
 /// How often a fragment's progress is reported.
 const SENT_REPORT_INTERVAL: Duration = Duration::from_millis(250);
@@ -113,6 +119,7 @@ impl Handler for Exchange {
             // more bytes), and the service's change check names the cause.
             Ok(0) | Err(_) => Err(ReadError::Abort),
             Ok(read) => {
+                self.prefix.feed(body.offset, &data[..read]);
                 body.offset += read as u64;
                 body.remaining -= read as u64;
                 if let Some(sent) = &mut self.sent
@@ -191,6 +198,12 @@ impl PacketChannel {
             report: Box::new(report),
             last: None,
         });
+    }
+
+    /// The hash of `file`'s bytes `0..end` (see [`PrefixHash::digest`]): the bytes this
+    /// channel sent in order are not read again.
+    pub fn prefix_digest(&mut self, file: &File, end: u64) -> std::io::Result<u64> {
+        self.easy.get_mut().prefix.digest(file, end)
     }
 
     /// Sends `step` to `url` and returns the server's answer. `file` is the upload's source,
@@ -281,6 +294,8 @@ impl PacketChannel {
         // Only HTTP(S) carries BITS_POST, and a redirect has no meaning for it.
         easy.follow_location(false)?;
         easy.max_send_speed(self.options.send_limit.bytes_per_second())?;
+        // Fewer, larger reads and sends per fragment (curl's default is 64 KiB).
+        easy.upload_buffer_size(UPLOAD_BUFFER_BYTES)?;
         easy.post(true)?;
         easy.post_field_size(length)?;
         easy.custom_request("BITS_POST")?;

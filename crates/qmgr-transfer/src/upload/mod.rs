@@ -32,7 +32,6 @@ pub struct Uploader {
     content_name: String,
     channel: PacketChannel,
     state: UploadState,
-    prefix: PrefixHash,
     /// When packets to the Host-Id host started failing.
     host_failing_since: Option<Instant>,
     /// Sessions the server forgot since the caller last asked for progress: a server that
@@ -77,7 +76,7 @@ impl Uploader {
             },
             None => UploadState::new(total),
         };
-        let mut prefix = PrefixHash::default();
+        let mut channel = PacketChannel::new(options);
         let mut state = state;
         if state.session.is_some() && state.offset > 0 {
             let changed = |why: String| {
@@ -91,8 +90,8 @@ impl Uploader {
                     ),
                 )
             };
-            let now = prefix
-                .digest(&file, state.offset.min(total))
+            let now = channel
+                .prefix_digest(&file, state.offset.min(total))
                 .map_err(|error| changed(format!("its first bytes cannot be read: {error}")))?;
             match state.sent_hash {
                 Some(recorded) if recorded != now => {
@@ -113,9 +112,8 @@ impl Uploader {
             path: path.to_owned(),
             file: Arc::new(file),
             content_name,
-            channel: PacketChannel::new(options),
+            channel,
             state,
-            prefix,
             host_failing_since: None,
             sessions_lost: 0,
         })
@@ -237,11 +235,9 @@ impl Uploader {
                 None
             } else {
                 Some(
-                    self.prefix
-                        .digest(&self.file, self.state.offset)
-                        .map_err(|error| {
-                            TransferError::local(&error, "cannot read", &self.path)
-                        })?,
+                    self.channel
+                        .prefix_digest(&self.file, self.state.offset)
+                        .map_err(|error| TransferError::local(&error, "cannot read", &self.path))?,
                 )
             };
         }
