@@ -255,7 +255,8 @@ pub(crate) fn spawn_and_connect<T>(
     }
     let program = launcher.locate()?;
     launcher.start(&program, paths)?;
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let mut starts = 1;
+    let mut deadline = Instant::now() + CONNECT_TIMEOUT;
     let mut pause = Duration::from_millis(2);
     loop {
         match connect() {
@@ -267,12 +268,34 @@ pub(crate) fn spawn_and_connect<T>(
                 )));
             }
             Err(ConnectError::NotRunning(_)) => {
+                // The service that started may have died since (killed at once): when
+                // nobody holds the store any more, another is started rather than waited
+                // for.
+                if pause >= Duration::from_millis(100)
+                    && starts < MAX_STARTS
+                    && store_is_free(paths)
+                {
+                    launcher.start(&program, paths)?;
+                    starts += 1;
+                    deadline = Instant::now() + CONNECT_TIMEOUT;
+                    pause = Duration::from_millis(2);
+                    continue;
+                }
                 thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
             done => return done.map_err(ConnectError::into_error),
         }
     }
+}
+
+/// How many times one connection starts a service that then vanishes before answering.
+const MAX_STARTS: u32 = 3;
+
+/// Whether no process holds the store of `paths`' instance (none serves it).
+fn store_is_free(paths: &StatePaths) -> bool {
+    qmgr_core::instance::Instance::at(paths.clone())
+        .is_ok_and(|instance| instance.lock_holder().is_none())
 }
 
 /// Opens and exclusively locks the spawn lock file; the lock lasts as long as the file.

@@ -60,6 +60,10 @@ const TESTS: &[Test] = &[
         a_missing_daemon_executable_is_reported,
     ),
     (
+        "a_daemon_that_vanishes_after_starting_is_started_again",
+        a_daemon_that_vanishes_after_starting_is_started_again,
+    ),
+    (
         "a_peer_of_another_uid_is_refused",
         a_peer_of_another_uid_is_refused,
     ),
@@ -227,6 +231,40 @@ fn a_daemon_that_fails_to_start_is_reported() {
     ] {
         assert!(error.description.contains(&expected), "{expected}: {error}");
     }
+}
+
+/// A qmgrd that reports success and is gone before the client connects (killed at once):
+/// the client sees nobody holds the store and starts another, rather than waiting for a
+/// service that will never answer.
+fn a_daemon_that_vanishes_after_starting_is_started_again() {
+    let root = tempfile::tempdir().unwrap();
+    let paths = paths_in(root.path());
+    let marker = root.path().join("vanished-once");
+    let vanishing = root.path().join("vanishing-qmgrd");
+    std::fs::write(
+        &vanishing,
+        format!(
+            "#!/bin/sh\nif [ ! -e '{}' ]; then : > '{}'; exit 0; fi\nexec '{}' \"$@\"\n",
+            marker.display(),
+            marker.display(),
+            std::env::current_exe().unwrap().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&vanishing, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let client = Client::connect_or_spawn_with(&paths, launcher_for(root.path(), &vanishing))
+        .expect("a second start after the first vanished");
+    assert_eq!(client.ping().unwrap(), FAKE_VERSION);
+    assert!(
+        marker.exists(),
+        "the first start reported success and served nothing"
+    );
+    let spawns = std::fs::read_to_string(root.path().join("spawns.log")).unwrap();
+    assert_eq!(
+        spawns.lines().count(),
+        1,
+        "one real start after the vanished one: {spawns}"
+    );
 }
 
 fn a_missing_daemon_executable_is_reported() {
