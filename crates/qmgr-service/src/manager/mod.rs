@@ -272,6 +272,23 @@ struct Slot {
     reply: bool,
 }
 
+impl Slot {
+    /// A transfer for file `file` of job `job` that starts with `started_at` bytes held.
+    fn new(job: Guid, file: usize, started_at: u64, can_yield: bool) -> Slot {
+        Slot {
+            job,
+            file,
+            can_yield,
+            started_at,
+            http_status: None,
+            restart: None,
+            throttled: false,
+            fetch: None,
+            reply: false,
+        }
+    }
+}
+
 struct State {
     config: Config,
     /// Where the client certificate stores are (`certs_dir`).

@@ -58,15 +58,8 @@ impl State {
         self.transfers.insert(
             transfer,
             Slot {
-                job: id,
-                file: index,
-                can_yield: true,
-                started_at,
-                http_status: None,
-                restart: None,
-                throttled: false,
-                fetch: None,
                 reply: true,
+                ..Slot::new(id, index, started_at, true)
             },
         );
         Ok(transfer)

@@ -212,15 +212,8 @@ impl State {
                     self.transfers.insert(
                         transfer,
                         Slot {
-                            job: id,
-                            file: index,
-                            can_yield: started_at == 0,
-                            started_at,
-                            http_status: None,
-                            restart: None,
-                            throttled: false,
                             fetch,
-                            reply: false,
+                            ..Slot::new(id, index, started_at, started_at == 0)
                         },
                     );
                     if let Some(run) = self.jobs.get_mut(&id).and_then(|e| e.run.as_mut()) {

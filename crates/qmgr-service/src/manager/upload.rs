@@ -151,18 +151,8 @@ impl State {
         let started_at = file.bytes_transferred;
         self.transfers.insert(
             transfer,
-            Slot {
-                job: id,
-                file: index,
-                // An upload resumes wherever the server says: it can always yield.
-                can_yield: true,
-                started_at,
-                http_status: None,
-                restart: None,
-                throttled: false,
-                fetch: None,
-                reply: false,
-            },
+            // An upload resumes wherever the server says: it can always yield.
+            Slot::new(id, index, started_at, true),
         );
         Ok(transfer)
     }
