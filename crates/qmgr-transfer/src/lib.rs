@@ -8,6 +8,7 @@
 //! the service decides what to retry and calls [`finalize`] or [`discard`] on the files.
 
 mod attempt;
+mod buffered_file;
 mod engine;
 mod error;
 mod event;

@@ -3,9 +3,10 @@
 //! bandwidth allowance is spent.
 
 use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
+use crate::buffered_file::BufferedFile;
 use crate::outbox::Outbox;
 use curl::easy::{Handler, WriteError};
 use qmgr_core::{ErrorContext, hresult};
@@ -17,9 +18,6 @@ use crate::response::{BodyPlan, Expectation, RangeRefusal, ResponseHead, plan_bo
 use crate::source::Scheme;
 use crate::{ftp_info, http_date, tls};
 
-/// The file buffer: large writes, few syscalls, and still a bounded amount of data that a
-/// crash of the process can lose.
-const WRITE_BUFFER: usize = 256 * 1024;
 /// How much of an error page is read (to keep the connection reusable) before giving up.
 const MAX_DISCARDED_BODY: u64 = 1024 * 1024;
 
@@ -51,7 +49,7 @@ pub(crate) struct Sink {
     scheme: Scheme,
     url: String,
     pub temp_path: PathBuf,
-    writer: Option<BufWriter<File>>,
+    writer: Option<BufferedFile>,
     pub expectation: Expectation,
     /// A restart already decided before the request (lost file, no validator, changed file).
     pub prior_restart: Option<RestartReason>,
@@ -111,7 +109,7 @@ impl Sink {
             scheme: setup.scheme,
             url: setup.url,
             temp_path: setup.temp_path,
-            writer: Some(BufWriter::with_capacity(WRITE_BUFFER, setup.file)),
+            writer: Some(BufferedFile::new(setup.file)),
             length: setup.expectation.offset,
             span_end: None,
             validator: setup.expectation.validator.clone(),
@@ -179,7 +177,7 @@ impl Sink {
         })?;
         writer
             .into_inner()
-            .map_err(|error| TransferError::local(error.error(), "writing", &self.temp_path))
+            .map_err(|error| TransferError::local(&error, "writing", &self.temp_path))
     }
 
     /// Pushes buffered bytes to the file. A failure is kept and ends the transfer.
