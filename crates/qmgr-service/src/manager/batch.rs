@@ -91,9 +91,14 @@ impl State {
     }
 
     /// Starts the job's next files: now, or when the open batch is committed.
+    /// With a batch open, the files already named in the store start at once (see
+    /// `fill_named_transfers`) and the others after the commit.
     pub(super) fn fill_transfers_soon(&mut self, engine: &Engine, id: Guid, now: Timestamp) {
         match &mut self.batch {
-            Some(batch) => batch.fills.push(id),
+            Some(batch) => {
+                batch.fills.push(id);
+                self.fill_named_transfers(engine, id, now);
+            }
             None => self.fill_transfers(engine, id, now),
         }
     }

@@ -119,9 +119,32 @@ impl State {
     /// files are taken in order from the run's cursor, so each is looked at once per run
     /// however large the job.
     pub(super) fn fill_transfers(&mut self, engine: &Engine, id: Guid, now: Timestamp) {
+        self.fill(engine, id, now, false);
+    }
+
+    /// While a batch waits for its commit: starts the job's next files whose temporary
+    /// names are already in the store (named ahead by an earlier commit), so that a job of
+    /// small files keeps its transfers busy meanwhile. A file without a name stops this (the
+    /// fill after the commit names it); jobs whose starts write to the store (uploads,
+    /// on-demand fetches, certificate checks) wait for the commit as a whole.
+    pub(super) fn fill_named_transfers(&mut self, engine: &Engine, id: Guid, now: Timestamp) {
+        self.fill(engine, id, now, true);
+    }
+
+    fn fill(&mut self, engine: &Engine, id: Guid, now: Timestamp, named_only: bool) {
         let validated = self.has_certificate_validator(id);
         // An on-demand job fetches only files with spans pending and none under way.
         let on_demand = self.jobs.get(&id).is_some_and(|e| e.job.settings.on_demand);
+        if named_only
+            && (validated
+                || on_demand
+                || self
+                    .jobs
+                    .get(&id)
+                    .is_none_or(|e| e.job.job_type.is_upload()))
+        {
+            return;
+        }
         let fetchable: Vec<bool> = if on_demand {
             (0..self.jobs[&id].job.files.len())
                 .map(|index| self.wants_fetch(id, index))
@@ -146,6 +169,9 @@ impl State {
         let mut held_for_check = None;
         while next.len() < free && run.next_file < files.len() {
             let index = run.next_file;
+            if named_only && !files[index].completed && files[index].temp_name.is_none() {
+                break;
+            }
             if !files[index].completed && (!on_demand || fetchable[index]) {
                 if validated
                     && certificate_check::is_https(&files[index].remote_name)
