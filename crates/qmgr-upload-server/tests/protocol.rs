@@ -348,6 +348,34 @@ fn fragments_resynchronise_on_overlaps_gaps_and_drops() {
 }
 
 #[test]
+fn fragments_larger_than_the_write_buffers_arrive_whole() {
+    let server = Running::start("", "");
+    let body = data(9 * 1024 * 1024 + 123);
+    let session = server.create("/up/large.bin");
+    let total = body.len() as u64;
+    let first = 3 * 1024 * 1024 + 7;
+    assert_eq!(
+        server
+            .fragment("/up/large.bin", &session, &body[..first], 0, total)
+            .received(),
+        first as u64
+    );
+    // An overlap that is not a multiple of anything, then the rest in one.
+    let again = 2 * 1024 * 1024 + 1;
+    let last = server.fragment(
+        "/up/large.bin",
+        &session,
+        &body[again..],
+        again as u64,
+        total,
+    );
+    assert_eq!(last.status, 200, "{last:?}");
+    assert_eq!(last.received(), total);
+    assert_eq!(server.close("/up/large.bin", &session).status, 200);
+    assert!(std::fs::read(server.uploads().join("large.bin")).unwrap() == body);
+}
+
+#[test]
 fn malformed_packets_get_400_and_foreign_methods_405() {
     let server = Running::start("max_upload_size = 100", "max_fragment_size = 50");
     let session = server.create("/up/x");
@@ -939,6 +967,43 @@ fn a_full_disk_answers_disk_full_and_publishes_nothing() {
     assert!(!server.uploads().join("big.bin").exists());
     assert!(server.files().is_empty(), "{:?}", server.files());
     // Unmounted before the temporary directory goes, so all of it can.
+    let root = server.stop();
+    drop(disk);
+    drop(root);
+}
+
+#[test]
+fn a_disk_filling_up_mid_fragment_keeps_the_whole_writes_before_it() {
+    let root = tempfile::tempdir().unwrap();
+    let uploads = root.path().join("uploads");
+    std::fs::create_dir(&uploads).unwrap();
+    let Some(disk) = SmallDisk::mount(&uploads, "1536k") else {
+        return;
+    };
+    let server = Running::start_in(root, "", "");
+    let body = data(4 * 1024 * 1024);
+    let session = server.create("/up/big.bin");
+    let total = body.len() as u64;
+    let full = server.fragment("/up/big.bin", &session, &body, 0, total);
+    assert_eq!(full.status, 500, "{full:?}");
+    assert_eq!(full.error(), (Some("0x80070070"), Some("0x00000005")));
+    // A gap tells where the server stands: at the end of its first write, which the
+    // partial file holds and nothing more.
+    let gap = server.fragment(
+        "/up/big.bin",
+        &session,
+        &body[3_000_000..],
+        3_000_000,
+        total,
+    );
+    assert_eq!(gap.status, 416, "{gap:?}");
+    let held = usize::try_from(gap.received()).unwrap();
+    assert_eq!(held, 1024 * 1024);
+    let parts = server.files();
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert!(std::fs::read(server.uploads().join(&parts[0])).unwrap() == body[..held]);
+    assert_eq!(server.close("/up/big.bin", &session).status, 200);
+    assert!(server.files().is_empty(), "{:?}", server.files());
     let root = server.stop();
     drop(disk);
     drop(root);
