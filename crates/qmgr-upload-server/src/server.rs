@@ -25,6 +25,9 @@ use crate::reply::{self, Wanted};
 use crate::session::{self, Record, Session, Sessions, SharedSession};
 use crate::writer::{BufferPool, FragmentWriter, WriteFailed};
 
+/// The most a session's record may lag its idle clock, in seconds: rewriting the record
+/// for every fragment costs a file's creation and rename each time.
+const MAX_IDLE_CLOCK_SLACK_SECONDS: u64 = 60;
 /// Expiry looks at the sessions at least this often.
 const MAX_EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -107,6 +110,7 @@ impl UploadServer {
             received,
             file: Some(Arc::new(file)),
             ended: false,
+            recorded_active: record.last_active,
         })
     }
 
@@ -319,6 +323,7 @@ impl UploadServer {
                 received: 0,
                 file: Some(Arc::new(file)),
                 ended: false,
+                recorded_active: record.last_active,
             });
             if let Err(error) = inserted {
                 let _ = names::remove_part(&dir, &record.part);
@@ -423,16 +428,7 @@ impl UploadServer {
                 .take()
                 .ok_or_else(|| Refusal::bad_request("the fragment's body was already read"))?;
             let written = receive(&self.buffers, &mut session, range, body).await;
-            let record = session.record.clone();
-            let server = self.clone();
-            // The idle clock is worth keeping, not worth a sync per fragment.
-            let _ = blocking(move || {
-                server
-                    .sessions
-                    .save(&record, false)
-                    .map_err(|error| io_refusal(&error, "cannot record the session"))
-            })
-            .await;
+            self.record_idle_clock(&mut session).await;
             written?;
         }
         let mut answer = ack(StatusCode::OK, Some(&id))
@@ -455,6 +451,37 @@ impl UploadServer {
             answer = answer.header(protocol::REPLY_URL, url);
         }
         Ok(answer.body(empty()).expect("valid"))
+    }
+
+    /// Rewrites a session's record when the idle clock it holds has fallen behind by more
+    /// than [`UploadServer::idle_clock_slack`]; without a sync, as the clock is worth
+    /// keeping across a restart but not worth a sync per fragment.
+    async fn record_idle_clock(self: &Arc<Self>, session: &mut Session) {
+        let behind = session
+            .record
+            .last_active
+            .saturating_sub(session.recorded_active);
+        if behind <= self.idle_clock_slack() {
+            return;
+        }
+        let record = session.record.clone();
+        let server = self.clone();
+        let saved = blocking(move || {
+            server
+                .sessions
+                .save(&record, false)
+                .map_err(|error| io_refusal(&error, "cannot record the session"))
+        })
+        .await;
+        if saved.is_ok() {
+            session.recorded_active = session.record.last_active;
+        }
+    }
+
+    /// How far (seconds) the idle clock in a session's record may lag the session's: a
+    /// restart may then expire a session that much early, a tenth of the timeout at most.
+    fn idle_clock_slack(&self) -> u64 {
+        (self.config.session_timeout.as_secs() / 10).min(MAX_IDLE_CLOCK_SLACK_SECONDS)
     }
 
     /// Runs the location's reply command on a complete upload and records that the reply

@@ -376,6 +376,39 @@ fn fragments_larger_than_the_write_buffers_arrive_whole() {
 }
 
 #[test]
+fn a_fragment_within_a_minute_of_the_last_leaves_the_record_alone() {
+    let server = Running::start("", "");
+    let body = data(300);
+    let session = server.create("/up/quiet");
+    let record = server
+        .root
+        .path()
+        .join("state/sessions")
+        .join(format!("{}.json", hex_digits(&session)));
+    server.fragment("/up/quiet", &session, &body[..100], 0, 300);
+    // The first fragment recorded the size; the next ones only move the idle clock,
+    // which may lag a minute: the record is not made again. (A record made again is a
+    // new file renamed over the old, which a second link keeps.)
+    let kept = server.root.path().join("record-as-it-was");
+    std::fs::hard_link(&record, &kept).unwrap();
+    server.fragment("/up/quiet", &session, &body[100..200], 100, 300);
+    server.fragment("/up/quiet", &session, &body[200..], 200, 300);
+    let inode =
+        |path: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap());
+    assert_eq!(inode(&record), inode(&kept));
+    assert_eq!(server.close("/up/quiet", &session).status, 200);
+    assert!(!record.exists());
+}
+
+fn hex_digits(session: &str) -> String {
+    session
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+#[test]
 fn malformed_packets_get_400_and_foreign_methods_405() {
     let server = Running::start("max_upload_size = 100", "max_fragment_size = 50");
     let session = server.create("/up/x");
