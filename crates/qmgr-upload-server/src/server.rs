@@ -28,6 +28,8 @@ use crate::writer::{BufferPool, FragmentWriter, WriteFailed};
 /// The most a session's record may lag its idle clock, in seconds: rewriting the record
 /// for every fragment costs a file's creation and rename each time.
 const MAX_IDLE_CLOCK_SLACK_SECONDS: u64 = 60;
+/// The most a connection reads at once, and so the largest body frame [`serve`] gives.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
 /// Expiry looks at the sessions at least this often.
 const MAX_EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -751,6 +753,13 @@ where
         end.saturating_sub(session.received.max(range.first)),
     );
     loop {
+        if let Err(failed) = writer
+            .make_room(READ_BUFFER_BYTES, &mut session.received)
+            .await
+        {
+            drain(body).await;
+            return Err(write_refusal(failed));
+        }
         let mut data = match body.frame().await {
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => data,
@@ -914,6 +923,7 @@ pub async fn serve(
                 async move { Ok::<_, Infallible>(server.handle(request, client_address(peer)).await) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(READ_BUFFER_BYTES)
                 .title_case_headers(true)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             if let Err(error) = connection.await {

@@ -119,6 +119,23 @@ impl<'pool> FragmentWriter<'pool> {
         self.end
     }
 
+    /// Waits until `bytes` more can be taken without waiting. A fragment's side calls it
+    /// before it reads a body frame, so that it waits for the thread while holding none:
+    /// a frame held keeps the connection's read buffer from being reused, and the
+    /// connection would read on into freshly allocated memory.
+    pub async fn make_room(&mut self, bytes: usize, received: &mut u64) -> Result<(), WriteFailed> {
+        let bytes = bytes.min(usize::try_from(self.to_come).unwrap_or(usize::MAX));
+        loop {
+            let room = self.filling_limit - self.filling.len();
+            let buffer_at_hand = !self.empty.is_empty() || self.taken < BUFFERS_PER_FRAGMENT;
+            if room >= bytes || buffer_at_hand || self.in_flight == 0 {
+                return Ok(());
+            }
+            let buffer = self.collect(received).await?;
+            self.empty.push(buffer);
+        }
+    }
+
     /// Takes `bytes` (the next ones of the fragment), waiting while the thread is behind.
     /// `received` grows by what reaches the file.
     pub async fn write(&mut self, mut bytes: &[u8], received: &mut u64) -> Result<(), WriteFailed> {
@@ -259,6 +276,26 @@ mod tests {
         assert!(pool.lock().len() < BUFFERS_PER_FRAGMENT);
         writer.finish(&mut received).await.unwrap();
         assert_eq!(pool.lock().len(), BUFFERS_PER_FRAGMENT);
+    }
+
+    #[tokio::test]
+    async fn making_room_waits_for_a_buffer_to_come_back() {
+        let file = Arc::new(tempfile::tempfile().unwrap());
+        let pool = BufferPool::default();
+        let mut received = 0;
+        let length = 3 * BUFFER_BYTES as u64;
+        let mut writer = FragmentWriter::start(&pool, file, 0, length);
+        writer
+            .write(&pattern(2 * BUFFER_BYTES), &mut received)
+            .await
+            .unwrap();
+        // Both buffers are with the thread: room is made by waiting for one of them.
+        assert_eq!(writer.in_flight + writer.empty.len(), 2);
+        writer.make_room(1000, &mut received).await.unwrap();
+        assert_eq!(writer.empty.len(), 1);
+        assert!(received >= BUFFER_BYTES as u64);
+        writer.finish(&mut received).await.unwrap();
+        assert_eq!(received, 2 * BUFFER_BYTES as u64);
     }
 
     #[tokio::test]
