@@ -23,8 +23,8 @@ impl Background {
     /// Starts serving `config` (its `listen` port may be 0: [`Background::address`] says
     /// which one was taken).
     pub fn start(config: Config) -> Result<Background> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        // As in the server's own binary: the network on the one thread.
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("cannot start the runtime")?;

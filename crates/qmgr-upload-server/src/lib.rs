@@ -24,6 +24,7 @@ pub mod protocol;
 pub mod reply;
 pub mod server;
 pub mod session;
+pub mod writer;
 
 pub use background::Background;
 pub use config::{Config, Location, Overwrite};

@@ -7,12 +7,11 @@ use std::convert::Infallible;
 use std::fmt::Display;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -24,10 +23,13 @@ use crate::names::{self, Destination, Published};
 use crate::protocol::{self, ContentRange, Packet, Refusal, code};
 use crate::reply::{self, Wanted};
 use crate::session::{self, Record, Session, Sessions, SharedSession};
+use crate::writer::{BufferPool, FragmentWriter, WriteFailed};
 
-/// How much of a fragment is gathered before it is written: a session's memory is bounded
-/// by this whatever the fragment size.
-const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
+/// The most a session's record may lag its idle clock, in seconds: rewriting the record
+/// for every fragment costs a file's creation and rename each time.
+const MAX_IDLE_CLOCK_SLACK_SECONDS: u64 = 60;
+/// The most a connection reads at once, and so the largest body frame [`serve`] gives.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
 /// Expiry looks at the sessions at least this often.
 const MAX_EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -38,6 +40,8 @@ pub struct UploadServer {
     config: Config,
     access: Vec<Access>,
     sessions: Sessions,
+    /// Write buffers between fragments.
+    buffers: BufferPool,
 }
 
 type Answer = Response<BoxBody<Bytes, std::io::Error>>;
@@ -64,6 +68,7 @@ impl UploadServer {
             config,
             access,
             sessions,
+            buffers: BufferPool::default(),
         };
         for record in records {
             match server.reopen(&record) {
@@ -107,6 +112,7 @@ impl UploadServer {
             received,
             file: Some(Arc::new(file)),
             ended: false,
+            recorded_active: record.last_active,
         })
     }
 
@@ -319,6 +325,7 @@ impl UploadServer {
                 received: 0,
                 file: Some(Arc::new(file)),
                 ended: false,
+                recorded_active: record.last_active,
             });
             if let Err(error) = inserted {
                 let _ = names::remove_part(&dir, &record.part);
@@ -422,17 +429,8 @@ impl UploadServer {
             let body = body
                 .take()
                 .ok_or_else(|| Refusal::bad_request("the fragment's body was already read"))?;
-            let written = receive(&mut session, range, body).await;
-            let record = session.record.clone();
-            let server = self.clone();
-            // The idle clock is worth keeping, not worth a sync per fragment.
-            let _ = blocking(move || {
-                server
-                    .sessions
-                    .save(&record, false)
-                    .map_err(|error| io_refusal(&error, "cannot record the session"))
-            })
-            .await;
+            let written = receive(&self.buffers, &mut session, range, body).await;
+            self.record_idle_clock(&mut session).await;
             written?;
         }
         let mut answer = ack(StatusCode::OK, Some(&id))
@@ -455,6 +453,37 @@ impl UploadServer {
             answer = answer.header(protocol::REPLY_URL, url);
         }
         Ok(answer.body(empty()).expect("valid"))
+    }
+
+    /// Rewrites a session's record when the idle clock it holds has fallen behind by more
+    /// than [`UploadServer::idle_clock_slack`]; without a sync, as the clock is worth
+    /// keeping across a restart but not worth a sync per fragment.
+    async fn record_idle_clock(self: &Arc<Self>, session: &mut Session) {
+        let behind = session
+            .record
+            .last_active
+            .saturating_sub(session.recorded_active);
+        if behind <= self.idle_clock_slack() {
+            return;
+        }
+        let record = session.record.clone();
+        let server = self.clone();
+        let saved = blocking(move || {
+            server
+                .sessions
+                .save(&record, false)
+                .map_err(|error| io_refusal(&error, "cannot record the session"))
+        })
+        .await;
+        if saved.is_ok() {
+            session.recorded_active = session.record.last_active;
+        }
+    }
+
+    /// How far (seconds) the idle clock in a session's record may lag the session's: a
+    /// restart may then expire a session that much early, a tenth of the timeout at most.
+    fn idle_clock_slack(&self) -> u64 {
+        (self.config.session_timeout.as_secs() / 10).min(MAX_IDLE_CLOCK_SLACK_SECONDS)
     }
 
     /// Runs the location's reply command on a complete upload and records that the reply
@@ -698,10 +727,15 @@ where
 }
 
 /// Writes the fragment's bytes past what the session holds; bytes it already holds are
-/// skipped (an overlap is trimmed, never written twice). Chunks are written while the next
-/// arrive (a few at a time, so a session's memory stays bounded); what arrived before a
-/// failure is kept: the client resends from the offset the next Ack gives.
-async fn receive<B>(session: &mut Session, range: ContentRange, mut body: B) -> Result<(), Refusal>
+/// skipped (an overlap is trimmed, never written twice). Buffers are written while the next
+/// fill (see [`crate::writer`]); the whole buffers written before a failure are kept: the
+/// client resends from the offset the next Ack gives.
+async fn receive<B>(
+    pool: &BufferPool,
+    session: &mut Session,
+    range: ContentRange,
+    mut body: B,
+) -> Result<(), Refusal>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Display,
@@ -712,26 +746,38 @@ where
         .ok_or_else(|| Refusal::session_not_found(&session.record.id))?;
     let end = range.last + 1;
     let mut position = range.first;
-    let mut pending = BytesMut::new();
-    let mut writes = Writes::new(file, session.received);
+    let mut writer = FragmentWriter::start(
+        pool,
+        file,
+        session.received,
+        end.saturating_sub(session.received.max(range.first)),
+    );
     loop {
-        let data = match body.frame().await {
+        if let Err(failed) = writer
+            .make_room(READ_BUFFER_BYTES, &mut session.received)
+            .await
+        {
+            drain(body).await;
+            return Err(write_refusal(failed));
+        }
+        let mut data = match body.frame().await {
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => data,
                 Err(_) => continue,
             },
             Some(Err(error)) => {
-                writes.submit(pending.split().freeze(), session).await?;
-                writes.finish(session).await?;
+                writer
+                    .finish(&mut session.received)
+                    .await
+                    .map_err(write_refusal)?;
                 return Err(Refusal::bad_request(format!(
                     "the fragment broke off: {error}"
                 )));
             }
             None => break,
         };
-        let mut data = data;
         // Bytes before what the server holds, and any beyond the range, are dropped.
-        let held = writes.next_offset + pending.len() as u64;
+        let held = writer.end();
         if position < held {
             let skip =
                 usize::try_from((held - position).min(data.len() as u64)).unwrap_or(data.len());
@@ -741,90 +787,26 @@ where
         let room = usize::try_from(end.saturating_sub(position)).unwrap_or(usize::MAX);
         data.truncate(room);
         position += data.len() as u64;
-        pending.extend_from_slice(&data);
-        if pending.len() >= WRITE_BUFFER_BYTES {
-            writes.submit(pending.split().freeze(), session).await?;
+        if let Err(failed) = writer.write(&data, &mut session.received).await {
+            // The client is still sending: it hears the error rather than a reset.
+            drain(body).await;
+            return Err(write_refusal(failed));
         }
     }
-    writes.submit(pending.split().freeze(), session).await?;
-    writes.finish(session).await
+    writer
+        .finish(&mut session.received)
+        .await
+        .map_err(write_refusal)
 }
 
-/// How many chunk writes of one fragment may be under way at once.
-const WRITES_IN_FLIGHT: usize = 2;
-
-/// A fragment's chunks being written at their offsets. They finish in the order given
-/// (each is awaited in turn), so what the session holds grows without gaps.
-struct Writes {
-    file: Arc<std::fs::File>,
-    /// Where the next chunk goes.
-    next_offset: u64,
-    in_flight: std::collections::VecDeque<(tokio::task::JoinHandle<std::io::Result<()>>, u64)>,
-}
-
-impl Writes {
-    fn new(file: Arc<std::fs::File>, offset: u64) -> Writes {
-        Writes {
-            file,
-            next_offset: offset,
-            in_flight: std::collections::VecDeque::new(),
-        }
-    }
-
-    async fn submit(&mut self, bytes: Bytes, session: &mut Session) -> Result<(), Refusal> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        let file = self.file.clone();
-        let offset = self.next_offset;
-        let count = bytes.len() as u64;
-        self.next_offset += count;
-        let write = tokio::task::spawn_blocking(move || file.write_all_at(&bytes, offset));
-        self.in_flight.push_back((write, count));
-        while self.in_flight.len() > WRITES_IN_FLIGHT {
-            self.complete_one(session).await?;
-        }
-        Ok(())
-    }
-
-    async fn finish(&mut self, session: &mut Session) -> Result<(), Refusal> {
-        while !self.in_flight.is_empty() {
-            self.complete_one(session).await?;
-        }
-        Ok(())
-    }
-
-    async fn complete_one(&mut self, session: &mut Session) -> Result<(), Refusal> {
-        let Some((write, count)) = self.in_flight.pop_front() else {
-            return Ok(());
-        };
-        let failed =
-            |why: String| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, code::E_FAIL, why);
-        match write.await {
-            Ok(Ok(())) => {
-                session.received += count;
-                Ok(())
-            }
-            Ok(Err(error)) => {
-                self.abandon(session.received).await;
-                Err(io_refusal(&error, "cannot write the upload"))
-            }
-            Err(error) => {
-                self.abandon(session.received).await;
-                Err(failed(format!("file work failed: {error}")))
-            }
-        }
-    }
-
-    /// Waits for the writes still under way, counting none of them, and cuts the file back
-    /// to what the session holds: later chunks may have landed beyond the failed one, and
-    /// the file's length is what a restarted server takes as received.
-    async fn abandon(&mut self, held: u64) {
-        while let Some((write, _)) = self.in_flight.pop_front() {
-            let _ = write.await;
-        }
-        let file = self.file.clone();
-        let _ = tokio::task::spawn_blocking(move || file.set_len(held)).await;
+fn write_refusal(failed: WriteFailed) -> Refusal {
+    match failed {
+        WriteFailed::Io(error) => io_refusal(&error, "cannot write the upload"),
+        WriteFailed::Lost => Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code::E_FAIL,
+            "file work failed: the writing thread stopped".to_owned(),
+        ),
     }
 }
 
@@ -941,6 +923,7 @@ pub async fn serve(
                 async move { Ok::<_, Infallible>(server.handle(request, client_address(peer)).await) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(READ_BUFFER_BYTES)
                 .title_case_headers(true)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             if let Err(error) = connection.await {

@@ -63,6 +63,8 @@ pub struct Session {
     pub file: Option<Arc<File>>,
     /// Closed, cancelled or expired while a request waited for it: it takes no more.
     pub ended: bool,
+    /// The idle clock (`record.last_active`) as the record on disk has it.
+    pub recorded_active: u64,
 }
 
 impl Session {
@@ -326,6 +328,7 @@ mod tests {
                 received: 0,
                 file: None,
                 ended: false,
+                recorded_active: record.last_active,
             })
             .unwrap();
         drop(sessions);

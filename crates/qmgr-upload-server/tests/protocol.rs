@@ -348,6 +348,67 @@ fn fragments_resynchronise_on_overlaps_gaps_and_drops() {
 }
 
 #[test]
+fn fragments_larger_than_the_write_buffers_arrive_whole() {
+    let server = Running::start("", "");
+    let body = data(9 * 1024 * 1024 + 123);
+    let session = server.create("/up/large.bin");
+    let total = body.len() as u64;
+    let first = 3 * 1024 * 1024 + 7;
+    assert_eq!(
+        server
+            .fragment("/up/large.bin", &session, &body[..first], 0, total)
+            .received(),
+        first as u64
+    );
+    // An overlap that is not a multiple of anything, then the rest in one.
+    let again = 2 * 1024 * 1024 + 1;
+    let last = server.fragment(
+        "/up/large.bin",
+        &session,
+        &body[again..],
+        again as u64,
+        total,
+    );
+    assert_eq!(last.status, 200, "{last:?}");
+    assert_eq!(last.received(), total);
+    assert_eq!(server.close("/up/large.bin", &session).status, 200);
+    assert!(std::fs::read(server.uploads().join("large.bin")).unwrap() == body);
+}
+
+#[test]
+fn a_fragment_within_a_minute_of_the_last_leaves_the_record_alone() {
+    let server = Running::start("", "");
+    let body = data(300);
+    let session = server.create("/up/quiet");
+    let record = server
+        .root
+        .path()
+        .join("state/sessions")
+        .join(format!("{}.json", hex_digits(&session)));
+    server.fragment("/up/quiet", &session, &body[..100], 0, 300);
+    // The first fragment recorded the size; the next ones only move the idle clock,
+    // which may lag a minute: the record is not made again. (A record made again is a
+    // new file renamed over the old, which a second link keeps.)
+    let kept = server.root.path().join("record-as-it-was");
+    std::fs::hard_link(&record, &kept).unwrap();
+    server.fragment("/up/quiet", &session, &body[100..200], 100, 300);
+    server.fragment("/up/quiet", &session, &body[200..], 200, 300);
+    let inode =
+        |path: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap());
+    assert_eq!(inode(&record), inode(&kept));
+    assert_eq!(server.close("/up/quiet", &session).status, 200);
+    assert!(!record.exists());
+}
+
+fn hex_digits(session: &str) -> String {
+    session
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+#[test]
 fn malformed_packets_get_400_and_foreign_methods_405() {
     let server = Running::start("max_upload_size = 100", "max_fragment_size = 50");
     let session = server.create("/up/x");
@@ -939,6 +1000,43 @@ fn a_full_disk_answers_disk_full_and_publishes_nothing() {
     assert!(!server.uploads().join("big.bin").exists());
     assert!(server.files().is_empty(), "{:?}", server.files());
     // Unmounted before the temporary directory goes, so all of it can.
+    let root = server.stop();
+    drop(disk);
+    drop(root);
+}
+
+#[test]
+fn a_disk_filling_up_mid_fragment_keeps_the_whole_writes_before_it() {
+    let root = tempfile::tempdir().unwrap();
+    let uploads = root.path().join("uploads");
+    std::fs::create_dir(&uploads).unwrap();
+    let Some(disk) = SmallDisk::mount(&uploads, "1536k") else {
+        return;
+    };
+    let server = Running::start_in(root, "", "");
+    let body = data(4 * 1024 * 1024);
+    let session = server.create("/up/big.bin");
+    let total = body.len() as u64;
+    let full = server.fragment("/up/big.bin", &session, &body, 0, total);
+    assert_eq!(full.status, 500, "{full:?}");
+    assert_eq!(full.error(), (Some("0x80070070"), Some("0x00000005")));
+    // A gap tells where the server stands: at the end of its first write, which the
+    // partial file holds and nothing more.
+    let gap = server.fragment(
+        "/up/big.bin",
+        &session,
+        &body[3_000_000..],
+        3_000_000,
+        total,
+    );
+    assert_eq!(gap.status, 416, "{gap:?}");
+    let held = usize::try_from(gap.received()).unwrap();
+    assert_eq!(held, 1024 * 1024);
+    let parts = server.files();
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert!(std::fs::read(server.uploads().join(&parts[0])).unwrap() == body[..held]);
+    assert_eq!(server.close("/up/big.bin", &session).status, 200);
+    assert!(server.files().is_empty(), "{:?}", server.files());
     let root = server.stop();
     drop(disk);
     drop(root);
