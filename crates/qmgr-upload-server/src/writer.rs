@@ -86,6 +86,7 @@ pub struct FragmentWriter<'pool> {
     in_flight: usize,
     to_thread: Option<mpsc::Sender<Vec<u8>>>,
     from_thread: tokio::sync::mpsc::UnboundedReceiver<Written>,
+    file: Arc<File>,
 }
 
 impl<'pool> FragmentWriter<'pool> {
@@ -99,8 +100,10 @@ impl<'pool> FragmentWriter<'pool> {
     ) -> FragmentWriter<'pool> {
         let (to_thread, buffers) = mpsc::channel();
         let (done, from_thread) = tokio::sync::mpsc::unbounded_channel();
-        tokio::task::spawn_blocking(move || write_in_order(&file, offset, &buffers, &done));
+        let thread_file = file.clone();
+        tokio::task::spawn_blocking(move || write_in_order(&thread_file, offset, &buffers, &done));
         FragmentWriter {
+            file,
             pool,
             end: offset,
             to_come: length,
@@ -211,13 +214,28 @@ impl<'pool> FragmentWriter<'pool> {
     async fn collect(&mut self, received: &mut u64) -> Result<Vec<u8>, WriteFailed> {
         let written = self.from_thread.recv().await.ok_or(WriteFailed::Lost)?;
         self.in_flight -= 1;
-        *received += written.outcome.map_err(WriteFailed::Io)?;
-        Ok(written.buffer)
+        match written.outcome {
+            Ok(count) => {
+                *received += count;
+                Ok(written.buffer)
+            }
+            Err(error) => {
+                // Part of the buffer may have landed, and the file's length is what a
+                // restarted server takes as received: it goes back to the last whole
+                // write. Cut here, by the side that holds the session, not by the thread:
+                // were the fragment's request dropped meanwhile, the session's next
+                // fragment may already be writing.
+                let file = self.file.clone();
+                let held = *received;
+                let _ = tokio::task::spawn_blocking(move || file.set_len(held)).await;
+                Err(WriteFailed::Io(error))
+            }
+        }
     }
 }
 
 /// The writing thread: each buffer at the offset after the one before, until the
-/// fragment's side hangs up or a write fails.
+/// fragment's side hangs up or a write fails (after which it writes nothing more).
 fn write_in_order(
     file: &File,
     mut offset: u64,
@@ -228,11 +246,6 @@ fn write_in_order(
         let count = buffer.len() as u64;
         let outcome = file.write_all_at(&buffer, offset).map(|()| count);
         let failed = outcome.is_err();
-        if failed {
-            // Part of the buffer may have landed: the file's length is what a restarted
-            // server takes as received, so it goes back to the last whole write.
-            let _ = file.set_len(offset);
-        }
         offset += count;
         buffer.clear();
         if done.send(Written { buffer, outcome }).is_err() || failed {
