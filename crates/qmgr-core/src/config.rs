@@ -19,10 +19,24 @@
 //! | `[job_defaults]` `no_progress_timeout` | `"14d"` (1,209,600 s) | NoProgressTimeout of new jobs; `0` means an error is never retried |
 //! | `[job_defaults]` `priority` | `"normal"` | priority of new jobs: `"foreground"`, `"high"`, `"normal"` or `"low"` |
 //! | `[job_defaults]` `parallel_files` | `1` | files of one job transferred at once; 1 to 64 |
+//! | `[job_defaults]` `cost_flags` | `0x80000021` | Job5 COST_FLAGS of HIGH, NORMAL and LOW jobs that set none (`BITS_COST_STATE_TRANSFER_UNRESTRICTED`: not on a metered network); FOREGROUND jobs default to `0x800000FF` (always) |
+//! | `idle_mode` | `true` | background jobs use only bandwidth nobody else uses (a delay-based controller; per job too) |
+//! | `idle_target` | `"40ms"` | the queueing delay idle mode aims at; 20 ms to 100 ms |
+//! | `metered` | `"auto"` | whether the network is metered: `"auto"` asks NetworkManager (unmetered without it), `"yes"` or `"no"` overrides it |
+//! | `[[schedule]]` | none | a bandwidth window (see below) |
 //!
-//! Durations are whole seconds (`90`) or a string of numbers with units `s`, `m`, `h`,
-//! `d`, alone or combined: `"90s"`, `"5m"`, `"2h"`, `"14d"`, `"1h30m"`; at most
-//! 4,294,967,295 s, the 32-bit seconds BITS uses. Text values (units, priorities, log
+//! Each `[[schedule]]` table is one window of BITS 3.5's bandwidth schedule, in the
+//! machine's local time: `days` (a list of names or ranges, `["mon-fri"]`, `["sat",
+//! "sun"]`; default every day), `hours` (`"08:00-17:00"`; an end at or before the start
+//! runs into the next day; default `"00:00-24:00"`), caps `high`, `normal` and `low` (as
+//! `bandwidth_limit`; a priority not named is not capped) and `maintenance = true` for a
+//! window that overrides the ordinary ones. Ordinary windows must not overlap (nor may
+//! maintenance windows among themselves). FOREGROUND is never capped; where a window's cap
+//! and `bandwidth_limit` both apply, the lower binds.
+//!
+//! Durations are whole seconds (`90`) or a string of numbers with units `ms` (only where
+//! a key takes fractions of a second), `s`, `m`, `h`, `d`, alone or combined: `"90s"`,
+//! `"5m"`, `"2h"`, `"14d"`, `"1h30m"`; at most 4,294,967,295 s, the 32-bit seconds BITS uses. Text values (units, priorities, log
 //! levels, `never`, `unlimited`) are not case-sensitive, except that bandwidth units
 //! must say `B` (bytes): `Mb/s` would be megabits and is refused.
 //!
@@ -32,6 +46,12 @@
 //!
 //! [job_defaults]
 //! minimum_retry_delay = "30s"
+//!
+//! [[schedule]]
+//! days = ["mon-fri"]
+//! hours = "08:00-17:00"
+//! normal = "1MB/s"
+//! low = "200kB/s"
 //! ```
 
 use std::ops::Range;
@@ -44,6 +64,10 @@ use toml::{Spanned, Value};
 use crate::job::{
     DEFAULT_MINIMUM_RETRY_DELAY, DEFAULT_NO_PROGRESS_TIMEOUT, JobPriority,
     MINIMUM_RETRY_DELAY_FLOOR,
+};
+use crate::policy::{
+    ALL_DAYS, COST_FLAGS_TRANSFER_UNRESTRICTED, DAY_NAMES, MINUTES_PER_DAY, MeteredSetting,
+    PriorityCaps, ScheduleWindow,
 };
 use crate::{QmgrError, Result};
 
@@ -70,7 +94,20 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     pub log_level: LogLevel,
     pub job_defaults: JobDefaults,
+    /// Background jobs use only idle bandwidth (per job too; FOREGROUND never).
+    pub idle_mode: bool,
+    /// The queueing delay idle mode aims at (20 to 100 ms).
+    pub idle_target: Duration,
+    /// Whether the network is metered: NetworkManager's word, or the config's.
+    pub metered: MeteredSetting,
+    /// The `[[schedule]]` windows, in the file's order.
+    pub schedules: Vec<ScheduleWindow>,
 }
+
+/// The bounds and default of `idle_target`.
+pub const IDLE_TARGET_MIN: Duration = Duration::from_millis(20);
+pub const IDLE_TARGET_MAX: Duration = Duration::from_millis(100);
+pub const DEFAULT_IDLE_TARGET: Duration = Duration::from_millis(40);
 
 /// Settings new jobs start with (`[job_defaults]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +119,8 @@ pub struct JobDefaults {
     pub priority: JobPriority,
     /// Files of one job transferred at once (1..=64).
     pub parallel_files: u32,
+    /// Job5 COST_FLAGS of background jobs that set none.
+    pub cost_flags: u32,
 }
 
 /// How much the daemon logs.
@@ -130,6 +169,10 @@ impl Default for Config {
             state_dir: None,
             log_level: LogLevel::Info,
             job_defaults: JobDefaults::default(),
+            idle_mode: true,
+            idle_target: DEFAULT_IDLE_TARGET,
+            metered: MeteredSetting::Auto,
+            schedules: Vec::new(),
         }
     }
 }
@@ -141,6 +184,7 @@ impl Default for JobDefaults {
             no_progress_timeout: DEFAULT_NO_PROGRESS_TIMEOUT,
             priority: JobPriority::Normal,
             parallel_files: 1,
+            cost_flags: COST_FLAGS_TRANSFER_UNRESTRICTED,
         }
     }
 }
@@ -175,15 +219,15 @@ impl Config {
     }
 }
 
-/// Parses a duration: whole seconds (`"90"`) or numbers with units `s`, `m`, `h`, `d`,
-/// alone or combined (`"90s"`, `"5m"`, `"1h30m"`, `"14d"`); units are not case-sensitive
-/// and spaces between parts are allowed. At most `u32::MAX` seconds, the range of the
-/// 32-bit seconds BITS uses. Errors are `E_INVALIDARG`.
+/// Parses a duration: whole seconds (`"90"`) or numbers with units `ms`, `s`, `m`, `h`,
+/// `d`, alone or combined (`"90s"`, `"5m"`, `"1h30m"`, `"14d"`, `"40ms"`); units are not
+/// case-sensitive and spaces between parts are allowed. At most `u32::MAX` seconds, the
+/// range of the 32-bit seconds BITS uses. Errors are `E_INVALIDARG`.
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let invalid = |why: &str| {
         QmgrError::invalid_arg(format!(
             "invalid duration {text:?}: {why} (write whole seconds or a number with a unit \
-             s, m, h or d, such as \"90s\", \"5m\", \"1h30m\")"
+             ms, s, m, h or d, such as \"90s\", \"5m\", \"1h30m\")"
         ))
     };
     let trimmed = text.trim();
@@ -195,7 +239,7 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
             .map_err(|why| invalid(&why));
     }
 
-    let mut total: u64 = 0;
+    let mut total_ms: u64 = 0;
     let mut rest = trimmed;
     while !rest.is_empty() {
         let digits_end = rest
@@ -212,21 +256,25 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
             .find(|c: char| !c.is_ascii_alphabetic())
             .unwrap_or(after_number.len());
         let unit = &after_number[..unit_end];
-        let seconds_per_unit = match unit.to_ascii_lowercase().as_str() {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
+        let ms_per_unit = match unit.to_ascii_lowercase().as_str() {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
             "" => return Err(invalid("a number without a unit")),
             _ => return Err(invalid(&format!("unknown unit {unit:?}"))),
         };
-        total = number
-            .checked_mul(seconds_per_unit)
-            .and_then(|part| total.checked_add(part))
+        total_ms = number
+            .checked_mul(ms_per_unit)
+            .and_then(|part| total_ms.checked_add(part))
             .ok_or_else(|| invalid("number too large"))?;
         rest = after_number[unit_end..].trim_start();
     }
-    seconds_from_u64(total).map_err(|why| invalid(&why))
+    if total_ms / 1000 > u64::from(u32::MAX) {
+        return Err(invalid(&format!("more than {} seconds", u32::MAX)));
+    }
+    Ok(Duration::from_millis(total_ms))
 }
 
 fn seconds_from_u64(seconds: u64) -> std::result::Result<Duration, String> {
@@ -367,6 +415,21 @@ struct RawConfig {
     state_dir: Option<Spanned<Value>>,
     log_level: Option<Spanned<Value>>,
     job_defaults: Option<RawJobDefaults>,
+    idle_mode: Option<Spanned<Value>>,
+    idle_target: Option<Spanned<Value>>,
+    metered: Option<Spanned<Value>>,
+    schedule: Option<Vec<Spanned<RawSchedule>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [[schedule]] table")]
+struct RawSchedule {
+    days: Option<Spanned<Value>>,
+    hours: Option<Spanned<Value>>,
+    high: Option<Spanned<Value>>,
+    normal: Option<Spanned<Value>>,
+    low: Option<Spanned<Value>>,
+    maintenance: Option<Spanned<Value>>,
 }
 
 #[derive(Deserialize)]
@@ -376,6 +439,7 @@ struct RawJobDefaults {
     no_progress_timeout: Option<Spanned<Value>>,
     priority: Option<Spanned<Value>>,
     parallel_files: Option<Spanned<Value>>,
+    cost_flags: Option<Spanned<Value>>,
 }
 
 impl RawConfig {
@@ -469,6 +533,30 @@ impl RawConfig {
                 Some(raw) => raw.validate(&check)?,
                 None => defaults.job_defaults,
             },
+            idle_mode: read_key(
+                "idle_mode",
+                self.idle_mode,
+                defaults.idle_mode,
+                |key, value| check.boolean(key, value),
+            )?,
+            idle_target: read_key(
+                "idle_target",
+                self.idle_target,
+                defaults.idle_target,
+                |key, value| check.idle_target(key, value),
+            )?,
+            metered: read_key("metered", self.metered, defaults.metered, |key, value| {
+                check.choice(
+                    key,
+                    value,
+                    &[
+                        ("auto", MeteredSetting::Auto),
+                        ("yes", MeteredSetting::Yes),
+                        ("no", MeteredSetting::No),
+                    ],
+                )
+            })?,
+            schedules: check.schedules(self.schedule.unwrap_or_default())?,
         })
     }
 }
@@ -512,6 +600,12 @@ impl RawJobDefaults {
                 self.parallel_files,
                 defaults.parallel_files,
                 |key, value| check.integer_in(key, value, 1, MAX_CONCURRENT_TRANSFERS),
+            )?,
+            cost_flags: read_key(
+                "job_defaults.cost_flags",
+                self.cost_flags,
+                defaults.cost_flags,
+                |key, value| check.integer_in(key, value, 1, u32::MAX),
             )?,
         })
     }
@@ -563,9 +657,15 @@ impl Validator<'_> {
                 .map_err(|_| format!("a duration cannot be negative, found {seconds}"))
                 .and_then(seconds_from_u64)
                 .map_err(|why| self.fail(key, value, &why)),
-            Value::String(text) => {
-                parse_duration(text).map_err(|error| self.fail(key, value, &error.description))
-            }
+            Value::String(text) => match parse_duration(text) {
+                Ok(duration) if duration.subsec_nanos() != 0 => Err(self.fail(
+                    key,
+                    value,
+                    &format!("{text:?} is not a whole number of seconds"),
+                )),
+                Ok(duration) => Ok(duration),
+                Err(error) => Err(self.fail(key, value, &error.description)),
+            },
             other => Err(self.fail(
                 key,
                 value,
@@ -575,6 +675,189 @@ impl Validator<'_> {
                 ),
             )),
         }
+    }
+
+    fn idle_target(&self, key: &str, value: &Spanned<Value>) -> Result<Duration> {
+        let Value::String(text) = value.get_ref() else {
+            return Err(self.fail(
+                key,
+                value,
+                &format!(
+                    "expected a duration such as \"40ms\", found {}",
+                    describe(value.get_ref())
+                ),
+            ));
+        };
+        let duration =
+            parse_duration(text).map_err(|error| self.fail(key, value, &error.description))?;
+        if (IDLE_TARGET_MIN..=IDLE_TARGET_MAX).contains(&duration) {
+            Ok(duration)
+        } else {
+            Err(self.fail(
+                key,
+                value,
+                &format!("expected 20ms to 100ms, found {text:?}"),
+            ))
+        }
+    }
+
+    fn boolean(&self, key: &str, value: &Spanned<Value>) -> Result<bool> {
+        match value.get_ref() {
+            Value::Boolean(flag) => Ok(*flag),
+            other => Err(self.fail(
+                key,
+                value,
+                &format!("expected true or false, found {}", describe(other)),
+            )),
+        }
+    }
+
+    /// The `[[schedule]]` tables as windows; overlapping ordinary windows (or maintenance
+    /// windows) are an error naming both.
+    fn schedules(&self, raw: Vec<Spanned<RawSchedule>>) -> Result<Vec<ScheduleWindow>> {
+        let mut windows = Vec::with_capacity(raw.len());
+        let mut spans = Vec::with_capacity(raw.len());
+        for table in raw {
+            let span = table.span();
+            let line = self.source.line_and_column(span.start).0;
+            let table = table.into_inner();
+            let (start, end) = match &table.hours {
+                Some(hours) => self.hours("schedule.hours", hours)?,
+                None => (0, 0),
+            };
+            let caps = PriorityCaps {
+                high: read_key("schedule.high", table.high, None, |key, value| {
+                    self.rate(key, value)
+                })?,
+                normal: read_key("schedule.normal", table.normal, None, |key, value| {
+                    self.rate(key, value)
+                })?,
+                low: read_key("schedule.low", table.low, None, |key, value| {
+                    self.rate(key, value)
+                })?,
+            };
+            windows.push(ScheduleWindow {
+                days: read_key("schedule.days", table.days, ALL_DAYS, |key, value| {
+                    self.days(key, value)
+                })?,
+                start,
+                end,
+                caps,
+                maintenance: read_key(
+                    "schedule.maintenance",
+                    table.maintenance,
+                    false,
+                    |key, value| self.boolean(key, value),
+                )?,
+                line,
+            });
+            spans.push(span);
+        }
+        if let Some((first, second)) = crate::policy::first_overlap(&windows) {
+            let kind = if windows[first].maintenance {
+                "maintenance windows"
+            } else {
+                "schedule windows"
+            };
+            return Err(self.source.error_at(
+                Some(spans[second].clone()),
+                &format!(
+                    "[[schedule]] ({}) overlaps the one at line {} ({}); {kind} must not overlap",
+                    windows[second].describe(),
+                    windows[first].line,
+                    windows[first].describe(),
+                ),
+            ));
+        }
+        Ok(windows)
+    }
+
+    /// `"08:00-17:00"` as minutes of the day; `"00:00-24:00"` (the whole day) is (0, 0).
+    fn hours(&self, key: &str, value: &Spanned<Value>) -> Result<(u32, u32)> {
+        let bad = |why: &str| {
+            self.fail(
+                key,
+                value,
+                &format!("{why} (write \"HH:MM-HH:MM\" in local time, such as \"08:00-17:00\")"),
+            )
+        };
+        let Value::String(text) = value.get_ref() else {
+            return Err(bad(&format!("found {}", describe(value.get_ref()))));
+        };
+        let clock = |part: &str| -> Option<u32> {
+            let (hours, minutes) = part.trim().split_once(':')?;
+            let (hours, minutes): (u32, u32) = (hours.parse().ok()?, minutes.parse().ok()?);
+            (minutes < 60 && (hours < 24 || (hours == 24 && minutes == 0)))
+                .then_some(hours * 60 + minutes)
+        };
+        let Some((from, to)) = text.split_once('-') else {
+            return Err(bad(&format!("{text:?} is not a range of hours")));
+        };
+        let (Some(start), Some(end)) = (clock(from), clock(to)) else {
+            return Err(bad(&format!(
+                "{text:?} has a time that is not HH:MM of a day"
+            )));
+        };
+        if start == MINUTES_PER_DAY {
+            return Err(bad(&format!("{text:?} starts at 24:00")));
+        }
+        if start == end % MINUTES_PER_DAY && !(start == 0 && end == MINUTES_PER_DAY) {
+            return Err(bad(&format!("{text:?} is empty")));
+        }
+        Ok((start, end % MINUTES_PER_DAY))
+    }
+
+    /// A list of day names and ranges (`["mon-fri", "sun"]`), or one such string, as bits.
+    fn days(&self, key: &str, value: &Spanned<Value>) -> Result<u8> {
+        let bad = |why: String| {
+            self.fail(
+                key,
+                value,
+                &format!("{why} (write a list of mon, tue, wed, thu, fri, sat, sun or ranges such as \"mon-fri\")"),
+            )
+        };
+        let items: Vec<&Value> = match value.get_ref() {
+            Value::Array(items) => items.iter().collect(),
+            single @ Value::String(_) => vec![single],
+            other => return Err(bad(format!("found {}", describe(other)))),
+        };
+        if items.is_empty() {
+            return Err(bad("the list is empty".to_owned()));
+        }
+        let day = |name: &str| -> Option<u32> {
+            let name = name.trim().to_ascii_lowercase();
+            let position = DAY_NAMES.iter().position(|day| {
+                name.len() >= 3 && (name == *day || full_day_name(day).starts_with(&name))
+            })?;
+            u32::try_from(position).ok()
+        };
+        let mut mask = 0_u8;
+        for item in items {
+            let Value::String(text) = item else {
+                return Err(bad(format!("found {}", describe(item))));
+            };
+            if text.trim().eq_ignore_ascii_case("all") {
+                mask = ALL_DAYS;
+                continue;
+            }
+            let (first, last) = match text.split_once('-') {
+                Some((first, last)) => (day(first), day(last)),
+                None => (day(text), day(text)),
+            };
+            let (Some(first), Some(last)) = (first, last) else {
+                return Err(bad(format!("{text:?} is not a day or a range of days")));
+            };
+            // A range may wrap round the week ("fri-mon").
+            let mut current = first;
+            loop {
+                mask |= 1 << current;
+                if current == last {
+                    break;
+                }
+                current = (current + 1) % 7;
+            }
+        }
+        Ok(mask)
     }
 
     fn positive_duration(&self, key: &str, value: &Spanned<Value>) -> Result<Duration> {
@@ -660,6 +943,19 @@ impl Validator<'_> {
     }
 }
 
+/// `"monday"` for `"mon"`: a day's full name, which the config accepts too.
+fn full_day_name(short: &str) -> &'static str {
+    match short {
+        "mon" => "monday",
+        "tue" => "tuesday",
+        "wed" => "wednesday",
+        "thu" => "thursday",
+        "fri" => "friday",
+        "sat" => "saturday",
+        _ => "sunday",
+    }
+}
+
 /// A value as an error message shows it: its TOML type, and the value itself when short.
 fn describe(value: &Value) -> String {
     match value {
@@ -735,6 +1031,7 @@ mod tests {
             no_progress_timeout = 3600
             priority = "high"
             parallel_files = 16
+            cost_flags = 0x800000FF
             "#,
         )
         .unwrap();
@@ -756,9 +1053,161 @@ mod tests {
                     no_progress_timeout: secs(3600),
                     priority: JobPriority::High,
                     parallel_files: 16,
+                    cost_flags: 0x8000_00FF,
                 },
+                ..Config::default()
             }
         );
+    }
+
+    #[test]
+    fn idle_and_metered_keys_are_read() {
+        let config =
+            parse("idle_mode = false\nidle_target = \"25ms\"\nmetered = \"yes\"\n").unwrap();
+        assert!(!config.idle_mode);
+        assert_eq!(config.idle_target, Duration::from_millis(25));
+        assert_eq!(config.metered, MeteredSetting::Yes);
+        let defaults = Config::default();
+        assert!(defaults.idle_mode);
+        assert_eq!(defaults.idle_target, Duration::from_millis(40));
+        assert_eq!(defaults.metered, MeteredSetting::Auto);
+        assert_eq!(defaults.job_defaults.cost_flags, 0x8000_0021);
+        assert!(defaults.schedules.is_empty());
+    }
+
+    #[test]
+    fn schedules_are_read_as_windows() {
+        let config = parse(
+            r#"
+            bandwidth_limit = "10MB/s"
+
+            [[schedule]]
+            days = ["mon-fri"]
+            hours = "08:00-17:00"
+            normal = "1MB/s"
+            low = 1000
+
+            [[schedule]]
+            days = ["Saturday", "sun"]
+            high = "unlimited"
+            normal = "2MB/s"
+
+            [[schedule]]
+            days = "fri-mon"
+            hours = "22:00-06:00"
+            low = "5kB"
+            maintenance = true
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.schedules,
+            vec![
+                ScheduleWindow {
+                    days: 0x1F,
+                    start: 8 * 60,
+                    end: 17 * 60,
+                    caps: PriorityCaps {
+                        high: None,
+                        normal: Some(1_000_000),
+                        low: Some(1000),
+                    },
+                    maintenance: false,
+                    line: 4,
+                },
+                ScheduleWindow {
+                    days: 0x60,
+                    start: 0,
+                    end: 0,
+                    caps: PriorityCaps {
+                        high: None,
+                        normal: Some(2_000_000),
+                        low: None,
+                    },
+                    maintenance: false,
+                    line: 10,
+                },
+                ScheduleWindow {
+                    days: 0x71,
+                    start: 22 * 60,
+                    end: 6 * 60,
+                    caps: PriorityCaps {
+                        high: None,
+                        normal: None,
+                        low: Some(5000),
+                    },
+                    maintenance: true,
+                    line: 15,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_schedules_are_errors_naming_key_file_and_line() {
+        let cases = [
+            ("[[schedule]]\ndays = [\"mon-fry\"]", "schedule.days", 3),
+            ("[[schedule]]\ndays = []", "schedule.days", 3),
+            ("[[schedule]]\ndays = [1]", "schedule.days", 3),
+            ("[[schedule]]\nhours = \"8-17\"", "schedule.hours", 3),
+            ("[[schedule]]\nhours = \"08:00-25:00\"", "schedule.hours", 3),
+            (
+                "[[schedule]]\nhours = \"08:00 to 17:00\"",
+                "schedule.hours",
+                3,
+            ),
+            ("[[schedule]]\nhours = \"08:00-08:00\"", "schedule.hours", 3),
+            ("[[schedule]]\nnormal = \"1Mb/s\"", "schedule.normal", 3),
+            (
+                "[[schedule]]\nmaintenance = \"yes\"",
+                "schedule.maintenance",
+                3,
+            ),
+            ("idle_target = \"10ms\"", "idle_target", 2),
+            ("idle_target = \"1s\"", "idle_target", 2),
+            ("idle_target = 40", "idle_target", 2),
+            ("idle_mode = \"no\"", "idle_mode", 2),
+            ("metered = \"maybe\"", "metered", 2),
+            (
+                "[job_defaults]\ncost_flags = 0",
+                "job_defaults.cost_flags",
+                3,
+            ),
+            ("time_slice = \"1500ms\"", "time_slice", 2),
+        ];
+        for (text, key, line) in cases {
+            let message = parse_err(&format!("# comment\n{text}\n"));
+            assert!(message.contains(&format!("`{key}`")), "{text}: {message}");
+            assert!(
+                message.starts_with(&format!("/etc/test/config.toml:{line}:")),
+                "{text}: {message}"
+            );
+        }
+        let message = parse_err("[[schedule]]\nbandwidth = 3\n");
+        assert!(message.contains("unknown key `bandwidth`"), "{message}");
+    }
+
+    #[test]
+    fn overlapping_windows_are_errors_naming_both_lines() {
+        let message = parse_err(
+            "[[schedule]]\ndays = [\"mon-fri\"]\nhours = \"08:00-17:00\"\nnormal = 1\n\n\
+             [[schedule]]\ndays = [\"fri\"]\nhours = \"16:00-18:00\"\nnormal = 2\n",
+        );
+        assert!(message.starts_with("/etc/test/config.toml:6:"), "{message}");
+        assert!(message.contains("line 1"), "{message}");
+        assert!(message.contains("fri 16:00-18:00"), "{message}");
+        // A maintenance window may overlap an ordinary one: it overrides it.
+        parse(
+            "[[schedule]]\nhours = \"08:00-17:00\"\nnormal = 1\n\
+             [[schedule]]\nhours = \"12:00-13:00\"\nmaintenance = true\n",
+        )
+        .unwrap();
+        // Sunday night into Monday overlaps Monday morning.
+        let message = parse_err(
+            "[[schedule]]\ndays = \"sun\"\nhours = \"23:00-02:00\"\n\
+             [[schedule]]\ndays = \"mon\"\nhours = \"01:00-03:00\"\n",
+        );
+        assert!(message.contains("overlaps"), "{message}");
     }
 
     #[test]
@@ -1006,6 +1455,11 @@ mod tests {
         ] {
             assert_eq!(parse_duration(text).unwrap(), secs(seconds), "{text:?}");
         }
+        assert_eq!(parse_duration("40ms").unwrap(), Duration::from_millis(40));
+        assert_eq!(
+            parse_duration("1s 500MS").unwrap(),
+            Duration::from_millis(1500)
+        );
     }
 
     #[test]

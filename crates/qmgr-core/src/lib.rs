@@ -19,6 +19,7 @@ pub mod job;
 pub mod on_demand;
 pub mod passwd;
 pub mod paths;
+pub mod policy;
 pub mod ranges;
 mod raw;
 pub mod reply;
