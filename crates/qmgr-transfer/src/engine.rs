@@ -14,6 +14,7 @@ use curl::multi::{Multi, MultiWaker};
 use qmgr_core::QmgrError;
 
 use crate::event::EngineEvent;
+use crate::priority_limit::PriorityClass;
 use crate::request::{CheckedRequest, TransferId, TransferRequest, check};
 use crate::upload::{
     ChannelOptions, SendLimit, UploadState, Uploader, cancel_session, close_session,
@@ -60,6 +61,8 @@ pub(crate) enum Command {
     Cancel(TransferId),
     SetGlobalLimit(Option<u64>),
     SetTransferLimit(TransferId, Option<u64>),
+    /// The cap shared by the transfers of one background priority (a schedule's).
+    SetPriorityLimit(PriorityClass, Option<u64>),
     /// Answered once every command sent before it has been applied.
     Barrier(Sender<()>),
     Shutdown,
@@ -261,6 +264,17 @@ impl Engine {
         self.upload_global_limit
             .store(bytes_per_second.unwrap_or(0), Ordering::Relaxed);
         self.send(Command::SetGlobalLimit(bytes_per_second))
+    }
+
+    /// The cap in bytes per second shared by the downloads of one background priority (a
+    /// bandwidth schedule's); `None` lifts it. It applies beside the global cap and each
+    /// transfer's own: the lowest binds. Uploads do not count against it yet.
+    pub fn set_priority_limit(
+        &self,
+        class: PriorityClass,
+        bytes_per_second: Option<u64>,
+    ) -> Result<(), QmgrError> {
+        self.send(Command::SetPriorityLimit(class, bytes_per_second))
     }
 
     /// A cap for one transfer, throttled or not; `None` lifts it.

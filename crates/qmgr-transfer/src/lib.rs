@@ -17,6 +17,7 @@ mod ftp_info;
 mod handle;
 mod http_date;
 mod outbox;
+mod priority_limit;
 mod request;
 mod response;
 mod server_certificate;
@@ -33,6 +34,7 @@ pub use event::{EngineEvent, RestartReason};
 pub use files::{
     Finalizer, Overwrite, discard, finalize, is_temp_name, new_temp_path, place_spans, sync_partial,
 };
+pub use priority_limit::PriorityClass;
 pub use request::{
     ClientCertificate, IgnoredCertificateErrors, PartialFile, ProxyChoice, Security, TransferId,
     TransferRequest, Validator,

@@ -7,6 +7,7 @@ pub use qmgr_core::Validator;
 use qmgr_core::credentials::Credentials;
 use qmgr_core::ranges::{self, FileRange};
 
+use crate::priority_limit::PriorityClass;
 use crate::source::{Source, parse_source};
 
 /// Identifies one transfer for the life of an engine.
@@ -126,6 +127,9 @@ pub struct TransferRequest {
     /// Counts against the engine's global bandwidth cap (background work does; foreground
     /// work does not).
     pub throttled: bool,
+    /// The background priority whose schedule cap this transfer counts against; `None`
+    /// (FOREGROUND) counts against none.
+    pub priority_class: Option<PriorityClass>,
     pub security: Security,
     /// User names and passwords for the server (sent only to the origin of `url`, never
     /// to a host a redirect leads to) and for the proxy.
@@ -158,6 +162,7 @@ impl TransferRequest {
             allow_https_to_http: false,
             max_redirects: Self::DEFAULT_MAX_REDIRECTS,
             throttled: true,
+            priority_class: None,
             security: Security::default(),
             credentials: Credentials::default(),
             netrc_file: None,

@@ -18,6 +18,7 @@ use crate::error::TransferError;
 use crate::event::EngineEvent;
 use crate::handle::{HandleDefaults, Target, build};
 use crate::outbox::Outbox;
+use crate::priority_limit::PriorityLimits;
 use crate::request::{CheckedRequest, TransferId};
 use crate::response::{Expectation, Ranged};
 use crate::sink::{Sink, SinkFailure, SinkSetup};
@@ -124,6 +125,8 @@ pub(crate) struct Worker {
     events: Outbox,
     transfers: HashMap<TransferId, Transfer>,
     global_limit: Option<TokenBucket>,
+    /// A bandwidth schedule's caps per background priority.
+    priority_limits: PriorityLimits,
     /// Where local copies read into.
     copy_buffer: Vec<u8>,
 }
@@ -148,6 +151,7 @@ impl Worker {
             events: Outbox::new(events),
             transfers: HashMap::new(),
             global_limit: config.global_limit.map(|rate| TokenBucket::new(rate, now)),
+            priority_limits: PriorityLimits::default(),
             copy_buffer: vec![0; LOCAL_CHUNK],
         }
     }
@@ -210,6 +214,7 @@ impl Worker {
             Command::SetGlobalLimit(rate) => {
                 self.global_limit = update_limit(self.global_limit.take(), rate, now);
             }
+            Command::SetPriorityLimit(class, rate) => self.priority_limits.set(class, rate, now),
             Command::SetTransferLimit(id, rate) => {
                 if let Some(transfer) = self.transfers.get_mut(&id) {
                     transfer.own_limit = update_limit(transfer.own_limit.take(), rate, now);
@@ -378,12 +383,22 @@ impl Worker {
             .global_limit
             .as_ref()
             .map(|global| fair_share(global.available(), participants));
+        self.priority_limits.start_round(
+            now,
+            self.transfers
+                .values()
+                .filter(|transfer| !transfer.handle.sink().held)
+                .filter_map(|transfer| transfer.checked.request.priority_class),
+        );
         for transfer in self.transfers.values_mut() {
             let mut allowance = if transfer.checked.request.throttled {
                 share
             } else {
                 None
             };
+            allowance = self
+                .priority_limits
+                .narrow(transfer.checked.request.priority_class, allowance);
             if let Some(own) = transfer.own_limit.as_mut() {
                 own.refill(now);
                 let own_available = own.available();
@@ -425,6 +440,8 @@ impl Worker {
             if let Some(own) = transfer.own_limit.as_mut() {
                 own.charge(consumed);
             }
+            self.priority_limits
+                .charge(transfer.checked.request.priority_class, consumed);
         }
     }
 
@@ -746,7 +763,10 @@ impl Worker {
                     None
                 };
                 let own = transfer.own_limit.as_ref().map(TokenBucket::wait);
-                let refill = [global, own]
+                let class = self
+                    .priority_limits
+                    .wait(transfer.checked.request.priority_class);
+                let refill = [global, own, class]
                     .into_iter()
                     .flatten()
                     .try_fold(Duration::ZERO, |longest, wait| wait.map(|w| longest.max(w)));

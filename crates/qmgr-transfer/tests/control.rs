@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use common::{Harness, assert_file_is};
 use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
-use qmgr_transfer::{Engine, EngineConfig, EngineEvent, ProxyChoice, TransferRequest, discard};
+use qmgr_transfer::{
+    Engine, EngineConfig, EngineEvent, PriorityClass, ProxyChoice, TransferRequest, discard,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -94,6 +96,43 @@ fn a_closed_global_cap_holds_throttled_transfers_only() {
     assert_file_is(
         &temp,
         &expected_body("/data/256k/bg", INITIAL_VERSION, 256 << 10),
+    );
+}
+
+#[test]
+fn a_closed_priority_cap_holds_that_priority_only_and_can_be_lifted() {
+    let server = TestServer::start();
+    let harness = Harness::new();
+    harness
+        .engine
+        .set_priority_limit(PriorityClass::Low, Some(0))
+        .unwrap();
+    let mut low = harness.request(&server.url("/data/256k/low"), "low");
+    low.priority_class = Some(PriorityClass::Low);
+    let low = harness.submit(low);
+    let mut high = harness.request(&server.url("/data/256k/high"), "high");
+    high.priority_class = Some(PriorityClass::High);
+    let high = harness.submit(high);
+    let mut foreground = harness.request(&server.url("/data/256k/fg"), "fg");
+    foreground.throttled = false;
+    let foreground = harness.submit(foreground);
+    harness.wait(high).completed();
+    harness.wait(foreground).completed();
+    assert!(
+        !harness
+            .drain()
+            .iter()
+            .any(|event| event.id() == low && (is_progress(event) || event.is_final())),
+        "a closed LOW cap holds the LOW transfer"
+    );
+    harness
+        .engine
+        .set_priority_limit(PriorityClass::Low, None)
+        .unwrap();
+    let (temp, _, _) = harness.wait(low).completed();
+    assert_file_is(
+        &temp,
+        &expected_body("/data/256k/low", INITIAL_VERSION, 256 << 10),
     );
 }
 
