@@ -83,6 +83,10 @@ impl PriorityLimits {
 
     /// When the bucket of `class` admits bytes again: `None` when it has no cap, else as
     /// [`TokenBucket::wait`].
+    #[expect(
+        clippy::option_option,
+        reason = "the shape of the other caps' waits it is folded with: no cap, or a bucket's wait"
+    )]
     pub fn wait(&self, class: Option<PriorityClass>) -> Option<Option<Duration>> {
         class
             .and_then(|class| self.buckets[class.index()].as_ref())
