@@ -183,6 +183,31 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "basic")]
         scheme: AuthSchemeArg,
     },
+    /// Set which network costs a job may transfer on (Job5 COST_FLAGS)
+    #[command(alias = "set-cost-flags")]
+    Setcostflags {
+        /// The job (GUID, GUID prefix or display name)
+        job: String,
+        /// `unrestricted` (not on a metered network, 0x80000021), `always` (0x800000FF),
+        /// `default` (the priority's), or a mask such as 0x80000061
+        #[arg(value_parser = parse_cost_flags_arg)]
+        flags: CostFlagsArg,
+    },
+    /// Turn idle mode on or off for a job (on by default: background jobs use only
+    /// bandwidth nobody else uses)
+    #[command(alias = "set-idle")]
+    Setidle {
+        /// The job (GUID, GUID prefix or display name)
+        job: String,
+        #[arg(value_enum)]
+        mode: OnOffArg,
+    },
+    /// The transfer policy in effect: network cost (metered or not, and who says), the
+    /// bandwidth schedule's caps now and next, idle mode
+    Policy {
+        #[command(flatten)]
+        output: JsonFlag,
+    },
     /// Make one of your jobs yours again after a change of identity (another user's: not supported)
     #[command(alias = "takeownership")]
     TakeOwnership {
@@ -326,6 +351,10 @@ pub struct TransferArgs {
     /// before its files are moved into place)
     #[arg(long)]
     pub no_clobber: bool,
+    /// Turn idle mode off for this job: as a background job it takes its share of the
+    /// link instead of yielding to other traffic
+    #[arg(long)]
+    pub no_idle: bool,
     /// Display name of the job [default: the first file's name, e.g. "a.iso (qmgr transfer)"]
     #[arg(long)]
     pub name: Option<String>,
@@ -411,6 +440,7 @@ impl UploadArgs {
             no_progress_timeout: self.no_progress_timeout,
             limit: self.limit,
             no_clobber: false,
+            no_idle: false,
             name: self.name,
             quiet: self.quiet,
             user: self.user,
@@ -574,6 +604,41 @@ impl StateArg {
         };
         wanted == state
     }
+}
+
+/// A COST_FLAGS argument: a mask, or `None` for the priority's default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CostFlagsArg(pub Option<u32>);
+
+fn parse_cost_flags_arg(text: &str) -> Result<CostFlagsArg, String> {
+    let text = text.trim();
+    match text.to_ascii_lowercase().as_str() {
+        "default" => return Ok(CostFlagsArg(None)),
+        "always" => {
+            return Ok(CostFlagsArg(Some(
+                qmgr_core::policy::COST_FLAGS_TRANSFER_ALWAYS,
+            )));
+        }
+        "unrestricted" => {
+            return Ok(CostFlagsArg(Some(
+                qmgr_core::policy::COST_FLAGS_TRANSFER_UNRESTRICTED,
+            )));
+        }
+        _ => {}
+    }
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map(|flags| CostFlagsArg(Some(flags))).map_err(|_| {
+        format!("{text:?} is not a cost mask (unrestricted, always, default or a number such as 0x80000021)")
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnOffArg {
+    On,
+    Off,
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {

@@ -347,6 +347,9 @@ pub fn waiting(reason: Option<&WaitReason>, id: Guid, now: Timestamp) -> Option<
         WaitReason::Failed => {
             format!("failed; `qmgr resume {plain}` retries, `qmgr cancel {plain}` removes it")
         }
+        WaitReason::Metered { .. } => "waiting: network is metered; it resumes by itself when \
+             the network is not (`qmgr set {plain} --cost-flags always` lets it run now)"
+            .to_owned(),
         WaitReason::AwaitingComplete => {
             format!("all files transferred; `qmgr complete {plain}` moves them into place")
         }
@@ -356,6 +359,18 @@ pub fn waiting(reason: Option<&WaitReason>, id: Guid, now: Timestamp) -> Option<
             error.description
         ),
     })
+}
+
+/// A COST_FLAGS mask with its BITS name where it has one.
+pub fn cost_flags(flags: u32) -> String {
+    let name = match flags {
+        qmgr_core::policy::COST_FLAGS_TRANSFER_UNRESTRICTED => {
+            " (TRANSFER_UNRESTRICTED: not on a metered network)"
+        }
+        qmgr_core::policy::COST_FLAGS_TRANSFER_ALWAYS => " (TRANSFER_ALWAYS: on any network)",
+        _ => "",
+    };
+    format!("{flags:#010x}{name}")
 }
 
 /// The same, short, for tables.
@@ -370,6 +385,7 @@ pub fn waiting_short(reason: Option<&WaitReason>, now: Timestamp) -> String {
             format!("capped {}/s", bytes(*bytes_per_second))
         }
         Some(WaitReason::Failed) => "failed".into(),
+        Some(WaitReason::Metered { .. }) => "metered".into(),
         Some(WaitReason::AwaitingComplete) => "needs complete".into(),
         Some(WaitReason::CompleteFailed { .. }) => "complete failed".into(),
     }

@@ -109,6 +109,10 @@ pub struct SettingsJson {
     /// extension that `qmgr transfer` sets): `replace`, `no_clobber` (existing files are not
     /// replaced) or `null` (it waits for `qmgr complete`).
     pub auto_complete: Option<&'static str>,
+    /// Job5 COST_FLAGS in effect (the job's own, or its priority's default).
+    pub cost_flags: Option<u32>,
+    /// Idle mode for this job (background priorities only).
+    pub idle_mode: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -340,6 +344,8 @@ impl From<&JobView> for JobJson {
                     AutoComplete::Replace => "replace",
                     AutoComplete::NoClobber => "no_clobber",
                 }),
+                cost_flags: settings.cost_flags,
+                idle_mode: settings.idle_mode,
             },
             waiting: view.waiting.as_ref().map(WaitingJson::from),
             error: job.error.as_ref().map(JobErrorJson::from),
@@ -396,6 +402,7 @@ impl From<&WaitReason> for WaitingJson {
                 ..plain("throttled")
             },
             WaitReason::Failed => plain("failed"),
+            WaitReason::Metered { .. } => plain("metered"),
             WaitReason::AwaitingComplete => plain("awaiting_complete"),
             WaitReason::CompleteFailed { error } => WaitingJson {
                 error: Some(ErrorJson::from(error)),

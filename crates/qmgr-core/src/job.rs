@@ -270,6 +270,18 @@ pub struct JobSettings {
     /// temporary file; with nothing asked, nothing moves.
     #[serde(default)]
     pub on_demand: bool,
+    /// Job5's COST_FLAGS as the program set them; `None` follows the priority (see
+    /// [`crate::policy::effective_cost_flags`]).
+    #[serde(default)]
+    pub cost_flags: Option<u32>,
+    /// Idle mode for this job (a qmgr extension): a background job uses only bandwidth
+    /// nobody else uses. FOREGROUND jobs are never held back either way.
+    #[serde(default = "default_idle_mode")]
+    pub idle_mode: bool,
+}
+
+fn default_idle_mode() -> bool {
+    true
 }
 
 /// A request method IBackgroundCopyJobHttpOptions2 accepts: an HTTP token (RFC 9110
@@ -355,6 +367,8 @@ impl Default for JobSettings {
             high_performance: false,
             on_demand: false,
             custom_headers_write_only: false,
+            cost_flags: None,
+            idle_mode: true,
         }
     }
 }
@@ -1303,6 +1317,33 @@ impl Job {
             ));
         }
         self.settings.bandwidth_limit = limit;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    /// Job5 COST_FLAGS: the cost states the job may transfer in (`None`: its priority's
+    /// default). A mask must hold at least one cost state and nothing beyond
+    /// `BITS_COST_STATE_TRANSFER_ALWAYS` (`E_INVALIDARG`).
+    pub fn set_cost_flags(&mut self, flags: Option<u32>, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        if let Some(flags) = flags {
+            let always = crate::policy::COST_FLAGS_TRANSFER_ALWAYS;
+            if flags & !always != 0 || flags.trailing_zeros() >= 8 {
+                return Err(QmgrError::invalid_arg(format!(
+                    "cost flags {flags:#010x} must name at least one cost state (0x1 to 0x80) \
+                     and no bits beyond {always:#010x}"
+                )));
+            }
+        }
+        self.settings.cost_flags = flags;
+        self.times.modified = now;
+        Ok(())
+    }
+
+    /// Idle mode for this job (a qmgr extension; on by default).
+    pub fn set_idle_mode(&mut self, enable: bool, now: Timestamp) -> Result<()> {
+        self.ensure_mutable()?;
+        self.settings.idle_mode = enable;
         self.times.modified = now;
         Ok(())
     }

@@ -17,6 +17,7 @@ use crate::group::Group;
 use crate::guid::Guid;
 use crate::hresult::{self, HResult};
 use crate::job::{AutoComplete, Job, JobPriority, JobProgress, NotifyCommand, ProxySettings};
+use crate::policy::{CostSource, MeteredSetting, PriorityCaps};
 use crate::ranges::FileRange;
 use crate::reply::ReplyData;
 use crate::state::{JobState, JobType};
@@ -39,7 +40,10 @@ use crate::time::Timestamp;
 /// (`FileRecord::upload`, the engine's upload steps).
 /// 7: upload-reply jobs: `Job::reply`, `JobChange::ReplyFileName`, `GetReplyData`
 /// answered with `ReplyData`.
-pub const PROTOCOL_VERSION: u32 = 7;
+/// 8: transfer policy: `JobSettings::cost_flags` and `idle_mode` (`JobChange::CostFlags`,
+/// `JobChange::IdleMode`), `WaitReason::Metered`, the effective cost flags in views
+/// (`JobView::cost_flags`, `JobSummary::cost_flags`), `GetPolicy` answered with `Policy`.
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// The most file records a [`JobSummary`] carries in `active_files`: the files being
 /// transferred (at most the job's ParallelFiles, itself at most 64), then partly
@@ -152,6 +156,10 @@ pub enum JobChange {
     MakeCustomHeadersWriteOnly,
     /// Job5 ON_DEMAND_MODE.
     OnDemand(bool),
+    /// Job5 COST_FLAGS (`None`: back to the priority's default).
+    CostFlags(Option<u32>),
+    /// Idle mode for this job (a qmgr extension).
+    IdleMode(bool),
 }
 
 /// A change to one property of a legacy group.
@@ -313,6 +321,43 @@ pub enum Request {
         file: u32,
         offset: u64,
     },
+    /// The transfer policy in effect: the network's cost, the schedule's caps now and
+    /// next, idle mode; answered with [`Response::Policy`].
+    GetPolicy,
+}
+
+/// The transfer policy in effect (`qmgr policy`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PolicyView {
+    /// `BITS_COST_STATE_UNRESTRICTED` (0x1) or `BITS_COST_STATE_USAGE_BASED` (0x40).
+    pub cost_state: u32,
+    /// Where the cost state came from.
+    pub cost_source: CostSource,
+    /// The config's `metered` setting.
+    pub metered: MeteredSetting,
+    /// The machine's local time the schedule was read at (`fri 12:30`).
+    pub local_time: String,
+    /// The schedule's caps now.
+    pub caps: PriorityCaps,
+    /// The window they come from (`mon,tue,wed,thu,fri 08:00-17:00, line 4`), `None`
+    /// outside every window.
+    pub window: Option<String>,
+    /// The next change of the caps.
+    pub next: Option<PolicyChange>,
+    /// The global `bandwidth_limit`, which applies beside the schedule's caps.
+    pub bandwidth_limit: Option<u64>,
+    pub idle_mode: bool,
+    pub idle_target: Duration,
+}
+
+/// A coming change of the schedule's caps.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PolicyChange {
+    pub at: Timestamp,
+    /// The same moment in the machine's local week (`fri 17:00`).
+    pub local_time: String,
+    pub caps: PriorityCaps,
+    pub window: Option<String>,
 }
 
 /// A server certificate waiting for the job's validator.
@@ -346,6 +391,9 @@ pub enum WaitReason {
     Failed,
     /// Every file is transferred; waiting for Complete.
     AwaitingComplete,
+    /// Waiting for the network's cost to fall: it is metered and the job's COST_FLAGS do
+    /// not allow that (`cost_state` is the state now).
+    Metered { cost_state: u32 },
     /// Every file is transferred, but the service could not complete the job it was to
     /// complete itself (auto-complete): renaming failed for this reason. The job waits for
     /// a Complete or a Cancel.
@@ -443,6 +491,7 @@ pub enum Response {
     Text(Option<String>),
     ReplyData(ReplyData),
     CertificateCheck(Box<CertificateCheck>),
+    Policy(Box<PolicyView>),
 }
 
 /// What a notification is about.
@@ -502,6 +551,14 @@ pub trait QueueServiceExt: QueueService {
         })? {
             Response::JobCreated(id) => Ok(id),
             other => Err(unexpected("CreateJob", &other)),
+        }
+    }
+
+    /// The transfer policy in effect.
+    fn policy(&self) -> Result<PolicyView> {
+        match self.execute(Request::GetPolicy)? {
+            Response::Policy(view) => Ok(*view),
+            other => Err(unexpected("GetPolicy", &other)),
         }
     }
 

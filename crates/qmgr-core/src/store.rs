@@ -152,6 +152,13 @@ const MIGRATIONS: &[&str] = &[
     -- JSON; NULL for every other job.
     ALTER TABLE jobs ADD COLUMN reply TEXT;
 ",
+    r"
+    -- Job5 COST_FLAGS and the per-job idle mode are kept in the settings JSON (`cost_flags`:
+    -- absent or null follows the priority; `idle_mode`: absent is on), so no row changes.
+    -- The version marks stores whose jobs may carry them: an older qmgr, which would drop
+    -- them when it rewrites a job, refuses the store instead.
+    UPDATE jobs SET settings = settings WHERE 0;
+",
 ];
 
 /// One progress write: the bytes of one file now safely on disk.
@@ -2155,6 +2162,54 @@ mod tests {
         assert_eq!(loaded[0].files[1].ranges, ranges);
         assert_eq!(loaded[0].files[1].bytes_total, 3, "sized by its ranges");
         store.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn a_store_before_cost_flags_is_migrated_and_its_jobs_follow_their_priority() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = MIGRATIONS.len() - 1;
+        let job = sample_job(Timestamp(1_700_000_000_000_000));
+        let mut old_settings = serde_json::to_value(JobSettings::default()).unwrap();
+        let fields = old_settings.as_object_mut().unwrap();
+        assert!(fields.remove("cost_flags").is_some());
+        assert!(fields.remove("idle_mode").is_some());
+        {
+            let conn = Connection::open(dir.path().join(STORE_FILE)).unwrap();
+            for migration in &MIGRATIONS[..before] {
+                conn.execute_batch(migration).unwrap();
+            }
+            conn.pragma_update(None, "user_version", i64::try_from(before).unwrap())
+                .unwrap();
+            conn.execute(
+                "INSERT INTO jobs (id, job_type, display_name, description, owner_uid, priority,
+                    state, created, modified, transfer_completed, settings, error_count)
+                 VALUES (?1, 0, 'old', '', 1000, 2, 3, 1, 1, 0, ?2, 0)",
+                params![job.id.to_string(), old_settings.to_string()],
+            )
+            .unwrap();
+        }
+        std::fs::set_permissions(
+            dir.path().join(STORE_FILE),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap() as usize, MIGRATIONS.len());
+        let mut jobs = store.load_jobs().unwrap();
+        assert_eq!(jobs[0].settings.cost_flags, None);
+        assert!(
+            jobs[0].settings.idle_mode,
+            "idle mode is on unless turned off"
+        );
+        // Set after the migration, both survive a reload.
+        jobs[0]
+            .set_cost_flags(Some(0x8000_0067), Timestamp(2))
+            .unwrap();
+        jobs[0].set_idle_mode(false, Timestamp(2)).unwrap();
+        store.save_job(&jobs[0]).unwrap();
+        let loaded = store.load_jobs().unwrap();
+        assert_eq!(loaded[0].settings.cost_flags, Some(0x8000_0067));
+        assert!(!loaded[0].settings.idle_mode);
     }
 
     #[test]

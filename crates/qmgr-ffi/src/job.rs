@@ -281,7 +281,9 @@ impl JobObject {
             BITS_JOB_PROPERTY_ID_COST_FLAGS => {
                 // SAFETY: for this id the caller wrote the Dword member (plain data).
                 let flags = unsafe { value.Dword };
-                local::update_settings(self.id, |s| s.cost_flags = flags);
+                // Stored with the job: the service holds it back on a network whose cost
+                // state the mask does not contain.
+                return self.set(JobChange::CostFlags(Some(flags)));
             }
             BITS_JOB_PROPERTY_DYNAMIC_CONTENT => {
                 // SAFETY: for this id the caller wrote the Enable member (plain data).
@@ -325,13 +327,11 @@ impl JobObject {
                     Duration::from_millis(milliseconds.into()),
                 ));
             }
-            other => return Err(unsupported_property(other)),
+            other => Err(unsupported_property(other)),
         }
-        Ok(hresult::S_OK)
     }
 
     fn property(&self, id: BITS_JOB_PROPERTY_ID) -> Result<BITS_JOB_PROPERTY_VALUE> {
-        let settings = local::settings(self.id);
         Ok(match id {
             BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE => BITS_JOB_PROPERTY_VALUE {
                 Uint64: self.summary()?.job.settings.max_download_size.unwrap_or(0),
@@ -346,8 +346,14 @@ impl JobObject {
                 )
                 .unwrap_or(u32::MAX),
             },
+            // The service fills in the effective mask: the job's own or its priority's.
             BITS_JOB_PROPERTY_ID_COST_FLAGS => BITS_JOB_PROPERTY_VALUE {
-                Dword: settings.cost_flags,
+                Dword: self
+                    .summary()?
+                    .job
+                    .settings
+                    .cost_flags
+                    .unwrap_or(qmgr_core::policy::COST_FLAGS_TRANSFER_ALWAYS),
             },
             BITS_JOB_PROPERTY_DYNAMIC_CONTENT => BITS_JOB_PROPERTY_VALUE {
                 Enable: BOOL::from(self.summary()?.job.settings.dynamic_content),

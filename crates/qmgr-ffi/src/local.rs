@@ -10,8 +10,6 @@ use std::collections::HashMap;
 use parking_lot::Mutex;
 use qmgr_core::{Guid, JobState};
 
-use crate::abi::types::BITS_JOB_TRANSFER_POLICY_ALWAYS;
-
 /// Per-job settings kept in this process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[expect(
@@ -21,7 +19,6 @@ use crate::abi::types::BITS_JOB_TRANSFER_POLICY_ALWAYS;
 pub(crate) struct LocalSettings {
     pub file_acl_flags: u32,
     pub peer_caching_flags: u32,
-    pub cost_flags: u32,
 }
 
 impl Default for LocalSettings {
@@ -29,7 +26,6 @@ impl Default for LocalSettings {
         Self {
             file_acl_flags: 0,
             peer_caching_flags: 0,
-            cost_flags: BITS_JOB_TRANSFER_POLICY_ALWAYS,
         }
     }
 }

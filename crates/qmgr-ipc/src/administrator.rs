@@ -33,6 +33,7 @@ pub fn administrator_may(request: &Request) -> bool {
         | Request::GetJobFiles { .. }
         | Request::GetFileResponseHeaders { .. }
         | Request::GetReplyData { .. }
+        | Request::GetPolicy
         | Request::GetGroup { .. }
         | Request::ListGroups { .. }
         | Request::Suspend { .. }

@@ -155,6 +155,7 @@ pub fn request_name(request: &Request) -> &'static str {
         Request::CertificateVerdict { .. } => "CertificateVerdict",
         Request::RequestFileRanges { .. } => "RequestFileRanges",
         Request::UpdateDownloadPosition { .. } => "UpdateDownloadPosition",
+        Request::GetPolicy => "GetPolicy",
     }
 }
 

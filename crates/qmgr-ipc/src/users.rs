@@ -128,6 +128,7 @@ fn owned_by(response: &mut Response, uid: u32) {
         | Response::FilePage { .. }
         | Response::CertificateCheck(_)
         | Response::ReplyData(_)
+        | Response::Policy(_)
         | Response::Text(_) => {}
     }
 }

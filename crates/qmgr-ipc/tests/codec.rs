@@ -11,9 +11,11 @@ use qmgr_core::hresult;
 use qmgr_core::job::{
     AutoComplete, JobError, JobSettings, NotifyCommand, ProxySettings, ProxyUsage,
 };
+use qmgr_core::policy::{CostSource, MeteredSetting, PriorityCaps};
 use qmgr_core::service::{
     Attempt, CertificateCheck, GroupChange, GroupView, IndexedFile, JobChange, JobSummary, JobView,
-    ListCursor, NewFile, Notification, NotificationKind, Request, Response, WaitReason,
+    ListCursor, NewFile, Notification, NotificationKind, PolicyChange, PolicyView, Request,
+    Response, WaitReason,
 };
 use qmgr_core::{ErrorContext, Guid, Job, JobPriority, JobState, JobType, QmgrError, Timestamp};
 use qmgr_ipc::frame::{MAX_FRAME_LEN, decode, encode_frame, read_frame};
@@ -77,6 +79,9 @@ fn sample_job_changes() -> Vec<JobChange> {
         JobChange::DynamicContent(true),
         JobChange::HighPerformance(false),
         JobChange::OnDemand(true),
+        JobChange::CostFlags(Some(0x8000_0021)),
+        JobChange::CostFlags(None),
+        JobChange::IdleMode(false),
         JobChange::MakeCustomHeadersWriteOnly,
     ]
 }
@@ -212,6 +217,7 @@ fn sample_requests() -> Vec<Request> {
             file: 2,
             offset: u64::MAX - 1,
         },
+        Request::GetPolicy,
     ];
     requests.extend(
         sample_job_changes()
@@ -346,6 +352,7 @@ fn sample_responses() -> Vec<Response> {
         Some(WaitReason::WaitingForSlot { ahead: 4 }),
         Some(WaitReason::Failed),
         Some(WaitReason::AwaitingComplete),
+        Some(WaitReason::Metered { cost_state: 0x40 }),
         Some(WaitReason::CompleteFailed {
             error: sample_error(),
         }),
@@ -409,7 +416,32 @@ fn sample_responses() -> Vec<Response> {
             certificate: vec![0x30, 0x82, 0x01],
             chain: vec![0x30; 300],
         })),
+        Response::Policy(Box::new(sample_policy())),
     ]
+}
+
+fn sample_policy() -> PolicyView {
+    PolicyView {
+        cost_state: 0x40,
+        cost_source: CostSource::NetworkManager { metered: 3 },
+        metered: MeteredSetting::Auto,
+        local_time: "fri 16:59".into(),
+        caps: PriorityCaps {
+            high: None,
+            normal: Some(1_000_000),
+            low: Some(u64::MAX),
+        },
+        window: Some("mon,tue,wed,thu,fri 08:00-17:00, line 4".into()),
+        next: Some(PolicyChange {
+            at: Timestamp(i64::MAX),
+            local_time: "fri 17:00".into(),
+            caps: PriorityCaps::default(),
+            window: None,
+        }),
+        bandwidth_limit: Some(20_000_000),
+        idle_mode: true,
+        idle_target: Duration::from_millis(40),
+    }
 }
 
 /// The position of a response's variant; adding a variant breaks this match, which is
@@ -429,12 +461,13 @@ fn response_variant(response: &Response) -> usize {
         Response::Text(_) => 10,
         Response::CertificateCheck(_) => 11,
         Response::ReplyData(_) => 12,
+        Response::Policy(_) => 13,
     }
 }
-const RESPONSE_VARIANTS: usize = 13;
+const RESPONSE_VARIANTS: usize = 14;
 
 /// `request_name` matches exhaustively on `Request`, so it names every variant there is.
-const REQUEST_VARIANTS: usize = 31;
+const REQUEST_VARIANTS: usize = 32;
 
 fn round_trip<T>(message: &T) -> T
 where

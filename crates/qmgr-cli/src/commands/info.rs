@@ -93,6 +93,17 @@ pub fn describe(view: &JobView, now: Timestamp) -> String {
         &human::duration(settings.no_progress_timeout),
     );
     line("Parallel files", &settings.parallel_files.to_string());
+    if let Some(flags) = settings.cost_flags {
+        line("Cost flags", &human::cost_flags(flags));
+    }
+    line(
+        "Idle mode",
+        match (settings.idle_mode, job.priority) {
+            (_, qmgr_core::JobPriority::Foreground) => "not used (FOREGROUND is never held back)",
+            (true, _) => "on (uses only bandwidth nobody else uses)",
+            (false, _) => "off",
+        },
+    );
     line(
         "Auto-complete",
         match job.auto_complete {

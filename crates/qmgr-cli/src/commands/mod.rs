@@ -6,6 +6,7 @@ mod info;
 mod jobs;
 mod list;
 mod monitor;
+mod policy;
 mod transfer;
 
 use clap::CommandFactory;
@@ -43,6 +44,25 @@ pub fn run(command: Command) -> Result<(), Failure> {
         Command::Complete(args) => jobs::change_state(&client, &args.jobs, StateAction::Complete),
         Command::List(args) => list::run(&client, &args),
         Command::Info { job, output } => info::run(&client, &job, output.json),
+        Command::Setcostflags { job, flags } => jobs::set(
+            &client,
+            &job,
+            JobChange::CostFlags(flags.0),
+            &flags.0.map_or_else(
+                || "cost flags: the priority's default".to_owned(),
+                |mask| format!("cost flags {mask:#010x}"),
+            ),
+        ),
+        Command::Setidle { job, mode } => {
+            let on = mode == crate::cli::OnOffArg::On;
+            jobs::set(
+                &client,
+                &job,
+                JobChange::IdleMode(on),
+                if on { "idle mode on" } else { "idle mode off" },
+            )
+        }
+        Command::Policy { output } => policy::run(&client, output.json),
         Command::Setpriority { job, priority } => {
             let priority = qmgr_core::JobPriority::from(priority);
             jobs::set(

@@ -392,6 +392,9 @@ fn create_job(
         if limit.is_some() {
             client.set_job(id, JobChange::BandwidthLimit(limit))?;
         }
+        if args.no_idle {
+            client.set_job(id, JobChange::IdleMode(false))?;
+        }
         if !args.headers.is_empty() {
             client.set_job(
                 id,

@@ -400,7 +400,33 @@ fn job2_to_job5_methods() {
         0
     );
     // SAFETY: the member the property id names, written by GetProperty.
-    assert_eq!(unsafe { value.Dword }, BITS_JOB_TRANSFER_POLICY_ALWAYS);
+    assert_eq!(
+        unsafe { value.Dword },
+        BITS_JOB_TRANSFER_POLICY_UNRESTRICTED,
+        "a NORMAL job that set no cost flags reads its priority's default"
+    );
+    let standard = BITS_JOB_PROPERTY_VALUE {
+        Dword: BITS_JOB_TRANSFER_POLICY_STANDARD,
+    };
+    assert_eq!(
+        vcall!(job5, SetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS, standard)),
+        0
+    );
+    assert_eq!(
+        vcall!(
+            job5,
+            GetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS, &raw mut value)
+        ),
+        0
+    );
+    // SAFETY: the member the property id names, written by GetProperty.
+    assert_eq!(unsafe { value.Dword }, BITS_JOB_TRANSFER_POLICY_STANDARD);
+    let nothing = BITS_JOB_PROPERTY_VALUE { Dword: 0 };
+    assert_eq!(
+        vcall!(job5, SetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS, nothing)),
+        hr(hresult::E_INVALIDARG),
+        "a mask with no cost state would never transfer"
+    );
     assert_eq!(
         vcall!(job5, GetProperty(6, &raw mut value)),
         hr(hresult::BG_E_UNKNOWN_PROPERTY_ID)

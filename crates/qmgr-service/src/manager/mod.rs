@@ -66,6 +66,7 @@ mod groups;
 mod jobs;
 mod notify;
 mod on_demand;
+mod policy;
 mod recover;
 mod reply;
 mod requests;
@@ -332,6 +333,8 @@ struct State {
     validators: certificate_check::Validators,
     /// The scratch files of on-demand fetches under way, by transfer (see `on_demand.rs`).
     scratch_files: HashMap<TransferId, std::path::PathBuf>,
+    /// The network's cost and the schedule's caps (see `policy.rs`).
+    policy: policy::PolicyState,
 }
 
 /// The queue's jobs by creation order, `(seq, id)` ascending: a listing reads a page from
@@ -388,6 +391,7 @@ impl QueueManager {
             validators: certificate_check::Validators::new(
                 certificate_check::check_timeout_from_environment(),
             ),
+            policy: policy::PolicyState::new(),
         };
         state.recover(clock.now(), boot_changed(state_dir)?)?;
         let shared = Arc::new(Shared {
@@ -410,7 +414,12 @@ impl QueueManager {
     /// Carries out a request for the user `uid`.
     pub fn handle(&self, uid: u32, request: Request) -> Result<Response> {
         let now = self.shared.clock.now();
+        let offset =
+            matches!(request, Request::GetPolicy).then(|| self.shared.clock.utc_offset(now));
         let mut state = self.shared.state.lock();
+        if let Some(offset) = offset {
+            state.policy.utc_offset = offset;
+        }
         let already_asked = state.schedule_needed;
         let response = state.handle(&self.shared.engine, uid, request, now);
         // The driver needs one wake-up per pending pass, not one per call.
@@ -441,6 +450,19 @@ impl QueueManager {
             .lock()
             .store
             .refuse_writes_for_tests(refuse)
+    }
+
+    /// NetworkManager's `Metered` property changed (`None`: NetworkManager cannot be
+    /// reached). Jobs whose COST_FLAGS do not allow the new cost state stop within the
+    /// driver's next pass; those that now may, start.
+    pub fn set_network_metered(&self, metered: Option<u32>) {
+        let mut state = self.shared.state.lock();
+        state.set_network_metered(metered);
+        let asked = state.schedule_needed;
+        drop(state);
+        if asked {
+            let _ = self.shared.wake.send(());
+        }
     }
 
     /// Wakes the driver: tests call this after moving a manual clock.
@@ -494,6 +516,10 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
             state.run_auto_completes(&shared.engine, now);
             state.expire_inactive(&shared.engine, now);
             state.enforce_download_time(&shared.engine, now);
+            if now >= state.policy.next_check {
+                let offset = shared.clock.utc_offset(now);
+                state.apply_schedule(&shared.engine, now, offset);
+            }
             if state.batcher.is_due(mono) {
                 state.flush_progress(mono);
             }

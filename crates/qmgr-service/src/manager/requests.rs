@@ -132,12 +132,16 @@ impl State {
             Request::UpdateDownloadPosition { job, file, offset } => {
                 self.update_download_position(engine, uid, job, file, offset, now)
             }
+            Request::GetPolicy => Ok(Response::Policy(Box::new(self.policy_view(now)))),
         }
     }
 
     pub(super) fn view_context(&self) -> ViewContext {
         ViewContext {
             global_cap: self.config.bandwidth_limit,
+            schedule_caps: self.schedule_caps(),
+            cost_state: self.cost_state().0,
+            background_cost_flags: self.config.job_defaults.cost_flags,
             network_up: std::cell::OnceCell::new(),
         }
     }

@@ -23,10 +23,21 @@ impl State {
     /// Decides which jobs run and starts or stops transfers accordingly.
     pub(super) fn schedule(&mut self, engine: &Engine, now: Timestamp, mono: Duration) {
         self.schedule_needed = false;
+        // Jobs whose COST_FLAGS do not allow the network's cost state wait in QUEUED; one
+        // that runs stops as a job whose slice ended does, and resumes when the state clears.
+        let cost_state = self.cost_state().0;
+        let mut held_by_cost = Vec::new();
         let candidates: Vec<Candidate> = self
             .jobs
             .values()
             .filter(|e| e.job.state.is_runnable())
+            .filter(|e| {
+                let held = self.held_by_cost(&e.job, cost_state);
+                if held && e.run.is_some() {
+                    held_by_cost.push(e.job.id);
+                }
+                !held
+            })
             .map(|e| Candidate {
                 id: e.job.id,
                 priority: e.job.priority,
@@ -46,7 +57,7 @@ impl State {
         };
         let plan = schedule::plan(&candidates, limits, mono);
         self.next_decision = plan.next_decision;
-        for id in plan.stop {
+        for id in plan.stop.into_iter().chain(held_by_cost) {
             self.stop_transfers(engine, id);
             let turn = self.next_turn;
             self.next_turn += 1;

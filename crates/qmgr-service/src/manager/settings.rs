@@ -40,6 +40,8 @@ pub(super) fn apply_change(
         JobChange::DynamicContent(enable) => job.set_dynamic_content(enable, now)?,
         JobChange::HighPerformance(enable) => job.set_high_performance(enable, now)?,
         JobChange::OnDemand(enable) => job.set_on_demand(enable, now)?,
+        JobChange::CostFlags(flags) => job.set_cost_flags(flags, now)?,
+        JobChange::IdleMode(enable) => job.set_idle_mode(enable, now)?,
         JobChange::MinimumNotificationInterval(interval) => {
             job.set_minimum_notification_interval(interval, now)?;
         }

@@ -148,6 +148,7 @@ impl State {
             wait = wait.min(at.saturating_sub(mono));
         }
         wait = wait.min(self.next_expiry_check.since(now));
+        wait = wait.min(self.policy.next_check.since(now));
         if let Some(at) = self.download_clocks.next_deadline() {
             wait = wait.min(at.since(now));
         }

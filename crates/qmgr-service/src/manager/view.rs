@@ -4,6 +4,7 @@ use qmgr_core::credentials::Credentials;
 use qmgr_core::error::{ErrorContext, QmgrError, Result};
 use qmgr_core::hresult;
 use qmgr_core::job::JobPriority;
+use qmgr_core::policy::{self, PriorityCaps};
 use qmgr_core::service::{IndexedFile, JobSummary, MAX_ACTIVE_FILES};
 use qmgr_core::service::{JobView, LIST_PAGE_BYTES, ListCursor, Response, WaitReason};
 use qmgr_core::{Job, JobState};
@@ -19,10 +20,24 @@ use super::{Entry, ROOT, State};
 /// a network (looked up at most once per request, and only if some view needs it).
 pub(super) struct ViewContext {
     pub(super) global_cap: Option<u64>,
+    /// The bandwidth schedule's caps in effect.
+    pub(super) schedule_caps: PriorityCaps,
+    /// The network's cost state, and the COST_FLAGS of background jobs that set none.
+    pub(super) cost_state: u32,
+    pub(super) background_cost_flags: u32,
     pub(super) network_up: std::cell::OnceCell<bool>,
 }
 
 impl ViewContext {
+    /// The COST_FLAGS `job` obeys: its own, or its priority's default.
+    fn cost_flags(&self, job: &Job) -> u32 {
+        policy::effective_cost_flags(
+            job.settings.cost_flags,
+            job.priority,
+            self.background_cost_flags,
+        )
+    }
+
     pub(super) fn network_up(&self) -> bool {
         *self
             .network_up
@@ -37,6 +52,7 @@ impl Entry {
         // view without serialisation.
         let mut job = self.job.clone();
         hide_secrets(&mut job);
+        job.settings.cost_flags = Some(context.cost_flags(&job));
         JobView {
             job,
             waiting: self.waiting(context),
@@ -53,10 +69,14 @@ impl Entry {
             // its link or server, not by the cap.
             JobState::Connecting | JobState::Transferring if self.throttled => {
                 let background_cap = global_cap.filter(|_| job.priority != JobPriority::Foreground);
-                let cap = match (job.settings.bandwidth_limit, background_cap) {
-                    (Some(own), Some(global)) => Some(own.min(global)),
-                    (own, global) => own.or(global),
-                };
+                let cap = [
+                    job.settings.bandwidth_limit,
+                    background_cap,
+                    context.schedule_caps.of(job.priority),
+                ]
+                .into_iter()
+                .flatten()
+                .min();
                 cap.map(|bytes_per_second| WaitReason::Throttled { bytes_per_second })
             }
             JobState::TransientError
@@ -69,6 +89,13 @@ impl Entry {
                 Some(WaitReason::NoNetwork)
             }
             JobState::Suspended => Some(WaitReason::Suspended),
+            JobState::Queued
+                if !policy::cost_allows(context.cost_flags(job), context.cost_state) =>
+            {
+                Some(WaitReason::Metered {
+                    cost_state: context.cost_state,
+                })
+            }
             JobState::Queued => Some(WaitReason::WaitingForSlot { ahead: self.ahead }),
             JobState::TransientError => job.retry_at.map(|at| WaitReason::RetryAt {
                 at,
@@ -172,8 +199,10 @@ impl State {
                 })
             })
             .collect();
+        let mut copy = without_files(job);
+        copy.settings.cost_flags = Some(context.cost_flags(job));
         JobSummary {
-            job: without_files(job),
+            job: copy,
             progress: job.progress(),
             active_files,
             waiting: entry.waiting(context),
