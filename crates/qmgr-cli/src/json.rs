@@ -475,7 +475,7 @@ pub fn print<T: Serialize>(value: &T) {
 /// bidirectional controls, line separators). JSON allows `\uXXXX` for any character inside
 /// a string, and these characters can only occur inside strings, so the text means the
 /// same to every parser.
-fn to_text<T: Serialize>(value: &T) -> String {
+pub(crate) fn to_text<T: Serialize>(value: &T) -> String {
     // Serializing these plain structs cannot fail.
     let text = serde_json::to_string_pretty(value).unwrap_or_default();
     let mut safe = String::with_capacity(text.len());

@@ -10,9 +10,11 @@ mod clock;
 mod command_line;
 mod local;
 mod manager;
+mod metered;
 mod network;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command_line::split_parameters;
 pub use local::LocalService;
 pub use manager::QueueManager;
+pub use metered::watch_network_manager;

@@ -77,8 +77,9 @@ pub fn describe(view: &PolicyView, now: Timestamp) -> String {
     );
     if metered {
         line(
-            "",
-            "background jobs wait unless their cost flags allow it; FOREGROUND jobs go on",
+            "Effect",
+            "background jobs wait unless their cost flags allow a metered network; \
+             FOREGROUND jobs go on",
         );
     }
     line("Local time", &view.local_time);
@@ -235,10 +236,10 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("HIGH unlimited, NORMAL 1.0 MiB/s, LOW 1.0 KiB/s (mon,tue"),
+            text.contains("HIGH unlimited, NORMAL 1.00 MiB/s, LOW 1.00 KiB/s (mon,tue"),
             "{text}"
         );
-        assert!(text.contains("mon 17:00 (in 7h"), "{text}");
+        assert!(text.contains("mon 17:00 (in 7 hours"), "{text}");
         assert!(text.contains("outside every [[schedule]] window"), "{text}");
         assert!(text.contains("on, target queueing delay 40 ms"), "{text}");
     }

@@ -177,7 +177,17 @@ fn serve(mode: Mode) -> Result<()> {
     let idle_exit = config.idle_exit.filter(|_| mode == Mode::Detached);
     let max_files_per_job = config.max_files_per_job;
     keep_heap_thresholds_fixed();
+    let follow_network_manager = config.metered == qmgr_core::policy::MeteredSetting::Auto;
     let manager = QueueManager::start(config, &paths, Arc::new(SystemClock::new()))?;
+    // `metered = "yes"` or `"no"` decides alone; "auto" follows NetworkManager.
+    if follow_network_manager {
+        // Connecting to the bus happens off the start-up path: a slow bus delays only the
+        // first reading. The watch runs for the daemon's life; its threads end with it.
+        let watching = manager.clone();
+        let _ = std::thread::Builder::new()
+            .name("qmgr-nm-connect".into())
+            .spawn(move || drop(qmgr_service::watch_network_manager(&watching)));
+    }
     // Loading a large queue leaves freed memory behind (SQLite's pages, decoding); give
     // those pages back rather than keep the peak resident for the daemon's whole life.
     // SAFETY: malloc_trim only returns free heap memory to the kernel; it touches no object.
