@@ -160,6 +160,12 @@ pub fn env_of(root: &Path) -> Vec<(OsString, OsString)> {
         ("XDG_CONFIG_HOME".into(), root.join("config").into()),
         ("XDG_RUNTIME_DIR".into(), root.join("run").into()),
         ("QMGRD".into(), env!("CARGO_BIN_EXE_qmgrd").into()),
+        // No system bus: a test never meets the machine's NetworkManager (the metered
+        // tests give their own bus).
+        (
+            "DBUS_SYSTEM_BUS_ADDRESS".into(),
+            format!("unix:path={}", root.join("no-system-bus").display()).into(),
+        ),
     ]
 }
 
