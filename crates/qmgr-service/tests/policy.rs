@@ -270,3 +270,26 @@ fn the_config_overrides_network_manager() {
     let done = fx.wait_for_state(id, JobState::Transferred);
     assert_eq!(done.job.settings.cost_flags, Some(0x8000_0067));
 }
+
+#[test]
+fn a_job_moved_to_an_uncapped_priority_leaves_its_old_cap() {
+    let server = TestServer::start();
+    let start = Timestamp((MONDAY + 8 * 3600 + 30 * 60) * 1_000_000);
+    let fx = Fixture::new(schedule_config(), Arc::new(ManualClock::new(start)));
+    let id = fx.job(
+        &server.url("/data/256k/moved"),
+        "moved",
+        JobPriority::Normal,
+    );
+    fx.service.resume(id).unwrap();
+    fx.wait_for(id, "the NORMAL cap to hold the job", |view| {
+        view.waiting
+            == Some(WaitReason::Throttled {
+                bytes_per_second: 1000,
+            })
+    });
+    fx.service
+        .set_job(id, JobChange::Priority(JobPriority::High))
+        .unwrap();
+    fx.wait_for_state(id, JobState::Transferred);
+}

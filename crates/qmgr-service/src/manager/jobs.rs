@@ -401,6 +401,11 @@ impl State {
         if let JobChange::ValidationState { file, valid } = change {
             return self.set_validation_state(engine, id, file, valid, now);
         }
+        // Under a bandwidth schedule a transfer counts against its priority's cap, fixed
+        // when it starts: a move between background priorities starts it again.
+        let moves_between_caps = matches!(&change, JobChange::Priority(priority)
+            if !self.config.schedules.is_empty()
+                && self.jobs.get(&id).is_some_and(|e| e.job.priority != *priority));
         let job = &mut self.jobs.get_mut(&id).expect("looked up").job;
         job.ensure_mutable()?;
         let changed = match &change {
@@ -414,7 +419,7 @@ impl State {
         });
         let applied = apply_change(job, change, &self.paths, now);
         let (restart, complete_now) = match applied {
-            Ok(Some(flags)) => flags,
+            Ok(Some((restart, complete_now))) => (restart || moves_between_caps, complete_now),
             Ok(None) => {
                 job.restore(undo);
                 return Ok(Response::Done(hresult::S_FALSE));
