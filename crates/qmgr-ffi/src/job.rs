@@ -276,29 +276,29 @@ impl JobObject {
             BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE => {
                 // SAFETY: for this id the caller wrote the Uint64 member (plain data).
                 let size = unsafe { value.Uint64 };
-                return self.set(JobChange::MaxDownloadSize((size != 0).then_some(size)));
+                self.set(JobChange::MaxDownloadSize((size != 0).then_some(size)))
             }
             BITS_JOB_PROPERTY_ID_COST_FLAGS => {
                 // SAFETY: for this id the caller wrote the Dword member (plain data).
                 let flags = unsafe { value.Dword };
                 // Stored with the job: the service holds it back on a network whose cost
                 // state the mask does not contain.
-                return self.set(JobChange::CostFlags(Some(flags)));
+                self.set(JobChange::CostFlags(Some(flags)))
             }
             BITS_JOB_PROPERTY_DYNAMIC_CONTENT => {
                 // SAFETY: for this id the caller wrote the Enable member (plain data).
                 let enable = unsafe { value.Enable } != FALSE;
-                return self.set(JobChange::DynamicContent(enable));
+                self.set(JobChange::DynamicContent(enable))
             }
             BITS_JOB_PROPERTY_ON_DEMAND_MODE => {
                 // SAFETY: for this id the caller wrote the Enable member (plain data).
                 let enable = unsafe { value.Enable } != FALSE;
-                return self.set(JobChange::OnDemand(enable));
+                self.set(JobChange::OnDemand(enable))
             }
             BITS_JOB_PROPERTY_HIGH_PERFORMANCE => {
                 // SAFETY: for this id the caller wrote the Enable member (plain data).
                 let enable = unsafe { value.Enable } != FALSE;
-                return self.set(JobChange::HighPerformance(enable));
+                self.set(JobChange::HighPerformance(enable))
             }
             BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS => {
                 // SAFETY: for this id the caller wrote the Target member (plain data).
@@ -318,14 +318,14 @@ impl JobObject {
                         }
                     },
                 };
-                return self.set(JobChange::UseStoredCredentials(enable));
+                self.set(JobChange::UseStoredCredentials(enable))
             }
             BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS => {
                 // SAFETY: for this id the caller wrote the Dword member (plain data).
                 let milliseconds = unsafe { value.Dword };
-                return self.set(JobChange::MinimumNotificationInterval(
+                self.set(JobChange::MinimumNotificationInterval(
                     Duration::from_millis(milliseconds.into()),
-                ));
+                ))
             }
             other => Err(unsupported_property(other)),
         }

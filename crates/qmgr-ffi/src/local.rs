@@ -1,6 +1,6 @@
 //! What this process remembers about jobs beyond what the service stores: settings that
 //! have no effect on Linux and are kept only so that a Set is answered by the matching Get
-//! (file ACL flags, peer caching, the Job5 properties the engine does not use), and the final state of jobs that left the queue through this
+//! (file ACL flags, peer caching), and the final state of jobs that left the queue through this
 //! process, so that an interface pointer still held reads ACKNOWLEDGED or CANCELLED.
 //!
 //! None of it is persisted; another process sees the defaults.
@@ -11,23 +11,10 @@ use parking_lot::Mutex;
 use qmgr_core::{Guid, JobState};
 
 /// Per-job settings kept in this process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[expect(
-    clippy::struct_field_names,
-    reason = "each is a set of Windows flags, named after the method that sets it"
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct LocalSettings {
     pub file_acl_flags: u32,
     pub peer_caching_flags: u32,
-}
-
-impl Default for LocalSettings {
-    fn default() -> Self {
-        Self {
-            file_acl_flags: 0,
-            peer_caching_flags: 0,
-        }
-    }
 }
 
 #[derive(Default)]

@@ -399,8 +399,8 @@ fn job2_to_job5_methods() {
         ),
         0
     );
-    // SAFETY: the member the property id names, written by GetProperty.
     assert_eq!(
+        // SAFETY: the member the property id names, written by GetProperty.
         unsafe { value.Dword },
         BITS_JOB_TRANSFER_POLICY_UNRESTRICTED,
         "a NORMAL job that set no cost flags reads its priority's default"
