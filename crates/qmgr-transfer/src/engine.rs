@@ -82,6 +82,9 @@ pub struct Engine {
     upload_defaults: ChannelOptions,
     /// The global cap as background uploads read it (bytes per second, 0: none).
     upload_global_limit: Arc<AtomicU64>,
+    /// The schedule's cap of each background priority as uploads read it (HIGH, NORMAL,
+    /// LOW; 0: none). Each upload is held to it on its own, as to the global cap.
+    upload_priority_limits: [Arc<AtomicU64>; 3],
 }
 
 /// What the engine holds of an upload running on its own thread.
@@ -135,6 +138,7 @@ impl Engine {
             uploads: Arc::new(Mutex::new(HashMap::new())),
             upload_defaults,
             upload_global_limit: Arc::new(AtomicU64::new(0)),
+            upload_priority_limits: Default::default(),
         };
         Ok((engine, event_receiver))
     }
@@ -178,6 +182,9 @@ impl Engine {
             send_limit: SendLimit {
                 own: limit,
                 global: request.throttled.then(|| self.upload_global_limit.clone()),
+                priority: request
+                    .priority_class
+                    .map(|class| self.upload_priority_limits[class.index()].clone()),
             },
             ..self.upload_defaults.clone()
         };
@@ -268,12 +275,14 @@ impl Engine {
 
     /// The cap in bytes per second shared by the downloads of one background priority (a
     /// bandwidth schedule's); `None` lifts it. It applies beside the global cap and each
-    /// transfer's own: the lowest binds. Uploads do not count against it yet.
+    /// transfer's own: the lowest binds. Each upload of the priority is held to it on its own.
     pub fn set_priority_limit(
         &self,
         class: PriorityClass,
         bytes_per_second: Option<u64>,
     ) -> Result<(), QmgrError> {
+        self.upload_priority_limits[class.index()]
+            .store(bytes_per_second.unwrap_or(0), Ordering::Relaxed);
         self.send(Command::SetPriorityLimit(class, bytes_per_second))
     }
 
@@ -332,6 +341,8 @@ pub struct UploadRequest {
     pub phase: UploadPhase,
     /// A background upload: the global cap applies to it.
     pub throttled: bool,
+    /// The background priority whose schedule cap applies to it; `None` for FOREGROUND.
+    pub priority_class: Option<PriorityClass>,
 }
 
 /// Which part of an upload a request runs.

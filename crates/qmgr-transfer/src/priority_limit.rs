@@ -17,7 +17,7 @@ pub enum PriorityClass {
 impl PriorityClass {
     const ALL: [PriorityClass; 3] = [Self::High, Self::Normal, Self::Low];
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         match self {
             Self::High => 0,
             Self::Normal => 1,

@@ -28,25 +28,28 @@ pub struct ChannelOptions {
 }
 
 /// An upload's bandwidth caps, changed from outside while it runs: its own (the job's cap),
-/// and for a background upload the engine's global cap. Zero is no cap.
+/// and for a background upload the engine's global cap and its priority's schedule cap.
+/// Zero is no cap.
 #[derive(Clone, Debug, Default)]
 pub struct SendLimit {
     pub own: Arc<AtomicU64>,
     pub global: Option<Arc<AtomicU64>>,
+    pub priority: Option<Arc<AtomicU64>>,
 }
 
 impl SendLimit {
-    /// The lower of the caps that are set, in bytes per second; 0 when none is.
+    /// The lowest of the caps that are set, in bytes per second; 0 when none is.
     pub fn bytes_per_second(&self) -> u64 {
-        let own = self.own.load(Ordering::Relaxed);
-        let global = self
-            .global
-            .as_ref()
-            .map_or(0, |global| global.load(Ordering::Relaxed));
-        match (own, global) {
-            (0, cap) | (cap, 0) => cap,
-            (own, global) => own.min(global),
-        }
+        let read = |cap: Option<&Arc<AtomicU64>>| cap.map_or(0, |cap| cap.load(Ordering::Relaxed));
+        [
+            self.own.load(Ordering::Relaxed),
+            read(self.global.as_ref()),
+            read(self.priority.as_ref()),
+        ]
+        .into_iter()
+        .filter(|&cap| cap != 0)
+        .min()
+        .unwrap_or(0)
     }
 }
 
@@ -375,9 +378,11 @@ mod tests {
         limit.own.store(5000, Ordering::Relaxed);
         assert_eq!(limit.bytes_per_second(), 5000);
         let global = Arc::new(AtomicU64::new(0));
+        let priority = Arc::new(AtomicU64::new(0));
         let background = SendLimit {
             own: limit.own.clone(),
             global: Some(global.clone()),
+            priority: Some(priority.clone()),
         };
         assert_eq!(
             background.bytes_per_second(),
@@ -395,6 +400,11 @@ mod tests {
             0,
             "a foreground upload has no global cap"
         );
+        // A schedule's cap for the upload's priority: the lowest of the three binds.
+        priority.store(3000, Ordering::Relaxed);
+        assert_eq!(background.bytes_per_second(), 3000);
+        priority.store(12_000, Ordering::Relaxed);
+        assert_eq!(background.bytes_per_second(), 9000);
     }
 
     #[test]
