@@ -347,9 +347,10 @@ pub fn waiting(reason: Option<&WaitReason>, id: Guid, now: Timestamp) -> Option<
         WaitReason::Failed => {
             format!("failed; `qmgr resume {plain}` retries, `qmgr cancel {plain}` removes it")
         }
-        WaitReason::Metered { .. } => "waiting: network is metered; it resumes by itself when \
-             the network is not (`qmgr set {plain} --cost-flags always` lets it run now)"
-            .to_owned(),
+        WaitReason::Metered { .. } => format!(
+            "network is metered; it resumes by itself when the network is not \
+             (`qmgr setcostflags {plain} always` lets it run now)"
+        ),
         WaitReason::AwaitingComplete => {
             format!("all files transferred; `qmgr complete {plain}` moves them into place")
         }
@@ -564,5 +565,16 @@ mod tests {
         let text = waiting(Some(&WaitReason::Suspended), id, Timestamp(0)).unwrap();
         assert!(text.contains(&format!("qmgr resume {}", id.to_plain_string())));
         assert_eq!(waiting(None, id, Timestamp(0)), None);
+        let metered = WaitReason::Metered { cost_state: 0x40 };
+        let text = waiting(Some(&metered), id, Timestamp(0)).unwrap();
+        assert!(text.starts_with("network is metered;"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "qmgr setcostflags {} always",
+                id.to_plain_string()
+            )),
+            "{text}"
+        );
+        assert_eq!(waiting_short(Some(&metered), Timestamp(0)), "metered");
     }
 }
