@@ -188,8 +188,9 @@ pub enum Command {
     Setcostflags {
         /// The job (GUID, GUID prefix or display name)
         job: String,
-        /// `unrestricted` (not on a metered network, 0x80000021), `always` (0x800000FF),
-        /// `default` (the priority's), or a mask such as 0x80000061
+        /// A BITS_JOB_TRANSFER_POLICY name — `unrestricted` (0x80000021: not on a metered
+        /// network), `standard` (0x80000067), `no-surcharge` (0x8000006F), `not-roaming`
+        /// (0x8000007F), `always` (0x800000FF) — or `default` (the priority's), or a mask
         #[arg(value_parser = parse_cost_flags_arg)]
         flags: CostFlagsArg,
     },
@@ -612,26 +613,27 @@ pub struct CostFlagsArg(pub Option<u32>);
 
 fn parse_cost_flags_arg(text: &str) -> Result<CostFlagsArg, String> {
     let text = text.trim();
-    match text.to_ascii_lowercase().as_str() {
+    let named = match text.to_ascii_lowercase().replace('_', "-").as_str() {
         "default" => return Ok(CostFlagsArg(None)),
-        "always" => {
-            return Ok(CostFlagsArg(Some(
-                qmgr_core::policy::COST_FLAGS_TRANSFER_ALWAYS,
-            )));
-        }
-        "unrestricted" => {
-            return Ok(CostFlagsArg(Some(
-                qmgr_core::policy::COST_FLAGS_TRANSFER_UNRESTRICTED,
-            )));
-        }
-        _ => {}
+        "always" => Some(qmgr_core::policy::COST_FLAGS_TRANSFER_ALWAYS),
+        "not-roaming" => Some(0x8000_007F),
+        "no-surcharge" => Some(0x8000_006F),
+        "standard" => Some(0x8000_0067),
+        "unrestricted" => Some(qmgr_core::policy::COST_FLAGS_TRANSFER_UNRESTRICTED),
+        _ => None,
+    };
+    if named.is_some() {
+        return Ok(CostFlagsArg(named));
     }
     let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
         Some(hex) => u32::from_str_radix(hex, 16),
         None => text.parse(),
     };
     parsed.map(|flags| CostFlagsArg(Some(flags))).map_err(|_| {
-        format!("{text:?} is not a cost mask (unrestricted, always, default or a number such as 0x80000021)")
+        format!(
+            "{text:?} is not a cost mask (unrestricted, standard, no-surcharge, not-roaming, \
+             always, default or a number such as 0x80000021)"
+        )
     })
 }
 
@@ -690,6 +692,21 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn cost_flags_take_names_masks_or_default() {
+        let parse = |text| parse_cost_flags_arg(text).map(|flags| flags.0);
+        assert_eq!(parse("default"), Ok(None));
+        assert_eq!(parse("Always"), Ok(Some(0x8000_00FF)));
+        assert_eq!(parse("unrestricted"), Ok(Some(0x8000_0021)));
+        assert_eq!(parse("no_surcharge"), Ok(Some(0x8000_006F)));
+        assert_eq!(parse("not-roaming"), Ok(Some(0x8000_007F)));
+        assert_eq!(parse("standard"), Ok(Some(0x8000_0067)));
+        assert_eq!(parse("0x40"), Ok(Some(0x40)));
+        assert_eq!(parse("65"), Ok(Some(65)));
+        assert!(parse("metered").unwrap_err().contains("not a cost mask"));
+        assert!(parse("0x1FFFFFFFF").is_err());
     }
 
     #[test]

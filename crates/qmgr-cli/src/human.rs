@@ -368,6 +368,9 @@ pub fn cost_flags(flags: u32) -> String {
         qmgr_core::policy::COST_FLAGS_TRANSFER_UNRESTRICTED => {
             " (TRANSFER_UNRESTRICTED: not on a metered network)"
         }
+        0x8000_0067 => " (TRANSFER_STANDARD)",
+        0x8000_006F => " (TRANSFER_NO_SURCHARGE)",
+        0x8000_007F => " (TRANSFER_NOT_ROAMING)",
         qmgr_core::policy::COST_FLAGS_TRANSFER_ALWAYS => " (TRANSFER_ALWAYS: on any network)",
         _ => "",
     };

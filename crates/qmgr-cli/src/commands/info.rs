@@ -100,7 +100,7 @@ pub fn describe(view: &JobView, now: Timestamp) -> String {
         "Idle mode",
         match (settings.idle_mode, job.priority) {
             (_, qmgr_core::JobPriority::Foreground) => "not used (FOREGROUND is never held back)",
-            (true, _) => "on (uses only bandwidth nobody else uses)",
+            (true, _) => "on",
             (false, _) => "off",
         },
     );
