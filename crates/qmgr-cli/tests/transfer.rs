@@ -133,6 +133,7 @@ fn background_returns_at_once_and_the_service_completes_the_job() {
             "X-Qmgr-Test: yes",
             "--limit",
             "5MB/s",
+            "--no-idle",
             // Slow enough that `info` finds it still queued.
             &server.url(&format!("{path}?rate=50000")),
             "-o",
@@ -148,6 +149,11 @@ fn background_returns_at_once_and_the_service_completes_the_job() {
     assert_eq!(job["settings"]["no_progress_timeout_secs"], 3600);
     assert_eq!(job["settings"]["headers"][0], "X-Qmgr-Test: yes");
     assert_eq!(job["settings"]["bandwidth_limit"], 5_000_000);
+    assert_eq!(job["settings"]["idle_mode"], false);
+    assert_eq!(
+        job["settings"]["cost_flags"], 0x8000_0021_u32,
+        "a LOW job that set none follows its priority"
+    );
     assert_eq!(
         job["files"][0]["local_name"],
         instance
