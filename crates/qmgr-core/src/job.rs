@@ -1745,6 +1745,31 @@ mod tests {
     }
 
     #[test]
+    fn cost_flags_must_name_a_cost_state_and_nothing_more() {
+        let now = Timestamp(1_000_000);
+        let mut job = running_job(JobSettings::default(), now);
+        assert_eq!(job.settings.cost_flags, None, "unset follows the priority");
+        for good in [0x1, 0x40, 0x8000_0021, 0x8000_00FF] {
+            job.set_cost_flags(Some(good), now).unwrap();
+            assert_eq!(job.settings.cost_flags, Some(good));
+        }
+        for bad in [0, 0x8000_0000, 0x100, 0x4000_0001] {
+            let error = job.set_cost_flags(Some(bad), now).unwrap_err();
+            assert_eq!(error.hresult, hresult::E_INVALIDARG, "{bad:#x}");
+        }
+        assert_eq!(
+            job.settings.cost_flags,
+            Some(0x8000_00FF),
+            "a refusal changes nothing"
+        );
+        job.set_cost_flags(None, now).unwrap();
+        assert_eq!(job.settings.cost_flags, None);
+        assert!(job.settings.idle_mode, "idle mode is on by default");
+        job.set_idle_mode(false, now).unwrap();
+        assert!(!job.settings.idle_mode);
+    }
+
+    #[test]
     fn on_demand_mode_needs_a_download_job_of_whole_http_files_before_its_first_resume() {
         let now = Timestamp(1_000_000);
         let new = |job_type| {
