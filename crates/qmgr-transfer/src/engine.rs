@@ -14,6 +14,7 @@ use curl::multi::{Multi, MultiWaker};
 use qmgr_core::QmgrError;
 
 use crate::event::EngineEvent;
+use crate::idle::{IdleStatus, StatusBoard};
 use crate::request::{CheckedRequest, TransferId, TransferRequest, check};
 use crate::upload::{
     ChannelOptions, SendLimit, UploadState, Uploader, cancel_session, close_session,
@@ -37,6 +38,8 @@ pub struct EngineConfig {
     pub max_connections_per_host: usize,
     /// The bandwidth cap shared by throttled transfers, in bytes per second.
     pub global_limit: Option<u64>,
+    /// The queueing delay idle transfers aim for (clamped to 20–100 ms).
+    pub idle_target: Duration,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +51,7 @@ impl Default for EngineConfig {
             progress_interval: Duration::from_millis(100),
             max_connections_per_host: 16,
             global_limit: None,
+            idle_target: crate::idle::DEFAULT_TARGET,
         }
     }
 }
@@ -79,6 +83,8 @@ pub struct Engine {
     upload_defaults: ChannelOptions,
     /// The global cap as background uploads read it (bytes per second, 0: none).
     upload_global_limit: Arc<AtomicU64>,
+    /// What idle mode is doing for each idle transfer with a connection.
+    idle_statuses: StatusBoard,
 }
 
 /// What the engine holds of an upload running on its own thread.
@@ -101,6 +107,8 @@ impl Engine {
             ..ChannelOptions::default()
         };
         let (waker_sender, waker_receiver) = crossbeam_channel::bounded(1);
+        let idle_statuses = StatusBoard::default();
+        let worker_statuses = Arc::clone(&idle_statuses);
         let thread = std::thread::Builder::new()
             .name("qmgr-transfer".to_owned())
             .spawn(move || {
@@ -112,7 +120,7 @@ impl Engine {
                     }
                 };
                 let _ = waker_sender.send(Ok(multi.waker()));
-                Worker::new(multi, config, command_receiver, event_sender).run();
+                Worker::new(multi, config, command_receiver, event_sender, worker_statuses).run();
             })
             .map_err(|error| {
                 QmgrError::internal(format!("starting the transfer engine thread: {error}"))
@@ -132,6 +140,7 @@ impl Engine {
             uploads: Arc::new(Mutex::new(HashMap::new())),
             upload_defaults,
             upload_global_limit: Arc::new(AtomicU64::new(0)),
+            idle_statuses,
         };
         Ok((engine, event_receiver))
     }
@@ -277,6 +286,16 @@ impl Engine {
             return Ok(());
         }
         self.send(Command::SetTransferLimit(id, bytes_per_second))
+    }
+
+    /// What idle mode is doing for a running idle transfer, as of its last tick (25 ms);
+    /// `None` for other transfers and before the transfer has a connection.
+    pub fn idle_status(&self, id: TransferId) -> Option<IdleStatus> {
+        self.idle_statuses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .copied()
     }
 
     /// Stops every transfer (their files flushed and kept) and waits for the thread.

@@ -16,6 +16,7 @@ mod files;
 mod ftp_info;
 mod handle;
 mod http_date;
+mod idle;
 mod outbox;
 mod request;
 mod response;
@@ -30,6 +31,7 @@ mod worker;
 pub use engine::{Engine, EngineConfig, UploadPhase, UploadRequest};
 pub use error::{TransferError, hresult_for_io};
 pub use event::{EngineEvent, RestartReason};
+pub use idle::{DEFAULT_TARGET as DEFAULT_IDLE_TARGET, DelaySource, IdlePhase, IdleStatus};
 pub use files::{
     Finalizer, Overwrite, discard, finalize, is_temp_name, new_temp_path, place_spans, sync_partial,
 };

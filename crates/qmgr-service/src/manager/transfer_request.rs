@@ -88,6 +88,7 @@ pub(super) fn file_request(
     }
     request.allow_https_to_http = flags & security::REDIRECT_ALLOW_HTTPS_TO_HTTP != 0;
     request.throttled = job.priority != JobPriority::Foreground;
+    request.idle = request.throttled;
     request.proxy = match job.settings.proxy.usage {
         ProxyUsage::Preconfig | ProxyUsage::Autodetect => ProxyChoice::FromEnvironment,
         ProxyUsage::NoProxy => ProxyChoice::Direct,
