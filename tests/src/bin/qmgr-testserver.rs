@@ -13,11 +13,12 @@ use std::thread;
 use qmgr_tests::TestServer;
 
 const USAGE: &str =
-    "usage: qmgr-testserver [--port N] [--https [--ca-file PATH]] [--exit-on-stdin-eof]";
+    "usage: qmgr-testserver [--port N | --bind ADDR:PORT] [--https [--ca-file PATH]] [--exit-on-stdin-eof]";
 
 #[derive(Debug, Default)]
 struct Options {
     port: u16,
+    bind: Option<std::net::SocketAddr>,
     https: bool,
     ca_file: Option<PathBuf>,
     exit_on_stdin_eof: bool,
@@ -33,6 +34,14 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
                     .parse()
                     .map_err(|_| format!("--port: {value:?} is not a port number"))?;
             }
+            "--bind" => {
+                let value = args.next().ok_or("--bind needs an address")?;
+                options.bind = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("--bind: {value:?} is not ADDRESS:PORT"))?,
+                );
+            }
             "--https" => options.https = true,
             "--ca-file" => {
                 options.ca_file = Some(args.next().ok_or("--ca-file needs a path")?.into());
@@ -41,6 +50,9 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
+    if options.bind.is_some() && options.https {
+        return Err("--bind serves plain HTTP only".into());
+    }
     if options.ca_file.is_some() && !options.https {
         return Err("--ca-file needs --https".into());
     }
@@ -48,7 +60,9 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
 }
 
 fn start(options: &Options) -> Result<TestServer, String> {
-    let started = if options.https {
+    let started = if let Some(address) = options.bind {
+        TestServer::start_on(address)
+    } else if options.https {
         TestServer::start_https_on_port(options.port)
     } else {
         TestServer::start_on_port(options.port)
