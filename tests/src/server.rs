@@ -63,6 +63,12 @@ impl TestServer {
         TestServer::launch(address, None)
     }
 
+    /// Starts a plain HTTP server on a listener the caller made (and set options on, such
+    /// as a congestion control its accepted connections inherit).
+    pub fn start_on_listener(listener: TcpListener) -> io::Result<TestServer> {
+        TestServer::serve(listener, None)
+    }
+
     /// Starts an HTTPS server on a free port of 127.0.0.1, with a certificate for
     /// 127.0.0.1 and localhost signed by a CA made up for this server alone
     /// ([`TestServer::ca_pem`]).
@@ -125,7 +131,10 @@ impl TestServer {
     }
 
     fn launch(address: SocketAddr, tls: Option<TlsIdentity>) -> io::Result<TestServer> {
-        let listener = TcpListener::bind(address)?;
+        TestServer::serve(TcpListener::bind(address)?, tls)
+    }
+
+    fn serve(listener: TcpListener, tls: Option<TlsIdentity>) -> io::Result<TestServer> {
         let bound = listener.local_addr()?;
         let port = bound.port();
         let scheme = if tls.is_some() { "https" } else { "http" };
