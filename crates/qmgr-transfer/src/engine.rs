@@ -120,7 +120,14 @@ impl Engine {
                     }
                 };
                 let _ = waker_sender.send(Ok(multi.waker()));
-                Worker::new(multi, config, command_receiver, event_sender, worker_statuses).run();
+                Worker::new(
+                    multi,
+                    config,
+                    command_receiver,
+                    event_sender,
+                    worker_statuses,
+                )
+                .run();
             })
             .map_err(|error| {
                 QmgrError::internal(format!("starting the transfer engine thread: {error}"))

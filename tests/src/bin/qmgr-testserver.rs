@@ -12,8 +12,7 @@ use std::thread;
 
 use qmgr_tests::TestServer;
 
-const USAGE: &str =
-    "usage: qmgr-testserver [--port N | --bind ADDR:PORT [--congestion NAME]] [--https [--ca-file PATH]] [--exit-on-stdin-eof]";
+const USAGE: &str = "usage: qmgr-testserver [--port N | --bind ADDR:PORT [--congestion NAME]] [--https [--ca-file PATH]] [--exit-on-stdin-eof]";
 
 #[derive(Debug, Default)]
 struct Options {
@@ -81,11 +80,10 @@ fn start(options: &Options) -> Result<TestServer, String> {
     } else {
         TestServer::start_on_port(options.port)
     };
-    let server =
-        started.map_err(|error| match options.bind {
-            Some(address) => format!("cannot serve on {address}: {error}"),
-            None => format!("cannot serve on 127.0.0.1:{}: {error}", options.port),
-        })?;
+    let server = started.map_err(|error| match options.bind {
+        Some(address) => format!("cannot serve on {address}: {error}"),
+        None => format!("cannot serve on 127.0.0.1:{}: {error}", options.port),
+    })?;
     if let Some(ca_file) = &options.ca_file {
         std::fs::write(ca_file, server.ca_pem()).map_err(|error| {
             format!(

@@ -83,7 +83,10 @@ enum Stage {
         regain: f64,
     },
     /// Growing back to `regain` after a slowdown that began at `started`.
-    Regrowth { started: Instant, regain: f64 },
+    Regrowth {
+        started: Instant,
+        regain: f64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -331,8 +334,15 @@ mod tests {
         }
         let worst = delays.iter().max().unwrap();
         assert!(*worst <= TARGET + Duration::from_millis(5), "{worst:?}");
-        let full = windows.iter().filter(|w| f64::from(**w) >= 50_000.0).count();
-        assert!(full * 10 >= windows.len() * 8, "{full} of {}", windows.len());
+        let full = windows
+            .iter()
+            .filter(|w| f64::from(**w) >= 50_000.0)
+            .count();
+        assert!(
+            full * 10 >= windows.len() * 8,
+            "{full} of {}",
+            windows.len()
+        );
     }
 
     #[test]
@@ -396,7 +406,11 @@ mod tests {
         for _ in 0..400 {
             path.tick(&mut controller, 0.0, 0.0);
         }
-        assert!(controller.window() > 10 * low, "{} vs {low}", controller.window());
+        assert!(
+            controller.window() > 10 * low,
+            "{} vs {low}",
+            controller.window()
+        );
     }
 
     #[test]

@@ -6,8 +6,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Samples the current delay is the least of.
-const CURRENT_SAMPLES: usize = 4;
+/// Samples the current delay is the least of: two at 40 probes a second filter out one
+/// late reply and still see a queue building within about 50 ms.
+const CURRENT_SAMPLES: usize = 2;
 /// How long one base-delay bucket covers.
 const BUCKET: Duration = Duration::from_secs(60);
 /// Buckets the base delay remembers.
@@ -71,11 +72,11 @@ mod tests {
     }
 
     #[test]
-    fn the_current_delay_is_the_least_of_the_last_four_samples() {
+    fn the_current_delay_is_the_least_of_the_last_two_samples() {
         let mut estimate = DelayEstimate::default();
         let now = Instant::now();
         assert_eq!(estimate.current(), None);
-        for sample in [50, 10, 60, 70, 80] {
+        for sample in [50, 10, 60] {
             estimate.add(now, ms(sample));
         }
         assert_eq!(estimate.current(), Some(ms(10)));

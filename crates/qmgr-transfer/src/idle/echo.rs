@@ -75,7 +75,9 @@ impl EchoProber {
         if let (Err(error), Err(_)) = (&v4, &v6) {
             return Err(io::Error::new(
                 error.kind(),
-                format!("unprivileged ICMP echo is not allowed here ({error}); see net.ipv4.ping_group_range"),
+                format!(
+                    "unprivileged ICMP echo is not allowed here ({error}); see net.ipv4.ping_group_range"
+                ),
             ));
         }
         let shared = Arc::new(Shared {
@@ -188,7 +190,9 @@ fn send_due_probes(
         }
         peer.in_flight
             .retain(|(_, sent)| now.saturating_duration_since(*sent) < REPLY_TIMEOUT);
-        let due = peer.last_sent.is_none_or(|last| now >= last + PROBE_INTERVAL);
+        let due = peer
+            .last_sent
+            .is_none_or(|last| now >= last + PROBE_INTERVAL);
         if due {
             *sequence = sequence.wrapping_add(1);
             if send_probe(sockets, *address, *sequence).is_ok() {

@@ -171,9 +171,10 @@ impl IdleRegulator {
         let peer = socket::peer_address(socket)?;
         let target = self.target;
         // A descriptor number comes back for a new connection once the old one closed.
-        let stale = self.links.get(&socket).is_some_and(|link| {
-            link.peer != peer || facts.bytes_received < link.bytes_received
-        });
+        let stale = self
+            .links
+            .get(&socket)
+            .is_some_and(|link| link.peer != peer || facts.bytes_received < link.bytes_received);
         if stale {
             self.links.remove(&socket);
         }
@@ -241,7 +242,6 @@ impl IdleRegulator {
             window: held,
         })
     }
-
 }
 
 /// The socket of an idle transfer's connection, if it has one yet.

@@ -18,9 +18,7 @@ pub(crate) fn active_socket(easy: *mut curl_sys::CURL) -> Option<RawFd> {
     let mut socket: curl_sys::curl_socket_t = curl_sys::CURL_SOCKET_BAD;
     // SAFETY: `easy` is a live easy handle owned by the engine thread (the sink of a
     // transfer still in the multi handle); CURLINFO_ACTIVESOCKET writes a curl_socket_t.
-    let code = unsafe {
-        curl_sys::curl_easy_getinfo(easy, CURLINFO_ACTIVESOCKET, &raw mut socket)
-    };
+    let code = unsafe { curl_sys::curl_easy_getinfo(easy, CURLINFO_ACTIVESOCKET, &raw mut socket) };
     (code == curl_sys::CURLE_OK && socket != curl_sys::CURL_SOCKET_BAD).then_some(socket)
 }
 
@@ -154,8 +152,7 @@ pub(crate) fn peer_address(socket: RawFd) -> Option<IpAddr> {
     let mut length = libc::socklen_t::try_from(size_of::<libc::sockaddr_storage>()).ok()?;
     // SAFETY: getpeername writes at most `length` bytes of an address into `storage`,
     // which is large enough for any address family.
-    let done =
-        unsafe { libc::getpeername(socket, (&raw mut storage).cast(), &raw mut length) };
+    let done = unsafe { libc::getpeername(socket, (&raw mut storage).cast(), &raw mut length) };
     if done != 0 {
         return None;
     }
@@ -201,10 +198,7 @@ mod tests {
         let facts = tcp_facts(socket).unwrap();
         assert_eq!(facts.bytes_received, 5000);
         assert!(facts.segment > 0);
-        assert_eq!(
-            peer_address(socket),
-            Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
-        );
+        assert_eq!(peer_address(socket), Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
     }
 
     #[test]
