@@ -16,6 +16,7 @@ use crate::file::FileRecord;
 use crate::group::Group;
 use crate::guid::Guid;
 use crate::hresult::{self, HResult};
+use crate::idle::IdleView;
 use crate::job::{AutoComplete, Job, JobPriority, JobProgress, NotifyCommand, ProxySettings};
 use crate::ranges::FileRange;
 use crate::reply::ReplyData;
@@ -39,7 +40,8 @@ use crate::time::Timestamp;
 /// (`FileRecord::upload`, the engine's upload steps).
 /// 7: upload-reply jobs: `Job::reply`, `JobChange::ReplyFileName`, `GetReplyData`
 /// answered with `ReplyData`.
-pub const PROTOCOL_VERSION: u32 = 7;
+/// 8: idle mode: `JobView::idle` and `JobSummary::idle`.
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// The most file records a [`JobSummary`] carries in `active_files`: the files being
 /// transferred (at most the job's ParallelFiles, itself at most 64), then partly
@@ -373,6 +375,8 @@ pub struct JobView {
     pub job: Job,
     pub waiting: Option<WaitReason>,
     pub attempts: Vec<Attempt>,
+    /// What idle mode is doing for one of its transfers, while a background job runs.
+    pub idle: Option<IdleView>,
 }
 
 /// One file record with its index in the job.
@@ -396,6 +400,8 @@ pub struct JobSummary {
     pub active_files: Vec<IndexedFile>,
     pub waiting: Option<WaitReason>,
     pub attempts: Vec<Attempt>,
+    /// What idle mode is doing for one of its transfers, while a background job runs.
+    pub idle: Option<IdleView>,
 }
 
 /// A legacy group and its job.
@@ -649,6 +655,7 @@ pub trait QueueServiceExt: QueueService {
             job: summary.job,
             waiting: summary.waiting,
             attempts: summary.attempts,
+            idle: summary.idle,
         };
         view.job.files = files;
         Ok(view)
@@ -842,6 +849,7 @@ mod tests {
             job,
             waiting: None,
             attempts: Vec::new(),
+            idle: None,
         }
     }
 

@@ -14,11 +14,12 @@ use curl::multi::{Multi, MultiWaker};
 use qmgr_core::QmgrError;
 
 use crate::event::EngineEvent;
-use crate::idle::{IdleStatus, StatusBoard};
+use crate::idle::StatusBoard;
 use crate::request::{CheckedRequest, TransferId, TransferRequest, check};
 use crate::upload::{
     ChannelOptions, SendLimit, UploadState, Uploader, cancel_session, close_session,
 };
+use qmgr_core::idle::IdleView;
 
 /// The longest wait between two tries of a Cancel-Session.
 const MAX_CANCEL_SESSION_DELAY: Duration = Duration::from_secs(600);
@@ -84,7 +85,24 @@ pub struct Engine {
     /// The global cap as background uploads read it (bytes per second, 0: none).
     upload_global_limit: Arc<AtomicU64>,
     /// What idle mode is doing for each idle transfer with a connection.
-    idle_statuses: StatusBoard,
+    idle_statuses: IdleStatuses,
+}
+
+/// A reader of what idle mode is doing, for each idle transfer with a connection; cheap to
+/// clone, readable from any thread.
+#[derive(Clone, Debug, Default)]
+pub struct IdleStatuses(StatusBoard);
+
+impl IdleStatuses {
+    /// The transfer's state as of idle mode's last tick (every 25 ms); `None` for other
+    /// transfers and before the transfer has a connection.
+    pub fn get(&self, id: TransferId) -> Option<IdleView> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .copied()
+    }
 }
 
 /// What the engine holds of an upload running on its own thread.
@@ -107,8 +125,8 @@ impl Engine {
             ..ChannelOptions::default()
         };
         let (waker_sender, waker_receiver) = crossbeam_channel::bounded(1);
-        let idle_statuses = StatusBoard::default();
-        let worker_statuses = Arc::clone(&idle_statuses);
+        let idle_statuses = IdleStatuses::default();
+        let worker_statuses = Arc::clone(&idle_statuses.0);
         let thread = std::thread::Builder::new()
             .name("qmgr-transfer".to_owned())
             .spawn(move || {
@@ -295,14 +313,9 @@ impl Engine {
         self.send(Command::SetTransferLimit(id, bytes_per_second))
     }
 
-    /// What idle mode is doing for a running idle transfer, as of its last tick (25 ms);
-    /// `None` for other transfers and before the transfer has a connection.
-    pub fn idle_status(&self, id: TransferId) -> Option<IdleStatus> {
-        self.idle_statuses
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&id)
-            .copied()
+    /// What idle mode is doing for the engine's idle transfers.
+    pub fn idle_statuses(&self) -> IdleStatuses {
+        self.idle_statuses.clone()
     }
 
     /// Stops every transfer (their files flushed and kept) and waits for the thread.

@@ -28,13 +28,12 @@ mod tls;
 pub mod upload;
 mod worker;
 
-pub use engine::{Engine, EngineConfig, UploadPhase, UploadRequest};
+pub use engine::{Engine, EngineConfig, IdleStatuses, UploadPhase, UploadRequest};
 pub use error::{TransferError, hresult_for_io};
 pub use event::{EngineEvent, RestartReason};
 pub use files::{
     Finalizer, Overwrite, discard, finalize, is_temp_name, new_temp_path, place_spans, sync_partial,
 };
-pub use idle::{DEFAULT_TARGET as DEFAULT_IDLE_TARGET, DelaySource, IdlePhase, IdleStatus};
 pub use request::{
     ClientCertificate, IgnoredCertificateErrors, PartialFile, ProxyChoice, Security, TransferId,
     TransferRequest, Validator,

@@ -1272,6 +1272,7 @@ mod tests {
             active_files: Vec::new(),
             waiting: Some(WaitReason::WaitingForSlot { ahead: 1 }),
             attempts: Vec::new(),
+            idle: None,
         }
     }
 

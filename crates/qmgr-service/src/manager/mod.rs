@@ -291,6 +291,8 @@ impl Slot {
 
 struct State {
     config: Config,
+    /// What idle mode is doing for the engine's background transfers.
+    idle: qmgr_transfer::IdleStatuses,
     /// Where the client certificate stores are (`certs_dir`).
     paths: StatePaths,
     store: Store,
@@ -361,6 +363,7 @@ impl QueueManager {
         })?;
         let (wake, woken) = crossbeam_channel::unbounded();
         let mut state = State {
+            idle: engine.idle_statuses(),
             batcher: ProgressBatcher::new(PROGRESS_INTERVAL),
             config,
             paths: paths.clone(),

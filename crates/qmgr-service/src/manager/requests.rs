@@ -139,6 +139,7 @@ impl State {
         ViewContext {
             global_cap: self.config.bandwidth_limit,
             network_up: std::cell::OnceCell::new(),
+            idle: self.idle.clone(),
         }
     }
 

@@ -25,6 +25,8 @@
 
 use std::time::{Duration, Instant};
 
+pub use qmgr_core::idle::IdlePhase;
+
 /// Slow start ends when the queueing delay passes this share of the target.
 const SLOW_START_EXIT: f64 = 0.75;
 /// The largest divisor of the gain (LEDBAT++'s constant).
@@ -53,30 +55,6 @@ pub(crate) struct Observation {
     pub received: u64,
     /// Time since the last tick.
     pub elapsed: Duration,
-}
-
-/// Where the controller stands, for a person reading `qmgr info`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IdlePhase {
-    /// Growing quickly from the start.
-    SlowStart,
-    /// Queueing delay under the target: using idle capacity.
-    Filling,
-    /// Queueing delay over the target: giving way to other traffic.
-    Yielding,
-    /// A periodic slowdown, to measure the path's delay without our own queue.
-    Measuring,
-}
-
-impl IdlePhase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdlePhase::SlowStart => "starting",
-            IdlePhase::Filling => "using idle bandwidth",
-            IdlePhase::Yielding => "yielding",
-            IdlePhase::Measuring => "measuring the path's delay",
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -140,7 +118,7 @@ impl WindowController {
 
     pub fn phase(&self) -> IdlePhase {
         match self.stage {
-            Stage::SlowStart | Stage::Regrowth { .. } if !self.yielding => IdlePhase::SlowStart,
+            Stage::SlowStart | Stage::Regrowth { .. } if !self.yielding => IdlePhase::Starting,
             Stage::Slowdown { .. } => IdlePhase::Measuring,
             _ if self.yielding => IdlePhase::Yielding,
             _ => IdlePhase::Filling,
@@ -437,7 +415,7 @@ mod tests {
             elapsed: TICK,
         };
         controller.observe(seen(5, 1));
-        assert_eq!(controller.phase(), IdlePhase::SlowStart);
+        assert_eq!(controller.phase(), IdlePhase::Starting);
         controller.observe(seen(31, 2));
         assert_eq!(controller.phase(), IdlePhase::Filling);
     }

@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use std::time::{Duration, Instant};
 
-pub use controller::IdlePhase;
 pub(crate) use pool::ConnectionPool;
+use qmgr_core::idle::{DelaySource, IdleView};
 
 use controller::{Observation, WindowController};
 use delay::DelayEstimate;
@@ -39,48 +39,15 @@ use crate::request::TransferId;
 /// How often idle mode looks at its connections.
 pub(crate) const TICK: Duration = Duration::from_millis(25);
 /// The window of a connection whose delay cannot be measured at all.
-pub const FIXED_WINDOW: u32 = 64 * 1024;
+pub(crate) const FIXED_WINDOW: u32 = 64 * 1024;
 
 /// The queueing delay idle mode aims for by default, and the range it accepts.
-pub const DEFAULT_TARGET: Duration = Duration::from_millis(40);
-pub const MIN_TARGET: Duration = Duration::from_millis(20);
-pub const MAX_TARGET: Duration = Duration::from_millis(100);
-
-/// Where a connection's delay is measured.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DelaySource {
-    /// The process's own ICMP echo probes to the connection's peer.
-    Echo,
-    /// The kernel's receive-side round-trip estimate.
-    TcpInfo,
-    /// No measurement: the window is held at [`FIXED_WINDOW`].
-    Fixed,
-}
-
-impl DelaySource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DelaySource::Echo => "icmp",
-            DelaySource::TcpInfo => "tcp_info",
-            DelaySource::Fixed => "fixed",
-        }
-    }
-}
-
-/// What idle mode is doing for one transfer, for `qmgr info`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IdleStatus {
-    pub source: DelaySource,
-    pub phase: IdlePhase,
-    pub queueing_delay: Option<Duration>,
-    pub base_delay: Option<Duration>,
-    pub target: Duration,
-    /// The window the connection may advertise, as the kernel holds it.
-    pub window: u32,
-}
+pub(crate) const DEFAULT_TARGET: Duration = Duration::from_millis(40);
+pub(crate) const MIN_TARGET: Duration = Duration::from_millis(20);
+pub(crate) const MAX_TARGET: Duration = Duration::from_millis(100);
 
 /// Statuses of running idle transfers, shared with the engine's callers.
-pub(crate) type StatusBoard = Arc<Mutex<HashMap<TransferId, IdleStatus>>>;
+pub(crate) type StatusBoard = Arc<Mutex<HashMap<TransferId, IdleView>>>;
 
 /// One background connection under control.
 #[derive(Debug)]
@@ -94,7 +61,7 @@ struct Link {
     kernel_delays: DelayEstimate,
     seen: bool,
     /// What this tick's control did, for every transfer on the connection.
-    status: Option<IdleStatus>,
+    status: Option<IdleView>,
 }
 
 #[derive(Debug)]
@@ -161,12 +128,12 @@ impl IdleRegulator {
         *self.lock_statuses() = statuses;
     }
 
-    fn lock_statuses(&self) -> std::sync::MutexGuard<'_, HashMap<TransferId, IdleStatus>> {
+    fn lock_statuses(&self) -> std::sync::MutexGuard<'_, HashMap<TransferId, IdleView>> {
         self.statuses.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Controls one connection (once per tick, however many transfers share it).
-    fn control(&mut self, now: Instant, socket: RawFd) -> Option<IdleStatus> {
+    fn control(&mut self, now: Instant, socket: RawFd) -> Option<IdleView> {
         let facts = socket::tcp_facts(socket).ok()?;
         let peer = socket::peer_address(socket)?;
         let target = self.target;
@@ -233,15 +200,19 @@ impl IdleRegulator {
         // Autotuning may have raised the clamp since the last tick: set it every time.
         let _ = socket::set_window_clamp(socket, window);
         let held = socket::window_clamp(socket).unwrap_or(window);
-        Some(IdleStatus {
+        Some(IdleView {
             source,
             phase: link.controller.phase(),
-            queueing_delay: delays.map(|(queueing, _)| queueing),
-            base_delay: delays.map(|(_, base)| base),
-            target,
-            window: held,
+            queueing_delay_us: delays.map(|(queueing, _)| micros(queueing)),
+            base_delay_us: delays.map(|(_, base)| micros(base)),
+            target_us: micros(target),
+            window_bytes: held,
         })
     }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The socket of an idle transfer's connection, if it has one yet.
