@@ -17,7 +17,7 @@ use crate::event::EngineEvent;
 use crate::idle::StatusBoard;
 use crate::request::{CheckedRequest, TransferId, TransferRequest, check};
 use crate::upload::{
-    ChannelOptions, SendLimit, UploadState, Uploader, cancel_session, close_session,
+    ChannelOptions, SendIdle, SendLimit, UploadState, Uploader, cancel_session, close_session,
 };
 use qmgr_core::idle::IdleView;
 
@@ -86,6 +86,8 @@ pub struct Engine {
     upload_global_limit: Arc<AtomicU64>,
     /// What idle mode is doing for each idle transfer with a connection.
     idle_statuses: IdleStatuses,
+    /// The queueing delay idle uploads aim for.
+    idle_target: Duration,
 }
 
 /// A reader of what idle mode is doing, for each idle transfer with a connection; cheap to
@@ -126,6 +128,7 @@ impl Engine {
         };
         let (waker_sender, waker_receiver) = crossbeam_channel::bounded(1);
         let idle_statuses = IdleStatuses::default();
+        let idle_target = config.idle_target;
         let worker_statuses = Arc::clone(&idle_statuses.0);
         let thread = std::thread::Builder::new()
             .name("qmgr-transfer".to_owned())
@@ -166,6 +169,7 @@ impl Engine {
             upload_defaults,
             upload_global_limit: Arc::new(AtomicU64::new(0)),
             idle_statuses,
+            idle_target,
         };
         Ok((engine, event_receiver))
     }
@@ -210,6 +214,11 @@ impl Engine {
                 own: limit,
                 global: request.throttled.then(|| self.upload_global_limit.clone()),
             },
+            idle: request.idle.then(|| SendIdle {
+                target: self.idle_target,
+                statuses: Arc::clone(&self.idle_statuses.0),
+                id,
+            }),
             ..self.upload_defaults.clone()
         };
         std::thread::Builder::new()
@@ -357,6 +366,8 @@ pub struct UploadRequest {
     pub phase: UploadPhase,
     /// A background upload: the global cap applies to it.
     pub throttled: bool,
+    /// Idle mode: use only bandwidth nobody else is using.
+    pub idle: bool,
 }
 
 /// Which part of an upload a request runs.

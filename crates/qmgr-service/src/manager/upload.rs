@@ -146,6 +146,7 @@ impl State {
             headers,
             phase,
             throttled: job.priority != qmgr_core::JobPriority::Foreground,
+            idle: job.priority != qmgr_core::JobPriority::Foreground,
         };
         let transfer = engine.submit_upload(request)?;
         let started_at = file.bytes_transferred;

@@ -79,6 +79,8 @@ pub(crate) struct IdleRegulator {
     links: HashMap<RawFd, Link>,
     next_tick: Option<Instant>,
     statuses: StatusBoard,
+    /// The transfers whose statuses this regulator put on the board (uploads put their own).
+    published: Vec<TransferId>,
 }
 
 impl IdleRegulator {
@@ -90,6 +92,7 @@ impl IdleRegulator {
             links: HashMap::new(),
             next_tick: None,
             statuses,
+            published: Vec::new(),
         }
     }
 
@@ -104,7 +107,7 @@ impl IdleRegulator {
         if transfers.is_empty() {
             self.links.clear();
             self.next_tick = None;
-            self.lock_statuses().clear();
+            self.publish(HashMap::new());
             return;
         }
         if self.next_tick.is_some_and(|due| now < due) {
@@ -125,11 +128,20 @@ impl IdleRegulator {
             }
         }
         self.links.retain(|_, link| link.seen);
-        *self.lock_statuses() = statuses;
+        self.publish(statuses);
     }
 
-    fn lock_statuses(&self) -> std::sync::MutexGuard<'_, HashMap<TransferId, IdleView>> {
-        self.statuses.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Replaces what this regulator published with `statuses`.
+    fn publish(&mut self, statuses: HashMap<TransferId, IdleView>) {
+        if self.published.is_empty() && statuses.is_empty() {
+            return;
+        }
+        let mut board = self.statuses.lock().unwrap_or_else(PoisonError::into_inner);
+        for id in self.published.drain(..) {
+            board.remove(&id);
+        }
+        self.published.extend(statuses.keys().copied());
+        board.extend(statuses);
     }
 
     /// Controls one connection (once per tick, however many transfers share it).
@@ -218,4 +230,114 @@ fn micros(duration: Duration) -> u64 {
 /// The socket of an idle transfer's connection, if it has one yet.
 pub(crate) fn transfer_socket(easy: *mut curl_sys::CURL) -> Option<RawFd> {
     socket::active_socket(easy)
+}
+
+/// Idle mode for an upload, on its own thread: where the kernel has `tcp_lp` (a sender-side
+/// scavenger congestion control) the connection uses it; elsewhere the same delay
+/// controller runs on the sending side, with the sender's own round-trip estimate as its
+/// delay and the socket's send buffer as its window.
+#[derive(Debug)]
+pub(crate) struct SendRegulator {
+    target: Duration,
+    /// The connection this state belongs to.
+    socket: Option<RawFd>,
+    controller: WindowController,
+    delays: DelayEstimate,
+    bytes_acked: u64,
+    last_tick: Option<Instant>,
+    /// The connection uses `tcp_lp`: the kernel yields, nothing to control.
+    low_priority: bool,
+    statuses: StatusBoard,
+    id: TransferId,
+}
+
+/// The congestion control that makes a sender use only idle capacity (Linux's `tcp_lp`).
+const LOW_PRIORITY_CONGESTION: &str = "lp";
+
+impl SendRegulator {
+    pub fn new(target: Duration, statuses: StatusBoard, id: TransferId) -> Self {
+        let target = target.clamp(MIN_TARGET, MAX_TARGET);
+        Self {
+            target,
+            socket: None,
+            controller: WindowController::new(target, 1448),
+            delays: DelayEstimate::default(),
+            bytes_acked: 0,
+            last_tick: None,
+            low_priority: false,
+            statuses,
+            id,
+        }
+    }
+
+    /// A new connection's socket: asks for `tcp_lp` (allowed for root, or where
+    /// `net.ipv4.tcp_allowed_congestion_control` lists it).
+    pub fn on_new_socket(&mut self, socket: std::os::fd::BorrowedFd<'_>) {
+        self.low_priority =
+            rustix::net::sockopt::set_tcp_congestion(socket, LOW_PRIORITY_CONGESTION).is_ok();
+    }
+
+    /// Looks at the connection (at most every tick) and sets its send buffer.
+    pub fn tick(&mut self, now: Instant, socket: RawFd) {
+        if self.low_priority || self.last_tick.is_some_and(|last| now < last + TICK) {
+            return;
+        }
+        let Ok(facts) = socket::tcp_facts(socket) else {
+            return;
+        };
+        if self.socket != Some(socket) || facts.bytes_acked < self.bytes_acked {
+            // Another connection: its own window, from the start.
+            self.socket = Some(socket);
+            self.controller = WindowController::new(self.target, facts.segment);
+            self.bytes_acked = facts.bytes_acked;
+            self.last_tick = Some(now);
+            return;
+        }
+        let elapsed = self
+            .last_tick
+            .map_or(TICK, |last| now.saturating_duration_since(last));
+        self.last_tick = Some(now);
+        let acked = facts.bytes_acked - self.bytes_acked;
+        self.bytes_acked = facts.bytes_acked;
+        if facts.send_rtt_us > 0 {
+            self.delays
+                .add(now, Duration::from_micros(u64::from(facts.send_rtt_us)));
+        }
+        let (Some(queueing_delay), Some(base_delay)) = (self.delays.queueing(), self.delays.base())
+        else {
+            return;
+        };
+        self.controller.set_segment(facts.segment);
+        let window = self.controller.observe(Observation {
+            now,
+            queueing_delay,
+            base_delay,
+            received: acked,
+            elapsed,
+        });
+        let _ = socket::set_send_buffer(socket, window);
+        self.statuses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                self.id,
+                IdleView {
+                    source: DelaySource::TcpInfo,
+                    phase: self.controller.phase(),
+                    queueing_delay_us: Some(micros(queueing_delay)),
+                    base_delay_us: Some(micros(base_delay)),
+                    target_us: micros(self.target),
+                    window_bytes: window,
+                },
+            );
+    }
+}
+
+impl Drop for SendRegulator {
+    fn drop(&mut self) {
+        self.statuses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
 }

@@ -67,6 +67,10 @@ pub(crate) struct TcpFacts {
     pub receive_rtt_us: u32,
     /// Payload bytes received on the connection so far.
     pub bytes_received: u64,
+    /// The sender's smoothed round trip in microseconds (from its acknowledgements).
+    pub send_rtt_us: u32,
+    /// Payload bytes the peer acknowledged so far.
+    pub bytes_acked: u64,
 }
 
 pub(crate) fn tcp_facts(socket: RawFd) -> io::Result<TcpFacts> {
@@ -102,6 +106,8 @@ pub(crate) fn tcp_facts(socket: RawFd) -> io::Result<TcpFacts> {
         segment,
         receive_rtt_us: info.rcv_rtt,
         bytes_received: info.bytes_received,
+        send_rtt_us: info.rtt,
+        bytes_acked: info.bytes_acked,
     })
 }
 
@@ -114,6 +120,27 @@ pub(crate) fn set_window_clamp(socket: RawFd, bytes: u32) -> io::Result<()> {
             socket,
             libc::IPPROTO_TCP,
             libc::TCP_WINDOW_CLAMP,
+            (&raw const value).cast(),
+            libc::socklen_t::try_from(size_of::<libc::c_int>()).unwrap_or(0),
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Bounds what the socket holds unacknowledged (and unsent) to about `bytes`: the sender's
+/// side of a window. The kernel doubles the value it is given, so half is asked for.
+pub(crate) fn set_send_buffer(socket: RawFd, bytes: u32) -> io::Result<()> {
+    let value = libc::c_int::try_from(bytes / 2).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt reads one c_int from `value`, whose size is passed.
+    let done = unsafe {
+        libc::setsockopt(
+            socket,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
             (&raw const value).cast(),
             libc::socklen_t::try_from(size_of::<libc::c_int>()).unwrap_or(0),
         )
@@ -199,6 +226,16 @@ mod tests {
         assert_eq!(facts.bytes_received, 5000);
         assert!(facts.segment > 0);
         assert_eq!(peer_address(socket), Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    }
+
+    #[test]
+    fn the_send_buffer_bounds_what_a_socket_holds_unacknowledged() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        set_send_buffer(client.as_raw_fd(), 64_000).unwrap();
+        let buffer = rustix::net::sockopt::socket_send_buffer_size(&client).unwrap();
+        // The kernel doubles what it is given (half was asked for).
+        assert_eq!(buffer, 64_000);
     }
 
     #[test]
