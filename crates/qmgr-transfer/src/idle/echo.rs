@@ -53,6 +53,20 @@ struct Peers {
     by_address: HashMap<IpAddr, Peer>,
 }
 
+impl Peers {
+    fn watch(&mut self, peer: IpAddr, local: Option<IpAddr>, now: Instant) {
+        let entry = self.by_address.entry(peer).or_default();
+        if local.is_some() && entry.local.is_some() && entry.local != local {
+            // Another local address: another route, whose delay we have not seen.
+            entry.estimate.reset();
+        }
+        if local.is_some() {
+            entry.local = local;
+        }
+        entry.watched_until = Some(now + WATCH_LEASE);
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     peers: Mutex<Peers>,
@@ -100,16 +114,7 @@ impl EchoProber {
 
     /// Asks for `peer` to be probed for the next second, reached from `local`.
     pub fn watch(&self, peer: IpAddr, local: Option<IpAddr>, now: Instant) {
-        let mut peers = self.lock();
-        let entry = peers.by_address.entry(peer).or_default();
-        if local.is_some() && entry.local.is_some() && entry.local != local {
-            // Another local address: another route, whose delay we have not seen.
-            entry.estimate.reset();
-        }
-        if local.is_some() {
-            entry.local = local;
-        }
-        entry.watched_until = Some(now + WATCH_LEASE);
+        self.lock().watch(peer, local, now);
     }
 
     /// The queueing delay and base delay of `peer`, once replies have come back.
@@ -293,6 +298,25 @@ mod tests {
         foreign[8] = b'x';
         assert_eq!(echo_reply_sequence(&foreign), None);
         assert_eq!(echo_reply_sequence(&reply[..10]), None);
+    }
+
+    #[test]
+    fn another_local_address_is_another_route_whose_delay_is_learnt_afresh() {
+        let mut peers = Peers::default();
+        let server = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        let wired = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
+        let wireless = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 1, 2)));
+        let now = Instant::now();
+        peers.watch(server, wired, now);
+        let estimate = &mut peers.by_address.get_mut(&server).unwrap().estimate;
+        estimate.add(now, Duration::from_millis(5));
+        peers.watch(server, wired, now);
+        assert_eq!(
+            peers.by_address[&server].estimate.base(),
+            Some(Duration::from_millis(5))
+        );
+        peers.watch(server, wireless, now);
+        assert_eq!(peers.by_address[&server].estimate.base(), None);
     }
 
     /// Where this machine lets the process open an ICMP socket, loopback answers and a

@@ -182,7 +182,7 @@ impl IdleRegulator {
         }
         let echo = match &self.prober {
             Prober::Running(prober) => {
-                prober.watch(peer, None, now);
+                prober.watch(peer, socket::local_address(socket), now);
                 prober.delays(peer)
             }
             _ => None,

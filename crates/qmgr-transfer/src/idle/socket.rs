@@ -174,12 +174,25 @@ pub(crate) fn window_clamp(socket: RawFd) -> io::Result<u32> {
 
 /// The address the socket is connected to: the server, or the proxy in between.
 pub(crate) fn peer_address(socket: RawFd) -> Option<IpAddr> {
+    address_of(socket, libc::getpeername)
+}
+
+/// The local address the socket's connection leaves from: another one for the same peer
+/// means another route.
+pub(crate) fn local_address(socket: RawFd) -> Option<IpAddr> {
+    address_of(socket, libc::getsockname)
+}
+
+type AddressCall =
+    unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
+
+fn address_of(socket: RawFd, call: AddressCall) -> Option<IpAddr> {
     // SAFETY: sockaddr_storage is plain data that may be all zeroes.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut length = libc::socklen_t::try_from(size_of::<libc::sockaddr_storage>()).ok()?;
-    // SAFETY: getpeername writes at most `length` bytes of an address into `storage`,
-    // which is large enough for any address family.
-    let done = unsafe { libc::getpeername(socket, (&raw mut storage).cast(), &raw mut length) };
+    // SAFETY: getpeername and getsockname write at most `length` bytes of an address into
+    // `storage`, which is large enough for any address family.
+    let done = unsafe { call(socket, (&raw mut storage).cast(), &raw mut length) };
     if done != 0 {
         return None;
     }
@@ -193,7 +206,7 @@ pub(crate) fn peer_address(socket: RawFd) -> Option<IpAddr> {
             // SAFETY: the family says the storage holds a sockaddr_in6, which it can contain.
             let v6 = unsafe { &*(&raw const storage).cast::<libc::sockaddr_in6>() };
             let address = Ipv6Addr::from(v6.sin6_addr.s6_addr);
-            // A v4 peer reached through a dual-stack socket is probed over v4.
+            // A v4 address reached through a dual-stack socket is probed over v4.
             Some(
                 address
                     .to_ipv4_mapped()
