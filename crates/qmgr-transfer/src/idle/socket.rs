@@ -113,34 +113,28 @@ pub(crate) fn tcp_facts(socket: RawFd) -> io::Result<TcpFacts> {
 
 /// Bounds the window the socket advertises to `bytes` (the kernel keeps at least about 1 kB).
 pub(crate) fn set_window_clamp(socket: RawFd, bytes: u32) -> io::Result<()> {
-    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    // SAFETY: setsockopt reads one c_int from `value`, whose size is passed.
-    let done = unsafe {
-        libc::setsockopt(
-            socket,
-            libc::IPPROTO_TCP,
-            libc::TCP_WINDOW_CLAMP,
-            (&raw const value).cast(),
-            libc::socklen_t::try_from(size_of::<libc::c_int>()).unwrap_or(0),
-        )
-    };
-    if done == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    set_int_option(socket, libc::IPPROTO_TCP, libc::TCP_WINDOW_CLAMP, bytes)
 }
 
 /// Bounds what the socket holds unacknowledged (and unsent) to about `bytes`: the sender's
 /// side of a window. The kernel doubles the value it is given, so half is asked for.
 pub(crate) fn set_send_buffer(socket: RawFd, bytes: u32) -> io::Result<()> {
-    let value = libc::c_int::try_from(bytes / 2).unwrap_or(libc::c_int::MAX);
+    set_int_option(socket, libc::SOL_SOCKET, libc::SO_SNDBUF, bytes / 2)
+}
+
+fn set_int_option(
+    socket: RawFd,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: u32,
+) -> io::Result<()> {
+    let value = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
     // SAFETY: setsockopt reads one c_int from `value`, whose size is passed.
     let done = unsafe {
         libc::setsockopt(
             socket,
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
+            level,
+            option,
             (&raw const value).cast(),
             libc::socklen_t::try_from(size_of::<libc::c_int>()).unwrap_or(0),
         )
