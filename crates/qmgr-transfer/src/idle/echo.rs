@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -71,6 +71,9 @@ impl Peers {
 struct Shared {
     peers: Mutex<Peers>,
     stop: AtomicBool,
+    /// Wakes the thread when a peer is watched again, or to stop: with nothing to probe it
+    /// sleeps without waking.
+    wanted: Condvar,
 }
 
 /// The probing thread and what it has measured.
@@ -97,6 +100,7 @@ impl EchoProber {
         let shared = Arc::new(Shared {
             peers: Mutex::new(Peers::default()),
             stop: AtomicBool::new(false),
+            wanted: Condvar::new(),
         });
         let sockets = Sockets {
             v4: v4.ok(),
@@ -115,6 +119,7 @@ impl EchoProber {
     /// Asks for `peer` to be probed for the next second, reached from `local`.
     pub fn watch(&self, peer: IpAddr, local: Option<IpAddr>, now: Instant) {
         self.lock().watch(peer, local, now);
+        self.shared.wanted.notify_one();
     }
 
     /// The queueing delay and base delay of `peer`, once replies have come back.
@@ -135,6 +140,7 @@ impl EchoProber {
 impl Drop for EchoProber {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.wanted.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -167,9 +173,22 @@ fn probe_loop(shared: &Shared, sockets: &Sockets) {
     let mut buffer = [0_u8; 256];
     while !shared.stop.load(Ordering::Relaxed) {
         let now = Instant::now();
-        let next_send = send_due_probes(shared, sockets, &mut sequence, now);
+        let Some(next_send) = send_due_probes(shared, sockets, &mut sequence, now) else {
+            // Nothing to probe: sleep until a transfer watches a peer (the timeout only
+            // lets old histories expire).
+            let peers = shared.peers.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            let watched = peers
+                .by_address
+                .values()
+                .any(|peer| peer.watched_until.is_some_and(|until| until > now));
+            if !watched && !shared.stop.load(Ordering::Relaxed) {
+                let _ = shared.wanted.wait_timeout(peers, KEEP_HISTORY);
+            }
+            continue;
+        };
         let wait = next_send
-            .map_or(WATCH_LEASE / 4, |at| at.saturating_duration_since(now))
+            .saturating_duration_since(now)
             .max(Duration::from_millis(1));
         wait_for_replies(shared, sockets, wait, &mut buffer);
     }
