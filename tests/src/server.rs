@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -37,6 +37,11 @@ impl fmt::Debug for TestServer {
     }
 }
 
+/// 127.0.0.1 with a port the system picks.
+fn any_local_port() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+}
+
 impl TestServer {
     /// Starts a server on a free port of 127.0.0.1.
     ///
@@ -49,7 +54,19 @@ impl TestServer {
 
     /// Starts a server on 127.0.0.1:`port` (0 picks a free port).
     pub fn start_on_port(port: u16) -> io::Result<TestServer> {
-        TestServer::launch(port, None)
+        TestServer::launch(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), None)
+    }
+
+    /// Starts a plain HTTP server on `address`: another interface than loopback, for
+    /// benchmarks across network namespaces.
+    pub fn start_on(address: SocketAddr) -> io::Result<TestServer> {
+        TestServer::launch(address, None)
+    }
+
+    /// Starts a plain HTTP server on a listener the caller made (and set options on, such
+    /// as a congestion control its accepted connections inherit).
+    pub fn start_on_listener(listener: TcpListener) -> io::Result<TestServer> {
+        TestServer::serve(listener, None)
     }
 
     /// Starts an HTTPS server on a free port of 127.0.0.1, with a certificate for
@@ -66,7 +83,10 @@ impl TestServer {
 
     /// Starts an HTTPS server on 127.0.0.1:`port` (0 picks a free port).
     pub fn start_https_on_port(port: u16) -> io::Result<TestServer> {
-        TestServer::launch(port, Some(TlsIdentity::generate(false)?))
+        TestServer::launch(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            Some(TlsIdentity::generate(false)?),
+        )
     }
 
     /// Starts an HTTPS server, as [`TestServer::start_https`], whose certificate has
@@ -77,7 +97,7 @@ impl TestServer {
     /// If no port can be bound or no certificate made.
     pub fn start_https_with_defect(defect: CertificateDefect) -> TestServer {
         TlsIdentity::generate_with(false, Some(defect))
-            .and_then(|identity| TestServer::launch(0, Some(identity)))
+            .and_then(|identity| TestServer::launch(any_local_port(), Some(identity)))
             .unwrap_or_else(|error| {
                 panic!("cannot start the HTTPS test server on 127.0.0.1: {error}")
             })
@@ -91,7 +111,7 @@ impl TestServer {
     /// If no port can be bound or no certificate made.
     pub fn start_https_with_client_auth() -> TestServer {
         TlsIdentity::generate(true)
-            .and_then(|identity| TestServer::launch(0, Some(identity)))
+            .and_then(|identity| TestServer::launch(any_local_port(), Some(identity)))
             .unwrap_or_else(|error| {
                 panic!("cannot start the HTTPS test server on 127.0.0.1: {error}")
             })
@@ -110,11 +130,15 @@ impl TestServer {
             .unwrap_or_else(|error| panic!("cannot make a client certificate: {error}"))
     }
 
-    fn launch(port: u16, tls: Option<TlsIdentity>) -> io::Result<TestServer> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
-        let port = listener.local_addr()?.port();
+    fn launch(address: SocketAddr, tls: Option<TlsIdentity>) -> io::Result<TestServer> {
+        TestServer::serve(TcpListener::bind(address)?, tls)
+    }
+
+    fn serve(listener: TcpListener, tls: Option<TlsIdentity>) -> io::Result<TestServer> {
+        let bound = listener.local_addr()?;
+        let port = bound.port();
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let shared = Arc::new(Shared::new(format!("{scheme}://127.0.0.1:{port}")));
+        let shared = Arc::new(Shared::new(format!("{scheme}://{bound}")));
         let (tls_config, ca_pem, issuer) = match tls {
             Some(identity) => (
                 Some(identity.config),

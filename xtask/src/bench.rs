@@ -4,6 +4,7 @@ pub(crate) mod build;
 pub(crate) mod e2e;
 pub(crate) mod ffi;
 pub(crate) mod files;
+pub(crate) mod idle;
 pub(crate) mod nginx;
 pub(crate) mod proxy;
 pub(crate) mod qmgr;
@@ -31,6 +32,7 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("e2e") => crate::bench::e2e::run(),
         Some("queue") => crate::bench::queue::run(),
         Some("upload") => crate::bench::upload::run(),
+        Some("idle") => crate::bench::idle::run(&args[1..]),
         None | Some("all") => {
             core()?;
             crate::bench::transfer::run()?;
@@ -38,12 +40,13 @@ pub fn run(args: &[String]) -> Result<()> {
             crate::bench::ffi::run()?;
             crate::bench::e2e::run()?;
             crate::bench::queue::run()?;
-            crate::bench::upload::run()
+            crate::bench::upload::run()?;
+            crate::bench::idle::run(&[])
         }
         Some(other) => {
             bail!(
                 "unknown benchmark {other:?}; choose core, transfer, service, ffi, e2e, queue, \
-                 upload or all"
+                 upload, idle or all"
             )
         }
     }

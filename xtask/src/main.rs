@@ -26,7 +26,10 @@ Commands:
                  aria2c: 1 GiB, 2,000 × 64 KiB, 20,000 × 4 KiB, 100 × 10 MiB), `queue`
                  (qmgrd with 100,000 jobs: start-up, RSS, `qmgr list`, EnumJobs, idle
                  CPU), `upload` (`qmgr upload` of 1 GiB to qmgr-upload-server beside
-                 `curl -T` to nginx, also through nginx's TLS proxy) or `all` (default); results are printed and saved under
+                 `curl -T` to nginx, also through nginx's TLS proxy), `idle [--short]` (a
+                 background job on a 20 Mbit/s bottleneck in network namespaces, with and
+                 without idle mode, and a foreground download joining it; root only) or
+                 `all` (default); results are printed and saved under
                  bench/results/. e2e and queue read QMGR_BENCH_ROUNDS (timed rounds,
                  default 5) and QMGR_BENCH_SCALE=small (a tenth of the sizes, for a
                  quick check)
@@ -58,6 +61,9 @@ fn main() -> ExitCode {
         Some("compat") => compat::run(&args[1..]),
         Some("c-tests") => ctests::run_command(&args[1..]),
         Some("install") => install::run(&args[1..]),
+        // Parts of `bench idle` that run inside its network namespaces.
+        Some("idle-echo") => bench::idle::echo(&args[1..]),
+        Some("idle-probe") => bench::idle::probe(&args[1..]),
         None | Some("help" | "--help" | "-h") => {
             print!("{HELP}");
             Ok(())

@@ -7,6 +7,35 @@ use anyhow::{Result, bail};
 use crate::tally::{Tally, run_and_count};
 use crate::{cargo, ctests};
 
+/// `cargo xtask bench idle --short`: each comparison of idle mode with the same run
+/// without it counts as a test; skipped (and counted as ignored) where namespaces cannot
+/// be made.
+fn idle_profile(tally: &mut Tally, failures: &mut Vec<String>) {
+    println!("==> idle mode on a shared bottleneck (bench idle --short)");
+    match crate::bench::idle::short_profile() {
+        Ok(verdicts) => {
+            if let Some(why) = verdicts.skipped {
+                println!("skipped: {why}");
+                tally.ignored += 1;
+            }
+            for (name, ok) in verdicts.checks {
+                println!("{} {name}", if ok { "ok:" } else { "FAILED:" });
+                if ok {
+                    tally.passed += 1;
+                } else {
+                    tally.failed += 1;
+                    failures.push(format!("idle mode: {name}"));
+                }
+            }
+        }
+        Err(error) => {
+            println!("FAILED: {error:#}");
+            tally.failed += 1;
+            failures.push("idle mode bench".to_owned());
+        }
+    }
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     if let Some(unknown) = args.first() {
         bail!("`cargo xtask test` takes no arguments (got {unknown:?})");
@@ -109,6 +138,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
 
     ctests::run(&mut tally, &mut failures);
+    idle_profile(&mut tally, &mut failures);
 
     println!();
     if !failures.is_empty() {

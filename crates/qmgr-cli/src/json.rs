@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::group::Group;
+use qmgr_core::idle::IdleView;
 use qmgr_core::job::{AutoComplete, ProxyUsage};
 use qmgr_core::ranges::FileRange;
 use qmgr_core::service::{Attempt, GroupView, JobView, WaitReason};
@@ -40,6 +41,8 @@ pub struct JobJson {
     pub times: TimesJson,
     pub settings: SettingsJson,
     pub waiting: Option<WaitingJson>,
+    /// What idle mode is doing while a background job transfers (`null` otherwise).
+    pub idle: Option<IdleJson>,
     /// The last error the job met; current while `state` is ERROR or TRANSIENT_ERROR.
     pub error: Option<JobErrorJson>,
     pub error_count: u32,
@@ -48,6 +51,41 @@ pub struct JobJson {
     /// Upload-reply jobs only: where their reply stands.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply: Option<ReplyJson>,
+}
+
+/// Idle mode's state for one of the job's connections.
+#[derive(Debug, Serialize)]
+pub struct IdleJson {
+    /// `starting`, `filling` (using idle bandwidth), `yielding` (giving way to other
+    /// traffic) or `measuring` (a periodic slowdown to see the path's own delay).
+    pub phase: &'static str,
+    /// Where the delay comes from: `icmp` (echo probes), `tcp_info` (the kernel's estimate,
+    /// where ICMP sockets are not allowed) or `fixed` (no measurement: a fixed window).
+    pub delay_source: &'static str,
+    /// Queueing delay (current minus base), once measured.
+    pub queueing_delay_ms: Option<f64>,
+    pub base_delay_ms: Option<f64>,
+    pub target_ms: f64,
+    /// The receive window the connection may advertise.
+    pub window_bytes: u32,
+}
+
+impl From<&IdleView> for IdleJson {
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "delays in microseconds are far below 2^52"
+    )]
+    fn from(view: &IdleView) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        IdleJson {
+            phase: view.phase.as_str(),
+            delay_source: view.source.as_str(),
+            queueing_delay_ms: view.queueing_delay_us.map(ms),
+            base_delay_ms: view.base_delay_us.map(ms),
+            target_ms: ms(view.target_us),
+            window_bytes: view.window_bytes,
+        }
+    }
 }
 
 /// An upload-reply job's reply.
@@ -348,6 +386,7 @@ impl From<&JobView> for JobJson {
                 idle_mode: settings.idle_mode,
             },
             waiting: view.waiting.as_ref().map(WaitingJson::from),
+            idle: view.idle.as_ref().map(IdleJson::from),
             error: job.error.as_ref().map(JobErrorJson::from),
             error_count: job.error_count,
             files: job
@@ -514,6 +553,7 @@ mod tests {
             job,
             waiting: None,
             attempts: Vec::new(),
+            idle: None,
         };
         let text = to_text(&JobJson::from(&view));
         assert!(

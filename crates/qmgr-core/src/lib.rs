@@ -14,6 +14,7 @@ pub mod file;
 pub mod group;
 pub mod guid;
 pub mod hresult;
+pub mod idle;
 pub mod instance;
 pub mod job;
 pub mod on_demand;

@@ -16,6 +16,7 @@ use crate::file::FileRecord;
 use crate::group::Group;
 use crate::guid::Guid;
 use crate::hresult::{self, HResult};
+use crate::idle::IdleView;
 use crate::job::{AutoComplete, Job, JobPriority, JobProgress, NotifyCommand, ProxySettings};
 use crate::policy::{CostSource, MeteredSetting, PriorityCaps};
 use crate::ranges::FileRange;
@@ -40,10 +41,11 @@ use crate::time::Timestamp;
 /// (`FileRecord::upload`, the engine's upload steps).
 /// 7: upload-reply jobs: `Job::reply`, `JobChange::ReplyFileName`, `GetReplyData`
 /// answered with `ReplyData`.
-/// 8: transfer policy: `JobSettings::cost_flags` and `idle_mode` (`JobChange::CostFlags`,
-/// `JobChange::IdleMode`), `WaitReason::Metered`, the effective cost flags in views
-/// (`JobView::cost_flags`, `JobSummary::cost_flags`), `GetPolicy` answered with `Policy`.
-pub const PROTOCOL_VERSION: u32 = 8;
+/// 8: idle mode: `JobView::idle` and `JobSummary::idle`.
+/// 9: transfer policy: `JobSettings::cost_flags` and `idle_mode` (`JobChange::CostFlags`,
+/// `JobChange::IdleMode`), `WaitReason::Metered`, the effective cost flags in views,
+/// `GetPolicy` answered with `Policy`.
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// The most file records a [`JobSummary`] carries in `active_files`: the files being
 /// transferred (at most the job's ParallelFiles, itself at most 64), then partly
@@ -421,6 +423,8 @@ pub struct JobView {
     pub job: Job,
     pub waiting: Option<WaitReason>,
     pub attempts: Vec<Attempt>,
+    /// What idle mode is doing for one of its transfers, while a background job runs.
+    pub idle: Option<IdleView>,
 }
 
 /// One file record with its index in the job.
@@ -444,6 +448,8 @@ pub struct JobSummary {
     pub active_files: Vec<IndexedFile>,
     pub waiting: Option<WaitReason>,
     pub attempts: Vec<Attempt>,
+    /// What idle mode is doing for one of its transfers, while a background job runs.
+    pub idle: Option<IdleView>,
 }
 
 /// A legacy group and its job.
@@ -706,6 +712,7 @@ pub trait QueueServiceExt: QueueService {
             job: summary.job,
             waiting: summary.waiting,
             attempts: summary.attempts,
+            idle: summary.idle,
         };
         view.job.files = files;
         Ok(view)
@@ -899,6 +906,7 @@ mod tests {
             job,
             waiting: None,
             attempts: Vec::new(),
+            idle: None,
         }
     }
 

@@ -308,6 +308,7 @@ mod tests {
             job,
             waiting: None,
             attempts: Vec::new(),
+            idle: None,
         }));
         owned_by(&mut response, 1234);
         let Response::Job(view) = response else {

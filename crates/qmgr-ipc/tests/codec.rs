@@ -308,6 +308,14 @@ fn sample_job_view() -> JobView {
                 restart: None,
             },
         ],
+        idle: Some(qmgr_core::idle::IdleView {
+            source: qmgr_core::idle::DelaySource::Echo,
+            phase: qmgr_core::idle::IdlePhase::Yielding,
+            queueing_delay_us: Some(48_000),
+            base_delay_us: None,
+            target_us: 40_000,
+            window_bytes: 12_000,
+        }),
     }
 }
 
@@ -316,6 +324,7 @@ fn sample_summary() -> JobSummary {
         mut job,
         waiting,
         attempts,
+        idle,
     } = sample_job_view();
     let progress = job.progress();
     let active_files = job
@@ -330,6 +339,7 @@ fn sample_summary() -> JobSummary {
         active_files,
         waiting,
         attempts,
+        idle,
     }
 }
 
@@ -581,6 +591,7 @@ fn a_job_at_every_limit_fits_one_frame() {
             .collect(),
         waiting: view.waiting,
         attempts: view.attempts,
+        idle: None,
     };
     let answer = ServiceMessage::Answer {
         id: u64::MAX,

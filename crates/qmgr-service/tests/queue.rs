@@ -1259,3 +1259,37 @@ fn a_summary_holds_the_totals_and_the_moving_files_and_pages_hold_every_file() {
     assert_eq!(paged.job.id, id);
     fx.service.cancel(id).unwrap();
 }
+
+#[test]
+fn a_background_job_transfers_in_idle_mode_and_a_foreground_job_does_not() {
+    let server = TestServer::start();
+    let fx = Fixture::new(config());
+    // Paced by the server, so both are still moving when looked at.
+    let background = fx.job_with(&[(
+        server.url("/data/64m/background?rate=4000000"),
+        fx.path("background"),
+    )]);
+    let urgent = fx.job_with(&[(
+        server.url("/data/64m/urgent?rate=4000000"),
+        fx.path("urgent"),
+    )]);
+    fx.service
+        .set_job(urgent, JobChange::Priority(JobPriority::Foreground))
+        .unwrap();
+    for id in [background, urgent] {
+        fx.service.resume(id).unwrap();
+    }
+    let view = fx.wait_for(background, "idle mode controlling the connection", |v| {
+        v.job.state.is_active() && v.idle.is_some()
+    });
+    let idle = view.idle.unwrap();
+    assert_eq!(idle.target_us, 40_000);
+    assert!(idle.window_bytes > 0);
+    let moving = fx.wait_for(urgent, "the foreground job moving", |v| {
+        v.job.state == JobState::Transferring && v.job.progress().bytes_transferred > 0
+    });
+    assert_eq!(moving.idle, None, "foreground work is never in idle mode");
+    for id in [background, urgent] {
+        fx.service.cancel(id).unwrap();
+    }
+}

@@ -14,11 +14,13 @@ use curl::multi::{Multi, MultiWaker};
 use qmgr_core::QmgrError;
 
 use crate::event::EngineEvent;
+use crate::idle::StatusBoard;
 use crate::priority_limit::PriorityClass;
 use crate::request::{CheckedRequest, TransferId, TransferRequest, check};
 use crate::upload::{
-    ChannelOptions, SendLimit, UploadState, Uploader, cancel_session, close_session,
+    ChannelOptions, SendIdle, SendLimit, UploadState, Uploader, cancel_session, close_session,
 };
+use qmgr_core::idle::IdleView;
 
 /// The longest wait between two tries of a Cancel-Session.
 const MAX_CANCEL_SESSION_DELAY: Duration = Duration::from_secs(600);
@@ -38,6 +40,8 @@ pub struct EngineConfig {
     pub max_connections_per_host: usize,
     /// The bandwidth cap shared by throttled transfers, in bytes per second.
     pub global_limit: Option<u64>,
+    /// The queueing delay idle transfers aim for (clamped to 20–100 ms).
+    pub idle_target: Duration,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +53,7 @@ impl Default for EngineConfig {
             progress_interval: Duration::from_millis(100),
             max_connections_per_host: 16,
             global_limit: None,
+            idle_target: crate::idle::DEFAULT_TARGET,
         }
     }
 }
@@ -85,6 +90,27 @@ pub struct Engine {
     /// The schedule's cap of each background priority as uploads read it (HIGH, NORMAL,
     /// LOW; 0: none). Each upload is held to it on its own, as to the global cap.
     upload_priority_limits: [Arc<AtomicU64>; 3],
+    /// What idle mode is doing for each idle transfer with a connection.
+    idle_statuses: IdleStatuses,
+    /// The queueing delay idle uploads aim for.
+    idle_target: Duration,
+}
+
+/// A reader of what idle mode is doing, for each idle transfer with a connection; cheap to
+/// clone, readable from any thread.
+#[derive(Clone, Debug, Default)]
+pub struct IdleStatuses(StatusBoard);
+
+impl IdleStatuses {
+    /// The transfer's state as of idle mode's last tick (every 25 ms); `None` for other
+    /// transfers and before the transfer has a connection.
+    pub fn get(&self, id: TransferId) -> Option<IdleView> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .copied()
+    }
 }
 
 /// What the engine holds of an upload running on its own thread.
@@ -107,6 +133,9 @@ impl Engine {
             ..ChannelOptions::default()
         };
         let (waker_sender, waker_receiver) = crossbeam_channel::bounded(1);
+        let idle_statuses = IdleStatuses::default();
+        let idle_target = config.idle_target;
+        let worker_statuses = Arc::clone(&idle_statuses.0);
         let thread = std::thread::Builder::new()
             .name("qmgr-transfer".to_owned())
             .spawn(move || {
@@ -118,7 +147,14 @@ impl Engine {
                     }
                 };
                 let _ = waker_sender.send(Ok(multi.waker()));
-                Worker::new(multi, config, command_receiver, event_sender).run();
+                Worker::new(
+                    multi,
+                    config,
+                    command_receiver,
+                    event_sender,
+                    worker_statuses,
+                )
+                .run();
             })
             .map_err(|error| {
                 QmgrError::internal(format!("starting the transfer engine thread: {error}"))
@@ -139,6 +175,8 @@ impl Engine {
             upload_defaults,
             upload_global_limit: Arc::new(AtomicU64::new(0)),
             upload_priority_limits: Default::default(),
+            idle_statuses,
+            idle_target,
         };
         Ok((engine, event_receiver))
     }
@@ -186,6 +224,11 @@ impl Engine {
                     .priority_class
                     .map(|class| self.upload_priority_limits[class.index()].clone()),
             },
+            idle: request.idle.then(|| SendIdle {
+                target: self.idle_target,
+                statuses: Arc::clone(&self.idle_statuses.0),
+                id,
+            }),
             ..self.upload_defaults.clone()
         };
         std::thread::Builder::new()
@@ -302,6 +345,11 @@ impl Engine {
         self.send(Command::SetTransferLimit(id, bytes_per_second))
     }
 
+    /// What idle mode is doing for the engine's idle transfers.
+    pub fn idle_statuses(&self) -> IdleStatuses {
+        self.idle_statuses.clone()
+    }
+
     /// Stops every transfer (their files flushed and kept) and waits for the thread.
     pub fn shutdown(mut self) {
         self.stop();
@@ -343,6 +391,8 @@ pub struct UploadRequest {
     pub throttled: bool,
     /// The background priority whose schedule cap applies to it; `None` for FOREGROUND.
     pub priority_class: Option<PriorityClass>,
+    /// Idle mode: use only bandwidth nobody else is using.
+    pub idle: bool,
 }
 
 /// Which part of an upload a request runs.

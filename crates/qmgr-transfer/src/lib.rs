@@ -16,6 +16,7 @@ mod files;
 mod ftp_info;
 mod handle;
 mod http_date;
+mod idle;
 mod outbox;
 mod priority_limit;
 mod request;
@@ -28,7 +29,7 @@ mod tls;
 pub mod upload;
 mod worker;
 
-pub use engine::{Engine, EngineConfig, UploadPhase, UploadRequest};
+pub use engine::{Engine, EngineConfig, IdleStatuses, UploadPhase, UploadRequest};
 pub use error::{TransferError, hresult_for_io};
 pub use event::{EngineEvent, RestartReason};
 pub use files::{

@@ -130,6 +130,9 @@ pub struct TransferRequest {
     /// The background priority whose schedule cap this transfer counts against; `None`
     /// (FOREGROUND) counts against none.
     pub priority_class: Option<PriorityClass>,
+    /// Idle mode: use only bandwidth nobody else is using (see the `idle` module). Such a
+    /// transfer takes its connection from a pool of its own.
+    pub idle: bool,
     pub security: Security,
     /// User names and passwords for the server (sent only to the origin of `url`, never
     /// to a host a redirect leads to) and for the proxy.
@@ -150,7 +153,8 @@ impl TransferRequest {
     pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
 
     /// A request with the defaults: no partial file, no extra headers, no size limit,
-    /// proxy from the environment, no https→http redirects, throttled, TLS verified.
+    /// proxy from the environment, no https→http redirects, throttled, not in idle mode, TLS
+    /// verified.
     pub fn new(url: impl Into<String>, destination: impl Into<PathBuf>) -> Self {
         Self {
             url: url.into(),
@@ -163,6 +167,7 @@ impl TransferRequest {
             max_redirects: Self::DEFAULT_MAX_REDIRECTS,
             throttled: true,
             priority_class: None,
+            idle: false,
             security: Security::default(),
             credentials: Credentials::default(),
             netrc_file: None,

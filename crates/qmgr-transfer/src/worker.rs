@@ -17,6 +17,7 @@ use crate::engine::{Command, EngineConfig};
 use crate::error::TransferError;
 use crate::event::EngineEvent;
 use crate::handle::{HandleDefaults, Target, build};
+use crate::idle::{ConnectionPool, IdleRegulator, StatusBoard, transfer_socket};
 use crate::outbox::Outbox;
 use crate::priority_limit::PriorityLimits;
 use crate::request::{CheckedRequest, TransferId};
@@ -129,6 +130,10 @@ pub(crate) struct Worker {
     priority_limits: PriorityLimits,
     /// Where local copies read into.
     copy_buffer: Vec<u8>,
+    idle: IdleRegulator,
+    /// The connections of idle transfers, made on first use. Declared last: it must
+    /// outlive every easy handle attached to it.
+    idle_pool: Option<ConnectionPool>,
 }
 
 impl Worker {
@@ -137,6 +142,7 @@ impl Worker {
         config: EngineConfig,
         commands: Receiver<Command>,
         events: Sender<EngineEvent>,
+        idle_statuses: StatusBoard,
     ) -> Self {
         let now = Instant::now();
         Self {
@@ -153,6 +159,8 @@ impl Worker {
             global_limit: config.global_limit.map(|rate| TokenBucket::new(rate, now)),
             priority_limits: PriorityLimits::default(),
             copy_buffer: vec![0; LOCAL_CHUNK],
+            idle: IdleRegulator::new(config.idle_target, idle_statuses),
+            idle_pool: None,
         }
     }
 
@@ -166,6 +174,7 @@ impl Worker {
                 self.fail_everything(&format!("curl's multi handle failed: {error}"));
             }
             self.copy_local_files();
+            self.regulate_idle_transfers(Instant::now());
             self.charge_consumption();
             self.finish_done_transfers();
             self.report_progress(Instant::now());
@@ -327,6 +336,7 @@ impl Worker {
                 &checked.request,
                 &self.defaults,
             )
+            .and_then(|easy| self.pool_idle(easy, checked.request.idle))
             .map_err(|error| describe_setup_error(&error, &checked.source.url))
             .and_then(|easy| self.add_to_multi(id, easy, &checked.source.url))
             .map(Handle::Curl)
@@ -346,6 +356,39 @@ impl Worker {
             }
             Err(error) => self.emit(EngineEvent::Failed { id, error }),
         }
+    }
+
+    /// Puts an idle transfer's handle in the idle connection pool.
+    fn pool_idle(&mut self, easy: Easy2<Sink>, idle: bool) -> Result<Easy2<Sink>, curl::Error> {
+        if !idle {
+            return Ok(easy);
+        }
+        let pool = match self.idle_pool.take() {
+            Some(pool) => pool,
+            None => ConnectionPool::new()?,
+        };
+        let attached = pool.attach(&easy);
+        self.idle_pool = Some(pool);
+        attached.map(|()| easy)
+    }
+
+    /// Lets idle mode look at the connections of idle transfers that are receiving.
+    fn regulate_idle_transfers(&mut self, now: Instant) {
+        if self.idle.next_tick().is_some_and(|due| now < due) {
+            return;
+        }
+        let sockets: Vec<(TransferId, std::os::fd::RawFd)> = self
+            .transfers
+            .iter()
+            .filter(|(_, transfer)| transfer.checked.request.idle)
+            .filter_map(|(id, transfer)| match &transfer.handle {
+                Handle::Curl(handle) => {
+                    transfer_socket(handle.get_ref().easy).map(|socket| (*id, socket))
+                }
+                Handle::Local(_) => None,
+            })
+            .collect();
+        self.idle.tick(now, &sockets);
     }
 
     fn add_to_multi(
@@ -745,6 +788,9 @@ impl Worker {
     /// transfer has refilled. curl's own timers shorten the wait further by themselves.
     fn next_wake(&mut self, now: Instant) -> Duration {
         let mut wait = IDLE_WAIT;
+        if let Some(tick) = self.idle.next_tick() {
+            wait = wait.min(tick.saturating_duration_since(now));
+        }
         for transfer in self.transfers.values_mut() {
             let local = matches!(transfer.handle, Handle::Local(_));
             let sink = transfer.handle.sink_mut();

@@ -44,6 +44,9 @@ pub fn describe(view: &JobView, now: Timestamp) -> String {
     if let Some(why) = human::waiting(view.waiting.as_ref(), job.id, now) {
         line("Waiting", &why);
     }
+    if let Some(idle) = &view.idle {
+        line("Idle mode", &idle.to_string());
+    }
     line("Type", json::job_type_name(job.job_type));
     line("Priority", job.priority.name());
     line("Owner", &human::owner(job.owner_uid));

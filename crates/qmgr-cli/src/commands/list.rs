@@ -137,6 +137,7 @@ fn list_json(
             job: summary.job,
             waiting: summary.waiting,
             attempts: summary.attempts,
+            idle: None,
         };
         view.job.files = files;
         jobs.push(JobJson::from(&view));

@@ -504,6 +504,7 @@ mod tests {
             active_files: Vec::new(),
             waiting: (state == JobState::Suspended).then_some(WaitReason::Suspended),
             attempts: Vec::new(),
+            idle: None,
         }
     }
 

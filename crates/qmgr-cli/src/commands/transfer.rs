@@ -1275,6 +1275,7 @@ mod tests {
             active_files: Vec::new(),
             waiting: Some(WaitReason::WaitingForSlot { ahead: 1 }),
             attempts: Vec::new(),
+            idle: None,
         }
     }
 

@@ -97,6 +97,7 @@ impl ConnectionHandler for FakeQueue {
                         job,
                         waiting: None,
                         attempts: Vec::new(),
+                        idle: None,
                     },
                 );
                 Ok(Response::JobCreated(id))

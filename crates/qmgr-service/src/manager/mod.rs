@@ -292,6 +292,8 @@ impl Slot {
 
 struct State {
     config: Config,
+    /// What idle mode is doing for the engine's background transfers.
+    idle: qmgr_transfer::IdleStatuses,
     /// Where the client certificate stores are (`certs_dir`).
     paths: StatePaths,
     store: Store,
@@ -360,10 +362,12 @@ impl QueueManager {
         let store = Store::open(state_dir)?;
         let (engine, events) = Engine::start(EngineConfig {
             global_limit: config.bandwidth_limit,
+            idle_target: config.idle_target,
             ..EngineConfig::default()
         })?;
         let (wake, woken) = crossbeam_channel::unbounded();
         let mut state = State {
+            idle: engine.idle_statuses(),
             batcher: ProgressBatcher::new(PROGRESS_INTERVAL),
             config,
             paths: paths.clone(),

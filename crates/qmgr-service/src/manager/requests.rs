@@ -143,6 +143,7 @@ impl State {
             cost_state: self.cost_state().0,
             background_cost_flags: self.config.job_defaults.cost_flags,
             network_up: std::cell::OnceCell::new(),
+            idle: self.idle.clone(),
         }
     }
 

@@ -227,8 +227,11 @@ impl State {
                 }
                 None => None,
             };
+            let idle_mode = self.config.idle_mode;
             let request = transfer_request(&self.jobs[&id].job, index, &self.paths).map(|mut r| {
                 r.security.pinned_public_key = pin;
+                // `idle_mode = false` in the config turns idle mode off for every job.
+                r.idle &= idle_mode;
                 if let (Some(spans), Some(scratch)) = (&fetch, scratch) {
                     // The spans go to a scratch file; the file's own temporary file is
                     // written only when they are placed.

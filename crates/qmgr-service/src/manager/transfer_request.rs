@@ -89,6 +89,8 @@ pub(super) fn file_request(
     request.allow_https_to_http = flags & security::REDIRECT_ALLOW_HTTPS_TO_HTTP != 0;
     request.throttled = job.priority != JobPriority::Foreground;
     request.priority_class = super::policy::priority_class(job.priority);
+    // Idle mode for background work, unless the job turned it off.
+    request.idle = request.throttled && job.settings.idle_mode;
     request.proxy = match job.settings.proxy.usage {
         ProxyUsage::Preconfig | ProxyUsage::Autodetect => ProxyChoice::FromEnvironment,
         ProxyUsage::NoProxy => ProxyChoice::Direct,

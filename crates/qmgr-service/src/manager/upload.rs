@@ -147,6 +147,9 @@ impl State {
             phase,
             throttled: job.priority != qmgr_core::JobPriority::Foreground,
             priority_class: super::policy::priority_class(job.priority),
+            idle: job.priority != qmgr_core::JobPriority::Foreground
+                && job.settings.idle_mode
+                && self.config.idle_mode,
         };
         let transfer = engine.submit_upload(request)?;
         let started_at = file.bytes_transferred;

@@ -3,12 +3,14 @@
 use qmgr_core::credentials::Credentials;
 use qmgr_core::error::{ErrorContext, QmgrError, Result};
 use qmgr_core::hresult;
+use qmgr_core::idle::IdleView;
 use qmgr_core::job::JobPriority;
 use qmgr_core::policy::{self, PriorityCaps};
 use qmgr_core::service::{IndexedFile, JobSummary, MAX_ACTIVE_FILES};
 use qmgr_core::service::{JobView, LIST_PAGE_BYTES, ListCursor, Response, WaitReason};
 use qmgr_core::{Job, JobState};
 use qmgr_ipc::frame::encoded_len;
+use qmgr_transfer::IdleStatuses;
 
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ pub(super) struct ViewContext {
     pub(super) cost_state: u32,
     pub(super) background_cost_flags: u32,
     pub(super) network_up: std::cell::OnceCell<bool>,
+    pub(super) idle: IdleStatuses,
 }
 
 impl ViewContext {
@@ -57,7 +60,16 @@ impl Entry {
             job,
             waiting: self.waiting(context),
             attempts: self.attempts.iter().cloned().collect(),
+            idle: self.idle(context),
         }
+    }
+
+    /// What idle mode does for the first of the job's transfers it controls.
+    fn idle(&self, context: &ViewContext) -> Option<IdleView> {
+        self.run
+            .iter()
+            .flat_map(|run| &run.transfers)
+            .find_map(|transfer| context.idle.get(*transfer))
     }
 
     /// Why the job is not moving (or not faster), if it is not.
@@ -207,6 +219,7 @@ impl State {
             active_files,
             waiting: entry.waiting(context),
             attempts: entry.attempts.iter().cloned().collect(),
+            idle: entry.idle(context),
         }
     }
 

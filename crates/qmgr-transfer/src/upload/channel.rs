@@ -12,6 +12,7 @@ use curl::easy::{Easy2, Handler, List, ReadError, SeekResult, WriteError};
 use super::prefix_hash::PrefixHash;
 use super::session::{Ack, PROTOCOL_GUID, Step};
 use crate::TransferError;
+use crate::idle::{SendRegulator, transfer_socket};
 
 /// What every packet of an upload is sent with.
 #[derive(Clone, Debug)]
@@ -25,6 +26,16 @@ pub struct ChannelOptions {
     pub headers: Vec<(String, String)>,
     /// The caps on how fast fragments go, read before each packet.
     pub send_limit: SendLimit,
+    /// Idle mode, for a background upload: where its status goes, and its target.
+    pub idle: Option<SendIdle>,
+}
+
+/// Idle mode for one upload.
+#[derive(Clone, Debug)]
+pub struct SendIdle {
+    pub target: Duration,
+    pub(crate) statuses: crate::idle::StatusBoard,
+    pub(crate) id: crate::request::TransferId,
 }
 
 /// An upload's bandwidth caps, changed from outside while it runs: its own (the job's cap),
@@ -61,6 +72,7 @@ impl Default for ChannelOptions {
             stall_timeout: Duration::from_secs(300),
             headers: Vec::new(),
             send_limit: SendLimit::default(),
+            idle: None,
         }
     }
 }
@@ -74,6 +86,11 @@ struct Exchange {
     sent: Option<SentReporter>,
     /// The hash of the source's prefix, fed with each fragment's bytes as they go.
     prefix: PrefixHash,
+    /// Idle mode's sending side, for a background upload.
+    idle: Option<SendRegulator>,
+    /// The address of the easy handle this exchange belongs to (it lives as long), for
+    /// the socket idle mode looks at; kept as a number so the exchange stays `Send`.
+    easy_handle: usize,
 }
 
 /// Hears how far into the file a fragment's body has gone, while it goes: a fragment of
@@ -158,6 +175,37 @@ impl Handler for Exchange {
         Ok(data.len())
     }
 
+    fn open_socket(
+        &mut self,
+        family: std::ffi::c_int,
+        socket_type: std::ffi::c_int,
+        protocol: std::ffi::c_int,
+    ) -> Option<curl_sys::curl_socket_t> {
+        let socket = rustix::net::socket_with(
+            rustix::net::AddressFamily::from_raw(u16::try_from(family).ok()?),
+            rustix::net::SocketType::from_raw(u32::try_from(socket_type).ok()?),
+            rustix::net::SocketFlags::CLOEXEC,
+            std::num::NonZeroU32::new(u32::try_from(protocol).ok()?)
+                .map(rustix::net::Protocol::from_raw),
+        )
+        .ok()?;
+        if let Some(idle) = &mut self.idle
+            && socket_type == libc::SOCK_STREAM
+        {
+            idle.on_new_socket(std::os::fd::AsFd::as_fd(&socket));
+        }
+        Some(std::os::fd::IntoRawFd::into_raw_fd(socket))
+    }
+
+    fn progress(&mut self, _: f64, _: f64, _: f64, _: f64) -> bool {
+        if let Some(idle) = &mut self.idle
+            && let Some(socket) = transfer_socket(self.easy_handle as *mut curl_sys::CURL)
+        {
+            idle.tick(std::time::Instant::now(), socket);
+        }
+        true
+    }
+
     fn header(&mut self, data: &[u8]) -> bool {
         let line = String::from_utf8_lossy(data);
         let line = line.trim_end();
@@ -188,10 +236,16 @@ impl std::fmt::Debug for PacketChannel {
 
 impl PacketChannel {
     pub fn new(options: ChannelOptions) -> PacketChannel {
-        PacketChannel {
-            easy: Easy2::new(Exchange::default()),
-            options,
-        }
+        let exchange = Exchange {
+            idle: options
+                .idle
+                .as_ref()
+                .map(|idle| SendRegulator::new(idle.target, idle.statuses.clone(), idle.id)),
+            ..Exchange::default()
+        };
+        let mut easy = Easy2::new(exchange);
+        easy.get_mut().easy_handle = easy.raw() as usize;
+        PacketChannel { easy, options }
     }
 
     /// `report` hears the file offset a Fragment's body has reached while it is sent (at
@@ -297,6 +351,8 @@ impl PacketChannel {
         // Only HTTP(S) carries BITS_POST, and a redirect has no meaning for it.
         easy.follow_location(false)?;
         easy.max_send_speed(self.options.send_limit.bytes_per_second())?;
+        // Idle mode looks at the connection from curl's progress callback.
+        easy.progress(self.options.idle.is_some())?;
         // Fewer, larger reads and sends per fragment (curl's default is 64 KiB).
         easy.upload_buffer_size(UPLOAD_BUFFER_BYTES)?;
         easy.post(true)?;

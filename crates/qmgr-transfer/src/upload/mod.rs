@@ -17,7 +17,7 @@ use std::time::Instant;
 use qmgr_core::ErrorContext;
 use qmgr_core::hresult;
 
-pub use channel::{ChannelOptions, PacketChannel, SendLimit};
+pub use channel::{ChannelOptions, PacketChannel, SendIdle, SendLimit};
 pub use prefix_hash::PrefixHash;
 pub use session::{Ack, Next, Step, UploadState};
 
