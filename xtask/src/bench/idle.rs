@@ -172,7 +172,16 @@ fn measure(binaries: &Binaries, short: bool) -> Result<Verdicts> {
             "cubic",
         ]),
     )?;
-    let xtask = std::env::current_exe().context("cannot find the xtask binary")?;
+    let scratch = Scratch::new()?;
+    let scratch = &scratch.0;
+    // The parts that run inside the namespaces come from a copy of this program: a build
+    // during the run (the test suite's) may replace the original.
+    let xtask = scratch.join("xtask-idle");
+    std::fs::copy(
+        std::env::current_exe().context("cannot find the xtask binary")?,
+        &xtask,
+    )
+    .context("cannot copy the xtask binary")?;
     let _echo = network.spawn(
         Role::Server,
         Command::new(&xtask).args(["idle-echo", &format!("{SERVER_ADDRESS}:{ECHO_PORT}")]),
@@ -191,10 +200,8 @@ fn measure(binaries: &Binaries, short: bool) -> Result<Verdicts> {
         timing.joined_long.as_secs(),
         mbit(solo_long)
     );
-    let scratch = tempdir()?;
-    let idle = run_mode(&network, binaries, &xtask, &scratch, true, timing)?;
-    let uncontrolled = run_mode(&network, binaries, &xtask, &scratch, false, timing)?;
-    let _ = std::fs::remove_dir_all(&scratch);
+    let idle = run_mode(&network, binaries, &xtask, scratch, true, timing)?;
+    let uncontrolled = run_mode(&network, binaries, &xtask, scratch, false, timing)?;
 
     let report = Report {
         quiet,
@@ -614,10 +621,22 @@ impl Drop for ChildGuard {
     }
 }
 
-fn tempdir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("qmgr-idle-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
+/// A directory for the run's instances, removed with what is in it when the run ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("qmgr-idle-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Round-trip percentiles of one probe run, in milliseconds.
