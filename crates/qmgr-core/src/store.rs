@@ -160,6 +160,10 @@ pub struct ProgressUpdate {
     pub job: Guid,
     pub file: u32,
     pub bytes: u64,
+    /// The file's row has more unsaved than its bytes (the size and validator of a
+    /// response, see [`ProgressBatcher::record_response`]): the whole row is to be written,
+    /// not [`Store::save_progress`]'s bytes alone.
+    pub whole_row: bool,
 }
 
 /// The job, file and group tables.
@@ -460,7 +464,8 @@ impl Store {
         })
     }
 
-    /// Writes a batch of progress updates in one transaction.
+    /// Writes a batch of progress updates in one transaction: the bytes of each file
+    /// (an update's `whole_row` is for the caller, who writes those rows whole instead).
     pub fn save_progress(&mut self, updates: &[ProgressUpdate]) -> Result<()> {
         if updates.is_empty() {
             return Ok(());
@@ -1197,7 +1202,8 @@ fn store_error(path: &Path, what: &str, error: &rusqlite::Error) -> QmgrError {
 #[derive(Debug)]
 pub struct ProgressBatcher {
     interval: Duration,
-    pending: BTreeMap<(Guid, u32), u64>,
+    /// Bytes on disk per file, and whether the rest of its row is unsaved too.
+    pending: BTreeMap<(Guid, u32), (u64, bool)>,
     last_flush: Option<Duration>,
 }
 
@@ -1212,7 +1218,15 @@ impl ProgressBatcher {
 
     /// Notes that `bytes` of `file` of `job` are on disk (the latest value wins).
     pub fn record(&mut self, job: Guid, file: u32, bytes: u64) {
-        self.pending.insert((job, file), bytes);
+        let pending = self.pending.entry((job, file)).or_insert((bytes, false));
+        pending.0 = bytes;
+    }
+
+    /// Notes that a response changed the file's row (its size and validator) and that
+    /// `bytes` of it are on disk: the next write takes the whole row. Stored bytes then never
+    /// go without the validator that says which version of the file they are of.
+    pub fn record_response(&mut self, job: Guid, file: u32, bytes: u64) {
+        self.pending.insert((job, file), (bytes, true));
     }
 
     /// Forgets pending progress of a job (it was saved whole, cancelled or completed).
@@ -1251,7 +1265,12 @@ impl ProgressBatcher {
         self.last_flush = Some(now);
         std::mem::take(&mut self.pending)
             .into_iter()
-            .map(|((job, file), bytes)| ProgressUpdate { job, file, bytes })
+            .map(|((job, file), (bytes, whole_row))| ProgressUpdate {
+                job,
+                file,
+                bytes,
+                whole_row,
+            })
             .collect()
     }
 }
@@ -1913,11 +1932,13 @@ mod tests {
                     job: job.id,
                     file: 0,
                     bytes: 2048,
+                    whole_row: false,
                 },
                 ProgressUpdate {
                     job: job.id,
                     file: 1,
                     bytes: 7,
+                    whole_row: false,
                 },
             ])
             .unwrap();
@@ -2077,6 +2098,7 @@ mod tests {
                 job: job.id,
                 file: 0,
                 bytes: 180,
+                whole_row: false,
             }])
             .unwrap();
         job.files[0].bytes_transferred = 180;
@@ -2192,7 +2214,8 @@ mod tests {
             vec![ProgressUpdate {
                 job,
                 file: 0,
-                bytes: 10
+                bytes: 10,
+                whole_row: false
             }]
         );
         batcher.record(job, 0, 20);
@@ -2207,17 +2230,62 @@ mod tests {
                 ProgressUpdate {
                     job,
                     file: 0,
-                    bytes: 30
+                    bytes: 30,
+                    whole_row: false
                 },
                 ProgressUpdate {
                     job,
                     file: 1,
-                    bytes: 5
+                    bytes: 5,
+                    whole_row: false
                 }
             ]
         );
         batcher.record(job, 0, 40);
         batcher.forget(job);
+        assert_eq!(batcher.due_at(), None);
+    }
+
+    #[test]
+    fn a_response_asks_for_the_whole_row_until_it_is_written() {
+        let job = Guid::new_random();
+        let mut batcher = ProgressBatcher::new(Duration::from_secs(1));
+        let at = Duration::from_millis;
+        batcher.record_response(job, 0, 0);
+        // Later bytes keep the row's claim: they are of the version the response named.
+        batcher.record(job, 0, 4096);
+        batcher.record(job, 1, 7);
+        assert_eq!(
+            batcher.take(at(0)),
+            vec![
+                ProgressUpdate {
+                    job,
+                    file: 0,
+                    bytes: 4096,
+                    whole_row: true,
+                },
+                ProgressUpdate {
+                    job,
+                    file: 1,
+                    bytes: 7,
+                    whole_row: false,
+                }
+            ]
+        );
+        // Once taken (the row written), bytes alone are due again.
+        batcher.record(job, 0, 8192);
+        assert_eq!(
+            batcher.take(at(1000)),
+            vec![ProgressUpdate {
+                job,
+                file: 0,
+                bytes: 8192,
+                whole_row: false,
+            }]
+        );
+        // A row written meanwhile (forget_file) drops the claim.
+        batcher.record_response(job, 2, 0);
+        batcher.forget_file(job, 2);
         assert_eq!(batcher.due_at(), None);
     }
 }
