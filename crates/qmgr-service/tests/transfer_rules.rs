@@ -464,3 +464,40 @@ fn stored_progress_always_goes_with_the_validator_of_its_response() {
     );
     assert_eq!(file.bytes_total, 256 * 1024, "{file:?}");
 }
+
+#[test]
+fn a_job_whose_files_finish_in_bursts_is_stored_as_it_ended() {
+    // Files finishing together are committed together, their job's row once for all of
+    // them: after a SIGKILL the store still says the job is transferred.
+    let server = TestServer::start();
+    let instance = Instance::new();
+    let client = instance.client();
+    let id = client
+        .create_job("many small files", qmgr_core::JobType::Download)
+        .unwrap();
+    let files = (0..40)
+        .map(|i| qmgr_core::service::NewFile {
+            remote_name: server.url(&format!("/data/1k/burst-{i}")),
+            local_name: instance
+                .downloads()
+                .join(format!("burst-{i}"))
+                .to_string_lossy()
+                .into_owned(),
+            ranges: None,
+        })
+        .collect();
+    client.add_files(id, files).unwrap();
+    client.resume(id).unwrap();
+    let done = wait_for_state(&client, id, JobState::Transferred);
+    instance.kill_daemons("-KILL");
+    let store = Store::open(instance.paths().state_dir()).unwrap();
+    let stored = store
+        .load_jobs()
+        .unwrap()
+        .into_iter()
+        .find(|job| job.id == id)
+        .unwrap();
+    assert_eq!(stored.state, JobState::Transferred);
+    assert!(stored.files.iter().all(|file| file.completed));
+    assert_eq!(stored.times, done.job.times);
+}

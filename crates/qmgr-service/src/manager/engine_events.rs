@@ -322,7 +322,7 @@ impl State {
         entry.job.file_done(index, now);
         // The file's completion is committed before it is announced; its row carries its
         // final bytes, so progress still pending for it is dropped.
-        let saved = self.store.save_job_and_files(&entry.job, &[index]);
+        let saved = self.save_job_and_file(id, index);
         self.batcher.forget_file(id, file_number(index));
         if !self.saved_or_stopped(engine, id, before, saved, now) {
             return;
