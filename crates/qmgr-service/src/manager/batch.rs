@@ -85,10 +85,11 @@ impl State {
         }
     }
 
-    /// Writes the job's row and the row of its file `index`. With a batch open, the file's
-    /// row is written now and the job's once for the whole batch, as it is just before the
-    /// commit: what the batch tells is then in the store all the same, and a job of small
-    /// files pays one row write per burst instead of one per file.
+    /// Writes the job's row and the row of its file `index`, for a file that finished (its
+    /// job's settings, names and owner unchanged). With a batch open, the file's row is
+    /// written now and the job's state columns once for the whole batch, as they are just
+    /// before the commit: what the batch tells is then in the store all the same, and a job
+    /// of small files pays one row write per burst instead of one per file.
     pub(super) fn save_job_and_file(&mut self, id: Guid, index: usize) -> qmgr_core::Result<()> {
         let Some(entry) = self.jobs.get(&id) else {
             return Ok(());
@@ -117,7 +118,7 @@ impl State {
                 continue;
             };
             let before = entry.job.state;
-            let saved = self.store.save_job_row(&entry.job);
+            let saved = self.store.save_job_state(&entry.job);
             self.saved_or_stopped(engine, id, before, saved, now);
         }
     }
