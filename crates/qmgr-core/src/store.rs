@@ -167,6 +167,10 @@ pub struct ProgressUpdate {
     pub job: Guid,
     pub file: u32,
     pub bytes: u64,
+    /// The file's row has more unsaved than its bytes (the size and validator of a
+    /// response, see [`ProgressBatcher::record_response`]): the whole row is to be written,
+    /// not [`Store::save_progress`]'s bytes alone.
+    pub whole_row: bool,
 }
 
 /// The job, file and group tables.
@@ -391,6 +395,47 @@ impl Store {
         self.write("cannot save a job", |tx| update_job_row(tx, job, &row))
     }
 
+    /// Writes the columns of the job's row that its state machine and transfers change
+    /// (state, times, error, retry and progress counters), not its settings, names, owner
+    /// or reply: for a burst of files finishing, where encoding the settings again cost
+    /// more than the rest of the write.
+    pub fn save_job_state(&mut self, job: &Job) -> Result<()> {
+        let id = job.id.to_string();
+        let error = job
+            .error
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| {
+                QmgrError::internal(format!("cannot encode the error of job {}: {e}", job.id))
+            })?;
+        self.write("cannot save a job", |tx| {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE jobs SET state = ?2, modified = ?3, transfer_completed = ?4, error = ?5,
+                        error_count = ?6, no_progress_since = ?7, retry_at = ?8,
+                        retries_without_progress = ?9, resumed = ?10
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    id,
+                    job.state as u32,
+                    job.times.modified.0,
+                    job.times.transfer_completed.0,
+                    error,
+                    job.error_count,
+                    job.no_progress_since.map(|t| t.0),
+                    job.retry_at.map(|t| t.0),
+                    job.retries_without_progress,
+                    job.resumed,
+                ])?;
+            if changed == 0 {
+                return Err(rusqlite::Error::QueryReturnedNoRows);
+            }
+            Ok(())
+        })
+    }
+
     /// Writes the job's row and the rows of its files `indices` in one transaction; the
     /// other files' rows are not touched.
     pub fn save_job_and_files(&mut self, job: &Job, indices: &[usize]) -> Result<()> {
@@ -467,7 +512,8 @@ impl Store {
         })
     }
 
-    /// Writes a batch of progress updates in one transaction.
+    /// Writes a batch of progress updates in one transaction: the bytes of each file
+    /// (an update's `whole_row` is for the caller, who writes those rows whole instead).
     pub fn save_progress(&mut self, updates: &[ProgressUpdate]) -> Result<()> {
         if updates.is_empty() {
             return Ok(());
@@ -1204,7 +1250,8 @@ fn store_error(path: &Path, what: &str, error: &rusqlite::Error) -> QmgrError {
 #[derive(Debug)]
 pub struct ProgressBatcher {
     interval: Duration,
-    pending: BTreeMap<(Guid, u32), u64>,
+    /// Bytes on disk per file, and whether the rest of its row is unsaved too.
+    pending: BTreeMap<(Guid, u32), (u64, bool)>,
     last_flush: Option<Duration>,
 }
 
@@ -1219,7 +1266,15 @@ impl ProgressBatcher {
 
     /// Notes that `bytes` of `file` of `job` are on disk (the latest value wins).
     pub fn record(&mut self, job: Guid, file: u32, bytes: u64) {
-        self.pending.insert((job, file), bytes);
+        let pending = self.pending.entry((job, file)).or_insert((bytes, false));
+        pending.0 = bytes;
+    }
+
+    /// Notes that a response changed the file's row (its size and validator) and that
+    /// `bytes` of it are on disk: the next write takes the whole row. Stored bytes then never
+    /// go without the validator that says which version of the file they are of.
+    pub fn record_response(&mut self, job: Guid, file: u32, bytes: u64) {
+        self.pending.insert((job, file), (bytes, true));
     }
 
     /// Forgets pending progress of a job (it was saved whole, cancelled or completed).
@@ -1258,7 +1313,12 @@ impl ProgressBatcher {
         self.last_flush = Some(now);
         std::mem::take(&mut self.pending)
             .into_iter()
-            .map(|((job, file), bytes)| ProgressUpdate { job, file, bytes })
+            .map(|((job, file), (bytes, whole_row))| ProgressUpdate {
+                job,
+                file,
+                bytes,
+                whole_row,
+            })
             .collect()
     }
 }
@@ -1760,6 +1820,34 @@ mod tests {
     }
 
     #[test]
+    fn a_state_write_takes_what_transfers_change_and_nothing_else() {
+        let (_dir, mut store, job, mut changed) = stored_and_changed(2);
+        changed.state = JobState::Transferred;
+        changed.retry_at = Some(Timestamp(1_700_000_000_000_000));
+        changed.no_progress_since = Some(Timestamp(1_600_000_000_000_000));
+        changed.retries_without_progress += 3;
+        changed.resumed = !job.resumed;
+        changed.settings.parallel_files += 3;
+        store.save_job_state(&changed).unwrap();
+        let loaded = store.load_jobs().unwrap().remove(0);
+        assert_eq!(loaded.state, changed.state);
+        assert_eq!(loaded.times, changed.times);
+        assert_eq!(loaded.error, changed.error);
+        assert_eq!(loaded.error_count, changed.error_count);
+        assert_eq!(loaded.no_progress_since, changed.no_progress_since);
+        assert_eq!(loaded.retry_at, changed.retry_at);
+        assert_eq!(
+            loaded.retries_without_progress,
+            changed.retries_without_progress
+        );
+        assert_eq!(loaded.resumed, changed.resumed);
+        // The rest stays as stored.
+        assert_eq!(loaded.settings, job.settings);
+        assert_eq!(loaded.description, job.description);
+        assert_eq!(loaded.files, job.files);
+    }
+
+    #[test]
     fn a_job_and_file_write_takes_the_row_and_the_named_files() {
         let (_dir, mut store, stored, job) = stored_and_changed(4);
         store.save_job_and_files(&job, &[0, 3]).unwrap();
@@ -1920,11 +2008,13 @@ mod tests {
                     job: job.id,
                     file: 0,
                     bytes: 2048,
+                    whole_row: false,
                 },
                 ProgressUpdate {
                     job: job.id,
                     file: 1,
                     bytes: 7,
+                    whole_row: false,
                 },
             ])
             .unwrap();
@@ -2084,6 +2174,7 @@ mod tests {
                 job: job.id,
                 file: 0,
                 bytes: 180,
+                whole_row: false,
             }])
             .unwrap();
         job.files[0].bytes_transferred = 180;
@@ -2247,7 +2338,8 @@ mod tests {
             vec![ProgressUpdate {
                 job,
                 file: 0,
-                bytes: 10
+                bytes: 10,
+                whole_row: false
             }]
         );
         batcher.record(job, 0, 20);
@@ -2262,17 +2354,62 @@ mod tests {
                 ProgressUpdate {
                     job,
                     file: 0,
-                    bytes: 30
+                    bytes: 30,
+                    whole_row: false
                 },
                 ProgressUpdate {
                     job,
                     file: 1,
-                    bytes: 5
+                    bytes: 5,
+                    whole_row: false
                 }
             ]
         );
         batcher.record(job, 0, 40);
         batcher.forget(job);
+        assert_eq!(batcher.due_at(), None);
+    }
+
+    #[test]
+    fn a_response_asks_for_the_whole_row_until_it_is_written() {
+        let job = Guid::new_random();
+        let mut batcher = ProgressBatcher::new(Duration::from_secs(1));
+        let at = Duration::from_millis;
+        batcher.record_response(job, 0, 0);
+        // Later bytes keep the row's claim: they are of the version the response named.
+        batcher.record(job, 0, 4096);
+        batcher.record(job, 1, 7);
+        assert_eq!(
+            batcher.take(at(0)),
+            vec![
+                ProgressUpdate {
+                    job,
+                    file: 0,
+                    bytes: 4096,
+                    whole_row: true,
+                },
+                ProgressUpdate {
+                    job,
+                    file: 1,
+                    bytes: 7,
+                    whole_row: false,
+                }
+            ]
+        );
+        // Once taken (the row written), bytes alone are due again.
+        batcher.record(job, 0, 8192);
+        assert_eq!(
+            batcher.take(at(1000)),
+            vec![ProgressUpdate {
+                job,
+                file: 0,
+                bytes: 8192,
+                whole_row: false,
+            }]
+        );
+        // A row written meanwhile (forget_file) drops the claim.
+        batcher.record_response(job, 2, 0);
+        batcher.forget_file(job, 2);
         assert_eq!(batcher.due_at(), None);
     }
 }

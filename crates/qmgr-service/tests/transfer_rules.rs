@@ -420,3 +420,84 @@ fn an_absurd_retry_after_is_clamped_to_the_no_progress_timeout_and_a_day() {
         client.cancel(id).unwrap();
     }
 }
+
+#[test]
+fn stored_progress_always_goes_with_the_validator_of_its_response() {
+    // The second file's response comes while its job already transfers: its size and
+    // validator are not written at once, but must reach the store with its bytes.
+    let server = TestServer::start();
+    let instance = Instance::new();
+    let client = instance.client();
+    let id = client
+        .create_job("two files", qmgr_core::JobType::Download)
+        .unwrap();
+    let first = instance.downloads().join("first");
+    let second = instance.downloads().join("second");
+    client
+        .add_file(id, &server.url("/data/1k/first"), &first.to_string_lossy())
+        .unwrap();
+    client
+        .add_file(
+            id,
+            &server.url("/data/256k/second?rate=50000"),
+            &second.to_string_lossy(),
+        )
+        .unwrap();
+    client.resume(id).unwrap();
+    wait_until(&client, id, "the second file moving", |view| {
+        view.job.files[0].completed && view.job.files[1].bytes_transferred > 0
+    });
+    // A stop writes the pending progress.
+    instance.kill_daemons("-TERM");
+    let store = Store::open(instance.paths().state_dir()).unwrap();
+    let job = store
+        .load_jobs()
+        .unwrap()
+        .into_iter()
+        .find(|job| job.id == id)
+        .unwrap();
+    let file = &job.files[1];
+    assert!(file.bytes_transferred > 0, "no progress stored: {file:?}");
+    assert!(
+        !file.validator.is_empty(),
+        "bytes stored without their validator: {file:?}"
+    );
+    assert_eq!(file.bytes_total, 256 * 1024, "{file:?}");
+}
+
+#[test]
+fn a_job_whose_files_finish_in_bursts_is_stored_as_it_ended() {
+    // Files finishing together are committed together, their job's row once for all of
+    // them: after a SIGKILL the store still says the job is transferred.
+    let server = TestServer::start();
+    let instance = Instance::new();
+    let client = instance.client();
+    let id = client
+        .create_job("many small files", qmgr_core::JobType::Download)
+        .unwrap();
+    let files = (0..40)
+        .map(|i| qmgr_core::service::NewFile {
+            remote_name: server.url(&format!("/data/1k/burst-{i}")),
+            local_name: instance
+                .downloads()
+                .join(format!("burst-{i}"))
+                .to_string_lossy()
+                .into_owned(),
+            ranges: None,
+        })
+        .collect();
+    client.add_files(id, files).unwrap();
+    client.resume(id).unwrap();
+    let done = wait_for_state(&client, id, JobState::Transferred);
+    instance.kill_daemons("-KILL");
+    let store = Store::open(instance.paths().state_dir()).unwrap();
+    let stored = store
+        .load_jobs()
+        .unwrap()
+        .into_iter()
+        .find(|job| job.id == id)
+        .unwrap();
+    assert_eq!(stored.state, JobState::Transferred);
+    assert!(stored.files.iter().all(|file| file.completed));
+    assert_eq!(stored.times, done.job.times);
+}

@@ -26,6 +26,9 @@ pub(super) struct Batch {
     notices: Vec<(u32, Notification)>,
     /// Jobs whose next files start once committed.
     fills: Vec<Guid>,
+    /// Jobs whose own row is written once, just before the commit (see
+    /// `save_job_and_file`): a burst of a job's files finishing costs one row write.
+    rows: Vec<Guid>,
 }
 
 impl Batch {
@@ -53,6 +56,7 @@ impl State {
     /// Commits the open batch, then tells subscribers what it changed and starts the next
     /// files of the jobs that asked for them.
     pub(super) fn end_batch(&mut self, engine: &Engine, now: Timestamp) {
+        self.write_batched_rows(engine, now);
         let Some(batch) = self.batch.take() else {
             return;
         };
@@ -78,6 +82,44 @@ impl State {
         fills.dedup();
         for id in fills {
             self.fill_transfers(engine, id, now);
+        }
+    }
+
+    /// Writes the job's row and the row of its file `index`, for a file that finished (its
+    /// job's settings, names and owner unchanged). With a batch open, the file's row is
+    /// written now and the job's state columns once for the whole batch, as they are just
+    /// before the commit: what the batch tells is then in the store all the same, and a job
+    /// of small files pays one row write per burst instead of one per file.
+    pub(super) fn save_job_and_file(&mut self, id: Guid, index: usize) -> qmgr_core::Result<()> {
+        let Some(entry) = self.jobs.get(&id) else {
+            return Ok(());
+        };
+        let Some(batch) = &mut self.batch else {
+            return self.store.save_job_and_files(&entry.job, &[index]);
+        };
+        self.store.save_file(&entry.job, index)?;
+        if batch.rows.last() != Some(&id) {
+            batch.rows.push(id);
+        }
+        Ok(())
+    }
+
+    /// The job rows `save_job_and_file` left for the end of the batch; a job whose row the
+    /// store refuses stops in ERROR, as it would have at the write itself.
+    fn write_batched_rows(&mut self, engine: &Engine, now: Timestamp) {
+        let Some(batch) = &mut self.batch else {
+            return;
+        };
+        let mut rows = std::mem::take(&mut batch.rows);
+        rows.sort_unstable();
+        rows.dedup();
+        for id in rows {
+            let Some(entry) = self.jobs.get(&id) else {
+                continue;
+            };
+            let before = entry.job.state;
+            let saved = self.store.save_job_state(&entry.job);
+            self.saved_or_stopped(engine, id, before, saved, now);
         }
     }
 

@@ -80,8 +80,21 @@ impl State {
                 entry.job.record_response(index, total, validator);
                 let before = entry.job.state;
                 entry.job.record_progress(index, resumed_at, now);
-                // A restart from zero is committed before its first byte is written. The
-                // file's row carries its bytes, newer than any progress still pending.
+                if restart.is_none() && before == entry.job.state {
+                    // Nothing anyone waits on: the size and validator reach the store with
+                    // the file's next write (its completion, most often), or with its
+                    // progress, whose bytes never go without them. A small file thus costs
+                    // one write, not two.
+                    self.batcher
+                        .record_response(id, file_number(index), resumed_at);
+                    if entry.job.settings.notify_flags & notify::JOB_MODIFICATION != 0 {
+                        self.announce(id, before, now);
+                    }
+                    return;
+                }
+                // A restart from zero is committed before its first byte is written, and a
+                // new state before it is told. The file's row carries its bytes, newer than
+                // any progress still pending.
                 let saved = self.store.save_job_and_files(&entry.job, &[index]);
                 self.batcher.forget_file(id, file_number(index));
                 if self.saved_or_stopped(engine, id, before, saved, now) {
@@ -309,7 +322,7 @@ impl State {
         entry.job.file_done(index, now);
         // The file's completion is committed before it is announced; its row carries its
         // final bytes, so progress still pending for it is dropped.
-        let saved = self.store.save_job_and_files(&entry.job, &[index]);
+        let saved = self.save_job_and_file(id, index);
         self.batcher.forget_file(id, file_number(index));
         if !self.saved_or_stopped(engine, id, before, saved, now) {
             return;

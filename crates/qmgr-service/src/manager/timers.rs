@@ -131,7 +131,18 @@ impl State {
                 durable.push(update);
             }
         }
-        if let Err(error) = self.store.save_progress(&durable) {
+        // A file whose response is not in the store yet gets its whole row: its bytes
+        // never go without the size and validator they belong to.
+        let (rows, bytes): (Vec<ProgressUpdate>, Vec<ProgressUpdate>) =
+            durable.into_iter().partition(|update| update.whole_row);
+        for update in rows {
+            if let Some(entry) = self.jobs.get(&update.job)
+                && let Err(error) = self.store.save_file(&entry.job, update.file as usize)
+            {
+                tracing::error!(job = %update.job, "{error}");
+            }
+        }
+        if let Err(error) = self.store.save_progress(&bytes) {
             tracing::error!("{error}");
         }
     }
