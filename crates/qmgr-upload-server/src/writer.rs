@@ -8,8 +8,9 @@
 //! thread instead (gathered into buffers, or as the frames themselves) cost the server half
 //! as much CPU again for a 1 GiB upload over loopback (0.90 s against 0.61 s) and
 //! lengthened it: the second copy then reads the bytes from memory on another core, and
-//! every buffer costs two thread wake-ups. The price is that a write the storage stalls (a full page cache being written
-//! back to a slow disk) holds up the server's other connections for as long.
+//! every buffer costs two thread wake-ups. The price is that a write the storage stalls (a
+//! full page cache being written back to a slow disk) holds up the server's other
+//! connections for as long.
 
 use std::fs::File;
 use std::io;
