@@ -43,10 +43,11 @@ fn run(arguments: &Arguments) -> Result<()> {
         println!("{}: configuration is valid", arguments.config.display());
         return Ok(());
     }
-    // One thread for the network: the file writes, password checks and reply commands
-    // have threads of their own, and the network alone keeps a core busy only past a few
-    // GiB/s. Worker threads handing the connections' readiness to one another cost more
-    // CPU per received byte than they could save.
+    // One thread for the network, which also writes each body frame into its partial file
+    // while the bytes are in the CPU's cache (see the writer module); password checks and
+    // reply commands have threads of their own, and the network alone keeps a core busy
+    // only past a few GiB/s. Worker threads handing the connections' readiness to one
+    // another cost more CPU per received byte than they could save.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

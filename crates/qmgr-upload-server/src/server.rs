@@ -23,7 +23,7 @@ use crate::names::{self, Destination, Published};
 use crate::protocol::{self, ContentRange, Packet, Refusal, code};
 use crate::reply::{self, Wanted};
 use crate::session::{self, Record, Session, Sessions, SharedSession};
-use crate::writer::{BufferPool, FragmentWriter, WriteFailed};
+use crate::writer;
 
 /// The most a session's record may lag its idle clock, in seconds: rewriting the record
 /// for every fragment costs a file's creation and rename each time.
@@ -40,8 +40,6 @@ pub struct UploadServer {
     config: Config,
     access: Vec<Access>,
     sessions: Sessions,
-    /// Write buffers between fragments.
-    buffers: BufferPool,
 }
 
 type Answer = Response<BoxBody<Bytes, std::io::Error>>;
@@ -68,7 +66,6 @@ impl UploadServer {
             config,
             access,
             sessions,
-            buffers: BufferPool::default(),
         };
         for record in records {
             match server.reopen(&record) {
@@ -429,7 +426,7 @@ impl UploadServer {
             let body = body
                 .take()
                 .ok_or_else(|| Refusal::bad_request("the fragment's body was already read"))?;
-            let written = receive(&self.buffers, &mut session, range, body).await;
+            let written = receive(&mut session, range, body).await;
             self.record_idle_clock(&mut session).await;
             written?;
         }
@@ -726,16 +723,11 @@ where
     }
 }
 
-/// Writes the fragment's bytes past what the session holds; bytes it already holds are
-/// skipped (an overlap is trimmed, never written twice). Buffers are written while the next
-/// fill (see [`crate::writer`]); the whole buffers written before a failure are kept: the
-/// client resends from the offset the next Ack gives.
-async fn receive<B>(
-    pool: &BufferPool,
-    session: &mut Session,
-    range: ContentRange,
-    mut body: B,
-) -> Result<(), Refusal>
+/// Writes the fragment's bytes past what the session holds, frame by frame as they come
+/// (see [`crate::writer`]); bytes it already holds are skipped (an overlap is trimmed,
+/// never written twice). What was written before a failure or a broken-off body is kept:
+/// the client resends from the offset the next Ack gives.
+async fn receive<B>(session: &mut Session, range: ContentRange, mut body: B) -> Result<(), Refusal>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Display,
@@ -746,38 +738,21 @@ where
         .ok_or_else(|| Refusal::session_not_found(&session.record.id))?;
     let end = range.last + 1;
     let mut position = range.first;
-    let mut writer = FragmentWriter::start(
-        pool,
-        file,
-        session.received,
-        end.saturating_sub(session.received.max(range.first)),
-    );
     loop {
-        if let Err(failed) = writer
-            .make_room(READ_BUFFER_BYTES, &mut session.received)
-            .await
-        {
-            drain(body).await;
-            return Err(write_refusal(failed));
-        }
         let mut data = match body.frame().await {
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => data,
                 Err(_) => continue,
             },
             Some(Err(error)) => {
-                writer
-                    .finish(&mut session.received)
-                    .await
-                    .map_err(write_refusal)?;
                 return Err(Refusal::bad_request(format!(
                     "the fragment broke off: {error}"
                 )));
             }
-            None => break,
+            None => return Ok(()),
         };
         // Bytes before what the server holds, and any beyond the range, are dropped.
-        let held = writer.end();
+        let held = session.received;
         if position < held {
             let skip =
                 usize::try_from((held - position).min(data.len() as u64)).unwrap_or(data.len());
@@ -786,27 +761,16 @@ where
         }
         let room = usize::try_from(end.saturating_sub(position)).unwrap_or(usize::MAX);
         data.truncate(room);
-        position += data.len() as u64;
-        if let Err(failed) = writer.write(&data, &mut session.received).await {
+        if data.is_empty() {
+            continue;
+        }
+        if let Err(error) = writer::write_at_end(&file, &data, held) {
             // The client is still sending: it hears the error rather than a reset.
             drain(body).await;
-            return Err(write_refusal(failed));
+            return Err(io_refusal(&error, "cannot write the upload"));
         }
-    }
-    writer
-        .finish(&mut session.received)
-        .await
-        .map_err(write_refusal)
-}
-
-fn write_refusal(failed: WriteFailed) -> Refusal {
-    match failed {
-        WriteFailed::Io(error) => io_refusal(&error, "cannot write the upload"),
-        WriteFailed::Lost => Refusal::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            code::E_FAIL,
-            "file work failed: the writing thread stopped".to_owned(),
-        ),
+        position += data.len() as u64;
+        session.received = position;
     }
 }
 
