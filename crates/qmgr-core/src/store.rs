@@ -2202,7 +2202,11 @@ mod tests {
     #[test]
     fn a_store_before_ranges_is_migrated_with_whole_files() {
         let dir = tempfile::tempdir().unwrap();
-        let before_ranges = MIGRATIONS.len() - 1;
+        // The store as it was just before the migration that added `ranges`.
+        let before_ranges = MIGRATIONS
+            .iter()
+            .position(|migration| migration.contains("ADD COLUMN ranges"))
+            .unwrap();
         let job = sample_job(Timestamp(1_700_000_000_000_000));
         {
             let conn = Connection::open(dir.path().join(STORE_FILE)).unwrap();
@@ -2258,7 +2262,11 @@ mod tests {
     #[test]
     fn a_store_before_cost_flags_is_migrated_and_its_jobs_follow_their_priority() {
         let dir = tempfile::tempdir().unwrap();
-        let before = MIGRATIONS.len() - 1;
+        // The store as it was just before the version that marks cost flags and idle mode.
+        let before = MIGRATIONS
+            .iter()
+            .position(|migration| migration.contains("COST_FLAGS"))
+            .unwrap();
         let job = sample_job(Timestamp(1_700_000_000_000_000));
         let mut old_settings = serde_json::to_value(JobSettings::default()).unwrap();
         let fields = old_settings.as_object_mut().unwrap();
