@@ -27,6 +27,8 @@ const WATCH_LEASE: Duration = Duration::from_secs(1);
 /// A peer's delay history is kept this long after its last probe, so the next transfer to
 /// the same server starts from the base delay already learnt.
 const KEEP_HISTORY: Duration = Duration::from_secs(600);
+/// Replies older than this no longer describe the path's queue.
+const REPLY_FRESHNESS: Duration = Duration::from_millis(500);
 /// A probe unanswered for this long is lost.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Marks our payload, so a stray reply is not mistaken for one of ours.
@@ -46,6 +48,7 @@ struct Peer {
     estimate: DelayEstimate,
     /// Probes in flight: sequence number and when it left.
     in_flight: Vec<(u16, Instant)>,
+    last_reply: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +57,13 @@ struct Peers {
 }
 
 impl Peers {
+    fn delays(&self, peer: IpAddr, now: Instant) -> Option<(Duration, Duration)> {
+        let peer = self.by_address.get(&peer)?;
+        peer.last_reply
+            .filter(|at| now.saturating_duration_since(*at) < REPLY_FRESHNESS)?;
+        Some((peer.estimate.queueing()?, peer.estimate.base()?))
+    }
+
     fn watch(&mut self, peer: IpAddr, local: Option<IpAddr>, now: Instant) {
         let entry = self.by_address.entry(peer).or_default();
         if local.is_some() && entry.local.is_some() && entry.local != local {
@@ -123,10 +133,10 @@ impl EchoProber {
     }
 
     /// The queueing delay and base delay of `peer`, once replies have come back.
-    pub fn delays(&self, peer: IpAddr) -> Option<(Duration, Duration)> {
-        let peers = self.lock();
-        let estimate = &peers.by_address.get(&peer)?.estimate;
-        Some((estimate.queueing()?, estimate.base()?))
+    /// `None` also when the peer stopped answering: many servers drop echo requests, or
+    /// limit the rate of their replies, and an old sample says nothing about the queue now.
+    pub fn delays(&self, peer: IpAddr, now: Instant) -> Option<(Duration, Duration)> {
+        self.lock().delays(peer, now)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Peers> {
@@ -293,6 +303,7 @@ fn record_reply(shared: &Shared, from: IpAddr, sequence: u16, arrived: Instant) 
     };
     if let Some(index) = peer.in_flight.iter().position(|(s, _)| *s == sequence) {
         let (_, sent) = peer.in_flight.swap_remove(index);
+        peer.last_reply = Some(arrived);
         peer.estimate
             .add(arrived, arrived.saturating_duration_since(sent));
     }
@@ -338,6 +349,23 @@ mod tests {
         assert_eq!(peers.by_address[&server].estimate.base(), None);
     }
 
+    #[test]
+    fn a_peer_that_stopped_answering_has_no_delay() {
+        let mut peers = Peers::default();
+        let server = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        let now = Instant::now();
+        peers.watch(server, None, now);
+        assert_eq!(peers.delays(server, now), None, "no reply yet");
+        let peer = peers.by_address.get_mut(&server).unwrap();
+        peer.estimate.add(now, Duration::from_millis(5));
+        peer.last_reply = Some(now);
+        assert_eq!(
+            peers.delays(server, now + Duration::from_millis(100)),
+            Some((Duration::ZERO, Duration::from_millis(5)))
+        );
+        assert_eq!(peers.delays(server, now + REPLY_FRESHNESS), None);
+    }
+
     /// Where this machine lets the process open an ICMP socket, loopback answers and a
     /// delay is measured; elsewhere starting fails with a reason instead.
     #[test]
@@ -350,7 +378,7 @@ mod tests {
                 while delays.is_none() && Instant::now() < deadline {
                     prober.watch(loopback, None, Instant::now());
                     std::thread::sleep(PROBE_INTERVAL);
-                    delays = prober.delays(loopback);
+                    delays = prober.delays(loopback, Instant::now());
                 }
                 let (queueing, base) = delays.expect("no reply from 127.0.0.1");
                 assert!(base < Duration::from_secs(1));

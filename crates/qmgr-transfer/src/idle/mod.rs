@@ -38,6 +38,9 @@ use crate::request::TransferId;
 
 /// How often idle mode looks at its connections.
 pub(crate) const TICK: Duration = Duration::from_millis(25);
+/// How long a new connection waits for the first echo replies before it takes the kernel's
+/// estimate instead.
+const ECHO_GRACE: Duration = Duration::from_secs(1);
 /// The window of a connection whose delay cannot be measured at all.
 pub(crate) const FIXED_WINDOW: u32 = 64 * 1024;
 
@@ -59,6 +62,7 @@ struct Link {
     last_tick: Instant,
     /// Delays from the kernel's estimate, for when echo probes are not available.
     kernel_delays: DelayEstimate,
+    created: Instant,
     seen: bool,
     /// What this tick's control did, for every transfer on the connection.
     status: Option<IdleView>,
@@ -163,6 +167,7 @@ impl IdleRegulator {
             bytes_received: facts.bytes_received,
             last_tick: now,
             kernel_delays: DelayEstimate::default(),
+            created: now,
             seen: false,
             status: None,
         });
@@ -183,15 +188,18 @@ impl IdleRegulator {
         let echo = match &self.prober {
             Prober::Running(prober) => {
                 prober.watch(peer, socket::local_address(socket), now);
-                prober.delays(peer)
+                prober.delays(peer, now)
             }
             _ => None,
         };
-        let (source, delays) = match (echo, &self.prober) {
-            (Some(delays), _) => (DelaySource::Echo, Some(delays)),
+        let awaiting_echo = matches!(self.prober, Prober::Running(_))
+            && now.saturating_duration_since(link.created) < ECHO_GRACE;
+        let (source, delays) = match echo {
+            Some(delays) => (DelaySource::Echo, Some(delays)),
             // Probes are starting: hold the window where it is until the first replies.
-            (None, Prober::Running(_)) => (DelaySource::Echo, None),
-            (None, _) => match (link.kernel_delays.queueing(), link.kernel_delays.base()) {
+            None if awaiting_echo => (DelaySource::Echo, None),
+            // No probes, or a peer that does not answer them: the kernel's estimate.
+            None => match (link.kernel_delays.queueing(), link.kernel_delays.base()) {
                 (Some(queueing), Some(base)) => (DelaySource::TcpInfo, Some((queueing, base))),
                 _ => (DelaySource::Fixed, None),
             },
