@@ -174,14 +174,11 @@ fn measure(binaries: &Binaries, short: bool) -> Result<Verdicts> {
     )?;
     let scratch = Scratch::new()?;
     let scratch = &scratch.0;
-    // The parts that run inside the namespaces come from a copy of this program: a build
-    // during the run (the test suite's) may replace the original.
+    // The parts that run inside the namespaces come from a copy of this program, made
+    // through /proc/self/exe: a build during the run (the test suite's) may have replaced
+    // or removed the file it was started from.
     let xtask = scratch.join("xtask-idle");
-    std::fs::copy(
-        std::env::current_exe().context("cannot find the xtask binary")?,
-        &xtask,
-    )
-    .context("cannot copy the xtask binary")?;
+    std::fs::copy("/proc/self/exe", &xtask).context("cannot copy the xtask binary")?;
     let _echo = network.spawn(
         Role::Server,
         Command::new(&xtask).args(["idle-echo", &format!("{SERVER_ADDRESS}:{ECHO_PORT}")]),
