@@ -2199,32 +2199,50 @@ mod tests {
         assert!(error.description.contains("cannot load jobs"), "{error}");
     }
 
+    /// A store file as it was just before the migration whose text contains `marker`
+    /// (found by what it adds, so later migrations do not move it), owner-only as qmgrd
+    /// wants it.
+    fn store_before(dir: &Path, marker: &str) -> Connection {
+        let before = MIGRATIONS
+            .iter()
+            .position(|migration| migration.contains(marker))
+            .unwrap();
+        let conn = Connection::open(dir.join(STORE_FILE)).unwrap();
+        for migration in &MIGRATIONS[..before] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.pragma_update(None, "user_version", i64::try_from(before).unwrap())
+            .unwrap();
+        std::fs::set_permissions(
+            dir.join(STORE_FILE),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        conn
+    }
+
+    /// A job row with the columns every schema version has, and `settings` as stored.
+    fn insert_old_job(conn: &Connection, id: Guid, settings: &str) {
+        conn.execute(
+            "INSERT INTO jobs (id, job_type, display_name, description, owner_uid, priority,
+                state, created, modified, transfer_completed, settings, error_count)
+             VALUES (?1, 0, 'old', '', 1000, 2, 3, 1, 1, 0, ?2, 0)",
+            params![id.to_string(), settings],
+        )
+        .unwrap();
+    }
+
     #[test]
     fn a_store_before_ranges_is_migrated_with_whole_files() {
         let dir = tempfile::tempdir().unwrap();
-        // The store as it was just before the migration that added `ranges`.
-        let before_ranges = MIGRATIONS
-            .iter()
-            .position(|migration| migration.contains("ADD COLUMN ranges"))
-            .unwrap();
         let job = sample_job(Timestamp(1_700_000_000_000_000));
         {
-            let conn = Connection::open(dir.path().join(STORE_FILE)).unwrap();
-            for migration in &MIGRATIONS[..before_ranges] {
-                conn.execute_batch(migration).unwrap();
-            }
-            conn.pragma_update(None, "user_version", i64::try_from(before_ranges).unwrap())
-                .unwrap();
-            conn.execute(
-                "INSERT INTO jobs (id, job_type, display_name, description, owner_uid, priority,
-                    state, created, modified, transfer_completed, settings, error_count)
-                 VALUES (?1, 0, 'old', '', 1000, 2, 3, 1, 1, 0, ?2, 0)",
-                params![
-                    job.id.to_string(),
-                    serde_json::to_string(&JobSettings::default()).unwrap()
-                ],
-            )
-            .unwrap();
+            let conn = store_before(dir.path(), "ADD COLUMN ranges");
+            insert_old_job(
+                &conn,
+                job.id,
+                &serde_json::to_string(&JobSettings::default()).unwrap(),
+            );
             conn.execute(
                 "INSERT INTO files (job_id, idx, remote_name, local_name, temp_name, bytes_total,
                     bytes_transferred, completed, etag, last_modified)
@@ -2233,11 +2251,6 @@ mod tests {
             )
             .unwrap();
         }
-        std::fs::set_permissions(
-            dir.path().join(STORE_FILE),
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
-        .unwrap();
         let mut store = Store::open(dir.path()).unwrap();
         assert_eq!(store.schema_version().unwrap() as usize, MIGRATIONS.len());
         let mut jobs = store.load_jobs().unwrap();
@@ -2262,36 +2275,15 @@ mod tests {
     #[test]
     fn a_store_before_cost_flags_is_migrated_and_its_jobs_follow_their_priority() {
         let dir = tempfile::tempdir().unwrap();
-        // The store as it was just before the version that marks cost flags and idle mode.
-        let before = MIGRATIONS
-            .iter()
-            .position(|migration| migration.contains("COST_FLAGS"))
-            .unwrap();
         let job = sample_job(Timestamp(1_700_000_000_000_000));
         let mut old_settings = serde_json::to_value(JobSettings::default()).unwrap();
         let fields = old_settings.as_object_mut().unwrap();
         assert!(fields.remove("cost_flags").is_some());
         assert!(fields.remove("idle_mode").is_some());
         {
-            let conn = Connection::open(dir.path().join(STORE_FILE)).unwrap();
-            for migration in &MIGRATIONS[..before] {
-                conn.execute_batch(migration).unwrap();
-            }
-            conn.pragma_update(None, "user_version", i64::try_from(before).unwrap())
-                .unwrap();
-            conn.execute(
-                "INSERT INTO jobs (id, job_type, display_name, description, owner_uid, priority,
-                    state, created, modified, transfer_completed, settings, error_count)
-                 VALUES (?1, 0, 'old', '', 1000, 2, 3, 1, 1, 0, ?2, 0)",
-                params![job.id.to_string(), old_settings.to_string()],
-            )
-            .unwrap();
+            let conn = store_before(dir.path(), "COST_FLAGS");
+            insert_old_job(&conn, job.id, &old_settings.to_string());
         }
-        std::fs::set_permissions(
-            dir.path().join(STORE_FILE),
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
-        .unwrap();
         let mut store = Store::open(dir.path()).unwrap();
         assert_eq!(store.schema_version().unwrap() as usize, MIGRATIONS.len());
         let mut jobs = store.load_jobs().unwrap();
