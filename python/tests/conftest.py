@@ -9,13 +9,14 @@ The binaries come from ``$QMGRD``, ``$QMGR_TESTSERVER`` and ``$QMGR_LIB`` when s
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -101,7 +102,7 @@ def instance() -> Iterator[Instance]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-class TestServer:
+class Server:
     """The project's test server: ``/data/<size>/<name>`` serves generated content, with
     faults asked for in the query (``?status=404``, ``?rate=BYTES_PER_SECOND``)."""
 
@@ -128,8 +129,8 @@ class TestServer:
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[TestServer]:
-    test_server = TestServer(_binary("QMGR_TESTSERVER", TARGET / "debug" / "qmgr-testserver"))
+def server() -> Iterator[Server]:
+    test_server = Server(_binary("QMGR_TESTSERVER", TARGET / "debug" / "qmgr-testserver"))
     try:
         yield test_server
     finally:
@@ -145,6 +146,6 @@ def manager(instance: Instance) -> Iterator[qmgr.Manager]:
 @pytest.fixture
 def work(instance: Instance, request: pytest.FixtureRequest) -> Path:
     """An empty directory of the instance's for this test's files."""
-    directory = instance.work / request.node.name
+    directory = instance.work / re.sub(r"[^\w.-]+", "_", request.node.name)
     directory.mkdir()
     return directory

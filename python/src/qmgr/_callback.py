@@ -118,7 +118,9 @@ def _iid_bytes(name: str) -> bytes:
     return bytes(_library.guid(name))
 
 
-def _query_interface(this: int, riid: ctypes._Pointer[GUID], out: ctypes._Pointer[ctypes.c_void_p]) -> int:
+def _query_interface(
+    this: int, riid: ctypes._Pointer[GUID], out: ctypes._Pointer[ctypes.c_void_p]
+) -> int:
     try:
         if not out:
             return E_POINTER

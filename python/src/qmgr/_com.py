@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any, Callable
 
 from . import _library
 from ._library import DWORD, HRESULT, ULONG
@@ -74,8 +75,7 @@ METHODS: dict[str, tuple[str, ...]] = {
     ),
     "IErrorInfo": UNKNOWN_METHODS
     + ("GetGUID", "GetSource", "GetDescription", "GetHelpFile", "GetHelpContext"),
-    "IBackgroundCopyCallback": UNKNOWN_METHODS
-    + ("JobTransferred", "JobError", "JobModification"),
+    "IBackgroundCopyCallback": UNKNOWN_METHODS + ("JobTransferred", "JobError", "JobModification"),
 }
 
 #: Microsoft's language id for English (United States); descriptions exist in English only.
@@ -135,7 +135,9 @@ class Interface:
         result: int = self._function(method, HRESULT, argtypes)(*args)
         return result
 
-    def call(self, method: str, argtypes: Sequence[Any], *args: Any, what: str | None = None) -> int:
+    def call(
+        self, method: str, argtypes: Sequence[Any], *args: Any, what: str | None = None
+    ) -> int:
         """Calls ``method``; raises QmgrError (with the library's description) on failure."""
         hr = self.raw(method, argtypes, *args)
         if hr < 0:

@@ -17,8 +17,8 @@ import ctypes.util
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 #: The file names a library may have in a directory: the development link, the soname.
 FILE_NAMES = ("libqmgr.so", "libqmgr.so.0")

@@ -9,14 +9,15 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Generic, NamedTuple, TypeVar, Union
 
 from . import _callback, _com
 from ._library import DWORD, GUID, ULONG
 from .enums import ErrorContext, JobPriority, JobState, JobType, NotifyFlags
 from .errors import HResult, QmgrError
-from .hresults import BG_E_ERROR_INFORMATION_UNAVAILABLE, BG_E_FILE_NOT_AVAILABLE
+from .hresults import BG_E_ERROR_INFORMATION_UNAVAILABLE
 
 if TYPE_CHECKING:
     from .manager import Manager
@@ -135,14 +136,26 @@ class JobError:
     def _read(cls, error: _com.Interface) -> JobError:
         context = DWORD()
         code = ctypes.c_int32()
-        error.call("GetError", (ctypes.c_void_p, ctypes.c_void_p), ctypes.byref(context), ctypes.byref(code))
+        error.call(
+            "GetError",
+            (ctypes.c_void_p, ctypes.c_void_p),
+            ctypes.byref(context),
+            ctypes.byref(code),
+        )
         language = (DWORD,)
-        description = _com.get_string(error, "GetErrorDescription", _com.LANGUAGE_EN_US, argtypes=language)
-        context_description = _optional_string(error, "GetErrorContextDescription", _com.LANGUAGE_EN_US)
+        description = _com.get_string(
+            error, "GetErrorDescription", _com.LANGUAGE_EN_US, argtypes=language
+        )
+        context_description = _optional_string(
+            error, "GetErrorContextDescription", _com.LANGUAGE_EN_US
+        )
         protocol = _optional_string(error, "GetProtocol")
         remote_name = local_name = None
         file_pointer = ctypes.c_void_p()
-        if error.raw("GetFile", (ctypes.c_void_p,), ctypes.byref(file_pointer)) >= 0 and file_pointer.value:
+        if (
+            error.raw("GetFile", (ctypes.c_void_p,), ctypes.byref(file_pointer)) >= 0
+            and file_pointer.value
+        ):
             failed_file = _com.Interface(file_pointer.value, "IBackgroundCopyFile")
             try:
                 remote_name = _com.get_string(failed_file, "GetRemoteName")
@@ -236,14 +249,16 @@ class File(_Closable):
 T = TypeVar("T")
 
 
-class Enumeration(Iterator[T]):
+class Enumeration(Iterator[T], Generic[T]):
     """The elements of an IEnumBackgroundCopy* enumerator, fetched one Next at a time.
 
     The enumerator is released when the iteration ends, on ``close()`` (or the end of a
     ``with`` block) or, as a backstop, when the Enumeration is collected.
     """
 
-    def __init__(self, enumerator: _com.Interface, element: str, wrap: Callable[[_com.Interface], T]) -> None:
+    def __init__(
+        self, enumerator: _com.Interface, element: str, wrap: Callable[[_com.Interface], T]
+    ) -> None:
         self._enumerator = enumerator
         self._element = element
         self._wrap = wrap
@@ -258,7 +273,11 @@ class Enumeration(Iterator[T]):
         fetched = ULONG()
         try:
             self._enumerator.call(
-                "Next", (ULONG, ctypes.c_void_p, ctypes.c_void_p), 1, ctypes.byref(item), ctypes.byref(fetched)
+                "Next",
+                (ULONG, ctypes.c_void_p, ctypes.c_void_p),
+                1,
+                ctypes.byref(item),
+                ctypes.byref(fetched),
             )
         except BaseException:
             self.close()
@@ -312,6 +331,11 @@ class _JobSink:
         self.changed = threading.Condition()
         self.events = 0
         self.handler: JobCallback | None = None
+
+    def wait_for_event_after(self, seen: int, timeout: float) -> None:
+        """Sleeps until an event after the ``seen``-th comes, or ``timeout`` seconds pass."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.events != seen, timeout)
 
     def _wake(self) -> None:
         with self.changed:
@@ -463,7 +487,10 @@ class Job(_Closable):
         value = _JobProgress()
         self._interface.call("GetProgress", (ctypes.c_void_p,), ctypes.byref(value))
         return Progress(
-            _size(value.BytesTotal), value.BytesTransferred, value.FilesTotal, value.FilesTransferred
+            _size(value.BytesTotal),
+            value.BytesTransferred,
+            value.FilesTotal,
+            value.FilesTransferred,
         )
 
     @property
@@ -502,7 +529,10 @@ class Job(_Closable):
     def add_file(self, url: str, path: PathLike) -> None:
         """Adds a file: for a download, from ``url`` to the absolute local ``path``."""
         self._interface.call(
-            "AddFile", (ctypes.c_void_p, ctypes.c_void_p), _com.wide(url), _com.wide(os.fspath(path))
+            "AddFile",
+            (ctypes.c_void_p, ctypes.c_void_p),
+            _com.wide(url),
+            _com.wide(os.fspath(path)),
         )
 
     def add_files(self, files: Iterable[tuple[str, PathLike]]) -> None:
@@ -519,7 +549,9 @@ class Job(_Closable):
     @property
     def files(self) -> Enumeration[File]:
         """The job's files, in the order they were added (each File is yours to close)."""
-        enumerator = _com.out_interface(self._interface, "EnumFiles", "IEnumBackgroundCopyFiles", ())
+        enumerator = _com.out_interface(
+            self._interface, "EnumFiles", "IEnumBackgroundCopyFiles", ()
+        )
         return Enumeration(enumerator, "IBackgroundCopyFile", File)
 
     # -- life -----------------------------------------------------------------------
@@ -618,8 +650,7 @@ class Job(_Closable):
                     if remaining <= 0:
                         return state
                     pause = min(pause, remaining)
-                with self._sink.changed:
-                    self._sink.changed.wait_for(lambda: self._sink.events != seen, pause)
+                self._sink.wait_for_event_after(seen, pause)
         finally:
             with self._registration_lock:
                 self._waiters -= 1

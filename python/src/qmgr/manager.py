@@ -70,7 +70,10 @@ class Manager:
         _open_managers.add(self)
 
     def _uninitialize(self) -> None:
-        if self._initialized_thread is not None and self._initialized_thread == threading.get_ident():
+        if (
+            self._initialized_thread is not None
+            and self._initialized_thread == threading.get_ident()
+        ):
             self._initialized_thread = None
             _library.library().CoUninitialize()
 
@@ -116,7 +119,11 @@ class Manager:
         wanted = GUID.from_buffer_copy(job_id.bytes_le)
         return Job(
             _com.out_interface(
-                self._interface, "GetJob", "IBackgroundCopyJob", (ctypes.c_void_p,), ctypes.byref(wanted)
+                self._interface,
+                "GetJob",
+                "IBackgroundCopyJob",
+                (ctypes.c_void_p,),
+                ctypes.byref(wanted),
             ),
             self,
         )
@@ -137,7 +144,9 @@ class Manager:
         """The library's general description of an HRESULT."""
         failure, text = self._describe(hresult)
         if text is None:
-            raise QmgrError(failure, f"no description for 0x{hresult & 0xFFFFFFFF:08X}", "GetErrorDescription")
+            raise QmgrError(
+                failure, f"no description for 0x{hresult & 0xFFFFFFFF:08X}", "GetErrorDescription"
+            )
         return text
 
     def _describe(self, hresult: int) -> tuple[int, str | None]:
