@@ -149,3 +149,11 @@ def work(instance: Instance, request: pytest.FixtureRequest) -> Path:
     directory = instance.work / re.sub(r"[^\w.-]+", "_", request.node.name)
     directory.mkdir()
     return directory
+
+
+def pytest_report_header() -> str:
+    try:
+        library = qmgr.library_path()
+    except qmgr.LibraryNotFound:
+        library = "(not found yet)"
+    return f"qmgr package: {Path(qmgr.__file__).parent}; libqmgr: {library}"
