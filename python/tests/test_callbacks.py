@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import queue
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -149,3 +151,56 @@ def test_a_callback_that_calls_back_into_the_library(
         job.resume()
         assert completed.get(timeout=WAIT_SECONDS) is qmgr.JobState.ACKNOWLEDGED
     assert (work / "completing.bin").stat().st_size == 1024
+
+
+EXIT_SCRIPT = """
+import atexit
+import sys
+
+# Registered first, so it runs last: after the package's own exit handler.
+atexit.register(lambda: print("live at exit:", qmgr._callback.live_count()))
+
+import qmgr
+import qmgr._callback
+
+
+class Counting(qmgr.JobCallback):
+    calls = 0
+
+    def job_modification(self, job):
+        Counting.calls += 1
+
+
+manager = qmgr.Manager()
+job = manager.create_job("left registered at exit")
+job.add_file(sys.argv[1], sys.argv[2])
+job.set_callback(Counting())
+job.resume()
+print(job.id)
+# Exits while the transfer (and its callbacks) goes on, with everything still open.
+while Counting.calls == 0:
+    pass
+"""
+
+
+def test_exit_with_a_callback_registered_is_clean(
+    manager: qmgr.Manager, server: Server, work: Path
+) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            EXIT_SCRIPT,
+            server.url("/data/256k/at-exit?rate=100000"),
+            str(work / "at-exit.bin"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    job_id, live = result.stdout.splitlines()
+    assert live == "live at exit: 0", "the callback was still registered when Python ended"
+    with manager.get_job(job_id) as job:
+        job.cancel()
