@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -25,13 +27,20 @@ def test_a_download_reports_progress_and_completes(
         # Paced at 400 kB/s, the 200 KiB take half a second: progress is seen on the way.
         job.add_file(server.url("/data/200k/paced?rate=400000"), destination)
         job.resume()
-        state = job.wait(timeout=WAIT_SECONDS, on_progress=seen.append)
+        threads = set()
+
+        def on_progress(progress: qmgr.Progress) -> None:
+            threads.add(threading.get_ident())
+            seen.append(progress)
+
+        state = job.wait(timeout=WAIT_SECONDS, on_progress=on_progress)
         assert state is qmgr.JobState.TRANSFERRED, job.error
         final = job.progress
         job.complete()
         assert job.state is qmgr.JobState.ACKNOWLEDGED
     assert final == qmgr.Progress(200 * 1024, 200 * 1024, 1, 1)
     assert final.fraction == 1.0
+    assert threads == {threading.get_ident()}, "on_progress runs on the waiting thread"
     assert seen[-1] == final
     transferred = [progress.bytes_transferred for progress in seen]
     assert transferred == sorted(transferred)
@@ -204,6 +213,7 @@ def test_context_managers_release_and_closed_objects_refuse_calls(
         assert job.closed
         with pytest.raises(ValueError, match="closed"):
             job.resume()
+        assert job.id == job_id, "the id stays known after close"
         job.close()  # a second close does nothing
         # Closing the Job released this process's reference, not the job.
         with manager.get_job(job_id) as again:
@@ -255,3 +265,23 @@ def test_hresults_print_with_their_names() -> None:
     assert qmgr.HResult(hresults.S_FALSE).failed is False
     error = qmgr.QmgrError(hresults.BG_E_NOT_FOUND, "no such job", "GetJob")
     assert str(error) == "GetJob: BG_E_NOT_FOUND (0x80200001): no such job"
+
+
+def test_jobs_waited_on_from_several_threads(
+    manager: qmgr.Manager, server: Server, work: Path
+) -> None:
+    def download(index: int) -> qmgr.JobState:
+        with manager.create_job(f"thread {index}") as job:
+            job.add_file(server.url(f"/data/32k/thread-{index}?rate=200000"), work / f"{index}.bin")
+            job.resume()
+            state = job.wait(timeout=WAIT_SECONDS)
+            if state is qmgr.JobState.TRANSFERRED:
+                job.complete()
+            else:
+                job.cancel()
+            return state
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        states = list(pool.map(download, range(6)))
+    assert states == [qmgr.JobState.TRANSFERRED] * 6
+    assert all((work / f"{index}.bin").stat().st_size == 32 * 1024 for index in range(6))

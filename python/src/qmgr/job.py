@@ -382,6 +382,7 @@ class Job(_Closable):
     def __init__(self, interface: _com.Interface, manager: Manager | None = None) -> None:
         self._interface = interface
         self._manager = manager
+        self._id: uuid.UUID | None = None
         self._sink = _JobSink(self)
         self._callback: _callback.CallbackObject | None = None
         self._registration_lock = threading.Lock()
@@ -394,10 +395,12 @@ class Job(_Closable):
 
     @property
     def id(self) -> uuid.UUID:
-        """The job's GUID."""
-        value = GUID()
-        self._interface.call("GetId", (ctypes.c_void_p,), ctypes.byref(value))
-        return uuid.UUID(bytes_le=bytes(value))
+        """The job's GUID (read once: it never changes, and stays known after close)."""
+        if self._id is None:
+            value = GUID()
+            self._interface.call("GetId", (ctypes.c_void_p,), ctypes.byref(value))
+            self._id = uuid.UUID(bytes_le=bytes(value))
+        return self._id
 
     @property
     def type(self) -> JobType:
