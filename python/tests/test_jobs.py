@@ -154,10 +154,18 @@ def test_properties_read_back_what_was_set(manager: qmgr.Manager) -> None:
         job.cancel()
 
 
-def test_an_upload_job_has_its_type(manager: qmgr.Manager) -> None:
+def test_an_upload_reaches_the_server(manager: qmgr.Manager, server: Server, work: Path) -> None:
+    source = work / "upload.bin"
+    source.write_bytes(bytes(range(256)) * 400)
     with manager.create_job("upload", qmgr.JobType.UPLOAD) as job:
         assert job.type is qmgr.JobType.UPLOAD
-        job.cancel()
+        job.add_file(server.url("/incoming/python-upload.bin"), source)
+        job.resume()
+        assert job.wait(timeout=WAIT_SECONDS) is qmgr.JobState.TRANSFERRED, job.error
+        with job.files as files:
+            (file,) = files
+            assert file.progress == qmgr.FileProgress(102400, 102400, True)
+        job.complete()
 
 
 def test_jobs_and_files_are_enumerated(manager: qmgr.Manager, server: Server, work: Path) -> None:

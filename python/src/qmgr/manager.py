@@ -44,7 +44,9 @@ class Manager:
                 print(job.display_name, job.state.name)
 
     The thread that makes it becomes a multithreaded COM apartment, so callbacks come on
-    the library's own thread. Its objects may be used from any thread.
+    the library's own thread. Its objects may be used from any thread. (A thread that C
+    code already made single-threaded stays so: callbacks registered from it wait for
+    that code to pump them, and ``Job.wait`` falls back on its half-second looks.)
     """
 
     def __init__(self) -> None:
