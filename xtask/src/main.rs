@@ -6,6 +6,7 @@ mod ctests;
 mod headers;
 mod install;
 mod install_library;
+mod python;
 mod tally;
 mod test;
 
@@ -44,6 +45,8 @@ Commands:
                  run each against the test server in an instance of its own, then under
                  valgrind; run the Python example (only the programs NAMEd, if any;
                  `python` is the Python example)
+  python-tests   the Python package's pytest suite (python/tests), in a venv made under
+                 target/python/ (python3 -m venv, pip install ./python pytest)
   install [--prefix DIR]
                  release build of the binaries into DIR/bin (default ~/.local), libqmgr
                  with its soname links and libqmgr.a into DIR/lib, the headers into
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Some("headers") => headers::run(&args[1..]),
         Some("compat") => compat::run(&args[1..]),
         Some("c-tests") => ctests::run_command(&args[1..]),
+        Some("python-tests") => python::run_command(&args[1..]),
         Some("install") => install::run(&args[1..]),
         // Parts of `bench idle` that run inside its network namespaces.
         Some("idle-echo") => bench::idle::echo(&args[1..]),
