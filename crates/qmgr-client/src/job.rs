@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::job::{AutoComplete, JobProgress, NotifyCommand, notify};
 use qmgr_core::service::{JobChange, JobSummary, NewFile, QueueServiceExt};
-use qmgr_core::{FileRecord, Guid, JobPriority, JobState, JobType, QmgrError, Timestamp};
+use qmgr_core::{FileRecord, Guid, HResult, JobPriority, JobState, JobType, QmgrError, Timestamp};
 
 use crate::error::{Error, Result};
 use crate::manager::Manager;
@@ -270,14 +270,14 @@ impl Job {
     }
 
     /// Moves the transferred files to their local names (replacing files already there)
-    /// and ends the job: it leaves the queue. Only a TRANSFERRED job can be completed
-    /// (`BG_E_INVALID_STATE` otherwise).
-    pub fn complete(&self) -> Result<()> {
+    /// and ends the job: it leaves the queue. Returns the success code: `S_OK`, or, as
+    /// BITS does, `BG_S_PARTIAL_COMPLETE` when a download job is completed before every
+    /// file is transferred (the transferred ones are kept, the rest dropped), and
+    /// `BG_S_UNABLE_TO_DELETE_FILES` when a temporary file could not be removed. An
+    /// upload job can be completed only once TRANSFERRED (`BG_E_INVALID_STATE`).
+    pub fn complete(&self) -> Result<HResult> {
         let service = self.manager.service();
-        service
-            .complete(self.id)
-            .map(drop)
-            .map_err(self.failed("complete"))
+        service.complete(self.id).map_err(self.failed("complete"))
     }
 
     /// The job's state, progress and error now.
@@ -335,7 +335,9 @@ impl Job {
     ///
     /// let last = job.wait(|status| eprintln!("{status}"))?;
     /// match last.state {
-    ///     JobState::Transferred => job.complete()?,
+    ///     JobState::Transferred => {
+    ///         job.complete()?;
+    ///     }
     ///     _ => eprintln!("not transferred: {last}"),
     /// }
     /// # Ok(()) }
