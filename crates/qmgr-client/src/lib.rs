@@ -61,6 +61,12 @@ pub use job::{FileInfo, Job, JobBuilder, JobInfo, NotifyFlags, Progress, Status}
 pub use manager::{Instance, Manager};
 pub use watch::{DEFAULT_PROGRESS_INTERVAL, Watch};
 
+/// The crate's README, whose example must compile (it is not run: it talks to the user's
+/// own qmgrd).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
+
 /// Where an error happened (`BG_ERROR_CONTEXT`).
 pub use qmgr_core::ErrorContext;
 /// A job's id: a GUID, shown and parsed as `{01234567-89AB-CDEF-0123-456789ABCDEF}`.
