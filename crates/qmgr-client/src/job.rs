@@ -38,6 +38,7 @@ pub struct JobBuilder {
     priority: Option<JobPriority>,
     description: Option<String>,
     auto_complete: Option<AutoComplete>,
+    reply_file: Option<PathBuf>,
     files: Vec<(String, PathBuf)>,
 }
 
@@ -50,6 +51,7 @@ impl JobBuilder {
             priority: None,
             description: None,
             auto_complete: None,
+            reply_file: None,
             files: Vec::new(),
         }
     }
@@ -79,6 +81,12 @@ impl JobBuilder {
     /// after this program has exited (see [`Job::set_auto_complete`]).
     pub fn auto_complete(mut self, how: AutoComplete) -> Self {
         self.auto_complete = Some(how);
+        self
+    }
+
+    /// Where an upload-reply job's reply goes on Complete (see [`Job::set_reply_file`]).
+    pub fn reply_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.reply_file = Some(path.as_ref().to_owned());
         self
     }
 
@@ -129,6 +137,9 @@ impl JobBuilder {
             }
             if !files.is_empty() {
                 job.add_new_files(files)?;
+            }
+            if let Some(path) = &self.reply_file {
+                job.set_reply_file(Some(path))?;
             }
             Ok(())
         };
@@ -354,6 +365,42 @@ impl Job {
             // A watch yields at least the status it starts from, or an error.
             None => self.status(),
         }
+    }
+
+    /// An upload-reply job's reply, once the job is TRANSFERRED (`BG_E_INVALID_STATE`
+    /// before): empty when the server sent none, `BG_E_TOO_LARGE` beyond 1 MiB (the reply
+    /// file has it all after [`Job::complete`]). Other job types answer `E_NOTIMPL`.
+    pub fn reply_data(&self) -> Result<Vec<u8>> {
+        let reply = self
+            .manager
+            .service()
+            .reply_data(self.id)
+            .map_err(self.failed("read the reply of"))?;
+        match reply.data {
+            Some(data) => Ok(data),
+            None if reply.too_large() => Err(Error::from_service(
+                QmgrError::new(
+                    qmgr_core::hresult::BG_E_TOO_LARGE,
+                    qmgr_core::ErrorContext::RemoteApplication,
+                    format!(
+                        "the reply is {} bytes, more than a reply handed over in memory \
+                         may be; Complete puts it in the reply file",
+                        reply.size
+                    ),
+                ),
+                format!("cannot read the reply of job {}", self.id),
+            )),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Where an upload-reply job puts the server's reply on Complete: an absolute path in
+    /// an existing directory (a relative one is taken from the current directory), or
+    /// `None` for the name qmgr makes beside the uploaded file. It can change until the
+    /// reply's download starts.
+    pub fn set_reply_file(&self, path: Option<&Path>) -> Result<()> {
+        let name = path.map(local_name).transpose()?;
+        self.change(JobChange::ReplyFileName(name), "reply file name")
     }
 
     /// Renames the job.

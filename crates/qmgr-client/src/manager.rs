@@ -287,3 +287,38 @@ impl Manager {
         Ok(summaries.iter().map(JobInfo::from_summary).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_may_move_between_threads_and_be_shared() {
+        fn shared<T: Send + Sync>() {}
+        fn sent<T: Send>() {}
+        shared::<Manager>();
+        shared::<Job>();
+        shared::<crate::Error>();
+        sent::<crate::Watch>();
+    }
+
+    #[test]
+    fn an_isolated_instance_overrides_the_three_directories_and_finds_qmgrd_as_told() {
+        let instance = Instance::isolated("/q").qmgrd("/opt/bin/qmgrd");
+        let overrides = instance.overrides();
+        assert_eq!(
+            overrides,
+            vec![
+                ("XDG_STATE_HOME", OsString::from("/q/state")),
+                ("XDG_CONFIG_HOME", OsString::from("/q/config")),
+                ("XDG_RUNTIME_DIR", OsString::from("/q/run")),
+            ]
+        );
+        assert_eq!(
+            instance.launcher().locate().ok(),
+            None,
+            "/opt/bin/qmgrd does not exist, and QMGRD names only it"
+        );
+        assert!(Instance::default().overrides().is_empty());
+    }
+}

@@ -176,3 +176,14 @@ fn a_watch_goes_on_across_a_qmgrd_restart() {
     );
     job.complete().unwrap();
 }
+
+#[test]
+fn an_upload_with_a_reply_is_sent_and_its_reply_read() {
+    let test = WithDaemon::new();
+    let server = TestServer::start();
+    common::an_upload_with_a_reply_is_sent_and_its_reply_read(
+        &test.connect(),
+        &server,
+        &test.sandbox,
+    );
+}

@@ -76,3 +76,10 @@ fn the_hosted_queue_holds_the_store_until_its_last_handle_goes_and_keeps_jobs() 
     let again = host(&sandbox);
     assert_eq!(again.job(id).unwrap().info().unwrap().display_name, "kept");
 }
+
+#[test]
+fn an_upload_with_a_reply_is_sent_and_its_reply_read() {
+    let sandbox = Sandbox::new();
+    let server = TestServer::start();
+    common::an_upload_with_a_reply_is_sent_and_its_reply_read(&host(&sandbox), &server, &sandbox);
+}

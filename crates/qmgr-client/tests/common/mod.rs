@@ -13,7 +13,7 @@ use std::time::Duration;
 use qmgr_client::{
     AutoComplete, Guid, Instance, JobPriority, JobState, JobType, Manager, Status, hresult,
 };
-use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
+use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body, expected_reply};
 
 /// A queue of the test's own under a fresh directory, and where its downloads go.
 pub struct Sandbox {
@@ -346,4 +346,40 @@ pub fn an_auto_completed_job_ends_the_watch_acknowledged(
     }
     // The rename happens before the job leaves the queue.
     assert_served(&local, "/data/32k/auto", 32 * 1024);
+}
+
+/// An upload-reply job sends the file, fetches the server's reply, hands it over in
+/// memory, and puts it at its file name on Complete.
+pub fn an_upload_with_a_reply_is_sent_and_its_reply_read(
+    manager: &Manager,
+    server: &TestServer,
+    sandbox: &Sandbox,
+) {
+    let source = sandbox.downloads().join("report.bin");
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&source, &bytes).unwrap();
+    let reply_file = sandbox.downloads().join("answer.bin");
+    let job = manager
+        .new_job("report")
+        .job_type(JobType::UploadReply)
+        .priority(JobPriority::Foreground)
+        .reply_file(&reply_file)
+        .file(server.url("/up/report.bin?reply=5000"), &source)
+        .create()
+        .unwrap();
+    let early = job.reply_data().unwrap_err();
+    assert_eq!(early.hresult(), hresult::BG_E_INVALID_STATE);
+    job.resume().unwrap();
+    let last = job.wait(|_| {}).unwrap();
+    assert_eq!(last.state, JobState::Transferred, "{last:?}");
+    assert_eq!(last.progress.bytes_transferred, 100_000);
+    assert!(
+        server
+            .uploaded("/up/report.bin")
+            .is_some_and(|got| got == bytes)
+    );
+    let reply = job.reply_data().unwrap();
+    assert!(reply == expected_reply(&bytes, 5000));
+    job.complete().unwrap();
+    assert!(std::fs::read(&reply_file).unwrap() == reply);
 }
