@@ -338,7 +338,8 @@ impl Job {
 
     /// Waits until the job is TRANSFERRED, in ERROR, or gone (ACKNOWLEDGED, CANCELLED),
     /// calling `on_change` with each status on the way, the last one included; returns
-    /// the last. [`Job::watch`] as a callback.
+    /// the last. [`Job::watch`] as a callback. A SUSPENDED job (a new one, say) is
+    /// waited for until someone resumes or cancels it: resume it first.
     ///
     /// ```
     /// # fn demo(job: &qmgr_client::Job) -> qmgr_client::Result<()> {
