@@ -37,7 +37,8 @@ const WITHOUT_NOTIFICATIONS: Duration = Duration::from_secs(1);
 /// a job with [`NotifyFlags::JOB_MODIFICATION`](crate::NotifyFlags::JOB_MODIFICATION), at most
 /// once per interval. An item is an error when the service cannot be reached (the watch
 /// then ends; with [`Manager::connect`](crate::Manager::connect), a restarted qmgrd is
-/// reached again first).
+/// reached again first). Each watch listens on a connection of its own to qmgrd (one of
+/// its `max_connections`), closed when the watch is dropped.
 ///
 /// ```
 /// # fn demo(job: &qmgr_client::Job) -> qmgr_client::Result<()> {
