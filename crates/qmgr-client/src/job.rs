@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::job::{AutoComplete, JobProgress, NotifyCommand, notify};
-use qmgr_core::service::{JobChange, JobSummary, NewFile, QueueServiceExt};
+use qmgr_core::service::{JobChange, JobSummary, NewFile, QueueServiceExt, WaitReason};
 use qmgr_core::{FileRecord, Guid, HResult, JobPriority, JobState, JobType, QmgrError, Timestamp};
 
 use crate::error::{Error, Result};
@@ -78,7 +78,10 @@ impl JobBuilder {
     }
 
     /// Lets the service complete the job itself once every file is transferred, even
-    /// after this program has exited (see [`Job::set_auto_complete`]).
+    /// after this program has exited (see [`Job::set_auto_complete`]). A watch of such a
+    /// job ends when it has left the queue (ACKNOWLEDGED); make the watch before
+    /// [`Job::resume`] when the job may finish at once, since a job already gone when the
+    /// watch first looks is `BG_E_NOT_FOUND`.
     pub fn auto_complete(mut self, how: AutoComplete) -> Self {
         self.auto_complete = Some(how);
         self
@@ -621,27 +624,37 @@ pub struct Status {
     pub state: JobState,
     /// How far it has come.
     pub progress: Progress,
-    /// What stopped it, while it is in ERROR or TRANSIENT_ERROR (retrying later).
+    /// What stopped it, while it is in ERROR or TRANSIENT_ERROR (retrying later); for a
+    /// job the service was to complete itself, why it could not (it then waits in
+    /// TRANSFERRED).
     pub error: Option<Error>,
+    /// TRANSFERRED, and the service completes the job itself ([`AutoComplete`]).
+    completes_itself: bool,
 }
 
 impl Status {
     /// Whether the job stopped where only its owner moves it on, or left the queue:
-    /// TRANSFERRED (waiting for [`Job::complete`]), ERROR (waiting for
+    /// TRANSFERRED (waiting for [`Job::complete`]; a job the service completes itself
+    /// goes on to ACKNOWLEDGED, unless completing it failed), ERROR (waiting for
     /// [`Job::resume`] or [`Job::cancel`]), ACKNOWLEDGED or CANCELLED. A watch ends
     /// with such a status.
     pub fn is_final(&self) -> bool {
-        matches!(
-            self.state,
-            JobState::Transferred | JobState::Error | JobState::Acknowledged | JobState::Cancelled
-        )
+        match self.state {
+            JobState::Transferred => !self.completes_itself,
+            JobState::Error | JobState::Acknowledged | JobState::Cancelled => true,
+            _ => false,
+        }
     }
 
     pub(crate) fn from_summary(summary: &JobSummary) -> Self {
+        let complete_failed = matches!(summary.waiting, Some(WaitReason::CompleteFailed { .. }));
         Self {
             state: summary.job.state,
             progress: Progress::from_job(summary.progress),
             error: current_error(summary),
+            completes_itself: summary.job.state == JobState::Transferred
+                && summary.job.auto_complete.is_some()
+                && !complete_failed,
         }
     }
 
@@ -651,6 +664,7 @@ impl Status {
             state,
             progress,
             error: None,
+            completes_itself: false,
         }
     }
 }
@@ -668,6 +682,12 @@ impl fmt::Display for Status {
 
 /// The job's error while it is current (in ERROR or TRANSIENT_ERROR), naming the file.
 fn current_error(summary: &JobSummary) -> Option<Error> {
+    if let Some(WaitReason::CompleteFailed { error }) = &summary.waiting {
+        return Some(Error::from_service(
+            error.clone(),
+            "completing the transferred job",
+        ));
+    }
     if !matches!(
         summary.job.state,
         JobState::Error | JobState::TransientError
@@ -810,6 +830,46 @@ mod tests {
         assert!(name.ends_with("/a/b.bin"), "{name}");
         let error = local_name(Path::new("")).unwrap_err();
         assert_eq!(error.hresult(), qmgr_core::hresult::E_INVALIDARG);
+    }
+
+    fn transferred(auto_complete: Option<AutoComplete>, waiting: Option<WaitReason>) -> Status {
+        let mut job = qmgr_core::Job::new(
+            Guid::new_random(),
+            "t",
+            JobType::Download,
+            1000,
+            qmgr_core::JobSettings::default(),
+            Timestamp::ZERO,
+        )
+        .unwrap();
+        job.state = JobState::Transferred;
+        job.auto_complete = auto_complete;
+        Status::from_summary(&JobSummary {
+            progress: job.progress(),
+            job,
+            active_files: Vec::new(),
+            waiting,
+            attempts: Vec::new(),
+            idle: None,
+        })
+    }
+
+    #[test]
+    fn transferred_is_final_unless_the_service_is_about_to_complete_the_job() {
+        assert!(transferred(None, Some(WaitReason::AwaitingComplete)).is_final());
+        let completing = transferred(Some(AutoComplete::Replace), None);
+        assert!(!completing.is_final());
+        assert_eq!(completing.error, None);
+        let refused = transferred(
+            Some(AutoComplete::NoClobber),
+            Some(WaitReason::CompleteFailed {
+                error: QmgrError::from_code(qmgr_core::hresult::HRESULT_ALREADY_EXISTS),
+            }),
+        );
+        assert!(refused.is_final());
+        let why = refused.error.unwrap();
+        assert_eq!(why.name(), Some("HRESULT_ALREADY_EXISTS"));
+        assert_eq!(why.action(), Some("completing the transferred job"));
     }
 
     #[test]

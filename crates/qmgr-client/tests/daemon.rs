@@ -187,3 +187,14 @@ fn an_upload_with_a_reply_is_sent_and_its_reply_read() {
         &test.sandbox,
     );
 }
+
+#[test]
+fn a_job_the_service_cannot_complete_ends_the_watch_with_why() {
+    let test = WithDaemon::new();
+    let server = TestServer::start();
+    common::a_job_the_service_cannot_complete_ends_the_watch_with_why(
+        &test.connect(),
+        &server,
+        &test.sandbox,
+    );
+}

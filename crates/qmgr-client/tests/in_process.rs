@@ -83,3 +83,14 @@ fn an_upload_with_a_reply_is_sent_and_its_reply_read() {
     let server = TestServer::start();
     common::an_upload_with_a_reply_is_sent_and_its_reply_read(&host(&sandbox), &server, &sandbox);
 }
+
+#[test]
+fn a_job_the_service_cannot_complete_ends_the_watch_with_why() {
+    let sandbox = Sandbox::new();
+    let server = TestServer::start();
+    common::a_job_the_service_cannot_complete_ends_the_watch_with_why(
+        &host(&sandbox),
+        &server,
+        &sandbox,
+    );
+}

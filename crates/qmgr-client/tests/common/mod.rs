@@ -326,24 +326,22 @@ pub fn an_auto_completed_job_ends_the_watch_acknowledged(
         .new_job("auto")
         .priority(JobPriority::Foreground)
         .auto_complete(AutoComplete::Replace)
-        .file(server.url("/data/32k/auto"), &local)
+        .file(server.url("/data/32k/auto?rate=100000"), &local)
         .create()
         .unwrap();
+    // Listening before it starts: a small job may be done before the first look.
+    let watch = job.watch();
     job.resume().unwrap();
-    let last = job.wait(|_| {}).unwrap();
-    // A watch may see TRANSFERRED just before the service completes the job.
+    let statuses: Vec<Status> = watch.map(Result::unwrap).collect();
+    let last = statuses.last().unwrap();
+    // TRANSFERRED does not end the watch of a job the service completes itself.
+    assert_eq!(last.state, JobState::Acknowledged, "{statuses:#?}");
     assert!(
-        matches!(last.state, JobState::Acknowledged | JobState::Transferred),
-        "{last:?}"
+        statuses[..statuses.len() - 1]
+            .iter()
+            .all(|status| !status.is_final()),
+        "{statuses:#?}"
     );
-    if last.state == JobState::Transferred {
-        let last = job.wait(|_| {});
-        assert!(
-            last.as_ref()
-                .is_ok_and(|last| last.state == JobState::Acknowledged)
-                || last.is_err_and(|error| error.hresult() == hresult::BG_E_NOT_FOUND)
-        );
-    }
     // The rename happens before the job leaves the queue.
     assert_served(&local, "/data/32k/auto", 32 * 1024);
 }
@@ -382,4 +380,34 @@ pub fn an_upload_with_a_reply_is_sent_and_its_reply_read(
     assert!(reply == expected_reply(&bytes, 5000));
     job.complete().unwrap();
     assert!(std::fs::read(&reply_file).unwrap() == reply);
+}
+
+/// A job the service was to complete but could not (no clobbering a file that is there)
+/// ends the watch in TRANSFERRED, saying why; the owner completes it.
+pub fn a_job_the_service_cannot_complete_ends_the_watch_with_why(
+    manager: &Manager,
+    server: &TestServer,
+    sandbox: &Sandbox,
+) {
+    let local = sandbox.downloads().join("taken.bin");
+    std::fs::write(&local, "already here").unwrap();
+    let job = manager
+        .new_job("no clobber")
+        .priority(JobPriority::Foreground)
+        .auto_complete(AutoComplete::NoClobber)
+        .file(server.url("/data/16k/taken"), &local)
+        .create()
+        .unwrap();
+    let watch = job.watch();
+    job.resume().unwrap();
+    let last = watch.map(Result::unwrap).last().unwrap();
+    assert_eq!(last.state, JobState::Transferred, "{last:?}");
+    let why = last
+        .error
+        .expect("the watch says why the job was not completed");
+    assert!(why.hresult().is_failure(), "{why:?}");
+    assert_eq!(why.action(), Some("completing the transferred job"));
+    assert_eq!(std::fs::read(&local).unwrap(), b"already here");
+    assert_eq!(job.complete().unwrap(), hresult::S_OK);
+    assert_served(&local, "/data/16k/taken", 16 * 1024);
 }
