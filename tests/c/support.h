@@ -13,6 +13,7 @@
 #include <bits.h>
 #include <qmgr.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,68 @@ static inline unsigned char *read_whole(const char *path, long long *size)
     }
     fclose(stream);
     return bytes;
+}
+
+/* The test server's content (tests/src/content.rs): a file at `path` is one block of
+ * SERVED_BLOCK_LEN pseudo-random bytes, seeded by a hash of (path, version), repeated. */
+#define SERVED_BLOCK_LEN 65521u
+
+static inline uint64_t served_scramble(uint64_t word)
+{
+    word = (word ^ (word >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    word = (word ^ (word >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return word ^ (word >> 31);
+}
+
+/* Fills `block` (SERVED_BLOCK_LEN bytes) with the block of `path` at content version 0. */
+static inline void served_block(const char *path, unsigned char *block)
+{
+    uint64_t hash = UINT64_C(0xcbf29ce484222325), state;
+    const unsigned char version_and_separator[5] = {0xff, 0, 0, 0, 0};
+    size_t i, filled = 0;
+    for (i = 0; path[i] != 0; i++) {
+        hash = (hash ^ (unsigned char)path[i]) * UINT64_C(0x00000100000001b3);
+    }
+    for (i = 0; i < sizeof version_and_separator; i++) {
+        hash = (hash ^ version_and_separator[i]) * UINT64_C(0x00000100000001b3);
+    }
+    state = served_scramble(hash);
+    while (filled < SERVED_BLOCK_LEN) {
+        uint64_t word;
+        state += UINT64_C(0x9e3779b97f4a7c15);
+        word = served_scramble(state);
+        for (i = 0; i < 8 && filled < SERVED_BLOCK_LEN; i++) {
+            block[filled++] = (unsigned char)(word >> (8 * i));
+        }
+    }
+}
+
+/* Whether the file at `local` holds exactly the `size` bytes the test server serves for
+ * `server_path` (its path on the server, without the query), at content version 0. A
+ * mismatch is printed with the first offset that differs. */
+static inline int served_file_matches(const char *local, const char *server_path,
+                                      long long size)
+{
+    long long held = 0, at;
+    unsigned char *bytes = read_whole(local, &held);
+    unsigned char *block = (unsigned char *)malloc(SERVED_BLOCK_LEN);
+    int same = bytes != NULL && block != NULL && held == size;
+    if (same) {
+        served_block(server_path, block);
+        for (at = 0; at < held; at++) {
+            if (bytes[at] != block[at % SERVED_BLOCK_LEN]) {
+                fprintf(stderr, "%s differs from %s at byte %lld\n", local, server_path, at);
+                same = 0;
+                break;
+            }
+        }
+    } else {
+        fprintf(stderr, "%s holds %lld bytes, not the %lld of %s\n", local, held, size,
+                server_path);
+    }
+    free(block);
+    free(bytes);
+    return same;
 }
 
 /* Polls the job until it reaches `wanted`, a final or error state, or `seconds` pass;

@@ -218,7 +218,7 @@ static void sta_callback_comes_in_the_wait(IBackgroundCopyManager *manager,
     CHECK(atomic_load(&waiting_recorder.transferred) == 1);
     CHECK(pthread_equal(waiting_recorder.transferred_on, pthread_self()));
     CHECK_HR(atomic_load(&waiting_recorder.complete_result), S_OK);
-    CHECK(file_size(local) == 64 * 1024);
+    CHECK(served_file_matches(local, "/data/64k/waited", 64 * 1024));
     IBackgroundCopyJob_Release(job);
     CHECK(pump_until_released(&waiting_recorder));
     CHECK(atomic_load(&waiting_recorder.calls_elsewhere) == 0);
@@ -276,7 +276,7 @@ static void sta_callback_comes_in_the_pump(IBackgroundCopyManager *manager,
     CHECK(atomic_load(&pumped_recorder.transferred_calls) == 2);
     CHECK(pthread_equal(pumped_recorder.transferred_on, pthread_self()));
     CHECK_HR(atomic_load(&pumped_recorder.complete_result), S_OK);
-    CHECK(file_size(local) == 32 * 1024);
+    CHECK(served_file_matches(local, "/data/32k/pumped", 32 * 1024));
     IBackgroundCopyJob_Release(job);
     CHECK(pump_until_released(&pumped_recorder));
     /* Nothing waits any more: the pump finds nothing and the eventfd is quiet. */

@@ -258,7 +258,8 @@ static void complete_inside_job_transferred(IBackgroundCopyManager *manager,
     CHECK(atomic_load(&transfer_recorder.modifications) >= 1);
     CHECK_HR(IBackgroundCopyJob_GetState(job, &state), S_OK);
     CHECK(state == BG_JOB_STATE_ACKNOWLEDGED);
-    CHECK(file_size(first) == 8192 && file_size(second) == 4096);
+    CHECK(served_file_matches(first, "/data/8k/cb1", 8192));
+    CHECK(served_file_matches(second, "/data/4k/cb2", 4096));
     CHECK(wait_for_references(&transfer_recorder, 1));
     IBackgroundCopyJob_Release(job);
     free(url);

@@ -206,7 +206,8 @@ static void group_download(IBackgroundCopyGroup *group, const TestPlace *place)
         waited_ms += 20;
     }
     CHECK(status == (QM_STATUS_GROUP_COMPLETE | QM_STATUS_GROUP_SUSPENDED));
-    CHECK(file_size(one) == 2048 && file_size(two) == 2048);
+    CHECK(served_file_matches(one, "/data/2k/legacy", 2048));
+    CHECK(served_file_matches(two, "/data/2k/legacy", 2048));
     CHECK_HR(IBackgroundCopyGroup_GetProgress(group, QM_PROGRESS_PERCENT_DONE, &value), S_OK);
     CHECK(value == 100);
     CHECK_HR(IBackgroundCopyGroup_GetProgress(group, QM_PROGRESS_SIZE_DONE, &value), S_OK);
@@ -217,7 +218,8 @@ static void group_download(IBackgroundCopyGroup *group, const TestPlace *place)
     CHECK(value == 4096);
     CHECK_HR(IBackgroundCopyGroup_CancelGroup(group), S_OK);
     /* Files a legacy group finished stay when it is cancelled. */
-    CHECK(file_size(one) == 2048 && file_size(two) == 2048);
+    CHECK(served_file_matches(one, "/data/2k/legacy", 2048));
+    CHECK(served_file_matches(two, "/data/2k/legacy", 2048));
     free(one);
     free(two);
 }

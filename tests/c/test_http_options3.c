@@ -234,7 +234,7 @@ static void write_only_headers(IBackgroundCopyManager *manager, const TestPlace 
     CHECK_HR(IBackgroundCopyJob_Resume(job), S_OK);
     CHECK(wait_for_state(job, BG_JOB_STATE_TRANSFERRED, 60) == BG_JOB_STATE_TRANSFERRED);
     CHECK_HR(IBackgroundCopyJob_Complete(job), S_OK);
-    CHECK(file_size(local) == 1024);
+    CHECK(served_file_matches(local, "/data/1k/write-only", 1024));
     free(local);
     IBackgroundCopyJobHttpOptions3_Release(options);
     IBackgroundCopyJob_Release(job);
@@ -259,7 +259,7 @@ static void accepting_validator(IBackgroundCopyManager *manager, const TestPlace
     CHECK(atomic_load(&accepting.job_matches));
     CHECK(atomic_load(&accepting.file_matches));
     CHECK_HR(IBackgroundCopyJob_Complete(job), S_OK);
-    CHECK(file_size(local) == 16 * 1024);
+    CHECK(served_file_matches(local, "/data/16k/accepted", 16 * 1024));
     free(local);
     IBackgroundCopyJob_Release(job);
 }

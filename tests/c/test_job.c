@@ -551,7 +551,8 @@ static void transfer_and_complete(IBackgroundCopyManager *manager, const TestPla
     CHECK(file_size(first) == -1 && file_size(second) == -1);
     CHECK_HR(IBackgroundCopyJob_Resume(job), S_OK);
     CHECK_HR(IBackgroundCopyJob_Complete(job), S_OK);
-    CHECK(file_size(first) == 65536 && file_size(second) == 10240);
+    CHECK(served_file_matches(first, "/data/64k/first", 65536));
+    CHECK(served_file_matches(second, "/data/10k/second", 10240));
     CHECK_HR(IBackgroundCopyJob_GetState(job, &state), S_OK);
     CHECK(state == BG_JOB_STATE_ACKNOWLEDGED);
 
@@ -618,14 +619,14 @@ static void credentials_reach_the_server(IBackgroundCopyManager *manager, const 
                                     BG_AUTH_SCHEME_BASIC, u"s3cret pass", 0,
                                     &job) == BG_JOB_STATE_TRANSFERRED);
     CHECK_HR(IBackgroundCopyJob_Complete(job), S_OK);
-    CHECK(file_size(basic) == 8192);
+    CHECK(served_file_matches(basic, "/data/8k/basic", 8192));
     IBackgroundCopyJob_Release(job);
 
     CHECK(download_with_credentials(manager, place, "/data/8k/digest?auth=digest", "digest.bin",
                                     BG_AUTH_SCHEME_DIGEST, u"s3cret pass", 0,
                                     &job) == BG_JOB_STATE_TRANSFERRED);
     CHECK_HR(IBackgroundCopyJob_Complete(job), S_OK);
-    CHECK(file_size(digest) == 8192);
+    CHECK(served_file_matches(digest, "/data/8k/digest", 8192));
     IBackgroundCopyJob_Release(job);
 
     /* Removed credentials, or a wrong password: HTTP 401, and the job stops in ERROR. */
@@ -663,7 +664,7 @@ static void complete_onto_a_directory(IBackgroundCopyManager *manager, const Tes
     CHECK(state == BG_JOB_STATE_TRANSFERRED);
     CHECK(rmdir(local) == 0);
     CHECK_HR(IBackgroundCopyJob_Complete(job), S_OK);
-    CHECK(file_size(local) == 1000);
+    CHECK(served_file_matches(local, "/data/1000", 1000));
     IBackgroundCopyJob_Release(job);
     free(local);
 }
@@ -742,7 +743,7 @@ static void http_method(IBackgroundCopyManager *manager, const TestPlace *place)
     CHECK_HR(IBackgroundCopyJob_Resume(job), S_OK);
     CHECK(wait_for_state(job, BG_JOB_STATE_TRANSFERRED, 60) == BG_JOB_STATE_TRANSFERRED);
     CHECK_HR(IBackgroundCopyJob_Complete(job), S_OK);
-    CHECK(file_size(posted) == 4096);
+    CHECK(served_file_matches(posted, "/data/4k/posted", 4096));
 
     if (CHECK_HR(IBackgroundCopyJob_QueryInterface(busy, &IID_IBackgroundCopyJobHttpOptions2,
                                                    (void **)&busy_options),
@@ -947,7 +948,7 @@ static void job_error_and_partial_complete(IBackgroundCopyManager *manager,
         IBackgroundCopyError_Release(error);
     }
     CHECK_HR(IBackgroundCopyJob_Complete(job), BG_S_PARTIAL_COMPLETE);
-    CHECK(file_size(kept) == 1024 && file_size(missing) == -1);
+    CHECK(served_file_matches(kept, "/data/1k/present", 1024) && file_size(missing) == -1);
     CHECK_HR(IBackgroundCopyJob_Cancel(job), BG_E_INVALID_STATE);
     IBackgroundCopyJob_Release(job);
     free(url);

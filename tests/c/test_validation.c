@@ -151,8 +151,8 @@ static void rejected_file_downloads_again(IBackgroundCopyManager *manager,
     CHECK(progress.BytesTransferred == 40000 && progress.Completed == TRUE);
     CHECK(validation_state(job, 1) == FALSE);
     CHECK_HR(IBackgroundCopyJob_Complete(job), S_OK);
-    CHECK(file_size(first_path) == 16384);
-    CHECK(file_size(second_path) == 40000);
+    CHECK(served_file_matches(first_path, "/data/16k", 16384));
+    CHECK(served_file_matches(second_path, "/data/40000", 40000));
 
     IBackgroundCopyFile3_Release(second);
     IBackgroundCopyJob_Release(job);

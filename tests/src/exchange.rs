@@ -107,6 +107,8 @@ pub(crate) fn answer(
     }
     let resource = if let Some(size) = data_file_size(&request.path) {
         Resource::Data(size)
+    } else if let Some(upload_path) = request.path.strip_prefix(PUBLISHED_PREFIX) {
+        Resource::Published(upload_path)
     } else if let Some(session_key) = reply_session_key(&request.path) {
         Resource::Reply(session_key)
     } else {
@@ -137,8 +139,26 @@ pub(crate) fn answer(
         Resource::Reply(session_key) => {
             send_reply(shared, writer, request, faults, session_key, keep_alive)
         }
+        Resource::Published(upload_path) => {
+            let Some(bytes) = shared.with_uploads(|uploads| uploads.published(upload_path)) else {
+                let reason = format!("no upload to {upload_path} was published");
+                return send_text(writer, 404, &reason, &[], is_head, keep_alive);
+            };
+            let size = bytes.len() as u64;
+            let file = ServedFile {
+                size,
+                etag: etag(&request.path, INITIAL_VERSION, size),
+                last_modified: format_http_date(last_modified_secs(&request.path, INITIAL_VERSION)),
+                bytes: &*bytes,
+            };
+            send_file(shared, writer, request, &faults, &file, keep_alive)
+        }
     }
 }
+
+/// `GET /published/<path>` reads what a BITS upload to `<path>` published: a client in
+/// another process (a C example) can check what arrived.
+const PUBLISHED_PREFIX: &str = "/published";
 
 /// What a path names.
 enum Resource<'a> {
@@ -146,6 +166,8 @@ enum Resource<'a> {
     Data(u64),
     /// `…/bits-replies/<session key>/reply.bin`: the reply of an upload.
     Reply(&'a str),
+    /// `/published/<path>`: what an upload to `<path>` published.
+    Published(&'a str),
 }
 
 /// A file as served: its length, validators and bytes.

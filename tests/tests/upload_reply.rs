@@ -159,9 +159,14 @@ fn the_last_fragment_names_an_absolute_reply_served_like_a_file_until_close() {
     assert_eq!(head.header("ETag"), Some(etag.as_str()));
     assert!(head.body.is_empty());
     assert_eq!(server.uploaded(UPLOAD_PATH), None, "published before Close");
+    let unpublished = get(&server, &format!("/published{UPLOAD_PATH}"));
+    assert_eq!(unpublished.status, 404);
 
     close(&server, &target, &session, "Close-Session");
-    assert_eq!(server.uploaded(UPLOAD_PATH), Some(data));
+    assert_eq!(server.uploaded(UPLOAD_PATH), Some(data.clone()));
+    // Another process reads what was published over http.
+    let published = get(&server, &format!("/published{UPLOAD_PATH}"));
+    assert_eq!((published.status, published.body), (200, data));
     assert_eq!(get(&server, &reply_path(&session)).status, 404);
     assert_eq!(
         server.reply_gets(),

@@ -196,22 +196,77 @@ const CERTIFICATE_CHECK_TIMEOUT_MS: &str = "3000";
 /// Runs `binary` plainly, then under valgrind, each in a fresh instance; the summary is
 /// the program's last line of output.
 fn run_program(program: &Program, binary: &Path, servers: &Servers) -> Result<String> {
-    let summary = run_once(program, "plain", PLAIN_TIMEOUT, |instance| {
-        let mut command = Command::new(binary);
-        command.args(arguments(program, servers.urls(), instance));
-        with_https_env(program, servers, &mut command);
-        command
-    })?;
-    run_once(program, "valgrind", VALGRIND_TIMEOUT, |instance| {
-        let mut command = Command::new("valgrind");
-        command
-            .args(VALGRIND)
-            .arg(binary)
-            .args(arguments(program, servers.urls(), instance));
-        with_https_env(program, servers, &mut command);
-        command
-    })
+    let verify = |instance: &Instance| check_transferred(program, servers, instance);
+    let summary = run_once(
+        program,
+        "plain",
+        PLAIN_TIMEOUT,
+        |instance| {
+            let mut command = Command::new(binary);
+            command.args(arguments(program, servers.urls(), instance));
+            with_https_env(program, servers, &mut command);
+            command
+        },
+        &verify,
+    )?;
+    run_once(
+        program,
+        "valgrind",
+        VALGRIND_TIMEOUT,
+        |instance| {
+            let mut command = Command::new("valgrind");
+            command
+                .args(VALGRIND)
+                .arg(binary)
+                .args(arguments(program, servers.urls(), instance));
+            with_https_env(program, servers, &mut command);
+            command
+        },
+        &verify,
+    )
     .map(|_| format!("{summary} (and clean under valgrind)"))
+}
+
+/// An example's exit status is not the whole story: what it downloaded must be what the
+/// server serves, byte for byte, and what it uploaded what the server published.
+fn check_transferred(program: &Program, servers: &Servers, instance: &Instance) -> Result<()> {
+    let base_url = servers.plain.base_url();
+    match program.arguments {
+        Arguments::Download { url_path } => {
+            let local = instance.work_dir().join(format!("{}.out", program.name));
+            let path = url_path.split('?').next().unwrap_or(url_path);
+            let served = server::get(base_url, path)?;
+            same_bytes(&local, &fs::read(&local).unwrap_or_default(), &served, path)
+        }
+        Arguments::Upload { url_path } => {
+            let source = instance.work_dir().join(format!("{}.src", program.name));
+            let published = server::get(base_url, &format!("/published{url_path}"))?;
+            let sent =
+                fs::read(&source).with_context(|| format!("cannot read {}", source.display()))?;
+            same_bytes(&source, &sent, &published, url_path)
+        }
+        Arguments::NoTransfer { .. } | Arguments::Test | Arguments::TestWithHttps => Ok(()),
+    }
+}
+
+/// Fails, naming the first byte that differs, unless `held` (the file at `local`) is
+/// `expected` (what the server has at `server_path`).
+fn same_bytes(local: &Path, held: &[u8], expected: &[u8], server_path: &str) -> Result<()> {
+    if held == expected {
+        return Ok(());
+    }
+    let first_difference = held
+        .iter()
+        .zip(expected)
+        .position(|(a, b)| a != b)
+        .unwrap_or(held.len().min(expected.len()));
+    bail!(
+        "{} ({} bytes) is not what the server has at {server_path} ({} bytes): they differ \
+         from byte {first_difference}",
+        local.display(),
+        held.len(),
+        expected.len()
+    )
 }
 
 /// An https test's qmgrd (started by the program, with its environment) trusts the https
@@ -248,7 +303,7 @@ fn arguments(program: &Program, urls: Urls<'_>, instance: &Instance) -> Vec<Stri
     let base_url = urls.plain;
     let work_dir = instance.work_dir().display().to_string();
     match program.arguments {
-        Arguments::Download { url_path } => vec![
+        Arguments::Download { url_path } | Arguments::NoTransfer { url_path } => vec![
             format!("{base_url}{url_path}"),
             instance
                 .work_dir()
@@ -287,15 +342,21 @@ fn run_python(servers: &Servers) -> Result<String> {
     let library = programs::library_dir().join("libqmgr.so");
     // The example imports the package of python/ from the checkout, not an installed one.
     let package = project_root().join("python/src");
-    run_once(&program, "python3", PLAIN_TIMEOUT, |instance| {
-        let mut command = Command::new("python3");
-        command
-            .arg(&script)
-            .args(arguments(&program, servers.urls(), instance))
-            .env("QMGR_LIB", &library)
-            .env("PYTHONPATH", &package);
-        command
-    })
+    run_once(
+        &program,
+        "python3",
+        PLAIN_TIMEOUT,
+        |instance| {
+            let mut command = Command::new("python3");
+            command
+                .arg(&script)
+                .args(arguments(&program, servers.urls(), instance))
+                .env("QMGR_LIB", &library)
+                .env("PYTHONPATH", &package);
+            command
+        },
+        &|instance| check_transferred(&program, servers, instance),
+    )
 }
 
 /// One run in a new instance, its output in target/c-abi/logs/. The instance is removed
@@ -305,6 +366,7 @@ fn run_once(
     mode: &str,
     timeout: Duration,
     command_for: impl FnOnce(&Instance) -> Command,
+    verify: &dyn Fn(&Instance) -> Result<()>,
 ) -> Result<String> {
     let instance = Instance::create(&format!("{}-{mode}", program.name))?;
     let log_dir = programs::build_dir().join("logs");
@@ -325,6 +387,13 @@ fn run_once(
     let outcome = wait_with_timeout(child, timeout);
     let stopped = instance.stop_daemon();
     let output = fs::read_to_string(&log).unwrap_or_default();
+    let outcome = outcome.and_then(|status| {
+        if status.success() {
+            verify(&instance).map(|()| status)
+        } else {
+            Ok(status)
+        }
+    });
     match (outcome, stopped) {
         (Ok(status), Ok(())) if status.success() => {
             instance.remove()?;

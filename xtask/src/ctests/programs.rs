@@ -19,8 +19,12 @@ pub enum Language {
 /// What a program is given on its command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arguments {
-    /// An example: `URL DESTINATION`, the URL being this path on the test server.
+    /// An example: `URL DESTINATION`, the URL being this path on the test server; the
+    /// destination must end up holding what the server serves there.
     Download { url_path: &'static str },
+    /// An example given `URL DESTINATION` like a download that transfers nothing (it
+    /// lists, then cancels).
+    NoTransfer { url_path: &'static str },
     /// An upload example: `FILE URL`, the file made by the runner, the URL this path on
     /// the test server (which takes BITS uploads).
     Upload { url_path: &'static str },
@@ -71,7 +75,12 @@ const fn test(name: &'static str, source: &'static str) -> Program {
 pub const PROGRAMS: &[Program] = &[
     example("download", "examples-c/download.c", "/data/256k/download"),
     example("group", "examples-c/group.c", "/data/64k/group"),
-    example("enumerate", "examples-c/enumerate.c", "/data/1k/enumerate"),
+    Program {
+        arguments: Arguments::NoTransfer {
+            url_path: "/data/1k/enumerate",
+        },
+        ..example("enumerate", "examples-c/enumerate.c", "")
+    },
     example("callback", "examples-c/callback.c", "/data/128k/callback"),
     Program {
         arguments: Arguments::Upload {

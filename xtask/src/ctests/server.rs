@@ -75,3 +75,50 @@ impl TestServer {
         Ok(())
     }
 }
+
+/// The body of `GET path` from the plain test server at `base_url` (`http://HOST:PORT`):
+/// one request on a connection of its own, which the server closes after the answer. Only
+/// a 200 with a `Content-Length` body is accepted, which is how the server sends files.
+pub fn get(base_url: &str, path: &str) -> Result<Vec<u8>> {
+    use std::io::{Read, Write};
+
+    let authority = base_url
+        .strip_prefix("http://")
+        .with_context(|| format!("{base_url} is not a plain http URL"))?;
+    let mut stream = std::net::TcpStream::connect(authority)
+        .with_context(|| format!("cannot connect to {authority}"))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .with_context(|| format!("reading the answer to GET {path}"))?;
+    let head_end = answer
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .with_context(|| format!("the answer to GET {path} has no end of head"))?;
+    let head = String::from_utf8_lossy(&answer[..head_end]).into_owned();
+    let body = answer.split_off(head_end + 4);
+    ensure!(
+        head.starts_with("HTTP/1.1 200"),
+        "GET {path}: {}",
+        head.lines().next().unwrap_or("")
+    );
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .with_context(|| format!("the answer to GET {path} has no Content-Length"))?;
+    ensure!(
+        body.len() == length,
+        "GET {path}: {} bytes of a body of {length}",
+        body.len()
+    );
+    Ok(body)
+}
