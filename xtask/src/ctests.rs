@@ -6,7 +6,11 @@
 //!    (`-Wall -Wextra -Werror -pedantic`, C11 or C++17) against include/ and libqmgr,
 //!    then runs against the test server in a qmgr instance of its own, then again under
 //!    valgrind (a definite leak or any memory error fails it); the Python example runs
-//!    with python3 and the checkout's python/ package. Each program counts as one test.
+//!    with python3 and the checkout's python/ package. What an example downloaded must be
+//!    what the server serves, byte for byte, and what it uploaded what the server
+//!    published. Each program counts as one test;
+//! 4. every C and C++ program again, linked to the library built with feature
+//!    `in-process` (the queue hosted in the program, no qmgrd), once each, counted apart.
 
 pub(crate) mod instance;
 mod programs;
@@ -23,7 +27,7 @@ use anyhow::{Context, Result, bail};
 use crate::tally::Tally;
 use crate::{cargo, compat, headers, project_root};
 use instance::Instance;
-use programs::{Arguments, PROGRAMS, PYTHON_EXAMPLE, Program};
+use programs::{Arguments, Library, PROGRAMS, PYTHON_EXAMPLE, Program};
 use server::TestServer;
 
 const PLAIN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -148,8 +152,8 @@ fn run_programs(only: &[String], tally: &mut Tally, failures: &mut Vec<String>) 
     };
     for program in PROGRAMS.iter().filter(|program| chosen(program.name)) {
         println!("==> C: {} ({})", program.name, program.source);
-        let verdict =
-            programs::compile(program).and_then(|binary| run_program(program, &binary, &servers));
+        let verdict = programs::compile(program, Library::Client)
+            .and_then(|binary| run_program(program, &binary, &servers));
         report(program.name, verdict, tally, failures);
     }
     if chosen(PYTHON_NAME) {
@@ -157,7 +161,75 @@ fn run_programs(only: &[String], tally: &mut Tally, failures: &mut Vec<String>) 
         let verdict = run_python(&servers);
         report("python download.py", verdict, tally, failures);
     }
+    let in_process: Vec<&Program> = PROGRAMS
+        .iter()
+        .filter(|program| chosen(program.name))
+        .collect();
+    if !in_process.is_empty() {
+        println!("==> C ABI programs against the in-process library (feature in-process)");
+        match build_in_process_library() {
+            Ok(()) => {
+                for program in in_process {
+                    println!("==> C, in-process: {} ({})", program.name, program.source);
+                    let verdict = programs::compile(program, Library::InProcess)
+                        .and_then(|binary| run_in_process(program, &binary, &servers));
+                    report(
+                        &format!("{} (in-process)", program.name),
+                        verdict,
+                        tally,
+                        failures,
+                    );
+                }
+            }
+            Err(error) => count(
+                "in-process library",
+                Err(format!("{error:#}")),
+                tally,
+                failures,
+            ),
+        }
+    }
     servers.stop();
+}
+
+/// Builds libqmgr with feature `in-process` and keeps a copy of it in
+/// [`Library::InProcess`]'s directory, then builds the usual one again: both builds share
+/// target/debug, where the last one built is the libqmgr.so programs find.
+fn build_in_process_library() -> Result<()> {
+    let build = |features: &[&str]| -> Result<()> {
+        let status = cargo()
+            .args(["build", "--locked", "-p", "libqmgr", "--lib"])
+            .args(features)
+            .status()?;
+        if !status.success() {
+            bail!("cargo build -p libqmgr {} failed", features.join(" "));
+        }
+        Ok(())
+    };
+    build(&["--features", "in-process"])?;
+    let dir = Library::InProcess.dir();
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let built = programs::library_dir().join("libqmgr.so");
+    fs::copy(&built, dir.join("libqmgr.so"))
+        .with_context(|| format!("cannot copy {} to {}", built.display(), dir.display()))?;
+    build(&[])
+}
+
+/// Runs `binary`, linked to the in-process library, once in a fresh instance (not under
+/// valgrind: the queue's own threads run inside it and outlive the program's last call).
+fn run_in_process(program: &Program, binary: &Path, servers: &Servers) -> Result<String> {
+    run_once(
+        program,
+        "in-process",
+        PLAIN_TIMEOUT,
+        |instance| {
+            let mut command = Command::new(binary);
+            command.args(arguments(program, servers.urls(), instance));
+            with_https_env(program, servers, &mut command);
+            command
+        },
+        &|instance| check_transferred(program, servers, instance),
+    )
 }
 
 fn report(name: &str, verdict: Result<String>, tally: &mut Tally, failures: &mut Vec<String>) {

@@ -153,8 +153,35 @@ pub fn library_dir() -> PathBuf {
     crate::target_dir().join("debug")
 }
 
-/// The compiler command for `program` (without running it).
-pub fn compile_command(program: &Program, output: &Path) -> Command {
+/// Which build of libqmgr a program is linked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Library {
+    /// The usual one, a client of qmgrd.
+    Client,
+    /// The build with feature `in-process`, which hosts the queue in the program.
+    InProcess,
+}
+
+impl Library {
+    /// Where this build's libqmgr.so is.
+    pub fn dir(self) -> PathBuf {
+        match self {
+            Library::Client => library_dir(),
+            Library::InProcess => build_dir().join("in-process"),
+        }
+    }
+
+    /// Where programs linked to it are put.
+    fn bin_dir(self) -> PathBuf {
+        match self {
+            Library::Client => build_dir().join("bin"),
+            Library::InProcess => build_dir().join("bin-in-process"),
+        }
+    }
+}
+
+/// The compiler command for `program` (without running it), linked to `library`.
+pub fn compile_command(program: &Program, output: &Path, library: Library) -> Command {
     let root = project_root();
     let (compiler, standard) = match program.language {
         Language::C => ("gcc", "-std=c11"),
@@ -178,7 +205,7 @@ pub fn compile_command(program: &Program, output: &Path) -> Command {
     }
     command.args(program.extra_warnings);
     command.arg(program.source).arg("-o").arg(output);
-    let library_dir = library_dir();
+    let library_dir = library.dir();
     command
         .arg(format!("-L{}", library_dir.display()))
         .arg("-lqmgr")
@@ -187,11 +214,11 @@ pub fn compile_command(program: &Program, output: &Path) -> Command {
 }
 
 /// Compiles `program`; on failure the error holds the compiler's messages.
-pub fn compile(program: &Program) -> Result<PathBuf> {
-    let dir = build_dir().join("bin");
+pub fn compile(program: &Program, library: Library) -> Result<PathBuf> {
+    let dir = library.bin_dir();
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let output = dir.join(program.name);
-    let mut command = compile_command(program, &output);
+    let mut command = compile_command(program, &output, library);
     let result = command
         .output()
         .with_context(|| format!("cannot run {command:?}"))?;
@@ -256,7 +283,7 @@ mod tests {
             .iter()
             .find(|p| p.name == "test_win32_style")
             .unwrap();
-        let command = compile_command(program, Path::new("/tmp/out"));
+        let command = compile_command(program, Path::new("/tmp/out"), Library::Client);
         let args: Vec<String> = command
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())
@@ -265,10 +292,11 @@ mod tests {
             assert!(args.iter().any(|a| a == expected), "{expected} in {args:?}");
         }
         let plain = PROGRAMS.iter().find(|p| p.name == "test_job").unwrap();
-        let plain_args: Vec<String> = compile_command(plain, Path::new("/tmp/out"))
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let plain_args: Vec<String> =
+            compile_command(plain, Path::new("/tmp/out"), Library::Client)
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
         assert!(
             !plain_args.iter().any(|a| a == "-Wconversion"),
             "{plain_args:?}"
@@ -278,7 +306,7 @@ mod tests {
     #[test]
     fn the_command_makes_warnings_errors_and_links_the_debug_library() {
         let program = PROGRAMS.iter().find(|p| p.name == "download_cpp").unwrap();
-        let command = compile_command(program, Path::new("/tmp/out"));
+        let command = compile_command(program, Path::new("/tmp/out"), Library::Client);
         let args: Vec<String> = command
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())
