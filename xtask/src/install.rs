@@ -164,21 +164,23 @@ fn install_cargo() -> Command {
     command
 }
 
-/// Builds the binaries and libqmgr (with its soname) for installing.
+/// Builds the binaries and libqmgr (with its soname) for installing, in one cargo run so
+/// that the crates they share are built once.
 pub fn build() -> Result<Build> {
     println!(
         "==> release build for installing (in {})",
         target_dir().display()
     );
     let mut command = install_cargo();
-    command.args(["build", "--release", "--locked", "--bins"]);
+    command
+        .args(["build", "--release", "--locked", "-p", "libqmgr"])
+        .env(install_library::SONAME_VARIABLE, install_library::soname());
     for (_, package) in BINARIES {
         command.args(["-p", package]);
     }
     if !command.status()?.success() {
         bail!("the release build failed");
     }
-    install_library::build(install_cargo())?;
     Ok(Build {
         release: target_dir().join("release"),
     })

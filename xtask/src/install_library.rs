@@ -15,15 +15,15 @@
 //! 16 bits wide, like WCHAR, so glibc's wide-character functions (wprintf, wcslen, …),
 //! built for a 32-bit wchar_t, must not be given such strings.
 //!
-//! The library carries its soname only in the build made for installing, which has a
-//! target directory of its own (see [`crate::install`]): programs linked against the
-//! build tree (`-L target/debug -lqmgr`) keep finding `libqmgr.so` there.
+//! The library carries its soname only in the build made for installing (libqmgr's build
+//! script reads [`SONAME_VARIABLE`]), which has a target directory of its own (see
+//! [`crate::install`]): programs linked against the build tree (`-L target/debug -lqmgr`)
+//! keep finding `libqmgr.so` there.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use crate::install::plan::Plan;
 
@@ -35,28 +35,8 @@ pub fn soname() -> String {
     format!("libqmgr.so.{major}")
 }
 
-/// Builds the release library with its soname; `build` is a cargo command already pointed
-/// at the install's target directory.
-pub fn build(mut cargo: Command) -> Result<()> {
-    // The soname is a link argument of the cdylib alone, so it is given to this one
-    // rustc invocation rather than to every crate through RUSTFLAGS.
-    let status = cargo
-        .args([
-            "rustc",
-            "--release",
-            "--locked",
-            "-p",
-            "libqmgr",
-            "--lib",
-            "--",
-        ])
-        .arg(format!("-Clink-arg=-Wl,-soname,{}", soname()))
-        .status()?;
-    if !status.success() {
-        bail!("the release build of libqmgr failed");
-    }
-    Ok(())
-}
+/// The variable that makes libqmgr's build script give the library its soname.
+pub const SONAME_VARIABLE: &str = "QMGR_SONAME";
 
 /// The compiler flags of `qmgr-win32.pc`, beyond the include directory: wchar_t as
 /// Windows has it (so `L"…"` literals are UTF-16 WCHAR strings) and the UNICODE macros

@@ -278,6 +278,15 @@ fn check_layout(prefix: &Path) -> Result<()> {
         pc.starts_with(&format!("prefix={}\n", prefix.display())),
         "qmgr.pc names another prefix:\n{pc}"
     );
+    let library = prefix.join(format!("lib/libqmgr.so.{}", env!("CARGO_PKG_VERSION")));
+    let dynamic = run_ok(Command::new("readelf").arg("-d").arg(&library))?;
+    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+    let soname = format!("Library soname: [{}]", install_library::soname());
+    ensure!(
+        dynamic.contains(&soname),
+        "{} has no {soname}:\n{dynamic}",
+        library.display()
+    );
     let version = run_ok(Command::new(prefix.join("bin/qmgr")).arg("--version"))?;
     ensure!(
         String::from_utf8_lossy(&version.stdout).trim()
@@ -706,13 +715,32 @@ fn check_dpkg_install(package: &Path) -> Result<Option<String>> {
             == format!("qmgr {}", env!("CARGO_PKG_VERSION"))
     );
     run_ok(Command::new("/usr/bin/qmgrd").arg("--version"))?;
-    let page = run_ok(
+    let mut page = PathBuf::from("/usr/share/man/man8/qmgrd.8.gz");
+    let extracted = std::env::temp_dir().join(format!("qmgr-deb-{}", std::process::id()));
+    if !page.exists() {
+        // A minimal image's dpkg may be told to leave out /usr/share/man (path-exclude);
+        // the page is read from the package then.
+        println!(
+            "{} was not installed (dpkg path-exclude?): reading the package's",
+            page.display()
+        );
+        run_ok(
+            Command::new("dpkg-deb")
+                .arg("-x")
+                .arg(package)
+                .arg(&extracted),
+        )?;
+        page = extracted.join("usr/share/man/man8/qmgrd.8.gz");
+    }
+    let rendered = run_ok(
         Command::new("man")
-            .args(["-l", "/usr/share/man/man8/qmgrd.8.gz"])
+            .arg("-l")
+            .arg(&page)
             .env("MANPAGER", "cat")
             .env("MANWIDTH", "80"),
-    )?;
-    ensure!(String::from_utf8_lossy(&page.stdout).contains("qmgrd"));
+    );
+    let _ = fs::remove_dir_all(&extracted);
+    ensure!(String::from_utf8_lossy(&rendered?.stdout).contains("qmgrd"));
     drop(guard);
     ensure!(
         !Path::new("/usr/bin/qmgr").exists(),
