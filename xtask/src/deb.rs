@@ -54,6 +54,17 @@ if [ \"$1\" = remove ]; then
 fi
 ";
 
+/// What lintian reports that is so on purpose.
+const LINTIAN_OVERRIDES: &str = "\
+# libcurl, OpenSSL and nghttp2 are built into qmgrd from source on purpose: the features
+# qmgr needs (NTLM, the TLS context hook) are chosen at build time, and the package then
+# needs no -dev packages or particular library versions.
+qmgr: embedded-library curl [usr/bin/qmgrd]
+# One package holds the commands, the library and its development files.
+qmgr: package-name-doesnt-match-sonames libqmgr0
+qmgr: link-to-shared-library-in-wrong-package *
+";
+
 /// libc-bin's trigger: the loader's cache learns about libqmgr.so.0.
 const TRIGGERS: &str = "activate-noawait ldconfig\n";
 
@@ -82,6 +93,8 @@ pub fn build_package(build: &install::Build) -> Result<PathBuf> {
     };
     let mut plan = install::plan(build, Path::new("/usr"), &layout)?;
     plan.bytes("share/doc/qmgr/copyright", copyright(), 0o644);
+    plan.bytes("share/doc/qmgr/changelog.gz", gzip(&changelog()?)?, 0o644);
+    plan.bytes("share/lintian/overrides/qmgr", LINTIAN_OVERRIDES, 0o644);
     let name = format!("qmgr_{VERSION}_{architecture}");
     let stage = output_dir().join(&name);
     let _ = fs::remove_dir_all(&stage);
@@ -151,13 +164,48 @@ fn copyright() -> String {
          Upstream-Name: qmgr\n\
          \n\
          Files: *\n\
-         Copyright: the qmgr developers\n\
+         Copyright: 2026 the qmgr developers\n\
          License: {}\n\
          \x20The MIT license or the Apache License 2.0, at your option.\n\
          \x20On Debian systems the Apache License 2.0 is in\n\
          \x20/usr/share/common-licenses/Apache-2.0.\n",
         env!("CARGO_PKG_LICENSE")
     )
+}
+
+/// The package's changelog (a native package has one), dated by the last commit.
+fn changelog() -> Result<String> {
+    let date = command_output("git", &["log", "-1", "--format=%aD"])
+        .ok()
+        .filter(|date| !date.is_empty())
+        .map_or_else(|| command_output("date", &["-R"]), Ok)?;
+    Ok(format!(
+        "qmgr ({VERSION}) unstable; urgency=medium\n\
+         \n\
+         \x20 * Built from the qmgr source tree by `cargo xtask deb`; the project's\n\
+         \x20   changes are in its CHANGELOG.md.\n\
+         \n\
+         \x20-- qmgr developers <qmgr@example.invalid>  {date}\n"
+    ))
+}
+
+/// `gzip -9n` of `text`.
+fn gzip(text: &str) -> Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut child = Command::new("gzip")
+        .arg("-9n")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot run gzip")?;
+    child
+        .stdin
+        .take()
+        .context("gzip has no stdin")?
+        .write_all(text.as_bytes())?;
+    let output = child.wait_with_output()?;
+    ensure!(output.status.success(), "gzip failed ({})", output.status);
+    Ok(output.stdout)
 }
 
 /// Depends from dpkg-shlibdeps, or [`FALLBACK_DEPENDS`] without it.
@@ -216,13 +264,19 @@ fn compress_manual_pages(man_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Strips the line tables of the release profile from the packaged binaries and library
-/// (Debian ships them without; `strip` comes with binutils, which building needs anyway).
+/// Strips the line tables of the release profile and the symbols not needed for linking
+/// from the packaged binaries and library (Debian ships them without; `strip` comes with
+/// binutils, which building needs anyway).
 fn strip_debug_info(stage: &Path, plan: &install::plan::Plan) -> Result<()> {
     for entry in plan.entries.iter().filter(|entry| is_elf(entry)) {
         let path = stage.join("usr").join(&entry.path);
         let status = Command::new("strip")
-            .args(["--strip-debug", "--remove-section=.comment"])
+            // What dh_strip does: symbols not needed for linking go too.
+            .args([
+                "--strip-unneeded",
+                "--remove-section=.comment",
+                "--remove-section=.note",
+            ])
             .arg(&path)
             .status()
             .context("cannot run strip (package binutils)")?;
@@ -295,6 +349,24 @@ mod tests {
             assert!(line.starts_with(' ') && line.len() > 1, "{line:?}");
         }
         assert!(control.ends_with('\n') && !control.ends_with("\n\n"));
+    }
+
+    #[test]
+    fn the_changelog_has_debian_s_shape() {
+        let changelog = changelog().unwrap();
+        assert!(
+            changelog.starts_with(&format!(
+                "qmgr ({VERSION}) unstable; urgency=medium\n\n  * "
+            )),
+            "{changelog}"
+        );
+        let last = changelog.lines().last().unwrap();
+        assert!(last.starts_with(" -- qmgr developers <"), "{last}");
+        assert!(last.contains(">  "), "two spaces before the date: {last}");
+        assert!(
+            changelog.lines().all(|line| line.len() <= 80),
+            "{changelog}"
+        );
     }
 
     #[test]

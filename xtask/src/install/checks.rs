@@ -427,7 +427,10 @@ fn check_other_completions(prefix: &Path) -> Result<Option<String>> {
                 "{shell} {flag} {path}: {}",
                 String::from_utf8_lossy(&output.stderr)
             ),
-            Err(_) => missing.push(shell),
+            Err(_) => {
+                println!("{shell} is not installed: {path} not checked");
+                missing.push(shell);
+            }
         }
     }
     Ok((missing.len() == 2).then(|| "neither zsh nor fish is installed".to_owned()))
