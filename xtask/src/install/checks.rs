@@ -417,21 +417,20 @@ fn check_other_completions(prefix: &Path) -> Result<Option<String>> {
             "share/fish/vendor_completions.d/qmgr.fish",
         ),
     ] {
-        match Command::new(shell)
+        let Ok(output) = Command::new(shell)
             .arg(flag)
             .arg(prefix.join(path))
             .output()
-        {
-            Ok(output) => ensure!(
-                output.status.success(),
-                "{shell} {flag} {path}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            ),
-            Err(_) => {
-                println!("{shell} is not installed: {path} not checked");
-                missing.push(shell);
-            }
-        }
+        else {
+            println!("{shell} is not installed: {path} not checked");
+            missing.push(shell);
+            continue;
+        };
+        ensure!(
+            output.status.success(),
+            "{shell} {flag} {path}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok((missing.len() == 2).then(|| "neither zsh nor fish is installed".to_owned()))
 }
