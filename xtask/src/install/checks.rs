@@ -298,9 +298,13 @@ fn check_layout(prefix: &Path) -> Result<()> {
 }
 
 /// Points `command` at `instance` with nothing but the prefix to find qmgrd in.
-fn isolate(command: &mut Command, instance: &Instance, qmgrd: &Path) {
-    instance.configure(command, qmgrd);
+/// `qmgrd: None` leaves the client to find qmgrd by itself (beside its executable).
+fn isolate(command: &mut Command, instance: &Instance, qmgrd: Option<&Path>) {
+    instance.configure(command, qmgrd.unwrap_or(Path::new("")));
     command.env("PATH", "/usr/bin:/bin");
+    if qmgrd.is_none() {
+        command.env_remove("QMGRD");
+    }
 }
 
 fn check_transfer(prefix: &Path, source: &Path, scratch: &Path) -> Result<()> {
@@ -315,9 +319,8 @@ fn check_transfer(prefix: &Path, source: &Path, scratch: &Path) -> Result<()> {
             .arg("-o")
             .arg(&destination)
             .current_dir(scratch);
-        isolate(&mut command, &instance, Path::new(""));
         // qmgr must find the qmgrd installed beside it.
-        command.env_remove("QMGRD");
+        isolate(&mut command, &instance, None);
         run_ok(&mut command)?;
         ensure!(
             fs::read(&destination)? == fs::read(source)?,
@@ -437,7 +440,7 @@ fn check_other_completions(prefix: &Path) -> Result<Option<String>> {
 
 /// Size and modification time of the build tree's shared libraries, to see that install
 /// did not relink them.
-fn build_tree_libraries() -> Vec<(PathBuf, Option<(u64, SystemTime)>)> {
+fn build_tree_libraries() -> Vec<(PathBuf, Stamp)> {
     ["debug", "release"]
         .into_iter()
         .map(|profile| {
@@ -446,6 +449,21 @@ fn build_tree_libraries() -> Vec<(PathBuf, Option<(u64, SystemTime)>)> {
                 .ok()
                 .and_then(|metadata| Some((metadata.len(), metadata.modified().ok()?)));
             (path, stamp)
+        })
+        .collect()
+}
+
+/// A library's size and modification time, `None` where there is none.
+type Stamp = Option<(u64, SystemTime)>;
+
+/// The libraries whose stamp differs between `before` and `after` (one that appeared,
+/// went, or was rewritten), described.
+fn changed_libraries(before: &[(PathBuf, Stamp)], after: &[(PathBuf, Stamp)]) -> Vec<String> {
+    after
+        .iter()
+        .filter_map(|(path, stamp)| {
+            let earlier = before.iter().find(|(p, _)| p == path).and_then(|(_, s)| *s);
+            (earlier != *stamp).then(|| format!("{} ({earlier:?} -> {stamp:?})", path.display()))
         })
         .collect()
 }
@@ -477,7 +495,7 @@ fn download_with_c_program(
         command
             .arg(format!("file://{}", source.display()))
             .arg(&destination);
-        isolate(&mut command, &instance, qmgrd);
+        isolate(&mut command, &instance, Some(qmgrd));
         run_ok(&mut command).with_context(|| format!("its dynamic section:\n{needed}"))?;
         ensure!(
             fs::read(&destination)? == fs::read(source)?,
@@ -490,18 +508,16 @@ fn download_with_c_program(
 }
 
 fn check_build_tree_program(
-    before: &[(PathBuf, Option<(u64, SystemTime)>)],
+    before: &[(PathBuf, Stamp)],
     source: &Path,
     scratch: &Path,
 ) -> Result<()> {
-    for (path, stamp) in build_tree_libraries() {
-        let earlier = before.iter().find(|(p, _)| *p == path).map(|(_, s)| *s);
-        ensure!(
-            earlier == Some(stamp),
-            "cargo xtask install changed {} ({earlier:?} -> {stamp:?})",
-            path.display()
-        );
-    }
+    let changed = changed_libraries(before, &build_tree_libraries());
+    ensure!(
+        changed.is_empty(),
+        "cargo xtask install changed the build tree's {}",
+        changed.join(", ")
+    );
     let debug = crate::target_dir().join("debug");
     download_with_c_program(
         &[
@@ -777,6 +793,29 @@ drwxr-xr-x root/root         0 2026-12-04 15:00 ./usr/lib/x86_64-linux-gnu/\n\
 -rw-r--r-- root/root   1000000 2026-12-04 15:00 ./usr/lib/x86_64-linux-gnu/libqmgr.so.0.1.0\n";
         assert_eq!(multiarch_of(listing).unwrap(), "x86_64-linux-gnu");
         assert!(multiarch_of("nothing\n").is_err());
+    }
+
+    /// What install did before it had a target directory of its own: relinking
+    /// target/release/libqmgr.so (or creating it) is caught.
+    #[test]
+    fn a_relinked_or_new_build_tree_library_is_caught() {
+        let at = |seconds| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+        let debug = PathBuf::from("target/debug/libqmgr.so");
+        let release = PathBuf::from("target/release/libqmgr.so");
+        let before = vec![(debug.clone(), Some((10, at(1)))), (release.clone(), None)];
+        assert!(changed_libraries(&before, &before).is_empty());
+        let created = vec![
+            (debug.clone(), Some((10, at(1)))),
+            (release.clone(), Some((9, at(2)))),
+        ];
+        let changed = changed_libraries(&before, &created);
+        assert_eq!(changed.len(), 1);
+        assert!(
+            changed[0].starts_with("target/release/libqmgr.so"),
+            "{changed:?}"
+        );
+        let relinked = vec![(debug, Some((10, at(3)))), (release, None)];
+        assert_eq!(changed_libraries(&before, &relinked).len(), 1);
     }
 
     #[test]
