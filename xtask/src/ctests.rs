@@ -6,7 +6,7 @@
 //!    (`-Wall -Wextra -Werror -pedantic`, C11 or C++17) against include/ and libqmgr,
 //!    then runs against the test server in a qmgr instance of its own, then again under
 //!    valgrind (a definite leak or any memory error fails it); the Python example runs
-//!    with python3. Each program counts as one test.
+//!    with python3 and the checkout's python/ package. Each program counts as one test.
 
 pub(crate) mod instance;
 mod programs;
@@ -167,7 +167,7 @@ fn report(name: &str, verdict: Result<String>, tally: &mut Tally, failures: &mut
     count(name, verdict, tally, failures);
 }
 
-fn build_prerequisites() -> Result<()> {
+pub(crate) fn build_prerequisites() -> Result<()> {
     let builds: [&[&str]; 3] = [
         &["build", "--locked", "-p", "libqmgr", "--lib"],
         &["build", "--locked", "-p", "qmgr-service", "--bin", "qmgrd"],
@@ -285,12 +285,15 @@ fn run_python(servers: &Servers) -> Result<String> {
     };
     let script = project_root().join(PYTHON_EXAMPLE);
     let library = programs::library_dir().join("libqmgr.so");
+    // The example imports the package of python/ from the checkout, not an installed one.
+    let package = project_root().join("python/src");
     run_once(&program, "python3", PLAIN_TIMEOUT, |instance| {
         let mut command = Command::new("python3");
         command
             .arg(&script)
             .args(arguments(&program, servers.urls(), instance))
-            .env("QMGR_LIBRARY", &library);
+            .env("QMGR_LIB", &library)
+            .env("PYTHONPATH", &package);
         command
     })
 }

@@ -7,6 +7,7 @@ mod deb;
 mod headers;
 mod install;
 mod install_library;
+mod python;
 mod tally;
 mod test;
 
@@ -45,6 +46,8 @@ Commands:
                  run each against the test server in an instance of its own, then under
                  valgrind; run the Python example (only the programs NAMEd, if any;
                  `python` is the Python example)
+  python-tests   the Python package's pytest suite (python/tests), in a venv made under
+                 target/python/ (python3 -m venv, pip install ./python pytest)
   install [--prefix DIR | --user]
                  release build (in target/install) of qmgr and qmgrd into DIR/bin
                  (default and --user: ~/.local), libqmgr with its soname links and
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Some("headers") => headers::run(&args[1..]),
         Some("compat") => compat::run(&args[1..]),
         Some("c-tests") => ctests::run_command(&args[1..]),
+        Some("python-tests") => python::run_command(&args[1..]),
         Some("install") => install::run(&args[1..]),
         Some("uninstall") => install::run_uninstall(&args[1..]),
         Some("deb") => deb::run(&args[1..]),

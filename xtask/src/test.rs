@@ -36,6 +36,25 @@ fn idle_profile(tally: &mut Tally, failures: &mut Vec<String>) {
     }
 }
 
+/// `cargo doc --no-deps --workspace` with rustdoc's warnings as errors (broken links,
+/// malformed HTML in doc comments): counts as one check.
+fn documentation(tally: &mut Tally, failures: &mut Vec<String>) -> Result<()> {
+    let name = "documentation (cargo doc --no-deps --workspace, RUSTDOCFLAGS=-D warnings)";
+    println!("==> {name}");
+    let ok = cargo()
+        .args(["doc", "--no-deps", "--workspace", "--locked"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .status()?
+        .success();
+    if ok {
+        tally.passed += 1;
+    } else {
+        tally.failed += 1;
+        failures.push(name.to_owned());
+    }
+    Ok(())
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     if let Some(unknown) = args.first() {
         bail!("`cargo xtask test` takes no arguments (got {unknown:?})");
@@ -92,6 +111,8 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
 
+    documentation(&mut tally, &mut failures)?;
+
     // The end-to-end tests run the real binaries (qmgr, qmgrd), found beside each other.
     println!("==> binaries (cargo build --workspace --bins)");
     if !cargo()
@@ -138,6 +159,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
 
     ctests::run(&mut tally, &mut failures);
+    crate::python::run(&mut tally, &mut failures);
     crate::install::checks::run(&mut tally, &mut failures);
     idle_profile(&mut tally, &mut failures);
 

@@ -230,6 +230,34 @@ fn more_urls_than_a_job_may_hold_are_split_and_share_the_parallel_budget() {
 }
 
 #[test]
+fn when_a_job_leaves_the_jobs_still_running_take_its_share_of_the_parallel_budget() {
+    let server = TestServer::start();
+    let instance = Instance::new();
+    instance.write_config("max_files_per_job = 1\n");
+    let quick = server.url("/data/10k/quick");
+    // Slow enough to be running long after the quick one left.
+    let slow = server.url("/data/2m/slow?rate=50000");
+    let mut child = instance.spawn(&["transfer", "--parallel", "4", &quick, &slow]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let remaining = loop {
+        let jobs = instance.jobs();
+        if let [job] = jobs.as_slice()
+            && job["settings"]["parallel_files"] == 4
+        {
+            break plain_id(&job["id"]);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job left running never got the whole budget of 4: {jobs:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    instance.qmgr(&["cancel", &remaining]).expect(0);
+    let _ = child.wait();
+    assert!(instance.downloads().join("quick").exists());
+}
+
+#[test]
 fn bad_input_is_refused_with_the_documented_codes_before_any_job_exists() {
     let server = TestServer::start();
     let instance = Instance::new();

@@ -85,7 +85,8 @@ pub enum EngineEvent {
         bytes_on_disk: u64,
         throttled: bool,
     },
-    /// Every byte is in the temporary file and flushed; finish with [`crate::finalize`].
+    /// Every byte is in the temporary file and durable (see `durable.rs`); finish with
+    /// [`crate::finalize`].
     Completed {
         id: TransferId,
         temp_path: PathBuf,

@@ -313,8 +313,12 @@ impl Finalizer {
         })?;
         rustix::fs::fchmod(&file, Mode::from_raw_mode(0o666 & !umask))
             .map_err(|error| local_error(&error.into(), "setting the permissions of", temp))?;
-        // The bytes are on disk before the name says the file is finished.
-        file.sync_all()
+        // The bytes are on disk before the name says the file is finished. The engine
+        // synced them when the download ended, so this normally finds nothing to write;
+        // `fdatasync` leaves the new mode to the directory's sync in `finish` instead of a
+        // journal commit per file (a crash in between leaves the file readable only by
+        // its owner, never short).
+        file.sync_data()
             .map_err(|error| local_error(&error, "syncing", temp))?;
         drop(file);
         match overwrite {

@@ -9,6 +9,7 @@
 
 mod attempt;
 mod buffered_file;
+mod durable;
 mod engine;
 mod error;
 mod event;

@@ -159,6 +159,17 @@ impl Sink {
         (on_disk, flushed)
     }
 
+    /// Flushes and takes the file of a transfer that ended well, for the caller to make
+    /// durable; like [`Sink::close`] when the flush fails (the file is then closed).
+    pub fn close_keeping_file(&mut self) -> (u64, Result<File, TransferError>) {
+        let (on_disk, flushed) = match self.flush() {
+            Ok(()) => (self.length, self.take_file()),
+            Err(error) => (self.close().0, Err(error)),
+        };
+        self.writer = None;
+        (on_disk, flushed)
+    }
+
     /// Takes the file back, emptied, for an attempt that starts over.
     pub fn take_emptied_file(&mut self) -> Result<File, TransferError> {
         self.empty_file()?;

@@ -281,12 +281,15 @@ impl Worker {
             let Some((span, _)) = ranges::next_span(ranges, remote_total, expectation.offset)
             else {
                 // Every range is on disk already (a resumed file that was complete).
-                self.emit(EngineEvent::Completed {
-                    id,
-                    temp_path: attempt.temp_path,
-                    bytes: attempt.expectation.offset,
-                    validator: attempt.expectation.validator,
-                });
+                self.events.push_once_durable(
+                    attempt.file,
+                    EngineEvent::Completed {
+                        id,
+                        temp_path: attempt.temp_path,
+                        bytes: attempt.expectation.offset,
+                        validator: attempt.expectation.validator,
+                    },
+                );
                 return;
             };
             expectation.ranged = Some(Ranged {
@@ -717,7 +720,10 @@ impl Worker {
         reported_bytes: u64,
         outcome: Result<(), TransferError>,
     ) {
-        let (on_disk, flushed) = sink.close();
+        let (on_disk, file) = match outcome {
+            Ok(()) => sink.close_keeping_file(),
+            Err(error) => (sink.close().0, Err(error)),
+        };
         if on_disk != reported_bytes {
             self.emit(EngineEvent::Progress {
                 id,
@@ -725,16 +731,18 @@ impl Worker {
                 throttled: std::mem::take(&mut sink.throttled),
             });
         }
-        let event = match outcome.and(flushed) {
-            Ok(()) => EngineEvent::Completed {
-                id,
-                temp_path: sink.temp_path.clone(),
-                bytes: sink.length,
-                validator: sink.validator.clone(),
-            },
-            Err(error) => EngineEvent::Failed { id, error },
-        };
-        self.emit(event);
+        match file {
+            Ok(file) => self.events.push_once_durable(
+                file,
+                EngineEvent::Completed {
+                    id,
+                    temp_path: sink.temp_path.clone(),
+                    bytes: sink.length,
+                    validator: sink.validator.clone(),
+                },
+            ),
+            Err(error) => self.emit(EngineEvent::Failed { id, error }),
+        }
     }
 
     /// Takes a transfer out of curl, flushing its file and reporting its length.

@@ -217,6 +217,11 @@ pub fn run() -> Result<()> {
     let programs = build()?;
     let load_at_start = load_average();
     let scratch = Scratch::create()?;
+    let storage = if scratch.on_tmpfs() {
+        "tmpfs".to_owned()
+    } else {
+        format!("{} (QMGR_BENCH_DIR)", filesystem_of(&scratch.path(".")))
+    };
     let chosen = chosen_cases()?;
     let cases: Vec<Case> = cases(scale)
         .into_iter()
@@ -249,6 +254,7 @@ pub fn run() -> Result<()> {
         sections.push(bench.case(case, &mut headline)?);
     }
     let load_at_end = load_average();
+    let scratch_on_tmpfs = scratch.on_tmpfs();
     drop(nginx);
     drop(scratch);
 
@@ -269,7 +275,7 @@ pub fn run() -> Result<()> {
     report.push_str("## Headline: ratios of wall time (below 1 is faster than the peer)\n\n");
     report.push_str(&headline.render());
     report.push('\n');
-    report.push_str(&method_notes(&programs));
+    report.push_str(&method_notes(&programs, &storage));
     for section in sections {
         report.push('\n');
         report.push_str(&section);
@@ -284,7 +290,14 @@ pub fn run() -> Result<()> {
             );
             Ok(())
         }
-        None => save("e2e.md", "The user's path beside curl and aria2c", &report),
+        None if scratch_on_tmpfs => {
+            save("e2e.md", "The user's path beside curl and aria2c", &report)
+        }
+        None => save(
+            "e2e-disk.md",
+            "The user's path beside curl and aria2c, files and state on disk",
+            &report,
+        ),
     }
 }
 
@@ -707,6 +720,27 @@ struct Lists {
 }
 
 /// curl's or aria2c's command for `case`, saving into `dir`.
+/// The file system `path` is on and its device, as `df` names them ("ext4 on /dev/vda").
+fn filesystem_of(path: &Path) -> String {
+    let output = Command::new("df")
+        .args(["--output=fstype,source"])
+        .arg(path)
+        .output();
+    match output {
+        Ok(output) if output.status.success() => {
+            let text = String::from_utf8_lossy(&output.stdout);
+            match text.lines().nth(1).map(str::split_whitespace) {
+                Some(mut fields) => match (fields.next(), fields.next()) {
+                    (Some(kind), Some(source)) => format!("{kind} on {source}"),
+                    _ => "disk".to_owned(),
+                },
+                None => "disk".to_owned(),
+            }
+        }
+        _ => "disk".to_owned(),
+    }
+}
+
 fn peer_command(case: &Case, tool: Tool, urls: &[String], lists: &Lists, dir: &Path) -> Command {
     let parallel = PARALLEL.to_string();
     match (tool, case.count) {
@@ -837,8 +871,8 @@ fn write_c_list(list: &Path, urls: &[String], dir: &Path, names: &[String]) -> R
     fs::write(list, text).with_context(|| format!("cannot write {}", list.display()))
 }
 
-fn method_notes(programs: &Programs) -> String {
-    let mut notes = String::from(
+fn method_notes(programs: &Programs, storage: &str) -> String {
+    let mut notes = format!(
         "How the figures are taken:\n\n\
          - Wall time from the client's start to its exit; CPU (user+sys) and peak RSS of the \
          client from the kernel's accounting of the exited process (wait4). MB = 10⁶ bytes.\n\
@@ -849,7 +883,8 @@ fn method_notes(programs: &Programs) -> String {
          run; its peak RSS is its VmHWM after the run. Both are added to the client's.\n\
          - Every file of every run, warm-up included, is checked for size and compared byte \
          for byte with its source; one difference fails the benchmark.\n\
-         - Files are served by one nginx worker on 127.0.0.1 from tmpfs and saved to tmpfs.\n",
+         - Files are served by one nginx worker on 127.0.0.1 from {storage} and saved to \
+         {storage}; qmgr's state (its SQLite store) is there too.\n",
     );
     if !programs.qmgr_reads_input_file {
         notes.push_str(

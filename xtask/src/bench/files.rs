@@ -8,28 +8,45 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 
+/// Where the benchmarks keep their files unless `QMGR_BENCH_DIR` names another directory.
 const SCRATCH_PARENT: &str = "/dev/shm/qmgr-bench";
 
-/// This run's directory on tmpfs, removed when dropped.
+/// This run's directory (on tmpfs unless `QMGR_BENCH_DIR` says otherwise), removed when
+/// dropped.
 #[derive(Debug)]
 pub struct Scratch {
+    parent: PathBuf,
     root: PathBuf,
 }
 
 impl Scratch {
     pub fn create() -> Result<Scratch> {
-        ensure!(
-            Path::new("/dev/shm").is_dir(),
-            "/dev/shm (tmpfs) is missing; the benchmark keeps its files in memory there"
-        );
-        let root = Path::new(SCRATCH_PARENT).join(std::process::id().to_string());
+        let parent = if let Some(dir) = std::env::var_os("QMGR_BENCH_DIR") {
+            // A directory on disk measures what making files durable (fsync) costs, which
+            // tmpfs hides.
+            std::path::absolute(PathBuf::from(dir).join("qmgr-bench"))
+                .context("QMGR_BENCH_DIR cannot be made absolute")?
+        } else {
+            ensure!(
+                Path::new("/dev/shm").is_dir(),
+                "/dev/shm (tmpfs) is missing; the benchmark keeps its files in memory there \
+                 (or set QMGR_BENCH_DIR)"
+            );
+            PathBuf::from(SCRATCH_PARENT)
+        };
+        let root = parent.join(std::process::id().to_string());
         fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
         // nginx's workers run as an unprivileged user: they must reach the files.
-        for dir in [Path::new(SCRATCH_PARENT), &root] {
+        for dir in [&parent, &root] {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
                 .with_context(|| format!("cannot open up {}", dir.display()))?;
         }
-        Ok(Scratch { root })
+        Ok(Scratch { parent, root })
+    }
+
+    /// Whether the files live in memory (the default) rather than on a disk.
+    pub fn on_tmpfs(&self) -> bool {
+        self.parent == Path::new(SCRATCH_PARENT)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -57,7 +74,7 @@ impl Drop for Scratch {
             eprintln!("cannot remove {}: {error}", self.root.display());
         }
         // Only if no other run is using it.
-        let _ = fs::remove_dir(SCRATCH_PARENT);
+        let _ = fs::remove_dir(&self.parent);
     }
 }
 

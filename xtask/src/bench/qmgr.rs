@@ -248,7 +248,7 @@ pub fn resident(pid: u32) -> Result<u64> {
     status_kib(pid, "VmRSS:").map(|kib| kib * 1024)
 }
 
-/// A `kB` line of /proc/<pid>/status.
+/// A `kB` line of `/proc/<pid>/status`.
 fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
     let status = fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;

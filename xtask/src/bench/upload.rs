@@ -5,7 +5,7 @@
 //! against curl and nginx's worker).
 //!
 //! Then the same file survives dropped connections and SIGKILLed qmgrds
-//! ([`upload_resilience`](crate::bench::upload_resilience)). `QMGR_BENCH_UPLOAD_RESILIENCE`
+//! ([`upload_resilience`]). `QMGR_BENCH_UPLOAD_RESILIENCE`
 //! chooses: `on` (the default) runs both parts, `off` only the rounds beside curl, `only`
 //! only the resilience cases. bench/results/upload.md is rewritten with the parts that ran.
 //! `QMGR_BENCH_SCALE=small` uses a 128 MiB file instead of 1 GiB for both.

@@ -693,6 +693,9 @@ impl Watch<'_> {
             return Err(error);
         }
         let mut progress = Progress::choose(self.args.quiet, snapshot.files.len());
+        // How many running jobs share `--parallel` and `--limit` now: when one leaves, the
+        // others take its share, so the last jobs do not finish at a fraction of the budget.
+        let mut shared_by = jobs.iter().filter(|job| job.running()).count();
         let mut lost_since: Option<Instant> = None;
         // Why URLs were left unqueued, and how many.
         let mut not_queued: Option<(String, usize)> = None;
@@ -747,6 +750,11 @@ impl Watch<'_> {
                     let left = pending.iter().map(|part| part.files.len()).sum();
                     pending.clear();
                     not_queued = Some((error.message, left));
+                }
+                let running = jobs.iter().filter(|job| job.running()).count();
+                if running > 0 && running != shared_by {
+                    self.spread_budget(&mut jobs);
+                    shared_by = running;
                 }
             }
             refresh(&mut snapshot, &jobs, &pending);
