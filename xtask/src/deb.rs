@@ -1,6 +1,6 @@
 //! `cargo xtask deb`: `target/debian/qmgr_VERSION_ARCH.deb`, built with dpkg-deb alone.
 //!
-//! The package holds what `cargo xtask install` writes (see [`crate::install::plan`]), under
+//! The package holds what `cargo xtask install` writes (see [`crate::install::plan()`]), under
 //! `/usr`: `qmgr` and `qmgrd` in `/usr/bin`, libqmgr in `/usr/lib/<multiarch>` with its
 //! soname link, the development files (`libqmgr.so`, `libqmgr.a`, headers, pkg-config
 //! files) in the same package, the manual pages (gzipped, as Debian's policy asks),
