@@ -1,79 +1,58 @@
-//! The C library part of `cargo xtask install`: libqmgr with its soname, the static
-//! library, the headers and a pkg-config file.
+//! The C library part of an installation: libqmgr with its soname, the static library,
+//! the headers and the pkg-config files.
 //!
-//! Layout under the prefix:
-//! - `lib/libqmgr.so.X.Y.Z`, with `lib/libqmgr.so.X` (the soname, which the library
-//!   carries) and `lib/libqmgr.so` (for `-lqmgr`) as symlinks; `lib/libqmgr.a`;
+//! Layout under the prefix (`LIB` is `lib`, or `lib/<multiarch>` in the Debian package):
+//! - `LIB/libqmgr.so.X.Y.Z`, with `LIB/libqmgr.so.X` (the soname, which the library
+//!   carries) and `LIB/libqmgr.so` (for `-lqmgr`) as symlinks; `LIB/libqmgr.a`;
 //! - `include/qmgr/*.h`: the headers in a directory of their own, so that `bits.h` cannot
 //!   clash with another package's; `qmgr.pc` adds `-I${includedir}/qmgr`, so programs
 //!   keep Windows' `#include <bits.h>`;
-//! - `lib/pkgconfig/qmgr.pc` and `lib/pkgconfig/qmgr-win32.pc` (also written to
-//!   `target/release/`).
+//! - `LIB/pkgconfig/qmgr.pc` and `LIB/pkgconfig/qmgr-win32.pc`.
 //!
 //! Build with `cc prog.c $(pkg-config --cflags --libs qmgr)`: WCHAR strings are written
 //! `u"…"` (char16_t). Code ported from Windows that keeps its `L"…"` literals builds with
 //! `qmgr-win32` instead, which adds `-fshort-wchar -DUNICODE -D_UNICODE`: wchar_t is then
 //! 16 bits wide, like WCHAR, so glibc's wide-character functions (wprintf, wcslen, …),
 //! built for a 32-bit wchar_t, must not be given such strings.
+//!
+//! The library carries its soname only in the build made for installing (libqmgr's build
+//! script reads [`SONAME_VARIABLE`]), which has a target directory of its own (see
+//! [`crate::install`]): programs linked against the build tree (`-L target/debug -lqmgr`)
+//! keep finding `libqmgr.so` there.
 
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
-use crate::{cargo, headers};
+use crate::install::plan::Plan;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `libqmgr.so.<major>`: what programs linked with `-lqmgr` ask the loader for.
-fn soname() -> String {
+pub fn soname() -> String {
     let major = VERSION.split('.').next().unwrap_or("0");
     format!("libqmgr.so.{major}")
 }
 
-/// Builds the release library with its soname and installs it under `prefix`.
-pub fn install(prefix: &Path) -> Result<()> {
-    // The soname is a link argument of the cdylib alone, so it is given to this one
-    // rustc invocation rather than to every crate through RUSTFLAGS.
-    let status = cargo()
-        .args([
-            "rustc",
-            "--release",
-            "--locked",
-            "-p",
-            "libqmgr",
-            "--lib",
-            "--",
-        ])
-        .arg(format!("-Clink-arg=-Wl,-soname,{}", soname()))
-        .status()?;
-    if !status.success() {
-        bail!("the release build of libqmgr failed");
-    }
-    let release = crate::target_dir().join("release");
-    let pc_files = pkg_config_files(prefix);
-    for (name, text) in &pc_files {
-        let in_target = release.join(name);
-        fs::write(&in_target, text)
-            .with_context(|| format!("cannot write {}", in_target.display()))?;
-    }
-    install_files(&release, &headers::include_dir(), prefix, &pc_files)
-}
+/// The variable that makes libqmgr's build script give the library its soname.
+pub const SONAME_VARIABLE: &str = "QMGR_SONAME";
 
 /// The compiler flags of `qmgr-win32.pc`, beyond the include directory: wchar_t as
 /// Windows has it (so `L"…"` literals are UTF-16 WCHAR strings) and the UNICODE macros
 /// Windows code tests to pick its wide-character API.
 pub const WIN32_CFLAGS: &str = "-fshort-wchar -DUNICODE -D_UNICODE";
 
-/// The pkg-config files for an installation under `prefix`, as (file name, text):
-/// `qmgr.pc`, and `qmgr-win32.pc` for code ported from Windows.
-pub fn pkg_config_files(prefix: &Path) -> [(&'static str, String); 2] {
+/// The pkg-config files for an installation under `prefix` with its libraries in
+/// `prefix/lib_dir`, as (file name, text): `qmgr.pc`, and `qmgr-win32.pc` for code ported
+/// from Windows.
+pub fn pkg_config_files(prefix: &Path, lib_dir: &Path) -> [(&'static str, String); 2] {
     [
         (
             "qmgr.pc",
             pkg_config(
                 prefix,
+                lib_dir,
                 "qmgr",
                 "Background Intelligent Transfer Service for Linux: the bits.h and qmgr.h COM interfaces",
                 "",
@@ -83,6 +62,7 @@ pub fn pkg_config_files(prefix: &Path) -> [(&'static str, String); 2] {
             "qmgr-win32.pc",
             pkg_config(
                 prefix,
+                lib_dir,
                 "qmgr-win32",
                 "qmgr for code ported from Windows: L\"...\" literals as WCHAR strings (-fshort-wchar)",
                 WIN32_CFLAGS,
@@ -91,11 +71,17 @@ pub fn pkg_config_files(prefix: &Path) -> [(&'static str, String); 2] {
     ]
 }
 
-fn pkg_config(prefix: &Path, name: &str, description: &str, extra_cflags: &str) -> String {
+fn pkg_config(
+    prefix: &Path,
+    lib_dir: &Path,
+    name: &str,
+    description: &str,
+    extra_cflags: &str,
+) -> String {
     let cflags = format!("{extra_cflags} -I${{includedir}}/qmgr");
     format!(
         "prefix={}\n\
-         libdir=${{prefix}}/lib\n\
+         libdir=${{prefix}}/{}\n\
          includedir=${{prefix}}/include\n\
          \n\
          Name: {name}\n\
@@ -104,29 +90,26 @@ fn pkg_config(prefix: &Path, name: &str, description: &str, extra_cflags: &str) 
          Libs: -L${{libdir}} -lqmgr\n\
          Cflags: {}\n",
         prefix.display(),
+        lib_dir.display(),
         cflags.trim_start()
     )
 }
 
-/// Copies the built library from `release`, the headers from `include` and the
-/// pkg-config files (name, text) into `prefix`.
-fn install_files(
+/// Adds the library built in `release`, the headers of `include` and the pkg-config files
+/// to `plan`, with the libraries in `lib_dir` (relative to the prefix).
+pub fn add_to_plan(
+    plan: &mut Plan,
     release: &Path,
     include: &Path,
     prefix: &Path,
-    pc_files: &[(&str, String)],
+    lib_dir: &Path,
 ) -> Result<()> {
-    let lib_dir = prefix.join("lib");
-    let header_dir = prefix.join("include/qmgr");
-    let pc_dir = lib_dir.join("pkgconfig");
-    for dir in [&lib_dir, &header_dir, &pc_dir] {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
     let real_name = format!("libqmgr.so.{VERSION}");
-    replace_file(&release.join("libqmgr.so"), &lib_dir.join(&real_name))?;
-    replace_symlink(&real_name, &lib_dir.join(soname()))?;
-    replace_symlink(&soname(), &lib_dir.join("libqmgr.so"))?;
-    replace_file(&release.join("libqmgr.a"), &lib_dir.join("libqmgr.a"))?;
+    // Shared libraries are not executables: 0644, as Debian's policy has it.
+    plan.copy(release.join("libqmgr.so"), lib_dir.join(&real_name), 0o644);
+    plan.symlink(lib_dir.join(soname()), real_name);
+    plan.symlink(lib_dir.join("libqmgr.so"), soname());
+    plan.copy(release.join("libqmgr.a"), lib_dir.join("libqmgr.a"), 0o644);
     let mut headers: Vec<PathBuf> = fs::read_dir(include)
         .with_context(|| format!("cannot list {}", include.display()))?
         .map(|entry| entry.map(|e| e.path()))
@@ -137,33 +120,11 @@ fn install_files(
         .filter(|p| p.extension().is_some_and(|e| e == "h"))
     {
         let name = header.file_name().context("a header without a name")?;
-        replace_file(header, &header_dir.join(name))?;
+        plan.copy(header, Path::new("include/qmgr").join(name), 0o644);
     }
-    for (name, text) in pc_files {
-        let pc_file = pc_dir.join(name);
-        fs::write(&pc_file, text).with_context(|| format!("cannot write {}", pc_file.display()))?;
-        println!("installed: {}", pc_file.display());
+    for (name, text) in pkg_config_files(prefix, lib_dir) {
+        plan.bytes(lib_dir.join("pkgconfig").join(name), text, 0o644);
     }
-    Ok(())
-}
-
-/// Copies through a temporary name, so a library in use is replaced, not rewritten.
-fn replace_file(from: &Path, to: &Path) -> Result<()> {
-    let temporary = to.with_extension("new");
-    fs::copy(from, &temporary)
-        .with_context(|| format!("cannot copy {} to {}", from.display(), temporary.display()))?;
-    fs::rename(&temporary, to).with_context(|| format!("cannot install {}", to.display()))?;
-    println!("installed: {}", to.display());
-    Ok(())
-}
-
-fn replace_symlink(target: &str, link: &Path) -> Result<()> {
-    let temporary = link.with_extension("new");
-    let _ = fs::remove_file(&temporary);
-    symlink(target, &temporary)
-        .with_context(|| format!("cannot create the symlink {}", temporary.display()))?;
-    fs::rename(&temporary, link).with_context(|| format!("cannot install {}", link.display()))?;
-    println!("installed: {} -> {target}", link.display());
     Ok(())
 }
 
@@ -173,7 +134,8 @@ mod tests {
 
     #[test]
     fn the_pkg_config_files_point_at_the_prefix_and_the_header_directory() {
-        let [(plain_name, plain), (win32_name, win32)] = pkg_config_files(Path::new("/opt/qmgr"));
+        let [(plain_name, plain), (win32_name, win32)] =
+            pkg_config_files(Path::new("/opt/qmgr"), Path::new("lib"));
         assert_eq!((plain_name, win32_name), ("qmgr.pc", "qmgr-win32.pc"));
         for text in [&plain, &win32] {
             assert!(text.starts_with("prefix=/opt/qmgr\n"), "{text}");
@@ -206,7 +168,7 @@ mod tests {
         let scratch = std::env::temp_dir().join(format!("qmgr-pc-{}", std::process::id()));
         let _ = fs::remove_dir_all(&scratch);
         fs::create_dir_all(&scratch).unwrap();
-        for (name, text) in pkg_config_files(Path::new("/opt/qmgr")) {
+        for (name, text) in pkg_config_files(Path::new("/opt/qmgr"), Path::new("lib")) {
             fs::write(scratch.join(name), text).unwrap();
         }
         let flags = |package: &str| {
@@ -231,6 +193,16 @@ mod tests {
     }
 
     #[test]
+    fn the_multiarch_directory_is_the_libdir() {
+        let [(_, plain), _] =
+            pkg_config_files(Path::new("/usr"), Path::new("lib/x86_64-linux-gnu"));
+        assert!(
+            plain.contains("\nlibdir=${prefix}/lib/x86_64-linux-gnu\n"),
+            "{plain}"
+        );
+    }
+
+    #[test]
     fn files_land_with_the_soname_chain_and_headers_apart() {
         let scratch = std::env::temp_dir().join(format!("qmgr-install-{}", std::process::id()));
         let _ = fs::remove_dir_all(&scratch);
@@ -246,11 +218,9 @@ mod tests {
         fs::write(include.join("bits.h"), "/* bits */").unwrap();
         fs::write(include.join("notes.txt"), "not a header").unwrap();
 
-        let pc_files = [
-            ("qmgr.pc", "pc".to_owned()),
-            ("qmgr-win32.pc", "win32".to_owned()),
-        ];
-        install_files(&release, &include, &prefix, &pc_files).unwrap();
+        let mut plan = Plan::default();
+        add_to_plan(&mut plan, &release, &include, &prefix, Path::new("lib")).unwrap();
+        plan.write(&prefix).unwrap();
         let lib = prefix.join("lib");
         assert_eq!(
             fs::read_link(lib.join("libqmgr.so")).unwrap(),
@@ -267,16 +237,14 @@ mod tests {
         assert_eq!(fs::read_to_string(lib.join("libqmgr.a")).unwrap(), "static");
         assert!(prefix.join("include/qmgr/bits.h").is_file());
         assert!(!prefix.join("include/qmgr/notes.txt").exists());
-        assert_eq!(
-            fs::read_to_string(lib.join("pkgconfig/qmgr.pc")).unwrap(),
-            "pc"
+        let pc = fs::read_to_string(lib.join("pkgconfig/qmgr.pc")).unwrap();
+        assert!(
+            pc.starts_with(&format!("prefix={}\n", prefix.display())),
+            "{pc}"
         );
-        assert_eq!(
-            fs::read_to_string(lib.join("pkgconfig/qmgr-win32.pc")).unwrap(),
-            "win32"
-        );
-        // Installing again replaces everything in place.
-        install_files(&release, &include, &prefix, &pc_files).unwrap();
+        assert!(lib.join("pkgconfig/qmgr-win32.pc").is_file());
+        // Writing again replaces everything in place.
+        plan.write(&prefix).unwrap();
         fs::remove_dir_all(&scratch).unwrap();
     }
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod compat;
 mod ctests;
+mod deb;
 mod headers;
 mod install;
 mod install_library;
@@ -47,11 +48,23 @@ Commands:
                  `python` is the Python example)
   python-tests   the Python package's pytest suite (python/tests), in a venv made under
                  target/python/ (python3 -m venv, pip install ./python pytest)
-  install [--prefix DIR]
-                 release build of the binaries into DIR/bin (default ~/.local), libqmgr
-                 with its soname links and libqmgr.a into DIR/lib, the headers into
-                 DIR/include/qmgr, qmgr.pc into DIR/lib/pkgconfig, and the systemd user
-                 unit into DIR/share/systemd/user
+  install [--prefix DIR | --user]
+                 release build (in target/install) of qmgr and qmgrd into DIR/bin
+                 (default and --user: ~/.local), libqmgr with its soname links and
+                 libqmgr.a into DIR/lib, the headers into DIR/include/qmgr, qmgr.pc and
+                 qmgr-win32.pc into DIR/lib/pkgconfig, the systemd user unit into
+                 DIR/share/systemd/user, bash, zsh and fish completions, and the manual
+                 pages qmgr(1), qmgr-SUB(1), qmgrd(8) and qmgr.conf(5) into DIR/share/man;
+                 DESTDIR in the environment stages it under DESTDIR; the files written
+                 are listed in DIR/share/qmgr/install-manifest.txt
+  uninstall [--prefix DIR | --user]
+                 remove what install wrote there (the manifest's files, then the
+                 directories it created once they are empty), nothing else
+  deb            target/debian/qmgr_VERSION_ARCH.deb with dpkg-deb: everything install
+                 writes, under /usr
+  test-install   the install checks of `test` alone: install into a temporary prefix and
+                 use it from there (qmgr transfer, man -l, bash completion, C programs),
+                 DESTDIR, uninstall, and the .deb (a real dpkg -i/--purge only as root)
   help           this text
 ";
 
@@ -65,6 +78,9 @@ fn main() -> ExitCode {
         Some("c-tests") => ctests::run_command(&args[1..]),
         Some("python-tests") => python::run_command(&args[1..]),
         Some("install") => install::run(&args[1..]),
+        Some("uninstall") => install::run_uninstall(&args[1..]),
+        Some("deb") => deb::run(&args[1..]),
+        Some("test-install") => install::checks::run_command(&args[1..]),
         // Parts of `bench idle` that run inside its network namespaces.
         Some("idle-echo") => bench::idle::echo(&args[1..]),
         Some("idle-probe") => bench::idle::probe(&args[1..]),

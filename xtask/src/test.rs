@@ -160,6 +160,7 @@ pub fn run(args: &[String]) -> Result<()> {
 
     ctests::run(&mut tally, &mut failures);
     crate::python::run(&mut tally, &mut failures);
+    crate::install::checks::run(&mut tally, &mut failures);
     idle_profile(&mut tally, &mut failures);
 
     println!();

@@ -238,6 +238,10 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Write the manual pages (qmgr.1 and qmgr-SUB.1 for each subcommand) into DIR, which
+    /// must exist; used by `cargo xtask install`
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

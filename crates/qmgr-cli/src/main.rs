@@ -90,6 +90,7 @@ mod destinations;
 mod failure;
 mod human;
 mod json;
+mod manual;
 mod password;
 mod progress;
 mod rate;

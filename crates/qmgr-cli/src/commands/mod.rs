@@ -23,6 +23,15 @@ pub fn run(command: Command) -> Result<(), Failure> {
         clap_complete::generate(shell, &mut Cli::command(), "qmgr", &mut std::io::stdout());
         return Ok(());
     }
+    if let Command::Manpages { dir } = &command {
+        return match crate::manual::write_pages(dir) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(Failure::new(
+                crate::failure::Exit::Failed,
+                error.to_string(),
+            )),
+        };
+    }
     let session = Session::locate()?;
     match command {
         Command::Daemon(DaemonCommand::Status { output }) => {
@@ -144,7 +153,8 @@ pub fn run(command: Command) -> Result<(), Failure> {
         Command::Transfer(_)
         | Command::Upload(_)
         | Command::Daemon(_)
-        | Command::Completions { .. } => {
+        | Command::Completions { .. }
+        | Command::Manpages { .. } => {
             unreachable!("handled before connecting")
         }
     }

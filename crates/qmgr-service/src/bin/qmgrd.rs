@@ -5,6 +5,7 @@
 //! qmgrd --spawned      start a detached qmgrd and exit once it accepts connections
 //!                      (what clients run when they find no service)
 //! qmgrd --version
+//! qmgrd --manpage      print the qmgrd(8) manual page (hidden; for installers)
 //! ```
 
 use std::process::{Command, ExitCode, Stdio};
@@ -20,7 +21,12 @@ use qmgr_ipc::{ConnectionError, ConnectionHandler, Peer, Subscription};
 use qmgr_service::{QueueManager, SystemClock};
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "usage: qmgrd --foreground | --spawned | --version";
+use cli::Invocation;
+
+// Beside this file in qmgrd/, where cargo does not look for binaries.
+#[path = "qmgrd/cli.rs"]
+mod cli;
+
 /// How long `--spawned` waits for the detached service to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often an on-demand service looks whether it may exit.
@@ -38,29 +44,19 @@ enum Mode {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["--foreground"] => serve(Mode::Foreground),
-        ["--detached"] => {
+    // A usage error exits 2 with clap's message; --help and --version exit 0.
+    let invocation = cli::parse(std::env::args_os()).unwrap_or_else(|error| error.exit());
+    let result = match invocation {
+        Invocation::Foreground => serve(Mode::Foreground),
+        Invocation::Detached => {
             close_inherited_descriptors();
             // A new session: no controlling terminal, no signals from the caller's shell.
             let _ = rustix::process::setsid();
             serve(Mode::Detached)
         }
-        ["--spawned"] => launch(),
-        ["--version"] => {
-            println!("qmgrd {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+        Invocation::Spawned => launch(),
+        Invocation::Manpage => cli::write_manual_page(&mut std::io::stdout().lock())
+            .map_err(|e| QmgrError::internal(format!("cannot write the manual page: {e}"))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -314,8 +310,8 @@ fn close_inherited_descriptors() {
         .filter(|fd| *fd > 2)
         .collect();
     for fd in descriptors {
-        // SAFETY: this runs first thing in main, before the program opens any file or
-        // starts a thread, so no Rust object owns these descriptors; they were inherited.
+        // SAFETY: this runs first thing in main after the command line is parsed (which
+        // opens nothing), before the program opens any file or starts a thread, so no Rust object owns these descriptors; they were inherited.
         // The descriptor of the /proc/self/fd listing is closed already (read_dir dropped)
         // and closing it again would only fail with EBADF.
         unsafe {
