@@ -8,6 +8,7 @@ mod headers;
 mod install;
 mod install_library;
 mod python;
+mod reliability;
 mod tally;
 mod test;
 
@@ -65,6 +66,13 @@ Commands:
   test-install   the install checks of `test` alone: install into a temporary prefix and
                  use it from there (qmgr transfer, man -l, bash completion, C programs),
                  DESTDIR, uninstall, and the .deb (a real dpkg -i/--purge only as root)
+  reliability [faults] [--short]
+                 the fault matrix: each fault of the test server (drops, 5xx and 429
+                 with Retry-After, stalls, slow, ignored Range, changed content, no
+                 Content-Length, chunked, redirect loops, https to http, 404) through a
+                 real qmgrd, every outcome held to the one written in its row; writes
+                 bench/results/reliability.md (crash loops, fuzzing, many users and the
+                 soak are not built yet)
   help           this text
 ";
 
@@ -80,6 +88,7 @@ fn main() -> ExitCode {
         Some("install") => install::run(&args[1..]),
         Some("uninstall") => install::run_uninstall(&args[1..]),
         Some("deb") => deb::run(&args[1..]),
+        Some("reliability") => reliability::run(&args[1..]),
         Some("test-install") => install::checks::run_command(&args[1..]),
         // Parts of `bench idle` that run inside its network namespaces.
         Some("idle-echo") => bench::idle::echo(&args[1..]),

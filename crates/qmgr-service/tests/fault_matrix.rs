@@ -1,0 +1,383 @@
+//! The fault matrix: each way a server or network can misbehave, played by the test server
+//! against a real qmgrd, with the outcome written down before the run. A case ends either
+//! with the file at its final name byte for byte what the server last served, or in ERROR
+//! with the HRESULT and context the table names, and nothing at the final name. Never a
+//! spliced or truncated file.
+//!
+//! With `QMGR_RELIABILITY_RESULTS=PATH` (set by `cargo xtask reliability faults`) the
+//! table of case × expected × outcome × bytes fetched again is also written to PATH.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Instance, one_file_job, wait_until_within};
+use qmgr_core::hresult::{self, HResult};
+use qmgr_core::service::{JobChange, JobView, QueueServiceExt};
+use qmgr_core::{ErrorContext, JobPriority, JobState};
+use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
+
+/// What a case must end in.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    /// TRANSFERRED, then Complete: the file holds the content of this version of the path.
+    Completes { version: u32 },
+    /// ERROR with this HRESULT and context; nothing at the final name.
+    Fails(HResult, ErrorContext),
+}
+
+/// Which server a case talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Http,
+    /// The https server, which may send the client elsewhere.
+    Https,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    name: &'static str,
+    /// The size of the file, in the server's path syntax (`/data/SIZE/NAME`).
+    size: u64,
+    /// The faults, as the test server's query.
+    query: &'static str,
+    via: Via,
+    expect: Expect,
+}
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+/// The file of the drop cases: large enough that 0.1 % of it is a few thousand bytes.
+const DROP_FILE: u64 = 4 * MIB;
+
+const fn completes(name: &'static str, size: u64, query: &'static str) -> Case {
+    Case {
+        name,
+        size,
+        query,
+        via: Via::Http,
+        expect: Expect::Completes {
+            version: INITIAL_VERSION,
+        },
+    }
+}
+
+const fn fails(
+    name: &'static str,
+    size: u64,
+    query: &'static str,
+    hresult: HResult,
+    context: ErrorContext,
+) -> Case {
+    Case {
+        name,
+        size,
+        query,
+        via: Via::Http,
+        expect: Expect::Fails(hresult, context),
+    }
+}
+
+/// The matrix. The drop offsets are 1 %, 30 %, 60 %, 90 % and 99.9 % of `DROP_FILE`.
+const CASES: &[Case] = &[
+    completes(
+        "dropped at 1% of the body",
+        DROP_FILE,
+        "drop_after=41943&drop_once=1",
+    ),
+    completes(
+        "dropped at 30%",
+        DROP_FILE,
+        "drop_after=1258291&drop_once=1",
+    ),
+    completes(
+        "dropped at 60%",
+        DROP_FILE,
+        "drop_after=2516582&drop_once=1",
+    ),
+    completes(
+        "dropped at 90%",
+        DROP_FILE,
+        "drop_after=3774873&drop_once=1",
+    ),
+    completes(
+        "dropped at 99.9%",
+        DROP_FILE,
+        "drop_after=4190109&drop_once=1",
+    ),
+    completes(
+        "503 three times, then the file",
+        64 * KIB,
+        "status=503&fail_first=3",
+    ),
+    completes(
+        "429 with Retry-After: 6 (seconds)",
+        64 * KIB,
+        "status=429&fail_first=1&retry_after=6",
+    ),
+    completes(
+        "503 with Retry-After as an HTTP-date in the past",
+        64 * KIB,
+        "status=503&fail_first=1&retry_after=Thu%2C%2001%20Jan%201970%2000%3A00%3A00%20GMT",
+    ),
+    completes(
+        "a stall of 3 s before the answer (below the stall limit)",
+        64 * KIB,
+        "delay_ms=3000",
+    ),
+    completes("a slow server, 1 kB/s", 8 * KIB, "rate=1000"),
+    completes(
+        "ignores Range after a cut (starts over)",
+        MIB,
+        "drop_after=300000&drop_once=1&ignore_range=1",
+    ),
+    Case {
+        expect: Expect::Completes { version: 1 },
+        ..completes(
+            "content changes during the resume (new ETag, same size)",
+            MIB,
+            "drop_after=300000&drop_once=1&change_after=1",
+        )
+    },
+    completes(
+        "no Content-Length (ends with the connection)",
+        256 * KIB,
+        "no_length=1",
+    ),
+    completes("chunked", 256 * KIB, "chunked=1"),
+    completes(
+        "chunked, cut mid-body",
+        MIB,
+        "chunked=1&drop_after=500000&drop_once=1",
+    ),
+    fails(
+        "a redirect loop",
+        KIB,
+        "redirect=50",
+        hresult::HRESULT_WINHTTP_REDIRECT_FAILED,
+        ErrorContext::RemoteFile,
+    ),
+    Case {
+        via: Via::Https,
+        ..fails(
+            "https redirected to http",
+            KIB,
+            "location=DOWNGRADE",
+            hresult::HRESULT_WINHTTP_REDIRECT_FAILED,
+            ErrorContext::RemoteFile,
+        )
+    },
+    fails(
+        "404",
+        KIB,
+        "status=404",
+        hresult::BG_E_HTTP_ERROR_404,
+        ErrorContext::RemoteFile,
+    ),
+];
+
+/// Each job's MinimumRetryDelay.
+const RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// How long the whole matrix may take before a case counts as stuck.
+const PATIENCE: Duration = Duration::from_secs(240);
+
+#[test]
+fn every_fault_ends_in_the_right_file_or_the_named_error() {
+    let server = TestServer::start();
+    let secure = TestServer::start_https();
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca.path(), secure.ca_pem()).unwrap();
+    let instance = Instance::with_env(vec![("SSL_CERT_FILE".into(), ca.path().into())]);
+    let client = instance.client();
+    let downloads = instance.downloads();
+
+    let started = Instant::now();
+    let jobs: Vec<_> = CASES
+        .iter()
+        .enumerate()
+        .map(|(number, case)| {
+            let path = format!("/data/{}/case{number}", case.size);
+            let url = match case.via {
+                Via::Http => server.url(&format!("{path}?{}", case.query)),
+                Via::Https => {
+                    let downgrade = percent_encoded(&server.url(&path));
+                    secure.url(&format!(
+                        "{path}?{}",
+                        case.query.replace("DOWNGRADE", &downgrade)
+                    ))
+                }
+            };
+            let local = downloads.join(format!("case{number}"));
+            let id = one_file_job(&client, &url, &local);
+            client
+                .set_job(id, JobChange::Priority(JobPriority::Foreground))
+                .unwrap();
+            // The least Windows allows, so that a retry comes within the test's patience.
+            client
+                .set_job(id, JobChange::MinimumRetryDelay(RETRY_DELAY))
+                .unwrap();
+            client.resume(id).unwrap();
+            (case, path, local, id)
+        })
+        .collect();
+
+    let mut table =
+        String::from("| case | expected | outcome | bytes fetched again |\n|---|---|---|---|\n");
+    let mut wrong = Vec::new();
+    for (case, path, local, id) in &jobs {
+        let left = PATIENCE.saturating_sub(started.elapsed());
+        let end = wait_until_within(&client, *id, case.name, left, |view| {
+            matches!(view.job.state, JobState::Transferred | JobState::Error)
+        });
+        let outcome = outcome_of(&end);
+        if end.job.state == JobState::Transferred {
+            client.complete(*id).unwrap();
+        }
+        let served = if case.via == Via::Https {
+            secure.body_bytes_sent(path)
+        } else {
+            server.body_bytes_sent(path)
+        };
+        let verdict = judge(case, &end, local, path);
+        let again = served.saturating_sub(case.size);
+        let _ = writeln!(
+            table,
+            "| {} | {} | {} | {} |",
+            case.name,
+            expected_text(case.expect),
+            match &verdict {
+                Ok(()) => outcome.clone(),
+                Err(why) => format!("**{outcome}: {why}**"),
+            },
+            if matches!(case.expect, Expect::Completes { .. }) {
+                format!("{again} ({:.2} % of the file)", percent(again, case.size))
+            } else {
+                "—".to_owned()
+            }
+        );
+        if let Err(why) = verdict {
+            wrong.push(format!("{}: {why}", case.name));
+        }
+    }
+    println!("{table}");
+    if let Some(results) = std::env::var_os("QMGR_RELIABILITY_RESULTS") {
+        write_results(Path::new(&results), &table, started.elapsed());
+    }
+    assert!(
+        wrong.is_empty(),
+        "cases that ended wrong:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// What the job ended in, for the table.
+fn outcome_of(view: &JobView) -> String {
+    match (&view.job.state, &view.job.error) {
+        (JobState::Error, Some(error)) => format!(
+            "ERROR {} ({:?})",
+            hresult_text(error.error.hresult),
+            error.error.context
+        ),
+        (state, _) => format!("{state:?}"),
+    }
+}
+
+/// Whether the case ended as its row says; the reason when not.
+fn judge(case: &Case, end: &JobView, local: &Path, path: &str) -> Result<(), String> {
+    match case.expect {
+        Expect::Completes { version } => {
+            if end.job.state != JobState::Transferred {
+                return Err(format!("not transferred: {:?}", end.job.error));
+            }
+            let held = std::fs::read(local).map_err(|e| format!("no file: {e}"))?;
+            let wanted = expected_body(path, version, case.size);
+            if held == wanted {
+                Ok(())
+            } else {
+                let at = held
+                    .iter()
+                    .zip(&wanted)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(held.len().min(wanted.len()));
+                Err(format!(
+                    "the file ({} bytes) differs from version {version} ({} bytes) at byte {at}",
+                    held.len(),
+                    wanted.len()
+                ))
+            }
+        }
+        Expect::Fails(hresult, context) => {
+            let Some(error) = end
+                .job
+                .error
+                .as_ref()
+                .filter(|_| end.job.state == JobState::Error)
+            else {
+                return Err(format!("ended {:?} instead of ERROR", end.job.state));
+            };
+            if local.exists() {
+                return Err("a file is at the final name".to_owned());
+            }
+            if (error.error.hresult, error.error.context) == (hresult, context) {
+                Ok(())
+            } else {
+                Err(format!("the error is {}", error.error.description))
+            }
+        }
+    }
+}
+
+fn expected_text(expect: Expect) -> String {
+    match expect {
+        Expect::Completes { version } if version == INITIAL_VERSION => {
+            "completes, byte for byte".to_owned()
+        }
+        Expect::Completes { version } => format!("completes with version {version}"),
+        Expect::Fails(hresult, context) => {
+            format!("ERROR {} ({context:?})", hresult_text(hresult))
+        }
+    }
+}
+
+fn hresult_text(hresult: HResult) -> String {
+    match hresult.name() {
+        Some(name) => name.to_owned(),
+        None => format!("{hresult}"),
+    }
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    #[allow(clippy::cast_precision_loss)] // file sizes far below 2^52
+    let ratio = part as f64 / whole.max(1) as f64;
+    ratio * 100.0
+}
+
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+fn write_results(path: &Path, table: &str, took: Duration) {
+    let text = format!(
+        "# Reliability: the fault matrix\n\n\
+         Each case is one download job through a real qmgrd (FOREGROUND, MinimumRetryDelay 5 s, the least Windows \
+         allows) from the project's test server playing the fault; every case's expected \
+         outcome is in the test's table before it runs \
+         (`crates/qmgr-service/tests/fault_matrix.rs`). \"Bytes fetched again\" is what the \
+         server sent beyond the file's size. The cases ran at once; the matrix took {:.1} s.\n\n\
+         {table}",
+        took.as_secs_f64()
+    );
+    if let Err(error) = std::fs::write(path, text) {
+        panic!("cannot write {}: {error}", path.display());
+    }
+}
