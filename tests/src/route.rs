@@ -28,6 +28,9 @@ pub(crate) struct Faults {
     pub(crate) retry_after: Option<String>,
     /// `fail_first=K`: only the first K requests to the path fail.
     pub(crate) fail_first: Option<u64>,
+    /// `fail_after=K`: the first K requests to the path succeed, every later one fails
+    /// (a file that vanishes while a client resumes it).
+    pub(crate) fail_after: Option<u64>,
     /// `drop_after=N`: close the connection after N body bytes of this response.
     pub(crate) drop_after: Option<u64>,
     /// `drop_once=1`: only the first response on the path that gets cut is cut.
@@ -94,6 +97,7 @@ impl Faults {
                 "status" => faults.status = Some(parse_status(&value)?),
                 "retry_after" => faults.retry_after = Some(value),
                 "fail_first" => faults.fail_first = Some(parse_number(name, &value)?),
+                "fail_after" => faults.fail_after = Some(parse_number(name, &value)?),
                 "drop_after" => faults.drop_after = Some(parse_number(name, &value)?),
                 "drop_once" => faults.drop_once = parse_flag(name, &value)?,
                 "rate" => {
@@ -159,6 +163,9 @@ impl Faults {
     /// The status of an injected failure for the `request_number`-th request to the path
     /// (counting from 1), or `None` when this request should succeed.
     pub(crate) fn injected_status(&self, request_number: u64) -> Option<u16> {
+        if let Some(succeeding) = self.fail_after {
+            return (request_number > succeeding).then(|| self.status.unwrap_or(503));
+        }
         match (self.status, self.fail_first) {
             (_, Some(failing)) if request_number > failing => None,
             (status, Some(_)) => Some(status.unwrap_or(503)),
@@ -306,6 +313,7 @@ mod tests {
                 status: Some(500),
                 retry_after: Some("7".into()),
                 fail_first: Some(2),
+                fail_after: None,
                 drop_after: Some(10),
                 drop_once: true,
                 rate: Some(100),
@@ -354,6 +362,14 @@ mod tests {
             assert!(error.contains(name), "{query}: {error}");
         }
         assert!(Faults::parse("chunked=1&no_length=1").is_err());
+    }
+
+    #[test]
+    fn fail_after_lets_the_first_requests_through() {
+        let later = Faults::parse("status=404&fail_after=1").expect("valid");
+        assert_eq!(later.injected_status(1), None);
+        assert_eq!(later.injected_status(2), Some(404));
+        assert_eq!(later.injected_status(3), Some(404));
     }
 
     #[test]

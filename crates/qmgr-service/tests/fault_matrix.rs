@@ -13,10 +13,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Instance, one_file_job, wait_until_within};
+use common::{Instance, wait_until_within};
 use qmgr_core::hresult::{self, HResult};
 use qmgr_core::service::{JobChange, JobView, QueueServiceExt};
-use qmgr_core::{ErrorContext, JobPriority, JobState};
+use qmgr_core::{ErrorContext, Guid, JobPriority, JobState, JobType};
 use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
 
 /// What a case must end in.
@@ -26,6 +26,22 @@ enum Expect {
     Completes { version: u32 },
     /// ERROR with this HRESULT and context; nothing at the final name.
     Fails(HResult, ErrorContext),
+    /// AddFile refuses the file with this HRESULT: the job never starts.
+    Refused(HResult),
+}
+
+/// Where a case's file is saved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    /// The instance's download directory.
+    Downloads,
+    /// A file system of `SMALL_DISK` bytes (a tmpfs mounted by the test; root only).
+    FullDisk,
+    /// A read-only file system (a tmpfs mounted read-only; root only, as root ignores
+    /// file modes).
+    ReadOnly,
+    /// A directory removed, with the partial file in it, once bytes have arrived.
+    RemovedMidway,
 }
 
 /// Which server a case talks to.
@@ -44,6 +60,7 @@ struct Case {
     /// The faults, as the test server's query.
     query: &'static str,
     via: Via,
+    place: Place,
     expect: Expect,
 }
 
@@ -58,6 +75,7 @@ const fn completes(name: &'static str, size: u64, query: &'static str) -> Case {
         size,
         query,
         via: Via::Http,
+        place: Place::Downloads,
         expect: Expect::Completes {
             version: INITIAL_VERSION,
         },
@@ -76,6 +94,7 @@ const fn fails(
         size,
         query,
         via: Via::Http,
+        place: Place::Downloads,
         expect: Expect::Fails(hresult, context),
     }
 }
@@ -176,7 +195,42 @@ const CASES: &[Case] = &[
         hresult::BG_E_HTTP_ERROR_404,
         ErrorContext::RemoteFile,
     ),
+    fails(
+        "404 when resuming after a cut",
+        MIB,
+        "drop_after=300000&drop_once=1&status=404&fail_after=1",
+        hresult::BG_E_HTTP_ERROR_404,
+        ErrorContext::RemoteFile,
+    ),
+    Case {
+        place: Place::FullDisk,
+        ..fails(
+            "the disk fills up",
+            MIB,
+            "",
+            hresult::HRESULT_DISK_FULL,
+            ErrorContext::LocalFile,
+        )
+    },
+    Case {
+        place: Place::ReadOnly,
+        expect: Expect::Refused(hresult::E_ACCESSDENIED),
+        ..completes("a read-only destination", KIB, "")
+    },
+    Case {
+        place: Place::RemovedMidway,
+        ..fails(
+            "the destination directory removed mid-transfer",
+            MIB,
+            "rate=200000",
+            hresult::HRESULT_PATH_NOT_FOUND,
+            ErrorContext::LocalFile,
+        )
+    },
 ];
+
+/// The size of the file system of `Place::FullDisk`, smaller than its case's file.
+const SMALL_DISK: &str = "256k";
 
 /// Each job's MinimumRetryDelay.
 const RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -195,53 +249,99 @@ fn every_fault_ends_in_the_right_file_or_the_named_error() {
     let downloads = instance.downloads();
 
     let started = Instant::now();
-    let jobs: Vec<_> = CASES
-        .iter()
-        .enumerate()
-        .map(|(number, case)| {
-            let path = format!("/data/{}/case{number}", case.size);
-            let url = match case.via {
-                Via::Http => server.url(&format!("{path}?{}", case.query)),
-                Via::Https => {
-                    let downgrade = percent_encoded(&server.url(&path));
-                    secure.url(&format!(
-                        "{path}?{}",
-                        case.query.replace("DOWNGRADE", &downgrade)
-                    ))
+    let mut mounts = Vec::new();
+    let mut jobs = Vec::new();
+    for (number, case) in CASES.iter().enumerate() {
+        let path = format!("/data/{}/case{number}", case.size);
+        let url = match case.via {
+            Via::Http => server.url(&format!("{path}?{}", case.query)),
+            Via::Https => {
+                let downgrade = percent_encoded(&server.url(&path));
+                secure.url(&format!(
+                    "{path}?{}",
+                    case.query.replace("DOWNGRADE", &downgrade)
+                ))
+            }
+        };
+        let dir = match case.place {
+            Place::Downloads => downloads.clone(),
+            place => {
+                let dir = instance.dir(&format!("case{number}"));
+                match place {
+                    Place::FullDisk | Place::ReadOnly if !is_root() => {
+                        jobs.push((case, path, dir, Started::Skipped("needs root, to mount")));
+                        continue;
+                    }
+                    Place::FullDisk => {
+                        mounts.push(Mount::tmpfs(&dir, &format!("size={SMALL_DISK}")));
+                    }
+                    Place::ReadOnly => mounts.push(Mount::tmpfs(&dir, "ro")),
+                    _ => {}
                 }
-            };
-            let local = downloads.join(format!("case{number}"));
-            let id = one_file_job(&client, &url, &local);
-            client
-                .set_job(id, JobChange::Priority(JobPriority::Foreground))
-                .unwrap();
-            // The least Windows allows, so that a retry comes within the test's patience.
-            client
-                .set_job(id, JobChange::MinimumRetryDelay(RETRY_DELAY))
-                .unwrap();
-            client.resume(id).unwrap();
-            (case, path, local, id)
-        })
-        .collect();
+                dir
+            }
+        };
+        let local = dir.join(format!("case{number}"));
+        let id = client.create_job(case.name, JobType::Download).unwrap();
+        if let Err(error) = client.add_file(id, &url, &local.to_string_lossy()) {
+            client.cancel(id).unwrap();
+            jobs.push((case, path, local, Started::Refused(error.hresult)));
+            continue;
+        }
+        client
+            .set_job(id, JobChange::Priority(JobPriority::Foreground))
+            .unwrap();
+        // The least Windows allows, so that a retry comes within the test's patience.
+        client
+            .set_job(id, JobChange::MinimumRetryDelay(RETRY_DELAY))
+            .unwrap();
+        client.resume(id).unwrap();
+        jobs.push((case, path, local, Started::Job(id)));
+    }
+    for (case, _, local, started) in &jobs {
+        if let (Place::RemovedMidway, Started::Job(id)) = (case.place, started) {
+            wait_until_within(&client, *id, "the first bytes", PATIENCE, |view| {
+                view.job.files[0].bytes_transferred > 0
+            });
+            std::fs::remove_dir_all(local.parent().unwrap()).unwrap();
+        }
+    }
 
     let mut table =
         String::from("| case | expected | outcome | bytes fetched again |\n|---|---|---|---|\n");
     let mut wrong = Vec::new();
-    for (case, path, local, id) in &jobs {
-        let left = PATIENCE.saturating_sub(started.elapsed());
-        let end = wait_until_within(&client, *id, case.name, left, |view| {
-            matches!(view.job.state, JobState::Transferred | JobState::Error)
-        });
-        let outcome = outcome_of(&end);
-        if end.job.state == JobState::Transferred {
-            client.complete(*id).unwrap();
-        }
+    for (case, path, local, started_as) in &jobs {
+        let (outcome, verdict) = match started_as {
+            Started::Skipped(why) => (format!("skipped: {why}"), Ok(())),
+            Started::Refused(code) => (
+                format!("AddFile refused: {}", hresult_text(*code)),
+                match case.expect {
+                    Expect::Refused(wanted) if wanted == *code => Ok(()),
+                    _ => Err("AddFile was refused".to_owned()),
+                },
+            ),
+            Started::Job(id) => {
+                let left = PATIENCE.saturating_sub(started.elapsed());
+                let end = wait_until_within(&client, *id, case.name, left, |view| {
+                    matches!(view.job.state, JobState::Transferred | JobState::Error)
+                });
+                let completed = if end.job.state == JobState::Transferred {
+                    client.complete(*id).map(|_| ())
+                } else {
+                    Ok(())
+                };
+                let verdict = match completed {
+                    Ok(()) => judge(case, &end, local, path),
+                    Err(error) => Err(format!("Complete failed: {}", error.description)),
+                };
+                (outcome_of(&end), verdict)
+            }
+        };
         let served = if case.via == Via::Https {
             secure.body_bytes_sent(path)
         } else {
             server.body_bytes_sent(path)
         };
-        let verdict = judge(case, &end, local, path);
         let again = served.saturating_sub(case.size);
         let _ = writeln!(
             table,
@@ -262,6 +362,7 @@ fn every_fault_ends_in_the_right_file_or_the_named_error() {
             wrong.push(format!("{}: {why}", case.name));
         }
     }
+    drop(mounts);
     println!("{table}");
     if let Some(results) = std::env::var_os("QMGR_RELIABILITY_RESULTS") {
         write_results(Path::new(&results), &table, started.elapsed());
@@ -271,6 +372,51 @@ fn every_fault_ends_in_the_right_file_or_the_named_error() {
         "cases that ended wrong:\n{}",
         wrong.join("\n")
     );
+}
+
+/// How a case's job began.
+enum Started {
+    Job(Guid),
+    /// AddFile refused the file, with this HRESULT.
+    Refused(HResult),
+    /// The case cannot run here, for this reason.
+    Skipped(&'static str),
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A file system mounted for one case, unmounted when dropped.
+struct Mount {
+    dir: std::path::PathBuf,
+}
+
+impl Mount {
+    fn tmpfs(dir: &Path, options: &str) -> Mount {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "qmgr-fault-matrix"])
+            .arg(dir)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs on {}",
+            dir.display()
+        );
+        Mount {
+            dir: dir.to_owned(),
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
 }
 
 /// What the job ended in, for the table.
@@ -309,6 +455,7 @@ fn judge(case: &Case, end: &JobView, local: &Path, path: &str) -> Result<(), Str
                 ))
             }
         }
+        Expect::Refused(_) => Err("AddFile took the file".to_owned()),
         Expect::Fails(hresult, context) => {
             let Some(error) = end
                 .job
@@ -339,6 +486,7 @@ fn expected_text(expect: Expect) -> String {
         Expect::Fails(hresult, context) => {
             format!("ERROR {} ({context:?})", hresult_text(hresult))
         }
+        Expect::Refused(hresult) => format!("AddFile refused: {}", hresult_text(hresult)),
     }
 }
 

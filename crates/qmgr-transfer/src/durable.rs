@@ -42,6 +42,10 @@ impl Syncer {
 
     /// Reports `finished.event` once `finished.file` is durable, or a failure to make it so.
     pub(crate) fn hand_over(&mut self, finished: Finished) {
+        if let Some(deleted) = deleted(&finished) {
+            let _ = self.events.send(deleted);
+            return;
+        }
         if !needs_sync(&finished.file) {
             let _ = self.events.send(finished.event);
             return;
@@ -83,6 +87,33 @@ fn synced(finished: Finished) -> EngineEvent {
         // Only a completed download is handed over; anything else goes on as it was.
         _ => event,
     }
+}
+
+/// A `Failed` in place of the report of a file that was deleted (alone or with its
+/// directory) while it was written: the bytes went to no name, and Complete would find
+/// nothing to rename. Transient: the next attempt starts a new file, or, should the
+/// directory be gone too, stops with the error of creating it.
+fn deleted(finished: &Finished) -> Option<EngineEvent> {
+    use std::os::unix::fs::MetadataExt;
+
+    let EngineEvent::Completed { id, temp_path, .. } = &finished.event else {
+        return None;
+    };
+    let links = finished
+        .file
+        .metadata()
+        .map_or(1, |metadata| metadata.nlink());
+    (links == 0).then(|| EngineEvent::Failed {
+        id: *id,
+        error: TransferError::transient(
+            qmgr_core::hresult::HRESULT_FILE_NOT_FOUND,
+            qmgr_core::ErrorContext::LocalFile,
+            format!(
+                "{} was deleted before the download finished",
+                temp_path.display()
+            ),
+        ),
+    })
 }
 
 /// Whether the file lives where a sync means something: not on a memory file system.
@@ -136,6 +167,31 @@ mod tests {
         );
         // Synced on a thread of its own where the directory is on a disk.
         assert_eq!(syncer.work.is_some(), syncs_in(dir.path()));
+    }
+
+    #[test]
+    fn a_file_deleted_while_it_was_written_is_reported_failed_not_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"abc").unwrap();
+        let file = File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let (events, received) = crossbeam_channel::unbounded();
+        Syncer::new(events).hand_over(Finished {
+            file,
+            event: completed(&path),
+        });
+        match received.recv_timeout(Duration::from_secs(10)).unwrap() {
+            EngineEvent::Failed { error, .. } => {
+                assert!(error.transient);
+                assert_eq!(
+                    error.error.hresult,
+                    qmgr_core::hresult::HRESULT_FILE_NOT_FOUND
+                );
+                assert!(error.error.description.contains("was deleted"), "{error:?}");
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
     }
 
     #[test]
