@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use qmgr_core::paths::StatePaths;
-use qmgr_core::service::{NewFile, QueueServiceExt};
+use qmgr_core::service::{JobChange, NewFile, QueueServiceExt};
 use qmgr_core::store::Store;
 use qmgr_core::{Guid, JobState, JobType};
 use qmgr_ipc::{Client, Launcher};
@@ -206,6 +206,50 @@ fn transfers_survive_sigkill_of_the_service() {
         "the kills all came before any progress"
     );
     assert!(percent < 5.0, "{percent:.2}% of the file was fetched again");
+}
+
+#[test]
+fn a_job_bandwidth_limit_slows_its_transfer_to_the_rate() {
+    const SIZE: u64 = 1_000_000;
+    const CAP: u64 = 250_000;
+    let server = TestServer::start();
+    let instance = Instance::new();
+    let local = instance.downloads().join("capped.bin");
+    let path = "/data/1000000/capped";
+    let client = instance.client();
+    // The server answers after a pause: whatever the order in which the service hands the
+    // transfer and its limit to the engine, no byte moves before the limit is in place.
+    let id = common::one_file_job(
+        &client,
+        &server.url(&format!("{path}?delay_ms=300")),
+        &local,
+    );
+    client
+        .set_job(id, JobChange::BandwidthLimit(Some(CAP)))
+        .unwrap();
+    let started = Instant::now();
+    client.resume(id).unwrap();
+    let view =
+        common::wait_for_state_within(&client, id, JobState::Transferred, Duration::from_secs(60));
+    let took = started.elapsed();
+    assert_eq!(
+        view.job.state,
+        JobState::Transferred,
+        "{:?}",
+        view.job.error
+    );
+    client.complete(id).unwrap();
+    assert!(
+        std::fs::read(&local).unwrap() == expected_body(path, INITIAL_VERSION, SIZE),
+        "the file differs from the server's"
+    );
+    // 80% of the ideal time: the cap's burst (a quarter second of its rate) and one chunk
+    // of debt fit in the rest, and a slow machine can only take longer.
+    let slowest_allowed = Duration::from_millis(SIZE * 1000 / CAP * 8 / 10);
+    assert!(
+        took >= slowest_allowed,
+        "{SIZE} bytes under a job limit of {CAP} B/s took only {took:?}"
+    );
 }
 
 #[test]
