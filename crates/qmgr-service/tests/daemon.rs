@@ -7,7 +7,8 @@ mod common;
 use common::Instance;
 
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,6 +18,8 @@ use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{JobChange, NewFile, QueueServiceExt};
 use qmgr_core::store::Store;
 use qmgr_core::{Guid, JobState, JobType};
+use qmgr_ipc::frame::{MAX_FRAME_LEN, MAX_HANDSHAKE_FRAME_LEN, read_frame};
+use qmgr_ipc::message::ServiceMessage;
 use qmgr_ipc::{Client, Launcher};
 use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
 
@@ -276,9 +279,43 @@ fn racing_clients_start_exactly_one_service() {
     assert_eq!(instance.daemons().len(), 1, "one qmgrd for one instance");
 }
 
+/// How one garbage connection ended.
+#[derive(Default, Debug)]
+struct Closes {
+    /// The service closed after a whole first frame that is not a Hello (or a length
+    /// prefix beyond the handshake limit), without being asked to.
+    on_a_bad_frame: usize,
+    /// The payload happened to read as a Hello of another protocol version: the service
+    /// said why it refused and closed.
+    refused: usize,
+    /// The frame was cut short and the client ended its side: the service closed too.
+    inside_a_frame: usize,
+}
+
+/// Reads from `stream` until the service closes it; anything but a close (an answer other
+/// than a refusal, or silence until the read timeout) fails the test.
+fn expect_closed_by_service(mut stream: UnixStream, connection: usize) -> bool {
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        // A service that closes with bytes of ours unread resets the connection.
+        Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => false,
+        Err(error) => panic!("connection {connection} was not closed by the service: {error}"),
+        Ok(_) if answer.is_empty() => false,
+        Ok(_) => {
+            let message: ServiceMessage = read_frame(&mut answer.as_slice(), MAX_FRAME_LEN)
+                .unwrap_or_else(|error| panic!("connection {connection}: {error}"));
+            assert!(
+                matches!(message, ServiceMessage::Refused(_)),
+                "connection {connection} was answered: {message:?}"
+            );
+            true
+        }
+    }
+}
+
 #[test]
 fn garbage_frames_close_only_their_connection() {
-    const FRAMES: usize = 100_000;
+    const CONNECTIONS: usize = 6_000;
     let instance = Instance::new();
     let client = instance.client();
     let id = client.create_job("bystander", JobType::Download).unwrap();
@@ -290,40 +327,68 @@ fn garbage_frames_close_only_their_connection() {
         seed ^= seed << 17;
         seed
     };
-    let mut sent = 0;
+    let mut closes = Closes::default();
     let started = Instant::now();
-    while sent < FRAMES {
+    for connection in 0..CONNECTIONS {
         let Ok(mut stream) = UnixStream::connect(&socket) else {
-            panic!("qmgrd stopped accepting after {sent} frames")
+            panic!("qmgrd stopped accepting after {connection} connections")
         };
         stream
             .set_write_timeout(Some(Duration::from_secs(1)))
             .unwrap();
-        // Up to 16 frames per connection: random lengths (some huge), random bytes, some cut short.
-        for _ in 0..16 {
-            let body_len = usize::try_from(next() % 64).unwrap();
-            let declared = match next() % 4 {
-                0 => u32::try_from(next() % u64::from(u32::MAX)).unwrap(),
-                1 => u32::try_from(body_len + 10).unwrap(),
-                _ => u32::try_from(body_len).unwrap(),
-            };
-            let mut frame = declared.to_le_bytes().to_vec();
-            frame.extend((0..body_len).map(|_| u8::try_from(next() % 256).unwrap()));
-            let cut = usize::try_from(next()).unwrap() % (frame.len() + 1);
-            sent += 1;
-            if stream.write_all(&frame[..cut.max(1)]).is_err() {
-                break;
-            }
+        // Longer than the service's handshake timeout: a connection it forgot fails here.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        // The service reads only the first frame of a connection that has not said Hello:
+        // a random length (mostly beyond the handshake limit), a whole random payload, or
+        // (one time in four) a frame cut short; after a whole one, more garbage it must never
+        // read.
+        let body_len = usize::try_from(next() % 64).unwrap();
+        let declared = match next() % 4 {
+            0 => u32::try_from(next() % u64::from(u32::MAX)).unwrap(),
+            1 => u32::try_from(body_len + 10).unwrap(),
+            _ => u32::try_from(body_len).unwrap(),
+        };
+        let mut bytes = declared.to_le_bytes().to_vec();
+        bytes.extend((0..body_len).map(|_| u8::try_from(next() % 256).unwrap()));
+        let cut = if next() % 4 == 0 {
+            1 + usize::try_from(next()).unwrap() % bytes.len()
+        } else {
+            bytes.len()
+        };
+        bytes.truncate(cut);
+        let whole = cut >= 4
+            && (declared > MAX_HANDSHAKE_FRAME_LEN
+                || usize::try_from(declared).unwrap() <= cut - 4);
+        if whole {
+            let tail = usize::try_from(next() % 64).unwrap();
+            bytes.extend((0..tail).map(|_| u8::try_from(next() % 256).unwrap()));
         }
-        if sent % 10_000 < 16 {
+        // The service may close before it has read everything; what counts is the close.
+        let _ = stream.write_all(&bytes);
+        if !whole {
+            stream.shutdown(Shutdown::Write).unwrap();
+        }
+        let refused = expect_closed_by_service(stream, connection);
+        match (whole, refused) {
+            (_, true) => closes.refused += 1,
+            (true, false) => closes.on_a_bad_frame += 1,
+            (false, false) => closes.inside_a_frame += 1,
+        }
+        if connection % 1000 == 0 {
             // A well-behaved client keeps working throughout.
             assert_eq!(client.job(id).unwrap().job.id, id);
         }
     }
     assert_eq!(client.job(id).unwrap().job.display_name, "bystander");
     println!(
-        "{sent} malformed frames in {:?}; the service and its other client are unaffected",
+        "{CONNECTIONS} garbage connections in {:?}, each closed by the service: {closes:?}; its other client is unaffected",
         started.elapsed()
+    );
+    assert!(
+        closes.on_a_bad_frame > 0 && closes.inside_a_frame > 0,
+        "the garbage misses a kind of connection: {closes:?}"
     );
     drop(client);
     instance.kill_daemons("-TERM");
