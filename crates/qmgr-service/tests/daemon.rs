@@ -1,6 +1,7 @@
 //! qmgrd as a real process: jobs outlive the programs that made them, transfers survive
-//! SIGKILL of the service, racing clients start one service, and garbage on the socket
-//! harms nobody. Each test runs its own instance in fresh XDG directories and stops it.
+//! SIGKILL of the service (also when the file changes meanwhile), a job's bandwidth limit
+//! slows its transfer, racing clients start one service, and garbage on the socket harms
+//! nobody. Each test runs its own instance in fresh XDG directories and stops it.
 
 mod common;
 
@@ -145,14 +146,30 @@ fn a_job_outlives_the_process_that_created_it() {
     assert_eq!(instance.daemons().len(), 1);
 }
 
-#[test]
-fn transfers_survive_sigkill_of_the_service() {
-    const SIZE: u64 = 200 << 20;
-    const KILLS: usize = 10;
+/// How a run of SIGKILLs during one download went.
+struct KilledTransfer {
+    /// The bytes the server sent for the file over all the service's lives.
+    served: u64,
+    /// The job's progress as the service reported it just before each kill.
+    progress_at_kills: Vec<u64>,
+}
+
+/// Downloads `path` (`size` bytes, sent at `rate` bytes per second) through a qmgrd that is
+/// killed `kills` times, each time after the server has sent at least a MiB to that life of
+/// the service and while the job is still transferring. Before the restart that follows
+/// kill number `change_at`, the server starts serving a new version of the file. Checks that
+/// the completed file is the server's current version, byte for byte.
+fn download_through_repeated_sigkills(
+    path: &str,
+    size: u64,
+    rate: u64,
+    kills: usize,
+    change_at: Option<usize>,
+) -> KilledTransfer {
+    const MOVED_PER_LIFE: u64 = 1 << 20;
     let server = TestServer::start();
     let instance = Instance::new();
     let local = instance.downloads().join("big.bin");
-    let path = "/data/200m/kill";
     let client = instance.client();
     let id = client
         .create_job("killed again and again", JobType::Download)
@@ -160,55 +177,116 @@ fn transfers_survive_sigkill_of_the_service() {
     client
         .add_file(
             id,
-            &server.url(&format!("{path}?rate=60000000")),
+            &server.url(&format!("{path}?rate={rate}")),
             &local.to_string_lossy(),
         )
         .unwrap();
     client.resume(id).unwrap();
-    drop(client);
 
     let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
     let mut progress_at_kills = Vec::new();
-    for _ in 0..KILLS {
+    let mut client = client;
+    for kill in 0..kills {
+        // Bytes move in this life of the service before it is killed ...
+        let sent_at_start = server.body_bytes_sent(path);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while server.body_bytes_sent(path) < sent_at_start + MOVED_PER_LIFE {
+            assert!(
+                Instant::now() < deadline,
+                "kill {kill}: the restarted service moved no bytes"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(150 + seed % 250));
+        std::thread::sleep(Duration::from_millis(seed % 200));
+        // ... and the transfer is still under way when the kill lands.
+        let before = client.job(id).unwrap().job;
+        assert_eq!(
+            before.state,
+            JobState::Transferring,
+            "kill {kill}: {:?}",
+            before.error
+        );
+        let progress = before.files[0].bytes_transferred;
+        assert!(
+            progress > 0 && progress < size,
+            "kill {kill} at {progress} of {size} bytes"
+        );
+        progress_at_kills.push(progress);
+        drop(client);
         instance.kill_daemons("-KILL");
+        if change_at == Some(kill) {
+            server.set_version(path, INITIAL_VERSION + 1);
+        }
         // The next client starts the service again; it resumes the job by itself.
-        let client = instance.client();
-        let job = client.job(id).unwrap().job;
-        progress_at_kills.push(job.files[0].bytes_transferred);
-        assert_ne!(job.state, JobState::Error, "{:?}", job.error);
+        client = instance.client();
+        let after = client.job(id).unwrap().job;
+        assert!(
+            !matches!(after.state, JobState::Error | JobState::Transferred),
+            "kill {kill}: the restarted service found the job {} ({:?})",
+            after.state,
+            after.error
+        );
+        assert!(
+            after.files[0].bytes_transferred < size,
+            "kill {kill}: the store says the file was complete"
+        );
     }
-    let client = instance.client();
+    let view =
+        common::wait_for_state_within(&client, id, JobState::Transferred, Duration::from_secs(120));
     assert_eq!(
-        common::wait_for_state_within(&client, id, JobState::Transferred, Duration::from_secs(120))
-            .job
-            .state,
-        JobState::Transferred
+        view.job.state,
+        JobState::Transferred,
+        "{:?}",
+        view.job.error
     );
     client.complete(id).unwrap();
     let body = std::fs::read(&local).unwrap();
+    let version = server.version(path);
     assert!(
-        body == expected_body(path, INITIAL_VERSION, SIZE),
-        "the file differs from the server's"
+        body == expected_body(path, version, size),
+        "the file differs from version {version} on the server"
     );
-    let served = server.body_bytes_sent(path);
-    let extra = served.saturating_sub(SIZE);
+    KilledTransfer {
+        served: server.body_bytes_sent(path),
+        progress_at_kills,
+    }
+}
+
+#[test]
+fn transfers_survive_sigkill_of_the_service() {
+    const SIZE: u64 = 200 << 20;
+    const KILLS: usize = 10;
+    let killed =
+        download_through_repeated_sigkills("/data/200m/kill", SIZE, 30_000_000, KILLS, None);
+    let extra = killed.served.saturating_sub(SIZE);
     #[expect(
         clippy::cast_precision_loss,
         reason = "byte counts of a 200 MiB file are exact in an f64"
     )]
     let percent = extra as f64 * 100.0 / SIZE as f64;
     println!(
-        "{KILLS} SIGKILLs during a 200 MiB transfer: {extra} bytes fetched twice ({percent:.2}% of the file); progress at the kills: {progress_at_kills:?}"
-    );
-    assert!(
-        progress_at_kills.windows(2).any(|w| w[1] > w[0]),
-        "the kills all came before any progress"
+        "{KILLS} SIGKILLs during a 200 MiB transfer: {extra} bytes fetched twice ({percent:.2}% of the file); progress at the kills: {:?}",
+        killed.progress_at_kills
     );
     assert!(percent < 5.0, "{percent:.2}% of the file was fetched again");
+}
+
+#[test]
+fn a_file_that_changes_between_kills_is_fetched_again_whole() {
+    const SIZE: u64 = 64 << 20;
+    let path = "/data/64m/changing";
+    // The file changes while the service is down after its second kill: the restarted
+    // service must notice (the validator differs) and start over on the new content.
+    let killed = download_through_repeated_sigkills(path, SIZE, 30_000_000, 4, Some(1));
+    assert!(
+        killed.served >= SIZE + killed.progress_at_kills[1],
+        "the new version was not fetched whole: {} bytes served, {:?} at the kills",
+        killed.served,
+        killed.progress_at_kills
+    );
 }
 
 #[test]
