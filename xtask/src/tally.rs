@@ -93,4 +93,21 @@ mod tests {
         );
         assert_eq!(Tally::parse_libtest_summary("running 3 tests"), None);
     }
+
+    #[test]
+    fn counts_the_summaries_of_the_custom_harness() {
+        // What crates/qmgr-ipc/tests/processes.rs (`harness = false`) prints, as it printed
+        // it with one test made to fail.
+        let line = "test result: FAILED. 4 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out";
+        assert_eq!(
+            Tally::parse_libtest_summary(line),
+            Some(Tally {
+                passed: 4,
+                failed: 1,
+                ignored: 0
+            })
+        );
+        // Its old summary had no counts, so the suite was left out of the tally.
+        assert_eq!(Tally::parse_libtest_summary("test result: ok"), None);
+    }
 }

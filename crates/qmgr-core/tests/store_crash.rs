@@ -4,7 +4,8 @@
 //! flushed).
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +17,8 @@ const CHILD_ENV: &str = "QMGR_STORE_CRASH_DIR";
 const KILLS: usize = 60;
 const FILES_PER_JOB: usize = 3;
 const FILE_SIZE: u64 = 1 << 20;
+/// SIGKILL's number, the same on every Linux architecture.
+const SIGKILL: i32 = 9;
 
 /// The writer: runs until killed, printing a line after each commit it made.
 /// It is started by `store_survives_repeated_sigkill` and does nothing on its own.
@@ -211,7 +214,7 @@ fn store_survives_repeated_sigkill() {
             ])
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -221,15 +224,26 @@ fn store_survives_repeated_sigkill() {
                 .map_while(Result::ok)
                 .collect::<Vec<_>>()
         });
+        // Kept for the failure message: a writer that panicked says why there.
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr_reader = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = stderr.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        });
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         std::thread::sleep(Duration::from_millis(20 + seed % 80));
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
-        assert!(
-            !status.success(),
-            "the writer must die by the signal, not exit: {status:?}"
+        let stderr = stderr_reader.join().unwrap();
+        // Any other end (a panic exits with 101) means the writer stopped on its own, and
+        // the reopening below would test a store nobody interrupted.
+        assert_eq!(
+            status.signal(),
+            Some(SIGKILL),
+            "writer {kill} must die by SIGKILL, not end on its own ({status:?}); its stderr:\n{stderr}"
         );
         for line in reader.join().unwrap() {
             acknowledged.absorb(&line);

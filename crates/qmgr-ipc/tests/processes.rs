@@ -81,9 +81,10 @@ fn run_tests(args: &[String]) -> ExitCode {
         .iter()
         .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
         .collect();
+    let filtered_out = TESTS.len() - selected.len();
     println!("\nrunning {} tests", selected.len());
     let mut failed = Vec::new();
-    for (name, test) in selected {
+    for (name, test) in &selected {
         let outcome = std::panic::catch_unwind(test);
         println!(
             "test {name} ... {}",
@@ -93,11 +94,23 @@ fn run_tests(args: &[String]) -> ExitCode {
             failed.push(*name);
         }
     }
+    if !failed.is_empty() {
+        println!("\nfailures:");
+        for name in &failed {
+            println!("    {name}");
+        }
+    }
+    // libtest's summary line, counts included: `cargo xtask test` sums these lines, and
+    // one without counts would leave this suite out of the tally.
+    println!(
+        "\ntest result: {}. {} passed; {} failed; 0 ignored; 0 measured; {filtered_out} filtered out",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        selected.len() - failed.len(),
+        failed.len(),
+    );
     if failed.is_empty() {
-        println!("\ntest result: ok");
         ExitCode::SUCCESS
     } else {
-        println!("\ntest result: FAILED ({})", failed.join(", "));
         ExitCode::FAILURE
     }
 }

@@ -1,22 +1,26 @@
 //! qmgrd as a real process: jobs outlive the programs that made them, transfers survive
-//! SIGKILL of the service, racing clients start one service, and garbage on the socket
-//! harms nobody. Each test runs its own instance in fresh XDG directories and stops it.
+//! SIGKILL of the service (also when the file changes meanwhile), a job's bandwidth limit
+//! slows its transfer, racing clients start one service, and garbage on the socket harms
+//! nobody. Each test runs its own instance in fresh XDG directories and stops it.
 
 mod common;
 
 use common::Instance;
 
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use qmgr_core::paths::StatePaths;
-use qmgr_core::service::{NewFile, QueueServiceExt};
+use qmgr_core::service::{JobChange, NewFile, QueueServiceExt};
 use qmgr_core::store::Store;
 use qmgr_core::{Guid, JobState, JobType};
+use qmgr_ipc::frame::{MAX_FRAME_LEN, MAX_HANDSHAKE_FRAME_LEN, read_frame};
+use qmgr_ipc::message::ServiceMessage;
 use qmgr_ipc::{Client, Launcher};
 use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
 
@@ -142,14 +146,30 @@ fn a_job_outlives_the_process_that_created_it() {
     assert_eq!(instance.daemons().len(), 1);
 }
 
-#[test]
-fn transfers_survive_sigkill_of_the_service() {
-    const SIZE: u64 = 200 << 20;
-    const KILLS: usize = 10;
+/// How a run of SIGKILLs during one download went.
+struct KilledTransfer {
+    /// The bytes the server sent for the file over all the service's lives.
+    served: u64,
+    /// The job's progress as the service reported it just before each kill.
+    progress_at_kills: Vec<u64>,
+}
+
+/// Downloads `path` (`size` bytes, sent at `rate` bytes per second) through a qmgrd that is
+/// killed `kills` times, each time after the server has sent at least a MiB to that life of
+/// the service and while the job is still transferring. Before the restart that follows
+/// kill number `change_at`, the server starts serving a new version of the file. Checks that
+/// the completed file is the server's current version, byte for byte.
+fn download_through_repeated_sigkills(
+    path: &str,
+    size: u64,
+    rate: u64,
+    kills: usize,
+    change_at: Option<usize>,
+) -> KilledTransfer {
+    const MOVED_PER_LIFE: u64 = 1 << 20;
     let server = TestServer::start();
     let instance = Instance::new();
     let local = instance.downloads().join("big.bin");
-    let path = "/data/200m/kill";
     let client = instance.client();
     let id = client
         .create_job("killed again and again", JobType::Download)
@@ -157,55 +177,160 @@ fn transfers_survive_sigkill_of_the_service() {
     client
         .add_file(
             id,
-            &server.url(&format!("{path}?rate=60000000")),
+            &server.url(&format!("{path}?rate={rate}")),
             &local.to_string_lossy(),
         )
         .unwrap();
     client.resume(id).unwrap();
-    drop(client);
 
     let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
     let mut progress_at_kills = Vec::new();
-    for _ in 0..KILLS {
+    let mut client = client;
+    for kill in 0..kills {
+        // Bytes move in this life of the service before it is killed ...
+        let sent_at_start = server.body_bytes_sent(path);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while server.body_bytes_sent(path) < sent_at_start + MOVED_PER_LIFE {
+            assert!(
+                Instant::now() < deadline,
+                "kill {kill}: the restarted service moved no bytes"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(150 + seed % 250));
+        std::thread::sleep(Duration::from_millis(seed % 200));
+        // ... and the transfer is still under way when the kill lands.
+        let before = client.job(id).unwrap().job;
+        assert_eq!(
+            before.state,
+            JobState::Transferring,
+            "kill {kill}: {:?}",
+            before.error
+        );
+        let progress = before.files[0].bytes_transferred;
+        assert!(
+            progress > 0 && progress < size,
+            "kill {kill} at {progress} of {size} bytes"
+        );
+        progress_at_kills.push(progress);
+        drop(client);
         instance.kill_daemons("-KILL");
+        if change_at == Some(kill) {
+            server.set_version(path, INITIAL_VERSION + 1);
+        }
         // The next client starts the service again; it resumes the job by itself.
-        let client = instance.client();
-        let job = client.job(id).unwrap().job;
-        progress_at_kills.push(job.files[0].bytes_transferred);
-        assert_ne!(job.state, JobState::Error, "{:?}", job.error);
+        client = instance.client();
+        let after = client.job(id).unwrap().job;
+        assert!(
+            !matches!(after.state, JobState::Error | JobState::Transferred),
+            "kill {kill}: the restarted service found the job {} ({:?})",
+            after.state,
+            after.error
+        );
+        assert!(
+            after.files[0].bytes_transferred < size,
+            "kill {kill}: the store says the file was complete"
+        );
     }
-    let client = instance.client();
+    let view =
+        common::wait_for_state_within(&client, id, JobState::Transferred, Duration::from_secs(120));
     assert_eq!(
-        common::wait_for_state_within(&client, id, JobState::Transferred, Duration::from_secs(120))
-            .job
-            .state,
-        JobState::Transferred
+        view.job.state,
+        JobState::Transferred,
+        "{:?}",
+        view.job.error
     );
     client.complete(id).unwrap();
     let body = std::fs::read(&local).unwrap();
+    let version = server.version(path);
     assert!(
-        body == expected_body(path, INITIAL_VERSION, SIZE),
-        "the file differs from the server's"
+        body == expected_body(path, version, size),
+        "the file differs from version {version} on the server"
     );
-    let served = server.body_bytes_sent(path);
-    let extra = served.saturating_sub(SIZE);
+    KilledTransfer {
+        served: server.body_bytes_sent(path),
+        progress_at_kills,
+    }
+}
+
+#[test]
+fn transfers_survive_sigkill_of_the_service() {
+    const SIZE: u64 = 200 << 20;
+    const KILLS: usize = 10;
+    let killed =
+        download_through_repeated_sigkills("/data/200m/kill", SIZE, 30_000_000, KILLS, None);
+    let extra = killed.served.saturating_sub(SIZE);
     #[expect(
         clippy::cast_precision_loss,
         reason = "byte counts of a 200 MiB file are exact in an f64"
     )]
     let percent = extra as f64 * 100.0 / SIZE as f64;
     println!(
-        "{KILLS} SIGKILLs during a 200 MiB transfer: {extra} bytes fetched twice ({percent:.2}% of the file); progress at the kills: {progress_at_kills:?}"
-    );
-    assert!(
-        progress_at_kills.windows(2).any(|w| w[1] > w[0]),
-        "the kills all came before any progress"
+        "{KILLS} SIGKILLs during a 200 MiB transfer: {extra} bytes fetched twice ({percent:.2}% of the file); progress at the kills: {:?}",
+        killed.progress_at_kills
     );
     assert!(percent < 5.0, "{percent:.2}% of the file was fetched again");
+}
+
+#[test]
+fn a_file_that_changes_between_kills_is_fetched_again_whole() {
+    const SIZE: u64 = 64 << 20;
+    let path = "/data/64m/changing";
+    // The file changes while the service is down after its second kill: the restarted
+    // service must notice (the validator differs) and start over on the new content.
+    let killed = download_through_repeated_sigkills(path, SIZE, 30_000_000, 4, Some(1));
+    assert!(
+        killed.served >= SIZE + killed.progress_at_kills[1],
+        "the new version was not fetched whole: {} bytes served, {:?} at the kills",
+        killed.served,
+        killed.progress_at_kills
+    );
+}
+
+#[test]
+fn a_job_bandwidth_limit_slows_its_transfer_to_the_rate() {
+    const SIZE: u64 = 1_000_000;
+    const CAP: u64 = 250_000;
+    let server = TestServer::start();
+    let instance = Instance::new();
+    let local = instance.downloads().join("capped.bin");
+    let path = "/data/1000000/capped";
+    let client = instance.client();
+    // The server answers after a pause: whatever the order in which the service hands the
+    // transfer and its limit to the engine, no byte moves before the limit is in place.
+    let id = common::one_file_job(
+        &client,
+        &server.url(&format!("{path}?delay_ms=300")),
+        &local,
+    );
+    client
+        .set_job(id, JobChange::BandwidthLimit(Some(CAP)))
+        .unwrap();
+    let started = Instant::now();
+    client.resume(id).unwrap();
+    let view =
+        common::wait_for_state_within(&client, id, JobState::Transferred, Duration::from_secs(60));
+    let took = started.elapsed();
+    assert_eq!(
+        view.job.state,
+        JobState::Transferred,
+        "{:?}",
+        view.job.error
+    );
+    client.complete(id).unwrap();
+    assert!(
+        std::fs::read(&local).unwrap() == expected_body(path, INITIAL_VERSION, SIZE),
+        "the file differs from the server's"
+    );
+    // 80% of the ideal time: the cap's burst (a quarter second of its rate) and one chunk
+    // of debt fit in the rest, and a slow machine can only take longer.
+    let slowest_allowed = Duration::from_millis(SIZE * 1000 / CAP * 8 / 10);
+    assert!(
+        took >= slowest_allowed,
+        "{SIZE} bytes under a job limit of {CAP} B/s took only {took:?}"
+    );
 }
 
 #[test]
@@ -232,9 +357,43 @@ fn racing_clients_start_exactly_one_service() {
     assert_eq!(instance.daemons().len(), 1, "one qmgrd for one instance");
 }
 
+/// How one garbage connection ended.
+#[derive(Default, Debug)]
+struct Closes {
+    /// The service closed after a whole first frame that is not a Hello (or a length
+    /// prefix beyond the handshake limit), without being asked to.
+    on_a_bad_frame: usize,
+    /// The payload happened to read as a Hello of another protocol version: the service
+    /// said why it refused and closed.
+    refused: usize,
+    /// The frame was cut short and the client ended its side: the service closed too.
+    inside_a_frame: usize,
+}
+
+/// Reads from `stream` until the service closes it; anything but a close (an answer other
+/// than a refusal, or silence until the read timeout) fails the test.
+fn expect_closed_by_service(mut stream: UnixStream, connection: usize) -> bool {
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        // A service that closes with bytes of ours unread resets the connection.
+        Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => false,
+        Err(error) => panic!("connection {connection} was not closed by the service: {error}"),
+        Ok(_) if answer.is_empty() => false,
+        Ok(_) => {
+            let message: ServiceMessage = read_frame(&mut answer.as_slice(), MAX_FRAME_LEN)
+                .unwrap_or_else(|error| panic!("connection {connection}: {error}"));
+            assert!(
+                matches!(message, ServiceMessage::Refused(_)),
+                "connection {connection} was answered: {message:?}"
+            );
+            true
+        }
+    }
+}
+
 #[test]
 fn garbage_frames_close_only_their_connection() {
-    const FRAMES: usize = 100_000;
+    const CONNECTIONS: usize = 6_000;
     let instance = Instance::new();
     let client = instance.client();
     let id = client.create_job("bystander", JobType::Download).unwrap();
@@ -246,40 +405,68 @@ fn garbage_frames_close_only_their_connection() {
         seed ^= seed << 17;
         seed
     };
-    let mut sent = 0;
+    let mut closes = Closes::default();
     let started = Instant::now();
-    while sent < FRAMES {
+    for connection in 0..CONNECTIONS {
         let Ok(mut stream) = UnixStream::connect(&socket) else {
-            panic!("qmgrd stopped accepting after {sent} frames")
+            panic!("qmgrd stopped accepting after {connection} connections")
         };
         stream
             .set_write_timeout(Some(Duration::from_secs(1)))
             .unwrap();
-        // Up to 16 frames per connection: random lengths (some huge), random bytes, some cut short.
-        for _ in 0..16 {
-            let body_len = usize::try_from(next() % 64).unwrap();
-            let declared = match next() % 4 {
-                0 => u32::try_from(next() % u64::from(u32::MAX)).unwrap(),
-                1 => u32::try_from(body_len + 10).unwrap(),
-                _ => u32::try_from(body_len).unwrap(),
-            };
-            let mut frame = declared.to_le_bytes().to_vec();
-            frame.extend((0..body_len).map(|_| u8::try_from(next() % 256).unwrap()));
-            let cut = usize::try_from(next()).unwrap() % (frame.len() + 1);
-            sent += 1;
-            if stream.write_all(&frame[..cut.max(1)]).is_err() {
-                break;
-            }
+        // Longer than the service's handshake timeout: a connection it forgot fails here.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        // The service reads only the first frame of a connection that has not said Hello:
+        // a random length (mostly beyond the handshake limit), a whole random payload, or
+        // (one time in four) a frame cut short; after a whole one, more garbage it must never
+        // read.
+        let body_len = usize::try_from(next() % 64).unwrap();
+        let declared = match next() % 4 {
+            0 => u32::try_from(next() % u64::from(u32::MAX)).unwrap(),
+            1 => u32::try_from(body_len + 10).unwrap(),
+            _ => u32::try_from(body_len).unwrap(),
+        };
+        let mut bytes = declared.to_le_bytes().to_vec();
+        bytes.extend((0..body_len).map(|_| u8::try_from(next() % 256).unwrap()));
+        let cut = if next() % 4 == 0 {
+            1 + usize::try_from(next()).unwrap() % bytes.len()
+        } else {
+            bytes.len()
+        };
+        bytes.truncate(cut);
+        let whole = cut >= 4
+            && (declared > MAX_HANDSHAKE_FRAME_LEN
+                || usize::try_from(declared).unwrap() <= cut - 4);
+        if whole {
+            let tail = usize::try_from(next() % 64).unwrap();
+            bytes.extend((0..tail).map(|_| u8::try_from(next() % 256).unwrap()));
         }
-        if sent % 10_000 < 16 {
+        // The service may close before it has read everything; what counts is the close.
+        let _ = stream.write_all(&bytes);
+        if !whole {
+            stream.shutdown(Shutdown::Write).unwrap();
+        }
+        let refused = expect_closed_by_service(stream, connection);
+        match (whole, refused) {
+            (_, true) => closes.refused += 1,
+            (true, false) => closes.on_a_bad_frame += 1,
+            (false, false) => closes.inside_a_frame += 1,
+        }
+        if connection % 1000 == 0 {
             // A well-behaved client keeps working throughout.
             assert_eq!(client.job(id).unwrap().job.id, id);
         }
     }
     assert_eq!(client.job(id).unwrap().job.display_name, "bystander");
     println!(
-        "{sent} malformed frames in {:?}; the service and its other client are unaffected",
+        "{CONNECTIONS} garbage connections in {:?}, each closed by the service: {closes:?}; its other client is unaffected",
         started.elapsed()
+    );
+    assert!(
+        closes.on_a_bad_frame > 0 && closes.inside_a_frame > 0,
+        "the garbage misses a kind of connection: {closes:?}"
     );
     drop(client);
     instance.kill_daemons("-TERM");

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Harness, assert_file_is};
 use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
@@ -157,6 +157,63 @@ fn a_transfer_limit_holds_one_transfer_and_can_be_lifted() {
     assert_file_is(
         &temp,
         &expected_body("/data/256k/held", INITIAL_VERSION, 256 << 10),
+    );
+}
+
+/// How long moving `bytes` under a cap of `bytes_per_second` must take at the least: 80%
+/// of the ideal time. A cap lets through a quarter second's burst and one curl chunk of
+/// debt beyond its rate, which the transfers below are long enough to absorb; a slow
+/// machine only makes a transfer slower, so this bound cannot fail spuriously.
+fn slowest_allowed(bytes: u64, bytes_per_second: u64) -> Duration {
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "test sizes and rates are exact in an f64"
+    )]
+    Duration::from_secs_f64(bytes as f64 / bytes_per_second as f64 * 0.8)
+}
+
+#[test]
+fn a_transfer_limit_slows_the_transfer_to_its_rate() {
+    const SIZE: u64 = MIB;
+    const CAP: u64 = 256 << 10;
+    let server = TestServer::start();
+    let harness = Harness::new();
+    let path = "/data/1m/own-cap";
+    // The server answers after a pause, so the limit is in place before the first byte.
+    let mut request = harness.request(&server.url(&format!("{path}?delay_ms=300")), "own");
+    request.throttled = false;
+    let started = Instant::now();
+    let id = harness.submit(request);
+    harness.engine.set_transfer_limit(id, Some(CAP)).unwrap();
+    let (temp, bytes, _) = harness.wait(id).completed();
+    let took = started.elapsed();
+    assert_eq!(bytes, SIZE);
+    assert_file_is(&temp, &expected_body(path, INITIAL_VERSION, SIZE));
+    assert!(
+        took >= slowest_allowed(SIZE, CAP),
+        "{SIZE} bytes under a cap of {CAP} B/s took only {took:?}"
+    );
+}
+
+#[test]
+fn the_global_limit_slows_a_throttled_transfer_to_its_rate() {
+    const SIZE: u64 = MIB;
+    const CAP: u64 = 256 << 10;
+    let server = TestServer::start();
+    let harness = Harness::with_config(EngineConfig {
+        global_limit: Some(CAP),
+        ..EngineConfig::default()
+    });
+    let path = "/data/1m/global-cap";
+    let started = Instant::now();
+    let id = harness.submit(harness.request(&server.url(path), "global"));
+    let (temp, bytes, _) = harness.wait(id).completed();
+    let took = started.elapsed();
+    assert_eq!(bytes, SIZE);
+    assert_file_is(&temp, &expected_body(path, INITIAL_VERSION, SIZE));
+    assert!(
+        took >= slowest_allowed(SIZE, CAP),
+        "{SIZE} bytes under a global cap of {CAP} B/s took only {took:?}"
     );
 }
 
