@@ -22,3 +22,21 @@ pub fn built_qmgrd(package_dir: &Path) -> PathBuf {
         .expect("tests live in <profile>/deps");
     profile_dir.join("qmgrd")
 }
+
+/// Stops the qmgrd whose pid `pid` is (SIGTERM), waiting up to 10 s for it to exit: a test
+/// leaves no daemon behind.
+pub fn stop_qmgrd(pid: u32) {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while Path::new(&format!("/proc/{}", pid.as_raw_nonzero())).exists()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

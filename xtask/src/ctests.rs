@@ -222,12 +222,7 @@ fn run_in_process(program: &Program, binary: &Path, servers: &Servers) -> Result
         program,
         "in-process",
         PLAIN_TIMEOUT,
-        |instance| {
-            let mut command = Command::new(binary);
-            command.args(arguments(program, servers.urls(), instance));
-            with_https_env(program, servers, &mut command);
-            command
-        },
+        |instance| plain_command(program, binary, servers, instance),
         &|instance| check_transferred(program, servers, instance),
     )
 }
@@ -273,12 +268,7 @@ fn run_program(program: &Program, binary: &Path, servers: &Servers) -> Result<St
         program,
         "plain",
         PLAIN_TIMEOUT,
-        |instance| {
-            let mut command = Command::new(binary);
-            command.args(arguments(program, servers.urls(), instance));
-            with_https_env(program, servers, &mut command);
-            command
-        },
+        |instance| plain_command(program, binary, servers, instance),
         &verify,
     )?;
     run_once(
@@ -339,6 +329,19 @@ fn same_bytes(local: &Path, held: &[u8], expected: &[u8], server_path: &str) -> 
         held.len(),
         expected.len()
     )
+}
+
+/// `binary` run as itself, with the program's arguments.
+fn plain_command(
+    program: &Program,
+    binary: &Path,
+    servers: &Servers,
+    instance: &Instance,
+) -> Command {
+    let mut command = Command::new(binary);
+    command.args(arguments(program, servers.urls(), instance));
+    with_https_env(program, servers, &mut command);
+    command
 }
 
 /// An https test's qmgrd (started by the program, with its environment) trusts the https

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use indicatif::{BinaryBytes, HumanDuration};
 use qmgr_core::file::SIZE_UNKNOWN;
@@ -101,16 +101,7 @@ pub fn width(text: &str) -> usize {
 
 /// RFC 3339 in UTC, whole seconds: `2024-05-01T12:00:00Z`.
 pub fn rfc3339(at: Timestamp) -> String {
-    humantime::format_rfc3339_seconds(system_time(at)).to_string()
-}
-
-fn system_time(at: Timestamp) -> SystemTime {
-    let micros = Duration::from_micros(at.0.unsigned_abs());
-    if at.0 >= 0 {
-        UNIX_EPOCH + micros
-    } else {
-        UNIX_EPOCH - micros
-    }
+    humantime::format_rfc3339_seconds(at.to_system_time()).to_string()
 }
 
 /// "in 3 minutes" / "2 seconds ago", relative to `now`.

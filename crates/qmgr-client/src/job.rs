@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use qmgr_core::file::SIZE_UNKNOWN;
 use qmgr_core::job::{AutoComplete, JobProgress, NotifyCommand, notify};
@@ -744,19 +744,10 @@ impl JobInfo {
             state: job.state,
             progress: Progress::from_job(summary.progress),
             error: current_error(summary),
-            created: system_time(job.times.created),
-            modified: system_time(job.times.modified),
-            transferred_at: (transferred != Timestamp::ZERO).then(|| system_time(transferred)),
+            created: job.times.created.to_system_time(),
+            modified: job.times.modified.to_system_time(),
+            transferred_at: (transferred != Timestamp::ZERO).then(|| transferred.to_system_time()),
         }
-    }
-}
-
-fn system_time(at: Timestamp) -> SystemTime {
-    let micros = Duration::from_micros(at.0.unsigned_abs());
-    if at.0 >= 0 {
-        UNIX_EPOCH + micros
-    } else {
-        UNIX_EPOCH - micros
     }
 }
 
@@ -878,17 +869,5 @@ mod tests {
         assert_eq!(flags.bits(), 0x3);
         assert!(flags.contains(NotifyFlags::JOB_ERROR));
         assert!(!flags.contains(NotifyFlags::JOB_MODIFICATION));
-    }
-
-    #[test]
-    fn times_before_and_after_the_epoch_convert() {
-        assert_eq!(
-            system_time(Timestamp(1_500_000)),
-            UNIX_EPOCH + Duration::from_millis(1500)
-        );
-        assert_eq!(
-            system_time(Timestamp(-1_000_000)),
-            UNIX_EPOCH - Duration::from_secs(1)
-        );
     }
 }

@@ -4,12 +4,12 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Sandbox;
 use qmgr_client::{Manager, hresult};
 use qmgr_tests::TestServer;
-use qmgr_tests::qmgrd::built_qmgrd;
+use qmgr_tests::qmgrd::{built_qmgrd, stop_qmgrd};
 
 /// A sandbox whose qmgrd is stopped (SIGTERM, as `qmgr daemon stop` does) when the test
 /// ends, passed or not.
@@ -37,21 +37,8 @@ impl WithDaemon {
 
 impl Drop for WithDaemon {
     fn drop(&mut self) {
-        let Some(pid) = self.sandbox.store_holder() else {
-            return;
-        };
-        let Some(pid) = i32::try_from(pid)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        else {
-            return;
-        };
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Path::new(&format!("/proc/{}", pid.as_raw_nonzero())).exists()
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(10));
+        if let Some(pid) = self.sandbox.store_holder() {
+            stop_qmgrd(pid);
         }
     }
 }

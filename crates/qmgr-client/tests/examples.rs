@@ -4,9 +4,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-use qmgr_tests::qmgrd::built_qmgrd;
+use qmgr_tests::qmgrd::{built_qmgrd, stop_qmgrd};
 use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
 
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -117,19 +116,11 @@ impl User {
 impl Drop for User {
     fn drop(&mut self) {
         let lock = self.root.path().join("state/qmgr/store.lock");
-        let Some(pid) = std::fs::read_to_string(lock)
+        if let Some(pid) = std::fs::read_to_string(lock)
             .ok()
-            .and_then(|text| text.trim().parse::<i32>().ok())
-            .and_then(rustix::process::Pid::from_raw)
-        else {
-            return;
-        };
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Path::new(&format!("/proc/{}", pid.as_raw_nonzero())).exists()
-            && Instant::now() < deadline
+            .and_then(|text| text.trim().parse().ok())
         {
-            std::thread::sleep(Duration::from_millis(10));
+            stop_qmgrd(pid);
         }
     }
 }

@@ -37,6 +37,16 @@ impl Timestamp {
         }
     }
 
+    /// The same moment as a [`SystemTime`] (before the epoch too).
+    pub fn to_system_time(self) -> SystemTime {
+        let micros = Duration::from_micros(self.0.unsigned_abs());
+        if self.0 >= 0 {
+            UNIX_EPOCH + micros
+        } else {
+            UNIX_EPOCH - micros
+        }
+    }
+
     /// Windows' FILETIME value (100-ns ticks since 1601); zero stays zero, as BITS reports
     /// "not yet" (e.g. TransferCompletionTime before TRANSFERRED).
     #[expect(
@@ -77,6 +87,18 @@ mod tests {
     fn filetime_of_the_unix_epoch_and_of_zero() {
         assert_eq!(Timestamp::ZERO.to_filetime(), 0);
         assert_eq!(Timestamp(1).to_filetime(), 116_444_736_000_000_010);
+    }
+
+    #[test]
+    fn a_system_time_round_trips_on_both_sides_of_the_epoch() {
+        for micros in [1_500_000, -1_000_000, 0] {
+            let at = Timestamp(micros);
+            assert_eq!(Timestamp::from_system_time(at.to_system_time()), at);
+        }
+        assert_eq!(
+            Timestamp(-1_000_000).to_system_time(),
+            UNIX_EPOCH - Duration::from_secs(1)
+        );
     }
 
     #[test]
