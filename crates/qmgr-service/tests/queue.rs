@@ -19,6 +19,8 @@ use qmgr_service::{LocalService, ManualClock, QueueManager, SystemClock};
 use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
 
 const UID: u32 = 1000;
+/// How long a test waits for the queue manager's next pass (see `QueueManager::settle`).
+const SETTLE: Duration = Duration::from_secs(10);
 
 struct Fixture {
     _state: tempfile::TempDir,
@@ -239,8 +241,11 @@ fn a_transient_error_is_retried_after_the_retry_delay() {
     assert!(!server_asked, "no Retry-After came with this 503");
     // Nothing happens before the delay passes …
     clock.advance(Duration::from_secs(599));
-    fx.service.manager().poke();
-    std::thread::sleep(Duration::from_millis(50));
+    // The driver has looked at the clock before the check that nothing happened.
+    assert!(
+        fx.service.manager().settle(SETTLE),
+        "the queue manager made no pass"
+    );
     assert_eq!(
         fx.service.job(id).unwrap().job.state,
         JobState::TransientError
@@ -314,8 +319,10 @@ fn maximum_download_time_counts_running_time_from_the_last_resume() {
         minute
     );
     let still_running = |what: &str| {
-        fx.service.manager().poke();
-        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            fx.service.manager().settle(SETTLE),
+            "the queue manager made no pass"
+        );
         let state = fx.service.job(id).unwrap().job.state;
         assert!(state.is_active(), "{what}: {state:?}");
     };
@@ -1061,8 +1068,11 @@ fn a_longer_retry_after_from_the_server_sets_the_retry_time_and_says_so() {
         Some(Duration::from_secs(1800))
     );
     clock.advance(Duration::from_secs(600));
-    fx.service.manager().poke();
-    std::thread::sleep(Duration::from_millis(50));
+    // The driver has looked at the clock before the check that nothing happened.
+    assert!(
+        fx.service.manager().settle(SETTLE),
+        "the queue manager made no pass"
+    );
     assert_eq!(
         fx.service.job(id).unwrap().job.state,
         JobState::TransientError,

@@ -316,6 +316,8 @@ struct State {
     next_decision: Option<Duration>,
     subscribers: Vec<Subscriber>,
     stopping: bool,
+    /// Callers of `settle`, told once the driver's next whole pass is done.
+    settling: Vec<Sender<()>>,
     /// When to look for jobs untouched for `job_inactivity_timeout`.
     next_expiry_check: Timestamp,
     /// The scheduler ran since the line was last numbered (see `number_the_line`).
@@ -385,6 +387,7 @@ impl QueueManager {
             next_decision: None,
             subscribers: Vec::new(),
             stopping: false,
+            settling: Vec::new(),
             next_expiry_check: Timestamp::ZERO,
             line_stale: false,
             owned: HashMap::new(),
@@ -474,6 +477,17 @@ impl QueueManager {
         let _ = self.shared.wake.send(());
     }
 
+    /// Wakes the driver and waits (at most `timeout`) until it has made a whole pass that
+    /// began after this call: timers due by the clock now have run. Tests call this after
+    /// moving a manual clock, so that a check that nothing happened cannot pass only because
+    /// the driver had not looked yet. Returns whether the pass came.
+    pub fn settle(&self, timeout: Duration) -> bool {
+        let (done, passed) = crossbeam_channel::bounded(1);
+        self.shared.state.lock().settling.push(done);
+        let _ = self.shared.wake.send(());
+        passed.recv_timeout(timeout).is_ok()
+    }
+
     /// Stops transfers, writes pending progress and ends the driver thread. Partial files
     /// stay for the next start.
     pub fn shutdown(&self) {
@@ -514,6 +528,8 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
             if state.stopping {
                 return;
             }
+            // Those waiting before this pass began are told once it ends.
+            let settling = std::mem::take(&mut state.settling);
             let now = shared.clock.now();
             let mono = shared.clock.monotonic();
             state.run_timers(&shared.engine, now);
@@ -536,6 +552,9 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
                 last_pass = Some(Instant::now());
             }
             let wait = state.next_wait(now, mono);
+            for done in settling {
+                let _ = done.send(());
+            }
             if state.schedule_needed {
                 wait.min(MIN_PASS_INTERVAL.saturating_sub(since_pass))
             } else {
