@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use common::{Harness, assert_file_is};
 use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
 use qmgr_transfer::{
-    Engine, EngineConfig, EngineEvent, PriorityClass, ProxyChoice, TransferRequest, discard,
+    Engine, EngineConfig, EngineEvent, PriorityClass, ProxyChoice, TransferId, TransferRequest,
+    discard,
 };
 
 const MIB: u64 = 1 << 20;
@@ -172,6 +173,27 @@ fn slowest_allowed(bytes: u64, bytes_per_second: u64) -> Duration {
     Duration::from_secs_f64(bytes as f64 / bytes_per_second as f64 * 0.8)
 }
 
+/// Waits for transfer `id`, started at `started`, to complete with the server's `size`
+/// bytes of `path`, and checks it took at least what a cap of `cap` B/s allows.
+#[track_caller]
+fn assert_held_to_cap(
+    harness: &Harness,
+    id: TransferId,
+    started: Instant,
+    path: &str,
+    size: u64,
+    cap: u64,
+) {
+    let (temp, bytes, _) = harness.wait(id).completed();
+    let took = started.elapsed();
+    assert_eq!(bytes, size);
+    assert_file_is(&temp, &expected_body(path, INITIAL_VERSION, size));
+    assert!(
+        took >= slowest_allowed(size, cap),
+        "{size} bytes under a cap of {cap} B/s took only {took:?}"
+    );
+}
+
 #[test]
 fn a_transfer_limit_slows_the_transfer_to_its_rate() {
     const SIZE: u64 = MIB;
@@ -185,14 +207,7 @@ fn a_transfer_limit_slows_the_transfer_to_its_rate() {
     let started = Instant::now();
     let id = harness.submit(request);
     harness.engine.set_transfer_limit(id, Some(CAP)).unwrap();
-    let (temp, bytes, _) = harness.wait(id).completed();
-    let took = started.elapsed();
-    assert_eq!(bytes, SIZE);
-    assert_file_is(&temp, &expected_body(path, INITIAL_VERSION, SIZE));
-    assert!(
-        took >= slowest_allowed(SIZE, CAP),
-        "{SIZE} bytes under a cap of {CAP} B/s took only {took:?}"
-    );
+    assert_held_to_cap(&harness, id, started, path, SIZE, CAP);
 }
 
 #[test]
@@ -207,14 +222,7 @@ fn the_global_limit_slows_a_throttled_transfer_to_its_rate() {
     let path = "/data/1m/global-cap";
     let started = Instant::now();
     let id = harness.submit(harness.request(&server.url(path), "global"));
-    let (temp, bytes, _) = harness.wait(id).completed();
-    let took = started.elapsed();
-    assert_eq!(bytes, SIZE);
-    assert_file_is(&temp, &expected_body(path, INITIAL_VERSION, SIZE));
-    assert!(
-        took >= slowest_allowed(SIZE, CAP),
-        "{SIZE} bytes under a global cap of {CAP} B/s took only {took:?}"
-    );
+    assert_held_to_cap(&harness, id, started, path, SIZE, CAP);
 }
 
 #[test]
