@@ -66,13 +66,17 @@ Commands:
   test-install   the install checks of `test` alone: install into a temporary prefix and
                  use it from there (qmgr transfer, man -l, bash completion, C programs),
                  DESTDIR, uninstall, and the .deb (a real dpkg -i/--purge only as root)
-  reliability [faults] [--short]
+  reliability [faults] [users] [soak] [--short]
                  the fault matrix: each fault of the test server (drops, 5xx and 429
                  with Retry-After, stalls, slow, ignored Range, changed content, no
                  Content-Length, chunked, redirect loops, https to http, 404) through a
-                 real qmgrd, every outcome held to the one written in its row; writes
-                 bench/results/reliability.md (crash loops, fuzzing, many users and the
-                 soak are not built yet)
+                 real qmgrd, every outcome held to the one written in its row; users:
+                 two real users with a qmgrd each try each other's socket, files and
+                 jobs, planted links, permissions (root only); soak: many clients keep
+                 a big queue moving through faults for 10 minutes (--short: 75 s),
+                 counting every notification and sampling qmgrd's RSS and descriptors;
+                 with no part named, all three; each writes its section of
+                 bench/results/reliability.md (crash loops and fuzzing are not built yet)
   help           this text
 ";
 

@@ -122,52 +122,52 @@ fn attack(client: &Client) {
     let socket = PathBuf::from(var(OTHER_SOCKET_VAR));
     let other_job: Guid = var(OTHER_JOB_VAR).parse().unwrap();
     report(
-        "connect() to the other's socket",
+        "connect() to the other's socket fails with EACCES",
         denied(UnixStream::connect(&socket)),
     );
     report(
-        "the client library to the other's socket",
+        "the client library refuses the other's socket",
         refused_with(
             Client::connect_socket(&socket),
             &[hresult::QM_E_SERVICE_UNAVAILABLE],
         ),
     );
     report(
-        "list the other's runtime directory",
+        "listing the other's runtime directory fails with EACCES",
         denied(std::fs::read_dir(var(OTHER_RUNTIME_VAR))),
     );
     let other_state = PathBuf::from(var(OTHER_STATE_VAR));
     report(
-        "list the other's state directory",
+        "listing the other's state directory fails with EACCES",
         denied(std::fs::read_dir(&other_state)),
     );
     report(
-        "read the other's store",
+        "reading the other's store fails with EACCES",
         denied(std::fs::read(other_state.join("qmgr.sqlite3"))),
     );
     // Through its own qmgrd, the other's job does not exist.
     let not_found = [hresult::BG_E_NOT_FOUND];
     report(
-        "GetJob of the other's job",
+        "GetJob of the other's job: BG_E_NOT_FOUND",
         refused_with(client.job_summary(other_job), &not_found),
     );
     report(
-        "SetDisplayName on the other's job",
+        "SetDisplayName on the other's job: BG_E_NOT_FOUND",
         refused_with(
             client.set_job(other_job, JobChange::DisplayName("taken".into())),
             &not_found,
         ),
     );
     report(
-        "Cancel of the other's job",
+        "Cancel of the other's job: BG_E_NOT_FOUND",
         refused_with(client.cancel(other_job), &not_found),
     );
     report(
-        "Complete of the other's job",
+        "Complete of the other's job: BG_E_NOT_FOUND",
         refused_with(client.complete(other_job), &not_found),
     );
     report(
-        "TakeOwnership of the other's job",
+        "TakeOwnership of the other's job is refused",
         refused_with(
             client.take_ownership(other_job),
             &[hresult::BG_E_NOT_FOUND, hresult::E_ACCESSDENIED],
@@ -175,7 +175,7 @@ fn attack(client: &Client) {
     );
     let me = client.caller_uid();
     for all_users in [false, true] {
-        let check = format!("EnumJobs (all users: {all_users}) lists only its own");
+        let check = format!("EnumJobs (all users: {all_users}) lists only its own jobs");
         let result = match client.jobs(all_users) {
             Ok(jobs) if jobs.is_empty() => Err("not even its own job".to_owned()),
             Ok(jobs) => match jobs.iter().find(|j| Some(j.job.owner_uid) != me) {
@@ -191,7 +191,7 @@ fn attack(client: &Client) {
         report(&check, result);
     }
     report(
-        "scan every user's qmgrd (root's ALL_USERS)",
+        "scanning every user's qmgrd (root's ALL_USERS): E_ACCESSDENIED",
         refused_with(
             scan(Path::new(&var(RUNTIME_ROOT_VAR))),
             &[hresult::E_ACCESSDENIED],
@@ -460,10 +460,10 @@ fn users() {
         let (a, b) = (me.account.name(), other.account.name());
         for (verdict, rest) in lines {
             match verdict.as_str() {
-                "ok" => checks.add(format!("{a} → {b}: {rest}: refused"), Ok(())),
+                "ok" => checks.add(format!("{a} against {b}: {rest}"), Ok(())),
                 "FAIL" => {
                     let (check, why) = rest.split_once(": ").unwrap_or((&rest, ""));
-                    checks.add(format!("{a} → {b}: {check}: refused"), Err(why.to_owned()));
+                    checks.add(format!("{a} against {b}: {check}"), Err(why.to_owned()));
                 }
                 _ => {}
             }
