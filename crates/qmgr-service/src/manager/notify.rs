@@ -25,11 +25,15 @@ impl QueueManager {
         let (sender, receiver) = subscription().map_err(|error| {
             QmgrError::internal(format!("cannot make a notification queue: {error}"))
         })?;
-        self.shared
-            .state
-            .lock()
+        let mut state = self.shared.state.lock();
+        // Subscribers who left are otherwise forgotten only at the next notification about
+        // their user's jobs: on a quiet queue each would keep its queue and descriptor, and
+        // clients that subscribe again and again would run qmgrd out of descriptors. Pruned
+        // here, those left behind are at most the subscribers there were at once.
+        state
             .subscribers
-            .push(Subscriber { uid, sender });
+            .retain(|subscriber| !subscriber.sender.is_closed());
+        state.subscribers.push(Subscriber { uid, sender });
         Ok(receiver)
     }
 }
