@@ -30,10 +30,13 @@ use std::time::{Duration, Instant};
 use common::{Instance, PATIENCE};
 use qmgr_core::hresult;
 use qmgr_core::service::{
-    JobChange, NewFile, Notification, NotificationKind, QueueService, QueueServiceExt,
+    JobChange, NewFile, Notification, NotificationKind, PROTOCOL_VERSION, QueueService,
+    QueueServiceExt,
 };
 use qmgr_core::{Guid, JobState, JobType, QmgrError, Timestamp};
 use qmgr_ipc::Client;
+use qmgr_ipc::frame::{MAX_FRAME_LEN, read_frame, write_frame};
+use qmgr_ipc::message::{ClientMessage, Purpose, ServiceMessage};
 use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
 
 struct Profile {
@@ -526,9 +529,14 @@ fn sample(pid: i32, started: Instant, warm: bool) -> Option<Sample> {
 ///   a thread per connection), so the peak drifts a little with how the work happened to
 ///   fall on threads; a leak of even a few hundred bytes per job grows by far more over
 ///   tens of thousands of jobs;
-/// - descriptors may be 16 more: each of up to 64 transfers holds a socket and a file for
-///   a moment, so where a sample falls decides a handful; a leak per job or per
-///   connection would add hundreds.
+/// - descriptors may be 64 more, one per transfer `max_background_jobs` lets run at
+///   once: each holds a connection to the server and a temporary file while it runs,
+///   so whether a third's highest sample caught 30 or 64 transfers mid-flight decides
+///   tens of descriptors (a full run saw 581 and 599). A leak per job would add tens of
+///   thousands; and what must come back exactly is checked once the clients leave
+///   ([`QUIET_ALLOWANCE`]).
+const FDS_ALLOWANCE: usize = 64;
+
 fn bounded(first_max: Sample, last_max: Sample) -> Result<(), String> {
     let rss_allowance = (first_max.rss_kib / 10).max(8 * 1024);
     let mut why = Vec::new();
@@ -538,9 +546,9 @@ fn bounded(first_max: Sample, last_max: Sample) -> Result<(), String> {
             first_max.rss_kib, last_max.rss_kib
         ));
     }
-    if last_max.fds > first_max.fds + 16 {
+    if last_max.fds > first_max.fds + FDS_ALLOWANCE {
         why.push(format!(
-            "descriptors grew from {} to {} (allowed +16)",
+            "descriptors grew from {} to {} (allowed +{FDS_ALLOWANCE})",
             first_max.fds, last_max.fds
         ));
     }
@@ -560,9 +568,9 @@ fn bounded_accepts_noise_and_refuses_growth() {
         warm: true,
     };
     assert!(bounded(at(100_000, 300), at(108_000, 310)).is_ok());
-    assert!(bounded(at(20_000, 300), at(28_000, 316)).is_ok());
+    assert!(bounded(at(20_000, 300), at(28_000, 364)).is_ok());
     assert!(bounded(at(100_000, 300), at(111_000, 300)).is_err());
-    assert!(bounded(at(100_000, 300), at(100_000, 317)).is_err());
+    assert!(bounded(at(100_000, 300), at(100_000, 365)).is_err());
 }
 
 /// The maxima of the first and last thirds of the warm samples.
@@ -579,6 +587,112 @@ fn thirds(samples: &[Sample]) -> Option<(Sample, Sample)> {
         warm: true,
     };
     Some((max(&warm[..third]), max(&warm[warm.len() - third..])))
+}
+
+/// User and system CPU time `pid` used so far, in seconds.
+fn cpu_seconds(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command's closing parenthesis; utime and stime are the 14th and
+    // 15th of the whole line.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let per_second = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<u32>()
+                .ok()
+        })
+        .unwrap_or(100);
+    #[allow(clippy::cast_precision_loss)] // CPU ticks far below 2^52
+    let seconds = ticks as f64 / f64::from(per_second);
+    seconds
+}
+
+/// How many descriptors besides its TCP connections qmgrd may hold once every client is
+/// gone and nothing moves, beyond what it held with one client before the run: what the
+/// subscription that looks costs, its socket (held twice, by its reader and its writer)
+/// and its queue's eventfd. None of the run's
+/// connections, subscriptions or files may stay open. TCP connections are left out:
+/// they are libcurl's cache of idle connections to the server, bounded by libcurl (four
+/// per transfer at most, none older than 118 s).
+const QUIET_ALLOWANCE: usize = 3;
+
+/// qmgrd's descriptors once the clients are gone and nothing moves, seen after a new
+/// subscription (`probe`, which is when qmgrd forgets subscribers who left): polled until
+/// those besides TCP are back to `baseline` plus [`QUIET_ALLOWANCE`], or for at most
+/// [`PATIENCE`]; the last look.
+fn quiet_descriptors(pid: i32, baseline: usize, probe: &Client) -> Descriptors {
+    let _subscription = probe.subscribe().expect("the probe subscribes");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let now = descriptors(pid);
+        if now.other <= baseline + QUIET_ALLOWANCE || Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What a process's descriptors are.
+#[derive(Debug)]
+struct Descriptors {
+    /// Counted by kind: sockets by family, `anon_inode:[eventfd]` and the like, files by
+    /// name.
+    kinds: Vec<(String, usize)>,
+    /// TCP sockets: qmgrd's connections to servers.
+    tcp: usize,
+    /// Everything else.
+    other: usize,
+}
+
+fn descriptors(pid: i32) -> Descriptors {
+    // Socket inodes by family, from the tables of qmgrd's network namespace.
+    let inodes = |table: &str, column: usize| -> Vec<String> {
+        std::fs::read_to_string(format!("/proc/{pid}/net/{table}"))
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_whitespace().nth(column).map(str::to_owned))
+            .collect()
+    };
+    let unix = inodes("unix", 6);
+    let tcp: Vec<String> = [inodes("tcp", 9), inodes("tcp6", 9)].concat();
+    let mut kinds: HashMap<String, usize> = HashMap::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let target = std::fs::read_link(entry.path())
+            .map(|target| target.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let kind = match target.split_once(":[") {
+            Some(("socket", inode)) => {
+                let inode = inode.trim_end_matches(']');
+                if unix.iter().any(|i| i == inode) {
+                    "unix socket".to_owned()
+                } else if tcp.iter().any(|i| i == inode) {
+                    "tcp socket".to_owned()
+                } else {
+                    "other socket".to_owned()
+                }
+            }
+            _ => target,
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    let mut kinds: Vec<_> = kinds.into_iter().collect();
+    kinds.sort();
+    let tcp = kinds
+        .iter()
+        .find(|(kind, _)| kind == "tcp socket")
+        .map_or(0, |(_, n)| *n);
+    let other = kinds.iter().map(|(_, n)| n).sum::<usize>() - tcp;
+    Descriptors { kinds, tcp, other }
 }
 
 /// The `per_mille`th per-mille of `sorted` (nearest rank).
@@ -687,6 +801,9 @@ fn soak_many_clients_keep_a_big_queue_moving_through_faults() {
     let pid = *instance.daemons().first().expect("qmgrd runs");
     let paths = instance.paths();
     let downloads = instance.downloads();
+    let calm = descriptors(pid);
+    println!("qmgrd's descriptors before the run: {:?}", calm.kinds);
+    let cpu_before = cpu_seconds(pid);
 
     let started = Instant::now();
     let warmed = Arc::new(AtomicUsize::new(0));
@@ -731,6 +848,13 @@ fn soak_many_clients_keep_a_big_queue_moving_through_faults() {
     stop.store(true, Ordering::SeqCst);
     sampler.join().unwrap();
     let samples = samples.lock().unwrap().clone();
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let quiet = quiet_descriptors(pid, calm.other, &first);
+    println!(
+        "qmgrd's descriptors once the clients left: {:?}",
+        quiet.kinds
+    );
+    let quiet_ok = quiet.other <= calm.other + QUIET_ALLOWANCE;
     assert!(
         instance.daemons().contains(&pid),
         "qmgrd died during the soak:\n{}",
@@ -802,6 +926,21 @@ fn soak_many_clients_keep_a_big_queue_moving_through_faults() {
             last.fds,
         );
     }
+    let _ = writeln!(
+        text,
+        "- qmgrd's descriptors besides TCP with one client before the run: {}; once the \
+         clients left and a new subscription looked, nothing moving: {}{} (and {} idle TCP \
+         connections libcurl keeps); CPU time over the run: {cpu:.0} s ({:.0} % of one core)",
+        calm.other,
+        quiet.other,
+        if quiet_ok {
+            String::new()
+        } else {
+            format!(" (**more than {QUIET_ALLOWANCE} over**)")
+        },
+        quiet.tcp,
+        cpu / took.as_secs_f64() * 100.0
+    );
     if let Some((first, last)) = bounds {
         let _ = writeln!(
             text,
@@ -812,7 +951,7 @@ fn soak_many_clients_keep_a_big_queue_moving_through_faults() {
             first.fds,
             last.fds,
             match &verdict {
-                Some(Ok(())) => "bounded (within +10 % or 8 MiB RSS, +16 descriptors)".to_owned(),
+                Some(Ok(())) => "bounded (within +10 % or 8 MiB RSS, +64 descriptors)".to_owned(),
                 Some(Err(why)) => format!("**{why}**"),
                 None => String::new(),
             }
@@ -878,10 +1017,54 @@ fn soak_many_clients_keep_a_big_queue_moving_through_faults() {
         audit.examples
     );
     assert!(transferred > 0, "no job was transferred");
+    assert!(
+        quiet_ok,
+        "qmgrd holds {} descriptors besides TCP once the clients left, {} before they came: \
+         {:?}",
+        quiet.other, calm.other, quiet.kinds
+    );
     if profile.hold_bounds {
         match verdict {
             Some(result) => result.expect("qmgrd's RSS and descriptors stay bounded"),
             None => panic!("too few samples after warm-up: {samples:?}"),
         }
     }
+}
+
+/// Subscribers that hang up while no job changes leave nothing behind in qmgrd: each
+/// kept its queue and eventfd until the next notification about the user's jobs, so a
+/// client subscribing again and again on a quiet queue could run qmgrd out of
+/// descriptors.
+#[test]
+fn subscribers_that_leave_a_quiet_queue_leave_no_descriptor_behind() {
+    let instance = Instance::new();
+    let client = instance.client();
+    client.ping().unwrap();
+    let pid = *instance.daemons().first().expect("qmgrd runs");
+    let calm = descriptors(pid);
+    let socket = instance.paths().socket_path();
+    for _ in 0..40 {
+        let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        write_frame(
+            &mut stream,
+            &ClientMessage::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                purpose: Purpose::Notifications,
+                client_name: "a subscriber that leaves".into(),
+            },
+        )
+        .unwrap();
+        match read_frame::<ServiceMessage>(&mut stream, MAX_FRAME_LEN).unwrap() {
+            ServiceMessage::Welcome { .. } => {}
+            other => panic!("expected a Welcome, got {other:?}"),
+        }
+        // Hangs up.
+    }
+    let quiet = quiet_descriptors(pid, calm.other, &client);
+    assert!(
+        quiet.other <= calm.other + QUIET_ALLOWANCE,
+        "after 40 subscribers left qmgrd holds {:?}, before {:?}",
+        quiet.kinds,
+        calm.kinds
+    );
 }
