@@ -195,7 +195,9 @@ impl QueueService for Client {
     fn subscribe(&self) -> Result<Receiver<Notification>> {
         let connection = open(&self.endpoint, Purpose::Notifications, &self.name)?;
         let Connection { mut reader, .. } = connection;
-        // A dropped receiver ends the connection at once, even while no notification comes.
+        // A dropped receiver ends the connection when the next notification finds it gone
+        // (a std Receiver cannot tell anyone it was dropped); until then the connection and
+        // its two threads stay.
         let hang_up = reader.get_ref().try_clone().map_err(|error| {
             QmgrError::internal(format!("cannot share the notification socket: {error}"))
         })?;
