@@ -141,8 +141,11 @@ fn crash_loop(case: &str, path: &str, kills: usize, changes: impl Fn(usize) -> b
     // The GETs before the first one after a content change (which tells what the
     // service held of the old version).
     let mut change_marks = Vec::new();
+    let mut daemon = the_daemon(&instance);
+    // The bytes served before this life of the service: the checks after a restart take
+    // a while, and the bytes they let through are this life's too.
+    let mut sent_at_start = 0;
     for kill in 0..kills {
-        let sent_at_start = server.body_bytes_sent(path);
         let moved = share / 4 + next_random(&mut seed) % share;
         let deadline = Instant::now() + RESTART_PATIENCE;
         while server.body_bytes_sent(path) < sent_at_start + moved {
@@ -153,27 +156,30 @@ fn crash_loop(case: &str, path: &str, kills: usize, changes: impl Fn(usize) -> b
             );
             std::thread::sleep(Duration::from_millis(1));
         }
-        // The kill lands mid-transfer.
-        let before = client.job(id).unwrap().job;
-        assert_eq!(
-            before.state,
-            JobState::Transferring,
-            "{case}, kill {kill}: {:?}",
-            before.error
-        );
-        assert!(
-            before.files[0].bytes_transferred < SIZE,
-            "{case}, kill {kill}: the file was already complete"
-        );
+        // At once: every millisecond the service lives on moves bytes at `RATE`.
+        kill_now(daemon);
         drop(client);
         instance.kill_daemons("-KILL");
+        sent_at_start = server.body_bytes_sent(path);
         if changes(kill) {
             server.set_version(path, server.version(path) + 1);
             change_marks.push(server.requests().len());
         }
         let (restarted, latency) = restart(&instance, &server, path);
         client = restarted;
+        daemon = the_daemon(&instance);
         restart_to_resume.push(latency);
+        // The kill landed mid-transfer: what the service found on disk is not the whole
+        // file.
+        let after = client.job(id).unwrap().job;
+        assert!(
+            !matches!(after.state, JobState::Error | JobState::Transferred)
+                && after.files[0].bytes_transferred < SIZE,
+            "{case}, kill {kill}: the restarted service found the job {} with {} bytes ({:?})",
+            after.state,
+            after.files[0].bytes_transferred,
+            after.error
+        );
         lost.extend(
             lost_jobs(&client, id, &others.jobs)
                 .into_iter()
@@ -233,6 +239,19 @@ fn crash_loop(case: &str, path: &str, kills: usize, changes: impl Fn(usize) -> b
         fetched_again: served.saturating_sub(SIZE + thrown_away),
         restart_to_resume,
     }
+}
+
+/// The one qmgrd of `instance`.
+fn the_daemon(instance: &Instance) -> i32 {
+    let daemons = instance.daemons();
+    assert_eq!(daemons.len(), 1, "qmgrd processes: {daemons:?}");
+    daemons[0]
+}
+
+/// SIGKILLs process `pid`.
+fn kill_now(pid: i32) {
+    let pid = rustix::process::Pid::from_raw(pid).expect("a pid is positive");
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("qmgrd is ours");
 }
 
 /// Starts the service again through a client, as any client would, and measures the time
