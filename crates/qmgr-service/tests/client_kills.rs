@@ -40,7 +40,8 @@ const SIGKILL: i32 = 9;
 /// When the client is killed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Moment {
-    /// Half of the call's bytes written.
+    /// Half of the call's bytes written (after the frames before it, for a call in
+    /// parts: the service holds the parts, and the call never comes).
     HalfSent,
     /// The whole call written, nothing read.
     Sent,
@@ -61,7 +62,7 @@ impl Moment {
 }
 
 /// The child: connects, says hello, writes the frames (all of them, or up to the half of
-/// their bytes), reads one byte of the answer when asked to, says `READY` on stdout and
+/// the last), reads one byte of the answer when asked to, says `READY` on stdout and
 /// waits to be killed.
 #[test]
 #[ignore = "runs only as a child process of a_client_killed_mid_call_harms_nothing"]
@@ -73,6 +74,10 @@ fn killed_client() {
     let socket = std::fs::read_to_string(spec.join("socket")).unwrap();
     let frames = std::fs::read(spec.join("frames")).unwrap();
     let moment = std::fs::read_to_string(spec.join("moment")).unwrap();
+    let cut: usize = std::fs::read_to_string(spec.join("cut"))
+        .unwrap()
+        .parse()
+        .unwrap();
     let mut stream = UnixStream::connect(socket.trim()).unwrap();
     stream
         .write_all(&encode_frame(&hello("killed client")).unwrap())
@@ -83,7 +88,7 @@ fn killed_client() {
         "{welcome:?}"
     );
     match moment.trim() {
-        "half-sent" => stream.write_all(&frames[..frames.len() / 2]).unwrap(),
+        "half-sent" => stream.write_all(&frames[..cut]).unwrap(),
         "sent" => stream.write_all(&frames).unwrap(),
         _ => {
             stream.write_all(&frames).unwrap();
@@ -697,10 +702,14 @@ impl Checked {
 
 /// A child that sends `frames` and is killed at `moment`; panics unless SIGKILL ended it.
 fn kill_a_client(spec: &Path, socket: &Path, frames: &[ClientMessage], moment: Moment) {
-    let bytes: Vec<u8> = frames
+    let encoded: Vec<Vec<u8>> = frames
         .iter()
-        .flat_map(|frame| encode_frame(frame).unwrap())
+        .map(|frame| encode_frame(frame).unwrap())
         .collect();
+    let (last, before) = encoded.split_last().unwrap();
+    let cut = before.iter().map(Vec::len).sum::<usize>() + last.len() / 2;
+    let bytes = encoded.concat();
+    std::fs::write(spec.join("cut"), cut.to_string()).unwrap();
     std::fs::write(spec.join("socket"), socket.to_string_lossy().as_bytes()).unwrap();
     std::fs::write(spec.join("frames"), bytes).unwrap();
     std::fs::write(spec.join("moment"), moment.name()).unwrap();

@@ -303,13 +303,14 @@ fn row(run: &Loop) -> String {
     let median = latencies[latencies.len() / 2];
     let max = latencies[latencies.len() - 1];
     format!(
-        "| {} | {} | {} | {} | {} ({:.2} %) | {} / {} |",
+        "| {} | {} | {} | {} | {} ({:.2} %, {} KiB a kill) | {} / {} |",
         run.case,
         run.kills,
         if run.identical { "yes" } else { "**no**" },
         run.jobs_lost,
         run.fetched_again,
         percent(run.fetched_again, SIZE),
+        run.fetched_again / u64::try_from(run.kills).unwrap() / 1024,
         millis(median),
         millis(max),
     )
