@@ -61,11 +61,11 @@ impl Moment {
     }
 }
 
-/// The child: connects, says hello, writes the frames (all of them, or up to the half of
-/// the last), reads one byte of the answer when asked to, says `READY` on stdout and
-/// waits to be killed.
+/// The child: connects for calls or notifications, says hello, writes the frames (all of
+/// them, or up to the half of the last), reads one byte of the answer (or of the first
+/// notification) when asked to, says `READY` on stdout and waits to be killed.
 #[test]
-#[ignore = "runs only as a child process of a_client_killed_mid_call_harms_nothing"]
+#[ignore = "runs only as a child process of the tests below"]
 fn killed_client() {
     let Some(spec) = std::env::var_os(CHILD_ENV) else {
         return;
@@ -78,9 +78,16 @@ fn killed_client() {
         .unwrap()
         .parse()
         .unwrap();
+    let purpose = match std::fs::read_to_string(spec.join("purpose"))
+        .unwrap()
+        .as_str()
+    {
+        "notifications" => Purpose::Notifications,
+        _ => Purpose::Calls,
+    };
     let mut stream = UnixStream::connect(socket.trim()).unwrap();
     stream
-        .write_all(&encode_frame(&hello("killed client")).unwrap())
+        .write_all(&encode_frame(&hello("killed client", purpose)).unwrap())
         .unwrap();
     let welcome: ServiceMessage = read_frame(&mut stream, MAX_HANDSHAKE_FRAME_LEN).unwrap();
     assert!(
@@ -103,10 +110,10 @@ fn killed_client() {
     }
 }
 
-fn hello(name: &str) -> ClientMessage {
+fn hello(name: &str, purpose: Purpose) -> ClientMessage {
     ClientMessage::Hello {
         protocol_version: qmgr_core::service::PROTOCOL_VERSION,
-        purpose: Purpose::Calls,
+        purpose,
         client_name: name.to_owned(),
     }
 }
@@ -701,18 +708,30 @@ impl Checked {
 }
 
 /// A child that sends `frames` and is killed at `moment`; panics unless SIGKILL ended it.
-fn kill_a_client(spec: &Path, socket: &Path, frames: &[ClientMessage], moment: Moment) {
+fn kill_a_client(
+    spec: &Path,
+    socket: &Path,
+    purpose: Purpose,
+    frames: &[ClientMessage],
+    moment: Moment,
+    poke: &dyn Fn(),
+) {
     let encoded: Vec<Vec<u8>> = frames
         .iter()
         .map(|frame| encode_frame(frame).unwrap())
         .collect();
-    let (last, before) = encoded.split_last().unwrap();
-    let cut = before.iter().map(Vec::len).sum::<usize>() + last.len() / 2;
-    let bytes = encoded.concat();
+    let cut = encoded.split_last().map_or(0, |(last, before)| {
+        before.iter().map(Vec::len).sum::<usize>() + last.len() / 2
+    });
     std::fs::write(spec.join("cut"), cut.to_string()).unwrap();
     std::fs::write(spec.join("socket"), socket.to_string_lossy().as_bytes()).unwrap();
-    std::fs::write(spec.join("frames"), bytes).unwrap();
+    std::fs::write(spec.join("frames"), encoded.concat()).unwrap();
     std::fs::write(spec.join("moment"), moment.name()).unwrap();
+    let purpose_name = match purpose {
+        Purpose::Calls => "calls",
+        Purpose::Notifications => "notifications",
+    };
+    std::fs::write(spec.join("purpose"), purpose_name).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -726,15 +745,24 @@ fn kill_a_client(spec: &Path, socket: &Path, frames: &[ClientMessage], moment: M
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut ready = false;
-    let mut line = String::new();
-    while stdout.read_line(&mut line).unwrap() > 0 {
-        if line.contains("READY") {
-            ready = true;
-            break;
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (lines, ready_line) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if line.contains("READY") && lines.send(()).is_err() {
+                return;
+            }
         }
-        line.clear();
+    });
+    // A subscriber reaches its moment once something happens to tell it about.
+    let deadline = Instant::now() + SETTLE_PATIENCE;
+    let mut ready = false;
+    while !ready && Instant::now() < deadline {
+        match ready_line.recv_timeout(Duration::from_millis(20)) {
+            Ok(()) => ready = true,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => poke(),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
     }
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
@@ -742,7 +770,7 @@ fn kill_a_client(spec: &Path, socket: &Path, frames: &[ClientMessage], moment: M
     let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
     assert!(
         ready && status.signal() == Some(SIGKILL),
-        "the client of {frames:?} at {moment:?} did not reach its moment ({status:?}):\n{stderr}"
+        "the {purpose_name} client of {frames:?} at {moment:?} did not reach its moment ({status:?}):\n{stderr}"
     );
 }
 
@@ -787,7 +815,14 @@ fn a_client_killed_mid_call_harms_nothing() {
                 "{}: the twins differ",
                 kind.name
             );
-            kill_a_client(spec.path(), &socket, &(kind.frames)(&killed), moment);
+            kill_a_client(
+                spec.path(),
+                &socket,
+                Purpose::Calls,
+                &(kind.frames)(&killed),
+                moment,
+                &|| {},
+            );
             kills += 1;
             // The well-behaved call on the twin, once the killed one is over (a call is
             // carried out before the next on any connection is read).
@@ -883,4 +918,60 @@ fn a_client_killed_mid_call_harms_nothing() {
         write_part(&results, "crashes", "crashes-clients", &body).unwrap();
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+/// Subscribers killed just after the handshake and while notifications come: the service
+/// stays up, goes on changing jobs without waiting for them, and a well-behaved
+/// subscriber hears what happens next.
+#[test]
+fn a_subscriber_killed_mid_stream_harms_nothing() {
+    let instance = Instance::new();
+    let client = instance.client();
+    let daemons = instance.daemons();
+    let socket = instance.paths().socket_path();
+    let spec = tempfile::tempdir().unwrap();
+    let id = client.create_job("watched", JobType::Download).unwrap();
+    let changes = std::cell::Cell::new(0u32);
+    let poke = || {
+        changes.set(changes.get() + 1);
+        client
+            .set_job(
+                id,
+                JobChange::Description(format!("change {}", changes.get())),
+            )
+            .unwrap();
+    };
+    for round in 0..5 {
+        for moment in [Moment::Sent, Moment::Answering] {
+            kill_a_client(
+                spec.path(),
+                &socket,
+                Purpose::Notifications,
+                &[],
+                moment,
+                &poke,
+            );
+            // Changes right after the kill meet the dead subscriber's connection.
+            for _ in 0..20 {
+                poke();
+            }
+            assert_eq!(
+                instance.daemons(),
+                daemons,
+                "round {round}, killed {}: the service is not the same process\n{}",
+                moment.name(),
+                instance.log()
+            );
+        }
+    }
+    let notifications = client.subscribe().unwrap();
+    poke();
+    let heard = notifications
+        .recv_timeout(SETTLE_PATIENCE)
+        .expect("a well-behaved subscriber hears the next change");
+    assert_eq!(heard.job, id);
+    assert_eq!(
+        client.job(id).unwrap().job.description,
+        format!("change {}", changes.get())
+    );
 }
