@@ -486,7 +486,27 @@ pub struct Job {
     /// Counts over `files`, kept by the methods that change them (see [`FileTally`]).
     #[serde(skip)]
     pub(crate) tally: FileTally,
+    /// How far files that started over from zero had come before (see [`RefetchMarks`]).
+    #[serde(skip)]
+    pub(crate) refetch: RefetchMarks,
 }
+
+/// For each file that started over from byte zero (a restart, a lost temporary file), the
+/// most bytes it had held. Bytes fetched again up to that mark are not progress: a server
+/// that cuts every answer at the same byte, or whose file changes at every attempt, would
+/// otherwise keep its job retrying for ever, each round looking like progress, and the
+/// NoProgressTimeout would never end it. Kept in memory only (after a restart of the
+/// service every byte counts again), and never part of a job's equality.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RefetchMarks(std::collections::HashMap<usize, u64>);
+
+impl PartialEq for RefetchMarks {
+    fn eq(&self, _: &RefetchMarks) -> bool {
+        true
+    }
+}
+
+impl Eq for RefetchMarks {}
 
 /// Counts over a job's files, kept up to date by the job's methods as they change files,
 /// so that the state machine's facts and [`Job::progress`] cost the same for a job of ten
@@ -638,6 +658,7 @@ impl Job {
             reply: (job_type == JobType::UploadReply).then(ReplyRecord::default),
             credentials: Credentials::default(),
             tally: FileTally::of(&[]),
+            refetch: RefetchMarks::default(),
         })
     }
 
@@ -720,6 +741,7 @@ impl Job {
             reply: self.reply.clone(),
             credentials: self.credentials.clone(),
             tally: self.tally,
+            refetch: self.refetch.clone(),
         }
     }
 
@@ -1501,11 +1523,15 @@ impl Job {
     pub fn record_progress(&mut self, index: usize, bytes: u64, now: Timestamp) -> Outcome {
         let outcome = self.apply(Event::Progress, now);
         if matches!(outcome, Outcome::Apply { .. }) {
+            let refetched_until = self.refetch.0.get(&index).copied().unwrap_or(0);
             let advanced = self.change_file(index, |file| {
-                let advanced = bytes > file.bytes_transferred;
+                let advanced = bytes > file.bytes_transferred.max(refetched_until);
                 file.bytes_transferred = file.bytes_transferred.max(bytes);
                 advanced
             });
+            if advanced == Some(true) && refetched_until > 0 {
+                self.refetch.0.remove(&index);
+            }
             if advanced == Some(true) {
                 self.no_progress_since = None;
                 self.retries_without_progress = 0;
@@ -1525,6 +1551,7 @@ impl Job {
 
     /// File `index` starts over from byte zero (the server content changed or ignored the range).
     pub fn restart_file(&mut self, index: usize, validator: Validator) {
+        self.mark_refetch(index);
         self.change_file(index, |file| {
             file.bytes_transferred = 0;
             file.validator = bounded(validator);
@@ -1534,10 +1561,22 @@ impl Job {
     /// File `index` gets the temporary file `temp_name`, new and empty: its bytes start
     /// from zero.
     pub fn give_temp_name(&mut self, index: usize, temp_name: String) {
+        self.mark_refetch(index);
         self.change_file(index, |file| {
             file.temp_name = Some(temp_name);
             file.bytes_transferred = 0;
         });
+    }
+
+    /// File `index` is about to start over from zero: the bytes it held will be fetched
+    /// again before anything new arrives.
+    fn mark_refetch(&mut self, index: usize) {
+        if let Some(held) = self.files.get(index).map(|file| file.bytes_transferred)
+            && held > 0
+        {
+            let mark = self.refetch.0.entry(index).or_default();
+            *mark = (*mark).max(held);
+        }
     }
 
     /// File `index` is completely on disk.
@@ -1545,6 +1584,7 @@ impl Job {
         if self.state.is_final() || !self.state.is_active() {
             return Outcome::Stale;
         }
+        self.refetch.0.remove(&index);
         self.change_file(index, |file| {
             file.completed = true;
             if file.bytes_total == file::SIZE_UNKNOWN {
@@ -2010,6 +2050,30 @@ mod tests {
             fail_with_retry_after(&mut job, Duration::from_secs(120)),
             Duration::from_secs(120)
         );
+    }
+
+    #[test]
+    fn bytes_fetched_again_after_a_restart_are_not_progress() {
+        let start = Timestamp(1_000_000);
+        let mut job = failing_job(Duration::from_secs(3600));
+        job.record_progress(0, 1000, start);
+        let first_failure = Timestamp(2_000_000);
+        fail_and_retry(&mut job, first_failure);
+        assert_eq!(job.no_progress_since, Some(first_failure));
+        // The server starts the file over: the first 1,000 bytes again are not progress.
+        job.restart_file(0, Validator::default());
+        job.record_progress(0, 1000, Timestamp(3_000_000));
+        assert_eq!(job.files[0].bytes_transferred, 1000);
+        assert_eq!(job.no_progress_since, Some(first_failure));
+        assert_eq!(job.retries_without_progress, 1);
+        // A byte beyond what the file had held is.
+        job.record_progress(0, 1001, Timestamp(4_000_000));
+        assert_eq!(job.no_progress_since, None);
+        assert_eq!(job.retries_without_progress, 0);
+        // The mark is gone: after another failure, bytes count from where the file is.
+        fail_and_retry(&mut job, Timestamp(5_000_000));
+        job.record_progress(0, 1002, Timestamp(6_000_000));
+        assert_eq!(job.no_progress_since, None);
     }
 
     /// Fails the job at `now`, returns the delay it was given, and lets it run again.
