@@ -365,6 +365,7 @@ impl QueueManager {
         let (engine, events) = Engine::start(EngineConfig {
             global_limit: config.bandwidth_limit,
             idle_target: config.idle_target,
+            stall_timeout: config.stall_timeout,
             ..EngineConfig::default()
         })?;
         let (wake, woken) = crossbeam_channel::unbounded();
