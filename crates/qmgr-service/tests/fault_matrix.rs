@@ -65,6 +65,9 @@ struct Case {
     expect: Expect,
     /// The job's NoProgressTimeout, where a case needs its retries to end.
     no_progress_timeout: Option<Duration>,
+    /// Wall-clock offsets (seconds) qmgrd is given as the job enters its 1st, 2nd, …
+    /// retry wait: the clock jumps by the difference (the machine's clock is untouched).
+    clock_offsets: &'static [i64],
 }
 
 const KIB: u64 = 1024;
@@ -84,6 +87,7 @@ const fn completes(name: &'static str, size: u64, query: &'static str) -> Case {
             size: None,
         },
         no_progress_timeout: None,
+        clock_offsets: &[],
     }
 }
 
@@ -102,6 +106,7 @@ const fn fails(
         place: Place::Downloads,
         expect: Expect::Fails(hresult, context),
         no_progress_timeout: None,
+        clock_offsets: &[],
     }
 }
 
@@ -239,6 +244,17 @@ const CASES: &[Case] = &[
         MIB,
         "chunked=1&drop_after=500000&drop_once=1",
     ),
+    Case {
+        // Unabsorbed, the jump back would hold the retry a day, and the jump forward end
+        // the job at once for want of progress.
+        no_progress_timeout: Some(Duration::from_secs(60)),
+        clock_offsets: &[-86_400, 0],
+        ..completes(
+            "the wall clock jumps a day back, then a day forward, during retry waits",
+            64 * KIB,
+            "status=503&fail_first=2",
+        )
+    },
     fails(
         "a redirect loop",
         KIB,
@@ -315,7 +331,14 @@ fn every_fault_ends_in_the_right_file_or_the_named_error() {
     let secure = TestServer::start_https();
     let ca = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(ca.path(), secure.ca_pem()).unwrap();
-    let instance = Instance::with_env(vec![("SSL_CERT_FILE".into(), ca.path().into())]);
+    let clock_offset = tempfile::NamedTempFile::new().unwrap();
+    let instance = Instance::with_env(vec![
+        ("SSL_CERT_FILE".into(), ca.path().into()),
+        (
+            "QMGR_WALL_CLOCK_OFFSET_FILE".into(),
+            clock_offset.path().into(),
+        ),
+    ]);
     // A stall limit the stall cases can straddle within the test's patience.
     std::fs::write(
         instance.dir("config/qmgr").join("config.toml"),
@@ -386,6 +409,17 @@ fn every_fault_ends_in_the_right_file_or_the_named_error() {
                 view.job.files[0].bytes_transferred > 0
             });
             std::fs::remove_dir_all(local.parent().unwrap()).unwrap();
+        }
+    }
+
+    for (case, _, _, started) in &jobs {
+        let Started::Job(id) = started else { continue };
+        for (wait, offset) in case.clock_offsets.iter().enumerate() {
+            let errors = u32::try_from(wait + 1).unwrap();
+            wait_until_within(&client, *id, "a retry wait", PATIENCE, |view| {
+                view.job.state == JobState::TransientError && view.job.error_count >= errors
+            });
+            std::fs::write(clock_offset.path(), offset.to_string()).unwrap();
         }
     }
 
