@@ -15,6 +15,11 @@
 //! | `QMGR_FUZZ_CASE` | run only this case of the seed (a replay) |
 //! | `QMGR_FUZZ_REPORT` | a file to which the campaign appends one tab-separated line: name, cases, seconds, findings, seed |
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "a generator keeps the bits it wants of a wider number"
+)]
+
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -93,7 +98,9 @@ fn splitmix64(value: u64) -> u64 {
 }
 
 /// Byte values that sit on the edges parsers care about.
-const INTERESTING_BYTES: [u8; 12] = [0, 1, 0x7F, 0x80, 0xFF, 0xFE, b'\n', b'"', b'=', b'[', b'\\', 0xC0];
+const INTERESTING_BYTES: [u8; 12] = [
+    0, 1, 0x7F, 0x80, 0xFF, 0xFE, b'\n', b'"', b'=', b'[', b'\\', 0xC0,
+];
 
 /// Changes `bytes` in one to four random ways: bit flips, edge values, inserted, removed
 /// or repeated runs, a cut, or a run copied from `donor` (another valid sample).
@@ -175,13 +182,15 @@ impl Campaign {
         let cases = std::env::var(&variable)
             .or_else(|_| std::env::var("QMGR_FUZZ_ITERATIONS"))
             .ok()
-            .map(|text| {
+            .map_or(default_cases, |text| {
                 parse_number(&text).unwrap_or_else(|| panic!("{variable}: not a number: {text:?}"))
-            })
-            .unwrap_or(default_cases);
-        let seed = std::env::var("QMGR_FUZZ_SEED").ok().map_or_else(fresh_seed, |text| {
-            parse_number(&text).unwrap_or_else(|| panic!("QMGR_FUZZ_SEED: not a number: {text:?}"))
-        });
+            });
+        let seed = std::env::var("QMGR_FUZZ_SEED")
+            .ok()
+            .map_or_else(fresh_seed, |text| {
+                parse_number(&text)
+                    .unwrap_or_else(|| panic!("QMGR_FUZZ_SEED: not a number: {text:?}"))
+            });
         let only = std::env::var("QMGR_FUZZ_CASE").ok().map(|text| {
             parse_number(&text).unwrap_or_else(|| panic!("QMGR_FUZZ_CASE: not a number: {text:?}"))
         });
@@ -336,7 +345,10 @@ mod tests {
         };
         let findings = Campaign::new("kit", 9, 200, None).explore(check);
         assert_eq!(findings.cases, 200);
-        assert!(findings.failed > 50 && findings.failed < 150, "{findings:?}");
+        assert!(
+            findings.failed > 50 && findings.failed < 150,
+            "{findings:?}"
+        );
         assert_eq!(findings.first.len(), FINDINGS_SHOWN);
         let (case, why) = findings.first[0].clone();
         let replay = Campaign::new("kit", 9, 200, Some(case)).explore(check);
@@ -349,7 +361,10 @@ mod tests {
         let outcome = catch_unwind(|| Campaign::new("kit", 1, 3, None).run(|_| Err("bad".into())));
         let text = panic_text(outcome.unwrap_err().as_ref());
         assert!(text.contains("3 of 3 cases failed"), "{text}");
-        assert!(text.contains("QMGR_FUZZ_SEED=0x1 QMGR_FUZZ_CASE=0"), "{text}");
+        assert!(
+            text.contains("QMGR_FUZZ_SEED=0x1 QMGR_FUZZ_CASE=0"),
+            "{text}"
+        );
     }
 
     #[test]
