@@ -106,9 +106,10 @@ impl ProxySettings {
 }
 
 /// Splits a custom header block (SetCustomHeaders) into `(name, value)` pairs: CRLF-separated
-/// `Name: value` lines; a line without a colon, with an empty name or with a stray CR or LF
-/// is `E_INVALIDARG`. [`Job::set_custom_headers`] checks a block with this when it is set;
-/// the service splits the stored block with it for each transfer.
+/// `Name: value` lines, each name and value trimmed. A line without a colon or with a stray
+/// CR or LF, and a header [`check_header`] refuses, is `E_INVALIDARG`. [`Job::set_custom_headers`]
+/// checks a block with this when it is set; the service splits the stored block with it for
+/// each transfer.
 pub fn parse_custom_headers(text: &str) -> Result<Vec<(String, String)>> {
     text.split("\r\n")
         .filter(|line| !line.is_empty())
@@ -121,9 +122,42 @@ pub fn parse_custom_headers(text: &str) -> Result<Vec<(String, String)>> {
                     "the header line {line:?} is malformed"
                 )));
             }
-            Ok((name.trim().to_owned(), value.trim().to_owned()))
+            let (name, value) = (name.trim(), value.trim());
+            check_header(name, value)?;
+            Ok((name.to_owned(), value.to_owned()))
         })
         .collect()
+}
+
+/// Headers the transfer engine sets itself; a caller's copy would contradict them.
+pub const ENGINE_OWNED_HEADERS: [&str; 3] = ["range", "if-range", "host"];
+
+/// One request header a job may send: the name an HTTP token (RFC 9110 §5.6.2), the value
+/// free of line breaks and NULs (which could smuggle extra headers or a second request
+/// onto the connection), and not a header the transfer engine sets itself. `E_INVALIDARG`
+/// otherwise. SetCustomHeaders and the engine apply the same rule, so a block the call
+/// accepts is one every transfer sends.
+pub fn check_header(name: &str, value: &str) -> Result<()> {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(is_token_char) {
+        return Err(QmgrError::invalid_arg(format!(
+            "the header name {name:?} is not a valid HTTP token"
+        )));
+    }
+    if value.contains(['\r', '\n', '\0']) {
+        return Err(QmgrError::invalid_arg(format!(
+            "the value of header {name} contains a line break or NUL"
+        )));
+    }
+    if ENGINE_OWNED_HEADERS
+        .iter()
+        .any(|owned| owned.eq_ignore_ascii_case(name))
+    {
+        return Err(QmgrError::invalid_arg(format!(
+            "the header {name} is set by the transfer engine itself"
+        )));
+    }
+    Ok(())
 }
 
 /// The program BITS runs when the job transfers or fails (SetNotifyCmdLine).
@@ -2285,6 +2319,24 @@ mod tests {
             .hresult,
             hresult::BG_E_STRING_TOO_LONG
         );
+        // What the transfer engine would refuse to send is refused at the call (found by
+        // fuzzing: these were accepted, and their jobs failed at the first transfer).
+        for block in [
+            "X A: v",
+            "X-Ü: v",
+            "Range: bytes=0-",
+            "if-range: x",
+            "Host: example.com",
+            "X-A: a\0b",
+        ] {
+            assert_eq!(
+                job.set_custom_headers(Some(block.into()), now)
+                    .unwrap_err()
+                    .hresult,
+                hresult::E_INVALIDARG,
+                "{block:?}"
+            );
+        }
         job.set_custom_headers(Some("A: 1\r\nB:2\r\n".into()), now)
             .unwrap();
         assert_eq!(
