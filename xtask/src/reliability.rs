@@ -1,7 +1,10 @@
-//! `cargo xtask reliability [faults] [--short]`: the reliability harness. Built so far: the
-//! fault matrix (`crates/qmgr-service/tests/fault_matrix.rs`), each fault of the test
-//! server against a real qmgrd, written to bench/results/reliability.md. The crash loops,
-//! fuzzing, the many-user checks and the soak are not built yet; asked for, they say so.
+//! `cargo xtask reliability [faults] [fuzz] [--short]`: the reliability harness. Built so
+//! far: the fault matrix (`crates/qmgr-service/tests/fault_matrix.rs`), each fault of the
+//! test server against a real qmgrd, and the fuzz targets ([`fuzz`]), each written to
+//! bench/results/reliability.md. The crash loops, the many-user checks and the soak are not
+//! built yet; asked for, they say so.
+
+mod fuzz;
 
 use anyhow::{Result, bail};
 
@@ -9,21 +12,32 @@ use crate::{cargo, project_root};
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut parts = Vec::new();
+    let mut short = false;
     for arg in args {
         match arg.as_str() {
             // The matrix has one profile: it already runs in well under a minute.
-            "--short" => {}
+            "--short" => short = true,
             "faults" => parts.push("faults"),
-            "crashes" | "fuzz" | "users" | "soak" => {
-                bail!("`reliability {arg}` is not built yet; `reliability faults` is")
+            "fuzz" => parts.push("fuzz"),
+            "crashes" | "users" | "soak" => {
+                bail!("`reliability {arg}` is not built yet; `reliability faults` and `fuzz` are")
             }
-            other => bail!("usage: cargo xtask reliability [faults] [--short] (not {other:?})"),
+            other => {
+                bail!("usage: cargo xtask reliability [faults] [fuzz] [--short] (not {other:?})")
+            }
         }
     }
     if parts.is_empty() {
-        println!("==> reliability: only the fault matrix is built so far");
+        println!("==> reliability: the fault matrix and fuzzing are built so far");
+        parts = vec!["faults", "fuzz"];
     }
-    faults()
+    for part in parts {
+        match part {
+            "fuzz" => fuzz::run(short)?,
+            _ => faults()?,
+        }
+    }
+    Ok(())
 }
 
 /// Runs the fault matrix test with its results file asked for.
