@@ -87,9 +87,21 @@ impl ProxySettings {
                 check_length(list, MAX_PROXY_LIST_CHARS, what, code)?;
             }
         }
-        if self.usage == ProxyUsage::Override
-            && self.proxy_list.as_deref().is_none_or(str::is_empty)
-        {
+        for (list, what) in [
+            (&self.proxy_list, "proxy list"),
+            (&self.bypass_list, "proxy bypass list"),
+        ] {
+            if let Some(bad) = list
+                .as_deref()
+                .and_then(|list| list.chars().find(|c| c.is_control()))
+            {
+                return Err(QmgrError::invalid_arg(format!(
+                    "the {what} contains the control character U+{:04X}",
+                    u32::from(bad)
+                )));
+            }
+        }
+        if self.usage == ProxyUsage::Override && self.first_proxy().is_none() {
             return Err(QmgrError::invalid_arg(
                 "an override proxy setting needs a proxy list",
             ));
@@ -102,6 +114,36 @@ impl ProxySettings {
             ));
         }
         Ok(())
+    }
+}
+
+impl ProxySettings {
+    /// The proxy transfers go through: the first entry of the list (entries are separated
+    /// by spaces, as Windows writes them, or semicolons). Windows tries the list's proxies in
+    /// turn; qmgr uses the first.
+    pub fn first_proxy(&self) -> Option<&str> {
+        self.proxy_list
+            .as_deref()?
+            .split([' ', ';'])
+            .find(|entry| !entry.is_empty())
+    }
+
+    /// The bypass list as host names: entries separated by spaces, semicolons or commas;
+    /// Windows' `<local>` (names without a dot) becomes `localhost`.
+    pub fn bypass_hosts(&self) -> Vec<String> {
+        self.bypass_list
+            .as_deref()
+            .unwrap_or_default()
+            .split([';', ' ', ','])
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                if entry == "<local>" {
+                    "localhost".to_owned()
+                } else {
+                    entry.to_owned()
+                }
+            })
+            .collect()
     }
 }
 
@@ -1779,6 +1821,25 @@ mod tests {
     }
 
     #[test]
+    fn transfers_use_the_first_proxy_and_the_bypass_list_as_hosts() {
+        // Found by fuzzing: a Windows list of several proxies went to the engine as one URL,
+        // which it refused, so every transfer of the job failed.
+        let settings = ProxySettings {
+            usage: ProxyUsage::Override,
+            proxy_list: Some(" http://a:1 http://b:2;http://c:3".into()),
+            bypass_list: Some("<local>; *.example.com,10.0.0.1".into()),
+        };
+        settings.validate().unwrap();
+        assert_eq!(settings.first_proxy(), Some("http://a:1"));
+        assert_eq!(
+            settings.bypass_hosts(),
+            ["localhost", "*.example.com", "10.0.0.1"]
+        );
+        assert_eq!(ProxySettings::default().first_proxy(), None);
+        assert!(ProxySettings::default().bypass_hosts().is_empty());
+    }
+
+    #[test]
     fn cost_flags_must_name_a_cost_state_and_nothing_more() {
         let now = Timestamp(1_000_000);
         let mut job = running_job(JobSettings::default(), now);
@@ -2305,6 +2366,24 @@ mod tests {
             ProxySettings::default(),
             "refused: unchanged"
         );
+        // Found by fuzzing: a control character reached the engine, which refused the job's
+        // every transfer; and a list of only separators counted as a list.
+        for (list, bypass) in [
+            ("p\tq", None),
+            ("http://p:1", Some("h\u{7f}")),
+            (" ; ", None),
+        ] {
+            let settings = ProxySettings {
+                usage: ProxyUsage::Override,
+                proxy_list: Some(list.into()),
+                bypass_list: bypass.map(str::to_owned),
+            };
+            assert_eq!(
+                job.set_proxy(settings, now).unwrap_err().hresult,
+                hresult::E_INVALIDARG,
+                "{list:?} {bypass:?}"
+            );
+        }
 
         assert!(
             job.set_custom_headers(Some("no colon".into()), now)

@@ -1,20 +1,24 @@
-//! The checks of remote names and custom headers, fuzzed across both places they are made:
-//! qmgr-core's, which AddFile, SetRemoteName and SetCustomHeaders apply when a client
-//! calls, and the engine's, which every transfer applies. Nothing panics; refusals are
+//! The checks of remote names, custom headers and proxy settings, fuzzed across both places
+//! they are made: qmgr-core's, which AddFile, SetRemoteName, SetCustomHeaders and
+//! SetProxySettings apply when a client calls, and the engine's, which every transfer
+//! applies. Nothing panics; refusals are
 //! `E_INVALIDARG`; whatever a call accepts, the engine accepts too (else the job would
 //! fail later, in ERROR, for something the call should have refused); an accepted path
 //! comes back unchanged from the `file://` URL the engine makes of it; a header block
 //! written back from its parsed lines parses the same.
 //!
-//! `QMGR_FUZZ_ITERATIONS_URLS` and `QMGR_FUZZ_ITERATIONS_HEADERS` set the number of cases;
+//! `QMGR_FUZZ_ITERATIONS_URLS`, `QMGR_FUZZ_ITERATIONS_HEADERS` and
+//! `QMGR_FUZZ_ITERATIONS_PROXIES` set the number of cases;
 //! see `qmgr_tests::fuzz` for the seed and replays.
 
 use qmgr_core::file::validate_remote_name;
 use qmgr_core::hresult;
-use qmgr_core::job::{MAX_CUSTOM_HEADERS_CHARS, check_length, parse_custom_headers};
+use qmgr_core::job::{
+    MAX_CUSTOM_HEADERS_CHARS, ProxySettings, ProxyUsage, check_length, parse_custom_headers,
+};
 use qmgr_tests::fuzz::{Campaign, Rng, mutate};
 
-use crate::request::{TransferRequest, check};
+use crate::request::{ProxyChoice, TransferRequest, check};
 use crate::source::{parse_source, same_origin};
 
 const SCHEMES: &[&str] = &[
@@ -215,6 +219,93 @@ fn check_header_block(block: &str) -> Result<(), String> {
     Ok(())
 }
 
+const PROXY_ENTRIES: &[&str] = &[
+    "http://proxy.example:3128",
+    "proxy.example:8080",
+    "https://user:pw@p:443",
+    "socks5://p:1080",
+    "<local>",
+    "*.example.com",
+    "10.0.0.0/8",
+    "",
+    " ",
+    ";",
+    ",",
+    "p\tq",
+    "p\u{7f}",
+    "p\r\nX-Injected: 1",
+    "ü.example",
+];
+
+fn proxy_list(rng: &mut Rng) -> Option<String> {
+    if rng.one_in(5) {
+        return None;
+    }
+    let entries: Vec<&str> = (0..rng.length(4))
+        .map(|_| *rng.pick(PROXY_ENTRIES))
+        .collect();
+    let mut list = entries.join(*rng.pick(&[" ", ";", ", ", "  "]));
+    if rng.one_in(4) {
+        let mut bytes = list.into_bytes();
+        mutate(rng, &mut bytes, b"http://proxy:3128");
+        list = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    Some(list)
+}
+
+fn check_proxy(settings: &ProxySettings) -> Result<(), String> {
+    match settings.validate() {
+        Err(error) if error.hresult == hresult::E_INVALIDARG => return Ok(()),
+        Err(error) => {
+            // Only the lists' lengths have codes of their own.
+            let lengths = [
+                hresult::BG_E_PROXY_LIST_TOO_LARGE,
+                hresult::BG_E_PROXY_BYPASS_LIST_TOO_LARGE,
+            ];
+            return if lengths.contains(&error.hresult) {
+                Ok(())
+            } else {
+                Err(format!("refused with {:?}: {error}", error.hresult))
+            };
+        }
+        Ok(()) => {}
+    }
+    if settings.usage != ProxyUsage::Override {
+        return Ok(());
+    }
+    // What the service makes of accepted settings, the engine takes.
+    let mut request = TransferRequest::new("http://example.com/a", "/tmp/a");
+    request.proxy = ProxyChoice::Explicit {
+        url: settings.first_proxy().unwrap_or_default().to_owned(),
+        bypass: settings.bypass_hosts(),
+    };
+    match check(request) {
+        Ok(_) => Ok(()),
+        Err(error) => Err(format!(
+            "SetProxySettings accepts it, the engine refuses it: {error}"
+        )),
+    }
+}
+
+#[test]
+fn proxy_settings_a_call_accepts_are_ones_the_engine_takes() {
+    Campaign::from_env("proxies", 20_000).run(|rng| {
+        let usages = [
+            ProxyUsage::Preconfig,
+            ProxyUsage::NoProxy,
+            ProxyUsage::Override,
+            ProxyUsage::Override,
+            ProxyUsage::Autodetect,
+        ];
+        let settings = ProxySettings {
+            usage: *rng.pick(&usages),
+            proxy_list: proxy_list(rng),
+            bypass_list: proxy_list(rng),
+        };
+        check_proxy(&settings).map_err(|why| format!("{why}\n    settings: {settings:?}"))
+    });
+}
+
 #[test]
 fn remote_names_a_call_accepts_are_transferable_and_read_back_the_same() {
     Campaign::from_env("urls", 20_000).run(|rng| {
@@ -263,5 +354,21 @@ fn names_and_headers_the_engine_refuses_are_refused_by_the_call() {
         check_header_block(block).unwrap_or_else(|why| panic!("{block:?}: {why}"));
         let error = parse_custom_headers(block).unwrap_err();
         assert_eq!(error.hresult, hresult::E_INVALIDARG, "{block:?}");
+    }
+    // Several proxies, as Windows writes them, went to the engine as one URL; a control
+    // character went through to it.
+    for (list, bypass) in [
+        ("http://a:1 http://b:2", None),
+        ("http://a:1;http://b:2", Some("<local> *.example.com")),
+        ("p\tq", None),
+        ("http://a:1", Some("h\u{7f}")),
+        (" ; ", None),
+    ] {
+        let settings = ProxySettings {
+            usage: ProxyUsage::Override,
+            proxy_list: Some(list.to_owned()),
+            bypass_list: bypass.map(str::to_owned),
+        };
+        check_proxy(&settings).unwrap_or_else(|why| panic!("{settings:?}: {why}"));
     }
 }

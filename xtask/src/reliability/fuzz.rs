@@ -87,6 +87,12 @@ const SUITES: &[Suite] = &[
                 short: 200_000,
                 full: 2_000_000,
             },
+            Campaign {
+                name: "proxies",
+                what: "proxy settings: what SetProxySettings accepts, the engine takes",
+                short: 200_000,
+                full: 2_000_000,
+            },
         ],
     },
     Suite {
