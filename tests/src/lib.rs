@@ -69,6 +69,7 @@ pub mod qmgrd;
 mod range;
 mod request;
 mod response;
+pub mod results;
 mod route;
 mod server;
 mod state;

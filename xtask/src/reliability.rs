@@ -1,9 +1,10 @@
-//! `cargo xtask reliability [faults] [fuzz] [--short]`: the reliability harness. Built so
-//! far: the fault matrix (`crates/qmgr-service/tests/fault_matrix.rs`), each fault of the
-//! test server against a real qmgrd, and the fuzz targets ([`fuzz`]), each written to
-//! bench/results/reliability.md. The crash loops, the many-user checks and the soak are not
-//! built yet; asked for, they say so.
+//! `cargo xtask reliability [faults] [crashes] [fuzz] [--short]`: the reliability harness.
+//! Built so far: the fault matrix (`crates/qmgr-service/tests/fault_matrix.rs`), each fault
+//! of the test server against a real qmgrd, the crash loops ([`crashes`]) and the fuzz
+//! targets ([`fuzz`]), written to bench/results/reliability.md. The many-user checks and the
+//! soak are not built yet; asked for, they say so.
 
+mod crashes;
 mod fuzz;
 
 use anyhow::{Result, bail};
@@ -18,23 +19,27 @@ pub fn run(args: &[String]) -> Result<()> {
             // The matrix has one profile: it already runs in well under a minute.
             "--short" => short = true,
             "faults" => parts.push("faults"),
+            "crashes" => parts.push("crashes"),
             "fuzz" => parts.push("fuzz"),
-            "crashes" | "users" | "soak" => {
-                bail!("`reliability {arg}` is not built yet; `reliability faults` and `fuzz` are")
+            "users" | "soak" => {
+                bail!("`reliability {arg}` is not built yet; `faults`, `crashes` and `fuzz` are")
             }
             other => {
-                bail!("usage: cargo xtask reliability [faults] [fuzz] [--short] (not {other:?})")
+                bail!(
+                    "usage: cargo xtask reliability [faults] [crashes] [fuzz] [--short] (not {other:?})"
+                )
             }
         }
     }
     if parts.is_empty() {
-        println!("==> reliability: the fault matrix and fuzzing are built so far");
-        parts = vec!["faults", "fuzz"];
+        println!("==> reliability: the fault matrix, the crash loops and fuzzing are built so far");
+        parts = vec!["faults", "crashes", "fuzz"];
     }
     for part in parts {
         match part {
+            "faults" => faults()?,
             "fuzz" => fuzz::run(short)?,
-            _ => faults()?,
+            _ => crashes::run(short)?,
         }
     }
     Ok(())

@@ -516,7 +516,7 @@ fn percent_encoded(text: &str) -> String {
 
 fn write_results(path: &Path, table: &str, took: Duration) {
     let text = format!(
-        "# Reliability: the fault matrix\n\n\
+        "## The fault matrix\n\n\
          Each case is one download job through a real qmgrd (FOREGROUND, MinimumRetryDelay 5 s, the least Windows \
          allows) from the project's test server playing the fault; every case's expected \
          outcome is in the test's table before it runs \
@@ -525,7 +525,8 @@ fn write_results(path: &Path, table: &str, took: Duration) {
          {table}",
         took.as_secs_f64()
     );
-    if let Err(error) = std::fs::write(path, text) {
+    // The file's other sections (crash loops, fuzzing, ...) are written by other tests.
+    if let Err(error) = qmgr_tests::results::write_part(path, "faults", "faults-matrix", &text) {
         panic!("cannot write {}: {error}", path.display());
     }
 }
