@@ -64,6 +64,7 @@ pub mod auth;
 mod connection;
 mod content;
 mod exchange;
+pub mod fuzz;
 mod http_date;
 mod ntlm;
 pub mod qmgrd;

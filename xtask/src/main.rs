@@ -66,16 +66,18 @@ Commands:
   test-install   the install checks of `test` alone: install into a temporary prefix and
                  use it from there (qmgr transfer, man -l, bash completion, C programs),
                  DESTDIR, uninstall, and the .deb (a real dpkg -i/--purge only as root)
-  reliability [faults] [crashes] [--short]
+  reliability [faults] [crashes] [fuzz] [--short]
                  the fault matrix: each fault of the test server (drops, 5xx and 429
                  with Retry-After, stalls, slow, ignored Range, changed content, no
                  Content-Length, chunked, redirect loops, https to http, 404) through a
                  real qmgrd, every outcome held to the one written in its row; the crash
                  loops: qmgrd SIGKILLed during a 200 MiB download (100 times, 10 with
                  --short), a client killed mid-call for every request kind, the store's
-                 writer killed (50 times, 25 with --short); writes
-                 bench/results/reliability.md (fuzzing, many users and the soak are not
-                 built yet)
+                 writer killed (50 times, 25 with --short); fuzzing: every fuzz target
+                 with a fixed budget and one seed (IPC frames, config, URLs, headers and
+                 proxies, UTF-16 at the C boundary, random COM calls under ASan+UBSan and
+                 valgrind); writes bench/results/reliability.md (many users and the soak
+                 are not built yet)
   help           this text
 ";
 

@@ -1,10 +1,11 @@
-//! `cargo xtask reliability [faults] [crashes] [--short]`: the reliability harness. Built
-//! so far: the fault matrix (`crates/qmgr-service/tests/fault_matrix.rs`), each fault of
-//! the test server against a real qmgrd, and the crash loops ([`crashes`]), written to
-//! bench/results/reliability.md. Fuzzing, the many-user checks and the soak are not built
-//! yet; asked for, they say so.
+//! `cargo xtask reliability [faults] [crashes] [fuzz] [--short]`: the reliability harness.
+//! Built so far: the fault matrix (`crates/qmgr-service/tests/fault_matrix.rs`), each fault
+//! of the test server against a real qmgrd, the crash loops ([`crashes`]) and the fuzz
+//! targets ([`fuzz`]), written to bench/results/reliability.md. The many-user checks and the
+//! soak are not built yet; asked for, they say so.
 
 mod crashes;
+mod fuzz;
 
 use anyhow::{Result, bail};
 
@@ -19,21 +20,25 @@ pub fn run(args: &[String]) -> Result<()> {
             "--short" => short = true,
             "faults" => parts.push("faults"),
             "crashes" => parts.push("crashes"),
-            "fuzz" | "users" | "soak" => {
-                bail!("`reliability {arg}` is not built yet; `faults` and `crashes` are")
+            "fuzz" => parts.push("fuzz"),
+            "users" | "soak" => {
+                bail!("`reliability {arg}` is not built yet; `faults`, `crashes` and `fuzz` are")
             }
             other => {
-                bail!("usage: cargo xtask reliability [faults] [crashes] [--short] (not {other:?})")
+                bail!(
+                    "usage: cargo xtask reliability [faults] [crashes] [fuzz] [--short] (not {other:?})"
+                )
             }
         }
     }
     if parts.is_empty() {
-        println!("==> reliability: the fault matrix and the crash loops are built so far");
-        parts = vec!["faults", "crashes"];
+        println!("==> reliability: the fault matrix, the crash loops and fuzzing are built so far");
+        parts = vec!["faults", "crashes", "fuzz"];
     }
     for part in parts {
         match part {
             "faults" => faults()?,
+            "fuzz" => fuzz::run(short)?,
             _ => crashes::run(short)?,
         }
     }

@@ -87,9 +87,21 @@ impl ProxySettings {
                 check_length(list, MAX_PROXY_LIST_CHARS, what, code)?;
             }
         }
-        if self.usage == ProxyUsage::Override
-            && self.proxy_list.as_deref().is_none_or(str::is_empty)
-        {
+        for (list, what) in [
+            (&self.proxy_list, "proxy list"),
+            (&self.bypass_list, "proxy bypass list"),
+        ] {
+            if let Some(bad) = list
+                .as_deref()
+                .and_then(|list| list.chars().find(|c| c.is_control()))
+            {
+                return Err(QmgrError::invalid_arg(format!(
+                    "the {what} contains the control character U+{:04X}",
+                    u32::from(bad)
+                )));
+            }
+        }
+        if self.usage == ProxyUsage::Override && self.first_proxy().is_none() {
             return Err(QmgrError::invalid_arg(
                 "an override proxy setting needs a proxy list",
             ));
@@ -105,10 +117,41 @@ impl ProxySettings {
     }
 }
 
+impl ProxySettings {
+    /// The proxy transfers go through: the first entry of the list (entries are separated
+    /// by spaces, as Windows writes them, or semicolons). Windows tries the list's proxies in
+    /// turn; qmgr uses the first.
+    pub fn first_proxy(&self) -> Option<&str> {
+        self.proxy_list
+            .as_deref()?
+            .split([' ', ';'])
+            .find(|entry| !entry.is_empty())
+    }
+
+    /// The bypass list as host names: entries separated by spaces, semicolons or commas;
+    /// Windows' `<local>` (names without a dot) becomes `localhost`.
+    pub fn bypass_hosts(&self) -> Vec<String> {
+        self.bypass_list
+            .as_deref()
+            .unwrap_or_default()
+            .split([';', ' ', ','])
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                if entry == "<local>" {
+                    "localhost".to_owned()
+                } else {
+                    entry.to_owned()
+                }
+            })
+            .collect()
+    }
+}
+
 /// Splits a custom header block (SetCustomHeaders) into `(name, value)` pairs: CRLF-separated
-/// `Name: value` lines; a line without a colon, with an empty name or with a stray CR or LF
-/// is `E_INVALIDARG`. [`Job::set_custom_headers`] checks a block with this when it is set;
-/// the service splits the stored block with it for each transfer.
+/// `Name: value` lines, each name and value trimmed. A line without a colon or with a stray
+/// CR or LF, and a header [`check_header`] refuses, is `E_INVALIDARG`. [`Job::set_custom_headers`]
+/// checks a block with this when it is set; the service splits the stored block with it for
+/// each transfer.
 pub fn parse_custom_headers(text: &str) -> Result<Vec<(String, String)>> {
     text.split("\r\n")
         .filter(|line| !line.is_empty())
@@ -121,9 +164,42 @@ pub fn parse_custom_headers(text: &str) -> Result<Vec<(String, String)>> {
                     "the header line {line:?} is malformed"
                 )));
             }
-            Ok((name.trim().to_owned(), value.trim().to_owned()))
+            let (name, value) = (name.trim(), value.trim());
+            check_header(name, value)?;
+            Ok((name.to_owned(), value.to_owned()))
         })
         .collect()
+}
+
+/// Headers the transfer engine sets itself; a caller's copy would contradict them.
+pub const ENGINE_OWNED_HEADERS: [&str; 3] = ["range", "if-range", "host"];
+
+/// One request header a job may send: the name an HTTP token (RFC 9110 §5.6.2), the value
+/// free of line breaks and NULs (which could smuggle extra headers or a second request
+/// onto the connection), and not a header the transfer engine sets itself. `E_INVALIDARG`
+/// otherwise. SetCustomHeaders and the engine apply the same rule, so a block the call
+/// accepts is one every transfer sends.
+pub fn check_header(name: &str, value: &str) -> Result<()> {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(is_token_char) {
+        return Err(QmgrError::invalid_arg(format!(
+            "the header name {name:?} is not a valid HTTP token"
+        )));
+    }
+    if value.contains(['\r', '\n', '\0']) {
+        return Err(QmgrError::invalid_arg(format!(
+            "the value of header {name} contains a line break or NUL"
+        )));
+    }
+    if ENGINE_OWNED_HEADERS
+        .iter()
+        .any(|owned| owned.eq_ignore_ascii_case(name))
+    {
+        return Err(QmgrError::invalid_arg(format!(
+            "the header {name} is set by the transfer engine itself"
+        )));
+    }
+    Ok(())
 }
 
 /// The program BITS runs when the job transfers or fails (SetNotifyCmdLine).
@@ -1785,6 +1861,25 @@ mod tests {
     }
 
     #[test]
+    fn transfers_use_the_first_proxy_and_the_bypass_list_as_hosts() {
+        // Found by fuzzing: a Windows list of several proxies went to the engine as one URL,
+        // which it refused, so every transfer of the job failed.
+        let settings = ProxySettings {
+            usage: ProxyUsage::Override,
+            proxy_list: Some(" http://a:1 http://b:2;http://c:3".into()),
+            bypass_list: Some("<local>; *.example.com,10.0.0.1".into()),
+        };
+        settings.validate().unwrap();
+        assert_eq!(settings.first_proxy(), Some("http://a:1"));
+        assert_eq!(
+            settings.bypass_hosts(),
+            ["localhost", "*.example.com", "10.0.0.1"]
+        );
+        assert_eq!(ProxySettings::default().first_proxy(), None);
+        assert!(ProxySettings::default().bypass_hosts().is_empty());
+    }
+
+    #[test]
     fn cost_flags_must_name_a_cost_state_and_nothing_more() {
         let now = Timestamp(1_000_000);
         let mut job = running_job(JobSettings::default(), now);
@@ -2335,6 +2430,24 @@ mod tests {
             ProxySettings::default(),
             "refused: unchanged"
         );
+        // Found by fuzzing: a control character reached the engine, which refused the job's
+        // every transfer; and a list of only separators counted as a list.
+        for (list, bypass) in [
+            ("p\tq", None),
+            ("http://p:1", Some("h\u{7f}")),
+            (" ; ", None),
+        ] {
+            let settings = ProxySettings {
+                usage: ProxyUsage::Override,
+                proxy_list: Some(list.into()),
+                bypass_list: bypass.map(str::to_owned),
+            };
+            assert_eq!(
+                job.set_proxy(settings, now).unwrap_err().hresult,
+                hresult::E_INVALIDARG,
+                "{list:?} {bypass:?}"
+            );
+        }
 
         assert!(
             job.set_custom_headers(Some("no colon".into()), now)
@@ -2349,6 +2462,24 @@ mod tests {
             .hresult,
             hresult::BG_E_STRING_TOO_LONG
         );
+        // What the transfer engine would refuse to send is refused at the call (found by
+        // fuzzing: these were accepted, and their jobs failed at the first transfer).
+        for block in [
+            "X A: v",
+            "X-Ü: v",
+            "Range: bytes=0-",
+            "if-range: x",
+            "Host: example.com",
+            "X-A: a\0b",
+        ] {
+            assert_eq!(
+                job.set_custom_headers(Some(block.into()), now)
+                    .unwrap_err()
+                    .hresult,
+                hresult::E_INVALIDARG,
+                "{block:?}"
+            );
+        }
         job.set_custom_headers(Some("A: 1\r\nB:2\r\n".into()), now)
             .unwrap();
         assert_eq!(
