@@ -128,6 +128,10 @@ pub(crate) fn answer(
         Resource::Data(size) => {
             let path = &request.path;
             let version = shared.version(path);
+            let size = match faults.resize {
+                Some(delta) if version > INITIAL_VERSION => size.saturating_add_signed(delta),
+                _ => size,
+            };
             let file = ServedFile {
                 size,
                 etag: etag(path, version, size),
@@ -321,9 +325,13 @@ fn send_file<B: BodySource + ?Sized>(
         Framing::Chunked
     } else if faults.no_length {
         Framing::CloseDelimited
+    } else if let Some(lie) = faults.length_lie {
+        Framing::Length(len.saturating_add_signed(lie))
     } else {
         Framing::Length(len)
     };
+    // After a lying length the connection is out of step: it closes after the body.
+    let keep_alive = keep_alive && faults.length_lie.is_none();
     let keep_open = head.send(writer, framing, keep_alive)?;
     let after_complete = if keep_open {
         After::KeepOpen

@@ -37,6 +37,8 @@
 //! | `no_length=1` | no Content-Length: the body ends when the connection closes |
 //! | `chunked=1` | `Transfer-Encoding: chunked` |
 //! | `change_after=K` | from the path's (K+1)-th request on, its version is one higher |
+//! | `resize=N` | `/data/` files of versions after the first are N bytes longer (negative: shorter) |
+//! | `length_lie=N` | Content-Length says N bytes more (negative: fewer) than the body sent; the connection then closes |
 //! | `redirect=N` | 302 to the same URL with `redirect=N-1`, then the file at 0 |
 //! | `location=URL` | 302 to URL |
 //! | `delay_ms=N` | wait N ms before the response head |
@@ -62,6 +64,7 @@ pub mod auth;
 mod connection;
 mod content;
 mod exchange;
+pub mod fuzz;
 mod http_date;
 mod ntlm;
 pub mod qmgrd;

@@ -35,6 +35,11 @@ pub(crate) struct Faults {
     pub(crate) drop_after: Option<u64>,
     /// `drop_once=1`: only the first response on the path that gets cut is cut.
     pub(crate) drop_once: bool,
+    /// `length_lie=N`: Content-Length says N bytes more (or, negative, fewer) than the
+    /// body that is sent; the connection closes after it.
+    pub(crate) length_lie: Option<i64>,
+    /// `resize=N`: versions after the first are N bytes longer (or, negative, shorter).
+    pub(crate) resize: Option<i64>,
     /// `rate=B`: pace the body at about B bytes per second.
     pub(crate) rate: Option<u64>,
     /// `ignore_range=1`: always 200 with the whole body.
@@ -100,6 +105,8 @@ impl Faults {
                 "fail_after" => faults.fail_after = Some(parse_number(name, &value)?),
                 "drop_after" => faults.drop_after = Some(parse_number(name, &value)?),
                 "drop_once" => faults.drop_once = parse_flag(name, &value)?,
+                "length_lie" => faults.length_lie = Some(parse_number(name, &value)?),
+                "resize" => faults.resize = Some(parse_number(name, &value)?),
                 "rate" => {
                     let rate = parse_number(name, &value)?;
                     if rate == 0 {
@@ -304,7 +311,8 @@ mod tests {
     fn parses_combined_faults() {
         let faults = Faults::parse(
             "status=500&retry_after=7&fail_first=2&drop_after=10&drop_once=1&rate=100&ignore_range=1\
-             &no_length=1&change_after=3&redirect=2&location=http%3A%2F%2Fx%2Fy%3Fa%3D1&delay_ms=5&cachebuster=9",
+             &no_length=1&change_after=3&redirect=2&location=http%3A%2F%2Fx%2Fy%3Fa%3D1&delay_ms=5&cachebuster=9\
+             &length_lie=-1000&resize=250",
         )
         .expect("valid query");
         assert_eq!(
@@ -316,6 +324,8 @@ mod tests {
                 fail_after: None,
                 drop_after: Some(10),
                 drop_once: true,
+                length_lie: Some(-1000),
+                resize: Some(250),
                 rate: Some(100),
                 ignore_range: true,
                 no_length: true,

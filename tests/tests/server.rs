@@ -452,6 +452,44 @@ fn change_after_bumps_the_version_once() {
 }
 
 #[test]
+fn resize_changes_the_size_of_later_versions_only() {
+    let server = TestServer::start();
+    let target = "/data/3000?change_after=1&resize=-1000";
+    let first = get(&server, target);
+    assert_eq!(
+        first.body,
+        expected_body("/data/3000", INITIAL_VERSION, 3000)
+    );
+    let later = get(&server, target);
+    assert_eq!(later.header("content-length"), Some("2000"));
+    assert!(later.header("etag").expect("an ETag").contains("-2000-v1"));
+    assert_eq!(later.body, expected_body("/data/3000", 1, 2000));
+}
+
+#[test]
+fn length_lie_declares_another_length_and_sends_the_real_body() {
+    let server = TestServer::start();
+    let long = get(&server, "/data/3000?length_lie=500");
+    assert_eq!(long.header("content-length"), Some("3500"));
+    assert!(
+        long.ended_early,
+        "the body stops 500 bytes short of what was declared"
+    );
+    assert_eq!(
+        long.body,
+        expected_body("/data/3000", INITIAL_VERSION, 3000)
+    );
+    let short = get(&server, "/data/3000?length_lie=-1000");
+    assert_eq!(short.header("content-length"), Some("2000"));
+    assert_eq!(short.header("connection"), Some("close"));
+    assert_eq!(
+        short.body,
+        expected_body("/data/3000", INITIAL_VERSION, 2000)
+    );
+    assert_eq!(server.body_bytes_sent("/data/3000"), 6000);
+}
+
+#[test]
 fn stats_count_requests_and_body_bytes_per_path() {
     let server = TestServer::start();
     get(&server, "/data/1000");

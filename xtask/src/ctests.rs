@@ -13,8 +13,8 @@
 //!    `in-process` (the queue hosted in the program, no qmgrd), once each, counted apart.
 
 pub(crate) mod instance;
-mod programs;
-mod server;
+pub(crate) mod programs;
+pub(crate) mod server;
 
 use std::fs::{self, File};
 use std::path::Path;
@@ -32,7 +32,7 @@ use server::TestServer;
 
 const PLAIN_TIMEOUT: Duration = Duration::from_secs(300);
 const VALGRIND_TIMEOUT: Duration = Duration::from_secs(900);
-const VALGRIND: [&str; 4] = [
+pub(crate) const VALGRIND: [&str; 4] = [
     "--error-exitcode=99",
     "--leak-check=full",
     "--errors-for-leak-kinds=definite",
@@ -195,7 +195,7 @@ fn run_programs(only: &[String], tally: &mut Tally, failures: &mut Vec<String>) 
 /// Builds libqmgr with feature `in-process` and keeps a copy of it in
 /// [`Library::InProcess`]'s directory, then builds the usual one again: both builds share
 /// target/debug, where the last one built is the libqmgr.so programs find.
-fn build_in_process_library() -> Result<()> {
+pub(crate) fn build_in_process_library() -> Result<()> {
     let build = |features: &[&str]| -> Result<()> {
         let status = cargo()
             .args(["build", "--locked", "-p", "libqmgr", "--lib"])
@@ -493,7 +493,7 @@ fn run_once(
     }
 }
 
-fn wait_with_timeout(mut child: Child, timeout: Duration) -> Result<ExitStatus> {
+pub(crate) fn wait_with_timeout(mut child: Child, timeout: Duration) -> Result<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().context("waiting for the program")? {

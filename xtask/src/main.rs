@@ -66,17 +66,23 @@ Commands:
   test-install   the install checks of `test` alone: install into a temporary prefix and
                  use it from there (qmgr transfer, man -l, bash completion, C programs),
                  DESTDIR, uninstall, and the .deb (a real dpkg -i/--purge only as root)
-  reliability [faults] [users] [soak] [--short]
+  reliability [faults] [crashes] [fuzz] [users] [soak] [--short]
                  the fault matrix: each fault of the test server (drops, 5xx and 429
-                 with Retry-After, stalls, slow, ignored Range, changed content, no
-                 Content-Length, chunked, redirect loops, https to http, 404) through a
-                 real qmgrd, every outcome held to the one written in its row; users:
-                 two real users with a qmgrd each try each other's socket, files and
-                 jobs, planted links, permissions (root only); soak: many clients keep
-                 a big queue moving through faults for 10 minutes (--short: 75 s),
-                 counting every notification and sampling qmgrd's RSS and descriptors;
-                 with no part named, all three; each writes its section of
-                 bench/results/reliability.md (crash loops and fuzzing are not built yet)
+                 with Retry-After, stalls, slow, ignored Range, changed content and
+                 size, lying Content-Length, no Content-Length, chunked, redirect loops,
+                 https to http, 404, full and read-only disks, clock jumps) through a
+                 real qmgrd, every outcome held to the one written in its row; crashes:
+                 qmgrd SIGKILLed during a 200 MiB download (100 times, 10 with
+                 --short), a client killed mid-call for every request kind, the store's
+                 writer killed (50 times, 25 with --short); fuzz: every fuzz target
+                 with a fixed budget and one seed (IPC frames, config, URLs, headers and
+                 proxies, UTF-16 at the C boundary, random COM calls under ASan+UBSan and
+                 valgrind); users: two real users with a qmgrd each try each other's
+                 socket, files and jobs, planted links, permissions (root only); soak:
+                 many clients keep a big queue moving through faults for 10 minutes
+                 (--short: 75 s), counting every notification and sampling qmgrd's RSS
+                 and descriptors; with no part named, all; each writes its section of
+                 bench/results/reliability.md
   help           this text
 ";
 

@@ -1,9 +1,13 @@
-//! `cargo xtask reliability [faults] [users] [soak] [--short]`: the reliability harness,
-//! written to bench/results/reliability.md. Built so far: the fault matrix
-//! (`crates/qmgr-service/tests/fault_matrix.rs`), each fault of the test server against a
-//! real qmgrd; the many-user checks ([`users`]); the soak ([`soak`]). The crash loops and
-//! fuzzing are not built yet; asked for, they say so. With no part named, all run.
+//! `cargo xtask reliability [faults] [crashes] [fuzz] [users] [soak] [--short]`: the
+//! reliability harness, each part writing its section of bench/results/reliability.md: the
+//! fault matrix (`crates/qmgr-service/tests/fault_matrix.rs`), each fault of the test server
+//! against a real qmgrd; the crash loops ([`crashes`]); the fuzz targets ([`fuzz`]); the
+//! many-user checks ([`users`]); the soak ([`soak`]). With no part named, all run.
+//! `--short` is the profile `cargo xtask test` runs the same tests in (the soak's is longer
+//! than its smoke there).
 
+mod crashes;
+mod fuzz;
 mod soak;
 mod users;
 
@@ -19,22 +23,21 @@ pub fn run(args: &[String]) -> Result<()> {
             // The matrix and the users test have one profile: each runs in well under a
             // minute.
             "--short" => short = true,
-            "faults" | "users" | "soak" => parts.push(arg.as_str()),
-            "crashes" | "fuzz" => {
-                bail!("`reliability {arg}` is not built yet; faults, users and soak are")
-            }
+            "faults" | "crashes" | "fuzz" | "users" | "soak" => parts.push(arg.as_str()),
             other => bail!(
-                "usage: cargo xtask reliability [faults] [users] [soak] [--short] (not {other:?})"
+                "usage: cargo xtask reliability [faults] [crashes] [fuzz] [users] [soak] [--short] (not {other:?})"
             ),
         }
     }
     if parts.is_empty() {
-        parts = vec!["faults", "users", "soak"];
+        parts = vec!["faults", "crashes", "fuzz", "users", "soak"];
     }
     let results = project_root().join("bench/results/reliability.md");
     for part in parts {
         match part {
             "faults" => faults()?,
+            "crashes" => crashes::run(short)?,
+            "fuzz" => fuzz::run(short)?,
             "users" => users::run(&results)?,
             _ => soak::run(&results, short)?,
         }

@@ -11,6 +11,7 @@
 //! | `max_jobs_per_user` | `60` | CreateJob (and the legacy CreateGroup) fails with `BG_E_TOO_MANY_JOBS_PER_USER` beyond this many jobs; a legacy group counts as one job, with or without its job (root is unlimited); at least 1 |
 //! | `max_files_per_job` | `200` | AddFile (and the legacy AddFiles) fails with `BG_E_TOO_MANY_FILES_IN_JOB` beyond this many files; 1 to 1,000,000 (a long AddFiles travels in parts and is added all at once; watchers read job summaries and pages of files) |
 //! | `job_inactivity_timeout` | `"90d"` | jobs untouched this long are cancelled; at least 1 s |
+//! | `stall_timeout` | `"2m"` | a download that receives no byte for this long is cut and retried later (a transient error, as a dropped connection); at least 1 s |
 //! | `idle_exit` | `"5m"` | a qmgrd started on demand exits after this long with no jobs to run and no clients; `"never"` disables; at least 1 s |
 //! | `state_dir` | `$XDG_STATE_HOME/qmgr` | the store directory; an absolute path (`~` is not expanded) |
 //! | `max_connections` | `256` | client connections qmgrd serves at once (each subscription is one); beyond them a client is refused with `QM_E_SERVICE_UNAVAILABLE`; 8 to 65,536 |
@@ -90,6 +91,8 @@ pub struct Config {
     pub job_inactivity_timeout: Duration,
     /// How long an on-demand daemon lingers with nothing to do; `None` is forever.
     pub idle_exit: Option<Duration>,
+    /// A download that receives nothing for this long is cut (a transient error).
+    pub stall_timeout: Duration,
     /// Store directory overriding `$XDG_STATE_HOME/qmgr`.
     pub state_dir: Option<PathBuf>,
     pub log_level: LogLevel,
@@ -166,6 +169,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             job_inactivity_timeout: Duration::from_secs(90 * 24 * 3600),
             idle_exit: Some(Duration::from_secs(5 * 60)),
+            stall_timeout: Duration::from_secs(120),
             state_dir: None,
             log_level: LogLevel::Info,
             job_defaults: JobDefaults::default(),
@@ -412,6 +416,7 @@ struct RawConfig {
     max_connections: Option<Spanned<Value>>,
     job_inactivity_timeout: Option<Spanned<Value>>,
     idle_exit: Option<Spanned<Value>>,
+    stall_timeout: Option<Spanned<Value>>,
     state_dir: Option<Spanned<Value>>,
     log_level: Option<Spanned<Value>>,
     job_defaults: Option<RawJobDefaults>,
@@ -487,6 +492,12 @@ impl RawConfig {
                 "job_inactivity_timeout",
                 self.job_inactivity_timeout,
                 defaults.job_inactivity_timeout,
+                |key, value| check.positive_duration(key, value),
+            )?,
+            stall_timeout: read_key(
+                "stall_timeout",
+                self.stall_timeout,
+                defaults.stall_timeout,
                 |key, value| check.positive_duration(key, value),
             )?,
             idle_exit: read_key(
@@ -996,6 +1007,7 @@ mod tests {
         assert_eq!(config.max_files_per_job, 200);
         assert_eq!(config.job_inactivity_timeout, secs(7_776_000));
         assert_eq!(config.idle_exit, Some(secs(300)));
+        assert_eq!(config.stall_timeout, secs(120));
         assert_eq!(config.state_dir, None);
         assert_eq!(config.log_level, LogLevel::Info);
         assert_eq!(config.job_defaults.minimum_retry_delay, secs(600));
@@ -1023,6 +1035,7 @@ mod tests {
             max_connections = 1024
             job_inactivity_timeout = "30d"
             idle_exit = "never"
+            stall_timeout = "30s"
             state_dir = "/srv/qmgr"
             log_level = "debug"
 
@@ -1046,6 +1059,7 @@ mod tests {
                 max_connections: 1024,
                 job_inactivity_timeout: secs(30 * 86_400),
                 idle_exit: None,
+                stall_timeout: secs(30),
                 state_dir: Some(PathBuf::from("/srv/qmgr")),
                 log_level: LogLevel::Debug,
                 job_defaults: JobDefaults {

@@ -286,16 +286,50 @@ pub fn validate_remote_name(name: &str) -> Result<()> {
             "the remote name {name:?} uses the unsupported scheme {scheme:?}; qmgr transfers http, https, ftp, ftps and file"
         )));
     }
+    // The transfer engine hands URLs to curl as written, so what it would refuse is
+    // refused here, at the call, rather than by a job in ERROR later.
+    if name.contains(' ') {
+        return Err(QmgrError::invalid_arg(format!(
+            "the URL {name:?} contains a space, which a URL may not hold unencoded (write %20)"
+        )));
+    }
     if scheme == "file" {
         if !rest.starts_with('/') {
             return Err(QmgrError::invalid_arg(format!(
                 "the file URL {name:?} must name an absolute path"
             )));
         }
-    } else if rest.is_empty() || rest.starts_with('/') {
-        return Err(QmgrError::invalid_arg(format!(
-            "the URL {name:?} has no host"
-        )));
+        let path = rest.split(['?', '#']).next().unwrap_or_default();
+        check_percent_escapes(path).map_err(|why| {
+            QmgrError::invalid_arg(format!("the file URL {name:?} is not usable: {why}"))
+        })?;
+    } else {
+        // The host follows any `user:password@`; a port alone is no host.
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority.rsplit('@').next().unwrap_or_default();
+        if host.is_empty() || host.starts_with(':') {
+            return Err(QmgrError::invalid_arg(format!(
+                "the URL {name:?} has no host"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A file URL's path is read with its `%XX` escapes decoded: each must be two hex digits,
+/// and none may be a NUL (no path holds one).
+fn check_percent_escapes(path: &str) -> std::result::Result<(), String> {
+    let bytes = path.as_bytes();
+    for (at, _) in path.match_indices('%') {
+        let escape = bytes
+            .get(at + 1..at + 3)
+            .and_then(|pair| std::str::from_utf8(pair).ok())
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
+        match escape {
+            None => return Err(format!("bad percent escape at byte {at} of its path")),
+            Some(0) => return Err("its path holds an encoded NUL (%00)".to_owned()),
+            Some(_) => {}
+        }
     }
     Ok(())
 }
@@ -414,7 +448,10 @@ mod tests {
             "ftp://host/file",
             "ftps://host/file",
             "file:///tmp/x",
+            "file:///tmp/a%20b",
+            "http://user:pw@example.com/a",
             "/srv/mirror/file.iso",
+            "/srv/mirror/a b.iso",
         ] {
             validate_remote_name(name).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
@@ -431,6 +468,13 @@ mod tests {
             "http:///path",
             "file://relative",
             "http://host/a\r\nInjected: 1",
+            // What the transfer engine refuses is refused at the call (found by fuzzing:
+            // these were accepted, and their jobs failed at the first transfer).
+            "http://user@/a",
+            "http://:80/a",
+            "http://host/a b",
+            "file:///%zz",
+            "file:///a%00b",
         ] {
             let error = validate_remote_name(name).unwrap_err();
             assert_eq!(error.hresult, hresult::E_INVALIDARG, "{name:?}");

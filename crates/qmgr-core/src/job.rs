@@ -87,9 +87,21 @@ impl ProxySettings {
                 check_length(list, MAX_PROXY_LIST_CHARS, what, code)?;
             }
         }
-        if self.usage == ProxyUsage::Override
-            && self.proxy_list.as_deref().is_none_or(str::is_empty)
-        {
+        for (list, what) in [
+            (&self.proxy_list, "proxy list"),
+            (&self.bypass_list, "proxy bypass list"),
+        ] {
+            if let Some(bad) = list
+                .as_deref()
+                .and_then(|list| list.chars().find(|c| c.is_control()))
+            {
+                return Err(QmgrError::invalid_arg(format!(
+                    "the {what} contains the control character U+{:04X}",
+                    u32::from(bad)
+                )));
+            }
+        }
+        if self.usage == ProxyUsage::Override && self.first_proxy().is_none() {
             return Err(QmgrError::invalid_arg(
                 "an override proxy setting needs a proxy list",
             ));
@@ -105,10 +117,41 @@ impl ProxySettings {
     }
 }
 
+impl ProxySettings {
+    /// The proxy transfers go through: the first entry of the list (entries are separated
+    /// by spaces, as Windows writes them, or semicolons). Windows tries the list's proxies in
+    /// turn; qmgr uses the first.
+    pub fn first_proxy(&self) -> Option<&str> {
+        self.proxy_list
+            .as_deref()?
+            .split([' ', ';'])
+            .find(|entry| !entry.is_empty())
+    }
+
+    /// The bypass list as host names: entries separated by spaces, semicolons or commas;
+    /// Windows' `<local>` (names without a dot) becomes `localhost`.
+    pub fn bypass_hosts(&self) -> Vec<String> {
+        self.bypass_list
+            .as_deref()
+            .unwrap_or_default()
+            .split([';', ' ', ','])
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                if entry == "<local>" {
+                    "localhost".to_owned()
+                } else {
+                    entry.to_owned()
+                }
+            })
+            .collect()
+    }
+}
+
 /// Splits a custom header block (SetCustomHeaders) into `(name, value)` pairs: CRLF-separated
-/// `Name: value` lines; a line without a colon, with an empty name or with a stray CR or LF
-/// is `E_INVALIDARG`. [`Job::set_custom_headers`] checks a block with this when it is set;
-/// the service splits the stored block with it for each transfer.
+/// `Name: value` lines, each name and value trimmed. A line without a colon or with a stray
+/// CR or LF, and a header [`check_header`] refuses, is `E_INVALIDARG`. [`Job::set_custom_headers`]
+/// checks a block with this when it is set; the service splits the stored block with it for
+/// each transfer.
 pub fn parse_custom_headers(text: &str) -> Result<Vec<(String, String)>> {
     text.split("\r\n")
         .filter(|line| !line.is_empty())
@@ -121,9 +164,42 @@ pub fn parse_custom_headers(text: &str) -> Result<Vec<(String, String)>> {
                     "the header line {line:?} is malformed"
                 )));
             }
-            Ok((name.trim().to_owned(), value.trim().to_owned()))
+            let (name, value) = (name.trim(), value.trim());
+            check_header(name, value)?;
+            Ok((name.to_owned(), value.to_owned()))
         })
         .collect()
+}
+
+/// Headers the transfer engine sets itself; a caller's copy would contradict them.
+pub const ENGINE_OWNED_HEADERS: [&str; 3] = ["range", "if-range", "host"];
+
+/// One request header a job may send: the name an HTTP token (RFC 9110 §5.6.2), the value
+/// free of line breaks and NULs (which could smuggle extra headers or a second request
+/// onto the connection), and not a header the transfer engine sets itself. `E_INVALIDARG`
+/// otherwise. SetCustomHeaders and the engine apply the same rule, so a block the call
+/// accepts is one every transfer sends.
+pub fn check_header(name: &str, value: &str) -> Result<()> {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(is_token_char) {
+        return Err(QmgrError::invalid_arg(format!(
+            "the header name {name:?} is not a valid HTTP token"
+        )));
+    }
+    if value.contains(['\r', '\n', '\0']) {
+        return Err(QmgrError::invalid_arg(format!(
+            "the value of header {name} contains a line break or NUL"
+        )));
+    }
+    if ENGINE_OWNED_HEADERS
+        .iter()
+        .any(|owned| owned.eq_ignore_ascii_case(name))
+    {
+        return Err(QmgrError::invalid_arg(format!(
+            "the header {name} is set by the transfer engine itself"
+        )));
+    }
+    Ok(())
 }
 
 /// The program BITS runs when the job transfers or fails (SetNotifyCmdLine).
@@ -486,7 +562,27 @@ pub struct Job {
     /// Counts over `files`, kept by the methods that change them (see [`FileTally`]).
     #[serde(skip)]
     pub(crate) tally: FileTally,
+    /// How far files that started over from zero had come before (see [`RefetchMarks`]).
+    #[serde(skip)]
+    pub(crate) refetch: RefetchMarks,
 }
+
+/// For each file that started over from byte zero (a restart, a lost temporary file), the
+/// most bytes it had held. Bytes fetched again up to that mark are not progress: a server
+/// that cuts every answer at the same byte, or whose file changes at every attempt, would
+/// otherwise keep its job retrying for ever, each round looking like progress, and the
+/// NoProgressTimeout would never end it. Kept in memory only (after a restart of the
+/// service every byte counts again), and never part of a job's equality.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RefetchMarks(std::collections::HashMap<usize, u64>);
+
+impl PartialEq for RefetchMarks {
+    fn eq(&self, _: &RefetchMarks) -> bool {
+        true
+    }
+}
+
+impl Eq for RefetchMarks {}
 
 /// Counts over a job's files, kept up to date by the job's methods as they change files,
 /// so that the state machine's facts and [`Job::progress`] cost the same for a job of ten
@@ -638,6 +734,7 @@ impl Job {
             reply: (job_type == JobType::UploadReply).then(ReplyRecord::default),
             credentials: Credentials::default(),
             tally: FileTally::of(&[]),
+            refetch: RefetchMarks::default(),
         })
     }
 
@@ -720,6 +817,7 @@ impl Job {
             reply: self.reply.clone(),
             credentials: self.credentials.clone(),
             tally: self.tally,
+            refetch: self.refetch.clone(),
         }
     }
 
@@ -1501,11 +1599,15 @@ impl Job {
     pub fn record_progress(&mut self, index: usize, bytes: u64, now: Timestamp) -> Outcome {
         let outcome = self.apply(Event::Progress, now);
         if matches!(outcome, Outcome::Apply { .. }) {
+            let refetched_until = self.refetch.0.get(&index).copied().unwrap_or(0);
             let advanced = self.change_file(index, |file| {
-                let advanced = bytes > file.bytes_transferred;
+                let advanced = bytes > file.bytes_transferred.max(refetched_until);
                 file.bytes_transferred = file.bytes_transferred.max(bytes);
                 advanced
             });
+            if advanced == Some(true) && refetched_until > 0 {
+                self.refetch.0.remove(&index);
+            }
             if advanced == Some(true) {
                 self.no_progress_since = None;
                 self.retries_without_progress = 0;
@@ -1525,6 +1627,7 @@ impl Job {
 
     /// File `index` starts over from byte zero (the server content changed or ignored the range).
     pub fn restart_file(&mut self, index: usize, validator: Validator) {
+        self.mark_refetch(index);
         self.change_file(index, |file| {
             file.bytes_transferred = 0;
             file.validator = bounded(validator);
@@ -1534,10 +1637,22 @@ impl Job {
     /// File `index` gets the temporary file `temp_name`, new and empty: its bytes start
     /// from zero.
     pub fn give_temp_name(&mut self, index: usize, temp_name: String) {
+        self.mark_refetch(index);
         self.change_file(index, |file| {
             file.temp_name = Some(temp_name);
             file.bytes_transferred = 0;
         });
+    }
+
+    /// File `index` is about to start over from zero: the bytes it held will be fetched
+    /// again before anything new arrives.
+    fn mark_refetch(&mut self, index: usize) {
+        if let Some(held) = self.files.get(index).map(|file| file.bytes_transferred)
+            && held > 0
+        {
+            let mark = self.refetch.0.entry(index).or_default();
+            *mark = (*mark).max(held);
+        }
     }
 
     /// File `index` is completely on disk.
@@ -1545,6 +1660,7 @@ impl Job {
         if self.state.is_final() || !self.state.is_active() {
             return Outcome::Stale;
         }
+        self.refetch.0.remove(&index);
         self.change_file(index, |file| {
             file.completed = true;
             if file.bytes_total == file::SIZE_UNKNOWN {
@@ -1742,6 +1858,25 @@ mod tests {
         job.resume(now).unwrap();
         job.start_transfer(now);
         job
+    }
+
+    #[test]
+    fn transfers_use_the_first_proxy_and_the_bypass_list_as_hosts() {
+        // Found by fuzzing: a Windows list of several proxies went to the engine as one URL,
+        // which it refused, so every transfer of the job failed.
+        let settings = ProxySettings {
+            usage: ProxyUsage::Override,
+            proxy_list: Some(" http://a:1 http://b:2;http://c:3".into()),
+            bypass_list: Some("<local>; *.example.com,10.0.0.1".into()),
+        };
+        settings.validate().unwrap();
+        assert_eq!(settings.first_proxy(), Some("http://a:1"));
+        assert_eq!(
+            settings.bypass_hosts(),
+            ["localhost", "*.example.com", "10.0.0.1"]
+        );
+        assert_eq!(ProxySettings::default().first_proxy(), None);
+        assert!(ProxySettings::default().bypass_hosts().is_empty());
     }
 
     #[test]
@@ -2012,6 +2147,30 @@ mod tests {
         );
     }
 
+    #[test]
+    fn bytes_fetched_again_after_a_restart_are_not_progress() {
+        let start = Timestamp(1_000_000);
+        let mut job = failing_job(Duration::from_secs(3600));
+        job.record_progress(0, 1000, start);
+        let first_failure = Timestamp(2_000_000);
+        fail_and_retry(&mut job, first_failure);
+        assert_eq!(job.no_progress_since, Some(first_failure));
+        // The server starts the file over: the first 1,000 bytes again are not progress.
+        job.restart_file(0, Validator::default());
+        job.record_progress(0, 1000, Timestamp(3_000_000));
+        assert_eq!(job.files[0].bytes_transferred, 1000);
+        assert_eq!(job.no_progress_since, Some(first_failure));
+        assert_eq!(job.retries_without_progress, 1);
+        // A byte beyond what the file had held is.
+        job.record_progress(0, 1001, Timestamp(4_000_000));
+        assert_eq!(job.no_progress_since, None);
+        assert_eq!(job.retries_without_progress, 0);
+        // The mark is gone: after another failure, bytes count from where the file is.
+        fail_and_retry(&mut job, Timestamp(5_000_000));
+        job.record_progress(0, 1002, Timestamp(6_000_000));
+        assert_eq!(job.no_progress_since, None);
+    }
+
     /// Fails the job at `now`, returns the delay it was given, and lets it run again.
     fn fail_and_retry(job: &mut Job, now: Timestamp) -> Duration {
         job.fail(transient(now), true, None, now);
@@ -2271,6 +2430,24 @@ mod tests {
             ProxySettings::default(),
             "refused: unchanged"
         );
+        // Found by fuzzing: a control character reached the engine, which refused the job's
+        // every transfer; and a list of only separators counted as a list.
+        for (list, bypass) in [
+            ("p\tq", None),
+            ("http://p:1", Some("h\u{7f}")),
+            (" ; ", None),
+        ] {
+            let settings = ProxySettings {
+                usage: ProxyUsage::Override,
+                proxy_list: Some(list.into()),
+                bypass_list: bypass.map(str::to_owned),
+            };
+            assert_eq!(
+                job.set_proxy(settings, now).unwrap_err().hresult,
+                hresult::E_INVALIDARG,
+                "{list:?} {bypass:?}"
+            );
+        }
 
         assert!(
             job.set_custom_headers(Some("no colon".into()), now)
@@ -2285,6 +2462,24 @@ mod tests {
             .hresult,
             hresult::BG_E_STRING_TOO_LONG
         );
+        // What the transfer engine would refuse to send is refused at the call (found by
+        // fuzzing: these were accepted, and their jobs failed at the first transfer).
+        for block in [
+            "X A: v",
+            "X-Ü: v",
+            "Range: bytes=0-",
+            "if-range: x",
+            "Host: example.com",
+            "X-A: a\0b",
+        ] {
+            assert_eq!(
+                job.set_custom_headers(Some(block.into()), now)
+                    .unwrap_err()
+                    .hresult,
+                hresult::E_INVALIDARG,
+                "{block:?}"
+            );
+        }
         job.set_custom_headers(Some("A: 1\r\nB:2\r\n".into()), now)
             .unwrap();
         assert_eq!(

@@ -724,6 +724,7 @@ impl Store {
             },
             credentials: Credentials::default(),
             tally: crate::job::FileTally::default(),
+            refetch: crate::job::RefetchMarks::default(),
         })
     }
 

@@ -45,6 +45,8 @@ pub mod oleaut;
 mod peer_cache;
 pub mod runtime;
 mod strings;
+#[cfg(test)]
+mod strings_fuzz;
 
 pub use apartment::{CoWaitForMultipleHandles, QmgrDispatchCallbacks, QmgrGetCallbackEventFd};
 pub use entry::{

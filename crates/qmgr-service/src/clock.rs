@@ -12,6 +12,11 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;
     /// Time since an arbitrary start; never goes back.
     fn monotonic(&self) -> Duration;
+    /// Time since an arbitrary start, counting time the machine spent suspended: what the
+    /// wall clock should have moved by, so that a difference is the wall clock jumping.
+    fn elapsed_with_suspend(&self) -> Duration {
+        self.monotonic()
+    }
     /// How far east of UTC the machine's local time is at `at`, in seconds (bandwidth
     /// schedules are in local time).
     fn utc_offset(&self, at: Timestamp) -> i32 {
@@ -40,12 +45,14 @@ pub fn local_utc_offset(at: Timestamp) -> i32 {
 #[derive(Debug)]
 pub struct SystemClock {
     start: Instant,
+    boot_start: Duration,
 }
 
 impl SystemClock {
     pub fn new() -> Self {
         Self {
             start: Instant::now(),
+            boot_start: boot_time(),
         }
     }
 }
@@ -63,6 +70,77 @@ impl Clock for SystemClock {
 
     fn monotonic(&self) -> Duration {
         self.start.elapsed()
+    }
+
+    fn elapsed_with_suspend(&self) -> Duration {
+        boot_time().saturating_sub(self.boot_start)
+    }
+}
+
+/// CLOCK_BOOTTIME: monotonic, and counting suspended time (CLOCK_MONOTONIC does not).
+#[allow(unsafe_code)]
+fn boot_time() -> Duration {
+    // SAFETY: plain data that clock_gettime fills in; all-zero is a valid value of it.
+    let mut time: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer is to a live local of the right type, kept by no one.
+    let failed = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut time) } != 0;
+    if failed {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(time.tv_sec).unwrap_or(0),
+        u32::try_from(time.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// The real clocks, the wall clock moved by an offset read from a file: how tests make
+/// a qmgrd see the wall clock jump (`QMGR_WALL_CLOCK_OFFSET_FILE`) without changing the
+/// machine's clock. The file holds whole seconds, signed; it is read again at most every
+/// 100 ms; a missing or unreadable file is an offset of zero.
+#[derive(Debug)]
+pub struct OffsetClock {
+    system: SystemClock,
+    file: std::path::PathBuf,
+    /// When the file was last read, and the offset in microseconds it held.
+    read: Mutex<(Option<Instant>, i64)>,
+}
+
+impl OffsetClock {
+    pub fn new(file: std::path::PathBuf) -> Self {
+        Self {
+            system: SystemClock::new(),
+            file,
+            read: Mutex::new((None, 0)),
+        }
+    }
+
+    fn offset_micros(&self) -> i64 {
+        let mut read = self.read.lock();
+        if read
+            .0
+            .is_none_or(|at| at.elapsed() >= Duration::from_millis(100))
+        {
+            let seconds = std::fs::read_to_string(&self.file)
+                .ok()
+                .and_then(|text| text.trim().parse::<i64>().ok())
+                .unwrap_or(0);
+            *read = (Some(Instant::now()), seconds.saturating_mul(1_000_000));
+        }
+        read.1
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.system.now().0.saturating_add(self.offset_micros()))
+    }
+
+    fn monotonic(&self) -> Duration {
+        self.system.monotonic()
+    }
+
+    fn elapsed_with_suspend(&self) -> Duration {
+        self.system.elapsed_with_suspend()
     }
 }
 
@@ -84,6 +162,12 @@ impl ManualClock {
         let mut times = self.times.lock();
         times.0 = times.0.plus(by);
         times.1 += by;
+    }
+
+    /// Moves the wall clock alone by `micros` (negative: back), as when someone sets it.
+    pub fn jump_wall_clock(&self, micros: i64) {
+        let mut times = self.times.lock();
+        times.0 = Timestamp(times.0.0.saturating_add(micros));
     }
 }
 

@@ -13,7 +13,7 @@ mod manager;
 mod metered;
 mod network;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use command_line::split_parameters;
 pub use local::LocalService;
 pub use manager::QueueManager;

@@ -22,8 +22,9 @@ use qmgr_tests::{INITIAL_VERSION, TestServer, expected_body};
 /// What a case must end in.
 #[derive(Clone, Copy, Debug)]
 enum Expect {
-    /// TRANSFERRED, then Complete: the file holds the content of this version of the path.
-    Completes { version: u32 },
+    /// TRANSFERRED, then Complete: the file holds the content of this version of the path,
+    /// `size` bytes of it (`None`: the case's size).
+    Completes { version: u32, size: Option<u64> },
     /// ERROR with this HRESULT and context; nothing at the final name.
     Fails(HResult, ErrorContext),
     /// AddFile refuses the file with this HRESULT: the job never starts.
@@ -62,6 +63,11 @@ struct Case {
     via: Via,
     place: Place,
     expect: Expect,
+    /// The job's NoProgressTimeout, where a case needs its retries to end.
+    no_progress_timeout: Option<Duration>,
+    /// Wall-clock offsets (seconds) qmgrd is given as the job enters its 1st, 2nd, …
+    /// retry wait: the clock jumps by the difference (the machine's clock is untouched).
+    clock_offsets: &'static [i64],
 }
 
 const KIB: u64 = 1024;
@@ -78,7 +84,10 @@ const fn completes(name: &'static str, size: u64, query: &'static str) -> Case {
         place: Place::Downloads,
         expect: Expect::Completes {
             version: INITIAL_VERSION,
+            size: None,
         },
+        no_progress_timeout: None,
+        clock_offsets: &[],
     }
 }
 
@@ -96,6 +105,8 @@ const fn fails(
         via: Via::Http,
         place: Place::Downloads,
         expect: Expect::Fails(hresult, context),
+        no_progress_timeout: None,
+        clock_offsets: &[],
     }
 }
 
@@ -142,10 +153,21 @@ const CASES: &[Case] = &[
         "status=503&fail_first=1&retry_after=Thu%2C%2001%20Jan%201970%2000%3A00%3A00%20GMT",
     ),
     completes(
-        "a stall of 3 s before the answer (below the stall limit)",
+        "a stall of 2 s before the answer (below the stall limit)",
         64 * KIB,
-        "delay_ms=3000",
+        "delay_ms=2000",
     ),
+    Case {
+        // Each attempt is cut at the stall limit and retried, until NoProgressTimeout.
+        no_progress_timeout: Some(Duration::from_secs(12)),
+        ..fails(
+            "a stall of 8 s before every answer (beyond the stall limit)",
+            64 * KIB,
+            "delay_ms=8000",
+            hresult::BG_E_NO_PROGRESS,
+            ErrorContext::GeneralTransport,
+        )
+    },
     completes("a slow server, 1 kB/s", 8 * KIB, "rate=1000"),
     completes(
         "ignores Range after a cut (starts over)",
@@ -153,11 +175,62 @@ const CASES: &[Case] = &[
         "drop_after=300000&drop_once=1&ignore_range=1",
     ),
     Case {
-        expect: Expect::Completes { version: 1 },
+        expect: Expect::Completes {
+            version: 1,
+            size: None,
+        },
         ..completes(
             "content changes during the resume (new ETag, same size)",
             MIB,
             "drop_after=300000&drop_once=1&change_after=1",
+        )
+    },
+    Case {
+        expect: Expect::Completes {
+            version: 1,
+            size: Some(MIB - 900_000),
+        },
+        ..completes(
+            "content changes during the resume (new ETag, smaller than the bytes held)",
+            MIB,
+            "drop_after=300000&drop_once=1&change_after=1&resize=-900000",
+        )
+    },
+    Case {
+        expect: Expect::Completes {
+            version: 1,
+            size: Some(MIB + 100_000),
+        },
+        ..completes(
+            "content changes during the resume (new ETag, larger)",
+            MIB,
+            "drop_after=300000&drop_once=1&change_after=1&resize=100000",
+        )
+    },
+    Case {
+        // The bytes past Content-Length are not part of the response: the file is what
+        // the server declared.
+        expect: Expect::Completes {
+            version: INITIAL_VERSION,
+            size: Some(256 * KIB - 1000),
+        },
+        ..completes(
+            "Content-Length 1,000 bytes short of the body",
+            256 * KIB,
+            "length_lie=-1000",
+        )
+    },
+    Case {
+        // Every answer ends short of what it declared: the job retries until its
+        // NoProgressTimeout (bytes fetched again after a start-over are not progress),
+        // then stops in ERROR with nothing at the final name.
+        no_progress_timeout: Some(Duration::from_secs(12)),
+        ..fails(
+            "Content-Length 1,000 bytes beyond the body, on every answer",
+            256 * KIB,
+            "length_lie=1000",
+            hresult::BG_E_NO_PROGRESS,
+            ErrorContext::GeneralTransport,
         )
     },
     completes(
@@ -171,6 +244,17 @@ const CASES: &[Case] = &[
         MIB,
         "chunked=1&drop_after=500000&drop_once=1",
     ),
+    Case {
+        // Unabsorbed, the jump back would hold the retry a day, and the jump forward end
+        // the job at once for want of progress.
+        no_progress_timeout: Some(Duration::from_secs(60)),
+        clock_offsets: &[-86_400, 0],
+        ..completes(
+            "the wall clock jumps a day back, then a day forward, during retry waits",
+            64 * KIB,
+            "status=503&fail_first=2",
+        )
+    },
     fails(
         "a redirect loop",
         KIB,
@@ -232,6 +316,9 @@ const CASES: &[Case] = &[
 /// The size of the file system of `Place::FullDisk`, smaller than its case's file.
 const SMALL_DISK: &str = "256k";
 
+/// qmgrd's `stall_timeout` in this test (the default is 2 minutes).
+const STALL_LIMIT: Duration = Duration::from_secs(4);
+
 /// Each job's MinimumRetryDelay.
 const RETRY_DELAY: Duration = Duration::from_secs(5);
 
@@ -244,7 +331,20 @@ fn every_fault_ends_in_the_right_file_or_the_named_error() {
     let secure = TestServer::start_https();
     let ca = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(ca.path(), secure.ca_pem()).unwrap();
-    let instance = Instance::with_env(vec![("SSL_CERT_FILE".into(), ca.path().into())]);
+    let clock_offset = tempfile::NamedTempFile::new().unwrap();
+    let instance = Instance::with_env(vec![
+        ("SSL_CERT_FILE".into(), ca.path().into()),
+        (
+            "QMGR_WALL_CLOCK_OFFSET_FILE".into(),
+            clock_offset.path().into(),
+        ),
+    ]);
+    // A stall limit the stall cases can straddle within the test's patience.
+    std::fs::write(
+        instance.dir("config/qmgr").join("config.toml"),
+        format!("stall_timeout = {}\n", STALL_LIMIT.as_secs()),
+    )
+    .unwrap();
     let client = instance.client();
     let downloads = instance.downloads();
 
@@ -295,6 +395,11 @@ fn every_fault_ends_in_the_right_file_or_the_named_error() {
         client
             .set_job(id, JobChange::MinimumRetryDelay(RETRY_DELAY))
             .unwrap();
+        if let Some(timeout) = case.no_progress_timeout {
+            client
+                .set_job(id, JobChange::NoProgressTimeout(timeout))
+                .unwrap();
+        }
         client.resume(id).unwrap();
         jobs.push((case, path, local, Started::Job(id)));
     }
@@ -304,6 +409,17 @@ fn every_fault_ends_in_the_right_file_or_the_named_error() {
                 view.job.files[0].bytes_transferred > 0
             });
             std::fs::remove_dir_all(local.parent().unwrap()).unwrap();
+        }
+    }
+
+    for (case, _, _, started) in &jobs {
+        let Started::Job(id) = started else { continue };
+        for (wait, offset) in case.clock_offsets.iter().enumerate() {
+            let errors = u32::try_from(wait + 1).unwrap();
+            wait_until_within(&client, *id, "a retry wait", PATIENCE, |view| {
+                view.job.state == JobState::TransientError && view.job.error_count >= errors
+            });
+            std::fs::write(clock_offset.path(), offset.to_string()).unwrap();
         }
     }
 
@@ -342,7 +458,13 @@ fn every_fault_ends_in_the_right_file_or_the_named_error() {
         } else {
             server.body_bytes_sent(path)
         };
-        let again = served.saturating_sub(case.size);
+        let final_size = match case.expect {
+            Expect::Completes {
+                size: Some(size), ..
+            } => size,
+            _ => case.size,
+        };
+        let again = served.saturating_sub(final_size);
         let _ = writeln!(
             table,
             "| {} | {} | {} | {} |",
@@ -353,7 +475,7 @@ fn every_fault_ends_in_the_right_file_or_the_named_error() {
                 Err(why) => format!("**{outcome}: {why}**"),
             },
             if matches!(case.expect, Expect::Completes { .. }) {
-                format!("{again} ({:.2} % of the file)", percent(again, case.size))
+                format!("{again} ({:.2} % of the file)", percent(again, final_size))
             } else {
                 "—".to_owned()
             }
@@ -434,12 +556,12 @@ fn outcome_of(view: &JobView) -> String {
 /// Whether the case ended as its row says; the reason when not.
 fn judge(case: &Case, end: &JobView, local: &Path, path: &str) -> Result<(), String> {
     match case.expect {
-        Expect::Completes { version } => {
+        Expect::Completes { version, size } => {
             if end.job.state != JobState::Transferred {
                 return Err(format!("not transferred: {:?}", end.job.error));
             }
             let held = std::fs::read(local).map_err(|e| format!("no file: {e}"))?;
-            let wanted = expected_body(path, version, case.size);
+            let wanted = expected_body(path, version, size.unwrap_or(case.size));
             if held == wanted {
                 Ok(())
             } else {
@@ -479,10 +601,18 @@ fn judge(case: &Case, end: &JobView, local: &Path, path: &str) -> Result<(), Str
 
 fn expected_text(expect: Expect) -> String {
     match expect {
-        Expect::Completes { version } if version == INITIAL_VERSION => {
-            "completes, byte for byte".to_owned()
-        }
-        Expect::Completes { version } => format!("completes with version {version}"),
+        Expect::Completes {
+            version,
+            size: None,
+        } if version == INITIAL_VERSION => "completes, byte for byte".to_owned(),
+        Expect::Completes {
+            version,
+            size: None,
+        } => format!("completes with version {version}"),
+        Expect::Completes {
+            version,
+            size: Some(size),
+        } => format!("completes with version {version}, {size} bytes"),
         Expect::Fails(hresult, context) => {
             format!("ERROR {} ({context:?})", hresult_text(hresult))
         }
@@ -525,8 +655,8 @@ fn write_results(path: &Path, table: &str, took: Duration) {
          {table}",
         took.as_secs_f64()
     );
-    // The file is shared with the other reliability parts: only the matrix's section.
-    if let Err(error) = qmgr_tests::results::write_section(path, "faults", &text) {
+    // The file's other sections (crash loops, fuzzing, ...) are written by other tests.
+    if let Err(error) = qmgr_tests::results::write_part(path, "faults", "faults-matrix", &text) {
         panic!("cannot write {}: {error}", path.display());
     }
 }

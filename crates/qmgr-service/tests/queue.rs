@@ -267,9 +267,9 @@ impl NowForTest for ManualClock {
     }
 }
 
-#[test]
-fn no_progress_timeout_ends_in_bg_e_no_progress_naming_the_cause() {
-    let server = TestServer::start();
+/// A job whose server always answers 503, with a NoProgressTimeout of 15 minutes, on a
+/// manual clock, after its first failure (its retry is due in MinimumRetryDelay, 10 minutes).
+fn failing_with_a_manual_clock(server: &TestServer) -> (Fixture, Arc<ManualClock>, Guid) {
     let clock = Arc::new(ManualClock::new(Timestamp::now()));
     let fx = Fixture::with_clock(config(), clock.clone());
     let id = fx.job_with(&[(server.url("/data/10?status=503"), fx.path("never.bin"))]);
@@ -278,6 +278,13 @@ fn no_progress_timeout_ends_in_bg_e_no_progress_naming_the_cause() {
         .unwrap();
     fx.service.resume(id).unwrap();
     fx.wait_for_state(id, JobState::TransientError);
+    (fx, clock, id)
+}
+
+#[test]
+fn no_progress_timeout_ends_in_bg_e_no_progress_naming_the_cause() {
+    let server = TestServer::start();
+    let (fx, clock, id) = failing_with_a_manual_clock(&server);
     clock.advance(Duration::from_secs(600));
     fx.service.manager().poke();
     fx.wait_for(id, "the second failure", |v| {
@@ -293,6 +300,37 @@ fn no_progress_timeout_ends_in_bg_e_no_progress_naming_the_cause() {
         "{}",
         error.error.description
     );
+}
+
+#[test]
+fn retry_waits_keep_their_length_when_the_wall_clock_jumps() {
+    let day: i64 = 86_400 * 1_000_000;
+    for (jump, direction) in [(-day, "back"), (day, "forward")] {
+        let server = TestServer::start();
+        let (fx, clock, id) = failing_with_a_manual_clock(&server);
+        clock.jump_wall_clock(jump);
+        fx.service.manager().settle(Duration::from_secs(10));
+        // Forward, the no-progress timeout (15 minutes) has not run out: a day passed on
+        // the wall clock only.
+        let view = fx.service.job(id).unwrap();
+        assert_eq!(
+            view.job.state,
+            JobState::TransientError,
+            "jumped {direction}"
+        );
+        // The retry comes when MinimumRetryDelay (10 minutes) has really passed, not a
+        // day later (back) or at once (forward).
+        clock.advance(Duration::from_secs(590));
+        fx.service.manager().settle(Duration::from_secs(10));
+        assert_eq!(
+            fx.service.job(id).unwrap().attempts.len(),
+            1,
+            "jumped {direction}: retried before its delay"
+        );
+        clock.advance(Duration::from_secs(10));
+        fx.service.manager().poke();
+        fx.wait_for(id, "the retry", |v| v.attempts.len() == 2);
+    }
 }
 
 #[test]

@@ -1041,7 +1041,7 @@ fn soak_many_clients_keep_a_big_queue_moving_through_faults() {
         println!("miscounted: {example}");
     }
     if let Some(results) = std::env::var_os("QMGR_RELIABILITY_RESULTS") {
-        qmgr_tests::results::write_section(Path::new(&results), "soak", &text)
+        qmgr_tests::results::write_part(Path::new(&results), "soak", "soak-figures", &text)
             .expect("writing the results");
     }
 

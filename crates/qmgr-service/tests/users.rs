@@ -598,7 +598,7 @@ fn users() {
     }
     println!("{table}");
     if let Some(results) = std::env::var_os("QMGR_RELIABILITY_RESULTS") {
-        qmgr_tests::results::write_section(Path::new(&results), "users", &table)
+        qmgr_tests::results::write_part(Path::new(&results), "users", "users-table", &table)
             .expect("writing the results");
     }
     let failures = checks.failures();

@@ -78,6 +78,8 @@ pub(crate) enum Command {
 pub struct Engine {
     commands: Sender<Command>,
     waker: MultiWaker,
+    /// Whether a wake-up is already on its way to the engine thread (see `send`).
+    wake_pending: Arc<AtomicBool>,
     next_id: AtomicU64,
     thread: Option<JoinHandle<()>>,
     /// Uploads run on threads of their own (one request at a time per session, rare next
@@ -136,6 +138,8 @@ impl Engine {
         let idle_statuses = IdleStatuses::default();
         let idle_target = config.idle_target;
         let worker_statuses = Arc::clone(&idle_statuses.0);
+        let wake_pending = Arc::new(AtomicBool::new(false));
+        let worker_wake_pending = Arc::clone(&wake_pending);
         let thread = std::thread::Builder::new()
             .name("qmgr-transfer".to_owned())
             .spawn(move || {
@@ -151,6 +155,7 @@ impl Engine {
                     multi,
                     config,
                     command_receiver,
+                    worker_wake_pending,
                     event_sender,
                     worker_statuses,
                 )
@@ -168,6 +173,7 @@ impl Engine {
         let engine = Engine {
             commands: command_sender,
             waker,
+            wake_pending,
             next_id: AtomicU64::new(1),
             thread: Some(thread),
             events,
@@ -366,8 +372,12 @@ impl Engine {
         self.commands
             .send(command)
             .map_err(|_| QmgrError::internal("the transfer engine has stopped"))?;
-        // The worker drains commands before every wait, so a failed wake-up only delays.
-        let _ = self.waker.wakeup();
+        // One wake-up serves every command sent until the worker next takes its commands
+        // (a pass that starts sixteen transfers wakes it once). The worker drains commands
+        // before every wait, so a failed wake-up only delays.
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            let _ = self.waker.wakeup();
+        }
         Ok(())
     }
 }

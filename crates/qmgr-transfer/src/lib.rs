@@ -28,6 +28,8 @@ mod source;
 mod throttle;
 mod tls;
 pub mod upload;
+#[cfg(test)]
+mod validation_fuzz;
 mod worker;
 
 pub use engine::{Engine, EngineConfig, IdleStatuses, UploadPhase, UploadRequest};

@@ -177,9 +177,6 @@ impl TransferRequest {
     }
 }
 
-/// Headers the engine sets itself; a caller's copy would contradict them.
-const ENGINE_OWNED_HEADERS: [&str; 3] = ["range", "if-range", "host"];
-
 /// A request that passed every check that needs no I/O.
 #[derive(Debug)]
 pub(crate) struct CheckedRequest {
@@ -257,28 +254,9 @@ pub(crate) fn directory_of(destination: &Path) -> &Path {
 }
 
 /// A header must be `token: value` with no line breaks, or it could smuggle extra headers
-/// or a second request onto the connection.
+/// or a second request onto the connection (the rule SetCustomHeaders applies too).
 fn check_header(name: &str, value: &str) -> Result<(), QmgrError> {
-    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if name.is_empty() || !name.chars().all(is_token_char) {
-        return Err(QmgrError::invalid_arg(format!(
-            "the header name {name:?} is not a valid HTTP token"
-        )));
-    }
-    if value.contains(['\r', '\n', '\0']) {
-        return Err(QmgrError::invalid_arg(format!(
-            "the value of header {name} contains a line break or NUL"
-        )));
-    }
-    if ENGINE_OWNED_HEADERS
-        .iter()
-        .any(|owned| owned.eq_ignore_ascii_case(name))
-    {
-        return Err(QmgrError::invalid_arg(format!(
-            "the header {name} is set by the transfer engine itself"
-        )));
-    }
-    Ok(())
+    qmgr_core::job::check_header(name, value)
 }
 
 #[cfg(test)]

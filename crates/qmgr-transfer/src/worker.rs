@@ -2,6 +2,8 @@
 //! progress and endings, sleep until curl, a bucket or a command needs attention.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -123,6 +125,9 @@ pub(crate) struct Worker {
     defaults: HandleDefaults,
     progress_interval: Duration,
     commands: Receiver<Command>,
+    /// Set by a sender that woke this thread, cleared here before the commands are taken:
+    /// while it is set, further senders need not wake it again.
+    wake_pending: Arc<AtomicBool>,
     events: Outbox,
     transfers: HashMap<TransferId, Transfer>,
     global_limit: Option<TokenBucket>,
@@ -141,6 +146,7 @@ impl Worker {
         multi: Multi,
         config: EngineConfig,
         commands: Receiver<Command>,
+        wake_pending: Arc<AtomicBool>,
         events: Sender<EngineEvent>,
         idle_statuses: StatusBoard,
     ) -> Self {
@@ -154,6 +160,7 @@ impl Worker {
             },
             progress_interval: config.progress_interval,
             commands,
+            wake_pending,
             events: Outbox::new(events),
             transfers: HashMap::new(),
             global_limit: config.global_limit.map(|rate| TokenBucket::new(rate, now)),
@@ -166,6 +173,9 @@ impl Worker {
 
     pub fn run(mut self) {
         loop {
+            // Cleared before the commands are taken: a command sent after this wakes the
+            // thread again. A swap (not a store), so the sender's command is seen.
+            self.wake_pending.swap(false, Ordering::AcqRel);
             if !self.take_commands() {
                 break;
             }

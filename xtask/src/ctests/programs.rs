@@ -138,6 +138,9 @@ pub const PROGRAMS: &[Program] = &[
         extra_warnings: STRICT_WARNINGS,
         ..test("test_upload", "tests/c/test_upload.c")
     },
+    // Random call sequences (1,500 calls here; `cargo xtask reliability fuzz` runs more,
+    // and a build with AddressSanitizer).
+    test("fuzz_com", "tests/c/fuzz_com.c"),
 ];
 
 /// The Python example, run with python3 (ctypes only, no build).

@@ -105,14 +105,31 @@ fn enum_jobs_is_a_snapshot_with_cursor_semantics() {
     let mut count = 0;
     assert_eq!(vcall!(jobs, GetCount(&raw mut count)), 0);
     assert!(count >= 1);
-    let (second, _) = create_job(manager, "enum 2");
+    let (second, second_id) = create_job(manager, "enum 2");
     let mut later: *mut IEnumBackgroundCopyJobs = std::ptr::null_mut();
     assert_eq!(vcall!(manager, EnumJobs(0, &raw mut later)), 0);
     let (mut old_count, mut new_count) = (0, 0);
     vcall!(jobs, GetCount(&raw mut old_count));
     vcall!(later, GetCount(&raw mut new_count));
     assert_eq!(old_count, count, "a snapshot does not see later jobs");
-    assert!(new_count > count);
+    // Other tests of this process add and cancel jobs meanwhile: the later snapshot is
+    // known to hold the second job, not to be larger.
+    let mut later_ids = Vec::new();
+    for _ in 0..new_count {
+        let mut job = std::ptr::null_mut();
+        assert_eq!(
+            vcall!(later, Next(1, &raw mut job, std::ptr::null_mut())),
+            0
+        );
+        let mut id = GUID::default();
+        vcall!(job, GetId(&raw mut id));
+        later_ids.push(id);
+        release(job);
+    }
+    assert!(
+        later_ids.contains(&second_id),
+        "a new snapshot sees the new job"
+    );
 
     // The first job is in the snapshot; Next hands out job objects.
     let mut seen = false;

@@ -18,7 +18,7 @@ use qmgr_core::service::{Request, Response};
 use qmgr_core::trust::{self, Access};
 use qmgr_core::{QmgrError, Result};
 use qmgr_ipc::{ConnectionError, ConnectionHandler, Peer, Subscription};
-use qmgr_service::{QueueManager, SystemClock};
+use qmgr_service::{OffsetClock, QueueManager, SystemClock};
 use tracing_subscriber::EnvFilter;
 
 use cli::Invocation;
@@ -174,7 +174,13 @@ fn serve(mode: Mode) -> Result<()> {
     let max_files_per_job = config.max_files_per_job;
     keep_heap_thresholds_fixed();
     let follow_network_manager = config.metered == qmgr_core::policy::MeteredSetting::Auto;
-    let manager = QueueManager::start(config, &paths, Arc::new(SystemClock::new()))?;
+    // Tests make the wall clock jump through an offset file; the machine's clock is untouched.
+    let clock: Arc<dyn qmgr_service::Clock> = match std::env::var_os("QMGR_WALL_CLOCK_OFFSET_FILE")
+    {
+        Some(file) => Arc::new(OffsetClock::new(file.into())),
+        None => Arc::new(SystemClock::new()),
+    };
+    let manager = QueueManager::start(config, &paths, clock)?;
     // `metered = "yes"` or `"no"` decides alone; "auto" follows NetworkManager.
     if follow_network_manager {
         // Connecting to the bus happens off the start-up path: a slow bus delays only the

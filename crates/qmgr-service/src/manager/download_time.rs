@@ -92,6 +92,20 @@ impl DownloadClocks {
         }
     }
 
+    /// The wall clock jumped by `micros`: runs keep the length they had, deadlines too.
+    pub(super) fn shift(&mut self, micros: i64) {
+        let moved = |at: Timestamp| Timestamp(at.0.saturating_add(micros));
+        for clock in self.clocks.values_mut() {
+            clock.since = clock.since.map(moved);
+            clock.deadline = clock.deadline.map(moved);
+        }
+        self.deadlines = self
+            .deadlines
+            .iter()
+            .map(|&(at, id)| (moved(at), id))
+            .collect();
+    }
+
     /// The next deadline, if any job runs under a limit.
     pub(super) fn next_deadline(&self) -> Option<Timestamp> {
         self.deadlines.first().map(|(at, _)| *at)

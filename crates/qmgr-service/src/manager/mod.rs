@@ -320,6 +320,9 @@ struct State {
     settling: Vec<Sender<()>>,
     /// When to look for jobs untouched for `job_inactivity_timeout`.
     next_expiry_check: Timestamp,
+    /// The wall clock and the real-time clock at the last pass (see
+    /// `absorb_wall_clock_jump`).
+    wall_anchor: Option<(Timestamp, Duration)>,
     /// The scheduler ran since the line was last numbered (see `number_the_line`).
     line_stale: bool,
     /// Jobs per owner, for `max_jobs_per_user` without counting the whole queue.
@@ -365,6 +368,7 @@ impl QueueManager {
         let (engine, events) = Engine::start(EngineConfig {
             global_limit: config.bandwidth_limit,
             idle_target: config.idle_target,
+            stall_timeout: config.stall_timeout,
             ..EngineConfig::default()
         })?;
         let (wake, woken) = crossbeam_channel::unbounded();
@@ -389,6 +393,7 @@ impl QueueManager {
             stopping: false,
             settling: Vec::new(),
             next_expiry_check: Timestamp::ZERO,
+            wall_anchor: None,
             line_stale: false,
             owned: HashMap::new(),
             auto_complete_due: Vec::new(),
@@ -532,6 +537,7 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
             let settling = std::mem::take(&mut state.settling);
             let now = shared.clock.now();
             let mono = shared.clock.monotonic();
+            state.absorb_wall_clock_jump(&shared.engine, now, shared.clock.elapsed_with_suspend());
             state.run_timers(&shared.engine, now);
             state.run_auto_completes(&shared.engine, now);
             state.expire_inactive(&shared.engine, now);

@@ -11,6 +11,10 @@ use qmgr_transfer::{Engine, Overwrite};
 
 use super::{Entry, State};
 
+/// A wall clock that moved this much more or less than real time has jumped. NTP's slew
+/// (at most 0.05 %) moves it under 2 s in the hour a pass may be apart.
+const WALL_CLOCK_JUMP_TOLERANCE: Duration = Duration::from_secs(5);
+
 impl State {
     /// Sets the timer of job `id` for its retry or its no-progress timeout, if it is in
     /// TRANSIENT_ERROR (and removes any other).
@@ -28,6 +32,54 @@ impl State {
             .map(|since| since.plus(job.settings.no_progress_timeout));
         let at = give_up.map_or(retry, |g| g.min(retry));
         self.timers.insert((at, job.id));
+    }
+
+    /// Notices the wall clock jumping (set by hand, or corrected after a boot with a wrong
+    /// clock) against a clock that counts real time, suspend included. Waits keep their
+    /// length: a retry due in five minutes is still due in five minutes, a clock set back a
+    /// day does not hold a job a day longer, nor does one set forward end its
+    /// NoProgressTimeout early. The moved times are saved with their jobs.
+    pub(super) fn absorb_wall_clock_jump(
+        &mut self,
+        engine: &Engine,
+        now: Timestamp,
+        elapsed: Duration,
+    ) {
+        let Some((wall, at)) = self.wall_anchor.replace((now, elapsed)) else {
+            return;
+        };
+        let expected = wall.plus(elapsed.saturating_sub(at));
+        let jump = now.0.saturating_sub(expected.0);
+        if u128::from(jump.unsigned_abs()) < WALL_CLOCK_JUMP_TOLERANCE.as_micros() {
+            return;
+        }
+        tracing::info!(
+            "the wall clock jumped {} s {}: retry waits and time limits keep their length",
+            jump.unsigned_abs() / 1_000_000,
+            if jump < 0 { "back" } else { "forward" }
+        );
+        let moved = |at: Timestamp| Timestamp(at.0.saturating_add(jump));
+        let waiting: Vec<Guid> = self
+            .jobs
+            .values()
+            .filter(|e| e.job.retry_at.is_some() || e.job.no_progress_since.is_some())
+            .map(|e| e.job.id)
+            .collect();
+        for id in waiting {
+            let Some(entry) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            entry.job.retry_at = entry.job.retry_at.map(moved);
+            entry.job.no_progress_since = entry.job.no_progress_since.map(moved);
+            let before = entry.job.state;
+            let saved = self.store.save_job_row(&entry.job);
+            if self.saved_or_stopped(engine, id, before, saved, now) {
+                self.arm_timer(id, now);
+            }
+        }
+        self.download_clocks.shift(jump);
+        // Bandwidth windows are in local time: the one in force may have changed.
+        self.policy.next_check = now;
     }
 
     pub(super) fn run_timers(&mut self, engine: &Engine, now: Timestamp) {

@@ -95,23 +95,13 @@ pub(super) fn file_request(
         ProxyUsage::Preconfig | ProxyUsage::Autodetect => ProxyChoice::FromEnvironment,
         ProxyUsage::NoProxy => ProxyChoice::Direct,
         ProxyUsage::Override => ProxyChoice::Explicit {
-            url: job.settings.proxy.proxy_list.clone().unwrap_or_default(),
-            bypass: job
+            url: job
                 .settings
                 .proxy
-                .bypass_list
-                .as_deref()
+                .first_proxy()
                 .unwrap_or_default()
-                .split([';', ' ', ','])
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    if s == "<local>" {
-                        "localhost".to_owned()
-                    } else {
-                        s.to_owned()
-                    }
-                })
-                .collect(),
+                .to_owned(),
+            bypass: job.settings.proxy.bypass_hosts(),
         },
     };
     Ok(request)
