@@ -68,6 +68,9 @@ fn an_idle_subscriber_costs_no_wake_ups_and_a_hang_up_is_noticed_without_a_notif
     thread::sleep(Duration::from_millis(100));
     let (threads, before) = wake_ups_of_threads_named("qmgr-connection");
     assert_eq!(threads, 1);
+    // A window of real time is the point here: a periodic wake-up (a poll timeout, a
+    // keep-alive tick) shorter than it shows up as a context switch, however slow the
+    // machine; no event could stand in for the absence of one.
     thread::sleep(Duration::from_millis(800));
     let (_, after) = wake_ups_of_threads_named("qmgr-connection");
     assert_eq!(after, before, "an idle subscriber's thread woke up");

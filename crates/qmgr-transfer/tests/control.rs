@@ -53,7 +53,27 @@ fn a_paused_transfer_makes_no_progress_and_resumes_on_the_same_request() {
     let url = server.url(&format!("{path}?delay_ms=300"));
     let id = harness.submit(harness.request(&url, "p"));
     harness.engine.pause(id).unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    let EngineEvent::Started { temp_path, .. } =
+        harness.wait_for(id, |event| matches!(event, EngineEvent::Started { .. }))
+    else {
+        unreachable!("waited for Started");
+    };
+    // Bytes are on their way (the socket buffers hold them): a transfer not held would read
+    // and write them in the engine's next turn.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.body_bytes_sent(path) < 64 * 1024 {
+        assert!(Instant::now() < deadline, "the server sent nothing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Two barriers: the engine has made at least one whole turn since the bytes were sent.
+    for _ in 0..2 {
+        assert!(
+            harness.engine.sync(Duration::from_secs(30)),
+            "the engine turns"
+        );
+    }
+    let written = std::fs::metadata(&temp_path).map_or(0, |m| m.len());
+    assert_eq!(written, 0, "a paused transfer wrote bytes");
     let while_paused = harness.drain();
     assert!(
         !while_paused
