@@ -60,21 +60,29 @@ fn is_root() -> bool {
 fn faults() -> Result<()> {
     let results = project_root().join("bench/results/reliability.md");
     println!("==> reliability faults (writes {})", results.display());
-    let status = cargo()
-        .args([
-            "test",
-            "--locked",
-            "-p",
-            "qmgr-service",
-            "--test",
-            "fault_matrix",
-            "--",
-            "--nocapture",
-        ])
-        .env("QMGR_RELIABILITY_RESULTS", &results)
-        .status()?;
-    if !status.success() {
+    if !run_test("qmgr-service", "fault_matrix", None, &results, &[])? {
         bail!("the fault matrix failed (its table above names the cases)");
     }
     Ok(())
+}
+
+/// Runs one test binary of `package` (only the test `exact`, if given) with its output
+/// shown, the results file named and `env` set; whether it passed.
+fn run_test(
+    package: &str,
+    test: &str,
+    exact: Option<&str>,
+    results: &std::path::Path,
+    env: &[(&str, &str)],
+) -> Result<bool> {
+    let mut command = cargo();
+    command.args(["test", "--locked", "-p", package, "--test", test, "--"]);
+    if let Some(name) = exact {
+        command.args(["--exact", name]);
+    }
+    command
+        .arg("--nocapture")
+        .env("QMGR_RELIABILITY_RESULTS", results)
+        .envs(env.iter().copied());
+    Ok(command.status()?.success())
 }

@@ -13,7 +13,7 @@
 
 use anyhow::{Result, bail};
 
-use crate::{cargo, project_root};
+use crate::project_root;
 
 /// The crash tests, as (package, test target), in the order their parts appear.
 const TESTS: &[(&str, &str)] = &[
@@ -32,21 +32,14 @@ pub fn run(short: bool) -> Result<()> {
     let mut failed = Vec::new();
     for (package, test) in TESTS {
         println!("==> {package} {test}");
-        let status = cargo()
-            .args([
-                "test",
-                "--locked",
-                "-p",
-                package,
-                "--test",
-                test,
-                "--",
-                "--nocapture",
-            ])
-            .env("QMGR_RELIABILITY_RESULTS", &results)
-            .env("QMGR_RELIABILITY_PROFILE", profile)
-            .status()?;
-        if !status.success() {
+        let passed = super::run_test(
+            package,
+            test,
+            None,
+            &results,
+            &[("QMGR_RELIABILITY_PROFILE", profile)],
+        )?;
+        if !passed {
             failed.push(*test);
         }
     }

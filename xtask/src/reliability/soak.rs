@@ -5,8 +5,6 @@
 
 use anyhow::{Result, bail};
 
-use crate::cargo;
-
 /// Runs the soak test in its full or short profile with its results file asked for.
 pub fn run(results: &std::path::Path, short: bool) -> Result<()> {
     let profile = if short { "short" } else { "full" };
@@ -14,23 +12,14 @@ pub fn run(results: &std::path::Path, short: bool) -> Result<()> {
         "==> reliability soak, {profile} profile (writes {})",
         results.display()
     );
-    let status = cargo()
-        .args([
-            "test",
-            "--locked",
-            "-p",
-            "qmgr-service",
-            "--test",
-            "soak",
-            "--",
-            "--exact",
-            "soak_many_clients_keep_a_big_queue_moving_through_faults",
-            "--nocapture",
-        ])
-        .env("QMGR_SOAK_PROFILE", profile)
-        .env("QMGR_RELIABILITY_RESULTS", results)
-        .status()?;
-    if !status.success() {
+    let passed = super::run_test(
+        "qmgr-service",
+        "soak",
+        Some("soak_many_clients_keep_a_big_queue_moving_through_faults"),
+        results,
+        &[("QMGR_SOAK_PROFILE", profile)],
+    )?;
+    if !passed {
         bail!("the soak failed (its figures and failures are above)");
     }
     Ok(())
