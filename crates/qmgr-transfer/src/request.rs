@@ -188,8 +188,10 @@ pub(crate) struct CheckedRequest {
 pub(crate) fn check(request: TransferRequest) -> Result<CheckedRequest, QmgrError> {
     let source = parse_source(&request.url)?;
     check_destination(&request.destination)?;
+    // The rule SetCustomHeaders applies: `token: value`, no line breaks (which could
+    // smuggle headers or a second request), none of the headers the engine sets itself.
     for (name, value) in &request.headers {
-        check_header(name, value)?;
+        qmgr_core::job::check_header(name, value)?;
     }
     if let Some(partial) = &request.partial {
         let same_directory = partial.temp_path.parent() == Some(directory_of(&request.destination));
@@ -251,12 +253,6 @@ pub(crate) fn directory_of(destination: &Path) -> &Path {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     }
-}
-
-/// A header must be `token: value` with no line breaks, or it could smuggle extra headers
-/// or a second request onto the connection (the rule SetCustomHeaders applies too).
-fn check_header(name: &str, value: &str) -> Result<(), QmgrError> {
-    qmgr_core::job::check_header(name, value)
 }
 
 #[cfg(test)]
