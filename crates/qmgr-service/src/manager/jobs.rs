@@ -17,7 +17,7 @@ use super::{ROOT, State};
 
 /// How long Cancel and Complete wait for the engine to let go of a job's transfers before
 /// deleting their temporary files (a guard; the engine answers within one loop).
-const ENGINE_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const ENGINE_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl State {
     pub(super) fn create_job(
@@ -235,7 +235,7 @@ impl State {
 
     /// What follows a committed change of job `id` that was in state `before`: its
     /// complete error and timer follow the state, and subscribers are told.
-    fn after_change(&mut self, id: Guid, before: JobState, now: Timestamp) {
+    pub(super) fn after_change(&mut self, id: Guid, before: JobState, now: Timestamp) {
         let Some(entry) = self.jobs.get_mut(&id) else {
             return;
         };
@@ -278,6 +278,7 @@ impl State {
         now: Timestamp,
     ) -> Result<Response> {
         let mut job = self.entry(uid, id)?.job.clone();
+        self.refuse_if_completing(id)?;
         let mut code = job.cancel(now)?;
         self.stop_transfers(engine, id);
         // The engine may not have started a transfer it was just told to cancel (or one of
@@ -297,75 +298,6 @@ impl State {
         }
         super::upload::cancel_sessions(engine, &job);
         self.forget(id, job, now);
-        Ok(Response::Done(code))
-    }
-
-    pub(super) fn complete(
-        &mut self,
-        engine: &Engine,
-        uid: u32,
-        id: Guid,
-        overwrite: Overwrite,
-        now: Timestamp,
-    ) -> Result<Response> {
-        let mut job = self.entry(uid, id)?.job.clone();
-        // Decide first (the state machine may refuse), rename, then commit: a failed rename
-        // leaves the job as it was so the caller can fix things and call again.
-        let mut trial = job.clone();
-        let code = trial.complete(now)?;
-        self.stop_transfers(engine, id);
-        let engine_let_go = engine.sync(ENGINE_SYNC_TIMEOUT);
-        job.completing = true;
-        if let Err(error) = self.store.save_job_durably(&job) {
-            // Nothing changed: the scheduler gives the job its slot back.
-            self.schedule_needed = true;
-            return Err(error);
-        }
-        let reply_temp = job.reply.as_ref().and_then(|reply| reply.temp_name.clone());
-        if let Err(error) = rename_finished(&mut job, overwrite) {
-            // The files renamed so far stay renamed (as on Windows); the job waits for
-            // another Complete or a Cancel. The renamed files lost their temporary names:
-            // on this rare path the whole job is written.
-            job.completing = false;
-            self.store.save_job(&job)?;
-            let entry = self.jobs.get_mut(&id).expect("completed jobs exist");
-            let before = entry.job.state;
-            entry.job = job;
-            self.after_change(id, before, now);
-            return Err(error);
-        }
-        let mut code = code;
-        let renamed: Vec<&str> = self.jobs[&id]
-            .job
-            .files
-            .iter()
-            .filter(|f| f.completed)
-            .filter_map(|f| f.temp_name.as_deref())
-            .chain(reply_temp.as_deref())
-            .collect();
-        if let Err(error) = self.store.forget_temp_names(&renamed) {
-            tracing::error!("{error}");
-        }
-        let unfinished: Vec<String> = job
-            .files
-            .iter()
-            .filter(|f| !f.completed)
-            .filter_map(|f| f.temp_name.clone())
-            .collect();
-        if !self.discard_temp_files(unfinished.iter().map(String::as_str), engine_let_go) {
-            code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
-        }
-        // The COMPLETING mark was the commit: a store that now refuses to delete the job
-        // leaves it to the next start, which finds the mark, sees the files renamed, and
-        // deletes it.
-        if let Err(error) = self.store.delete_job(id) {
-            tracing::warn!(
-                job = %id,
-                "completed, but {}; the next start removes it",
-                error.description
-            );
-        }
-        self.forget(id, trial, now);
         Ok(Response::Done(code))
     }
 

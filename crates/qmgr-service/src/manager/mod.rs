@@ -54,12 +54,13 @@ use qmgr_core::paths::StatePaths;
 use qmgr_core::service::{Attempt, Request, Response};
 use qmgr_core::store::{ProgressBatcher, Store};
 use qmgr_core::{Guid, Job, JobError, JobState, Timestamp};
-use qmgr_transfer::{Engine, EngineConfig, EngineEvent, TransferId};
+use qmgr_transfer::{Engine, EngineConfig, EngineEvent, Overwrite, TransferId};
 
 use crate::clock::Clock;
 
 mod batch;
 mod certificate_check;
+mod completion;
 mod download_time;
 mod engine_events;
 mod groups;
@@ -137,6 +138,8 @@ struct Entry {
     /// The file held back for the job's certificate validator, if one is (see
     /// `certificate_check.rs`).
     certificate_gate: Option<certificate_check::CertificateGate>,
+    /// Complete committed its mark and the files are being renamed (see `completion.rs`).
+    completing: bool,
 }
 
 impl Entry {
@@ -155,6 +158,7 @@ impl Entry {
             first_unfinished: 0,
             local_names: LocalNames::default(),
             certificate_gate: None,
+            completing: false,
         };
         entry.index_local_names(hasher);
         entry
@@ -433,7 +437,24 @@ impl QueueManager {
             state.policy.utc_offset = offset;
         }
         let already_asked = state.schedule_needed;
-        let response = state.handle(&self.shared.engine, uid, request, now);
+        let response = match request {
+            // The files are renamed without the lock (see `completion.rs`).
+            Request::Complete { job } | Request::CompleteWithoutReplacing { job } => {
+                let overwrite = if matches!(request, Request::Complete { .. }) {
+                    Overwrite::Replace
+                } else {
+                    Overwrite::NoClobber
+                };
+                let pending = state.begin_complete(&self.shared.engine, uid, job, overwrite, now);
+                drop(state);
+                let mut pending = pending?;
+                pending.rename();
+                let now = self.shared.clock.now();
+                state = self.shared.state.lock();
+                state.finish_complete(&self.shared.engine, pending, now)
+            }
+            request => state.handle(&self.shared.engine, uid, request, now),
+        };
         // The driver needs one wake-up per pending pass, not one per call.
         if state.schedule_needed && !already_asked {
             drop(state);
@@ -449,6 +470,7 @@ impl QueueManager {
         state.transfers.is_empty()
             && state.timers.is_empty()
             && state.auto_complete_due.is_empty()
+            && !state.jobs.values().any(|e| e.completing)
             && !state.jobs.values().any(|e| e.job.state.is_runnable())
     }
 
@@ -539,7 +561,7 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
             let mono = shared.clock.monotonic();
             state.absorb_wall_clock_jump(&shared.engine, now, shared.clock.elapsed_with_suspend());
             state.run_timers(&shared.engine, now);
-            state.run_auto_completes(&shared.engine, now);
+            let completing = state.run_auto_completes(&shared.engine, now);
             state.expire_inactive(&shared.engine, now);
             state.enforce_download_time(&shared.engine, now);
             if now >= state.policy.next_check {
@@ -561,11 +583,14 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
             for done in settling {
                 let _ = done.send(());
             }
-            if state.schedule_needed {
+            let wait = if state.schedule_needed {
                 wait.min(MIN_PASS_INTERVAL.saturating_sub(since_pass))
             } else {
                 wait
-            }
+            };
+            drop(state);
+            completion::finish_in_background(&Arc::downgrade(&shared), completing);
+            wait
         };
         // Events that already wait are taken without the cost of a select; a burst of
         // small files keeps the thread on this path.

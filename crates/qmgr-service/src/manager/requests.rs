@@ -34,6 +34,10 @@ impl State {
         if shows_the_line {
             self.number_the_line();
         }
+        if let Some(id) = changed_job(&request) {
+            self.entry(uid, id)?;
+            self.refuse_if_completing(id)?;
+        }
         match request {
             Request::Ping => Ok(Response::Pong {
                 service_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -165,5 +169,25 @@ impl State {
                 .context(format_args!("group {id} belongs to another user")));
         }
         Ok(group)
+    }
+}
+
+/// The job a request changes, if it changes one (reads are answered for a job being
+/// completed; changes are refused, see `completion.rs`).
+fn changed_job(request: &Request) -> Option<Guid> {
+    match request {
+        Request::AddFiles { job, .. }
+        | Request::Resume { job }
+        | Request::Suspend { job }
+        | Request::Cancel { job }
+        | Request::Complete { job }
+        | Request::CompleteWithoutReplacing { job }
+        | Request::TakeOwnership { job }
+        | Request::SetJob { job, .. }
+        | Request::SetCertificateValidator { job, .. }
+        | Request::CertificateVerdict { job, .. }
+        | Request::RequestFileRanges { job, .. }
+        | Request::UpdateDownloadPosition { job, .. } => Some(*job),
+        _ => None,
     }
 }

@@ -9,6 +9,7 @@ use qmgr_core::store::ProgressUpdate;
 use qmgr_core::{Guid, JobState, Outcome, Timestamp};
 use qmgr_transfer::{Engine, Overwrite};
 
+use super::completion::PendingComplete;
 use super::{Entry, State};
 
 /// A wall clock that moved this much more or less than real time has jumped. NTP's slew
@@ -103,10 +104,16 @@ impl State {
         }
     }
 
-    /// Completes the auto-complete jobs that reached TRANSFERRED. A job that cannot be
+    /// Begins Complete of the auto-complete jobs that reached TRANSFERRED; the caller
+    /// finishes them without the lock (see `completion.rs`). A job that cannot be
     /// completed (a rename failed, or `--no-clobber` met an existing file) stays
     /// TRANSFERRED and says why in its view, until a Complete or a Cancel.
-    pub(super) fn run_auto_completes(&mut self, engine: &Engine, now: Timestamp) {
+    pub(super) fn run_auto_completes(
+        &mut self,
+        engine: &Engine,
+        now: Timestamp,
+    ) -> Vec<PendingComplete> {
+        let mut begun = Vec::new();
         for id in std::mem::take(&mut self.auto_complete_due) {
             let Some(entry) = self.jobs.get(&id) else {
                 continue;
@@ -115,22 +122,19 @@ impl State {
             let Some(mark) = mark.filter(|_| entry.job.state == JobState::Transferred) else {
                 continue;
             };
+            if entry.completing {
+                continue;
+            }
             let overwrite = match mark {
                 AutoComplete::Replace => Overwrite::Replace,
                 AutoComplete::NoClobber => Overwrite::NoClobber,
             };
-            if let Err(error) = self.complete(engine, owner, id, overwrite, now) {
-                tracing::warn!(job = %id, "cannot complete it: {}", error.description);
-                if let Some(entry) = self.jobs.get_mut(&id) {
-                    entry.complete_error = Some(error);
-                }
-                let before = self
-                    .jobs
-                    .get(&id)
-                    .map_or(JobState::Transferred, |e| e.job.state);
-                self.announce(id, before, now);
+            match self.begin_complete(engine, owner, id, overwrite, now) {
+                Ok(pending) => begun.push(pending),
+                Err(error) => self.auto_complete_failed(id, error, now),
             }
         }
+        begun
     }
 
     /// Cancels jobs nobody touched for `job_inactivity_timeout` (90 days by default), as
