@@ -565,7 +565,26 @@ pub struct Job {
     /// How far files that started over from zero had come before (see [`RefetchMarks`]).
     #[serde(skip)]
     pub(crate) refetch: RefetchMarks,
+    /// Response heads not yet in the store (see [`PendingHeaders`]).
+    #[serde(skip)]
+    pub(crate) pending_headers: PendingHeaders,
 }
+
+/// The head of each file's last HTTP response (File5's HTTP_RESPONSE_HEADERS) from its
+/// arrival until the file's row is next written, which takes it along: a small file's
+/// response and completion then cost one row write, not two. Once written, a head is read
+/// from the store when asked, so a job of many files does not hold them all in memory.
+/// Never part of a job's equality.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PendingHeaders(std::collections::HashMap<usize, String>);
+
+impl PartialEq for PendingHeaders {
+    fn eq(&self, _: &PendingHeaders) -> bool {
+        true
+    }
+}
+
+impl Eq for PendingHeaders {}
 
 /// For each file that started over from byte zero (a restart, a lost temporary file), the
 /// most bytes it had held. Bytes fetched again up to that mark are not progress: a server
@@ -735,6 +754,7 @@ impl Job {
             credentials: Credentials::default(),
             tally: FileTally::of(&[]),
             refetch: RefetchMarks::default(),
+            pending_headers: PendingHeaders::default(),
         })
     }
 
@@ -818,6 +838,7 @@ impl Job {
             credentials: self.credentials.clone(),
             tally: self.tally,
             refetch: self.refetch.clone(),
+            pending_headers: self.pending_headers.clone(),
         }
     }
 
@@ -1646,6 +1667,24 @@ impl Job {
 
     /// File `index` is about to start over from zero: the bytes it held will be fetched
     /// again before anything new arrives.
+    /// Keeps `headers`, the head of file `index`'s last response, until its row is next
+    /// written (see [`PendingHeaders`]).
+    pub fn keep_response_headers(&mut self, index: usize, headers: String) {
+        if index < self.files.len() {
+            self.pending_headers.0.insert(index, headers);
+        }
+    }
+
+    /// The head of file `index`'s last response if its row has not been written since.
+    pub fn pending_response_headers(&self, index: usize) -> Option<&str> {
+        self.pending_headers.0.get(&index).map(String::as_str)
+    }
+
+    /// File `index`'s row was written with its pending response head: memory lets it go.
+    pub fn response_headers_written(&mut self, index: usize) {
+        self.pending_headers.0.remove(&index);
+    }
+
     fn mark_refetch(&mut self, index: usize) {
         if let Some(held) = self.files.get(index).map(|file| file.bytes_transferred)
             && held > 0

@@ -674,7 +674,6 @@ pub trait QueueServiceExt: QueueService {
         }
     }
 
-    /// File `index` of the job, fetched alone; `None` when the job has no such file.
     /// The raw head of the last HTTP response for file `file` of the job, if it had one.
     fn file_response_headers(&self, job: Guid, file: u32) -> Result<Option<String>> {
         match self.execute(Request::GetFileResponseHeaders { job, file })? {

@@ -159,6 +159,15 @@ const MIGRATIONS: &[&str] = &[
     -- them when it rewrites a job, refuses the store instead.
     UPDATE jobs SET settings = settings WHERE 0;
 ",
+    r"
+    -- Each file's last response head moves into its own row, written by the row's next
+    -- write (most often the file's completion) instead of a write of its own.
+    ALTER TABLE files ADD COLUMN response_headers TEXT;
+    UPDATE files SET response_headers = (
+        SELECT headers FROM response_headers r WHERE r.job_id = files.job_id AND r.idx = files.idx
+    );
+    DROP TABLE response_headers;
+",
 ];
 
 /// One progress write: the bytes of one file now safely on disk.
@@ -725,18 +734,7 @@ impl Store {
             credentials: Credentials::default(),
             tally: crate::job::FileTally::default(),
             refetch: crate::job::RefetchMarks::default(),
-        })
-    }
-
-    /// Keeps `headers`, the head of the last HTTP response for file `index` of job `job`.
-    pub fn save_response_headers(&mut self, job: Guid, index: usize, headers: &str) -> Result<()> {
-        let index = i64::try_from(index).unwrap_or(i64::MAX);
-        self.write("cannot save response headers", |tx| {
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO response_headers (job_id, idx, headers) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![job.to_string(), index, headers])?;
-            Ok(())
+            pending_headers: crate::job::PendingHeaders::default(),
         })
     }
 
@@ -744,12 +742,15 @@ impl Store {
     pub fn response_headers(&self, job: Guid, index: usize) -> Result<Option<String>> {
         let index = i64::try_from(index).unwrap_or(i64::MAX);
         self.conn
-            .prepare_cached("SELECT headers FROM response_headers WHERE job_id = ?1 AND idx = ?2")
+            .prepare_cached("SELECT response_headers FROM files WHERE job_id = ?1 AND idx = ?2")
             .and_then(|mut statement| {
                 statement
-                    .query_row(params![job.to_string(), index], |row| row.get(0))
+                    .query_row(params![job.to_string(), index], |row| {
+                        row.get::<_, Option<String>>(0)
+                    })
                     .optional()
             })
+            .map(Option::flatten)
             .map_err(|e| self.error("cannot read response headers", &e))
     }
 
@@ -1018,15 +1019,16 @@ fn update_file_row(tx: &Connection, job: &Job, index: usize) -> rusqlite::Result
         .prepare_cached(
             "UPDATE files SET remote_name = ?3, local_name = ?4, temp_name = ?5, bytes_total = ?6,
                 bytes_transferred = ?7, completed = ?8, etag = ?9, last_modified = ?10, validated = ?11,
-                upload = ?12, on_demand = ?13
+                upload = ?12, on_demand = ?13, response_headers = COALESCE(?14, response_headers)
              WHERE job_id = ?1 AND idx = ?2",
         )?;
     let on_demand = encode_on_demand(&file.on_demand)?;
+    let headers = job.pending_response_headers(index);
     let id = job.id.to_string();
     let row = FileRow::of(index, file);
     let [p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12] = row.params(&id);
     let changed = statement.execute([
-        p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, &on_demand,
+        p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, &on_demand, &headers,
     ])?;
     if changed == 0 {
         return Err(rusqlite::Error::QueryReturnedNoRows);
@@ -1038,11 +1040,12 @@ fn update_file_row(tx: &Connection, job: &Job, index: usize) -> rusqlite::Result
 fn write_files(tx: &Connection, job: &Job, first: usize) -> rusqlite::Result<()> {
     let mut upsert = tx.prepare_cached(
         "INSERT INTO files (job_id, idx, remote_name, local_name, temp_name, bytes_total, bytes_transferred,
-            completed, etag, last_modified, validated, upload, ranges, on_demand)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+            completed, etag, last_modified, validated, upload, ranges, on_demand, response_headers)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          ON CONFLICT (job_id, idx) DO UPDATE SET remote_name = ?3, local_name = ?4, temp_name = ?5,
             bytes_total = ?6, bytes_transferred = ?7, completed = ?8, etag = ?9, last_modified = ?10,
-            validated = ?11, upload = ?12, ranges = ?13, on_demand = ?14",
+            validated = ?11, upload = ?12, ranges = ?13, on_demand = ?14,
+            response_headers = COALESCE(?15, response_headers)",
     )?;
     let id = job.id.to_string();
     for (index, file) in job.files.iter().enumerate().skip(first) {
@@ -1050,9 +1053,10 @@ fn write_files(tx: &Connection, job: &Job, first: usize) -> rusqlite::Result<()>
         // A file's ranges never change once it is added: only this write stores them.
         let ranges = encode_ranges(&file.ranges)?;
         let on_demand = encode_on_demand(&file.on_demand)?;
+        let headers = job.pending_response_headers(index);
         let [p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12] = row.params(&id);
         upsert.execute([
-            p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, &ranges, &on_demand,
+            p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, &ranges, &on_demand, &headers,
         ])?;
     }
     Ok(())
@@ -1701,15 +1705,26 @@ mod tests {
     }
 
     #[test]
-    fn response_headers_are_kept_per_file_replaced_and_deleted_with_the_job() {
-        let (_dir, mut store, job, _) = stored_and_changed(2);
+    fn response_headers_ride_on_the_files_next_row_write_and_go_with_the_job() {
+        let (_dir, mut store, mut job, _) = stored_and_changed(2);
         assert_eq!(store.response_headers(job.id, 0).unwrap(), None);
-        store
-            .save_response_headers(job.id, 0, "HTTP/1.1 200 OK\r\nETag: \"a\"\r\n")
-            .unwrap();
-        store
-            .save_response_headers(job.id, 0, "HTTP/1.1 206 Partial Content\r\n")
-            .unwrap();
+        job.keep_response_headers(0, "HTTP/1.1 200 OK\r\nETag: \"a\"\r\n".into());
+        // Held, not written, until the row is.
+        assert_eq!(store.response_headers(job.id, 0).unwrap(), None);
+        let written = rows_changed(&mut store, |store| store.save_file(&job, 0).unwrap());
+        assert_eq!(written, 1, "the head costs no write of its own");
+        job.response_headers_written(0);
+        assert_eq!(job.pending_response_headers(0), None);
+        assert_eq!(
+            store.response_headers(job.id, 0).unwrap().as_deref(),
+            Some("HTTP/1.1 200 OK\r\nETag: \"a\"\r\n")
+        );
+        // A later write without a new head keeps the stored one; a new head replaces it.
+        store.save_job_and_files(&job, &[0]).unwrap();
+        store.save_job(&job).unwrap();
+        assert!(store.response_headers(job.id, 0).unwrap().is_some());
+        job.keep_response_headers(0, "HTTP/1.1 206 Partial Content\r\n".into());
+        store.save_job(&job).unwrap();
         assert_eq!(
             store.response_headers(job.id, 0).unwrap().as_deref(),
             Some("HTTP/1.1 206 Partial Content\r\n")
@@ -1717,6 +1732,40 @@ mod tests {
         assert_eq!(store.response_headers(job.id, 1).unwrap(), None);
         store.delete_job(job.id).unwrap();
         assert_eq!(store.response_headers(job.id, 0).unwrap(), None);
+    }
+
+    #[test]
+    fn response_headers_of_an_older_store_move_into_their_files_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = sample_job(Timestamp(1_700_000_000_000_000));
+        {
+            let conn = store_before(dir.path(), "moves into its own row");
+            insert_old_job(
+                &conn,
+                job.id,
+                &serde_json::to_string(&job.settings).unwrap(),
+            );
+            for index in 0..2 {
+                conn.execute(
+                    "INSERT INTO files (job_id, idx, remote_name, local_name, bytes_total,
+                        bytes_transferred, completed) VALUES (?1, ?2, 'http://h/f', '/l', 0, 0, 0)",
+                    params![job.id.to_string(), index],
+                )
+                .unwrap();
+            }
+            conn.execute(
+                "INSERT INTO response_headers (job_id, idx, headers) VALUES (?1, 1, 'HTTP/1.1 200 OK')",
+                params![job.id.to_string()],
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap() as usize, MIGRATIONS.len());
+        assert_eq!(store.response_headers(job.id, 0).unwrap(), None);
+        assert_eq!(
+            store.response_headers(job.id, 1).unwrap().as_deref(),
+            Some("HTTP/1.1 200 OK")
+        );
     }
 
     #[test]

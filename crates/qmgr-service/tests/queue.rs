@@ -1341,3 +1341,72 @@ fn a_background_job_transfers_in_idle_mode_and_a_foreground_job_does_not() {
         fx.service.cancel(id).unwrap();
     }
 }
+
+#[test]
+fn response_headers_are_told_while_a_file_moves_once_it_finished_and_after_a_restart() {
+    let server = TestServer::start();
+    let state = tempfile::tempdir().unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    let start = || {
+        LocalService::new(
+            QueueManager::start(
+                config(),
+                &StatePaths::isolated(state.path()),
+                Arc::new(SystemClock::new()),
+            )
+            .unwrap(),
+            UID,
+        )
+    };
+    let local = |name: &str| downloads.path().join(name).to_string_lossy().into_owned();
+    let first = start();
+    let id = first.create_job("heads", JobType::Download).unwrap();
+    first
+        .add_file(id, &server.url("/data/2m/slow?rate=400000"), &local("slow"))
+        .unwrap();
+    first
+        .add_file(id, &server.url("/data/16k/quick"), &local("quick"))
+        .unwrap();
+    assert_eq!(first.file_response_headers(id, 0).unwrap(), None);
+    first.resume(id).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first.job(id).unwrap().job.files[0].bytes_transferred == 0 {
+        assert!(Instant::now() < deadline, "no bytes");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let moving = first
+        .file_response_headers(id, 0)
+        .unwrap()
+        .unwrap_or_default();
+    assert!(moving.starts_with("HTTP/1.1 200"), "{moving:?}");
+    assert!(moving.contains("Content-Length: 2097152"), "{moving:?}");
+    while first.job(id).unwrap().job.state != JobState::Transferred {
+        assert!(Instant::now() < deadline, "never TRANSFERRED");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let quick = first
+        .file_response_headers(id, 1)
+        .unwrap()
+        .unwrap_or_default();
+    assert!(quick.contains("Content-Length: 16384"), "{quick:?}");
+    first.manager().shutdown();
+    drop(first);
+
+    // What a finished file's row holds, read back by the next start.
+    let second = start();
+    for (file, length) in [(0, "2097152"), (1, "16384")] {
+        let head = second
+            .file_response_headers(id, file)
+            .unwrap()
+            .unwrap_or_default();
+        assert!(
+            head.contains(&format!("Content-Length: {length}")),
+            "{file}: {head:?}"
+        );
+    }
+    second.complete(id).unwrap();
+    assert_eq!(
+        second.file_response_headers(id, 0).unwrap_err().hresult,
+        hresult::BG_E_NOT_FOUND
+    );
+}

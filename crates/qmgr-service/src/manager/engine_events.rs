@@ -55,13 +55,6 @@ impl State {
                 headers,
                 ..
             } => {
-                // File5's HTTP_RESPONSE_HEADERS: informational, so a failure to keep them
-                // is logged, not the job's failure.
-                if !headers.is_empty()
-                    && let Err(error) = self.store.save_response_headers(id, index, &headers)
-                {
-                    tracing::warn!(job = %id, "{}", error.description);
-                }
                 // A file can stop and continue later if the server answered a range request
                 // with 206, or gave what a later range request needs (size and validator).
                 slot.can_yield = (resumed_at > 0 && restart.is_none())
@@ -74,6 +67,11 @@ impl State {
                 let Some(entry) = self.jobs.get_mut(&id) else {
                     return;
                 };
+                // File5's HTTP_RESPONSE_HEADERS go to the store with the file's next row
+                // write, like its size and validator.
+                if !headers.is_empty() {
+                    entry.job.keep_response_headers(index, headers);
+                }
                 if restart.is_some() {
                     entry.job.restart_file(index, validator.clone());
                 }
@@ -96,6 +94,9 @@ impl State {
                 // new state before it is told. The file's row carries its bytes, newer than
                 // any progress still pending.
                 let saved = self.store.save_job_and_files(&entry.job, &[index]);
+                if saved.is_ok() {
+                    entry.job.response_headers_written(index);
+                }
                 self.batcher.forget_file(id, file_number(index));
                 if self.saved_or_stopped(engine, id, before, saved, now) {
                     self.announce(id, before, now);
@@ -323,6 +324,11 @@ impl State {
         // The file's completion is committed before it is announced; its row carries its
         // final bytes, so progress still pending for it is dropped.
         let saved = self.save_job_and_file(id, index);
+        if saved.is_ok()
+            && let Some(entry) = self.jobs.get_mut(&id)
+        {
+            entry.job.response_headers_written(index);
+        }
         self.batcher.forget_file(id, file_number(index));
         if !self.saved_or_stopped(engine, id, before, saved, now) {
             return;

@@ -118,7 +118,10 @@ impl State {
                         "job {job} has no file {file}"
                     )));
                 }
-                Ok(Response::Text(self.store.response_headers(job, index)?))
+                match entry.job.pending_response_headers(index) {
+                    Some(headers) => Ok(Response::Text(Some(headers.to_owned()))),
+                    None => Ok(Response::Text(self.store.response_headers(job, index)?)),
+                }
             }
             Request::GetReplyData { job } => Ok(Response::ReplyData(self.reply_data(uid, job)?)),
             Request::SetCertificateValidator { job, client } => {

@@ -192,10 +192,12 @@ impl State {
         let (rows, bytes): (Vec<ProgressUpdate>, Vec<ProgressUpdate>) =
             durable.into_iter().partition(|update| update.whole_row);
         for update in rows {
-            if let Some(entry) = self.jobs.get(&update.job)
-                && let Err(error) = self.store.save_file(&entry.job, update.file as usize)
-            {
-                tracing::error!(job = %update.job, "{error}");
+            let Some(entry) = self.jobs.get_mut(&update.job) else {
+                continue;
+            };
+            match self.store.save_file(&entry.job, update.file as usize) {
+                Ok(()) => entry.job.response_headers_written(update.file as usize),
+                Err(error) => tracing::error!(job = %update.job, "{error}"),
             }
         }
         if let Err(error) = self.store.save_progress(&bytes) {
