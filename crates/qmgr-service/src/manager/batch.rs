@@ -56,6 +56,7 @@ impl State {
     /// Commits the open batch, then tells subscribers what it changed and starts the next
     /// files of the jobs that asked for them.
     pub(super) fn end_batch(&mut self, engine: &Engine, now: Timestamp) {
+        self.name_files_starting_next();
         self.write_batched_rows(engine, now);
         let Some(batch) = self.batch.take() else {
             return;
@@ -102,6 +103,28 @@ impl State {
             batch.rows.push(id);
         }
         Ok(())
+    }
+
+    /// The files that start once the batch is committed get their temporary names in it,
+    /// so that the commit which makes them known is the batch's own rather than one more
+    /// (see `State::name_temp_file`). A job whose names the store refuses is left to its
+    /// fill, which fails it as a start would.
+    fn name_files_starting_next(&mut self) {
+        let Some(batch) = &mut self.batch else {
+            return;
+        };
+        let mut fills = std::mem::take(&mut batch.fills);
+        fills.dedup();
+        for &id in &fills {
+            if self.name_next_files(id)
+                && let Some(batch) = &mut self.batch
+            {
+                batch.touched(id);
+            }
+        }
+        if let Some(batch) = &mut self.batch {
+            batch.fills = fills;
+        }
     }
 
     /// The job rows `save_job_and_file` left for the end of the batch; a job whose row the

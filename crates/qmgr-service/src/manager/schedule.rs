@@ -334,6 +334,28 @@ impl State {
         saved
     }
 
+    /// Names the files the job's run may start next (as many as it runs at once), from the
+    /// first of them without a name; returns whether it wrote names. Uploads name nothing
+    /// (their files exist).
+    pub(super) fn name_next_files(&mut self, id: Guid) -> bool {
+        let Some(entry) = self.jobs.get(&id) else {
+            return false;
+        };
+        if entry.job.job_type.is_upload() {
+            return false;
+        }
+        let Some(run) = &entry.run else { return false };
+        let files = &entry.job.files;
+        let last = files
+            .len()
+            .min(run.next_file.saturating_add(TEMP_NAMES_LOOKED_AT));
+        let unnamed = (run.next_file..last)
+            .filter(|&index| !files[index].completed)
+            .take(entry.job.settings.parallel_files as usize)
+            .find(|&index| files[index].temp_name.is_none());
+        unnamed.is_some_and(|index| self.name_temp_file(id, index).is_ok())
+    }
+
     /// Divides the job's own bandwidth cap among its running transfers.
     pub(super) fn share_job_limit(&self, engine: &Engine, id: Guid) {
         let Some(entry) = self.jobs.get(&id) else {
