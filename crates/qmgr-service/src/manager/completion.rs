@@ -14,9 +14,7 @@
 //! ACKNOWLEDGED; the scheduler never runs a TRANSFERRED job. A crash in step 2 leaves the
 //! mark, and the next start finishes the renames (see `recover.rs`).
 
-use std::sync::{Arc, Weak};
-
-use parking_lot::Mutex;
+use std::sync::Weak;
 
 use qmgr_core::error::{QmgrError, Result};
 use qmgr_core::hresult::{self, HResult};
@@ -34,8 +32,6 @@ pub(super) struct PendingComplete {
     /// The job as it is being completed (marked COMPLETING): the renames clear the
     /// temporary names of the files they move.
     job: Job,
-    /// The job as Complete leaves it (ACKNOWLEDGED).
-    done: Job,
     code: HResult,
     /// The renames' outcome, once they ran.
     renamed: Option<Result<()>>,
@@ -64,11 +60,11 @@ impl State {
         if entry.completing {
             return Err(being_completed(id));
         }
+        // Decide first (the state machine may refuse; its decision needs no files), rename,
+        // then commit: a failed rename leaves the job as it was so the caller can fix
+        // things and call again.
+        let code = entry.job.without_files().complete(now)?;
         let mut job = entry.job.clone();
-        // Decide first (the state machine may refuse), rename, then commit: a failed rename
-        // leaves the job as it was so the caller can fix things and call again.
-        let mut done = job.clone();
-        let code = done.complete(now)?;
         self.stop_transfers(engine, id);
         job.completing = true;
         if let Err(error) = self.store.save_job_durably(&job) {
@@ -83,7 +79,6 @@ impl State {
             id,
             overwrite,
             job,
-            done,
             code,
             renamed: None,
         })
@@ -161,7 +156,12 @@ impl State {
                 error.description
             );
         }
-        self.forget(id, pending.done, now);
+        // The job as Complete leaves it (ACKNOWLEDGED), told to subscribers as it goes.
+        let mut done = job;
+        if let Err(error) = done.complete(now) {
+            tracing::error!(job = %id, "completed, but its state says {error}");
+        }
+        self.forget(id, done, now);
         Ok(Response::Done(code))
     }
 
@@ -201,28 +201,46 @@ impl State {
     }
 }
 
-/// Steps 2 and 3 of auto-completes begun by the driver, on a thread of their own so the
-/// driver goes on with the queue meanwhile (the caller must not hold the queue's lock). If
-/// no thread can be made, the caller's thread does them.
+/// Steps 2 and 3 of auto-completes begun by the driver, on a thread of their own (one for
+/// the queue, started when first needed) so the driver goes on with the queue meanwhile.
+/// The caller must not hold the queue's lock. If no thread can be made, the caller's
+/// thread does them.
 pub(super) fn finish_in_background(shared: &Weak<Shared>, pending: Vec<PendingComplete>) {
     if pending.is_empty() {
         return;
     }
-    // The jobs travel through a shared slot so that a thread that cannot start hands them
-    // back instead of dropping them.
-    let slot = Arc::new(Mutex::new(Some(pending)));
-    let theirs = Arc::clone(&slot);
+    let Some(strong) = shared.upgrade() else {
+        return;
+    };
+    let mut completer = strong.completer.lock();
+    let pending = match completer.as_ref() {
+        Some(sender) => match sender.send(pending) {
+            Ok(()) => return,
+            Err(returned) => returned.into_inner(),
+        },
+        None => pending,
+    };
+    let (sender, receiver) = crossbeam_channel::unbounded::<Vec<PendingComplete>>();
     let weak = shared.clone();
     let spawned = std::thread::Builder::new()
         .name("qmgr-complete".into())
         .spawn(move || {
-            if let Some(pending) = theirs.lock().take() {
+            // Ends when the queue is dropped (and with it the sender).
+            for pending in receiver {
                 rename_and_finish(&weak, pending);
             }
         });
-    if let Err(error) = spawned {
-        tracing::warn!("cannot start a thread to complete jobs ({error}); completing them here");
-        if let Some(pending) = slot.lock().take() {
+    match spawned {
+        Ok(_) => {
+            let _ = sender.send(pending);
+            *completer = Some(sender);
+        }
+        Err(error) => {
+            drop(completer);
+            drop(strong);
+            tracing::warn!(
+                "cannot start a thread to complete jobs ({error}); completing them here"
+            );
             rename_and_finish(shared, pending);
         }
     }

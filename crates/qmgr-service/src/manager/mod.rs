@@ -110,6 +110,8 @@ struct Shared {
     clock: Arc<dyn Clock>,
     wake: Sender<()>,
     driver: Mutex<Option<JoinHandle<()>>>,
+    /// Hands auto-completes to the thread that renames their files (see `completion.rs`).
+    completer: Mutex<Option<Sender<Vec<completion::PendingComplete>>>>,
 }
 
 /// A job and what the manager knows about it beyond the store.
@@ -416,6 +418,7 @@ impl QueueManager {
             clock,
             wake,
             driver: Mutex::new(None),
+            completer: Mutex::new(None),
         });
         shared.state.lock().validators.manager = Arc::downgrade(&shared);
         let driver_shared = Arc::downgrade(&shared);
