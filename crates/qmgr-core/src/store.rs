@@ -464,6 +464,16 @@ impl Store {
         self.write("cannot save a file", |tx| update_file_row(tx, job, index))
     }
 
+    /// Writes what a download changes in the row of file `index` (its temporary name,
+    /// sizes, bytes, completion, validator and response head) and leaves its names alone:
+    /// the write of a file that finished. A file with an upload or on-demand state, which
+    /// transfers change too, gets its whole row ([`Store::save_file`]).
+    pub fn save_file_outcome(&mut self, job: &Job, index: usize) -> Result<()> {
+        self.write("cannot save a file", |tx| {
+            update_file_outcome(tx, job, index)
+        })
+    }
+
     /// Writes the rows of files `indices`, which were just given temporary file names,
     /// recording each name in the same transaction (see [`Store::record_temp_name`]).
     pub fn save_files_with_temp_names(&mut self, job: &Job, indices: &[usize]) -> Result<()> {
@@ -1029,6 +1039,37 @@ fn update_file_row(tx: &Connection, job: &Job, index: usize) -> rusqlite::Result
     let [p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12] = row.params(&id);
     let changed = statement.execute([
         p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, &on_demand, &headers,
+    ])?;
+    if changed == 0 {
+        return Err(rusqlite::Error::QueryReturnedNoRows);
+    }
+    Ok(())
+}
+
+/// [`Store::save_file_outcome`]'s write.
+fn update_file_outcome(tx: &Connection, job: &Job, index: usize) -> rusqlite::Result<()> {
+    let file = job
+        .files
+        .get(index)
+        .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    if file.upload.is_some() || file.on_demand != OnDemandFile::default() {
+        return update_file_row(tx, job, index);
+    }
+    let mut statement = tx.prepare_cached(
+        "UPDATE files SET temp_name = ?3, bytes_total = ?4, bytes_transferred = ?5, completed = ?6,
+            etag = ?7, last_modified = ?8, response_headers = COALESCE(?9, response_headers)
+         WHERE job_id = ?1 AND idx = ?2",
+    )?;
+    let changed = statement.execute(params![
+        job.id.to_string(),
+        i64::try_from(index).unwrap_or(i64::MAX),
+        file.temp_name,
+        to_sql_u64(file.bytes_total),
+        to_sql_u64(file.bytes_transferred),
+        file.completed,
+        file.validator.etag,
+        file.validator.last_modified,
+        job.pending_response_headers(index),
     ])?;
     if changed == 0 {
         return Err(rusqlite::Error::QueryReturnedNoRows);
@@ -1841,6 +1882,35 @@ mod tests {
         assert_eq!(loaded.description, "changed");
         assert_eq!(loaded.error_count, job.error_count);
         assert_eq!(loaded.files, stored.files);
+    }
+
+    #[test]
+    fn a_files_outcome_is_written_as_its_whole_row_would_be() {
+        let (dir, mut store, stored, mut job) = stored_and_changed(3);
+        // Names a finished download never changes: the outcome's write must leave them.
+        job.files[1].remote_name = "http://example.invalid/moved".into();
+        job.files[1].local_name = "/srv/moved".into();
+        job.keep_response_headers(1, "HTTP/1.1 200 OK\r\n".into());
+        store.save_file_outcome(&job, 1).unwrap();
+        let reloaded = store.load_jobs().unwrap().remove(0);
+        // The outcome's columns are the job's; the names the row had are kept.
+        let file = &reloaded.files[1];
+        let (changed, before) = (&job.files[1], &stored.files[1]);
+        assert_eq!(file.temp_name, changed.temp_name);
+        assert_eq!(file.bytes_total, changed.bytes_total);
+        assert_eq!(file.bytes_transferred, changed.bytes_transferred);
+        assert_eq!(file.completed, changed.completed);
+        assert_eq!(file.validator, changed.validator);
+        assert_eq!(file.remote_name, before.remote_name);
+        assert_eq!(file.local_name, before.local_name);
+        assert_eq!(reloaded.files[0], stored.files[0]);
+        assert_eq!(reloaded.files[2], stored.files[2]);
+        assert_eq!(
+            store.response_headers(job.id, 1).unwrap().as_deref(),
+            Some("HTTP/1.1 200 OK\r\n")
+        );
+        assert!(store.save_file_outcome(&job, 3).is_err(), "no such file");
+        drop(dir);
     }
 
     #[test]

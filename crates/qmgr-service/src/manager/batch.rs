@@ -98,7 +98,7 @@ impl State {
         let Some(batch) = &mut self.batch else {
             return self.store.save_job_and_files(&entry.job, &[index]);
         };
-        self.store.save_file(&entry.job, index)?;
+        self.store.save_file_outcome(&entry.job, index)?;
         if batch.rows.last() != Some(&id) {
             batch.rows.push(id);
         }
