@@ -1665,8 +1665,6 @@ impl Job {
         });
     }
 
-    /// File `index` is about to start over from zero: the bytes it held will be fetched
-    /// again before anything new arrives.
     /// Keeps `headers`, the head of file `index`'s last response, until its row is next
     /// written (see [`PendingHeaders`]).
     pub fn keep_response_headers(&mut self, index: usize, headers: String) {
@@ -1685,6 +1683,8 @@ impl Job {
         self.pending_headers.0.remove(&index);
     }
 
+    /// File `index` is about to start over from zero: the bytes it held will be fetched
+    /// again before anything new arrives.
     fn mark_refetch(&mut self, index: usize) {
         if let Some(held) = self.files.get(index).map(|file| file.bytes_transferred)
             && held > 0

@@ -474,6 +474,37 @@ impl Store {
         })
     }
 
+    /// Records the temporary names just given to files `indices` ahead of their start (see
+    /// [`Job::give_temp_name`]): each in `temp_files` (see [`Store::record_temp_name`]) and
+    /// in its row's `temp_name` and `bytes_transferred` (a new name holds no bytes), nothing
+    /// else of the rows, in one transaction.
+    pub fn save_temp_names(&mut self, job: &Job, indices: &[usize]) -> Result<()> {
+        let id = job.id.to_string();
+        self.write("cannot record a temporary file", |tx| {
+            let mut record =
+                tx.prepare_cached("INSERT OR IGNORE INTO temp_files (path) VALUES (?1)")?;
+            let mut name = tx.prepare_cached(
+                "UPDATE files SET temp_name = ?3, bytes_transferred = ?4
+                     WHERE job_id = ?1 AND idx = ?2",
+            )?;
+            for &index in indices {
+                let file = job
+                    .files
+                    .get(index)
+                    .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+                if let Some(path) = &file.temp_name {
+                    record.execute([path])?;
+                }
+                let index = i64::try_from(index).unwrap_or(i64::MAX);
+                let bytes = to_sql_u64(file.bytes_transferred);
+                if name.execute(params![id, index, file.temp_name, bytes])? == 0 {
+                    return Err(rusqlite::Error::QueryReturnedNoRows);
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Writes the rows of files `indices`, which were just given temporary file names,
     /// recording each name in the same transaction (see [`Store::record_temp_name`]).
     pub fn save_files_with_temp_names(&mut self, job: &Job, indices: &[usize]) -> Result<()> {
@@ -1910,6 +1941,30 @@ mod tests {
             Some("HTTP/1.1 200 OK\r\n")
         );
         assert!(store.save_file_outcome(&job, 3).is_err(), "no such file");
+        drop(dir);
+    }
+
+    #[test]
+    fn names_given_ahead_are_recorded_and_the_rest_of_the_rows_kept() {
+        let (dir, mut store, stored, job) = stored_and_changed(3);
+        store.save_temp_names(&job, &[0, 2]).unwrap();
+        let loaded = store.load_jobs().unwrap().remove(0);
+        for index in [0, 2] {
+            let expected = FileRecord {
+                temp_name: job.files[index].temp_name.clone(),
+                bytes_transferred: job.files[index].bytes_transferred,
+                ..stored.files[index].clone()
+            };
+            assert_eq!(loaded.files[index], expected, "file {index}");
+        }
+        assert_eq!(loaded.files[1], stored.files[1]);
+        let mut names = store.temp_names().unwrap();
+        names.sort();
+        assert_eq!(
+            names,
+            [0, 2].map(|index| job.files[index].temp_name.clone().unwrap())
+        );
+        assert!(store.save_temp_names(&job, &[3]).is_err(), "no such file");
         drop(dir);
     }
 

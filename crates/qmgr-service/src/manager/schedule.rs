@@ -316,6 +316,7 @@ impl State {
                 Err(_) => break,
             };
             entry.job.give_temp_name(ahead, temp);
+            // The row's bytes go with the name: progress still pending for the file is old.
             self.batcher
                 .forget_file(id, u32::try_from(ahead).unwrap_or(u32::MAX));
             named.push(ahead);
@@ -323,7 +324,7 @@ impl State {
                 break;
             }
         }
-        let saved = self.store.save_files_with_temp_names(&entry.job, &named);
+        let saved = self.store.save_temp_names(&entry.job, &named);
         if saved.is_err() {
             // A name the store does not hold is never handed to the engine: the next run
             // names the files again.
