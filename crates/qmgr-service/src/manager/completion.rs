@@ -17,7 +17,7 @@
 use std::sync::Weak;
 
 use qmgr_core::error::{QmgrError, Result};
-use qmgr_core::hresult::{self, HResult};
+use qmgr_core::hresult;
 use qmgr_core::service::Response;
 use qmgr_core::{Guid, Job, JobState, Timestamp};
 use qmgr_transfer::{Engine, Overwrite};
@@ -32,7 +32,6 @@ pub(super) struct PendingComplete {
     /// The job as it is being completed (marked COMPLETING): the renames clear the
     /// temporary names of the files they move.
     job: Job,
-    code: HResult,
     /// The renames' outcome, once they ran.
     renamed: Option<Result<()>>,
 }
@@ -60,10 +59,11 @@ impl State {
         if entry.completing {
             return Err(being_completed(id));
         }
-        // Decide first (the state machine may refuse; its decision needs no files), rename,
+        // Decide first (the state machine may refuse, by the job's state alone), rename,
         // then commit: a failed rename leaves the job as it was so the caller can fix
-        // things and call again.
-        let code = entry.job.without_files().complete(now)?;
+        // things and call again. Whether the Complete is partial is told at the end, by
+        // the job with its files.
+        entry.job.without_files().complete(now)?;
         let mut job = entry.job.clone();
         self.stop_transfers(engine, id);
         job.completing = true;
@@ -79,7 +79,6 @@ impl State {
             id,
             overwrite,
             job,
-            code,
             renamed: None,
         })
     }
@@ -114,7 +113,16 @@ impl State {
             self.after_change(id, before, now);
             return Err(error);
         }
-        let mut code = pending.code;
+        // The job as Complete leaves it (ACKNOWLEDGED, told to subscribers as it goes), and
+        // the call's success code: S_OK, or BG_S_PARTIAL_COMPLETE if it kept only some files.
+        let mut done = job;
+        let mut code = match done.complete(now) {
+            Ok(code) => code,
+            Err(error) => {
+                tracing::error!(job = %id, "completed, but its state says {error}");
+                hresult::S_OK
+            }
+        };
         let renamed: Vec<&str> = self.jobs[&id]
             .job
             .files
@@ -132,7 +140,7 @@ impl State {
         if let Err(error) = self.store.forget_temp_names(&renamed) {
             tracing::error!("{error}");
         }
-        let unfinished: Vec<String> = job
+        let unfinished: Vec<String> = done
             .files
             .iter()
             .filter(|f| !f.completed)
@@ -155,11 +163,6 @@ impl State {
                 "completed, but {}; the next start removes it",
                 error.description
             );
-        }
-        // The job as Complete leaves it (ACKNOWLEDGED), told to subscribers as it goes.
-        let mut done = job;
-        if let Err(error) = done.complete(now) {
-            tracing::error!(job = %id, "completed, but its state says {error}");
         }
         self.forget(id, done, now);
         Ok(Response::Done(code))
