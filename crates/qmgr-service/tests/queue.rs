@@ -1370,20 +1370,24 @@ fn response_headers_are_told_while_a_file_moves_once_it_finished_and_after_a_res
     assert_eq!(first.file_response_headers(id, 0).unwrap(), None);
     first.resume(id).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while first.job(id).unwrap().job.files[0].bytes_transferred == 0 {
-        assert!(Instant::now() < deadline, "no bytes");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let wait_until = |what: &str, done: &dyn Fn(&JobView) -> bool| {
+        while !done(&first.job(id).unwrap()) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_until("some bytes", &|view| {
+        view.job.files[0].bytes_transferred > 0
+    });
     let moving = first
         .file_response_headers(id, 0)
         .unwrap()
         .unwrap_or_default();
     assert!(moving.starts_with("HTTP/1.1 200"), "{moving:?}");
     assert!(moving.contains("Content-Length: 2097152"), "{moving:?}");
-    while first.job(id).unwrap().job.state != JobState::Transferred {
-        assert!(Instant::now() < deadline, "never TRANSFERRED");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("TRANSFERRED", &|view| {
+        view.job.state == JobState::Transferred
+    });
     let quick = first
         .file_response_headers(id, 1)
         .unwrap()
