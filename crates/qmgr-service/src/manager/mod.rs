@@ -439,7 +439,7 @@ impl QueueManager {
         if let Some(offset) = offset {
             state.policy.utc_offset = offset;
         }
-        let already_asked = state.schedule_needed;
+        let mut already_asked = state.schedule_needed;
         let response = match request {
             // The files are renamed without the lock (see `completion.rs`).
             Request::Complete { job } | Request::CompleteWithoutReplacing { job } => {
@@ -448,13 +448,19 @@ impl QueueManager {
                 } else {
                     Overwrite::NoClobber
                 };
-                let pending = state.begin_complete(&self.shared.engine, uid, job, overwrite, now);
-                drop(state);
-                let mut pending = pending?;
-                pending.rename();
-                let now = self.shared.clock.now();
-                state = self.shared.state.lock();
-                state.finish_complete(&self.shared.engine, pending, now)
+                match state.begin_complete(&self.shared.engine, uid, job, overwrite, now) {
+                    // A refusal may have given the job its slot back: the wake-up below.
+                    Err(error) => Err(error),
+                    Ok(mut pending) => {
+                        drop(state);
+                        pending.rename();
+                        let now = self.shared.clock.now();
+                        state = self.shared.state.lock();
+                        // The driver may have passed meanwhile: what it was asked is stale.
+                        already_asked = false;
+                        state.finish_complete(&self.shared.engine, pending, now)
+                    }
+                }
             }
             request => state.handle(&self.shared.engine, uid, request, now),
         };
