@@ -1666,7 +1666,7 @@ impl Job {
     }
 
     /// Keeps `headers`, the head of file `index`'s last response, until its row is next
-    /// written (see [`PendingHeaders`]).
+    /// written, which takes it along (then [`Job::response_headers_written`] lets it go).
     pub fn keep_response_headers(&mut self, index: usize, headers: String) {
         if index < self.files.len() {
             self.pending_headers.0.insert(index, headers);
