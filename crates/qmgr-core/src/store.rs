@@ -11,7 +11,7 @@
 //! files costs what it costs in a job of one. [`Store::save_job`] rewrites everything, for
 //! a job changed throughout (start-up recovery), and so does the COMPLETING mark.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -168,6 +168,13 @@ const MIGRATIONS: &[&str] = &[
     );
     DROP TABLE response_headers;
 ",
+    r"
+    -- A file's temporary name is known from its row while the row lasts: `temp_files` keeps
+    -- only the names no row holds (the files of a job that left the store before its
+    -- temporary files were gone, and names kept outside the files' rows), so naming a file
+    -- costs no second write.
+    DELETE FROM temp_files WHERE path IN (SELECT temp_name FROM files WHERE temp_name IS NOT NULL);
+",
 ];
 
 /// One progress write: the bytes of one file now safely on disk.
@@ -237,7 +244,8 @@ impl Store {
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = NORMAL;
                  PRAGMA foreign_keys = ON;
-                 PRAGMA busy_timeout = 5000;",
+                 PRAGMA busy_timeout = 5000;
+                 PRAGMA temp_store = MEMORY;",
             )
             .map_err(|e| self.error("cannot configure", &e))
     }
@@ -475,14 +483,12 @@ impl Store {
     }
 
     /// Records the temporary names just given to files `indices` ahead of their start (see
-    /// [`Job::give_temp_name`]): each in `temp_files` (see [`Store::record_temp_name`]) and
-    /// in its row's `temp_name` and `bytes_transferred` (a new name holds no bytes), nothing
-    /// else of the rows, in one transaction.
+    /// [`Job::give_temp_name`]): each in its row's `temp_name`, with `bytes_transferred` (a
+    /// new name holds no bytes), nothing else of the rows, in one transaction. The rows are
+    /// where the names are known from (see [`Store::temp_names`]).
     pub fn save_temp_names(&mut self, job: &Job, indices: &[usize]) -> Result<()> {
         let id = job.id.to_string();
         self.write("cannot record a temporary file", |tx| {
-            let mut record =
-                tx.prepare_cached("INSERT OR IGNORE INTO temp_files (path) VALUES (?1)")?;
             let mut name = tx.prepare_cached(
                 "UPDATE files SET temp_name = ?3, bytes_transferred = ?4
                      WHERE job_id = ?1 AND idx = ?2",
@@ -492,9 +498,6 @@ impl Store {
                     .files
                     .get(index)
                     .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-                if let Some(path) = &file.temp_name {
-                    record.execute([path])?;
-                }
                 let index = i64::try_from(index).unwrap_or(i64::MAX);
                 let bytes = to_sql_u64(file.bytes_transferred);
                 if name.execute(params![id, index, file.temp_name, bytes])? == 0 {
@@ -505,16 +508,11 @@ impl Store {
         })
     }
 
-    /// Writes the rows of files `indices`, which were just given temporary file names,
-    /// recording each name in the same transaction (see [`Store::record_temp_name`]).
+    /// Writes the rows of files `indices`, which were just given temporary file names, in
+    /// one transaction.
     pub fn save_files_with_temp_names(&mut self, job: &Job, indices: &[usize]) -> Result<()> {
         self.write("cannot save a file", |tx| {
-            let mut record =
-                tx.prepare_cached("INSERT OR IGNORE INTO temp_files (path) VALUES (?1)")?;
             for &index in indices {
-                if let Some(path) = &job.files[index].temp_name {
-                    record.execute([path])?;
-                }
                 update_file_row(tx, job, index)?;
             }
             Ok(())
@@ -553,9 +551,18 @@ impl Store {
         saved.and(restored)
     }
 
-    /// Removes a job and its files (after Complete or Cancel).
-    pub fn delete_job(&mut self, id: Guid) -> Result<()> {
+    /// Removes a job and its files (after Complete or Cancel). `temp_files_left` are the
+    /// job's temporary files that may still exist (not yet deleted or renamed into place):
+    /// their names, which only the job's rows held, are recorded (see
+    /// [`Store::record_temp_name`]) in the same transaction, so the next start-up deletes
+    /// whichever a crash leaves behind.
+    pub fn delete_job(&mut self, id: Guid, temp_files_left: &[&str]) -> Result<()> {
         self.write("cannot delete a job", |tx| {
+            let mut record =
+                tx.prepare_cached("INSERT OR IGNORE INTO temp_files (path) VALUES (?1)")?;
+            for path in temp_files_left {
+                record.execute([path])?;
+            }
             tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?
                 .execute([id.to_string()])?;
             Ok(())
@@ -795,8 +802,10 @@ impl Store {
             .map_err(|e| self.error("cannot read response headers", &e))
     }
 
-    /// Records a temporary file name before the file is created, so that no crash can leave
-    /// a file this store does not know of.
+    /// Records a temporary file name that no file's row holds (a reply's, a scratch file's,
+    /// a file's whose row lets go of it before the file is gone), before the file is
+    /// created or the row lets go, so that no crash can leave a file this store does not
+    /// know of.
     pub fn record_temp_name(&mut self, path: &str) -> Result<()> {
         self.write("cannot record a temporary file", |tx| {
             tx.prepare_cached("INSERT OR IGNORE INTO temp_files (path) VALUES (?1)")?
@@ -819,7 +828,10 @@ impl Store {
         })
     }
 
-    /// Every temporary file name recorded and not yet forgotten.
+    /// Every temporary file name recorded apart from the files' rows and not yet
+    /// forgotten. The store knows of a temporary file by one or the other: a file's row
+    /// holds its name while the row lasts, and this record keeps the names rows let go of
+    /// before their files were gone.
     pub fn temp_names(&self) -> Result<Vec<String>> {
         let fail = |e: rusqlite::Error| self.error("cannot read the temporary files", &e);
         let mut statement = self
@@ -1329,6 +1341,8 @@ pub struct ProgressBatcher {
     interval: Duration,
     /// Bytes on disk per file, and whether the rest of its row is unsaved too.
     pending: BTreeMap<(Guid, u32), (u64, bool)>,
+    /// Jobs whose own row is behind by progress alone (see [`ProgressBatcher::record_job_row`]).
+    job_rows: BTreeSet<Guid>,
     last_flush: Option<Duration>,
 }
 
@@ -1337,8 +1351,24 @@ impl ProgressBatcher {
         Self {
             interval,
             pending: BTreeMap::new(),
+            job_rows: BTreeSet::new(),
             last_flush: None,
         }
+    }
+
+    /// Notes that the job's row is behind in what progress changes (its modification time
+    /// and no-progress bookkeeping) while its state, error and settings are as stored: a
+    /// file of a running job finished. The row is then written with the next progress,
+    /// not once per file; after a crash these columns are at most one interval old, as
+    /// the files' bytes may be.
+    pub fn record_job_row(&mut self, job: Guid) {
+        self.job_rows.insert(job);
+    }
+
+    /// Takes the jobs whose rows [`ProgressBatcher::record_job_row`] held back. Taken
+    /// with [`ProgressBatcher::take`], which starts the next interval.
+    pub fn take_job_rows(&mut self) -> Vec<Guid> {
+        std::mem::take(&mut self.job_rows).into_iter().collect()
     }
 
     /// Notes that `bytes` of `file` of `job` are on disk (the latest value wins).
@@ -1358,6 +1388,11 @@ impl ProgressBatcher {
     pub fn forget(&mut self, job: Guid) {
         self.pending
             .retain(|(pending_job, _), _| *pending_job != job);
+        self.job_rows.remove(&job);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.job_rows.is_empty()
     }
 
     /// Forgets pending progress of one file (its row was just written with newer bytes).
@@ -1367,7 +1402,7 @@ impl ProgressBatcher {
 
     /// Whether there is something to write and the interval since the last write passed.
     pub fn is_due(&self, now: Duration) -> bool {
-        !self.pending.is_empty()
+        !self.is_empty()
             && self
                 .last_flush
                 .is_none_or(|last| now.saturating_sub(last) >= self.interval)
@@ -1375,7 +1410,7 @@ impl ProgressBatcher {
 
     /// When the pending progress should be written, if any is pending.
     pub fn due_at(&self) -> Option<Duration> {
-        if self.pending.is_empty() {
+        if self.is_empty() {
             None
         } else {
             Some(
@@ -1647,7 +1682,7 @@ mod tests {
         store.save_job(&jobs[0]).unwrap();
         let ids: Vec<Guid> = store.load_jobs().unwrap().iter().map(|j| j.id).collect();
         assert_eq!(ids, jobs.iter().map(|j| j.id).collect::<Vec<_>>());
-        store.delete_job(jobs[2].id).unwrap();
+        store.delete_job(jobs[2].id, &[]).unwrap();
         assert_eq!(store.load_jobs().unwrap().len(), 4);
         let orphans: i64 = store
             .conn
@@ -1678,7 +1713,7 @@ mod tests {
     }
 
     #[test]
-    fn a_first_version_store_is_migrated_with_its_temporary_names_recorded() {
+    fn a_first_version_store_is_migrated_with_its_temporary_names_known() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(STORE_FILE);
         {
@@ -1715,8 +1750,10 @@ mod tests {
         assert!(!jobs[1].resumed, "a SUSPENDED job without errors was not");
         assert_eq!(
             store.temp_names().unwrap(),
-            vec!["/d/.BIT00.tmp".to_owned()]
+            Vec::<String>::new(),
+            "a name a file's row holds is known from the row alone"
         );
+        assert_eq!(jobs[0].files[0].temp_name.as_deref(), Some("/d/.BIT00.tmp"));
         store.record_temp_name("/d/.BIT01.tmp").unwrap();
         let mut job = store.load_jobs().unwrap().remove(0);
         job.files[0].temp_name = Some("/d/.BIT01.tmp".into());
@@ -1802,7 +1839,7 @@ mod tests {
             Some("HTTP/1.1 206 Partial Content\r\n")
         );
         assert_eq!(store.response_headers(job.id, 1).unwrap(), None);
-        store.delete_job(job.id).unwrap();
+        store.delete_job(job.id, &[]).unwrap();
         assert_eq!(store.response_headers(job.id, 0).unwrap(), None);
     }
 
@@ -1841,6 +1878,81 @@ mod tests {
     }
 
     #[test]
+    fn an_older_stores_record_keeps_only_the_names_no_row_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = sample_job(Timestamp(1_700_000_000_000_000));
+        {
+            let conn = store_before(dir.path(), "costs no second write");
+            insert_old_job(
+                &conn,
+                job.id,
+                &serde_json::to_string(&job.settings).unwrap(),
+            );
+            conn.execute(
+                "INSERT INTO files (job_id, idx, remote_name, local_name, temp_name, bytes_total,
+                    bytes_transferred, completed) VALUES (?1, 0, 'http://h/f', '/l/f', '/l/.BIT01.tmp', 0, 0, 0)",
+                params![job.id.to_string()],
+            )
+            .unwrap();
+            for name in ["/l/.BIT01.tmp", "/l/.BIT02.tmp"] {
+                conn.execute("INSERT INTO temp_files (path) VALUES (?1)", [name])
+                    .unwrap();
+            }
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap() as usize, MIGRATIONS.len());
+        assert_eq!(
+            store.temp_names().unwrap(),
+            vec!["/l/.BIT02.tmp".to_owned()],
+            "the name of a job gone stays; the name a row holds is known from the row"
+        );
+        assert_eq!(
+            store.load_jobs().unwrap()[0].files[0].temp_name.as_deref(),
+            Some("/l/.BIT01.tmp")
+        );
+    }
+
+    #[test]
+    fn a_jobs_temporary_files_left_are_recorded_with_its_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut job = sample_job(Timestamp(1));
+        job.give_temp_name(0, "/srv/.BIT00000000000000A0.tmp".into());
+        store.insert_job(&job).unwrap();
+        let other = sample_job(Timestamp(1));
+        store.insert_job(&other).unwrap();
+
+        store
+            .delete_job(job.id, &["/srv/.BIT00000000000000A0.tmp"])
+            .unwrap();
+        assert_eq!(store.load_jobs().unwrap(), vec![other.clone()]);
+        assert_eq!(
+            store.temp_names().unwrap(),
+            vec!["/srv/.BIT00000000000000A0.tmp".to_owned()]
+        );
+        store.delete_job(other.id, &[]).unwrap();
+        assert_eq!(
+            store.temp_names().unwrap().len(),
+            1,
+            "nothing more recorded"
+        );
+
+        // A refused deletion records nothing: the job's rows still hold its names.
+        let mut kept = sample_job(Timestamp(1));
+        kept.give_temp_name(0, "/srv/.BIT00000000000000B0.tmp".into());
+        store.insert_job(&kept).unwrap();
+        store.refuse_writes_for_tests(true).unwrap();
+        assert!(
+            store
+                .delete_job(kept.id, &["/srv/.BIT00000000000000B0.tmp"])
+                .is_err()
+        );
+        store.refuse_writes_for_tests(false).unwrap();
+        assert_eq!(store.temp_names().unwrap().len(), 1);
+        assert_eq!(store.load_jobs().unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_batchs_writes_reach_the_store_together_when_it_ends() {
         let (dir, mut store, stored, job) = stored_and_changed(3);
         store.begin_batch().unwrap();
@@ -1857,7 +1969,7 @@ mod tests {
         let loaded = reader.load_jobs().unwrap().remove(0);
         assert_eq!(loaded.files, job.files);
         assert_eq!(loaded.description, "changed");
-        assert_eq!(reader.temp_names().unwrap().len(), 2);
+        assert_eq!(loaded.files[1].temp_name, job.files[1].temp_name);
     }
 
     #[test]
@@ -1958,11 +2070,10 @@ mod tests {
             assert_eq!(loaded.files[index], expected, "file {index}");
         }
         assert_eq!(loaded.files[1], stored.files[1]);
-        let mut names = store.temp_names().unwrap();
-        names.sort();
         assert_eq!(
-            names,
-            [0, 2].map(|index| job.files[index].temp_name.clone().unwrap())
+            store.temp_names().unwrap(),
+            Vec::<String>::new(),
+            "the rows hold the names: no second record"
         );
         assert!(store.save_temp_names(&job, &[3]).is_err(), "no such file");
         drop(dir);
@@ -1986,12 +2097,6 @@ mod tests {
         let loaded = store.load_jobs().unwrap().remove(0);
         assert_eq!(loaded.files[2], job.files[2]);
         assert_eq!(loaded.files[0], stored.files[0]);
-        assert!(
-            store
-                .temp_names()
-                .unwrap()
-                .contains(&"/srv/.BIT0000000000000002.tmp".to_owned())
-        );
     }
 
     #[test]
@@ -2111,9 +2216,9 @@ mod tests {
             assert_eq!(whole, files as u64 + 2, "the whole-job write is what grows");
             per_size.push((state_change, file_done, temp_name, add_one));
         }
-        // The job's row; the row and one file; a file and its recorded name; the row and the
-        // new file.
-        assert_eq!(per_size, vec![(1, 2, 2, 2); 3]);
+        // The job's row; the row and one file; the file given a name; the row and the new
+        // file.
+        assert_eq!(per_size, vec![(1, 2, 1, 2); 3]);
     }
 
     #[test]
@@ -2155,7 +2260,7 @@ mod tests {
         assert_eq!(loaded.credentials.iter().count(), 1);
         assert_eq!(loaded.credentials.offer(AuthTarget::Server), None);
 
-        store.delete_job(job.id).unwrap();
+        store.delete_job(job.id, &[]).unwrap();
         let left: i64 = store
             .conn
             .query_row("SELECT COUNT(*) FROM credentials", [], |row| row.get(0))
@@ -2543,6 +2648,29 @@ mod tests {
         batcher.record(job, 0, 40);
         batcher.forget(job);
         assert_eq!(batcher.due_at(), None);
+    }
+
+    #[test]
+    fn job_rows_held_back_by_progress_wait_for_the_interval_and_go_with_their_job() {
+        let (job, other) = (Guid::new_random(), Guid::new_random());
+        let mut batcher = ProgressBatcher::new(Duration::from_secs(1));
+        let at = Duration::from_millis;
+        batcher.record(job, 0, 10);
+        assert_eq!(batcher.take(at(0)).len(), 1);
+        assert!(batcher.take_job_rows().is_empty());
+        batcher.record_job_row(job);
+        batcher.record_job_row(job);
+        batcher.record_job_row(other);
+        assert_eq!(batcher.due_at(), Some(at(1000)), "a held row alone is due");
+        assert!(!batcher.is_due(at(999)));
+        assert!(batcher.is_due(at(1000)));
+        let mut expected = vec![job, other];
+        expected.sort();
+        assert_eq!(batcher.take_job_rows(), expected, "each job once");
+        assert_eq!(batcher.due_at(), None);
+        batcher.record_job_row(job);
+        batcher.forget(job);
+        assert_eq!(batcher.due_at(), None, "a job gone takes its row with it");
     }
 
     #[test]

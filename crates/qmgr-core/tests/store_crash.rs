@@ -95,7 +95,7 @@ fn crash_writer() {
                 // Announced first: a kill between the commit and the report must not look like a lost job.
                 writeln!(out, "deleting {}", job.id).unwrap();
                 out.flush().unwrap();
-                store.delete_job(job.id).unwrap();
+                store.delete_job(job.id, &[]).unwrap();
                 writeln!(out, "delete {}", job.id).unwrap();
                 jobs.remove(index);
             }

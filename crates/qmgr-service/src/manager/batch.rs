@@ -87,11 +87,19 @@ impl State {
     }
 
     /// Writes the job's row and the row of its file `index`, for a file that finished (its
-    /// job's settings, names and owner unchanged). With a batch open, the file's row is
-    /// written now and the job's state columns once for the whole batch, as they are just
-    /// before the commit: what the batch tells is then in the store all the same, and a job
-    /// of small files pays one row write per burst instead of one per file.
-    pub(super) fn save_job_and_file(&mut self, id: Guid, index: usize) -> qmgr_core::Result<()> {
+    /// job's settings, names and owner unchanged; `state_changed` says whether its state
+    /// did). With a batch open, the file's row is written now, and the job's state columns
+    /// once for the whole batch, as they are just before the commit, if its state changed;
+    /// if it did not, the finished file changed only what progress changes in the job's
+    /// row (its modification time), which is written with the next progress. What the
+    /// batch tells is then in the store all the same, and a job of small files pays one
+    /// row write per second instead of one per file.
+    pub(super) fn save_job_and_file(
+        &mut self,
+        id: Guid,
+        index: usize,
+        state_changed: bool,
+    ) -> qmgr_core::Result<()> {
         let Some(entry) = self.jobs.get(&id) else {
             return Ok(());
         };
@@ -99,7 +107,9 @@ impl State {
             return self.store.save_job_and_files(&entry.job, &[index]);
         };
         self.store.save_file_outcome(&entry.job, index)?;
-        if batch.rows.last() != Some(&id) {
+        if !state_changed {
+            self.batcher.record_job_row(id);
+        } else if batch.rows.last() != Some(&id) {
             batch.rows.push(id);
         }
         Ok(())
@@ -166,5 +176,114 @@ impl State {
             }
             None => self.fill_transfers(engine, id, now),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use qmgr_core::config::Config;
+    use qmgr_core::paths::StatePaths;
+    use qmgr_core::service::{NewFile, Request, Response};
+    use qmgr_core::{Guid, JobState, JobType, Timestamp};
+
+    use crate::{ManualClock, QueueManager};
+
+    const UID: u32 = 1000;
+
+    /// The modification time the store holds for `job`.
+    fn stored_modified(manager: &QueueManager, job: Guid) -> Timestamp {
+        let state = manager.shared.state.lock();
+        let jobs = state.store.load_jobs().unwrap();
+        jobs.iter().find(|j| j.id == job).unwrap().times.modified
+    }
+
+    #[test]
+    fn a_finished_file_writes_its_jobs_row_at_once_only_if_the_jobs_state_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = QueueManager::start(
+            Config::default(),
+            &StatePaths::isolated(&dir.path().join("state")),
+            // Still, so the driver's own progress flush never comes due.
+            Arc::new(ManualClock::new(Timestamp(133_000_000_000_000_000))),
+        )
+        .unwrap();
+        let Response::JobCreated(job) = manager
+            .handle(
+                UID,
+                Request::CreateJob {
+                    display_name: "three files".into(),
+                    job_type: JobType::Download,
+                    umask: None,
+                },
+            )
+            .unwrap()
+        else {
+            panic!("no job made");
+        };
+        let files = (0..3)
+            .map(|i| {
+                let name = dir.path().join(format!("f{i}"));
+                NewFile::whole(
+                    dir.path().join("nowhere").to_string_lossy(),
+                    name.to_string_lossy(),
+                )
+            })
+            .collect();
+        manager
+            .handle(UID, Request::AddFiles { job, files })
+            .unwrap();
+        let written = stored_modified(&manager, job);
+
+        // The job runs (as the scheduler would have it) and its files finish by hand, so
+        // nothing but this test moves it.
+        let mut guard = manager.shared.state.lock();
+        let state = &mut *guard;
+        let engine = &manager.shared.engine;
+        let later = |seconds: i64| Timestamp(written.0 + seconds * 10_000_000);
+        state.jobs.get_mut(&job).unwrap().job.state = JobState::Transferring;
+        state.store.save_job_state(&state.jobs[&job].job).unwrap();
+        // The interval of progress writes starts now.
+        state.batcher.take(Duration::ZERO);
+
+        state.begin_batch();
+        state.jobs.get_mut(&job).unwrap().job.file_done(0, later(5));
+        state.save_job_and_file(job, 0, false).unwrap();
+        state.end_batch(engine, later(5));
+        drop(guard);
+        assert_eq!(
+            stored_modified(&manager, job),
+            written,
+            "a file that left the job's state as it was wrote the job's row"
+        );
+        let state = manager.shared.state.lock();
+        assert!(
+            state.batcher.due_at().is_some(),
+            "the row is not held for later"
+        );
+        assert!(
+            state.store.load_jobs().unwrap()[0].files[0].completed,
+            "the file's own row is written with the batch"
+        );
+        drop(state);
+
+        // The next progress flush brings the row up to date.
+        let mut state = manager.shared.state.lock();
+        state.flush_progress(Duration::from_secs(1_000_000));
+        drop(state);
+        assert_eq!(stored_modified(&manager, job), later(5));
+
+        // A file whose end changes the job's state writes the row in its own batch.
+        let mut state = manager.shared.state.lock();
+        state.begin_batch();
+        state.jobs.get_mut(&job).unwrap().job.file_done(1, later(9));
+        state.jobs.get_mut(&job).unwrap().job.state = JobState::Transferred;
+        state.save_job_and_file(job, 1, true).unwrap();
+        state.end_batch(engine, later(9));
+        drop(state);
+        assert_eq!(stored_modified(&manager, job), later(9));
+        manager.shutdown();
     }
 }

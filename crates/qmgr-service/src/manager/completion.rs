@@ -123,21 +123,15 @@ impl State {
                 hresult::S_OK
             }
         };
-        let renamed: Vec<&str> = self.jobs[&id]
+        // The files' rows held their names; the reply's name is recorded apart.
+        let renamed_reply = self.jobs[&id]
             .job
-            .files
-            .iter()
-            .filter(|f| f.completed)
-            .filter_map(|f| f.temp_name.as_deref())
-            .chain(
-                self.jobs[&id]
-                    .job
-                    .reply
-                    .as_ref()
-                    .and_then(|reply| reply.temp_name.as_deref()),
-            )
-            .collect();
-        if let Err(error) = self.store.forget_temp_names(&renamed) {
+            .reply
+            .as_ref()
+            .and_then(|reply| reply.temp_name.clone());
+        if let Some(reply) = renamed_reply
+            && let Err(error) = self.store.forget_temp_names(&[reply])
+        {
             tracing::error!("{error}");
         }
         let unfinished: Vec<String> = done
@@ -146,18 +140,25 @@ impl State {
             .filter(|f| !f.completed)
             .filter_map(|f| f.temp_name.clone())
             .collect();
+        let mut left: Vec<&str> = Vec::new();
         if !unfinished.is_empty() {
             // The engine may not have started a transfer it was told to stop: once it has
             // applied every command, it makes no more files.
             let engine_let_go = engine.sync(ENGINE_SYNC_TIMEOUT);
-            if !self.discard_temp_files(unfinished.iter().map(String::as_str), engine_let_go) {
+            let all_gone =
+                self.discard_temp_files(unfinished.iter().map(String::as_str), engine_let_go);
+            if !all_gone {
                 code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
+            }
+            if !(all_gone && engine_let_go) {
+                left = unfinished.iter().map(String::as_str).collect();
             }
         }
         // The COMPLETING mark was the commit: a store that now refuses to delete the job
         // leaves it to the next start, which finds the mark, sees the files renamed, and
-        // deletes it.
-        if let Err(error) = self.store.delete_job(id) {
+        // deletes it. The names of unfinished files that may still exist are recorded with
+        // the deletion, for the next start to sweep.
+        if let Err(error) = self.store.delete_job(id, &left) {
             tracing::warn!(
                 job = %id,
                 "completed, but {}; the next start removes it",

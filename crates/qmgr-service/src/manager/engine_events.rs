@@ -311,10 +311,10 @@ impl State {
                 self.fail_job(engine, id, index, error, false, None, now);
                 return;
             }
+            // The row's next write, just below, lets go of the name with the file gone.
             if let Some(entry) = self.jobs.get_mut(&id) {
                 entry.job.files[index].temp_name = None;
             }
-            self.forget_temp_names(&[temp_path.to_string_lossy()]);
         }
         let Some(entry) = self.jobs.get_mut(&id) else {
             return;
@@ -323,7 +323,8 @@ impl State {
         entry.job.file_done(index, now);
         // The file's completion is committed before it is announced; its row carries its
         // final bytes, so progress still pending for it is dropped.
-        let saved = self.save_job_and_file(id, index);
+        let state_changed = self.jobs.get(&id).is_some_and(|e| e.job.state != before);
+        let saved = self.save_job_and_file(id, index, state_changed);
         if saved.is_ok()
             && let Some(entry) = self.jobs.get_mut(&id)
         {

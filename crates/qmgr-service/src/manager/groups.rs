@@ -89,7 +89,7 @@ impl State {
         updated.job = Some(job);
         if let Err(error) = self.store.save_group(&updated) {
             // The group does not get its job: the job goes again.
-            if let Err(again) = self.store.delete_job(job) {
+            if let Err(again) = self.store.delete_job(job, &[]) {
                 tracing::error!(job = %job, "{}", again.description);
             }
             if let Some(count) = self.owned.get_mut(&uid) {

@@ -284,16 +284,17 @@ impl State {
         // The engine may not have started a transfer it was just told to cancel (or one of
         // an earlier Suspend): once it has applied every command, it makes no more files.
         let engine_let_go = engine.sync(ENGINE_SYNC_TIMEOUT);
+        // Every temporary file goes: unfinished ones and finished ones not yet renamed.
+        let temps: Vec<String> = job.temp_names().map(str::to_owned).collect();
+        let left: Vec<&str> = temps.iter().map(String::as_str).collect();
         // The job leaves the store before its files go: if the store refuses, nothing
-        // changed (the scheduler gives the job its slot back). A crash in between leaves
-        // temporary files whose names the store still holds: the next start sweeps them.
-        if let Err(error) = self.store.delete_job(id) {
+        // changed (the scheduler gives the job its slot back). Its files' names stay
+        // recorded, so a crash in between leaves temporary files the next start sweeps.
+        if let Err(error) = self.store.delete_job(id, &left) {
             self.schedule_needed = true;
             return Err(error);
         }
-        // Every temporary file goes: unfinished ones and finished ones not yet renamed.
-        let temps: Vec<String> = job.temp_names().map(str::to_owned).collect();
-        if !self.discard_temp_files(temps.iter().map(String::as_str), engine_let_go) {
+        if !self.discard_temp_files(left, engine_let_go) {
             code = hresult::BG_S_UNABLE_TO_DELETE_FILES;
         }
         super::upload::cancel_sessions(engine, &job);
@@ -404,6 +405,14 @@ impl State {
         }
         // The file is unfinished again: the next run's cursor must see it.
         entry.first_unfinished = entry.first_unfinished.min(file as usize);
+        // Its row lets go of the temporary file's name before the file is gone: the name
+        // is recorded first, so a crash in between leaves nothing unknown behind.
+        if let Some(temp) = &rejected_temp
+            && let Err(error) = self.store.record_temp_name(temp)
+        {
+            entry.job.restore(undo);
+            return Err(error);
+        }
         self.stop_transfers(engine, id);
         self.commit(id, undo, Changed::File(file as usize), now)?;
         // Only now that the store no longer names it may the temporary file go.

@@ -27,9 +27,16 @@ impl State {
             match recover_job(&mut job, now, rebooted) {
                 Recovered::Completed => {
                     // Complete was committed: its renames are finished now, and the job is
-                    // forgotten below.
+                    // forgotten below, with the names of its unfinished files, which the
+                    // sweep then makes sure are gone.
                     finish_renames(&job);
-                    completed_jobs.push(job.id);
+                    let unfinished: Vec<String> = job
+                        .files
+                        .iter()
+                        .filter(|f| !f.completed)
+                        .filter_map(|f| f.temp_name.clone())
+                        .collect();
+                    completed_jobs.push((job.id, unfinished));
                     return Ok(());
                 }
                 Recovered::Changed => changed_jobs.push(job.id),
@@ -52,8 +59,9 @@ impl State {
             self.jobs.insert(id, Box::new(entry));
             Ok(())
         })?;
-        for id in completed_jobs {
-            self.store.delete_job(id)?;
+        for (id, unfinished) in completed_jobs {
+            let left: Vec<&str> = unfinished.iter().map(String::as_str).collect();
+            self.store.delete_job(id, &left)?;
         }
         for id in changed_jobs {
             if let Some(entry) = self.jobs.get(&id) {

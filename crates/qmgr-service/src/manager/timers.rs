@@ -203,6 +203,16 @@ impl State {
         if let Err(error) = self.store.save_progress(&bytes) {
             tracing::error!("{error}");
         }
+        for id in self.batcher.take_job_rows() {
+            let Some(entry) = self.jobs.get(&id) else {
+                continue;
+            };
+            // Only progress is behind in the row: a refused write loses no state, and the
+            // job's next written change brings the row up to date.
+            if let Err(error) = self.store.save_job_state(&entry.job) {
+                tracing::error!(job = %id, "{error}");
+            }
+        }
     }
 
     pub(super) fn next_wait(&self, now: Timestamp, mono: Duration) -> Duration {
