@@ -529,10 +529,12 @@ impl Store {
         })
     }
 
-    /// Writes the whole job with `synchronous = FULL`, so the commit survives a power cut:
-    /// used for the COMPLETING mark before files are renamed. Whole, because the start-up
-    /// that finishes an interrupted Complete renames what these rows say is finished and
-    /// deletes the rest; a Complete handles every file anyway.
+    /// Writes the job's own row with `synchronous = FULL`, so the commit survives a power
+    /// cut, and with it every commit before it: used for the COMPLETING mark before files
+    /// are renamed. The start-up that finishes an interrupted Complete renames what the
+    /// files' rows say is finished and deletes the rest; those rows are current already,
+    /// as every change of a file is committed before it is told, and a job is completed
+    /// only in a state that was told.
     pub fn save_job_durably(&mut self, job: &Job) -> Result<()> {
         // The mark must not wait for a batch: whatever came before it is committed first.
         self.end_batch()?;
@@ -540,10 +542,7 @@ impl Store {
         self.conn
             .pragma_update(None, "synchronous", "FULL")
             .map_err(|e| self.error("cannot save a job", &e))?;
-        let saved = self.write("cannot save a job", |tx| {
-            update_job_row(tx, job, &row)?;
-            write_files(tx, job, 0)
-        });
+        let saved = self.write("cannot save a job", |tx| update_job_row(tx, job, &row));
         let restored = self
             .conn
             .pragma_update(None, "synchronous", "NORMAL")
@@ -2003,7 +2002,8 @@ mod tests {
     fn the_completing_mark_commits_an_open_batch_first() {
         let (dir, mut store, _stored, mut job) = stored_and_changed(2);
         store.begin_batch().unwrap();
-        store.save_job_row(&job).unwrap();
+        let every_file: Vec<usize> = (0..job.files.len()).collect();
+        store.save_job_and_files(&job, &every_file).unwrap();
         job.completing = true;
         store.save_job_durably(&job).unwrap();
         // The batch ended with the mark: nothing is left open to lose.
@@ -2015,6 +2015,23 @@ mod tests {
             .remove(0);
         assert!(loaded.completing);
         assert_eq!(loaded.files, job.files);
+    }
+
+    #[test]
+    fn the_completing_mark_writes_the_jobs_row_alone() {
+        let (_dir, mut store, stored, mut job) = stored_and_changed(2);
+        job.completing = true;
+        assert_eq!(
+            rows_changed(&mut store, |s| s.save_job_durably(&job).unwrap()),
+            1
+        );
+        let loaded = store.load_jobs().unwrap().remove(0);
+        assert!(loaded.completing);
+        assert_eq!(loaded.description, job.description);
+        assert_eq!(
+            loaded.files, stored.files,
+            "the files' rows are as they were"
+        );
     }
 
     #[test]

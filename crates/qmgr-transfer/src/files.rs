@@ -161,6 +161,20 @@ pub(crate) fn is_unusable_partial(error: &io::Error) -> bool {
 /// `ENXIO`, one with a reader opens and is refused by the check); it is cleared again on
 /// the regular file, where it means nothing anyway.
 fn open_own_file(directory: &OwnedFd, name: &OsStr, access: OFlags) -> io::Result<File> {
+    let file = open_own_file_for_metadata(directory, name, access)?;
+    let flags = rustix::fs::fcntl_getfl(&file)?;
+    rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK)?;
+    Ok(file)
+}
+
+/// [`open_own_file`] for a caller that only changes the file's mode or syncs it, never
+/// reads or writes through it: `O_NONBLOCK` is left as the open set it, which saves two
+/// system calls per file of a Complete.
+fn open_own_file_for_metadata(
+    directory: &OwnedFd,
+    name: &OsStr,
+    access: OFlags,
+) -> io::Result<File> {
     let fd = rustix::fs::openat(
         directory,
         name,
@@ -168,8 +182,6 @@ fn open_own_file(directory: &OwnedFd, name: &OsStr, access: OFlags) -> io::Resul
         Mode::empty(),
     )?;
     check_own_regular_file(&rustix::fs::fstat(&fd)?)?;
-    let flags = rustix::fs::fcntl_getfl(&fd)?;
-    rustix::fs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK)?;
     Ok(File::from(fd))
 }
 
@@ -304,13 +316,15 @@ impl Finalizer {
             .map_err(|error| local_error(&error, "finding", temp))?;
         let destination_name = name_in(destination, directory.path())
             .map_err(|error| local_error(&error, "moving the finished file onto", destination))?;
-        let file = open_own_file(&directory.fd, temp_name, OFlags::RDONLY).map_err(|error| {
-            let mut failure = local_error(&error, "opening", temp);
-            if is_unusable_partial(&error) && error.kind() == io::ErrorKind::InvalidInput {
-                failure.hresult = hresult::E_ACCESSDENIED;
-            }
-            failure
-        })?;
+        let file = open_own_file_for_metadata(&directory.fd, temp_name, OFlags::RDONLY).map_err(
+            |error| {
+                let mut failure = local_error(&error, "opening", temp);
+                if is_unusable_partial(&error) && error.kind() == io::ErrorKind::InvalidInput {
+                    failure.hresult = hresult::E_ACCESSDENIED;
+                }
+                failure
+            },
+        )?;
         rustix::fs::fchmod(&file, Mode::from_raw_mode(0o666 & !umask))
             .map_err(|error| local_error(&error.into(), "setting the permissions of", temp))?;
         // The bytes are on disk before the name says the file is finished. The engine
