@@ -334,6 +334,17 @@ impl Store {
         })
     }
 
+    /// [`Store::write`] for `work` that is one statement, which SQLite makes succeed or fail
+    /// whole by itself: it runs as its own transaction, or inside an open batch without a
+    /// savepoint of its own (a savepoint per write copied every page it touched once more).
+    fn write_statement<T>(
+        &mut self,
+        what: &str,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        work(&self.conn).map_err(|error| store_error(&self.path, what, &error))
+    }
+
     /// Opens a batch: every write until [`Store::end_batch`] joins one transaction, so a
     /// burst of changes (a hundred files finishing at once) costs one commit instead of
     /// one each. Each write still succeeds or fails whole. Nothing of the batch is in the
@@ -426,7 +437,7 @@ impl Store {
             .map_err(|e| {
                 QmgrError::internal(format!("cannot encode the error of job {}: {e}", job.id))
             })?;
-        self.write("cannot save a job", |tx| {
+        self.write_statement("cannot save a job", |tx| {
             let changed = tx
                 .prepare_cached(
                     "UPDATE jobs SET state = ?2, modified = ?3, transfer_completed = ?4, error = ?5,
@@ -477,7 +488,7 @@ impl Store {
     /// the write of a file that finished. A file with an upload or on-demand state, which
     /// transfers change too, gets its whole row ([`Store::save_file`]).
     pub fn save_file_outcome(&mut self, job: &Job, index: usize) -> Result<()> {
-        self.write("cannot save a file", |tx| {
+        self.write_statement("cannot save a file", |tx| {
             update_file_outcome(tx, job, index)
         })
     }
@@ -1969,6 +1980,31 @@ mod tests {
         assert_eq!(loaded.files, job.files);
         assert_eq!(loaded.description, "changed");
         assert_eq!(loaded.files[1].temp_name, job.files[1].temp_name);
+    }
+
+    #[test]
+    fn a_write_that_fails_in_a_batch_undoes_only_itself() {
+        let (_dir, mut store, stored, job) = stored_and_changed(2);
+        let mut elsewhere = job.clone();
+        elsewhere.id = Guid::new_random();
+        store.begin_batch().unwrap();
+        store.save_file_outcome(&job, 0).unwrap();
+        // Single statements that find no row, and a write of several statements that fails
+        // at its second file.
+        assert!(store.save_file_outcome(&elsewhere, 0).is_err());
+        assert!(store.save_job_state(&elsewhere).is_err());
+        let mut half = job.clone();
+        half.files[1].temp_name = Some("/srv/.BIT00000000000000F1.tmp".into());
+        assert!(store.save_temp_names(&half, &[1, 9]).is_err());
+        store.save_job_state(&job).unwrap();
+        store.end_batch().unwrap();
+        let loaded = store.load_jobs().unwrap().remove(0);
+        assert_eq!(loaded.files[0], job.files[0]);
+        assert_eq!(
+            loaded.files[1], stored.files[1],
+            "the failed write left nothing"
+        );
+        assert_eq!(loaded.error_count, job.error_count);
     }
 
     #[test]

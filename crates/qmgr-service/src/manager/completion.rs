@@ -229,6 +229,9 @@ pub(super) fn finish_in_background(shared: &Weak<Shared>, pending: Vec<PendingCo
     let spawned = std::thread::Builder::new()
         .name("qmgr-complete".into())
         .spawn(move || {
+            // Renaming finished jobs' files is bulk work nobody waits on while transfers
+            // run: it yields the processor to them (a failure to lower it changes nothing).
+            let _ = rustix::process::setpriority_process(None, COMPLETER_NICENESS);
             // Ends when the queue is dropped (and with it the sender).
             for pending in receiver {
                 rename_and_finish(&weak, pending);
@@ -274,6 +277,10 @@ fn rename_and_finish(shared: &Weak<Shared>, pending: Vec<PendingComplete>) {
         let _ = shared.wake.send(());
     }
 }
+
+/// The niceness of the thread that completes `qmgr transfer`'s jobs (Linux sets it per
+/// thread): below the transfers', as Windows runs BITS' own work at low priority.
+const COMPLETER_NICENESS: i32 = 10;
 
 fn being_completed(id: Guid) -> QmgrError {
     QmgrError::from_code(hresult::BG_E_INVALID_STATE)
