@@ -279,7 +279,7 @@ fn rename_and_finish(shared: &Weak<Shared>, pending: Vec<PendingComplete>) {
 }
 
 /// The niceness of the thread that completes `qmgr transfer`'s jobs (Linux sets it per
-/// thread): below the transfers', as Windows runs BITS' own work at low priority.
+/// thread): below the transfers', so that renames never slow the downloads still running.
 const COMPLETER_NICENESS: i32 = 10;
 
 fn being_completed(id: Guid) -> QmgrError {
