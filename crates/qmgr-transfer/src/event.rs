@@ -77,7 +77,8 @@ pub enum EngineEvent {
     },
     /// Bytes written to the temporary file so far (flushed from the engine's buffer; the
     /// service makes them durable with [`crate::sync_partial`]). At most one every
-    /// progress interval per transfer, and one before the transfer ends. `throttled`: a
+    /// progress interval per transfer, and one as the transfer stops short of completion
+    /// (a `Completed` tells its length itself, so none comes before it). `throttled`: a
     /// bandwidth cap (the transfer's own or the global one) paused it since the last
     /// report, so the cap, not the link, set its pace.
     Progress {
@@ -86,7 +87,7 @@ pub enum EngineEvent {
         throttled: bool,
     },
     /// Every byte is in the temporary file and durable (see `durable.rs`); finish with
-    /// [`crate::finalize`].
+    /// [`crate::finalize`]. `bytes` is the file's length, newer than any `Progress`.
     Completed {
         id: TransferId,
         temp_path: PathBuf,

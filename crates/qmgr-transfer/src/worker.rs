@@ -722,7 +722,9 @@ impl Worker {
         }
     }
 
-    /// Flushes the file and reports how the transfer ended.
+    /// Flushes the file and reports how the transfer ended: a completed file with its
+    /// length, a failed one after a `Progress` with what reached the file (a burst of small
+    /// files thus costs one event less each).
     fn end(
         &self,
         id: TransferId,
@@ -734,7 +736,7 @@ impl Worker {
             Ok(()) => sink.close_keeping_file(),
             Err(error) => (sink.close().0, Err(error)),
         };
-        if on_disk != reported_bytes {
+        if file.is_err() && on_disk != reported_bytes {
             self.emit(EngineEvent::Progress {
                 id,
                 bytes_on_disk: on_disk,

@@ -336,16 +336,20 @@ fn limited_transfers_complete_intact_while_the_limits_change() {
 }
 
 #[test]
-fn progress_reports_are_rate_limited_with_one_at_the_end() {
+fn progress_reports_are_rate_limited_and_the_end_tells_the_length() {
     let server = TestServer::start();
     let harness = Harness::with_config(EngineConfig {
         progress_interval: Duration::from_secs(3600),
         ..EngineConfig::default()
     });
     let finished = harness.run(harness.request(&server.url("/data/4m"), "quiet"));
-    finished.completed();
-    assert_eq!(finished.progress_count(), 1);
-    assert_eq!(finished.bytes_on_disk(), 4 * MIB);
+    let (_, bytes, _) = finished.completed();
+    assert_eq!(
+        finished.progress_count(),
+        0,
+        "the end tells the length itself"
+    );
+    assert_eq!(bytes, 4 * MIB);
 }
 
 #[test]
