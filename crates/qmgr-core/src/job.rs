@@ -1062,6 +1062,15 @@ impl Job {
             )
     }
 
+    /// The temporary files of the job's unfinished files (those a Complete deletes).
+    pub fn unfinished_temp_names(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .filter(|file| !file.completed)
+            .filter_map(|file| file.temp_name.clone())
+            .collect()
+    }
+
     /// Setters are refused once the job has left the queue (BG_E_INVALID_STATE).
     pub fn ensure_mutable(&self) -> Result<()> {
         if self.state.is_final() {

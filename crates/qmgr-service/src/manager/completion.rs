@@ -134,12 +134,7 @@ impl State {
         {
             tracing::error!("{error}");
         }
-        let unfinished: Vec<String> = done
-            .files
-            .iter()
-            .filter(|f| !f.completed)
-            .filter_map(|f| f.temp_name.clone())
-            .collect();
+        let unfinished = done.unfinished_temp_names();
         let mut left: Vec<&str> = Vec::new();
         if !unfinished.is_empty() {
             // The engine may not have started a transfer it was told to stop: once it has

@@ -30,13 +30,7 @@ impl State {
                     // forgotten below, with the names of its unfinished files, which the
                     // sweep then makes sure are gone.
                     finish_renames(&job);
-                    let unfinished: Vec<String> = job
-                        .files
-                        .iter()
-                        .filter(|f| !f.completed)
-                        .filter_map(|f| f.temp_name.clone())
-                        .collect();
-                    completed_jobs.push((job.id, unfinished));
+                    completed_jobs.push((job.id, job.unfinished_temp_names()));
                     return Ok(());
                 }
                 Recovered::Changed => changed_jobs.push(job.id),
