@@ -258,6 +258,51 @@ fn when_a_job_leaves_the_jobs_still_running_take_its_share_of_the_parallel_budge
 }
 
 #[test]
+fn jobs_start_as_they_are_added_and_together_never_exceed_the_parallel_budget() {
+    let server = TestServer::start();
+    let instance = Instance::new();
+    instance.write_config("max_files_per_job = 1\n");
+    // Slow enough that all five are still there while the list is looked at.
+    let urls: Vec<String> = (0..5)
+        .map(|i| server.url(&format!("/data/64k/budget{i}?rate=16000")))
+        .collect();
+    let mut args = vec!["transfer", "-q", "--parallel", "3", "--dir", "."];
+    args.extend(urls.iter().map(String::as_str));
+    let mut child = instance.spawn(&args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen_all_started = false;
+    while child.try_wait().unwrap().is_none() {
+        let jobs = instance.jobs();
+        let started: Vec<&serde_json::Value> = jobs
+            .iter()
+            .filter(|job| job["state"] != "SUSPENDED")
+            .collect();
+        let budget_used: u64 = started
+            .iter()
+            .map(|job| job["settings"]["parallel_files"].as_u64().unwrap())
+            .sum();
+        assert!(
+            budget_used <= 3,
+            "the started jobs take {budget_used} files at once, over --parallel 3: {jobs:#?}"
+        );
+        seen_all_started |= started.len() == 3 && jobs.len() == 3;
+        assert!(
+            Instant::now() < deadline,
+            "the transfer did not end in time"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(
+        seen_all_started,
+        "three jobs (the budget's worth) never ran at once"
+    );
+    for i in 0..5 {
+        assert!(instance.downloads().join(format!("budget{i}")).exists());
+    }
+}
+
+#[test]
 fn bad_input_is_refused_with_the_documented_codes_before_any_job_exists() {
     let server = TestServer::start();
     let instance = Instance::new();

@@ -114,23 +114,25 @@ struct OpenedTarget {
 }
 
 fn open_target(request: &TransferRequest) -> Result<OpenedTarget, TransferError> {
+    // A name recorded before its file was made (the usual case for a file not yet begun) is
+    // made at once, saving the failed open; if something holds the name, the ordinary path
+    // below looks at it.
+    if let Some(partial) = &request.partial
+        && partial.bytes == 0
+        && let Ok(file) =
+            TempDirectory::create_named_beside(&request.destination, &partial.temp_path)
+    {
+        return Ok(OpenedTarget {
+            file,
+            temp_path: partial.temp_path.clone(),
+            kept: 0,
+            lost: false,
+        });
+    }
     let directory = TempDirectory::of(&request.destination).map_err(|error| {
         TransferError::local(&error, "opening the directory of", &request.destination)
     })?;
     if let Some(partial) = &request.partial {
-        // A name recorded before its file was made (the usual case for a file not yet
-        // begun) is made at once, saving the failed open; if something holds the name,
-        // the ordinary path below looks at it.
-        if partial.bytes == 0
-            && let Ok(file) = directory.create_named(&partial.temp_path)
-        {
-            return Ok(OpenedTarget {
-                file,
-                temp_path: partial.temp_path.clone(),
-                kept: 0,
-                lost: false,
-            });
-        }
         match directory.reopen_partial(&partial.temp_path, partial.bytes) {
             Ok((file, kept)) => {
                 return Ok(OpenedTarget {

@@ -769,8 +769,10 @@ impl Watch<'_> {
 
     /// Queues more of the transfer while jobs may be added: at most `--parallel` jobs run
     /// at once (each transfers at least one file, so more would exceed the budget), and
-    /// the service's max_jobs_per_user decides the rest. New jobs start once the budget
-    /// is spread again over all running jobs.
+    /// the service's max_jobs_per_user decides the rest. Each new job starts as soon as it
+    /// exists, with the share of the budget it will have once the others are added, so
+    /// the first files move while the later jobs are still being filled; the budget is
+    /// spread again when the number running came out otherwise.
     fn feed(
         &self,
         jobs: &mut Vec<Watched>,
@@ -778,10 +780,19 @@ impl Watch<'_> {
         parts: usize,
     ) -> Result<(), Failure> {
         let at_once = usize::try_from(self.args.parallel.max(1)).unwrap_or(usize::MAX);
-        let mut created = Vec::new();
+        let running = jobs.iter().filter(|job| job.running()).count();
+        if running >= at_once || pending.is_empty() {
+            return Ok(());
+        }
+        let expected = at_once.min(running + pending.len());
+        // The running jobs give up their part first, so the total never exceeds the budget.
+        self.spread_budget_over(jobs, expected);
+        let shares = parallel_shares(self.args.parallel, expected);
+        let mut created = 0;
         while jobs.iter().filter(|job| job.running()).count() < at_once
             && let Some(part) = pending.front()
         {
+            let share = shares.get(running + created).copied().unwrap_or(1);
             let name = job_name(
                 self.args.name.as_deref(),
                 &part.files,
@@ -789,12 +800,13 @@ impl Watch<'_> {
                 parts,
                 command_name(self.args),
             );
+            let limit = split_limit(self.args, expected);
             match create_job(
                 self.client,
                 &name,
                 &part.files,
-                1,
-                None,
+                share,
+                limit,
                 self.args,
                 self.credentials,
             ) {
@@ -802,7 +814,7 @@ impl Watch<'_> {
                     let Some(part) = pending.pop_front() else {
                         break;
                     };
-                    created.push(id);
+                    created += 1;
                     jobs.push(Watched {
                         id,
                         first: part.first,
@@ -810,10 +822,13 @@ impl Watch<'_> {
                         last: None,
                         active: Vec::new(),
                         marked: 0,
-                        parallel: 1,
-                        limit: None,
+                        parallel: share,
+                        limit,
                         outcome: Outcome::Running,
                     });
+                    if let Err(error) = self.client.resume(id) {
+                        return Err(Failure::from(error).context(format!("cannot start job {id}")));
+                    }
                 }
                 Err(error) if error.hresult == hresult::BG_E_TOO_MANY_JOBS_PER_USER => {
                     if jobs.iter().any(Watched::running) {
@@ -828,14 +843,8 @@ impl Watch<'_> {
                 Err(error) => return Err(error.into()),
             }
         }
-        if created.is_empty() {
-            return Ok(());
-        }
-        self.spread_budget(jobs);
-        for id in created {
-            if let Err(error) = self.client.resume(id) {
-                return Err(Failure::from(error).context(format!("cannot start job {id}")));
-            }
+        if running + created != expected {
+            self.spread_budget(jobs);
         }
         Ok(())
     }
@@ -844,8 +853,14 @@ impl Watch<'_> {
     /// job that just left needs none, and a share not set now is set at the next change).
     fn spread_budget(&self, jobs: &mut [Watched]) {
         let running = jobs.iter().filter(|job| job.running()).count();
-        let shares = parallel_shares(self.args.parallel, running);
-        let limit = split_limit(self.args, running);
+        self.spread_budget_over(jobs, running);
+    }
+
+    /// [`Watch::spread_budget`] as if `count` jobs ran: the running ones take the first
+    /// shares.
+    fn spread_budget_over(&self, jobs: &mut [Watched], count: usize) {
+        let shares = parallel_shares(self.args.parallel, count);
+        let limit = split_limit(self.args, count);
         for (job, share) in jobs.iter_mut().filter(|job| job.running()).zip(shares) {
             if job.parallel != share
                 && self
@@ -882,7 +897,7 @@ impl Watch<'_> {
             Err(error) if error.hresult == hresult::BG_E_NOT_FOUND => {
                 job.outcome = departed(job, news.departure(job.id));
                 if matches!(job.outcome, Outcome::Completed) {
-                    show_in_place(job, &mut snapshot.files);
+                    show_in_place(job, &mut snapshot.files, !self.args.quiet);
                 }
                 return Ok(());
             }
@@ -908,7 +923,7 @@ impl Watch<'_> {
             (JobState::Transferred, _) if summary.job.auto_complete.is_none() => {
                 job.outcome = complete_here(self.client, summary.job.id);
                 if matches!(job.outcome, Outcome::Completed) {
-                    show_in_place(job, &mut snapshot.files);
+                    show_in_place(job, &mut snapshot.files, !self.args.quiet);
                 }
             }
             (JobState::Error, _) => {
@@ -1186,10 +1201,11 @@ fn departed(job: &Watched, how: Option<JobState>) -> Outcome {
 }
 
 /// A job the service completed shows every file done, at the size it has in place (the
-/// last summary may be a progress report behind).
-fn show_in_place(job: &mut Watched, files: &mut [FileState]) {
+/// last summary may be a progress report behind). With nothing shown (`--quiet`) the
+/// sizes are not looked up: a stat per file of a big transfer, for no one.
+fn show_in_place(job: &mut Watched, files: &mut [FileState], sizes: bool) {
     for (planned, slot) in job.files.iter().zip(files.iter_mut().skip(job.first)) {
-        if let Ok(metadata) = std::fs::metadata(&planned.local) {
+        if sizes && let Ok(metadata) = std::fs::metadata(&planned.local) {
             slot.total = Some(metadata.len());
             slot.done = metadata.len();
         }
