@@ -673,6 +673,31 @@ mod tests {
     }
 
     #[test]
+    fn a_temp_file_made_beside_its_destination_keeps_the_same_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let destination = dir.path().join("out.bin");
+        let temp = new_temp_path(&destination).unwrap();
+        drop(TempDirectory::create_named_beside(&destination, &temp).unwrap());
+        assert_eq!(fs::metadata(&temp).unwrap().mode() & 0o777, 0o600);
+        let again = TempDirectory::create_named_beside(&destination, &temp).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+        // A symlink under the name is not followed.
+        let link = new_temp_path(&destination).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("target"), &link).unwrap();
+        let through = TempDirectory::create_named_beside(&destination, &link).unwrap_err();
+        assert_eq!(through.kind(), io::ErrorKind::AlreadyExists);
+        assert!(!dir.path().join("target").exists());
+        let not_temp =
+            TempDirectory::create_named_beside(&destination, &dir.path().join("x")).unwrap_err();
+        assert_eq!(not_temp.kind(), io::ErrorKind::InvalidInput);
+        let elsewhere = tempfile::tempdir().unwrap();
+        let other = new_temp_path(&elsewhere.path().join("y")).unwrap();
+        let wrong_place = TempDirectory::create_named_beside(&destination, &other).unwrap_err();
+        assert_eq!(wrong_place.kind(), io::ErrorKind::InvalidInput);
+        assert!(!other.exists());
+    }
+
+    #[test]
     fn temp_files_can_be_made_in_a_directory_we_may_write_but_not_list() {
         let dir = tempfile::tempdir().unwrap();
         let drop_box = dir.path().join("box");
