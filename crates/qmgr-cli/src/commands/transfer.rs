@@ -536,6 +536,17 @@ impl Watched {
         matches!(self.outcome, Outcome::Running)
     }
 
+    /// Running and not yet TRANSFERRED: a job whose files are all here is only being
+    /// completed (its files renamed into place), which takes none of `--parallel`, so the
+    /// next job starts at once rather than when the service has finished completing it.
+    fn transferring(&self) -> bool {
+        self.running()
+            && self
+                .last
+                .as_ref()
+                .is_none_or(|summary| summary.job.state != JobState::Transferred)
+    }
+
     /// Shows one of its files as completed (once).
     fn mark_completed(&mut self, file: &mut FileState) {
         if !file.completed {
@@ -695,7 +706,7 @@ impl Watch<'_> {
         let mut progress = Progress::choose(self.args.quiet, snapshot.files.len());
         // How many running jobs share `--parallel` and `--limit` now: when one leaves, the
         // others take its share, so the last jobs do not finish at a fraction of the budget.
-        let mut shared_by = jobs.iter().filter(|job| job.running()).count();
+        let mut shared_by = jobs.iter().filter(|job| job.transferring()).count();
         let mut lost_since: Option<Instant> = None;
         // Why URLs were left unqueued, and how many.
         let mut not_queued: Option<(String, usize)> = None;
@@ -751,7 +762,7 @@ impl Watch<'_> {
                     pending.clear();
                     not_queued = Some((error.message, left));
                 }
-                let running = jobs.iter().filter(|job| job.running()).count();
+                let running = jobs.iter().filter(|job| job.transferring()).count();
                 if running > 0 && running != shared_by {
                     self.spread_budget(&mut jobs);
                     shared_by = running;
@@ -780,7 +791,7 @@ impl Watch<'_> {
         parts: usize,
     ) -> Result<(), Failure> {
         let at_once = usize::try_from(self.args.parallel.max(1)).unwrap_or(usize::MAX);
-        let running = jobs.iter().filter(|job| job.running()).count();
+        let running = jobs.iter().filter(|job| job.transferring()).count();
         if running >= at_once || pending.is_empty() {
             return Ok(());
         }
@@ -789,7 +800,7 @@ impl Watch<'_> {
         self.spread_budget_over(jobs, expected);
         let shares = parallel_shares(self.args.parallel, expected);
         let mut created = 0;
-        while jobs.iter().filter(|job| job.running()).count() < at_once
+        while jobs.iter().filter(|job| job.transferring()).count() < at_once
             && let Some(part) = pending.front()
         {
             let share = shares.get(running + created).copied().unwrap_or(1);
@@ -852,7 +863,7 @@ impl Watch<'_> {
     /// Gives the running jobs their shares of `--parallel` and `--limit` (best effort: a
     /// job that just left needs none, and a share not set now is set at the next change).
     fn spread_budget(&self, jobs: &mut [Watched]) {
-        let running = jobs.iter().filter(|job| job.running()).count();
+        let running = jobs.iter().filter(|job| job.transferring()).count();
         self.spread_budget_over(jobs, running);
     }
 
@@ -861,7 +872,7 @@ impl Watch<'_> {
     fn spread_budget_over(&self, jobs: &mut [Watched], count: usize) {
         let shares = parallel_shares(self.args.parallel, count);
         let limit = split_limit(self.args, count);
-        for (job, share) in jobs.iter_mut().filter(|job| job.running()).zip(shares) {
+        for (job, share) in jobs.iter_mut().filter(|job| job.transferring()).zip(shares) {
             if job.parallel != share
                 && self
                     .client
