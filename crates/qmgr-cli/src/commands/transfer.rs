@@ -39,8 +39,6 @@ use crate::session::Session;
 const POLL: Duration = Duration::from_millis(200);
 /// The shortest time between two looks at the jobs, however many notifications arrive.
 const LOOK_GAP: Duration = Duration::from_millis(100);
-/// How long the display sleeps between takes of the notifications gathered for a look.
-const GATHER_SLICE: Duration = Duration::from_millis(10);
 /// The most notifications taken at once after the gap before the next look.
 const DRAIN_AT_MOST: usize = 100_000;
 /// Longest default display name; the service allows 256 characters.
@@ -641,17 +639,20 @@ impl News {
         let more = first.is_ok();
         let mut look_now = self.take(Some(first));
         if more {
-            // Until the gap has passed, more may join this look. They are taken a slice at
-            // a time, so a burst costs a few wake-ups instead of one per notification; one
-            // that tells of a stopped job ends the wait at the end of its slice.
+            // Until the gap has passed, more may join this look; one that tells of a
+            // stopped job ends the wait at once. The service tells of finished files in
+            // bursts (once their rows are written), so waiting on the stream wakes once
+            // per burst, not once per file.
             let gather_until = last_look + LOOK_GAP;
-            while !look_now && self.receiver.is_some() {
+            while !look_now && let Some(receiver) = &self.receiver {
                 let left = gather_until.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
                 }
-                std::thread::sleep(left.min(GATHER_SLICE));
-                look_now = self.drain();
+                match receiver.recv_timeout(left) {
+                    Err(RecvTimeoutError::Timeout) => break,
+                    next => look_now = self.take(Some(next)),
+                }
             }
             self.drain();
         }

@@ -159,6 +159,15 @@ impl State {
     /// Tells the subscribers who may see `owner`'s jobs: now, or when the open batch is
     /// committed.
     pub(super) fn publish(&mut self, owner: u32, notification: Notification) {
+        if self.held.holds_notice(&notification) {
+            self.held.hold_notice(owner, notification);
+            return;
+        }
+        if self.held.must_release_before(&notification) {
+            // Refused writes are logged; the news goes out all the same, as it would
+            // have after a refused progress write.
+            let _ = self.release_held(notification.job);
+        }
         match &mut self.batch {
             Some(batch) => batch.notices.push((owner, notification)),
             None => self.deliver(owner, &notification),

@@ -64,6 +64,11 @@ impl State {
         // things and call again. Whether the Complete is partial is told at the end, by
         // the job with its files.
         entry.job.without_files().complete(now)?;
+        // The COMPLETING mark writes the job's row alone: its files' rows must be current.
+        self.release_held(id)?;
+        let Some(entry) = self.jobs.get(&id) else {
+            return Err(crate::manager::not_found("job", id));
+        };
         let mut job = entry.job.clone();
         self.stop_transfers(engine, id);
         job.completing = true;

@@ -136,7 +136,7 @@ impl State {
                     self.next_upload_part(engine, transfer, id, index, now);
                     return;
                 }
-                self.on_completed(engine, transfer, &slot, &temp_path, bytes, now);
+                self.on_completed(engine, transfer, &slot, &temp_path, bytes, now, mono);
             }
             EngineEvent::Failed { error, .. } => {
                 let slot = self.transfers.remove(&transfer).expect("slot present");
@@ -281,6 +281,10 @@ impl State {
 
     /// A file finished: a legacy group's file gets its name now; the job moves on to its
     /// next file or to TRANSFERRED.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a finished transfer's facts, and both clocks the driver reads"
+    )]
     fn on_completed(
         &mut self,
         engine: &Engine,
@@ -289,6 +293,7 @@ impl State {
         temp_path: &Path,
         bytes: u64,
         now: Timestamp,
+        mono: Duration,
     ) {
         let (id, index) = (slot.job, slot.file);
         self.record_attempt(id, index, slot, bytes, None, None, now);
@@ -321,10 +326,25 @@ impl State {
         };
         let before = entry.job.state;
         entry.job.file_done(index, now);
+        let legacy = entry.job.group.is_some();
         // The file's completion is committed before it is announced; its row carries its
         // final bytes, so progress still pending for it is dropped.
         let state_changed = self.jobs.get(&id).is_some_and(|e| e.job.state != before);
-        let saved = self.save_job_and_file(id, index, state_changed);
+        if !state_changed && !legacy {
+            // Progress of its job: the row and the news wait to share a transaction.
+            self.batcher.record_job_row(id);
+            self.batcher.forget_file(id, file_number(index));
+            self.hold_outcome(id, index, mono, |state| {
+                state.notify_file(id, index);
+                state.announce(id, before, now);
+            });
+            self.fill_transfers_soon(engine, id, now);
+            return;
+        }
+        // The rows the job held back go in first: its new state never goes ahead of them.
+        let saved = self
+            .release_held(id)
+            .and_then(|()| self.save_job_and_file(id, index, state_changed));
         if saved.is_ok()
             && let Some(entry) = self.jobs.get_mut(&id)
         {

@@ -64,6 +64,7 @@ mod completion;
 mod download_time;
 mod engine_events;
 mod groups;
+mod held_outcomes;
 mod jobs;
 mod notify;
 mod on_demand;
@@ -80,6 +81,7 @@ mod view;
 
 use batch::Batch;
 use download_time::DownloadClocks;
+use held_outcomes::HeldOutcomes;
 use notify::Subscriber;
 use recover::boot_changed;
 
@@ -314,6 +316,8 @@ struct State {
     /// Hashes local names for `Entry::local_names`.
     name_hasher: RandomState,
     batcher: ProgressBatcher,
+    /// Rows of finished files waiting to share a transaction (see `held_outcomes`).
+    held: HeldOutcomes,
     next_seq: u64,
     next_turn: u64,
     /// When each job in TRANSIENT_ERROR must be looked at again.
@@ -381,6 +385,7 @@ impl QueueManager {
         let mut state = State {
             idle: engine.idle_statuses(),
             batcher: ProgressBatcher::new(PROGRESS_INTERVAL),
+            held: HeldOutcomes::default(),
             config,
             paths: paths.clone(),
             store,
@@ -537,6 +542,7 @@ impl QueueManager {
             for id in ids {
                 let _ = self.shared.engine.cancel(id);
             }
+            state.release_all_held(&self.shared.engine, self.shared.clock.now());
             let now = self.shared.clock.monotonic();
             state.flush_progress(now);
         }
@@ -576,6 +582,9 @@ fn drive(shared: &Weak<Shared>, events: &Receiver<EngineEvent>, woken: &Receiver
             if now >= state.policy.next_check {
                 let offset = shared.clock.utc_offset(now);
                 state.apply_schedule(&shared.engine, now, offset);
+            }
+            if state.held.is_due(mono) {
+                state.release_all_held(&shared.engine, now);
             }
             if state.batcher.is_due(mono) {
                 state.flush_progress(mono);

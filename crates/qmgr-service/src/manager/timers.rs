@@ -223,6 +223,9 @@ impl State {
         if let Some(due) = self.batcher.due_at() {
             wait = wait.min(due.saturating_sub(mono));
         }
+        if let Some(due) = self.held.due_at() {
+            wait = wait.min(due.saturating_sub(mono));
+        }
         if let Some(at) = self.next_decision {
             wait = wait.min(at.saturating_sub(mono));
         }
