@@ -245,17 +245,57 @@ fn name_in<'a>(path: &'a Path, directory: &Path) -> io::Result<&'a OsStr> {
 fn random_temp_name() -> io::Result<String> {
     let mut random = [0_u8; 8];
     getrandom::fill(&mut random).map_err(|error| io::Error::other(error.to_string()))?;
+    Ok(temp_name_of(random))
+}
+
+fn temp_name_of(random: [u8; 8]) -> String {
     let hex = u64::from_be_bytes(random);
-    Ok(format!("{TEMP_PREFIX}{hex:016x}{TEMP_SUFFIX}"))
+    format!("{TEMP_PREFIX}{hex:016x}{TEMP_SUFFIX}")
 }
 
 /// A fresh temporary file name beside `destination`, for a caller that records the name
 /// before the engine creates the file (pass it as a [`crate::PartialFile`] of 0 bytes):
 /// then no crash can leave a temporary file nobody knows of.
 pub fn new_temp_path(destination: &Path) -> Result<PathBuf, QmgrError> {
-    let name = random_temp_name()
-        .map_err(|error| local_error(&error, "naming a temporary file for", destination))?;
-    Ok(directory_of(destination).join(name))
+    TempNames::new(1).path_beside(destination)
+}
+
+/// [`new_temp_path`] for many files at once: the random bits of up to `count` names come
+/// from one call to the kernel instead of one each.
+#[derive(Debug)]
+pub struct TempNames {
+    count: usize,
+    random: Vec<u8>,
+}
+
+impl TempNames {
+    /// Names for up to `count` files; more are drawn in further batches of that size.
+    pub fn new(count: usize) -> TempNames {
+        TempNames {
+            count: count.max(1),
+            random: Vec::new(),
+        }
+    }
+
+    /// A fresh temporary file name beside `destination` (see [`new_temp_path`]).
+    pub fn path_beside(&mut self, destination: &Path) -> Result<PathBuf, QmgrError> {
+        if self.random.is_empty() {
+            let mut random = vec![0_u8; self.count * 8];
+            getrandom::fill(&mut random).map_err(|error| {
+                local_error(
+                    &io::Error::other(error.to_string()),
+                    "naming a temporary file for",
+                    destination,
+                )
+            })?;
+            self.random = random;
+        }
+        let at = self.random.len() - 8;
+        let mut bits = [0_u8; 8];
+        bits.copy_from_slice(&self.random[at..]);
+        self.random.truncate(at);
+        Ok(directory_of(destination).join(temp_name_of(bits)))
+    }
 }
 
 /// Whether a file name is one of ours (for sweeping up after a crash).
@@ -670,6 +710,26 @@ mod tests {
             .create_named(&dir.path().join("precious"))
             .unwrap_err();
         assert_eq!(not_temp.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn names_drawn_together_are_all_different_and_of_the_temporary_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let destination = dir.path().join("out.bin");
+        let mut names = TempNames::new(3);
+        let drawn: Vec<PathBuf> = (0..7)
+            .map(|_| names.path_beside(&destination).unwrap())
+            .collect();
+        for name in &drawn {
+            assert_eq!(name.parent(), Some(dir.path()));
+            assert!(
+                is_temp_name(name.file_name().unwrap()),
+                "{}",
+                name.display()
+            );
+        }
+        let distinct: std::collections::HashSet<&PathBuf> = drawn.iter().collect();
+        assert_eq!(distinct.len(), drawn.len());
     }
 
     #[test]

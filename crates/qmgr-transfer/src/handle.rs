@@ -46,6 +46,9 @@ pub(crate) struct Target<'a> {
 
 /// Builds the easy handle for one request. `scheme` is the scheme of the caller's URL,
 /// which decides the protocols allowed for this and every later request of the transfer.
+/// `spare` is a finished transfer's handle to use again: `curl_easy_reset` returns every
+/// option to its default (credentials, TLS settings and headers included), so it carries
+/// nothing of its last request but curl's caches, which the multi handle shares anyway.
 ///
 /// curl does not follow redirects itself: it would send the caller's headers to any host
 /// a server points at (it strips only `Authorization` and `Cookie`). The engine follows
@@ -56,8 +59,16 @@ pub(crate) fn build(
     scheme: Scheme,
     request: &TransferRequest,
     defaults: &HandleDefaults,
+    spare: Option<Easy2<Sink>>,
 ) -> Result<Easy2<Sink>, curl::Error> {
-    let mut easy = Easy2::new(sink);
+    let mut easy = match spare {
+        Some(mut easy) => {
+            easy.reset();
+            *easy.get_mut() = sink;
+            easy
+        }
+        None => Easy2::new(sink),
+    };
     let raw = easy.raw();
     easy.get_mut().easy = raw;
     easy.url(target.url)?;

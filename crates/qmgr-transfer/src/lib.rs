@@ -36,7 +36,8 @@ pub use engine::{Engine, EngineConfig, IdleStatuses, UploadPhase, UploadRequest}
 pub use error::{TransferError, hresult_for_io};
 pub use event::{EngineEvent, RestartReason};
 pub use files::{
-    Finalizer, Overwrite, discard, finalize, is_temp_name, new_temp_path, place_spans, sync_partial,
+    Finalizer, Overwrite, TempNames, discard, finalize, is_temp_name, new_temp_path, place_spans,
+    sync_partial,
 };
 pub use priority_limit::PriorityClass;
 pub use request::{

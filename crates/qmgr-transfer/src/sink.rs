@@ -139,6 +139,12 @@ impl Sink {
         self.scheme.is_http()
     }
 
+    /// Whether nothing of the transfer is held any more (its file and local source are
+    /// closed or handed on), so its handle may serve another.
+    pub fn is_spent(&self) -> bool {
+        self.writer.is_none() && self.source_file.is_none()
+    }
+
     /// Whether the response being received is the file's content.
     pub fn is_writing(&self) -> bool {
         self.body_use == Some(BodyUse::Write)

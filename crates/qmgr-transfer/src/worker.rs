@@ -120,6 +120,10 @@ struct Hop {
 /// HTTP statuses whose `Location` the engine follows, as curl would.
 const REDIRECT_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
 
+/// The most finished transfers' easy handles kept for the next ones (more than the usual
+/// number of transfers at once would only hold memory).
+const SPARE_HANDLES: usize = 64;
+
 pub(crate) struct Worker {
     multi: Multi,
     defaults: HandleDefaults,
@@ -136,6 +140,10 @@ pub(crate) struct Worker {
     /// Where local copies read into.
     copy_buffer: Vec<u8>,
     idle: IdleRegulator,
+    /// Easy handles of finished transfers, reset and used again by the next ones: making
+    /// and freeing one per file is a good part of what a burst of small files costs.
+    /// Only handles that were never attached to `idle_pool` are kept.
+    spare_handles: Vec<Easy2<Sink>>,
     /// The connections of idle transfers, made on first use. Declared last: it must
     /// outlive every easy handle attached to it.
     idle_pool: Option<ConnectionPool>,
@@ -167,6 +175,7 @@ impl Worker {
             priority_limits: PriorityLimits::default(),
             copy_buffer: vec![0; LOCAL_CHUNK],
             idle: IdleRegulator::new(config.idle_target, idle_statuses),
+            spare_handles: Vec::new(),
             idle_pool: None,
         }
     }
@@ -348,6 +357,7 @@ impl Worker {
                 checked.source.scheme,
                 &checked.request,
                 &self.defaults,
+                self.spare_handles.pop(),
             )
             .and_then(|easy| self.pool_idle(easy, checked.request.idle))
             .map_err(|error| describe_setup_error(&error, &checked.source.url))
@@ -606,6 +616,22 @@ impl Worker {
                 return;
             }
         };
+        let reusable = !rest.checked.request.idle;
+        self.settle(id, &mut easy, rest, result);
+        if reusable && easy.get_ref().is_spent() && self.spare_handles.len() < SPARE_HANDLES {
+            self.spare_handles.push(easy);
+        }
+    }
+
+    /// Decides what comes after a curl transfer that ended: the next hop of a redirect,
+    /// another attempt, or the report of its end.
+    fn settle(
+        &mut self,
+        id: TransferId,
+        easy: &mut Easy2<Sink>,
+        rest: Rest,
+        result: Result<(), curl::Error>,
+    ) {
         let detail = easy.take_error_buf();
         let verify_result = tls::verify_result(easy.raw());
         let redirect_url = easy.redirect_url().ok().flatten().map(str::to_owned);

@@ -182,3 +182,26 @@ fn proxy_credentials_answer_the_proxys_challenge() {
         );
     }
 }
+
+#[test]
+fn a_transfer_after_one_with_credentials_and_headers_sends_neither() {
+    // One engine: the second transfer runs on the easy handle the first one finished with.
+    let server = TestServer::start();
+    let harness = Harness::new();
+    let mut first = harness.request(&server.url("/data/4k/first?auth=basic"), "first");
+    first.credentials = server_credentials(&[AuthScheme::Basic], DEFAULT_PASSWORD);
+    first.headers = vec![("X-Qmgr-Test".to_owned(), "first only".to_owned())];
+    harness.run(first).completed();
+    let before = server.requests().len();
+
+    let second = harness.request(&server.url("/data/4k/second"), "second");
+    harness.run(second).completed();
+    let requests = server.requests();
+    let later = &requests[before..];
+    assert!(!later.is_empty(), "the second transfer asked nothing");
+    for seen in later {
+        assert_eq!(seen.header("Authorization"), None, "{}", seen.path);
+        assert_eq!(seen.header("X-Qmgr-Test"), None, "{}", seen.path);
+        assert_eq!(seen.header("Range"), None, "{}", seen.path);
+    }
+}

@@ -305,12 +305,13 @@ impl State {
             .len()
             .min(index.saturating_add(TEMP_NAMES_LOOKED_AT));
         let mut named = Vec::new();
+        let mut names = qmgr_transfer::TempNames::new(TEMP_NAMES_AHEAD);
         for ahead in index..last {
             let file = &entry.job.files[ahead];
             if file.completed || file.temp_name.is_some() {
                 continue;
             }
-            let temp = match qmgr_transfer::new_temp_path(Path::new(&file.local_name)) {
+            let temp = match names.path_beside(Path::new(&file.local_name)) {
                 Ok(temp) => temp.to_string_lossy().into_owned(),
                 Err(error) if ahead == index => return Err(error),
                 Err(_) => break,
