@@ -190,21 +190,15 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
 
-    use qmgr_core::config::Config;
-    use qmgr_core::paths::StatePaths;
-    use qmgr_core::service::{NewFile, Request, Response};
-    use qmgr_core::{Guid, JobState, JobType, Timestamp};
+    use qmgr_core::{Guid, JobState, Timestamp};
 
-    use crate::{ManualClock, QueueManager};
-
-    const UID: u32 = 1000;
+    use crate::manager::State;
+    use crate::manager::test_support::job_of_three_files;
 
     /// The modification time the store holds for `job`.
-    fn stored_modified(manager: &QueueManager, job: Guid) -> Timestamp {
-        let state = manager.shared.state.lock();
+    fn stored_modified(state: &State, job: Guid) -> Timestamp {
         let jobs = state.store.load_jobs().unwrap();
         jobs.iter().find(|j| j.id == job).unwrap().times.modified
     }
@@ -212,45 +206,14 @@ mod tests {
     #[test]
     fn a_finished_file_writes_its_jobs_row_at_once_only_if_the_jobs_state_changed() {
         let dir = tempfile::tempdir().unwrap();
-        let manager = QueueManager::start(
-            Config::default(),
-            &StatePaths::isolated(&dir.path().join("state")),
-            // Still, so the driver's own progress flush never comes due.
-            Arc::new(ManualClock::new(Timestamp(133_000_000_000_000_000))),
-        )
-        .unwrap();
-        let Response::JobCreated(job) = manager
-            .handle(
-                UID,
-                Request::CreateJob {
-                    display_name: "three files".into(),
-                    job_type: JobType::Download,
-                    umask: None,
-                },
-            )
-            .unwrap()
-        else {
-            panic!("no job made");
-        };
-        let files = (0..3)
-            .map(|i| {
-                let name = dir.path().join(format!("f{i}"));
-                NewFile::whole(
-                    dir.path().join("nowhere").to_string_lossy(),
-                    name.to_string_lossy(),
-                )
-            })
-            .collect();
-        manager
-            .handle(UID, Request::AddFiles { job, files })
-            .unwrap();
-        let written = stored_modified(&manager, job);
-
-        // The job runs (as the scheduler would have it) and its files finish by hand, so
-        // nothing but this test moves it.
+        // The driver's clock stands still, so its own progress flush never comes due.
+        let (manager, job) = job_of_three_files(dir.path());
+        // The job runs (as the scheduler would have it) and its files finish by hand; the
+        // lock is held throughout, so nothing but this test moves it.
         let mut guard = manager.shared.state.lock();
         let state = &mut *guard;
         let engine = &manager.shared.engine;
+        let written = stored_modified(state, job);
         let later = |seconds: i64| Timestamp(written.0 + seconds * 10_000_000);
         state.jobs.get_mut(&job).unwrap().job.state = JobState::Transferring;
         state.store.save_job_state(&state.jobs[&job].job).unwrap();
@@ -261,13 +224,11 @@ mod tests {
         state.jobs.get_mut(&job).unwrap().job.file_done(0, later(5));
         state.save_job_and_file(job, 0, false).unwrap();
         state.end_batch(engine, later(5));
-        drop(guard);
         assert_eq!(
-            stored_modified(&manager, job),
+            stored_modified(state, job),
             written,
             "a file that left the job's state as it was wrote the job's row"
         );
-        let state = manager.shared.state.lock();
         assert!(
             state.batcher.due_at().is_some(),
             "the row is not held for later"
@@ -276,23 +237,19 @@ mod tests {
             state.store.load_jobs().unwrap()[0].files[0].completed,
             "the file's own row is written with the batch"
         );
-        drop(state);
 
         // The next progress flush brings the row up to date.
-        let mut state = manager.shared.state.lock();
         state.flush_progress(Duration::from_secs(1_000_000));
-        drop(state);
-        assert_eq!(stored_modified(&manager, job), later(5));
+        assert_eq!(stored_modified(state, job), later(5));
 
         // A file whose end changes the job's state writes the row in its own batch.
-        let mut state = manager.shared.state.lock();
         state.begin_batch();
         state.jobs.get_mut(&job).unwrap().job.file_done(1, later(9));
         state.jobs.get_mut(&job).unwrap().job.state = JobState::Transferred;
         state.save_job_and_file(job, 1, true).unwrap();
         state.end_batch(engine, later(9));
-        drop(state);
-        assert_eq!(stored_modified(&manager, job), later(9));
+        assert_eq!(stored_modified(state, job), later(9));
+        drop(guard);
         manager.shutdown();
     }
 }

@@ -209,55 +209,15 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
 
-    use qmgr_core::config::Config;
-    use qmgr_core::paths::StatePaths;
-    use qmgr_core::service::{NewFile, NotificationKind, Request, Response};
-    use qmgr_core::{Guid, JobState, JobType, Timestamp};
+    use qmgr_core::service::NotificationKind;
+    use qmgr_core::{Guid, JobState, Timestamp};
     use qmgr_ipc::subscription::Subscription;
 
     use super::OUTCOME_DELAY;
     use crate::manager::State;
-    use crate::{ManualClock, QueueManager};
-
-    const UID: u32 = 1000;
-
-    /// A suspended job of three files, with the driver's clock still.
-    fn running_job(dir: &std::path::Path) -> (QueueManager, Guid) {
-        let manager = QueueManager::start(
-            Config::default(),
-            &StatePaths::isolated(&dir.join("state")),
-            Arc::new(ManualClock::new(Timestamp(133_000_000_000_000_000))),
-        )
-        .unwrap();
-        let Response::JobCreated(job) = manager
-            .handle(
-                UID,
-                Request::CreateJob {
-                    display_name: "three files".into(),
-                    job_type: JobType::Download,
-                    umask: None,
-                },
-            )
-            .unwrap()
-        else {
-            panic!("no job made");
-        };
-        let files = (0..3)
-            .map(|i| {
-                NewFile::whole(
-                    dir.join("nowhere").to_string_lossy(),
-                    dir.join(format!("f{i}")).to_string_lossy(),
-                )
-            })
-            .collect();
-        manager
-            .handle(UID, Request::AddFiles { job, files })
-            .unwrap();
-        (manager, job)
-    }
+    use crate::manager::test_support::{UID, job_of_three_files};
 
     /// The job runs as the scheduler would have it, set by hand under the lock the test
     /// keeps, so that the driver never starts its transfers.
@@ -300,7 +260,7 @@ mod tests {
     #[test]
     fn a_finished_files_row_and_news_wait_together_and_go_before_other_news_of_its_job() {
         let dir = tempfile::tempdir().unwrap();
-        let (manager, job) = running_job(dir.path());
+        let (manager, job) = job_of_three_files(dir.path());
         let subscription = manager.subscribe(UID).unwrap();
         let mut guard = manager.shared.state.lock();
         let state = &mut *guard;
@@ -366,7 +326,7 @@ mod tests {
     #[test]
     fn complete_writes_the_rows_its_job_held_before_its_mark() {
         let dir = tempfile::tempdir().unwrap();
-        let (manager, job) = running_job(dir.path());
+        let (manager, job) = job_of_three_files(dir.path());
         let mut state = manager.shared.state.lock();
         run_by_hand(&mut state, job);
         for index in 0..3 {

@@ -74,6 +74,8 @@ mod reply;
 mod requests;
 mod schedule;
 mod settings;
+#[cfg(test)]
+mod test_support;
 mod timers;
 mod transfer_request;
 mod upload;
