@@ -63,20 +63,16 @@ impl TempDirectory {
 
     /// Creates a new private temporary file (`O_EXCL`, mode 0600) in this directory.
     pub(crate) fn create_temp(&self) -> io::Result<(File, PathBuf)> {
+        let mut names = TempNames::new(NAME_ATTEMPTS);
         let mut last_error = None;
         for _ in 0..NAME_ATTEMPTS {
-            let name = random_temp_name()?;
-            match rustix::fs::openat(
-                &self.fd,
-                name.as_str(),
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            ) {
-                Ok(fd) => return Ok((File::from(fd), self.path.join(name))),
-                Err(rustix::io::Errno::EXIST) => {
-                    last_error = Some(io::Error::from(rustix::io::Errno::EXIST));
+            let name = names.next_name()?;
+            match create_new_temp(&self.fd, name.as_str()) {
+                Ok(file) => return Ok((file, self.path.join(name))),
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                    last_error = Some(error);
                 }
-                Err(error) => return Err(error.into()),
+                Err(error) => return Err(error),
             }
         }
         Err(last_error.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
@@ -242,17 +238,6 @@ fn name_in<'a>(path: &'a Path, directory: &Path) -> io::Result<&'a OsStr> {
     }
 }
 
-fn random_temp_name() -> io::Result<String> {
-    let mut random = [0_u8; 8];
-    getrandom::fill(&mut random).map_err(|error| io::Error::other(error.to_string()))?;
-    Ok(temp_name_of(random))
-}
-
-fn temp_name_of(random: [u8; 8]) -> String {
-    let hex = u64::from_be_bytes(random);
-    format!("{TEMP_PREFIX}{hex:016x}{TEMP_SUFFIX}")
-}
-
 /// A fresh temporary file name beside `destination`, for a caller that records the name
 /// before the engine creates the file (pass it as a [`crate::PartialFile`] of 0 bytes):
 /// then no crash can leave a temporary file nobody knows of.
@@ -279,22 +264,25 @@ impl TempNames {
 
     /// A fresh temporary file name beside `destination` (see [`new_temp_path`]).
     pub fn path_beside(&mut self, destination: &Path) -> Result<PathBuf, QmgrError> {
+        let name = self
+            .next_name()
+            .map_err(|error| local_error(&error, "naming a temporary file for", destination))?;
+        Ok(directory_of(destination).join(name))
+    }
+
+    /// A fresh name of [`is_temp_name`]'s shape.
+    fn next_name(&mut self) -> io::Result<String> {
         if self.random.is_empty() {
             let mut random = vec![0_u8; self.count * 8];
-            getrandom::fill(&mut random).map_err(|error| {
-                local_error(
-                    &io::Error::other(error.to_string()),
-                    "naming a temporary file for",
-                    destination,
-                )
-            })?;
+            getrandom::fill(&mut random).map_err(|error| io::Error::other(error.to_string()))?;
             self.random = random;
         }
         let at = self.random.len() - 8;
         let mut bits = [0_u8; 8];
         bits.copy_from_slice(&self.random[at..]);
         self.random.truncate(at);
-        Ok(directory_of(destination).join(temp_name_of(bits)))
+        let hex = u64::from_be_bytes(bits);
+        Ok(format!("{TEMP_PREFIX}{hex:016x}{TEMP_SUFFIX}"))
     }
 }
 
