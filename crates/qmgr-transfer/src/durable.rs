@@ -6,9 +6,11 @@
 //! The syncs run on a few threads of their own, never on the engine's: the engine goes on
 //! with other transfers while the disk works, and syncs that wait at the same time share
 //! the file system's journal commits. A file on a memory file system (tmpfs, ramfs) has
-//! nothing to make durable and is reported at once.
+//! nothing to make durable and is reported at once. The report itself goes out through
+//! the engine's [`crate::outbox::Outbox`], in its turn among the engine's other events.
 
 use std::fs::File;
+use std::sync::Arc;
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -27,53 +29,74 @@ pub(crate) struct Finished {
     pub event: EngineEvent,
 }
 
+/// Wakes the engine thread: a sync it waits on to report in order is done.
+pub(crate) type Wake = Arc<dyn Fn() + Send + Sync>;
+
+/// What becomes of a finished file's report: ready now (nothing to sync, or the file is
+/// gone), or given by its sync thread once the file is durable.
+#[derive(Debug)]
+pub(crate) enum Receipt {
+    Now(EngineEvent),
+    Later(Receiver<EngineEvent>),
+}
+
 /// The handle of the sync threads, started with the first file that needs them. They end
-/// once every handle is dropped and the files handed over are synced and reported.
-#[derive(Clone, Debug)]
+/// once every handle is dropped and the files handed over are synced.
+#[derive(Clone)]
 pub(crate) struct Syncer {
-    events: Sender<EngineEvent>,
-    work: Option<Sender<Finished>>,
+    work: Option<Sender<(Finished, Sender<EngineEvent>)>>,
+    wake: Wake,
+}
+
+impl std::fmt::Debug for Syncer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Syncer")
+            .field("started", &self.work.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Syncer {
-    pub(crate) fn new(events: Sender<EngineEvent>) -> Syncer {
-        Syncer { events, work: None }
+    /// `wake` is called after each sync done on a thread.
+    pub(crate) fn new(wake: Wake) -> Syncer {
+        Syncer { work: None, wake }
     }
 
-    /// Reports `finished.event` once `finished.file` is durable, or a failure to make it so.
-    pub(crate) fn hand_over(&mut self, finished: Finished) {
+    /// Makes `finished.file` durable; the receipt gives `finished.event`, or a failure to
+    /// make the file durable.
+    pub(crate) fn hand_over(&mut self, finished: Finished) -> Receipt {
         if let Some(deleted) = deleted(&finished) {
-            let _ = self.events.send(deleted);
-            return;
+            return Receipt::Now(deleted);
         }
         if !needs_sync(&finished.file) {
-            let _ = self.events.send(finished.event);
-            return;
+            return Receipt::Now(finished.event);
         }
-        let work = self.work.get_or_insert_with(|| start(&self.events));
-        if let Err(unsent) = work.send(finished) {
+        let wake = &self.wake;
+        let work = self.work.get_or_insert_with(|| start(wake));
+        let (reply, receipt) = crossbeam_channel::bounded(1);
+        match work.send((finished, reply)) {
+            Ok(()) => Receipt::Later(receipt),
             // The threads could not be started: sync here rather than report early.
-            let _ = self.events.send(synced(unsent.into_inner()));
+            Err(unsent) => Receipt::Now(synced(unsent.into_inner().0)),
         }
     }
 }
 
-fn start(events: &Sender<EngineEvent>) -> Sender<Finished> {
-    let (work, queue) = crossbeam_channel::unbounded::<Finished>();
+fn start(wake: &Wake) -> Sender<(Finished, Sender<EngineEvent>)> {
+    let (work, queue) = crossbeam_channel::unbounded::<(Finished, Sender<EngineEvent>)>();
     for index in 0..SYNC_THREADS {
-        let (queue, events) = (queue.clone(), events.clone());
+        let (queue, wake) = (queue.clone(), Arc::clone(wake));
         // Should no thread start, handing over fails and the engine syncs by itself.
         let _ = thread::Builder::new()
             .name(format!("qmgr-sync-{index}"))
-            .spawn(move || run(&queue, &events));
+            .spawn(move || {
+                for (finished, reply) in queue {
+                    let _ = reply.send(synced(finished));
+                    wake();
+                }
+            });
     }
     work
-}
-
-fn run(queue: &Receiver<Finished>, events: &Sender<EngineEvent>) {
-    for finished in queue {
-        let _ = events.send(synced(finished));
-    }
 }
 
 /// The event that reports `finished` after its sync: its own, or a failure naming the file.
@@ -149,24 +172,42 @@ mod tests {
         }
     }
 
+    /// The event a receipt gives, waiting for its sync if need be.
+    fn reported(receipt: Receipt) -> EngineEvent {
+        match receipt {
+            Receipt::Now(event) => event,
+            Receipt::Later(event) => event.recv_timeout(Duration::from_secs(10)).unwrap(),
+        }
+    }
+
+    fn no_wake() -> Wake {
+        Arc::new(|| {})
+    }
+
     #[test]
-    fn a_finished_file_is_reported_after_it_was_handed_over() {
+    fn a_finished_file_is_reported_after_its_sync_and_the_engine_is_woken() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"abc").unwrap();
-        let (events, received) = crossbeam_channel::unbounded();
-        let mut syncer = Syncer::new(events);
-        syncer.hand_over(Finished {
+        let (woken, wakes) = crossbeam_channel::unbounded();
+        let mut syncer = Syncer::new(Arc::new(move || {
+            let _ = woken.send(());
+        }));
+        let receipt = syncer.hand_over(Finished {
             file: File::open(&path).unwrap(),
             event: completed(&path),
         });
-        let event = received.recv_timeout(Duration::from_secs(10)).unwrap();
+        // Synced on a thread of its own where the directory is on a disk.
+        let on_a_thread = matches!(receipt, Receipt::Later(_));
+        assert_eq!(on_a_thread, syncs_in(dir.path()));
+        let event = reported(receipt);
         assert!(
             matches!(event, EngineEvent::Completed { bytes: 3, .. }),
             "{event:?}"
         );
-        // Synced on a thread of its own where the directory is on a disk.
-        assert_eq!(syncer.work.is_some(), syncs_in(dir.path()));
+        if on_a_thread {
+            assert!(wakes.recv_timeout(Duration::from_secs(10)).is_ok());
+        }
     }
 
     #[test]
@@ -176,12 +217,11 @@ mod tests {
         std::fs::write(&path, b"abc").unwrap();
         let file = File::open(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        let (events, received) = crossbeam_channel::unbounded();
-        Syncer::new(events).hand_over(Finished {
+        let receipt = Syncer::new(no_wake()).hand_over(Finished {
             file,
             event: completed(&path),
         });
-        match received.recv_timeout(Duration::from_secs(10)).unwrap() {
+        match reported(receipt) {
             EngineEvent::Failed { error, .. } => {
                 assert!(error.transient);
                 assert_eq!(

@@ -66,6 +66,8 @@ pub(crate) enum Command {
     Cancel(TransferId),
     SetGlobalLimit(Option<u64>),
     SetTransferLimit(TransferId, Option<u64>),
+    /// A lane's new width (see [`crate::Lane`]).
+    SetLaneWidth(u64, u32),
     /// The cap shared by the transfers of one background priority (a schedule's).
     SetPriorityLimit(PriorityClass, Option<u64>),
     /// Answered once every command sent before it has been applied.
@@ -349,6 +351,12 @@ impl Engine {
             return Ok(());
         }
         self.send(Command::SetTransferLimit(id, bytes_per_second))
+    }
+
+    /// How many transfers of lane `key` may run at once from now on (see [`crate::Lane`]);
+    /// those under way go on.
+    pub fn set_lane_width(&self, key: u64, width: u32) -> Result<(), QmgrError> {
+        self.send(Command::SetLaneWidth(key, width))
     }
 
     /// What idle mode is doing for the engine's idle transfers.

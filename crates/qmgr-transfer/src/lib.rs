@@ -18,6 +18,7 @@ mod ftp_info;
 mod handle;
 mod http_date;
 mod idle;
+mod lanes;
 mod outbox;
 mod priority_limit;
 mod request;
@@ -39,6 +40,7 @@ pub use files::{
     Finalizer, Overwrite, TempNames, discard, finalize, is_temp_name, new_temp_path, place_spans,
     sync_partial,
 };
+pub use lanes::Lane;
 pub use priority_limit::PriorityClass;
 pub use request::{
     ClientCertificate, IgnoredCertificateErrors, PartialFile, ProxyChoice, Security, TransferId,

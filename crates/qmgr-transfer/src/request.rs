@@ -7,6 +7,7 @@ pub use qmgr_core::Validator;
 use qmgr_core::credentials::Credentials;
 use qmgr_core::ranges::{self, FileRange};
 
+use crate::lanes::Lane;
 use crate::priority_limit::PriorityClass;
 use crate::source::{Source, parse_source};
 
@@ -146,6 +147,8 @@ pub struct TransferRequest {
     /// The request method (IBackgroundCopyJobHttpOptions2::SetHttpMethod); `None`: GET.
     /// The answer's body is the file, whatever the method.
     pub http_method: Option<String>,
+    /// Wait in this lane until it has room (see [`crate::Lane`]); `None`: start at once.
+    pub lane: Option<Lane>,
 }
 
 impl TransferRequest {
@@ -173,6 +176,7 @@ impl TransferRequest {
             netrc_file: None,
             ranges: Vec::new(),
             http_method: None,
+            lane: None,
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::error::TransferError;
 use crate::event::EngineEvent;
 use crate::handle::{HandleDefaults, Target, build};
 use crate::idle::{ConnectionPool, IdleRegulator, StatusBoard, transfer_socket};
+use crate::lanes::{Lanes, Waiting};
 use crate::outbox::Outbox;
 use crate::priority_limit::PriorityLimits;
 use crate::request::{CheckedRequest, TransferId};
@@ -144,6 +145,8 @@ pub(crate) struct Worker {
     /// and freeing one per file is a good part of what a burst of small files costs.
     /// Only handles that were never attached to `idle_pool` are kept.
     spare_handles: Vec<Easy2<Sink>>,
+    /// Transfers handed over ahead of time, waiting for room in their lane.
+    lanes: Lanes,
     /// The connections of idle transfers, made on first use. Declared last: it must
     /// outlive every easy handle attached to it.
     idle_pool: Option<ConnectionPool>,
@@ -159,6 +162,10 @@ impl Worker {
         idle_statuses: StatusBoard,
     ) -> Self {
         let now = Instant::now();
+        let waker = multi.waker();
+        let wake: crate::durable::Wake = Arc::new(move || {
+            let _ = waker.wakeup();
+        });
         Self {
             multi,
             defaults: HandleDefaults {
@@ -169,13 +176,14 @@ impl Worker {
             progress_interval: config.progress_interval,
             commands,
             wake_pending,
-            events: Outbox::new(events),
+            events: Outbox::new(events, wake),
             transfers: HashMap::new(),
             global_limit: config.global_limit.map(|rate| TokenBucket::new(rate, now)),
             priority_limits: PriorityLimits::default(),
             copy_buffer: vec![0; LOCAL_CHUNK],
             idle: IdleRegulator::new(config.idle_target, idle_statuses),
             spare_handles: Vec::new(),
+            lanes: Lanes::default(),
             idle_pool: None,
         }
     }
@@ -188,6 +196,7 @@ impl Worker {
             if !self.take_commands() {
                 break;
             }
+            self.start_waiting();
             self.grant_allowances(Instant::now());
             if let Err(error) = self.multi.perform() {
                 self.fail_everything(&format!("curl's multi handle failed: {error}"));
@@ -196,6 +205,8 @@ impl Worker {
             self.regulate_idle_transfers(Instant::now());
             self.charge_consumption();
             self.finish_done_transfers();
+            // A lane's next transfer starts in this turn, as its last one ended in it.
+            self.start_waiting();
             self.report_progress(Instant::now());
             self.events.deliver();
             let wait = self.next_wake(Instant::now());
@@ -221,24 +232,30 @@ impl Worker {
     fn apply(&mut self, command: Command) {
         let now = Instant::now();
         match command {
-            Command::Start(id, checked) => self.start(id, checked),
-            Command::Pause(id) => {
-                if let Some(transfer) = self.transfers.get_mut(&id) {
-                    transfer.handle.sink_mut().held = true;
-                }
-            }
-            Command::Resume(id) => {
-                // The next allowance round unpauses it.
-                if let Some(transfer) = self.transfers.get_mut(&id) {
-                    transfer.handle.sink_mut().held = false;
-                }
-            }
+            Command::Start(id, checked) => match checked.request.lane {
+                Some(lane) => self.lanes.enqueue(
+                    lane,
+                    Waiting {
+                        id,
+                        checked,
+                        held: false,
+                        limit: None,
+                    },
+                ),
+                None => self.start(id, checked),
+            },
+            Command::Pause(id) => self.hold(id, true),
+            // The next allowance round unpauses it.
+            Command::Resume(id) => self.hold(id, false),
             Command::Cancel(id) => {
                 if let Some(transfer) = self.transfers.remove(&id) {
                     self.retire(id, transfer);
                     self.emit(EngineEvent::Cancelled { id });
+                } else if self.lanes.remove(id).is_some() {
+                    self.emit(EngineEvent::Cancelled { id });
                 }
             }
+            Command::SetLaneWidth(key, width) => self.lanes.set_width(key, width),
             Command::SetGlobalLimit(rate) => {
                 self.global_limit = update_limit(self.global_limit.take(), rate, now);
             }
@@ -246,6 +263,8 @@ impl Worker {
             Command::SetTransferLimit(id, rate) => {
                 if let Some(transfer) = self.transfers.get_mut(&id) {
                     transfer.own_limit = update_limit(transfer.own_limit.take(), rate, now);
+                } else if let Some(waiting) = self.lanes.get_mut(id) {
+                    waiting.limit = rate;
                 }
             }
             Command::Barrier(done) => {
@@ -254,6 +273,54 @@ impl Worker {
                 let _ = done.send(());
             }
             Command::Shutdown => {}
+        }
+    }
+
+    /// Pauses (or lets go of) a transfer, under way or waiting in its lane.
+    fn hold(&mut self, id: TransferId, held: bool) {
+        if let Some(transfer) = self.transfers.get_mut(&id) {
+            transfer.handle.sink_mut().held = held;
+        } else if let Some(waiting) = self.lanes.get_mut(id) {
+            waiting.held = held;
+        }
+    }
+
+    /// Starts the waiting transfers their lanes have room for. A start that failed at once
+    /// left its room free: the next waiting transfer takes it in the same call.
+    fn start_waiting(&mut self) {
+        while !self.lanes.is_empty() {
+            let mut running: HashMap<u64, usize> = HashMap::new();
+            for transfer in self.transfers.values() {
+                if let Some(lane) = transfer.checked.request.lane {
+                    *running.entry(lane.key).or_default() += 1;
+                }
+            }
+            let ready = self
+                .lanes
+                .ready(|key| running.get(&key).copied().unwrap_or(0));
+            let mut all_under_way = true;
+            if ready.is_empty() {
+                return;
+            }
+            for Waiting {
+                id,
+                checked,
+                held,
+                limit,
+            } in ready
+            {
+                self.start(id, checked);
+                match self.transfers.get_mut(&id) {
+                    Some(transfer) => {
+                        transfer.handle.sink_mut().held = held;
+                        transfer.own_limit = update_limit(None, limit, Instant::now());
+                    }
+                    None => all_under_way = false,
+                }
+            }
+            if all_under_way {
+                return;
+            }
         }
     }
 
@@ -871,21 +938,35 @@ impl Worker {
     }
 
     fn fail_everything(&mut self, why: &str) {
+        let failure = || {
+            TransferError::transient(
+                hresult::E_FAIL,
+                ErrorContext::GeneralQueueManager,
+                why.to_owned(),
+            )
+        };
+        for waiting in self.lanes.drain() {
+            self.emit(EngineEvent::Failed {
+                id: waiting.id,
+                error: failure(),
+            });
+        }
         let ids: Vec<TransferId> = self.transfers.keys().copied().collect();
         for id in ids {
             if let Some(transfer) = self.transfers.remove(&id) {
                 self.retire(id, transfer);
-                let error = TransferError::transient(
-                    hresult::E_FAIL,
-                    ErrorContext::GeneralQueueManager,
-                    why.to_owned(),
-                );
-                self.emit(EngineEvent::Failed { id, error });
+                self.emit(EngineEvent::Failed {
+                    id,
+                    error: failure(),
+                });
             }
         }
     }
 
     fn stop_everything(&mut self) {
+        for waiting in self.lanes.drain() {
+            self.emit(EngineEvent::Cancelled { id: waiting.id });
+        }
         let ids: Vec<TransferId> = self.transfers.keys().copied().collect();
         for id in ids {
             if let Some(transfer) = self.transfers.remove(&id) {
@@ -893,7 +974,7 @@ impl Worker {
                 self.emit(EngineEvent::Cancelled { id });
             }
         }
-        self.events.deliver();
+        self.events.finish();
     }
 }
 

@@ -35,6 +35,9 @@ impl State {
             return;
         };
         let (id, index) = (slot.job, slot.file);
+        if matches!(event, EngineEvent::Started { .. }) {
+            slot.started = true;
+        }
         if slot.fetch.is_some() {
             self.on_fetch_event(engine, transfer, event, now);
             return;

@@ -261,6 +261,9 @@ struct Run {
     /// Where the run looks for the next file to start: every file before it is finished or
     /// was started in this run (a run ends whenever one of its transfers fails).
     next_file: usize,
+    /// The engine lane of the run's downloads (see `State::fill`), and the width it was
+    /// last given.
+    lane: qmgr_transfer::Lane,
 }
 
 /// One file being transferred.
@@ -274,6 +277,8 @@ struct Slot {
     http_status: Option<u16>,
     /// Why this transfer dropped the bytes held and started over (for the attempt record).
     restart: Option<String>,
+    /// The engine started it: it is not waiting in its job's lane.
+    started: bool,
     /// A bandwidth cap held this transfer back in the engine's last progress report.
     throttled: bool,
     /// For a file of an ON_DEMAND_MODE job: the spans this transfer fetches, in the order
@@ -293,6 +298,7 @@ impl Slot {
             started_at,
             http_status: None,
             restart: None,
+            started: true,
             throttled: false,
             fetch: None,
             reply: false,
@@ -322,6 +328,8 @@ struct State {
     held: HeldOutcomes,
     next_seq: u64,
     next_turn: u64,
+    /// The key of the next run's engine lane.
+    next_lane: u64,
     /// When each job in TRANSIENT_ERROR must be looked at again.
     timers: BTreeSet<(Timestamp, Guid)>,
     schedule_needed: bool,
@@ -399,6 +407,7 @@ impl QueueManager {
             name_hasher: RandomState::new(),
             next_seq: 0,
             next_turn: 0,
+            next_lane: 0,
             timers: BTreeSet::new(),
             schedule_needed: true,
             next_decision: None,

@@ -18,6 +18,10 @@ const TEMP_NAMES_AHEAD: usize = 64;
 /// The most files looked at for names by one write: finished files in between are skipped,
 /// but not without bound.
 const TEMP_NAMES_LOOKED_AT: usize = 4 * TEMP_NAMES_AHEAD;
+/// Downloads a job hands the engine beyond those it runs at once: they wait in the run's
+/// lane, and the engine starts the next the moment one ends (see `qmgr_transfer::Lane`).
+/// Enough to keep a job of small files moving while this thread is busy elsewhere.
+const LANE_AHEAD: usize = 32;
 
 impl State {
     /// Decides which jobs run and starts or stops transfers accordingly.
@@ -117,10 +121,16 @@ impl State {
             first += 1;
         }
         entry.first_unfinished = first;
+        let lane = qmgr_transfer::Lane {
+            key: self.next_lane,
+            width: entry.job.settings.parallel_files,
+        };
+        self.next_lane += 1;
         entry.run = Some(Run {
             since: mono,
             transfers: Vec::new(),
             next_file: first,
+            lane,
         });
         self.announce(id, before, now);
         self.fill_transfers(engine, id, now);
@@ -172,7 +182,16 @@ impl State {
             .iter()
             .filter(|t| self.transfers.contains_key(t))
             .count();
-        let free = (entry.job.settings.parallel_files as usize).saturating_sub(running);
+        let width = entry.job.settings.parallel_files;
+        // Uploads run on threads of their own, and an on-demand job's fetches depend on
+        // what is asked meanwhile: only downloads of whole files are handed over ahead.
+        let lane = (!on_demand && !entry.job.job_type.is_upload()).then_some(run.lane.key);
+        if lane.is_some() && run.lane.width != width {
+            let _ = engine.set_lane_width(run.lane.key, width);
+            run.lane.width = width;
+        }
+        let ahead = if lane.is_some() { LANE_AHEAD } else { 0 };
+        let free = (width as usize + ahead).saturating_sub(running);
         let files = &entry.job.files;
         let mut next = Vec::with_capacity(free);
         // A file whose server waits for the job's certificate validator holds the run's
@@ -232,6 +251,7 @@ impl State {
                 r.security.pinned_public_key = pin;
                 // `idle_mode = false` in the config turns idle mode off for every job.
                 r.idle &= idle_mode;
+                r.lane = lane.map(|key| qmgr_transfer::Lane { key, width });
                 if let (Some(spans), Some(scratch)) = (&fetch, scratch) {
                     // The spans go to a scratch file; the file's own temporary file is
                     // written only when they are placed.
@@ -253,6 +273,7 @@ impl State {
                         transfer,
                         Slot {
                             fetch,
+                            started: lane.is_none(),
                             ..Slot::new(id, index, started_at, started_at == 0)
                         },
                     );
@@ -358,15 +379,18 @@ impl State {
         unnamed.is_some_and(|index| self.name_temp_file(id, index).is_ok())
     }
 
-    /// Divides the job's own bandwidth cap among its running transfers.
+    /// Divides the job's own bandwidth cap among its running transfers: as many as run at
+    /// once (those waiting in the lane get their share for when they start).
     pub(super) fn share_job_limit(&self, engine: &Engine, id: Guid) {
         let Some(entry) = self.jobs.get(&id) else {
             return;
         };
         let Some(run) = &entry.run else { return };
-        let count = u64::try_from(run.transfers.len())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let at_once = run
+            .transfers
+            .len()
+            .min(entry.job.settings.parallel_files as usize);
+        let count = u64::try_from(at_once).unwrap_or(u64::MAX).max(1);
         let share = entry
             .job
             .settings
@@ -375,5 +399,138 @@ impl State {
         for transfer in &run.transfers {
             let _ = engine.set_transfer_limit(*transfer, share);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use qmgr_core::config::Config;
+    use qmgr_core::paths::StatePaths;
+    use qmgr_core::service::{JobChange, NewFile, Request, Response};
+    use qmgr_core::{Guid, JobType};
+    use qmgr_tests::TestServer;
+
+    use crate::manager::test_support::UID;
+    use crate::{QueueManager, SystemClock};
+
+    /// Six files of 16 KiB, one at a time; the first answers after `first_delay_ms`.
+    /// Returns once the first is asked for, with the files' paths on `server`.
+    fn a_job_of_six_files_one_at_a_time(
+        server: &TestServer,
+        dir: &Path,
+        first_delay_ms: u64,
+    ) -> (QueueManager, Guid, Vec<String>) {
+        let manager = QueueManager::start(
+            Config::default(),
+            &StatePaths::isolated(&dir.join("state")),
+            Arc::new(SystemClock::new()),
+        )
+        .unwrap();
+        let Response::JobCreated(job) = manager
+            .handle(
+                UID,
+                Request::CreateJob {
+                    display_name: "six files".into(),
+                    job_type: JobType::Download,
+                    umask: None,
+                },
+            )
+            .unwrap()
+        else {
+            panic!("no job made");
+        };
+        let paths: Vec<String> = (0..6).map(|i| format!("/data/16k/lane{i}")).collect();
+        let files = paths
+            .iter()
+            .enumerate()
+            .map(|(i, path)| {
+                let url = if i == 0 {
+                    server.url(&format!("{path}?delay_ms={first_delay_ms}"))
+                } else {
+                    server.url(path)
+                };
+                NewFile::whole(url, dir.join(format!("f{i}")).to_string_lossy())
+            })
+            .collect();
+        manager
+            .handle(UID, Request::AddFiles { job, files })
+            .unwrap();
+        let change = JobChange::ParallelFiles(1);
+        manager
+            .handle(UID, Request::SetJob { job, change })
+            .unwrap();
+        manager.handle(UID, Request::Resume { job }).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.request_count(&paths[0]) == 0 {
+            assert!(Instant::now() < deadline, "the job did not start");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        (manager, job, paths)
+    }
+
+    /// A running job's next files start while this thread cannot look (its lock held, as
+    /// when it commits or answers calls): they wait in the job's lane in the engine, which
+    /// starts each the moment a file ends.
+    #[test]
+    fn a_jobs_next_files_start_while_the_queue_thread_is_busy_elsewhere() {
+        let server = TestServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        // The lock is taken while the first file is under way.
+        let (manager, _, paths) = a_job_of_six_files_one_at_a_time(&server, dir.path(), 500);
+        let guard = manager.shared.state.lock();
+        let requested = || {
+            paths
+                .iter()
+                .map(|p| server.request_count(p))
+                .collect::<Vec<_>>()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while requested().contains(&0) {
+            assert!(
+                Instant::now() < deadline,
+                "files waited for the queue's thread: requests per file {:?}",
+                requested()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(requested(), [1; 6], "each file asked for once");
+        drop(guard);
+        manager.shutdown();
+    }
+
+    /// Files handed to the engine ahead of time are not moving: a summary's active files
+    /// are the one under way.
+    #[test]
+    fn files_waiting_in_the_engine_are_not_shown_as_moving() {
+        let server = TestServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let (manager, job, _) = a_job_of_six_files_one_at_a_time(&server, dir.path(), 3_000);
+        let active = || {
+            let Response::JobSummary(summary) =
+                manager.handle(UID, Request::GetJobSummary { job }).unwrap()
+            else {
+                panic!("no summary");
+            };
+            summary
+                .active_files
+                .iter()
+                .map(|f| f.index)
+                .collect::<Vec<u32>>()
+        };
+        // The queue hears of the start a moment after the server does.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while active().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the first file is not shown moving"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(active(), [0], "only the first file moves");
+        manager.shutdown();
     }
 }

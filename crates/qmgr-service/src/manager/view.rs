@@ -182,6 +182,7 @@ impl State {
             .iter()
             .flat_map(|run| &run.transfers)
             .filter_map(|transfer| self.transfers.get(transfer))
+            .filter(|slot| slot.started)
             .map(|slot| slot.file)
             .filter(|&index| index < job.files.len())
             .collect();

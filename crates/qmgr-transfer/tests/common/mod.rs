@@ -103,6 +103,57 @@ impl Harness {
         }
     }
 
+    /// The temporary file of `id`'s `Started`, received already or waited for.
+    pub fn started(&self, id: TransferId) -> PathBuf {
+        let started = |event: &EngineEvent| match event {
+            EngineEvent::Started { temp_path, .. } => Some(temp_path.clone()),
+            _ => None,
+        };
+        let received = self
+            .pending
+            .borrow()
+            .get(&id)
+            .and_then(|events| events.iter().find_map(started));
+        received.unwrap_or_else(|| {
+            started(&self.wait_for(id, |event| started(event).is_some()))
+                .expect("waited for Started")
+        })
+    }
+
+    /// Every event of `ids` not yet claimed, in the order the engine sent them, until each
+    /// has ended; `seen` looks at each as it arrives. Other transfers' events are kept.
+    pub fn in_order_until_ended(
+        &self,
+        ids: &[TransferId],
+        mut seen: impl FnMut(&EngineEvent),
+    ) -> Vec<EngineEvent> {
+        let mut events: Vec<EngineEvent> = Vec::new();
+        for id in ids {
+            events.extend(self.pending.borrow_mut().remove(id).unwrap_or_default());
+        }
+        let ended = |events: &[EngineEvent]| {
+            ids.iter().all(|id| {
+                events
+                    .iter()
+                    .any(|event| event.id() == *id && event.is_final())
+            })
+        };
+        while !ended(&events) {
+            let event = self.next_event();
+            if ids.contains(&event.id()) {
+                seen(&event);
+                events.push(event);
+            } else {
+                self.pending
+                    .borrow_mut()
+                    .entry(event.id())
+                    .or_default()
+                    .push(event);
+            }
+        }
+        events
+    }
+
     fn next_event(&self) -> EngineEvent {
         self.events
             .recv_timeout(STUCK)
