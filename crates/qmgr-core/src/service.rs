@@ -527,6 +527,18 @@ pub struct Notification {
     pub state: JobState,
 }
 
+impl Notification {
+    /// Whether it tells of a job that is not moving: TRANSFERRED, in error, suspended,
+    /// completed or cancelled. A watcher acts on such news at once; news of a moving job
+    /// (its progress, its files finishing) can wait to be gathered.
+    pub fn job_stopped(&self) -> bool {
+        !matches!(
+            self.state,
+            JobState::Queued | JobState::Connecting | JobState::Transferring
+        )
+    }
+}
+
 /// The queue, as every client layer sees it.
 pub trait QueueService: Send + Sync {
     /// Carries out one request.

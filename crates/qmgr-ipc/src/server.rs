@@ -449,9 +449,11 @@ fn stream_notifications(
         // Writes are at least NOTIFICATION_GAP apart: meanwhile a job's Modifications
         // coalesce in the queue (its latest state is what counts), and everything queued
         // goes out in one write, so a burst of files finishing costs the client a few
-        // wake-ups, not one per notification. A lone notification goes out at once.
+        // wake-ups, not one per notification. A lone notification goes out at once, and so
+        // does news of a job that stopped (the client acts on it at once: a `qmgr
+        // transfer` whose last job completed exits).
         if let Some(at) = last_write {
-            std::thread::sleep(NOTIFICATION_GAP.saturating_sub(at.elapsed()));
+            notifications.wait_for_stopped(NOTIFICATION_GAP.saturating_sub(at.elapsed()));
         }
         let mut closed = false;
         while waiting.len() < NOTIFICATIONS_PER_WRITE_BYTES {

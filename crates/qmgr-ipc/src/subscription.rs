@@ -87,6 +87,9 @@ struct Queue {
     next_seq: u64,
     /// For each job with a Modification waiting: that entry's sequence number.
     modifications: HashMap<Guid, u64>,
+    /// How many of the waiting entries tell of a stopped job (see
+    /// [`Subscription::wait_for_stopped`]).
+    stopped: usize,
     publisher_gone: bool,
     subscriber_gone: bool,
 }
@@ -102,9 +105,12 @@ impl Queue {
                 .and_then(|index| self.entries.get_mut(index))
         {
             // Still waiting: it becomes the latest state, in its place.
+            self.stopped -= usize::from(entry.1.job_stopped());
+            self.stopped += usize::from(notification.job_stopped());
             entry.1 = notification;
             return false;
         }
+        self.stopped += usize::from(notification.job_stopped());
         let was_empty = self.entries.is_empty();
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -117,6 +123,7 @@ impl Queue {
 
     fn pop(&mut self) -> Option<Notification> {
         let (seq, notification) = self.entries.pop_front()?;
+        self.stopped -= usize::from(notification.job_stopped());
         if notification.kind == NotificationKind::Modification
             && self.modifications.get(&notification.job) == Some(&seq)
         {
@@ -140,9 +147,14 @@ impl Publisher {
         if queue.subscriber_gone {
             return false;
         }
+        let stopped = notification.job_stopped();
         if queue.push(notification) {
             drop(queue);
             self.shared.signal();
+        } else if stopped {
+            // For a writer holding back a burst (see `Subscription::wait_for_stopped`).
+            drop(queue);
+            self.shared.arrived.notify_all();
         }
         true
     }
@@ -221,6 +233,30 @@ impl Subscription {
         }
     }
 
+    /// Waits at most `timeout` until a notification that tells of a stopped job waits (see
+    /// [`Notification::job_stopped`]) or the publisher is gone; returns whether either is
+    /// so. Takes nothing: a writer that gathers a burst of progress for a while sends at
+    /// once what its client acts on at once.
+    pub fn wait_for_stopped(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut queue = self.shared.lock();
+        loop {
+            if queue.stopped > 0 || queue.publisher_gone {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            queue = self
+                .shared
+                .arrived
+                .wait_timeout(queue, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
     /// How many notifications wait.
     pub fn len(&self) -> usize {
         self.shared.lock().entries.len()
@@ -248,6 +284,7 @@ impl Subscription {
         queue.subscriber_gone = true;
         queue.entries.clear();
         queue.modifications.clear();
+        queue.stopped = 0;
     }
 
     /// Wakes every thread blocked in [`Subscription::recv`] or polling
@@ -413,5 +450,54 @@ mod tests {
         drop(subscription);
         assert!(publisher.is_closed());
         assert!(!publisher.push(note(job, NotificationKind::Error, JobState::Error)));
+    }
+
+    #[test]
+    fn news_of_a_stopped_job_ends_a_writers_wait_and_progress_does_not() {
+        let (publisher, subscription) = subscription().unwrap();
+        let job = Guid::new_random();
+        let moving = note(job, NotificationKind::Modification, JobState::Transferring);
+        publisher.push(moving.clone());
+        publisher.push(note(
+            job,
+            NotificationKind::FileTransferred { file: 0 },
+            JobState::Transferring,
+        ));
+        assert!(!subscription.wait_for_stopped(Duration::from_millis(20)));
+        // The job's waiting Modification becomes one of a stopped job.
+        publisher.push(note(
+            job,
+            NotificationKind::Modification,
+            JobState::Transferred,
+        ));
+        assert!(subscription.wait_for_stopped(Duration::from_secs(60)));
+        assert_eq!(subscription.len(), 2, "nothing was taken");
+        while subscription.try_recv().is_ok() {}
+        assert!(
+            !subscription.wait_for_stopped(Duration::ZERO),
+            "taken: none waits"
+        );
+        // A Modification of a stopped job replaced by one of a moving job no longer counts.
+        publisher.push(note(
+            job,
+            NotificationKind::Modification,
+            JobState::Suspended,
+        ));
+        publisher.push(moving);
+        assert!(!subscription.wait_for_stopped(Duration::ZERO));
+        // One arriving while the writer waits wakes it.
+        let waiter =
+            std::thread::spawn(move || subscription.wait_for_stopped(Duration::from_secs(60)));
+        publisher.push(note(job, NotificationKind::Error, JobState::Error));
+        assert!(waiter.join().unwrap());
+    }
+
+    #[test]
+    fn a_writer_waiting_for_news_of_a_stopped_job_is_let_go_when_the_publisher_leaves() {
+        let (publisher, subscription) = subscription().unwrap();
+        let waiter =
+            std::thread::spawn(move || subscription.wait_for_stopped(Duration::from_secs(60)));
+        drop(publisher);
+        assert!(waiter.join().unwrap());
     }
 }

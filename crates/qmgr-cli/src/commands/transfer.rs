@@ -604,10 +604,7 @@ impl News {
     fn take(&mut self, next: Option<Result<Notification, RecvTimeoutError>>) -> bool {
         match next {
             Some(Ok(notification)) => {
-                let stopped = !matches!(
-                    notification.state,
-                    JobState::Queued | JobState::Connecting | JobState::Transferring
-                );
+                let stopped = notification.job_stopped();
                 if let NotificationKind::FileTransferred { file } = notification.kind {
                     self.transferred.push((notification.job, file));
                 }
