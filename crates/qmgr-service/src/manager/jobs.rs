@@ -169,7 +169,7 @@ impl State {
             }
             return Err(error);
         }
-        self.schedule_needed = true;
+        self.schedule_if_runnable(id);
         Ok(Response::Done(hresult::S_OK))
     }
 
@@ -376,8 +376,22 @@ impl State {
             self.auto_complete_due.push(id);
         }
         self.share_job_limit(engine, id);
-        self.schedule_needed = true;
+        self.schedule_if_runnable(id);
         Ok(Response::Done(hresult::S_OK))
+    }
+
+    /// A change of job `id` asks for a scheduling pass only if the job may run: the files
+    /// and settings given to a suspended job before its Resume change nobody's slot, and
+    /// a pass they asked for would hold back the one the Resume asks for (passes are at
+    /// least `MIN_PASS_INTERVAL` apart).
+    fn schedule_if_runnable(&mut self, id: Guid) {
+        if self
+            .jobs
+            .get(&id)
+            .is_some_and(|e| e.job.state.is_runnable())
+        {
+            self.schedule_needed = true;
+        }
     }
 
     /// IBackgroundCopyFile3::SetValidationState on a job looked up for its owner. A rejected
@@ -507,4 +521,50 @@ pub(super) fn rename_finished(job: &mut Job, overwrite: Overwrite) -> Result<()>
     }
     let synced = finalizer.finish();
     moved.and(synced)
+}
+
+#[cfg(test)]
+mod tests {
+    use qmgr_core::JobPriority;
+    use qmgr_core::service::{JobChange, NewFile, Request};
+
+    use crate::manager::test_support::{UID, job_of_three_files};
+
+    /// A client sets a job up (settings, files) before it resumes it: only the Resume may
+    /// change who runs, and a pass asked for earlier would delay the one it asks for.
+    #[test]
+    fn setting_up_a_suspended_job_asks_for_no_scheduling_pass_and_resuming_it_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let (manager, job) = job_of_three_files(dir.path());
+        let engine = &manager.shared.engine;
+        let now = manager.shared.clock.now();
+        let mut guard = manager.shared.state.lock();
+        let state = &mut *guard;
+        let mut handle = |request: Request| {
+            state.schedule_needed = false;
+            state.handle(engine, UID, request, now).unwrap();
+            state.schedule_needed
+        };
+        let priority = |priority| Request::SetJob {
+            job,
+            change: JobChange::Priority(priority),
+        };
+        assert!(
+            !handle(priority(JobPriority::Low)),
+            "SetJob of a suspended job"
+        );
+        let more = NewFile::whole(
+            dir.path().join("nowhere").to_string_lossy(),
+            dir.path().join("f3").to_string_lossy(),
+        );
+        let files = vec![more];
+        assert!(!handle(Request::AddFiles { job, files }), "AddFiles to it");
+        assert!(handle(Request::Resume { job }), "its Resume");
+        assert!(
+            handle(priority(JobPriority::High)),
+            "SetJob of a job that may run"
+        );
+        drop(guard);
+        manager.shutdown();
+    }
 }
