@@ -24,17 +24,14 @@ pub enum Target<'a> {
     Directory(&'a Path),
 }
 
-/// Checks the URLs and works out each destination, made absolute against `cwd`. Every
-/// problem is a usage error naming the URL or path.
+/// Works out each destination of URLs that passed [`check_remote`], made absolute against
+/// `cwd`. Every problem is a usage error naming the URL or path.
 pub fn plan(
     urls: &[String],
     target: Target<'_>,
     cwd: &Path,
     no_clobber: bool,
 ) -> Result<Vec<Planned>, Failure> {
-    for url in urls {
-        check_remote(url)?;
-    }
     let planned: Vec<Planned> = match target {
         Target::File(path) => {
             let [url] = urls else {
@@ -78,7 +75,10 @@ pub fn plan(
     // Thousands of files usually share one directory: each directory is checked once.
     let mut directories_checked = HashSet::new();
     for file in &planned {
-        if !seen.insert(&file.local) {
+        // The names as written: every destination here is made the same way (`absolute`,
+        // or a file name joined to one directory), so equal paths are equal bytes, which
+        // hash far faster than a path's components.
+        if !seen.insert(file.local.as_os_str()) {
             return Err(Failure::usage(format!(
                 "two URLs would be saved as {}; download them separately with -o",
                 file.local.display()
@@ -269,13 +269,7 @@ mod tests {
         let error = plan(&twice, Target::Directory(dir.path()), dir.path(), false).unwrap_err();
         assert!(error.message.contains("two URLs"), "{error}");
 
-        let error = plan(
-            &["relative/file".to_owned()],
-            Target::Directory(dir.path()),
-            dir.path(),
-            false,
-        )
-        .unwrap_err();
+        let error = check_remote("relative/file").unwrap_err();
         assert!(error.message.contains("absolute path"), "{error}");
 
         let missing = dir.path().join("missing");

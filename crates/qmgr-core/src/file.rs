@@ -260,7 +260,12 @@ pub fn validate_remote_name(name: &str) -> Result<()> {
         return Err(QmgrError::invalid_arg("the remote name is empty"));
     }
     // Windows counts UTF-16 code units; so a name is at most 3 bytes a character here.
-    let chars = name.encode_utf16().count();
+    // (An ASCII name, the usual one, has as many as it has bytes.)
+    let chars = if name.is_ascii() {
+        name.len()
+    } else {
+        name.encode_utf16().count()
+    };
     if chars > MAX_REMOTE_NAME_CHARS {
         return Err(QmgrError::invalid_arg(format!(
             "the remote name is {chars} characters long; the limit is {MAX_REMOTE_NAME_CHARS}"

@@ -62,6 +62,10 @@ pub fn run(session: &Session, args: &TransferArgs) -> Result<(), Failure> {
         (None, Some(dir)) => Target::Directory(dir),
         (None, None) => Target::Directory(Path::new(".")),
     };
+    // Each URL is checked where it is read: a list's with its line number.
+    for url in &args.urls {
+        destinations::check_remote(url)?;
+    }
     let mut urls = args.urls.clone();
     if let Some(list) = &args.input_file {
         urls.extend(read_url_list(list)?);
@@ -77,14 +81,19 @@ pub fn run(session: &Session, args: &TransferArgs) -> Result<(), Failure> {
         destinations::plan(&urls, target, &cwd, args.no_clobber)?
     };
     let chunk_size = usize::try_from(session.config.max_files_per_job.max(1)).unwrap_or(usize::MAX);
-    let chunks: Vec<Vec<Planned>> = planned.chunks(chunk_size).map(<[_]>::to_vec).collect();
+    let planned_count = planned.len();
+    let mut planned = planned.into_iter().peekable();
+    let mut chunks: Vec<Vec<Planned>> = Vec::new();
+    while planned.peek().is_some() {
+        chunks.push(planned.by_ref().take(chunk_size).collect());
+    }
     let job_quota = usize::try_from(session.config.max_jobs_per_user.max(1)).unwrap_or(usize::MAX);
     if args.background && chunks.len() > job_quota {
         return Err(Failure::usage(format!(
             "{} URLs need {} jobs, more than max_jobs_per_user ({job_quota}) allows at once; \
              --background queues only what fits (at most {} URLs), while a transfer watched \
              here (without --background) queues the rest as earlier jobs finish",
-            planned.len(),
+            planned_count,
             chunks.len(),
             job_quota.saturating_mul(chunk_size)
         )));
