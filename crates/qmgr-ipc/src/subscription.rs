@@ -73,6 +73,23 @@ impl Shared {
         self.arrived.notify_all();
     }
 
+    /// Waits on `queue` for an arrival until `deadline`; `None` once it has passed.
+    fn wait_until<'a>(
+        &self,
+        queue: MutexGuard<'a, Queue>,
+        deadline: Instant,
+    ) -> Option<MutexGuard<'a, Queue>> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let (queue, _) = self
+            .arrived
+            .wait_timeout(queue, left)
+            .unwrap_or_else(PoisonError::into_inner);
+        Some(queue)
+    }
+
     fn unsignal(&self) {
         let mut count = [0u8; 8];
         let _ = rustix::io::read(&self.ready, &mut count);
@@ -220,16 +237,10 @@ impl Subscription {
                 Err(RecvError::Empty) => {}
                 other => return other,
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let Some(waited) = self.shared.wait_until(queue, deadline) else {
                 return Err(RecvError::Empty);
-            }
-            queue = self
-                .shared
-                .arrived
-                .wait_timeout(queue, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            };
+            queue = waited;
         }
     }
 
@@ -244,16 +255,10 @@ impl Subscription {
             if queue.stopped > 0 || queue.publisher_gone {
                 return true;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let Some(waited) = self.shared.wait_until(queue, deadline) else {
                 return false;
-            }
-            queue = self
-                .shared
-                .arrived
-                .wait_timeout(queue, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            };
+            queue = waited;
         }
     }
 

@@ -73,11 +73,7 @@ impl Harness {
             if event.id() == id {
                 events.push(event);
             } else {
-                self.pending
-                    .borrow_mut()
-                    .entry(event.id())
-                    .or_default()
-                    .push(event);
+                self.keep_for_later(event);
             }
         }
         Finished { id, events }
@@ -88,11 +84,7 @@ impl Harness {
         loop {
             let event = self.next_event();
             let matches = event.id() == id && wanted(&event);
-            self.pending
-                .borrow_mut()
-                .entry(event.id())
-                .or_default()
-                .push(event.clone());
+            self.keep_for_later(event.clone());
             if matches {
                 return event;
             }
@@ -144,14 +136,19 @@ impl Harness {
                 seen(&event);
                 events.push(event);
             } else {
-                self.pending
-                    .borrow_mut()
-                    .entry(event.id())
-                    .or_default()
-                    .push(event);
+                self.keep_for_later(event);
             }
         }
         events
+    }
+
+    /// Keeps an event for whoever waits for its transfer later.
+    fn keep_for_later(&self, event: EngineEvent) {
+        self.pending
+            .borrow_mut()
+            .entry(event.id())
+            .or_default()
+            .push(event);
     }
 
     fn next_event(&self) -> EngineEvent {
