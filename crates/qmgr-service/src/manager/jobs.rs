@@ -350,6 +350,9 @@ impl State {
             Changed::File(index) => Some(index),
             _ => None,
         });
+        // A running job's new width takes effect at once: its files waiting in the engine's
+        // lane, and more of them, may start now rather than when one of its files ends.
+        let rewidens = matches!(change, JobChange::ParallelFiles(_));
         let applied = apply_change(job, change, &self.paths, now);
         let (restart, complete_now) = match applied {
             Ok(Some((restart, complete_now))) => (restart || moves_between_caps, complete_now),
@@ -376,6 +379,9 @@ impl State {
             self.auto_complete_due.push(id);
         }
         self.share_job_limit(engine, id);
+        if rewidens && self.jobs.get(&id).is_some_and(|e| e.run.is_some()) {
+            self.fill_transfers(engine, id, now);
+        }
         self.schedule_if_runnable(id);
         Ok(Response::Done(hresult::S_OK))
     }

@@ -48,10 +48,12 @@ impl State {
                 turn: e.turn,
                 running: e.run.as_ref().map(|run| Running {
                     since: run.since,
-                    can_yield: run
-                        .transfers
-                        .iter()
-                        .all(|t| self.transfers.get(t).is_none_or(|s| s.can_yield)),
+                    // A transfer still waiting in the engine's lane has nothing to lose.
+                    can_yield: run.transfers.iter().all(|t| {
+                        self.transfers
+                            .get(t)
+                            .is_none_or(|s| s.can_yield || !s.started)
+                    }),
                 }),
             })
             .collect();
@@ -499,6 +501,37 @@ mod tests {
         }
         assert_eq!(requested(), [1; 6], "each file asked for once");
         drop(guard);
+        manager.shutdown();
+    }
+
+    /// A running job given a larger ParallelFiles starts more files at once, not when its
+    /// file under way ends.
+    #[test]
+    fn a_wider_running_job_starts_its_waiting_files_at_once() {
+        let server = TestServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        // The first file answers long after this test ends (Cancel ends its transfer).
+        let (manager, job, paths) = a_job_of_six_files_one_at_a_time(&server, dir.path(), 60_000);
+        let change = JobChange::ParallelFiles(3);
+        manager
+            .handle(UID, Request::SetJob { job, change })
+            .unwrap();
+        let requested = || {
+            paths
+                .iter()
+                .map(|p| server.request_count(p))
+                .collect::<Vec<_>>()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while requested().contains(&0) {
+            assert!(
+                Instant::now() < deadline,
+                "the other files waited for the first: requests per file {:?}",
+                requested()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        manager.handle(UID, Request::Cancel { job }).unwrap();
         manager.shutdown();
     }
 
