@@ -474,16 +474,9 @@ mod tests {
         (manager, job, paths)
     }
 
-    /// A running job's next files start while this thread cannot look (its lock held, as
-    /// when it commits or answers calls): they wait in the job's lane in the engine, which
-    /// starts each the moment a file ends.
-    #[test]
-    fn a_jobs_next_files_start_while_the_queue_thread_is_busy_elsewhere() {
-        let server = TestServer::start();
-        let dir = tempfile::tempdir().unwrap();
-        // The lock is taken while the first file is under way.
-        let (manager, _, paths) = a_job_of_six_files_one_at_a_time(&server, dir.path(), 500);
-        let guard = manager.shared.state.lock();
+    /// Waits until `server` was asked for each of `paths` (failing with `why` after half a
+    /// minute); returns how many times each was asked for.
+    fn each_asked_for(server: &TestServer, paths: &[String], why: &str) -> Vec<u64> {
         let requested = || {
             paths
                 .iter()
@@ -494,12 +487,26 @@ mod tests {
         while requested().contains(&0) {
             assert!(
                 Instant::now() < deadline,
-                "files waited for the queue's thread: requests per file {:?}",
+                "{why}: requests per file {:?}",
                 requested()
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(requested(), [1; 6], "each file asked for once");
+        requested()
+    }
+
+    /// A running job's next files start while this thread cannot look (its lock held, as
+    /// when it commits or answers calls): they wait in the job's lane in the engine, which
+    /// starts each the moment a file ends.
+    #[test]
+    fn a_jobs_next_files_start_while_the_queue_thread_is_busy_elsewhere() {
+        let server = TestServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        // The lock is taken while the first file is under way.
+        let (manager, _, paths) = a_job_of_six_files_one_at_a_time(&server, dir.path(), 500);
+        let guard = manager.shared.state.lock();
+        let requested = each_asked_for(&server, &paths, "files waited for the queue's thread");
+        assert_eq!(requested, [1; 6], "each file asked for once");
         drop(guard);
         manager.shutdown();
     }
@@ -516,21 +523,7 @@ mod tests {
         manager
             .handle(UID, Request::SetJob { job, change })
             .unwrap();
-        let requested = || {
-            paths
-                .iter()
-                .map(|p| server.request_count(p))
-                .collect::<Vec<_>>()
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while requested().contains(&0) {
-            assert!(
-                Instant::now() < deadline,
-                "the other files waited for the first: requests per file {:?}",
-                requested()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        each_asked_for(&server, &paths, "the other files waited for the first");
         manager.handle(UID, Request::Cancel { job }).unwrap();
         manager.shutdown();
     }
