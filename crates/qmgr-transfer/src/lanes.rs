@@ -4,7 +4,7 @@
 //! busy without a round trip through its own thread for each file: for a job of small
 //! files, that round trip was longer than the files took.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::request::{CheckedRequest, TransferId};
 
@@ -37,9 +37,9 @@ struct Queue {
 /// The waiting transfers of every lane, in the order they were handed over.
 #[derive(Default)]
 pub(crate) struct Lanes {
-    queues: HashMap<u64, Queue>,
+    queues: foldhash::HashMap<u64, Queue>,
     /// The lane of each waiting transfer, for cancelling one without a search.
-    lane_of: HashMap<TransferId, u64>,
+    lane_of: foldhash::HashMap<TransferId, u64>,
 }
 
 impl Lanes {

@@ -134,7 +134,7 @@ pub(crate) struct Worker {
     /// while it is set, further senders need not wake it again.
     wake_pending: Arc<AtomicBool>,
     events: Outbox,
-    transfers: HashMap<TransferId, Transfer>,
+    transfers: foldhash::HashMap<TransferId, Transfer>,
     global_limit: Option<TokenBucket>,
     /// A bandwidth schedule's caps per background priority.
     priority_limits: PriorityLimits,
@@ -177,7 +177,7 @@ impl Worker {
             commands,
             wake_pending,
             events: Outbox::new(events, wake),
-            transfers: HashMap::new(),
+            transfers: foldhash::HashMap::default(),
             global_limit: config.global_limit.map(|rate| TokenBucket::new(rate, now)),
             priority_limits: PriorityLimits::default(),
             copy_buffer: vec![0; LOCAL_CHUNK],
