@@ -387,7 +387,7 @@ impl From<&JobView> for JobJson {
             },
             waiting: view.waiting.as_ref().map(WaitingJson::from),
             idle: view.idle.as_ref().map(IdleJson::from),
-            error: job.error.as_ref().map(JobErrorJson::from),
+            error: job.error.as_deref().map(JobErrorJson::from),
             error_count: job.error_count,
             files: job
                 .files

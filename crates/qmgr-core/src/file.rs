@@ -162,7 +162,7 @@ pub struct FileRecord {
     pub ranges: Vec<FileRange>,
     /// An upload job's file: where its upload stands (`None` for downloads).
     #[serde(default)]
-    pub upload: Option<UploadRecord>,
+    pub upload: Option<Box<UploadRecord>>,
     /// For a file of an ON_DEMAND_MODE job: which bytes are in the temporary file and which
     /// are asked for (empty otherwise).
     #[serde(default)]

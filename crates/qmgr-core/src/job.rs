@@ -289,7 +289,7 @@ pub struct JobSettings {
     pub minimum_retry_delay: Duration,
     pub no_progress_timeout: Duration,
     pub notify_flags: u32,
-    pub notify_command: Option<NotifyCommand>,
+    pub notify_command: Option<Box<NotifyCommand>>,
     pub proxy: ProxySettings,
     /// Extra request headers, CRLF-separated, as IBackgroundCopyJobHttpOptions keeps them.
     pub custom_headers: Option<String>,
@@ -303,7 +303,7 @@ pub struct JobSettings {
     /// The certificate offered for TLS client authentication
     /// (IBackgroundCopyJobHttpOptions::SetClientCertificateByName / ByID).
     #[serde(default)]
-    pub client_certificate: Option<ClientCertificate>,
+    pub client_certificate: Option<Box<ClientCertificate>>,
     /// Interactive retries (a qmgr extension): the first retry after a transient error
     /// comes after this delay, each later one after twice the one before, up to
     /// `minimum_retry_delay`. `None` is Windows' rule: every retry after
@@ -527,7 +527,7 @@ pub struct Job {
     pub files: Vec<FileRecord>,
     pub times: JobTimes,
     pub settings: JobSettings,
-    pub error: Option<JobError>,
+    pub error: Option<Box<JobError>>,
     /// Transient and permanent errors seen since the job was created.
     pub error_count: u32,
     /// When the current run of errors without progress began (NoProgressTimeout counts from here).
@@ -554,7 +554,7 @@ pub struct Job {
     pub umask: u32,
     /// An upload-reply job's reply (`None` for every other job type).
     #[serde(default)]
-    pub reply: Option<ReplyRecord>,
+    pub reply: Option<Box<ReplyRecord>>,
     /// SetCredentials' user names and passwords. Never sent to clients: a job travels to
     /// them without its credentials (the store and the engine have them).
     #[serde(skip)]
@@ -750,7 +750,7 @@ impl Job {
             auto_complete: None,
             retries_without_progress: 0,
             resumed: false,
-            reply: (job_type == JobType::UploadReply).then(ReplyRecord::default),
+            reply: (job_type == JobType::UploadReply).then(Box::default),
             credentials: Credentials::default(),
             tally: FileTally::of(&[]),
             refetch: RefetchMarks::default(),
@@ -1331,7 +1331,7 @@ impl Job {
         if let Some(command) = &command {
             command.validate()?;
         }
-        self.settings.notify_command = command;
+        self.settings.notify_command = command.map(Box::new);
         self.times.modified = now;
         Ok(())
     }
@@ -1488,7 +1488,7 @@ impl Job {
         if certificate.is_none() && self.settings.client_certificate.is_none() {
             return Ok(false);
         }
-        self.settings.client_certificate = certificate;
+        self.settings.client_certificate = certificate.map(Box::new);
         self.times.modified = now;
         Ok(true)
     }
@@ -1602,7 +1602,7 @@ impl Job {
             })
             .flatten();
         self.error_count = self.error_count.saturating_add(1);
-        self.error = Some(JobError {
+        self.error = Some(Box::new(JobError {
             error: QmgrError::new(
                 hresult::BG_E_VALIDATION_FAILED,
                 ErrorContext::LocalFile,
@@ -1615,7 +1615,7 @@ impl Job {
             protocol: None,
             at: now,
             retry_after: None,
-        });
+        }));
         Ok(temp_name)
     }
 
@@ -1764,11 +1764,11 @@ impl Job {
                 retry_after,
                 ..error
             };
-            self.error = Some(if timed_out {
+            self.error = Some(Box::new(if timed_out {
                 no_progress_error(error)
             } else {
                 error
-            });
+            }));
             if next == JobState::TransientError {
                 let own = self.retry_delay();
                 self.retries_without_progress = self.retries_without_progress.saturating_add(1);
@@ -1791,7 +1791,7 @@ impl Job {
         self.state = JobState::Error;
         self.error_count = self.error_count.saturating_add(1);
         self.retry_at = None;
-        self.error = Some(error);
+        self.error = Some(Box::new(error));
     }
 
     /// How long to wait before the next retry: MinimumRetryDelay, or with interactive
@@ -1819,7 +1819,7 @@ impl Job {
         if self.retries_exhausted(now) {
             let outcome = self.apply(Event::NoProgressTimeout, now);
             if let Some(last) = self.error.take() {
-                self.error = Some(no_progress_error(last));
+                self.error = Some(Box::new(no_progress_error(*last)));
             }
             return outcome;
         }

@@ -729,7 +729,7 @@ impl Store {
                     .as_str()
                     .map_err(|e| fail(e.into()))
                     .and_then(|text| {
-                        serde_json::from_str::<JobError>(text)
+                        serde_json::from_str::<Box<JobError>>(text)
                             .map_err(|_| corrupt("an unreadable error record"))
                     })?,
             ),
@@ -1222,7 +1222,7 @@ fn file_from_row(row: &Row<'_>) -> rusqlite::Result<Option<FileRecord>> {
         },
         validated: row.get(column(8))?,
         ranges: decode_ranges(column(9), row.get(column(9))?)?,
-        upload: decode_upload(column(10), row.get(column(10))?)?,
+        upload: decode_upload(column(10), row.get(column(10))?)?.map(Box::new),
         on_demand: decode_on_demand(column(11), row.get(column(11))?)?,
     }))
 }
@@ -1467,10 +1467,10 @@ mod tests {
         job.add_file("ftp://mirror.example/b.iso", "/srv/b.iso", 200, now)
             .unwrap();
         job.set_description("every night", now).unwrap();
-        job.settings.notify_command = Some(NotifyCommand {
+        job.settings.notify_command = Some(Box::new(NotifyCommand {
             program: "/bin/true".into(),
             parameters: Some("x".into()),
-        });
+        }));
         job.settings.proxy.usage = ProxyUsage::Override;
         job.settings.proxy.proxy_list = Some("http://proxy:3128".into());
         job.settings.custom_headers = Some("X-A: 1\r\nX-B: 2".into());
@@ -1482,7 +1482,7 @@ mod tests {
             etag: Some("\"abc\"".into()),
             last_modified: Some("Mon, 01 Jan 2024 00:00:00 GMT".into()),
         };
-        job.error = Some(JobError {
+        job.error = Some(Box::new(JobError {
             error: QmgrError::new(
                 hresult::BG_E_HTTP_ERROR_503,
                 ErrorContext::RemoteFile,
@@ -1492,7 +1492,7 @@ mod tests {
             protocol: Some("http".into()),
             at: now,
             retry_after: Some(Duration::from_secs(120)),
-        });
+        }));
         job.error_count = 3;
         job.retry_at = Some(now.plus(Duration::from_secs(600)));
         job.no_progress_since = Some(now);

@@ -169,9 +169,14 @@ impl JobObject {
 
     /// An upload-reply job's reply as last seen; `E_NOTIMPL` for other job types.
     fn reply(&self) -> Result<qmgr_core::reply::ReplyRecord> {
-        self.summary()?.job.reply.ok_or_else(|| {
-            QmgrError::from_code(hresult::E_NOTIMPL).context("only upload-reply jobs have a reply")
-        })
+        self.summary()?
+            .job
+            .reply
+            .map(|reply| *reply)
+            .ok_or_else(|| {
+                QmgrError::from_code(hresult::E_NOTIMPL)
+                    .context("only upload-reply jobs have a reply")
+            })
     }
 
     /// GetReplyData: from the service while the job is queued; once this object completed

@@ -266,24 +266,24 @@ fn sample_job_view() -> JobView {
         .push(FileRecord::new("ftp://example.invalid/x", "/tmp/x"));
     job.state = JobState::TransientError;
     job.priority = JobPriority::Low;
-    job.error = Some(JobError {
+    job.error = Some(Box::new(JobError {
         error: sample_error(),
         file_index: Some(0),
         protocol: Some("https".into()),
         at: Timestamp(-5),
         retry_after: Some(std::time::Duration::from_secs(30)),
-    });
+    }));
     job.error_count = 3;
     job.retry_at = Some(Timestamp(i64::MAX));
     job.group = Some(guid(7));
     job.auto_complete = Some(AutoComplete::NoClobber);
     job.retries_without_progress = 6;
     job.settings.first_retry_delay = Some(Duration::from_secs(5));
-    job.settings.client_certificate = Some(ClientCertificate {
+    job.settings.client_certificate = Some(Box::new(ClientCertificate {
         store_location: 7,
         store_name: "MY".into(),
         selector: CertificateSelector::Sha1([0x5A; 20]),
-    });
+    }));
     JobView {
         job,
         waiting: Some(WaitReason::RetryAt {
@@ -543,21 +543,21 @@ fn a_job_at_every_limit_fits_one_frame() {
     let job = &mut view.job;
     job.display_name = wide(MAX_DISPLAY_NAME_CHARS);
     job.description = wide(MAX_DESCRIPTION_CHARS);
-    job.settings.notify_command = Some(NotifyCommand {
+    job.settings.notify_command = Some(Box::new(NotifyCommand {
         program: wide(MAX_NOTIFY_PROGRAM_CHARS),
         parameters: Some(wide(MAX_NOTIFY_PARAMETERS_CHARS)),
-    });
+    }));
     job.settings.custom_headers = Some(wide(MAX_CUSTOM_HEADERS_CHARS));
     job.settings.proxy = ProxySettings {
         usage: ProxyUsage::Override,
         proxy_list: Some(wide(MAX_PROXY_LIST_CHARS)),
         bypass_list: Some(wide(MAX_PROXY_LIST_CHARS)),
     };
-    job.settings.client_certificate = Some(ClientCertificate {
+    job.settings.client_certificate = Some(Box::new(ClientCertificate {
         store_location: 0,
         store_name: "s".repeat(255),
         selector: CertificateSelector::Subject(wide(1024)),
-    });
+    }));
     let local = "l".repeat(MAX_LOCAL_NAME_BYTES);
     let mut file = FileRecord::new(&wide(MAX_REMOTE_NAME_CHARS), &local);
     file.temp_name = Some(format!("{local}/BIT0123456789ABCDEF.tmp"));

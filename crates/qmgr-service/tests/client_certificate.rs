@@ -90,7 +90,7 @@ fn the_setting_is_recorded_checked_and_removed() {
     );
     assert_eq!(
         service.job(id).unwrap().job.settings.client_certificate,
-        Some(by_hash)
+        Some(Box::new(by_hash))
     );
 
     let refused = [

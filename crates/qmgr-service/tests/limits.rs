@@ -327,10 +327,10 @@ fn a_relative_program_from_an_older_store_is_not_run() {
             .into_iter()
             .find(|job| job.id == id)
             .unwrap();
-        job.settings.notify_command = Some(NotifyCommand {
+        job.settings.notify_command = Some(Box::new(NotifyCommand {
             program: "notify-marker".into(),
             parameters: Some("notify-marker".into()),
-        });
+        }));
         store.save_job(&job).unwrap();
     }
     let client = instance.client();

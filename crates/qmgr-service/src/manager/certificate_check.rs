@@ -250,11 +250,11 @@ impl State {
         self.validators.next_id += 1;
         let attempt = self.validators.next_id;
         if let Some(entry) = self.jobs.get_mut(&id) {
-            entry.certificate_gate = Some(CertificateGate {
+            entry.certificate_gate = Some(Box::new(CertificateGate {
                 attempt,
                 file: index,
                 pin: None,
-            });
+            }));
         }
         let manager = self.validators.manager.clone();
         let timeout = self.validators.timeout;

@@ -195,7 +195,7 @@ impl State {
     pub(super) fn auto_complete_failed(&mut self, id: Guid, error: QmgrError, now: Timestamp) {
         tracing::warn!(job = %id, "cannot complete it: {}", error.description);
         if let Some(entry) = self.jobs.get_mut(&id) {
-            entry.complete_error = Some(error);
+            entry.complete_error = Some(Box::new(error));
         }
         let before = self
             .jobs

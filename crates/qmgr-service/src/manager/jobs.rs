@@ -135,10 +135,10 @@ impl State {
                         let index = entry.job.files.len() - 1;
                         let record = &mut entry.job.files[index];
                         record.bytes_total = source.size;
-                        record.upload = Some(qmgr_core::file::UploadRecord {
+                        record.upload = Some(Box::new(qmgr_core::file::UploadRecord {
                             source,
                             ..qmgr_core::file::UploadRecord::default()
-                        });
+                        }));
                         entry.job.recount_files();
                     }
                     Err(error) => {

@@ -234,7 +234,7 @@ pub(super) fn quarantine_untrusted_paths(job: &mut Job, now: Timestamp) -> bool 
     job.state = JobState::Error;
     let mut error = error;
     error.context = ErrorContext::LocalFile;
-    job.error = Some(JobError {
+    job.error = Some(Box::new(JobError {
         error: error.context(format_args!(
             "the store of this job holds a path qmgr would not have written; nothing was \
              renamed or deleted"
@@ -243,7 +243,7 @@ pub(super) fn quarantine_untrusted_paths(job: &mut Job, now: Timestamp) -> bool 
         protocol: None,
         at: now,
         retry_after: None,
-    });
+    }));
     true
 }
 

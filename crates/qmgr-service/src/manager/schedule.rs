@@ -128,12 +128,12 @@ impl State {
             width: entry.job.settings.parallel_files,
         };
         self.next_lane += 1;
-        entry.run = Some(Run {
+        entry.run = Some(Box::new(Run {
             since: mono,
             transfers: Vec::new(),
             next_file: first,
             lane,
-        });
+        }));
         self.announce(id, before, now);
         self.fill_transfers(engine, id, now);
     }

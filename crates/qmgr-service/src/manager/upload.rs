@@ -251,7 +251,7 @@ impl State {
             || previous.host != record.host
             || previous.closed != record.closed
             || previous.fragment_bytes != record.fragment_bytes;
-        file.upload = Some(record);
+        file.upload = Some(Box::new(record));
         let mut dropped_reply = None;
         if let Some(reply) = entry.job.reply.as_mut() {
             if lost_session {

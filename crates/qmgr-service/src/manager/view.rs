@@ -125,7 +125,7 @@ impl Entry {
                 self.complete_error
                     .clone()
                     .map_or(WaitReason::AwaitingComplete, |error| {
-                        WaitReason::CompleteFailed { error }
+                        WaitReason::CompleteFailed { error: *error }
                     }),
             ),
             _ => None,
