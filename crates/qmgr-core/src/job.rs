@@ -575,16 +575,7 @@ pub struct Job {
 /// response and completion then cost one row write, not two. Once written, a head is read
 /// from the store when asked, so a job of many files does not hold them all in memory.
 /// Never part of a job's equality.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct PendingHeaders(std::collections::HashMap<usize, String>);
-
-impl PartialEq for PendingHeaders {
-    fn eq(&self, _: &PendingHeaders) -> bool {
-        true
-    }
-}
-
-impl Eq for PendingHeaders {}
+pub(crate) type PendingHeaders = PerFile<String>;
 
 /// For each file that started over from byte zero (a restart, a lost temporary file), the
 /// most bytes it had held. Bytes fetched again up to that mark are not progress: a server
@@ -592,16 +583,51 @@ impl Eq for PendingHeaders {}
 /// otherwise keep its job retrying for ever, each round looking like progress, and the
 /// NoProgressTimeout would never end it. Kept in memory only (after a restart of the
 /// service every byte counts again), and never part of a job's equality.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct RefetchMarks(std::collections::HashMap<usize, u64>);
+pub(crate) type RefetchMarks = PerFile<u64>;
 
-impl PartialEq for RefetchMarks {
-    fn eq(&self, _: &RefetchMarks) -> bool {
+/// A value for some of a job's files, by index, kept in memory beside the job. Most jobs
+/// hold none, so the map is made on the first insert: an idle job pays 8 bytes for it, not
+/// a map's 48 (there can be 100,000 of them). Never part of a job's equality.
+#[derive(Clone, Debug)]
+pub(crate) struct PerFile<V>(Option<Box<std::collections::HashMap<usize, V>>>);
+
+impl<V> Default for PerFile<V> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<V> PartialEq for PerFile<V> {
+    fn eq(&self, _: &PerFile<V>) -> bool {
         true
     }
 }
 
-impl Eq for RefetchMarks {}
+impl<V> Eq for PerFile<V> {}
+
+impl<V> PerFile<V> {
+    fn get(&self, index: usize) -> Option<&V> {
+        self.0.as_ref()?.get(&index)
+    }
+
+    fn entry(&mut self, index: usize) -> std::collections::hash_map::Entry<'_, usize, V> {
+        self.0.get_or_insert_default().entry(index)
+    }
+
+    fn insert(&mut self, index: usize, value: V) {
+        self.0.get_or_insert_default().insert(index, value);
+    }
+
+    /// Lets the map go with its last value.
+    fn remove(&mut self, index: usize) {
+        if let Some(map) = self.0.as_mut() {
+            map.remove(&index);
+            if map.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+}
 
 /// Counts over a job's files, kept up to date by the job's methods as they change files,
 /// so that the state machine's facts and [`Job::progress`] cost the same for a job of ten
@@ -1629,14 +1655,14 @@ impl Job {
     pub fn record_progress(&mut self, index: usize, bytes: u64, now: Timestamp) -> Outcome {
         let outcome = self.apply(Event::Progress, now);
         if matches!(outcome, Outcome::Apply { .. }) {
-            let refetched_until = self.refetch.0.get(&index).copied().unwrap_or(0);
+            let refetched_until = self.refetch.get(index).copied().unwrap_or(0);
             let advanced = self.change_file(index, |file| {
                 let advanced = bytes > file.bytes_transferred.max(refetched_until);
                 file.bytes_transferred = file.bytes_transferred.max(bytes);
                 advanced
             });
             if advanced == Some(true) && refetched_until > 0 {
-                self.refetch.0.remove(&index);
+                self.refetch.remove(index);
             }
             if advanced == Some(true) {
                 self.no_progress_since = None;
@@ -1678,18 +1704,18 @@ impl Job {
     /// written, which takes it along (then [`Job::response_headers_written`] lets it go).
     pub fn keep_response_headers(&mut self, index: usize, headers: String) {
         if index < self.files.len() {
-            self.pending_headers.0.insert(index, headers);
+            self.pending_headers.insert(index, headers);
         }
     }
 
     /// The head of file `index`'s last response if its row has not been written since.
     pub fn pending_response_headers(&self, index: usize) -> Option<&str> {
-        self.pending_headers.0.get(&index).map(String::as_str)
+        self.pending_headers.get(index).map(String::as_str)
     }
 
     /// File `index`'s row was written with its pending response head: memory lets it go.
     pub fn response_headers_written(&mut self, index: usize) {
-        self.pending_headers.0.remove(&index);
+        self.pending_headers.remove(index);
     }
 
     /// File `index` is about to start over from zero: the bytes it held will be fetched
@@ -1698,7 +1724,7 @@ impl Job {
         if let Some(held) = self.files.get(index).map(|file| file.bytes_transferred)
             && held > 0
         {
-            let mark = self.refetch.0.entry(index).or_default();
+            let mark = self.refetch.entry(index).or_default();
             *mark = (*mark).max(held);
         }
     }
@@ -1708,7 +1734,7 @@ impl Job {
         if self.state.is_final() || !self.state.is_active() {
             return Outcome::Stale;
         }
-        self.refetch.0.remove(&index);
+        self.refetch.remove(index);
         self.change_file(index, |file| {
             file.completed = true;
             if file.bytes_total == file::SIZE_UNKNOWN {
@@ -1872,7 +1898,7 @@ fn no_progress_error(last: JobError) -> JobError {
 
 /// A validator without the values longer than [`MAX_VALIDATOR_BYTES`].
 fn bounded(validator: Validator) -> Validator {
-    let keep = |value: Option<String>| value.filter(|v| v.len() <= MAX_VALIDATOR_BYTES);
+    let keep = |value: Option<Box<str>>| value.filter(|v| v.len() <= MAX_VALIDATOR_BYTES);
     Validator {
         etag: keep(validator.etag),
         last_modified: keep(validator.last_modified),

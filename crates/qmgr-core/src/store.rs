@@ -1818,7 +1818,7 @@ mod tests {
             file.bytes_total = 20_000;
             file.completed = true;
             file.temp_name = Some(format!("/srv/.BIT{index:016X}.tmp"));
-            file.validator.etag = Some(format!("\"{index}\""));
+            file.validator.etag = Some(format!("\"{index}\"").into());
         }
         job.recount_files();
     }

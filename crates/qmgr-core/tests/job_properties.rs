@@ -116,7 +116,7 @@ proptest! {
                 Step::Restart { file } => {
                     if file < job.files.len() && job.state.is_active() && !job.files[file].completed {
                         versions[file] += 1;
-                        job.restart_file(file, Validator { etag: Some(format!("\"v{}\"", versions[file])), last_modified: None });
+                        job.restart_file(file, Validator { etag: Some(format!("\"v{}\"", versions[file]).into()), last_modified: None });
                     }
                 }
                 Step::FileDone { file } => {

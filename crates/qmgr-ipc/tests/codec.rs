@@ -561,8 +561,8 @@ fn a_job_at_every_limit_fits_one_frame() {
     let local = "l".repeat(MAX_LOCAL_NAME_BYTES);
     let mut file = FileRecord::new(&wide(MAX_REMOTE_NAME_CHARS), &local);
     file.temp_name = Some(format!("{local}/BIT0123456789ABCDEF.tmp"));
-    file.validator.etag = Some("e".repeat(MAX_VALIDATOR_BYTES));
-    file.validator.last_modified = Some("m".repeat(MAX_VALIDATOR_BYTES));
+    file.validator.etag = Some("e".repeat(MAX_VALIDATOR_BYTES).into());
+    file.validator.last_modified = Some("m".repeat(MAX_VALIDATOR_BYTES).into());
     let longest_file = file;
     // Errors name URLs and paths; give each of the six kept a generous 64 KiB.
     let mut error = sample_error();

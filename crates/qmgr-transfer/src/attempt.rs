@@ -258,8 +258,9 @@ fn open_local_source(path: &Path, url: &str) -> Result<(File, KnownSource), Tran
                 metadata.len(),
                 metadata.mtime(),
                 metadata.mtime_nsec()
-            )),
-            last_modified: Some(http_date::format(modified)),
+            )
+            .into()),
+            last_modified: Some(http_date::format(modified).into()),
         },
     };
     Ok((file, known))

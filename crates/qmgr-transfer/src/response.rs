@@ -57,9 +57,9 @@ impl ResponseHead {
         } else if name.eq_ignore_ascii_case("content-range") {
             self.content_range = parse_content_range(value);
         } else if name.eq_ignore_ascii_case("etag") {
-            self.validator.etag = Some(value.to_owned());
+            self.validator.etag = Some(value.into());
         } else if name.eq_ignore_ascii_case("last-modified") {
-            self.validator.last_modified = Some(value.to_owned());
+            self.validator.last_modified = Some(value.into());
         } else if name.eq_ignore_ascii_case("retry-after") {
             self.retry_after = Some(value.to_owned());
         } else if name.eq_ignore_ascii_case("location") {
@@ -623,8 +623,8 @@ mod tests {
         let recorded = |etag: Option<&str>, last_modified: Option<&str>| Expectation {
             offset: 300,
             validator: Validator {
-                etag: etag.map(str::to_owned),
-                last_modified: last_modified.map(str::to_owned),
+                etag: etag.map(Box::from),
+                last_modified: last_modified.map(Box::from),
             },
             total: Some(1000),
             ranged: None,

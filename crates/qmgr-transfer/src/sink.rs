@@ -293,7 +293,8 @@ impl Sink {
     fn ftp_validator(&self) -> Validator {
         Validator {
             etag: None,
-            last_modified: ftp_info::modification_time(self.easy).map(http_date::format),
+            last_modified: ftp_info::modification_time(self.easy)
+                .map(|time| http_date::format(time).into()),
         }
     }
 
