@@ -252,14 +252,16 @@ fn open_local_source(path: &Path, url: &str) -> Result<(File, KnownSource), Tran
     let known = KnownSource {
         total: metadata.len(),
         validator: Validator {
-            etag: Some(format!(
-                "\"{:x}-{:x}-{:x}.{:09}\"",
-                metadata.ino(),
-                metadata.len(),
-                metadata.mtime(),
-                metadata.mtime_nsec()
-            )
-            .into()),
+            etag: Some(
+                format!(
+                    "\"{:x}-{:x}-{:x}.{:09}\"",
+                    metadata.ino(),
+                    metadata.len(),
+                    metadata.mtime(),
+                    metadata.mtime_nsec()
+                )
+                .into(),
+            ),
             last_modified: Some(http_date::format(modified).into()),
         },
     };
