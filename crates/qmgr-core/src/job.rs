@@ -589,7 +589,13 @@ pub(crate) type RefetchMarks = PerFile<u64>;
 /// hold none, so the map is made on the first insert: an idle job pays 8 bytes for it, not
 /// a map's 48 (there can be 100,000 of them). Never part of a job's equality.
 #[derive(Clone, Debug)]
-pub(crate) struct PerFile<V>(Option<Box<std::collections::HashMap<usize, V>>>);
+pub(crate) struct PerFile<V>(
+    #[expect(
+        clippy::box_collection,
+        reason = "boxed, an absent map takes 8 bytes instead of 48"
+    )]
+    Option<Box<std::collections::HashMap<usize, V>>>,
+);
 
 impl<V> Default for PerFile<V> {
     fn default() -> Self {
