@@ -23,6 +23,13 @@ use tracing_subscriber::EnvFilter;
 
 use cli::Invocation;
 
+/// qmgrd's threads hand memory to each other on every file: the engine allocates what the
+/// queue frees and the reverse. glibc's malloc takes an arena lock for each such free;
+/// jemalloc returns it through its thread caches.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 // Beside this file in qmgrd/, where cargo does not look for binaries.
 #[path = "qmgrd/cli.rs"]
 mod cli;
@@ -190,8 +197,8 @@ fn serve(mode: Mode) -> Result<()> {
             .name("qmgr-nm-connect".into())
             .spawn(move || drop(qmgr_service::watch_network_manager(&watching)));
     }
-    // Loading a large queue leaves freed memory behind (SQLite's pages, decoding); give
-    // those pages back rather than keep the peak resident for the daemon's whole life.
+    // Loading a large queue leaves freed memory behind in glibc's heap (SQLite's pages);
+    // give those pages back rather than keep the peak resident for the daemon's whole life.
     // SAFETY: malloc_trim only returns free heap memory to the kernel; it touches no object.
     unsafe {
         libc::malloc_trim(0);
@@ -247,12 +254,10 @@ fn serve(mode: Mode) -> Result<()> {
     Ok(())
 }
 
-/// Sends the service's log to stderr — the journal under systemd (which adds its own
-/// times), the log file when detached — at the config's `log_level`, or as `QMGR_LOG` (a
-/// `tracing` filter such as `debug` or `qmgr_service=trace`) says when it is set.
 /// Fixes the heap's thresholds at glibc's defaults (128 KiB). Left to adjust themselves,
 /// they rise after the first large block is freed (a listing page of a large queue), after
-/// which the memory of every later listing stays resident for good.
+/// which the memory of every later listing stays resident for good. glibc's heap is the
+/// C libraries' (SQLite, libcurl) even when qmgrd's own allocations go to jemalloc.
 fn keep_heap_thresholds_fixed() {
     const THRESHOLD: libc::c_int = 128 * 1024;
     for option in [libc::M_MMAP_THRESHOLD, libc::M_TRIM_THRESHOLD] {
@@ -264,6 +269,9 @@ fn keep_heap_thresholds_fixed() {
     }
 }
 
+/// Sends the service's log to stderr — the journal under systemd (which adds its own
+/// times), the log file when detached — at the config's `log_level`, or as `QMGR_LOG` (a
+/// `tracing` filter such as `debug` or `qmgr_service=trace`) says when it is set.
 fn init_logging(level: LogLevel, mode: Mode) {
     let filter = std::env::var("QMGR_LOG")
         .ok()
