@@ -21,6 +21,7 @@ mod idle;
 mod lanes;
 mod outbox;
 mod priority_limit;
+mod quick_ack;
 mod request;
 mod response;
 mod server_certificate;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use crate::buffered_file::BufferedFile;
 use crate::outbox::Outbox;
+use crate::quick_ack;
 use curl::easy::{Handler, WriteError};
 use qmgr_core::{ErrorContext, hresult};
 
@@ -275,6 +276,13 @@ impl Sink {
         });
     }
 
+    /// Whether some, but at most [`quick_ack::TAIL`], of an HTTP response's body is still to
+    /// come.
+    fn near_the_end_of_the_response(&self) -> bool {
+        self.scheme.is_http()
+            && quick_ack::near_the_end(self.span_end.or(self.responded_total), self.length)
+    }
+
     /// The validator of the content now being received.
     fn received_validator(&self) -> Validator {
         if let Some(known) = &self.known_source {
@@ -429,6 +437,9 @@ impl Handler for Sink {
         self.consumed += length;
         if let Some(allowance) = self.allowance.as_mut() {
             *allowance = allowance.saturating_sub(length);
+        }
+        if self.near_the_end_of_the_response() {
+            quick_ack::acknowledge_now(self.easy);
         }
         Ok(data.len())
     }
