@@ -273,9 +273,11 @@ fn jobs_start_as_they_are_added_and_together_never_exceed_the_parallel_budget() 
     let mut seen_all_started = false;
     while child.try_wait().unwrap().is_none() {
         let jobs = instance.jobs();
+        // A TRANSFERRED job has all its files and is only waiting to be completed: it
+        // takes none of the budget, and the next job may already have its share.
         let started: Vec<&serde_json::Value> = jobs
             .iter()
-            .filter(|job| job["state"] != "SUSPENDED")
+            .filter(|job| job["state"] != "SUSPENDED" && job["state"] != "TRANSFERRED")
             .collect();
         let budget_used: u64 = started
             .iter()
