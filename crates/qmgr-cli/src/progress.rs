@@ -54,6 +54,9 @@ pub struct Snapshot {
     pub files: Vec<FileState>,
     /// What holds the transfer up, if anything ("retrying in 8s after …").
     pub status: Option<String>,
+    /// The reason behind `status`, as the service gave it. Plain lines print the status
+    /// when this changes, not each time its countdown ticks.
+    pub waiting: Option<qmgr_core::service::WaitReason>,
     /// The totals when the service counted them; `None`: summed from `files`.
     pub totals: Option<Totals>,
 }
@@ -474,9 +477,13 @@ impl Bars {
     }
 }
 
+/// Plain lines for a log: each file as it finishes, the status when it changes, and the
+/// total at most every [`LINE_INTERVAL`] when it changed. A transfer that waits an hour for
+/// its retry writes a line when it starts waiting, not one a second.
 pub struct Lines {
     last_line: Option<Instant>,
-    last_status: Option<String>,
+    last_summary: Option<String>,
+    last_waiting: Option<qmgr_core::service::WaitReason>,
     reported: Vec<bool>,
     rate: RateMeter,
 }
@@ -485,42 +492,51 @@ impl Lines {
     fn new(files: usize) -> Lines {
         Lines {
             last_line: None,
-            last_status: None,
+            last_summary: None,
+            last_waiting: None,
             reported: vec![false; files],
             rate: RateMeter::new(),
         }
     }
 
     fn update(&mut self, snapshot: &Snapshot) {
-        let now = Instant::now();
+        for line in self.lines(snapshot, Instant::now()) {
+            eprintln!("qmgr: {line}");
+        }
+    }
+
+    /// What to print for `snapshot`, seen at `now`.
+    fn lines(&mut self, snapshot: &Snapshot, now: Instant) -> Vec<String> {
+        let mut lines = Vec::new();
         self.rate.record(now, snapshot.done());
         for (reported, file) in self.reported.iter_mut().zip(&snapshot.files) {
             if file.completed && !*reported {
                 *reported = true;
                 // A file that finished between two looks has no size known here yet.
-                match file.total {
-                    Some(_) => eprintln!(
-                        "qmgr: transferred {} ({})",
-                        file.path,
-                        human::bytes(file.done)
-                    ),
-                    None => eprintln!("qmgr: transferred {}", file.path),
-                }
+                lines.push(match file.total {
+                    Some(_) => format!("transferred {} ({})", file.path, human::bytes(file.done)),
+                    None => format!("transferred {}", file.path),
+                });
             }
         }
-        if snapshot.status != self.last_status {
+        if snapshot.waiting != self.last_waiting {
             if let Some(status) = &snapshot.status {
-                eprintln!("qmgr: {status}");
+                lines.push(status.clone());
             }
-            self.last_status.clone_from(&snapshot.status);
+            self.last_waiting.clone_from(&snapshot.waiting);
         }
         if self
             .last_line
             .is_none_or(|last| now.duration_since(last) >= LINE_INTERVAL)
         {
-            self.last_line = Some(now);
-            eprintln!("qmgr: {}", self.summary(snapshot));
+            let summary = self.summary(snapshot);
+            if self.last_summary.as_ref() != Some(&summary) {
+                self.last_line = Some(now);
+                lines.push(summary.clone());
+                self.last_summary = Some(summary);
+            }
         }
+        lines
     }
 
     fn summary(&self, snapshot: &Snapshot) -> String {
@@ -562,6 +578,7 @@ impl Lines {
 
     fn finish(&mut self, snapshot: &Snapshot) {
         self.last_line = None;
+        self.last_summary = None;
         self.update(snapshot);
     }
 }
@@ -587,8 +604,69 @@ mod tests {
         Snapshot {
             files,
             status: None,
+            waiting: None,
             totals: None,
         }
+    }
+
+    #[test]
+    fn plain_lines_say_a_wait_once_and_a_total_only_when_it_moved() {
+        use qmgr_core::service::WaitReason;
+        let mut lines = Lines::new(1);
+        let start = Instant::now();
+        let retry = WaitReason::RetryAt {
+            at: qmgr_core::Timestamp(1_000),
+            server_asked: false,
+        };
+        let mut state = snapshot(vec![file("a", Some(MIB), 0, false)]);
+        state.waiting = Some(retry.clone());
+        let mut printed = Vec::new();
+        // A minute of looks, a second apart, while the countdown ticks.
+        for second in 0..60 {
+            state.status = Some(format!("retrying in {} seconds", 60 - second));
+            printed.extend(lines.lines(&state, start + Duration::from_secs(second)));
+        }
+        assert_eq!(
+            printed
+                .iter()
+                .filter(|line| line.starts_with("retrying"))
+                .count(),
+            1,
+            "{printed:#?}"
+        );
+        // The total: once, and once more when its rate became known; never the same again.
+        let totals: Vec<&String> = printed
+            .iter()
+            .filter(|line| line.starts_with("0/1"))
+            .collect();
+        assert_eq!(totals.len(), 2, "{printed:#?}");
+        assert_ne!(totals[0], totals[1]);
+        // The next retry is news; so are bytes that arrive, at most once a second.
+        state.waiting = Some(WaitReason::RetryAt {
+            at: qmgr_core::Timestamp(2_000),
+            server_asked: false,
+        });
+        state.files[0].done = KIB;
+        let next = lines.lines(&state, start + Duration::from_secs(61));
+        assert_eq!(next.len(), 2, "{next:#?}");
+        state.files[0].done = 2 * KIB;
+        assert!(
+            lines
+                .lines(&state, start + Duration::from_millis(61_500))
+                .is_empty()
+        );
+        assert_eq!(
+            lines.lines(&state, start + Duration::from_secs(62)).len(),
+            1
+        );
+        // A finished file is said at once.
+        state.files[0].done = MIB;
+        state.files[0].completed = true;
+        let done = lines.lines(&state, start + Duration::from_millis(62_100));
+        assert_eq!(
+            done,
+            vec![format!("transferred /d/a ({})", human::bytes(MIB))]
+        );
     }
 
     /// Every line fits; no line has a full bar unless `full_allowed` says so.

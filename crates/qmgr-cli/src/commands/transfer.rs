@@ -1162,11 +1162,11 @@ fn refresh(snapshot: &mut Snapshot, jobs: &[Watched], pending: &VecDeque<Part>) 
         }
     }
     snapshot.totals = Some(totals);
-    snapshot.status = status(jobs, Timestamp::now());
+    (snapshot.waiting, snapshot.status) = status(jobs, Timestamp::now()).unzip();
 }
 
 /// What holds the transfer up: the first running job's reason to wait, if any.
-fn status(jobs: &[Watched], now: Timestamp) -> Option<String> {
+fn status(jobs: &[Watched], now: Timestamp) -> Option<(WaitReason, String)> {
     jobs.iter()
         .filter(|job| job.running())
         .filter_map(|job| job.last.as_ref())
@@ -1179,7 +1179,8 @@ fn status(jobs: &[Watched], now: Timestamp) -> Option<String> {
             if hidden {
                 None
             } else {
-                human::waiting(Some(reason), summary.job.id, now)
+                let text = human::waiting(Some(reason), summary.job.id, now)?;
+                Some((reason.clone(), text))
             }
         })
 }
@@ -1351,7 +1352,7 @@ mod tests {
         assert_eq!(shown, None);
         let shown = status(&[watched(summary(JobPriority::Low, 1), &["/d/f"])], now);
         assert_eq!(
-            shown.as_deref(),
+            shown.as_ref().map(|(_, text)| text.as_str()),
             Some("waiting for a transfer slot (1 background job ahead)")
         );
     }
