@@ -614,12 +614,11 @@ mod tests {
         use qmgr_core::service::WaitReason;
         let mut lines = Lines::new(1);
         let start = Instant::now();
-        let retry = WaitReason::RetryAt {
+        let mut state = snapshot(vec![file("a", Some(MIB), 0, false)]);
+        state.waiting = Some(WaitReason::RetryAt {
             at: qmgr_core::Timestamp(1_000),
             server_asked: false,
-        };
-        let mut state = snapshot(vec![file("a", Some(MIB), 0, false)]);
-        state.waiting = Some(retry.clone());
+        });
         let mut printed = Vec::new();
         // A minute of looks, a second apart, while the countdown ticks.
         for second in 0..60 {
