@@ -84,6 +84,9 @@ pub(crate) struct Sink {
     pub held: bool,
     /// A spent allowance paused the transfer since the engine last reported its progress.
     pub throttled: bool,
+    /// How much curl reads from the socket at once for this transfer (see
+    /// [`crate::handle::FREE_READS`]).
+    pub read_size: usize,
     /// Certificate checks this transfer relaxes (applied in curl's SSL_CTX hook).
     pub ignored_certificate_errors: IgnoredCertificateErrors,
 }
@@ -131,6 +134,7 @@ impl Sink {
             paused: false,
             held: false,
             throttled: false,
+            read_size: 0,
             ignored_certificate_errors: IgnoredCertificateErrors::default(),
         }
     }

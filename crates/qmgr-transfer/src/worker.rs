@@ -18,7 +18,7 @@ use crate::attempt::{Attempt, Verdict, judge, local_source_url};
 use crate::engine::{Command, EngineConfig};
 use crate::error::TransferError;
 use crate::event::EngineEvent;
-use crate::handle::{HandleDefaults, Target, build};
+use crate::handle::{CAPPED_READS, FREE_READS, HandleDefaults, Target, build, set_read_size};
 use crate::idle::{ConnectionPool, IdleRegulator, StatusBoard, transfer_socket};
 use crate::lanes::{Lanes, Waiting};
 use crate::outbox::Outbox;
@@ -537,6 +537,9 @@ impl Worker {
                 let own_available = own.available();
                 allowance = Some(allowance.map_or(own_available, |a| a.min(own_available)));
             }
+            if let Handle::Curl(handle) = &mut transfer.handle {
+                fit_read_size(handle, allowance.is_some() || transfer.checked.request.idle);
+            }
             let sink = transfer.handle.sink_mut();
             sink.allowance = allowance;
             if sink.paused && !sink.held && allowance != Some(0) {
@@ -978,6 +981,16 @@ impl Worker {
     }
 }
 
+/// Reads large for a transfer nothing holds back, small for one under a cap (see
+/// [`FREE_READS`]). A failed change leaves the reads as they were: both sizes work.
+fn fit_read_size(handle: &mut Easy2Handle<Sink>, capped: bool) {
+    let wanted = if capped { CAPPED_READS } else { FREE_READS };
+    let sink = handle.get_mut();
+    if sink.read_size != wanted && set_read_size(sink.easy, wanted).is_ok() {
+        sink.read_size = wanted;
+    }
+}
+
 fn update_limit(
     current: Option<TokenBucket>,
     rate: Option<u64>,
@@ -1064,4 +1077,45 @@ fn more_spans(checked: &CheckedRequest, sink: &Sink) -> bool {
         .responded_total
         .and_then(|total| ranges::remote_total(ranges, total));
     ranges::next_span(ranges, remote_total, sink.length).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Scheme;
+
+    fn sink_writing_to(dir: &std::path::Path) -> Sink {
+        let temp_path = dir.join("file.part");
+        let (events, _) = crossbeam_channel::unbounded();
+        Sink::new(SinkSetup {
+            id: TransferId(1),
+            scheme: Scheme::Http,
+            url: "http://127.0.0.1:9/file".to_owned(),
+            file: std::fs::File::create(&temp_path).unwrap(),
+            temp_path,
+            expectation: Expectation::default(),
+            prior_restart: None,
+            known_source: None,
+            source_file: None,
+            max_size: None,
+            events: Outbox::new(events, Arc::new(|| {})),
+        })
+    }
+
+    #[test]
+    fn a_transfer_under_way_reads_large_without_a_cap_and_small_under_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut easy = Easy2::new(sink_writing_to(dir.path()));
+        easy.buffer_size(CAPPED_READS).unwrap();
+        let raw = easy.raw();
+        easy.get_mut().easy = raw;
+        easy.get_mut().read_size = CAPPED_READS;
+        let multi = Multi::new();
+        let mut handle = multi.add2(easy).unwrap();
+        fit_read_size(&mut handle, false);
+        assert_eq!(handle.get_ref().read_size, FREE_READS);
+        fit_read_size(&mut handle, true);
+        assert_eq!(handle.get_ref().read_size, CAPPED_READS);
+        multi.remove2(handle).unwrap();
+    }
 }
