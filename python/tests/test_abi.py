@@ -56,6 +56,9 @@ def test_vtable_slots_match_the_headers(interface: str) -> None:
         (enums.JobType, "BG_JOB_TYPE_"),
         (enums.JobPriority, "BG_JOB_PRIORITY_"),
         (enums.ErrorContext, "BG_ERROR_CONTEXT_"),
+        (enums.ProxyUsage, "BG_JOB_PROXY_USAGE_"),
+        (enums.AuthTarget, "BG_AUTH_TARGET_"),
+        (enums.AuthScheme, "BG_AUTH_SCHEME_"),
     ],
 )
 def test_enumerations_match_the_headers(enumeration: type, prefix: str) -> None:

@@ -19,7 +19,16 @@ from __future__ import annotations
 from . import hresults
 from ._library import LibraryNotFound
 from ._library import find as library_path
-from .enums import ErrorContext, JobPriority, JobState, JobType, NotifyFlags
+from .enums import (
+    AuthScheme,
+    AuthTarget,
+    ErrorContext,
+    JobPriority,
+    JobState,
+    JobType,
+    NotifyFlags,
+    ProxyUsage,
+)
 from .errors import HResult, QmgrError
 from .job import (
     Enumeration,
@@ -29,13 +38,17 @@ from .job import (
     JobCallback,
     JobError,
     JobTimes,
+    NotifyCommandLine,
     Progress,
+    ProxySettings,
 )
 from .manager import Manager
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthScheme",
+    "AuthTarget",
     "Enumeration",
     "ErrorContext",
     "File",
@@ -50,8 +63,11 @@ __all__ = [
     "JobType",
     "LibraryNotFound",
     "Manager",
+    "NotifyCommandLine",
     "NotifyFlags",
     "Progress",
+    "ProxySettings",
+    "ProxyUsage",
     "QmgrError",
     "hresults",
     "library_path",

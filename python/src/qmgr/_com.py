@@ -63,6 +63,17 @@ METHODS: dict[str, tuple[str, ...]] = {
         "TakeOwnership",
     ),
     "IBackgroundCopyFile": UNKNOWN_METHODS + ("GetRemoteName", "GetLocalName", "GetProgress"),
+    "IBackgroundCopyJobHttpOptions": UNKNOWN_METHODS
+    + (
+        "SetClientCertificateByID",
+        "SetClientCertificateByName",
+        "RemoveClientCertificate",
+        "GetClientCertificate",
+        "SetCustomHeaders",
+        "GetCustomHeaders",
+        "SetSecurityFlags",
+        "GetSecurityFlags",
+    ),
     "IEnumBackgroundCopyJobs": UNKNOWN_METHODS + ("Next", "Skip", "Reset", "Clone", "GetCount"),
     "IEnumBackgroundCopyFiles": UNKNOWN_METHODS + ("Next", "Skip", "Reset", "Clone", "GetCount"),
     "IBackgroundCopyError": UNKNOWN_METHODS
@@ -77,6 +88,16 @@ METHODS: dict[str, tuple[str, ...]] = {
     + ("GetGUID", "GetSource", "GetDescription", "GetHelpFile", "GetHelpContext"),
     "IBackgroundCopyCallback": UNKNOWN_METHODS + ("JobTransferred", "JobError", "JobModification"),
 }
+METHODS["IBackgroundCopyJob2"] = METHODS["IBackgroundCopyJob"] + (
+    "SetNotifyCmdLine",
+    "GetNotifyCmdLine",
+    "GetReplyProgress",
+    "GetReplyData",
+    "SetReplyFileName",
+    "GetReplyFileName",
+    "SetCredentials",
+    "RemoveCredentials",
+)
 
 #: Microsoft's language id for English (United States); descriptions exist in English only.
 LANGUAGE_EN_US = 0x0409
@@ -143,6 +164,18 @@ class Interface:
         if hr < 0:
             raise error_for(hr, what or method)
         return hr
+
+    def query(self, interface: str) -> Interface:
+        """The object's ``interface`` (QueryInterface), as a reference of its own."""
+        result = ctypes.c_void_p()
+        self.call(
+            "QueryInterface",
+            (ctypes.c_void_p, ctypes.c_void_p),
+            ctypes.byref(_library.guid(f"IID_{interface}")),
+            ctypes.byref(result),
+            what=f"QueryInterface({interface})",
+        )
+        return Interface(result.value or 0, interface)
 
     def add_ref(self) -> None:
         self._function("AddRef", ULONG, ())()

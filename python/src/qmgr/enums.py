@@ -73,3 +73,29 @@ class NotifyFlags(enum.IntFlag):
     JOB_MODIFICATION = 8
     FILE_TRANSFERRED = 16
     FILE_RANGES_TRANSFERRED = 32
+
+
+class ProxyUsage(enum.IntEnum):
+    """Where a job's proxy settings come from (BG_JOB_PROXY_USAGE)."""
+
+    PRECONFIG = 0
+    NO_PROXY = 1
+    OVERRIDE = 2
+    AUTODETECT = 3
+
+
+class AuthTarget(enum.IntEnum):
+    """Whom credentials are for (BG_AUTH_TARGET)."""
+
+    SERVER = 1
+    PROXY = 2
+
+
+class AuthScheme(enum.IntEnum):
+    """How credentials are presented (BG_AUTH_SCHEME)."""
+
+    BASIC = 1
+    DIGEST = 2
+    NTLM = 3
+    NEGOTIATE = 4
+    PASSPORT = 5

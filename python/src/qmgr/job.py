@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime
 import os
@@ -15,7 +16,16 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, NamedTuple, TypeVar, U
 
 from . import _callback, _com
 from ._library import DWORD, GUID, ULONG
-from .enums import ErrorContext, JobPriority, JobState, JobType, NotifyFlags
+from .enums import (
+    AuthScheme,
+    AuthTarget,
+    ErrorContext,
+    JobPriority,
+    JobState,
+    JobType,
+    NotifyFlags,
+    ProxyUsage,
+)
 from .errors import HResult, QmgrError
 from .hresults import BG_E_ERROR_INFORMATION_UNAVAILABLE
 
@@ -65,6 +75,18 @@ class _FileInfo(ctypes.Structure):
     _fields_ = [("RemoteName", ctypes.c_void_p), ("LocalName", ctypes.c_void_p)]
 
 
+class _BasicCredentials(ctypes.Structure):
+    _fields_ = [("UserName", ctypes.c_void_p), ("Password", ctypes.c_void_p)]
+
+
+class _AuthCredentials(ctypes.Structure):
+    _fields_ = [("Target", DWORD), ("Scheme", DWORD), ("Basic", _BasicCredentials)]
+
+
+def _optional_wide(text: str | None) -> ctypes.Array[ctypes.c_char] | None:
+    return None if text is None else _com.wide(text)
+
+
 def _size(value: int) -> int | None:
     return None if value == SIZE_UNKNOWN else value
 
@@ -101,6 +123,23 @@ def _datetime(value: _FileTime) -> datetime.datetime | None:
     if ticks == 0:
         return None
     return _FILETIME_EPOCH + datetime.timedelta(microseconds=ticks // 10)
+
+
+class ProxySettings(NamedTuple):
+    """A job's proxy settings (GetProxySettings)."""
+
+    usage: ProxyUsage
+    #: Proxies, space-separated, for OVERRIDE; None otherwise.
+    proxies: str | None
+    #: Hosts reached without the proxy, space-separated (``<local>``: names without a dot).
+    bypass: str | None
+
+
+class NotifyCommandLine(NamedTuple):
+    """The program a job runs instead of calling back (SetNotifyCmdLine)."""
+
+    program: str
+    parameters: str | None
 
 
 class JobTimes(NamedTuple):
@@ -478,6 +517,138 @@ class Job(_Closable):
     @notify_flags.setter
     def notify_flags(self, value: NotifyFlags | int) -> None:
         self._interface.call("SetNotifyFlags", (ULONG,), int(value))
+
+    # -- connection settings --------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _as(self, interface: str) -> Iterator[_com.Interface]:
+        """The job's ``interface`` (IBackgroundCopyJob2, its HTTP options) for a call."""
+        other = self._interface.query(interface)
+        try:
+            yield other
+        finally:
+            other.release()
+
+    def set_credentials(
+        self,
+        target: AuthTarget | int,
+        scheme: AuthScheme | int,
+        user_name: str | None,
+        password: str | None,
+    ) -> None:
+        """Credentials for the server or the proxy (``target``), given when it asks for
+        ``scheme``. qmgrd keeps them with the job; they cannot be read back."""
+        user = _optional_wide(user_name)
+        secret = _optional_wide(password)
+        credentials = _AuthCredentials(
+            int(target),
+            int(scheme),
+            _BasicCredentials(
+                None if user is None else ctypes.addressof(user),
+                None if secret is None else ctypes.addressof(secret),
+            ),
+        )
+        try:
+            with self._as("IBackgroundCopyJob2") as job2:
+                job2.call("SetCredentials", (ctypes.c_void_p,), ctypes.byref(credentials))
+        finally:
+            if secret is not None:
+                ctypes.memset(secret, 0, ctypes.sizeof(secret))
+
+    def remove_credentials(self, target: AuthTarget | int, scheme: AuthScheme | int) -> None:
+        """Forgets the credentials for ``target`` and ``scheme`` (S_FALSE when there were
+        none is not an error)."""
+        with self._as("IBackgroundCopyJob2") as job2:
+            job2.call("RemoveCredentials", (DWORD, DWORD), int(target), int(scheme))
+
+    @property
+    def proxy(self) -> ProxySettings:
+        usage = DWORD()
+        proxies = ctypes.c_void_p()
+        bypass = ctypes.c_void_p()
+        self._interface.call(
+            "GetProxySettings",
+            (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p),
+            ctypes.byref(usage),
+            ctypes.byref(proxies),
+            ctypes.byref(bypass),
+        )
+        return ProxySettings(
+            ProxyUsage(usage.value),
+            _com.take_co_task_string(proxies.value),
+            _com.take_co_task_string(bypass.value),
+        )
+
+    def set_proxy(
+        self, usage: ProxyUsage | int, proxies: str | None = None, bypass: str | None = None
+    ) -> None:
+        """Sets where the job's proxy comes from; OVERRIDE takes ``proxies`` (and
+        ``bypass``), the other usages take neither."""
+        self._interface.call(
+            "SetProxySettings",
+            (DWORD, ctypes.c_void_p, ctypes.c_void_p),
+            int(usage),
+            _optional_wide(proxies),
+            _optional_wide(bypass),
+        )
+
+    @property
+    def custom_headers(self) -> str | None:
+        """Extra request headers, ``Name: value`` lines separated by CRLF, sent to the
+        server of each file's URL (not to hosts it redirects to); None when there are none."""
+        text = ctypes.c_void_p()
+        with self._as("IBackgroundCopyJobHttpOptions") as options:
+            options.call("GetCustomHeaders", (ctypes.c_void_p,), ctypes.byref(text))
+        return _com.take_co_task_string(text.value)
+
+    @custom_headers.setter
+    def custom_headers(self, value: str | None) -> None:
+        with self._as("IBackgroundCopyJobHttpOptions") as options:
+            options.call("SetCustomHeaders", (ctypes.c_void_p,), _optional_wide(value))
+
+    @property
+    def security_flags(self) -> int:
+        """BG_SSL_* and BG_HTTP_REDIRECT_POLICY_* flags (IBackgroundCopyJobHttpOptions)."""
+        flags = ULONG()
+        with self._as("IBackgroundCopyJobHttpOptions") as options:
+            options.call("GetSecurityFlags", (ctypes.c_void_p,), ctypes.byref(flags))
+        return flags.value
+
+    @security_flags.setter
+    def security_flags(self, flags: int) -> None:
+        with self._as("IBackgroundCopyJobHttpOptions") as options:
+            options.call("SetSecurityFlags", (ULONG,), int(flags))
+
+    @property
+    def notify_command_line(self) -> NotifyCommandLine | None:
+        """The program the job runs when it transfers or fails, instead of calling back;
+        None when it has none."""
+        program = ctypes.c_void_p()
+        parameters = ctypes.c_void_p()
+        with self._as("IBackgroundCopyJob2") as job2:
+            job2.call(
+                "GetNotifyCmdLine",
+                (ctypes.c_void_p, ctypes.c_void_p),
+                ctypes.byref(program),
+                ctypes.byref(parameters),
+            )
+        # The library answers empty strings for what is not set, as Windows does.
+        program_text = _com.take_co_task_string(program.value)
+        parameters_text = _com.take_co_task_string(parameters.value)
+        if not program_text:
+            return None
+        return NotifyCommandLine(program_text, parameters_text or None)
+
+    def set_notify_command_line(self, program: str | None, parameters: str | None = None) -> None:
+        """Runs ``program`` (an absolute path) with the command line ``parameters`` when the
+        job transfers or fails (with NotifyFlags asking for it); None removes it."""
+        with self._as("IBackgroundCopyJob2") as job2:
+            job2.call(
+                "SetNotifyCmdLine",
+                (ctypes.c_void_p, ctypes.c_void_p),
+                _optional_wide(program),
+                _optional_wide(parameters),
+            )
 
     # -- state ----------------------------------------------------------------------
 
