@@ -130,3 +130,43 @@ def test_security_flags_and_the_notify_command_line_round_trip(manager: qmgr.Man
         job.set_notify_command_line(None)
         assert job.notify_command_line is None
         job.cancel()
+
+
+def _expected_reply(uploaded: bytes, length: int) -> bytes:
+    """The test server's reply to an upload of ``uploaded`` that asked for ``reply=length``."""
+    return bytes(uploaded[i % len(uploaded)] ^ 0x5A for i in range(length))
+
+
+def test_an_upload_reply_job_hands_over_the_reply_and_saves_it_where_asked(
+    manager: qmgr.Manager, server: Server, work: Path
+) -> None:
+    source = work / "request.bin"
+    uploaded = bytes(range(7, 250)) * 40
+    source.write_bytes(uploaded)
+    reply_file = work / "reply.bin"
+    expected = _expected_reply(uploaded, 5000)
+    with manager.create_job("upload-reply", qmgr.JobType.UPLOAD_REPLY) as job:
+        with pytest.raises(qmgr.QmgrError) as early:
+            job.reply_data  # noqa: B018 - the property's call is the test
+        assert early.value.hresult == hresults.BG_E_INVALID_STATE
+        assert job.reply_progress.bytes_transferred == 0
+        job.reply_file_name = reply_file
+        assert job.reply_file_name == str(reply_file)
+        job.add_file(server.url("/incoming/python-reply.bin?reply=5000"), source)
+        job.resume()
+        assert job.wait(timeout=WAIT_SECONDS) is qmgr.JobState.TRANSFERRED, job.error
+        assert job.reply_progress == qmgr.ReplyProgress(5000, 5000)
+        assert job.reply_data == expected
+        job.complete()
+    assert reply_file.read_bytes() == expected
+
+
+def test_reply_settings_of_a_plain_upload_are_refused(
+    manager: qmgr.Manager, server: Server, work: Path
+) -> None:
+    with manager.create_job("plain upload", qmgr.JobType.UPLOAD) as job:
+        with pytest.raises(qmgr.QmgrError) as raised:
+            job.reply_file_name = work / "reply.bin"
+        job.cancel()
+    assert raised.value.hresult == hresults.E_NOTIMPL  # as Windows answers for other jobs
+    assert raised.value.description

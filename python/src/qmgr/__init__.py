@@ -41,6 +41,7 @@ from .job import (
     NotifyCommandLine,
     Progress,
     ProxySettings,
+    ReplyProgress,
 )
 from .manager import Manager
 
@@ -69,6 +70,7 @@ __all__ = [
     "ProxySettings",
     "ProxyUsage",
     "QmgrError",
+    "ReplyProgress",
     "hresults",
     "library_path",
 ]

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Generic, NamedTuple, TypeVar, Union
 
-from . import _callback, _com
+from . import _callback, _com, _library
 from ._library import DWORD, GUID, ULONG
 from .enums import (
     AuthScheme,
@@ -123,6 +123,18 @@ def _datetime(value: _FileTime) -> datetime.datetime | None:
     if ticks == 0:
         return None
     return _FILETIME_EPOCH + datetime.timedelta(microseconds=ticks // 10)
+
+
+class _ReplyProgress(ctypes.Structure):
+    _fields_ = [("BytesTotal", ctypes.c_uint64), ("BytesTransferred", ctypes.c_uint64)]
+
+
+class ReplyProgress(NamedTuple):
+    """How much of an upload-reply job's reply has arrived (GetReplyProgress)."""
+
+    #: None until the server has said how large the reply is.
+    bytes_total: int | None
+    bytes_transferred: int
 
 
 class ProxySettings(NamedTuple):
@@ -648,6 +660,54 @@ class Job(_Closable):
                 (ctypes.c_void_p, ctypes.c_void_p),
                 _optional_wide(program),
                 _optional_wide(parameters),
+            )
+
+    # -- upload-reply ---------------------------------------------------------------
+
+    @property
+    def reply_progress(self) -> ReplyProgress:
+        """How much of the server's reply has arrived (UPLOAD_REPLY jobs)."""
+        value = _ReplyProgress()
+        with self._as("IBackgroundCopyJob2") as job2:
+            job2.call("GetReplyProgress", (ctypes.c_void_p,), ctypes.byref(value))
+        return ReplyProgress(_size(value.BytesTotal), value.BytesTransferred)
+
+    @property
+    def reply_data(self) -> bytes:
+        """The server's reply (UPLOAD_REPLY jobs), once the job is TRANSFERRED (before:
+        BG_E_INVALID_STATE); empty when the server replied nothing. A reply larger than the
+        library hands over raises BG_E_TOO_LARGE: read the reply file instead."""
+        buffer = ctypes.c_void_p()
+        length = ctypes.c_uint64()
+        with self._as("IBackgroundCopyJob2") as job2:
+            job2.call(
+                "GetReplyData",
+                (ctypes.c_void_p, ctypes.c_void_p),
+                ctypes.byref(buffer),
+                ctypes.byref(length),
+            )
+        if not buffer.value:
+            return b""
+        try:
+            return ctypes.string_at(buffer.value, length.value)
+        finally:
+            _library.library().CoTaskMemFree(buffer.value)
+
+    @property
+    def reply_file_name(self) -> str | None:
+        """Where the reply is saved (UPLOAD_REPLY jobs); None: a name qmgrd chooses."""
+        name = ctypes.c_void_p()
+        with self._as("IBackgroundCopyJob2") as job2:
+            job2.call("GetReplyFileName", (ctypes.c_void_p,), ctypes.byref(name))
+        return _com.take_co_task_string(name.value)
+
+    @reply_file_name.setter
+    def reply_file_name(self, path: PathLike | None) -> None:
+        with self._as("IBackgroundCopyJob2") as job2:
+            job2.call(
+                "SetReplyFileName",
+                (ctypes.c_void_p,),
+                None if path is None else _com.wide(os.fspath(path)),
             )
 
     # -- state ----------------------------------------------------------------------
