@@ -24,6 +24,7 @@ from .enums import (
     AuthTarget,
     ErrorContext,
     JobPriority,
+    JobProperty,
     JobState,
     JobType,
     NotifyFlags,
@@ -31,6 +32,7 @@ from .enums import (
 )
 from .errors import HResult, QmgrError
 from .job import (
+    LENGTH_TO_EOF,
     Enumeration,
     File,
     FileProgress,
@@ -59,9 +61,11 @@ __all__ = [
     "JobCallback",
     "JobError",
     "JobPriority",
+    "JobProperty",
     "JobState",
     "JobTimes",
     "JobType",
+    "LENGTH_TO_EOF",
     "LibraryNotFound",
     "Manager",
     "NotifyCommandLine",

@@ -98,6 +98,21 @@ METHODS["IBackgroundCopyJob2"] = METHODS["IBackgroundCopyJob"] + (
     "SetCredentials",
     "RemoveCredentials",
 )
+METHODS["IBackgroundCopyJob3"] = METHODS["IBackgroundCopyJob2"] + (
+    "ReplaceRemotePrefix",
+    "AddFileWithRanges",
+    "SetFileACLFlags",
+    "GetFileACLFlags",
+)
+METHODS["IBackgroundCopyJob4"] = METHODS["IBackgroundCopyJob3"] + (
+    "SetPeerCachingFlags",
+    "GetPeerCachingFlags",
+    "GetOwnerIntegrityLevel",
+    "GetOwnerElevationState",
+    "SetMaximumDownloadTime",
+    "GetMaximumDownloadTime",
+)
+METHODS["IBackgroundCopyJob5"] = METHODS["IBackgroundCopyJob4"] + ("SetProperty", "GetProperty")
 
 #: Microsoft's language id for English (United States); descriptions exist in English only.
 LANGUAGE_EN_US = 0x0409

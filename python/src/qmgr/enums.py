@@ -99,3 +99,16 @@ class AuthScheme(enum.IntEnum):
     NTLM = 3
     NEGOTIATE = 4
     PASSPORT = 5
+
+
+class JobProperty(enum.IntEnum):
+    """The properties of IBackgroundCopyJob5::SetProperty (BITS_JOB_PROPERTY_ID)."""
+
+    ID_COST_FLAGS = 1
+    NOTIFICATION_CLSID = 2
+    DYNAMIC_CONTENT = 3
+    HIGH_PERFORMANCE = 4
+    MAX_DOWNLOAD_SIZE = 5
+    USE_STORED_CREDENTIALS = 7
+    MINIMUM_NOTIFICATION_INTERVAL_MS = 9
+    ON_DEMAND_MODE = 10

@@ -21,6 +21,7 @@ from .enums import (
     AuthTarget,
     ErrorContext,
     JobPriority,
+    JobProperty,
     JobState,
     JobType,
     NotifyFlags,
@@ -123,6 +124,47 @@ def _datetime(value: _FileTime) -> datetime.datetime | None:
     if ticks == 0:
         return None
     return _FILETIME_EPOCH + datetime.timedelta(microseconds=ticks // 10)
+
+
+class _FileRange(ctypes.Structure):
+    _fields_ = [("InitialOffset", ctypes.c_uint64), ("Length", ctypes.c_uint64)]
+
+
+#: BG_LENGTH_TO_EOF: a range that runs to the end of the remote file.
+LENGTH_TO_EOF = 0xFFFFFFFFFFFFFFFF
+
+
+class _PropertyValue(ctypes.Union):
+    _fields_ = [
+        ("Dword", DWORD),
+        ("ClsID", GUID),
+        ("Enable", ctypes.c_int),
+        ("Uint64", ctypes.c_uint64),
+    ]
+
+
+class _PropertyArgument(ctypes.Structure):
+    """BITS_JOB_PROPERTY_VALUE as SetProperty takes it, by value. ctypes passes no union
+    by value; a structure of two 64-bit integers has the union's size and travels the same
+    way (in two integer registers)."""
+
+    _fields_ = [("low", ctypes.c_uint64), ("high", ctypes.c_uint64)]
+
+
+#: The member of BITS_JOB_PROPERTY_VALUE each property uses.
+_PROPERTY_MEMBERS: dict[int, str] = {
+    JobProperty.ID_COST_FLAGS: "Dword",
+    JobProperty.NOTIFICATION_CLSID: "ClsID",
+    JobProperty.DYNAMIC_CONTENT: "Enable",
+    JobProperty.HIGH_PERFORMANCE: "Enable",
+    JobProperty.MAX_DOWNLOAD_SIZE: "Uint64",
+    JobProperty.USE_STORED_CREDENTIALS: "Dword",
+    JobProperty.MINIMUM_NOTIFICATION_INTERVAL_MS: "Dword",
+    JobProperty.ON_DEMAND_MODE: "Enable",
+}
+
+#: What a job property's value is in Python.
+PropertyValue = Union[int, bool, uuid.UUID]
 
 
 class _ReplyProgress(ctypes.Structure):
@@ -661,6 +703,92 @@ class Job(_Closable):
                 _optional_wide(program),
                 _optional_wide(parameters),
             )
+
+    # -- Job3, Job4 and Job5 -----------------------------------------------------------
+
+    def add_file_with_ranges(
+        self, url: str, path: PathLike, ranges: Iterable[tuple[int, int | None]]
+    ) -> None:
+        """Adds a download of only some bytes of ``url``: ``(offset, length)`` ranges
+        (length None: to the end of the file), saved one after the other in ``path``."""
+        wanted = [
+            _FileRange(offset, LENGTH_TO_EOF if length is None else length)
+            for offset, length in ranges
+        ]
+        array = (_FileRange * max(len(wanted), 1))(*wanted)
+        with self._as("IBackgroundCopyJob3") as job3:
+            job3.call(
+                "AddFileWithRanges",
+                (ctypes.c_void_p, ctypes.c_void_p, DWORD, ctypes.c_void_p),
+                _com.wide(url),
+                _com.wide(os.fspath(path)),
+                len(wanted),
+                array,
+            )
+
+    def replace_remote_prefix(self, old: str, new: str) -> None:
+        """Points every file whose URL starts with ``old`` at ``new`` instead (the same
+        server's files moved elsewhere); a job in progress starts those files over."""
+        with self._as("IBackgroundCopyJob3") as job3:
+            job3.call(
+                "ReplaceRemotePrefix",
+                (ctypes.c_void_p, ctypes.c_void_p),
+                _com.wide(old),
+                _com.wide(new),
+            )
+
+    @property
+    def file_acl_flags(self) -> int:
+        """BG_COPY_FILE_* flags: what of the source's ownership and permissions an upload's
+        or download's file keeps."""
+        flags = DWORD()
+        with self._as("IBackgroundCopyJob3") as job3:
+            job3.call("GetFileACLFlags", (ctypes.c_void_p,), ctypes.byref(flags))
+        return flags.value
+
+    @file_acl_flags.setter
+    def file_acl_flags(self, flags: int) -> None:
+        with self._as("IBackgroundCopyJob3") as job3:
+            job3.call("SetFileACLFlags", (DWORD,), int(flags))
+
+    @property
+    def maximum_download_time(self) -> int:
+        """Seconds the job may spend transferring before it fails with
+        BG_E_MAXIMUM_DOWNLOAD_TIME_REACHED (0: no limit)."""
+        seconds = ULONG()
+        with self._as("IBackgroundCopyJob4") as job4:
+            job4.call("GetMaximumDownloadTime", (ctypes.c_void_p,), ctypes.byref(seconds))
+        return seconds.value
+
+    @maximum_download_time.setter
+    def maximum_download_time(self, seconds: int) -> None:
+        with self._as("IBackgroundCopyJob4") as job4:
+            job4.call("SetMaximumDownloadTime", (ULONG,), int(seconds))
+
+    def get_property(self, property: JobProperty | int) -> PropertyValue:
+        """A Job5 property: an int, a bool (DYNAMIC_CONTENT, HIGH_PERFORMANCE,
+        ON_DEMAND_MODE) or a UUID (NOTIFICATION_CLSID)."""
+        member = _PROPERTY_MEMBERS.get(int(property))
+        value = _PropertyValue()
+        with self._as("IBackgroundCopyJob5") as job5:
+            job5.call("GetProperty", (DWORD, ctypes.c_void_p), int(property), ctypes.byref(value))
+        if member == "Enable":
+            return bool(value.Enable)
+        if member == "ClsID":
+            return uuid.UUID(bytes_le=bytes(value.ClsID))
+        if member == "Uint64":
+            return int(value.Uint64)
+        return int(value.Dword)
+
+    def set_property(self, property: JobProperty | int, value: PropertyValue) -> None:
+        """Sets a Job5 property (see ``get_property`` for the kinds of value)."""
+        if isinstance(value, uuid.UUID):
+            raw = value.bytes_le
+        else:
+            raw = int(value).to_bytes(8, "little", signed=False) + bytes(8)
+        argument = _PropertyArgument.from_buffer_copy(raw)
+        with self._as("IBackgroundCopyJob5") as job5:
+            job5.call("SetProperty", (DWORD, _PropertyArgument), int(property), argument)
 
     # -- upload-reply ---------------------------------------------------------------
 
