@@ -60,6 +60,7 @@ def test_vtable_slots_match_the_headers(interface: str) -> None:
         (enums.AuthTarget, "BG_AUTH_TARGET_"),
         (enums.AuthScheme, "BG_AUTH_SCHEME_"),
         (enums.JobProperty, "BITS_JOB_PROPERTY_"),
+        (enums.CertStoreLocation, "BG_CERT_STORE_LOCATION_"),
     ],
 )
 def test_enumerations_match_the_headers(enumeration: type, prefix: str) -> None:

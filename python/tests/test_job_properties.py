@@ -3,8 +3,10 @@ the Job5 properties, against the test server and a private qmgrd."""
 
 from __future__ import annotations
 
+import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -116,4 +118,76 @@ def test_job5_properties_and_job3_and_job4_settings_round_trip(manager: qmgr.Man
         with pytest.raises(qmgr.QmgrError) as raised:
             job.file_acl_flags = 0x100
         assert raised.value.hresult == hresults.E_INVALIDARG
+        job.cancel()
+
+
+def test_a_file_tells_its_ranges_temporary_name_headers_and_takes_a_new_url(
+    manager: qmgr.Manager, server: Server, work: Path
+) -> None:
+    with manager.create_job("file details") as job:
+        job.add_file_with_ranges(server.url("/data/4k/parts"), work / "parts.bin", [(10, 20)])
+        job.add_file(server.url("/data/1k/first-place"), work / "moved.bin")
+        with job.files as files:
+            ranged, moved = files
+        with ranged, moved:
+            assert ranged.ranges == [(10, 20)]
+            assert moved.ranges == []
+            assert moved.temporary_name is None
+            assert moved.response_headers is None
+            moved.remote_name = server.url("/data/1k/second-place")
+            assert moved.remote_name == server.url("/data/1k/second-place")
+            job.resume()
+            assert job.wait(timeout=WAIT_SECONDS) is qmgr.JobState.TRANSFERRED, job.error
+            temporary = moved.temporary_name
+            assert temporary is not None
+            assert Path(temporary).read_bytes() == _body(server.url("/data/1k/second-place"))
+            headers = moved.response_headers
+            assert headers is not None
+            assert headers.startswith("HTTP/1.1 200")
+            assert "\r\ncontent-length: 1024" in headers.lower()
+            assert moved.validation_state is False
+            moved.validation_state = True
+            assert moved.validation_state is True
+        job.complete()
+    assert (work / "moved.bin").read_bytes() == _body(server.url("/data/1k/second-place"))
+
+
+def _wait_until(job: qmgr.Job, state: qmgr.JobState, condition: Callable[[], bool]) -> None:
+    """Waits until ``job`` is in ``state`` and ``condition`` holds (``job.wait`` waits for
+    final states only, and an on-demand job goes back to SUSPENDED)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if job.state is state and condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the job is {job.state.name}, not {state.name} as awaited")
+
+
+def test_an_on_demand_file_fetches_the_ranges_asked_for(
+    manager: qmgr.Manager, server: Server, work: Path
+) -> None:
+    url = server.url("/data/64k/on-demand")
+    whole = _body(url)
+    destination = work / "on-demand.bin"
+    with manager.create_job("on demand") as job:
+        job.set_property(qmgr.JobProperty.ON_DEMAND_MODE, True)
+        job.add_file(url, destination)
+        with job.files as files:
+            (file,) = files
+        with file:
+            with pytest.raises(qmgr.QmgrError) as raised:
+                file.request_ranges([])
+            assert raised.value.hresult == hresults.E_INVALIDARG
+            file.request_ranges([(1000, 100), (5000, 10), (1050, 100)])
+            job.resume()
+            _wait_until(job, qmgr.JobState.SUSPENDED, lambda: len(file.filled_ranges) == 2)
+            assert file.filled_ranges == [(1000, 150), (5000, 10)]
+            temporary = file.temporary_name
+            assert temporary is not None
+            on_disk = Path(temporary).read_bytes()
+            assert on_disk[1000:1150] == whole[1000:1150]
+            assert on_disk[5000:5010] == whole[5000:5010]
+            with pytest.raises(qmgr.QmgrError) as raised:
+                file.update_download_position(len(whole))
+            assert raised.value.hresult == hresults.BG_E_INVALID_RANGE
         job.cancel()

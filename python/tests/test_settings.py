@@ -170,3 +170,25 @@ def test_reply_settings_of_a_plain_upload_are_refused(
         job.cancel()
     assert raised.value.hresult == hresults.E_NOTIMPL  # as Windows answers for other jobs
     assert raised.value.description
+
+
+def test_a_client_certificate_is_chosen_by_name_or_hash_read_back_and_removed(
+    manager: qmgr.Manager,
+) -> None:
+    with manager.create_job("client certificate") as job:
+        assert job.client_certificate is None
+        job.set_client_certificate_by_name("MY", "client.example")
+        assert job.client_certificate == qmgr.ClientCertificate(
+            qmgr.CertStoreLocation.CURRENT_USER, "MY", bytes(20), "client.example"
+        )
+        sha1 = bytes(range(1, 21))
+        job.set_client_certificate_by_id("Other", sha1, qmgr.CertStoreLocation.LOCAL_MACHINE)
+        chosen = job.client_certificate
+        assert chosen is not None
+        assert chosen.store_location is qmgr.CertStoreLocation.LOCAL_MACHINE
+        assert (chosen.store_name, chosen.sha1) == ("Other", sha1)
+        with pytest.raises(ValueError):
+            job.set_client_certificate_by_id("Other", sha1[:19])
+        job.remove_client_certificate()
+        assert job.client_certificate is None
+        job.cancel()

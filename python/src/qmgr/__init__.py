@@ -22,6 +22,7 @@ from ._library import find as library_path
 from .enums import (
     AuthScheme,
     AuthTarget,
+    CertStoreLocation,
     ErrorContext,
     JobPriority,
     JobProperty,
@@ -33,6 +34,7 @@ from .enums import (
 from .errors import HResult, QmgrError
 from .job import (
     LENGTH_TO_EOF,
+    ClientCertificate,
     Enumeration,
     File,
     FileProgress,
@@ -52,6 +54,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthScheme",
     "AuthTarget",
+    "CertStoreLocation",
+    "ClientCertificate",
     "Enumeration",
     "ErrorContext",
     "File",

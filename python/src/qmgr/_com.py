@@ -98,6 +98,23 @@ METHODS["IBackgroundCopyJob2"] = METHODS["IBackgroundCopyJob"] + (
     "SetCredentials",
     "RemoveCredentials",
 )
+METHODS["IBackgroundCopyFile2"] = METHODS["IBackgroundCopyFile"] + (
+    "GetFileRanges",
+    "SetRemoteName",
+)
+METHODS["IBackgroundCopyFile3"] = METHODS["IBackgroundCopyFile2"] + (
+    "GetTemporaryName",
+    "SetValidationState",
+    "GetValidationState",
+    "IsDownloadedFromPeer",
+)
+METHODS["IBackgroundCopyFile4"] = METHODS["IBackgroundCopyFile3"] + ("GetPeerDownloadStats",)
+METHODS["IBackgroundCopyFile5"] = METHODS["IBackgroundCopyFile4"] + ("SetProperty", "GetProperty")
+METHODS["IBackgroundCopyFile6"] = METHODS["IBackgroundCopyFile5"] + (
+    "UpdateDownloadPosition",
+    "RequestFileRanges",
+    "GetFilledFileRanges",
+)
 METHODS["IBackgroundCopyJob3"] = METHODS["IBackgroundCopyJob2"] + (
     "ReplaceRemotePrefix",
     "AddFileWithRanges",

@@ -112,3 +112,17 @@ class JobProperty(enum.IntEnum):
     USE_STORED_CREDENTIALS = 7
     MINIMUM_NOTIFICATION_INTERVAL_MS = 9
     ON_DEMAND_MODE = 10
+
+
+class CertStoreLocation(enum.IntEnum):
+    """Where a client certificate's store is (BG_CERT_STORE_LOCATION). qmgr keeps every
+    store under ``$XDG_CONFIG_HOME/qmgr/certs/``; the location is kept with the job."""
+
+    CURRENT_USER = 0
+    LOCAL_MACHINE = 1
+    CURRENT_SERVICE = 2
+    SERVICES = 3
+    USERS = 4
+    CURRENT_USER_GROUP_POLICY = 5
+    LOCAL_MACHINE_GROUP_POLICY = 6
+    LOCAL_MACHINE_ENTERPRISE = 7

@@ -19,6 +19,7 @@ from ._library import DWORD, GUID, ULONG
 from .enums import (
     AuthScheme,
     AuthTarget,
+    CertStoreLocation,
     ErrorContext,
     JobPriority,
     JobProperty,
@@ -167,6 +168,35 @@ _PROPERTY_MEMBERS: dict[int, str] = {
 PropertyValue = Union[int, bool, uuid.UUID]
 
 
+#: BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS.
+_HTTP_RESPONSE_HEADERS = 1
+
+
+def _range_array(ranges: Iterable[tuple[int, int | None]]) -> ctypes.Array[_FileRange]:
+    """BG_FILE_RANGEs for ``(offset, length)`` pairs (length None: to the end)."""
+    wanted = [
+        _FileRange(offset, LENGTH_TO_EOF if length is None else length) for offset, length in ranges
+    ]
+    return (_FileRange * len(wanted))(*wanted)
+
+
+def _take_ranges(pointer: int | None, count: int) -> list[tuple[int, int | None]]:
+    """The ranges of an array the library allocated with CoTaskMemAlloc, which is freed."""
+    if not pointer:
+        return []
+    try:
+        array = ctypes.cast(pointer, ctypes.POINTER(_FileRange))
+        return [
+            (
+                array[index].InitialOffset,
+                None if array[index].Length == LENGTH_TO_EOF else array[index].Length,
+            )
+            for index in range(count)
+        ]
+    finally:
+        _library.library().CoTaskMemFree(pointer)
+
+
 class _ReplyProgress(ctypes.Structure):
     _fields_ = [("BytesTotal", ctypes.c_uint64), ("BytesTransferred", ctypes.c_uint64)]
 
@@ -187,6 +217,27 @@ class ProxySettings(NamedTuple):
     proxies: str | None
     #: Hosts reached without the proxy, space-separated (``<local>``: names without a dot).
     bypass: str | None
+
+
+#: HRESULT_FROM_WIN32(RPC_X_BAD_STUB_DATA): GetClientCertificate of a job without one, as
+#: on Windows (not among the headers' HRESULTs).
+_RPC_X_BAD_STUB_DATA = 0x800706F7
+
+#: The length of a certificate's SHA-1 hash, as SetClientCertificateByID reads it.
+CERTIFICATE_HASH_BYTES = 20
+
+
+class ClientCertificate(NamedTuple):
+    """The certificate a job presents to servers that ask for one (GetClientCertificate)."""
+
+    store_location: CertStoreLocation
+    store_name: str
+    #: SHA-1 of the certificate's DER encoding; zeros when it is chosen by name and the
+    #: store does not hold it (yet).
+    sha1: bytes
+    #: Its subject (or the name it was chosen by); empty when chosen by a hash the store
+    #: does not hold.
+    subject: str
 
 
 class NotifyCommandLine(NamedTuple):
@@ -292,6 +343,16 @@ class _Closable:
     def closed(self) -> bool:
         return self._interface.released
 
+    @contextlib.contextmanager
+    def _as(self, interface: str) -> Iterator[_com.Interface]:
+        """The object's ``interface`` (IBackgroundCopyJob2, IBackgroundCopyFile6, …) for
+        the calls of a ``with`` block."""
+        other = self._interface.query(interface)
+        try:
+            yield other
+        finally:
+            other.release()
+
     def __enter__(self) -> Any:
         return self
 
@@ -319,6 +380,12 @@ class File(_Closable):
         """The URL (of a download's source, an upload's destination)."""
         return _com.get_string(self._interface, "GetRemoteName")
 
+    @remote_name.setter
+    def remote_name(self, url: str) -> None:
+        """Points the file at another URL (same scheme; a download, before it completes)."""
+        with self._as("IBackgroundCopyFile2") as file2:
+            file2.call("SetRemoteName", (ctypes.c_void_p,), _com.wide(url))
+
     @property
     def local_name(self) -> str:
         """The local path."""
@@ -329,6 +396,81 @@ class File(_Closable):
         value = _FileProgress()
         self._interface.call("GetProgress", (ctypes.c_void_p,), ctypes.byref(value))
         return FileProgress(_size(value.BytesTotal), value.BytesTransferred, bool(value.Completed))
+
+    @property
+    def ranges(self) -> list[tuple[int, int | None]]:
+        """The ``(offset, length)`` ranges of a file added with ranges (length None: to the
+        end of the remote file); empty for a whole file."""
+        count = DWORD()
+        array = ctypes.c_void_p()
+        with self._as("IBackgroundCopyFile2") as file2:
+            file2.call(
+                "GetFileRanges",
+                (ctypes.c_void_p, ctypes.c_void_p),
+                ctypes.byref(count),
+                ctypes.byref(array),
+            )
+        return _take_ranges(array.value, count.value)
+
+    @property
+    def temporary_name(self) -> str | None:
+        """The file qmgrd writes until the job completes; None before it exists."""
+        with self._as("IBackgroundCopyFile3") as file3:
+            name = _com.get_string(file3, "GetTemporaryName")
+        return name or None
+
+    @property
+    def validation_state(self) -> bool:
+        """Whether the program said the file's content is valid (on Windows, for peers)."""
+        state = ctypes.c_int()
+        with self._as("IBackgroundCopyFile3") as file3:
+            file3.call("GetValidationState", (ctypes.c_void_p,), ctypes.byref(state))
+        return bool(state.value)
+
+    @validation_state.setter
+    def validation_state(self, valid: bool) -> None:
+        with self._as("IBackgroundCopyFile3") as file3:
+            file3.call("SetValidationState", (ctypes.c_int,), int(bool(valid)))
+
+    @property
+    def response_headers(self) -> str | None:
+        """The head of the server's last response for this file (status line and headers,
+        CRLF-separated); None before any response."""
+        value = ctypes.c_void_p()
+        with self._as("IBackgroundCopyFile5") as file5:
+            file5.call(
+                "GetProperty",
+                (DWORD, ctypes.c_void_p),
+                _HTTP_RESPONSE_HEADERS,
+                ctypes.byref(value),
+            )
+        return _com.take_co_task_string(value.value) or None
+
+    def request_ranges(self, ranges: Iterable[tuple[int, int | None]]) -> None:
+        """Asks for these bytes of a file of an on-demand job (ON_DEMAND_MODE); the job
+        fetches them when resumed."""
+        array = _range_array(ranges)
+        with self._as("IBackgroundCopyFile6") as file6:
+            file6.call("RequestFileRanges", (DWORD, ctypes.c_void_p), len(array), array)
+
+    def update_download_position(self, offset: int) -> None:
+        """Where the program reads next in an on-demand file: the job fetches from there."""
+        with self._as("IBackgroundCopyFile6") as file6:
+            file6.call("UpdateDownloadPosition", (ctypes.c_uint64,), int(offset))
+
+    @property
+    def filled_ranges(self) -> list[tuple[int, int | None]]:
+        """The ranges of an on-demand file that are on disk, merged and in order."""
+        count = DWORD()
+        array = ctypes.c_void_p()
+        with self._as("IBackgroundCopyFile6") as file6:
+            file6.call(
+                "GetFilledFileRanges",
+                (ctypes.c_void_p, ctypes.c_void_p),
+                ctypes.byref(count),
+                ctypes.byref(array),
+            )
+        return _take_ranges(array.value, count.value)
 
     def __enter__(self) -> File:
         return self
@@ -574,15 +716,6 @@ class Job(_Closable):
 
     # -- connection settings --------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _as(self, interface: str) -> Iterator[_com.Interface]:
-        """The job's ``interface`` (IBackgroundCopyJob2, its HTTP options) for a call."""
-        other = self._interface.query(interface)
-        try:
-            yield other
-        finally:
-            other.release()
-
     def set_credentials(
         self,
         target: AuthTarget | int,
@@ -661,6 +794,85 @@ class Job(_Closable):
             options.call("SetCustomHeaders", (ctypes.c_void_p,), _optional_wide(value))
 
     @property
+    def client_certificate(self) -> ClientCertificate | None:
+        """The certificate the job presents when a server asks for one; None when unset."""
+        location = DWORD()
+        store = ctypes.c_void_p()
+        sha1 = ctypes.c_void_p()
+        subject = ctypes.c_void_p()
+        with self._as("IBackgroundCopyJobHttpOptions") as options:
+            hr = options.raw(
+                "GetClientCertificate",
+                (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p),
+                ctypes.byref(location),
+                ctypes.byref(store),
+                ctypes.byref(sha1),
+                ctypes.byref(subject),
+            )
+        if HResult(hr) == _RPC_X_BAD_STUB_DATA:
+            # What Windows answers for a job without a certificate.
+            _com.thread_error_description()  # forget the thread's error information
+            return None
+        if hr < 0:
+            raise _com.error_for(hr, "GetClientCertificate")
+        hash_bytes = b""
+        if sha1.value:
+            try:
+                hash_bytes = ctypes.string_at(sha1.value, CERTIFICATE_HASH_BYTES)
+            finally:
+                _library.library().CoTaskMemFree(sha1.value)
+        return ClientCertificate(
+            CertStoreLocation(location.value),
+            _com.take_co_task_string(store.value) or "",
+            hash_bytes,
+            _com.take_co_task_string(subject.value) or "",
+        )
+
+    def set_client_certificate_by_name(
+        self,
+        store_name: str,
+        subject: str,
+        location: CertStoreLocation | int = CertStoreLocation.CURRENT_USER,
+    ) -> None:
+        """Presents the certificate of ``store_name`` whose subject (or common name) is
+        ``subject``. It is looked up when a transfer starts: one that is not there then
+        puts the job in ERROR with CRYPT_E_NOT_FOUND."""
+        with self._as("IBackgroundCopyJobHttpOptions") as options:
+            options.call(
+                "SetClientCertificateByName",
+                (DWORD, ctypes.c_void_p, ctypes.c_void_p),
+                int(location),
+                _com.wide(store_name),
+                _com.wide(subject),
+            )
+
+    def set_client_certificate_by_id(
+        self,
+        store_name: str,
+        sha1: bytes,
+        location: CertStoreLocation | int = CertStoreLocation.CURRENT_USER,
+    ) -> None:
+        """Presents the certificate of ``store_name`` whose DER encoding has this SHA-1
+        (20 bytes)."""
+        if len(sha1) != CERTIFICATE_HASH_BYTES:
+            raise ValueError(
+                f"a certificate's SHA-1 is {CERTIFICATE_HASH_BYTES} bytes, not {len(sha1)}"
+            )
+        blob = ctypes.create_string_buffer(bytes(sha1), CERTIFICATE_HASH_BYTES)
+        with self._as("IBackgroundCopyJobHttpOptions") as options:
+            options.call(
+                "SetClientCertificateByID",
+                (DWORD, ctypes.c_void_p, ctypes.c_void_p),
+                int(location),
+                _com.wide(store_name),
+                blob,
+            )
+
+    def remove_client_certificate(self) -> None:
+        with self._as("IBackgroundCopyJobHttpOptions") as options:
+            options.call("RemoveClientCertificate", ())
+
+    @property
     def security_flags(self) -> int:
         """BG_SSL_* and BG_HTTP_REDIRECT_POLICY_* flags (IBackgroundCopyJobHttpOptions)."""
         flags = ULONG()
@@ -711,18 +923,14 @@ class Job(_Closable):
     ) -> None:
         """Adds a download of only some bytes of ``url``: ``(offset, length)`` ranges
         (length None: to the end of the file), saved one after the other in ``path``."""
-        wanted = [
-            _FileRange(offset, LENGTH_TO_EOF if length is None else length)
-            for offset, length in ranges
-        ]
-        array = (_FileRange * max(len(wanted), 1))(*wanted)
+        array = _range_array(ranges)
         with self._as("IBackgroundCopyJob3") as job3:
             job3.call(
                 "AddFileWithRanges",
                 (ctypes.c_void_p, ctypes.c_void_p, DWORD, ctypes.c_void_p),
                 _com.wide(url),
                 _com.wide(os.fspath(path)),
-                len(wanted),
+                len(array),
                 array,
             )
 
