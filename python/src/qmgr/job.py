@@ -180,18 +180,28 @@ def _range_array(ranges: Iterable[tuple[int, int | None]]) -> ctypes.Array[_File
     return (_FileRange * len(wanted))(*wanted)
 
 
-def _take_ranges(pointer: int | None, count: int) -> list[tuple[int, int | None]]:
-    """The ranges of an array the library allocated with CoTaskMemAlloc, which is freed."""
+def _get_ranges(owner: _com.Interface, method: str) -> list[tuple[int, int | None]]:
+    """Calls a method that hands over a count and an array of BG_FILE_RANGE (allocated
+    with CoTaskMemAlloc, freed here); returns ``(offset, length)`` pairs."""
+    count = DWORD()
+    array = ctypes.c_void_p()
+    owner.call(
+        method,
+        (ctypes.c_void_p, ctypes.c_void_p),
+        ctypes.byref(count),
+        ctypes.byref(array),
+    )
+    pointer = array.value
     if not pointer:
         return []
     try:
-        array = ctypes.cast(pointer, ctypes.POINTER(_FileRange))
+        ranges = ctypes.cast(pointer, ctypes.POINTER(_FileRange))
         return [
             (
-                array[index].InitialOffset,
-                None if array[index].Length == LENGTH_TO_EOF else array[index].Length,
+                ranges[index].InitialOffset,
+                None if ranges[index].Length == LENGTH_TO_EOF else ranges[index].Length,
             )
-            for index in range(count)
+            for index in range(count.value)
         ]
     finally:
         _library.library().CoTaskMemFree(pointer)
@@ -401,16 +411,8 @@ class File(_Closable):
     def ranges(self) -> list[tuple[int, int | None]]:
         """The ``(offset, length)`` ranges of a file added with ranges (length None: to the
         end of the remote file); empty for a whole file."""
-        count = DWORD()
-        array = ctypes.c_void_p()
         with self._as("IBackgroundCopyFile2") as file2:
-            file2.call(
-                "GetFileRanges",
-                (ctypes.c_void_p, ctypes.c_void_p),
-                ctypes.byref(count),
-                ctypes.byref(array),
-            )
-        return _take_ranges(array.value, count.value)
+            return _get_ranges(file2, "GetFileRanges")
 
     @property
     def temporary_name(self) -> str | None:
@@ -461,16 +463,8 @@ class File(_Closable):
     @property
     def filled_ranges(self) -> list[tuple[int, int | None]]:
         """The ranges of an on-demand file that are on disk, merged and in order."""
-        count = DWORD()
-        array = ctypes.c_void_p()
         with self._as("IBackgroundCopyFile6") as file6:
-            file6.call(
-                "GetFilledFileRanges",
-                (ctypes.c_void_p, ctypes.c_void_p),
-                ctypes.byref(count),
-                ctypes.byref(array),
-            )
-        return _take_ranges(array.value, count.value)
+            return _get_ranges(file6, "GetFilledFileRanges")
 
     def __enter__(self) -> File:
         return self
@@ -875,10 +869,8 @@ class Job(_Closable):
     @property
     def security_flags(self) -> int:
         """BG_SSL_* and BG_HTTP_REDIRECT_POLICY_* flags (IBackgroundCopyJobHttpOptions)."""
-        flags = ULONG()
         with self._as("IBackgroundCopyJobHttpOptions") as options:
-            options.call("GetSecurityFlags", (ctypes.c_void_p,), ctypes.byref(flags))
-        return flags.value
+            return _com.get_dword(options, "GetSecurityFlags")
 
     @security_flags.setter
     def security_flags(self, flags: int) -> None:
@@ -949,10 +941,8 @@ class Job(_Closable):
     def file_acl_flags(self) -> int:
         """BG_COPY_FILE_* flags: what of the source's ownership and permissions an upload's
         or download's file keeps."""
-        flags = DWORD()
         with self._as("IBackgroundCopyJob3") as job3:
-            job3.call("GetFileACLFlags", (ctypes.c_void_p,), ctypes.byref(flags))
-        return flags.value
+            return _com.get_dword(job3, "GetFileACLFlags")
 
     @file_acl_flags.setter
     def file_acl_flags(self, flags: int) -> None:
@@ -963,10 +953,8 @@ class Job(_Closable):
     def maximum_download_time(self) -> int:
         """Seconds the job may spend transferring before it fails with
         BG_E_MAXIMUM_DOWNLOAD_TIME_REACHED (0: no limit)."""
-        seconds = ULONG()
         with self._as("IBackgroundCopyJob4") as job4:
-            job4.call("GetMaximumDownloadTime", (ctypes.c_void_p,), ctypes.byref(seconds))
-        return seconds.value
+            return _com.get_dword(job4, "GetMaximumDownloadTime")
 
     @maximum_download_time.setter
     def maximum_download_time(self, seconds: int) -> None:
