@@ -4,8 +4,10 @@
 //! qmgrd itself). Each pytest test counts as one test.
 //!
 //! The venv is made once with `python3 -m venv` and `pip install ./python pytest` (which
-//! is what a user does, so a package that does not install fails here); later runs only
-//! reinstall the package from the current sources.
+//! is what a user does, so a package that does not install fails here) plus the pinned
+//! linters; later runs only reinstall the package from the current sources. After pytest,
+//! `ruff check`, `ruff format --check` and `mypy` (strict, as python/pyproject.toml says)
+//! look at the package and its tests; each counts as one test.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -90,13 +92,49 @@ fn run_suite() -> Result<(Tally, bool)> {
         .with_context(|| format!("cannot run {}", python.display()))?;
     let xml = fs::read_to_string(&report)
         .with_context(|| format!("pytest ({status}) wrote no report {}", report.display()))?;
-    let tests = parse_junit(&xml)
+    let mut tests = parse_junit(&xml)
         .with_context(|| format!("{} has no <testsuite> counts", report.display()))?;
-    Ok((tests, status.success()))
+    let mut ok = status.success();
+    for (what, args) in LINTS {
+        println!("python: {what}");
+        let passed = Command::new(&python)
+            .current_dir(project_root().join("python"))
+            .env("RUFF_CACHE_DIR", work_dir().join("ruff-cache"))
+            .env("MYPY_CACHE_DIR", work_dir().join("mypy-cache"))
+            .args(["-m"])
+            .args(*args)
+            .status()
+            .with_context(|| format!("cannot run {what}"))?
+            .success();
+        if passed {
+            tests.passed += 1;
+        } else {
+            println!("FAILED python: {what}");
+            tests.failed += 1;
+            ok = false;
+        }
+    }
+    Ok((tests, ok))
 }
 
+/// The linters the package is held to, each run from python/ on the package and its tests.
+const LINTS: &[(&str, &[&str])] = &[
+    ("ruff check", &["ruff", "check", "src", "tests"]),
+    (
+        "ruff format --check",
+        &["ruff", "format", "--check", "src", "tests"],
+    ),
+    ("mypy --strict", &["mypy", "src", "tests"]),
+];
+
+/// The linters' versions: pinned, so a new release's rules cannot fail a fresh machine.
+const LINTERS: [&str; 2] = ["ruff==0.17.6", "mypy==2.4.1"];
+
 /// Marks a venv that is complete; what its content is (a change remakes the venv).
-const VENV_STAMP: (&str, &str) = (".qmgr-venv", "pytest, setuptools and wheel\n");
+const VENV_STAMP: (&str, &str) = (
+    ".qmgr-venv",
+    "pytest, ruff 0.17.6, mypy 2.4.1, setuptools and wheel\n",
+);
 
 /// The venv's python, with pytest and the current python/ installed in it.
 fn prepare_venv(venv: &Path) -> Result<PathBuf> {
@@ -123,7 +161,7 @@ fn prepare_venv(venv: &Path) -> Result<PathBuf> {
         .map(|()| python);
     }
     println!(
-        "making {} (python3 -m venv; pip install ./python pytest)",
+        "making {} (python3 -m venv; pip install ./python pytest, and the linters)",
         venv.display()
     );
     run_checked(
@@ -135,7 +173,8 @@ fn prepare_venv(venv: &Path) -> Result<PathBuf> {
         Command::new(&python)
             .args(["-m", "pip", "install", "--quiet"])
             .arg(&package)
-            .arg("pytest"),
+            .arg("pytest")
+            .args(LINTERS),
     )?;
     // What later runs need to build the package offline.
     run_checked(Command::new(&python).args([
