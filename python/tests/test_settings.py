@@ -17,8 +17,9 @@ WAIT_SECONDS = 60
 
 USER = "alice"
 PASSWORD = "s3cret pass ü"
-#: Fault parameters that have the test server demand USER and PASSWORD.
-CREDENTIALS_QUERY = "user=alice&password=s3cret%20pass%20%C3%BC"
+#: Fault parameters that have the test server demand PASSWORD, and USER with it.
+PASSWORD_QUERY = "password=s3cret%20pass%20%C3%BC"
+CREDENTIALS_QUERY = f"user=alice&{PASSWORD_QUERY}"
 
 
 def _download(job: qmgr.Job, url: str, destination: Path) -> qmgr.JobState:
@@ -45,6 +46,36 @@ def test_server_credentials_answer_a_basic_challenge_and_removing_them_stops_tha
         assert error is not None
         assert error.code == hresults.BG_E_HTTP_ERROR_401
         job.cancel()
+
+
+def test_ntlm_credentials_beyond_ascii_pass_the_servers_ntlmv2_handshake(
+    manager: qmgr.Manager, server: Server, work: Path
+) -> None:
+    # A user name and password beyond ASCII: NTLM hashes their UTF-16, not their UTF-8.
+    url = server.url(f"/data/3k/ntlm?auth=ntlm&user=j%C3%BCrgen&{PASSWORD_QUERY}")
+    with manager.create_job("NTLM") as job:
+        job.set_credentials(qmgr.AuthTarget.SERVER, qmgr.AuthScheme.NTLM, "jürgen", PASSWORD)
+        assert _download(job, url, work / "ntlm.bin") is qmgr.JobState.TRANSFERRED, job.error
+        job.complete()
+    assert (work / "ntlm.bin").stat().st_size == 3 * 1024
+    with manager.create_job("NTLM, wrong password") as job:
+        job.set_credentials(qmgr.AuthTarget.SERVER, qmgr.AuthScheme.NTLM, "jürgen", "not it")
+        assert _download(job, url, work / "refused.bin") is qmgr.JobState.ERROR
+        error = job.error
+        assert error is not None
+        assert error.code == hresults.BG_E_HTTP_ERROR_401
+        job.cancel()
+
+
+def test_ntlm_credentials_curl_cannot_send_are_refused_when_set(manager: qmgr.Manager) -> None:
+    with manager.create_job("NTLM, Cyrillic") as job:
+        with pytest.raises(qmgr.QmgrError) as raised:
+            job.set_credentials(qmgr.AuthTarget.SERVER, qmgr.AuthScheme.NTLM, "ivan", "пароль")
+        # Basic sends UTF-8: the same password is fine there.
+        job.set_credentials(qmgr.AuthTarget.SERVER, qmgr.AuthScheme.BASIC, "ivan", "пароль")
+        job.cancel()
+    assert raised.value.hresult == hresults.E_INVALIDARG
+    assert "U+00FF" in raised.value.description
 
 
 def test_credentials_of_an_unknown_scheme_are_refused_with_a_description(

@@ -111,9 +111,9 @@ pub(crate) fn verifies(message: &[u8], user: &str, password: &str) -> bool {
         return false;
     };
     let (expected_domain, expected_user) = user.split_once('\\').unwrap_or(("", user));
-    if !sent_user.eq_ignore_ascii_case(expected_user)
-        || !domain.eq_ignore_ascii_case(expected_domain)
-    {
+    // Windows compares names without regard to case, in all of Unicode.
+    let same_name = |sent: &str, expected: &str| sent.to_uppercase() == expected.to_uppercase();
+    if !same_name(&sent_user, expected_user) || !same_name(&domain, expected_domain) {
         return false;
     }
     // NTLMv2: a 16-byte proof, then the client's blob.

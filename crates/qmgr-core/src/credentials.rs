@@ -133,7 +133,8 @@ pub struct Credential {
 }
 
 impl Credential {
-    /// Checks SetCredentials' length limits.
+    /// Checks SetCredentials' length limits, and that NTLM credentials are ones the HTTP
+    /// stack can prove (see [`ntlm_user_name_bytes`]).
     pub fn validate(&self) -> Result<()> {
         check_length(
             &self.user_name,
@@ -146,8 +147,53 @@ impl Credential {
             MAX_PASSWORD_CHARS,
             "password",
             hresult::BG_E_PASSWORD_TOO_LARGE,
-        )
+        )?;
+        if self.scheme == AuthScheme::Ntlm
+            && (ntlm_user_name_bytes(&self.user_name).is_none()
+                || latin1(self.password.reveal()).is_none())
+        {
+            return Err(QmgrError::invalid_arg(
+                "NTLM credentials can hold only characters up to U+00FF (and a user name only \
+                 letters whose capital is one of those too): the HTTP stack, libcurl, sends \
+                 each character of them as one byte",
+            ));
+        }
+        Ok(())
     }
+}
+
+/// The Latin-1 bytes of `text`, one per character; `None` when a character is beyond
+/// U+00FF.
+///
+/// curl's NTLM takes each byte of a user name and password for one UTF-16 code unit, so
+/// these bytes (not UTF-8) make the hashes Windows and the servers make from the text.
+pub fn latin1(text: &str) -> Option<Vec<u8>> {
+    text.chars()
+        .map(|character| u8::try_from(u32::from(character)).ok())
+        .collect()
+}
+
+/// The bytes curl's NTLM must be given for `user_name` (`DOMAIN\user`, `DOMAIN/user` or
+/// `user`) to prove it as Windows does: the user part upper-cased in full, then
+/// [`latin1`]. NTLMv2 hashes the upper-cased user name; curl upper-cases only ASCII
+/// letters, so the others are upper-cased here (those without a one-letter capital, such
+/// as ß, stay as they are, as Windows leaves them). `None` when a character, or the capital
+/// of one, is beyond U+00FF.
+pub fn ntlm_user_name_bytes(user_name: &str) -> Option<Vec<u8>> {
+    // Where curl splits the domain off: at the first back-slash or slash.
+    let user_start = user_name.find(['\\', '/']).map_or(0, |split| split + 1);
+    let (domain, user) = user_name.split_at(user_start);
+    let capitals: String = user
+        .chars()
+        .map(|character| {
+            let mut capital = character.to_uppercase();
+            match (capital.next(), capital.next()) {
+                (Some(one), None) => one,
+                _ => character,
+            }
+        })
+        .collect();
+    latin1(&format!("{domain}{capitals}"))
 }
 
 /// A job's credentials: at most one per (target, scheme).
@@ -278,6 +324,46 @@ mod tests {
                 .validate()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn ntlm_credentials_are_limited_to_what_curl_can_send() {
+        let ok = credential(
+            AuthTarget::Server,
+            AuthScheme::Ntlm,
+            "CORP\\jürgen",
+            "pässwört",
+        );
+        assert!(ok.validate().is_ok());
+        for (user, password) in [("jürgen", "пароль"), ("ŁUKASZ", "p"), ("µ-user", "p")] {
+            let refused = credential(AuthTarget::Proxy, AuthScheme::Ntlm, user, password);
+            let error = refused.validate().unwrap_err();
+            assert_eq!(error.hresult, hresult::E_INVALIDARG, "{user}");
+            assert!(
+                error.description.contains("U+00FF"),
+                "{}",
+                error.description
+            );
+        }
+        // Basic and Digest send UTF-8: anything goes.
+        assert!(
+            credential(AuthTarget::Server, AuthScheme::Basic, "ŁUKASZ", "пароль")
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn ntlm_bytes_are_latin1_with_the_user_part_in_capitals() {
+        assert_eq!(latin1("pässwört"), Some(b"p\xe4ssw\xf6rt".to_vec()));
+        assert_eq!(latin1("€"), None);
+        assert_eq!(
+            ntlm_user_name_bytes("corp\\jürgen"),
+            Some(b"corp\\J\xdcRGEN".to_vec())
+        );
+        assert_eq!(ntlm_user_name_bytes("straße"), Some(b"STRA\xdfE".to_vec()));
+        assert_eq!(ntlm_user_name_bytes("ÿ"), None, "its capital is U+0178");
+        assert_eq!(ntlm_user_name_bytes("alice"), Some(b"ALICE".to_vec()));
     }
 
     #[test]

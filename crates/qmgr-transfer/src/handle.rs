@@ -7,6 +7,7 @@ use curl::easy::{Auth, Easy2, HttpVersion, List, NetRc};
 use qmgr_core::credentials::{AuthScheme, AuthTarget};
 use qmgr_core::ranges::RemoteSpan;
 
+use crate::credential_bytes;
 use crate::request::{ProxyChoice, TransferRequest};
 use crate::sink::Sink;
 use crate::source::Scheme;
@@ -125,10 +126,11 @@ pub(crate) fn build(
     if scheme.is_http()
         && target.send_headers
         && let Some(offer) = request.credentials.offer(AuthTarget::Server)
+        && let Some(sent) = credential_bytes::for_curl(&offer)
     {
-        easy.username(offer.user_name)?;
-        easy.password(offer.password)?;
-        easy.http_auth(&auth_of(&offer.schemes))?;
+        set_bytes_option(&easy, curl_sys::CURLOPT_USERNAME, &sent.user_name)?;
+        set_bytes_option(&easy, curl_sys::CURLOPT_PASSWORD, &sent.password)?;
+        easy.http_auth(&auth_of(&sent.schemes))?;
     }
     if scheme.is_http()
         && let Some(netrc) = &request.netrc_file
@@ -140,10 +142,12 @@ pub(crate) fn build(
             .ok_or_else(|| curl::Error::new(curl_sys::CURLE_BAD_FUNCTION_ARGUMENT))?;
         set_string_option(&easy, curl_sys::CURLOPT_NETRC_FILE, path)?;
     }
-    if let Some(offer) = request.credentials.offer(AuthTarget::Proxy) {
-        easy.proxy_username(offer.user_name)?;
-        easy.proxy_password(offer.password)?;
-        easy.proxy_auth(&auth_of(&offer.schemes))?;
+    if let Some(offer) = request.credentials.offer(AuthTarget::Proxy)
+        && let Some(sent) = credential_bytes::for_curl(&offer)
+    {
+        set_bytes_option(&easy, curl_sys::CURLOPT_PROXYUSERNAME, &sent.user_name)?;
+        set_bytes_option(&easy, curl_sys::CURLOPT_PROXYPASSWORD, &sent.password)?;
+        easy.proxy_auth(&auth_of(&sent.schemes))?;
     }
     match &request.proxy {
         ProxyChoice::FromEnvironment => {}
@@ -225,6 +229,15 @@ fn set_string_option(
     easy: &Easy2<Sink>,
     option: curl_sys::CURLoption,
     value: &str,
+) -> Result<(), curl::Error> {
+    set_bytes_option(easy, option, value.as_bytes())
+}
+
+/// Sets a string option from bytes that need not be UTF-8 (see `credential_bytes`).
+fn set_bytes_option(
+    easy: &Easy2<Sink>,
+    option: curl_sys::CURLoption,
+    value: &[u8],
 ) -> Result<(), curl::Error> {
     let value =
         CString::new(value).map_err(|_| curl::Error::new(curl_sys::CURLE_BAD_FUNCTION_ARGUMENT))?;

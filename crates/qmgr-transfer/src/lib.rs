@@ -9,6 +9,7 @@
 
 mod attempt;
 mod buffered_file;
+mod credential_bytes;
 mod durable;
 mod engine;
 mod error;

@@ -77,6 +77,30 @@ fn basic_and_digest_challenges_are_answered() {
 }
 
 #[test]
+fn non_ascii_user_names_and_passwords_pass_ntlm_and_basic() {
+    const USER: &str = "jürgen";
+    const PASSWORD: &str = "pässwört ½";
+    let server = TestServer::start();
+    let path = "/data/2k/umlauts";
+    for (auth, scheme) in [("ntlm", AuthScheme::Ntlm), ("basic", AuthScheme::Basic)] {
+        let query = format!(
+            "auth={auth}&user={}&password={}",
+            encode_query_value(USER),
+            encode_query_value(PASSWORD)
+        );
+        let credentials = Credentials::new(vec![Credential {
+            target: AuthTarget::Server,
+            scheme,
+            user_name: USER.to_owned(),
+            password: Secret::new(PASSWORD),
+        }]);
+        let (_harness, finished) = fetch(&server, path, &query, credentials);
+        let (temp, _, _) = finished.completed();
+        assert_file_is(&temp, &expected_body(path, INITIAL_VERSION, 2048));
+    }
+}
+
+#[test]
 fn no_credentials_or_a_wrong_password_is_http_401() {
     let server = TestServer::start();
     let (_harness, finished) = fetch(
