@@ -224,6 +224,16 @@ static void job2_methods(IBackgroundCopyJob *job)
     credentials.Credentials.Basic.UserName = NULL;
     credentials.Credentials.Basic.Password = (LPWSTR)u"secret";
     CHECK_HR(IBackgroundCopyJob2_SetCredentials(job2, &credentials), E_INVALIDARG);
+    /* NTLM credentials go to libcurl one byte per character: up to U+00FF only. */
+    credentials.Scheme = BG_AUTH_SCHEME_NTLM;
+    credentials.Credentials.Basic.UserName = (LPWSTR)u"j\u00fcrgen";
+    credentials.Credentials.Basic.Password = (LPWSTR)u"p\u00e4ssw\u00f6rt";
+    CHECK_HR(IBackgroundCopyJob2_SetCredentials(job2, &credentials), S_OK);
+    credentials.Credentials.Basic.Password = (LPWSTR)u"\u043f\u0430\u0440\u043e\u043b\u044c";
+    CHECK_HR(IBackgroundCopyJob2_SetCredentials(job2, &credentials), E_INVALIDARG);
+    CHECK_HR(IBackgroundCopyJob2_RemoveCredentials(job2, BG_AUTH_TARGET_PROXY,
+                                                   BG_AUTH_SCHEME_NTLM),
+             S_OK);
     credentials.Scheme = BG_AUTH_SCHEME_NEGOTIATE;
     credentials.Credentials.Basic.UserName = NULL;
     credentials.Credentials.Basic.Password = NULL;
