@@ -519,6 +519,33 @@ fn transfer_logs_in_with_user_or_netrc_and_never_takes_a_password_from_argv() {
         );
     }
 
+    // A user name and password beyond Latin-1 (which NTLM cannot carry) still log in to
+    // a Basic server.
+    let url = server.url(&format!(
+        "/data/2k/cyrillic?auth=basic&user={}&password={}",
+        qmgr_tests::encode_query_value("иван"),
+        qmgr_tests::encode_query_value("пароль")
+    ));
+    let output = transfer_with(
+        &instance,
+        &home,
+        &[
+            "transfer",
+            "-q",
+            "--user",
+            "иван",
+            &url,
+            "-o",
+            "cyrillic.bin",
+        ],
+        Some("пароль"),
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        std::fs::read(instance.downloads().join("cyrillic.bin")).unwrap(),
+        expected_body("/data/2k/cyrillic", INITIAL_VERSION, 2 * 1024)
+    );
+
     // A wrong password is the server's 401, explained; the password is never echoed.
     let output = transfer_with(
         &instance,

@@ -335,6 +335,9 @@ fn job_name(
 
 /// `--user NAME`: the server credentials every job gets, one per scheme the server may ask
 /// for, with the password read now (never from the command line); none without `--user`.
+/// NTLM is among them only when the name and password are ones it can send (see
+/// `Credential::validate`); the engine also leaves it out for text beyond ASCII, as one
+/// user name and password then go to Basic and Digest as UTF-8.
 fn login(args: &TransferArgs) -> Result<Vec<Credential>, Failure> {
     let Some(user) = &args.user else {
         return Ok(Vec::new());
@@ -356,6 +359,7 @@ fn login(args: &TransferArgs) -> Result<Vec<Credential>, Failure> {
             user_name: user.clone(),
             password: Secret::new(password.clone()),
         })
+        .filter(|credential| credential.scheme != AuthScheme::Ntlm || credential.validate().is_ok())
         .collect())
 }
 
