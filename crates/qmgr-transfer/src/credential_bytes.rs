@@ -12,12 +12,23 @@
 use qmgr_core::credentials::{AuthScheme, Offer, latin1, ntlm_user_name_bytes};
 
 /// What curl is given for one target.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub(crate) struct CurlCredentials {
     pub user_name: Vec<u8>,
     pub password: Vec<u8>,
     /// The schemes curl may answer a challenge with.
     pub schemes: Vec<AuthScheme>,
+}
+
+impl std::fmt::Debug for CurlCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Like `Secret`'s: the password never shows.
+        f.debug_struct("CurlCredentials")
+            .field("user_name", &String::from_utf8_lossy(&self.user_name))
+            .field("password", &"<hidden>")
+            .field("schemes", &self.schemes)
+            .finish()
+    }
 }
 
 impl Drop for CurlCredentials {
@@ -103,6 +114,14 @@ mod tests {
         assert_eq!(sent.user_name, b"corp\\J\xdcRGEN");
         assert_eq!(sent.password, b"p\xe4ssw\xf6rt");
         assert_eq!(sent.schemes, [AuthScheme::Ntlm, AuthScheme::Negotiate]);
+    }
+
+    #[test]
+    fn the_password_never_shows_in_debug_output() {
+        let sent = for_curl(&offer("jürgen", "pässwört", &[AuthScheme::Ntlm])).unwrap();
+        let shown = format!("{sent:?}");
+        assert!(!shown.contains("ssw"), "{shown}");
+        assert!(shown.contains("RGEN"), "{shown}");
     }
 
     #[test]
