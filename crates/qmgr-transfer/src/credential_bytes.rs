@@ -118,9 +118,9 @@ mod tests {
 
     #[test]
     fn the_password_never_shows_in_debug_output() {
-        let sent = for_curl(&offer("jürgen", "pässwört", &[AuthScheme::Ntlm])).unwrap();
+        let sent = for_curl(&offer("jürgen", "hünter2", &[AuthScheme::Ntlm])).unwrap();
         let shown = format!("{sent:?}");
-        assert!(!shown.contains("ssw"), "{shown}");
+        assert!(!shown.contains("nter2"), "{shown}");
         assert!(shown.contains("RGEN"), "{shown}");
     }
 
