@@ -218,6 +218,11 @@ pub(crate) fn set_read_size(easy: *mut curl_sys::CURL, bytes: usize) -> Result<(
     // thread calling into curl, and no curl call is running for it; CURLOPT_BUFFERSIZE takes
     // a long.
     let code = unsafe { curl_sys::curl_easy_setopt(easy, curl_sys::CURLOPT_BUFFERSIZE, bytes) };
+    setopt_result(code)
+}
+
+/// A `curl_easy_setopt` return code as a result.
+fn setopt_result(code: curl_sys::CURLcode) -> Result<(), curl::Error> {
     if code == curl_sys::CURLE_OK {
         Ok(())
     } else {
@@ -244,9 +249,5 @@ fn set_bytes_option(
     // SAFETY: the handle is live; curl copies string options, so `value` may be dropped
     // after the call.
     let code = unsafe { curl_sys::curl_easy_setopt(easy.raw(), option, value.as_ptr()) };
-    if code == curl_sys::CURLE_OK {
-        Ok(())
-    } else {
-        Err(curl::Error::new(code))
-    }
+    setopt_result(code)
 }
